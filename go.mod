@@ -1,0 +1,3 @@
+module github.com/vigilml/vigil
+
+go 1.26
