@@ -1,0 +1,241 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestLoadGood(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := writeFile(t, dir, "ops.token", "  0123456789abcdef-ops\n")
+	p := writeFile(t, dir, "vigil.yaml", `
+node_name: gpu-17
+data_dir: /tmp/vigil-data
+log_level: debug
+log_format: json
+shutdown_timeout: 20s
+api:
+  addr: 0.0.0.0:7171
+  unix_socket: /run/vigil/api.sock
+  max_body_bytes: 16MiB
+  request_timeout: 2m
+  tokens:
+    - name: ops
+      scope: write
+      secret_file: `+tokenFile+`
+    - name: grafana
+      scope: read
+      secret: 0123456789abcdef-read
+`)
+	l, err := Load(Options{Path: p, Env: noEnv})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	c := l.Config
+	if c.NodeName != "gpu-17" || c.DataDir != "/tmp/vigil-data" || c.LogLevel != "debug" || c.LogFormat != "json" {
+		t.Errorf("top-level keys not applied: %+v", c)
+	}
+	if c.ShutdownTimeout != 20*time.Second || c.API.RequestTimeout != 2*time.Minute {
+		t.Errorf("durations: got %s, %s", c.ShutdownTimeout, c.API.RequestTimeout)
+	}
+	if c.API.MaxBodyBytes != 16<<20 {
+		t.Errorf("max_body_bytes = %d", c.API.MaxBodyBytes)
+	}
+	if got := c.API.Tokens[0].Secret; got != "0123456789abcdef-ops" {
+		t.Errorf("secret_file not read and trimmed: %q", got)
+	}
+	if c.API.Addr != "0.0.0.0:7171" {
+		t.Errorf("addr = %q", c.API.Addr)
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		if _, err := Load(Options{Dev: dev, Env: noEnv}); err != nil {
+			t.Errorf("defaults (dev=%v) do not validate: %v", dev, err)
+		}
+	}
+}
+
+// TestLoadErrors checks that each kind of mistake is reported with the file,
+// the line and the key.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []string // substrings of the error
+	}{
+		{"unknown top-level key", "node_name: a\nlog_levl: debug\n", []string{"vigil.yaml:2: log_levl: unknown key", `did you mean "log_level"`}},
+		{"unknown nested key", "api:\n  addr: 127.0.0.1:1\n  max_body_byte: 1MiB\n", []string{"vigil.yaml:3: api.max_body_byte: unknown key", `"max_body_bytes"`}},
+		{"bad duration", "shutdown_timeout: ten seconds\n", []string{"vigil.yaml:1: shutdown_timeout: invalid duration \"ten seconds\""}},
+		{"duration without unit", "api:\n  request_timeout: 30\n", []string{"vigil.yaml:2: api.request_timeout: invalid duration \"30\""}},
+		{"wrong type string", "node_name: [a, b]\n", []string{"vigil.yaml:1: node_name: expected a string, got a list"}},
+		{"wrong type bool", "api:\n  access_log: sometimes\n", []string{"vigil.yaml:2: api.access_log: expected true or false"}},
+		{"number for a string", "node_name: 12\n", []string{"vigil.yaml:1: node_name: expected a string, got int 12"}},
+		{"bad size", "api:\n  max_body_bytes: huge\n", []string{"vigil.yaml:2: api.max_body_bytes: invalid size \"huge\""}},
+		{"mapping expected", "api: 5\n", []string{"vigil.yaml:1: api: expected a mapping"}},
+		{"duplicate key", "log_level: info\nlog_level: debug\n", []string{"vigil.yaml:2: log_level: key set twice"}},
+		{"syntax error", "api:\n  addr: [\n", []string{"vigil.yaml:", "invalid YAML"}},
+		{"two documents", "log_level: info\n---\nlog_level: debug\n", []string{"more than one YAML document"}},
+		{"bad enum", "log_level: verbose\n", []string{"vigil.yaml:1: log_level: \"verbose\" is not one of"}},
+		{"remote without tokens", "api:\n  addr: 0.0.0.0:7070\n", []string{"vigil.yaml:2: api.addr:", "no api.tokens"}},
+		{"token scope", "api:\n  tokens:\n    - name: x\n      scope: admin\n      secret: 0123456789abcdefgh\n", []string{"vigil.yaml:4: api.tokens[0].scope: \"admin\" is not read or write"}},
+		{"short token", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: short\n", []string{"vigil.yaml:3: api.tokens[0]: token \"x\" is shorter than 16"}},
+		{"two secrets", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: 0123456789abcdefgh\n      secret_env: X\n", []string{"api.tokens[0]: set exactly one of"}},
+		{"tls half", "api:\n  tls:\n    cert_file: /x.pem\n", []string{"vigil.yaml:2: api.tls: set both"}},
+		{"several errors at once", "foo: 1\nbar: 2\n", []string{"vigil.yaml:1: foo:", "vigil.yaml:2: bar:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "vigil.yaml", tt.body)
+			_, err := Load(Options{Path: p, Env: noEnv})
+			if err == nil {
+				t.Fatalf("Load succeeded; want an error containing %q", tt.want)
+			}
+			msg := strings.ReplaceAll(err.Error(), filepath.Dir(p)+"/", "")
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDirectoryMergedInNameOrder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "10-base.yaml", "node_name: base\nlog_level: debug\napi:\n  addr: 127.0.0.1:7000\n")
+	writeFile(t, dir, "20-site.yaml", "node_name: site\napi:\n  access_log: true\n")
+	writeFile(t, dir, "README.md", "not yaml: [")
+	l, err := Load(Options{Path: dir, Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.NodeName != "site" || l.LogLevel != "debug" || l.API.Addr != "127.0.0.1:7000" || !l.API.AccessLog {
+		t.Errorf("merge wrong: %+v", l.Config)
+	}
+	if len(l.Files) != 2 {
+		t.Errorf("files = %v", l.Files)
+	}
+	// An error in the second file names that file.
+	writeFile(t, dir, "30-bad.yaml", "api:\n  adr: x\n")
+	_, err = Load(Options{Path: dir, Env: noEnv})
+	if err == nil || !strings.Contains(err.Error(), "30-bad.yaml:2: api.adr") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestEnvOverride(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "vigil.yaml", "log_level: info\napi:\n  addr: 127.0.0.1:7000\n")
+	env := map[string]string{
+		"VIGIL_LOG_LEVEL":           "warn",
+		"VIGIL_API_MAX_BODY_BYTES":  "1MiB",
+		"VIGIL_API_REQUEST_TIMEOUT": "5s",
+		"VIGIL_API_ACCESS_LOG":      "true",
+		"VIGIL_OPS_TOKEN":           "0123456789abcdef-env",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	l, err := Load(Options{Path: p, Env: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LogLevel != "warn" || l.API.MaxBodyBytes != 1<<20 || l.API.RequestTimeout != 5*time.Second || !l.API.AccessLog {
+		t.Errorf("env not applied: %+v", l.Config)
+	}
+
+	env["VIGIL_SHUTDOWN_TIMEOUT"] = "soon"
+	_, err = Load(Options{Path: p, Env: lookup})
+	if err == nil || !strings.Contains(err.Error(), "environment VIGIL_SHUTDOWN_TIMEOUT: shutdown_timeout: invalid duration") {
+		t.Errorf("error = %v", err)
+	}
+	delete(env, "VIGIL_SHUTDOWN_TIMEOUT")
+
+	// A token's secret from the environment.
+	p2 := writeFile(t, t.TempDir(), "vigil.yaml", "api:\n  tokens:\n    - name: ops\n      scope: write\n      secret_env: VIGIL_OPS_TOKEN\n")
+	l, err = Load(Options{Path: p2, Env: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.API.Tokens[0].Secret != "0123456789abcdef-env" {
+		t.Errorf("secret_env not read: %q", l.API.Tokens[0].Secret)
+	}
+	delete(env, "VIGIL_OPS_TOKEN")
+	if _, err := Load(Options{Path: p2, Env: lookup}); err == nil || !strings.Contains(err.Error(), "VIGIL_OPS_TOKEN is not set") {
+		t.Errorf("missing env secret: %v", err)
+	}
+}
+
+func TestOverrideRunsAfterEnv(t *testing.T) {
+	lookup := func(k string) (string, bool) {
+		if k == "VIGIL_API_ADDR" {
+			return "127.0.0.1:1", true
+		}
+		return "", false
+	}
+	l, err := Load(Options{Dev: true, Env: lookup, Override: func(c *Config) { c.API.Addr = "127.0.0.1:2" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.API.Addr != "127.0.0.1:2" {
+		t.Errorf("addr = %q; the flag should win", l.API.Addr)
+	}
+}
+
+func TestMissingPath(t *testing.T) {
+	_, err := Load(Options{Path: filepath.Join(t.TempDir(), "nope.yaml"), Env: noEnv})
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("error = %v; want not-exist", err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	a, b := Default(), Default()
+	b.LogLevel = "debug"
+	b.API.Addr = "127.0.0.1:1"
+	b.API.Tokens = []Token{{Name: "x"}}
+	got := Diff(a, b)
+	want := []string{"log_level", "api.addr", "api.tokens"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Diff = %v, want %v", got, want)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c := Default()
+	c.API.Tokens = []Token{{Name: "x", Secret: "supersecretvalue123"}}
+	r := c.Redacted()
+	if r.API.Tokens[0].Secret == c.API.Tokens[0].Secret {
+		t.Error("secret not redacted")
+	}
+	if c.API.Tokens[0].Secret != "supersecretvalue123" {
+		t.Error("Redacted changed the original")
+	}
+}
+
+func TestKeysHaveEnvNames(t *testing.T) {
+	keys := Keys()
+	for _, want := range []string{"node_name", "api.addr", "api.max_body_bytes", "api.tls.cert_file"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys() lacks %q", want)
+		}
+	}
+	if got := EnvName("api.max_body_bytes"); got != "VIGIL_API_MAX_BODY_BYTES" {
+		t.Errorf("EnvName = %q", got)
+	}
+}
