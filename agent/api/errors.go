@@ -1,0 +1,119 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// Error codes used in API error bodies. Clients should branch on the code,
+// not on the message.
+const (
+	CodeInvalidRequest   = "invalid_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodePayloadTooLarge  = "payload_too_large"
+	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeInternal         = "internal"
+	CodeUnavailable      = "unavailable"
+	CodeTimeout          = "timeout"
+)
+
+// Error is an API error: an HTTP status and the body
+// {"error":{"code":"...","message":"..."}}.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a 400 with code invalid_request.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, CodeInvalidRequest, format, args...)
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing useful to do
+}
+
+// WriteError writes err in the API's error shape. An error that is not an
+// *Error becomes a 500 whose message does not leak internals; the caller
+// should have logged it.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = Errorf(http.StatusInternalServerError, CodeInternal, "internal error; see the agent's log")
+	}
+	WriteJSON(w, e.Status, map[string]*Error{"error": e})
+}
+
+// DecodeJSON reads the request body as one JSON value into v. Unknown fields
+// are rejected so that a typo in a field name is an error, not a silent
+// default. The body size limit is enforced by the server; exceeding it
+// returns a 413 *Error.
+func DecodeJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type %q is not supported; send application/json", ct)
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return jsonError(err)
+		}
+		return BadRequest("request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a client-facing *Error.
+func jsonError(err error) error {
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body is larger than the limit of %d bytes (api.max_body_bytes)", maxErr.Limit)
+	case errors.Is(err, io.EOF):
+		return BadRequest("request body is empty; send a JSON value")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("request body ends in the middle of a JSON value")
+	case errors.As(err, &syntaxErr):
+		return BadRequest("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		return BadRequest("field %s: expected %s, got JSON %s", field, typeErr.Type, typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return BadRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return BadRequest("invalid JSON: %v", err)
+}

@@ -1,0 +1,448 @@
+// Package api is the agent's local HTTP API server: routing, bearer-token
+// auth with read and write scopes, body limits, timeouts, JSON errors,
+// request logs and metrics, and panic recovery. Subsystems register their
+// handlers with Handle; the server guarantees every response to a client is
+// either the handler's or a JSON error in the shape
+// {"error":{"code":"...","message":"..."}}.
+//
+// The server listens on TCP (optionally TLS) and, when configured, on a unix
+// socket. Which addresses are safe is decided by the config package: with no
+// tokens the TCP listener must be loopback unless explicitly allowed.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilml/vigil/agent/config"
+)
+
+// Scope is what a route requires of the caller's token.
+type Scope int
+
+const (
+	// Read routes need a read or write token.
+	Read Scope = iota + 1
+	// Write routes need a write token.
+	Write
+)
+
+func (s Scope) String() string {
+	if s == Write {
+		return config.ScopeWrite
+	}
+	return config.ScopeRead
+}
+
+// settings is the part of the configuration that SIGHUP can change.
+type settings struct {
+	tokens    []token
+	accessLog bool
+}
+
+type token struct {
+	name  string
+	scope Scope
+	hash  [sha256.Size]byte
+}
+
+// Server is the HTTP API server.
+type Server struct {
+	cfg     config.API
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	current atomic.Pointer[settings]
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	srv       *http.Server
+	listeners []net.Listener
+	errc      chan error
+	serveWG   sync.WaitGroup
+}
+
+// New builds a server from cfg. Metrics about requests are registered with
+// reg when it is not nil.
+func New(cfg config.API, logger *slog.Logger, reg prometheus.Registerer) *Server {
+	s := &Server{
+		cfg:    cfg,
+		logger: logger,
+		mux:    http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_http_requests_total",
+			Help: "HTTP requests served by the agent API, by route, method and status code.",
+		}, []string{"handler", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_http_request_duration_seconds",
+			Help:    "Time to serve an agent API request, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"handler"}),
+		errc: make(chan error, 2),
+	}
+	if reg != nil {
+		reg.MustRegister(s.requests, s.duration)
+	}
+	s.Reload(cfg)
+	return s
+}
+
+// Reload applies the reloadable settings: tokens and the access log.
+func (s *Server) Reload(cfg config.API) {
+	st := &settings{accessLog: cfg.AccessLog}
+	for _, t := range cfg.Tokens {
+		scope := Read
+		if t.Scope == config.ScopeWrite {
+			scope = Write
+		}
+		st.tokens = append(st.tokens, token{name: t.Name, scope: scope, hash: sha256.Sum256([]byte(t.Secret))})
+	}
+	s.current.Store(st)
+}
+
+// AuthEnabled reports whether requests need a token.
+func (s *Server) AuthEnabled() bool { return len(s.current.Load().tokens) > 0 }
+
+// Handle registers h for pattern (net/http ServeMux syntax, such as
+// "GET /v1/status") behind a token check for scope.
+func (s *Server) Handle(pattern string, scope Scope, h http.Handler) {
+	s.mux.Handle(pattern, s.authorize(scope, h))
+}
+
+// HandleFunc is Handle for a function.
+func (s *Server) HandleFunc(pattern string, scope Scope, h func(http.ResponseWriter, *http.Request)) {
+	s.Handle(pattern, scope, http.HandlerFunc(h))
+}
+
+type ctxKey int
+
+const tokenNameKey ctxKey = 0
+
+// TokenName returns the name of the token that authenticated r, or "".
+func TokenName(r *http.Request) string {
+	name, _ := r.Context().Value(tokenNameKey).(string)
+	return name
+}
+
+func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens := s.current.Load().tokens
+		if len(tokens) == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		secret, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			WriteError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "this API needs a token: send Authorization: Bearer <token>"))
+			return
+		}
+		got := sha256.Sum256([]byte(secret))
+		var match *token
+		for i := range tokens {
+			// Compare every token so timing does not tell which one matched.
+			if subtle.ConstantTimeCompare(got[:], tokens[i].hash[:]) == 1 {
+				match = &tokens[i]
+			}
+		}
+		if match == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
+			WriteError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid"))
+			return
+		}
+		if match.scope < scope {
+			WriteError(w, Errorf(http.StatusForbidden, CodeForbidden, "token %q has scope %s; %s %s needs scope %s", match.name, match.scope, r.Method, r.URL.Path, scope))
+			return
+		}
+		if rec, ok := w.(*recorder); ok {
+			rec.token = match.name
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenNameKey, match.name)))
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	rest = strings.TrimSpace(rest)
+	return rest, rest != ""
+}
+
+// ServeHTTP runs the common request pipeline around the routes: panic
+// recovery, body limit, timeout, metrics and the access log.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	_, pattern := s.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.logger.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rec.wrote {
+				WriteError(rec, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; see the agent's log"))
+			}
+		}
+		s.observe(r, rec, route, start)
+	}()
+
+	limit := int64(s.cfg.MaxBodyBytes)
+	if r.ContentLength > limit {
+		WriteError(rec, Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body of %d bytes is larger than the limit of %d bytes (api.max_body_bytes)", r.ContentLength, limit))
+		return
+	}
+	r.Body = http.MaxBytesReader(rec, r.Body, limit)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+
+	if pattern == "" {
+		s.notFound(rec, r)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// notFound answers a request no route matched: 405 with Allow when the path
+// exists for other methods, 404 otherwise.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	probe := httptest.NewRecorder()
+	h.ServeHTTP(probe, r)
+	if probe.Code == http.StatusMethodNotAllowed {
+		allow := probe.Header().Get("Allow")
+		w.Header().Set("Allow", allow)
+		WriteError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+		return
+	}
+	WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "no API endpoint %s %s; see docs/api.md", r.Method, r.URL.Path))
+}
+
+func (s *Server) observe(r *http.Request, rec *recorder, route string, start time.Time) {
+	elapsed := time.Since(start)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	s.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+
+	level := slog.LevelDebug
+	if s.current.Load().accessLog {
+		level = slog.LevelInfo
+	}
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !s.logger.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if rec.token != "" {
+		attrs = append(attrs, slog.String("token", rec.token))
+	}
+	s.logger.LogAttrs(context.Background(), level, "api request", attrs...)
+}
+
+// recorder captures the status and size of a response. It passes Flush and
+// Unwrap through so streaming handlers (server-sent events) keep working.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+	token  string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status = code
+		r.wrote = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Listen opens the configured listeners. It is separate from Serve so that a
+// port conflict fails start-up before anything else runs.
+func (s *Server) Listen() error {
+	if s.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("API listen on %s: %w", s.cfg.Addr, err)
+		}
+		if s.cfg.TLS.Enabled() {
+			tc, err := tlsConfig(s.cfg.TLS)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			ln = tls.NewListener(ln, tc)
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	if s.cfg.UnixSocket != "" {
+		ln, err := listenUnix(s.cfg.UnixSocket)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	return nil
+}
+
+func tlsConfig(c config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("API TLS: load api.tls.cert_file %s and key_file %s: %w", c.CertFile, c.KeyFile, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("API TLS: read api.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("API TLS: api.tls.client_ca_file %s holds no PEM certificates", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// listenUnix listens on path, replacing a stale socket left by a crash but
+// never one that another process still serves.
+func listenUnix(path string) (net.Listener, error) {
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("API unix socket %s: a file that is not a socket is in the way", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("API unix socket %s is served by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("API unix socket: remove stale %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("API listen on unix socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("API unix socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Addrs returns the addresses being listened on, after Listen: useful when
+// the configured port was 0.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Serve starts serving on every listener in the background. A listener that
+// fails reports on Err.
+func (s *Server) Serve() {
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.RequestTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	for _, ln := range s.listeners {
+		s.serveWG.Add(1)
+		go func() {
+			defer s.serveWG.Done()
+			if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- fmt.Errorf("API server on %s: %w", ln.Addr(), err)
+			}
+		}()
+	}
+}
+
+// Err reports a listener that stopped on its own.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Shutdown stops accepting requests and waits for those in flight until ctx
+// is done, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		s.closeListeners()
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	s.serveWG.Wait()
+	if s.cfg.UnixSocket != "" {
+		os.Remove(s.cfg.UnixSocket)
+	}
+	return err
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+}
