@@ -1,0 +1,162 @@
+// Package client is a small Go client for the agent's HTTP API, used by the
+// vigil CLI. It speaks to a TCP address (http or https) or a unix socket and
+// turns API errors into *APIError.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Environment variables the CLI reads, Consul-style.
+const (
+	EnvAddr      = "VIGIL_HTTP_ADDR"
+	EnvToken     = "VIGIL_TOKEN"
+	EnvTokenFile = "VIGIL_TOKEN_FILE"
+	EnvCAFile    = "VIGIL_CACERT"
+)
+
+// DefaultAddr is where the CLI looks for the agent.
+const DefaultAddr = "127.0.0.1:7070"
+
+// Config says how to reach the agent.
+type Config struct {
+	// Addr is host:port, http://host:port, https://host:port or
+	// unix:///path/to/socket.
+	Addr string
+	// Token is sent as a bearer token when not empty.
+	Token string
+	// CAFile verifies an https agent signed by a private CA.
+	CAFile  string
+	Timeout time.Duration
+}
+
+// Client talks to one agent.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// APIError is an error the agent answered with.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("agent answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// New builds a client.
+func New(cfg Config) (*Client, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	base := cfg.Addr
+	switch {
+	case strings.HasPrefix(base, "unix://"):
+		path := strings.TrimPrefix(base, "unix://")
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		base = "http://vigil"
+	case strings.HasPrefix(base, "http://"), strings.HasPrefix(base, "https://"):
+	default:
+		base = "http://" + base
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificates", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{
+		base:  strings.TrimRight(base, "/"),
+		token: cfg.Token,
+		http:  &http.Client{Transport: tr, Timeout: cfg.Timeout},
+	}, nil
+}
+
+// Get fetches path and decodes the JSON answer into out. A non-2xx answer
+// is returned as *APIError, except when okStatus lists its code: then the
+// body is decoded into out as well (health answers 503 with a body).
+func (c *Client) Get(ctx context.Context, path string, out any, okStatus ...int) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("read answer: %w", err)
+	}
+	ok := resp.StatusCode/100 == 2
+	for _, s := range okStatus {
+		ok = ok || resp.StatusCode == s
+	}
+	if !ok {
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+			return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		}
+		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(body))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode answer from %s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// FromEnv fills a Config from the VIGIL_* environment variables, reading
+// the token from VIGIL_TOKEN_FILE when VIGIL_TOKEN is unset.
+func FromEnv() (Config, error) {
+	cfg := Config{Addr: os.Getenv(EnvAddr), Token: os.Getenv(EnvToken), CAFile: os.Getenv(EnvCAFile)}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Token == "" {
+		if f := os.Getenv(EnvTokenFile); f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %w", EnvTokenFile, err)
+			}
+			cfg.Token = strings.TrimSpace(string(b))
+		}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vigilml/vigil/agent"
+	"github.com/vigilml/vigil/agent/config"
+	"github.com/vigilml/vigil/agent/logging"
+)
+
+func runAgent(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("agent", "agent (-dev | -config PATH) [flags]", `
+Run the Vigil agent in the foreground until SIGINT or SIGTERM.
+
+  -dev          runs on embedded defaults: data in ./.vigil-dev, the API on
+                127.0.0.1:7070, single node, one log line per request.
+  -config PATH  reads a YAML file, or every *.yaml file of a directory in
+                name order, over the production defaults (with -dev, over
+                the dev defaults). See docs/configuration.md.
+
+VIGIL_* environment variables override file settings (VIGIL_LOG_LEVEL,
+VIGIL_API_ADDR, ...); the flags below override both. SIGHUP reloads the
+configuration: log level, API tokens and the access log change at once,
+other changes are logged as needing a restart.`, stdout, stderr)
+	dev := fs.Bool("dev", false, "run on embedded development defaults")
+	cfgPath := fs.String("config", "", "configuration `path`: a YAML file or a directory of *.yaml files")
+	dataDir := fs.String("data-dir", "", "data `directory` (overrides data_dir)")
+	httpAddr := fs.String("http-addr", "", "API listen `address` host:port (overrides api.addr)")
+	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn or error (overrides log_level)")
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil agent: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if !*dev && *cfgPath == "" {
+		fmt.Fprintln(stderr, "vigil agent: no configuration: pass -config /etc/vigil/vigil.yaml, or -dev to run on embedded defaults")
+		return 2
+	}
+
+	opts := config.Options{
+		Path: *cfgPath,
+		Dev:  *dev,
+		Override: func(c *config.Config) {
+			if *dataDir != "" {
+				c.DataDir = *dataDir
+			}
+			if *httpAddr != "" {
+				c.API.Addr = *httpAddr
+			}
+			if *logLevel != "" {
+				c.LogLevel = *logLevel
+			}
+		},
+	}
+	cfg, err := config.Load(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil agent: configuration is not valid:\n%s\n", indent(err.Error()))
+		return 1
+	}
+
+	level := new(slog.LevelVar)
+	lvl, _ := logging.ParseLevel(cfg.LogLevel) // validated by Load
+	level.Set(lvl)
+	logger := logging.New(stderr, cfg.LogFormat, level)
+
+	a, err := agent.New(cfg, agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil agent: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		stopping := false
+		for sig := range sigs {
+			switch {
+			case sig == syscall.SIGHUP:
+				next, err := config.Load(opts)
+				if err != nil {
+					logger.Error("reload failed; keeping the running configuration", "err", err.Error())
+					continue
+				}
+				a.Reload(next)
+			case !stopping:
+				stopping = true
+				logger.Info("signal received; draining", "signal", sig.String())
+				cancel()
+			default:
+				logger.Warn("second signal received; exiting without draining", "signal", sig.String())
+				os.Exit(1)
+			}
+		}
+	}()
+
+	if err := a.Run(ctx); err != nil {
+		logger.Error("agent stopped with errors", "err", err.Error())
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,104 @@
+// Command vigil is the Vigil agent and its command-line client: one binary,
+// with `vigil agent` running the daemon and the other subcommands talking to
+// a running agent or checking files.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one subcommand.
+type command struct {
+	name     string
+	synopsis string
+	run      func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"agent", "Run the Vigil agent", runAgent},
+		{"status", "Show a running agent's status and health", runStatus},
+		{"config", "Check configuration files (config validate PATH)", runConfig},
+		{"version", "Print the version of this binary", runVersion},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 1
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	case "-v", "-version", "--version":
+		return runVersion(nil, stdout, stderr)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 1
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: vigil <command> [flags]
+
+Vigil is a node-local agent for GPU inference fleets: it watches the
+hardware and the models on this host and serves a local API.
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "    %-10s %s\n", c.name, c.synopsis)
+	}
+	fmt.Fprint(w, `
+Run "vigil <command> -help" for a command's flags.
+Quick start: "vigil agent -dev" runs an agent on embedded defaults.
+`)
+}
+
+// newFlags returns a flag set whose -help prints the command's description
+// and flags to stdout.
+func newFlags(name, usageLine, help string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: vigil %s\n\n%s\n", usageLine, strings.TrimSpace(help))
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns done=true with the exit code when the
+// command should stop here (-help, or a flag error).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0, true
+	}
+	if err != nil {
+		return 2, true
+	}
+	return 0, false
+}
