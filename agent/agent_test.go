@@ -87,7 +87,9 @@ func TestReloadAppliesOnlyReloadableKeys(t *testing.T) {
 
 func TestSubsystemsSortedAndChecksRun(t *testing.T) {
 	a, _, _ := newTestAgent(t)
-	a.setStatus("zeta", func() SubsystemStatus { return SubsystemStatus{Name: "zeta", State: StateUnavailable, Reason: "no driver"} })
+	a.setStatus("zeta", func() SubsystemStatus {
+		return SubsystemStatus{Name: "zeta", State: StateUnavailable, Reason: "no driver"}
+	})
 	a.addCheck("zeta", func(context.Context) error { return os.ErrDeadlineExceeded })
 	subs := a.Subsystems()
 	if len(subs) != 2 || subs[0].Name != "api" || subs[1].Name != "zeta" || subs[1].Reason != "no driver" {
