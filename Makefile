@@ -13,11 +13,14 @@ LDFLAGS     := -X $(PKG)/agent/version.Version=$(VERSION) \
 
 # Pinned tool versions, installed into .tools/ by `make tools`.
 STATICCHECK_VERSION := v0.8.2
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTO_FILES := $(wildcard sdk/proto/vigil/plugin/v1/*.proto)
 
 # Plugin folders with a main package: plugins/<kind>/<name>/main.go
 PLUGINS := $(patsubst %/main.go,%,$(wildcard plugins/*/*/main.go))
 
-.PHONY: help build run test test-deps lint tools bench clean
+.PHONY: help build run test test-deps lint tools bench clean proto proto-check protoc-deps
 
 help: ## Show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +53,33 @@ tools: $(TOOLS)/staticcheck ## Install pinned Go tools into .tools/
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+protoc-deps: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
+	@if ! command -v protoc >/dev/null 2>&1 || [ ! -f /usr/include/google/protobuf/struct.proto ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian packages protobuf-compiler and libprotobuf-dev (protoc and its well-known types)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler libprotobuf-dev >/dev/null; \
+		else \
+			echo "protoc is missing; install Debian's protobuf-compiler and libprotobuf-dev packages" >&2; exit 1; \
+		fi; \
+	fi
+
+proto: protoc-deps ## Regenerate Go code from sdk/proto (checked in)
+	protoc -I sdk/proto \
+		--plugin=protoc-gen-go=$(TOOLS)/protoc-gen-go --go_out=sdk/proto --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=$(TOOLS)/protoc-gen-go-grpc --go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
+		$(PROTO_FILES)
+
+proto-check: proto ## Fail when the checked-in generated code is stale
+	@if [ -n "$$(git status --porcelain -- sdk/proto)" ]; then \
+		echo "generated code in sdk/proto is stale: run make proto and commit" >&2; git status --porcelain -- sdk/proto >&2; exit 1; \
+	fi
 
 lint: tools ## gofmt, go vet and staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
