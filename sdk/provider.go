@@ -1,0 +1,123 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// Provider is an LLM provider plugin.
+type Provider interface {
+	Models(ctx context.Context) (*pb.ModelsResponse, error)
+	Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error)
+	// ChatStream calls send for each delta; the last event carries
+	// finish_reason and usage. Stop early when send returns an error (the
+	// client went away).
+	ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error
+	Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error)
+	// CountTokens returns an Unsupported *Error when the provider cannot
+	// count exactly; the agent then estimates.
+	CountTokens(ctx context.Context, req *pb.CountTokensRequest) (*pb.CountTokensResponse, error)
+}
+
+// ProviderClient is the host's handle on a provider plugin.
+type ProviderClient interface {
+	Base
+	Provider
+}
+
+// ServeProvider serves p as a provider plugin. Call it from main.
+func ServeProvider(info Info, p Provider) {
+	serve(KindProvider, &ProviderPlugin{Info: info, Impl: p})
+}
+
+// ProviderPlugin is the go-plugin glue for providers.
+type ProviderPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Info Info
+	Impl Provider
+}
+
+// GRPCServer registers the provider's services.
+func (p *ProviderPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterPluginServer(s, &infoServer{kind: KindProvider, info: p.Info, impl: p.Impl})
+	pb.RegisterProviderServer(s, &providerServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a ProviderClient.
+func (p *ProviderPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &providerClient{baseClient: baseClient{pb.NewPluginClient(c)}, c: pb.NewProviderClient(c)}, nil
+}
+
+type providerServer struct {
+	pb.UnimplementedProviderServer
+	impl Provider
+}
+
+func (s *providerServer) Models(ctx context.Context, _ *pb.ModelsRequest) (*pb.ModelsResponse, error) {
+	return s.impl.Models(ctx)
+}
+
+func (s *providerServer) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	return s.impl.Chat(ctx, req)
+}
+
+func (s *providerServer) ChatStream(req *pb.ChatRequest, stream grpc.ServerStreamingServer[pb.ChatEvent]) error {
+	return s.impl.ChatStream(stream.Context(), req, stream.Send)
+}
+
+func (s *providerServer) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	return s.impl.Embed(ctx, req)
+}
+
+func (s *providerServer) CountTokens(ctx context.Context, req *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
+	return s.impl.CountTokens(ctx, req)
+}
+
+type providerClient struct {
+	baseClient
+	c pb.ProviderClient
+}
+
+func (p *providerClient) Models(ctx context.Context) (*pb.ModelsResponse, error) {
+	return p.c.Models(ctx, &pb.ModelsRequest{})
+}
+
+func (p *providerClient) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	return p.c.Chat(ctx, req)
+}
+
+func (p *providerClient) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := p.c.ChatStream(ctx, req)
+	if err != nil {
+		return fromStatus(err, nil)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(err, stream.Trailer())
+		}
+		if err := send(ev); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *providerClient) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	return p.c.Embed(ctx, req)
+}
+
+func (p *providerClient) CountTokens(ctx context.Context, req *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
+	return p.c.CountTokens(ctx, req)
+}

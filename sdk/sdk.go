@@ -1,0 +1,84 @@
+// Package sdk is what a Vigil plugin author imports. A plugin is a separate
+// program that the Vigil agent starts and talks to over gRPC through
+// github.com/hashicorp/go-plugin; this package hides that plumbing.
+//
+// A plugin is one of three kinds: a drift Detector, an LLM Provider or a
+// VectorStore. Implement the kind's interface and hand it to the matching
+// Serve function from main:
+//
+//	func main() {
+//		sdk.ServeDetector(sdk.Info{Name: "ks", Version: "1.0.0"}, &myDetector{})
+//	}
+//
+// The contract is defined in protobuf under sdk/proto/vigil/plugin/v1 and
+// versioned: contract version 1 only ever grows (new fields, RPCs and enum
+// values); a breaking change would be version 2, served side by side through
+// go-plugin's VersionedPlugins. Request and response messages are the
+// generated protobuf types, so the Go interfaces and the wire never drift
+// apart.
+//
+// Errors: return an *Error with a Class (InvalidRequest, RateLimited, ...)
+// so the agent can act on it: retry, fall back or give up. Any other error
+// reaches the agent as class internal. A panic in a handler is caught and
+// returned as class internal; the plugin keeps serving.
+//
+// Logging: write to standard error (log/slog's default handler does).
+// go-plugin forwards each line into the agent's log under the plugin's name.
+// Standard output belongs to the go-plugin handshake: never print to it.
+package sdk
+
+import (
+	"github.com/hashicorp/go-plugin"
+)
+
+// ContractVersion is the version of the plugin contract this SDK speaks. It
+// is the go-plugin protocol version of the plugin set.
+const ContractVersion = 1
+
+// Handshake is the go-plugin handshake shared by the agent and every
+// plugin. It is not a security measure (the agent checks a plugin's SHA-256
+// for that); it keeps a plugin binary from being run by mistake as a
+// normal program.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ContractVersion,
+	MagicCookieKey:   "VIGIL_PLUGIN",
+	MagicCookieValue: "7c1b0e8e-vigil-plugin-contract",
+}
+
+// Kind is a kind of plugin.
+type Kind string
+
+// The plugin kinds. They are also the names under which go-plugin
+// dispenses each kind.
+const (
+	KindDetector    Kind = "detector"
+	KindProvider    Kind = "provider"
+	KindVectorStore Kind = "vectorstore"
+)
+
+// Kinds lists every kind, in a fixed order.
+var Kinds = []Kind{KindDetector, KindProvider, KindVectorStore}
+
+// Info describes a plugin. Serve fills in the kind and contract version.
+type Info struct {
+	// Name is the plugin's own name, such as "ks" or "openai".
+	Name string
+	// Version is the plugin's release, free-form (semver recommended).
+	Version string
+	// Capabilities are optional features, named per kind in docs/plugins.md.
+	Capabilities []string
+}
+
+// FieldError is one problem with a plugin's configuration.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+// Configurer is implemented by plugins that take configuration. The agent
+// calls Configure once after start (and again after a restart) with the
+// plugin's section of the agent's config file. Return every problem; an
+// empty result accepts the configuration.
+type Configurer interface {
+	Configure(config map[string]any) []FieldError
+}
