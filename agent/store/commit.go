@@ -35,9 +35,9 @@ type committer struct {
 	db func() *bolt.DB // the current file; only the writer goroutine swaps it
 
 	// Hooks, all called from the writer goroutine.
-	beginTx  func()                                    // before each transaction attempt
+	beginTx  func()                                     // before each transaction attempt
 	onCommit func(d time.Duration, reqs int, err error) // after each commit attempt
-	idle     func()                                    // after each batch
+	idle     func()                                     // after each batch
 	tick     <-chan time.Time
 	onTick   func()
 
