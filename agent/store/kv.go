@@ -202,4 +202,3 @@ func (k *KV) Close() error {
 
 // Commits reports how many group commits this KV has made.
 func (k *KV) Commits() uint64 { return k.c.commits.Load() }
-
