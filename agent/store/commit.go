@@ -115,6 +115,8 @@ func (c *committer) stop() {
 func (c *committer) run() {
 	defer close(c.exited)
 	var batch []*writeReq
+	var timer *time.Timer
+	lastLen := 0
 	for {
 		batch = batch[:0]
 		select {
@@ -134,38 +136,45 @@ func (c *committer) run() {
 		}
 		weight := batch[0].weight
 		open := true
-		if c.delay > 0 {
-			t := time.NewTimer(c.delay)
-		wait:
-			for weight < c.maxWeight {
-				select {
-				case r, ok := <-c.queue:
-					if !ok {
-						open = false
-						break wait
-					}
-					batch = append(batch, r)
-					weight += r.weight
-				case <-t.C:
-					break wait
-				}
+		take := func(r *writeReq, ok bool) {
+			if !ok {
+				open = false
+				return
 			}
-			t.Stop()
+			batch = append(batch, r)
+			weight += r.weight
 		}
 	drain:
 		for open && weight < c.maxWeight {
 			select {
 			case r, ok := <-c.queue:
-				if !ok {
-					open = false
-					break drain
-				}
-				batch = append(batch, r)
-				weight += r.weight
+				take(r, ok)
 			default:
 				break drain
 			}
 		}
+		// Adaptive wait: when the previous commit grouped more callers than
+		// are here now, they are probably resubmitting right after their
+		// acknowledgement; waiting a moment for them lets one fsync serve
+		// all of them again. A lone writer (last batch of one) never waits.
+		if open && c.delay > 0 && len(batch) < lastLen && weight < c.maxWeight {
+			if timer == nil {
+				timer = time.NewTimer(c.delay)
+			} else {
+				timer.Reset(c.delay)
+			}
+		wait:
+			for open && len(batch) < lastLen && weight < c.maxWeight {
+				select {
+				case r, ok := <-c.queue:
+					take(r, ok)
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
+		}
+		lastLen = len(batch)
 		c.commit(batch)
 		clear(batch)
 		if !open {

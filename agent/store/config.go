@@ -46,10 +46,10 @@ type Config struct {
 	// Default 4096.
 	QueueSize int `yaml:"queue_size"`
 
-	// CommitDelay is how long the writer waits to gather more appends before
-	// starting a commit once it has work. 0 (the default) commits as soon as
-	// the previous commit has finished; concurrent writers still share a
-	// commit because they queue up during the fsync.
+	// CommitDelay bounds how long the writer waits to gather more appends
+	// before a commit. It waits only when the previous commit served more
+	// callers than have arrived yet (they are usually about to resubmit), so
+	// a lone writer never waits. Default 1ms; at most 1s.
 	CommitDelay time.Duration `yaml:"commit_delay"`
 
 	// QueryMaxSeries and QueryMaxPoints bound one Query. Defaults 10000 and
@@ -80,6 +80,7 @@ func DefaultConfig() Config {
 		QueryMaxSeries:  10_000,
 		QueryMaxPoints:  5_000_000,
 		CompactMinBytes: 64 << 20,
+		CommitDelay:     time.Millisecond,
 	}
 }
 
@@ -118,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CompactMinBytes == 0 {
 		c.CompactMinBytes = d.CompactMinBytes
+	}
+	if c.CommitDelay == 0 {
+		c.CommitDelay = d.CommitDelay
 	}
 	return c
 }
