@@ -14,8 +14,9 @@
 // and was fsynced. An acknowledged sample survives kill -9 and power loss
 // (as far as the disk honours fsync). Concurrent callers share commits
 // (group commit): one goroutine per file runs everything that queued during
-// the previous fsync in one transaction, so N writers cost about one fsync
-// round, not N.
+// the previous fsync in one transaction (waiting up to store.commit_delay
+// for callers that the previous commit served and that are about to come
+// back), so N writers cost about one fsync round, not N.
 //
 // Atomic per call: the samples of one Append are all stored or none is.
 // One invalid sample refuses the call with a *SampleError naming it.
