@@ -84,7 +84,7 @@ func TestAppendQueryRoundTrip(t *testing.T) {
 	s := openTest(t, testConfig(t), options{now: clock.Now})
 	base := clock.Now().Add(-time.Hour)
 	var batch []Sample
-	for i := 0; i < 120; i++ { // 2 hours? no: 120 samples 30s apart = 1h, crossing a partition
+	for i := 0; i < 120; i++ { // 120 samples 30s apart: one hour, crossing a partition boundary
 		ts := base.Add(time.Duration(i) * 30 * time.Second)
 		batch = append(batch, gpuSample("0", ts, float64(i)), gpuSample("1", ts, float64(100+i)))
 	}
