@@ -1,0 +1,68 @@
+// Package store is the agent's durable, bounded local storage, built on
+// bbolt (go.etcd.io/bbolt).
+//
+// It holds time series samples (Store) for local queries and for the
+// remote_write forwarder, and offers small durable key-value files (KV) for
+// the other subsystems: observations, plugin catalog, canary and retrain
+// state, LLM cache. Each KV lives in its own bbolt file with its own writer,
+// so one subsystem's writes never wait for another's.
+//
+// # Guarantees
+//
+// Durable before acknowledged: Append (and KV.Put, KV.Apply, SaveCursor)
+// returns nil only after the bbolt transaction holding the data committed
+// and was fsynced. An acknowledged sample survives kill -9 and power loss
+// (as far as the disk honours fsync). Concurrent callers share commits
+// (group commit): one goroutine per file runs everything that queued during
+// the previous fsync in one transaction (waiting up to store.commit_delay
+// for callers that the previous commit served and that are about to come
+// back), so N writers cost about one fsync round, not N.
+//
+// Atomic per call: the samples of one Append are all stored or none is.
+// One invalid sample refuses the call with a *SampleError naming it.
+//
+// Bounded: samples older than store.retention are dropped with their
+// partition (a partition goes once all of it is past the retention, so
+// data is kept at least that long); when live data passes store.max_bytes
+// the oldest partitions are dropped first, and within the newest partition
+// its oldest records. A hard file size cap a little above max_bytes (25%,
+// at least 4MiB) stops a burst between evictions from filling the disk.
+// Evicted samples are counted (vigil_store_evicted_samples_total, and per
+// forwarding cursor the ones it never read) and each eviction run logs one
+// line. bbolt files never shrink by themselves; when more than half of the
+// file is free and it is at least store.compact_min_bytes, the store copies
+// the live data into a fresh file and renames it over the old one, blocking
+// writers (not readers) for the copy.
+//
+// Ordering: every record (the samples of one Append falling in one time
+// partition) gets a sequence number in commit order; ReadFrom walks records
+// in that order, which is what forwarding cursors follow. Query returns
+// points in time order whatever the append order was.
+//
+// Failure: a write that fails (disk full, I/O error, hard size cap) returns
+// an error wrapping ErrDiskFull or ErrWrite, is counted in
+// vigil_store_write_errors_total{reason}, stores nothing, and leaves reads
+// working. A file that bbolt refuses or whose own structures are damaged is
+// renamed to <path>.corrupt-<UTC time> and replaced by an empty one, logged
+// at ERROR, at most once per Open: never a crash loop. A file written by a
+// newer schema is not touched: Open fails with a *SchemaError
+// (ErrSchemaTooNew) naming both versions.
+//
+// # Layout
+//
+// One bbolt file per Store: bucket "meta" (schema version), "series"
+// (canonical name+labels key -> uint64 id), "parts" (one nested bucket per
+// time partition, keyed by its start in ms, holding seq -> record) and
+// "cursors". A record encodes its samples as series id, time delta and the
+// 8-byte value: about 11-14 bytes per sample before bbolt's page overhead.
+//
+// # Not guaranteed
+//
+// Samples are not deduplicated on write; Query keeps the last appended of
+// equal timestamps, ReadFrom returns them all. Cancelling the context of an
+// Append that is already queued leaves its outcome unknown. Series are not
+// garbage collected when their data is evicted: the index is bounded by
+// store.max_series instead. The store keeps no copy of the latest values
+// for fast reads; the caller's cache serves those. Durability depends on
+// the filesystem honouring fdatasync.
+package store

@@ -1,0 +1,535 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// schemaVersion is the layout version written to the meta bucket. Bump it
+// (and teach initFile to migrate) whenever the layout changes.
+const schemaVersion uint32 = 1
+
+// Top-level buckets of the sample file.
+var (
+	bucketMeta    = []byte("meta")    // schema -> uint32
+	bucketSeries  = []byte("series")  // series key -> id (uint64 BE); sequence allocates ids
+	bucketParts   = []byte("parts")   // partition start (ms, uint64 BE) -> bucket of seq -> record; sequence allocates seqs
+	bucketCursors = []byte("cursors") // cursor name -> Cursor
+	keySchema     = []byte("schema")
+)
+
+// maxFuture is how far ahead of the store's clock a sample may be stamped.
+const maxFuture = 10 * time.Minute
+
+const compactSuffix = ".compact"
+
+// Sample is one value of one series at one time. Time is stored with
+// millisecond precision (truncated).
+type Sample struct {
+	Name   string
+	Labels Labels
+	Time   time.Time
+	Value  float64
+}
+
+// Store is the durable, bounded sample store. All methods are safe for
+// concurrent use.
+type Store struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	partMs   int64
+	boltOpts bolt.Options
+
+	mu sync.RWMutex // read: using db; write: swapping it (compaction, Close)
+	db *bolt.DB
+
+	idx seriesIndex
+	c   *committer
+
+	useBoltBatch bool // benchmark comparison only: DB.Batch instead of the committer
+
+	// Owned by the writer goroutine.
+	txNewSeries int
+	lastTxSize  int64
+
+	partitions atomic.Int64
+	m          *metrics
+
+	ticker    *time.Ticker
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// options are test and benchmark hooks that are not configuration.
+type options struct {
+	now           func() time.Time
+	bolt          func(*bolt.Options)
+	useBoltBatch  bool
+	maintainEvery time.Duration
+}
+
+// Open opens (creating if needed) the store file cfg.Path. Zero fields of
+// cfg take their defaults. A corrupt file is moved aside and replaced by an
+// empty one (logged at ERROR); a file written by a newer schema is refused
+// with a *SchemaError. Retention is applied before Open returns.
+func Open(cfg Config, logger *slog.Logger) (*Store, error) {
+	return open(cfg, logger, options{})
+}
+
+func open(cfg Config, logger *slog.Logger, o options) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.Path == "" {
+		return nil, errors.New("store.path: empty; resolve it with Config.WithDataDir")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.maintainEvery == 0 {
+		o.maintainEvery = 30 * time.Second
+	}
+	s := &Store{
+		cfg:          cfg,
+		log:          logger.With("component", "store"),
+		now:          o.now,
+		partMs:       cfg.Partition.Milliseconds(),
+		useBoltBatch: o.useBoltBatch,
+		m:            newMetrics(),
+	}
+	// A hard cap a little above max_bytes, so a burst between evictions
+	// cannot fill the disk; hitting it fails the write with ErrDiskFull.
+	headroom := max(int64(cfg.MaxBytes)/4, 4<<20)
+	s.boltOpts = bolt.Options{
+		FreelistType: bolt.FreelistMapType, // hashmap: fast with a fragmented freelist after evictions
+		MaxSize:      int(int64(cfg.MaxBytes) + headroom),
+	}
+	if o.bolt != nil {
+		o.bolt(&s.boltOpts)
+	}
+	db, err := openFile(cfg.Path, s.boltOpts, s.log, s.initFile)
+	if err != nil {
+		return nil, err
+	}
+	s.setDB(db)
+	s.c = newCommitter(cfg.QueueSize, 64<<10, cfg.CommitDelay, func() *bolt.DB { return s.db })
+	s.c.beginTx = func() { s.txNewSeries = 0 }
+	s.c.onCommit = func(d time.Duration, _ int, err error) {
+		if err == nil {
+			s.m.commitDur.Observe(d.Seconds())
+		}
+	}
+	s.c.idle = s.afterBatch
+	s.ticker = time.NewTicker(o.maintainEvery)
+	s.c.tick = s.ticker.C
+	s.c.onTick = func() { s.maintain(s.now()) }
+	s.maintain(s.now())
+	go s.c.run()
+	return s, nil
+}
+
+func (s *Store) setDB(db *bolt.DB) {
+	db.MaxBatchDelay = 2 * time.Millisecond
+	// Grow the file in steps that stay small against max_bytes.
+	db.AllocSize = int(min(int64(16<<20), int64(s.cfg.MaxBytes)/16))
+	s.mu.Lock()
+	s.db = db
+	s.mu.Unlock()
+}
+
+// initFile checks the schema (creating the layout in an empty file) and
+// loads the series index. It runs again on a fresh file after a corrupt one
+// was moved aside.
+func (s *Store) initFile(db *bolt.DB) error {
+	if s.cfg.CheckOnOpen {
+		if err := checkFile(db); err != nil {
+			return err
+		}
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return corrupt("no meta bucket (not a vigil store file?)")
+			}
+			meta, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
+				return err
+			}
+		} else {
+			v := meta.Get(keySchema)
+			if len(v) != 4 {
+				return corrupt("schema version missing or malformed")
+			}
+			if ver := binary.BigEndian.Uint32(v); ver > schemaVersion {
+				return &SchemaError{Path: s.cfg.Path, Found: ver, Supported: schemaVersion}
+			} else if ver == 0 {
+				return corrupt("schema version 0")
+			}
+		}
+		for _, b := range [][]byte{bucketSeries, bucketParts, bucketCursors} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.idx.reset()
+	return db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketSeries).ForEach(func(k, v []byte) error {
+			name, ls, err := parseSeriesKey(k)
+			if err != nil || len(v) != 8 {
+				return corrupt("series index entry %x: malformed", k)
+			}
+			s.idx.add(string(k), binary.BigEndian.Uint64(v), name, ls)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var n int64
+		err = tx.Bucket(bucketParts).ForEach(func(k, v []byte) error {
+			if len(k) != 8 || v != nil {
+				return corrupt("partition key %x: malformed", k)
+			}
+			n++
+			return nil
+		})
+		s.partitions.Store(n)
+		return err
+	})
+}
+
+// Close commits what is queued, stops the writer and closes the file.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.c.stop()
+		s.ticker.Stop()
+		s.mu.Lock()
+		if s.db != nil {
+			s.closeErr = s.db.Close()
+			s.db = nil
+		}
+		s.mu.Unlock()
+	})
+	return s.closeErr
+}
+
+// view runs fn in a read transaction on the current file.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+type newSeries struct {
+	idx    int // first sample using it
+	key    string
+	name   string
+	labels Labels
+}
+
+// Append stores samples and returns once they are committed and fsynced:
+// after a nil return they survive a crash or power loss. Samples of one
+// call are all stored or none is. Concurrent calls share commits.
+//
+// A sample is refused (with a *SampleError naming its index; nothing of the
+// call is stored) when its name or labels are invalid, or its time is older
+// than the retention or more than 10 minutes ahead of the store's clock.
+// Values are stored bit-exactly: NaN (Prometheus' stale marker) and ±Inf
+// are kept as given; rejecting them is the caller's policy.
+//
+// If ctx ends while the call waits for its commit, Append returns ctx.Err()
+// and the samples may or may not have been stored.
+func (s *Store) Append(ctx context.Context, samples []Sample) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	now := s.now()
+	lo, hi := now.Add(-s.cfg.Retention).UnixMilli(), now.Add(maxFuture).UnixMilli()
+	enc := make([]encSample, len(samples))
+	var unknown []newSeries
+	var seen map[string]bool
+	var keyBuf []byte
+	sameP, firstP := true, int64(0)
+
+	s.idx.mu.RLock()
+	for i := range samples {
+		smp := &samples[i]
+		t := smp.Time.UnixMilli()
+		var serr *SampleError
+		switch {
+		case smp.Time.IsZero():
+			serr = &SampleError{Field: "time", Reason: "zero"}
+		case t < lo:
+			serr = &SampleError{Field: "time", Reason: fmt.Sprintf("%s is older than the retention (%s)", smp.Time.UTC().Format(time.RFC3339), s.cfg.Retention)}
+		case t > hi:
+			serr = &SampleError{Field: "time", Reason: fmt.Sprintf("%s is more than %s in the future", smp.Time.UTC().Format(time.RFC3339), maxFuture)}
+		}
+		var key []byte
+		var ls Labels
+		if serr == nil {
+			key, ls, serr = seriesKey(keyBuf, smp.Name, smp.Labels)
+			keyBuf = key
+		}
+		if serr != nil {
+			s.idx.mu.RUnlock()
+			serr.Index = i
+			s.m.writeError(reasonInvalidSample)
+			return serr
+		}
+		id, ok := s.idx.byKey[string(key)]
+		if !ok && !seen[string(key)] {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[string(key)] = true
+			unknown = append(unknown, newSeries{idx: i, key: string(key), name: smp.Name, labels: slices.Clone(ls)})
+		}
+		enc[i] = encSample{id: id, t: t, v: smp.Value}
+		p := s.partOf(t)
+		if i == 0 {
+			firstP = p
+		} else if p != firstP {
+			sameP = false
+		}
+	}
+	s.idx.mu.RUnlock()
+
+	var keys []string
+	if len(unknown) > 0 {
+		// Ids of new series are known only inside the transaction.
+		keys = make([]string, len(samples))
+		for _, u := range unknown {
+			keys[u.idx] = u.key
+		}
+		for i := range samples {
+			if keys[i] == "" && enc[i].id == 0 {
+				k, _, _ := seriesKey(nil, samples[i].Name, samples[i].Labels)
+				keys[i] = string(k)
+			}
+		}
+	}
+
+	// Group by partition, keeping the caller's order inside each group.
+	var groups []partGroup
+	if sameP {
+		groups = []partGroup{{part: firstP, enc: enc}}
+	} else {
+		at := map[int64]int{}
+		for i, e := range enc {
+			p := s.partOf(e.t)
+			g, ok := at[p]
+			if !ok {
+				g = len(groups)
+				at[p] = g
+				groups = append(groups, partGroup{part: p})
+			}
+			groups[g].enc = append(groups[g].enc, e)
+			if keys != nil {
+				groups[g].keys = append(groups[g].keys, keys[i])
+			}
+		}
+	}
+	if sameP && keys != nil {
+		groups[0].keys = keys
+	}
+	// Encode now, outside the writer goroutine, when every id is known.
+	if len(unknown) == 0 {
+		for gi := range groups {
+			groups[gi].records = encodeChunks(groups[gi].enc)
+		}
+	}
+
+	fn := func(tx *bolt.Tx) (func(), error) { return s.appendTx(tx, groups, unknown, len(samples)) }
+	var err error
+	if s.useBoltBatch {
+		var after func()
+		s.mu.RLock()
+		db := s.db
+		s.mu.RUnlock()
+		if db == nil {
+			return ErrClosed
+		}
+		err = db.Batch(func(tx *bolt.Tx) error {
+			var ferr error
+			after, ferr = fn(tx)
+			return ferr
+		})
+		if err == nil && after != nil {
+			after()
+		}
+	} else {
+		err = s.c.submit(ctx, fn, len(samples))
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrDiskFull):
+			s.m.writeError(reasonDiskFull)
+		case errors.Is(err, ErrTooManySeries):
+			s.m.writeError(reasonSeriesLimit)
+		case errors.Is(err, ErrWrite):
+			s.m.writeError(reasonIO)
+		}
+		return err
+	}
+	return nil
+}
+
+type partGroup struct {
+	part    int64
+	enc     []encSample
+	keys    []string // series key per sample when some ids are unknown
+	records [][]byte // pre-encoded when every id was known
+}
+
+func encodeChunks(enc []encSample) [][]byte {
+	var out [][]byte
+	for len(enc) > 0 {
+		n := min(len(enc), maxRecordSamples)
+		out = append(out, encodeRecord(nil, enc[:n]))
+		enc = enc[n:]
+	}
+	return out
+}
+
+func (s *Store) partOf(t int64) int64 {
+	return t - ((t%s.partMs)+s.partMs)%s.partMs
+}
+
+// appendTx is the part of Append that runs inside the shared transaction.
+func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n int) (func(), error) {
+	s.lastTxSize = tx.Size()
+	ser, parts := tx.Bucket(bucketSeries), tx.Bucket(bucketParts)
+	var created []newSeries
+	var createdIDs []uint64
+	ids := map[string]uint64{}
+	for _, u := range unknown {
+		if v := ser.Get([]byte(u.key)); v != nil {
+			ids[u.key] = binary.BigEndian.Uint64(v)
+			continue
+		}
+		if s.idx.len()+s.txNewSeries >= s.cfg.MaxSeries {
+			return nil, fmt.Errorf("%w: creating %s%s would exceed store.max_series (%d)", ErrTooManySeries, u.name, u.labels, s.cfg.MaxSeries)
+		}
+		id, err := ser.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		if err := ser.Put([]byte(u.key), u64key(id)); err != nil {
+			return nil, err
+		}
+		s.txNewSeries++
+		ids[u.key] = id
+		created = append(created, u)
+		createdIDs = append(createdIDs, id)
+	}
+	newParts := 0
+	for _, g := range groups {
+		pk := u64key(uint64(g.part))
+		pb := parts.Bucket(pk)
+		if pb == nil {
+			var err error
+			if pb, err = parts.CreateBucket(pk); err != nil {
+				return nil, err
+			}
+			newParts++
+		}
+		pb.FillPercent = 1.0 // keys only ever grow: fill pages instead of splitting them half-empty
+		records := g.records
+		if records == nil {
+			enc := make([]encSample, len(g.enc))
+			for i, e := range g.enc {
+				if e.id == 0 {
+					e.id = ids[g.keys[i]]
+				}
+				enc[i] = e
+			}
+			records = encodeChunks(enc)
+		}
+		for _, r := range records {
+			seq, err := parts.NextSequence()
+			if err != nil {
+				return nil, err
+			}
+			if err := pb.Put(u64key(seq), r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return func() {
+		for i, u := range created {
+			s.idx.add(u.key, createdIDs[i], u.name, u.labels)
+		}
+		s.partitions.Add(int64(newParts))
+		s.m.appended.Add(uint64(n))
+	}, nil
+}
+
+// seriesIndex is the in-memory copy of the series bucket. It is written only
+// after the commit that created a series.
+type seriesIndex struct {
+	mu    sync.RWMutex
+	byKey map[string]uint64
+	byID  map[uint64]*seriesInfo
+}
+
+type seriesInfo struct {
+	name   string
+	labels Labels
+}
+
+func (x *seriesIndex) reset() {
+	x.mu.Lock()
+	x.byKey = map[string]uint64{}
+	x.byID = map[uint64]*seriesInfo{}
+	x.mu.Unlock()
+}
+
+func (x *seriesIndex) add(key string, id uint64, name string, ls Labels) {
+	x.mu.Lock()
+	x.byKey[key] = id
+	x.byID[id] = &seriesInfo{name: name, labels: ls}
+	x.mu.Unlock()
+}
+
+func (x *seriesIndex) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byKey)
+}
+
+func (x *seriesIndex) get(id uint64) *seriesInfo {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byID[id]
+}
+
+// isNaN is math.IsNaN; named for the aggregation code's readability.
+func isNaN(v float64) bool { return math.IsNaN(v) }
