@@ -66,4 +66,3 @@ func dcgmPoints(pts []point, d *GPUDevice, hostname string, lastXID uint64) []po
 	}
 	return pts
 }
-
