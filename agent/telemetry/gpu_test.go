@@ -90,7 +90,9 @@ func TestGPUUnsupportedAskedOnce(t *testing.T) {
 		calls  func(d *simDevice) int
 	}{
 		{"fan_speed", "vigil_gpu_fan_speed_ratio",
-			func(d *simDevice) { d.GetFanSpeedFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED } },
+			func(d *simDevice) {
+				d.GetFanSpeedFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+			},
 			func(d *simDevice) int { return len(d.GetFanSpeedCalls()) }},
 		{"energy", "vigil_gpu_energy_joules_total",
 			func(d *simDevice) {
@@ -98,7 +100,9 @@ func TestGPUUnsupportedAskedOnce(t *testing.T) {
 			},
 			func(d *simDevice) int { return len(d.GetTotalEnergyConsumptionCalls()) }},
 		{"power_usage", "vigil_gpu_power_watts",
-			func(d *simDevice) { d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED } },
+			func(d *simDevice) {
+				d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+			},
 			func(d *simDevice) int { return len(d.GetPowerUsageCalls()) }},
 		{"remapped_rows", "vigil_gpu_remapped_rows",
 			func(d *simDevice) {

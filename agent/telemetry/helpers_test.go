@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
@@ -213,3 +214,11 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func gpuLabel(i int) map[string]string { return map[string]string{"gpu": fmt.Sprint(i)} }
+
+// Short names for go-nvml types used in closures in the host tests.
+type (
+	nvmlProcessInfo = nvml.ProcessInfo
+	nvmlReturn      = nvml.Return
+)
+
+const nvmlSuccess = nvml.SUCCESS
