@@ -262,12 +262,14 @@ type CollectorStatus struct {
 	// LastSuccess is the time of the latest successful tick, zero if none.
 	LastSuccess time.Time `json:"last_success"`
 	// Stale is true when LastSuccess is older than 3 intervals.
-	Stale     bool          `json:"stale"`
-	Simulated bool          `json:"simulated"`
-	Interval  time.Duration `json:"interval"`
-	// Duration is how long the latest tick took.
-	Duration time.Duration `json:"duration"`
-	Errors   uint64        `json:"errors"`
+	Stale     bool `json:"stale"`
+	Simulated bool `json:"simulated"`
+	// IntervalSeconds is the collector's tick interval.
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// DurationSeconds is how long the latest tick took.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Errors counts failed or partly failed ticks since start.
+	Errors uint64 `json:"errors"`
 }
 
 // Status reports every enabled collector, in a fixed order (gpu, host,
@@ -278,15 +280,15 @@ func (t *Telemetry) Status() []CollectorStatus {
 	for _, st := range t.states {
 		st.mu.Lock()
 		cs := CollectorStatus{
-			Name:        st.c.name(),
-			Up:          st.up,
-			Reason:      st.reason,
-			LastSuccess: st.lastSuccess,
-			Stale:       st.staleLocked(now),
-			Simulated:   st.c.simulated(),
-			Interval:    st.c.interval(),
-			Duration:    st.duration,
-			Errors:      st.errors,
+			Name:            st.c.name(),
+			Up:              st.up,
+			Reason:          st.reason,
+			LastSuccess:     st.lastSuccess,
+			Stale:           st.staleLocked(now),
+			Simulated:       st.c.simulated(),
+			IntervalSeconds: st.c.interval().Seconds(),
+			DurationSeconds: st.duration.Seconds(),
+			Errors:          st.errors,
 		}
 		if !st.ticked {
 			cs.Reason = "not collected yet"
