@@ -24,7 +24,13 @@ func TestHostCollectorRealMachine(t *testing.T) {
 	if first.CPUUtilizationRatio != nil {
 		t.Error("CPU utilisation on the first tick: there is no previous reading to compare with")
 	}
-	tickAll(t, tel)
+	// Utilisation needs the kernel's CPU counters (10 ms resolution) to move
+	// between two ticks; tick until they have.
+	waitFor(t, "CPU counters to advance", func() bool {
+		tickAll(t, tel)
+		h := tel.Host()
+		return h.CPUUtilizationRatio != nil && count(gather(t, tel), "vigil_host_cpu_core_utilization_ratio") == h.CPUCount
+	})
 	if st := statusOf(t, tel, "host"); !st.Up || st.Reason != "" {
 		t.Fatalf("host status %+v", st)
 	}
