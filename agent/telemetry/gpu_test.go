@@ -10,6 +10,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -707,6 +708,19 @@ func TestSimulatedIsMarked(t *testing.T) {
 	mfs := gather(t, tel)
 	for i := range 3 {
 		mustSeries(t, mfs, "vigil_gpu_info", map[string]string{"gpu": string(rune('0' + i)), "simulated": "true"})
+	}
+	// The snapshots are what /v1/gpus and /v1/status will serve as JSON.
+	js, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"simulated":true`, `"uuid":"` + simUUID(2) + `"`, `"unsupported":["fan_speed",`, `"fan_speed_ratio":null`, `"time":"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("GPUs() JSON lacks %s: %s", want, js)
+		}
+	}
+	if js, _ := json.Marshal(tel.Status()); !strings.Contains(string(js), `"name":"gpu","up":true`) || !strings.Contains(string(js), `"simulated":true`) {
+		t.Errorf("Status() JSON = %s", js)
 	}
 	// Values move over time but stay plausible.
 	for _, d := range snap.Devices {
