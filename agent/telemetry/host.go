@@ -1,0 +1,398 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/shirou/gopsutil/v4/load"
+	"github.com/shirou/gopsutil/v4/mem"
+	"github.com/shirou/gopsutil/v4/net"
+)
+
+// HostSnapshot is the latest host sample, for /v1/host.
+type HostSnapshot struct {
+	Time  time.Time `json:"time"`
+	Stale bool      `json:"stale"`
+	Error string    `json:"error,omitempty"`
+
+	CPUCount int `json:"cpu_count"`
+	// CPUUtilizationRatio is the busy fraction of all CPUs since the
+	// previous tick; nil on the first tick.
+	CPUUtilizationRatio *float64 `json:"cpu_utilization_ratio"`
+	// PerCPUUtilizationRatio is the same per logical CPU, in CPU order.
+	PerCPUUtilizationRatio []float64 `json:"per_cpu_utilization_ratio,omitempty"`
+
+	Load1  *float64 `json:"load1"`
+	Load5  *float64 `json:"load5"`
+	Load15 *float64 `json:"load15"`
+
+	Memory *MemoryUsage `json:"memory"`
+	Swap   *SwapUsage   `json:"swap"`
+
+	Filesystems []FilesystemUsage `json:"filesystems"`
+	Disks       []DiskIO          `json:"disks"`
+	Networks    []NetworkIO       `json:"networks"`
+
+	// ModelServers are the configured model-server processes.
+	ModelServers []ModelServer `json:"model_servers,omitempty"`
+}
+
+// MemoryUsage is physical memory in bytes.
+type MemoryUsage struct {
+	TotalBytes     uint64 `json:"total_bytes"`
+	AvailableBytes uint64 `json:"available_bytes"`
+	UsedBytes      uint64 `json:"used_bytes"`
+}
+
+// SwapUsage is swap space in bytes.
+type SwapUsage struct {
+	TotalBytes uint64 `json:"total_bytes"`
+	UsedBytes  uint64 `json:"used_bytes"`
+}
+
+// FilesystemUsage is one mounted file system.
+type FilesystemUsage struct {
+	MountPoint     string `json:"mount_point"`
+	Device         string `json:"device"`
+	FSType         string `json:"fs_type"`
+	SizeBytes      uint64 `json:"size_bytes"`
+	FreeBytes      uint64 `json:"free_bytes"`
+	AvailableBytes uint64 `json:"available_bytes"`
+}
+
+// DiskIO is one block device's cumulative counters.
+type DiskIO struct {
+	Device        string  `json:"device"`
+	ReadBytes     uint64  `json:"read_bytes"`
+	WrittenBytes  uint64  `json:"written_bytes"`
+	Reads         uint64  `json:"reads"`
+	Writes        uint64  `json:"writes"`
+	IOTimeSeconds float64 `json:"io_time_seconds"`
+}
+
+// NetworkIO is one interface's cumulative counters.
+type NetworkIO struct {
+	Interface       string `json:"interface"`
+	ReceiveBytes    uint64 `json:"receive_bytes"`
+	TransmitBytes   uint64 `json:"transmit_bytes"`
+	ReceivePackets  uint64 `json:"receive_packets"`
+	TransmitPackets uint64 `json:"transmit_packets"`
+	ReceiveErrors   uint64 `json:"receive_errors"`
+	TransmitErrors  uint64 `json:"transmit_errors"`
+	ReceiveDrops    uint64 `json:"receive_drops"`
+	TransmitDrops   uint64 `json:"transmit_drops"`
+}
+
+// pseudoFSTypes are file systems without disk space worth reporting.
+var pseudoFSTypes = map[string]bool{
+	"autofs": true, "binfmt_misc": true, "bpf": true, "cgroup": true, "cgroup2": true,
+	"configfs": true, "debugfs": true, "devpts": true, "devtmpfs": true, "efivarfs": true,
+	"fusectl": true, "fuse.lxcfs": true, "hugetlbfs": true, "iso9660": true, "mqueue": true,
+	"nsfs": true, "overlay": true, "proc": true, "procfs": true, "pstore": true,
+	"rpc_pipefs": true, "securityfs": true, "selinuxfs": true, "squashfs": true,
+	"erofs": true, "sysfs": true, "tracefs": true, "ramfs": true, "nfsd": true,
+}
+
+// skipDisk leaves out block devices that are not disks.
+func skipDisk(name string) bool {
+	for _, p := range []string{"loop", "ram", "zram", "fd", "sr"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	mCPUSeconds  = newDef("vigil_host_cpu_seconds_total", "CPU time spent per logical CPU and mode.", counterT, "cpu", "mode")
+	mCPUUtil     = newDef("vigil_host_cpu_utilization_ratio", "Busy fraction of all CPUs since the previous host tick (0-1).", gaugeT)
+	mCPUCoreUtil = newDef("vigil_host_cpu_core_utilization_ratio", "Busy fraction of one logical CPU since the previous host tick (0-1).", gaugeT, "cpu")
+	mCPUs        = newDef("vigil_host_cpus", "Number of logical CPUs.", gaugeT)
+	mLoad1       = newDef("vigil_host_load1", "1-minute load average.", gaugeT)
+	mLoad5       = newDef("vigil_host_load5", "5-minute load average.", gaugeT)
+	mLoad15      = newDef("vigil_host_load15", "15-minute load average.", gaugeT)
+	mMemTotal    = newDef("vigil_host_memory_total_bytes", "Physical memory.", gaugeT)
+	mMemAvail    = newDef("vigil_host_memory_available_bytes", "Memory available for new work without swapping.", gaugeT)
+	mMemUsed     = newDef("vigil_host_memory_used_bytes", "Memory in use.", gaugeT)
+	mSwapTotal   = newDef("vigil_host_swap_total_bytes", "Swap space.", gaugeT)
+	mSwapUsed    = newDef("vigil_host_swap_used_bytes", "Swap space in use.", gaugeT)
+	fsLabels     = []string{"mountpoint", "device", "fstype"}
+	mFSSize      = newDef("vigil_host_filesystem_size_bytes", "File system size.", gaugeT, fsLabels...)
+	mFSFree      = newDef("vigil_host_filesystem_free_bytes", "File system free space, including space reserved for root.", gaugeT, fsLabels...)
+	mFSAvail     = newDef("vigil_host_filesystem_available_bytes", "File system space available to unprivileged users.", gaugeT, fsLabels...)
+	mDiskRead    = newDef("vigil_host_disk_read_bytes_total", "Bytes read from the block device.", counterT, "device")
+	mDiskWrite   = newDef("vigil_host_disk_written_bytes_total", "Bytes written to the block device.", counterT, "device")
+	mDiskReads   = newDef("vigil_host_disk_reads_completed_total", "Reads completed.", counterT, "device")
+	mDiskWrites  = newDef("vigil_host_disk_writes_completed_total", "Writes completed.", counterT, "device")
+	mDiskIOTime  = newDef("vigil_host_disk_io_time_seconds_total", "Time the device had I/O in progress.", counterT, "device")
+	mNetRxB      = newDef("vigil_host_network_receive_bytes_total", "Bytes received.", counterT, "interface")
+	mNetTxB      = newDef("vigil_host_network_transmit_bytes_total", "Bytes transmitted.", counterT, "interface")
+	mNetRxP      = newDef("vigil_host_network_receive_packets_total", "Packets received.", counterT, "interface")
+	mNetTxP      = newDef("vigil_host_network_transmit_packets_total", "Packets transmitted.", counterT, "interface")
+	mNetRxE      = newDef("vigil_host_network_receive_errors_total", "Receive errors.", counterT, "interface")
+	mNetTxE      = newDef("vigil_host_network_transmit_errors_total", "Transmit errors.", counterT, "interface")
+	mNetRxD      = newDef("vigil_host_network_receive_drop_total", "Received packets dropped.", counterT, "interface")
+	mNetTxD      = newDef("vigil_host_network_transmit_drop_total", "Transmitted packets dropped.", counterT, "interface")
+)
+
+type hostCollector struct {
+	cfg HostConfig
+	log *slog.Logger
+
+	// Owned by the update goroutine.
+	prevTotal cpu.TimesStat
+	prevPer   map[string]cpu.TimesStat
+
+	mu   sync.Mutex
+	snap HostSnapshot
+}
+
+func newHostCollector(cfg HostConfig, log *slog.Logger) *hostCollector {
+	return &hostCollector{cfg: cfg, log: log}
+}
+
+func (h *hostCollector) name() string            { return "host" }
+func (h *hostCollector) interval() time.Duration { return h.cfg.Interval }
+func (h *hostCollector) simulated() bool         { return false }
+func (h *hostCollector) close()                  {}
+
+func (h *hostCollector) snapshot() HostSnapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.snap
+}
+
+// busy is the busy fraction between two readings of the same CPU(s).
+func busy(prev, cur cpu.TimesStat) (float64, bool) {
+	idle := func(t cpu.TimesStat) float64 { return t.Idle + t.Iowait }
+	// Guest time is already included in user time on Linux.
+	total := func(t cpu.TimesStat) float64 {
+		return t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
+	}
+	dt := total(cur) - total(prev)
+	if dt <= 0 {
+		return 0, false
+	}
+	r := 1 - (idle(cur)-idle(prev))/dt
+	return min(max(r, 0), 1), true
+}
+
+func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, error) {
+	s := HostSnapshot{Time: now}
+	var errs []error
+	var pts []point
+	parts := 0 // how many parts worked
+
+	if per, err := cpu.TimesWithContext(ctx, true); err != nil {
+		errs = append(errs, fmt.Errorf("cpu times: %w", err))
+	} else {
+		parts++
+		var tot cpu.TimesStat
+		s.CPUCount = len(per)
+		pts = append(pts, pt(mCPUs, float64(len(per))))
+		cur := make(map[string]cpu.TimesStat, len(per))
+		for _, c := range per {
+			id := strings.TrimPrefix(c.CPU, "cpu")
+			cur[id] = c
+			for _, m := range []struct {
+				mode string
+				v    float64
+			}{
+				{"user", c.User - c.Guest}, {"nice", c.Nice - c.GuestNice}, {"system", c.System}, {"idle", c.Idle},
+				{"iowait", c.Iowait}, {"irq", c.Irq}, {"softirq", c.Softirq}, {"steal", c.Steal},
+			} {
+				pts = append(pts, pt(mCPUSeconds, max(m.v, 0), id, m.mode))
+			}
+			tot.User += c.User
+			tot.System += c.System
+			tot.Idle += c.Idle
+			tot.Nice += c.Nice
+			tot.Iowait += c.Iowait
+			tot.Irq += c.Irq
+			tot.Softirq += c.Softirq
+			tot.Steal += c.Steal
+		}
+		if h.prevPer != nil {
+			if r, ok := busy(h.prevTotal, tot); ok {
+				s.CPUUtilizationRatio = ptr(r)
+				pts = append(pts, pt(mCPUUtil, r))
+			}
+			for _, c := range per {
+				id := strings.TrimPrefix(c.CPU, "cpu")
+				prev, seen := h.prevPer[id]
+				r, ok := busy(prev, c)
+				if !seen || !ok {
+					r = 0
+				}
+				s.PerCPUUtilizationRatio = append(s.PerCPUUtilizationRatio, r)
+				if seen && ok {
+					pts = append(pts, pt(mCPUCoreUtil, r, id))
+				}
+			}
+		}
+		h.prevTotal, h.prevPer = tot, cur
+	}
+
+	if l, err := load.AvgWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("load average: %w", err))
+	} else {
+		parts++
+		s.Load1, s.Load5, s.Load15 = ptr(l.Load1), ptr(l.Load5), ptr(l.Load15)
+		pts = append(pts, pt(mLoad1, l.Load1), pt(mLoad5, l.Load5), pt(mLoad15, l.Load15))
+	}
+
+	if vm, err := mem.VirtualMemoryWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("memory: %w", err))
+	} else {
+		parts++
+		s.Memory = &MemoryUsage{TotalBytes: vm.Total, AvailableBytes: vm.Available, UsedBytes: vm.Used}
+		pts = append(pts, pt(mMemTotal, float64(vm.Total)), pt(mMemAvail, float64(vm.Available)), pt(mMemUsed, float64(vm.Used)))
+	}
+	if sw, err := mem.SwapMemoryWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("swap: %w", err))
+	} else {
+		parts++
+		s.Swap = &SwapUsage{TotalBytes: sw.Total, UsedBytes: sw.Used}
+		pts = append(pts, pt(mSwapTotal, float64(sw.Total)), pt(mSwapUsed, float64(sw.Used)))
+	}
+
+	if fs, err := h.filesystems(ctx); err != nil {
+		errs = append(errs, err)
+	} else {
+		parts++
+		s.Filesystems = fs
+		for _, f := range fs {
+			pts = append(pts,
+				pt(mFSSize, float64(f.SizeBytes), f.MountPoint, f.Device, f.FSType),
+				pt(mFSFree, float64(f.FreeBytes), f.MountPoint, f.Device, f.FSType),
+				pt(mFSAvail, float64(f.AvailableBytes), f.MountPoint, f.Device, f.FSType))
+		}
+	}
+
+	if io, err := disk.IOCountersWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("disk I/O: %w", err))
+	} else {
+		parts++
+		for name, c := range io {
+			if skipDisk(name) {
+				continue
+			}
+			s.Disks = append(s.Disks, DiskIO{Device: name, ReadBytes: c.ReadBytes, WrittenBytes: c.WriteBytes,
+				Reads: c.ReadCount, Writes: c.WriteCount, IOTimeSeconds: float64(c.IoTime) / 1000})
+		}
+		sort.Slice(s.Disks, func(i, j int) bool { return s.Disks[i].Device < s.Disks[j].Device })
+		for _, d := range s.Disks {
+			pts = append(pts,
+				pt(mDiskRead, float64(d.ReadBytes), d.Device), pt(mDiskWrite, float64(d.WrittenBytes), d.Device),
+				pt(mDiskReads, float64(d.Reads), d.Device), pt(mDiskWrites, float64(d.Writes), d.Device),
+				pt(mDiskIOTime, d.IOTimeSeconds, d.Device))
+		}
+	}
+
+	if nics, err := net.IOCountersWithContext(ctx, true); err != nil {
+		errs = append(errs, fmt.Errorf("network I/O: %w", err))
+	} else {
+		parts++
+		for _, n := range nics {
+			if len(h.cfg.Interfaces) > 0 && !slices.Contains(h.cfg.Interfaces, n.Name) {
+				continue
+			}
+			if len(h.cfg.Interfaces) == 0 && n.Name == "lo" {
+				continue
+			}
+			s.Networks = append(s.Networks, NetworkIO{Interface: n.Name,
+				ReceiveBytes: n.BytesRecv, TransmitBytes: n.BytesSent,
+				ReceivePackets: n.PacketsRecv, TransmitPackets: n.PacketsSent,
+				ReceiveErrors: n.Errin, TransmitErrors: n.Errout,
+				ReceiveDrops: n.Dropin, TransmitDrops: n.Dropout})
+		}
+		sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].Interface < s.Networks[j].Interface })
+		for _, n := range s.Networks {
+			i := n.Interface
+			pts = append(pts,
+				pt(mNetRxB, float64(n.ReceiveBytes), i), pt(mNetTxB, float64(n.TransmitBytes), i),
+				pt(mNetRxP, float64(n.ReceivePackets), i), pt(mNetTxP, float64(n.TransmitPackets), i),
+				pt(mNetRxE, float64(n.ReceiveErrors), i), pt(mNetTxE, float64(n.TransmitErrors), i),
+				pt(mNetRxD, float64(n.ReceiveDrops), i), pt(mNetTxD, float64(n.TransmitDrops), i))
+		}
+	}
+
+	if parts == 0 {
+		return nil, fmt.Errorf("host: every part failed: %w", partial(errs))
+	}
+	err := partial(errs)
+	if err != nil {
+		s.Error = err.Error()
+	}
+	h.mu.Lock()
+	h.snap = s
+	h.mu.Unlock()
+	return pts, err
+}
+
+// filesystems lists real mounted file systems, each mount point once.
+func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, error) {
+	parts, err := disk.PartitionsWithContext(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("mounts: %w", err)
+	}
+	seen := map[string]bool{}
+	var out []FilesystemUsage
+	var errs []string
+	for _, p := range parts {
+		if seen[p.Mountpoint] {
+			continue
+		}
+		if len(h.cfg.MountPoints) > 0 {
+			if !slices.Contains(h.cfg.MountPoints, p.Mountpoint) {
+				continue
+			}
+		} else if pseudoFSTypes[p.Fstype] {
+			continue
+		}
+		seen[p.Mountpoint] = true
+		u, err := disk.UsageWithContext(ctx, p.Mountpoint)
+		if err != nil {
+			errs = append(errs, p.Mountpoint+": "+err.Error())
+			continue
+		}
+		if u.Total == 0 {
+			continue
+		}
+		// gopsutil's Free is what unprivileged users may use (f_bavail);
+		// Total - Used includes the root reserve (f_bfree).
+		out = append(out, FilesystemUsage{MountPoint: p.Mountpoint, Device: p.Device, FSType: p.Fstype,
+			SizeBytes: u.Total, FreeBytes: u.Total - u.Used, AvailableBytes: u.Free})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MountPoint < out[j].MountPoint })
+	if len(errs) > 0 && len(out) == 0 {
+		return nil, fmt.Errorf("file systems: %s", strings.Join(errs, "; "))
+	}
+	if len(errs) > 0 {
+		h.log.Debug("some file systems could not be read", "errors", errs)
+	}
+	return out, nil
+}
+
+// Host returns the latest host snapshot, with the model-server processes.
+func (t *Telemetry) Host() HostSnapshot {
+	var s HostSnapshot
+	if t.host == nil {
+		s.Error = "host collector disabled (telemetry.host.enabled: false)"
+	} else {
+		s = t.host.snapshot()
+		s.Stale, s.Error = t.freshness(t.host)
+	}
+	if t.procs != nil {
+		s.ModelServers = t.procs.snapshot()
+	}
+	return s
+}
