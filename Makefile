@@ -11,6 +11,10 @@ LDFLAGS     := -X $(PKG)/agent/version.Version=$(VERSION) \
                -X $(PKG)/agent/version.Revision=$(REVISION) \
                -X $(PKG)/agent/version.BuildDate=$(BUILD_DATE)
 
+# go-nvml's cgo bindings declare every deprecated NVML call; silence the
+# hundreds of warnings that would otherwise bury real build output.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+
 # Pinned tool versions, installed into .tools/ by `make tools`.
 STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12

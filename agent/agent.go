@@ -24,6 +24,8 @@ import (
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
 	"github.com/vigilml/vigil/agent/logging"
+	"github.com/vigilml/vigil/agent/store"
+	"github.com/vigilml/vigil/agent/telemetry"
 	"github.com/vigilml/vigil/agent/version"
 )
 
@@ -72,6 +74,12 @@ type Agent struct {
 	api     *api.Server
 	started time.Time
 
+	store     *store.Store
+	sink      sinkState
+	telemetry *telemetry.Telemetry
+	stopBg    context.CancelFunc
+	bg        sync.WaitGroup
+
 	mu     sync.Mutex
 	cfg    *config.Loaded
 	status map[string]func() SubsystemStatus
@@ -116,7 +124,17 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 
 	a.api = api.New(cfg.API, a.logger.With("subsystem", "api"), a.reg)
 	a.routes()
+	if err := a.openStore(); err != nil {
+		dir.Close()
+		return nil, err
+	}
+	if err := a.startTelemetry(); err != nil {
+		a.store.Close()
+		dir.Close()
+		return nil, err
+	}
 	if err := a.api.Listen(); err != nil {
+		a.store.Close()
 		dir.Close()
 		return nil, err
 	}
@@ -128,6 +146,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 func (a *Agent) routes() {
 	a.api.HandleFunc("GET /v1/health", api.Read, a.handleHealth)
 	a.api.HandleFunc("GET /v1/status", api.Read, a.handleStatus)
+	a.api.HandleFunc("GET /v1/gpus", api.Read, a.handleGPUs)
+	a.api.HandleFunc("GET /v1/host", api.Read, a.handleHost)
+	a.api.HandleFunc("GET /v1/query", api.Read, a.handleQuery)
 	a.api.Handle("GET /metrics", api.Read, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
@@ -249,7 +270,15 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 // Run serves until ctx is cancelled, then shuts down within the configured
 // shutdown_timeout.
 func (a *Agent) Run(ctx context.Context) error {
+	bgCtx, stop := context.WithCancel(context.Background())
+	a.stopBg = stop
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.telemetry.Run(bgCtx)
+	}()
 	a.api.Serve()
+	a.waitFirstTicks(3 * time.Second)
 	a.printBanner()
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "data_dir", a.dir.Path, "version", version.Get().Version)
 
@@ -271,8 +300,23 @@ func (a *Agent) shutdown() error {
 	defer cancel()
 	start := time.Now()
 	var errs []error
+	// The API drains first (in-flight writes finish), then the collectors
+	// stop, then the store closes with nothing left writing to it.
 	if err := a.api.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("API did not drain within %s: %w", timeout, err))
+	}
+	if a.stopBg != nil {
+		a.stopBg()
+	}
+	done := make(chan struct{})
+	go func() { a.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("collectors did not stop within %s", timeout))
+	}
+	if err := a.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
 	if err := a.dir.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("release data dir: %w", err))

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -92,7 +93,11 @@ func TestSubsystemsSortedAndChecksRun(t *testing.T) {
 	})
 	a.addCheck("zeta", func(context.Context) error { return os.ErrDeadlineExceeded })
 	subs := a.Subsystems()
-	if len(subs) != 2 || subs[0].Name != "api" || subs[1].Name != "zeta" || subs[1].Reason != "no driver" {
+	if !sort.SliceIsSorted(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name }) {
+		t.Errorf("subsystems not sorted: %+v", subs)
+	}
+	last := subs[len(subs)-1]
+	if subs[0].Name != "api" || last.Name != "zeta" || last.State != StateUnavailable || last.Reason != "no driver" {
 		t.Errorf("subsystems = %+v", subs)
 	}
 	if failing := a.Health(context.Background()); failing["zeta"] == "" || len(failing) != 1 {

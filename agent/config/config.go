@@ -19,6 +19,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/store"
+	"github.com/vigilml/vigil/agent/telemetry"
 	"github.com/vigilml/vigil/agent/units"
 )
 
@@ -38,6 +40,12 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	API API `yaml:"api"`
+
+	// Telemetry configures the GPU, host and model-server process
+	// collectors (agent/telemetry).
+	Telemetry telemetry.Config `yaml:"telemetry"`
+	// Store configures the durable sample store (agent/store).
+	Store store.Config `yaml:"store"`
 }
 
 // API configures the local HTTP API.
@@ -115,6 +123,8 @@ func Default() *Config {
 			MaxBodyBytes:   8 << 20,
 			RequestTimeout: 60 * time.Second,
 		},
+		Telemetry: telemetry.DefaultConfig(),
+		Store:     store.DefaultConfig(),
 	}
 }
 

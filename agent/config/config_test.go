@@ -99,6 +99,10 @@ func TestLoadErrors(t *testing.T) {
 		{"short token", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: short\n", []string{"vigil.yaml:3: api.tokens[0]: token \"x\" is shorter than 16"}},
 		{"two secrets", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: 0123456789abcdefgh\n      secret_env: X\n", []string{"api.tokens[0]: set exactly one of"}},
 		{"tls half", "api:\n  tls:\n    cert_file: /x.pem\n", []string{"vigil.yaml:2: api.tls: set both"}},
+		{"telemetry section checked", "telemetry:\n  gpu:\n    interval: 1ms\n", []string{"vigil.yaml:3: telemetry.gpu.interval: must be at least 100ms"}},
+		{"telemetry unknown key", "telemetry:\n  gpu:\n    simulated: 2\n", []string{"vigil.yaml:3: telemetry.gpu.simulated: unknown key", `"simulate"`}},
+		{"store section checked", "store:\n  partition: 7h\n", []string{"vigil.yaml:2: store.partition: must divide 24h"}},
+		{"store size", "store:\n  max_bytes: 1KiB\n", []string{"vigil.yaml:2: store.max_bytes: must be at least 1MiB"}},
 		{"several errors at once", "foo: 1\nbar: 2\n", []string{"vigil.yaml:1: foo:", "vigil.yaml:2: bar:"}},
 	}
 	for _, tt := range tests {

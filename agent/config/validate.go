@@ -126,6 +126,32 @@ func (l *Loaded) validate() Errors {
 		}
 		secrets[t.Secret] = true
 	}
+	// Subsystems validate their own sections; their messages start with the
+	// key path ("telemetry.gpu.interval: ..."), which locates them.
+	for _, err := range []error{c.Telemetry.Validate(), c.Store.Validate()} {
+		errs = append(errs, l.keyedErrors(err)...)
+	}
+	return errs
+}
+
+// keyedErrors turns a subsystem's joined "key: message" errors into located
+// *Errors.
+func (l *Loaded) keyedErrors(err error) Errors {
+	if err == nil {
+		return nil
+	}
+	var errs Errors
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		key, msg, ok := strings.Cut(line, ": ")
+		if !ok || strings.ContainsAny(key, " ") {
+			errs = append(errs, &Error{Msg: line})
+			continue
+		}
+		errs = append(errs, l.errAt(key, "%s", msg))
+	}
 	return errs
 }
 

@@ -231,7 +231,7 @@ func (c *committer) commit(reqs []*writeReq) {
 				}
 			}
 		} else if err != ErrClosed {
-			err, _ = classifyCommitErr(err)
+			err = classifyCommitErr(err)
 		}
 		for _, r := range reqs {
 			r.done <- err

@@ -80,15 +80,14 @@ const (
 )
 
 // classifyCommitErr maps an error from a bbolt update to ErrDiskFull or
-// ErrWrite, keeping the original in the chain, and returns the metric
-// reason.
-func classifyCommitErr(err error) (error, string) {
+// ErrWrite, keeping the original in the chain; Append counts it by class.
+func classifyCommitErr(err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("%w: %w", ErrDiskFull, err), reasonDiskFull
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
 	case errors.Is(err, berrors.ErrMaxSizeReached):
-		return fmt.Errorf("%w (file size cap reached): %w", ErrDiskFull, err), reasonDiskFull
+		return fmt.Errorf("%w (file size cap reached): %w", ErrDiskFull, err)
 	default:
-		return fmt.Errorf("%w: %w", ErrWrite, err), reasonIO
+		return fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 }

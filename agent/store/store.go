@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -530,6 +529,3 @@ func (x *seriesIndex) get(id uint64) *seriesInfo {
 	defer x.mu.RUnlock()
 	return x.byID[id]
 }
-
-// isNaN is math.IsNaN; named for the aggregation code's readability.
-func isNaN(v float64) bool { return math.IsNaN(v) }

@@ -374,7 +374,7 @@ func (r *devReader) read(field string, call func() nvml.Return) bool {
 	case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_FUNCTION_NOT_FOUND, nvml.ERROR_NO_PERMISSION:
 		// Asking again will not change the answer; say so once.
 		r.ds.unsupported[field] = true
-		r.g.log.Info("GPU field unavailable, not asking again", "gpu", r.ds.index, "uuid", r.ds.uuid, "field", field, "reason", ret.Error())
+		r.g.log.Debug("GPU field unavailable, not asking again", "gpu", r.ds.index, "uuid", r.ds.uuid, "field", field, "reason", ret.Error())
 	case nvml.ERROR_GPU_IS_LOST:
 		r.lost = true
 	default:

@@ -76,17 +76,6 @@ func tickAll(t testing.TB, tel *Telemetry) {
 	}
 }
 
-func tickNamed(t testing.TB, tel *Telemetry, name string) {
-	t.Helper()
-	for _, st := range tel.states {
-		if st.c.name() == name {
-			tel.tick(context.Background(), st)
-			return
-		}
-	}
-	t.Fatalf("no collector %q", name)
-}
-
 // gather registers tel on a fresh registry and gathers, which also checks
 // label consistency and duplicates.
 func gather(t testing.TB, tel *Telemetry) map[string]*dto.MetricFamily {

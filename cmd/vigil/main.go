@@ -23,6 +23,9 @@ func commands() []command {
 	return []command{
 		{"agent", "Run the Vigil agent", runAgent},
 		{"status", "Show a running agent's status and health", runStatus},
+		{"gpu", "Show the GPUs an agent sees (a small nvidia-smi)", runGPU},
+		{"host", "Show the host's CPU, memory and file systems", runHost},
+		{"query", "Query the local history of a metric", runQuery},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
@@ -88,17 +91,33 @@ func newFlags(name, usageLine, help string, stdout, stderr io.Writer) *flag.Flag
 	return fs
 }
 
-// parseFlags parses args; it returns done=true with the exit code when the
-// command should stop here (-help, or a flag error).
+// parseFlags parses args, allowing flags after positional arguments
+// ("vigil query NAME -since 1h"); fs.Args() then holds the positionals. It
+// returns done=true with the exit code when the command should stop here
+// (-help, or a flag error).
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return 0, true
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0, true
+		}
+		if err != nil {
+			return 2, true
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...) // everything after -- is positional
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	if err != nil {
-		return 2, true
-	}
+	_ = fs.Parse(append([]string{"--"}, positional...))
 	return 0, false
 }
