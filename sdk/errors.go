@@ -59,9 +59,12 @@ var codeClasses = map[codes.Code]Class{
 	codes.Unauthenticated:    Auth,
 	codes.PermissionDenied:   Auth,
 	codes.DeadlineExceeded:   Timeout,
-	codes.Canceled:           Timeout,
-	codes.NotFound:           NotFound,
-	codes.Unimplemented:      Unsupported,
+	// A call cancelled by the transport (the plugin's connection closing
+	// under it) means the plugin is unavailable; a caller's own
+	// cancellation is recognised by the host from its context.
+	codes.Canceled:      Unavailable,
+	codes.NotFound:      NotFound,
+	codes.Unimplemented: Unsupported,
 }
 
 // Trailer keys that carry an error's class across gRPC.

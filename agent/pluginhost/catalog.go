@@ -1,0 +1,136 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/vigilml/vigil/agent/store"
+)
+
+// Entry is one trusted plugin: the catalog records the binary's SHA-256,
+// and a binary whose hash no longer matches is refused.
+type Entry struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	// Version is what the plugin said of itself when registered.
+	Version string   `json:"version,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	// Env are extra KEY=VALUE variables; the plugin does not inherit the
+	// agent's environment (which may hold secrets).
+	Env          []string  `json:"env,omitempty"`
+	RegisteredAt time.Time `json:"registered_at"`
+	// Source says where the trust comes from: "registered" (vigil plugins
+	// register), "package" (a catalog.json shipped beside the binary) or
+	// "dev" (the build's own plugin directory in dev mode).
+	Source string `json:"source"`
+}
+
+const catalogBucket = "catalog"
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// catalog is the durable list of registered plugins, kept in its own bbolt
+// file in the data directory.
+type catalog struct {
+	kv *store.KV
+}
+
+func openCatalog(path string) (*catalog, error) {
+	kv, err := store.OpenKV(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open plugin catalog: %w", err)
+	}
+	return &catalog{kv: kv}, nil
+}
+
+func (c *catalog) put(ctx context.Context, e Entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return c.kv.Put(ctx, catalogBucket, []byte(e.Name), b)
+}
+
+func (c *catalog) remove(ctx context.Context, name string) error {
+	return c.kv.Delete(ctx, catalogBucket, []byte(name))
+}
+
+func (c *catalog) list() ([]Entry, error) {
+	var out []Entry
+	err := c.kv.ForEach(catalogBucket, func(_, v []byte) error {
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("plugin catalog entry: %w", err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+func (c *catalog) close() error { return c.kv.Close() }
+
+// PackageCatalog is the format of catalog.json in a plugin directory: the
+// plugins a package ships, with their hashes, trusted because the directory
+// is as protected as the agent binary itself.
+type PackageCatalog struct {
+	Plugins []PackageEntry `json:"plugins"`
+}
+
+// PackageEntry is one shipped plugin; File is relative to the directory.
+type PackageEntry struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+}
+
+// readPackageCatalog reads dir/catalog.json; a missing file is no error.
+func readPackageCatalog(dir string) ([]Entry, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "catalog.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pc PackageCatalog
+	if err := json.Unmarshal(b, &pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "catalog.json"), err)
+	}
+	var out []Entry
+	for _, p := range pc.Plugins {
+		if filepath.Base(p.File) != p.File {
+			return nil, fmt.Errorf("%s: plugin %q: file must be a name inside the directory", filepath.Join(dir, "catalog.json"), p.Name)
+		}
+		out = append(out, Entry{Name: p.Name, Kind: p.Kind, Path: filepath.Join(dir, p.File), SHA256: p.SHA256, Source: "package"})
+	}
+	return out, nil
+}
+
+// fileSHA256 hashes a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,559 @@
+// Package pluginhost launches, verifies and supervises Vigil's plugins:
+// separate processes speaking the contract of github.com/vigilml/vigil/sdk
+// over gRPC through hashicorp/go-plugin.
+//
+// Trust: a plugin runs only if its binary lies in one of plugins.dirs (or,
+// in dev mode, the build's own bin/plugins directory) and its SHA-256
+// matches the catalog: the agent's own catalog (vigil plugins register
+// PATH), a catalog.json shipped beside packaged plugins, or, in dev mode,
+// the hash of the build's plugins at start. go-plugin checks the hash again
+// at every launch and the connection always uses AutoMTLS. Binaries found
+// in the directories but never registered are listed as untrusted and never
+// started.
+//
+// Supervision: each plugin has one supervisor goroutine that owns its
+// process. It starts the plugin (at boot or on first use), pings it, and
+// after a crash, hang or failed health check restarts it with exponential
+// backoff and jitter. More than plugins.crash_budget crashes within
+// plugins.crash_window mark it failed until restarted by hand. Plugins run
+// in their own process group, which is killed whole when they stop, and
+// the kernel kills them if the agent dies. Every call has a deadline; a call
+// to a plugin that is down fails at once with an sdk.Error of class
+// unavailable.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilml/vigil/sdk"
+)
+
+// Options are what the agent hands the host besides its configuration.
+type Options struct {
+	// CatalogPath is the bbolt file of the agent's own catalog.
+	CatalogPath string
+	// DevDir, when set, is trusted as is: every plugin binary in it is
+	// started with the hash it has now (dev mode: the build's bin/plugins).
+	DevDir     string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Host runs the plugins.
+type Host struct {
+	cfg    Config
+	devDir string
+	logger *slog.Logger
+	cat    *catalog
+	m      *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	plugins map[string]*managed
+}
+
+// New opens the catalog and finds the plugins; Start runs them.
+func New(cfg Config, opts Options) (*Host, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cat, err := openCatalog(opts.CatalogPath)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		cfg:     cfg,
+		devDir:  opts.DevDir,
+		logger:  opts.Logger,
+		cat:     cat,
+		m:       newMetrics(opts.Registerer),
+		ctx:     ctx,
+		cancel:  cancel,
+		plugins: map[string]*managed{},
+	}
+	if err := h.discover(); err != nil {
+		cat.close()
+		cancel()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Start launches every trusted plugin when plugins.start is boot; with
+// lazy start each plugin starts on its first use.
+func (h *Host) Start() {
+	if h.cfg.Start != "boot" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.plugins {
+		m.ensureRunning()
+	}
+}
+
+// Close stops every plugin, killing their process groups, and closes the
+// catalog.
+func (h *Host) Close() error {
+	h.cancel()
+	h.wg.Wait()
+	return h.cat.close()
+}
+
+// dirs returns the directories plugins may be launched from.
+func (h *Host) dirs() []string {
+	dirs := append([]string(nil), h.cfg.Dirs...)
+	if h.devDir != "" {
+		dirs = append(dirs, h.devDir)
+	}
+	return dirs
+}
+
+// inDirs reports whether path lies directly in one of the plugin
+// directories, after resolving symbolic links.
+func (h *Host) inDirs(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	for _, d := range h.dirs() {
+		rd, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			continue
+		}
+		if filepath.Dir(real) == rd {
+			return true
+		}
+	}
+	return false
+}
+
+// discover builds the plugin list from the catalog, the package catalogs
+// and the dev directory, and lists unregistered binaries as untrusted.
+func (h *Host) discover() error {
+	entries, err := h.cat.list()
+	if err != nil {
+		return err
+	}
+	byName := map[string]Entry{}
+	for _, d := range h.cfg.Dirs {
+		pkg, err := readPackageCatalog(d)
+		if err != nil {
+			h.logger.Error("ignoring a plugin directory's catalog.json", "dir", d, "err", err)
+			continue
+		}
+		for _, e := range pkg {
+			byName[e.Name] = e
+		}
+	}
+	for _, e := range entries {
+		byName[e.Name] = e // what the operator registered wins over the package
+	}
+	if h.devDir != "" {
+		for _, e := range h.devEntries() {
+			if _, ok := byName[e.Name]; !ok {
+				byName[e.Name] = e
+			}
+		}
+	}
+
+	known := map[string]bool{}
+	plugins := map[string]*managed{}
+	for name, e := range byName {
+		known[e.Path] = true
+		state, reason := StateStopped, ""
+		switch sum, err := fileSHA256(e.Path); {
+		case err != nil:
+			state, reason = StateRefused, fmt.Sprintf("cannot read %s: %v", e.Path, err)
+		case !h.inDirs(e.Path):
+			state, reason = StateRefused, fmt.Sprintf("%s is outside the plugin directories (%s)", e.Path, strings.Join(h.dirs(), ", "))
+		case sum != e.SHA256:
+			state, reason = StateRefused, fmt.Sprintf("%s changed since it was registered: SHA-256 is %s, the catalog has %s; run `vigil plugins register %s` if the change is intended", e.Path, sum[:12], short(e.SHA256), e.Path)
+		}
+		if state == StateRefused {
+			h.logger.Warn("plugin refused", "plugin", name, "reason", reason)
+		}
+		plugins[name] = newManaged(h, e, state, reason)
+	}
+	for _, d := range h.dirs() {
+		des, err := os.ReadDir(d)
+		if err != nil {
+			continue // a missing directory is fine: nothing installed there
+		}
+		for _, de := range des {
+			p := filepath.Join(d, de.Name())
+			if known[p] || !isExecutable(de) {
+				continue
+			}
+			name := "untrusted:" + p
+			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted,
+				fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", p))
+		}
+	}
+	h.mu.Lock()
+	h.plugins = plugins
+	h.mu.Unlock()
+	return nil
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+func isExecutable(de os.DirEntry) bool {
+	info, err := de.Info()
+	return err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0
+}
+
+// devEntries trusts every binary in the dev directory as it is now. Their
+// kind is learned from the plugins themselves when they first start.
+func (h *Host) devEntries() []Entry {
+	des, err := os.ReadDir(h.devDir)
+	if err != nil {
+		return nil
+	}
+	var out []Entry
+	for _, de := range des {
+		if !isExecutable(de) {
+			continue
+		}
+		p := filepath.Join(h.devDir, de.Name())
+		sum, err := fileSHA256(p)
+		if err != nil {
+			continue
+		}
+		info, err := h.probe(p, sum)
+		if err != nil {
+			h.logger.Warn("dev plugin directory: skipping a binary that is not a working plugin", "path", p, "err", err)
+			continue
+		}
+		out = append(out, Entry{Name: info.name, Kind: info.kind, Path: p, SHA256: sum, Version: info.version, Source: "dev", RegisteredAt: time.Now().UTC()})
+	}
+	return out
+}
+
+type probed struct{ name, kind, version string }
+
+// probe starts a binary once to ask what it is.
+func (h *Host) probe(path, sum string) (probed, error) {
+	raw, err := hexSum(sum)
+	if err != nil {
+		return probed{}, err
+	}
+	proc, err := h.spawn(path, raw, nil, nil, h.logger.With("plugin", filepath.Base(path)))
+	if err != nil {
+		return probed{}, err
+	}
+	defer proc.stop(h.logger)
+	// Every kind serves the Plugin service, so any kind's client can ask.
+	disp, err := proc.rpc.Dispense(string(sdk.KindDetector))
+	if err != nil {
+		return probed{}, err
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.StartTimeout)
+	defer cancel()
+	info, err := disp.(sdk.Base).Info(ctx)
+	if err != nil {
+		return probed{}, fmt.Errorf("Info call failed: %w", err)
+	}
+	if !nameRE.MatchString(info.GetName()) {
+		return probed{}, fmt.Errorf("plugin name %q is not valid (lower-case letters, digits, '.', '_', '-')", info.GetName())
+	}
+	kindOK := false
+	for _, k := range sdk.Kinds {
+		kindOK = kindOK || string(k) == info.GetKind()
+	}
+	if !kindOK {
+		return probed{}, fmt.Errorf("plugin says it is of unknown kind %q", info.GetKind())
+	}
+	return probed{name: info.GetName(), kind: info.GetKind(), version: info.GetVersion()}, nil
+}
+
+// Register trusts the binary at path as it is now: it must lie in a plugin
+// directory and complete the handshake. name overrides the plugin's own.
+func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return Entry{}, fmt.Errorf("register %s: %w", abs, err)
+	}
+	if !h.inDirs(abs) {
+		return Entry{}, fmt.Errorf("%s is outside the plugin directories (%s): copy it into one of them, or add its directory to plugins.dirs", abs, strings.Join(h.dirs(), ", "))
+	}
+	sum, err := fileSHA256(abs)
+	if err != nil {
+		return Entry{}, err
+	}
+	info, err := h.probe(abs, sum)
+	if err != nil {
+		return Entry{}, err
+	}
+	if name == "" {
+		name = info.name
+	}
+	if !nameRE.MatchString(name) {
+		return Entry{}, fmt.Errorf("plugin name %q is not valid (lower-case letters, digits, '.', '_', '-')", name)
+	}
+	e := Entry{Name: name, Kind: info.kind, Path: abs, SHA256: sum, Version: info.version, Source: "registered", RegisteredAt: time.Now().UTC()}
+	if err := h.cat.put(ctx, e); err != nil {
+		return Entry{}, fmt.Errorf("save plugin catalog: %w", err)
+	}
+	h.mu.Lock()
+	old := h.plugins[name]
+	delete(h.plugins, "untrusted:"+abs)
+	m := newManaged(h, e, StateStopped, "")
+	h.plugins[name] = m
+	h.mu.Unlock()
+	if old != nil {
+		old.stopAndWait()
+	}
+	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
+	if h.cfg.Start == "boot" {
+		m.ensureRunning()
+	}
+	return e, nil
+}
+
+// stopAndWait is used when an entry is replaced: it asks the old
+// supervisor to stop by cancelling nothing global; the old process is
+// killed by a restart request that finds the plugin gone.
+func (m *managed) stopAndWait() {
+	m.mu.Lock()
+	running := m.running
+	m.mu.Unlock()
+	if !running {
+		return
+	}
+	// Mark it so the supervisor exits after stopping the process.
+	m.mu.Lock()
+	m.retired = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Restart restarts a plugin now, resetting its crash budget; a failed
+// plugin comes back.
+func (h *Host) Restart(name string) error {
+	h.mu.Lock()
+	m, ok := h.plugins[name]
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no plugin %q", name)
+	}
+	m.mu.Lock()
+	state := m.state
+	m.crashes = nil
+	m.mu.Unlock()
+	switch state {
+	case StateUntrusted, StateRefused:
+		return fmt.Errorf("plugin %q is %s: %s", name, state, m.lastErrLocked())
+	}
+	m.ensureRunning()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (m *managed) lastErrLocked() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastErr
+}
+
+// Reload applies a new configuration: per-plugin config, timeouts and the
+// crash budget apply from the next start; the catalog and directories are
+// read again, and failed plugins get another chance.
+func (h *Host) Reload(cfg Config) {
+	h.mu.Lock()
+	h.cfg = cfg
+	h.mu.Unlock()
+	// Plugins already known keep their supervisors; new ones are added.
+	old := h.snapshot()
+	if err := h.discover(); err != nil {
+		h.logger.Error("plugin catalog reload failed", "err", err)
+		return
+	}
+	h.mu.Lock()
+	for name, m := range old {
+		if nm, ok := h.plugins[name]; ok && nm.entry.SHA256 == m.entry.SHA256 && nm.entry.Path == m.entry.Path && m.state != StateRefused {
+			h.plugins[name] = m // keep the running one
+		} else {
+			m.stopAndWait()
+		}
+	}
+	h.mu.Unlock()
+	for _, m := range h.snapshot() {
+		if m.stateNow() == StateFailed {
+			h.Restart(m.entry.Name)
+		}
+	}
+	h.Start()
+}
+
+func (h *Host) snapshot() map[string]*managed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]*managed, len(h.plugins))
+	for k, v := range h.plugins {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *managed) stateNow() State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+// Status describes one plugin for /v1/plugins and `vigil plugins list`.
+type Status struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Path      string    `json:"path"`
+	SHA256    string    `json:"sha256,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	State     State     `json:"state"`
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Restarts  int       `json:"restarts"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// List returns every plugin, sorted by name.
+func (h *Host) List() []Status {
+	var out []Status
+	for _, m := range h.snapshot() {
+		m.mu.Lock()
+		s := Status{
+			Name: m.entry.Name, Kind: m.entry.Kind, Version: m.entry.Version, Path: m.entry.Path,
+			SHA256: m.entry.SHA256, Source: m.entry.Source, State: m.state, PID: m.pid,
+			StartedAt: m.startedAt, Restarts: m.restarts, LastError: m.lastErr,
+		}
+		if m.info != nil && m.info.GetVersion() != "" {
+			s.Version = m.info.GetVersion()
+		}
+		if m.state != StateRunning {
+			s.StartedAt = time.Time{}
+		}
+		m.mu.Unlock()
+		if s.State == StateUntrusted {
+			s.Name = filepath.Base(s.Path)
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// client returns the running plugin's client, starting it if need be and
+// waiting up to the start timeout.
+func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, error) {
+	h.mu.Lock()
+	m, ok := h.plugins[name]
+	h.mu.Unlock()
+	if !ok {
+		return nil, sdk.Errorf(sdk.NotFound, "no plugin %q is registered", name)
+	}
+	if m.entry.Kind != string(kind) {
+		return nil, sdk.Errorf(sdk.InvalidRequest, "plugin %q is a %s, not a %s", name, m.entry.Kind, kind)
+	}
+	m.ensureRunning()
+	deadline := time.NewTimer(h.cfg.StartTimeout + time.Second)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		state, c, ready, lastErr, next := m.state, m.client, m.ready, m.lastErr, m.nextTry
+		m.mu.Unlock()
+		switch state {
+		case StateRunning:
+			if c != nil {
+				return c, nil
+			}
+		case StateBackoff:
+			return nil, &sdk.Error{Class: sdk.Unavailable, Message: fmt.Sprintf("plugin %q is restarting after a failure (%s)", name, lastErr), RetryAfter: time.Until(next)}
+		case StateFailed, StateRefused, StateUntrusted:
+			return nil, sdk.Errorf(sdk.Unavailable, "plugin %q is %s: %s", name, state, lastErr)
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, sdk.Errorf(sdk.Timeout, "waiting for plugin %q to start: %v", name, ctx.Err())
+		case <-deadline.C:
+			return nil, sdk.Errorf(sdk.Unavailable, "plugin %q did not start in time", name)
+		}
+	}
+}
+
+// call runs fn against a plugin with the call deadline, and records it.
+func call[T any](ctx context.Context, h *Host, name string, kind sdk.Kind, method string, fn func(context.Context, T) error) error {
+	raw, err := h.client(ctx, name, kind)
+	if err != nil {
+		h.m.errors.WithLabelValues(name, method, string(sdk.ClassOf(err))).Inc()
+		return err
+	}
+	c, ok := raw.(T)
+	if !ok {
+		return sdk.Errorf(sdk.Internal, "plugin %q: unexpected client type %T", name, raw)
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	err = fn(ctx, c)
+	h.m.calls.WithLabelValues(name, method).Observe(time.Since(start).Seconds())
+	if err != nil {
+		var se *sdk.Error
+		switch {
+		case ctx.Err() != nil:
+			// The deadline passed or the caller gave up: whatever the
+			// transport said, this is a timeout.
+			err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("%s call to plugin %q did not finish: %v", method, name, ctx.Err())}
+		case !errors.As(err, &se):
+			err = &sdk.Error{Class: sdk.ClassOf(err), Message: err.Error()}
+		}
+		h.m.errors.WithLabelValues(name, method, string(sdk.ClassOf(err))).Inc()
+	}
+	return err
+}
+
+// WithDetector calls fn with the named detector plugin's client, within
+// the call deadline. method names the call in metrics.
+func (h *Host) WithDetector(ctx context.Context, name, method string, fn func(context.Context, sdk.DetectorClient) error) error {
+	return call(ctx, h, name, sdk.KindDetector, method, fn)
+}
+
+// WithProvider calls fn with the named provider plugin's client.
+func (h *Host) WithProvider(ctx context.Context, name, method string, fn func(context.Context, sdk.ProviderClient) error) error {
+	return call(ctx, h, name, sdk.KindProvider, method, fn)
+}
+
+// WithVectorStore calls fn with the named vector store plugin's client.
+func (h *Host) WithVectorStore(ctx context.Context, name, method string, fn func(context.Context, sdk.VectorStoreClient) error) error {
+	return call(ctx, h, name, sdk.KindVectorStore, method, fn)
+}

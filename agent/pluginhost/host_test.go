@@ -1,0 +1,663 @@
+package pluginhost
+
+// These tests run real plugin processes: the test plugin in
+// test/plugins/testplugin, built once per kind in TestMain, launched through
+// go-plugin with AutoMTLS exactly as the agent does.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+var builtPlugins = map[string]string{} // kind -> binary
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-plugins-")
+	if err != nil {
+		panic(err)
+	}
+	for _, kind := range []string{"detector", "provider", "vectorstore"} {
+		out := filepath.Join(dir, "test-"+kind)
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.kind="+kind, "-o", out, "../../test/plugins/testplugin")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build test plugin:", err)
+			os.Exit(1)
+		}
+		builtPlugins[kind] = out
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testConfig is fast enough for tests: short backoffs and timeouts.
+func testConfig(dir string) Config {
+	c := DefaultConfig()
+	c.Dirs = []string{dir}
+	c.StartTimeout = 5 * time.Second
+	c.CallTimeout = 10 * time.Second
+	c.HealthInterval = 200 * time.Millisecond
+	c.MinBackoff = 50 * time.Millisecond
+	c.MaxBackoff = 200 * time.Millisecond
+	c.CrashBudget = 3
+	c.CrashWindow = time.Minute
+	return c
+}
+
+// install copies the built plugins into a fresh plugin directory.
+func install(t *testing.T, kinds ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, k := range kinds {
+		copyFile(t, builtPlugins[k], filepath.Join(dir, "test-"+k))
+	}
+	return dir
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newHost(t *testing.T, cfg Config, devDir string) *Host {
+	t.Helper()
+	h, err := New(cfg, Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), DevDir: devDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pids := h.pids()
+		h.Close()
+		for _, pid := range pids {
+			if alive(pid) {
+				t.Errorf("plugin process %d still alive after Close", pid)
+			}
+		}
+	})
+	return h
+}
+
+func (h *Host) pids() []int {
+	var out []int
+	for _, s := range h.List() {
+		if s.PID > 0 {
+			out = append(out, s.PID)
+		}
+	}
+	return out
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state is the field after the parenthesised command name.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+func status(t *testing.T, h *Host, name string) Status {
+	t.Helper()
+	for _, s := range h.List() {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no plugin %q in %+v", name, h.List())
+	return Status{}
+}
+
+func waitState(t *testing.T, h *Host, name string, want State) Status {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := status(t, h, name); s.State == want {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("plugin %q never reached state %s; now %+v", name, want, status(t, h, name))
+	return Status{}
+}
+
+// waitRestarted waits until the plugin runs again in a new process.
+func waitRestarted(t *testing.T, h *Host, name string, oldPID int) Status {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := status(t, h, name); s.State == StateRunning && s.PID != oldPID && s.PID != 0 {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("plugin %q did not come back in a new process; now %+v", name, status(t, h, name))
+	return Status{}
+}
+
+func classOf(t *testing.T, err error) sdk.Class {
+	t.Helper()
+	var e *sdk.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not an *sdk.Error", err, err)
+	}
+	return e.Class
+}
+
+func detect(h *Host, req *sdk.DetectRequest) (*pb.DetectResponse, error) {
+	var resp *pb.DetectResponse
+	err := h.WithDetector(context.Background(), "test-detector", "Detect", func(ctx context.Context, c sdk.DetectorClient) error {
+		var err error
+		resp, err = c.Detect(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+func normal(n int, mean float64, seed uint64) []float64 {
+	r := rand.New(rand.NewPCG(seed, 1))
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = r.NormFloat64() + mean
+	}
+	return out
+}
+
+func TestDetectorRoundTrip(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	e, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Name != "test-detector" || e.Kind != "detector" || len(e.SHA256) != 64 {
+		t.Errorf("entry = %+v", e)
+	}
+
+	var desc *pb.DescribeResponse
+	err = h.WithDetector(context.Background(), "test-detector", "Describe", func(ctx context.Context, c sdk.DetectorClient) error {
+		var err error
+		desc, err = c.Describe(ctx)
+		return err
+	})
+	if err != nil || len(desc.GetMethods()) != 2 || desc.GetMethods()[0].GetDirection() != pb.Direction_STATISTIC_ABOVE {
+		t.Fatalf("Describe = %v, %v", desc, err)
+	}
+
+	tests := []struct {
+		name    string
+		req     *sdk.DetectRequest
+		drifted bool
+		class   sdk.Class
+		field   string
+	}{
+		{"no drift", &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: normal(1000, 0, 1), CurrentNumeric: normal(1000, 0, 2)}, false, "", ""},
+		{"drift", &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: normal(1000, 0, 1), CurrentNumeric: normal(1000, 1, 2)}, true, "", ""},
+		{"a million values, chunked", &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: normal(1_000_000, 0, 3), CurrentNumeric: normal(1_000_000, 2, 4)}, true, "", ""},
+		{"categorical", &sdk.DetectRequest{Method: "tvd", DataType: pb.DataType_CATEGORICAL, ReferenceCategorical: []string{"a", "a", "b"}, CurrentCategorical: []string{"b", "b", "b"}}, true, "", ""},
+		{"empty sample", &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, CurrentNumeric: []float64{1}}, false, sdk.InvalidRequest, "reference"},
+		{"NaN", &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2, 3, math.NaN()}}, false, sdk.InvalidRequest, "current[3]"},
+		{"unknown method", &sdk.DetectRequest{Method: "nope", ReferenceNumeric: []float64{1}, CurrentNumeric: []float64{1}}, false, sdk.InvalidRequest, "method"},
+		{"panic in the plugin", &sdk.DetectRequest{Method: "mean", Params: map[string]any{"panic": true}}, false, sdk.Internal, ""},
+	}
+	pid := status(t, h, "test-detector").PID
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := detect(h, tt.req)
+			if tt.class != "" {
+				if err == nil {
+					t.Fatalf("Detect succeeded: %v", resp)
+				}
+				if got := classOf(t, err); got != tt.class {
+					t.Errorf("class = %s, want %s (%v)", got, tt.class, err)
+				}
+				var e *sdk.Error
+				errors.As(err, &e)
+				if e.Field != tt.field {
+					t.Errorf("field = %q, want %q", e.Field, tt.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetDrifted() != tt.drifted {
+				t.Errorf("drifted = %v (statistic %v), want %v", resp.GetDrifted(), resp.GetStatistic(), tt.drifted)
+			}
+		})
+	}
+	// Bad input, even a panic, never took the plugin down.
+	if s := status(t, h, "test-detector"); s.PID != pid || s.State != StateRunning || s.Restarts != 0 {
+		t.Errorf("plugin restarted after bad input: %+v (pid was %d)", s, pid)
+	}
+	resp, err := detect(h, tests[4].req)
+	_ = resp
+	if err == nil {
+		t.Fatal("expected an error")
+	}
+	got, err := detect(h, &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{0, 1, 2}, CurrentNumeric: []float64{10, 11, 12}, Threshold: ptr(100.0)})
+	if err != nil || got.GetDrifted() || got.GetThreshold() != 100 {
+		t.Errorf("threshold override: %v %v", got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestProviderRoundTrip(t *testing.T) {
+	dir := install(t, "provider")
+	h := newHost(t, testConfig(dir), "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-provider"), "echo"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	with := func(fn func(ctx context.Context, c sdk.ProviderClient) error) error {
+		return h.WithProvider(ctx, "echo", "test", fn)
+	}
+	err := with(func(ctx context.Context, c sdk.ProviderClient) error {
+		models, err := c.Models(ctx)
+		if err != nil || len(models.GetModels()) != 1 || models.GetModels()[0].GetId() != "echo" {
+			return fmt.Errorf("Models = %v, %v", models, err)
+		}
+		chat, err := c.Chat(ctx, &pb.ChatRequest{Model: "echo", Messages: []*pb.Message{{Role: "user", Content: "hello there"}}})
+		if err != nil || chat.GetContent() != "echo: hello there" || chat.GetUsage().GetCompletionTokens() != 3 {
+			return fmt.Errorf("Chat = %v, %v", chat, err)
+		}
+		var deltas []string
+		var final *pb.ChatEvent
+		err = c.ChatStream(ctx, &pb.ChatRequest{Model: "echo", Messages: []*pb.Message{{Role: "user", Content: "a b c"}}}, func(ev *pb.ChatEvent) error {
+			if ev.GetFinishReason() != "" {
+				final = ev
+			} else {
+				deltas = append(deltas, ev.GetDelta())
+			}
+			return nil
+		})
+		if err != nil || strings.Join(deltas, "") != "echo: a b c" || final.GetUsage().GetCompletionTokens() != 4 {
+			return fmt.Errorf("ChatStream = %q, %v, %v", deltas, final, err)
+		}
+		emb, err := c.Embed(ctx, &pb.EmbedRequest{Model: "echo", Input: []string{"x y", "z"}})
+		if err != nil || len(emb.GetEmbeddings()) != 2 || len(emb.GetEmbeddings()[0].GetValues()) != 8 {
+			return fmt.Errorf("Embed = %v, %v", emb, err)
+		}
+		n, err := c.CountTokens(ctx, &pb.CountTokensRequest{Model: "echo", Text: "one two three"})
+		if err != nil || n.GetTokens() != 3 {
+			return fmt.Errorf("CountTokens = %v, %v", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Typed errors cross the process boundary with their class and details.
+	tests := []struct {
+		model      string
+		class      sdk.Class
+		retryAfter time.Duration
+	}{
+		{"ratelimited", sdk.RateLimited, 1500 * time.Millisecond},
+		{"overloaded", sdk.Overloaded, 0},
+		{"too-long", sdk.ContextLengthExceeded, 0},
+		{"no-such-model", sdk.InvalidRequest, 0},
+	}
+	for _, tt := range tests {
+		err := with(func(ctx context.Context, c sdk.ProviderClient) error {
+			_, err := c.Chat(ctx, &pb.ChatRequest{Model: tt.model, Messages: []*pb.Message{{Role: "user", Content: "x"}}})
+			return err
+		})
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Class != tt.class || e.RetryAfter != tt.retryAfter {
+			t.Errorf("model %s: err = %#v, want class %s retry-after %s", tt.model, err, tt.class, tt.retryAfter)
+		}
+		// Streams carry the class too.
+		err = with(func(ctx context.Context, c sdk.ProviderClient) error {
+			return c.ChatStream(ctx, &pb.ChatRequest{Model: tt.model}, func(*pb.ChatEvent) error { return nil })
+		})
+		if got := classOf(t, err); got != tt.class {
+			t.Errorf("stream, model %s: class %s, want %s", tt.model, got, tt.class)
+		}
+	}
+	// Calling a provider as a detector is refused before any call.
+	err = h.WithDetector(ctx, "echo", "Detect", func(context.Context, sdk.DetectorClient) error { return nil })
+	if classOf(t, err) != sdk.InvalidRequest {
+		t.Errorf("kind mismatch: %v", err)
+	}
+}
+
+func TestVectorStoreRoundTrip(t *testing.T) {
+	dir := install(t, "vectorstore")
+	h := newHost(t, testConfig(dir), "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-vectorstore"), "mem"); err != nil {
+		t.Fatal(err)
+	}
+	md := func(m map[string]any) *structpb.Struct { s, _ := structpb.NewStruct(m); return s }
+	num := func(f float64) *structpb.Value { return structpb.NewNumberValue(f) }
+	err := h.WithVectorStore(context.Background(), "mem", "test", func(ctx context.Context, c sdk.VectorStoreClient) error {
+		if _, err := c.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs", Dimension: 2, Distance: pb.Distance_COSINE}); err != nil {
+			return err
+		}
+		_, err := c.Upsert(ctx, &pb.UpsertRequest{Collection: "docs", Records: []*pb.Record{
+			{Id: "a", Vector: []float32{1, 0}, Text: "alpha", Metadata: md(map[string]any{"lang": "en", "year": 2020})},
+			{Id: "b", Vector: []float32{0.9, 0.1}, Text: "beta", Metadata: md(map[string]any{"lang": "de", "year": 2024})},
+			{Id: "c", Vector: []float32{0, 1}, Text: "gamma", Metadata: md(map[string]any{"lang": "en", "year": 2025})},
+		}})
+		if err != nil {
+			return err
+		}
+		q, err := c.Query(ctx, &pb.QueryRequest{Collection: "docs", Vector: []float32{1, 0}, K: 2})
+		if err != nil || len(q.GetMatches()) != 2 || q.GetMatches()[0].GetRecord().GetId() != "a" || q.GetMatches()[1].GetRecord().GetId() != "b" {
+			return fmt.Errorf("Query = %v, %v", q, err)
+		}
+		// lang = en AND year >= 2021  ->  only c
+		f := &pb.Filter{Kind: &pb.Filter_And{And: &pb.FilterList{Filters: []*pb.Filter{
+			{Kind: &pb.Filter_Condition{Condition: &pb.Condition{Field: "lang", Op: pb.Condition_EQ, Value: structpb.NewStringValue("en")}}},
+			{Kind: &pb.Filter_Condition{Condition: &pb.Condition{Field: "year", Op: pb.Condition_GTE, Value: num(2021)}}},
+		}}}}
+		q, err = c.Query(ctx, &pb.QueryRequest{Collection: "docs", Vector: []float32{1, 0}, K: 10, Filter: f})
+		if err != nil || len(q.GetMatches()) != 1 || q.GetMatches()[0].GetRecord().GetId() != "c" {
+			return fmt.Errorf("filtered Query = %v, %v", q, err)
+		}
+		d, err := c.Delete(ctx, &pb.DeleteRequest{Collection: "docs", Ids: []string{"a"}, Filter: &pb.Filter{Kind: &pb.Filter_Condition{Condition: &pb.Condition{Field: "lang", Op: pb.Condition_EQ, Value: structpb.NewStringValue("de")}}}})
+		if err != nil || d.GetDeleted() != 2 {
+			return fmt.Errorf("Delete = %v, %v", d, err)
+		}
+		st, err := c.Stats(ctx, &pb.StatsRequest{Collection: "docs"})
+		if err != nil || st.GetCount() != 1 || st.GetDimension() != 2 {
+			return fmt.Errorf("Stats = %v, %v", st, err)
+		}
+		_, err = c.Upsert(ctx, &pb.UpsertRequest{Collection: "docs", Records: []*pb.Record{{Id: "x", Vector: []float32{1, 2, 3}}}})
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Class != sdk.InvalidRequest || e.Field != "records[0].vector" {
+			return fmt.Errorf("wrong dimension: %#v", err)
+		}
+		_, err = c.Query(ctx, &pb.QueryRequest{Collection: "nope", Vector: []float32{1, 0}, K: 1})
+		if !errors.As(err, &e) || e.Class != sdk.NotFound {
+			return fmt.Errorf("unknown collection: %#v", err)
+		}
+		_, err = c.DropCollection(ctx, &pb.DropCollectionRequest{Name: "docs"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChecksumMismatchRefused(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	catalog := filepath.Join(t.TempDir(), "plugins.db")
+	h, err := New(cfg, Options{CatalogPath: catalog, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "test-detector")
+	if _, err := h.Register(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+
+	// Someone replaces the binary.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+
+	h2, err := New(cfg, Options{CatalogPath: catalog, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	s := status(t, h2, "test-detector")
+	if s.State != StateRefused || !strings.Contains(s.LastError, "changed since it was registered") {
+		t.Errorf("status = %+v", s)
+	}
+	_, err = detect(h2, &sdk.DetectRequest{Method: "mean"})
+	if classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("call to a refused plugin: %v", err)
+	}
+}
+
+func TestUntrustedAndOutsideDirs(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	s := status(t, h, "test-detector")
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, "vigil plugins register") {
+		t.Errorf("unregistered binary: %+v", s)
+	}
+	_, err := h.Register(context.Background(), builtPlugins["detector"], "")
+	if err == nil || !strings.Contains(err.Error(), "outside the plugin directories") {
+		t.Errorf("register outside dirs: %v", err)
+	}
+}
+
+func TestBrokenBinariesFailClearly(t *testing.T) {
+	dir := t.TempDir()
+	scripts := map[string]string{
+		"not-a-plugin": "#!/bin/sh\necho hello\n",
+		// The handshake never comes; the child sleep must die with it.
+		"hangs": "#!/bin/sh\nsleep 301.25 &\nsleep 301.5\n",
+	}
+	for name, body := range scripts {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755)
+	}
+	cfg := testConfig(dir)
+	cfg.StartTimeout = time.Second
+	h := newHost(t, cfg, "")
+	_, err := h.Register(context.Background(), filepath.Join(dir, "not-a-plugin"), "")
+	if err == nil || !strings.Contains(err.Error(), "not a Vigil plugin") {
+		t.Errorf("not a plugin: %v", err)
+	}
+	start := time.Now()
+	_, err = h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
+	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") {
+		t.Errorf("hanging binary: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("hanging binary took %s to fail", took)
+	}
+	// No leaked processes: neither the script nor its children.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := processesMatching("sleep 301.")
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leaked processes: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processesMatching lists live processes whose command line contains s.
+func processesMatching(s string) []int {
+	var out []int
+	des, _ := os.ReadDir("/proc")
+	for _, de := range des {
+		var pid int
+		if _, err := fmt.Sscanf(de.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
+		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) && alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func TestCrashRestartAndBudget(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.Start = "boot"
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	ok := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2}}
+	crash := &sdk.DetectRequest{Method: "mean", Params: map[string]any{"crash": true}}
+	for i := 1; i <= 2; i++ {
+		first := waitState(t, h, "test-detector", StateRunning)
+		_, err := detect(h, crash)
+		if c := classOf(t, err); c != sdk.Unavailable {
+			t.Errorf("crash %d: class %s (%v), want unavailable", i, c, err)
+		}
+		s := waitRestarted(t, h, "test-detector", first.PID)
+		if s.Restarts != i {
+			t.Errorf("after crash %d: %+v (first pid %d)", i, s, first.PID)
+		}
+		if _, err := detect(h, ok); err != nil {
+			t.Errorf("call after restart: %v", err)
+		}
+	}
+	// The third crash within the window spends the budget.
+	detect(h, crash)
+	s := waitState(t, h, "test-detector", StateFailed)
+	if !strings.Contains(s.LastError, "vigil plugins restart test-detector") {
+		t.Errorf("failed state does not say how to recover: %q", s.LastError)
+	}
+	_, err := detect(h, ok)
+	if classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), "failed") {
+		t.Errorf("call to a failed plugin: %v", err)
+	}
+	if err := h.Restart("test-detector"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, "test-detector", StateRunning)
+	if _, err := detect(h, ok); err != nil {
+		t.Errorf("call after manual restart: %v", err)
+	}
+}
+
+// TestKill9DuringCalls kills the plugin while calls are in flight: calls
+// fail with a typed error, never hang or crash the host, and the plugin
+// comes back.
+func TestKill9DuringCalls(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.Start = "boot"
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	before := waitState(t, h, "test-detector", StateRunning)
+	req := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: normal(50_000, 0, 1), CurrentNumeric: normal(50_000, 0, 2)}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	classes := map[sdk.Class]int{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := detect(h, req)
+				mu.Lock()
+				if err != nil {
+					classes[sdk.ClassOf(err)]++
+					if sdk.ClassOf(err) != sdk.Unavailable {
+						t.Logf("call failed: %v", err)
+					}
+				} else {
+					classes["ok"]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	syscall.Kill(before.PID, syscall.SIGKILL)
+	waitRestarted(t, h, "test-detector", before.PID)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for c, n := range classes {
+		if c != "ok" && c != sdk.Unavailable {
+			t.Errorf("%d calls failed with class %s; only unavailable is expected", n, c)
+		}
+	}
+	if classes["ok"] == 0 || classes[sdk.Unavailable] == 0 {
+		t.Errorf("calls by outcome = %v; want successes before and after, and unavailable around the kill", classes)
+	}
+	if alive(before.PID) {
+		t.Errorf("killed plugin %d still alive", before.PID)
+	}
+}
+
+func TestCallDeadline(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.CallTimeout = 300 * time.Millisecond
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := detect(h, &sdk.DetectRequest{Method: "mean", Params: map[string]any{"hang_ms": 3000.0}})
+	if classOf(t, err) != sdk.Timeout {
+		t.Errorf("hung call: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("hung call returned after %s; the deadline is 300ms", took)
+	}
+}
+
+func TestConfigureRejected(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.Config = map[string]map[string]any{"test-detector": {"greeting": 5.0}}
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := detect(h, &sdk.DetectRequest{Method: "mean"})
+	if err == nil || !strings.Contains(err.Error(), "plugins.config.test-detector.greeting: must be a string") {
+		t.Errorf("bad plugin config: %v", err)
+	}
+}
+
+// TestDevDirAndBootStart: in dev mode the build's plugin directory is
+// trusted as it is, and boot start runs every plugin without a call.
+func TestDevDirAndBootStart(t *testing.T) {
+	dev := install(t, "detector", "provider", "vectorstore")
+	cfg := testConfig(t.TempDir())
+	cfg.Start = "boot"
+	h := newHost(t, cfg, dev)
+	h.Start()
+	for _, name := range []string{"test-detector", "test-provider", "test-vectorstore"} {
+		s := waitState(t, h, name, StateRunning)
+		if s.Source != "dev" || s.PID == 0 {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+}

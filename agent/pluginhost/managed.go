@@ -1,0 +1,396 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// State is where a plugin is in its life.
+type State string
+
+// Plugin states.
+const (
+	StateStopped   State = "stopped"   // trusted, not started yet (lazy start)
+	StateStarting  State = "starting"  // launching and handshaking
+	StateRunning   State = "running"   // serving calls
+	StateBackoff   State = "backoff"   // crashed; waiting to restart
+	StateFailed    State = "failed"    // crash budget spent; down until restarted by hand
+	StateUntrusted State = "untrusted" // found in a plugin directory but never registered
+	StateRefused   State = "refused"   // registered, but the binary changed or is outside the plugin directories
+)
+
+// managed is one plugin and its supervisor. The supervisor goroutine owns
+// the process; other goroutines read the state under mu and ask for
+// restarts through wake.
+type managed struct {
+	h     *Host
+	entry Entry
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	state     State
+	lastErr   string
+	restarts  int
+	crashes   []time.Time
+	nextTry   time.Time
+	pid       int
+	startedAt time.Time
+	info      *pb.InfoResponse
+	client    any           // the dispensed sdk.*Client while running
+	ready     chan struct{} // closed and replaced on every state change
+	wake      chan struct{}
+	running   bool // supervisor goroutine started
+	retired   bool // replaced by a new entry: the supervisor exits
+}
+
+func newManaged(h *Host, e Entry, state State, reason string) *managed {
+	return &managed{
+		h:       h,
+		entry:   e,
+		log:     h.logger.With("plugin", e.Name),
+		state:   state,
+		lastErr: reason,
+		ready:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+func (m *managed) setState(s State, errMsg string) {
+	m.mu.Lock()
+	m.state = s
+	if errMsg != "" {
+		m.lastErr = errMsg
+	}
+	close(m.ready)
+	m.ready = make(chan struct{})
+	m.mu.Unlock()
+	up := 0.0
+	if s == StateRunning {
+		up = 1
+	}
+	m.h.m.up.WithLabelValues(m.entry.Name, m.entry.Kind).Set(up)
+}
+
+// ensureRunning starts the supervisor if it is not running yet.
+func (m *managed) ensureRunning() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running || m.state == StateUntrusted || m.state == StateRefused {
+		return
+	}
+	m.running = true
+	m.h.wg.Add(1)
+	go m.supervise()
+}
+
+// supervise runs the plugin until the host stops: start, watch, and after
+// a crash wait with backoff and start again, within the crash budget.
+func (m *managed) supervise() {
+	defer m.h.wg.Done()
+	ctx := m.h.ctx
+	for ctx.Err() == nil {
+		m.setState(StateStarting, "")
+		proc, err := m.launch(ctx)
+		if err == nil {
+			m.setState(StateRunning, "")
+			m.log.Info("plugin started", "pid", proc.pid, "version", m.info.GetVersion())
+			err = m.watch(ctx, proc)
+			proc.stop(m.log)
+			m.mu.Lock()
+			m.client, m.pid = nil, 0
+			m.mu.Unlock()
+		}
+		if ctx.Err() != nil || m.isRetired() {
+			m.setState(StateStopped, "")
+			return
+		}
+		if errors.Is(err, errRestartRequested) {
+			m.log.Info("plugin restarting on request")
+			continue
+		}
+		if !m.crashed(err) {
+			// Budget spent: stay down until a restart request.
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.wake:
+				if m.isRetired() {
+					return
+				}
+				m.mu.Lock()
+				m.crashes = nil
+				m.mu.Unlock()
+				continue
+			}
+		}
+		m.mu.Lock()
+		wait := time.Until(m.nextTry)
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			m.setState(StateStopped, "")
+			return
+		case <-time.After(wait):
+		case <-m.wake:
+			if m.isRetired() {
+				m.setState(StateStopped, "")
+				return
+			}
+		}
+		m.h.m.restarts.WithLabelValues(m.entry.Name).Inc()
+		m.mu.Lock()
+		m.restarts++
+		m.mu.Unlock()
+	}
+}
+
+var errRestartRequested = errors.New("restart requested")
+
+func (m *managed) isRetired() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.retired
+}
+
+func hexSum(s string) ([]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("invalid sha256 %q", s)
+	}
+	return b, nil
+}
+
+// crashed records a crash. It returns false when the crash budget is spent
+// and the plugin is now failed.
+func (m *managed) crashed(err error) bool {
+	cfg := m.h.cfg
+	now := time.Now()
+	m.mu.Lock()
+	recent := m.crashes[:0]
+	for _, t := range m.crashes {
+		if now.Sub(t) < cfg.CrashWindow {
+			recent = append(recent, t)
+		}
+	}
+	m.crashes = append(recent, now)
+	n := len(m.crashes)
+	backoff := cfg.MinBackoff << min(n-1, 20)
+	if backoff > cfg.MaxBackoff || backoff <= 0 {
+		backoff = cfg.MaxBackoff
+	}
+	// Full jitter in the upper half keeps a fleet of agents from
+	// restarting a shared upstream's plugins in lockstep.
+	backoff = backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+	m.nextTry = now.Add(backoff)
+	m.mu.Unlock()
+
+	if n >= cfg.CrashBudget {
+		msg := fmt.Sprintf("%v; %d crashes within %s, plugin stays down until `vigil plugins restart %s`", err, n, cfg.CrashWindow, m.entry.Name)
+		m.log.Error("plugin failed: crash budget spent", "err", err, "crashes", n, "window", cfg.CrashWindow.String())
+		m.setState(StateFailed, msg)
+		return false
+	}
+	m.log.Warn("plugin stopped unexpectedly; restarting after backoff", "err", err, "backoff", backoff.Round(time.Millisecond).String(), "crashes_in_window", n)
+	m.setState(StateBackoff, err.Error())
+	return true
+}
+
+// process is one running plugin process.
+type process struct {
+	client *plugin.Client
+	rpc    plugin.ClientProtocol
+	cmd    *exec.Cmd
+	pid    int
+}
+
+// stop asks the plugin to exit, then kills its whole process group so no
+// child it started outlives it. go-plugin's Kill waits until the plugin's
+// output pipes close, which a child holding them would delay forever, so
+// the group is killed once the graceful attempt has had its chance.
+func (p *process) stop(log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		p.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+	}
+	if p.pid > 0 {
+		if err := syscall.Kill(-p.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			log.Warn("could not kill plugin process group", "pgid", p.pid, "err", err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		log.Error("plugin did not exit after its process group was killed", "pid", p.pid)
+	}
+}
+
+// launch starts the binary after checking its hash, completes the
+// handshake, and checks what the plugin says it is.
+func (m *managed) launch(ctx context.Context) (*process, error) {
+	e := m.entry
+	sum, err := hexSum(e.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("catalog entry: %w", err)
+	}
+	proc, err := m.h.spawn(e.Path, sum, e.Args, e.Env, m.log)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := proc.rpc.Dispense(e.Kind)
+	if err != nil {
+		proc.stop(m.log)
+		return nil, fmt.Errorf("plugin does not serve kind %s: %w", e.Kind, err)
+	}
+	base := raw.(sdk.Base)
+	cctx, cancel := context.WithTimeout(ctx, m.h.cfg.StartTimeout)
+	defer cancel()
+	info, err := base.Info(cctx)
+	if err != nil {
+		proc.stop(m.log)
+		return nil, fmt.Errorf("Info call failed: %w", err)
+	}
+	if info.GetKind() != e.Kind {
+		proc.stop(m.log)
+		return nil, fmt.Errorf("plugin says it is a %q, the catalog says %q", info.GetKind(), e.Kind)
+	}
+	if info.GetContractVersion() != sdk.ContractVersion {
+		proc.stop(m.log)
+		return nil, fmt.Errorf("plugin speaks contract version %d, this agent version %d", info.GetContractVersion(), sdk.ContractVersion)
+	}
+	if conf := m.h.cfg.Config[e.Name]; conf != nil {
+		ferrs, err := base.Configure(cctx, conf)
+		if err != nil {
+			proc.stop(m.log)
+			return nil, fmt.Errorf("Configure call failed: %w", err)
+		}
+		if len(ferrs) > 0 {
+			proc.stop(m.log)
+			msg := ""
+			for _, fe := range ferrs {
+				msg += fmt.Sprintf("; plugins.config.%s.%s: %s", e.Name, fe.Field, fe.Message)
+			}
+			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)
+		}
+	}
+	m.mu.Lock()
+	m.info, m.client, m.pid, m.startedAt = info, raw, proc.pid, time.Now()
+	m.mu.Unlock()
+	return proc, nil
+}
+
+// spawn launches a plugin binary through go-plugin with AutoMTLS and the
+// checksum, in its own process group.
+func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logger) (*process, error) {
+	cmd := exec.Command(path, args...)
+	// A plugin does not inherit the agent's environment, which may hold
+	// secrets; it gets a minimal one plus what its catalog entry names.
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}, env...)
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		cmd.Env = append(cmd.Env, "TZ="+tz)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the agent dies (even by SIGKILL), the kernel kills the plugin.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.PluginMap(),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		AutoMTLS:         true,
+		StartTimeout:     h.cfg.StartTimeout,
+		Stderr:           &stderrLogger{logger: log},
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:       "go-plugin",
+			Level:      hclog.Warn,
+			JSONFormat: true,
+			Output:     &stderrLogger{logger: log},
+		}),
+		GRPCDialOptions: sdk.ClientDialOptions(),
+	})
+	rpc, err := client.Client()
+	pid := 0
+	if cmd.Process != nil {
+		pid = cmd.Process.Pid
+	}
+	proc := &process{client: client, rpc: rpc, cmd: cmd, pid: pid}
+	if err != nil {
+		proc.stop(log)
+		return nil, describeStartError(path, err)
+	}
+	return proc, nil
+}
+
+func describeStartError(path string, err error) error {
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("%s changed since it was registered (SHA-256 mismatch); register it again with `vigil plugins register %s` if the change is intended", path, path)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("%s did not complete the plugin handshake within plugins.start_timeout; it hangs or is not a Vigil plugin", path)
+	case strings.Contains(msg, "plugin exited before we could connect"), strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "Incompatible"):
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v); plugins are built against github.com/vigilml/vigil/sdk", path, err)
+	}
+	return fmt.Errorf("start %s: %w", path, err)
+}
+
+// watch returns when the plugin process exits, fails its health check,
+// a restart is requested, or ctx ends.
+func (m *managed) watch(ctx context.Context, p *process) error {
+	health := time.NewTicker(m.h.cfg.HealthInterval)
+	defer health.Stop()
+	exited := time.NewTicker(100 * time.Millisecond)
+	defer exited.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.wake:
+			return errRestartRequested
+		case <-exited.C:
+			if p.client.Exited() {
+				return errors.New("plugin process exited")
+			}
+		case <-health.C:
+			done := make(chan error, 1)
+			go func() { done <- p.rpc.Ping() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					return fmt.Errorf("health check failed: %w", err)
+				}
+			case <-time.After(5 * time.Second):
+				return errors.New("health check timed out after 5s: plugin hangs")
+			}
+		}
+	}
+}
