@@ -460,10 +460,11 @@ func (u *upstream) saveCursor(next store.Cursor) {
 // [0, min(max_backoff, min_backoff·2^attempt)], but at least min_backoff/2
 // so a failing upstream is never hammered in a tight loop.
 func (u *upstream) backoff(attempt int) time.Duration {
-	ceil := u.cfg.MaxBackoff
-	if attempt < 40 {
-		ceil = min(ceil, u.cfg.MinBackoff<<attempt)
+	ceil := u.cfg.MinBackoff
+	for i := 0; i < attempt && ceil < u.cfg.MaxBackoff; i++ {
+		ceil *= 2
 	}
+	ceil = min(ceil, u.cfg.MaxBackoff)
 	floor := u.cfg.MinBackoff / 2
 	if ceil <= floor {
 		return ceil
