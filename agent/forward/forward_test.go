@@ -491,7 +491,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no url", func(r *RemoteWrite) { r.URL = "" }, []string{"forward.remote_write[0].url: required"}},
 		{"ftp", func(r *RemoteWrite) { r.URL = "ftp://x/" }, []string{"forward.remote_write[0].url: scheme"}},
 		{"credentials in url", func(r *RemoteWrite) { r.URL = "https://u:p@x/" }, []string{"url: must not carry credentials"}},
-		{"both auths", func(r *RemoteWrite) { r.BearerTokenFile = "/t"; r.BasicAuth = BasicAuth{Username: "u", PasswordFile: "/p"} }, []string{"not both"}},
+		{"both auths", func(r *RemoteWrite) {
+			r.BearerTokenFile = "/t"
+			r.BasicAuth = BasicAuth{Username: "u", PasswordFile: "/p"}
+		}, []string{"not both"}},
 		{"basic without file", func(r *RemoteWrite) { r.BasicAuth.Username = "u" }, []string{"basic_auth.password_file: required"}},
 		{"cert without key", func(r *RemoteWrite) { r.TLS.CertFile = "/c" }, []string{"tls: cert_file and key_file"}},
 		{"tls on http", func(r *RemoteWrite) { r.URL = "http://x/"; r.TLS.CAFile = "/ca" }, []string{"use https"}},

@@ -143,7 +143,7 @@ type receiver struct {
 	mu     sync.Mutex
 	reqs   []request
 	answer func(n int, r *request, w http.ResponseWriter) bool // true: accepted
-	got    map[string]map[int64]int // series -> timestamp -> times accepted
+	got    map[string]map[int64]int                            // series -> timestamp -> times accepted
 }
 
 func newReceiver(t testing.TB, tlsServer bool) *receiver {
