@@ -50,13 +50,16 @@
 //     answers 400 for samples it cannot take: older than its head block
 //     ("out of bounds", roughly older than 1-2 h on a fresh receiver),
 //     out of order for a series, or a different value for a timestamp it
-//     already has. A whole batch is refused then. In particular a batch sent
-//     again after an agent crash that Prometheus had already taken is
-//     answered 400 "out of order" and dropped, which is right (it was
-//     delivered); a batch that mixes already-delivered samples with new ones
-//     loses the new ones at such a receiver. Receivers that accept
-//     duplicates (Mimir, VictoriaMetrics, Prometheus with
-//     out_of_order_time_window) do not have this limitation.
+//     already has. A whole batch is refused then, so a batch sent again
+//     that Prometheus had already taken (the agent died between the 2xx and
+//     the cursor save) is answered 400 "out of order" and dropped, which is
+//     right: it was delivered. For that to be safe the batch sent again must
+//     be exactly the old one, not the old one plus samples appended since,
+//     which Prometheus would refuse with it. Full batches are reproduced by
+//     any read; before sending a short one (the newest samples) the
+//     forwarder saves where it ends as the cursor "forward/<name>.inflight"
+//     (one more fsync per short batch), and after a restart it sends exactly
+//     that batch first.
 //     401 and 403 are rejections too, as in Prometheus' own remote write,
 //     so a wrong credential drops data: watch vigil_forward_failures_total
 //     {reason="http_4xx"}.
@@ -65,7 +68,9 @@
 //     per cursor and the forwarder reports them as
 //     vigil_forward_dropped_samples_total{reason="evicted"} (the same
 //     number as vigil_store_evicted_unforwarded_samples_total
-//     {cursor="forward/<name>"}). An outage is survived without loss as long
+//     {cursor="forward/<name>"}; the store also lists the
+//     "forward/<name>.inflight" cursor there, which counts nearly the same
+//     samples and is not a second loss). An outage is survived without loss as long
 //     as the backlog fits store.retention and store.max_bytes.
 //
 // Secrets (bearer_token_file, basic_auth.password_file) come only from

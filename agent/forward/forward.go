@@ -265,13 +265,18 @@ func (u *upstream) run(ctx context.Context) {
 		}
 	}
 	u.log.Info("forwarding", "cursor", u.cursorName, "from_seq", cur.Seq, "from_off", cur.Off)
+	replay := u.replayCount(cur)
 
 	b := newBatch()
 	readErrs := 0
 	for ctx.Err() == nil {
 		wake := u.st.Notify()
 		appended := u.st.Stats()
-		next, invalid, err := u.read(cur, b)
+		n := u.cfg.BatchMaxSamples
+		if replay > 0 {
+			n = replay
+		}
+		next, invalid, short, err := u.read(cur, n, b)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
 				return
@@ -294,6 +299,7 @@ func (u *upstream) run(ctx context.Context) {
 			u.countDropped(reasonInvalid, invalid)
 		}
 		if next == cur { // caught up
+			replay = 0
 			u.oldestMs.Store(0)
 			u.baseAppend.Store(appended.SamplesAppended)
 			u.baseHandle.Store(u.handled.Load())
@@ -309,27 +315,100 @@ func (u *upstream) run(ctx context.Context) {
 			continue
 		}
 		if b.samples > 0 {
+			if short && replay == 0 {
+				// A read from cur would return more samples after a restart
+				// than this batch holds: record where it ends so a restart
+				// sends exactly this batch again (see replayCount).
+				u.saveCursorAs(u.cursorName+inflightSuffix, next)
+			}
 			u.oldestMs.Store(b.minT)
 			if !u.send(ctx, b) {
 				return // ctx ended: the batch is sent again next time
 			}
 		}
+		replay = 0
 		u.saveCursor(next)
 		cur = next
 	}
 }
 
-// read fills b with the samples after cur, bounded by batch_max_samples
-// and batch_max_bytes, and returns the cursor after them. When the byte
-// bound cuts a read short it reads again with the smaller count, to learn
-// the cursor just after the last sample that fits.
-func (u *upstream) read(cur store.Cursor, b *batch) (next store.Cursor, invalid int, err error) {
-	n := u.cfg.BatchMaxSamples
+// inflightSuffix names the cursor saved before sending a batch that a
+// later read would not reproduce: "forward/<name>.inflight" is where that
+// batch ends.
+const inflightSuffix = ".inflight"
+
+// replayCount returns how many samples after cur the batch in flight when
+// the agent last stopped held, or 0 when there is none to reproduce.
+//
+// Why: a receiver like Prometheus refuses a whole request with 400 "out of
+// order" when any sample in it is older than what it already has for the
+// series. If the agent died after such a batch was accepted but before its
+// cursor was saved, sending it again is answered 400 and dropped, which is
+// right; but if the first batch after the restart also carried samples
+// appended since, those would be dropped with it. Sending exactly the old
+// batch first avoids that. Batches that were full (batch_max_samples) or
+// cut by batch_max_bytes are reproduced by any read from cur; only a short
+// batch (the newest samples) needs its end saved before it is sent.
+func (u *upstream) replayCount(cur store.Cursor) int {
+	end, ok, err := u.st.LoadCursor(u.cursorName + inflightSuffix)
+	if err != nil || !ok || !after(end, cur) {
+		return 0
+	}
+	nextAt := func(k int) (store.Cursor, bool) {
+		_, next, err := u.st.ReadFrom(cur, k)
+		return next, err == nil
+	}
+	hi := u.cfg.BatchMaxSamples
+	for {
+		next, ok := nextAt(hi)
+		if !ok {
+			return 0
+		}
+		if !after(end, next) {
+			break
+		}
+		if hi >= maxBatchSamples {
+			return 0 // evicted or rewritten: nothing to reproduce
+		}
+		hi = min(hi*2, maxBatchSamples)
+	}
+	lo := 1 // smallest k whose read reaches end lies in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		next, ok := nextAt(mid)
+		if !ok {
+			return 0
+		}
+		if after(end, next) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if next, ok := nextAt(lo); !ok || next != end {
+		return 0
+	}
+	u.log.Info("sending the batch that was in flight when the agent stopped exactly as it was", "samples", lo)
+	return lo
+}
+
+// after reports whether a is past b in the store's append order.
+func after(a, b store.Cursor) bool {
+	return a.Seq > b.Seq || a.Seq == b.Seq && a.Off > b.Off
+}
+
+// read fills b with up to n samples after cur, bounded by batch_max_bytes,
+// and returns the cursor after them. When the byte bound cuts a read short
+// it reads again with the smaller count, to learn the cursor just after
+// the last sample that fits. short reports a batch that a later read from
+// cur could make longer: fewer than n samples and not cut by bytes.
+func (u *upstream) read(cur store.Cursor, n int, b *batch) (next store.Cursor, invalid int, short bool, err error) {
 	maxBytes := int(u.cfg.BatchMaxBytes)
+	cutByBytes := false
 	for {
 		samples, next, err := u.st.ReadFrom(cur, n)
 		if err != nil {
-			return cur, 0, err
+			return cur, 0, false, err
 		}
 		b.reset()
 		invalid = 0
@@ -349,9 +428,10 @@ func (u *upstream) read(cur store.Cursor, b *batch) (next store.Cursor, invalid 
 			}
 		}
 		if cut < 0 {
-			return next, invalid, nil
+			return next, invalid, !cutByBytes && len(samples) < n, nil
 		}
 		n = cut // at least 1: the first sample always fits
+		cutByBytes = true
 	}
 }
 
@@ -442,10 +522,12 @@ func (u *upstream) countDropped(reason string, n int) {
 // and otherwise ignored: the in-memory cursor moves on, and after a
 // restart the batches since the last saved cursor are sent again, which
 // at-least-once allows.
-func (u *upstream) saveCursor(next store.Cursor) {
+func (u *upstream) saveCursor(next store.Cursor) { u.saveCursorAs(u.cursorName, next) }
+
+func (u *upstream) saveCursorAs(name string, next store.Cursor) {
 	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
 	defer cancel()
-	err := u.st.SaveCursor(ctx, u.cursorName, next)
+	err := u.st.SaveCursor(ctx, name, next)
 	switch {
 	case err != nil && !u.saveFailing:
 		u.saveFailing = true

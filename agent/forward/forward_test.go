@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -537,5 +538,76 @@ func TestConfigValidate(t *testing.T) {
 	})
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Errorf("DefaultConfig: %v", err)
+	}
+}
+
+// TestRestartAfterAcceptedButUnsavedBatch: the agent stops after the
+// receiver took a batch but before the cursor was saved. The receiver
+// behaves like Prometheus: a request holding any sample it already has is
+// refused whole with 400. After the restart the old batch must be sent
+// exactly as it was (refused, dropped: it was delivered) and the samples
+// appended since in their own batch, so none of them is lost.
+func TestRestartAfterAcceptedButUnsavedBatch(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Add(-time.Minute)
+	rc := newReceiver(t, false)
+	var (
+		mu      sync.Mutex
+		seen    = map[int64]bool{} // timestamps of the one series, as "committed" by the receiver
+		release = make(chan struct{})
+		hold    atomic.Bool
+	)
+	seenN := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	hold.Store(true)
+	rc.answer = func(n int, r *request, w http.ResponseWriter) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range r.series {
+			for _, smp := range s.samples {
+				if seen[smp.t] {
+					http.Error(w, "out of order sample", http.StatusBadRequest)
+					return false
+				}
+			}
+		}
+		for _, s := range r.series {
+			for _, smp := range s.samples {
+				seen[smp.t] = true
+			}
+		}
+		if hold.Load() {
+			mu.Unlock()
+			<-release // committed, but the answer never reaches the agent
+			mu.Lock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	rw := testRemoteWrite(rc.srv.URL)
+
+	st := openStore(t, dir)
+	appendSeries(t, st, "0", start, 50) // a short batch: fewer than batch_max_samples
+	r := startForwarder(t, st, nil, rw)
+	waitFor(t, 5*time.Second, "first request", func() bool { return len(rc.requests()) == 1 })
+	r.stop(t) // the "crash": the cursor was never saved
+	hold.Store(false)
+	close(release)
+	if _, ok, _ := st.LoadCursor("forward/test"); ok {
+		t.Fatal("cursor saved without a 2xx")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, dir)
+	appendSeries(t, st, "0", start.Add(50*time.Millisecond), 50)
+	r = startForwarder(t, st, nil, rw)
+	waitFor(t, 5*time.Second, "all 100 samples at the receiver", func() bool { return seenN() == 100 && r.f.Status()[0].State == StateIdle })
+	reqs := rc.requests()
+	if len(reqs) != 3 || reqs[1].samples != 50 || reqs[2].samples != 50 {
+		t.Errorf("requests after the restart: want the old 50 again, then the new 50; got %d requests", len(reqs))
+	}
+	if s := r.f.Status()[0]; s.SamplesSent != 50 || s.SamplesDropped["rejected"] != 50 {
+		t.Errorf("status = %+v", s)
 	}
 }
