@@ -64,6 +64,7 @@ type Store struct {
 
 	partitions atomic.Int64
 	m          *metrics
+	notify     notifier // woken after each commit that appended samples
 
 	ticker    *time.Ticker
 	closeOnce sync.Once
@@ -227,6 +228,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.c.stop()
 		s.ticker.Stop()
+		defer s.notify.wake()
 		s.mu.Lock()
 		if s.db != nil {
 			s.closeErr = s.db.Close()
@@ -488,6 +490,7 @@ func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n
 		}
 		s.partitions.Add(int64(newParts))
 		s.m.appended.Add(uint64(n))
+		s.notify.wake()
 	}, nil
 }
 
