@@ -4,7 +4,10 @@ go 1.26.0
 
 require go.yaml.in/yaml/v3 v3.0.6
 
-require github.com/kylelemons/godebug v1.1.0 // indirect
+require (
+	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

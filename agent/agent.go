@@ -250,6 +250,7 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 // shutdown_timeout.
 func (a *Agent) Run(ctx context.Context) error {
 	a.api.Serve()
+	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings
 	a.printBanner()
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "data_dir", a.dir.Path, "version", version.Get().Version)
 
@@ -259,6 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case runErr = <-a.api.Err():
 		a.logger.Error("API server failed; shutting down", "err", runErr)
 	}
+	sd.Stopping() // STOPPING=1
 	return errors.Join(runErr, a.shutdown())
 }
 
