@@ -25,7 +25,8 @@ PKG_VERSION := $(patsubst v%,%,$(VERSION))
 # linker), with the same build info as `make build`.
 RELEASE_FLAGS := -trimpath -buildmode=pie \
                  -ldflags "-s -w -linkmode=external -extldflags '-Wl,-z,relro,-z,now' $(LDFLAGS)"
-# cgo needs a C compiler for the target; arm64 needs Debian's gcc-aarch64-linux-gnu.
+# cgo needs a C compiler for the target; arm64 needs Debian's gcc-aarch64-linux-gnu
+# and libc6-dev-arm64-cross.
 CC_amd64    := gcc
 CC_arm64    := aarch64-linux-gnu-gcc
 
@@ -85,8 +86,8 @@ $(TOOLS)/staticcheck:
 $(TOOLS)/nfpm:
 	GOBIN=$(TOOLS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
-package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd64; arm64 needs a cross gcc)
-	@command -v $(CC_$(ARCH)) >/dev/null 2>&1 || { echo "package: no C compiler $(CC_$(ARCH)) for ARCH=$(ARCH) (Debian: apt-get install gcc-aarch64-linux-gnu)" >&2; exit 1; }
+package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd64 or arm64; arm64 needs a cross gcc)
+	@command -v $(CC_$(ARCH)) >/dev/null 2>&1 || { echo "package: no C compiler $(CC_$(ARCH)) for ARCH=$(ARCH) (Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; exit 1; }
 	rm -rf $(STAGE) && mkdir -p $(STAGE)/plugins
 	CGO_ENABLED=1 GOOS=linux GOARCH=$(ARCH) CC=$(CC_$(ARCH)) $(GO) build $(RELEASE_FLAGS) -o $(STAGE)/vigil ./cmd/vigil
 	@for p in $(PLUGINS); do \
@@ -95,6 +96,7 @@ package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd6
 	done
 	packaging/gen-catalog.sh $(STAGE)/plugins > $(STAGE)/catalog.json && mv $(STAGE)/catalog.json $(STAGE)/plugins/catalog.json
 	gzip -9n < packaging/debian/changelog > $(STAGE)/changelog.gz
+	gzip -9n < packaging/vigil.1 > $(STAGE)/vigil.1.gz
 	@for fmt in deb rpm; do \
 		VIGIL_VERSION=$(PKG_VERSION) VIGIL_ARCH=$(ARCH) VIGIL_STAGE=$(STAGE) \
 			$(TOOLS)/nfpm package --config packaging/nfpm.yaml --packager $$fmt --target $(DIST)/ || exit 1; \
