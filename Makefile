@@ -105,7 +105,7 @@ package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd6
 test-package: package ## As root: lintian, install, run, remove and purge the .deb on this machine (changes the system)
 	VIGIL_PACKAGE_TEST=1 packaging/test-install.sh $(DIST)
 
-lint: tools ## gofmt, go vet and staticcheck
+lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...
