@@ -20,11 +20,27 @@ STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTO_FILES := $(wildcard sdk/proto/vigil/plugin/v1/*.proto)
+# Later nfpm versions fail to resolve two modules here.
+NFPM_VERSION        := v2.45.2
+
+# Packages (make package): hardened release build, staged for nfpm.
+ARCH        ?= amd64
+DIST        := dist
+STAGE       := $(DIST)/stage-$(ARCH)
+PKG_VERSION := $(patsubst v%,%,$(VERSION))
+# Stripped (-s -w), PIE, full RELRO (-z relro -z now, through the external
+# linker), with the same build info as `make build`.
+RELEASE_FLAGS := -trimpath -buildmode=pie \
+                 -ldflags "-s -w -linkmode=external -extldflags '-Wl,-z,relro,-z,now' $(LDFLAGS)"
+# cgo needs a C compiler for the target; arm64 needs Debian's gcc-aarch64-linux-gnu
+# and libc6-dev-arm64-cross.
+CC_amd64    := gcc
+CC_arm64    := aarch64-linux-gnu-gcc
 
 # Plugin folders with a main package: plugins/<kind>/<name>/main.go
 PLUGINS := $(patsubst %/main.go,%,$(wildcard plugins/*/*/main.go))
 
-.PHONY: help build run test test-deps lint tools bench clean proto proto-check protoc-deps
+.PHONY: help build run test test-deps test-package package lint tools bench clean proto proto-check protoc-deps
 
 help: ## Show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,10 +55,26 @@ build: ## Build bin/vigil and every plugin into bin/plugins/
 run: build ## Build, then run the agent on embedded defaults (vigil agent -dev)
 	./$(BIN)/vigil agent -dev
 
-test: test-deps ## Run every test with the race detector (installs what tests need)
+test: test-deps ## Run every test with the race detector (installs what tests need); as root, also test-package
 	$(GO) test -race -count=1 -timeout 25m ./...
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-package; \
+	else echo "test: not root, so the package install test (make test-package) did not run"; fi
 
-test-deps: ## Install what the tests need when it is missing (promtool from Debian's prometheus)
+test-deps: ## Install what the tests need when it is missing (promtool, systemd-analyze; lintian and rpm as root)
+	@missing=""; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ "$$(id -u)" = 0 ]; then \
+		command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+		command -v rpm >/dev/null 2>&1 || missing="$$missing rpm"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "test-deps: installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "test-deps: missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
+		fi; \
+	fi
 	@if ! command -v promtool >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "test-deps: installing Debian package prometheus (for promtool)"; \
@@ -53,7 +85,7 @@ test-deps: ## Install what the tests need when it is missing (promtool from Debi
 	fi
 	@command -v promtool >/dev/null && echo "test-deps: promtool $$(promtool --version 2>&1 | head -1 | awk '{print $$3}') ok"
 
-tools: $(TOOLS)/staticcheck ## Install pinned Go tools into .tools/
+tools: $(TOOLS)/staticcheck $(TOOLS)/nfpm ## Install pinned Go tools into .tools/
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -85,7 +117,29 @@ proto-check: proto ## Fail when the checked-in generated code is stale
 		echo "generated code in sdk/proto is stale: run make proto and commit" >&2; git status --porcelain -- sdk/proto >&2; exit 1; \
 	fi
 
-lint: tools ## gofmt, go vet and staticcheck
+$(TOOLS)/nfpm:
+	GOBIN=$(TOOLS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd64 or arm64; arm64 needs a cross gcc)
+	@command -v $(CC_$(ARCH)) >/dev/null 2>&1 || { echo "package: no C compiler $(CC_$(ARCH)) for ARCH=$(ARCH) (Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; exit 1; }
+	rm -rf $(STAGE) && mkdir -p $(STAGE)/plugins
+	CGO_ENABLED=1 GOOS=linux GOARCH=$(ARCH) CC=$(CC_$(ARCH)) $(GO) build $(RELEASE_FLAGS) -o $(STAGE)/vigil ./cmd/vigil
+	@for p in $(PLUGINS); do \
+		echo "build plugin $$p"; \
+		CGO_ENABLED=1 GOOS=linux GOARCH=$(ARCH) CC=$(CC_$(ARCH)) $(GO) build $(RELEASE_FLAGS) -o $(STAGE)/plugins/$$(basename $$p) ./$$p || exit 1; \
+	done
+	packaging/gen-catalog.sh $(STAGE)/plugins > $(STAGE)/catalog.json && mv $(STAGE)/catalog.json $(STAGE)/plugins/catalog.json
+	gzip -9n < packaging/debian/changelog > $(STAGE)/changelog.gz
+	gzip -9n < packaging/vigil.1 > $(STAGE)/vigil.1.gz
+	@for fmt in deb rpm; do \
+		VIGIL_VERSION=$(PKG_VERSION) VIGIL_ARCH=$(ARCH) VIGIL_STAGE=$(STAGE) \
+			$(TOOLS)/nfpm package --config packaging/nfpm.yaml --packager $$fmt --target $(DIST)/ || exit 1; \
+	done
+
+test-package: package ## As root: lintian, install, run, remove and purge the .deb on this machine (changes the system)
+	VIGIL_PACKAGE_TEST=1 packaging/test-install.sh $(DIST)
+
+lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...

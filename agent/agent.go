@@ -279,6 +279,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
+	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings
 	a.printBanner()
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "data_dir", a.dir.Path, "version", version.Get().Version)
 
@@ -288,6 +289,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case runErr = <-a.api.Err():
 		a.logger.Error("API server failed; shutting down", "err", runErr)
 	}
+	sd.Stopping() // STOPPING=1
 	return errors.Join(runErr, a.shutdown())
 }
 
