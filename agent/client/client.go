@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -102,9 +103,26 @@ func New(cfg Config) (*Client, error) {
 // is returned as *APIError, except when okStatus lists its code: then the
 // body is decoded into out as well (health answers 503 with a body).
 func (c *Client) Get(ctx context.Context, path string, out any, okStatus ...int) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.Do(ctx, http.MethodGet, path, nil, out, okStatus...)
+}
+
+// Do sends a request with in (when not nil) encoded as its JSON body and
+// decodes the JSON answer into out, with Get's handling of errors.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any, okStatus ...int) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return 0, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -114,7 +132,7 @@ func (c *Client) Get(ctx context.Context, path string, out any, okStatus ...int)
 		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("read answer: %w", err)
 	}
@@ -129,13 +147,13 @@ func (c *Client) Get(ctx context.Context, path string, out any, okStatus ...int)
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		if json.Unmarshal(answer, &e) == nil && e.Error.Code != "" {
 			return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 		}
-		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(body))}
+		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
 	}
-	if out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
+	if out != nil && len(answer) > 0 {
+		if err := json.Unmarshal(answer, out); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode answer from %s: %w", path, err)
 		}
 	}
