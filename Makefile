@@ -28,10 +28,14 @@ ARCH        ?= amd64
 DIST        := dist
 STAGE       := $(DIST)/stage-$(ARCH)
 PKG_VERSION := $(patsubst v%,%,$(VERSION))
-# Stripped (-s -w), PIE, full RELRO (-z relro -z now, through the external
-# linker), with the same build info as `make build`.
+# Stripped (-s -w), PIE, RELRO (-z relro, through the external linker), with
+# the same build info as `make build`. Lazy binding (-z lazy), not full RELRO
+# (-z now): go-nvml leaves every nvml* symbol undefined until it dlopens
+# libnvidia-ml.so, so binding at load fails ("undefined symbol:
+# nvmlGpuInstanceGetComputeInstanceProfileInfoV") on every host without the
+# driver, and with older drivers (NVIDIA/go-nvml#18, #131).
 RELEASE_FLAGS := -trimpath -buildmode=pie \
-                 -ldflags "-s -w -linkmode=external -extldflags '-Wl,-z,relro,-z,now' $(LDFLAGS)"
+                 -ldflags "-s -w -linkmode=external -extldflags '-Wl,-z,relro,-z,lazy' $(LDFLAGS)"
 # cgo needs a C compiler for the target; arm64 needs Debian's gcc-aarch64-linux-gnu
 # and libc6-dev-arm64-cross.
 CC_amd64    := gcc
