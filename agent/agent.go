@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
+	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/logging"
+	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/agent/telemetry"
 	"github.com/vigilml/vigil/agent/version"
@@ -63,6 +66,9 @@ type Options struct {
 	Level  *slog.LevelVar
 	// Banner receives the start-up banner; nil prints none.
 	Banner io.Writer
+	// DevPluginDir, when set, is trusted as the build's own plugin
+	// directory (dev mode).
+	DevPluginDir string
 }
 
 // Agent is a running Vigil agent.
@@ -77,6 +83,8 @@ type Agent struct {
 	store     *store.Store
 	sink      sinkState
 	telemetry *telemetry.Telemetry
+	forwarder *forward.Forwarder
+	plugins   *pluginhost.Host
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -128,15 +136,25 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		dir.Close()
 		return nil, err
 	}
-	if err := a.startTelemetry(); err != nil {
+	fail := func(err error) (*Agent, error) {
+		if a.plugins != nil {
+			a.plugins.Close()
+		}
 		a.store.Close()
 		dir.Close()
 		return nil, err
 	}
+	if err := a.startTelemetry(); err != nil {
+		return fail(err)
+	}
+	if err := a.openForwarder(); err != nil {
+		return fail(err)
+	}
+	if err := a.openPlugins(); err != nil {
+		return fail(err)
+	}
 	if err := a.api.Listen(); err != nil {
-		a.store.Close()
-		dir.Close()
-		return nil, err
+		return fail(err)
 	}
 	a.setStatus("api", func() SubsystemStatus { return SubsystemStatus{Name: "api", State: StateRunning} })
 	a.addCheck("data_dir", a.checkDataDir)
@@ -277,6 +295,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer a.bg.Done()
 		a.telemetry.Run(bgCtx)
 	}()
+	if a.forwarder != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			a.forwarder.Run(bgCtx)
+		}()
+	}
+	a.plugins.Start()
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
 	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings
@@ -317,6 +343,9 @@ func (a *Agent) shutdown() error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("collectors did not stop within %s", timeout))
 	}
+	if err := a.plugins.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("stop plugins: %w", err))
+	}
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
@@ -347,7 +376,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 	changed := config.Diff(prev.Config, next.Config)
 	var applied, ignored []string
 	for _, key := range changed {
-		if reloadable[key] {
+		if reloadable[key] || strings.HasPrefix(key, "plugins.") {
 			applied = append(applied, key)
 		} else {
 			ignored = append(ignored, key)
@@ -357,6 +386,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 		a.opts.Level.Set(lvl)
 	}
 	a.api.Reload(next.API)
+	a.plugins.Reload(next.Plugins)
 
 	// Keep the settings that were not applied, so /v1/status keeps telling
 	// the truth about what runs.
@@ -364,6 +394,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.LogLevel = next.LogLevel
 	kept.API.Tokens = next.API.Tokens
 	kept.API.AccessLog = next.API.AccessLog
+	kept.Plugins = next.Plugins
 	a.mu.Lock()
 	a.cfg = &config.Loaded{Config: &kept, Files: next.Files}
 	a.mu.Unlock()

@@ -19,6 +19,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/agent/telemetry"
 	"github.com/vigilml/vigil/agent/units"
@@ -46,6 +48,11 @@ type Config struct {
 	Telemetry telemetry.Config `yaml:"telemetry"`
 	// Store configures the durable sample store (agent/store).
 	Store store.Config `yaml:"store"`
+	// Forward configures shipping samples upstream (agent/forward).
+	Forward forward.Config `yaml:"forward"`
+	// Plugins configures where plugins come from and how they are run
+	// (agent/pluginhost).
+	Plugins pluginhost.Config `yaml:"plugins"`
 }
 
 // API configures the local HTTP API.
@@ -125,6 +132,8 @@ func Default() *Config {
 		},
 		Telemetry: telemetry.DefaultConfig(),
 		Store:     store.DefaultConfig(),
+		Forward:   forward.DefaultConfig(),
+		Plugins:   pluginhost.DefaultConfig(),
 	}
 }
 
@@ -134,6 +143,7 @@ func Dev() *Config {
 	c := Default()
 	c.DataDir = DefaultDevDataDir
 	c.API.AccessLog = true
+	c.Plugins.Start = "boot"
 	return c
 }
 

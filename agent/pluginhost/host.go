@@ -272,7 +272,7 @@ func (h *Host) probe(path, sum string) (probed, error) {
 	defer cancel()
 	info, err := disp.(sdk.Base).Info(ctx)
 	if err != nil {
-		return probed{}, fmt.Errorf("Info call failed: %w", err)
+		return probed{}, fmt.Errorf("the plugin's Info call failed: %w", err)
 	}
 	if !nameRE.MatchString(info.GetName()) {
 		return probed{}, fmt.Errorf("plugin name %q is not valid (lower-case letters, digits, '.', '_', '-')", info.GetName())
@@ -352,6 +352,36 @@ func (m *managed) stopAndWait() {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Unregister removes a plugin from the agent's catalog and stops it. A
+// plugin trusted by a package catalog or the dev directory comes back as
+// such on the next reload.
+func (h *Host) Unregister(ctx context.Context, name string) error {
+	h.mu.Lock()
+	m, ok := h.plugins[name]
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no plugin %q", name)
+	}
+	if m.entry.Source != "registered" {
+		return fmt.Errorf("plugin %q is trusted by its %s, not by the agent's catalog; remove the binary instead", name, m.entry.Source)
+	}
+	if err := h.cat.remove(ctx, name); err != nil {
+		return fmt.Errorf("save plugin catalog: %w", err)
+	}
+	h.mu.Lock()
+	delete(h.plugins, name)
+	if info, err := os.Stat(m.entry.Path); err == nil && info.Mode().IsRegular() && h.inDirs(m.entry.Path) {
+		// The binary is still there: list it as untrusted again.
+		u := "untrusted:" + m.entry.Path
+		h.plugins[u] = newManaged(h, Entry{Name: u, Path: m.entry.Path}, StateUntrusted,
+			fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", m.entry.Path))
+	}
+	h.mu.Unlock()
+	m.stopAndWait()
+	h.logger.Info("plugin unregistered", "plugin", name)
+	return nil
 }
 
 // Restart restarts a plugin now, resetting its crash budget; a failed

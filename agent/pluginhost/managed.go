@@ -269,7 +269,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	info, err := base.Info(cctx)
 	if err != nil {
 		proc.stop(m.log)
-		return nil, fmt.Errorf("Info call failed: %w", err)
+		return nil, fmt.Errorf("the plugin's Info call failed: %w", err)
 	}
 	if info.GetKind() != e.Kind {
 		proc.stop(m.log)
@@ -283,7 +283,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 		ferrs, err := base.Configure(cctx, conf)
 		if err != nil {
 			proc.stop(m.log)
-			return nil, fmt.Errorf("Configure call failed: %w", err)
+			return nil, fmt.Errorf("the plugin's Configure call failed: %w", err)
 		}
 		if len(ferrs) > 0 {
 			proc.stop(m.log)

@@ -71,7 +71,11 @@ other changes are logged as needing a restart.`, stdout, stderr)
 	level.Set(lvl)
 	logger := logging.New(stderr, cfg.LogFormat, level)
 
-	a, err := agent.New(cfg, agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout})
+	aopts := agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout}
+	if *dev {
+		aopts.DevPluginDir = agent.DevPluginDir()
+	}
+	a, err := agent.New(cfg, aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil agent: %v\n", err)
 		return 1

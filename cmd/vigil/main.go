@@ -26,6 +26,7 @@ func commands() []command {
 		{"gpu", "Show the GPUs an agent sees (a small nvidia-smi)", runGPU},
 		{"host", "Show the host's CPU, memory and file systems", runHost},
 		{"query", "Query the local history of a metric", runQuery},
+		{"plugins", "List, register, unregister and restart plugins", runPlugins},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
