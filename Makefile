@@ -64,30 +64,8 @@ test: test-deps ## Run every test with the race detector (installs what tests ne
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-package; \
 	else echo "test: not root, so the package install test (make test-package) did not run"; fi
 
-test-deps: ## Install what the tests need when it is missing (promtool, systemd-analyze; lintian and rpm as root)
-	@missing=""; \
-	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
-	if [ "$$(id -u)" = 0 ]; then \
-		command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
-		command -v rpm >/dev/null 2>&1 || missing="$$missing rpm"; \
-	fi; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "test-deps: installing Debian packages:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-		else \
-			echo "test-deps: missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; \
-		fi; \
-	fi
-	@if ! command -v promtool >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "test-deps: installing Debian package prometheus (for promtool)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-		else \
-			echo "test-deps: promtool is missing; install Debian's prometheus package (sudo apt-get install prometheus)" >&2; exit 1; \
-		fi; \
-	fi
-	@command -v promtool >/dev/null && echo "test-deps: promtool $$(promtool --version 2>&1 | head -1 | awk '{print $$3}') ok"
+test-deps: ## Install what the tests need when it is missing (Debian packages as root; see scripts/test-deps.sh)
+	@sh scripts/test-deps.sh
 
 tools: $(TOOLS)/staticcheck $(TOOLS)/nfpm ## Install pinned Go tools into .tools/
 
