@@ -1,0 +1,311 @@
+package observe
+
+import (
+	"math"
+	"time"
+)
+
+// DefaultVersion is the version of an observation that names none.
+const DefaultVersion = "unknown"
+
+// ParseObservations decodes and validates a POST /v1/observations body:
+// {"observations": [...]}, a bare JSON array, or NDJSON (one object per
+// line) when ndjson is set. The first invalid item fails the whole batch
+// with an *ItemError naming it and its field. now is the agent's clock,
+// against which timestamps are checked and which absent timestamps get.
+func ParseObservations(body []byte, ndjson bool, cfg Config, now time.Time) ([]Observation, error) {
+	cfg = cfg.withDefaults()
+	p := &parser{b: body, lim: cfg.limits(now), list: "observations", names: map[string]string{}}
+	nowMs := now.UnixMilli()
+	out := make([]Observation, 0, 16)
+	err := p.items(ndjson, func() *ItemError {
+		o, err := p.observation(nowMs)
+		if err != nil {
+			return err
+		}
+		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Observation fields, as bits, to find duplicates and missing ones.
+const (
+	fModel = 1 << iota
+	fVersion
+	fTimestamp
+	fLatency
+	fError
+	fStatus
+	fFeatures
+	fPrediction
+	fRequestID
+	fLabel
+)
+
+func (p *parser) observation(nowMs int64) (Observation, *ItemError) {
+	var o Observation
+	var seen int
+	var explicitError bool
+	err := p.object("", func(key []byte) *ItemError {
+		var bit int
+		switch string(key) {
+		case "model":
+			bit = fModel
+		case "version":
+			bit = fVersion
+		case "timestamp":
+			bit = fTimestamp
+		case "latency_ms":
+			bit = fLatency
+		case "error":
+			bit = fError
+		case "status":
+			bit = fStatus
+		case "features":
+			bit = fFeatures
+		case "prediction":
+			bit = fPrediction
+		case "request_id":
+			bit = fRequestID
+		case "label":
+			bit = fLabel
+		default:
+			return p.fail(string(key), "unknown field (known: model, version, timestamp, latency_ms, error, status, features, prediction, request_id, label)")
+		}
+		field := string(key)
+		if seen&bit != 0 {
+			return p.fail(field, "appears twice")
+		}
+		seen |= bit
+		switch bit {
+		case fModel, fVersion:
+			s, ok, err := p.stringField(field, bit == fVersion)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			name, err := p.name(field, s)
+			if err != nil {
+				return err
+			}
+			if bit == fModel {
+				o.Model = name
+			} else {
+				o.Version = name
+			}
+		case fTimestamp:
+			ms, err := p.timestamp(field)
+			if err != nil {
+				return err
+			}
+			o.UnixMs = ms
+		case fLatency:
+			v, err := p.finite(field)
+			if err != nil {
+				return err
+			}
+			if v < 0 {
+				return p.fail(field, "must not be negative, got %g", v)
+			}
+			o.LatencyMs, o.HasLatency = v, true
+		case fError:
+			v, err := p.scalar(field)
+			if err != nil {
+				return err
+			}
+			if v.kind != jBool {
+				return p.fail(field, "must be true or false, got %s", kindName(v.kind))
+			}
+			explicitError = v.b
+		case fStatus:
+			v, err := p.finite(field)
+			if err != nil {
+				return err
+			}
+			if v != math.Trunc(v) || v < 100 || v > 599 {
+				return p.fail(field, "must be an HTTP status code, an integer from 100 to 599, got %g", v)
+			}
+			o.Status = int(v)
+		case fFeatures:
+			return p.features(&o)
+		case fPrediction, fLabel:
+			v, err := p.value(field, true)
+			if err != nil {
+				return err
+			}
+			if bit == fPrediction {
+				o.Prediction = v
+			} else {
+				o.Label = v
+			}
+		case fRequestID:
+			s, ok, err := p.stringField(field, true)
+			if err != nil || !ok {
+				return err
+			}
+			if len(s) == 0 {
+				return p.fail(field, "must not be empty (leave it out instead)")
+			}
+			if len(s) > p.lim.maxString {
+				return p.fail(field, "string of %d bytes is longer than observe.max_string_bytes (%d)", len(s), p.lim.maxString)
+			}
+			o.RequestID = string(s)
+		}
+		return nil
+	})
+	if err != nil {
+		return o, err
+	}
+	if o.Model == "" {
+		return o, p.fail("model", "is required")
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	if seen&fTimestamp == 0 {
+		o.UnixMs = nowMs
+	}
+	o.Error = explicitError || o.Status >= 500
+	return o, nil
+}
+
+func (p *parser) features(o *Observation) *ItemError {
+	p.ws()
+	if c := p.peek(); c != '{' {
+		if c == 'n' && p.literal("null") {
+			return nil
+		}
+		v, err := p.scalar("features")
+		if err != nil {
+			return err
+		}
+		return p.fail("features", "must be an object of name: number or string, got %s", kindName(v.kind))
+	}
+	return p.object("features", func(key []byte) *ItemError {
+		field := "features." + string(key)
+		if len(o.Features) >= p.lim.maxFeatures {
+			return p.fail("features", "more than observe.max_features (%d) features", p.lim.maxFeatures)
+		}
+		name, err := p.name(field, key)
+		if err != nil {
+			return err
+		}
+		for _, f := range o.Features {
+			if f.Name == name {
+				return p.fail(field, "appears twice")
+			}
+		}
+		v, err := p.value(field, false)
+		if err != nil {
+			return err
+		}
+		if o.Features == nil {
+			o.Features = make([]Feature, 0, 16)
+		}
+		o.Features = append(o.Features, Feature{Name: name, Value: v})
+		return nil
+	})
+}
+
+// timestamp reads RFC 3339 text or Unix milliseconds and checks its range.
+func (p *parser) timestamp(field string) (int64, *ItemError) {
+	v, err := p.scalar(field)
+	if err != nil {
+		return 0, err
+	}
+	var ms int64
+	switch v.kind {
+	case jString:
+		t, perr := time.Parse(time.RFC3339Nano, string(v.str))
+		if perr != nil {
+			return 0, p.fail(field, "must be RFC 3339 text (2026-01-02T15:04:05Z) or Unix milliseconds, got %q", v.str)
+		}
+		ms = t.UnixMilli()
+	case jNumber:
+		if v.num < -1e15 || v.num > 1e15 {
+			return 0, p.fail(field, "%s is not a plausible Unix time in milliseconds", v.raw)
+		}
+		ms = int64(math.Round(v.num))
+	case jNonFinite:
+		return 0, p.fail(field, "%s", nonFiniteMsg(v.raw))
+	default:
+		return 0, p.fail(field, "must be RFC 3339 text or Unix milliseconds, got %s", kindName(v.kind))
+	}
+	if ms < p.lim.oldest {
+		hint := ""
+		if v.kind == jNumber && ms > 0 && ms < 1e11 {
+			hint = "; it looks like Unix seconds: send milliseconds"
+		}
+		return 0, p.fail(field, "%s is older than observe.retention (%s)%s", time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), p.lim.retention, hint)
+	}
+	if ms > p.lim.newest {
+		return 0, p.fail(field, "%s is more than observe.max_future_skew (%s) ahead of the agent's clock", time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), p.lim.skew)
+	}
+	return ms, nil
+}
+
+// ParseLabels decodes a POST /v1/labels body: {"labels": [...]}, a bare
+// array or NDJSON of {"request_id": "...", "label": ...}.
+func ParseLabels(body []byte, ndjson bool, cfg Config) ([]Label, error) {
+	cfg = cfg.withDefaults()
+	p := &parser{b: body, lim: cfg.limits(time.Now()), list: "labels", names: map[string]string{}}
+	var out []Label
+	err := p.items(ndjson, func() *ItemError {
+		var l Label
+		var seen int
+		err := p.object("", func(key []byte) *ItemError {
+			field := string(key)
+			switch field {
+			case "request_id":
+				if seen&fRequestID != 0 {
+					return p.fail(field, "appears twice")
+				}
+				seen |= fRequestID
+				s, _, err := p.stringField(field, false)
+				if err != nil {
+					return err
+				}
+				if len(s) == 0 || len(s) > p.lim.maxString {
+					return p.fail(field, "must be 1 to %d bytes (observe.max_string_bytes), got %d", p.lim.maxString, len(s))
+				}
+				l.RequestID = string(s)
+			case "label":
+				if seen&fLabel != 0 {
+					return p.fail(field, "appears twice")
+				}
+				seen |= fLabel
+				v, err := p.value(field, false)
+				if err != nil {
+					return err
+				}
+				l.Value = v
+			default:
+				return p.fail(field, "unknown field (known: request_id, label)")
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if l.RequestID == "" {
+			return p.fail("request_id", "is required")
+		}
+		if l.Value.IsNone() {
+			return p.fail("label", "is required")
+		}
+		out = append(out, l)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+
