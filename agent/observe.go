@@ -1,10 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -55,7 +55,9 @@ func readBatch(r *http.Request) (body []byte, ndjson bool, err error) {
 			return nil, false, api.Errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type %q is not supported; send application/json or application/x-ndjson", ct)
 		}
 	}
-	body, err = io.ReadAll(r.Body)
+	buf := bytes.NewBuffer(make([]byte, 0, max(512, min(r.ContentLength+1, 1<<20))))
+	_, err = buf.ReadFrom(r.Body)
+	body = buf.Bytes()
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {

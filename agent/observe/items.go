@@ -15,7 +15,8 @@ const DefaultVersion = "unknown"
 // against which timestamps are checked and which absent timestamps get.
 func ParseObservations(body []byte, ndjson bool, cfg Config, now time.Time) ([]Observation, error) {
 	cfg = cfg.withDefaults()
-	p := &parser{b: body, lim: cfg.limits(now), list: "observations", names: map[string]string{}}
+	p := &parser{b: body, lim: cfg.limits(now), list: "observations", names: map[string]string{},
+		feats: make([]Feature, 0, min(len(body)/16, 1<<16))}
 	nowMs := now.UnixMilli()
 	out := make([]Observation, 0, 16)
 	err := p.items(ndjson, func() *ItemError {
@@ -52,31 +53,31 @@ func (p *parser) observation(nowMs int64) (Observation, *ItemError) {
 	var explicitError bool
 	err := p.object("", func(key []byte) *ItemError {
 		var bit int
+		var field string
 		switch string(key) {
 		case "model":
-			bit = fModel
+			bit, field = fModel, "model"
 		case "version":
-			bit = fVersion
+			bit, field = fVersion, "version"
 		case "timestamp":
-			bit = fTimestamp
+			bit, field = fTimestamp, "timestamp"
 		case "latency_ms":
-			bit = fLatency
+			bit, field = fLatency, "latency_ms"
 		case "error":
-			bit = fError
+			bit, field = fError, "error"
 		case "status":
-			bit = fStatus
+			bit, field = fStatus, "status"
 		case "features":
-			bit = fFeatures
+			bit, field = fFeatures, "features"
 		case "prediction":
-			bit = fPrediction
+			bit, field = fPrediction, "prediction"
 		case "request_id":
-			bit = fRequestID
+			bit, field = fRequestID, "request_id"
 		case "label":
-			bit = fLabel
+			bit, field = fLabel, "label"
 		default:
 			return p.fail(string(key), "unknown field (known: model, version, timestamp, latency_ms, error, status, features, prediction, request_id, label)")
 		}
-		field := string(key)
 		if seen&bit != 0 {
 			return p.fail(field, "appears twice")
 		}
@@ -187,16 +188,20 @@ func (p *parser) features(o *Observation) *ItemError {
 		}
 		return p.fail("features", "must be an object of name: number or string, got %s", kindName(v.kind))
 	}
-	return p.object("features", func(key []byte) *ItemError {
-		field := "features." + string(key)
-		if len(o.Features) >= p.lim.maxFeatures {
+	// Every observation's features share one backing array per request.
+	start := len(p.feats)
+	err := p.object("features", func(key []byte) *ItemError {
+		// The field's name is built only if it is needed for an error.
+		p.featKey = key
+		const field = featField
+		if len(p.feats)-start >= p.lim.maxFeatures {
 			return p.fail("features", "more than observe.max_features (%d) features", p.lim.maxFeatures)
 		}
 		name, err := p.name(field, key)
 		if err != nil {
 			return err
 		}
-		for _, f := range o.Features {
+		for _, f := range p.feats[start:] {
 			if f.Name == name {
 				return p.fail(field, "appears twice")
 			}
@@ -205,12 +210,16 @@ func (p *parser) features(o *Observation) *ItemError {
 		if err != nil {
 			return err
 		}
-		if o.Features == nil {
-			o.Features = make([]Feature, 0, 16)
-		}
-		o.Features = append(o.Features, Feature{Name: name, Value: v})
+		p.feats = append(p.feats, Feature{Name: name, Value: v})
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if n := len(p.feats); n > start {
+		o.Features = p.feats[start:n:n]
+	}
+	return nil
 }
 
 // timestamp reads RFC 3339 text or Unix milliseconds and checks its range.
@@ -307,5 +316,3 @@ func ParseLabels(body []byte, ndjson bool, cfg Config) ([]Label, error) {
 	}
 	return out, nil
 }
-
-

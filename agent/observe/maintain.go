@@ -56,6 +56,9 @@ func (s *Service) Maintain(ctx context.Context) error {
 		p.mu.Unlock()
 		if idle {
 			delete(s.pairs, k)
+			s.idx.mu.Lock()
+			s.idx.forget(p)
+			s.idx.mu.Unlock()
 			gone = append(gone, store.KVOp{Bucket: bucketModels, Key: modelKey(k), Delete: true})
 		}
 	}

@@ -57,6 +57,7 @@ type pairState struct {
 	latSum                   float64 // ms
 	win                      pairWindows
 	persisted, rebuiltTotals bool
+	labelID                  uint32 // see labelIndex.byID; guarded by its mu
 }
 
 type counters struct {
@@ -211,6 +212,7 @@ func newPairState(k pairKey) *pairState {
 func (s *Service) apply(nowMs int64, sums []pairSummary, states []*pairState, obs []Observation, index bool) {
 	cur := -1
 	var p *pairState
+	var toIndex []indexed
 	for i := range obs {
 		o := &obs[i]
 		k := pairKey{o.Model, o.Version}
@@ -245,12 +247,25 @@ func (s *Service) apply(nowMs int64, sums []pairSummary, states []*pairState, ob
 		}
 		p.win.add(min(o.UnixMs, nowMs), o)
 		if index && o.RequestID != "" && !o.Prediction.IsNone() {
-			s.idx.put(o.RequestID, p, o.Prediction, !o.Label.IsNone())
+			toIndex = append(toIndex, indexed{i, p})
 		}
 	}
 	if p != nil {
 		p.mu.Unlock()
 	}
+	if len(toIndex) > 0 {
+		s.idx.mu.Lock()
+		for _, x := range toIndex {
+			o := &obs[x.i]
+			s.idx.put(o.RequestID, x.p, o.Prediction, !o.Label.IsNone())
+		}
+		s.idx.mu.Unlock()
+	}
+}
+
+type indexed struct {
+	i int
+	p *pairState
 }
 
 // Subscribe registers fn to receive every batch once it is durable, in
@@ -461,20 +476,20 @@ func (s *Service) AddLabels(ctx context.Context, labels []Label) ([]LabelResult,
 	for i, l := range labels {
 		outs[i].Label = l
 		res[i] = LabelResult{Index: i, RequestID: l.RequestID, Status: LabelUnknown}
-		e := s.idx.m[l.RequestID]
+		e, p := s.idx.get(l.RequestID)
 		if e == nil {
 			continue
 		}
-		res[i].Model, res[i].Version = e.pair.key.model, e.pair.key.version
+		res[i].Model, res[i].Version = p.key.model, p.key.version
 		if e.labelled {
 			res[i].Status = LabelDuplicate
 			continue
 		}
 		e.labelled = true
 		marked = append(marked, e)
-		ok := e.pred.Equal(l.Value)
-		outs[i].matched, outs[i].key, outs[i].correct = true, e.pair.key, ok
-		states[i] = e.pair
+		ok := s.idx.matches(e, l.Value)
+		outs[i].matched, outs[i].key, outs[i].correct = true, p.key, ok
+		states[i] = p
 		res[i].Status, res[i].Correct = LabelMatched, &ok
 	}
 	s.idx.mu.Unlock()
@@ -510,40 +525,6 @@ func (s *Service) AddLabels(ctx context.Context, labels []Label) ([]LabelResult,
 		p.mu.Unlock()
 	}
 	return res, nil
-}
-
-// labelIndex remembers the newest request IDs with their predictions, so
-// that labels arriving later can be matched. Bounded: the oldest entry
-// goes when a new one needs its slot.
-type labelIndex struct {
-	mu   sync.Mutex
-	m    map[string]*labelEntry
-	fifo []string
-	pos  int
-}
-
-type labelEntry struct {
-	pair     *pairState
-	pred     Value
-	labelled bool
-	slot     int
-}
-
-func newLabelIndex(n int) labelIndex {
-	return labelIndex{m: make(map[string]*labelEntry, min(n, 1<<16)), fifo: make([]string, n)}
-}
-
-func (x *labelIndex) put(id string, p *pairState, pred Value, labelled bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if old := x.fifo[x.pos]; old != "" {
-		if e := x.m[old]; e != nil && e.slot == x.pos {
-			delete(x.m, old)
-		}
-	}
-	x.m[id] = &labelEntry{pair: p, pred: pred, labelled: labelled, slot: x.pos}
-	x.fifo[x.pos] = id
-	x.pos = (x.pos + 1) % len(x.fifo)
 }
 
 // stateFor returns the pair's state, creating it (during the rebuild).
@@ -614,7 +595,7 @@ func (s *Service) rebuild() error {
 			p.latCount += sm.latCount
 			p.latSum += sm.latSum
 		}
-		if recv < winCutoff && len(ids) >= len(s.idx.fifo) {
+		if recv < winCutoff && len(ids) >= s.idx.capacity() {
 			// Inline labels of old records still count in the totals.
 			return nil
 		}
@@ -630,7 +611,7 @@ func (s *Service) rebuild() error {
 		if recv >= winCutoff {
 			s.apply(nowMs, sums, states, obs, false)
 		}
-		for i := len(obs) - 1; i >= 0 && len(ids) < len(s.idx.fifo); i-- {
+		for i := len(obs) - 1; i >= 0 && len(ids) < s.idx.capacity(); i-- {
 			o := &obs[i]
 			if o.RequestID == "" || o.Prediction.IsNone() || seen[o.RequestID] {
 				continue
@@ -646,10 +627,12 @@ func (s *Service) rebuild() error {
 	if err != nil {
 		return err
 	}
+	s.idx.mu.Lock()
 	for i := len(ids) - 1; i >= 0; i-- {
 		e := ids[i]
 		s.idx.put(e.id, s.pairs[e.key], e.pred, e.labelled)
 	}
+	s.idx.mu.Unlock()
 	err = s.kv.ForEachBefore(bucketLabels, nil, func(k, v []byte) error {
 		recv := keyTime(k)
 		if len(k) == 16 {
@@ -672,9 +655,11 @@ func (s *Service) rebuild() error {
 			if recv >= winCutoff {
 				p.win.addLabel(min(recv, nowMs), l.correct)
 			}
-			if e := s.idx.m[l.RequestID]; e != nil {
+			s.idx.mu.Lock()
+			if e, _ := s.idx.get(l.RequestID); e != nil {
 				e.labelled = true
 			}
+			s.idx.mu.Unlock()
 		}
 		return nil
 	})

@@ -41,10 +41,20 @@ type parser struct {
 	list  string // "observations" or "labels"
 	index int    // current item, -1 outside items
 	names map[string]string
+	// featKey is the feature being parsed; the field name featField
+	// stands for "features.<featKey>".
+	featKey []byte
+	feats   []Feature // backing array of all observations' features
 }
+
+// featField names the current feature in errors (see parser.featKey).
+const featField = "\x00features"
 
 // fail is the error of the current item; field may be "".
 func (p *parser) fail(field, format string, args ...any) *ItemError {
+	if field == featField {
+		field = "features." + string(p.featKey)
+	}
 	return &ItemError{List: p.list, Index: p.index, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -297,6 +307,9 @@ func (p *parser) number(field string) (scalar, *ItemError) {
 		}
 	}
 	raw := p.b[start:p.i]
+	if f, ok := fastFloat(raw); ok {
+		return scalar{kind: jNumber, num: f, raw: raw}, nil
+	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil && !math.IsInf(f, 0) {
 		return scalar{}, p.fail(field, "invalid number %s", raw)
@@ -362,6 +375,9 @@ func (p *parser) value(field string, nullOK bool) (Value, *ItemError) {
 		}
 		if nonFiniteString(v.str) {
 			return Value{}, p.fail(field, "%s", nonFiniteMsg(strconv.AppendQuote(nil, string(v.str))))
+		}
+		if len(v.str) <= 32 { // categorical values repeat: share them
+			return Str(p.intern(v.str)), nil
 		}
 		return Str(string(v.str)), nil
 	case jNonFinite:
@@ -542,4 +558,53 @@ func (p *parser) items(ndjson bool, item func() *ItemError) *ItemError {
 		return p.syntax("", "the end of the body")
 	}
 	return nil
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastFloat converts the common short decimal (no exponent, at most 15
+// significant digits) exactly as strconv.ParseFloat would: the mantissa
+// and the power of ten are both exact in float64, so one correctly
+// rounded division gives the correctly rounded result. ok is false for
+// anything else, which goes to ParseFloat.
+func fastFloat(raw []byte) (float64, bool) {
+	neg := false
+	i := 0
+	if len(raw) > 0 && raw[0] == '-' {
+		neg, i = true, 1
+	}
+	var mant uint64
+	digits, frac := 0, -1
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			if mant != 0 {
+				digits++
+			}
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0:
+			frac = 0
+		default:
+			return 0, false
+		}
+	}
+	if digits > 15 {
+		return 0, false
+	}
+	f := float64(mant)
+	if frac > 0 {
+		if frac >= len(pow10) {
+			return 0, false
+		}
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }

@@ -64,7 +64,7 @@ type pairSummary struct {
 	key            pairKey
 	count, errors  uint64
 	minMs, maxMs   int64
-	labelled, good uint64 // items carrying their own label, and correct ones
+	labelled, good uint64  // items carrying their own label, and correct ones
 	latCount       uint64  // items with latency_ms
 	latSum         float64 // their sum, ms
 }
