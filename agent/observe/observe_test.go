@@ -354,9 +354,7 @@ func TestScanAndSubscribe(t *testing.T) {
 	s := openTest(t, Config{}, c)
 	var got []Observation
 	cancel := s.Subscribe(func(obs []Observation) {
-		for _, o := range obs {
-			got = append(got, o)
-		}
+		got = append(got, obs...)
 	})
 	start := c.now()
 	for i := range 300 {
