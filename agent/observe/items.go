@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"bytes"
 	"math"
 	"time"
 )
@@ -18,7 +19,8 @@ func ParseObservations(body []byte, ndjson bool, cfg Config, now time.Time) ([]O
 	p := &parser{b: body, lim: cfg.limits(now), list: "observations", names: map[string]string{},
 		feats: make([]Feature, 0, min(len(body)/16, 1<<16))}
 	nowMs := now.UnixMilli()
-	out := make([]Observation, 0, 16)
+	// Size the result once: every item names its model.
+	out := make([]Observation, 0, min(bytes.Count(body, []byte(`"model"`)), cfg.MaxBatchItems))
 	err := p.items(ndjson, func() *ItemError {
 		o, err := p.observation(nowMs)
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,13 +48,14 @@ func main() {
 		os.Exit(2)
 	}
 	if *vigil != "" {
-		a, stop, err := startAgent(*vigil)
+		a, pid, stop, err := startAgent(*vigil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		defer stop()
 		*addr = a
+		agentPID = pid
 	}
 	if err := run(*addr, *clients, *batch, *features, *duration, *warmup); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -70,20 +72,44 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startAgent(bin string) (string, func(), error) {
+// agentPID is the agent this program started (0 with -addr), whose CPU
+// time is read from /proc to report CPU per observation: a figure that,
+// unlike throughput, does not depend on what else the machine is doing.
+var agentPID int
+
+// cpuSeconds is the user+system CPU time of pid so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command: state is field 3; utime
+	// and stime are fields 14 and 15.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+func startAgent(bin string) (string, int, func(), error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-observe-")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "agent", "-dev", "-data-dir", dir, "-http-addr", addr, "-log-level", "warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	cmd.Env = append(os.Environ(), "VIGIL_TELEMETRY_GPU_ENABLED=false")
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -94,12 +120,12 @@ func startAgent(bin string) (string, func(), error) {
 	for time.Now().Before(deadline) {
 		if r, err := http.Get("http://" + addr + "/v1/health"); err == nil {
 			r.Body.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, fmt.Errorf("agent did not answer on %s within 15s", addr)
+	return "", 0, nil, fmt.Errorf("agent did not answer on %s within 15s", addr)
 }
 
 // bodies builds n distinct request bodies.
@@ -197,8 +223,10 @@ func run(addr string, clients, batch, features int, duration, warmup time.Durati
 	time.Sleep(warmup)
 	measuring.Store(true)
 	start := time.Now()
+	cpu0 := cpuSeconds(agentPID)
 	<-ctx.Done()
 	elapsed := time.Since(start)
+	cpu := cpuSeconds(agentPID) - cpu0
 	wg.Wait()
 	slices.Sort(lat)
 	q := func(p float64) time.Duration {
@@ -212,6 +240,11 @@ func run(addr string, clients, batch, features int, duration, warmup time.Durati
 		accepted.Load(), float64(accepted.Load())/elapsed.Seconds(), float64(len(lat))/elapsed.Seconds())
 	fmt.Printf("batch latency: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		float64(q(0.5).Microseconds())/1000, float64(q(0.99).Microseconds())/1000, float64(q(1).Microseconds())/1000)
+	if agentPID != 0 && accepted.Load() > 0 {
+		per := cpu / float64(accepted.Load())
+		fmt.Printf("agent CPU: %.2f cores busy, %.2f µs per observation (%.0f observations/s per fully used core)\n",
+			cpu/elapsed.Seconds(), per*1e6, 1/per)
+	}
 	if n := failed.Load(); n > 0 {
 		return fmt.Errorf("%d requests failed; first: %v", n, firstErr.Load())
 	}
