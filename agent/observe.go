@@ -28,7 +28,8 @@ func (a *Agent) openObserve() error {
 		return fmt.Errorf("observe: register metrics: %w", err)
 	}
 	a.setStatus("observe", func() SubsystemStatus {
-		return SubsystemStatus{Name: "observe", State: StateRunning}
+		return SubsystemStatus{Name: "observe", State: StateRunning,
+			Reason: fmt.Sprintf("%d of at most %d model versions tracked", s.Tracked(), s.Config().MaxModels)}
 	})
 	a.api.HandleFunc("POST /v1/observations", api.Write, a.handleObservations)
 	a.api.HandleFunc("POST /v1/labels", api.Write, a.handleLabels)

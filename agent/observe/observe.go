@@ -120,6 +120,13 @@ func Open(cfg Config, opts Options) (*Service, error) {
 // Close flushes and closes the file.
 func (s *Service) Close() error { return s.kv.Close() }
 
+// Tracked returns how many (model, version) pairs are tracked.
+func (s *Service) Tracked() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.pairs)
+}
+
 // Config returns the effective configuration (defaults applied).
 func (s *Service) Config() Config { return s.cfg }
 
@@ -303,16 +310,17 @@ func (s *Service) Scan(ctx context.Context, model, version string, from, to time
 			return err
 		}
 		var batch [][]Observation
-		done := true
+		done, visited := true, 0
 		err := s.kv.ForEachFrom(bucketObs, next, func(k, v []byte) error {
 			if keyTime(k) > stopMs {
 				done = true
 				return errChunk
 			}
-			if len(batch) == 64 {
+			if visited == 256 || len(batch) == 64 {
 				next, done = append([]byte{}, k...), false
 				return errChunk
 			}
+			visited++
 			sums, _, err := decodeSummary(v)
 			if err != nil {
 				return nil // skip a damaged record
