@@ -199,9 +199,23 @@ func (p *parser) features(o *Observation) *ItemError {
 		if len(p.feats)-start >= p.lim.maxFeatures {
 			return p.fail("features", "more than observe.max_features (%d) features", p.lim.maxFeatures)
 		}
-		name, err := p.name(field, key)
-		if err != nil {
-			return err
+		// Items of a batch usually list the same features in the same
+		// order: the name at this position in the previous item is a
+		// cheaper match than the intern map (and was validated then).
+		k := len(p.feats) - start
+		var name string
+		if k < len(p.lastNames) && p.lastNames[k] == string(key) {
+			name = p.lastNames[k]
+		} else {
+			var err *ItemError
+			if name, err = p.name(field, key); err != nil {
+				return err
+			}
+			if k < len(p.lastNames) {
+				p.lastNames[k] = name
+			} else if k == len(p.lastNames) && k < 64 {
+				p.lastNames = append(p.lastNames, name)
+			}
 		}
 		for _, f := range p.feats[start:] {
 			if f.Name == name {

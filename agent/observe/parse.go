@@ -45,6 +45,8 @@ type parser struct {
 	// stands for "features.<featKey>".
 	featKey []byte
 	feats   []Feature // backing array of all observations' features
+	// lastNames are the feature names of the previous item, by position.
+	lastNames []string
 }
 
 // featField names the current feature in errors (see parser.featKey).

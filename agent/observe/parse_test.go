@@ -245,3 +245,19 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestParseFeatureOrderVaries(t *testing.T) {
+	body := `[{"model":"m","features":{"a":1,"b":2}},{"model":"m","features":{"b":3,"a":4}},{"model":"m","features":{"a":5,"c":"x","d":6}},{"model":"m"},{"model":"m","features":{"a":7}}]`
+	obs, err := ParseObservations([]byte(body), false, DefaultConfig(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(obs[0].Features, obs[1].Features, obs[2].Features, obs[3].Features, obs[4].Features)
+	want := "[{a 1} {b 2}] [{b 3} {a 4}] [{a 5} {c x} {d 6}] [] [{a 7}]"
+	if got != want {
+		t.Errorf("features\n%s\nwant\n%s", got, want)
+	}
+	if _, err := ParseObservations([]byte(`[{"model":"m","features":{"a":1,"b":2}},{"model":"m","features":{"b":1,"b":2}}]`), false, DefaultConfig(), testNow); err == nil || !strings.HasPrefix(err.Error(), "observations[1].features.b: appears twice") {
+		t.Errorf("duplicate after a cached name: %v", err)
+	}
+}
