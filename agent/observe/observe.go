@@ -607,7 +607,7 @@ func (s *Service) rebuild() error {
 			// Inline labels of old records still count in the totals.
 			return nil
 		}
-		obs, err := decodeObservations(v, names)
+		obs, err := decodeRecord(v, names, true)
 		if err != nil {
 			return nil
 		}

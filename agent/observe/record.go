@@ -261,6 +261,23 @@ func (d *dec) val() Value {
 	return Value{}
 }
 
+// skipVal steps over a value.
+func (d *dec) skipVal() {
+	switch Kind(d.byte1()) {
+	case KindNone:
+	case KindNumber:
+		if len(d.b) < 8 {
+			d.err, d.b = errRecord, nil
+			return
+		}
+		d.b = d.b[8:]
+	case KindString:
+		d.raw()
+	default:
+		d.err = errRecord
+	}
+}
+
 // decodeSummary reads only a record's per-pair summary.
 func decodeSummary(v []byte) ([]pairSummary, *dec, error) {
 	d := &dec{b: v}
@@ -286,6 +303,12 @@ func decodeSummary(v []byte) ([]pairSummary, *dec, error) {
 // decodeObservations reads a whole record. names, when not nil, interns
 // feature names across calls.
 func decodeObservations(v []byte, names map[string]string) ([]Observation, error) {
+	return decodeRecord(v, names, false)
+}
+
+// decodeRecord reads a record, without the features when skipFeatures
+// (start-up needs only what the windows and the label index keep).
+func decodeRecord(v []byte, names map[string]string, skipFeatures bool) ([]Observation, error) {
 	sums, d, err := decodeSummary(v)
 	if err != nil {
 		return nil, err
@@ -325,7 +348,12 @@ func decodeObservations(v []byte, names map[string]string) ([]Observation, error
 		if nf > uint64(len(d.b)) {
 			return nil, errRecord
 		}
-		if nf > 0 {
+		if skipFeatures {
+			for range nf {
+				d.raw()
+				d.skipVal()
+			}
+		} else if nf > 0 {
 			o.Features = make([]Feature, nf)
 			for j := range o.Features {
 				o.Features[j].Name = d.name()
