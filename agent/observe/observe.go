@@ -49,15 +49,15 @@ type Service struct {
 type pairState struct {
 	key pairKey
 
-	mu                       sync.Mutex
-	firstMs, lastMs          int64
-	total, errors            uint64
-	labelled, correct        uint64
-	latCount                 uint64
-	latSum                   float64 // ms
-	win                      pairWindows
-	persisted, rebuiltTotals bool
-	labelID                  uint32 // see labelIndex.byID; guarded by its mu
+	mu                sync.Mutex
+	firstMs, lastMs   int64
+	total, errors     uint64
+	labelled, correct uint64
+	latCount          uint64
+	latSum            float64 // ms
+	win               pairWindows
+	rebuiltTotals     bool
+	labelID           uint32 // see labelIndex.byID; guarded by its mu
 }
 
 type counters struct {
@@ -202,7 +202,6 @@ func (s *Service) reserve(sums []pairSummary, obs []Observation) ([]*pairState, 
 				Msg: fmt.Sprintf("model %q version %q would be one (model, version) more than observe.max_models (%d); versions not seen for observe.retention (%s) are forgotten", sum.key.model, sum.key.version, s.cfg.MaxModels, s.cfg.Retention)}}
 		}
 		p := newPairState(sum.key)
-		p.persisted = true
 		s.pairs[sum.key] = p
 		states[i] = p
 		fresh = append(fresh, freshPair{key: sum.key, idx: i})
@@ -555,15 +554,16 @@ func (s *Service) rebuild() error {
 	// window (timestamps may lead arrival by max_future_skew at most).
 	winCutoff := nowMs - time.Hour.Milliseconds() - coarseStep - s.cfg.MaxFutureSkew.Milliseconds()
 	var maxSeq uint64
+	// First-seen times outlive the records (retention); pairs come back
+	// only if records of them remain.
+	firstSeen := map[pairKey]int64{}
 	err := s.kv.ForEach(bucketModels, func(k, v []byte) error {
 		model, version, ok := strings.Cut(string(k), "\x00")
 		if !ok {
 			return nil
 		}
-		p := s.stateFor(pairKey{model, version})
-		p.persisted = true
 		if first, n := binary.Varint(v); n > 0 {
-			p.firstMs = first
+			firstSeen[pairKey{model, version}] = first
 		}
 		return nil
 	})
@@ -652,10 +652,10 @@ func (s *Service) rebuild() error {
 			return nil
 		}
 		for _, l := range outs {
-			if !l.matched {
+			if !l.matched || s.pairs[l.key] == nil {
 				continue
 			}
-			p := s.stateFor(l.key)
+			p := s.pairs[l.key]
 			p.labelled++
 			if l.correct {
 				p.correct++
@@ -673,6 +673,11 @@ func (s *Service) rebuild() error {
 	})
 	if err != nil {
 		return err
+	}
+	for k, p := range s.pairs {
+		if first, ok := firstSeen[k]; ok && first < p.firstMs {
+			p.firstMs = first
+		}
 	}
 	s.seq.Store(maxSeq)
 	return nil
