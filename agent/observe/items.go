@@ -192,6 +192,7 @@ func (p *parser) features(o *Observation) *ItemError {
 	}
 	// Every observation's features share one backing array per request.
 	start := len(p.feats)
+	same := true
 	err := p.object("features", func(key []byte) *ItemError {
 		// The field's name is built only if it is needed for an error.
 		p.featKey = key
@@ -207,6 +208,7 @@ func (p *parser) features(o *Observation) *ItemError {
 		if k < len(p.lastNames) && p.lastNames[k] == string(key) {
 			name = p.lastNames[k]
 		} else {
+			same = false
 			var err *ItemError
 			if name, err = p.name(field, key); err != nil {
 				return err
@@ -217,9 +219,13 @@ func (p *parser) features(o *Observation) *ItemError {
 				p.lastNames = append(p.lastNames, name)
 			}
 		}
-		for _, f := range p.feats[start:] {
-			if f.Name == name {
-				return p.fail(field, "appears twice")
+		// While the names repeat the previous item's, which were
+		// checked, they cannot repeat each other.
+		if !same {
+			for _, f := range p.feats[start:] {
+				if f.Name == name {
+					return p.fail(field, "appears twice")
+				}
 			}
 		}
 		v, err := p.value(field, false)
@@ -234,6 +240,10 @@ func (p *parser) features(o *Observation) *ItemError {
 	}
 	if n := len(p.feats); n > start {
 		o.Features = p.feats[start:n:n]
+	}
+	// lastNames must hold exactly this item's (distinct) names.
+	if n := len(p.feats) - start; n < len(p.lastNames) {
+		p.lastNames = p.lastNames[:n]
 	}
 	return nil
 }

@@ -260,4 +260,14 @@ func TestParseFeatureOrderVaries(t *testing.T) {
 	if _, err := ParseObservations([]byte(`[{"model":"m","features":{"a":1,"b":2}},{"model":"m","features":{"b":1,"b":2}}]`), false, DefaultConfig(), testNow); err == nil || !strings.HasPrefix(err.Error(), "observations[1].features.b: appears twice") {
 		t.Errorf("duplicate after a cached name: %v", err)
 	}
+	// A shorter item between two longer ones must not let a duplicate by.
+	for _, body := range []string{
+		`[{"model":"m","features":{"a":1,"b":2,"c":3}},{"model":"m","features":{"c":1}},{"model":"m","features":{"c":1,"b":2,"c":3}}]`,
+		`[{"model":"m","features":{"a":1,"b":2}},{"model":"m","features":{}},{"model":"m","features":{"a":1,"a":2}}]`,
+		`[{"model":"m","features":{"a":1,"b":2}},{"model":"m","features":{"a":1,"b":2,"a":3}}]`,
+	} {
+		if _, err := ParseObservations([]byte(body), false, DefaultConfig(), testNow); err == nil || !strings.Contains(err.Error(), "appears twice") {
+			t.Errorf("%s: got %v, want a duplicate", body, err)
+		}
+	}
 }
