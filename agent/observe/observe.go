@@ -359,6 +359,26 @@ func (s *Service) Scan(ctx context.Context, model, version string, from, to time
 	}
 }
 
+// FeatureValues returns the values of one feature of model/version (the
+// prediction when feature is "" ) from observations with timestamps in
+// [from, to), oldest arrival first, at most max of them (max <= 0: all).
+// Observations without the feature are skipped. For a drift reference
+// window, pass a stored time range, or the version's first_seen and N.
+func (s *Service) FeatureValues(ctx context.Context, model, version, feature string, from, to time.Time, max int) ([]Value, error) {
+	var out []Value
+	err := s.Scan(ctx, model, version, from, to, func(o *Observation) bool {
+		v := o.Prediction
+		if feature != "" {
+			v = o.Feature(feature)
+		}
+		if !v.IsNone() {
+			out = append(out, v)
+		}
+		return max <= 0 || len(out) < max
+	})
+	return out, err
+}
+
 // ModelInfo is one line of GET /v1/models.
 type ModelInfo struct {
 	Model    string        `json:"model"`

@@ -384,6 +384,14 @@ func TestScanAndSubscribe(t *testing.T) {
 	if !slices.Equal(seen, want) {
 		t.Errorf("scan: %v, want %v", seen, want)
 	}
+	vals, err := s.FeatureValues(context.Background(), "m", "v0", "i", start, c.now(), 3)
+	if err != nil || fmt.Sprint(vals) != "[0 2 4]" {
+		t.Errorf("feature values: %v %v", vals, err)
+	}
+	preds, _ := s.FeatureValues(context.Background(), "m", "v0", "", start, c.now(), 0)
+	if len(preds) != 0 {
+		t.Errorf("predictions of observations without one: %v", preds)
+	}
 	n := 0
 	_ = s.Scan(context.Background(), "m", "", start, c.now().Add(time.Second), func(*Observation) bool { n++; return n < 5 })
 	if n != 5 {
