@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/vigilml/vigil/agent/api"
@@ -42,31 +43,44 @@ func (a *Agent) openObserve() error {
 // observations (drift, alerts).
 func (a *Agent) Observe() *observe.Service { return a.observe }
 
-// readBatch reads a JSON or NDJSON request body.
-func readBatch(r *http.Request) (body []byte, ndjson bool, err error) {
+// bodyPool recycles request bodies: the parsers copy out every string they
+// keep, so a body is garbage once parsed.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBatch reads a JSON or NDJSON request body; release returns its
+// buffer once the body has been parsed.
+func readBatch(r *http.Request) (body []byte, ndjson bool, release func(), err error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, perr := mime.ParseMediaType(ct)
 		switch {
 		case perr != nil:
-			return nil, false, api.Errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type %q does not parse: %v", ct, perr)
+			return nil, false, nil, api.Errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type %q does not parse: %v", ct, perr)
 		case mt == "application/x-ndjson" || mt == "application/jsonl" || mt == "application/ndjson":
 			ndjson = true
 		case mt == "application/json":
 		default:
-			return nil, false, api.Errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type %q is not supported; send application/json or application/x-ndjson", ct)
+			return nil, false, nil, api.Errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type %q is not supported; send application/json or application/x-ndjson", ct)
 		}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(512, min(r.ContentLength+1, 1<<20))))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.Grow(int(max(512, min(r.ContentLength+1, 1<<20))))
 	_, err = buf.ReadFrom(r.Body)
 	body = buf.Bytes()
+	release = func() {
+		if buf.Cap() <= 4<<20 {
+			bodyPool.Put(buf)
+		}
+	}
 	if err != nil {
+		release()
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return nil, false, api.Errorf(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "request body is larger than the limit of %d bytes (api.max_body_bytes); split the batch", maxErr.Limit)
+			return nil, false, nil, api.Errorf(http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "request body is larger than the limit of %d bytes (api.max_body_bytes); split the batch", maxErr.Limit)
 		}
-		return nil, false, api.BadRequest("reading the request body: %v", err)
+		return nil, false, nil, api.BadRequest("reading the request body: %v", err)
 	}
-	return body, ndjson, nil
+	return body, ndjson, release, nil
 }
 
 // writeItemError answers a rejected batch: 400 (or 422 for a capacity
@@ -104,13 +118,14 @@ func (a *Agent) writeStoreError(w http.ResponseWriter, r *http.Request, what str
 }
 
 func (a *Agent) handleObservations(w http.ResponseWriter, r *http.Request) {
-	body, ndjson, err := readBatch(r)
+	body, ndjson, release, err := readBatch(r)
 	if err != nil {
 		a.observe.Reject("invalid")
 		api.WriteError(w, err)
 		return
 	}
 	obs, err := observe.ParseObservations(body, ndjson, a.observe.Config(), time.Now())
+	release()
 	if err != nil {
 		a.writeItemError(w, err)
 		return
@@ -133,13 +148,14 @@ type LabelsResponse struct {
 }
 
 func (a *Agent) handleLabels(w http.ResponseWriter, r *http.Request) {
-	body, ndjson, err := readBatch(r)
+	body, ndjson, release, err := readBatch(r)
 	if err != nil {
 		a.observe.Reject("invalid")
 		api.WriteError(w, err)
 		return
 	}
 	labels, err := observe.ParseLabels(body, ndjson, a.observe.Config())
+	release()
 	if err != nil {
 		a.writeItemError(w, err)
 		return

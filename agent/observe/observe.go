@@ -147,7 +147,16 @@ func (s *Service) Ingest(ctx context.Context, obs []Observation) error {
 		return err
 	}
 	key := recordKey(now.UnixMilli(), s.seq.Add(1))
-	val := encodeObservations(make([]byte, 0, 64*len(obs)), sums, obs)
+	// KV.Apply copies the value before queueing it, so the buffer can be
+	// reused as soon as Apply returns.
+	bp := encodePool.Get().(*[]byte)
+	val := encodeObservations((*bp)[:0], sums, obs)
+	defer func() {
+		if cap(val) <= 4<<20 {
+			*bp = val
+			encodePool.Put(bp)
+		}
+	}()
 	ops := make([]store.KVOp, 0, 1+len(fresh))
 	ops = append(ops, store.KVOp{Bucket: bucketObs, Key: key, Value: val})
 	for _, p := range fresh {
@@ -167,6 +176,8 @@ func (s *Service) Ingest(ctx context.Context, obs []Observation) error {
 	s.subMu.RUnlock()
 	return nil
 }
+
+var encodePool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
 
 type freshPair struct {
 	key pairKey
