@@ -26,6 +26,7 @@ import (
 	"github.com/vigilml/vigil/agent/datadir"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/logging"
+	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/agent/telemetry"
@@ -85,6 +86,7 @@ type Agent struct {
 	telemetry *telemetry.Telemetry
 	forwarder *forward.Forwarder
 	plugins   *pluginhost.Host
+	observe   *observe.Service
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -140,6 +142,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		if a.plugins != nil {
 			a.plugins.Close()
 		}
+		if a.observe != nil {
+			a.observe.Close()
+		}
 		a.store.Close()
 		dir.Close()
 		return nil, err
@@ -151,6 +156,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	if err := a.openPlugins(); err != nil {
+		return fail(err)
+	}
+	if err := a.openObserve(); err != nil {
 		return fail(err)
 	}
 	if err := a.api.Listen(); err != nil {
@@ -302,6 +310,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.forwarder.Run(bgCtx)
 		}()
 	}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.runObserve(bgCtx)
+	}()
 	a.plugins.Start()
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
@@ -345,6 +358,9 @@ func (a *Agent) shutdown() error {
 	}
 	if err := a.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop plugins: %w", err))
+	}
+	if err := a.observe.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close observations: %w", err))
 	}
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))

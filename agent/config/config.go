@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/agent/telemetry"
@@ -53,6 +54,9 @@ type Config struct {
 	// Plugins configures where plugins come from and how they are run
 	// (agent/pluginhost).
 	Plugins pluginhost.Config `yaml:"plugins"`
+	// Observe configures model observations and their stats
+	// (agent/observe).
+	Observe observe.Config `yaml:"observe"`
 }
 
 // API configures the local HTTP API.
@@ -134,6 +138,7 @@ func Default() *Config {
 		Store:     store.DefaultConfig(),
 		Forward:   forward.DefaultConfig(),
 		Plugins:   pluginhost.DefaultConfig(),
+		Observe:   observe.DefaultConfig(),
 	}
 }
 
