@@ -27,6 +27,7 @@ func commands() []command {
 		{"host", "Show the host's CPU, memory and file systems", runHost},
 		{"query", "Query the local history of a metric", runQuery},
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
+		{"drift", "Compare reference and current data for drift (drift compare)", runDrift},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
