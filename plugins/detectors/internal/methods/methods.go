@@ -120,10 +120,14 @@ func Wasserstein() detector.Method {
 			details := map[string]any{"raw": raw, "reference_std": sd}
 			stat := raw
 			if norm {
+				// A constant reference has no spread to scale by: report
+				// the raw distance (normalizer 1).
+				normalizer := 1.0
 				if sd > 0 {
-					stat = raw / sd
+					normalizer = sd
 				}
-				details["normalizer"] = map[bool]float64{true: sd, false: 1}[sd > 0]
+				stat = raw / normalizer
+				details["normalizer"] = normalizer
 			}
 			return detector.Output{Statistic: stat, Details: details}, nil
 		},

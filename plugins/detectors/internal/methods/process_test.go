@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newHost(t *testing.T) *pluginhost.Host {
+func newHost(t testing.TB) *pluginhost.Host {
 	t.Helper()
 	cfg := pluginhost.DefaultConfig()
 	cfg.Dirs = nil

@@ -32,8 +32,7 @@ func Quantile(sorted []float64, q float64) float64 {
 // (-inf, e1], (e1, e2], ..., (e_last, +inf), so there are
 // len(edges)+1 bins, at least 1.
 func QuantileEdges(ref []float64, bins int) []float64 {
-	sorted := slices.Clone(ref)
-	slices.Sort(sorted)
+	sorted := sortedCopy(ref)
 	edges := make([]float64, 0, bins-1)
 	for k := 1; k < bins; k++ {
 		e := Quantile(sorted, float64(k)/float64(bins))
@@ -136,10 +135,8 @@ func relEntr(x, y float64) float64 {
 // Wasserstein1 is scipy.stats.wasserstein_distance(u, v) with equal
 // weights: the area between the two empirical CDFs.
 func Wasserstein1(u, v []float64) float64 {
-	a := slices.Clone(u)
-	b := slices.Clone(v)
-	slices.Sort(a)
-	slices.Sort(b)
+	a := sortedCopy(u)
+	b := sortedCopy(v)
 	na, nb := float64(len(a)), float64(len(b))
 	i, j := 0, 0
 	var total float64

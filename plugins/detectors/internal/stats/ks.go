@@ -6,7 +6,6 @@ package stats
 
 import (
 	"math"
-	"slices"
 )
 
 // KSMaxExactN is the largest sample size for which the two-sample KS test
@@ -29,10 +28,8 @@ type KSResult struct {
 // KS2Samp is scipy.stats.ks_2samp(a, b, alternative="two-sided",
 // method="auto"). a and b are not modified.
 func KS2Samp(a, b []float64) KSResult {
-	x := slices.Clone(a)
-	y := slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
+	x := sortedCopy(a)
+	y := sortedCopy(b)
 	n1, n2 := len(x), len(y)
 
 	// Walk the merged sorted values; at each distinct value the ECDFs
