@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
@@ -31,10 +32,6 @@ import (
 // driftMethods are the detector plugins `vigil drift compare` can run, by
 // method name; each is served by the plugin binary of the same name.
 var driftMethods = []string{"ks", "psi", "chisquare", "wasserstein", "jensenshannon"}
-
-// autoKSMaxN is the sample size up to which auto picks KS for a numeric
-// column (both samples at most this many values): KS's exact regime.
-const autoKSMaxN = 10000
 
 func runDrift(args []string, stdout, stderr io.Writer) int {
 	const help = `
@@ -253,15 +250,10 @@ func parseParams(kvs []string) (map[string]any, error) {
 	return out, nil
 }
 
-// autoMethod is the documented automatic choice.
+// autoMethod is the documented automatic choice, the agent's own rule.
 func autoMethod(req *sdk.DetectRequest) string {
-	if req.DataType == pb.DataType_CATEGORICAL {
-		return "chisquare"
-	}
-	if len(req.ReferenceNumeric) <= autoKSMaxN && len(req.CurrentNumeric) <= autoKSMaxN {
-		return "ks"
-	}
-	return "psi"
+	return drift.AutoMethod(req.DataType == pb.DataType_CATEGORICAL,
+		len(req.ReferenceNumeric)+len(req.ReferenceCategorical), len(req.CurrentNumeric)+len(req.CurrentCategorical))
 }
 
 // csvFile is a parsed CSV file: the header and, per row, the cells and the
