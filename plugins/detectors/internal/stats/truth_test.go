@@ -251,6 +251,9 @@ func TestBinnedMatchesScipy(t *testing.T) {
 	var cases []truthCase
 	for _, p := range pairs {
 		for _, bins := range []int{10, 4, 20} {
+			if bins != 10 && len(p.A)+len(p.B) > 20000 {
+				continue // the large pairs once, at the default bin count
+			}
 			q := p
 			q.Kind, q.Bins = "js_num", bins
 			cases = append(cases, q)
