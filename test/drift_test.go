@@ -38,12 +38,13 @@ func installDrift(t *testing.T) string {
 		// Built once per test run, beside the vigil binary TestMain built
 		// (and removes).
 		dir := filepath.Join(filepath.Dir(vigilBin), "detectors")
+		args := []string{"build", "-o", dir + string(filepath.Separator)}
 		for _, p := range detectorPlugins {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "../plugins/detectors/"+p)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildDetectorsErr = fmt.Errorf("build plugin %s: %v\n%s", p, err, out)
-				return
-			}
+			args = append(args, "../plugins/detectors/"+p)
+		}
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			buildDetectorsErr = fmt.Errorf("build detector plugins: %v\n%s", err, out)
+			return
 		}
 		builtDetectors = dir
 	})

@@ -37,14 +37,18 @@ func TestMain(m *testing.M) {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	// One go build for all five: with -o DIR it writes each main package
+	// as DIR/<folder name>, as make build does.
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	for _, p := range plugins {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "./"+p)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build plugin %s: %v\n%s", p, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+		args = append(args, "./"+p)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build plugins: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	pluginDir = dir
 	code := m.Run()
