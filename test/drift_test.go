@@ -266,6 +266,16 @@ func TestDriftCompareErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q (want exit 2 and %q); stdout %q", tc.args, code, errOut, tc.want, out)
 		}
 	}
+	// A plugin directory with a package catalog: a binary that no longer
+	// matches its recorded SHA-256 is refused.
+	pkgDir := filepath.Join(t.TempDir(), "plugins")
+	os.MkdirAll(pkgDir, 0o755)
+	ksBin, _ := os.ReadFile(filepath.Join(filepath.Dir(exe), "plugins", "ks"))
+	os.WriteFile(filepath.Join(pkgDir, "ks"), append(ksBin, 0), 0o755)
+	os.WriteFile(filepath.Join(pkgDir, "catalog.json"), []byte(`{"version":1,"plugins":[{"name":"ks","file":"ks","sha256":"`+strings.Repeat("0", 64)+`"}]}`), 0o644)
+	if _, errOut, code := runExit(t, exe, "drift", "compare", "-reference", ref, "-current", cur, "-method", "ks", "-column", "x", "-plugin-dir", pkgDir); code != 2 || !strings.Contains(errOut, "does not match the SHA-256") {
+		t.Errorf("tampered plugin: exit %d, %s", code, errOut)
+	}
 	if _, errOut, code := runExit(t, exe, "drift", "model-x"); code != 2 || !strings.Contains(errOut, "unknown subcommand") {
 		t.Errorf("vigil drift model-x: exit %d %s", code, errOut)
 	}
