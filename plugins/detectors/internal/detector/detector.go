@@ -139,6 +139,10 @@ func (d *Detector) Detect(ctx context.Context, req *sdk.DetectRequest) (*pb.Dete
 	if math.IsNaN(out.Statistic) || (out.PValue != nil && math.IsNaN(*out.PValue)) {
 		return nil, sdk.Errorf(sdk.Internal, "method %s produced NaN", m.Name)
 	}
+	if math.IsInf(out.Statistic, 0) {
+		// Finite inputs near ±1.8e308 can overflow a distance.
+		return nil, sdk.Errorf(sdk.InvalidRequest, "method %s overflowed: the values are too large (rescale the feature)", m.Name)
+	}
 	resp := &pb.DetectResponse{Method: m.Name, Statistic: out.Statistic, PValue: out.PValue, Threshold: in.Threshold, Direction: m.Direction()}
 	if m.HasPValue {
 		resp.Drifted = *out.PValue < in.Threshold

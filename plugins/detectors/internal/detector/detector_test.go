@@ -3,6 +3,7 @@ package detector
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/vigilml/vigil/sdk"
@@ -96,5 +97,13 @@ func TestParamConversion(t *testing.T) {
 		case tc.field != "" && (!errors.As(err, &se) || se.Field != tc.field || se.Class != sdk.InvalidRequest):
 			t.Errorf("%v: err %v, want field %s", tc.params, err, tc.field)
 		}
+	}
+}
+
+func TestOverflowIsAnError(t *testing.T) {
+	_, err := New(fixed(false, math.Inf(1))).Detect(context.Background(), req(nil))
+	var se *sdk.Error
+	if !errors.As(err, &se) || se.Class != sdk.InvalidRequest {
+		t.Errorf("err = %v", err)
 	}
 }
