@@ -4,6 +4,7 @@ package methods
 
 import (
 	"context"
+	"math"
 
 	"github.com/vigilml/vigil/plugins/detectors/internal/detector"
 	"github.com/vigilml/vigil/plugins/detectors/internal/stats"
@@ -117,6 +118,9 @@ func Wasserstein() detector.Method {
 			}
 			raw := stats.Wasserstein1(in.ReferenceNumeric, in.CurrentNumeric)
 			_, sd := stats.MeanStd(in.ReferenceNumeric)
+			if math.IsNaN(sd) || math.IsInf(sd, 0) || math.IsInf(raw, 0) {
+				return detector.Output{}, sdk.FieldErrorf("reference", "values too large (near ±1.8e308) for the distance or the standard deviation; rescale the feature")
+			}
 			details := map[string]any{"raw": raw, "reference_std": sd}
 			stat := raw
 			if norm {
