@@ -50,14 +50,19 @@ var binsParam = func(def int) detector.Param {
 
 // binned returns the two count vectors a binned method compares: the
 // reference-quantile bins for numeric data, the categories otherwise.
-func binned(in detector.Input) (ref, cur []float64, details map[string]any) {
+func binned(in detector.Input) (ref, cur []float64, details map[string]any, err error) {
 	if in.ReferenceNumeric != nil {
 		edges := stats.QuantileEdges(in.ReferenceNumeric, in.Params["bins"].(int))
+		for _, e := range edges {
+			if math.IsNaN(e) || math.IsInf(e, 0) {
+				return nil, nil, nil, sdk.FieldErrorf("reference", "values too large (near ±1.8e308) to interpolate bin edges; rescale the feature")
+			}
+		}
 		ref, cur = stats.BinCounts(in.ReferenceNumeric, edges), stats.BinCounts(in.CurrentNumeric, edges)
-		return ref, cur, map[string]any{"edges": toAny(edges), "reference_counts": toAny(ref), "current_counts": toAny(cur)}
+		return ref, cur, map[string]any{"edges": toAny(edges), "reference_counts": toAny(ref), "current_counts": toAny(cur)}, nil
 	}
 	names, ref, cur := stats.CategoryCounts(in.ReferenceCategorical, in.CurrentCategorical)
-	return ref, cur, map[string]any{"categories": float64(len(names))}
+	return ref, cur, map[string]any{"categories": float64(len(names))}, nil
 }
 
 // PSI is the population stability index.
@@ -72,7 +77,10 @@ func PSI() detector.Method {
 			{Name: "epsilon", Description: "share used in place of 0 for an empty bin", Kind: detector.Float, Default: PSIEpsilon, Min: 1e-12, Max: 0.1},
 		},
 		Run: func(_ context.Context, in detector.Input) (detector.Output, error) {
-			ref, cur, details := binned(in)
+			ref, cur, details, err := binned(in)
+			if err != nil {
+				return detector.Output{}, err
+			}
 			details["warning_threshold"] = PSIWarning
 			return detector.Output{Statistic: stats.PSI(ref, cur, in.Params["epsilon"].(float64)), Details: details}, nil
 		},
@@ -147,7 +155,10 @@ func JensenShannon() detector.Method {
 		DefaultThreshold: JensenShannonThreshold,
 		Params:           []detector.Param{binsParam(JensenShannonBins)},
 		Run: func(_ context.Context, in detector.Input) (detector.Output, error) {
-			ref, cur, details := binned(in)
+			ref, cur, details, err := binned(in)
+			if err != nil {
+				return detector.Output{}, err
+			}
 			return detector.Output{Statistic: stats.JensenShannon(ref, cur), Details: details}, nil
 		},
 	}
