@@ -28,6 +28,7 @@ func commands() []command {
 		{"query", "Query the local history of a metric", runQuery},
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
 		{"models", "Show monitored models: latency, errors, throughput, accuracy", runModels},
+		{"drift", "Compare reference and current data for drift (drift compare)", runDrift},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
