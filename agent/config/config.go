@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
@@ -53,6 +54,8 @@ type Config struct {
 	// Plugins configures where plugins come from and how they are run
 	// (agent/pluginhost).
 	Plugins pluginhost.Config `yaml:"plugins"`
+	// Gossip configures fleet membership with serf (agent/fleet).
+	Gossip fleet.Config `yaml:"gossip"`
 }
 
 // API configures the local HTTP API.
@@ -134,6 +137,7 @@ func Default() *Config {
 		Store:     store.DefaultConfig(),
 		Forward:   forward.DefaultConfig(),
 		Plugins:   pluginhost.DefaultConfig(),
+		Gossip:    fleet.DefaultConfig(),
 	}
 }
 
@@ -144,6 +148,7 @@ func Dev() *Config {
 	c.DataDir = DefaultDevDataDir
 	c.API.AccessLog = true
 	c.Plugins.Start = "boot"
+	c.Gossip = fleet.DevConfig()
 	return c
 }
 
@@ -156,6 +161,9 @@ func (c *Config) Redacted() *Config {
 			t.Secret = "<redacted>"
 		}
 		out.API.Tokens[i] = t
+	}
+	if c.Gossip.EncryptKey != "" {
+		out.Gossip.EncryptKey = "<redacted>"
 	}
 	return &out
 }
