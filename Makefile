@@ -122,7 +122,7 @@ test-package: package ## As root: lintian, install, run, remove and purge the .d
 	VIGIL_PACKAGE_TEST=1 packaging/test-install.sh $(DIST)
 
 lint: $(TOOLS)/staticcheck ## gofmt, go vet and staticcheck
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...

@@ -64,9 +64,17 @@ func TestHelperWriter(t *testing.T) {
 
 // TestCrashDurability kills a writer process with SIGKILL at random moments
 // and checks, after each kill, that every sample it acknowledged is in the
-// store.
+// store. VIGIL_CRASH_CYCLES sets the number of kills (default 20; the
+// 100-cycle run is bench/crash-cycles.sh).
 func TestCrashDurability(t *testing.T) {
-	const cycles = 20
+	cycles := 20
+	if v := os.Getenv("VIGIL_CRASH_CYCLES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("VIGIL_CRASH_CYCLES=%q: want a positive number", v)
+		}
+		cycles = n
+	}
 	path := t.TempDir() + "/vigil.db"
 	var totalAcked int
 	for cycle := 0; cycle < cycles; cycle++ {
