@@ -265,13 +265,14 @@ func writeKeyring(path string, keys [][]byte) error {
 // watchLog notices, in serf's and memberlist's log lines, what they report
 // only there: a node name conflict and messages no key could decrypt.
 func (f *Fleet) watchLog(level slog.Level, msg string) {
+	low := strings.ToLower(msg)
 	switch {
-	case strings.Contains(msg, "Node name conflicts with another node"):
+	case strings.Contains(low, "node name conflicts with another node"):
 		f.mu.Lock()
 		f.conflict = msg
 		f.mu.Unlock()
-	case strings.Contains(msg, "could decrypt") || strings.Contains(msg, "Encryption is configured but remote state is not encrypted") ||
-		strings.Contains(msg, "Remote state is encrypted and encryption is not configured"):
+	case strings.Contains(low, "could decrypt") || strings.Contains(low, "encryption is configured but remote state is not encrypted") ||
+		strings.Contains(low, "remote state is encrypted and encryption is not configured"):
 		f.mu.Lock()
 		f.decryptErr = msg
 		f.mu.Unlock()
@@ -369,19 +370,22 @@ func (f *Fleet) Join(addrs []string) error {
 
 // explainJoin adds what a failed join probably means. Called with f.mu held.
 func (f *Fleet) explainJoin(err error) error {
-	msg := err.Error()
+	// serf wraps the causes in a multi-line multierror; keep one line.
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "1 error occurred:", "")), " ")
+	msg = strings.TrimPrefix(msg, "* ")
+	low := strings.ToLower(msg)
 	encrypted := f.serf.EncryptionEnabled()
 	switch {
-	case strings.Contains(msg, "Remote state is encrypted and encryption is not configured"):
-		return fmt.Errorf("%w: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", err)
-	case strings.Contains(msg, "Encryption is configured but remote state is not encrypted"):
-		return fmt.Errorf("%w: this node encrypts gossip but the other nodes do not: remove gossip.encrypt_key here or set it everywhere", err)
-	case strings.Contains(msg, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%w: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring", err)
-	case encrypted && (strings.Contains(msg, "EOF") || strings.Contains(msg, "reset by peer") || strings.Contains(msg, "i/o timeout")):
-		return fmt.Errorf("%w: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", err)
+	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
+		return fmt.Errorf("%s: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", msg)
+	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
+		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: remove gossip.encrypt_key here or set it everywhere", msg)
+	case strings.Contains(low, "decrypt") || f.decryptErr != "":
+		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring", msg)
+	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
+		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", msg)
 	}
-	return err
+	return errors.New(msg)
 }
 
 func (f *Fleet) eventLoop(ctx context.Context) {
