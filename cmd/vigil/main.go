@@ -27,6 +27,10 @@ func commands() []command {
 		{"host", "Show the host's CPU, memory and file systems", runHost},
 		{"query", "Query the local history of a metric", runQuery},
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
+		{"members", "List the fleet's members (gossip)", runMembers},
+		{"fleet", "Ask the whole fleet (fleet stats MODEL)", runFleet},
+		{"keyring", "List and rotate the fleet's gossip keys", runKeyring},
+		{"keygen", "Print a new gossip encryption key", runKeygen},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
