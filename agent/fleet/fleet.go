@@ -389,10 +389,23 @@ func (f *Fleet) explainJoin(err error) error {
 }
 
 func (f *Fleet) eventLoop(ctx context.Context) {
+	stopped := f.serf.ShutdownCh()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-stopped:
+			stopped = nil
+			f.mu.Lock()
+			leaving, conflict := f.leaving, f.conflict
+			f.mu.Unlock()
+			switch {
+			case leaving:
+			case conflict != "":
+				f.logger.Error("gossip stopped: another node in the fleet has this node's name; set a unique node_name and restart", "node_name", f.opts.NodeName, "detail", conflict)
+			default:
+				f.logger.Error("gossip stopped unexpectedly; restart the agent to rejoin the fleet")
+			}
 		case e := <-f.events:
 			f.m.events.WithLabelValues(eventLabel(e)).Inc()
 			switch ev := e.(type) {
@@ -511,6 +524,9 @@ func (f *Fleet) Leave(ctx context.Context) error {
 
 // Shutdown stops serf without leaving: others will see this node fail.
 func (f *Fleet) Shutdown() error {
+	f.mu.Lock()
+	f.leaving = true
+	f.mu.Unlock()
 	err := f.serf.Shutdown()
 	if f.cancel != nil {
 		f.cancel()

@@ -268,3 +268,28 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestNameConflict joins a second node with a taken name: serf's conflict
+// resolution stops the newcomer, and its status says why.
+func TestNameConflict(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", nil)
+	dup1 := startNode(t, "dup", nil)
+	for _, n := range []*testNode{b, dup1} {
+		if err := n.Join([]string{a.addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "3 alive", func() bool { return aliveCount(a.Fleet) == 3 })
+	dup2 := startNode(t, "dup", nil)
+	err := dup2.Join([]string{a.addr})
+	t.Logf("join of the second dup: %v", err)
+	waitFor(t, 20*time.Second, "the newcomer to stop", func() bool { return dup2.Status().Failed })
+	st := dup2.Status()
+	if !strings.Contains(st.Reason, "another node has the name") {
+		t.Errorf("status = %+v", st)
+	}
+	if dup1.Status().Failed {
+		t.Errorf("the original dup stopped too: %+v", dup1.Status())
+	}
+}
