@@ -44,6 +44,19 @@ func TestFleetMembership(t *testing.T) {
 		t.Errorf("gossip status = %s %q (%v)", state, reason, err)
 	}
 
+	// Fleet stats: no node serves a model yet (observe is not wired), so
+	// every node answers "not serving", and none is missing.
+	var st fleet.FleetStats
+	if err := c.Nodes[0].GetJSON("/v1/fleet/models/llama/stats", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nodes != 0 || len(st.NotServing) != 5 || len(st.Missing) != 0 {
+		t.Errorf("fleet stats = %+v", st)
+	}
+	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") {
+		t.Errorf("vigil fleet stats: %v\n%s", err, out)
+	}
+
 	// A role change by SIGHUP reaches every node.
 	c.Nodes[2].Set("gossip.role", "canary")
 	c.Nodes[2].Reload()

@@ -131,6 +131,10 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 	var ml *memberlist.Config
 	if cfg.Profile == "local" {
 		ml = memberlist.DefaultLocalConfig()
+		// The local profile's RetransmitMult of 2 hands each broadcast to
+		// only two peers per node: a query then misses nodes of a small
+		// fleet now and then. Keep the LAN value; only timing is faster.
+		ml.RetransmitMult = memberlist.DefaultLANConfig().RetransmitMult
 		conf.ReapInterval = 5 * time.Second
 		conf.ReconnectInterval = 2 * time.Second
 		conf.TombstoneTimeout = time.Minute
@@ -560,7 +564,7 @@ func (f *Fleet) Members() []Member {
 			Status:   m.Status.String(),
 			Tags:     m.Tags,
 			Info:     DecodeTags(m.Tags),
-			Protocol: int(m.ProtocolCur),
+			Protocol: int(m.DelegateCur),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -18,11 +18,13 @@ type metrics struct {
 	decryptFailures prometheus.Counter
 	queries         *prometheus.CounterVec
 	queryTimeouts   prometheus.Counter
+	sink            *gossipSink
 }
 
 func newMetrics(f *Fleet) *metrics {
 	return &metrics{
 		f:           f,
+		sink:        processSink(),
 		members:     prometheus.NewDesc("vigil_fleet_members", "Fleet members this node knows, by serf status (alive, leaving, left, failed).", []string{"status"}, nil),
 		tagBytes:    prometheus.NewDesc("vigil_fleet_health_tag_bytes", "Encoded size of this node's gossip tags (serf's limit is 512 bytes).", nil, nil),
 		healthScore: prometheus.NewDesc("vigil_fleet_awareness_score", "memberlist's local health score: 0 is healthy, higher means this node is slow to answer probes.", nil, nil),
@@ -51,7 +53,7 @@ func newMetrics(f *Fleet) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.events, m.joins, m.tagUpdates, m.keyringOps, m.decryptFailures, m.queries, m.queryTimeouts}
+	return append([]prometheus.Collector{m.events, m.joins, m.tagUpdates, m.keyringOps, m.decryptFailures, m.queries, m.queryTimeouts}, m.sink.collectors()...)
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

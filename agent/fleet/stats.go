@@ -139,6 +139,7 @@ func (f *Fleet) answerStats(q *serf.Query) {
 		f.logger.Warn("cannot answer fleet stats query", "model", string(q.Payload), "err", err)
 		return
 	}
+	f.logger.Debug("answering fleet stats query", "model", string(q.Payload), "bytes", len(b), "serving", ok)
 	if err := q.Respond(b); err != nil {
 		f.logger.Warn("cannot answer fleet stats query", "model", string(q.Payload), "err", err)
 	}
@@ -206,6 +207,12 @@ loop:
 				continue
 			}
 			seen[r.From] = true
+			done := true
+			for name := range alive {
+				if !seen[name] {
+					done = false
+				}
+			}
 			s, has, err := decodeStats(r.Payload)
 			switch {
 			case err != nil:
@@ -220,6 +227,11 @@ loop:
 				if err := merged.MergeWith(s.Latency); err != nil {
 					return FleetStats{}, fmt.Errorf("merge %s's sketch: %w", r.From, err)
 				}
+			}
+			if done {
+				// Every alive node answered: no need to wait out the timeout.
+				resp.Close()
+				break loop
 			}
 		}
 	}

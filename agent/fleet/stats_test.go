@@ -105,7 +105,7 @@ func TestFleetStatsMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Missing) != 1 || st.Missing[0] != "n3" || st.Nodes != 3 {
-		t.Errorf("after n3 died: answered %v missing %v", st.Answered, st.Missing)
+		t.Errorf("after n3 died: answered %v missing %v not serving %v took %vms", st.Answered, st.Missing, st.NotServing, st.TookMs)
 	}
 	if _, err := nodes[0].Stats(context.Background(), ""); err == nil {
 		t.Error("empty model accepted")

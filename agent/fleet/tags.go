@@ -167,7 +167,10 @@ func BuildTags(role, version string, s Summary) (map[string]string, int) {
 		}
 		return models[i].Version < models[j].Version
 	})
-	tags := map[string]string{TagRole: role, TagVersion: version}
+	tags := map[string]string{TagVersion: version}
+	if role != "" {
+		tags[TagRole] = role
+	}
 	if h := formatHealth(s.Health); h != "" {
 		tags[TagHealth] = h
 	}
