@@ -95,7 +95,8 @@ func (a *Agent) fleetRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{"members": a.fleet.Members()})
 	})
-	a.api.HandleFunc("GET /v1/fleet/keyring", api.Read, func(w http.ResponseWriter, r *http.Request) {
+	// Listing shows the keys themselves: write scope, like changing them.
+	a.api.HandleFunc("GET /v1/fleet/keyring", api.Write, func(w http.ResponseWriter, r *http.Request) {
 		a.keyringOp(w, fleet.KeyList, "")
 	})
 	a.api.HandleFunc("POST /v1/fleet/keyring", api.Write, func(w http.ResponseWriter, r *http.Request) {

@@ -181,10 +181,7 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 // starts the keyring file), else nil: no encryption.
 func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 	f.keyring = f.path(f.cfg.KeyringFile)
-	key := f.cfg.EncryptKey
-	if key == "" {
-		key = os.Getenv("VIGIL_GOSSIP_ENCRYPT_KEY")
-	}
+	key := f.cfg.EncryptKey // VIGIL_GOSSIP_ENCRYPT_KEY arrives here too
 	if f.cfg.EncryptKeyFile != "" {
 		b, err := os.ReadFile(f.cfg.EncryptKeyFile)
 		if err != nil {
