@@ -3,8 +3,11 @@ package test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -198,4 +201,37 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestGossipPortTaken: in dev mode a taken gossip port leaves gossip
+// unavailable and the agent running; in production it fails the start with
+// a message naming gossip.bind.
+func TestGossipPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().String()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte("gossip:\n  enabled: true\n  bind: "+taken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	a := startAgent(t, nil, "-dev", "-config", cfg, "-data-dir", filepath.Join(dir, "dev"), "-http-addr", "127.0.0.1:0")
+	waitHealthy(t, "http://"+a.addr, "")
+	_, body := get(t, "http://"+a.addr+"/v1/status", "")
+	if !regexp.MustCompile(`"name": "gossip",\s*"state": "unavailable",\s*"reason": "gossip: cannot listen on ` + regexp.QuoteMeta(taken) + `: the port is in use`).Match(body) {
+		t.Errorf("dev status does not report gossip unavailable:\n%s", body)
+	}
+	if code, body := get(t, "http://"+a.addr+"/v1/fleet/members", ""); code != 409 || !strings.Contains(string(body), "gossip_disabled") {
+		t.Errorf("members without gossip = %d %s", code, body)
+	}
+
+	cmd := exec.Command(vigilBin, "agent", "-config", cfg, "-data-dir", filepath.Join(dir, "prod"), "-http-addr", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "port is in use") || !strings.Contains(string(out), "gossip.bind") {
+		t.Errorf("production start with a taken gossip port: %v\n%s", err, out)
+	}
 }

@@ -97,6 +97,9 @@ func New(cfg Config, opts Options) (*Fleet, error) {
 		if strings.Contains(err.Error(), "address already in use") {
 			return nil, fmt.Errorf("gossip: cannot listen on %s: the port is in use (another agent or serf on this host?); set gossip.bind: %w", cfg.Bind, err)
 		}
+		if strings.Contains(strings.ToLower(err.Error()), "advertise") {
+			return nil, fmt.Errorf("gossip: start serf on %s: %w (set gossip.advertise to the IP:port other nodes should use)", cfg.Bind, err)
+		}
 		return nil, fmt.Errorf("gossip: start serf on %s: %w", cfg.Bind, err)
 	}
 	f.serf = s

@@ -293,3 +293,59 @@ func TestNameConflict(t *testing.T) {
 		t.Errorf("the original dup stopped too: %+v", dup1.Status())
 	}
 }
+
+// TestRetryJoin starts a node whose retry_join target is not up yet: it
+// keeps trying and joins once the target runs.
+func TestRetryJoin(t *testing.T) {
+	port := freePort(t)
+	target := fmt.Sprintf("127.0.0.1:%d", port)
+	b := startNode(t, "b", func(c *Config) {
+		c.RetryJoin = []string{target}
+		c.RetryInterval = 100 * time.Millisecond
+		c.RetryMaxInterval = 200 * time.Millisecond
+	})
+	waitFor(t, 10*time.Second, "a failed attempt", func() bool { return strings.Contains(b.logs.String(), "retry_join failed; retrying") })
+	a := startNode(t, "a", func(c *Config) { c.Bind = target })
+	waitFor(t, 10*time.Second, "b to join a", func() bool { return aliveCount(a.Fleet) == 2 && aliveCount(b.Fleet) == 2 })
+	if st := b.Status(); !st.OK {
+		t.Errorf("status after joining = %+v", st)
+	}
+}
+
+// TestRetryJoinGivesUp stops after retry_max attempts and says so.
+func TestRetryJoinGivesUp(t *testing.T) {
+	b := startNode(t, "b", func(c *Config) {
+		c.RetryJoin = []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		c.RetryInterval = 10 * time.Millisecond
+		c.RetryMaxInterval = 20 * time.Millisecond
+		c.RetryMax = 3
+	})
+	waitFor(t, 20*time.Second, "retry_join to give up", func() bool { return strings.Contains(b.logs.String(), "retry_join gave up") })
+	if n := strings.Count(b.logs.String(), "retry_join failed; retrying"); n != 2 {
+		t.Errorf("%d retries logged before giving up, want 2", n)
+	}
+}
+
+// TestTagsMinInterval: the first change goes out at once, a second one
+// within tags_min_interval waits.
+func TestTagsMinInterval(t *testing.T) {
+	a := startNode(t, "a", func(c *Config) { c.TagsMinInterval = time.Hour })
+	var mu sync.Mutex
+	role := "one"
+	a.SetSummarySource(func() Summary {
+		mu.Lock()
+		defer mu.Unlock()
+		return Summary{Models: []Model{{Name: role}}}
+	})
+	waitFor(t, 10*time.Second, "the first update", func() bool {
+		return len(a.serf.LocalMember().Tags[TagModels]) > 0
+	})
+	mu.Lock()
+	role = "two"
+	mu.Unlock()
+	a.Refresh()
+	time.Sleep(300 * time.Millisecond)
+	if got := a.serf.LocalMember().Tags[TagModels]; got != "one" {
+		t.Errorf("tags changed to %q within tags_min_interval", got)
+	}
+}

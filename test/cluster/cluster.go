@@ -125,20 +125,19 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
 	t.Cleanup(c.teardown)
-	for i := range opts.N {
-		n := c.NewNode(fmt.Sprintf("node-%d", i), nil)
-		c.Nodes = append(c.Nodes, n)
+	// node-0 first: the others' configs join its gossip address, which is
+	// only final once it runs.
+	first := c.NewNode("node-0", nil)
+	c.Nodes = append(c.Nodes, first)
+	if err := first.start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < opts.N; i++ {
+		c.Nodes = append(c.Nodes, c.NewNode(fmt.Sprintf("node-%d", i), nil))
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
-	for i, n := range c.Nodes {
-		if i == 0 {
-			errs[0] = n.start()
-			if errs[0] != nil {
-				t.Fatal(errs[0])
-			}
-			continue
-		}
+	for i, n := range c.Nodes[1:] {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = n.start() }()
 	}
@@ -284,7 +283,22 @@ func (n *Node) Start() {
 	}
 }
 
+// start runs the agent; when a port it was given has been taken in the
+// meantime (another test on the host), it picks new ports and tries again.
 func (n *Node) start() error {
+	var err error
+	for range 3 {
+		if err = n.startOnce(); err == nil || !strings.Contains(err.Error(), "in use") {
+			return err
+		}
+		n.pickPorts()
+		n.Set("api.addr", strings.TrimPrefix(n.API, "http://"))
+		n.Set("gossip.bind", n.GossipAddr)
+	}
+	return err
+}
+
+func (n *Node) startOnce() error {
 	if n.Running() {
 		return fmt.Errorf("%s is already running", n.Name)
 	}
