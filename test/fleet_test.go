@@ -23,6 +23,9 @@ import (
 func TestFleetMembership(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{Binary: vigilBin, N: 5, Config: func(n *cluster.Node) {
 		n.Set("gossip.role", "inference")
+		if n.Name == "node-1" { // simulated GPUs: their utilization is published
+			n.Set("telemetry.gpu", map[string]any{"enabled": true, "simulate": 2, "interval": "1s"})
+		}
 	}})
 	c.WaitConverged(30 * time.Second)
 
@@ -30,6 +33,12 @@ func TestFleetMembership(t *testing.T) {
 	c.WaitMember("node-3", 10*time.Second, "with its tags", func(m fleet.Member) error {
 		if m.Info.Role != "inference" || m.Info.Version == "" || !strings.HasPrefix(m.Address, "127.0.0.1:") {
 			return fmt.Errorf("info %+v address %s", m.Info, m.Address)
+		}
+		return nil
+	})
+	c.WaitMember("node-1", 15*time.Second, "with GPU utilization", func(m fleet.Member) error {
+		if g := m.Info.Health.GPUUtil; g == nil || *g < 0 || *g > 1 {
+			return fmt.Errorf("health %+v (tags %v)", m.Info.Health, m.Tags)
 		}
 		return nil
 	})
