@@ -13,6 +13,7 @@ need() {
 
 need 'command -v systemd-analyze' systemd
 need 'command -v promtool' prometheus
+need 'command -v nft' nftables
 if [ "$(id -u)" = 0 ]; then
 	# Only the package install test (root only) uses these.
 	need 'command -v lintian' lintian

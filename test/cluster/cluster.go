@@ -50,6 +50,11 @@ type Options struct {
 	Config func(n *Node)
 	// NoJoin leaves gossip.join unset: the nodes start alone.
 	NoJoin bool
+	// Netns runs each node in its own network namespace on a bridge, so
+	// that Partition and Loss can cut traffic between nodes (needs root,
+	// iproute2 and nftables). Nodes then use the fixed ports 7070 (API)
+	// and 7946 (gossip) on their own IP.
+	Netns bool
 }
 
 // Cluster is a running fleet of agents.
@@ -60,6 +65,8 @@ type Cluster struct {
 	// Nodes are the fleet's members: WaitConverged expects each running
 	// one to see every other running one alive.
 	Nodes []*Node
+
+	net *network
 
 	mu  sync.Mutex
 	all []*Node // every node started, for teardown
@@ -76,7 +83,9 @@ type Node struct {
 	DataDir    string
 	ConfigPath string
 
-	cfg map[string]any
+	cfg   map[string]any
+	netns string // the node's network namespace (Options.Netns)
+	ip    string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -124,6 +133,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.N = 3
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
+	if opts.Netns {
+		c.net = newNetwork(t) // its cleanup runs after the processes are gone
+	}
 	t.Cleanup(c.teardown)
 	// node-0 first: the others' configs join its gossip address, which is
 	// only final once it runs.
@@ -160,7 +172,13 @@ func (c *Cluster) NewNode(name string, mod func(n *Node)) *Node {
 		c.t.Fatal(err)
 	}
 	n := &Node{c: c, Name: name, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "vigil.yaml"), output: &lockedBuffer{}}
-	n.pickPorts()
+	if c.net != nil {
+		n.netns, n.ip = c.net.addNode()
+		n.API = "http://" + n.ip + ":7070"
+		n.GossipAddr = n.ip + ":7946"
+	} else {
+		n.pickPorts()
+	}
 	gossip := map[string]any{
 		"enabled":           true,
 		"bind":              n.GossipAddr,
@@ -172,13 +190,17 @@ func (c *Cluster) NewNode(name string, mod func(n *Node)) *Node {
 	if c.opts.EncryptKey != "" {
 		gossip["encrypt_key"] = c.opts.EncryptKey
 	}
+	api := map[string]any{"addr": strings.TrimPrefix(n.API, "http://")}
+	if c.net != nil {
+		api["insecure_allow_remote"] = true // reachable only on the test bridge
+	}
 	n.cfg = map[string]any{
 		"node_name":        name,
 		"data_dir":         n.DataDir,
 		"log_level":        "debug",
 		"log_format":       "json",
 		"shutdown_timeout": "5s",
-		"api":              map[string]any{"addr": strings.TrimPrefix(n.API, "http://")},
+		"api":              api,
 		"telemetry":        map[string]any{"gpu": map[string]any{"enabled": false}, "host": map[string]any{"interval": "10s"}},
 		"gossip":           gossip,
 	}
@@ -288,7 +310,7 @@ func (n *Node) Start() {
 func (n *Node) start() error {
 	var err error
 	for range 3 {
-		if err = n.startOnce(); err == nil || !strings.Contains(err.Error(), "in use") {
+		if err = n.startOnce(); err == nil || n.netns != "" || !strings.Contains(err.Error(), "in use") {
 			return err
 		}
 		n.pickPorts()
@@ -309,6 +331,9 @@ func (n *Node) startOnce() error {
 	n.starts++
 	fmt.Fprintf(n.output, "==== start %d of %s\n", n.starts, n.Name)
 	cmd := exec.Command(n.c.opts.Binary, "agent", "-config", n.ConfigPath)
+	if n.netns != "" {
+		cmd = exec.Command("ip", "netns", "exec", n.netns, n.c.opts.Binary, "agent", "-config", n.ConfigPath)
+	}
 	cmd.Stdout, cmd.Stderr = n.output, n.output
 	cmd.Env = append(os.Environ(), "VIGIL_CLUSTER_TEST="+n.c.dir)
 	if err := cmd.Start(); err != nil {
