@@ -31,6 +31,8 @@ type node struct {
 	ctl    string // vigil API or serf RPC address
 	cfg    string // vigil config path
 	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
 	rpc    *serfclient.RPCClient
 	mu     sync.Mutex
 }
@@ -71,6 +73,18 @@ func (k vigilKind) start(n *node, join, dir string) error {
 		return err
 	}
 	n.cmd = exec.Command(k.bin, "agent", "-config", n.cfg)
+	return startLogged(n, dir)
+}
+
+// startLogged starts n.cmd with its output in DIR/NAME.log.
+func startLogged(n *node, dir string) error {
+	n.log = filepath.Join(dir, n.name+".log")
+	f, err := os.Create(n.log)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n.cmd.Stdout, n.cmd.Stderr = f, f
 	return n.cmd.Start()
 }
 
@@ -114,7 +128,7 @@ func (k serfKind) start(n *node, join, dir string) error {
 		args = append(args, "-join", join)
 	}
 	n.cmd = exec.Command(k.bin, args...)
-	return n.cmd.Start()
+	return startLogged(n, dir)
 }
 
 func (k serfKind) client(n *node) (*serfclient.RPCClient, error) {
@@ -155,6 +169,10 @@ func (k serfKind) setRole(n *node, role string) error {
 	return c.UpdateTags(map[string]string{"role": role}, nil)
 }
 
+var usedPorts = map[int]bool{}
+
+// freePort returns a loopback port free for TCP and UDP that this run has
+// not handed out before.
 func freePort() int {
 	for {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -166,6 +184,10 @@ func freePort() int {
 		l.Close()
 		if err == nil {
 			u.Close()
+			if usedPorts[p] {
+				continue
+			}
+			usedPorts[p] = true
 			return p
 		}
 	}
@@ -178,6 +200,14 @@ func waitAll(k fleetKind, nodes []*node, start time.Time, limit time.Duration, c
 	done := map[string]time.Duration{}
 	deadline := start.Add(limit)
 	for time.Now().Before(deadline) {
+		for _, n := range nodes {
+			select {
+			case <-n.exited:
+				b, _ := os.ReadFile(n.log)
+				return 0, fmt.Errorf("%s exited:\n%s", n.name, b)
+			default:
+			}
+		}
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 16)
 		for _, n := range nodes {
@@ -250,7 +280,7 @@ func run(name string, k fleetKind, n, trials int) error {
 			}
 			if nd.cmd != nil && nd.cmd.Process != nil {
 				_ = nd.cmd.Process.Kill()
-				_ = nd.cmd.Wait()
+				<-nd.exited
 			}
 		}
 	}()
@@ -263,6 +293,8 @@ func run(name string, k fleetKind, n, trials int) error {
 		if err := k.start(nd, join, dir); err != nil {
 			return err
 		}
+		nd.exited = make(chan struct{})
+		go func(nd *node) { _ = nd.cmd.Wait(); close(nd.exited) }(nd)
 		if i == 0 {
 			time.Sleep(300 * time.Millisecond) // let the seed bind
 		}
@@ -301,6 +333,9 @@ func run(name string, k fleetKind, n, trials int) error {
 			return fmt.Errorf("%s n=%d: tag trial %d: %w", name, n, i, err)
 		}
 		tagTimes = append(tagTimes, d)
+		if os.Getenv("FLEETBENCH_VERBOSE") != "" {
+			fmt.Fprintf(os.Stderr, "%s n=%d tag trial %d on %s: %s\n", name, n, i, nd.name, d)
+		}
 		time.Sleep(1500 * time.Millisecond) // beyond vigil's tags_min_interval
 	}
 
@@ -311,7 +346,7 @@ func run(name string, k fleetKind, n, trials int) error {
 	}
 	t0 := time.Now()
 	_ = victim.cmd.Process.Kill()
-	_ = victim.cmd.Wait()
+	<-victim.exited
 	victim.cmd = nil
 	fail, err := waitAll(k, nodes[:n-1], t0, 2*time.Minute, func(v map[string][2]string) bool { return v[victim.name][0] == "failed" })
 	if err != nil {
