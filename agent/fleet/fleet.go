@@ -512,6 +512,16 @@ func (f *Fleet) Leave(ctx context.Context) error {
 	f.mu.Lock()
 	f.leaving = true
 	f.mu.Unlock()
+	alone := true
+	for _, m := range f.serf.Members() {
+		if m.Name != f.opts.NodeName && m.Status == serf.StatusAlive {
+			alone = false
+		}
+	}
+	if alone {
+		// Nobody to tell: skip the leave broadcast and its propagation wait.
+		return f.Shutdown()
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.serf.Leave() }()
 	var err error
