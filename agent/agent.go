@@ -24,6 +24,7 @@ import (
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
+	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/logging"
 	"github.com/vigilml/vigil/agent/observe"
@@ -87,6 +88,7 @@ type Agent struct {
 	forwarder *forward.Forwarder
 	plugins   *pluginhost.Host
 	observe   *observe.Service
+	fleet     *fleet.Fleet
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -145,6 +147,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		if a.observe != nil {
 			a.observe.Close()
 		}
+		if a.fleet != nil {
+			a.fleet.Shutdown()
+		}
 		a.store.Close()
 		dir.Close()
 		return nil, err
@@ -159,6 +164,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	if err := a.openObserve(); err != nil {
+		return fail(err)
+	}
+	if err := a.openFleet(); err != nil {
 		return fail(err)
 	}
 	if err := a.api.Listen(); err != nil {
@@ -316,6 +324,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.runObserve(bgCtx)
 	}()
 	a.plugins.Start()
+	a.startFleet(bgCtx)
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
 	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings
@@ -345,6 +354,10 @@ func (a *Agent) shutdown() error {
 	// stop, then the store closes with nothing left writing to it.
 	if err := a.api.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("API did not drain within %s: %w", timeout, err))
+	}
+	// Leave the fleet gracefully, so others see "left", not "failed".
+	if err := a.leaveFleet(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if a.stopBg != nil {
 		a.stopBg()
@@ -380,6 +393,7 @@ var reloadable = map[string]bool{
 	"log_level":      true,
 	"api.tokens":     true,
 	"api.access_log": true,
+	"gossip.role":    true,
 }
 
 // Reload applies a new configuration: what can change at run time changes,
@@ -403,6 +417,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 	}
 	a.api.Reload(next.API)
 	a.plugins.Reload(next.Plugins)
+	a.reloadFleet(*next)
 
 	// Keep the settings that were not applied, so /v1/status keeps telling
 	// the truth about what runs.
@@ -411,6 +426,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.API.Tokens = next.API.Tokens
 	kept.API.AccessLog = next.API.AccessLog
 	kept.Plugins = next.Plugins
+	kept.Gossip.Role = next.Gossip.Role
 	a.mu.Lock()
 	a.cfg = &config.Loaded{Config: &kept, Files: next.Files}
 	a.mu.Unlock()

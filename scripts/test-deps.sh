@@ -14,6 +14,8 @@ need() {
 need 'command -v systemd-analyze' systemd
 need 'command -v promtool' prometheus
 need '/usr/bin/python3 -c "import scipy"' python3-scipy
+need 'command -v nft' nftables
+need 'command -v ip' iproute2
 if [ "$(id -u)" = 0 ]; then
 	# Only the package install test (root only) uses these.
 	need 'command -v lintian' lintian

@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/pluginhost"
@@ -57,6 +58,8 @@ type Config struct {
 	// Observe configures model observations and their stats
 	// (agent/observe).
 	Observe observe.Config `yaml:"observe"`
+	// Gossip configures fleet membership with serf (agent/fleet).
+	Gossip fleet.Config `yaml:"gossip"`
 }
 
 // API configures the local HTTP API.
@@ -139,6 +142,7 @@ func Default() *Config {
 		Forward:   forward.DefaultConfig(),
 		Plugins:   pluginhost.DefaultConfig(),
 		Observe:   observe.DefaultConfig(),
+		Gossip:    fleet.DefaultConfig(),
 	}
 }
 
@@ -149,6 +153,7 @@ func Dev() *Config {
 	c.DataDir = DefaultDevDataDir
 	c.API.AccessLog = true
 	c.Plugins.Start = "boot"
+	c.Gossip = fleet.DevConfig()
 	return c
 }
 
@@ -161,6 +166,9 @@ func (c *Config) Redacted() *Config {
 			t.Secret = "<redacted>"
 		}
 		out.API.Tokens[i] = t
+	}
+	if c.Gossip.EncryptKey != "" {
+		out.Gossip.EncryptKey = "<redacted>"
 	}
 	return &out
 }

@@ -230,6 +230,10 @@ func TestRedacted(t *testing.T) {
 	if c.API.Tokens[0].Secret != "supersecretvalue123" {
 		t.Error("Redacted changed the original")
 	}
+	c.Gossip.EncryptKey = "hpQ58IdFG44TpH719ZSfCgKGCCBoFkAcY912ldmoLk0="
+	if r := c.Redacted(); r.Gossip.EncryptKey == c.Gossip.EncryptKey || c.Gossip.EncryptKey == "<redacted>" {
+		t.Error("gossip key not redacted, or the original changed")
+	}
 }
 
 func TestKeysHaveEnvNames(t *testing.T) {

@@ -128,7 +128,7 @@ func (l *Loaded) validate() Errors {
 	}
 	// Subsystems validate their own sections; their messages start with the
 	// key path ("telemetry.gpu.interval: ..."), which locates them.
-	for _, err := range []error{c.Telemetry.Validate(), c.Store.Validate(), c.Forward.Validate(), c.Plugins.Validate(), c.Observe.Validate()} {
+	for _, err := range []error{c.Telemetry.Validate(), c.Store.Validate(), c.Forward.Validate(), c.Plugins.Validate(), c.Observe.Validate(), c.Gossip.Validate()} {
 		errs = append(errs, l.keyedErrors(err)...)
 	}
 	return errs

@@ -29,6 +29,10 @@ func commands() []command {
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
 		{"models", "Show monitored models: latency, errors, throughput, accuracy", runModels},
 		{"drift", "Compare reference and current data for drift (drift compare)", runDrift},
+		{"members", "List the fleet's members (gossip)", runMembers},
+		{"fleet", "Ask the whole fleet (fleet stats MODEL)", runFleet},
+		{"keyring", "List and rotate the fleet's gossip keys", runKeyring},
+		{"keygen", "Print a new gossip encryption key", runKeygen},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}

@@ -1,0 +1,351 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePort returns a port free for both TCP and UDP on loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func newKey(t *testing.T) string {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+type testNode struct {
+	*Fleet
+	addr string
+	logs *lineLog
+}
+
+// lineLog collects log messages for assertions.
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "")
+}
+
+// startNode runs a real serf member on a free loopback port.
+func startNode(t *testing.T, name string, mod func(*Config)) *testNode {
+	t.Helper()
+	port := freePort(t)
+	cfg := DefaultConfig()
+	cfg.Enabled = true
+	cfg.Profile = "local"
+	cfg.Bind = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.TagsMinInterval = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lineLog{}
+	f, err := New(cfg, Options{NodeName: name, DataDir: t.TempDir(), Version: "1.2.3",
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Start(ctx)
+	n := &testNode{Fleet: f, addr: cfg.Bind, logs: logs}
+	t.Cleanup(func() {
+		cancel()
+		f.Shutdown()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs)
+		}
+	})
+	return n
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", within, what)
+}
+
+func aliveCount(f *Fleet) int {
+	n := 0
+	for _, m := range f.Members() {
+		if m.Status == "alive" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestJoinAndTags(t *testing.T) {
+	a := startNode(t, "a", func(c *Config) { c.Role = "inference" })
+	b := startNode(t, "b", nil)
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "both see two alive", func() bool { return aliveCount(a.Fleet) == 2 && aliveCount(b.Fleet) == 2 })
+	var got MemberTags
+	for _, m := range b.Members() {
+		if m.Name == "a" {
+			got = m.Info
+		}
+	}
+	if got.Role != "inference" || got.Version != "1.2.3" {
+		t.Fatalf("a's tags seen from b = %+v", got)
+	}
+	// A new summary propagates.
+	util := 0.5
+	a.SetSummarySource(func() Summary {
+		return Summary{Models: []Model{{Name: "llama", Version: "3"}}, Health: Health{GPUUtil: &util}}
+	})
+	waitFor(t, 10*time.Second, "tag change to reach b", func() bool {
+		for _, m := range b.Members() {
+			if m.Name == "a" && len(m.Info.Models) == 1 && m.Info.Health.GPUUtil != nil && *m.Info.Health.GPUUtil == 0.5 {
+				return true
+			}
+		}
+		return false
+	})
+	st := a.Status()
+	if !st.OK || !strings.Contains(st.Reason, "2 alive") {
+		t.Errorf("status = %+v", st)
+	}
+	// A graceful leave shows as left, not failed.
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a to see b left", func() bool {
+		for _, m := range a.Members() {
+			if m.Name == "b" {
+				return m.Status == "left"
+			}
+		}
+		return false
+	})
+}
+
+func TestWrongKeyRefused(t *testing.T) {
+	a := startNode(t, "a", func(c *Config) { c.EncryptKey = newKey(t) })
+	b := startNode(t, "b", func(c *Config) { c.EncryptKey = newKey(t) })
+	err := b.Join([]string{a.addr})
+	if err == nil {
+		t.Fatal("join with a different key succeeded")
+	}
+	if !strings.Contains(err.Error(), "key does not match") {
+		t.Errorf("join error does not name the key: %v", err)
+	}
+	if aliveCount(a.Fleet) != 1 {
+		t.Errorf("a sees %d alive members", aliveCount(a.Fleet))
+	}
+	c := startNode(t, "c", nil) // no key at all
+	err = c.Join([]string{a.addr})
+	if err == nil || !strings.Contains(err.Error(), "key") {
+		t.Errorf("join without a key: %v", err)
+	}
+	st := b.Status()
+	if st.OK || !strings.Contains(st.Reason, "join failed") {
+		t.Errorf("status after a failed join = %+v", st)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	old := newKey(t)
+	nodes := []*testNode{}
+	for i := range 3 {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), func(c *Config) { c.EncryptKey = old }))
+	}
+	for _, n := range nodes[1:] {
+		if err := n.Join([]string{nodes[0].addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "3 alive everywhere", func() bool {
+		for _, n := range nodes {
+			if aliveCount(n.Fleet) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := nodes[0].Keyring(KeyInstall, "not base64!"); err == nil {
+		t.Error("installing a malformed key succeeded")
+	}
+	nk := newKey(t)
+	for _, op := range []KeyringOp{KeyInstall, KeyUse, KeyRemove} {
+		key := nk
+		if op == KeyRemove {
+			key = old
+		}
+		res, err := nodes[1].Keyring(op, key)
+		if err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		if res.Nodes != 3 || res.Responses != 3 || res.Errors != 0 {
+			t.Fatalf("%s: %+v", op, res)
+		}
+	}
+	res, err := nodes[2].Keyring(KeyList, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Keys) != 1 || res.Keys[nk] != 3 || res.PrimaryKeys[nk] != 3 {
+		t.Fatalf("keyring after rotation = %+v", res)
+	}
+	// The keyring file records the rotation.
+	if b := readFile(t, nodes[2].keyring); !strings.Contains(b, nk) || strings.Contains(b, old) {
+		t.Errorf("keyring file = %s", b)
+	}
+	// A node with only the old key cannot join; one with the new key can.
+	stale := startNode(t, "stale", func(c *Config) { c.EncryptKey = old })
+	if err := stale.Join([]string{nodes[0].addr}); err == nil {
+		t.Error("a node with the removed key joined")
+	}
+	fresh := startNode(t, "fresh", func(c *Config) { c.EncryptKey = nk })
+	if err := fresh.Join([]string{nodes[0].addr}); err != nil {
+		t.Errorf("a node with the new key cannot join: %v", err)
+	}
+}
+
+func TestKeyringNeedsEncryption(t *testing.T) {
+	a := startNode(t, "a", nil)
+	if _, err := a.Keyring(KeyList, ""); err != ErrNotEncrypted {
+		t.Fatalf("err = %v, want ErrNotEncrypted", err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestNameConflict joins a second node with a taken name: serf's conflict
+// resolution stops the newcomer, and its status says why.
+func TestNameConflict(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", nil)
+	dup1 := startNode(t, "dup", nil)
+	for _, n := range []*testNode{b, dup1} {
+		if err := n.Join([]string{a.addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "3 alive", func() bool { return aliveCount(a.Fleet) == 3 })
+	dup2 := startNode(t, "dup", nil)
+	err := dup2.Join([]string{a.addr})
+	t.Logf("join of the second dup: %v", err)
+	waitFor(t, 20*time.Second, "the newcomer to stop", func() bool { return dup2.Status().Failed })
+	st := dup2.Status()
+	if !strings.Contains(st.Reason, "another node has the name") {
+		t.Errorf("status = %+v", st)
+	}
+	if dup1.Status().Failed {
+		t.Errorf("the original dup stopped too: %+v", dup1.Status())
+	}
+}
+
+// TestRetryJoin starts a node whose retry_join target is not up yet: it
+// keeps trying and joins once the target runs.
+func TestRetryJoin(t *testing.T) {
+	port := freePort(t)
+	target := fmt.Sprintf("127.0.0.1:%d", port)
+	b := startNode(t, "b", func(c *Config) {
+		c.RetryJoin = []string{target}
+		c.RetryInterval = 100 * time.Millisecond
+		c.RetryMaxInterval = 200 * time.Millisecond
+	})
+	waitFor(t, 10*time.Second, "a failed attempt", func() bool { return strings.Contains(b.logs.String(), "retry_join failed; retrying") })
+	a := startNode(t, "a", func(c *Config) { c.Bind = target })
+	waitFor(t, 10*time.Second, "b to join a", func() bool { return aliveCount(a.Fleet) == 2 && aliveCount(b.Fleet) == 2 })
+	if st := b.Status(); !st.OK {
+		t.Errorf("status after joining = %+v", st)
+	}
+}
+
+// TestRetryJoinGivesUp stops after retry_max attempts and says so.
+func TestRetryJoinGivesUp(t *testing.T) {
+	b := startNode(t, "b", func(c *Config) {
+		c.RetryJoin = []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		c.RetryInterval = 10 * time.Millisecond
+		c.RetryMaxInterval = 20 * time.Millisecond
+		c.RetryMax = 3
+	})
+	waitFor(t, 20*time.Second, "retry_join to give up", func() bool { return strings.Contains(b.logs.String(), "retry_join gave up") })
+	if n := strings.Count(b.logs.String(), "retry_join failed; retrying"); n != 2 {
+		t.Errorf("%d retries logged before giving up, want 2", n)
+	}
+}
+
+// TestTagsMinInterval: the first change goes out at once, a second one
+// within tags_min_interval waits.
+func TestTagsMinInterval(t *testing.T) {
+	a := startNode(t, "a", func(c *Config) { c.TagsMinInterval = time.Hour })
+	var mu sync.Mutex
+	role := "one"
+	a.SetSummarySource(func() Summary {
+		mu.Lock()
+		defer mu.Unlock()
+		return Summary{Models: []Model{{Name: role}}}
+	})
+	waitFor(t, 10*time.Second, "the first update", func() bool {
+		return len(a.serf.LocalMember().Tags[TagModels]) > 0
+	})
+	mu.Lock()
+	role = "two"
+	mu.Unlock()
+	a.Refresh()
+	time.Sleep(300 * time.Millisecond)
+	if got := a.serf.LocalMember().Tags[TagModels]; got != "one" {
+		t.Errorf("tags changed to %q within tags_min_interval", got)
+	}
+}

@@ -1,0 +1,155 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// fixedStats is a StatsSource over fixed latencies, as observe would keep
+// them (a 1 % sketch).
+type fixedStats struct {
+	model    string
+	lat      []float64
+	requests uint64
+	errors   uint64
+}
+
+func (s fixedStats) ModelStats(model string) (ModelStats, bool) {
+	if model != s.model {
+		return ModelStats{}, false
+	}
+	sk, _ := ddsketch.NewDefaultDDSketch(0.01)
+	for _, v := range s.lat {
+		_ = sk.Add(v)
+	}
+	return ModelStats{Latency: sk, Requests: s.requests, Errors: s.errors}, true
+}
+
+func exactQuantile(vals []float64, q float64) float64 {
+	s := append([]float64(nil), vals...)
+	sort.Float64s(s)
+	return s[int(q*float64(len(s)-1))]
+}
+
+// TestFleetStatsMerge feeds four nodes different latency distributions,
+// asks one of them for fleet stats, and checks the merged quantiles against
+// the exact quantiles of the union: the error must stay within the sketches'
+// combined relative accuracy (1 % source, 2 % answer).
+func TestFleetStatsMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	dists := []func() float64{
+		func() float64 { return 20 + rng.Float64()*10 },               // fast, uniform 20-30 ms
+		func() float64 { return math.Exp(rng.NormFloat64()*0.5 + 4) }, // log-normal around 55 ms
+		func() float64 { return 100 + rng.ExpFloat64()*80 },           // slow, long tail
+		func() float64 { return 5 + math.Abs(rng.NormFloat64())*1.5 }, // very fast
+	}
+	var all []float64
+	var nodes []*testNode
+	var reqs, errs uint64
+	for i, d := range dists {
+		n := startNode(t, fmt.Sprintf("n%d", i), nil)
+		lat := make([]float64, 2000+i*1500)
+		for j := range lat {
+			lat[j] = d()
+		}
+		all = append(all, lat...)
+		src := fixedStats{model: "llama", lat: lat, requests: uint64(len(lat)), errors: uint64(10 * (i + 1))}
+		reqs += src.requests
+		errs += src.errors
+		n.SetStatsSource(src)
+		nodes = append(nodes, n)
+	}
+	// A fifth node does not serve the model.
+	other := startNode(t, "other", nil)
+	other.SetStatsSource(fixedStats{model: "bert"})
+	nodes = append(nodes, other)
+	for _, n := range nodes[1:] {
+		if err := n.Join([]string{nodes[0].addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "5 alive on n0", func() bool { return aliveCount(nodes[0].Fleet) == 5 })
+
+	st, err := nodes[0].Stats(context.Background(), "llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Nodes != 4 || len(st.NotServing) != 1 || st.NotServing[0] != "other" || len(st.Missing) != 0 {
+		t.Fatalf("answers: %+v", st)
+	}
+	if st.Requests != reqs || st.Errors != errs || math.Abs(*st.ErrorRate-float64(errs)/float64(reqs)) > 1e-12 {
+		t.Errorf("counts %d/%d rate %v, want %d/%d", st.Errors, st.Requests, *st.ErrorRate, errs, reqs)
+	}
+	bound := (1+0.01)*(1+StatsAccuracy) - 1 + 1e-6
+	for _, c := range []struct {
+		q   float64
+		got *float64
+	}{{0.5, st.P50Ms}, {0.95, st.P95Ms}, {0.99, st.P99Ms}} {
+		want := exactQuantile(all, c.q)
+		if c.got == nil || math.Abs(*c.got-want)/want > bound {
+			t.Errorf("p%v = %v, exact %v (bound %.2f%%)", c.q*100, *c.got, want, bound*100)
+		}
+	}
+
+	// A node that dies is listed as missing once it stops answering.
+	nodes[3].Shutdown()
+	st, err = nodes[0].Stats(context.Background(), "llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Missing) != 1 || st.Missing[0] != "n3" || st.Nodes != 3 {
+		t.Errorf("after n3 died: answered %v missing %v not serving %v took %vms", st.Answered, st.Missing, st.NotServing, st.TookMs)
+	}
+	if _, err := nodes[0].Stats(context.Background(), ""); err == nil {
+		t.Error("empty model accepted")
+	}
+}
+
+// TestStatsAnswerFits checks that even a latency range far wider than the
+// answer's bins can cover is encoded within the limit, by collapsing the
+// lowest bins, and that the upper quantiles survive.
+func TestStatsAnswerFits(t *testing.T) {
+	sk, _ := ddsketch.NewDefaultDDSketch(0.01)
+	var vals []float64
+	for v := 0.001; v < 1e6; v *= 1.01 { // 1 µs to 17 minutes, every bin
+		_ = sk.AddWithCount(v, 1000)
+		for range 3 {
+			vals = append(vals, v)
+		}
+	}
+	limit := 1024 - 96 - len("a-rather-long-node-name.example.internal")
+	b, err := encodeStats(ModelStats{Latency: sk, Requests: 1 << 40, Errors: 12345}, true, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > limit {
+		t.Fatalf("%d bytes > %d", len(b), limit)
+	}
+	got, ok, err := decodeStats(b)
+	if err != nil || !ok || got.Requests != 1<<40 || got.Errors != 12345 {
+		t.Fatalf("decode: %v %v %+v", err, ok, got)
+	}
+	p99, _ := got.Latency.GetValueAtQuantile(0.99)
+	want := exactQuantile(vals, 0.99)
+	if math.Abs(p99-want)/want > 0.031 {
+		t.Errorf("p99 after collapsing = %v, want %v", p99, want)
+	}
+	t.Logf("answer: %d bytes for a 1e9x range", len(b))
+	// A typical answer (one decade of latencies) keeps all its bins.
+	sk2, _ := ddsketch.NewDefaultDDSketch(0.01)
+	for v := 10.0; v < 100; v += 0.01 {
+		_ = sk2.Add(v)
+	}
+	b, err = encodeStats(ModelStats{Latency: sk2, Requests: 9000}, true, limit)
+	if err != nil || len(b) > limit {
+		t.Fatalf("typical: %d bytes, %v", len(b), err)
+	}
+	t.Logf("answer: %d bytes for one decade", len(b))
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vigilml/vigil/agent/fleet"
+)
+
+func runKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("keygen", "keygen", `
+Print a fresh random 32-byte gossip encryption key, base64-encoded, for
+gossip.encrypt_key (or VIGIL_GOSSIP_ENCRYPT_KEY) and vigil keyring install.`, stdout, stderr)
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "vigil keygen: takes no arguments")
+		return 2
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		fmt.Fprintf(stderr, "vigil keygen: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return 0
+}
+
+func runKeyring(args []string, stdout, stderr io.Writer) int {
+	const help = `
+Manage the gossip encryption keys of the whole live fleet, through the local
+agent (serf's key manager asks every alive node).
+
+Subcommands:
+  list          every installed key and how many nodes have it
+  install KEY   add KEY to every node's keyring (it decrypts, not yet encrypts)
+  use KEY       make KEY the primary key that encrypts, on every node
+  remove KEY    drop KEY from every node's keyring (not the primary key)
+
+Rotation: vigil keygen, install the new key, use it, remove the old one.`
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		w, code := stderr, 2
+		if len(args) > 0 {
+			w, code = stdout, 0
+		}
+		fmt.Fprintf(w, "Usage: vigil keyring <list|install|use|remove> [KEY] [flags]\n%s\n", help)
+		return code
+	}
+	sub, args := args[0], args[1:]
+	op := fleet.KeyringOp(sub)
+	switch op {
+	case fleet.KeyList, fleet.KeyInstall, fleet.KeyUse, fleet.KeyRemove:
+	default:
+		fmt.Fprintf(stderr, "vigil keyring: unknown subcommand %q (want list, install, use or remove)\n", sub)
+		return 2
+	}
+	fs := newFlags("keyring "+sub, "keyring "+sub+" [KEY] [flags]", help, stdout, stderr)
+	format := fs.String("format", "text", "output `format`: text or json")
+	newClient := clientFlags(fs)
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	want := 1
+	if op == fleet.KeyList {
+		want = 0
+	}
+	if fs.NArg() != want {
+		fmt.Fprintf(stderr, "vigil keyring %s: want %d argument(s), got %d\n", sub, want, fs.NArg())
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
+		return 2
+	}
+	var res fleet.KeyringResult
+	if op == fleet.KeyList {
+		_, err = c.Get(context.Background(), "/v1/fleet/keyring", &res)
+	} else {
+		_, err = c.Do(context.Background(), http.MethodPost, "/v1/fleet/keyring", map[string]string{"op": sub, "key": fs.Arg(0)}, &res)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
+		return 1
+	}
+	if *format == "json" {
+		return printJSON(stdout, res)
+	}
+	if op != fleet.KeyList {
+		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
+		return 0
+	}
+	keys := make([]string, 0, len(res.Keys))
+	for k := range res.Keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tNODES\tPRIMARY ON")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\n", k, res.Keys[k], res.Nodes, res.PrimaryKeys[k])
+	}
+	tw.Flush()
+	return 0
+}
+
+func runMembers(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("members", "members [flags]", `
+List the fleet's members as this agent sees them: name, gossip address,
+status (alive, leaving, left, failed) and tags (role, agent version, models
+served, health summary: g=GPU utilization %, p=worst p95 ms, e=worst error
+rate, d=drifting features, a=alerts).`, stdout, stderr)
+	format := fs.String("format", "text", "output `format`: text or json")
+	detailed := fs.Bool("detailed", false, "show each decoded tag on its own line, and the serf protocol")
+	status := fs.String("status", "", "only members with this `status` (alive, leaving, left, failed)")
+	newClient := clientFlags(fs)
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil members: %v\n", err)
+		return 2
+	}
+	var out struct {
+		Members []fleet.Member `json:"members"`
+	}
+	if _, err := c.Get(context.Background(), "/v1/fleet/members", &out); err != nil {
+		fmt.Fprintf(stderr, "vigil members: %v\n", err)
+		return 1
+	}
+	if *status != "" {
+		kept := out.Members[:0]
+		for _, m := range out.Members {
+			if m.Status == *status {
+				kept = append(kept, m)
+			}
+		}
+		out.Members = kept
+	}
+	if *format == "json" {
+		return printJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	if *detailed {
+		for i, m := range out.Members {
+			if i > 0 {
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprintf(tw, "Node:\t%s\nAddress:\t%s\nStatus:\t%s\nProtocol:\t%d\n", m.Name, m.Address, m.Status, m.Protocol)
+			keys := make([]string, 0, len(m.Tags))
+			for k := range m.Tags {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(tw, "Tag %s:\t%s\n", k, m.Tags[k])
+			}
+			if len(m.Info.Models) > 0 {
+				var names []string
+				for _, mo := range m.Info.Models {
+					names = append(names, strings.TrimSuffix(mo.Name+"@"+mo.Version, "@"))
+				}
+				extra := ""
+				if m.Info.ModelsOmitted > 0 {
+					extra = fmt.Sprintf(" (+%d not in the tag)", m.Info.ModelsOmitted)
+				}
+				fmt.Fprintf(tw, "Models:\t%s%s\n", strings.Join(names, ", "), extra)
+			}
+		}
+		tw.Flush()
+		return 0
+	}
+	fmt.Fprintln(tw, "Node\tAddress\tStatus\tTags")
+	for _, m := range out.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Address, m.Status, m.Info.String())
+	}
+	tw.Flush()
+	return 0
+}
+
+func runFleet(args []string, stdout, stderr io.Writer) int {
+	const help = `
+Ask the whole fleet.
+
+Subcommands:
+  stats MODEL   merged latency quantiles, error rate and node count of MODEL
+                over every node that serves it (a vigil-stats serf query)`
+	if len(args) == 0 || args[0] != "stats" {
+		w, code := stderr, 2
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			w, code = stdout, 0
+		}
+		fmt.Fprintf(w, "Usage: vigil fleet stats MODEL [flags]\n%s\n", help)
+		return code
+	}
+	fs := newFlags("fleet stats", "fleet stats MODEL [flags]", help, stdout, stderr)
+	format := fs.String("format", "text", "output `format`: text or json")
+	newClient := clientFlags(fs)
+	if code, done := parseFlags(fs, args[1:], stdout); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "vigil fleet stats: want exactly one MODEL")
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil fleet stats: %v\n", err)
+		return 2
+	}
+	var st fleet.FleetStats
+	if _, err := c.Get(context.Background(), "/v1/fleet/models/"+url.PathEscape(fs.Arg(0))+"/stats", &st); err != nil {
+		fmt.Fprintf(stderr, "vigil fleet stats: %v\n", err)
+		return 1
+	}
+	if *format == "json" {
+		return printJSON(stdout, st)
+	}
+	ms := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f ms", *v)
+	}
+	rate := "-"
+	if st.ErrorRate != nil {
+		rate = fmt.Sprintf("%.3f%%", *st.ErrorRate*100)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Model:\t%s\n", st.Model)
+	fmt.Fprintf(tw, "Nodes:\t%d serving (%s)\n", st.Nodes, strings.Join(st.Answered, ", "))
+	fmt.Fprintf(tw, "Requests:\t%d\nErrors:\t%d (%s)\n", st.Requests, st.Errors, rate)
+	fmt.Fprintf(tw, "p50 / p95 / p99:\t%s / %s / %s (sketches at ±%g%% relative accuracy)\n", ms(st.P50Ms), ms(st.P95Ms), ms(st.P99Ms), st.RelativeAccuracy*100)
+	if len(st.NotServing) > 0 {
+		fmt.Fprintf(tw, "Not serving:\t%s\n", strings.Join(st.NotServing, ", "))
+	}
+	if len(st.Missing) > 0 {
+		fmt.Fprintf(tw, "No answer in time:\t%s\n", strings.Join(st.Missing, ", "))
+	}
+	tw.Flush()
+	return 0
+}

@@ -1,0 +1,246 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/agent/fleet"
+	"github.com/vigilml/vigil/test/cluster"
+)
+
+// TestFleetMembership runs a 5-agent fleet on loopback: join, every member
+// seen everywhere with its tags, a tag change by reload, a kill -9 node
+// marked failed, its rejoin from the snapshot alone, and a graceful leave.
+func TestFleetMembership(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{Binary: vigilBin, N: 5, Config: func(n *cluster.Node) {
+		n.Set("gossip.role", "inference")
+		if n.Name == "node-1" { // simulated GPUs: their utilization is published
+			n.Set("telemetry.gpu", map[string]any{"enabled": true, "simulate": 2, "interval": "1s"})
+		}
+	}})
+	c.WaitConverged(30 * time.Second)
+
+	// Tags decoded everywhere.
+	c.WaitMember("node-3", 10*time.Second, "with its tags", func(m fleet.Member) error {
+		if m.Info.Role != "inference" || m.Info.Version == "" || !strings.HasPrefix(m.Address, "127.0.0.1:") {
+			return fmt.Errorf("info %+v address %s", m.Info, m.Address)
+		}
+		return nil
+	})
+	c.WaitMember("node-1", 15*time.Second, "with GPU utilization", func(m fleet.Member) error {
+		if g := m.Info.Health.GPUUtil; g == nil || *g < 0 || *g > 1 {
+			return fmt.Errorf("health %+v (tags %v)", m.Info.Health, m.Tags)
+		}
+		return nil
+	})
+	out, err := c.Nodes[0].CLI("members")
+	if err != nil {
+		t.Fatalf("vigil members: %v\n%s", err, out)
+	}
+	for _, n := range c.Nodes {
+		if !regexp.MustCompile(`(?m)^` + n.Name + `\s+` + regexp.QuoteMeta(n.GossipAddr) + `\s+alive\s+role=inference`).MatchString(out) {
+			t.Errorf("vigil members does not list %s alive with its role:\n%s", n.Name, out)
+		}
+	}
+	state, reason, err := c.Nodes[1].Subsystem("gossip")
+	if err != nil || state != "running" || !strings.Contains(reason, "5 alive") {
+		t.Errorf("gossip status = %s %q (%v)", state, reason, err)
+	}
+
+	// Fleet stats: no node serves a model yet (observe is not wired), so
+	// every node answers "not serving", and none is missing.
+	var st fleet.FleetStats
+	if err := c.Nodes[0].GetJSON("/v1/fleet/models/llama/stats", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nodes != 0 || len(st.NotServing) != 5 || len(st.Missing) != 0 {
+		t.Errorf("fleet stats = %+v", st)
+	}
+	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") {
+		t.Errorf("vigil fleet stats: %v\n%s", err, out)
+	}
+
+	// A role change by SIGHUP reaches every node.
+	c.Nodes[2].Set("gossip.role", "canary")
+	c.Nodes[2].Reload()
+	c.WaitMember("node-2", 15*time.Second, "with role canary", func(m fleet.Member) error {
+		if m.Info.Role != "canary" {
+			return fmt.Errorf("role %q", m.Info.Role)
+		}
+		return nil
+	})
+
+	// kill -9: the others mark it failed.
+	c.Nodes[4].Kill()
+	c.WaitStatus("node-4", "failed", 40*time.Second)
+	metrics := getText(t, c.Nodes[0].API+"/metrics")
+	if !strings.Contains(metrics, `vigil_fleet_members{status="failed"} 1`) || !strings.Contains(metrics, `vigil_fleet_members{status="alive"} 4`) {
+		t.Errorf("metrics do not count the failed member:\n%s", grepLines(metrics, "vigil_fleet_members"))
+	}
+	if out, _ := c.Nodes[0].CLI("members", "-status", "failed"); !strings.Contains(out, "node-4") || strings.Contains(out, "node-1") {
+		t.Errorf("members -status failed:\n%s", out)
+	}
+
+	// Restarted without any join address, it rejoins from its snapshot.
+	c.Nodes[4].Set("gossip.join", nil)
+	c.Nodes[4].Start()
+	c.WaitConverged(30 * time.Second)
+
+	// A graceful stop shows as left, not failed.
+	c.Nodes[3].Stop()
+	c.WaitStatus("node-3", "left", 20*time.Second)
+	if !strings.Contains(c.Nodes[3].Output(), "EventMemberLeave: node-3") {
+		t.Errorf("node-3 did not log its leave")
+	}
+}
+
+// TestFleetEncryption runs an encrypted 5-agent fleet: a node with another
+// key is refused and says why; the key is rotated across the live fleet
+// with vigil keyring; a node holding only the old key is then refused, one
+// with the new key joins, and a restarted node keeps the rotated keyring.
+func TestFleetEncryption(t *testing.T) {
+	oldKey := keygen(t)
+	c := cluster.Start(t, cluster.Options{Binary: vigilBin, N: 5, EncryptKey: oldKey})
+	c.WaitConverged(30 * time.Second)
+	if _, reason, _ := c.Nodes[0].Subsystem("gossip"); !strings.Contains(reason, "encrypted") || strings.Contains(reason, "not encrypted") {
+		t.Errorf("gossip status does not say encrypted: %q", reason)
+	}
+
+	stranger := c.NewNode("stranger", func(n *cluster.Node) { n.Set("gossip.encrypt_key", keygen(t)) })
+	stranger.Start()
+	c.Wait(15*time.Second, "the stranger to report the key mismatch", func() error {
+		state, reason, err := stranger.Subsystem("gossip")
+		if err != nil {
+			return err
+		}
+		if state != "degraded" || !strings.Contains(reason, "key does not match") {
+			return fmt.Errorf("%s: %s", state, reason)
+		}
+		return nil
+	})
+	if !strings.Contains(stranger.Output(), "key does not match") {
+		t.Errorf("the stranger's log does not name the key")
+	}
+	if err := c.Converged(); err != nil {
+		t.Errorf("the stranger disturbed the fleet: %v", err)
+	}
+
+	newKey := keygen(t)
+	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
+		out, err := c.Nodes[1].CLI("keyring", step[0], step[1])
+		if err != nil || !strings.Contains(out, "done on 5 of 5 nodes") {
+			t.Fatalf("keyring %s: %v\n%s", step[0], err, out)
+		}
+	}
+	out, err := c.Nodes[3].CLI("keyring", "list")
+	if err != nil || !strings.Contains(out, newKey+"  5/5") || strings.Contains(out, oldKey) {
+		t.Fatalf("keyring list after rotation: %v\n%s", err, out)
+	}
+	c.WaitConverged(10 * time.Second)
+
+	late := c.NewNode("late-old-key", func(n *cluster.Node) { n.Set("gossip.encrypt_key", oldKey) })
+	late.Start()
+	c.Wait(15*time.Second, "the old-key node to be refused", func() error {
+		_, reason, err := late.Subsystem("gossip")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(reason, "key does not match") {
+			return fmt.Errorf("reason %q", reason)
+		}
+		return nil
+	})
+	fresh := c.NewNode("fresh", func(n *cluster.Node) { n.Set("gossip.encrypt_key", newKey) })
+	fresh.Start()
+	c.Add(fresh)
+	c.WaitConverged(30 * time.Second)
+
+	// node-2 restarts with the old key still in its config: the keyring
+	// file, which recorded the rotation, wins.
+	c.Nodes[2].Restart()
+	c.WaitConverged(30 * time.Second)
+	if !strings.Contains(c.Nodes[2].Output(), "not in the keyring file") {
+		t.Errorf("node-2 did not warn that its configured key is stale")
+	}
+}
+
+func keygen(t *testing.T) string {
+	t.Helper()
+	out, err := runCLI("keygen")
+	if err != nil {
+		t.Fatalf("vigil keygen: %v\n%s", err, out)
+	}
+	key := strings.TrimSpace(out)
+	if _, err := fleet.DecodeKey(key); err != nil {
+		t.Fatalf("keygen printed %q: %v", key, err)
+	}
+	return key
+}
+
+func runCLI(args ...string) (string, error) {
+	out, err := exec.Command(vigilBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestGossipPortTaken: in dev mode a taken gossip port leaves gossip
+// unavailable and the agent running; in production it fails the start with
+// a message naming gossip.bind.
+func TestGossipPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().String()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte("gossip:\n  enabled: true\n  bind: "+taken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	a := startAgent(t, nil, "-dev", "-config", cfg, "-data-dir", filepath.Join(dir, "dev"), "-http-addr", "127.0.0.1:0")
+	waitHealthy(t, "http://"+a.addr, "")
+	_, body := get(t, "http://"+a.addr+"/v1/status", "")
+	if !regexp.MustCompile(`"name": "gossip",\s*"state": "unavailable",\s*"reason": "gossip: cannot listen on ` + regexp.QuoteMeta(taken) + `: the port is in use`).Match(body) {
+		t.Errorf("dev status does not report gossip unavailable:\n%s", body)
+	}
+	if code, body := get(t, "http://"+a.addr+"/v1/fleet/members", ""); code != 409 || !strings.Contains(string(body), "gossip_disabled") {
+		t.Errorf("members without gossip = %d %s", code, body)
+	}
+
+	cmd := exec.Command(vigilBin, "agent", "-config", cfg, "-data-dir", filepath.Join(dir, "prod"), "-http-addr", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "port is in use") || !strings.Contains(string(out), "gossip.bind") {
+		t.Errorf("production start with a taken gossip port: %v\n%s", err, out)
+	}
+}
