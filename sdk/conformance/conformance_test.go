@@ -192,3 +192,18 @@ func TestNotAPlugin(t *testing.T) {
 		t.Fatalf("last result %+v, want a failed handshake", last)
 	}
 }
+
+// TestPythonExampleConforms runs the kit against the Python SDK's example
+// detector, packed as it would be shipped, under Debian's /usr/bin/python3.
+func TestPythonExampleConforms(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import grpc, google.protobuf, cryptography").CombinedOutput(); err != nil {
+		t.Fatalf("the Python SDK needs Debian's python3-grpcio, python3-protobuf and python3-cryptography under %s "+
+			"(make test-deps as root installs them): %v: %s", python, err, out)
+	}
+	bin := filepath.Join(t.TempDir(), "py-mean-shift")
+	if out, err := exec.Command(python, "../python/pack.py", "../python/examples/mean_shift.py", "-o", bin).CombinedOutput(); err != nil {
+		t.Fatalf("pack: %v\n%s", err, out)
+	}
+	conformance.RunDetector(t, bin)
+}
