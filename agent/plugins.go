@@ -118,7 +118,7 @@ func (a *Agent) openForwarder() error {
 		var bad []string
 		for _, u := range f.Status() {
 			if u.LastError != "" && !u.Up {
-				bad = append(bad, fmt.Sprintf("%s: %s (lag %s)", u.Name, u.LastError, (time.Duration(u.LagSeconds) * time.Second).String()))
+				bad = append(bad, fmt.Sprintf("%s: %s (lag %s)", u.Name, u.LastError, (time.Duration(u.LagSeconds)*time.Second).String()))
 			}
 		}
 		if len(bad) > 0 {
@@ -132,4 +132,3 @@ func (a *Agent) openForwarder() error {
 	})
 	return nil
 }
-
