@@ -207,3 +207,31 @@ func TestPythonExampleConforms(t *testing.T) {
 	}
 	conformance.RunDetector(t, bin)
 }
+
+// TestPythonPlumbingFaults shows the health and shutdown checks fail: the
+// Python test plugin built to answer NOT_SERVING, and to serve no
+// go-plugin controller (so it has to be killed).
+func TestPythonPlumbingFaults(t *testing.T) {
+	const python = "/usr/bin/python3"
+	bin := filepath.Join(t.TempDir(), "py-test")
+	if out, err := exec.Command(python, "../python/pack.py", "../../test/plugins/pyplugin/main.py", "-o", bin).CombinedOutput(); err != nil {
+		t.Fatalf("pack (needs python3-grpcio, python3-protobuf, python3-cryptography under %s): %v\n%s", python, err, out)
+	}
+	for _, c := range []struct{ fault, check, reason string }{
+		{"unhealthy", "health", "NOT_SERVING, expected SERVING"},
+		{"no-controller", "shutdown", "did not exit when asked"},
+	} {
+		t.Run(c.fault, func(t *testing.T) {
+			rep := conformance.Check(context.Background(), bin, conformance.Options{Env: []string{"PYPLUGIN_FAULT=" + c.fault}})
+			for _, r := range rep.Results {
+				if r.Name == c.check {
+					if r.Status != conformance.Fail || !strings.Contains(r.Reason, c.reason) {
+						t.Fatalf("check %s: %s %q, want FAIL with %q", c.check, r.Status, r.Reason, c.reason)
+					}
+					return
+				}
+			}
+			t.Fatalf("check %s did not run: %+v", c.check, rep.Results)
+		})
+	}
+}

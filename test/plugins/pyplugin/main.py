@@ -2,12 +2,43 @@
 """A Python detector used by Vigil's own tests, packed with
 sdk/python/pack.py. It answers honestly with method "echo" (statistic = the
 current sample's mean) and misbehaves on request through the "do" parameter:
-raise a typed error, raise a plain exception, or answer NaN."""
+raise a typed error, raise a plain exception, or answer NaN.
+
+PYPLUGIN_FAULT in its environment breaks the plumbing the SDK provides, so
+the conformance kit's tests can show its health and shutdown checks fail:
+"unhealthy" answers NOT_SERVING to health checks, "no-controller" serves no
+go-plugin controller (the agent must kill the plugin to stop it)."""
 
 import math
+import os
 import time
 
+import grpc
+
 import vigil_plugin as vp
+from vigil_plugin import _server
+
+FAULT = os.environ.get("PYPLUGIN_FAULT", "")
+
+
+def _unhealthy():
+    hp = _server.health_pb2
+
+    def check(request, context):
+        return hp.HealthCheckResponse(status=hp.HealthCheckResponse.NOT_SERVING)
+
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=hp.HealthCheckRequest.FromString,
+            response_serializer=hp.HealthCheckResponse.SerializeToString)})
+
+
+if FAULT == "no-controller":
+    _server._controller_handlers = lambda stop: grpc.method_handlers_generic_handler("plugin.GRPCController", {})
+elif FAULT == "unhealthy":
+    _server._health_handlers = _unhealthy
+elif FAULT:
+    raise SystemExit("pyplugin: unknown PYPLUGIN_FAULT %r" % FAULT)
 
 
 class Faulty(vp.Detector):
