@@ -50,7 +50,7 @@ import (
 // statistic as the test plugin's "mean" method, and the health check.
 const floorEnv = "VIGIL_BENCH_FLOOR_SOCKET"
 
-var testPlugin string
+var testPlugin, pyPlugin string
 
 func TestMain(m *testing.M) {
 	if sock := os.Getenv(floorEnv); sock != "" {
@@ -68,6 +68,11 @@ func TestMain(m *testing.M) {
 	testPlugin = filepath.Join(dir, "test-detector")
 	if out, err := exec.Command("go", "build", "-o", testPlugin, "../../test/plugins/testplugin").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build test plugin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	pyPlugin = filepath.Join(dir, "py-mean-shift")
+	if out, err := exec.Command("/usr/bin/python3", "../../sdk/python/pack.py", "../../sdk/python/examples/mean_shift.py", "-o", pyPlugin).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "pack the Python example (needs python3-grpcio, python3-protobuf, python3-cryptography): %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -276,11 +281,13 @@ func floorDetect(ctx context.Context, c pb.DetectorClient, req *sdk.DetectReques
 
 // --- the host -----------------------------------------------------------
 
-func startHost(b *testing.B) *pluginhost.Host {
+func startHost(b *testing.B) *pluginhost.Host { return startHostWith(b, testPlugin) }
+
+func startHostWith(b *testing.B, plugin string) *pluginhost.Host {
 	b.Helper()
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "test-detector")
-	data, err := os.ReadFile(testPlugin)
+	bin := filepath.Join(dir, filepath.Base(plugin))
+	data, err := os.ReadFile(plugin)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -484,6 +491,24 @@ func BenchmarkCompare(b *testing.B) {
 			}
 			b.ReportMetric(p50[3]/p50[0], "host/floor-plain")
 			b.ReportMetric(p50[3]/p50[1], "host/floor-mtls")
+		})
+	}
+}
+
+// BenchmarkPython is a Detect through the host to the Python SDK's example
+// detector (method mean_shift, pure Python statistics), under Debian's
+// /usr/bin/python3.
+func BenchmarkPython(b *testing.B) {
+	for _, size := range sizes[:2] {
+		b.Run(size.name, func(b *testing.B) {
+			req := &sdk.DetectRequest{Method: "mean_shift", DataType: pb.DataType_NUMERIC, ReferenceNumeric: sample(size.n, 0, 1), CurrentNumeric: sample(size.n, 0.1, 2)}
+			h := startHostWith(b, pyPlugin)
+			measure(b, func() error {
+				return h.WithDetector(context.Background(), "py-mean-shift", "Detect", func(ctx context.Context, c sdk.DetectorClient) error {
+					_, err := c.Detect(ctx, req)
+					return err
+				})
+			})
 		})
 	}
 }
