@@ -16,6 +16,9 @@ need 'command -v promtool' prometheus
 need '/usr/bin/python3 -c "import scipy"' python3-scipy
 need 'command -v nft' nftables
 need 'command -v ip' iproute2
+need '/usr/bin/python3 -c "import grpc"' python3-grpcio
+need '/usr/bin/python3 -c "import google.protobuf"' python3-protobuf
+need '/usr/bin/python3 -c "import cryptography"' python3-cryptography
 if [ "$(id -u)" = 0 ]; then
 	# Only the package install test (root only) uses these.
 	need 'command -v lintian' lintian

@@ -105,13 +105,16 @@ func (s *detectorServer) Detect(stream grpc.ClientStreamingServer[pb.DetectChunk
 				return FieldErrorf("header", "the first message must be the header")
 			}
 			sc := part.Sample
+			// Each received message is new, so the first chunk's slice is
+			// taken as is rather than copied (a sample of up to one chunk
+			// is never copied).
 			switch sc.GetWhich() {
 			case pb.SampleChunk_REFERENCE:
-				req.ReferenceNumeric = append(req.ReferenceNumeric, sc.GetNumeric()...)
-				req.ReferenceCategorical = append(req.ReferenceCategorical, sc.GetCategorical()...)
+				req.ReferenceNumeric = appendOrTake(req.ReferenceNumeric, sc.GetNumeric())
+				req.ReferenceCategorical = appendOrTake(req.ReferenceCategorical, sc.GetCategorical())
 			case pb.SampleChunk_CURRENT:
-				req.CurrentNumeric = append(req.CurrentNumeric, sc.GetNumeric()...)
-				req.CurrentCategorical = append(req.CurrentCategorical, sc.GetCategorical()...)
+				req.CurrentNumeric = appendOrTake(req.CurrentNumeric, sc.GetNumeric())
+				req.CurrentCategorical = appendOrTake(req.CurrentCategorical, sc.GetCategorical())
 			default:
 				return FieldErrorf("sample.which", "say whether a chunk is REFERENCE or CURRENT")
 			}
@@ -127,6 +130,13 @@ func (s *detectorServer) Detect(stream grpc.ClientStreamingServer[pb.DetectChunk
 		return err
 	}
 	return stream.SendAndClose(resp)
+}
+
+func appendOrTake[T any](dst, src []T) []T {
+	if dst == nil {
+		return src
+	}
+	return append(dst, src...)
 }
 
 // ChunkValues is how many values one Detect message carries.

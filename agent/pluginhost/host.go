@@ -514,6 +514,15 @@ func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, err
 	if m.entry.Kind != string(kind) {
 		return nil, sdk.Errorf(sdk.InvalidRequest, "plugin %q is a %s, not a %s", name, m.entry.Kind, kind)
 	}
+	// Fast path: a running plugin needs no start-up bookkeeping (this is
+	// on every call's path).
+	m.mu.Lock()
+	if m.state == StateRunning && m.client != nil {
+		c := m.client
+		m.mu.Unlock()
+		return c, nil
+	}
+	m.mu.Unlock()
 	m.ensureRunning()
 	deadline := time.NewTimer(h.cfg.StartTimeout + time.Second)
 	defer deadline.Stop()

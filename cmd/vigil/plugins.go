@@ -22,14 +22,16 @@ Subcommands:
   register PATH [-name N]   trust the binary at PATH as it is now (its SHA-256
                             is pinned; PATH must lie in a plugin directory)
   unregister NAME           forget a plugin registered by register
-  restart NAME              restart a plugin now and reset its crash budget`
+  restart NAME              restart a plugin now and reset its crash budget
+  check PATH [-kind K]      run the conformance kit against a plugin binary
+                            (no agent needed); exit 1 when a check fails`
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		w := stderr
 		code := 2
 		if len(args) > 0 {
 			w, code = stdout, 0
 		}
-		fmt.Fprintf(w, "Usage: vigil plugins <list|register|unregister|restart> [flags]\n%s\n", help)
+		fmt.Fprintf(w, "Usage: vigil plugins <list|register|unregister|restart|check> [flags]\n%s\n", help)
 		return code
 	}
 	sub, args := args[0], args[1:]
@@ -42,8 +44,10 @@ Subcommands:
 		return pluginsByName("unregister", http.MethodDelete, "", args, stdout, stderr)
 	case "restart":
 		return pluginsByName("restart", http.MethodPost, "/restart", args, stdout, stderr)
+	case "check":
+		return pluginsCheck(args, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "vigil plugins: unknown subcommand %q (want list, register, unregister or restart)\n", sub)
+	fmt.Fprintf(stderr, "vigil plugins: unknown subcommand %q (want list, register, unregister, restart or check)\n", sub)
 	return 2
 }
 

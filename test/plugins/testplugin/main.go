@@ -6,6 +6,11 @@
 // Besides honest answers it misbehaves on request, so the host's
 // supervision can be tested: parameters (detector) or model names
 // (provider) ask it to crash, panic or hang.
+//
+// A fault set at link time (-ldflags "-X main.fault=nan") or in the
+// environment (TESTPLUGIN_FAULT=nan) makes it break
+// the contract in one way, so the conformance kit's tests can show that
+// each of its checks fails when it should; see faults below.
 package main
 
 import (
@@ -14,6 +19,8 @@ import (
 	"hash/fnv"
 	"math"
 	"os"
+	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,9 +36,51 @@ var (
 	kind    = "detector"
 	name    = ""
 	version = "0.0.1-test"
+	fault   = ""
 )
 
+// faults are the ways the plugin can be built to break the contract.
+var faults = map[string]string{
+	"":                 "none: keeps the contract",
+	"hang-by-hand":     "run without the handshake cookie, hangs instead of exiting",
+	"bad-version":      "reports version \"latest\"",
+	"config-required":  "rejects an empty configuration",
+	"orphan":           "leaves a child process running when it exits",
+	"bad-describe":     "detector: a method without data types",
+	"always-drift":     "detector: always says drifted",
+	"never-drift":      "detector: never says drifted",
+	"nan":              "detector: answers a NaN statistic",
+	"lax":              "detector: accepts empty samples, NaN and unknown methods",
+	"small-limit":      "detector: fails on samples of more than 65,536 values",
+	"crash-on-invalid": "detector: exits on invalid input",
+	"no-usage":         "provider: the stream's last event has no usage",
+	"bad-embed":        "provider: vectors of differing dimensions",
+	"untyped":          "provider, vector store: plain errors (class internal) for unknown models and collections",
+	"bad-order":        "vector store: matches worst first",
+	"ignore-filter":    "vector store: ignores filters",
+}
+
 func main() {
+	if f, ok := os.LookupEnv("TESTPLUGIN_FAULT"); ok {
+		fault = f
+	}
+	if _, ok := faults[fault]; !ok {
+		fmt.Fprintf(os.Stderr, "testplugin: unknown fault %q\n", fault)
+		os.Exit(2)
+	}
+	if fault == "hang-by-hand" && os.Getenv(sdk.Handshake.MagicCookieKey) == "" {
+		time.Sleep(time.Hour)
+	}
+	if fault == "bad-version" {
+		version = "latest"
+	}
+	if fault == "orphan" && os.Getenv(sdk.Handshake.MagicCookieKey) != "" {
+		// A child that outlives the plugin, in its process group.
+		child := exec.Command("sleep", "300")
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testplugin: start child:", err)
+		}
+	}
 	if d := os.Getenv("TESTPLUGIN_START_DELAY"); d != "" {
 		dur, _ := time.ParseDuration(d)
 		time.Sleep(dur)
@@ -73,6 +122,9 @@ type detector struct{}
 
 func (detector) Configure(cfg map[string]any) []sdk.FieldError {
 	var errs []sdk.FieldError
+	if _, ok := cfg["greeting"]; !ok && fault == "config-required" {
+		errs = append(errs, sdk.FieldError{Field: "greeting", Message: "is required"})
+	}
 	for k, v := range cfg {
 		switch k {
 		case "greeting":
@@ -88,6 +140,9 @@ func (detector) Configure(cfg map[string]any) []sdk.FieldError {
 
 func (detector) Describe(context.Context) (*pb.DescribeResponse, error) {
 	def, _ := structpb.NewValue(0.5)
+	if fault == "bad-describe" {
+		return &pb.DescribeResponse{Methods: []*pb.MethodInfo{{Name: "mean", DefaultThreshold: 0.5, Direction: pb.Direction_STATISTIC_ABOVE}}}, nil
+	}
 	return &pb.DescribeResponse{Methods: []*pb.MethodInfo{
 		{Name: "mean", Description: "shift of the mean in units of the reference standard deviation",
 			DataTypes: []pb.DataType{pb.DataType_NUMERIC}, DefaultThreshold: 0.5, Direction: pb.Direction_STATISTIC_ABOVE,
@@ -102,7 +157,40 @@ func (detector) Detect(ctx context.Context, req *sdk.DetectRequest) (*pb.DetectR
 	pnc, _ := req.Params["panic"].(bool)
 	hangMS, _ := req.Params["hang_ms"].(float64)
 	misbehave(crash, pnc, time.Duration(hangMS)*time.Millisecond)
+	resp, err := detect(req)
+	return applyDetectFault(req, resp, err)
+}
 
+// applyDetectFault breaks an honest answer the way the fault asks.
+func applyDetectFault(req *sdk.DetectRequest, resp *pb.DetectResponse, err error) (*pb.DetectResponse, error) {
+	switch fault {
+	case "crash-on-invalid":
+		if err != nil {
+			os.Exit(3)
+		}
+	case "lax":
+		if err != nil {
+			return &pb.DetectResponse{Method: req.Method, Statistic: 0, Threshold: 0.5, Direction: pb.Direction_STATISTIC_ABOVE}, nil
+		}
+	case "small-limit":
+		if len(req.ReferenceNumeric)+len(req.ReferenceCategorical) > sdk.ChunkValues {
+			return nil, sdk.Errorf(sdk.Internal, "sample too large")
+		}
+	}
+	if resp != nil {
+		switch fault {
+		case "always-drift":
+			resp.Drifted = true
+		case "never-drift":
+			resp.Drifted = false
+		case "nan":
+			resp.Statistic = math.NaN()
+		}
+	}
+	return resp, err
+}
+
+func detect(req *sdk.DetectRequest) (*pb.DetectResponse, error) {
 	switch req.Method {
 	case "mean":
 		if req.DataType != pb.DataType_NUMERIC {
@@ -207,6 +295,9 @@ func (p provider) check(model string) error {
 	case "too-long":
 		return sdk.Errorf(sdk.ContextLengthExceeded, "prompt exceeds the 4096-token context window")
 	}
+	if fault == "untyped" {
+		return fmt.Errorf("unknown model %q", model)
+	}
 	return sdk.FieldErrorf("model", "unknown model %q", model)
 }
 
@@ -246,6 +337,9 @@ func (p provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func
 		}
 	}
 	n := int32(len(words))
+	if fault == "no-usage" {
+		return send(&pb.ChatEvent{FinishReason: "stop"})
+	}
 	return send(&pb.ChatEvent{FinishReason: "stop", Usage: &pb.Usage{CompletionTokens: n, TotalTokens: n}})
 }
 
@@ -259,6 +353,9 @@ func (p provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRes
 	resp := &pb.EmbedResponse{Model: req.GetModel(), Usage: &pb.Usage{}}
 	for _, in := range req.GetInput() {
 		v := make([]float32, 8)
+		if fault == "bad-embed" {
+			v = make([]float32, 8+len(resp.Embeddings))
+		}
 		for _, w := range strings.Fields(in) {
 			h := fnv.New32a()
 			h.Write([]byte(strings.ToLower(w)))
@@ -299,6 +396,9 @@ func newMemStore() *memStore { return &memStore{cols: map[string]*collection{}} 
 
 func (s *memStore) get(name string) (*collection, error) {
 	c, ok := s.cols[name]
+	if !ok && fault == "untyped" {
+		return nil, fmt.Errorf("no collection %q", name)
+	}
 	if !ok {
 		return nil, sdk.Errorf(sdk.NotFound, "no collection %q", name)
 	}
@@ -377,8 +477,12 @@ func (s *memStore) Query(_ context.Context, r *pb.QueryRequest) (*pb.QueryRespon
 		return nil, sdk.FieldErrorf("k", "must be positive")
 	}
 	var out []*pb.Match
+	filter := r.GetFilter()
+	if fault == "ignore-filter" {
+		filter = nil
+	}
 	for _, rec := range c.records {
-		ok, err := matches(r.GetFilter(), rec.GetMetadata())
+		ok, err := matches(filter, rec.GetMetadata())
 		if err != nil {
 			return nil, err
 		}
@@ -397,6 +501,9 @@ func (s *memStore) Query(_ context.Context, r *pb.QueryRequest) (*pb.QueryRespon
 		}
 		return out[i].Record.Id < out[j].Record.Id
 	})
+	if fault == "bad-order" {
+		slices.Reverse(out)
+	}
 	if len(out) > int(r.GetK()) {
 		out = out[:r.GetK()]
 	}

@@ -1,0 +1,180 @@
+"""Vigil plugin SDK for Python: write a drift detector, serve it to the agent.
+
+A plugin is a program the Vigil agent starts and talks to over gRPC through
+hashicorp/go-plugin. This package does go-plugin's side of that in Python:
+the handshake line on standard output, AutoMTLS (a fresh certificate per
+start, client certificates required), the gRPC health service, go-plugin's
+controller (so the agent can stop the plugin cleanly), the Plugin service
+(Info, Configure) and the Detector service with its chunked samples, and
+typed errors. A plugin author writes only the detector logic::
+
+    import vigil_plugin as vp
+
+    class MeanShift(vp.Detector):
+        def describe(self):
+            return [vp.Method("mean_shift", data_types=[vp.NUMERIC],
+                              default_threshold=0.5)]
+
+        def detect(self, req):
+            if not req.reference:
+                raise vp.FieldError("reference", "sample is empty")
+            ...
+            return vp.Result(statistic=s, threshold=t, drifted=s > t)
+
+    if __name__ == "__main__":
+        vp.serve_detector(vp.Info("mean-shift", "1.0.0"), MeanShift())
+
+It needs Debian's python3-grpcio and python3-protobuf under
+/usr/bin/python3, and python3-cryptography for the certificate. Log with the
+logging module (to standard error): the agent copies each line into its own
+log. Never print to standard output, which carries the handshake.
+
+Errors: raise PluginError(class, message) or FieldError(field, message)
+(class invalid_request); the SDK sends the class in the trailers the agent
+reads (vigil-error-class, vigil-retry-after-ms, vigil-error-field) with the
+matching gRPC status. Any other exception reaches the agent as class
+internal; the plugin keeps serving.
+"""
+
+import math
+import os
+import sys
+
+# The generated protobuf modules import each other as vigil.plugin.v1.*;
+# they live in _gen, which also works inside a zipapp.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gen"))
+
+from ._errors import (  # noqa: E402
+    PluginError,
+    FieldError,
+    INVALID_REQUEST,
+    RATE_LIMITED,
+    OVERLOADED,
+    CONTEXT_LENGTH_EXCEEDED,
+    AUTH,
+    QUOTA_EXHAUSTED,
+    UNAVAILABLE,
+    TIMEOUT,
+    NOT_FOUND,
+    UNSUPPORTED,
+    INTERNAL,
+)
+from ._server import serve_detector, CONTRACT_VERSION, CHUNK_VALUES  # noqa: E402
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+STATISTIC_ABOVE = "statistic_above"
+P_VALUE_BELOW = "p_value_below"
+
+__all__ = [
+    "Info", "Method", "Param", "DetectRequest", "Result", "Detector",
+    "PluginError", "FieldError", "serve_detector", "check_finite",
+    "NUMERIC", "CATEGORICAL", "STATISTIC_ABOVE", "P_VALUE_BELOW",
+    "INVALID_REQUEST", "RATE_LIMITED", "OVERLOADED", "CONTEXT_LENGTH_EXCEEDED",
+    "AUTH", "QUOTA_EXHAUSTED", "UNAVAILABLE", "TIMEOUT", "NOT_FOUND",
+    "UNSUPPORTED", "INTERNAL", "CONTRACT_VERSION", "CHUNK_VALUES",
+]
+
+
+class Info:
+    """What the plugin is: its name (lower-case letters, digits, '.', '_',
+    '-'), its version (semver) and optional capabilities."""
+
+    def __init__(self, name, version, capabilities=()):
+        self.name = name
+        self.version = version
+        self.capabilities = list(capabilities)
+
+
+class Param:
+    """A parameter a method takes, with its default."""
+
+    def __init__(self, name, default=None, description=""):
+        self.name = name
+        self.default = default
+        self.description = description
+
+
+class Method:
+    """One test a detector offers.
+
+    data_types: NUMERIC and/or CATEGORICAL. direction: STATISTIC_ABOVE
+    (drifted when the statistic exceeds the threshold) or P_VALUE_BELOW
+    (drifted when the p-value is below it; set has_p_value).
+    """
+
+    def __init__(self, name, data_types=(NUMERIC,), default_threshold=0.0,
+                 direction=STATISTIC_ABOVE, has_p_value=False, description="",
+                 params=()):
+        self.name = name
+        self.data_types = list(data_types)
+        self.default_threshold = default_threshold
+        self.direction = direction
+        self.has_p_value = has_p_value
+        self.description = description
+        self.params = list(params)
+
+
+class DetectRequest:
+    """One drift test. reference and current are lists of floats for
+    numeric data and lists of str for categorical data. threshold is None
+    when the agent wants the method's default."""
+
+    def __init__(self, method, data_type, threshold, params, feature,
+                 reference, current):
+        self.method = method
+        self.data_type = data_type
+        self.threshold = threshold
+        self.params = params
+        self.feature = feature
+        self.reference = reference
+        self.current = current
+
+
+class Result:
+    """A test's outcome. p_value is None for methods without one; details
+    is a dict of JSON-like values (numbers, strings, lists, dicts)."""
+
+    def __init__(self, statistic, threshold, drifted, p_value=None,
+                 direction=None, method=None, details=None):
+        self.statistic = statistic
+        self.threshold = threshold
+        self.drifted = drifted
+        self.p_value = p_value
+        self.direction = direction
+        self.method = method
+        self.details = details or {}
+
+
+class Detector:
+    """Base class of a drift detector. Override describe and detect, and
+    configure if the plugin takes settings."""
+
+    def configure(self, config):
+        """Take the plugin's section of the agent's configuration (a dict).
+        Return a list of FieldError, empty to accept. The default accepts
+        only an empty configuration."""
+        if config:
+            return [FieldError("", "this plugin takes no configuration")]
+        return []
+
+    def describe(self):
+        """Return the list of Method offered."""
+        raise NotImplementedError
+
+    def detect(self, req):
+        """Run one test (a DetectRequest) and return a Result. Raise
+        FieldError for bad input: an empty sample, NaN or infinity, an
+        unknown method, a data type the method does not take."""
+        raise NotImplementedError
+
+
+def check_finite(field, values):
+    """Raise FieldError naming field[i] for the first value that is not a
+    finite number, and for an empty sample."""
+    if not values:
+        raise FieldError(field, "sample is empty")
+    for i, x in enumerate(values):
+        if not math.isfinite(x):
+            raise FieldError("%s[%d]" % (field, i),
+                             "value is %r; only finite numbers are accepted" % x)

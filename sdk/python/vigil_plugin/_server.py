@@ -1,0 +1,373 @@
+"""go-plugin's plugin side, in Python: handshake, AutoMTLS, health,
+controller, and the Plugin and Detector services.
+
+The services are registered with generic handlers over the generated
+message classes, so no generated service stubs (and no grpc_tools) are
+needed at run time.
+"""
+
+import base64
+import datetime
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from concurrent import futures
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+
+from vigil.plugin.v1 import detector_pb2, plugin_pb2  # noqa: E402  (from _gen)
+import health_pb2  # noqa: E402  (from _gen)
+
+from ._errors import (
+    PluginError,
+    FieldError,
+    INTERNAL,
+    TRAILER_CLASS,
+)
+
+CONTRACT_VERSION = 1
+# go-plugin's own protocol version, the first field of the handshake line.
+CORE_PROTOCOL_VERSION = 1
+MAGIC_COOKIE_KEY = "VIGIL_PLUGIN"
+MAGIC_COOKIE_VALUE = "7c1b0e8e-vigil-plugin-contract"
+# The largest single message either side accepts (as the Go SDK).
+MAX_MESSAGE_BYTES = 64 << 20
+# How many values one Detect message carries when the host sends samples.
+CHUNK_VALUES = 1 << 16
+HEALTH_SERVICE = "plugin"
+
+log = logging.getLogger("vigil_plugin")
+
+_DATA_TYPES = {"numeric": detector_pb2.NUMERIC, "categorical": detector_pb2.CATEGORICAL}
+_DATA_TYPE_NAMES = {v: k for k, v in _DATA_TYPES.items()}
+_DIRECTIONS = {"statistic_above": detector_pb2.STATISTIC_ABOVE, "p_value_below": detector_pb2.P_VALUE_BELOW}
+
+
+class _JSONLogFormatter(logging.Formatter):
+    """One JSON object a line, which the agent's log bridge reads with its
+    level and message."""
+
+    def format(self, record):
+        out = {
+            "@timestamp": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(),
+            "level": record.levelname.lower().replace("warning", "warn").replace("critical", "error"),
+            "msg": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            out["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(out)
+
+
+def _setup_logging():
+    root = logging.getLogger()
+    if root.handlers:
+        return  # the author configured logging
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_JSONLogFormatter())
+    root.addHandler(h)
+    root.setLevel(logging.INFO)
+
+
+def _server_certificate():
+    """A fresh self-signed certificate for localhost, as go-plugin's own
+    servers make for AutoMTLS. Returns (cert_pem, key_pem, cert_der)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Vigil plugin"),
+    ])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(seconds=30))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=True, key_cert_sign=True, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert_pem, key_pem, cert.public_bytes(serialization.Encoding.DER)
+
+
+def _abort(context, err):
+    context.set_trailing_metadata(err.trailers())
+    context.abort(err.code(), err.message)
+
+
+def _typed(name, fn):
+    """Turn a handler's PluginError into a typed status and any other
+    exception into class internal, so one bad request never kills the
+    plugin."""
+
+    def handler(request, context):
+        try:
+            return fn(request, context)
+        except PluginError as e:
+            _abort(context, e)
+        except Exception as e:  # a bug in the plugin: report it, keep serving
+            log.exception("plugin raised in %s", name)
+            context.set_trailing_metadata([(TRAILER_CLASS, INTERNAL)])
+            context.abort(grpc.StatusCode.INTERNAL, "plugin raised in %s: %s: %s" % (name, type(e).__name__, e))
+
+    return handler
+
+
+def _unary(name, fn, req_type, resp_type):
+    return grpc.unary_unary_rpc_method_handler(
+        _typed(name, fn), request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString)
+
+
+def _struct(d):
+    s = struct_pb2.Struct()
+    if d:
+        s.update(d)
+    return s
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class _DetectorServices:
+    def __init__(self, info, impl):
+        self.info = info
+        self.impl = impl
+
+    # --- Plugin ---------------------------------------------------------
+    def Info(self, request, context):
+        return plugin_pb2.InfoResponse(
+            name=self.info.name, kind="detector", version=self.info.version,
+            contract_version=CONTRACT_VERSION, capabilities=self.info.capabilities)
+
+    def Configure(self, request, context):
+        config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
+        errs = self.impl.configure(config) or []
+        out = plugin_pb2.ConfigureResponse()
+        for e in errs:
+            if isinstance(e, PluginError):
+                out.errors.add(field=e.field, message=e.message)
+            else:
+                field, message = e
+                out.errors.add(field=field, message=message)
+        return out
+
+    # --- Detector -------------------------------------------------------
+    def _methods(self):
+        return {m.name: m for m in self.impl.describe()}
+
+    def Describe(self, request, context):
+        out = detector_pb2.DescribeResponse()
+        for m in self.impl.describe():
+            mi = out.methods.add(
+                name=m.name, description=m.description, has_p_value=m.has_p_value,
+                default_threshold=m.default_threshold, direction=_DIRECTIONS[m.direction])
+            for dt in m.data_types:
+                mi.data_types.append(_DATA_TYPES[dt])
+            for p in m.params:
+                pi = mi.params.add(name=p.name, description=p.description)
+                if p.default is not None:
+                    pi.default_value.CopyFrom(_struct({"v": p.default}).fields["v"])
+        return out
+
+    def Detect(self, request_iterator, context):
+        from . import DetectRequest  # the public class, defined in __init__
+
+        header = None
+        ref_num, cur_num, ref_cat, cur_cat = [], [], [], []
+        for chunk in request_iterator:
+            part = chunk.WhichOneof("part")
+            if part == "header":
+                if header is not None:
+                    raise FieldError("header", "header sent twice")
+                header = chunk.header
+            elif part == "sample":
+                if header is None:
+                    raise FieldError("header", "the first message must be the header")
+                sc = chunk.sample
+                if sc.which == detector_pb2.SampleChunk.REFERENCE:
+                    ref_num.extend(sc.numeric)
+                    ref_cat.extend(sc.categorical)
+                elif sc.which == detector_pb2.SampleChunk.CURRENT:
+                    cur_num.extend(sc.numeric)
+                    cur_cat.extend(sc.categorical)
+                else:
+                    raise FieldError("sample.which", "say whether a chunk is REFERENCE or CURRENT")
+            else:
+                raise FieldError("part", "empty message")
+        if header is None:
+            raise FieldError("header", "no header sent")
+
+        dt = _DATA_TYPE_NAMES.get(header.data_type)
+        if dt is None:
+            dt = "categorical" if (ref_cat or cur_cat) and not (ref_num or cur_num) else "numeric"
+        if dt == "numeric" and (ref_cat or cur_cat):
+            raise FieldError("data_type", "numeric data type, but categorical values were sent")
+        if dt == "categorical" and (ref_num or cur_num):
+            raise FieldError("data_type", "categorical data type, but numeric values were sent")
+        req = DetectRequest(
+            method=header.method,
+            data_type=dt,
+            threshold=header.threshold if header.HasField("threshold") else None,
+            params=json_format.MessageToDict(header.params) if header.HasField("params") else {},
+            feature=header.feature,
+            reference=ref_num if dt == "numeric" else ref_cat,
+            current=cur_num if dt == "numeric" else cur_cat,
+        )
+        res = self.impl.detect(req)
+
+        problems = []
+        if not _finite(res.statistic):
+            problems.append("statistic %r" % (res.statistic,))
+        if not _finite(res.threshold):
+            problems.append("threshold %r" % (res.threshold,))
+        if res.p_value is not None and not (_finite(res.p_value) and 0 <= res.p_value <= 1):
+            problems.append("p-value %r" % (res.p_value,))
+        if problems:
+            raise PluginError(INTERNAL, "the detector produced an invalid result: " + ", ".join(problems))
+        direction = res.direction
+        if direction is None:
+            m = self._methods().get(req.method)
+            direction = m.direction if m else "statistic_above"
+        out = detector_pb2.DetectResponse(
+            method=res.method or req.method, statistic=float(res.statistic), threshold=float(res.threshold),
+            direction=_DIRECTIONS[direction], drifted=bool(res.drifted), details=_struct(res.details))
+        if res.p_value is not None:
+            out.p_value = float(res.p_value)
+        return out
+
+    def handlers(self):
+        detect = grpc.stream_unary_rpc_method_handler(
+            _typed("Detect", self.Detect),
+            request_deserializer=detector_pb2.DetectChunk.FromString,
+            response_serializer=detector_pb2.DetectResponse.SerializeToString)
+        return [
+            grpc.method_handlers_generic_handler("vigil.plugin.v1.Plugin", {
+                "Info": _unary("Info", self.Info, plugin_pb2.InfoRequest, plugin_pb2.InfoResponse),
+                "Configure": _unary("Configure", self.Configure, plugin_pb2.ConfigureRequest, plugin_pb2.ConfigureResponse),
+            }),
+            grpc.method_handlers_generic_handler("vigil.plugin.v1.Detector", {
+                "Describe": _unary("Describe", self.Describe, detector_pb2.DescribeRequest, detector_pb2.DescribeResponse),
+                "Detect": detect,
+            }),
+        ]
+
+
+def _health_handlers():
+    def check(request, context):
+        if request.service in ("", HEALTH_SERVICE):
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+        context.abort(grpc.StatusCode.NOT_FOUND, "unknown service %r" % request.service)
+
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString),
+    })
+
+
+def _controller_handlers(stop):
+    """go-plugin's GRPCController: the host calls Shutdown to stop the
+    plugin; without it the host kills the plugin after two seconds."""
+
+    def shutdown(request, context):
+        threading.Thread(target=stop, name="shutdown", daemon=True).start()
+        return empty_pb2.Empty()
+
+    return grpc.method_handlers_generic_handler("plugin.GRPCController", {
+        "Shutdown": grpc.unary_unary_rpc_method_handler(
+            shutdown, request_deserializer=empty_pb2.Empty.FromString,
+            response_serializer=empty_pb2.Empty.SerializeToString),
+    })
+
+
+def _refuse_unless_started_by_agent():
+    if os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
+        sys.stderr.write(
+            "This is a Vigil plugin. It is started by the Vigil agent, not by hand.\n"
+            "Register it with `vigil plugins register PATH` and configure it in the agent's config.\n")
+        sys.exit(1)
+    versions = [v.strip() for v in os.environ.get("PLUGIN_PROTOCOL_VERSIONS", str(CONTRACT_VERSION)).split(",")]
+    if str(CONTRACT_VERSION) not in versions:
+        sys.stderr.write("This plugin speaks contract version %d; the agent asked for %s.\n"
+                         % (CONTRACT_VERSION, ", ".join(versions)))
+        sys.exit(1)
+
+
+def serve_detector(info, detector, max_workers=8):
+    """Serve detector (a Detector) as a detector plugin until the agent
+    stops it. Call it from the plugin's main; it does not return."""
+    _refuse_unless_started_by_agent()
+    _setup_logging()
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    done = threading.Event()
+
+    def stop():
+        server.stop(grace=1).wait()
+        done.set()
+
+    for h in _DetectorServices(info, detector).handlers():
+        server.add_generic_rpc_handlers((h,))
+    server.add_generic_rpc_handlers((_health_handlers(), _controller_handlers(stop)))
+
+    sock_dir = tempfile.mkdtemp(prefix="vigil-plugin-", dir=os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or None)
+    sock = os.path.join(sock_dir, "plugin.sock")
+    client_cert = os.environ.get("PLUGIN_CLIENT_CERT", "")
+    cert_field = ""
+    if client_cert:
+        cert_pem, key_pem, cert_der = _server_certificate()
+        creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=client_cert.encode(),
+                                            require_client_auth=True)
+        bound = server.add_secure_port("unix:" + sock, creds)
+        # go-plugin reads the raw leaf certificate, base64 without padding.
+        cert_field = base64.b64encode(cert_der).decode().rstrip("=")
+    else:
+        bound = server.add_insecure_port("unix:" + sock)
+    if not bound:
+        sys.stderr.write("vigil_plugin: cannot listen on %s\n" % sock)
+        sys.exit(1)
+    server.start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: threading.Thread(target=stop, daemon=True).start())
+
+    line = "%d|%d|unix|%s|grpc" % (CORE_PROTOCOL_VERSION, CONTRACT_VERSION, sock)
+    if cert_field:
+        line += "|" + cert_field
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    # Standard output has done its job; a stray print goes to the log.
+    sys.stdout = sys.stderr
+
+    while not done.wait(1):
+        pass
+    shutil.rmtree(sock_dir, ignore_errors=True)
+    log.debug("plugin stopped")
+    sys.exit(0)

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""A Python detector used by Vigil's own tests, packed with
+sdk/python/pack.py. It answers honestly with method "echo" (statistic = the
+current sample's mean) and misbehaves on request through the "do" parameter:
+raise a typed error, raise a plain exception, or answer NaN.
+
+PYPLUGIN_FAULT in its environment breaks the plumbing the SDK provides, so
+the conformance kit's tests can show its health and shutdown checks fail:
+"unhealthy" answers NOT_SERVING to health checks, "no-controller" serves no
+go-plugin controller (the agent must kill the plugin to stop it)."""
+
+import math
+import os
+import time
+
+import grpc
+
+import vigil_plugin as vp
+from vigil_plugin import _server
+
+FAULT = os.environ.get("PYPLUGIN_FAULT", "")
+
+
+def _unhealthy():
+    hp = _server.health_pb2
+
+    def check(request, context):
+        return hp.HealthCheckResponse(status=hp.HealthCheckResponse.NOT_SERVING)
+
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=hp.HealthCheckRequest.FromString,
+            response_serializer=hp.HealthCheckResponse.SerializeToString)})
+
+
+if FAULT == "no-controller":
+    _server._controller_handlers = lambda stop: grpc.method_handlers_generic_handler("plugin.GRPCController", {})
+elif FAULT == "unhealthy":
+    _server._health_handlers = _unhealthy
+elif FAULT:
+    raise SystemExit("pyplugin: unknown PYPLUGIN_FAULT %r" % FAULT)
+
+
+class Faulty(vp.Detector):
+    def describe(self):
+        return [vp.Method("echo", data_types=[vp.NUMERIC, vp.CATEGORICAL], default_threshold=1.0,
+                          params=[vp.Param("do", "", "misbehave: rate_limited, overloaded, bug, nan, sleep")])]
+
+    def detect(self, req):
+        do = req.params.get("do", "")
+        if do == "rate_limited":
+            raise vp.PluginError(vp.RATE_LIMITED, "slow down", retry_after=1.5)
+        if do == "overloaded":
+            raise vp.PluginError(vp.OVERLOADED, "too busy", retry_after=0.25)
+        if do == "bug":
+            return 1 / 0
+        if do == "nan":
+            return vp.Result(statistic=math.nan, threshold=1.0, drifted=False)
+        if do == "sleep":
+            time.sleep(req.params.get("seconds", 1.0))
+        if req.method != "echo":
+            raise vp.FieldError("method", "unknown method %r" % req.method)
+        if req.data_type == vp.CATEGORICAL:
+            stat = float(len(set(req.current)))
+            return vp.Result(statistic=stat, threshold=1.0, drifted=stat > 1.0,
+                             details={"categories": sorted(set(req.current))})
+        vp.check_finite("current", req.current)
+        stat = math.fsum(req.current) / len(req.current)
+        thr = 1.0 if req.threshold is None else req.threshold
+        return vp.Result(statistic=stat, threshold=thr, drifted=stat > thr,
+                         details={"n_reference": len(req.reference), "n_current": len(req.current)})
+
+
+if __name__ == "__main__":
+    vp.serve_detector(vp.Info("py-test", "0.0.1-test"), Faulty())
