@@ -256,8 +256,11 @@ type ChatRequest struct {
 	JsonSchema       string `protobuf:"bytes,9,opt,name=json_schema,json=jsonSchema,proto3" json:"json_schema,omitempty"`
 	JsonSchemaStrict bool   `protobuf:"varint,10,opt,name=json_schema_strict,json=jsonSchemaStrict,proto3" json:"json_schema_strict,omitempty"`
 	User             string `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// json_schema_name is the schema's name (OpenAI's response_format
+	// json_schema.name), when response_format is json_schema.
+	JsonSchemaName string `protobuf:"bytes,12,opt,name=json_schema_name,json=jsonSchemaName,proto3" json:"json_schema_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -363,6 +366,13 @@ func (x *ChatRequest) GetJsonSchemaStrict() bool {
 func (x *ChatRequest) GetUser() string {
 	if x != nil {
 		return x.User
+	}
+	return ""
+}
+
+func (x *ChatRequest) GetJsonSchemaName() string {
+	if x != nil {
+		return x.JsonSchemaName
 	}
 	return ""
 }
@@ -867,7 +877,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\aMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xa9\x03\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xd3\x03\n" +
 	"\vChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12%\n" +
@@ -882,7 +892,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"jsonSchema\x12,\n" +
 	"\x12json_schema_strict\x18\n" +
 	" \x01(\bR\x10jsonSchemaStrict\x12\x12\n" +
-	"\x04user\x18\v \x01(\tR\x04userB\x0e\n" +
+	"\x04user\x18\v \x01(\tR\x04user\x12(\n" +
+	"\x10json_schema_name\x18\f \x01(\tR\x0ejsonSchemaNameB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
