@@ -62,7 +62,7 @@ type managed struct {
 	// Set for instances (see Instance); fixed once created.
 	instanceOf  string
 	config      map[string]any
-	cfgKey  string
+	cfgKey      string
 	callTimeout time.Duration
 }
 
