@@ -1,0 +1,50 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	ttft     *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	circuit  *prometheus.GaugeVec
+}
+
+// llmBuckets span a cached embedding (milliseconds) to a long generation.
+var llmBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_requests_total",
+			Help: "Gateway requests by alias, the provider and upstream model that answered (or were tried last), and the HTTP status returned.",
+		}, []string{"alias", "provider", "model", "code"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_attempts_total",
+			Help: "Upstream attempts by target and outcome: ok, an error class, or circuit_open (skipped without a call).",
+		}, []string{"alias", "provider", "model", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_llm_request_duration_seconds",
+			Help:    "Duration of gateway requests, retries included, to the last byte.",
+			Buckets: llmBuckets,
+		}, []string{"alias", "endpoint"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_llm_time_to_first_token_seconds",
+			Help:    "Time from a streamed request's arrival to its first content chunk sent to the client.",
+			Buckets: llmBuckets,
+		}, []string{"alias"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_tokens_total",
+			Help: "Tokens as reported by the upstream's usage, by kind (prompt, completion).",
+		}, []string{"alias", "provider", "model", "kind"}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_llm_circuit_state",
+			Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
+		}, []string{"provider", "model"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit)
+	}
+	return m
+}

@@ -1,0 +1,694 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilml/vigil/agent/api"
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// This file speaks OpenAI's HTTP API: request and response bodies, server-
+// sent events and the error object.
+
+// Error is an error in OpenAI's shape:
+// {"error":{"message","type","param","code"}}.
+type Error struct {
+	Status  int     `json:"-"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+	// retryAfter becomes a Retry-After header.
+	retryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func invalid(param, format string, args ...any) *Error {
+	e := &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Message: fmt.Sprintf(format, args...)}
+	if param != "" {
+		e.Param = &param
+	}
+	return e
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
+	}
+	writeJSON(w, e.Status, map[string]*Error{"error": e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decode reads a JSON body, turning the API layer's errors (size limit,
+// syntax, unknown fields) into OpenAI-shaped ones.
+func decode(r *http.Request, v any) *Error {
+	err := api.DecodeJSON(r, v)
+	if err == nil {
+		return nil
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		e := invalid("", "%s", ae.Message)
+		e.Status = ae.Status
+		return e
+	}
+	return invalid("", "%v", err)
+}
+
+// upstreamError turns what the routing loop ended with into a client
+// error: the upstream's own verdict for a bad request, else 502/503/504
+// naming the last error class.
+func upstreamError(o outcome) *Error {
+	class := sdk.ClassOf(o.err)
+	var se *sdk.Error
+	errors.As(o.err, &se)
+	msg := o.err.Error()
+	if se != nil {
+		msg = se.Message
+	}
+	switch class {
+	case sdk.InvalidRequest:
+		e := invalid("", "upstream %s rejected the request: %s", o.target, msg)
+		if se != nil && se.Field != "" {
+			e.Param = &se.Field
+		}
+		return e
+	case sdk.ContextLengthExceeded:
+		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded",
+			Message: fmt.Sprintf("the prompt is longer than %s's context window and alias %q has no further context_window_fallback: %s", o.target, o.alias, msg)}
+	}
+	status := http.StatusBadGateway
+	switch class {
+	case sdk.Timeout:
+		status = http.StatusGatewayTimeout
+	case sdk.RateLimited, sdk.Overloaded, sdk.Unavailable:
+		status = http.StatusServiceUnavailable
+	}
+	e := &Error{Status: status, Type: "upstream_error", Code: string(class),
+		Message: fmt.Sprintf("alias %q: every target failed after %d attempt(s); last error from %s: %s: %s", o.alias, o.attempts, o.target, class, msg)}
+	if se != nil && status == http.StatusServiceUnavailable {
+		e.retryAfter = se.RetryAfter
+	}
+	return e
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func (g *Gateway) lookup(model string) (*alias, *Error) {
+	if model == "" {
+		return nil, invalid("model", "model is required: one of the gateway's aliases (GET /openai/v1/models)")
+	}
+	a, ok := g.aliases[model]
+	if !ok {
+		p := "model"
+		return nil, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: &p,
+			Message: fmt.Sprintf("the model %q is not an alias of this gateway; GET /openai/v1/models lists them", model)}
+	}
+	return a, nil
+}
+
+func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome) {
+	h := w.Header()
+	if o.target != nil {
+		h.Set("x-vigil-provider", o.target.provider)
+		h.Set("x-vigil-model", o.target.model)
+	}
+	h.Set("x-vigil-attempts", strconv.Itoa(o.attempts))
+	h.Set("x-vigil-cache", "bypass")
+}
+
+func (g *Gateway) count(endpoint string, o outcome, status int, start time.Time) {
+	g.countCode(endpoint, o, strconv.Itoa(status), start)
+}
+
+// countCode records a finished request; code is the HTTP status, or
+// stream_error for a stream that failed after it began.
+func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.Time) {
+	provider, model := "", ""
+	if o.target != nil {
+		provider, model = o.target.provider, o.target.model
+	}
+	g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
+	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(time.Since(start).Seconds())
+}
+
+func (g *Gateway) countTokens(o outcome, u *pb.Usage) {
+	if u == nil || o.target == nil {
+		return
+	}
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt").Add(float64(max(u.GetPromptTokens(), 0)))
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "completion").Add(float64(max(u.GetCompletionTokens(), 0)))
+}
+
+// HandleModels serves GET /openai/v1/models: the configured aliases.
+func (g *Gateway) HandleModels(w http.ResponseWriter, r *http.Request) {
+	data := make([]map[string]any, 0, len(g.names))
+	for _, n := range g.names {
+		data = append(data, g.modelObject(n))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// HandleModel serves GET /openai/v1/models/{model}.
+func (g *Gateway) HandleModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	if _, e := g.lookup(name); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.modelObject(name))
+}
+
+func (g *Gateway) modelObject(name string) map[string]any {
+	return map[string]any{"id": name, "object": "model", "created": g.created, "owned_by": "vigil"}
+}
+
+// --- chat completions ---------------------------------------------------
+
+type chatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	MaxTokens           *int32          `json:"max_tokens"`
+	MaxCompletionTokens *int32          `json:"max_completion_tokens"`
+	Stop                json.RawMessage `json:"stop"`
+	Seed                *int64          `json:"seed"`
+	User                string          `json:"user"`
+	N                   *int            `json:"n"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	ResponseFormat *struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Schema      json.RawMessage `json:"schema"`
+			Strict      *bool           `json:"strict"`
+		} `json:"json_schema"`
+	} `json:"response_format"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+	Name    string          `json:"name"`
+}
+
+// contract checks a chat request and turns it into the provider
+// contract's form (without the upstream model, set per target).
+func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
+	if len(req.Messages) == 0 {
+		return nil, invalid("messages", "messages must hold at least one message")
+	}
+	out := &pb.ChatRequest{User: req.User, Seed: req.Seed}
+	for i, m := range req.Messages {
+		field := fmt.Sprintf("messages[%d]", i)
+		role := m.Role
+		switch role {
+		case "system", "user", "assistant":
+		case "developer":
+			role = "system" // OpenAI's newer name for system instructions
+		case "tool", "function":
+			return nil, invalid(field+".role", "%s: role %q is not supported by the gateway yet (no tool calls)", field, role)
+		default:
+			return nil, invalid(field+".role", "%s: role %q is not system, developer, user or assistant", field, m.Role)
+		}
+		text, err := messageText(m.Content)
+		if err != nil {
+			return nil, invalid(field+".content", "%s.content: %v", field, err)
+		}
+		out.Messages = append(out.Messages, &pb.Message{Role: role, Content: text, Name: m.Name})
+	}
+	if t := req.Temperature; t != nil {
+		if *t < 0 || *t > 2 {
+			return nil, invalid("temperature", "temperature must be from 0 to 2, got %v", *t)
+		}
+		out.Temperature = t
+	}
+	if p := req.TopP; p != nil {
+		if *p <= 0 || *p > 1 {
+			return nil, invalid("top_p", "top_p must be above 0 and at most 1, got %v", *p)
+		}
+		out.TopP = p
+	}
+	maxTok := req.MaxTokens
+	if req.MaxCompletionTokens != nil {
+		maxTok = req.MaxCompletionTokens
+	}
+	if maxTok != nil {
+		if *maxTok < 1 {
+			return nil, invalid("max_tokens", "max_tokens must be at least 1, got %d", *maxTok)
+		}
+		out.MaxTokens = maxTok
+	}
+	if len(req.Stop) > 0 && string(req.Stop) != "null" {
+		var one string
+		var many []string
+		switch {
+		case json.Unmarshal(req.Stop, &one) == nil:
+			out.Stop = []string{one}
+		case json.Unmarshal(req.Stop, &many) == nil && len(many) <= 4:
+			out.Stop = many
+		default:
+			return nil, invalid("stop", "stop must be a string or an array of at most 4 strings")
+		}
+	}
+	if req.N != nil && *req.N != 1 {
+		return nil, invalid("n", "n must be 1: the gateway returns one choice")
+	}
+	if p := req.PresencePenalty; p != nil && *p != 0 {
+		return nil, invalid("presence_penalty", "presence_penalty is not supported by the gateway yet; leave it out or 0")
+	}
+	if p := req.FrequencyPenalty; p != nil && *p != 0 {
+		return nil, invalid("frequency_penalty", "frequency_penalty is not supported by the gateway yet; leave it out or 0")
+	}
+	if req.StreamOptions != nil && !req.Stream {
+		return nil, invalid("stream_options", "stream_options is only allowed with stream: true")
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "text", "json_object":
+			out.ResponseFormat = rf.Type
+		case "json_schema":
+			js := rf.JSONSchema
+			if js == nil {
+				return nil, invalid("response_format.json_schema", "response_format json_schema needs a json_schema object")
+			}
+			if js.Name == "" {
+				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name is required")
+			}
+			var schema map[string]any
+			if len(js.Schema) == 0 || json.Unmarshal(js.Schema, &schema) != nil {
+				return nil, invalid("response_format.json_schema.schema", "response_format.json_schema.schema must be a JSON object")
+			}
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, js.Schema)
+			out.ResponseFormat, out.JsonSchema, out.JsonSchemaName = "json_schema", compact.String(), js.Name
+			out.JsonSchemaStrict = js.Strict != nil && *js.Strict
+		default:
+			return nil, invalid("response_format.type", "response_format.type %q is not text, json_object or json_schema", rf.Type)
+		}
+	}
+	return out, nil
+}
+
+// messageText accepts a string or an array of text parts.
+func messageText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("must be a string or an array of content parts")
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if p.Type != "text" {
+			return "", fmt.Errorf("part %d has type %q; the gateway takes text parts only", i, p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+type usageJSON struct {
+	PromptTokens     int32 `json:"prompt_tokens"`
+	CompletionTokens int32 `json:"completion_tokens"`
+	TotalTokens      int32 `json:"total_tokens"`
+}
+
+func usageOf(u *pb.Usage) *usageJSON {
+	if u == nil {
+		return nil
+	}
+	return &usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+}
+
+// HandleChat serves POST /openai/v1/chat/completions.
+func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req chatRequest
+	if e := decode(r, &req); e != nil {
+		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+		writeError(w, e)
+		return
+	}
+	a, e := g.lookup(req.Model)
+	if e == nil {
+		var creq *pb.ChatRequest
+		if creq, e = req.contract(); e == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+			defer cancel()
+			if req.Stream {
+				g.stream(ctx, w, a, creq, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
+			} else {
+				g.chat(ctx, w, a, creq, start)
+			}
+			return
+		}
+	}
+	alias := ""
+	if a != nil {
+		alias = a.name
+	}
+	g.count("chat", outcome{alias: alias}, e.Status, start)
+	writeError(w, e)
+}
+
+func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, start time.Time) {
+	var resp *pb.ChatResponse
+	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
+		req := cloneChat(creq, t.model)
+		return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+			var err error
+			resp, err = c.Chat(ctx, req)
+			return err
+		})
+	})
+	g.setHeaders(w, o)
+	if o.err != nil {
+		e := upstreamError(o)
+		g.count("chat", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	g.countTokens(o, resp.GetUsage())
+	id := resp.GetId()
+	if id == "" {
+		id = newID("chatcmpl-")
+	}
+	finish := resp.GetFinishReason()
+	if finish == "" {
+		finish = "stop"
+	}
+	body := map[string]any{
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": modelOr(resp.GetModel(), o.target.model),
+		"choices": []any{map[string]any{
+			"index": 0, "message": map[string]any{"role": "assistant", "content": resp.GetContent(), "refusal": nil},
+			"logprobs": nil, "finish_reason": finish,
+		}},
+		"system_fingerprint": nil,
+	}
+	if u := usageOf(resp.GetUsage()); u != nil {
+		body["usage"] = u
+	}
+	g.count("chat", o, http.StatusOK, start)
+	writeJSON(w, http.StatusOK, body)
+}
+
+func modelOr(m, fallback string) string {
+	if m != "" {
+		return m
+	}
+	return fallback
+}
+
+func cloneChat(req *pb.ChatRequest, model string) *pb.ChatRequest {
+	c := &pb.ChatRequest{
+		Model: model, Messages: req.Messages, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens,
+		Stop: req.Stop, Seed: req.Seed, ResponseFormat: req.ResponseFormat, JsonSchema: req.JsonSchema,
+		JsonSchemaStrict: req.JsonSchemaStrict, JsonSchemaName: req.JsonSchemaName, User: req.User,
+	}
+	return c
+}
+
+// sse writes server-sent events and flushes each one.
+type sse struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	err error
+}
+
+func (s *sse) event(v any) error {
+	if s.err != nil {
+		return s.err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, s.err = fmt.Fprintf(s.w, "data: %s\n\n", b); s.err == nil {
+		s.err = s.rc.Flush()
+	}
+	return s.err
+}
+
+func (s *sse) done() {
+	if s.err == nil {
+		_, s.err = s.w.Write([]byte("data: [DONE]\n\n"))
+		if s.err == nil {
+			s.err = s.rc.Flush()
+		}
+	}
+}
+
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, includeUsage bool, start time.Time) {
+	out := &sse{w: w, rc: http.NewResponseController(w)}
+	id, created := newID("chatcmpl-"), time.Now().Unix()
+	var usage *pb.Usage
+	var model string
+	var o outcome
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": nil,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
+		if includeUsage {
+			c["usage"] = nil
+		}
+		return c
+	}
+	streaming := false
+	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
+		started := false
+		usage, model = nil, t.model
+		req := cloneChat(creq, t.model)
+		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
+			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
+				if ev.GetUsage() != nil {
+					usage = ev.GetUsage()
+				}
+				if ev.GetDelta() == "" && ev.GetFinishReason() == "" {
+					return nil
+				}
+				if !started {
+					// The first byte: from here on nothing is retried.
+					started, streaming = true, true
+					model = modelOr(ev.GetModel(), t.model)
+					g.setHeaders(w, outcome{target: t, attempts: attempt})
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.Header().Set("Cache-Control", "no-cache")
+					w.Header().Set("X-Accel-Buffering", "no")
+					w.WriteHeader(http.StatusOK)
+					g.m.ttft.WithLabelValues(a.name).Observe(time.Since(start).Seconds())
+					if err := out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil)); err != nil {
+						return err
+					}
+				}
+				if ev.GetDelta() != "" {
+					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
+						return err
+					}
+				}
+				if f := ev.GetFinishReason(); f != "" {
+					return out.event(chunk(map[string]any{}, f))
+				}
+				return nil
+			})
+		})
+		if err == nil && !started {
+			// A stream that ended without a single event is an upstream
+			// fault: an empty answer would hide it.
+			err = sdk.Errorf(sdk.Unavailable, "upstream stream ended without any content or finish reason")
+		}
+		return started, err
+	})
+	if !streaming {
+		g.setHeaders(w, o)
+		e := upstreamError(o)
+		g.count("chat_stream", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	if o.err != nil {
+		// Mid-stream failure: say so in the stream, and end it without
+		// [DONE] so that no client takes it for a complete answer.
+		class := sdk.ClassOf(o.err)
+		g.logger.Warn("upstream failed mid-stream", "alias", o.alias, "target", o.target.String(), "class", class, "err", o.err)
+		_ = out.event(map[string]any{"error": map[string]any{
+			"message": fmt.Sprintf("upstream %s failed mid-stream (%s): %v; the answer above is incomplete", o.target, class, o.err),
+			"type":    "upstream_error", "param": nil, "code": string(class),
+		}})
+		g.countCode("chat_stream", o, "stream_error", start)
+		return
+	}
+	g.countTokens(o, usage)
+	if includeUsage {
+		u := usageOf(usage)
+		if u == nil {
+			u = &usageJSON{}
+		}
+		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+			"system_fingerprint": nil, "choices": []any{}, "usage": u})
+	}
+	out.done()
+	g.count("chat_stream", o, http.StatusOK, start)
+}
+
+// --- embeddings --------------------------------------------------------
+
+type embedRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int32          `json:"dimensions"`
+	User           string          `json:"user"`
+}
+
+// maxEmbedInputs is OpenAI's own limit per request.
+const maxEmbedInputs = 2048
+
+func (req *embedRequest) inputs() ([]string, *Error) {
+	var one string
+	if json.Unmarshal(req.Input, &one) == nil {
+		if one == "" {
+			return nil, invalid("input", "input must not be empty")
+		}
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(req.Input, &many); err != nil {
+		if len(req.Input) == 0 {
+			return nil, invalid("input", "input is required: a string or an array of strings")
+		}
+		return nil, invalid("input", "input must be a string or an array of strings (token arrays are not supported)")
+	}
+	if len(many) == 0 || len(many) > maxEmbedInputs {
+		return nil, invalid("input", "input must hold from 1 to %d strings, got %d", maxEmbedInputs, len(many))
+	}
+	for i, s := range many {
+		if s == "" {
+			return nil, invalid(fmt.Sprintf("input[%d]", i), "input[%d] is empty", i)
+		}
+	}
+	return many, nil
+}
+
+// HandleEmbeddings serves POST /openai/v1/embeddings.
+func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req embedRequest
+	if e := decode(r, &req); e != nil {
+		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+		writeError(w, e)
+		return
+	}
+	fail := func(alias string, e *Error) {
+		g.count("embeddings", outcome{alias: alias}, e.Status, start)
+		writeError(w, e)
+	}
+	a, e := g.lookup(req.Model)
+	if e != nil {
+		fail("", e)
+		return
+	}
+	inputs, e := req.inputs()
+	if e != nil {
+		fail(a.name, e)
+		return
+	}
+	switch req.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		fail(a.name, invalid("encoding_format", "encoding_format must be float or base64, got %q", req.EncodingFormat))
+		return
+	}
+	if d := req.Dimensions; d != nil && *d < 1 {
+		fail(a.name, invalid("dimensions", "dimensions must be at least 1, got %d", *d))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	defer cancel()
+	var resp *pb.EmbedResponse
+	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
+		ereq := &pb.EmbedRequest{Model: t.model, Input: inputs, Dimensions: req.Dimensions}
+		return false, g.providers.WithProvider(ctx, t.provider, "Embed", func(ctx context.Context, c sdk.ProviderClient) error {
+			var err error
+			resp, err = c.Embed(ctx, ereq)
+			if err == nil && len(resp.GetEmbeddings()) != len(inputs) {
+				err = sdk.Errorf(sdk.Internal, "provider returned %d embeddings for %d inputs", len(resp.GetEmbeddings()), len(inputs))
+			}
+			return err
+		})
+	})
+	g.setHeaders(w, o)
+	if o.err != nil {
+		e := upstreamError(o)
+		g.count("embeddings", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	data := make([]map[string]any, len(inputs))
+	for i, emb := range resp.GetEmbeddings() {
+		var v any = emb.GetValues()
+		if req.EncodingFormat == "base64" {
+			v = float32Base64(emb.GetValues())
+		}
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
+	}
+	u := resp.GetUsage()
+	g.countTokens(o, u)
+	g.count("embeddings", o, http.StatusOK, start)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list", "data": data, "model": modelOr(resp.GetModel(), o.target.model),
+		"usage": map[string]any{"prompt_tokens": u.GetPromptTokens(), "total_tokens": max(u.GetTotalTokens(), u.GetPromptTokens())},
+	})
+}
+
+// float32Base64 is OpenAI's base64 encoding of an embedding: the
+// little-endian float32 bytes, base64 (standard alphabet, padded).
+func float32Base64(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
