@@ -62,7 +62,9 @@ func (s *scripted) Info(context.Context) (*pb.InfoResponse, error) { return &pb.
 func (s *scripted) Configure(context.Context, map[string]any) ([]sdk.FieldError, error) {
 	return nil, nil
 }
-func (s *scripted) Models(context.Context) (*pb.ModelsResponse, error) { return &pb.ModelsResponse{}, nil }
+func (s *scripted) Models(context.Context) (*pb.ModelsResponse, error) {
+	return &pb.ModelsResponse{}, nil
+}
 func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
 	if err := s.next(req.GetModel()); err != nil {
 		return nil, err
@@ -472,7 +474,9 @@ func TestEmbeddings(t *testing.T) {
 			Index     int
 			Embedding json.RawMessage
 		}
-		Usage struct{ PromptTokens int `json:"prompt_tokens"` }
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		}
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 || len(resp.Data) != 2 || string(resp.Data[1].Embedding) != "[1,0.5,-1.25]" {
 		t.Fatalf("float: %d %s", w.Code, w.Body)
