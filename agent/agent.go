@@ -153,6 +153,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 	if err := a.openPlugins(); err != nil {
 		return fail(err)
 	}
+	if err := a.openGateway(); err != nil {
+		return fail(err)
+	}
 	if err := a.api.Listen(); err != nil {
 		return fail(err)
 	}

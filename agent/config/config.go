@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/gateway"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/agent/telemetry"
@@ -53,6 +54,8 @@ type Config struct {
 	// Plugins configures where plugins come from and how they are run
 	// (agent/pluginhost).
 	Plugins pluginhost.Config `yaml:"plugins"`
+	// Gateway configures the LLM gateway (agent/gateway).
+	Gateway gateway.Config `yaml:"gateway"`
 }
 
 // API configures the local HTTP API.
@@ -134,6 +137,7 @@ func Default() *Config {
 		Store:     store.DefaultConfig(),
 		Forward:   forward.DefaultConfig(),
 		Plugins:   pluginhost.DefaultConfig(),
+		Gateway:   gateway.DefaultConfig(),
 	}
 }
 

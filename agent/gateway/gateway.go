@@ -322,3 +322,18 @@ func (g *Gateway) backoff(ctx context.Context, err error, try int) (time.Duratio
 	}
 	return wait, true
 }
+
+// OpenCircuits lists the targets whose circuit breaker is open now.
+func (g *Gateway) OpenCircuits() []string {
+	var out []string
+	seen := map[*target]bool{}
+	for _, n := range g.names {
+		for _, t := range g.aliases[n].targets {
+			if !seen[t] && t.br.current() == open {
+				out = append(out, t.String())
+			}
+			seen[t] = true
+		}
+	}
+	return out
+}

@@ -10,13 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -63,20 +64,53 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// decode reads a JSON body, turning the API layer's errors (size limit,
-// syntax, unknown fields) into OpenAI-shaped ones.
+// decode reads a JSON body: one value, no unknown fields (a misspelt
+// parameter is an error, not a silent default). The API server caps the
+// body size. (The agent's api.DecodeJSON does the same with Vigil's error
+// shape; this package cannot import it, since the config package imports
+// this one.)
 func decode(r *http.Request, v any) *Error {
-	err := api.DecodeJSON(r, v)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			e := invalid("", "Content-Type %q is not supported; send application/json", ct)
+			e.Status = http.StatusUnsupportedMediaType
+			return e
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
 	if err == nil {
-		return nil
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err == nil {
+			return invalid("", "the request body holds more than one JSON value")
+		}
 	}
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		e := invalid("", "%s", ae.Message)
-		e.Status = ae.Status
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		e := invalid("", "the request body is larger than the limit of %d bytes (api.max_body_bytes)", maxErr.Limit)
+		e.Status = http.StatusRequestEntityTooLarge
 		return e
+	case errors.Is(err, io.EOF):
+		return invalid("", "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "the request body ends in the middle of a JSON value")
+	case errors.As(err, &syntaxErr):
+		return invalid("", "invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr):
+		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
 	}
-	return invalid("", "%v", err)
+	return invalid("", "invalid JSON: %v", err)
 }
 
 // upstreamError turns what the routing loop ended with into a client
