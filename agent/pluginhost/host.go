@@ -208,7 +208,7 @@ func (h *Host) discover() error {
 	}
 	h.mu.Lock()
 	h.plugins = plugins
-	h.addInstancesLocked()
+	h.addInstancesLocked("")
 	h.mu.Unlock()
 	return nil
 }
@@ -325,9 +325,13 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 	delete(h.plugins, "untrusted:"+abs)
 	m := newManaged(h, e, StateStopped, "")
 	h.plugins[name] = m
+	stale := h.addInstancesLocked(name)
 	h.mu.Unlock()
 	if old != nil {
 		old.stopAndWait()
+	}
+	for _, s := range stale {
+		s.stopAndWait()
 	}
 	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
 	if h.cfg.Start == "boot" {
@@ -514,7 +518,7 @@ func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, err
 		return nil, sdk.Errorf(sdk.NotFound, "no plugin %q is registered", name)
 	}
 	// An instance of a missing plugin has no kind; it is refused below.
-	if m.entry.Kind != string(kind) && m.entry.Kind != "" {
+	if m.entry.Kind != string(kind) && (m.instanceOf == "" || m.entry.Kind != "") {
 		return nil, sdk.Errorf(sdk.InvalidRequest, "plugin %q is a %s, not a %s", name, m.entry.Kind, kind)
 	}
 	m.ensureRunning()

@@ -713,3 +713,28 @@ func TestInstances(t *testing.T) {
 		t.Fatal("an instance was unregistered like a plugin")
 	}
 }
+
+// TestInstanceOfPluginRegisteredLater: an instance declared before its
+// plugin is registered works once it is.
+func TestInstanceOfPluginRegisteredLater(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	if err := h.SetInstances([]Instance{{Name: "late", Plugin: "test-detector"}}); err != nil {
+		t.Fatal(err)
+	}
+	call := func() error {
+		return h.WithDetector(context.Background(), "late", "Describe", func(ctx context.Context, c sdk.DetectorClient) error {
+			_, err := c.Describe(ctx)
+			return err
+		})
+	}
+	if err := call(); classOf(t, err) != sdk.Unavailable {
+		t.Fatalf("before register: %v", err)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(); err != nil {
+		t.Fatalf("after register: %v", err)
+	}
+}

@@ -54,14 +54,23 @@ func (h *Host) SetInstances(insts []Instance) error {
 		}
 	}
 	h.instances = append([]Instance(nil), insts...)
-	h.addInstancesLocked()
+	h.addInstancesLocked("")
 	return nil
 }
 
-// addInstancesLocked adds a managed entry per instance, from its plugin's
-// entry as discovered. h.mu is held.
-func (h *Host) addInstancesLocked() {
+// addInstancesLocked adds a managed entry per instance (of the named
+// plugin only, unless only is empty), from its plugin's entry as
+// discovered, and returns the entries it replaced, for the caller to stop
+// once h.mu is released. h.mu is held.
+func (h *Host) addInstancesLocked(only string) []*managed {
+	var replaced []*managed
 	for _, in := range h.instances {
+		if only != "" && in.Plugin != only {
+			continue
+		}
+		if old, ok := h.plugins[in.Name]; ok && old.instanceOf != "" {
+			replaced = append(replaced, old)
+		}
 		base, ok := h.plugins[in.Plugin]
 		var m *managed
 		switch {
@@ -86,6 +95,7 @@ func (h *Host) addInstancesLocked() {
 		m.cfgKey = in.ConfigKey
 		h.plugins[in.Name] = m
 	}
+	return replaced
 }
 
 // configFor is what a plugin's Configure call gets: its instance's
