@@ -156,7 +156,7 @@ func transportError(err error, w *watchdog, timeout time.Duration) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
 	}
-	return sdk.Errorf(sdk.Unavailable, "upstream unreachable: %v", err)
+	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
 }
 
 // apiError is OpenAI's error object.

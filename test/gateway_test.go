@@ -1,0 +1,397 @@
+package test
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/test/openaistub"
+)
+
+var (
+	providerPluginsOnce sync.Once
+	providerPluginsDir  string
+	providerPluginsErr  error
+)
+
+// providerPlugins builds the openai and hashembed plugins once per run.
+func providerPlugins(t *testing.T) string {
+	t.Helper()
+	providerPluginsOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-provider-plugins-")
+		if err != nil {
+			providerPluginsErr = err
+			return
+		}
+		providerPluginsDir = dir
+		for _, name := range []string{"openai", "hashembed"} {
+			if b, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../plugins/providers/"+name).CombinedOutput(); err != nil {
+				providerPluginsErr = fmt.Errorf("build %s plugin: %v\n%s", name, err, b)
+				return
+			}
+		}
+	})
+	if providerPluginsErr != nil {
+		t.Fatal(providerPluginsErr)
+	}
+	return providerPluginsDir
+}
+
+// installProviders copies the provider plugins into a fresh plugin
+// directory with a catalog.json that trusts them, as a package would.
+func installProviders(t *testing.T, pdir string) {
+	t.Helper()
+	src := providerPlugins(t)
+	var entries []string
+	for _, name := range []string{"openai", "hashembed"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pdir, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		entries = append(entries, fmt.Sprintf(`{"name": %q, "kind": "provider", "file": %q, "sha256": %q}`, name, name, hex.EncodeToString(sum[:])))
+	}
+	writeFile(t, filepath.Join(pdir, "catalog.json"), `{"version": 1, "plugins": [`+strings.Join(entries, ",")+`]}`)
+}
+
+const (
+	gwWriteToken = "gateway-write-token-0123456789"
+	gwReadToken  = "gateway-read-token-0123456789"
+)
+
+var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical"}
+
+type gatewayEnv struct {
+	stub *openaistub.Server
+	base string
+	a    *agentProc
+}
+
+// startGateway runs an OpenAI-wire stub and an agent whose gateway uses
+// it through the real openai plugin (two instances: openai-main with a key
+// file, local-vllm with a key from the agent's environment) and hashembed.
+func startGateway(t *testing.T) *gatewayEnv {
+	t.Helper()
+	stub := openaistub.New("gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test")
+	stub.APIKey = "sk-stub-key"
+	srv := httptest.NewServer(stub)
+	t.Cleanup(srv.Close)
+
+	dir := t.TempDir()
+	pdir := filepath.Join(dir, "plugins")
+	if err := os.Mkdir(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installProviders(t, pdir)
+	keyFile := filepath.Join(dir, "openai.key")
+	writeFile(t, keyFile, "sk-stub-key\n")
+	cfg := filepath.Join(dir, "vigil.yaml")
+	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
+api:
+  addr: 127.0.0.1:0
+  tokens:
+    - {name: app, scope: write, secret: `+gwWriteToken+`}
+    - {name: viewer, scope: read, secret: `+gwReadToken+`}
+plugins:
+  dirs: [`+pdir+`]
+  start: boot
+gateway:
+  request_timeout: 30s
+  retry: {max_attempts: 3, base_backoff: 1ms, max_backoff: 5ms}
+  breaker: {consecutive_failures: 4, open_for: 1h}
+  providers:
+    - name: openai-main
+      plugin: openai
+      base_url: `+srv.URL+`/v1
+      api_key_file: `+keyFile+`
+      timeout: 1s
+      max_concurrency: 8
+    - name: local-vllm
+      plugin: openai
+      base_url: `+srv.URL+`/v1
+      api_key_env: VIGIL_TEST_STUB_KEY
+      timeout: 5s
+    - name: local-embed
+      plugin: hashembed
+      options: {dimensions: 64}
+  models:
+    - name: default
+      targets:
+        - {provider: openai-main, model: gpt-test}
+        - {provider: local-vllm, model: gpt-backup}
+      context_window_fallback: long
+    - name: long
+      targets: [{provider: local-vllm, model: gpt-long}]
+    - name: solo
+      targets: [{provider: openai-main, model: gpt-solo}]
+    - name: down
+      targets: [{provider: openai-main, model: gpt-down}]
+    - name: cut
+      targets: [{provider: openai-main, model: gpt-cut}]
+    - name: embed
+      targets: [{provider: openai-main, model: emb-test}]
+    - name: lexical
+      targets: [{provider: local-embed, model: hashembed-v1}]
+`)
+	a := startAgent(t, []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"}, "-config", cfg)
+	base := "http://" + a.addr
+	waitHealthy(t, base, gwReadToken)
+	return &gatewayEnv{stub: stub, base: base, a: a}
+}
+
+func (e *gatewayEnv) post(t *testing.T, path, token, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.base+"/openai/v1"+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func chatJSON(model, content, extra string) string {
+	return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]%s}`, model, content, extra)
+}
+
+// TestGatewayThroughPlugins drives the gateway over HTTP against the real
+// openai and hashembed plugin processes and a faithful upstream stub, and
+// checks retries, fallback and the circuit breaker by counting upstream
+// calls.
+func TestGatewayThroughPlugins(t *testing.T) {
+	e := startGateway(t)
+	const chat = "/v1/chat/completions"
+
+	type want struct {
+		status          int
+		provider        string
+		attempts        string
+		primary, backup int // upstream calls to gpt-test and gpt-backup
+		code            string
+	}
+	for _, tc := range []struct {
+		name   string
+		faults []openaistub.Fault
+		want   want
+	}{
+		{"ok", nil, want{200, "openai-main", "1", 1, 0, ""}},
+		{"429 with retry-after-ms, then ok", []openaistub.Fault{{Status: 429, RetryAfterMs: "20"}}, want{200, "openai-main", "2", 2, 0, ""}},
+		{"malformed JSON, then ok", []openaistub.Fault{{Malformed: true}}, want{200, "openai-main", "2", 2, 0, ""}},
+		{"slow past the provider timeout, then ok", []openaistub.Fault{{Delay: 3 * time.Second}}, want{200, "openai-main", "2", 2, 0, ""}},
+		{"three 500s: fallback to the next target", []openaistub.Fault{{Status: 500}, {Status: 500}, {Status: 500}}, want{200, "local-vllm", "4", 3, 1, ""}},
+		{"401: next target without retry", []openaistub.Fault{{Status: 401}}, want{200, "local-vllm", "2", 1, 1, ""}},
+		{"insufficient_quota: next target without retry", []openaistub.Fault{{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota"}}, want{200, "local-vllm", "2", 1, 1, ""}},
+		{"400: returned, never retried", []openaistub.Fault{{Status: 400}}, want{400, "openai-main", "1", 1, 0, "invalid_request"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p0, b0 := e.stub.Calls(chat, "gpt-test"), e.stub.Calls(chat, "gpt-backup")
+			e.stub.Fail("gpt-test", tc.faults...)
+			resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "hello gateway", `,"temperature":0`))
+			w := tc.want
+			if resp.StatusCode != w.status || resp.Header.Get("x-vigil-provider") != w.provider || resp.Header.Get("x-vigil-attempts") != w.attempts {
+				t.Fatalf("status %d provider %q attempts %q, want %d %q %q: %s", resp.StatusCode, resp.Header.Get("x-vigil-provider"), resp.Header.Get("x-vigil-attempts"), w.status, w.provider, w.attempts, body)
+			}
+			if p, b := e.stub.Calls(chat, "gpt-test")-p0, e.stub.Calls(chat, "gpt-backup")-b0; p != w.primary || b != w.backup {
+				t.Fatalf("upstream calls: primary %d backup %d, want %d %d", p, b, w.primary, w.backup)
+			}
+			if w.code != "" {
+				var eb struct{ Error struct{ Code, Message string } }
+				if json.Unmarshal(body, &eb) != nil || eb.Error.Code != w.code {
+					t.Fatalf("error body %s", body)
+				}
+				return
+			}
+			var c struct {
+				Choices []struct{ Message struct{ Content string } }
+			}
+			if err := json.Unmarshal(body, &c); err != nil || len(c.Choices) != 1 || c.Choices[0].Message.Content != "echo: hello gateway" {
+				t.Fatalf("answer %s", body)
+			}
+		})
+	}
+
+	t.Run("context length: the fallback alias answers", func(t *testing.T) {
+		e.stub.Fail("gpt-test", openaistub.Fault{Status: 400, Code: "context_length_exceeded"})
+		resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "a very long prompt", ""))
+		if resp.StatusCode != 200 || resp.Header.Get("x-vigil-model") != "gpt-long" || e.stub.Calls(chat, "gpt-long") != 1 {
+			t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
+		}
+	})
+
+	t.Run("circuit breaker on a single target", func(t *testing.T) {
+		for i := 0; i < 4; i++ {
+			e.stub.Fail("gpt-solo", openaistub.Fault{Status: 503})
+		}
+		// Three failed attempts, then one more in the second request: four
+		// in a row open the circuit, so the rest of that request and the
+		// next one never reach the upstream.
+		for i, calls := range []int{3, 4, 4} {
+			resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("solo", "x", ""))
+			if resp.StatusCode != 503 || e.stub.Calls(chat, "gpt-solo") != calls {
+				t.Fatalf("request %d: %d, %d calls, want 503 and %d: %s", i, resp.StatusCode, e.stub.Calls(chat, "gpt-solo"), calls, body)
+			}
+			if i == 2 && (resp.Header.Get("x-vigil-attempts") != "0" || !strings.Contains(string(body), "circuit breaker")) {
+				t.Fatalf("open circuit should fail fast: %v %s", resp.Header, body)
+			}
+		}
+		_, st := get(t, e.base+"/v1/status", gwReadToken)
+		if !strings.Contains(string(st), "circuit open for openai-main/gpt-solo") {
+			t.Errorf("status does not report the open circuit: %s", st)
+		}
+	})
+
+	t.Run("stream with usage", func(t *testing.T) {
+		e.stub.Fail("gpt-test", openaistub.Fault{Status: 503}) // before the first byte: retried
+		resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "stream this now", `,"stream":true,"stream_options":{"include_usage":true}`))
+		events := sseData(string(body))
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("x-vigil-attempts") != "2" {
+			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+		}
+		if len(events) < 3 || events[len(events)-1] != "[DONE]" || !strings.Contains(events[len(events)-2], `"choices":[]`) || !strings.Contains(events[len(events)-2], `"total_tokens":7`) {
+			t.Fatalf("events: %q", events)
+		}
+		if got := streamText(t, events); got != "echo: stream this now" {
+			t.Fatalf("text %q", got)
+		}
+	})
+
+	t.Run("stream cut mid-way ends with an error event", func(t *testing.T) {
+		before := e.stub.Calls(chat, "gpt-backup")
+		e.stub.Fail("gpt-test", openaistub.Fault{CutAfter: 2})
+		resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "one two three four", `,"stream":true`))
+		events := sseData(string(body))
+		last := events[len(events)-1]
+		if resp.StatusCode != 200 || last == "[DONE]" || !strings.Contains(last, `"error"`) || !strings.Contains(last, "mid-stream") {
+			t.Fatalf("stream did not end with an error: %q", events)
+		}
+		if e.stub.Calls(chat, "gpt-backup") != before {
+			t.Fatal("a started stream fell back to another target")
+		}
+	})
+
+	t.Run("embeddings float and base64", func(t *testing.T) {
+		resp, body := e.post(t, "/embeddings", gwWriteToken, `{"model":"embed","input":["alpha beta","gamma"],"encoding_format":"base64"}`)
+		var r struct {
+			Data []struct {
+				Index     int
+				Embedding string
+			}
+		}
+		if err := json.Unmarshal(body, &r); err != nil || resp.StatusCode != 200 || len(r.Data) != 2 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(r.Data[1].Embedding)
+		want := openaistub.Vector("gamma", 8)
+		if len(raw) != 4*len(want) {
+			t.Fatalf("base64 embedding of %d bytes", len(raw))
+		}
+		for i, w := range want {
+			if got := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])); got != w {
+				t.Fatalf("value %d: %v, want %v", i, got, w)
+			}
+		}
+		resp, body = e.post(t, "/embeddings", gwWriteToken, `{"model":"lexical","input":"the gpu fleet"}`)
+		var f struct {
+			Data []struct{ Embedding []float64 }
+		}
+		if err := json.Unmarshal(body, &f); err != nil || resp.StatusCode != 200 || len(f.Data) != 1 || len(f.Data[0].Embedding) != 64 || resp.Header.Get("x-vigil-provider") != "local-embed" {
+			t.Fatalf("hashembed: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("auth, errors and metrics", func(t *testing.T) {
+		resp, body := e.post(t, "/chat/completions", gwReadToken, chatJSON("default", "x", ""))
+		if resp.StatusCode != 403 {
+			t.Fatalf("read token on chat: %d %s", resp.StatusCode, body)
+		}
+		resp, body = e.post(t, "/chat/completions", gwWriteToken, chatJSON("nope", "x", ""))
+		if resp.StatusCode != 404 || !strings.Contains(string(body), `"code":"model_not_found"`) {
+			t.Fatalf("unknown alias: %d %s", resp.StatusCode, body)
+		}
+		code, body := get(t, e.base+"/openai/v1/models", gwReadToken)
+		var l struct{ Data []struct{ ID string } }
+		if code != 200 || json.Unmarshal(body, &l) != nil || len(l.Data) != len(gwAliases) {
+			t.Fatalf("models: %d %s", code, body)
+		}
+		_, m := get(t, e.base+"/metrics", gwReadToken)
+		for _, want := range []string{
+			`vigil_llm_requests_total{alias="default",code="200",model="gpt-test",provider="openai-main"}`,
+			`vigil_llm_attempts_total{alias="default",model="gpt-test",outcome="rate_limited",provider="openai-main"} 1`,
+			`vigil_llm_circuit_state{model="gpt-solo",provider="openai-main"} 2`,
+			`vigil_llm_tokens_total{alias="default",kind="completion",model="gpt-test",provider="openai-main"}`,
+		} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		var pl pluginList
+		_, body = get(t, e.base+"/v1/plugins", gwReadToken)
+		if err := json.Unmarshal(body, &pl); err != nil {
+			t.Fatal(err)
+		}
+		pids := map[string]int{}
+		for _, p := range pl.Plugins {
+			if strings.HasPrefix(p.Source, "instance:") {
+				pids[p.Name] = p.PID
+			}
+		}
+		if len(pids) != 3 || pids["openai-main"] == 0 || pids["openai-main"] == pids["local-vllm"] {
+			t.Fatalf("provider instances are not separate processes: %s", body)
+		}
+	})
+	if h := e.stub.LastHeaders(); h.Get("Authorization") != "Bearer sk-stub-key" {
+		t.Fatalf("the key did not reach the upstream: %v", h)
+	}
+}
+
+func sseData(body string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func streamText(t *testing.T, events []string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, ev := range events {
+		if ev == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct{ Delta struct{ Content string } }
+		}
+		if err := json.Unmarshal([]byte(ev), &c); err != nil {
+			t.Fatalf("chunk %s: %v", ev, err)
+		}
+		for _, ch := range c.Choices {
+			b.WriteString(ch.Delta.Content)
+		}
+	}
+	return b.String()
+}
