@@ -13,6 +13,8 @@ need() {
 
 need 'command -v systemd-analyze' systemd
 need 'command -v promtool' prometheus
+need 'command -v node' nodejs
+need 'command -v npm' npm
 if [ "$(id -u)" = 0 ]; then
 	# Only the package install test (root only) uses these.
 	need 'command -v lintian' lintian

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -216,7 +217,9 @@ func TestGatewayThroughPlugins(t *testing.T) {
 				t.Fatalf("upstream calls: primary %d backup %d, want %d %d", p, b, w.primary, w.backup)
 			}
 			if w.code != "" {
-				var eb struct{ Error struct{ Code, Message string } }
+				var eb struct {
+					Error struct{ Code, Message string }
+				}
 				if json.Unmarshal(body, &eb) != nil || eb.Error.Code != w.code {
 					t.Fatalf("error body %s", body)
 				}
@@ -394,4 +397,101 @@ func streamText(t *testing.T, events []string) string {
 		}
 	}
 	return b.String()
+}
+
+// nodeSDK returns a directory holding the pinned OpenAI Node SDK
+// (test/gateway/node/package-lock.json), installing it from the npm
+// registry into the user's cache on first use.
+func nodeSDK(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: the gateway's SDK test needs Node.js 20 or later with npm (Debian: apt-get install nodejs npm; `make test-deps` as root does it)", tool)
+		}
+	}
+	out, err := exec.Command("node", "-p", "process.versions.node.split('.')[0]").Output()
+	if major, aerr := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || aerr != nil || major < 20 {
+		t.Fatalf("Node.js %q is too old or broken for the OpenAI SDK test: install Node.js 20 or later (%v)", out, err)
+	}
+	src := "gateway/node"
+	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(lock)
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "vigil-test", "openai-node-"+hex.EncodeToString(sum[:6]))
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"package.json", "package-lock.json"} {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, f), string(b))
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s (installs the pinned openai SDK from the npm registry): %v\n%s", dir, err, b)
+		}
+	}
+	// The script must sit beside node_modules for ES module resolution.
+	script, err := os.ReadFile(filepath.Join(src, "sdk_check.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "sdk_check.mjs"), string(script))
+	return dir
+}
+
+// TestGatewayOpenAINodeSDK runs the official OpenAI Node SDK against the
+// gateway: models, chat, a stream with usage, embeddings in the SDK's
+// default base64 encoding, json_schema passthrough and error statuses.
+func TestGatewayOpenAINodeSDK(t *testing.T) {
+	sdkDir := nodeSDK(t)
+	e := startGateway(t)
+	for i := 0; i < 3; i++ {
+		e.stub.Fail("gpt-down", openaistub.Fault{Status: 503})
+	}
+	e.stub.Fail("gpt-cut", openaistub.Fault{CutAfter: 2})
+	aliases, _ := json.Marshal(gwAliases)
+	vec, _ := json.Marshal(openaistub.Vector("alpha beta", 8))
+	cmd := exec.Command("node", "sdk_check.mjs")
+	cmd.Dir = sdkDir
+	cmd.Env = append(os.Environ(),
+		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_READ_TOKEN="+gwReadToken,
+		"VIGIL_ALIASES="+string(aliases), "VIGIL_EXPECT_EMBEDDING="+string(vec))
+	done := make(chan struct{})
+	timer := time.AfterFunc(90*time.Second, func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+		close(done)
+	})
+	out, err := cmd.CombinedOutput()
+	timer.Stop()
+	select {
+	case <-done:
+		t.Fatalf("the SDK check did not finish within 90s:\n%s", out)
+	default:
+	}
+	if err != nil || !strings.Contains(string(out), `"ok":true`) {
+		t.Fatalf("OpenAI Node SDK against the gateway: %v\n%s", err, out)
+	}
+	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
+	// What the SDK sent went through the plugin unchanged.
+	rf, _ := e.stub.LastRequest("/v1/chat/completions", "gpt-test")["response_format"].(map[string]any)
+	js, _ := rf["json_schema"].(map[string]any)
+	if rf["type"] != "json_schema" || js["name"] != "reply" || js["strict"] != true {
+		t.Errorf("response_format upstream: %v", rf)
+	}
+	if n := e.stub.Calls("/v1/chat/completions", "gpt-down"); n != 3 {
+		t.Errorf("the SDK's 503 took %d upstream calls, want 3 (retries by the gateway, none by the SDK)", n)
+	}
 }
