@@ -627,3 +627,19 @@ func TestConfigValidate(t *testing.T) {
 }
 
 var _ http.Handler = http.HandlerFunc((&Gateway{}).HandleChat)
+
+func TestClientGoneStopsRetries(t *testing.T) {
+	h := newHarness(t, testCfg())
+	h.a.fail("m1", overloaded(), overloaded())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("POST", "/chat", strings.NewReader(chatBody("chain", ""))).WithContext(ctx)
+	w := httptest.NewRecorder()
+	h.g.HandleChat(w, r)
+	if h.a.count("m1") != 1 || h.b.count("m2") != 0 || w.Body.Len() != 0 {
+		t.Fatalf("after the client left: m1 %d m2 %d, body %q", h.a.count("m1"), h.b.count("m2"), w.Body)
+	}
+	if v := testutil.ToFloat64(h.g.m.requests.WithLabelValues("chain", "pa", "m1", "499")); v != 1 {
+		t.Fatalf("499 not counted: %v", v)
+	}
+}

@@ -440,6 +440,10 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		})
 	})
 	g.setHeaders(w, o)
+	if o.err != nil && clientGone(ctx) {
+		g.countCode("chat", o, codeClientClosed, start)
+		return
+	}
 	if o.err != nil {
 		e := upstreamError(o)
 		g.count("chat", o, e.Status, start)
@@ -468,6 +472,16 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	}
 	g.count("chat", o, http.StatusOK, start)
 	writeJSON(w, http.StatusOK, body)
+}
+
+// codeClientClosed counts requests whose client went away before the
+// answer was complete (nginx's 499).
+const codeClientClosed = "499"
+
+// clientGone reports whether ctx, derived from the request's context,
+// ended because the client went away rather than by the deadline.
+func clientGone(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 func modelOr(m, fallback string) string {
@@ -575,6 +589,11 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		}
 		return started, err
 	})
+	if clientGone(ctx) || out.err != nil {
+		// The client went away (or stopped reading): nobody to tell.
+		g.countCode("chat_stream", o, codeClientClosed, start)
+		return
+	}
 	if !streaming {
 		g.setHeaders(w, o)
 		e := upstreamError(o)
@@ -595,11 +614,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		return
 	}
 	g.countTokens(o, usage)
-	if includeUsage {
-		u := usageOf(usage)
-		if u == nil {
-			u = &usageJSON{}
-		}
+	// The usage chunk reports what the upstream reported; when it reported
+	// nothing, the chunk is left out rather than filled with made-up zeros.
+	if u := usageOf(usage); includeUsage && u != nil {
 		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
 			"system_fingerprint": nil, "choices": []any{}, "usage": u})
 	}
@@ -694,6 +711,10 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		})
 	})
 	g.setHeaders(w, o)
+	if o.err != nil && clientGone(ctx) {
+		g.countCode("embeddings", o, codeClientClosed, start)
+		return
+	}
 	if o.err != nil {
 		e := upstreamError(o)
 		g.count("embeddings", o, e.Status, start)
