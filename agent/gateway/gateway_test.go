@@ -29,10 +29,28 @@ type scripted struct {
 	calls  map[string]int
 	// midStream makes a stream for the model fail after one delta.
 	midStream map[string]bool
+	// answers, when queued, are the contents of the next chat answers.
+	answers map[string][]string
+	// last is the last chat request per model.
+	last map[string]*pb.ChatRequest
+}
+
+func (s *scripted) answer(req *pb.ChatRequest) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last[req.GetModel()] = req
+	if q := s.answers[req.GetModel()]; len(q) > 0 {
+		s.answers[req.GetModel()] = q[1:]
+		return q[0]
+	}
+	if req.GetResponseFormat() == "json_schema" || req.GetResponseFormat() == "json_object" {
+		return `{"a":"hi from ` + req.GetModel() + `"}`
+	}
+	return "hi from " + req.GetModel()
 }
 
 func newScripted() *scripted {
-	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}}
+	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{}}
 }
 
 func (s *scripted) fail(model string, errs ...error) {
@@ -69,13 +87,18 @@ func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatRespons
 	if err := s.next(req.GetModel()); err != nil {
 		return nil, err
 	}
-	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: "hi from " + req.GetModel(), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
+	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
 }
 func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	if err := s.next(req.GetModel()); err != nil {
 		return err
 	}
-	if err := send(&pb.ChatEvent{Delta: "hi ", Model: req.GetModel()}); err != nil {
+	text := s.answer(req)
+	if text == "hi from "+req.GetModel() {
+		text = "hi there"
+	}
+	half := len(text) / 2
+	if err := send(&pb.ChatEvent{Delta: text[:half], Model: req.GetModel()}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -84,7 +107,7 @@ func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(
 	if mid {
 		return sdk.Errorf(sdk.Unavailable, "connection reset mid-stream")
 	}
-	if err := send(&pb.ChatEvent{Delta: "there"}); err != nil {
+	if err := send(&pb.ChatEvent{Delta: text[half:]}); err != nil {
 		return err
 	}
 	return send(&pb.ChatEvent{FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 2, CompletionTokens: 2, TotalTokens: 4}})
@@ -642,4 +665,76 @@ func TestClientGoneStopsRetries(t *testing.T) {
 	if v := testutil.ToFloat64(h.g.m.requests.WithLabelValues("chain", "pa", "m1", "499")); v != 1 {
 		t.Fatalf("499 not counted: %v", v)
 	}
+}
+
+const replySchema = `,"response_format":{"type":"json_schema","json_schema":{"name":"r","strict":true,"schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}}}`
+
+func TestStructuredOutput(t *testing.T) {
+	t.Run("valid at once", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		w := h.do(t, "/chat", chatBody("single", replySchema))
+		if w.Code != 200 || h.a.count("solo") != 1 || testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "valid")) != 1 {
+			t.Fatalf("%d calls %d: %s", w.Code, h.a.count("solo"), w.Body)
+		}
+	})
+	t.Run("repaired once, quoting the error", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.answers["solo"] = []string{`{"a": 5}`, `{"a":"five"}`}
+		w := h.do(t, "/chat", chatBody("single", replySchema))
+		if w.Code != 200 || h.a.count("solo") != 2 || w.Header().Get("x-vigil-attempts") != "2" || !strings.Contains(w.Body.String(), `{\"a\":\"five\"}`) {
+			t.Fatalf("%d calls %d %v: %s", w.Code, h.a.count("solo"), w.Header(), w.Body)
+		}
+		msgs := h.a.last["solo"].GetMessages()
+		if len(msgs) != 3 || msgs[1].GetContent() != `{"a": 5}` || !strings.Contains(msgs[2].GetContent(), "does not match the schema") {
+			t.Fatalf("repair request: %v", msgs)
+		}
+		if testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "repaired")) != 1 {
+			t.Fatal("repaired not counted")
+		}
+	})
+	t.Run("invalid twice is an error, never a success", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.answers["solo"] = []string{`not json`, `{"b":1}`}
+		w := h.do(t, "/chat", chatBody("single", replySchema))
+		if e := errBody(t, w); w.Code != 502 || e.Code != "invalid_output" || h.a.count("solo") != 2 {
+			t.Fatalf("%d %+v calls %d", w.Code, e, h.a.count("solo"))
+		}
+	})
+	t.Run("json_object", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.answers["solo"] = []string{`[1,2]`, `{"ok":true}`}
+		w := h.do(t, "/chat", chatBody("single", `,"response_format":{"type":"json_object"}`))
+		if w.Code != 200 || h.a.count("solo") != 2 {
+			t.Fatalf("%d calls %d: %s", w.Code, h.a.count("solo"), w.Body)
+		}
+	})
+	t.Run("a stream that fails the schema ends with an error", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.answers["solo"] = []string{`{"a": 12345}`}
+		w := h.do(t, "/chat", chatBody("single", `,"stream":true`+replySchema))
+		ev := readSSE(t, w.Body.String())
+		if last := ev[len(ev)-1]; last == "[DONE]" || !strings.Contains(last, "invalid_output") || h.a.count("solo") != 1 {
+			t.Fatalf("events %q", ev)
+		}
+		w = h.do(t, "/chat", chatBody("single", `,"stream":true`+replySchema))
+		if ev := readSSE(t, w.Body.String()); ev[len(ev)-1] != "[DONE]" {
+			t.Fatalf("valid stream: %q", ev)
+		}
+	})
+	t.Run("bad schemas are the client's error, and nothing is loaded", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		for _, schema := range []string{
+			`{"type":"object","properties":{"a":{"$ref":"file:///etc/passwd"}}}`,
+			`{"type":"object","properties":{"a":{"$ref":"http://127.0.0.1:1/x.json"}}}`,
+			`{"type":12}`,
+		} {
+			w := h.do(t, "/chat", chatBody("single", `,"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":`+schema+`}}`))
+			if e := errBody(t, w); w.Code != 400 || e.Param == nil || *e.Param != "response_format.json_schema.schema" || strings.Contains(e.Message, "root:") {
+				t.Fatalf("%s: %d %+v", schema, w.Code, e)
+			}
+		}
+		if h.a.count("solo") != 0 {
+			t.Fatal("a bad schema reached the upstream")
+		}
+	})
 }

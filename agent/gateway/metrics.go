@@ -9,6 +9,8 @@ type metrics struct {
 	ttft     *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	circuit  *prometheus.GaugeVec
+	// validations counts answers checked against a JSON response format.
+	validations *prometheus.CounterVec
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -43,8 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
 		}, []string{"provider", "model"}),
 	}
+	m.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_output_validations_total",
+		Help: "Answers checked against a json_object or json_schema response format: valid, repaired (valid after one repair request) or invalid (returned as an error).",
+	}, []string{"alias", "outcome"})
 	if reg != nil {
-		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit)
+		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations)
 	}
 	return m
 }

@@ -410,13 +410,17 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 	a, e := g.lookup(req.Model)
 	if e == nil {
 		var creq *pb.ChatRequest
+		var check *outputCheck
 		if creq, e = req.contract(); e == nil {
+			check, e = newOutputCheck(creq)
+		}
+		if e == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
 			defer cancel()
 			if req.Stream {
-				g.stream(ctx, w, a, creq, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
+				g.stream(ctx, w, a, creq, check, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
 			} else {
-				g.chat(ctx, w, a, creq, start)
+				g.chat(ctx, w, a, creq, check, start)
 			}
 			return
 		}
@@ -429,17 +433,48 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 	writeError(w, e)
 }
 
-func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, start time.Time) {
+func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, start time.Time) {
 	var resp *pb.ChatResponse
-	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
-		req := cloneChat(creq, t.model)
-		return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
-			var err error
-			resp, err = c.Chat(ctx, req)
-			return err
-		})
-	})
+	call := func(base *pb.ChatRequest) attemptFunc {
+		return func(ctx context.Context, t *target, _ int) (bool, error) {
+			req := cloneChat(base, t.model)
+			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+				var err error
+				resp, err = c.Chat(ctx, req)
+				return err
+			})
+		}
+	}
+	o := g.route(ctx, a, call(creq))
+	var invalidErr error
+	if o.err == nil && check != nil {
+		if why := check.check(resp.GetContent()); why != nil {
+			// One repair attempt, quoting the validation error, through
+			// the same routing (it may land on another target).
+			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
+			g.countTokens(o, resp.GetUsage())
+			first := o.attempts
+			o = g.route(ctx, a, call(repairRequest(creq, resp.GetContent(), why)))
+			o.attempts += first
+			if o.err == nil {
+				if invalidErr = check.check(resp.GetContent()); invalidErr == nil {
+					g.m.validations.WithLabelValues(o.alias, "repaired").Inc()
+				} else {
+					g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
+				}
+			}
+		} else {
+			g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+		}
+	}
 	g.setHeaders(w, o)
+	if invalidErr != nil {
+		g.countTokens(o, resp.GetUsage())
+		e := invalidOutput(o, invalidErr)
+		g.count("chat", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
 	if o.err != nil && clientGone(ctx) {
 		g.countCode("chat", o, codeClientClosed, start)
 		return
@@ -530,7 +565,8 @@ func (s *sse) done() {
 	}
 }
 
-func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, includeUsage bool, start time.Time) {
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, includeUsage bool, start time.Time) {
+	var content strings.Builder // kept only when the answer is to be validated
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
 	var usage *pb.Usage
@@ -572,6 +608,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					}
 				}
 				if ev.GetDelta() != "" {
+					if check != nil {
+						content.WriteString(ev.GetDelta())
+					}
 					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
 						return err
 					}
@@ -614,6 +653,20 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		return
 	}
 	g.countTokens(o, usage)
+	if check != nil {
+		// What was streamed cannot be taken back, so there is no repair
+		// attempt; an answer that fails the response format ends with an
+		// error event instead of [DONE].
+		if why := check.check(content.String()); why != nil {
+			g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
+			e := invalidOutput(o, why)
+			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails the requested response_format: %v", o.alias, o.target, why)
+			_ = out.event(map[string]any{"error": e})
+			g.countCode("chat_stream", o, "stream_error", start)
+			return
+		}
+		g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+	}
 	// The usage chunk reports what the upstream reported; when it reported
 	// nothing, the chunk is left out rather than filled with made-up zeros.
 	if u := usageOf(usage); includeUsage && u != nil {
