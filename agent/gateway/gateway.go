@@ -123,10 +123,19 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 			CallTimeout: cfg.RequestTimeout,
 		})
 	}
+	// One breaker per upstream (provider instance + model), shared by every
+	// alias that names it: an outage is the upstream's, whoever asks.
+	breakers := map[[2]string]*breaker{}
 	for _, m := range cfg.Models {
 		a := &alias{name: m.Name, fallback: m.ContextWindowFallback}
 		for _, t := range m.Targets {
-			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: newBreaker(cfg.Breaker, time.Now)}
+			key := [2]string{t.Provider, t.Model}
+			br, ok := breakers[key]
+			if !ok {
+				br = newBreaker(cfg.Breaker, time.Now)
+				breakers[key] = br
+			}
+			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br}
 			a.targets = append(a.targets, tg)
 			if t.Weight > 0 && a.tier == len(a.targets)-1 {
 				a.tier++
@@ -326,13 +335,13 @@ func (g *Gateway) backoff(ctx context.Context, err error, try int) (time.Duratio
 // OpenCircuits lists the targets whose circuit breaker is open now.
 func (g *Gateway) OpenCircuits() []string {
 	var out []string
-	seen := map[*target]bool{}
+	seen := map[*breaker]bool{}
 	for _, n := range g.names {
 		for _, t := range g.aliases[n].targets {
-			if !seen[t] && t.br.current() == open {
+			if !seen[t.br] && t.br.current() == open {
 				out = append(out, t.String())
 			}
-			seen[t] = true
+			seen[t.br] = true
 		}
 	}
 	return out

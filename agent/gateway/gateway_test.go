@@ -738,3 +738,20 @@ func TestStructuredOutput(t *testing.T) {
 		}
 	})
 }
+
+func TestBreakerSharedAcrossAliases(t *testing.T) {
+	cfg := testCfg()
+	cfg.Models = append(cfg.Models, Model{Name: "solo-too", Targets: []Target{{Provider: "pa", Model: "solo"}}})
+	cfg.Retry.MaxAttempts = 4
+	h := newHarness(t, cfg)
+	for i := 0; i < 4; i++ {
+		h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"))
+	}
+	h.do(t, "/chat", chatBody("single", ""))
+	if w := h.do(t, "/chat", chatBody("solo-too", "")); w.Code != 503 || h.a.count("solo") != 4 {
+		t.Fatalf("the other alias still called the broken upstream: %d, calls %d", w.Code, h.a.count("solo"))
+	}
+	if got := h.g.OpenCircuits(); len(got) != 1 || got[0] != "pa/solo" {
+		t.Fatalf("open circuits %v", got)
+	}
+}
