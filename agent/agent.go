@@ -25,6 +25,7 @@ import (
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
 	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/gateway"
 	"github.com/vigilml/vigil/agent/logging"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
@@ -85,6 +86,7 @@ type Agent struct {
 	telemetry *telemetry.Telemetry
 	forwarder *forward.Forwarder
 	plugins   *pluginhost.Host
+	gateway   *gateway.Gateway
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -137,6 +139,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	fail := func(err error) (*Agent, error) {
+		if a.gateway != nil {
+			a.gateway.Close()
+		}
 		if a.plugins != nil {
 			a.plugins.Close()
 		}
@@ -345,6 +350,11 @@ func (a *Agent) shutdown() error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("collectors did not stop within %s", timeout))
+	}
+	if a.gateway != nil {
+		if err := a.gateway.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close gateway cache: %w", err))
+		}
 	}
 	if err := a.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop plugins: %w", err))

@@ -24,6 +24,14 @@ func (a *Agent) openGateway() error {
 	if err := a.plugins.SetInstances(g.Instances()); err != nil {
 		return fmt.Errorf("gateway.providers: %w", err)
 	}
+	if len(a.cfg.Gateway.Models) > 0 {
+		// The response cache lives in its own file, so its writes never
+		// wait for the sample store's.
+		if err := g.OpenCache(a.dir.Join("llm-cache.db")); err != nil {
+			return err
+		}
+	}
+	a.gateway = g
 	nProviders, nModels := len(a.cfg.Gateway.Providers), len(a.cfg.Gateway.Models)
 	a.setStatus("gateway", func() SubsystemStatus {
 		if nModels == 0 {

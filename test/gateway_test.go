@@ -208,7 +208,7 @@ func TestGatewayThroughPlugins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p0, b0 := e.stub.Calls(chat, "gpt-test"), e.stub.Calls(chat, "gpt-backup")
 			e.stub.Fail("gpt-test", tc.faults...)
-			resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "hello gateway", `,"temperature":0`))
+			resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "hello gateway", `,"temperature":0.5`))
 			w := tc.want
 			if resp.StatusCode != w.status || resp.Header.Get("x-vigil-provider") != w.provider || resp.Header.Get("x-vigil-attempts") != w.attempts {
 				t.Fatalf("status %d provider %q attempts %q, want %d %q %q: %s", resp.StatusCode, resp.Header.Get("x-vigil-provider"), resp.Header.Get("x-vigil-attempts"), w.status, w.provider, w.attempts, body)
@@ -233,6 +233,29 @@ func TestGatewayThroughPlugins(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("response cache", func(t *testing.T) {
+		before := e.stub.Calls(chat, "gpt-test")
+		var first []byte
+		for i, want := range []string{"miss", "hit", "hit"} {
+			resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("default", "cache me", `,"temperature":0`))
+			if resp.StatusCode != 200 || resp.Header.Get("x-vigil-cache") != want {
+				// The cache is written in the background: the second
+				// request may come before the write lands.
+				if !(i == 1 && resp.Header.Get("x-vigil-cache") == "miss") {
+					t.Fatalf("request %d: %d, x-vigil-cache %q, want %q: %s", i, resp.StatusCode, resp.Header.Get("x-vigil-cache"), want, body)
+				}
+			}
+			if i == 0 {
+				first = body
+			} else if !strings.Contains(string(body), `"content":"echo: cache me"`) {
+				t.Fatalf("cached answer %s (first %s)", body, first)
+			}
+		}
+		if n := e.stub.Calls(chat, "gpt-test") - before; n > 2 {
+			t.Fatalf("%d upstream calls for three identical deterministic requests", n)
+		}
+	})
 
 	t.Run("context length: the fallback alias answers", func(t *testing.T) {
 		e.stub.Fail("gpt-test", openaistub.Fault{Status: 400, Code: "context_length_exceeded"})

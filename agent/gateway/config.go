@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/vigilml/vigil/agent/units"
 )
 
 // Config is the gateway section of the agent configuration.
@@ -20,6 +22,16 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	Retry          Retry         `yaml:"retry"`
 	Breaker        Breaker       `yaml:"breaker"`
+	Cache          CacheConfig   `yaml:"cache"`
+}
+
+// CacheConfig is the exact-match response cache.
+type CacheConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// TTL is how long an answer is served from the cache.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes caps the cache file's entries; the oldest go first.
+	MaxBytes units.Bytes `yaml:"max_bytes"`
 }
 
 // Provider is one provider plugin instance.
@@ -95,6 +107,7 @@ func DefaultConfig() Config {
 		RequestTimeout: 60 * time.Second,
 		Retry:          Retry{MaxAttempts: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxRetryAfter: 10 * time.Second},
 		Breaker:        Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Window: 30 * time.Second, OpenFor: 15 * time.Second},
+		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20},
 	}
 }
 
@@ -219,6 +232,14 @@ func (c Config) Validate() error {
 	}
 	if b.OpenFor <= 0 {
 		bad("breaker.open_for", "must be positive")
+	}
+	if c.Cache.Enabled {
+		if c.Cache.TTL <= 0 {
+			bad("cache.ttl", "must be positive")
+		}
+		if c.Cache.MaxBytes <= 0 {
+			bad("cache.max_bytes", "must be positive")
+		}
 	}
 	return errors.Join(errs...)
 }

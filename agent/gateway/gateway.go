@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilml/vigil/agent/pluginhost"
+	"github.com/vigilml/vigil/agent/store"
 	"github.com/vigilml/vigil/sdk"
 )
 
@@ -53,6 +54,34 @@ type Gateway struct {
 	// sleep waits d or until ctx ends; tests may replace it.
 	sleep func(ctx context.Context, d time.Duration) error
 	rand  func(n int64) int64
+	cache *Cache // nil: no cache
+}
+
+// OpenCache opens the response cache's file at path (when
+// gateway.cache.enabled). Close closes it.
+func (g *Gateway) OpenCache(path string) error {
+	if !g.cfg.Cache.Enabled {
+		return nil
+	}
+	kv, err := store.OpenKV(path, g.logger)
+	if err != nil {
+		return fmt.Errorf("gateway.cache: %w", err)
+	}
+	c, err := openCache(kv, g.cfg.Cache, g.m, g.logger)
+	if err != nil {
+		kv.Close()
+		return fmt.Errorf("gateway.cache: read %s: %w", path, err)
+	}
+	g.cache = c
+	return nil
+}
+
+// Close finishes pending cache writes and closes the cache file.
+func (g *Gateway) Close() error {
+	if g.cache == nil {
+		return nil
+	}
+	return g.cache.Close()
 }
 
 type alias struct {

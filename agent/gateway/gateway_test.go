@@ -175,7 +175,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{a: newScripted(), b: newScripted(), clk: &clock{now: time.Unix(1_700_000_000, 0)}, reg: prometheus.NewRegistry()}
+	h := &harness{a: newScripted(), b: newScripted(), clk: &clock{now: time.Now()}, reg: prometheus.NewRegistry()}
 	g, err := New(cfg, fleet{"pa": h.a, "pb": h.b}, nil, h.reg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,11 @@ type metrics struct {
 	circuit  *prometheus.GaugeVec
 	// validations counts answers checked against a JSON response format.
 	validations *prometheus.CounterVec
+
+	cacheRequests  *prometheus.CounterVec
+	cacheBytes     prometheus.Gauge
+	cacheEvictions prometheus.Counter
+	cacheDropped   prometheus.Counter
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -49,8 +54,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "vigil_llm_output_validations_total",
 		Help: "Answers checked against a json_object or json_schema response format: valid, repaired (valid after one repair request) or invalid (returned as an error).",
 	}, []string{"alias", "outcome"})
+	m.cacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_requests_total",
+		Help: "Chat requests that consulted the response cache, by result (hit, miss).",
+	}, []string{"alias", "result"})
+	m.cacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_llm_cache_bytes",
+		Help: "Bytes of answers held by the response cache (keys and values).",
+	})
+	m.cacheEvictions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_evictions_total",
+		Help: "Cached answers dropped, oldest first, to stay within gateway.cache.max_bytes.",
+	})
+	m.cacheDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_dropped_writes_total",
+		Help: "Cache writes dropped because the writer's queue was full (the answer was served, not cached).",
+	})
 	if reg != nil {
-		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations)
+		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
+			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}
 	return m
 }

@@ -169,14 +169,60 @@ func (g *Gateway) lookup(model string) (*alias, *Error) {
 	return a, nil
 }
 
-func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome) {
+// Values of the x-vigil-cache header.
+const (
+	cacheHit    = "hit"
+	cacheMiss   = "miss"
+	cacheBypass = "bypass"
+)
+
+func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
 	h := w.Header()
 	if o.target != nil {
 		h.Set("x-vigil-provider", o.target.provider)
 		h.Set("x-vigil-model", o.target.model)
 	}
 	h.Set("x-vigil-attempts", strconv.Itoa(o.attempts))
-	h.Set("x-vigil-cache", "bypass")
+	h.Set("x-vigil-cache", cache)
+}
+
+// cacheKeyFor returns the cache key when the request may use the cache:
+// the cache is on, the client did not send x-vigil-cache: bypass, and the
+// request is deterministic (temperature 0) or sent x-vigil-cache: use.
+func (g *Gateway) cacheKeyFor(r *http.Request, a *alias, req *pb.ChatRequest) string {
+	if g.cache == nil {
+		return ""
+	}
+	switch strings.ToLower(r.Header.Get("x-vigil-cache")) {
+	case "bypass":
+		return ""
+	case "use":
+	default:
+		if req.Temperature == nil || *req.Temperature != 0 {
+			return ""
+		}
+	}
+	return cacheKey(a.name, req)
+}
+
+// cached looks key up, counting the hit or miss.
+func (g *Gateway) cached(a *alias, key string) *cachedAnswer {
+	if key == "" {
+		return nil
+	}
+	if ans, ok := g.cache.get(key); ok {
+		g.m.cacheRequests.WithLabelValues(a.name, "hit").Inc()
+		return ans
+	}
+	g.m.cacheRequests.WithLabelValues(a.name, "miss").Inc()
+	return nil
+}
+
+func cacheLabel(key string) string {
+	if key == "" {
+		return cacheBypass
+	}
+	return cacheMiss
 }
 
 func (g *Gateway) count(endpoint string, o outcome, status int, start time.Time) {
@@ -417,10 +463,11 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 		if e == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
 			defer cancel()
+			key := g.cacheKeyFor(r, a, creq)
 			if req.Stream {
-				g.stream(ctx, w, a, creq, check, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
+				g.stream(ctx, w, a, creq, check, key, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
 			} else {
-				g.chat(ctx, w, a, creq, check, start)
+				g.chat(ctx, w, a, creq, check, key, start)
 			}
 			return
 		}
@@ -433,7 +480,14 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 	writeError(w, e)
 }
 
-func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, start time.Time) {
+func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, start time.Time) {
+	if hit := g.cached(a, key); hit != nil {
+		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		g.setHeaders(w, o, cacheHit)
+		g.count("chat", o, http.StatusOK, start)
+		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.FinishReason, hit.Usage))
+		return
+	}
 	var resp *pb.ChatResponse
 	call := func(base *pb.ChatRequest) attemptFunc {
 		return func(ctx context.Context, t *target, _ int) (bool, error) {
@@ -467,7 +521,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			g.m.validations.WithLabelValues(o.alias, "valid").Inc()
 		}
 	}
-	g.setHeaders(w, o)
+	g.setHeaders(w, o, cacheLabel(key))
 	if invalidErr != nil {
 		g.countTokens(o, resp.GetUsage())
 		e := invalidOutput(o, invalidErr)
@@ -494,19 +548,28 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	if finish == "" {
 		finish = "stop"
 	}
+	model := modelOr(resp.GetModel(), o.target.model)
+	if key != "" {
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(resp.GetUsage())})
+	}
+	g.count("chat", o, http.StatusOK, start)
+	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(resp.GetUsage())))
+}
+
+// completion is a chat.completion object with one choice.
+func completion(id, model, content, finish string, usage *usageJSON) map[string]any {
 	body := map[string]any{
-		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": modelOr(resp.GetModel(), o.target.model),
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": model,
 		"choices": []any{map[string]any{
-			"index": 0, "message": map[string]any{"role": "assistant", "content": resp.GetContent(), "refusal": nil},
+			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
 			"logprobs": nil, "finish_reason": finish,
 		}},
 		"system_fingerprint": nil,
 	}
-	if u := usageOf(resp.GetUsage()); u != nil {
-		body["usage"] = u
+	if usage != nil {
+		body["usage"] = usage
 	}
-	g.count("chat", o, http.StatusOK, start)
-	writeJSON(w, http.StatusOK, body)
+	return body
 }
 
 // codeClientClosed counts requests whose client went away before the
@@ -565,8 +628,10 @@ func (s *sse) done() {
 	}
 }
 
-func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, includeUsage bool, start time.Time) {
-	var content strings.Builder // kept only when the answer is to be validated
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
+	var content strings.Builder // kept only to validate or cache the answer
+	keep := check != nil || key != ""
+	var finishReason string
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
 	var usage *pb.Usage
@@ -579,6 +644,28 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 			c["usage"] = nil
 		}
 		return c
+	}
+	if hit := g.cached(a, key); hit != nil {
+		// Served from the cache, re-streamed as the same chunks an
+		// upstream answer would produce.
+		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		model = hit.Model
+		g.setHeaders(w, o, cacheHit)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		_ = out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil))
+		if hit.Content != "" {
+			_ = out.event(chunk(map[string]any{"content": hit.Content}, nil))
+		}
+		_ = out.event(chunk(map[string]any{}, hit.FinishReason))
+		if includeUsage && hit.Usage != nil {
+			_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+				"system_fingerprint": nil, "choices": []any{}, "usage": hit.Usage})
+		}
+		out.done()
+		g.count("chat_stream", o, http.StatusOK, start)
+		return
 	}
 	streaming := false
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
@@ -597,7 +684,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					// The first byte: from here on nothing is retried.
 					started, streaming = true, true
 					model = modelOr(ev.GetModel(), t.model)
-					g.setHeaders(w, outcome{target: t, attempts: attempt})
+					g.setHeaders(w, outcome{target: t, attempts: attempt}, cacheLabel(key))
 					w.Header().Set("Content-Type", "text/event-stream")
 					w.Header().Set("Cache-Control", "no-cache")
 					w.Header().Set("X-Accel-Buffering", "no")
@@ -608,7 +695,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					}
 				}
 				if ev.GetDelta() != "" {
-					if check != nil {
+					if keep {
 						content.WriteString(ev.GetDelta())
 					}
 					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
@@ -616,6 +703,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					}
 				}
 				if f := ev.GetFinishReason(); f != "" {
+					finishReason = f
 					return out.event(chunk(map[string]any{}, f))
 				}
 				return nil
@@ -634,7 +722,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		return
 	}
 	if !streaming {
-		g.setHeaders(w, o)
+		g.setHeaders(w, o, cacheLabel(key))
 		e := upstreamError(o)
 		g.count("chat_stream", o, e.Status, start)
 		writeError(w, e)
@@ -674,6 +762,12 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 			"system_fingerprint": nil, "choices": []any{}, "usage": u})
 	}
 	out.done()
+	if key != "" && out.err == nil {
+		if finishReason == "" {
+			finishReason = "stop"
+		}
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishReason, Usage: usageOf(usage)})
+	}
 	g.count("chat_stream", o, http.StatusOK, start)
 }
 
@@ -763,7 +857,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 			return err
 		})
 	})
-	g.setHeaders(w, o)
+	g.setHeaders(w, o, cacheBypass)
 	if o.err != nil && clientGone(ctx) {
 		g.countCode("embeddings", o, codeClientClosed, start)
 		return

@@ -43,7 +43,19 @@ await check('chat', async () => {
   assert.equal(data.usage.prompt_tokens, 4);
   assert.equal(response.headers.get('x-vigil-provider'), 'openai-main');
   assert.equal(response.headers.get('x-vigil-attempts'), '1');
-  assert.equal(response.headers.get('x-vigil-cache'), 'bypass');
+  assert.equal(response.headers.get('x-vigil-cache'), 'miss');
+  // The same deterministic request again: served from the response cache
+  // (its write is asynchronous, so allow one more miss).
+  let again;
+  for (let i = 0; i < 2; i++) {
+    again = await client.chat.completions
+      .create({ model: 'default', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello sdk' }], temperature: 0 })
+      .withResponse();
+    if (again.response.headers.get('x-vigil-cache') === 'hit') break;
+  }
+  assert.equal(again.response.headers.get('x-vigil-cache'), 'hit');
+  assert.equal(again.data.choices[0].message.content, 'echo: hello sdk');
+  assert.equal(again.response.headers.get('x-vigil-attempts'), '0');
 });
 
 await check('stream with usage', async () => {
