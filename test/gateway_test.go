@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilml/vigil/test/anthropicstub"
 	"github.com/vigilml/vigil/test/openaistub"
 )
 
@@ -40,7 +41,7 @@ func providerPlugins(t *testing.T) string {
 			return
 		}
 		providerPluginsDir = dir
-		for _, name := range []string{"openai", "hashembed"} {
+		for _, name := range []string{"openai", "hashembed", "anthropic"} {
 			if b, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../plugins/providers/"+name).CombinedOutput(); err != nil {
 				providerPluginsErr = fmt.Errorf("build %s plugin: %v\n%s", name, err, b)
 				return
@@ -59,7 +60,7 @@ func installProviders(t *testing.T, pdir string) {
 	t.Helper()
 	src := providerPlugins(t)
 	var entries []string
-	for _, name := range []string{"openai", "hashembed"} {
+	for _, name := range []string{"openai", "hashembed", "anthropic"} {
 		b, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			t.Fatal(err)
@@ -78,10 +79,11 @@ const (
 	gwReadToken  = "gateway-read-token-0123456789"
 )
 
-var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical"}
+var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude"}
 
 type gatewayEnv struct {
 	stub *openaistub.Server
+	ant  *anthropicstub.Server
 	base string
 	a    *agentProc
 }
@@ -95,6 +97,10 @@ func startGateway(t *testing.T) *gatewayEnv {
 	stub.APIKey = "sk-stub-key"
 	srv := httptest.NewServer(stub)
 	t.Cleanup(srv.Close)
+	ant := anthropicstub.New("claude-test")
+	ant.APIKey = "sk-ant-stub"
+	antSrv := httptest.NewServer(ant)
+	t.Cleanup(antSrv.Close)
 
 	dir := t.TempDir()
 	pdir := filepath.Join(dir, "plugins")
@@ -104,6 +110,8 @@ func startGateway(t *testing.T) *gatewayEnv {
 	installProviders(t, pdir)
 	keyFile := filepath.Join(dir, "openai.key")
 	writeFile(t, keyFile, "sk-stub-key\n")
+	antKey := filepath.Join(dir, "anthropic.key")
+	writeFile(t, antKey, "sk-ant-stub\n")
 	cfg := filepath.Join(dir, "vigil.yaml")
 	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
 api:
@@ -133,6 +141,10 @@ gateway:
     - name: local-embed
       plugin: hashembed
       options: {dimensions: 64}
+    - name: anthropic-main
+      plugin: anthropic
+      base_url: `+antSrv.URL+`
+      api_key_file: `+antKey+`
   models:
     - name: default
       targets:
@@ -151,11 +163,13 @@ gateway:
       targets: [{provider: openai-main, model: emb-test}]
     - name: lexical
       targets: [{provider: local-embed, model: hashembed-v1}]
+    - name: claude
+      targets: [{provider: anthropic-main, model: claude-test}]
 `)
 	a := startAgent(t, []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"}, "-config", cfg)
 	base := "http://" + a.addr
 	waitHealthy(t, base, gwReadToken)
-	return &gatewayEnv{stub: stub, base: base, a: a}
+	return &gatewayEnv{stub: stub, ant: ant, base: base, a: a}
 }
 
 func (e *gatewayEnv) post(t *testing.T, path, token, body string) (*http.Response, []byte) {
@@ -346,6 +360,29 @@ func TestGatewayThroughPlugins(t *testing.T) {
 		}
 	})
 
+	t.Run("anthropic through the gateway", func(t *testing.T) {
+		const msgs = "/v1/messages"
+		e.ant.Fail("claude-test", anthropicstub.Fault{Status: 529}) // overloaded: retried
+		resp, body := e.post(t, "/chat/completions", gwWriteToken, `{"model":"claude","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi claude"}],"max_tokens":64}`)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"content":"echo: hi claude"`) || resp.Header.Get("x-vigil-attempts") != "2" || e.ant.Calls(msgs, "claude-test") != 2 {
+			t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
+		}
+		if sys := e.ant.LastRequest(msgs, "claude-test")["system"]; sys != "be brief" {
+			t.Fatalf("system prompt sent as %v", sys)
+		}
+		resp, body = e.post(t, "/chat/completions", gwWriteToken, chatJSON("claude", "stream from claude", `,"stream":true,"stream_options":{"include_usage":true}`))
+		events := sseData(string(body))
+		if resp.StatusCode != 200 || streamText(t, events) != "echo: stream from claude" || events[len(events)-1] != "[DONE]" || !strings.Contains(events[len(events)-2], `"completion_tokens":4`) {
+			t.Fatalf("stream: %q", events)
+		}
+		e.ant.Fail("claude-test", anthropicstub.Fault{Status: 400, Message: "Your credit balance is too low to access the Anthropic API"})
+		calls := e.ant.Calls(msgs, "claude-test")
+		resp, body = e.post(t, "/chat/completions", gwWriteToken, chatJSON("claude", "x", ""))
+		if resp.StatusCode != 502 || !strings.Contains(string(body), `"code":"quota_exhausted"`) || e.ant.Calls(msgs, "claude-test") != calls+1 {
+			t.Fatalf("spend limit: %d %s", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("auth, errors and metrics", func(t *testing.T) {
 		resp, body := e.post(t, "/chat/completions", gwReadToken, chatJSON("default", "x", ""))
 		if resp.StatusCode != 403 {
@@ -382,7 +419,7 @@ func TestGatewayThroughPlugins(t *testing.T) {
 				pids[p.Name] = p.PID
 			}
 		}
-		if len(pids) != 3 || pids["openai-main"] == 0 || pids["openai-main"] == pids["local-vllm"] {
+		if len(pids) != 4 || pids["openai-main"] == 0 || pids["openai-main"] == pids["local-vllm"] {
 			t.Fatalf("provider instances are not separate processes: %s", body)
 		}
 	})

@@ -142,6 +142,20 @@ await check('mid-stream failure is an error, not a truncation', async () => {
   assert.ok(text.length > 0 && text !== 'echo: one two three four five', `partial text ${JSON.stringify(text)}`);
 });
 
+await check('anthropic behind the OpenAI SDK', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'claude', messages: [{ role: 'user', content: 'hello from node' }], stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage = null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, 'echo: hello from node');
+  assert.equal(usage.completion_tokens, 4);
+});
+
 await check('read token cannot call chat', async () => {
   const reader = new OpenAI({ baseURL: process.env.VIGIL_BASE_URL, apiKey: process.env.VIGIL_READ_TOKEN, maxRetries: 0 });
   await assert.rejects(
