@@ -451,7 +451,9 @@ type usage struct {
 	CacheReadInputTokens     int32 `json:"cache_read_input_tokens"`
 }
 
-func (u usage) prompt() int32 { return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens }
+func (u usage) prompt() int32 {
+	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+}
 
 func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
 	s := p.state()
