@@ -23,6 +23,9 @@ type Config struct {
 	Retry          Retry         `yaml:"retry"`
 	Breaker        Breaker       `yaml:"breaker"`
 	Cache          CacheConfig   `yaml:"cache"`
+	// Prices override and extend the shipped price table (DefaultPrices),
+	// by upstream model name.
+	Prices map[string]Price `yaml:"prices"`
 }
 
 // CacheConfig is the exact-match response cache.
@@ -232,6 +235,11 @@ func (c Config) Validate() error {
 	}
 	if b.OpenFor <= 0 {
 		bad("breaker.open_for", "must be positive")
+	}
+	for model, p := range c.Prices {
+		if msg := validPrice(p); msg != "" {
+			bad("prices."+model, "%s", msg)
+		}
 	}
 	if c.Cache.Enabled {
 		if c.Cache.TTL <= 0 {

@@ -52,9 +52,10 @@ type Gateway struct {
 	instances []pluginhost.Instance
 	created   int64
 	// sleep waits d or until ctx ends; tests may replace it.
-	sleep func(ctx context.Context, d time.Duration) error
-	rand  func(n int64) int64
-	cache *Cache // nil: no cache
+	sleep  func(ctx context.Context, d time.Duration) error
+	rand   func(n int64) int64
+	cache  *Cache // nil: no cache
+	prices map[string]Price
 }
 
 // OpenCache opens the response cache's file at path (when
@@ -112,7 +113,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	g := &Gateway{
 		cfg: cfg, providers: providers, logger: logger, m: newMetrics(reg),
 		aliases: map[string]*alias{}, created: time.Now().Unix(),
-		sleep: sleepCtx, rand: rand.Int64N,
+		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices),
 	}
 	for i, p := range cfg.Providers {
 		conf := map[string]any{}

@@ -87,7 +87,7 @@ func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatRespons
 	if err := s.next(req.GetModel()); err != nil {
 		return nil, err
 	}
-	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
+	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6, CachedPromptTokens: 1}}, nil
 }
 func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	if err := s.next(req.GetModel()); err != nil {
@@ -753,5 +753,34 @@ func TestBreakerSharedAcrossAliases(t *testing.T) {
 	}
 	if got := h.g.OpenCircuits(); len(got) != 1 || got[0] != "pa/solo" {
 		t.Fatalf("open circuits %v", got)
+	}
+}
+
+func TestCost(t *testing.T) {
+	cfg := testCfg()
+	cfg.Prices = map[string]Price{"solo": {Input: 1, CachedInput: 0.5, Output: 2}, "gpt-4o-mini": {Input: 100}}
+	h := newHarness(t, cfg)
+	w := h.do(t, "/chat", chatBody("single", ""))
+	// 2 fresh prompt tokens at 1, 1 cached at 0.5, 3 completion at 2 (per million).
+	if got := w.Header().Get("x-vigil-cost-usd"); got != "0.00000850" {
+		t.Fatalf("x-vigil-cost-usd %q", got)
+	}
+	if !strings.Contains(w.Body.String(), `"prompt_tokens_details":{"cached_tokens":1}`) {
+		t.Fatalf("cached tokens not reported: %s", w.Body)
+	}
+	if v := testutil.ToFloat64(h.g.m.cost.WithLabelValues("single", "pa", "solo")); math.Abs(v-8.5e-6) > 1e-12 {
+		t.Fatalf("cost metric %v", v)
+	}
+	// No price, no cost: neither a header nor a made-up zero.
+	if w := h.do(t, "/chat", chatBody("chain", "")); w.Header().Get("x-vigil-cost-usd") != "" {
+		t.Fatalf("unpriced model has a cost: %v", w.Header())
+	}
+	if h.g.prices["gpt-4o-mini"].Input != 100 || h.g.prices["gpt-4o"].Output != DefaultPrices["gpt-4o"].Output {
+		t.Fatal("configured prices do not override and extend the shipped table")
+	}
+	bad := testCfg()
+	bad.Prices = map[string]Price{"m": {Input: math.Inf(1)}, "n": {Output: -1}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "gateway.prices.m") || !strings.Contains(err.Error(), "gateway.prices.n") {
+		t.Fatalf("bad prices: %v", err)
 	}
 }

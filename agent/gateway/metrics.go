@@ -16,6 +16,7 @@ type metrics struct {
 	cacheBytes     prometheus.Gauge
 	cacheEvictions prometheus.Counter
 	cacheDropped   prometheus.Counter
+	cost           *prometheus.CounterVec
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -70,8 +71,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "vigil_llm_cache_dropped_writes_total",
 		Help: "Cache writes dropped because the writer's queue was full (the answer was served, not cached).",
 	})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_cost_usd_total",
+		Help: "Cost of upstream answers in USD, from reported usage and the price table (models without a price are not counted).",
+	}, []string{"alias", "provider", "model"})
 	if reg != nil {
-		reg.MustRegister(m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
+		reg.MustRegister(m.cost, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}
 	return m

@@ -432,16 +432,46 @@ func messageText(raw json.RawMessage) (string, error) {
 }
 
 type usageJSON struct {
-	PromptTokens     int32 `json:"prompt_tokens"`
-	CompletionTokens int32 `json:"completion_tokens"`
-	TotalTokens      int32 `json:"total_tokens"`
+	PromptTokens            int32          `json:"prompt_tokens"`
+	CompletionTokens        int32          `json:"completion_tokens"`
+	TotalTokens             int32          `json:"total_tokens"`
+	PromptTokensDetails     *tokensDetails `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *tokensDetails `json:"completion_tokens_details,omitempty"`
+}
+
+type tokensDetails struct {
+	CachedTokens    int32 `json:"cached_tokens,omitempty"`
+	ReasoningTokens int32 `json:"reasoning_tokens,omitempty"`
 }
 
 func usageOf(u *pb.Usage) *usageJSON {
 	if u == nil {
 		return nil
 	}
-	return &usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+	out := &usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+	if c := u.GetCachedPromptTokens(); c > 0 {
+		out.PromptTokensDetails = &tokensDetails{CachedTokens: c}
+	}
+	if r := u.GetReasoningTokens(); r > 0 {
+		out.CompletionTokensDetails = &tokensDetails{ReasoningTokens: r}
+	}
+	return out
+}
+
+// spend records an answer's tokens and cost; the cost is summed into
+// *total (and *priced set) when the model has a price.
+func (g *Gateway) spend(o outcome, u *pb.Usage, total *float64, priced *bool) {
+	g.countTokens(o, u)
+	if usd, ok := g.costFor(o, u); ok {
+		*total += usd
+		*priced = true
+	}
+}
+
+func setCost(w http.ResponseWriter, usd float64, priced bool) {
+	if priced {
+		w.Header().Set("x-vigil-cost-usd", formatUSD(usd))
+	}
 }
 
 // HandleChat serves POST /openai/v1/chat/completions.
@@ -484,6 +514,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	if hit := g.cached(a, key); hit != nil {
 		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
 		g.setHeaders(w, o, cacheHit)
+		setCost(w, 0, true) // nothing was spent upstream
 		g.count("chat", o, http.StatusOK, start)
 		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.FinishReason, hit.Usage))
 		return
@@ -501,12 +532,14 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	}
 	o := g.route(ctx, a, call(creq))
 	var invalidErr error
+	var usd float64
+	var priced bool
 	if o.err == nil && check != nil {
 		if why := check.check(resp.GetContent()); why != nil {
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
 			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
-			g.countTokens(o, resp.GetUsage())
+			g.spend(o, resp.GetUsage(), &usd, &priced)
 			first := o.attempts
 			o = g.route(ctx, a, call(repairRequest(creq, resp.GetContent(), why)))
 			o.attempts += first
@@ -523,7 +556,8 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	}
 	g.setHeaders(w, o, cacheLabel(key))
 	if invalidErr != nil {
-		g.countTokens(o, resp.GetUsage())
+		g.spend(o, resp.GetUsage(), &usd, &priced)
+		setCost(w, usd, priced)
 		e := invalidOutput(o, invalidErr)
 		g.count("chat", o, e.Status, start)
 		writeError(w, e)
@@ -539,7 +573,8 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		writeError(w, e)
 		return
 	}
-	g.countTokens(o, resp.GetUsage())
+	g.spend(o, resp.GetUsage(), &usd, &priced)
+	setCost(w, usd, priced)
 	id := resp.GetId()
 	if id == "" {
 		id = newID("chatcmpl-")
@@ -740,7 +775,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		g.countCode("chat_stream", o, "stream_error", start)
 		return
 	}
-	g.countTokens(o, usage)
+	var usd float64
+	var priced bool
+	g.spend(o, usage, &usd, &priced) // too late for a header: metrics only
 	if check != nil {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
@@ -877,7 +914,10 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
 	}
 	u := resp.GetUsage()
-	g.countTokens(o, u)
+	var usd float64
+	var priced bool
+	g.spend(o, u, &usd, &priced)
+	setCost(w, usd, priced)
 	g.count("embeddings", o, http.StatusOK, start)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"object": "list", "data": data, "model": modelOr(resp.GetModel(), o.target.model),

@@ -451,8 +451,11 @@ type usage struct {
 	CacheReadInputTokens     int32 `json:"cache_read_input_tokens"`
 }
 
-func (u usage) prompt() int32 {
-	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+// proto counts cache writes and cache reads as prompt tokens, the reads
+// also as cached prompt tokens (billed lower).
+func (u usage) proto() *pb.Usage {
+	pt := u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+	return &pb.Usage{PromptTokens: pt, CompletionTokens: u.OutputTokens, TotalTokens: pt + u.OutputTokens, CachedPromptTokens: u.CacheReadInputTokens}
 }
 
 func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
@@ -494,9 +497,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 			text.WriteString(c.Text)
 		}
 	}
-	pt, ct := out.Usage.prompt(), out.Usage.OutputTokens
 	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: text.String(), FinishReason: finishReason(out.StopReason),
-		Usage: &pb.Usage{PromptTokens: pt, CompletionTokens: ct, TotalTokens: pt + ct}}, nil
+		Usage: out.Usage.proto()}, nil
 }
 
 // streamEvent is any event of a Messages stream; the fields used depend
@@ -582,12 +584,11 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 				u.OutputTokens = ev.Usage.OutputTokens
 			}
 		case "message_stop":
-			pt, ct := u.prompt(), u.OutputTokens
 			fr := finishReason(stop)
 			if fr == "" {
 				fr = "stop"
 			}
-			return send(&pb.ChatEvent{FinishReason: fr, Id: id, Model: model, Usage: &pb.Usage{PromptTokens: pt, CompletionTokens: ct, TotalTokens: pt + ct}})
+			return send(&pb.ChatEvent{FinishReason: fr, Id: id, Model: model, Usage: u.proto()})
 		case "error":
 			msg, class := "error event", sdk.Unavailable
 			if ev.Error != nil {

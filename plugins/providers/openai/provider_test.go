@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -237,5 +238,15 @@ func TestConfigErrors(t *testing.T) {
 		if !fields[f] {
 			t.Errorf("no error for field %s in %v", f, errs)
 		}
+	}
+}
+
+func TestUsageDetails(t *testing.T) {
+	var u usage
+	if err := json.Unmarshal([]byte(`{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":20}}`), &u); err != nil {
+		t.Fatal(err)
+	}
+	if p := u.proto(); p.GetCachedPromptTokens() != 64 || p.GetReasoningTokens() != 20 || p.GetTotalTokens() != 150 {
+		t.Fatalf("usage %v", p)
 	}
 }
