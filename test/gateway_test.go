@@ -407,6 +407,15 @@ func TestGatewayThroughPlugins(t *testing.T) {
 			t.Fatalf("models: %d %s", code, body)
 		}
 		_, m := get(t, e.base+"/metrics", gwReadToken)
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Fatal("promtool not found: install Debian's prometheus package (`make test-deps` does it as root)")
+		}
+		check := exec.Command(promtool, "check", "metrics")
+		check.Stdin = strings.NewReader(string(m))
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics with the gateway's metrics: %v\n%s", err, out)
+		}
 		for _, want := range []string{
 			`vigil_llm_requests_total{alias="default",code="200",model="gpt-test",provider="openai-main"}`,
 			`vigil_llm_attempts_total{alias="default",model="gpt-test",outcome="rate_limited",provider="openai-main"} 1`,
