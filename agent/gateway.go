@@ -24,14 +24,18 @@ func (a *Agent) openGateway() error {
 	if err := a.plugins.SetInstances(g.Instances()); err != nil {
 		return fmt.Errorf("gateway.providers: %w", err)
 	}
+	g.TokenName = api.TokenName
+	a.gateway = g
 	if len(a.cfg.Gateway.Models) > 0 {
-		// The response cache lives in its own file, so its writes never
-		// wait for the sample store's.
+		// The response cache and the spend ledger live in their own files,
+		// so their writes never wait for the sample store's.
 		if err := g.OpenCache(a.dir.Join("llm-cache.db")); err != nil {
 			return err
 		}
+		if err := g.OpenLedger(a.dir.Join("llm-spend.db")); err != nil {
+			return err
+		}
 	}
-	a.gateway = g
 	nProviders, nModels := len(a.cfg.Gateway.Providers), len(a.cfg.Gateway.Models)
 	a.setStatus("gateway", func() SubsystemStatus {
 		if nModels == 0 {
@@ -47,5 +51,6 @@ func (a *Agent) openGateway() error {
 	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.Read, g.HandleModel)
 	a.api.HandleFunc("POST /openai/v1/chat/completions", api.Write, g.HandleChat)
 	a.api.HandleFunc("POST /openai/v1/embeddings", api.Write, g.HandleEmbeddings)
+	a.api.HandleFunc("GET /v1/llm/usage", api.Read, g.HandleUsage)
 	return nil
 }

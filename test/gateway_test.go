@@ -127,6 +127,10 @@ gateway:
   request_timeout: 30s
   retry: {max_attempts: 3, base_backoff: 1ms, max_backoff: 5ms}
   breaker: {consecutive_failures: 4, open_for: 1h}
+  prices:
+    claude-test: {input: 100000, output: 0}
+  budgets:
+    - {name: claude-hourly, alias: claude, window: 1h, usd: 1.0}
   providers:
     - name: openai-main
       plugin: openai
@@ -376,6 +380,9 @@ func TestGatewayThroughPlugins(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"content":"echo: hi claude"`) || resp.Header.Get("x-vigil-attempts") != "2" || e.ant.Calls(msgs, "claude-test") != 2 {
 			t.Fatalf("%d %v: %s", resp.StatusCode, resp.Header, body)
 		}
+		if got := resp.Header.Get("x-vigil-cost-usd"); got != "0.40000000" {
+			t.Fatalf("cost of 4 prompt tokens at 100000 USD per million: %q", got)
+		}
 		if sys := e.ant.LastRequest(msgs, "claude-test")["system"]; sys != "be brief" {
 			t.Fatalf("system prompt sent as %v", sys)
 		}
@@ -389,6 +396,29 @@ func TestGatewayThroughPlugins(t *testing.T) {
 		resp, body = e.post(t, "/chat/completions", gwWriteToken, chatJSON("claude", "x", ""))
 		if resp.StatusCode != 502 || !strings.Contains(string(body), `"code":"quota_exhausted"`) || e.ant.Calls(msgs, "claude-test") != calls+1 {
 			t.Fatalf("spend limit: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("budget", func(t *testing.T) {
+		// 0.70 USD spent on claude above; 0.30 more reaches the 1.00 budget.
+		resp, body := e.post(t, "/chat/completions", gwWriteToken, chatJSON("claude", "a b c", ""))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		calls := e.ant.Calls("/v1/messages", "claude-test")
+		resp, body = e.post(t, "/chat/completions", gwWriteToken, chatJSON("claude", "one more", ""))
+		if resp.StatusCode != 429 || !strings.Contains(string(body), `"code":"budget_exceeded"`) || resp.Header.Get("x-should-retry") != "false" || e.ant.Calls("/v1/messages", "claude-test") != calls {
+			t.Fatalf("over budget: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+		code, body := get(t, e.base+"/v1/llm/usage", gwReadToken)
+		var u struct {
+			Budgets []struct {
+				Name     string
+				SpentUSD float64 `json:"spent_usd"`
+			}
+		}
+		if code != 200 || json.Unmarshal(body, &u) != nil || len(u.Budgets) != 1 || math.Abs(u.Budgets[0].SpentUSD-1.0) > 1e-9 {
+			t.Fatalf("/v1/llm/usage: %d %s", code, body)
 		}
 	})
 

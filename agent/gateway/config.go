@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"time"
@@ -26,7 +27,22 @@ type Config struct {
 	// Prices override and extend the shipped price table (DefaultPrices),
 	// by upstream model name.
 	Prices map[string]Price `yaml:"prices"`
+	// Budgets cap spend per API token and/or alias over a window.
+	Budgets []Budget `yaml:"budgets"`
 }
+
+// Budget caps the USD spent over a sliding window by requests made with
+// one API token (api.tokens[].name), for one alias, or both.
+type Budget struct {
+	Name   string  `yaml:"name"`
+	Token  string  `yaml:"token"`
+	Alias  string  `yaml:"alias"`
+	Window string  `yaml:"window"` // 1h, 1d or 30d
+	USD    float64 `yaml:"usd"`
+}
+
+// budgetWindows are the windows a budget may use.
+var budgetWindows = map[string]time.Duration{"1h": time.Hour, "1d": 24 * time.Hour, "30d": 30 * 24 * time.Hour}
 
 // CacheConfig is the exact-match response cache.
 type CacheConfig struct {
@@ -235,6 +251,29 @@ func (c Config) Validate() error {
 	}
 	if b.OpenFor <= 0 {
 		bad("breaker.open_for", "must be positive")
+	}
+	budgets := map[string]bool{}
+	for i, b := range c.Budgets {
+		key := fmt.Sprintf("budgets[%d]", i)
+		switch {
+		case !nameRE.MatchString(b.Name):
+			bad(key+".name", "%q is not a valid name (lower-case letters, digits, '.', '_', '-')", b.Name)
+		case budgets[b.Name]:
+			bad(key+".name", "budget %q is declared twice", b.Name)
+		}
+		budgets[b.Name] = true
+		if b.Token == "" && b.Alias == "" {
+			bad(key, "set token, alias or both: what the budget applies to")
+		}
+		if b.Alias != "" && !aliases[b.Alias] {
+			bad(key+".alias", "%q is not one of gateway.models", b.Alias)
+		}
+		if _, ok := budgetWindows[b.Window]; !ok {
+			bad(key+".window", "%q is not 1h, 1d or 30d", b.Window)
+		}
+		if math.IsNaN(b.USD) || math.IsInf(b.USD, 0) || b.USD <= 0 {
+			bad(key+".usd", "must be a positive amount of USD, got %v", b.USD)
+		}
 	}
 	for model, p := range c.Prices {
 		if msg := validPrice(p); msg != "" {

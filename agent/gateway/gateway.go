@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,29 @@ type Gateway struct {
 	rand   func(n int64) int64
 	cache  *Cache // nil: no cache
 	prices map[string]Price
+	ledger *ledger // nil: no budgets
+	// TokenName names the API token a request was made with (for
+	// budgets); the agent sets it to api.TokenName.
+	TokenName func(*http.Request) string
+}
+
+// OpenLedger opens the budgets' spend ledger at path, when budgets are
+// configured. Close closes it.
+func (g *Gateway) OpenLedger(path string) error {
+	if len(g.cfg.Budgets) == 0 {
+		return nil
+	}
+	kv, err := store.OpenKV(path, g.logger)
+	if err != nil {
+		return fmt.Errorf("gateway.budgets: %w", err)
+	}
+	l, err := openLedger(kv, g.cfg.Budgets, g.logger)
+	if err != nil {
+		kv.Close()
+		return fmt.Errorf("gateway.budgets: read %s: %w", path, err)
+	}
+	g.ledger = l
+	return nil
 }
 
 // OpenCache opens the response cache's file at path (when
@@ -77,12 +101,16 @@ func (g *Gateway) OpenCache(path string) error {
 	return nil
 }
 
-// Close finishes pending cache writes and closes the cache file.
+// Close finishes pending cache and ledger writes and closes their files.
 func (g *Gateway) Close() error {
-	if g.cache == nil {
-		return nil
+	var errs []error
+	if g.cache != nil {
+		errs = append(errs, g.cache.Close())
 	}
-	return g.cache.Close()
+	if g.ledger != nil {
+		errs = append(errs, g.ledger.close())
+	}
+	return errors.Join(errs...)
 }
 
 type alias struct {

@@ -17,6 +17,8 @@ type metrics struct {
 	cacheEvictions prometheus.Counter
 	cacheDropped   prometheus.Counter
 	cost           *prometheus.CounterVec
+	// budgetRejections counts requests refused by a spent budget.
+	budgetRejections *prometheus.CounterVec
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -75,8 +77,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "vigil_llm_cost_usd_total",
 		Help: "Cost of upstream answers in USD, from reported usage and the price table (models without a price are not counted).",
 	}, []string{"alias", "provider", "model"})
+	m.budgetRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_budget_rejections_total",
+		Help: "Requests refused with 429 because a gateway budget was spent.",
+	}, []string{"budget"})
 	if reg != nil {
-		reg.MustRegister(m.cost, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
+		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}
 	return m

@@ -35,6 +35,8 @@ type Error struct {
 	Code    string  `json:"code"`
 	// retryAfter becomes a Retry-After header.
 	retryAfter time.Duration
+	// noRetry tells the OpenAI SDKs not to retry (x-should-retry: false).
+	noRetry bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -48,6 +50,9 @@ func invalid(param, format string, args ...any) *Error {
 }
 
 func writeError(w http.ResponseWriter, e *Error) {
+	if e.noRetry {
+		w.Header().Set("x-should-retry", "false")
+	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
 	}
@@ -460,11 +465,12 @@ func usageOf(u *pb.Usage) *usageJSON {
 
 // spend records an answer's tokens and cost; the cost is summed into
 // *total (and *priced set) when the model has a price.
-func (g *Gateway) spend(o outcome, u *pb.Usage, total *float64, priced *bool) {
+func (g *Gateway) spend(ctx context.Context, o outcome, u *pb.Usage, total *float64, priced *bool) {
 	g.countTokens(o, u)
 	if usd, ok := g.costFor(o, u); ok {
 		*total += usd
 		*priced = true
+		g.charge(ctx, o.alias, usd)
 	}
 }
 
@@ -491,9 +497,17 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			check, e = newOutputCheck(creq)
 		}
 		if e == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+			ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 			defer cancel()
 			key := g.cacheKeyFor(r, a, creq)
+			if e = g.overBudget(ctx, a.name); e != nil {
+				if hit := g.cached(a, key); hit == nil {
+					g.count("chat", outcome{alias: a.name}, e.Status, start)
+					writeError(w, e)
+					return
+				}
+				// A cached answer costs nothing: served even over budget.
+			}
 			if req.Stream {
 				g.stream(ctx, w, a, creq, check, key, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
 			} else {
@@ -539,7 +553,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
 			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
-			g.spend(o, resp.GetUsage(), &usd, &priced)
+			g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
 			first := o.attempts
 			o = g.route(ctx, a, call(repairRequest(creq, resp.GetContent(), why)))
 			o.attempts += first
@@ -556,7 +570,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	}
 	g.setHeaders(w, o, cacheLabel(key))
 	if invalidErr != nil {
-		g.spend(o, resp.GetUsage(), &usd, &priced)
+		g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
 		setCost(w, usd, priced)
 		e := invalidOutput(o, invalidErr)
 		g.count("chat", o, e.Status, start)
@@ -573,7 +587,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		writeError(w, e)
 		return
 	}
-	g.spend(o, resp.GetUsage(), &usd, &priced)
+	g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
 	setCost(w, usd, priced)
 	id := resp.GetId()
 	if id == "" {
@@ -777,7 +791,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	var usd float64
 	var priced bool
-	g.spend(o, usage, &usd, &priced) // too late for a header: metrics only
+	g.spend(ctx, o, usage, &usd, &priced) // too late for a header: metrics only
 	if check != nil {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
@@ -880,8 +894,12 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		fail(a.name, invalid("dimensions", "dimensions must be at least 1, got %d", *d))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 	defer cancel()
+	if e := g.overBudget(ctx, a.name); e != nil {
+		fail(a.name, e)
+		return
+	}
 	var resp *pb.EmbedResponse
 	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
 		ereq := &pb.EmbedRequest{Model: t.model, Input: inputs, Dimensions: req.Dimensions}
@@ -916,7 +934,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	u := resp.GetUsage()
 	var usd float64
 	var priced bool
-	g.spend(o, u, &usd, &priced)
+	g.spend(ctx, o, u, &usd, &priced)
 	setCost(w, usd, priced)
 	g.count("embeddings", o, http.StatusOK, start)
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -933,4 +951,13 @@ func float32Base64(v []float32) string {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// withToken puts the request's API token name (for budgets) into its
+// context.
+func (g *Gateway) withToken(r *http.Request) context.Context {
+	if g.TokenName == nil {
+		return r.Context()
+	}
+	return context.WithValue(r.Context(), tokenKey{}, g.TokenName(r))
 }
