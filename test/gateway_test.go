@@ -420,6 +420,13 @@ func TestGatewayThroughPlugins(t *testing.T) {
 		if code != 200 || json.Unmarshal(body, &u) != nil || len(u.Budgets) != 1 || math.Abs(u.Budgets[0].SpentUSD-1.0) > 1e-9 {
 			t.Fatalf("/v1/llm/usage: %d %s", code, body)
 		}
+		cli := exec.Command(vigilBin, "llm", "usage", "-http-addr", e.a.addr)
+		cli.Env = append(os.Environ(), "VIGIL_TOKEN="+gwReadToken)
+		outb, err := cli.CombinedOutput()
+		out := string(outb)
+		if err != nil || !strings.Contains(out, "claude-hourly") || !strings.Contains(out, "1.0000") {
+			t.Fatalf("vigil llm usage: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("auth, errors and metrics", func(t *testing.T) {

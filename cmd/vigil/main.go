@@ -27,6 +27,7 @@ func commands() []command {
 		{"host", "Show the host's CPU, memory and file systems", runHost},
 		{"query", "Query the local history of a metric", runQuery},
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
+		{"llm", "Show the LLM gateway's budgets and spend (llm usage)", runLLM},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}
