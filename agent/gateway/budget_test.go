@@ -117,3 +117,22 @@ func TestBudgetConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheHitServedOverBudget(t *testing.T) {
+	h := budgetHarness(t, filepath.Join(t.TempDir(), "llm-spend.db"))
+	withCache(t, h, filepath.Join(t.TempDir(), "llm-cache.db"))
+	det := chatBody("single", `,"temperature":0`)
+	h.as(t, "app", det)
+	h.g.cache.sync()
+	h.as(t, "app", chatBody("single", `,"temperature":0,"seed":1`)) // 0.60 spent: over app-daily
+	if w := h.as(t, "app", chatBody("single", `,"temperature":0,"seed":2`)); w.Code != 429 {
+		t.Fatalf("over budget: %d", w.Code)
+	}
+	w := h.as(t, "app", det)
+	if w.Code != 200 || w.Header().Get("x-vigil-cache") != "hit" || h.a.count("solo") != 2 {
+		t.Fatalf("cached answer over budget: %d %v, calls %d", w.Code, w.Header(), h.a.count("solo"))
+	}
+	if testutil.ToFloat64(h.g.m.cacheRequests.WithLabelValues("single", "hit")) != 1 {
+		t.Fatal("a hit counted twice")
+	}
+}

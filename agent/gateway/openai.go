@@ -223,6 +223,16 @@ func (g *Gateway) cached(a *alias, key string) *cachedAnswer {
 	return nil
 }
 
+// inCache reports whether key has a live answer, without counting a hit
+// or miss.
+func (g *Gateway) inCache(key string) bool {
+	if key == "" {
+		return false
+	}
+	_, ok := g.cache.get(key)
+	return ok
+}
+
 func cacheLabel(key string) string {
 	if key == "" {
 		return cacheBypass
@@ -501,7 +511,7 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 			key := g.cacheKeyFor(r, a, creq)
 			if e = g.overBudget(ctx, a.name); e != nil {
-				if hit := g.cached(a, key); hit == nil {
+				if !g.inCache(key) {
 					g.count("chat", outcome{alias: a.name}, e.Status, start)
 					writeError(w, e)
 					return
