@@ -26,6 +26,7 @@ import (
 	"github.com/vigilml/vigil/agent/datadir"
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/gateway"
 	"github.com/vigilml/vigil/agent/logging"
 	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/pluginhost"
@@ -89,6 +90,7 @@ type Agent struct {
 	plugins   *pluginhost.Host
 	observe   *observe.Service
 	fleet     *fleet.Fleet
+	gateway   *gateway.Gateway
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -141,6 +143,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	fail := func(err error) (*Agent, error) {
+		if a.gateway != nil {
+			a.gateway.Close()
+		}
 		if a.plugins != nil {
 			a.plugins.Close()
 		}
@@ -167,6 +172,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	if err := a.openFleet(); err != nil {
+		return fail(err)
+	}
+	if err := a.openGateway(); err != nil {
 		return fail(err)
 	}
 	if err := a.api.Listen(); err != nil {
@@ -368,6 +376,11 @@ func (a *Agent) shutdown() error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("collectors did not stop within %s", timeout))
+	}
+	if a.gateway != nil {
+		if err := a.gateway.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close gateway cache: %w", err))
+		}
 	}
 	if err := a.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop plugins: %w", err))

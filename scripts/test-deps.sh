@@ -19,6 +19,8 @@ need 'command -v ip' iproute2
 need '/usr/bin/python3 -c "import grpc"' python3-grpcio
 need '/usr/bin/python3 -c "import google.protobuf"' python3-protobuf
 need '/usr/bin/python3 -c "import cryptography"' python3-cryptography
+need 'command -v node' nodejs
+need 'command -v npm' npm
 if [ "$(id -u)" = 0 ]; then
 	# Only the package install test (root only) uses these.
 	need 'command -v lintian' lintian

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
+	"github.com/vigilml/vigil/agent/gateway"
 	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/agent/store"
@@ -60,6 +61,8 @@ type Config struct {
 	Observe observe.Config `yaml:"observe"`
 	// Gossip configures fleet membership with serf (agent/fleet).
 	Gossip fleet.Config `yaml:"gossip"`
+	// Gateway configures the LLM gateway (agent/gateway).
+	Gateway gateway.Config `yaml:"gateway"`
 }
 
 // API configures the local HTTP API.
@@ -143,6 +146,7 @@ func Default() *Config {
 		Plugins:   pluginhost.DefaultConfig(),
 		Observe:   observe.DefaultConfig(),
 		Gossip:    fleet.DefaultConfig(),
+		Gateway:   gateway.DefaultConfig(),
 	}
 }
 

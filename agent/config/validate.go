@@ -131,6 +131,7 @@ func (l *Loaded) validate() Errors {
 	for _, err := range []error{c.Telemetry.Validate(), c.Store.Validate(), c.Forward.Validate(), c.Plugins.Validate(), c.Observe.Validate(), c.Gossip.Validate()} {
 		errs = append(errs, l.keyedErrors(err)...)
 	}
+	errs = append(errs, l.keyedErrors(c.Gateway.Validate())...)
 	return errs
 }
 

@@ -62,8 +62,9 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	plugins map[string]*managed
+	mu        sync.Mutex
+	plugins   map[string]*managed
+	instances []Instance
 }
 
 // New opens the catalog and finds the plugins; Start runs them.
@@ -207,6 +208,7 @@ func (h *Host) discover() error {
 	}
 	h.mu.Lock()
 	h.plugins = plugins
+	h.addInstancesLocked("")
 	h.mu.Unlock()
 	return nil
 }
@@ -323,9 +325,13 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 	delete(h.plugins, "untrusted:"+abs)
 	m := newManaged(h, e, StateStopped, "")
 	h.plugins[name] = m
+	stale := h.addInstancesLocked(name)
 	h.mu.Unlock()
 	if old != nil {
 		old.stopAndWait()
+	}
+	for _, s := range stale {
+		s.stopAndWait()
 	}
 	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
 	if h.cfg.Start == "boot" {
@@ -511,7 +517,8 @@ func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, err
 	if !ok {
 		return nil, sdk.Errorf(sdk.NotFound, "no plugin %q is registered", name)
 	}
-	if m.entry.Kind != string(kind) {
+	// An instance of a missing plugin has no kind; it is refused below.
+	if m.entry.Kind != string(kind) && (m.instanceOf == "" || m.entry.Kind != "") {
 		return nil, sdk.Errorf(sdk.InvalidRequest, "plugin %q is a %s, not a %s", name, m.entry.Kind, kind)
 	}
 	// Fast path: a running plugin needs no start-up bookkeeping (this is
@@ -561,7 +568,7 @@ func call[T any](ctx context.Context, h *Host, name string, kind sdk.Kind, metho
 	if !ok {
 		return sdk.Errorf(sdk.Internal, "plugin %q: unexpected client type %T", name, raw)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.callTimeout(name))
 	defer cancel()
 	start := time.Now()
 	err = fn(ctx, c)

@@ -661,3 +661,80 @@ func TestDevDirAndBootStart(t *testing.T) {
 		}
 	}
 }
+
+// TestInstances runs two instances of one plugin binary, each with its own
+// configuration and process, beside an instance of a plugin that is not
+// installed.
+func TestInstances(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetInstances([]Instance{{Name: "test-detector", Plugin: "test-detector"}}); err == nil {
+		t.Fatal("an instance named like an installed plugin was accepted")
+	}
+	err := h.SetInstances([]Instance{
+		{Name: "det-a", Plugin: "test-detector", Config: map[string]any{"greeting": "hi"}, CallTimeout: 300 * time.Millisecond},
+		{Name: "det-b", Plugin: "test-detector", Config: map[string]any{"greeting": 5.0}, ConfigKey: "gateway.providers[1]"},
+		{Name: "det-c", Plugin: "missing"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(name string, params map[string]any) error {
+		return h.WithDetector(context.Background(), name, "Detect", func(ctx context.Context, c sdk.DetectorClient) error {
+			_, err := c.Detect(ctx, &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2, 3}, CurrentNumeric: []float64{1, 2, 3}, Params: params})
+			return err
+		})
+	}
+	if err := call("det-a", nil); err != nil {
+		t.Fatalf("det-a: %v", err)
+	}
+	if err := call("test-detector", nil); err != nil {
+		t.Fatalf("the plugin itself: %v", err)
+	}
+	a, base := status(t, h, "det-a"), status(t, h, "test-detector")
+	if a.PID == 0 || a.PID == base.PID || a.Source != "instance:test-detector" {
+		t.Fatalf("det-a is not its own process: %+v vs %+v", a, base)
+	}
+	if err := call("det-b", nil); err == nil || !strings.Contains(err.Error(), "gateway.providers[1].greeting: must be a string") {
+		t.Fatalf("det-b's bad configuration: %v", err)
+	}
+	if err := call("det-c", nil); classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), `plugin "missing"`) {
+		t.Fatalf("det-c: %v", err)
+	}
+	// det-a has its own call deadline.
+	if err := call("det-a", map[string]any{"hang_ms": 3000.0}); classOf(t, err) != sdk.Timeout {
+		t.Fatalf("det-a's call timeout: %v", err)
+	}
+	if err := h.Unregister(context.Background(), "det-a"); err == nil {
+		t.Fatal("an instance was unregistered like a plugin")
+	}
+}
+
+// TestInstanceOfPluginRegisteredLater: an instance declared before its
+// plugin is registered works once it is.
+func TestInstanceOfPluginRegisteredLater(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	if err := h.SetInstances([]Instance{{Name: "late", Plugin: "test-detector"}}); err != nil {
+		t.Fatal(err)
+	}
+	call := func() error {
+		return h.WithDetector(context.Background(), "late", "Describe", func(ctx context.Context, c sdk.DetectorClient) error {
+			_, err := c.Describe(ctx)
+			return err
+		})
+	}
+	if err := call(); classOf(t, err) != sdk.Unavailable {
+		t.Fatalf("before register: %v", err)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(); err != nil {
+		t.Fatalf("after register: %v", err)
+	}
+}

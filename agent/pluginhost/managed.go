@@ -58,6 +58,12 @@ type managed struct {
 	wake      chan struct{}
 	running   bool // supervisor goroutine started
 	retired   bool // replaced by a new entry: the supervisor exits
+
+	// Set for instances (see Instance); fixed once created.
+	instanceOf  string
+	config      map[string]any
+	cfgKey      string
+	callTimeout time.Duration
 }
 
 func newManaged(h *Host, e Entry, state State, reason string) *managed {
@@ -279,7 +285,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 		proc.stop(m.log)
 		return nil, fmt.Errorf("plugin speaks contract version %d, this agent version %d", info.GetContractVersion(), sdk.ContractVersion)
 	}
-	if conf := m.h.cfg.Config[e.Name]; conf != nil {
+	if conf := m.configFor(); conf != nil {
 		ferrs, err := base.Configure(cctx, conf)
 		if err != nil {
 			proc.stop(m.log)
@@ -289,7 +295,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			proc.stop(m.log)
 			msg := ""
 			for _, fe := range ferrs {
-				msg += fmt.Sprintf("; plugins.config.%s.%s: %s", e.Name, fe.Field, fe.Message)
+				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), fe.Field, fe.Message)
 			}
 			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)
 		}

@@ -33,6 +33,7 @@ func commands() []command {
 		{"fleet", "Ask the whole fleet (fleet stats MODEL)", runFleet},
 		{"keyring", "List and rotate the fleet's gossip keys", runKeyring},
 		{"keygen", "Print a new gossip encryption key", runKeygen},
+		{"llm", "Show the LLM gateway's budgets and spend (llm usage)", runLLM},
 		{"config", "Check configuration files (config validate PATH)", runConfig},
 		{"version", "Print the version of this binary", runVersion},
 	}

@@ -256,8 +256,11 @@ type ChatRequest struct {
 	JsonSchema       string `protobuf:"bytes,9,opt,name=json_schema,json=jsonSchema,proto3" json:"json_schema,omitempty"`
 	JsonSchemaStrict bool   `protobuf:"varint,10,opt,name=json_schema_strict,json=jsonSchemaStrict,proto3" json:"json_schema_strict,omitempty"`
 	User             string `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// json_schema_name is the schema's name (OpenAI's response_format
+	// json_schema.name), when response_format is json_schema.
+	JsonSchemaName string `protobuf:"bytes,12,opt,name=json_schema_name,json=jsonSchemaName,proto3" json:"json_schema_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -367,13 +370,26 @@ func (x *ChatRequest) GetUser() string {
 	return ""
 }
 
+func (x *ChatRequest) GetJsonSchemaName() string {
+	if x != nil {
+		return x.JsonSchemaName
+	}
+	return ""
+}
+
 type Usage struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	PromptTokens     int32                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int32                  `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
 	TotalTokens      int32                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// cached_prompt_tokens is the part of prompt_tokens served from the
+	// upstream's prompt cache (billed at a lower price), when reported.
+	CachedPromptTokens int32 `protobuf:"varint,4,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
+	// reasoning_tokens is the part of completion_tokens spent on hidden
+	// reasoning, when reported.
+	ReasoningTokens int32 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -423,6 +439,20 @@ func (x *Usage) GetCompletionTokens() int32 {
 func (x *Usage) GetTotalTokens() int32 {
 	if x != nil {
 		return x.TotalTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedPromptTokens() int32 {
+	if x != nil {
+		return x.CachedPromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int32 {
+	if x != nil {
+		return x.ReasoningTokens
 	}
 	return 0
 }
@@ -867,7 +897,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\aMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xa9\x03\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xd3\x03\n" +
 	"\vChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12%\n" +
@@ -882,15 +912,18 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"jsonSchema\x12,\n" +
 	"\x12json_schema_strict\x18\n" +
 	" \x01(\bR\x10jsonSchemaStrict\x12\x12\n" +
-	"\x04user\x18\v \x01(\tR\x04userB\x0e\n" +
+	"\x04user\x18\v \x01(\tR\x04user\x12(\n" +
+	"\x10json_schema_name\x18\f \x01(\tR\x0ejsonSchemaNameB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
-	"\x05_seed\"|\n" +
+	"\x05_seed\"\xd9\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +
-	"\ftotal_tokens\x18\x03 \x01(\x05R\vtotalTokens\"\xa1\x01\n" +
+	"\ftotal_tokens\x18\x03 \x01(\x05R\vtotalTokens\x120\n" +
+	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\xa1\x01\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/vigilml/vigil/agent/api"
+	"github.com/vigilml/vigil/agent/gateway"
+)
+
+// openGateway builds the LLM gateway, hands its provider instances to the
+// plugin host (one plugin process per gateway.providers entry) and serves
+// the OpenAI-compatible endpoints under /openai/v1.
+//
+// Auth: listing models needs a read token; chat completions and
+// embeddings (POST) need a write token, like every other POST of the
+// agent's API, since they spend upstream quota and money.
+func (a *Agent) openGateway() error {
+	g, err := gateway.New(a.cfg.Gateway, a.plugins, a.logger.With("subsystem", "gateway"), a.reg, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if err := a.plugins.SetInstances(g.Instances()); err != nil {
+		return fmt.Errorf("gateway.providers: %w", err)
+	}
+	g.TokenName = api.TokenName
+	a.gateway = g
+	if len(a.cfg.Gateway.Models) > 0 {
+		// The response cache and the spend ledger live in their own files,
+		// so their writes never wait for the sample store's.
+		if err := g.OpenCache(a.dir.Join("llm-cache.db")); err != nil {
+			return err
+		}
+		if err := g.OpenLedger(a.dir.Join("llm-spend.db")); err != nil {
+			return err
+		}
+	}
+	nProviders, nModels := len(a.cfg.Gateway.Providers), len(a.cfg.Gateway.Models)
+	a.setStatus("gateway", func() SubsystemStatus {
+		if nModels == 0 {
+			return SubsystemStatus{Name: "gateway", State: StateDisabled, Reason: "no gateway.models configured"}
+		}
+		s := SubsystemStatus{Name: "gateway", State: StateRunning, Reason: fmt.Sprintf("%d model aliases over %d providers", nModels, nProviders)}
+		if open := g.OpenCircuits(); len(open) > 0 {
+			s.State, s.Reason = StateDegraded, "circuit open for "+strings.Join(open, ", ")
+		}
+		return s
+	})
+	a.api.HandleFunc("GET /openai/v1/models", api.Read, g.HandleModels)
+	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.Read, g.HandleModel)
+	a.api.HandleFunc("POST /openai/v1/chat/completions", api.Write, g.HandleChat)
+	a.api.HandleFunc("POST /openai/v1/embeddings", api.Write, g.HandleEmbeddings)
+	a.api.HandleFunc("GET /v1/llm/usage", api.Read, g.HandleUsage)
+	return nil
+}

@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// BenchmarkChat is the gateway's own work per request (parse, validate,
+// route, encode), against an in-process provider: no HTTP listener, no
+// plugin hop. bench/gateway.sh measures the whole path.
+func BenchmarkChat(b *testing.B) {
+	h := &harness{a: newScripted(), b: newScripted()}
+	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := chatBody("single", `,"temperature":0,"max_tokens":16`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		g.HandleChat(w, r)
+		if w.Code != 200 {
+			b.Fatal(w.Body)
+		}
+	}
+}
+
+// BenchmarkStream is the same for a streamed answer with usage.
+func BenchmarkStream(b *testing.B) {
+	h := &harness{a: newScripted(), b: newScripted()}
+	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := chatBody("single", `,"stream":true,"stream_options":{"include_usage":true}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		g.HandleChat(w, r)
+		if w.Code != 200 {
+			b.Fatal(w.Body)
+		}
+	}
+}

@@ -1,0 +1,406 @@
+// Package gateway is Vigil's LLM gateway: OpenAI-compatible endpoints
+// (chat completions, streamed or not, embeddings, the model list) in
+// front of provider plugins.
+//
+// A client names an alias; the alias is an ordered chain of targets
+// (provider instance + upstream model). Each call is retried by the error
+// class the provider plugin reports: rate_limited waits out Retry-After,
+// overloaded, timeout, unavailable and internal back off exponentially
+// with full jitter, all within the request's deadline; invalid_request is
+// returned at once; auth, quota_exhausted, not_found and unsupported move
+// on to the next target; context_length_exceeded switches to the alias's
+// context_window_fallback. Every target has a circuit breaker, so during
+// an outage requests fail fast (or go straight to the next target) rather
+// than paying every retry.
+//
+// A stream is retried and falls back only until its first byte has been
+// sent to the client; after that an upstream failure ends the stream with
+// an error event, never a silent truncation.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilml/vigil/agent/pluginhost"
+	"github.com/vigilml/vigil/agent/store"
+	"github.com/vigilml/vigil/sdk"
+)
+
+// Providers calls provider plugins by instance name; *pluginhost.Host is
+// one.
+type Providers interface {
+	WithProvider(ctx context.Context, name, method string, fn func(context.Context, sdk.ProviderClient) error) error
+}
+
+// Gateway routes requests to provider plugins.
+type Gateway struct {
+	cfg       Config
+	providers Providers
+	logger    *slog.Logger
+	m         *metrics
+	aliases   map[string]*alias
+	names     []string // aliases in configuration order
+	instances []pluginhost.Instance
+	created   int64
+	// sleep waits d or until ctx ends; tests may replace it.
+	sleep  func(ctx context.Context, d time.Duration) error
+	rand   func(n int64) int64
+	cache  *Cache // nil: no cache
+	prices map[string]Price
+	ledger *ledger // nil: no budgets
+	// TokenName names the API token a request was made with (for
+	// budgets); the agent sets it to api.TokenName.
+	TokenName func(*http.Request) string
+}
+
+// OpenLedger opens the budgets' spend ledger at path, when budgets are
+// configured. Close closes it.
+func (g *Gateway) OpenLedger(path string) error {
+	if len(g.cfg.Budgets) == 0 {
+		return nil
+	}
+	kv, err := store.OpenKV(path, g.logger)
+	if err != nil {
+		return fmt.Errorf("gateway.budgets: %w", err)
+	}
+	l, err := openLedger(kv, g.cfg.Budgets, g.logger)
+	if err != nil {
+		kv.Close()
+		return fmt.Errorf("gateway.budgets: read %s: %w", path, err)
+	}
+	g.ledger = l
+	return nil
+}
+
+// OpenCache opens the response cache's file at path (when
+// gateway.cache.enabled). Close closes it.
+func (g *Gateway) OpenCache(path string) error {
+	if !g.cfg.Cache.Enabled {
+		return nil
+	}
+	kv, err := store.OpenKV(path, g.logger)
+	if err != nil {
+		return fmt.Errorf("gateway.cache: %w", err)
+	}
+	c, err := openCache(kv, g.cfg.Cache, g.m, g.logger)
+	if err != nil {
+		kv.Close()
+		return fmt.Errorf("gateway.cache: read %s: %w", path, err)
+	}
+	g.cache = c
+	return nil
+}
+
+// Close finishes pending cache and ledger writes and closes their files.
+func (g *Gateway) Close() error {
+	var errs []error
+	if g.cache != nil {
+		errs = append(errs, g.cache.Close())
+	}
+	if g.ledger != nil {
+		errs = append(errs, g.ledger.close())
+	}
+	return errors.Join(errs...)
+}
+
+type alias struct {
+	name     string
+	targets  []*target
+	tier     int // the leading targets that share traffic by weight
+	weights  int
+	fallback string
+}
+
+type target struct {
+	provider, model string
+	weight          int
+	br              *breaker
+}
+
+func (t *target) String() string { return t.provider + "/" + t.model }
+
+// New builds the gateway. lookupEnv reads the agent's environment for
+// providers' api_key_env.
+func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Registerer, lookupEnv func(string) (string, bool)) (*Gateway, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	g := &Gateway{
+		cfg: cfg, providers: providers, logger: logger, m: newMetrics(reg),
+		aliases: map[string]*alias{}, created: time.Now().Unix(),
+		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices),
+	}
+	for i, p := range cfg.Providers {
+		conf := map[string]any{}
+		for k, v := range p.Options {
+			conf[k] = v
+		}
+		if p.BaseURL != "" {
+			conf["base_url"] = p.BaseURL
+		}
+		if p.APIKeyFile != "" {
+			conf["api_key_file"] = p.APIKeyFile
+		}
+		if p.APIKeyEnv != "" {
+			v, ok := lookupEnv(p.APIKeyEnv)
+			if v = strings.TrimSpace(v); !ok || v == "" {
+				return nil, fmt.Errorf("gateway.providers[%d].api_key_env: environment variable %s is not set or empty", i, p.APIKeyEnv)
+			}
+			conf["api_key"] = v
+		}
+		if p.Timeout > 0 {
+			conf["timeout"] = p.Timeout.String()
+		}
+		if p.MaxConcurrency > 0 {
+			conf["max_concurrency"] = float64(p.MaxConcurrency)
+		}
+		if len(p.Headers) > 0 {
+			h := map[string]any{}
+			for k, v := range p.Headers {
+				h[k] = v
+			}
+			conf["headers"] = h
+		}
+		g.instances = append(g.instances, pluginhost.Instance{
+			Name: p.Name, Plugin: p.Plugin, Config: conf,
+			ConfigKey: fmt.Sprintf("gateway.providers[%d]", i),
+			// The request deadline bounds calls; a stream may last that long.
+			CallTimeout: cfg.RequestTimeout,
+		})
+	}
+	// One breaker per upstream (provider instance + model), shared by every
+	// alias that names it: an outage is the upstream's, whoever asks.
+	breakers := map[[2]string]*breaker{}
+	for _, m := range cfg.Models {
+		a := &alias{name: m.Name, fallback: m.ContextWindowFallback}
+		for _, t := range m.Targets {
+			key := [2]string{t.Provider, t.Model}
+			br, ok := breakers[key]
+			if !ok {
+				br = newBreaker(cfg.Breaker, time.Now)
+				breakers[key] = br
+			}
+			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br}
+			a.targets = append(a.targets, tg)
+			if t.Weight > 0 && a.tier == len(a.targets)-1 {
+				a.tier++
+				a.weights += t.Weight
+			}
+			g.m.circuit.WithLabelValues(t.Provider, t.Model).Set(0)
+		}
+		g.aliases[m.Name] = a
+		g.names = append(g.names, m.Name)
+	}
+	return g, nil
+}
+
+// Instances are the provider plugin instances the gateway needs; the
+// agent hands them to the plugin host.
+func (g *Gateway) Instances() []pluginhost.Instance { return g.instances }
+
+// Aliases returns the configured aliases in order.
+func (g *Gateway) Aliases() []string { return append([]string(nil), g.names...) }
+
+// order is the sequence in which a request tries the alias's targets: a
+// weighted pick among the first tier, the rest of that tier, then the
+// others in configuration order.
+func (g *Gateway) order(a *alias) []*target {
+	if a.tier < 2 {
+		return a.targets
+	}
+	out := make([]*target, 0, len(a.targets))
+	pick := g.rand(int64(a.weights))
+	first := 0
+	for i, t := range a.targets[:a.tier] {
+		if pick < int64(t.weight) {
+			first = i
+			break
+		}
+		pick -= int64(t.weight)
+	}
+	out = append(out, a.targets[first])
+	for i, t := range a.targets {
+		if i != first {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// unhealthy reports whether an error class says the upstream itself is
+// failing; only those count against its circuit breaker.
+func unhealthy(c sdk.Class) bool {
+	switch c {
+	case sdk.RateLimited, sdk.Overloaded, sdk.Timeout, sdk.Unavailable, sdk.Internal:
+		return true
+	}
+	return false
+}
+
+// outcome is what the routing loop ends with.
+type outcome struct {
+	alias    string // the alias that answered (the fallback, when used)
+	target   *target
+	attempts int
+	err      error
+	// exhausted is true when every target failed or was skipped.
+	exhausted bool
+}
+
+// errCircuitOpen is the error recorded for a target skipped because its
+// circuit is open.
+func errCircuitOpen(t *target) error {
+	return &sdk.Error{Class: sdk.Unavailable, Message: fmt.Sprintf("circuit breaker for %s is open after repeated failures", t)}
+}
+
+// attemptFunc makes one call to a target. started is true when bytes of
+// the answer already reached the client, so nothing may be retried.
+// attempt counts the calls of this request so far, this one included.
+type attemptFunc func(ctx context.Context, t *target, attempt int) (started bool, err error)
+
+// route runs call against the alias's targets with retries, fallback and
+// circuit breaking, within ctx (which carries the request deadline).
+func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc) outcome {
+	out := outcome{alias: a.name}
+	usedFallback := false
+	r := g.cfg.Retry
+chain:
+	for {
+		for _, t := range g.order(a) {
+			out.target = t
+			for try := 0; try < r.MaxAttempts; try++ {
+				if !t.br.allow() {
+					out.err = errCircuitOpen(t)
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
+					break
+				}
+				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
+				out.attempts++
+				started, err := call(ctx, t, out.attempts)
+				class := sdk.ClassOf(err)
+				if err != nil && ctx.Err() != nil {
+					class = sdk.Timeout
+					if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+						// The client went away: the upstream is not to blame.
+						t.br.record(false)
+						out.err = err
+						return out
+					}
+					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
+				}
+				t.br.record(unhealthy(class))
+				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
+				label := string(class)
+				if err == nil {
+					label = "ok"
+				}
+				g.m.attempts.WithLabelValues(a.name, t.provider, t.model, label).Inc()
+				out.err = err
+				if err == nil || started {
+					return out
+				}
+				g.logger.Debug("upstream attempt failed", "alias", a.name, "target", t.String(), "attempt", out.attempts, "class", class, "err", err)
+				switch class {
+				case sdk.InvalidRequest:
+					return out
+				case sdk.ContextLengthExceeded:
+					if a.fallback == "" || usedFallback {
+						return out
+					}
+					fb, ok := g.aliases[a.fallback]
+					if !ok {
+						return out
+					}
+					g.logger.Info("prompt too long for the target; using the context-window fallback", "alias", a.name, "target", t.String(), "fallback", fb.name)
+					a, usedFallback, out.alias = fb, true, fb.name
+					continue chain
+				case sdk.RateLimited, sdk.Overloaded, sdk.Timeout, sdk.Unavailable, sdk.Internal:
+					if ctx.Err() != nil {
+						out.exhausted = true
+						return out
+					}
+					if try+1 >= r.MaxAttempts {
+						continue
+					}
+					wait, ok := g.backoff(ctx, err, try)
+					if !ok {
+						try = r.MaxAttempts // next target
+						continue
+					}
+					if g.sleep(ctx, wait) != nil {
+						out.exhausted = true
+						return out
+					}
+				default: // auth, quota_exhausted, not_found, unsupported
+					try = r.MaxAttempts
+				}
+			}
+		}
+		out.exhausted = true
+		return out
+	}
+}
+
+// backoff is the wait before retry number try+1 of the same target, and
+// whether to wait at all: a Retry-After longer than max_retry_after, or a
+// wait past the deadline, moves on to the next target instead.
+func (g *Gateway) backoff(ctx context.Context, err error, try int) (time.Duration, bool) {
+	r := g.cfg.Retry
+	var wait time.Duration
+	var se *sdk.Error
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		if se.RetryAfter > r.MaxRetryAfter {
+			return 0, false
+		}
+		wait = se.RetryAfter
+	} else {
+		ceiling := r.BaseBackoff << min(try, 30)
+		if ceiling > r.MaxBackoff || ceiling <= 0 {
+			ceiling = r.MaxBackoff
+		}
+		wait = time.Duration(g.rand(int64(ceiling) + 1)) // full jitter
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return 0, false
+	}
+	return wait, true
+}
+
+// OpenCircuits lists the targets whose circuit breaker is open now.
+func (g *Gateway) OpenCircuits() []string {
+	var out []string
+	seen := map[*breaker]bool{}
+	for _, n := range g.names {
+		for _, t := range g.aliases[n].targets {
+			if !seen[t.br] && t.br.current() == open {
+				out = append(out, t.String())
+			}
+			seen[t.br] = true
+		}
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	ttft     *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	circuit  *prometheus.GaugeVec
+	// validations counts answers checked against a JSON response format.
+	validations *prometheus.CounterVec
+
+	cacheRequests  *prometheus.CounterVec
+	cacheBytes     prometheus.Gauge
+	cacheEvictions prometheus.Counter
+	cacheDropped   prometheus.Counter
+	cost           *prometheus.CounterVec
+	// budgetRejections counts requests refused by a spent budget.
+	budgetRejections *prometheus.CounterVec
+}
+
+// llmBuckets span a cached embedding (milliseconds) to a long generation.
+var llmBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_requests_total",
+			Help: "Gateway requests by alias, the provider and upstream model that answered (or were tried last), and the HTTP status returned.",
+		}, []string{"alias", "provider", "model", "code"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_attempts_total",
+			Help: "Upstream attempts by target and outcome: ok, an error class, or circuit_open (skipped without a call).",
+		}, []string{"alias", "provider", "model", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_llm_request_duration_seconds",
+			Help:    "Duration of gateway requests, retries included, to the last byte.",
+			Buckets: llmBuckets,
+		}, []string{"alias", "endpoint"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_llm_time_to_first_token_seconds",
+			Help:    "Time from a streamed request's arrival to its first content chunk sent to the client.",
+			Buckets: llmBuckets,
+		}, []string{"alias"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_llm_tokens_total",
+			Help: "Tokens as reported by the upstream's usage, by kind (prompt, completion).",
+		}, []string{"alias", "provider", "model", "kind"}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_llm_circuit_state",
+			Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
+		}, []string{"provider", "model"}),
+	}
+	m.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_output_validations_total",
+		Help: "Answers checked against a json_object or json_schema response format: valid, repaired (valid after one repair request) or invalid (returned as an error).",
+	}, []string{"alias", "outcome"})
+	m.cacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_requests_total",
+		Help: "Chat requests that consulted the response cache, by result (hit, miss).",
+	}, []string{"alias", "result"})
+	m.cacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_llm_cache_bytes",
+		Help: "Bytes of answers held by the response cache (keys and values).",
+	})
+	m.cacheEvictions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_evictions_total",
+		Help: "Cached answers dropped, oldest first, to stay within gateway.cache.max_bytes.",
+	})
+	m.cacheDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_llm_cache_dropped_writes_total",
+		Help: "Cache writes dropped because the writer's queue was full (the answer was served, not cached).",
+	})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_cost_usd_total",
+		Help: "Cost of upstream answers in USD, from reported usage and the price table (models without a price are not counted).",
+	}, []string{"alias", "provider", "model"})
+	m.budgetRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_budget_rejections_total",
+		Help: "Requests refused with 429 because a gateway budget was spent.",
+	}, []string{"budget"})
+	if reg != nil {
+		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
+			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
+	}
+	return m
+}

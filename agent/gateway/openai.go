@@ -1,0 +1,973 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// This file speaks OpenAI's HTTP API: request and response bodies, server-
+// sent events and the error object.
+
+// Error is an error in OpenAI's shape:
+// {"error":{"message","type","param","code"}}.
+type Error struct {
+	Status  int     `json:"-"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+	// retryAfter becomes a Retry-After header.
+	retryAfter time.Duration
+	// noRetry tells the OpenAI SDKs not to retry (x-should-retry: false).
+	noRetry bool
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func invalid(param, format string, args ...any) *Error {
+	e := &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", Message: fmt.Sprintf(format, args...)}
+	if param != "" {
+		e.Param = &param
+	}
+	return e
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.noRetry {
+		w.Header().Set("x-should-retry", "false")
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
+	}
+	writeJSON(w, e.Status, map[string]*Error{"error": e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decode reads a JSON body: one value, no unknown fields (a misspelt
+// parameter is an error, not a silent default). The API server caps the
+// body size. (The agent's api.DecodeJSON does the same with Vigil's error
+// shape; this package cannot import it, since the config package imports
+// this one.)
+func decode(r *http.Request, v any) *Error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			e := invalid("", "Content-Type %q is not supported; send application/json", ct)
+			e.Status = http.StatusUnsupportedMediaType
+			return e
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err == nil {
+			return invalid("", "the request body holds more than one JSON value")
+		}
+	}
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		e := invalid("", "the request body is larger than the limit of %d bytes (api.max_body_bytes)", maxErr.Limit)
+		e.Status = http.StatusRequestEntityTooLarge
+		return e
+	case errors.Is(err, io.EOF):
+		return invalid("", "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "the request body ends in the middle of a JSON value")
+	case errors.As(err, &syntaxErr):
+		return invalid("", "invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr):
+		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
+	}
+	return invalid("", "invalid JSON: %v", err)
+}
+
+// upstreamError turns what the routing loop ended with into a client
+// error: the upstream's own verdict for a bad request, else 502/503/504
+// naming the last error class.
+func upstreamError(o outcome) *Error {
+	class := sdk.ClassOf(o.err)
+	var se *sdk.Error
+	errors.As(o.err, &se)
+	msg := o.err.Error()
+	if se != nil {
+		msg = se.Message
+	}
+	switch class {
+	case sdk.InvalidRequest:
+		e := invalid("", "upstream %s rejected the request: %s", o.target, msg)
+		if se != nil && se.Field != "" {
+			e.Param = &se.Field
+		}
+		return e
+	case sdk.ContextLengthExceeded:
+		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded",
+			Message: fmt.Sprintf("the prompt is longer than %s's context window and alias %q has no further context_window_fallback: %s", o.target, o.alias, msg)}
+	}
+	status := http.StatusBadGateway
+	switch class {
+	case sdk.Timeout:
+		status = http.StatusGatewayTimeout
+	case sdk.RateLimited, sdk.Overloaded, sdk.Unavailable:
+		status = http.StatusServiceUnavailable
+	}
+	e := &Error{Status: status, Type: "upstream_error", Code: string(class),
+		Message: fmt.Sprintf("alias %q: every target failed after %d attempt(s); last error from %s: %s: %s", o.alias, o.attempts, o.target, class, msg)}
+	if se != nil && status == http.StatusServiceUnavailable {
+		e.retryAfter = se.RetryAfter
+	}
+	return e
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func (g *Gateway) lookup(model string) (*alias, *Error) {
+	if model == "" {
+		return nil, invalid("model", "model is required: one of the gateway's aliases (GET /openai/v1/models)")
+	}
+	a, ok := g.aliases[model]
+	if !ok {
+		p := "model"
+		return nil, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: &p,
+			Message: fmt.Sprintf("the model %q is not an alias of this gateway; GET /openai/v1/models lists them", model)}
+	}
+	return a, nil
+}
+
+// Values of the x-vigil-cache header.
+const (
+	cacheHit    = "hit"
+	cacheMiss   = "miss"
+	cacheBypass = "bypass"
+)
+
+func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
+	h := w.Header()
+	if o.target != nil {
+		h.Set("x-vigil-provider", o.target.provider)
+		h.Set("x-vigil-model", o.target.model)
+	}
+	h.Set("x-vigil-attempts", strconv.Itoa(o.attempts))
+	h.Set("x-vigil-cache", cache)
+}
+
+// cacheKeyFor returns the cache key when the request may use the cache:
+// the cache is on, the client did not send x-vigil-cache: bypass, and the
+// request is deterministic (temperature 0) or sent x-vigil-cache: use.
+func (g *Gateway) cacheKeyFor(r *http.Request, a *alias, req *pb.ChatRequest) string {
+	if g.cache == nil {
+		return ""
+	}
+	switch strings.ToLower(r.Header.Get("x-vigil-cache")) {
+	case "bypass":
+		return ""
+	case "use":
+	default:
+		if req.Temperature == nil || *req.Temperature != 0 {
+			return ""
+		}
+	}
+	return cacheKey(a.name, req)
+}
+
+// cached looks key up, counting the hit or miss.
+func (g *Gateway) cached(a *alias, key string) *cachedAnswer {
+	if key == "" {
+		return nil
+	}
+	if ans, ok := g.cache.get(key); ok {
+		g.m.cacheRequests.WithLabelValues(a.name, "hit").Inc()
+		return ans
+	}
+	g.m.cacheRequests.WithLabelValues(a.name, "miss").Inc()
+	return nil
+}
+
+// inCache reports whether key has a live answer, without counting a hit
+// or miss.
+func (g *Gateway) inCache(key string) bool {
+	if key == "" {
+		return false
+	}
+	_, ok := g.cache.get(key)
+	return ok
+}
+
+func cacheLabel(key string) string {
+	if key == "" {
+		return cacheBypass
+	}
+	return cacheMiss
+}
+
+func (g *Gateway) count(endpoint string, o outcome, status int, start time.Time) {
+	g.countCode(endpoint, o, strconv.Itoa(status), start)
+}
+
+// countCode records a finished request; code is the HTTP status, or
+// stream_error for a stream that failed after it began.
+func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.Time) {
+	provider, model := "", ""
+	if o.target != nil {
+		provider, model = o.target.provider, o.target.model
+	}
+	g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
+	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(time.Since(start).Seconds())
+}
+
+func (g *Gateway) countTokens(o outcome, u *pb.Usage) {
+	if u == nil || o.target == nil {
+		return
+	}
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt").Add(float64(max(u.GetPromptTokens(), 0)))
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "completion").Add(float64(max(u.GetCompletionTokens(), 0)))
+}
+
+// HandleModels serves GET /openai/v1/models: the configured aliases.
+func (g *Gateway) HandleModels(w http.ResponseWriter, r *http.Request) {
+	data := make([]map[string]any, 0, len(g.names))
+	for _, n := range g.names {
+		data = append(data, g.modelObject(n))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// HandleModel serves GET /openai/v1/models/{model}.
+func (g *Gateway) HandleModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	if _, e := g.lookup(name); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.modelObject(name))
+}
+
+func (g *Gateway) modelObject(name string) map[string]any {
+	return map[string]any{"id": name, "object": "model", "created": g.created, "owned_by": "vigil"}
+}
+
+// --- chat completions ---------------------------------------------------
+
+type chatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	MaxTokens           *int32          `json:"max_tokens"`
+	MaxCompletionTokens *int32          `json:"max_completion_tokens"`
+	Stop                json.RawMessage `json:"stop"`
+	Seed                *int64          `json:"seed"`
+	User                string          `json:"user"`
+	N                   *int            `json:"n"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	ResponseFormat *struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Schema      json.RawMessage `json:"schema"`
+			Strict      *bool           `json:"strict"`
+		} `json:"json_schema"`
+	} `json:"response_format"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+	Name    string          `json:"name"`
+}
+
+// contract checks a chat request and turns it into the provider
+// contract's form (without the upstream model, set per target).
+func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
+	if len(req.Messages) == 0 {
+		return nil, invalid("messages", "messages must hold at least one message")
+	}
+	out := &pb.ChatRequest{User: req.User, Seed: req.Seed}
+	for i, m := range req.Messages {
+		field := fmt.Sprintf("messages[%d]", i)
+		role := m.Role
+		switch role {
+		case "system", "user", "assistant":
+		case "developer":
+			role = "system" // OpenAI's newer name for system instructions
+		case "tool", "function":
+			return nil, invalid(field+".role", "%s: role %q is not supported by the gateway yet (no tool calls)", field, role)
+		default:
+			return nil, invalid(field+".role", "%s: role %q is not system, developer, user or assistant", field, m.Role)
+		}
+		text, err := messageText(m.Content)
+		if err != nil {
+			return nil, invalid(field+".content", "%s.content: %v", field, err)
+		}
+		out.Messages = append(out.Messages, &pb.Message{Role: role, Content: text, Name: m.Name})
+	}
+	if t := req.Temperature; t != nil {
+		if *t < 0 || *t > 2 {
+			return nil, invalid("temperature", "temperature must be from 0 to 2, got %v", *t)
+		}
+		out.Temperature = t
+	}
+	if p := req.TopP; p != nil {
+		if *p <= 0 || *p > 1 {
+			return nil, invalid("top_p", "top_p must be above 0 and at most 1, got %v", *p)
+		}
+		out.TopP = p
+	}
+	maxTok := req.MaxTokens
+	if req.MaxCompletionTokens != nil {
+		maxTok = req.MaxCompletionTokens
+	}
+	if maxTok != nil {
+		if *maxTok < 1 {
+			return nil, invalid("max_tokens", "max_tokens must be at least 1, got %d", *maxTok)
+		}
+		out.MaxTokens = maxTok
+	}
+	if len(req.Stop) > 0 && string(req.Stop) != "null" {
+		var one string
+		var many []string
+		switch {
+		case json.Unmarshal(req.Stop, &one) == nil:
+			out.Stop = []string{one}
+		case json.Unmarshal(req.Stop, &many) == nil && len(many) <= 4:
+			out.Stop = many
+		default:
+			return nil, invalid("stop", "stop must be a string or an array of at most 4 strings")
+		}
+	}
+	if req.N != nil && *req.N != 1 {
+		return nil, invalid("n", "n must be 1: the gateway returns one choice")
+	}
+	if p := req.PresencePenalty; p != nil && *p != 0 {
+		return nil, invalid("presence_penalty", "presence_penalty is not supported by the gateway yet; leave it out or 0")
+	}
+	if p := req.FrequencyPenalty; p != nil && *p != 0 {
+		return nil, invalid("frequency_penalty", "frequency_penalty is not supported by the gateway yet; leave it out or 0")
+	}
+	if req.StreamOptions != nil && !req.Stream {
+		return nil, invalid("stream_options", "stream_options is only allowed with stream: true")
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "text", "json_object":
+			out.ResponseFormat = rf.Type
+		case "json_schema":
+			js := rf.JSONSchema
+			if js == nil {
+				return nil, invalid("response_format.json_schema", "response_format json_schema needs a json_schema object")
+			}
+			if js.Name == "" {
+				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name is required")
+			}
+			var schema map[string]any
+			if len(js.Schema) == 0 || json.Unmarshal(js.Schema, &schema) != nil {
+				return nil, invalid("response_format.json_schema.schema", "response_format.json_schema.schema must be a JSON object")
+			}
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, js.Schema)
+			out.ResponseFormat, out.JsonSchema, out.JsonSchemaName = "json_schema", compact.String(), js.Name
+			out.JsonSchemaStrict = js.Strict != nil && *js.Strict
+		default:
+			return nil, invalid("response_format.type", "response_format.type %q is not text, json_object or json_schema", rf.Type)
+		}
+	}
+	return out, nil
+}
+
+// messageText accepts a string or an array of text parts.
+func messageText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", errors.New("must be a string or an array of content parts")
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if p.Type != "text" {
+			return "", fmt.Errorf("part %d has type %q; the gateway takes text parts only", i, p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+type usageJSON struct {
+	PromptTokens            int32          `json:"prompt_tokens"`
+	CompletionTokens        int32          `json:"completion_tokens"`
+	TotalTokens             int32          `json:"total_tokens"`
+	PromptTokensDetails     *tokensDetails `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *tokensDetails `json:"completion_tokens_details,omitempty"`
+}
+
+type tokensDetails struct {
+	CachedTokens    int32 `json:"cached_tokens,omitempty"`
+	ReasoningTokens int32 `json:"reasoning_tokens,omitempty"`
+}
+
+func usageOf(u *pb.Usage) *usageJSON {
+	if u == nil {
+		return nil
+	}
+	out := &usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+	if c := u.GetCachedPromptTokens(); c > 0 {
+		out.PromptTokensDetails = &tokensDetails{CachedTokens: c}
+	}
+	if r := u.GetReasoningTokens(); r > 0 {
+		out.CompletionTokensDetails = &tokensDetails{ReasoningTokens: r}
+	}
+	return out
+}
+
+// spend records an answer's tokens and cost; the cost is summed into
+// *total (and *priced set) when the model has a price.
+func (g *Gateway) spend(ctx context.Context, o outcome, u *pb.Usage, total *float64, priced *bool) {
+	g.countTokens(o, u)
+	if usd, ok := g.costFor(o, u); ok {
+		*total += usd
+		*priced = true
+		g.charge(ctx, o.alias, usd)
+	}
+}
+
+func setCost(w http.ResponseWriter, usd float64, priced bool) {
+	if priced {
+		w.Header().Set("x-vigil-cost-usd", formatUSD(usd))
+	}
+}
+
+// HandleChat serves POST /openai/v1/chat/completions.
+func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req chatRequest
+	if e := decode(r, &req); e != nil {
+		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+		writeError(w, e)
+		return
+	}
+	a, e := g.lookup(req.Model)
+	if e == nil {
+		var creq *pb.ChatRequest
+		var check *outputCheck
+		if creq, e = req.contract(); e == nil {
+			check, e = newOutputCheck(creq)
+		}
+		if e == nil {
+			ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
+			defer cancel()
+			key := g.cacheKeyFor(r, a, creq)
+			if e = g.overBudget(ctx, a.name); e != nil {
+				if !g.inCache(key) {
+					g.count("chat", outcome{alias: a.name}, e.Status, start)
+					writeError(w, e)
+					return
+				}
+				// A cached answer costs nothing: served even over budget.
+			}
+			if req.Stream {
+				g.stream(ctx, w, a, creq, check, key, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
+			} else {
+				g.chat(ctx, w, a, creq, check, key, start)
+			}
+			return
+		}
+	}
+	alias := ""
+	if a != nil {
+		alias = a.name
+	}
+	g.count("chat", outcome{alias: alias}, e.Status, start)
+	writeError(w, e)
+}
+
+func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, start time.Time) {
+	if hit := g.cached(a, key); hit != nil {
+		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		g.setHeaders(w, o, cacheHit)
+		setCost(w, 0, true) // nothing was spent upstream
+		g.count("chat", o, http.StatusOK, start)
+		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.FinishReason, hit.Usage))
+		return
+	}
+	var resp *pb.ChatResponse
+	call := func(base *pb.ChatRequest) attemptFunc {
+		return func(ctx context.Context, t *target, _ int) (bool, error) {
+			req := cloneChat(base, t.model)
+			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+				var err error
+				resp, err = c.Chat(ctx, req)
+				return err
+			})
+		}
+	}
+	o := g.route(ctx, a, call(creq))
+	var invalidErr error
+	var usd float64
+	var priced bool
+	if o.err == nil && check != nil {
+		if why := check.check(resp.GetContent()); why != nil {
+			// One repair attempt, quoting the validation error, through
+			// the same routing (it may land on another target).
+			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
+			g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+			first := o.attempts
+			o = g.route(ctx, a, call(repairRequest(creq, resp.GetContent(), why)))
+			o.attempts += first
+			if o.err == nil {
+				if invalidErr = check.check(resp.GetContent()); invalidErr == nil {
+					g.m.validations.WithLabelValues(o.alias, "repaired").Inc()
+				} else {
+					g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
+				}
+			}
+		} else {
+			g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+		}
+	}
+	g.setHeaders(w, o, cacheLabel(key))
+	if invalidErr != nil {
+		g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+		setCost(w, usd, priced)
+		e := invalidOutput(o, invalidErr)
+		g.count("chat", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	if o.err != nil && clientGone(ctx) {
+		g.countCode("chat", o, codeClientClosed, start)
+		return
+	}
+	if o.err != nil {
+		e := upstreamError(o)
+		g.count("chat", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+	setCost(w, usd, priced)
+	id := resp.GetId()
+	if id == "" {
+		id = newID("chatcmpl-")
+	}
+	finish := resp.GetFinishReason()
+	if finish == "" {
+		finish = "stop"
+	}
+	model := modelOr(resp.GetModel(), o.target.model)
+	if key != "" {
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(resp.GetUsage())})
+	}
+	g.count("chat", o, http.StatusOK, start)
+	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(resp.GetUsage())))
+}
+
+// completion is a chat.completion object with one choice.
+func completion(id, model, content, finish string, usage *usageJSON) map[string]any {
+	body := map[string]any{
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": model,
+		"choices": []any{map[string]any{
+			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
+			"logprobs": nil, "finish_reason": finish,
+		}},
+		"system_fingerprint": nil,
+	}
+	if usage != nil {
+		body["usage"] = usage
+	}
+	return body
+}
+
+// codeClientClosed counts requests whose client went away before the
+// answer was complete (nginx's 499).
+const codeClientClosed = "499"
+
+// clientGone reports whether ctx, derived from the request's context,
+// ended because the client went away rather than by the deadline.
+func clientGone(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
+}
+
+func modelOr(m, fallback string) string {
+	if m != "" {
+		return m
+	}
+	return fallback
+}
+
+func cloneChat(req *pb.ChatRequest, model string) *pb.ChatRequest {
+	c := &pb.ChatRequest{
+		Model: model, Messages: req.Messages, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens,
+		Stop: req.Stop, Seed: req.Seed, ResponseFormat: req.ResponseFormat, JsonSchema: req.JsonSchema,
+		JsonSchemaStrict: req.JsonSchemaStrict, JsonSchemaName: req.JsonSchemaName, User: req.User,
+	}
+	return c
+}
+
+// sse writes server-sent events and flushes each one.
+type sse struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	err error
+}
+
+func (s *sse) event(v any) error {
+	if s.err != nil {
+		return s.err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, s.err = fmt.Fprintf(s.w, "data: %s\n\n", b); s.err == nil {
+		s.err = s.rc.Flush()
+	}
+	return s.err
+}
+
+func (s *sse) done() {
+	if s.err == nil {
+		_, s.err = s.w.Write([]byte("data: [DONE]\n\n"))
+		if s.err == nil {
+			s.err = s.rc.Flush()
+		}
+	}
+}
+
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
+	var content strings.Builder // kept only to validate or cache the answer
+	keep := check != nil || key != ""
+	var finishReason string
+	out := &sse{w: w, rc: http.NewResponseController(w)}
+	id, created := newID("chatcmpl-"), time.Now().Unix()
+	var usage *pb.Usage
+	var model string
+	var o outcome
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": nil,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
+		if includeUsage {
+			c["usage"] = nil
+		}
+		return c
+	}
+	if hit := g.cached(a, key); hit != nil {
+		// Served from the cache, re-streamed as the same chunks an
+		// upstream answer would produce.
+		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		model = hit.Model
+		g.setHeaders(w, o, cacheHit)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		_ = out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil))
+		if hit.Content != "" {
+			_ = out.event(chunk(map[string]any{"content": hit.Content}, nil))
+		}
+		_ = out.event(chunk(map[string]any{}, hit.FinishReason))
+		if includeUsage && hit.Usage != nil {
+			_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+				"system_fingerprint": nil, "choices": []any{}, "usage": hit.Usage})
+		}
+		out.done()
+		g.count("chat_stream", o, http.StatusOK, start)
+		return
+	}
+	streaming := false
+	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
+		started := false
+		usage, model = nil, t.model
+		req := cloneChat(creq, t.model)
+		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
+			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
+				if ev.GetUsage() != nil {
+					usage = ev.GetUsage()
+				}
+				if ev.GetDelta() == "" && ev.GetFinishReason() == "" {
+					return nil
+				}
+				if !started {
+					// The first byte: from here on nothing is retried.
+					started, streaming = true, true
+					model = modelOr(ev.GetModel(), t.model)
+					g.setHeaders(w, outcome{target: t, attempts: attempt}, cacheLabel(key))
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.Header().Set("Cache-Control", "no-cache")
+					w.Header().Set("X-Accel-Buffering", "no")
+					w.WriteHeader(http.StatusOK)
+					g.m.ttft.WithLabelValues(a.name).Observe(time.Since(start).Seconds())
+					if err := out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil)); err != nil {
+						return err
+					}
+				}
+				if ev.GetDelta() != "" {
+					if keep {
+						content.WriteString(ev.GetDelta())
+					}
+					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
+						return err
+					}
+				}
+				if f := ev.GetFinishReason(); f != "" {
+					finishReason = f
+					return out.event(chunk(map[string]any{}, f))
+				}
+				return nil
+			})
+		})
+		if err == nil && !started {
+			// A stream that ended without a single event is an upstream
+			// fault: an empty answer would hide it.
+			err = sdk.Errorf(sdk.Unavailable, "upstream stream ended without any content or finish reason")
+		}
+		return started, err
+	})
+	if clientGone(ctx) || out.err != nil {
+		// The client went away (or stopped reading): nobody to tell.
+		g.countCode("chat_stream", o, codeClientClosed, start)
+		return
+	}
+	if !streaming {
+		g.setHeaders(w, o, cacheLabel(key))
+		e := upstreamError(o)
+		g.count("chat_stream", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	if o.err != nil {
+		// Mid-stream failure: say so in the stream, and end it without
+		// [DONE] so that no client takes it for a complete answer.
+		class := sdk.ClassOf(o.err)
+		g.logger.Warn("upstream failed mid-stream", "alias", o.alias, "target", o.target.String(), "class", class, "err", o.err)
+		_ = out.event(map[string]any{"error": map[string]any{
+			"message": fmt.Sprintf("upstream %s failed mid-stream (%s): %v; the answer above is incomplete", o.target, class, o.err),
+			"type":    "upstream_error", "param": nil, "code": string(class),
+		}})
+		g.countCode("chat_stream", o, "stream_error", start)
+		return
+	}
+	var usd float64
+	var priced bool
+	g.spend(ctx, o, usage, &usd, &priced) // too late for a header: metrics only
+	if check != nil {
+		// What was streamed cannot be taken back, so there is no repair
+		// attempt; an answer that fails the response format ends with an
+		// error event instead of [DONE].
+		if why := check.check(content.String()); why != nil {
+			g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
+			e := invalidOutput(o, why)
+			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails the requested response_format: %v", o.alias, o.target, why)
+			_ = out.event(map[string]any{"error": e})
+			g.countCode("chat_stream", o, "stream_error", start)
+			return
+		}
+		g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+	}
+	// The usage chunk reports what the upstream reported; when it reported
+	// nothing, the chunk is left out rather than filled with made-up zeros.
+	if u := usageOf(usage); includeUsage && u != nil {
+		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+			"system_fingerprint": nil, "choices": []any{}, "usage": u})
+	}
+	out.done()
+	if key != "" && out.err == nil {
+		if finishReason == "" {
+			finishReason = "stop"
+		}
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishReason, Usage: usageOf(usage)})
+	}
+	g.count("chat_stream", o, http.StatusOK, start)
+}
+
+// --- embeddings --------------------------------------------------------
+
+type embedRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int32          `json:"dimensions"`
+	User           string          `json:"user"`
+}
+
+// maxEmbedInputs is OpenAI's own limit per request.
+const maxEmbedInputs = 2048
+
+func (req *embedRequest) inputs() ([]string, *Error) {
+	var one string
+	if json.Unmarshal(req.Input, &one) == nil {
+		if one == "" {
+			return nil, invalid("input", "input must not be empty")
+		}
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(req.Input, &many); err != nil {
+		if len(req.Input) == 0 {
+			return nil, invalid("input", "input is required: a string or an array of strings")
+		}
+		return nil, invalid("input", "input must be a string or an array of strings (token arrays are not supported)")
+	}
+	if len(many) == 0 || len(many) > maxEmbedInputs {
+		return nil, invalid("input", "input must hold from 1 to %d strings, got %d", maxEmbedInputs, len(many))
+	}
+	for i, s := range many {
+		if s == "" {
+			return nil, invalid(fmt.Sprintf("input[%d]", i), "input[%d] is empty", i)
+		}
+	}
+	return many, nil
+}
+
+// HandleEmbeddings serves POST /openai/v1/embeddings.
+func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req embedRequest
+	if e := decode(r, &req); e != nil {
+		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+		writeError(w, e)
+		return
+	}
+	fail := func(alias string, e *Error) {
+		g.count("embeddings", outcome{alias: alias}, e.Status, start)
+		writeError(w, e)
+	}
+	a, e := g.lookup(req.Model)
+	if e != nil {
+		fail("", e)
+		return
+	}
+	inputs, e := req.inputs()
+	if e != nil {
+		fail(a.name, e)
+		return
+	}
+	switch req.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		fail(a.name, invalid("encoding_format", "encoding_format must be float or base64, got %q", req.EncodingFormat))
+		return
+	}
+	if d := req.Dimensions; d != nil && *d < 1 {
+		fail(a.name, invalid("dimensions", "dimensions must be at least 1, got %d", *d))
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
+	defer cancel()
+	if e := g.overBudget(ctx, a.name); e != nil {
+		fail(a.name, e)
+		return
+	}
+	var resp *pb.EmbedResponse
+	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
+		ereq := &pb.EmbedRequest{Model: t.model, Input: inputs, Dimensions: req.Dimensions}
+		return false, g.providers.WithProvider(ctx, t.provider, "Embed", func(ctx context.Context, c sdk.ProviderClient) error {
+			var err error
+			resp, err = c.Embed(ctx, ereq)
+			if err == nil && len(resp.GetEmbeddings()) != len(inputs) {
+				err = sdk.Errorf(sdk.Internal, "provider returned %d embeddings for %d inputs", len(resp.GetEmbeddings()), len(inputs))
+			}
+			return err
+		})
+	})
+	g.setHeaders(w, o, cacheBypass)
+	if o.err != nil && clientGone(ctx) {
+		g.countCode("embeddings", o, codeClientClosed, start)
+		return
+	}
+	if o.err != nil {
+		e := upstreamError(o)
+		g.count("embeddings", o, e.Status, start)
+		writeError(w, e)
+		return
+	}
+	data := make([]map[string]any, len(inputs))
+	for i, emb := range resp.GetEmbeddings() {
+		var v any = emb.GetValues()
+		if req.EncodingFormat == "base64" {
+			v = float32Base64(emb.GetValues())
+		}
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
+	}
+	u := resp.GetUsage()
+	var usd float64
+	var priced bool
+	g.spend(ctx, o, u, &usd, &priced)
+	setCost(w, usd, priced)
+	g.count("embeddings", o, http.StatusOK, start)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list", "data": data, "model": modelOr(resp.GetModel(), o.target.model),
+		"usage": map[string]any{"prompt_tokens": u.GetPromptTokens(), "total_tokens": max(u.GetTotalTokens(), u.GetPromptTokens())},
+	})
+}
+
+// float32Base64 is OpenAI's base64 encoding of an embedding: the
+// little-endian float32 bytes, base64 (standard alphabet, padded).
+func float32Base64(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// withToken puts the request's API token name (for budgets) into its
+// context.
+func (g *Gateway) withToken(r *http.Request) context.Context {
+	if g.TokenName == nil {
+		return r.Context()
+	}
+	return context.WithValue(r.Context(), tokenKey{}, g.TokenName(r))
+}

@@ -1,0 +1,187 @@
+#!/bin/sh
+# gateway.sh: what the LLM gateway adds to a request. One OpenAI-shaped
+# upstream (bench/gateway/stub, test/openaistub's deterministic server) is
+# driven three ways in one run:
+#   direct  client -> stub
+#   proxy   client -> bench/gateway/proxy (httputil.ReverseProxy) -> stub
+#   vigil   client -> vigil agent /openai/v1 -> openai plugin (gRPC) -> stub
+# first at a fixed rate with vegeta (RATE req/s for DURATION s), then at
+# saturation with wrk (4 and 32 connections, WRK_DURATION s each).
+# Reported: p50/p99 latency and what proxy and vigil add to direct's, CPU
+# microseconds per request of the proxy process and of the agent plus its
+# plugin process, and the agent's and plugin's peak RSS.
+#
+#   sh bench/gateway.sh
+#   RATE=500 DURATION=30 WRK_DURATION=10 sh bench/gateway.sh
+#
+# Needs Go, wrk (Debian: apt-get install wrk) and python3; vegeta
+# (github.com/tsenart/vegeta/v12) is installed into .tools/ if missing.
+set -eu
+
+RATE=${RATE:-500}
+DURATION=${DURATION:-20}
+WRK_DURATION=${WRK_DURATION:-10}
+root=$(cd "$(dirname "$0")/.." && pwd)
+VEGETA=${VEGETA:-$root/.tools/vegeta}
+tmp=$(mktemp -d)
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
+if [ ! -x "$VEGETA" ]; then
+	echo "installing vegeta into $root/.tools ..." >&2
+	(cd "$root" && GOBIN="$root/.tools" go install github.com/tsenart/vegeta/v12@v12.13.0)
+fi
+
+echo "building..." >&2
+mkdir -p "$tmp/plugins"
+(cd "$root" && export CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" &&
+	go build -trimpath -o "$tmp/vigil" ./cmd/vigil &&
+	go build -trimpath -o "$tmp/plugins/openai" ./plugins/providers/openai &&
+	go build -trimpath -o "$tmp/stub" ./bench/gateway/stub &&
+	go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
+sum=$(sha256sum "$tmp/plugins/openai" | cut -d' ' -f1)
+printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s"}]}\n' "$sum" >"$tmp/plugins/catalog.json"
+
+# wait_line FILE: the first line of FILE once it is there.
+wait_line() {
+	i=0
+	while [ ! -s "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && { echo "timed out waiting for $1" >&2; exit 1; }
+		sleep 0.05
+	done
+	head -n1 "$1"
+}
+
+"$tmp/stub" >"$tmp/stub.addr" 2>"$tmp/stub.err" &
+stub_pid=$!
+pids="$pids $stub_pid"
+stub=$(wait_line "$tmp/stub.addr")
+"$tmp/proxy" -upstream "http://$stub" >"$tmp/proxy.addr" 2>"$tmp/proxy.err" &
+proxy_pid=$!
+pids="$pids $proxy_pid"
+proxy=$(wait_line "$tmp/proxy.addr")
+
+cat >"$tmp/vigil.yaml" <<YAML
+data_dir: $tmp/data
+log_format: json
+log_level: warn
+api:
+  addr: 127.0.0.1:0
+telemetry:
+  gpu:
+    enabled: false
+plugins:
+  dirs: [$tmp/plugins]
+gateway:
+  providers:
+    - {name: bench, plugin: openai, base_url: "http://$stub/v1", max_concurrency: 512}
+  models:
+    - name: bench-model
+      targets: [{provider: bench, model: bench-model}]
+YAML
+"$tmp/vigil" agent -config "$tmp/vigil.yaml" >"$tmp/vigil.out" 2>"$tmp/vigil.err" &
+agent_pid=$!
+pids="$pids $agent_pid"
+i=0
+vigil=""
+while [ -z "$vigil" ]; do
+	vigil=$(sed -n 's|.*API: http://\(127\.0\.0\.1:[0-9]*\).*|\1|p' "$tmp/vigil.out" | head -n1)
+	i=$((i + 1))
+	[ $i -gt 300 ] && { echo "the agent did not start:" >&2; cat "$tmp/vigil.err" >&2; exit 1; }
+	[ -z "$vigil" ] && sleep 0.05
+done
+
+body='{"model":"bench-model","messages":[{"role":"user","content":"hello benchmark, how are you today"}],"max_tokens":16}'
+printf '%s' "$body" >"$tmp/body.json"
+targets() { # targets URL: a vegeta target file
+	printf 'POST %s\nContent-Type: application/json\n@%s\n' "$1" "$tmp/body.json" >"$tmp/targets"
+}
+url_direct="http://$stub/v1/chat/completions"
+url_proxy="http://$proxy/v1/chat/completions"
+url_vigil="http://$vigil/openai/v1/chat/completions"
+
+# Warm up every path (and start the plugin).
+for u in "$url_direct" "$url_proxy" "$url_vigil"; do
+	targets "$u"
+	"$VEGETA" attack -rate=100/s -duration=2s -targets="$tmp/targets" | "$VEGETA" report -type=json >"$tmp/warm.json"
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["success"]==1 else "warm-up failed: %s" % r)' "$tmp/warm.json"
+done
+plugin_pid=$(curl -s "http://$vigil/v1/plugins" | python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(sys.stdin)["plugins"] if p["name"]=="bench"))')
+
+hz=$(getconf CLK_TCK)
+ticks() { # ticks PID...: user+system CPU ticks of the processes
+	t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo $t
+}
+
+echo "run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), rate $RATE/s for ${DURATION}s" >&2
+printf '%-7s %9s %9s %9s %9s %8s %12s\n' path p50_ms p99_ms add_p50 add_p99 success cpu_us/req
+for name in direct proxy vigil; do
+	eval "u=\$url_$name"
+	targets "$u"
+	case $name in
+	direct) watch="$stub_pid" ;;
+	proxy) watch="$proxy_pid" ;;
+	vigil) watch="$agent_pid $plugin_pid" ;;
+	esac
+	t0=$(ticks $watch)
+	"$VEGETA" attack -rate="$RATE/s" -duration="${DURATION}s" -targets="$tmp/targets" | "$VEGETA" report -type=json >"$tmp/$name.json"
+	t1=$(ticks $watch)
+	echo "$((t1 - t0))" >"$tmp/$name.ticks"
+done
+python3 - "$tmp" "$hz" <<'PY'
+import json, sys
+tmp, hz = sys.argv[1], int(sys.argv[2])
+res = {n: json.load(open(f"{tmp}/{n}.json")) for n in ("direct", "proxy", "vigil")}
+d50, d99 = res["direct"]["latencies"]["50th"], res["direct"]["latencies"]["99th"]
+for n, r in res.items():
+    p50, p99 = r["latencies"]["50th"], r["latencies"]["99th"]
+    ticks = int(open(f"{tmp}/{n}.ticks").read())
+    cpu = ticks / hz / r["requests"] * 1e6
+    add50 = "-" if n == "direct" else "%.3f" % ((p50 - d50) / 1e6)
+    add99 = "-" if n == "direct" else "%.3f" % ((p99 - d99) / 1e6)
+    print("%-7s %9.3f %9.3f %9s %9s %8.4f %12.1f" % (n, p50 / 1e6, p99 / 1e6, add50, add99, r["success"], cpu))
+print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
+PY
+for p in $agent_pid $plugin_pid; do
+	printf '%s peak RSS (VmHWM): %s\n' "$(cat /proc/$p/comm)" "$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)"
+done
+
+cat >"$tmp/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[$body]]
+LUA
+echo >&2
+printf '%-7s %5s %10s %9s %9s\n' path conns req_per_s p50_ms p99_ms
+for c in 4 32; do
+	for name in direct proxy vigil; do
+		eval "u=\$url_$name"
+		wrk -t2 -c"$c" -d"${WRK_DURATION}s" --latency -s "$tmp/post.lua" "$u" >"$tmp/wrk.out"
+		python3 - "$tmp/wrk.out" "$name" "$c" <<'PY'
+import re, sys
+out, name, c = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)" % re.escape(label), out, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+print("%-7s %5s %10.0f %9.3f %9.3f%s" % (name, c, rps, ms("50%"), ms("99%"), "  NON-2XX: " + errors.group(1) if errors else ""))
+PY
+	done
+done
+for p in $agent_pid $plugin_pid; do
+	printf '%s peak RSS (VmHWM) after saturation: %s\n' "$(cat /proc/$p/comm)" "$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)"
+done

@@ -1,0 +1,677 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+const (
+	maxBody = 64 << 20
+	maxLine = 4 << 20
+)
+
+// config is the plugin's configuration.
+type config struct {
+	baseURL          string
+	apiKey           string
+	version          string
+	timeout          time.Duration
+	maxConcurrency   int
+	defaultMaxTokens int32
+	headers          map[string]string
+}
+
+func defaultConfig() config {
+	return config{baseURL: "https://api.anthropic.com", version: "2023-06-01", timeout: 60 * time.Second, maxConcurrency: 64, defaultMaxTokens: 4096}
+}
+
+func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, []sdk.FieldError) {
+	c := defaultConfig()
+	var errs []sdk.FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, sdk.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	str := func(key string) (string, bool) {
+		v, ok := m[key]
+		if !ok || v == nil {
+			return "", false
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			bad(key, "must be a string, got %T", v)
+			return "", false
+		}
+		return s, true
+	}
+	whole := func(key string, lo, hi float64) (int, bool) {
+		v, ok := m[key]
+		if !ok {
+			return 0, false
+		}
+		f, isNum := v.(float64)
+		if !isNum || f != float64(int64(f)) || f < lo || f > hi {
+			bad(key, "must be a whole number from %v to %v, got %v", lo, hi, v)
+			return 0, false
+		}
+		return int(f), true
+	}
+	for k := range m {
+		switch k {
+		case "base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens":
+		default:
+			bad(k, "unknown key (known: base_url, api_key, api_key_file, api_key_env, timeout, max_concurrency, headers, anthropic_version, default_max_tokens)")
+		}
+	}
+	if s, ok := str("base_url"); ok {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("base_url", "%q is not an http(s) URL", s)
+		} else {
+			c.baseURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(s, "/"), "/v1"), "/")
+		}
+	}
+	n := 0
+	if s, ok := str("api_key"); ok && s != "" {
+		c.apiKey, n = s, n+1
+	}
+	if s, ok := str("api_key_file"); ok && s != "" {
+		n++
+		b, err := os.ReadFile(s)
+		if err != nil {
+			bad("api_key_file", "cannot read the key: %v", err)
+		} else if c.apiKey = strings.TrimSpace(string(b)); c.apiKey == "" {
+			bad("api_key_file", "%s is empty", s)
+		}
+	}
+	if s, ok := str("api_key_env"); ok && s != "" {
+		n++
+		v, found := getenv(s)
+		if c.apiKey = strings.TrimSpace(v); !found || c.apiKey == "" {
+			bad("api_key_env", "environment variable %s is not set or empty in the plugin's environment", s)
+		}
+	}
+	if n > 1 {
+		bad("api_key", "set at most one of api_key, api_key_file and api_key_env")
+	}
+	if s, ok := str("timeout"); ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			bad("timeout", "%q is not a positive duration such as 60s", s)
+		} else {
+			c.timeout = d
+		}
+	}
+	if s, ok := str("anthropic_version"); ok {
+		if s == "" {
+			bad("anthropic_version", "must not be empty")
+		} else {
+			c.version = s
+		}
+	}
+	if v, ok := whole("max_concurrency", 1, 100000); ok {
+		c.maxConcurrency = v
+	}
+	if v, ok := whole("default_max_tokens", 1, 1<<20); ok {
+		c.defaultMaxTokens = int32(v)
+	}
+	if v, ok := m["headers"]; ok && v != nil {
+		hm, isMap := v.(map[string]any)
+		if !isMap {
+			bad("headers", "must be a map of header names to values")
+		} else {
+			c.headers = map[string]string{}
+			for k, hv := range hm {
+				s, isStr := hv.(string)
+				switch {
+				case !isStr:
+					bad("headers."+k, "must be a string")
+				case strings.EqualFold(k, "x-api-key") || strings.EqualFold(k, "anthropic-version") || strings.EqualFold(k, "Content-Type"):
+					bad("headers."+k, "is set by the plugin")
+				case strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(s, "\r\n"):
+					bad("headers."+k, "is not a valid header")
+				default:
+					c.headers[k] = s
+				}
+			}
+		}
+	}
+	return c, errs
+}
+
+type state struct {
+	cfg    config
+	client *http.Client
+	sem    chan struct{}
+}
+
+type provider struct {
+	mu sync.RWMutex
+	st *state
+}
+
+func newProvider() *provider { return &provider{st: newState(defaultConfig())} }
+
+func newState(c config) *state {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = c.maxConcurrency
+	tr.ResponseHeaderTimeout = c.timeout
+	return &state{cfg: c, client: &http.Client{Transport: tr}, sem: make(chan struct{}, c.maxConcurrency)}
+}
+
+// Configure implements sdk.Configurer.
+func (p *provider) Configure(m map[string]any) []sdk.FieldError {
+	c, errs := parseConfig(m, os.LookupEnv)
+	if len(errs) > 0 {
+		return errs
+	}
+	p.mu.Lock()
+	p.st = newState(c)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *provider) state() *state {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st
+}
+
+func (s *state) acquire(ctx context.Context) (func(), error) {
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem }, nil
+	case <-ctx.Done():
+		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", s.cfg.maxConcurrency)
+	}
+}
+
+// watchdog cancels a call quiet for longer than the timeout.
+type watchdog struct {
+	t     *time.Timer
+	fired atomic.Bool
+	d     time.Duration
+}
+
+func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
+	w := &watchdog{d: d}
+	w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
+	return w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+func (w *watchdog) stop() { w.t.Stop() }
+
+func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, sdk.Errorf(sdk.InvalidRequest, "encode request: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.cfg.baseURL+path, rd)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.Internal, "build request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("anthropic-version", s.cfg.version)
+	if s.cfg.apiKey != "" {
+		req.Header.Set("x-api-key", s.cfg.apiKey)
+	}
+	for k, v := range s.cfg.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, classify(resp.StatusCode, resp.Header, b)
+	}
+	return resp, nil
+}
+
+func transportError(err error, w *watchdog, timeout time.Duration) error {
+	var se *sdk.Error
+	switch {
+	case errors.As(err, &se):
+		return se
+	case w != nil && w.fired.Load():
+		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
+	case errors.Is(err, context.DeadlineExceeded):
+		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
+	case errors.Is(err, context.Canceled):
+		return sdk.Errorf(sdk.Timeout, "call cancelled: %v", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
+	}
+	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
+}
+
+type apiError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// classify maps an Anthropic error answer to the contract's classes.
+func classify(status int, h http.Header, body []byte) error {
+	var env struct {
+		Error *apiError `json:"error"`
+	}
+	ae := apiError{Message: strings.TrimSpace(string(body))}
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		ae = *env.Error
+	}
+	msg := ae.Message
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	lower := strings.ToLower(ae.Message)
+	e := &sdk.Error{Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
+	billing := strings.Contains(lower, "credit balance") || strings.Contains(lower, "spend limit") || strings.Contains(lower, "billing")
+	switch {
+	case billing && (status == 400 || status == 402 || status == 403 || status == 429):
+		e.Class = sdk.QuotaExhausted
+	case status == 400 || status == 413 || status == 422:
+		e.Class = sdk.InvalidRequest
+		if strings.Contains(lower, "prompt is too long") || strings.Contains(lower, "context window") {
+			e.Class = sdk.ContextLengthExceeded
+		}
+	case status == 401 || status == 403:
+		e.Class = sdk.Auth
+	case status == 402:
+		e.Class = sdk.QuotaExhausted
+	case status == 404:
+		e.Class = sdk.NotFound
+	case status == 408 || status == 504:
+		e.Class = sdk.Timeout
+	case status == 429:
+		e.Class = sdk.RateLimited
+	case status == 529 || status == 503 || ae.Type == "overloaded_error":
+		e.Class = sdk.Overloaded
+	case status >= 500:
+		e.Class = sdk.Unavailable
+	default:
+		e.Class = sdk.InvalidRequest
+	}
+	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
+		e.RetryAfter = retryAfter(h, time.Now())
+	}
+	return e
+}
+
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
+			return time.Duration(s * float64(time.Second))
+		}
+		if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now)
+		}
+	}
+	return 0
+}
+
+func decode(r io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxBody {
+		return sdk.Errorf(sdk.Unavailable, "upstream response is larger than %d bytes", maxBody)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return sdk.Errorf(sdk.Unavailable, "upstream sent malformed JSON: %v", err)
+	}
+	return nil
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// conversation splits contract messages into Anthropic's top-level system
+// prompt and user/assistant turns, merging consecutive turns of one role
+// (the Messages API wants them alternating).
+func conversation(msgs []*pb.Message) (system string, out []message, err error) {
+	var sys []string
+	for i, m := range msgs {
+		switch m.GetRole() {
+		case "system":
+			sys = append(sys, m.GetContent())
+		case "user", "assistant":
+			if n := len(out); n > 0 && out[n-1].Role == m.GetRole() {
+				out[n-1].Content += "\n\n" + m.GetContent()
+				continue
+			}
+			out = append(out, message{Role: m.GetRole(), Content: m.GetContent()})
+		default:
+			return "", nil, sdk.FieldErrorf(fmt.Sprintf("messages[%d].role", i), "role %q is not system, user or assistant", m.GetRole())
+		}
+	}
+	if len(out) == 0 {
+		return "", nil, sdk.FieldErrorf("messages", "at least one user message is required")
+	}
+	return strings.Join(sys, "\n\n"), out, nil
+}
+
+// messagesBody is the Messages API request for req. Anthropic has no
+// response_format: a JSON answer is asked for in the system prompt (the
+// agent validates it).
+func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, error) {
+	if req.GetModel() == "" {
+		return nil, sdk.FieldErrorf("model", "model is required")
+	}
+	system, msgs, err := conversation(req.GetMessages())
+	if err != nil {
+		return nil, err
+	}
+	switch req.GetResponseFormat() {
+	case "", "text":
+	case "json_object":
+		system = strings.TrimSpace(system + "\n\nRespond with a single JSON object and nothing else: no prose, no code fences.")
+	case "json_schema":
+		system = strings.TrimSpace(system + "\n\nRespond with a single JSON value that matches this JSON Schema, and nothing else (no prose, no code fences):\n" + req.GetJsonSchema())
+	default:
+		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
+	}
+	maxTokens := s.cfg.defaultMaxTokens
+	if req.MaxTokens != nil {
+		maxTokens = req.GetMaxTokens()
+	}
+	b := map[string]any{"model": req.GetModel(), "messages": msgs, "max_tokens": maxTokens}
+	if system != "" {
+		b["system"] = system
+	}
+	if req.Temperature != nil {
+		if t := req.GetTemperature(); t < 0 || t > 1 {
+			return nil, sdk.FieldErrorf("temperature", "Anthropic accepts a temperature from 0 to 1, got %v", t)
+		}
+		b["temperature"] = req.GetTemperature()
+	}
+	if req.TopP != nil {
+		b["top_p"] = req.GetTopP()
+	}
+	if len(req.GetStop()) > 0 {
+		b["stop_sequences"] = req.GetStop()
+	}
+	if req.GetUser() != "" {
+		b["metadata"] = map[string]any{"user_id": req.GetUser()}
+	}
+	if stream {
+		b["stream"] = true
+	}
+	return b, nil
+}
+
+// finishReason maps Anthropic's stop_reason to OpenAI's finish_reason.
+func finishReason(stop string) string {
+	switch stop {
+	case "max_tokens":
+		return "length"
+	case "tool_use":
+		return "tool_calls"
+	case "refusal":
+		return "content_filter"
+	case "":
+		return ""
+	}
+	return "stop" // end_turn, stop_sequence, pause_turn
+}
+
+type usage struct {
+	InputTokens              int32 `json:"input_tokens"`
+	OutputTokens             int32 `json:"output_tokens"`
+	CacheCreationInputTokens int32 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int32 `json:"cache_read_input_tokens"`
+}
+
+// proto counts cache writes and cache reads as prompt tokens, the reads
+// also as cached prompt tokens (billed lower).
+func (u usage) proto() *pb.Usage {
+	pt := u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+	return &pb.Usage{PromptTokens: pt, CompletionTokens: u.OutputTokens, TotalTokens: pt + u.OutputTokens, CachedPromptTokens: u.CacheReadInputTokens}
+}
+
+func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	s := p.state()
+	body, err := s.messagesBody(req, false)
+	if err != nil {
+		return nil, err
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID      string `json:"id"`
+		Model   string `json:"model"`
+		Content []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"content"`
+		StopReason string `json:"stop_reason"`
+		Usage      usage  `json:"usage"`
+	}
+	if err := decode(resp.Body, &out); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	var text strings.Builder
+	for _, c := range out.Content {
+		if c.Type == "text" {
+			text.WriteString(c.Text)
+		}
+	}
+	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: text.String(), FinishReason: finishReason(out.StopReason),
+		Usage: out.Usage.proto()}, nil
+}
+
+// streamEvent is any event of a Messages stream; the fields used depend
+// on its type.
+type streamEvent struct {
+	Type    string `json:"type"`
+	Message *struct {
+		ID    string `json:"id"`
+		Model string `json:"model"`
+		Usage usage  `json:"usage"`
+	} `json:"message"`
+	Delta *struct {
+		Type       string `json:"type"`
+		Text       string `json:"text"`
+		StopReason string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *usage    `json:"usage"`
+	Error *apiError `json:"error"`
+}
+
+func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	s := p.state()
+	body, err := s.messagesBody(req, true)
+	if err != nil {
+		return err
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
+	if err != nil {
+		return transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var id, model, stop string
+	var u usage
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var data strings.Builder
+	for sc.Scan() {
+		w.kick()
+		line := sc.Text()
+		if line != "" {
+			if v, ok := strings.CutPrefix(line, "data:"); ok {
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.WriteString(strings.TrimPrefix(v, " "))
+			}
+			continue // event: names are repeated in the data's type
+		}
+		if data.Len() == 0 {
+			continue
+		}
+		var ev streamEvent
+		err := json.Unmarshal([]byte(data.String()), &ev)
+		data.Reset()
+		if err != nil {
+			return sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream event: %v", err)
+		}
+		switch ev.Type {
+		case "message_start":
+			if ev.Message != nil {
+				id, model, u = ev.Message.ID, ev.Message.Model, ev.Message.Usage
+			}
+		case "content_block_delta":
+			if ev.Delta != nil && ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+				if err := send(&pb.ChatEvent{Delta: ev.Delta.Text, Id: id, Model: model}); err != nil {
+					return err
+				}
+			}
+		case "message_delta":
+			if ev.Delta != nil && ev.Delta.StopReason != "" {
+				stop = ev.Delta.StopReason
+			}
+			if ev.Usage != nil {
+				u.OutputTokens = ev.Usage.OutputTokens
+			}
+		case "message_stop":
+			fr := finishReason(stop)
+			if fr == "" {
+				fr = "stop"
+			}
+			return send(&pb.ChatEvent{FinishReason: fr, Id: id, Model: model, Usage: u.proto()})
+		case "error":
+			msg, class := "error event", sdk.Unavailable
+			if ev.Error != nil {
+				msg = ev.Error.Type + ": " + ev.Error.Message
+				switch ev.Error.Type {
+				case "overloaded_error":
+					class = sdk.Overloaded
+				case "rate_limit_error":
+					class = sdk.RateLimited
+				}
+			}
+			return sdk.Errorf(class, "upstream failed mid-stream: %s", msg)
+		}
+		// ping, content_block_start, content_block_stop: nothing to pass on.
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
+		}
+		return transportError(err, w, s.cfg.timeout)
+	}
+	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before message_stop: the response is truncated")
+}
+
+func (p *provider) CountTokens(ctx context.Context, req *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
+	s := p.state()
+	msgs := req.GetMessages()
+	if req.GetText() != "" {
+		msgs = append(append([]*pb.Message(nil), msgs...), &pb.Message{Role: "user", Content: req.GetText()})
+	}
+	system, conv, err := conversation(msgs)
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{"model": req.GetModel(), "messages": conv}
+	if system != "" {
+		body["system"] = system
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/v1/messages/count_tokens", body)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		InputTokens int32 `json:"input_tokens"`
+	}
+	if err := decode(resp.Body, &out); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	return &pb.CountTokensResponse{Tokens: out.InputTokens}, nil
+}
+
+func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
+	s := p.state()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodGet, "/v1/models?limit=1000", nil)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := decode(resp.Body, &body); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	out := &pb.ModelsResponse{}
+	for _, m := range body.Data {
+		out.Models = append(out.Models, &pb.ModelInfo{Id: m.ID, Chat: true})
+	}
+	return out, nil
+}
+
+// Embed is not offered: Anthropic has no embeddings API.
+func (p *provider) Embed(context.Context, *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	return nil, sdk.Errorf(sdk.Unsupported, "Anthropic has no embeddings API; route embeddings to another provider")
+}

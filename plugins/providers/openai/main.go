@@ -1,0 +1,14 @@
+// Command openai is Vigil's provider plugin for OpenAI's HTTP API and the
+// servers that speak it (vLLM, Ollama, llama.cpp's server, TGI): chat
+// completions, streamed chat completions, embeddings and the model list.
+// Upstream HTTP failures become the contract's error classes so that the
+// agent's gateway can retry, fall back or give up. See README.md.
+package main
+
+import "github.com/vigilml/vigil/sdk"
+
+var version = "0.1.0"
+
+func main() {
+	sdk.ServeProvider(sdk.Info{Name: "openai", Version: version, Capabilities: []string{"chat", "stream", "embeddings"}}, newProvider())
+}

@@ -1,0 +1,612 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// maxBody caps what the plugin reads of one upstream response (a whole
+// chat completion or an embeddings list), and maxLine one SSE line.
+const (
+	maxBody = 64 << 20
+	maxLine = 4 << 20
+)
+
+// state is one configuration in force: calls take it once at their start,
+// so a reconfiguration never changes a call half-way.
+type state struct {
+	cfg    config
+	client *http.Client
+	sem    chan struct{}
+}
+
+type provider struct {
+	mu sync.RWMutex
+	st *state
+}
+
+func newProvider() *provider {
+	p := &provider{}
+	p.st = newState(defaultConfig())
+	return p
+}
+
+func newState(c config) *state {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = c.maxConcurrency
+	tr.ResponseHeaderTimeout = c.timeout
+	return &state{cfg: c, client: &http.Client{Transport: tr}, sem: make(chan struct{}, c.maxConcurrency)}
+}
+
+// Configure implements sdk.Configurer.
+func (p *provider) Configure(m map[string]any) []sdk.FieldError {
+	c, errs := parseConfig(m, os.LookupEnv)
+	if len(errs) > 0 {
+		return errs
+	}
+	p.mu.Lock()
+	p.st = newState(c)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *provider) state() *state {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st
+}
+
+// acquire takes a concurrency slot, waiting for one until ctx ends.
+func (s *state) acquire(ctx context.Context) (func(), error) {
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem }, nil
+	case <-ctx.Done():
+		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", s.cfg.maxConcurrency)
+	}
+}
+
+// watchdog cancels a call that goes quiet for longer than the configured
+// timeout; kick restarts the clock (each streamed chunk does).
+type watchdog struct {
+	t     *time.Timer
+	fired atomic.Bool
+	d     time.Duration
+}
+
+func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
+	w := &watchdog{d: d}
+	w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
+	return w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+func (w *watchdog) stop() { w.t.Stop() }
+
+// do sends one JSON request and returns the response when it is a 2xx;
+// any other status becomes a typed error.
+func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, sdk.Errorf(sdk.InvalidRequest, "encode request: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.cfg.baseURL+path, rd)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.Internal, "build request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if s.cfg.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.apiKey)
+	}
+	for k, v := range s.cfg.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, classify(resp.StatusCode, resp.Header, b)
+	}
+	return resp, nil
+}
+
+// transportError types an error from the HTTP exchange itself.
+func transportError(err error, w *watchdog, timeout time.Duration) error {
+	var se *sdk.Error
+	switch {
+	case errors.As(err, &se):
+		return se
+	case w != nil && w.fired.Load():
+		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
+	case errors.Is(err, context.DeadlineExceeded):
+		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
+	case errors.Is(err, context.Canceled):
+		return sdk.Errorf(sdk.Timeout, "call cancelled: %v", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
+	}
+	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
+}
+
+// apiError is OpenAI's error object.
+type apiError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Param   any    `json:"param"`
+	Code    any    `json:"code"`
+}
+
+func (e apiError) code() string {
+	switch c := e.Code.(type) {
+	case string:
+		return c
+	case float64:
+		return strconv.Itoa(int(c))
+	}
+	return ""
+}
+
+// classify maps an upstream HTTP error to the contract's classes.
+func classify(status int, h http.Header, body []byte) error {
+	var env struct {
+		Error *apiError `json:"error"`
+	}
+	msg := strings.TrimSpace(string(body))
+	var ae apiError
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		ae = *env.Error
+		msg = ae.Message
+	} else {
+		// Some servers (older vLLM, TGI) answer {"message": ..., "object": "error"}.
+		var flat apiError
+		if json.Unmarshal(body, &flat) == nil && flat.Message != "" {
+			ae, msg = flat, flat.Message
+		}
+	}
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	msg = fmt.Sprintf("upstream HTTP %d: %s", status, msg)
+	code, typ := ae.code(), ae.Type
+	e := &sdk.Error{Message: msg}
+	switch {
+	case status == 400 || status == 413 || status == 422:
+		e.Class = sdk.InvalidRequest
+		if code == "context_length_exceeded" || strings.Contains(strings.ToLower(ae.Message), "maximum context length") {
+			e.Class = sdk.ContextLengthExceeded
+		}
+		if p, ok := ae.Param.(string); ok {
+			e.Field = p
+		}
+	case status == 401 || status == 403:
+		e.Class = sdk.Auth
+	case status == 402 || code == "insufficient_quota" || typ == "insufficient_quota":
+		e.Class = sdk.QuotaExhausted
+	case status == 404:
+		e.Class = sdk.NotFound
+	case status == 408:
+		e.Class = sdk.Timeout
+	case status == 429:
+		e.Class = sdk.RateLimited
+	case status == 503 || status == 529:
+		e.Class = sdk.Overloaded
+	case status == 504:
+		e.Class = sdk.Timeout
+	case status >= 500 || status == 409:
+		e.Class = sdk.Unavailable
+	default:
+		e.Class = sdk.InvalidRequest
+	}
+	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
+		e.RetryAfter = retryAfter(h, time.Now())
+	}
+	return e
+}
+
+// retryAfter reads retry-after-ms (OpenAI), then retry-after (seconds or
+// an HTTP date). Zero when absent or unusable.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
+			return time.Duration(s * float64(time.Second))
+		}
+		if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now)
+		}
+	}
+	return 0
+}
+
+func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
+	s := p.state()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodGet, "/models", nil)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := decode(resp.Body, &body); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	out := &pb.ModelsResponse{}
+	for _, m := range body.Data {
+		out.Models = append(out.Models, &pb.ModelInfo{Id: m.ID})
+	}
+	return out, nil
+}
+
+// decode reads one JSON body; a body that does not parse is the
+// upstream's fault (class unavailable), so the agent may retry elsewhere.
+func decode(r io.Reader, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxBody {
+		return sdk.Errorf(sdk.Unavailable, "upstream response is larger than %d bytes", maxBody)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return sdk.Errorf(sdk.Unavailable, "upstream sent malformed JSON: %v", err)
+	}
+	return nil
+}
+
+// chatBody is the chat.completions request for req.
+func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (map[string]any, error) {
+	if req.GetModel() == "" {
+		return nil, sdk.FieldErrorf("model", "model is required")
+	}
+	if len(req.GetMessages()) == 0 {
+		return nil, sdk.FieldErrorf("messages", "at least one message is required")
+	}
+	msgs := make([]map[string]any, 0, len(req.GetMessages()))
+	for _, m := range req.GetMessages() {
+		mm := map[string]any{"role": m.GetRole(), "content": m.GetContent()}
+		if m.GetName() != "" {
+			mm["name"] = m.GetName()
+		}
+		msgs = append(msgs, mm)
+	}
+	b := map[string]any{"model": req.GetModel(), "messages": msgs}
+	if req.Temperature != nil {
+		b["temperature"] = req.GetTemperature()
+	}
+	if req.TopP != nil {
+		b["top_p"] = req.GetTopP()
+	}
+	if req.MaxTokens != nil {
+		b["max_tokens"] = req.GetMaxTokens()
+	}
+	if len(req.GetStop()) > 0 {
+		b["stop"] = req.GetStop()
+	}
+	if req.Seed != nil {
+		b["seed"] = req.GetSeed()
+	}
+	if req.GetUser() != "" {
+		b["user"] = req.GetUser()
+	}
+	switch req.GetResponseFormat() {
+	case "", "text":
+	case "json_object":
+		b["response_format"] = map[string]any{"type": "json_object"}
+	case "json_schema":
+		var schema any
+		if err := json.Unmarshal([]byte(req.GetJsonSchema()), &schema); err != nil {
+			return nil, sdk.FieldErrorf("response_format.json_schema.schema", "not valid JSON: %v", err)
+		}
+		name := req.GetJsonSchemaName()
+		if name == "" {
+			name = "response"
+		}
+		b["response_format"] = map[string]any{"type": "json_schema", "json_schema": map[string]any{
+			"name": name, "schema": schema, "strict": req.GetJsonSchemaStrict(),
+		}}
+	default:
+		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
+	}
+	if stream {
+		b["stream"] = true
+		if streamUsage {
+			b["stream_options"] = map[string]any{"include_usage": true}
+		}
+	}
+	return b, nil
+}
+
+type usage struct {
+	PromptTokens        int32 `json:"prompt_tokens"`
+	CompletionTokens    int32 `json:"completion_tokens"`
+	TotalTokens         int32 `json:"total_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int32 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int32 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+func (u *usage) proto() *pb.Usage {
+	if u == nil {
+		return nil
+	}
+	out := &pb.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+	if d := u.PromptTokensDetails; d != nil {
+		out.CachedPromptTokens = d.CachedTokens
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		out.ReasoningTokens = d.ReasoningTokens
+	}
+	return out
+}
+
+func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	s := p.state()
+	body, err := chatBody(req, false, false)
+	if err != nil {
+		return nil, err
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID      string `json:"id"`
+		Model   string `json:"model"`
+		Choices []struct {
+			Message struct {
+				Content *string `json:"content"`
+				Refusal *string `json:"refusal"`
+			} `json:"message"`
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+		Usage *usage `json:"usage"`
+	}
+	if err := decode(resp.Body, &out); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	if len(out.Choices) == 0 {
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream answered with no choices")
+	}
+	c := out.Choices[0]
+	content := ""
+	switch {
+	case c.Message.Content != nil:
+		content = *c.Message.Content
+	case c.Message.Refusal != nil:
+		content = *c.Message.Refusal
+	}
+	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto()}, nil
+}
+
+// chunk is one chat.completion.chunk event, or an error object sent
+// mid-stream.
+type chunk struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+			Refusal string `json:"refusal"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *usage    `json:"usage"`
+	Error *apiError `json:"error"`
+}
+
+func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	s := p.state()
+	body, err := chatBody(req, true, s.cfg.streamUsage)
+	if err != nil {
+		return err
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
+	if err != nil {
+		return transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var data strings.Builder
+	for sc.Scan() {
+		w.kick()
+		line := sc.Text()
+		if line != "" {
+			// Only data fields matter; comments (": ping") and event, id
+			// and retry fields are skipped.
+			if v, ok := strings.CutPrefix(line, "data:"); ok {
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.WriteString(strings.TrimPrefix(v, " "))
+			}
+			continue
+		}
+		if data.Len() == 0 {
+			continue
+		}
+		ev := data.String()
+		data.Reset()
+		if ev == "[DONE]" {
+			return nil
+		}
+		if err := handleChunk(ev, send); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
+		}
+		return transportError(err, w, s.cfg.timeout)
+	}
+	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before data: [DONE]: the response is truncated")
+}
+
+func handleChunk(ev string, send func(*pb.ChatEvent) error) error {
+	var c chunk
+	if err := json.Unmarshal([]byte(ev), &c); err != nil {
+		return sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream chunk: %v", err)
+	}
+	if c.Error != nil {
+		return sdk.Errorf(sdk.Unavailable, "upstream failed mid-stream: %s", c.Error.Message)
+	}
+	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto()}
+	if len(c.Choices) > 0 {
+		ch := c.Choices[0]
+		out.Delta = ch.Delta.Content + ch.Delta.Refusal
+		if ch.FinishReason != nil {
+			out.FinishReason = *ch.FinishReason
+		}
+	}
+	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil {
+		return nil // the role-only first chunk and other empty deltas
+	}
+	return send(out)
+}
+
+func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	s := p.state()
+	if req.GetModel() == "" {
+		return nil, sdk.FieldErrorf("model", "model is required")
+	}
+	if len(req.GetInput()) == 0 {
+		return nil, sdk.FieldErrorf("input", "at least one input is required")
+	}
+	body := map[string]any{"model": req.GetModel(), "input": req.GetInput(), "encoding_format": "float"}
+	if req.Dimensions != nil {
+		body["dimensions"] = req.GetDimensions()
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(s.cfg.timeout, cancel)
+	defer w.stop()
+	resp, err := s.do(ctx, http.MethodPost, "/embeddings", body)
+	if err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Model string `json:"model"`
+		Data  []struct {
+			Index     int             `json:"index"`
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+		Usage *usage `json:"usage"`
+	}
+	if err := decode(resp.Body, &out); err != nil {
+		return nil, transportError(err, w, s.cfg.timeout)
+	}
+	if len(out.Data) != len(req.GetInput()) {
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream returned %d embeddings for %d inputs", len(out.Data), len(req.GetInput()))
+	}
+	embs := make([]*pb.Embedding, len(out.Data))
+	for _, d := range out.Data {
+		if d.Index < 0 || d.Index >= len(embs) || embs[d.Index] != nil {
+			return nil, sdk.Errorf(sdk.Unavailable, "upstream returned embedding index %d twice or out of range", d.Index)
+		}
+		vals, err := parseEmbedding(d.Embedding)
+		if err != nil {
+			return nil, err
+		}
+		embs[d.Index] = &pb.Embedding{Values: vals}
+	}
+	return &pb.EmbedResponse{Model: out.Model, Embeddings: embs, Usage: out.Usage.proto()}, nil
+}
+
+// parseEmbedding accepts a float array or a base64 string of
+// little-endian float32 values (servers that ignore encoding_format).
+func parseEmbedding(raw json.RawMessage) ([]float32, error) {
+	var vals []float32
+	if err := json.Unmarshal(raw, &vals); err == nil {
+		return vals, nil
+	}
+	var b64 string
+	if err := json.Unmarshal(raw, &b64); err != nil {
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream embedding is neither a float array nor base64")
+	}
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(b)%4 != 0 {
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream base64 embedding does not decode to float32 values")
+	}
+	vals = make([]float32, len(b)/4)
+	for i := range vals {
+		vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return vals, nil
+}
+
+// CountTokens is not offered: OpenAI's API has no counting endpoint for
+// chat models. The agent estimates.
+func (p *provider) CountTokens(context.Context, *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
+	return nil, sdk.Errorf(sdk.Unsupported, "the openai plugin does not count tokens")
+}

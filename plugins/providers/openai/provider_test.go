@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/test/openaistub"
+)
+
+func setup(t *testing.T, extra map[string]any) (*provider, *openaistub.Server) {
+	t.Helper()
+	stub := openaistub.New("gpt-test", "emb-test")
+	stub.APIKey = "sk-test-key"
+	srv := httptest.NewServer(stub)
+	t.Cleanup(srv.Close)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte("sk-test-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{"base_url": srv.URL + "/v1", "api_key_file": keyFile, "timeout": "2s", "headers": map[string]any{"X-Extra": "yes"}}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	p := newProvider()
+	if errs := p.Configure(cfg); len(errs) > 0 {
+		t.Fatalf("configure: %v", errs)
+	}
+	return p, stub
+}
+
+func chatReq(model string) *pb.ChatRequest {
+	temp := 0.0
+	return &pb.ChatRequest{Model: model, Temperature: &temp, Messages: []*pb.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello there world"}}}
+}
+
+func TestChatAndModels(t *testing.T) {
+	p, stub := setup(t, nil)
+	ctx := context.Background()
+	resp, err := p.Chat(ctx, chatReq("gpt-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetContent() != "echo: hello there world" || resp.GetFinishReason() != "stop" || resp.GetUsage().GetPromptTokens() != 5 || resp.GetUsage().GetCompletionTokens() != 4 {
+		t.Fatalf("chat response: %v", resp)
+	}
+	if stub.LastHeaders().Get("X-Extra") != "yes" {
+		t.Fatalf("extra header not sent: %v", stub.LastHeaders())
+	}
+	if got := stub.LastRequest("/v1/chat/completions", "gpt-test")["temperature"]; got != 0.0 {
+		t.Fatalf("temperature 0 not sent: %v", got)
+	}
+	ms, err := p.Models(ctx)
+	if err != nil || len(ms.GetModels()) != 2 || ms.GetModels()[0].GetId() != "gpt-test" {
+		t.Fatalf("models: %v %v", ms, err)
+	}
+}
+
+func TestJSONSchemaPassedThrough(t *testing.T) {
+	p, stub := setup(t, nil)
+	req := chatReq("gpt-test")
+	req.ResponseFormat, req.JsonSchema, req.JsonSchemaName, req.JsonSchemaStrict = "json_schema", `{"type":"object","properties":{"answer":{"type":"string"}}}`, "reply", true
+	if _, err := p.Chat(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	rf := stub.LastRequest("/v1/chat/completions", "gpt-test")["response_format"].(map[string]any)
+	js := rf["json_schema"].(map[string]any)
+	if rf["type"] != "json_schema" || js["name"] != "reply" || js["strict"] != true || js["schema"].(map[string]any)["type"] != "object" {
+		t.Fatalf("response_format sent upstream: %v", rf)
+	}
+	req.JsonSchema = "{not json"
+	if _, err := p.Chat(context.Background(), req); sdk.ClassOf(err) != sdk.InvalidRequest {
+		t.Fatalf("bad schema: %v", err)
+	}
+}
+
+func TestStream(t *testing.T) {
+	p, stub := setup(t, nil)
+	var deltas []string
+	var last *pb.ChatEvent
+	err := p.ChatStream(context.Background(), chatReq("gpt-test"), func(ev *pb.ChatEvent) error {
+		deltas = append(deltas, ev.GetDelta())
+		last = ev
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(deltas, ""); got != "echo: hello there world" {
+		t.Fatalf("stream content %q", got)
+	}
+	if last.GetUsage().GetTotalTokens() != 9 {
+		t.Fatalf("last event has no usage: %v", last)
+	}
+	opts := stub.LastRequest("/v1/chat/completions", "gpt-test")["stream_options"].(map[string]any)
+	if opts["include_usage"] != true {
+		t.Fatalf("stream_options not sent: %v", opts)
+	}
+}
+
+func TestStreamFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault openaistub.Fault
+		class sdk.Class
+		sent  int
+	}{
+		{"cut mid-way", openaistub.Fault{CutAfter: 2}, sdk.Unavailable, 2},
+		{"error event", openaistub.Fault{CutAfter: 1, StreamError: true}, sdk.Unavailable, 1},
+		{"429 before start", openaistub.Fault{Status: 429, RetryAfterMs: "250"}, sdk.RateLimited, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, stub := setup(t, nil)
+			stub.Fail("gpt-test", tc.fault)
+			n := 0
+			err := p.ChatStream(context.Background(), chatReq("gpt-test"), func(ev *pb.ChatEvent) error { n++; return nil })
+			if sdk.ClassOf(err) != tc.class || n != tc.sent {
+				t.Fatalf("got %v after %d events, want class %s after %d", err, n, tc.class, tc.sent)
+			}
+		})
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		fault      openaistub.Fault
+		class      sdk.Class
+		retryAfter time.Duration
+	}{
+		{"429 retry-after seconds", openaistub.Fault{Status: 429, RetryAfter: "3"}, sdk.RateLimited, 3 * time.Second},
+		{"429 retry-after-ms wins", openaistub.Fault{Status: 429, RetryAfter: "3", RetryAfterMs: "120"}, sdk.RateLimited, 120 * time.Millisecond},
+		{"429 insufficient_quota", openaistub.Fault{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota"}, sdk.QuotaExhausted, 0},
+		{"402", openaistub.Fault{Status: 402}, sdk.QuotaExhausted, 0},
+		{"401", openaistub.Fault{Status: 401}, sdk.Auth, 0},
+		{"403", openaistub.Fault{Status: 403}, sdk.Auth, 0},
+		{"400", openaistub.Fault{Status: 400}, sdk.InvalidRequest, 0},
+		{"400 context length", openaistub.Fault{Status: 400, Code: "context_length_exceeded"}, sdk.ContextLengthExceeded, 0},
+		{"404", openaistub.Fault{Status: 404, Code: "model_not_found"}, sdk.NotFound, 0},
+		{"500", openaistub.Fault{Status: 500}, sdk.Unavailable, 0},
+		{"502", openaistub.Fault{Status: 502}, sdk.Unavailable, 0},
+		{"503", openaistub.Fault{Status: 503, RetryAfter: "1"}, sdk.Overloaded, time.Second},
+		{"529", openaistub.Fault{Status: 529}, sdk.Overloaded, 0},
+		{"504", openaistub.Fault{Status: 504}, sdk.Timeout, 0},
+		{"malformed JSON", openaistub.Fault{Malformed: true}, sdk.Unavailable, 0},
+		{"slow", openaistub.Fault{Delay: 5 * time.Second}, sdk.Timeout, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, stub := setup(t, map[string]any{"timeout": "200ms"})
+			stub.Fail("gpt-test", tc.fault)
+			_, err := p.Chat(context.Background(), chatReq("gpt-test"))
+			var se *sdk.Error
+			if err == nil || sdk.ClassOf(err) != tc.class {
+				t.Fatalf("got %v, want class %s", err, tc.class)
+			}
+			if se, _ = err.(*sdk.Error); se.RetryAfter != tc.retryAfter {
+				t.Fatalf("retry after %s, want %s", se.RetryAfter, tc.retryAfter)
+			}
+		})
+	}
+}
+
+func TestUnknownModelAndBadKey(t *testing.T) {
+	p, stub := setup(t, nil)
+	if _, err := p.Chat(context.Background(), chatReq("nope")); sdk.ClassOf(err) != sdk.NotFound {
+		t.Fatalf("unknown model: %v", err)
+	}
+	stub.APIKey = "another"
+	if _, err := p.Embed(context.Background(), &pb.EmbedRequest{Model: "emb-test", Input: []string{"x"}}); sdk.ClassOf(err) != sdk.Auth {
+		t.Fatalf("bad key: %v", err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	p := newProvider()
+	if errs := p.Configure(map[string]any{"base_url": url + "/v1", "api_key": "k"}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if _, err := p.Chat(context.Background(), chatReq("gpt-test")); sdk.ClassOf(err) != sdk.Unavailable {
+		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	p, _ := setup(t, nil)
+	dims := int32(16)
+	resp, err := p.Embed(context.Background(), &pb.EmbedRequest{Model: "emb-test", Input: []string{"a", "b c"}, Dimensions: &dims})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetEmbeddings()) != 2 || len(resp.GetEmbeddings()[1].GetValues()) != 16 || resp.GetUsage().GetPromptTokens() != 3 {
+		t.Fatalf("embed: %v", resp)
+	}
+	want := openaistub.Vector("b c", 16)
+	for i, v := range resp.GetEmbeddings()[1].GetValues() {
+		if v != want[i] {
+			t.Fatalf("value %d: %v, want %v", i, v, want[i])
+		}
+	}
+	// A server that answers base64 anyway is understood.
+	vals, err := parseEmbedding([]byte(`"AACAPwAAAMA="`))
+	if err != nil || len(vals) != 2 || vals[0] != 1 || vals[1] != -2 {
+		t.Fatalf("base64: %v %v", vals, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	env := func(k string) (string, bool) {
+		if k == "KEY" {
+			return "sk-env", true
+		}
+		return "", false
+	}
+	c, errs := parseConfig(map[string]any{"api_key_env": "KEY", "max_concurrency": 3.0, "timeout": "5s"}, env)
+	if len(errs) > 0 || c.apiKey != "sk-env" || c.maxConcurrency != 3 || c.timeout != 5*time.Second {
+		t.Fatalf("good config: %+v %v", c, errs)
+	}
+	_, errs = parseConfig(map[string]any{
+		"base_url": "ftp://x", "api_key_file": "/nonexistent/key", "api_key_env": "MISSING", "timeout": "soon",
+		"max_concurrency": 0.5, "headers": map[string]any{"Authorization": "x"}, "bogus": 1.0,
+	}, env)
+	fields := map[string]bool{}
+	for _, e := range errs {
+		fields[e.Field] = true
+	}
+	for _, f := range []string{"base_url", "api_key_file", "api_key_env", "api_key", "timeout", "max_concurrency", "headers.Authorization", "bogus"} {
+		if !fields[f] {
+			t.Errorf("no error for field %s in %v", f, errs)
+		}
+	}
+}
+
+func TestUsageDetails(t *testing.T) {
+	var u usage
+	if err := json.Unmarshal([]byte(`{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":20}}`), &u); err != nil {
+		t.Fatal(err)
+	}
+	if p := u.proto(); p.GetCachedPromptTokens() != 64 || p.GetReasoningTokens() != 20 || p.GetTotalTokens() != 150 {
+		t.Fatalf("usage %v", p)
+	}
+}

@@ -1,0 +1,171 @@
+// The official OpenAI Node SDK against Vigil's gateway. test/gateway_test.go
+// runs this (node sdk_check.mjs) with the gateway's URL and a token in the
+// environment, after queueing faults in the upstream stub. Any failed
+// check throws, and node exits non-zero.
+import assert from 'node:assert/strict';
+import OpenAI, { NotFoundError, BadRequestError, APIError, InternalServerError, PermissionDeniedError } from 'openai';
+
+const sent = [];
+// Record what the SDK sends, to check its defaults (base64 embeddings).
+const recordingFetch = async (url, init) => {
+  sent.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null });
+  return fetch(url, init);
+};
+const client = new OpenAI({
+  baseURL: process.env.VIGIL_BASE_URL,
+  apiKey: process.env.VIGIL_TOKEN,
+  maxRetries: 0,
+  timeout: 30_000,
+  fetch: recordingFetch,
+});
+const checks = [];
+const check = async (name, fn) => {
+  await fn();
+  checks.push(name);
+};
+
+await check('models.list', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.deepEqual(ids, JSON.parse(process.env.VIGIL_ALIASES));
+  const one = await client.models.retrieve('default');
+  assert.equal(one.id, 'default');
+});
+
+await check('chat', async () => {
+  const { data, response } = await client.chat.completions
+    .create({ model: 'default', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello sdk' }], temperature: 0 })
+    .withResponse();
+  assert.equal(data.object, 'chat.completion');
+  assert.equal(data.choices[0].message.role, 'assistant');
+  assert.equal(data.choices[0].message.content, 'echo: hello sdk');
+  assert.equal(data.choices[0].finish_reason, 'stop');
+  assert.equal(data.usage.prompt_tokens, 4);
+  assert.equal(response.headers.get('x-vigil-provider'), 'openai-main');
+  assert.equal(response.headers.get('x-vigil-attempts'), '1');
+  assert.equal(response.headers.get('x-vigil-cache'), 'miss');
+  // The same deterministic request again: served from the response cache
+  // (its write is asynchronous, so poll until it has landed).
+  let again;
+  for (let i = 0; i < 100; i++) {
+    again = await client.chat.completions
+      .create({ model: 'default', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello sdk' }], temperature: 0 })
+      .withResponse();
+    if (again.response.headers.get('x-vigil-cache') === 'hit') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(again.response.headers.get('x-vigil-cache'), 'hit');
+  assert.equal(again.data.choices[0].message.content, 'echo: hello sdk');
+  assert.equal(again.response.headers.get('x-vigil-attempts'), '0');
+});
+
+await check('stream with usage', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'default', messages: [{ role: 'user', content: 'stream me please' }], stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage = null;
+  let finish = null;
+  let usageChunkChoices = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    for (const c of chunk.choices) {
+      text += c.delta?.content ?? '';
+      finish = c.finish_reason ?? finish;
+    }
+    if (chunk.usage) {
+      usage = chunk.usage;
+      usageChunkChoices = chunk.choices.length;
+    }
+  }
+  assert.equal(text, 'echo: stream me please');
+  assert.equal(finish, 'stop');
+  assert.equal(usage.completion_tokens, 4);
+  assert.equal(usageChunkChoices, 0);
+});
+
+await check('embeddings, base64 by default', async () => {
+  const res = await client.embeddings.create({ model: 'embed', input: ['alpha beta', 'gamma'] });
+  const req = sent.findLast((s) => s.url.endsWith('/embeddings'));
+  assert.equal(req.body.encoding_format, 'base64', 'the SDK asks for base64 unless told otherwise');
+  assert.equal(res.data.length, 2);
+  const want = JSON.parse(process.env.VIGIL_EXPECT_EMBEDDING);
+  assert.equal(res.data[0].embedding.length, want.length);
+  res.data[0].embedding.forEach((v, i) => assert.equal(Math.fround(v), Math.fround(want[i]), `value ${i}`));
+  const floats = await client.embeddings.create({ model: 'lexical', input: 'the gpu fleet', encoding_format: 'float' });
+  assert.equal(floats.data[0].embedding.length, 64);
+  const norm = floats.data[0].embedding.reduce((s, v) => s + v * v, 0);
+  assert.ok(Math.abs(norm - 1) < 1e-5, `hashembed vector norm² ${norm}`);
+});
+
+await check('json_schema passthrough', async () => {
+  const res = await client.chat.completions.create({
+    model: 'default',
+    messages: [{ role: 'user', content: 'structured' }],
+    response_format: {
+      type: 'json_schema',
+      json_schema: { name: 'reply', strict: true, schema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false } },
+    },
+  });
+  assert.deepEqual(JSON.parse(res.choices[0].message.content), { answer: 'structured' });
+});
+
+await check('404 unknown model', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'no-such-alias', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof NotFoundError && e.status === 404 && e.code === 'model_not_found' && e.param === 'model',
+  );
+});
+
+await check('400 invalid request', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }], temperature: 5 }),
+    (e) => e instanceof BadRequestError && e.status === 400 && e.param === 'temperature',
+  );
+});
+
+await check('503 upstream exhausted', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'down', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof InternalServerError && e.status === 503 && e.code === 'overloaded' && e.headers.get('x-vigil-attempts') === '3',
+  );
+});
+
+await check('mid-stream failure is an error, not a truncation', async () => {
+  const stream = await client.chat.completions.create({ model: 'cut', messages: [{ role: 'user', content: 'one two three four five' }], stream: true });
+  let text = '';
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    })(),
+    (e) => e instanceof APIError && /mid-stream/.test(e.message),
+  );
+  assert.ok(text.length > 0 && text !== 'echo: one two three four five', `partial text ${JSON.stringify(text)}`);
+});
+
+await check('anthropic behind the OpenAI SDK', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'claude', messages: [{ role: 'user', content: 'hello from node' }], stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage = null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, 'echo: hello from node');
+  assert.equal(usage.completion_tokens, 4);
+});
+
+await check('read token cannot call chat', async () => {
+  const reader = new OpenAI({ baseURL: process.env.VIGIL_BASE_URL, apiKey: process.env.VIGIL_READ_TOKEN, maxRetries: 0 });
+  await assert.rejects(
+    reader.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof PermissionDeniedError && e.status === 403,
+  );
+  const ids = [];
+  for await (const m of reader.models.list()) ids.push(m.id);
+  assert.ok(ids.includes('default'));
+});
+
+console.log(JSON.stringify({ ok: true, checks }));

@@ -1,0 +1,371 @@
+// Package openaistub is an upstream server speaking OpenAI's HTTP API
+// (chat completions, streamed chat completions, embeddings, models) for
+// Vigil's tests and benchmarks, with fault injection. It answers
+// deterministically: a chat reply echoes the last user message, token
+// counts are whitespace-separated words, and embeddings are derived from a
+// hash of the input.
+//
+// The wire format follows OpenAI's: bodies, error objects
+// ({"error":{"message","type","param","code"}}), server-sent events ending
+// in "data: [DONE]", the usage chunk with empty choices asked for by
+// stream_options.include_usage, and base64 embeddings as little-endian
+// float32. It is not a model; it is a faithful peer for protocol tests.
+package openaistub
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault is one injected failure, consumed by the next request for its model.
+type Fault struct {
+	// Status, when non-zero, answers with this HTTP status and an
+	// OpenAI-shaped error body.
+	Status int
+	// Type and Code go into the error body (defaults by status).
+	Type, Code string
+	// RetryAfter and RetryAfterMs set the retry-after and retry-after-ms
+	// headers when not empty.
+	RetryAfter, RetryAfterMs string
+	// Delay holds the response back this long (a slow upstream).
+	Delay time.Duration
+	// Malformed answers 200 with a body that is not valid JSON.
+	Malformed bool
+	// CutAfter, for a stream, closes the connection after this many
+	// content chunks, without [DONE].
+	CutAfter int
+	// StreamError, for a stream, sends an error object as an SSE event
+	// after CutAfter chunks instead of cutting the connection.
+	StreamError bool
+}
+
+// Server is the stub. Create it with New and serve it with net/http.
+type Server struct {
+	// APIKey, when set, is required as a bearer token.
+	APIKey string
+	// Models lists the model ids GET /v1/models returns.
+	Models []string
+
+	mu       sync.Mutex
+	faults   map[string][]Fault
+	calls    map[string]int
+	requests map[string][]map[string]any
+	headers  []http.Header
+}
+
+// New returns a stub serving the given models.
+func New(models ...string) *Server {
+	return &Server{Models: models, faults: map[string][]Fault{}, calls: map[string]int{}, requests: map[string][]map[string]any{}}
+}
+
+// Fail queues faults for the next requests naming model, in order.
+func (s *Server) Fail(model string, faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[model] = append(s.faults[model], faults...)
+}
+
+// Calls returns how many requests named model on path (such as
+// "/v1/chat/completions"), faults included.
+func (s *Server) Calls(path, model string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[path+" "+model]
+}
+
+// LastRequest returns the last JSON body sent for model on path, or nil.
+func (s *Server) LastRequest(path, model string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.requests[path+" "+model]
+	if len(r) == 0 {
+		return nil
+	}
+	return r[len(r)-1]
+}
+
+// LastHeaders returns the headers of the last request.
+func (s *Server) LastHeaders() http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.headers) == 0 {
+		return nil
+	}
+	return s.headers[len(s.headers)-1]
+}
+
+func (s *Server) take(path, model string, body map[string]any, h http.Header) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[path+" "+model]++
+	s.requests[path+" "+model] = append(s.requests[path+" "+model], body)
+	s.headers = append(s.headers, h.Clone())
+	q := s.faults[model]
+	if len(q) == 0 {
+		return Fault{}, false
+	}
+	s.faults[model] = q[1:]
+	return q[0], true
+}
+
+// WriteError writes an error in OpenAI's shape.
+func WriteError(w http.ResponseWriter, status int, typ, code, param, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	e := map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}
+	if code != "" {
+		e["code"] = code
+	}
+	if param != "" {
+		e["param"] = param
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
+}
+
+func defaultType(status int) string {
+	switch {
+	case status == 401:
+		return "invalid_authentication"
+	case status == 429:
+		return "rate_limit_exceeded"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ServeHTTP routes /v1/models, /v1/chat/completions and /v1/embeddings.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+s.APIKey {
+		WriteError(w, 401, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided.")
+		return
+	}
+	w.Header().Set("x-request-id", fmt.Sprintf("req_%d", time.Now().UnixNano()))
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+		data := []map[string]any{}
+		for _, m := range s.Models {
+			data = append(data, map[string]any{"id": m, "object": "model", "created": 1700000000, "owned_by": "openaistub"})
+		}
+		writeJSON(w, map[string]any{"object": "list", "data": data})
+	case r.Method == http.MethodPost && (r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/embeddings"):
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			WriteError(w, 400, "invalid_request_error", "", "", "We could not parse the JSON body of your request.")
+			return
+		}
+		model, _ := body["model"].(string)
+		f, faulty := s.take(r.URL.Path, model, body, r.Header)
+		if faulty && f.Delay > 0 {
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if faulty && f.Status != 0 {
+			if f.RetryAfter != "" {
+				w.Header().Set("retry-after", f.RetryAfter)
+			}
+			if f.RetryAfterMs != "" {
+				w.Header().Set("retry-after-ms", f.RetryAfterMs)
+			}
+			typ := f.Type
+			if typ == "" {
+				typ = defaultType(f.Status)
+			}
+			WriteError(w, f.Status, typ, f.Code, "", fmt.Sprintf("injected fault: HTTP %d", f.Status))
+			return
+		}
+		if faulty && f.Malformed {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id": "chatcmpl-broken", "choices": [{"mess`))
+			return
+		}
+		if !s.known(model) {
+			WriteError(w, 404, "invalid_request_error", "model_not_found", "model", fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model))
+			return
+		}
+		if r.URL.Path == "/v1/embeddings" {
+			s.embeddings(w, body, model)
+			return
+		}
+		if stream, _ := body["stream"].(bool); stream {
+			s.stream(w, body, model, f, faulty)
+			return
+		}
+		s.chat(w, body, model)
+	default:
+		WriteError(w, 404, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) known(model string) bool {
+	for _, m := range s.Models {
+		if m == model {
+			return true
+		}
+	}
+	return false
+}
+
+// reply is the deterministic answer: JSON when a JSON response format is
+// asked for, else an echo of the last message.
+func reply(body map[string]any) (content string, promptTokens int) {
+	msgs, _ := body["messages"].([]any)
+	last := ""
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		c, _ := mm["content"].(string)
+		promptTokens += len(strings.Fields(c))
+		last = c
+	}
+	if rf, ok := body["response_format"].(map[string]any); ok {
+		if t, _ := rf["type"].(string); t == "json_object" || t == "json_schema" {
+			b, _ := json.Marshal(map[string]string{"answer": last})
+			return string(b), promptTokens
+		}
+	}
+	return "echo: " + last, promptTokens
+}
+
+func usage(prompt, completion int) map[string]any {
+	return map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+}
+
+func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string) {
+	content, pt := reply(body)
+	ct := len(strings.Fields(content))
+	writeJSON(w, map[string]any{
+		"id": "chatcmpl-stub", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
+		"choices": []any{map[string]any{
+			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
+			"logprobs": nil, "finish_reason": "stop",
+		}},
+		"usage": usage(pt, ct), "system_fingerprint": "fp_stub",
+	})
+}
+
+func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string, f Fault, faulty bool) {
+	content, pt := reply(body)
+	words := strings.SplitAfter(content, " ")
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(200)
+	fl, _ := w.(http.Flusher)
+	created := time.Now().Unix()
+	chunk := func(delta map[string]any, finish any, u any) {
+		choices := []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}
+		if delta == nil {
+			choices = []any{}
+		}
+		c := map[string]any{"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_stub", "choices": choices}
+		if u != nil {
+			c["usage"] = u
+		} else if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true {
+			c["usage"] = nil
+		}
+		b, _ := json.Marshal(c)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil, nil)
+	for i, word := range words {
+		if faulty && (f.CutAfter > 0 || f.StreamError) && i == f.CutAfter {
+			if f.StreamError {
+				b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": "injected mid-stream error", "type": "server_error", "param": nil, "code": nil}})
+				fmt.Fprintf(w, "data: %s\n\n", b)
+				if fl != nil {
+					fl.Flush()
+				}
+				return
+			}
+			// Cut the connection: the client sees the body end early.
+			panic(http.ErrAbortHandler)
+		}
+		chunk(map[string]any{"content": word}, nil, nil)
+	}
+	chunk(map[string]any{}, "stop", nil)
+	if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true {
+		chunk(nil, nil, usage(pt, len(strings.Fields(content))))
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if fl != nil {
+		fl.Flush()
+	}
+}
+
+// Vector is the stub's deterministic embedding of text: dims values from
+// an FNV hash of the text, L2-normalised.
+func Vector(text string, dims int) []float32 {
+	out := make([]float32, dims)
+	var norm float64
+	for i := range out {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d:%s", i, text)
+		v := float64(h.Sum64()%2000)/1000 - 1
+		out[i] = float32(v)
+		norm += v * v
+	}
+	norm = math.Sqrt(norm)
+	for i := range out {
+		out[i] = float32(float64(out[i]) / norm)
+	}
+	return out
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, body map[string]any, model string) {
+	var inputs []string
+	switch in := body["input"].(type) {
+	case string:
+		inputs = []string{in}
+	case []any:
+		for _, v := range in {
+			str, ok := v.(string)
+			if !ok {
+				WriteError(w, 400, "invalid_request_error", "", "input", "input must be a string or an array of strings")
+				return
+			}
+			inputs = append(inputs, str)
+		}
+	default:
+		WriteError(w, 400, "invalid_request_error", "", "input", "input must be a string or an array of strings")
+		return
+	}
+	dims := 8
+	if d, ok := body["dimensions"].(float64); ok {
+		dims = int(d)
+	}
+	format, _ := body["encoding_format"].(string)
+	data := []any{}
+	tokens := 0
+	for i, in := range inputs {
+		tokens += len(strings.Fields(in))
+		vec := Vector(in, dims)
+		var emb any = vec
+		if format == "base64" {
+			buf := make([]byte, 4*len(vec))
+			for j, v := range vec {
+				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+			}
+			emb = base64.StdEncoding.EncodeToString(buf)
+		}
+		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": emb})
+	}
+	writeJSON(w, map[string]any{"object": "list", "data": data, "model": model, "usage": map[string]any{"prompt_tokens": tokens, "total_tokens": tokens}})
+}
