@@ -6,10 +6,12 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/fleet"
+	"github.com/vigilml/vigil/agent/observe"
 	"github.com/vigilml/vigil/agent/version"
 )
 
@@ -46,6 +48,9 @@ func (a *Agent) openFleet() error {
 	}
 	a.fleet = f
 	f.SetSummarySource(a.fleetSummary)
+	if a.observe != nil {
+		f.SetStatsSource(observeStats{a.observe})
+	}
 	a.setStatus("gossip", func() SubsystemStatus {
 		st := f.Status()
 		s := SubsystemStatus{Name: "gossip", State: StateRunning, Reason: st.Reason}
@@ -61,11 +66,41 @@ func (a *Agent) openFleet() error {
 	return nil
 }
 
-// fleetSummary is what this node publishes in its tags. GPU utilization
-// comes from telemetry; models, latency, error rate, drift and alerts are
-// wired once their subsystems exist.
+// fleetWindow is the window of observations behind the health tags and
+// this node's answers to fleet stats queries.
+const fleetWindow = 5 * time.Minute
+
+// fleetSummary is what this node publishes in its tags: the model versions
+// it has observed in the last fleetWindow with their worst p95 latency and
+// error rate (agent/observe), and GPU utilization (telemetry). Drift and
+// alert counts stay unknown until those subsystems exist.
 func (a *Agent) fleetSummary() fleet.Summary {
 	var s fleet.Summary
+	if a.observe != nil {
+		var worstP95, worstErr float64
+		var haveP95, haveErr bool
+		for _, m := range a.observe.Models(fleetWindow) {
+			for _, v := range m.Versions {
+				st := v.Stats
+				if st == nil || st.Requests == 0 {
+					continue // not served lately
+				}
+				s.Models = append(s.Models, fleet.Model{Name: m.Model, Version: v.Version})
+				if st.LatencyP95Ms != nil && (!haveP95 || *st.LatencyP95Ms > worstP95) {
+					worstP95, haveP95 = *st.LatencyP95Ms, true
+				}
+				if st.ErrorRate != nil && (!haveErr || *st.ErrorRate > worstErr) {
+					worstErr, haveErr = *st.ErrorRate, true
+				}
+			}
+		}
+		if haveP95 {
+			s.Health.WorstP95Ms = &worstP95
+		}
+		if haveErr {
+			s.Health.WorstErrorRate = &worstErr
+		}
+	}
 	if a.telemetry == nil {
 		return s
 	}
@@ -172,4 +207,29 @@ func (a *Agent) reloadFleet(next config.Loaded) {
 	if a.fleet != nil {
 		a.fleet.SetRole(next.Gossip.Role)
 	}
+}
+
+// observeStats answers fleet stats queries from this node's observations
+// of a model (all versions) over the last fleetWindow.
+type observeStats struct{ o *observe.Service }
+
+func (o observeStats) ModelStats(model string) (fleet.ModelStats, bool) {
+	stats, ok := o.o.Stats(model, "", fleetWindow)
+	if !ok {
+		return fleet.ModelStats{}, false
+	}
+	var out fleet.ModelStats
+	for _, st := range stats {
+		out.Requests += st.Requests
+		out.Errors += st.Errors
+		if st.Sketch == nil {
+			continue
+		}
+		if out.Latency == nil {
+			out.Latency = st.Sketch
+		} else if err := out.Latency.MergeWith(st.Sketch); err != nil {
+			return fleet.ModelStats{}, false
+		}
+	}
+	return out, out.Requests > 0
 }

@@ -56,7 +56,7 @@ func TestFleetMembership(t *testing.T) {
 		t.Errorf("gossip status = %s %q (%v)", state, reason, err)
 	}
 
-	// Fleet stats: no node serves a model yet (observe is not wired), so
+	// Fleet stats: no node has observed a model, so
 	// every node answers "not serving", and none is missing.
 	var st fleet.FleetStats
 	if err := c.Nodes[0].GetJSON("/v1/fleet/models/llama/stats", &st); err != nil {

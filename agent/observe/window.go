@@ -184,6 +184,9 @@ type WindowStats struct {
 	Labelled uint64   `json:"labelled"`
 	Correct  uint64   `json:"correct"`
 	Accuracy *float64 `json:"accuracy"`
+	// Sketch is the merged latency sketch of the window (milliseconds),
+	// for callers that merge further (fleet stats); nil without latencies.
+	Sketch *ddsketch.DDSketch `json:"-"`
 }
 
 // stats merges the buckets of window w at now. firstMs is the pair's first
@@ -224,6 +227,7 @@ func (w *pairWindows) stats(win time.Duration, now time.Time, firstMs int64) Win
 		st.RequestsPerSecond = float64(st.Requests) / max(span, 1)
 	}
 	if merged != nil {
+		st.Sketch = merged
 		st.LatencyCount = uint64(merged.GetCount())
 		qs, err := merged.GetValuesAtQuantiles(Quantiles)
 		if err == nil {
