@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -158,7 +158,7 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 type state struct {
 	cfg    config
 	client *http.Client
-	sem    chan struct{}
+	slots  upstream.Slots
 }
 
 type provider struct {
@@ -169,10 +169,7 @@ type provider struct {
 func newProvider() *provider { return &provider{st: newState(defaultConfig())} }
 
 func newState(c config) *state {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = c.maxConcurrency
-	tr.ResponseHeaderTimeout = c.timeout
-	return &state{cfg: c, client: &http.Client{Transport: tr}, sem: make(chan struct{}, c.maxConcurrency)}
+	return &state{cfg: c, client: upstream.NewHTTPClient(c.maxConcurrency, c.timeout), slots: upstream.NewSlots(c.maxConcurrency)}
 }
 
 // Configure implements sdk.Configurer.
@@ -192,31 +189,6 @@ func (p *provider) state() *state {
 	defer p.mu.RUnlock()
 	return p.st
 }
-
-func (s *state) acquire(ctx context.Context) (func(), error) {
-	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, nil
-	case <-ctx.Done():
-		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", s.cfg.maxConcurrency)
-	}
-}
-
-// watchdog cancels a call quiet for longer than the timeout.
-type watchdog struct {
-	t     *time.Timer
-	fired atomic.Bool
-	d     time.Duration
-}
-
-func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
-	w := &watchdog{d: d}
-	w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
-	return w
-}
-
-func (w *watchdog) kick() { w.t.Reset(w.d) }
-func (w *watchdog) stop() { w.t.Stop() }
 
 func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
@@ -253,12 +225,12 @@ func (s *state) do(ctx context.Context, method, path string, body any) (*http.Re
 	return resp, nil
 }
 
-func transportError(err error, w *watchdog, timeout time.Duration) error {
+func transportError(err error, w *upstream.Watchdog, timeout time.Duration) error {
 	var se *sdk.Error
 	switch {
 	case errors.As(err, &se):
 		return se
-	case w != nil && w.fired.Load():
+	case w.Fired():
 		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
 	case errors.Is(err, context.DeadlineExceeded):
 		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
@@ -464,15 +436,15 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.slots.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)
@@ -525,15 +497,15 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.slots.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
 	if err != nil {
 		return transportError(err, w, s.cfg.timeout)
@@ -545,7 +517,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
 	for sc.Scan() {
-		w.kick()
+		w.Kick()
 		line := sc.Text()
 		if line != "" {
 			if v, ok := strings.CutPrefix(line, "data:"); ok {
@@ -629,8 +601,8 @@ func (p *provider) CountTokens(ctx context.Context, req *pb.CountTokensRequest) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/v1/messages/count_tokens", body)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)
@@ -649,8 +621,8 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodGet, "/v1/models?limit=1000", nil)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)

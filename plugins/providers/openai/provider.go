@@ -17,9 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -36,7 +36,7 @@ const (
 type state struct {
 	cfg    config
 	client *http.Client
-	sem    chan struct{}
+	slots  upstream.Slots
 }
 
 type provider struct {
@@ -51,10 +51,7 @@ func newProvider() *provider {
 }
 
 func newState(c config) *state {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = c.maxConcurrency
-	tr.ResponseHeaderTimeout = c.timeout
-	return &state{cfg: c, client: &http.Client{Transport: tr}, sem: make(chan struct{}, c.maxConcurrency)}
+	return &state{cfg: c, client: upstream.NewHTTPClient(c.maxConcurrency, c.timeout), slots: upstream.NewSlots(c.maxConcurrency)}
 }
 
 // Configure implements sdk.Configurer.
@@ -74,33 +71,6 @@ func (p *provider) state() *state {
 	defer p.mu.RUnlock()
 	return p.st
 }
-
-// acquire takes a concurrency slot, waiting for one until ctx ends.
-func (s *state) acquire(ctx context.Context) (func(), error) {
-	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, nil
-	case <-ctx.Done():
-		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", s.cfg.maxConcurrency)
-	}
-}
-
-// watchdog cancels a call that goes quiet for longer than the configured
-// timeout; kick restarts the clock (each streamed chunk does).
-type watchdog struct {
-	t     *time.Timer
-	fired atomic.Bool
-	d     time.Duration
-}
-
-func newWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
-	w := &watchdog{d: d}
-	w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
-	return w
-}
-
-func (w *watchdog) kick() { w.t.Reset(w.d) }
-func (w *watchdog) stop() { w.t.Stop() }
 
 // do sends one JSON request and returns the response when it is a 2xx;
 // any other status becomes a typed error.
@@ -140,12 +110,12 @@ func (s *state) do(ctx context.Context, method, path string, body any) (*http.Re
 }
 
 // transportError types an error from the HTTP exchange itself.
-func transportError(err error, w *watchdog, timeout time.Duration) error {
+func transportError(err error, w *upstream.Watchdog, timeout time.Duration) error {
 	var se *sdk.Error
 	switch {
 	case errors.As(err, &se):
 		return se
-	case w != nil && w.fired.Load():
+	case w.Fired():
 		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
 	case errors.Is(err, context.DeadlineExceeded):
 		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
@@ -257,8 +227,8 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodGet, "/models", nil)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)
@@ -390,15 +360,15 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.slots.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)
@@ -455,15 +425,15 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.slots.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
 	if err != nil {
 		return transportError(err, w, s.cfg.timeout)
@@ -473,7 +443,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
 	for sc.Scan() {
-		w.kick()
+		w.Kick()
 		line := sc.Text()
 		if line != "" {
 			// Only data fields matter; comments (": ping") and event, id
@@ -541,15 +511,15 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 	if req.Dimensions != nil {
 		body["dimensions"] = req.GetDimensions()
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.slots.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWatchdog(s.cfg.timeout, cancel)
-	defer w.stop()
+	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
+	defer w.Stop()
 	resp, err := s.do(ctx, http.MethodPost, "/embeddings", body)
 	if err != nil {
 		return nil, transportError(err, w, s.cfg.timeout)
