@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 )
 
@@ -63,29 +63,7 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 			c.baseURL = strings.TrimRight(s, "/")
 		}
 	}
-	n := 0
-	if s, ok := str("api_key"); ok && s != "" {
-		c.apiKey, n = s, n+1
-	}
-	if s, ok := str("api_key_file"); ok && s != "" {
-		n++
-		b, err := os.ReadFile(s)
-		if err != nil {
-			bad("api_key_file", "cannot read the key: %v", err)
-		} else if c.apiKey = strings.TrimSpace(string(b)); c.apiKey == "" {
-			bad("api_key_file", "%s is empty", s)
-		}
-	}
-	if s, ok := str("api_key_env"); ok && s != "" {
-		n++
-		v, found := getenv(s)
-		if c.apiKey = strings.TrimSpace(v); !found || c.apiKey == "" {
-			bad("api_key_env", "environment variable %s is not set or empty in the plugin's environment", s)
-		}
-	}
-	if n > 1 {
-		bad("api_key", "set at most one of api_key, api_key_file and api_key_env")
-	}
+	c.apiKey = upstream.APIKey(str, getenv, bad)
 	if s, ok := str("timeout"); ok {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {

@@ -6,6 +6,8 @@ package upstream
 import (
 	"context"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,3 +64,36 @@ func (w *Watchdog) Stop() { w.t.Stop() }
 
 // Fired says whether the watchdog cancelled the call.
 func (w *Watchdog) Fired() bool { return w != nil && w.fired.Load() }
+
+// APIKey reads the upstream's key from exactly one of the plugin options
+// api_key, api_key_file (a file holding the key) or api_key_env (the name
+// of a variable in the plugin's environment). str reads a string option,
+// getenv looks a variable up, and bad records a field error. An empty
+// result with no error means no key was configured.
+func APIKey(str func(key string) (string, bool), getenv func(string) (string, bool), bad func(field, format string, args ...any)) string {
+	var key string
+	n := 0
+	if s, ok := str("api_key"); ok && s != "" {
+		key, n = s, n+1
+	}
+	if s, ok := str("api_key_file"); ok && s != "" {
+		n++
+		b, err := os.ReadFile(s)
+		if err != nil {
+			bad("api_key_file", "cannot read the key: %v", err)
+		} else if key = strings.TrimSpace(string(b)); key == "" {
+			bad("api_key_file", "%s is empty", s)
+		}
+	}
+	if s, ok := str("api_key_env"); ok && s != "" {
+		n++
+		v, found := getenv(s)
+		if key = strings.TrimSpace(v); !found || key == "" {
+			bad("api_key_env", "environment variable %s is not set or empty in the plugin's environment", s)
+		}
+	}
+	if n > 1 {
+		bad("api_key", "set at most one of api_key, api_key_file and api_key_env")
+	}
+	return key
+}
