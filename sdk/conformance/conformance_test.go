@@ -193,6 +193,16 @@ func TestNotAPlugin(t *testing.T) {
 	}
 }
 
+// TestGoExampleConforms runs the kit against the Go example detector that
+// docs/plugins.md walks through.
+func TestGoExampleConforms(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "mean-shift")
+	if out, err := exec.Command("go", "build", "-o", bin, "../examples/meanshift").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	conformance.RunDetector(t, bin)
+}
+
 // TestPythonExampleConforms runs the kit against the Python SDK's example
 // detector, packed as it would be shipped, under Debian's /usr/bin/python3.
 func TestPythonExampleConforms(t *testing.T) {
