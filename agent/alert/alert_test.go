@@ -498,3 +498,32 @@ func TestBearerTokenEnv(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// BenchmarkEvaluate: one evaluation of the latency and error rules over
+// 256 (model, version) pairs (observe.max_models' default), all firing,
+// with an Alertmanager and a webhook receiver queued (not sent).
+func BenchmarkEvaluate(b *testing.B) {
+	st := &fakeStats{}
+	for i := range 256 {
+		s := latency(250, 1000)
+		er := 0.05
+		s.ErrorRate = &er
+		st.set("model-"+strings.Repeat("x", i%7)+string(rune('a'+i%26)), "v"+string(rune('0'+i/26)), s)
+	}
+	clk := &clock{t: time.Now()}
+	m, err := New(Config{Rules: Rules{LatencyP95: RuleConfig{For: ptr(time.Duration(0))}, ErrorRate: RuleConfig{For: ptr(time.Duration(0))}},
+		Alertmanagers: []Receiver{{URL: "http://127.0.0.1:1"}}, Webhooks: []Receiver{{URL: "http://127.0.0.2:1"}}}, Options{Stats: st, Now: clk.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.Advance(time.Minute) // every alert is due for a resend
+		m.Evaluate()
+		for _, r := range m.receivers {
+			for len(r.queue) > 0 {
+				<-r.queue
+			}
+		}
+	}
+}
