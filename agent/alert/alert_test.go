@@ -143,6 +143,18 @@ func TestLatencyStateMachine(t *testing.T) {
 			{0, ws(latency(150, 200)), StatePending, SeverityWarning},
 			{15 * time.Second, ws(latency(150, 20)), "", ""},
 		}},
+		{"hysteresis does not hold a pending alert", []evalStep{
+			{0, ws(latency(150, 200)), StatePending, SeverityWarning},
+			{15 * time.Second, ws(latency(95, 200)), "", ""},
+		}},
+		{"escalation needs critical itself for the whole for", []evalStep{
+			{0, ws(latency(150, 200)), StatePending, SeverityWarning},
+			{time.Minute, ws(latency(150, 200)), StateFiring, SeverityWarning},
+			{15 * time.Second, ws(latency(250, 200)), StateFiring, SeverityWarning},
+			{30 * time.Second, ws(latency(190, 200)), StateFiring, SeverityWarning},
+			{30 * time.Second, ws(latency(250, 200)), StateFiring, SeverityWarning},
+			{time.Minute, ws(latency(250, 200)), StateFiring, SeverityCritical},
+		}},
 		{"threshold is strict", []evalStep{
 			{0, ws(latency(100, 200)), "", ""},
 		}},

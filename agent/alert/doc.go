@@ -15,9 +15,10 @@
 // back to warning at once when the value falls below critical × (1 -
 // hysteresis). It resolves when the value falls to the resolve threshold
 // (warning × (1 - hysteresis) unless set), or when its subject has no
-// samples in the window at all. With fewer than min_samples samples the
-// value does not count: a pending alert goes back to inactive, a firing
-// one holds.
+// samples in the window at all. Hysteresis holds only firing alerts: a
+// pending one must stay above warning for the whole of `for`. With fewer
+// than min_samples samples the value does not count: a pending alert goes
+// back to inactive, a firing one holds.
 //
 // Guarantees: evaluation never blocks on delivery (each receiver has a
 // bounded queue and its own goroutine; when full the oldest notification

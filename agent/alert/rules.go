@@ -66,10 +66,9 @@ func AlertName(rule string) string {
 }
 
 // level applies a rule's thresholds with hysteresis. active says whether
-// the alert is pending or firing now and crit whether it is critical (or
-// on its way there): an active alert stays at least warning until the
-// value is at or below e.Resolve, and critical until it is at or below
-// critical × (1 - hysteresis).
+// the alert is firing and crit whether it fires as critical: a firing
+// alert stays at least warning until the value is at or below e.Resolve,
+// and critical until it is at or below critical × (1 - hysteresis).
 func level(v float64, e Effective, active, crit bool) (Severity, float64) {
 	switch {
 	case v > e.Critical, crit && v > e.Critical*(1-e.Hysteresis):
@@ -80,7 +79,7 @@ func level(v float64, e Effective, active, crit bool) (Severity, float64) {
 	return SeverityNone, e.Warning
 }
 
-// driftLevel maps a finding's severity, keeping an active alert at least
+// driftLevel maps a finding's severity, keeping a firing alert at least
 // warning until the statistic is clearly back: a p-value at or above
 // threshold × (1 + hysteresis), or a statistic at or below threshold ×
 // (1 - hysteresis).
@@ -117,12 +116,15 @@ func pct(v float64) string { return fmt.Sprintf("%.3g%%", v*100) }
 // conditions evaluates every rule at now against the current state.
 func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 	out := map[string]pendingCond{}
-	activeOf := func(l Labels) (active, crit bool) {
+	// Hysteresis holds only what has fired: a pending alert (or a firing
+	// warning on its way to critical) must pass the threshold itself for
+	// the whole of `for`.
+	activeOf := func(l Labels) (firing, crit bool) {
 		t := cur[l.key()]
-		if t == nil || t.State == StateResolved {
+		if t == nil || t.State != StateFiring {
 			return false, false
 		}
-		return true, t.Severity == SeverityCritical || !t.critSince.IsZero()
+		return true, t.Severity == SeverityCritical
 	}
 	add := func(c Condition, e Effective) {
 		out[c.Labels.key()] = pendingCond{Condition: c, forDur: e.For}
