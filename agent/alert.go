@@ -81,19 +81,20 @@ func (a *Agent) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		out.Status = &st
 		out.Alerts = a.alerts.Alerts()
 	}
-	q := r.URL.Query()
-	if s := q.Get("state"); s != "" {
-		var keep []alert.Alert
+	if s := r.URL.Query().Get("state"); s != "" {
+		switch alert.State(s) {
+		case "active", alert.StatePending, alert.StateFiring, alert.StateResolved:
+		default:
+			api.WriteError(w, api.BadRequest("query parameter state: %q is not one of active, pending, firing, resolved", s))
+			return
+		}
+		keep := []alert.Alert{}
 		for _, al := range out.Alerts {
-			switch {
-			case s == "active" && al.State != alert.StateResolved, string(al.State) == s:
+			if string(al.State) == s || (s == "active" && al.State != alert.StateResolved) {
 				keep = append(keep, al)
-			case s != "active" && s != string(alert.StatePending) && s != string(alert.StateFiring) && s != string(alert.StateResolved):
-				api.WriteError(w, api.BadRequest("query parameter state: %q is not one of active, pending, firing, resolved", s))
-				return
 			}
 		}
-		out.Alerts = append([]alert.Alert{}, keep...)
+		out.Alerts = keep
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

@@ -34,7 +34,9 @@ const (
 
 // DriftSource is what the drift and accuracy_drop rules read. The agent
 // plugs agent/drift in through an adapter; without one those rules
-// evaluate nothing (and the status says so).
+// evaluate nothing (and the status says so). Its methods are called from
+// the evaluation loop with the manager's lock held: they must be quick
+// and must not call back into the Manager.
 type DriftSource interface {
 	// DriftFindings returns the latest finding of every (model, version,
 	// feature) the drift engine evaluates.
