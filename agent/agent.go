@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilml/vigil/agent/alert"
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
@@ -91,6 +92,7 @@ type Agent struct {
 	observe   *observe.Service
 	fleet     *fleet.Fleet
 	gateway   *gateway.Gateway
+	alerts    *alert.Manager
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -175,6 +177,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	if err := a.openGateway(); err != nil {
+		return fail(err)
+	}
+	if err := a.openAlerts(); err != nil {
 		return fail(err)
 	}
 	if err := a.api.Listen(); err != nil {
@@ -333,6 +338,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.plugins.Start()
 	a.startFleet(bgCtx)
+	a.startAlerts(bgCtx)
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
 	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings

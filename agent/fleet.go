@@ -72,8 +72,9 @@ const fleetWindow = 5 * time.Minute
 
 // fleetSummary is what this node publishes in its tags: the model versions
 // it has observed in the last fleetWindow with their worst p95 latency and
-// error rate (agent/observe), and GPU utilization (telemetry). Drift and
-// alert counts stay unknown until those subsystems exist.
+// error rate (agent/observe), GPU utilization (telemetry) and the number
+// of firing alerts (agent/alert). The drift count stays unknown until that
+// subsystem exists.
 func (a *Agent) fleetSummary() fleet.Summary {
 	var s fleet.Summary
 	if a.observe != nil {
@@ -100,6 +101,10 @@ func (a *Agent) fleetSummary() fleet.Summary {
 		if haveErr {
 			s.Health.WorstErrorRate = &worstErr
 		}
+	}
+	if a.alerts != nil {
+		n := a.alerts.FiringCount()
+		s.Health.Alerts = &n
 	}
 	if a.telemetry == nil {
 		return s

@@ -13,6 +13,7 @@ need() {
 
 need 'command -v systemd-analyze' systemd
 need 'command -v promtool' prometheus
+need 'command -v prometheus-alertmanager' prometheus-alertmanager
 need '/usr/bin/python3 -c "import scipy"' python3-scipy
 need 'command -v nft' nftables
 need 'command -v ip' iproute2

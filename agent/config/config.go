@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/alert"
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/gateway"
@@ -63,6 +64,8 @@ type Config struct {
 	Gossip fleet.Config `yaml:"gossip"`
 	// Gateway configures the LLM gateway (agent/gateway).
 	Gateway gateway.Config `yaml:"gateway"`
+	// Alerts configures alert rules and their delivery (agent/alert).
+	Alerts alert.Config `yaml:"alerts"`
 }
 
 // API configures the local HTTP API.
@@ -147,6 +150,7 @@ func Default() *Config {
 		Observe:   observe.DefaultConfig(),
 		Gossip:    fleet.DefaultConfig(),
 		Gateway:   gateway.DefaultConfig(),
+		Alerts:    alert.DefaultConfig(),
 	}
 }
 

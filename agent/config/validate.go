@@ -132,6 +132,7 @@ func (l *Loaded) validate() Errors {
 		errs = append(errs, l.keyedErrors(err)...)
 	}
 	errs = append(errs, l.keyedErrors(c.Gateway.Validate())...)
+	errs = append(errs, l.keyedErrors(c.Alerts.Validate())...)
 	return errs
 }
 

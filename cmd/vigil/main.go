@@ -28,6 +28,7 @@ func commands() []command {
 		{"query", "Query the local history of a metric", runQuery},
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
 		{"models", "Show monitored models: latency, errors, throughput, accuracy", runModels},
+		{"alerts", "List firing, pending and recently resolved alerts", runAlerts},
 		{"drift", "Compare reference and current data for drift (drift compare)", runDrift},
 		{"members", "List the fleet's members (gossip)", runMembers},
 		{"fleet", "Ask the whole fleet (fleet stats MODEL)", runFleet},

@@ -1,0 +1,352 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are what the agent hands the manager besides configuration.
+type Options struct {
+	// Stats gives the model stats the latency and error rules read.
+	// Required.
+	Stats StatsSource
+	// Drift feeds the drift and accuracy_drop rules; nil until agent/drift
+	// is plugged in (SetDriftSource).
+	Drift DriftSource
+	// Instance is the instance label of every delivered alert: the node
+	// name.
+	Instance string
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+	// Env looks up environment variables (bearer_token_env); nil means
+	// os.LookupEnv.
+	Env func(string) (string, bool)
+	// Client sends notifications; nil builds one.
+	Client *http.Client
+}
+
+// Manager evaluates the rules, keeps every alert's state and hands
+// notifications to the receivers. Evaluation never waits for delivery.
+type Manager struct {
+	cfg        Config
+	opts       Options
+	log        *slog.Logger
+	modelNames []string
+	drift      atomic.Pointer[driftHolder]
+	receivers  []*receiver
+	metrics    *metrics
+
+	mu        sync.Mutex // guards alerts and lastEval
+	alerts    map[string]*tracked
+	lastEval  time.Time
+	evalCount uint64
+}
+
+type driftHolder struct{ DriftSource }
+
+// New builds a manager; Run starts it. It fails when a receiver's token
+// cannot be read.
+func New(cfg Config, opts Options) (*Manager, error) {
+	if opts.Stats == nil {
+		return nil, fmt.Errorf("alerts: no stats source")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger, alerts: map[string]*tracked{}}
+	m.modelNames = slices.Sorted(maps.Keys(cfg.Models))
+	m.metrics = newMetrics()
+	m.SetDriftSource(opts.Drift)
+	for _, group := range []struct {
+		kind string
+		list []Receiver
+	}{{kindAlertmanager, cfg.Alertmanagers}, {kindWebhook, cfg.Webhooks}} {
+		kind := group.kind
+		for i, rc := range group.list {
+			r, err := newReceiver(kind, rc, cfg.Delivery, opts)
+			if err != nil {
+				return nil, fmt.Errorf("alerts.%s[%d]: %w", kind+"s", i, err)
+			}
+			r.metrics = m.metrics
+			m.receivers = append(m.receivers, r)
+			m.metrics.initReceiver(r.name)
+		}
+	}
+	sort.Slice(m.receivers, func(i, j int) bool { return m.receivers[i].name < m.receivers[j].name })
+	return m, nil
+}
+
+// SetDriftSource plugs in (or, with nil, removes) what the drift and
+// accuracy_drop rules read. Safe while running.
+func (m *Manager) SetDriftSource(d DriftSource) {
+	if d == nil {
+		m.drift.Store(nil)
+		return
+	}
+	m.drift.Store(&driftHolder{d})
+}
+
+func (m *Manager) driftSource() DriftSource {
+	if h := m.drift.Load(); h != nil {
+		return h.DriftSource
+	}
+	return nil
+}
+
+// Config returns the configuration in use, defaults applied.
+func (m *Manager) Config() Config { return m.cfg }
+
+// Run evaluates every interval and delivers notifications until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range m.receivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.run(ctx)
+		}()
+	}
+	tick := time.NewTicker(m.cfg.Interval)
+	defer tick.Stop()
+	for {
+		m.Evaluate()
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Evaluate runs every rule once at the manager's clock, advances every
+// alert's state and queues the notifications due.
+func (m *Manager) Evaluate() {
+	now := m.opts.Now()
+	m.mu.Lock()
+	conds := m.conditions(m.alerts)
+	keys := map[string]bool{}
+	for k := range conds {
+		keys[k] = true
+	}
+	for k := range m.alerts {
+		keys[k] = true
+	}
+	for k := range keys {
+		cur := m.alerts[k]
+		c, ok := conds[k]
+		if !ok {
+			if cur == nil || cur.State == StateResolved {
+				continue
+			}
+			// The condition's subject is gone (no requests in the window,
+			// the rule turned off, no finding any more): clear.
+			c = pendingCond{Condition: Condition{Labels: cur.labels, Value: cur.Value, Threshold: cur.Threshold, Summary: cur.Summary, Description: cur.Description}}
+		}
+		if cur != nil && cur.State == StateResolved && (c.Level == SeverityNone || c.Hold) {
+			continue // stays resolved until its retention ends
+		}
+		prevSev := SeverityNone
+		if cur != nil && cur.State != StateResolved {
+			prevSev = cur.Severity
+		}
+		next, tr := step(cur, c.Condition, c.forDur, now)
+		if next == nil {
+			delete(m.alerts, k)
+			continue
+		}
+		if next.ID == "" || (cur != nil && cur.State == StateResolved) {
+			next.ID = fingerprint(k)
+			next.Rule = c.Labels["rule"]
+		}
+		next.Labels = m.deliveredLabels(next.labels, next.Severity)
+		m.alerts[k] = next
+		m.logTransition(next, tr, prevSev)
+	}
+	for k, t := range m.alerts {
+		if t.State == StateResolved && now.Sub(*t.ResolvedAt) > m.cfg.ResolvedRetention {
+			delete(m.alerts, k)
+		}
+	}
+	am, hooks := m.dueNotifications(now)
+	m.lastEval = now
+	m.evalCount++
+	m.mu.Unlock()
+	for _, r := range m.receivers {
+		switch {
+		case r.kind == kindAlertmanager && len(am) > 0:
+			r.enqueue(am)
+		case r.kind == kindWebhook && len(hooks) > 0:
+			r.enqueue(m.webhookBody(hooks, now))
+		}
+	}
+}
+
+// deliveredLabels are the identity labels plus alertname, instance and
+// severity.
+func (m *Manager) deliveredLabels(id Labels, sev Severity) Labels {
+	l := maps.Clone(id)
+	l["alertname"] = AlertName(id["rule"])
+	l["severity"] = string(sev)
+	if m.opts.Instance != "" {
+		l["instance"] = m.opts.Instance
+	}
+	return l
+}
+
+func (m *Manager) logTransition(t *tracked, tr transition, prevSev Severity) {
+	attrs := []any{"alert", t.ID, "rule", t.Rule, "model", t.labels["model"], "version", t.labels["version"], "severity", string(t.Severity), "value", t.Value, "threshold", t.Threshold}
+	if f := t.labels["feature"]; f != "" {
+		attrs = append(attrs, "feature", f)
+	}
+	switch {
+	case tr.fired:
+		m.log.Warn("alert firing", attrs...)
+	case tr.resolved:
+		m.log.Info("alert resolved", attrs...)
+	case tr.escalated, tr.eased:
+		m.log.Warn("alert severity changed", append(attrs, "from", string(prevSev))...)
+	case tr.from == "" && tr.to == StatePending:
+		m.log.Info("alert pending", attrs...)
+	}
+}
+
+// Alerts lists the pending, firing and recently resolved alerts: firing
+// first, then pending, then resolved; within a state critical first, then
+// by rule and labels.
+func (m *Manager) Alerts() []Alert {
+	m.mu.Lock()
+	out := make([]Alert, 0, len(m.alerts))
+	for _, t := range m.alerts {
+		a := t.Alert
+		a.Labels = maps.Clone(t.Labels)
+		out = append(out, a)
+	}
+	m.mu.Unlock()
+	order := map[State]int{StateFiring: 0, StatePending: 1, StateResolved: 2}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if order[a.State] != order[b.State] {
+			return order[a.State] < order[b.State]
+		}
+		if a.Severity != b.Severity {
+			return a.Severity.rank() > b.Severity.rank()
+		}
+		return a.Labels.key() < b.Labels.key()
+	})
+	return out
+}
+
+// FiringCount is the number of firing alerts (for the fleet's health
+// tags).
+func (m *Manager) FiringCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, t := range m.alerts {
+		if t.State == StateFiring {
+			n++
+		}
+	}
+	return n
+}
+
+// ReceiverStatus is one receiver's delivery state.
+type ReceiverStatus struct {
+	Name          string     `json:"name"`
+	Kind          string     `json:"kind"`
+	Queued        int        `json:"queued"`
+	LastSuccess   *time.Time `json:"last_success,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
+	Failing       bool       `json:"failing"`
+	Notifications uint64     `json:"notifications_sent"`
+	Failed        uint64     `json:"notifications_failed"`
+	Dropped       uint64     `json:"notifications_dropped"`
+}
+
+// Status summarizes the manager for /v1/status and GET /v1/alerts.
+type Status struct {
+	Firing         int              `json:"firing"`
+	Pending        int              `json:"pending"`
+	Resolved       int              `json:"resolved"`
+	LastEvaluation *time.Time       `json:"last_evaluation,omitempty"`
+	Interval       string           `json:"interval"`
+	Receivers      []ReceiverStatus `json:"receivers"`
+	// Inactive lists the rules that evaluate nothing, with why.
+	Inactive []string `json:"inactive_rules,omitempty"`
+}
+
+// Status returns the manager's state.
+func (m *Manager) Status() Status {
+	st := Status{Interval: m.cfg.Interval.String(), Receivers: []ReceiverStatus{}}
+	m.mu.Lock()
+	for _, t := range m.alerts {
+		switch t.State {
+		case StateFiring:
+			st.Firing++
+		case StatePending:
+			st.Pending++
+		case StateResolved:
+			st.Resolved++
+		}
+	}
+	if !m.lastEval.IsZero() {
+		t := m.lastEval.UTC()
+		st.LastEvaluation = &t
+	}
+	m.mu.Unlock()
+	for _, r := range m.receivers {
+		st.Receivers = append(st.Receivers, r.status())
+	}
+	if m.driftSource() == nil {
+		st.Inactive = append(st.Inactive, "drift: no drift source is connected", "accuracy_drop: no drift source is connected (the reference accuracy comes from the drift engine)")
+	}
+	return st
+}
+
+// Reason is a one-line summary for the subsystem status; degraded is true
+// while a receiver is failing.
+func (s Status) Reason() (reason string, degraded bool) {
+	parts := []string{fmt.Sprintf("%d firing, %d pending", s.Firing, s.Pending)}
+	var failing []string
+	for _, r := range s.Receivers {
+		if r.Failing {
+			failing = append(failing, fmt.Sprintf("%s %s: %s", r.Kind, r.Name, r.LastError))
+		}
+	}
+	if len(failing) > 0 {
+		parts = append(parts, "delivery failing to "+strings.Join(failing, "; "))
+	}
+	if len(s.Receivers) == 0 {
+		parts = append(parts, "no alertmanagers or webhooks configured")
+	}
+	if len(s.Inactive) > 0 {
+		parts = append(parts, "drift and accuracy_drop evaluate nothing: no drift source is connected")
+	}
+	return strings.Join(parts, "; "), len(failing) > 0
+}
