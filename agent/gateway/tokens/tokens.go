@@ -94,20 +94,30 @@ func load(file, pattern string, size int) *bpe {
 	if err != nil {
 		panic(fmt.Sprintf("tokens: embedded %s: %v", file, err))
 	}
-	ranks := make(map[string]int, size)
-	var buf [256]byte
+	// Decode every token into one arena first, so that the map's keys
+	// are slices of a single string rather than a small allocation each.
+	type entry struct{ off, n, rank int }
+	entries := make([]entry, 0, size)
+	arena := make([]byte, 0, len(data)*3/4)
 	for line := range bytes.Lines(data) {
 		line = bytes.TrimRight(line, "\n")
 		if len(line) == 0 {
 			continue
 		}
 		tok, rank, ok := bytes.Cut(line, []byte{' '})
-		n, err := base64.StdEncoding.Decode(buf[:], tok)
-		r, err2 := strconv.Atoi(string(rank))
+		r, err := strconv.Atoi(string(rank))
+		off := len(arena)
+		var err2 error
+		arena, err2 = base64.StdEncoding.AppendDecode(arena, tok)
 		if !ok || err != nil || err2 != nil {
 			panic(fmt.Sprintf("tokens: embedded %s: bad line %q", file, line))
 		}
-		ranks[string(buf[:n])] = r
+		entries = append(entries, entry{off, len(arena) - off, r})
+	}
+	all := string(arena)
+	ranks := make(map[string]int, len(entries))
+	for _, e := range entries {
+		ranks[all[e.off:e.off+e.n]] = e.rank
 	}
 	// The (?:) keeps regexp2 from substituting a registered generated
 	// engine for this pattern (v0.10.0 of tiktoken-go/tokenizer ships one
