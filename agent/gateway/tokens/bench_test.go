@@ -61,9 +61,10 @@ func BenchmarkLoad(b *testing.B) {
 		enc           Encoding
 		file, pattern string
 		size          int
+		next          func(string, int) int
 	}{
-		{O200kBase, "o200k_base.tiktoken", o200kPattern, 199998},
-		{Cl100kBase, "cl100k_base.tiktoken", cl100kPattern, 100256},
+		{O200kBase, "o200k_base.tiktoken", o200kPattern, 199998, nextO200k},
+		{Cl100kBase, "cl100k_base.tiktoken", cl100kPattern, 100256, nextCl100k},
 	} {
 		b.Run(string(c.enc), func(b *testing.B) {
 			var keep *bpe
@@ -72,7 +73,7 @@ func BenchmarkLoad(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				keep = load(c.file, c.pattern, c.size)
+				keep = load(c.file, c.pattern, c.size, c.next)
 			}
 			b.StopTimer()
 			runtime.GC()

@@ -68,6 +68,8 @@ const (
 type bpe struct {
 	ranks map[string]int
 	split *regexp2.Regexp
+	// next is the ASCII splitter's step for this encoding (split_ascii.go).
+	next func(s string, i int) int
 }
 
 // Vocabularies are parsed on first use: they cost memory and tens of
@@ -80,16 +82,19 @@ var (
 
 func get(e Encoding) *bpe {
 	if e == Cl100kBase {
-		cl100kOnce.Do(func() { cl100k = load("cl100k_base.tiktoken", cl100kPattern, 100256); cl100kLoaded.Store(true) })
+		cl100kOnce.Do(func() {
+			cl100k = load("cl100k_base.tiktoken", cl100kPattern, 100256, nextCl100k)
+			cl100kLoaded.Store(true)
+		})
 		return cl100k
 	}
-	o200kOnce.Do(func() { o200k = load("o200k_base.tiktoken", o200kPattern, 199998); o200kLoaded.Store(true) })
+	o200kOnce.Do(func() { o200k = load("o200k_base.tiktoken", o200kPattern, 199998, nextO200k); o200kLoaded.Store(true) })
 	return o200k
 }
 
 // load parses a rank file (one "base64-token rank" per line). The files
 // are embedded, so a failure is a build defect: it panics.
-func load(file, pattern string, size int) *bpe {
+func load(file, pattern string, size int, next func(string, int) int) *bpe {
 	data, err := assets.Assets.ReadFile(file)
 	if err != nil {
 		panic(fmt.Sprintf("tokens: embedded %s: %v", file, err))
@@ -122,20 +127,54 @@ func load(file, pattern string, size int) *bpe {
 	// The (?:) keeps regexp2 from substituting a registered generated
 	// engine for this pattern (v0.10.0 of tiktoken-go/tokenizer ships one
 	// that splits "\n \n" wrongly): the interpreter is the reference.
-	return &bpe{ranks: ranks, split: regexp2.MustCompile("(?:"+pattern+")", regexp2.None)}
+	return &bpe{ranks: ranks, split: regexp2.MustCompile("(?:"+pattern+")", regexp2.None), next: next}
 }
 
 // tokenize calls yield with each token id of text.
 func (b *bpe) tokenize(text string, yield func(int)) error {
+	piece := func(p string) {
+		if r, ok := b.ranks[p]; ok {
+			yield(r)
+			return
+		}
+		b.merge(p, yield)
+	}
+	for text != "" {
+		seg := text[:lineCut(text)]
+		if asciiOK(seg) {
+			splitASCII(seg, b.next, piece)
+		} else if err := b.splitRegexp(seg, piece); err != nil {
+			return err
+		}
+		text = text[len(seg):]
+	}
+	return nil
+}
+
+// lineCut returns the length of text's first segment: up to a newline
+// followed by a character that is neither whitespace nor '/', or all of
+// it. Each such point is a piece boundary whatever comes before or after
+// it (no alternative of either pattern runs from a newline into such a
+// character, and the patterns look neither behind nor past it), so the
+// segments split alike on their own, and a line with a non-ASCII
+// character leaves the others to the fast ASCII splitter.
+func lineCut(text string) int {
+	for p := 1; p < len(text); p++ {
+		if text[p-1] == '\n' {
+			if c := text[p]; c < 0x80 && !isSpace(c) && c != '/' {
+				return p
+			}
+		}
+	}
+	return len(text)
+}
+
+// splitRegexp calls yield with each piece the encoding's pattern matches.
+func (b *bpe) splitRegexp(text string, yield func(string)) error {
 	m, err := b.split.FindStringMatch(text)
 	for ; m != nil && err == nil; m, err = b.split.FindNextMatch(m) {
 		i, n := m.ByteRange()
-		piece := text[i : i+n]
-		if r, ok := b.ranks[piece]; ok {
-			yield(r)
-			continue
-		}
-		b.merge(piece, yield)
+		yield(text[i : i+n])
 	}
 	return err
 }
