@@ -83,3 +83,29 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCountChatPattern counts the same conversations with the
+// regular expression alone (no ASCII splitter), for comparison.
+func BenchmarkCountChatPattern(b *testing.B) {
+	for _, size := range []int{1000, 8000} {
+		msgs := chatOf(b, size)
+		for _, enc := range Encodings {
+			bp := get(enc)
+			b.Run(fmt.Sprintf("%s/%dk", enc, size/1000), func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					n := 0
+					for _, m := range msgs {
+						_ = bp.splitRegexp(m.Content, func(p string) {
+							if _, ok := bp.ranks[p]; ok {
+								n++
+								return
+							}
+							bp.merge(p, func(int) { n++ })
+						})
+					}
+				}
+			})
+		}
+	}
+}
