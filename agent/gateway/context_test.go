@@ -317,3 +317,23 @@ func TestReportedUsageNotMarked(t *testing.T) {
 		t.Errorf("reported prompt tokens = %v", n)
 	}
 }
+
+// A prompt whose bytes fit the window is not counted at all; one whose
+// bytes do not is counted once per encoding, however many targets use it.
+func TestPreflightCountsOnlyWhenNeeded(t *testing.T) {
+	h := newHarness(t, contextCfg())
+	a := h.g.aliases["strict"]
+	tg := a.targets[0]
+	fit := h.g.newFit(&pb.ChatRequest{Messages: []*pb.Message{{Role: "user", Content: "short"}}})
+	if err := fit.check(a, tg); err != nil || fit.counts != nil {
+		t.Fatalf("short prompt: err %v, counted %v", err, fit.counts)
+	}
+	fit = h.g.newFit(&pb.ChatRequest{Messages: []*pb.Message{{Role: "user", Content: words(60)}}})
+	if err := fit.check(a, tg); err != nil || len(fit.counts) != 1 || len(fit.counts[tokens.O200kBase]) != 1 {
+		t.Fatalf("long prompt: err %v, counts %v", err, fit.counts)
+	}
+	trim := h.g.aliases["trim"]
+	if err := fit.check(trim, trim.targets[0]); err != nil || len(fit.counts) != 1 {
+		t.Fatalf("second target, same encoding: err %v, counts %v", err, fit.counts)
+	}
+}

@@ -473,12 +473,6 @@ func usageOf(u *pb.Usage) *usageJSON {
 	return out
 }
 
-// spend records an answer's tokens and cost; the cost is summed into
-// *total (and *priced set) when the model has a price.
-func (g *Gateway) spend(ctx context.Context, o outcome, u *pb.Usage, total *float64, priced *bool) {
-	g.spendAs(ctx, o, u, false, total, priced)
-}
-
 func setCost(w http.ResponseWriter, usd float64, priced bool) {
 	if priced {
 		w.Header().Set("x-vigil-cost-usd", formatUSD(usd))

@@ -54,7 +54,9 @@ func embedUsage(t *target, inputs []string, u *pb.Usage) (_ *pb.Usage, estimated
 	return &pb.Usage{PromptTokens: int32(n), TotalTokens: int32(n)}, true
 }
 
-// spendAs is spend with the usage's source.
+// spendAs records an answer's tokens (by source) and cost; the cost is
+// summed into *total (and *priced set) when the model has a price, and
+// charged to budgets (as estimated too, when it is).
 func (g *Gateway) spendAs(ctx context.Context, o outcome, u *pb.Usage, estimated bool, total *float64, priced *bool) {
 	source := sourceReported
 	if estimated {

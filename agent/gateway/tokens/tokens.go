@@ -7,9 +7,10 @@
 // embedded in the binary (github.com/pkoukk/tiktoken-go-loader, MIT), so
 // nothing is downloaded at run time; each is parsed into memory the first
 // time it is used, never at start-up (bench/README.md has the cost). Text is
-// split into pieces with OpenAI's own patterns (dlclark/regexp2, a
-// backtracking engine, as the patterns need lookahead), and each piece is
-// merged by rank as tiktoken does.
+// split into pieces as OpenAI's patterns split it: lines of plain ASCII by a
+// hand-written splitter (split_ascii.go), other lines by the patterns
+// themselves (dlclark/regexp2, a backtracking engine, as the patterns need
+// lookahead); each piece is merged by rank as tiktoken does.
 //
 // Counts for OpenAI models are exact for plain text; the chat formula
 // (CountChat) is OpenAI's own published rule and may drift for future
