@@ -457,7 +457,7 @@ func TestGatewayThroughPlugins(t *testing.T) {
 			`vigil_llm_requests_total{alias="default",code="200",model="gpt-test",provider="openai-main"}`,
 			`vigil_llm_attempts_total{alias="default",model="gpt-test",outcome="rate_limited",provider="openai-main"} 1`,
 			`vigil_llm_circuit_state{model="gpt-solo",provider="openai-main"} 2`,
-			`vigil_llm_tokens_total{alias="default",kind="completion",model="gpt-test",provider="openai-main"}`,
+			`vigil_llm_tokens_total{alias="default",kind="completion",model="gpt-test",provider="openai-main",source="reported"}`,
 		} {
 			if !strings.Contains(string(m), want) {
 				t.Errorf("metrics lack %s", want)

@@ -54,6 +54,8 @@ func openLedger(kv *store.KV, budgets []Budget, logger *slog.Logger) (*ledger, e
 	for _, b := range budgets {
 		known[b.Name] = true
 		l.hours[b.Name] = map[int64]float64{}
+		known[b.Name+estimatedSuffix] = true // usage_estimate.go
+		l.hours[b.Name+estimatedSuffix] = map[int64]float64{}
 	}
 	oldest := l.now().Add(-maxWindow).Unix() / 3600
 	err := kv.ForEach(spendBucket, func(k, v []byte) error {
@@ -207,6 +209,9 @@ type BudgetStatus struct {
 	LimitUSD     float64 `json:"limit_usd"`
 	SpentUSD     float64 `json:"spent_usd"`
 	RemainingUSD float64 `json:"remaining_usd"`
+	// EstimatedUSD is the part of SpentUSD priced from token counts the
+	// gateway estimated because the upstream reported no usage.
+	EstimatedUSD float64 `json:"estimated_usd"`
 }
 
 // HandleUsage serves GET /v1/llm/usage: every budget's spend in its
@@ -217,6 +222,7 @@ func (g *Gateway) HandleUsage(w http.ResponseWriter, r *http.Request) {
 		s := BudgetStatus{Name: b.Name, Token: b.Token, Alias: b.Alias, Window: b.Window, LimitUSD: b.USD}
 		if g.ledger != nil {
 			s.SpentUSD = g.ledger.spent(b.Name, budgetWindows[b.Window])
+			s.EstimatedUSD = g.ledger.spent(b.Name+estimatedSuffix, budgetWindows[b.Window])
 		}
 		s.RemainingUSD = math.Max(0, b.USD-s.SpentUSD)
 		out = append(out, s)

@@ -73,6 +73,8 @@ type cachedAnswer struct {
 	Content      string     `json:"content"`
 	FinishReason string     `json:"finish_reason"`
 	Usage        *usageJSON `json:"usage,omitempty"`
+	// UsageEstimated: Usage was counted by the gateway (usage_estimate.go).
+	UsageEstimated bool `json:"usage_estimated,omitempty"`
 }
 
 // openCache indexes what kv already holds (dropping expired entries and

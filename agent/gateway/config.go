@@ -82,6 +82,11 @@ type Model struct {
 	// ContextWindowFallback is the alias to use when a target says the
 	// prompt is longer than its context window.
 	ContextWindowFallback string `yaml:"context_window_fallback"`
+	// Truncation is what happens when the prompt is too long for a
+	// target's context window: error (the default; the fallback above, or
+	// 400) or drop_oldest (drop the oldest messages, never system ones nor
+	// the last user message).
+	Truncation string `yaml:"truncation"`
 }
 
 // Target is one upstream model behind an alias.
@@ -91,6 +96,12 @@ type Target struct {
 	// Weight, when set on the leading targets, splits traffic among them
 	// (the first tier); the others stay fallbacks in order.
 	Weight int `yaml:"weight"`
+	// ContextWindow in tokens (prompt and answer); 0 takes the shipped
+	// DefaultContextWindows entry, if any, else nothing is checked.
+	ContextWindow int `yaml:"context_window"`
+	// Encoding overrides the tokenizer chosen from the model name
+	// (o200k_base or cl100k_base).
+	Encoding string `yaml:"encoding"`
 }
 
 // Retry is how one target is retried before the next is tried.
@@ -211,6 +222,7 @@ func (c Config) Validate() error {
 				weighted = false
 			}
 		}
+		validateTokens(key, m, bad)
 		if f := m.ContextWindowFallback; f != "" {
 			switch {
 			case f == m.Name:

@@ -119,12 +119,15 @@ type alias struct {
 	tier     int // the leading targets that share traffic by weight
 	weights  int
 	fallback string
+	// truncation is the model's truncation ("" is error).
+	truncation string
 }
 
 type target struct {
 	provider, model string
 	weight          int
 	br              *breaker
+	tok             tokenInfo
 }
 
 func (t *target) String() string { return t.provider + "/" + t.model }
@@ -185,7 +188,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	// alias that names it: an outage is the upstream's, whoever asks.
 	breakers := map[[2]string]*breaker{}
 	for _, m := range cfg.Models {
-		a := &alias{name: m.Name, fallback: m.ContextWindowFallback}
+		a := &alias{name: m.Name, fallback: m.ContextWindowFallback, truncation: m.Truncation}
 		for _, t := range m.Targets {
 			key := [2]string{t.Provider, t.Model}
 			br, ok := breakers[key]
@@ -193,7 +196,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 				br = newBreaker(cfg.Breaker, time.Now)
 				breakers[key] = br
 			}
-			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br}
+			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br, tok: newTokenInfo(t)}
 			a.targets = append(a.targets, tg)
 			if t.Weight > 0 && a.tier == len(a.targets)-1 {
 				a.tier++
@@ -283,8 +286,9 @@ func errCircuitOpen(t *target) error {
 type attemptFunc func(ctx context.Context, t *target, attempt int) (started bool, err error)
 
 // route runs call against the alias's targets with retries, fallback and
-// circuit breaking, within ctx (which carries the request deadline).
-func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc) outcome {
+// circuit breaking, within ctx (which carries the request deadline). fit,
+// when given, is checked before each target is called (context.go).
+func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc, fit ...fitFunc) outcome {
 	out := outcome{alias: a.name}
 	usedFallback := false
 	r := g.cfg.Retry
@@ -292,6 +296,17 @@ chain:
 	for {
 		for _, t := range g.order(a) {
 			out.target = t
+			if len(fit) > 0 {
+				if err := fit[0](a, t); err != nil {
+					// Too long for this target: known without calling it.
+					out.err = err
+					if fb := g.contextFallback(a, t, &usedFallback); fb != nil {
+						a, out.alias = fb, fb.name
+						continue chain
+					}
+					return out
+				}
+			}
 			for try := 0; try < r.MaxAttempts; try++ {
 				if !t.br.allow() {
 					out.err = errCircuitOpen(t)
@@ -328,15 +343,11 @@ chain:
 				case sdk.InvalidRequest:
 					return out
 				case sdk.ContextLengthExceeded:
-					if a.fallback == "" || usedFallback {
+					fb := g.contextFallback(a, t, &usedFallback)
+					if fb == nil {
 						return out
 					}
-					fb, ok := g.aliases[a.fallback]
-					if !ok {
-						return out
-					}
-					g.logger.Info("prompt too long for the target; using the context-window fallback", "alias", a.name, "target", t.String(), "fallback", fb.name)
-					a, usedFallback, out.alias = fb, true, fb.name
+					a, out.alias = fb, fb.name
 					continue chain
 				case sdk.RateLimited, sdk.Overloaded, sdk.Timeout, sdk.Unavailable, sdk.Internal:
 					if ctx.Err() != nil {

@@ -19,6 +19,8 @@ type metrics struct {
 	cost           *prometheus.CounterVec
 	// budgetRejections counts requests refused by a spent budget.
 	budgetRejections *prometheus.CounterVec
+	// ctx counts pre-flight context checks (context.go).
+	ctx *contextMetrics
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -46,8 +48,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"alias"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_llm_tokens_total",
-			Help: "Tokens as reported by the upstream's usage, by kind (prompt, completion).",
-		}, []string{"alias", "provider", "model", "kind"}),
+			Help: "Tokens of answers by kind (prompt, completion) and source: reported (the upstream's usage) or estimated (counted by the gateway because the upstream reported none).",
+		}, []string{"alias", "provider", "model", "kind", "source"}),
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vigil_llm_circuit_state",
 			Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
@@ -81,6 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "vigil_llm_budget_rejections_total",
 		Help: "Requests refused with 429 because a gateway budget was spent.",
 	}, []string{"budget"})
+	m.ctx = newContextMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)

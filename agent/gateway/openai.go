@@ -255,12 +255,12 @@ func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.
 	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(time.Since(start).Seconds())
 }
 
-func (g *Gateway) countTokens(o outcome, u *pb.Usage) {
+func (g *Gateway) countTokens(o outcome, u *pb.Usage, source string) {
 	if u == nil || o.target == nil {
 		return
 	}
-	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt").Add(float64(max(u.GetPromptTokens(), 0)))
-	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "completion").Add(float64(max(u.GetCompletionTokens(), 0)))
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt", source).Add(float64(max(u.GetPromptTokens(), 0)))
+	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "completion", source).Add(float64(max(u.GetCompletionTokens(), 0)))
 }
 
 // HandleModels serves GET /openai/v1/models: the configured aliases.
@@ -473,17 +473,6 @@ func usageOf(u *pb.Usage) *usageJSON {
 	return out
 }
 
-// spend records an answer's tokens and cost; the cost is summed into
-// *total (and *priced set) when the model has a price.
-func (g *Gateway) spend(ctx context.Context, o outcome, u *pb.Usage, total *float64, priced *bool) {
-	g.countTokens(o, u)
-	if usd, ok := g.costFor(o, u); ok {
-		*total += usd
-		*priced = true
-		g.charge(ctx, o.alias, usd)
-	}
-}
-
 func setCost(w http.ResponseWriter, usd float64, priced bool) {
 	if priced {
 		w.Header().Set("x-vigil-cost-usd", formatUSD(usd))
@@ -539,13 +528,15 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
 		g.setHeaders(w, o, cacheHit)
 		setCost(w, 0, true) // nothing was spent upstream
+		setUsageHeader(w, hit.UsageEstimated)
 		g.count("chat", o, http.StatusOK, start)
 		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.FinishReason, hit.Usage))
 		return
 	}
 	var resp *pb.ChatResponse
-	call := func(base *pb.ChatRequest) attemptFunc {
+	call := func(fit *promptFit) attemptFunc {
 		return func(ctx context.Context, t *target, _ int) (bool, error) {
+			base, _ := fit.request(t)
 			req := cloneChat(base, t.model)
 			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
 				var err error
@@ -554,7 +545,8 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			})
 		}
 	}
-	o := g.route(ctx, a, call(creq))
+	fit := g.newFit(creq)
+	o := g.route(ctx, a, call(fit), fit.check)
 	var invalidErr error
 	var usd float64
 	var priced bool
@@ -563,9 +555,11 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
 			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
-			g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+			u, est := fit.chatUsage(o.target, resp.GetUsage(), resp.GetContent())
+			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
-			o = g.route(ctx, a, call(repairRequest(creq, resp.GetContent(), why)))
+			fit = g.newFit(repairRequest(creq, resp.GetContent(), why))
+			o = g.route(ctx, a, call(fit), fit.check)
 			o.attempts += first
 			if o.err == nil {
 				if invalidErr = check.check(resp.GetContent()); invalidErr == nil {
@@ -579,8 +573,15 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		}
 	}
 	g.setHeaders(w, o, cacheLabel(key))
+	fit.setHeader(w, o.target)
+	var usage *pb.Usage
+	var estimated bool
+	if o.err == nil {
+		usage, estimated = fit.chatUsage(o.target, resp.GetUsage(), resp.GetContent())
+		setUsageHeader(w, estimated)
+	}
 	if invalidErr != nil {
-		g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+		g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 		setCost(w, usd, priced)
 		e := invalidOutput(o, invalidErr)
 		g.count("chat", o, e.Status, start)
@@ -597,7 +598,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		writeError(w, e)
 		return
 	}
-	g.spend(ctx, o, resp.GetUsage(), &usd, &priced)
+	g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 	setCost(w, usd, priced)
 	id := resp.GetId()
 	if id == "" {
@@ -609,10 +610,10 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	}
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(resp.GetUsage())})
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated})
 	}
 	g.count("chat", o, http.StatusOK, start)
-	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(resp.GetUsage())))
+	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(usage)))
 }
 
 // completion is a chat.completion object with one choice.
@@ -688,8 +689,9 @@ func (s *sse) done() {
 }
 
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
-	var content strings.Builder // kept only to validate or cache the answer
-	keep := check != nil || key != ""
+	// The answer is kept to validate or cache it, and to count its tokens
+	// if the upstream reports no usage.
+	var content strings.Builder
 	var finishReason string
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
@@ -720,17 +722,20 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		_ = out.event(chunk(map[string]any{}, hit.FinishReason))
 		if includeUsage && hit.Usage != nil {
 			_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-				"system_fingerprint": nil, "choices": []any{}, "usage": hit.Usage})
+				"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{hit.Usage, hit.UsageEstimated}})
 		}
 		out.done()
 		g.count("chat_stream", o, http.StatusOK, start)
 		return
 	}
 	streaming := false
+	fit := g.newFit(creq)
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
 		usage, model = nil, t.model
-		req := cloneChat(creq, t.model)
+		content.Reset()
+		base, _ := fit.request(t)
+		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
 				if ev.GetUsage() != nil {
@@ -744,6 +749,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					started, streaming = true, true
 					model = modelOr(ev.GetModel(), t.model)
 					g.setHeaders(w, outcome{target: t, attempts: attempt}, cacheLabel(key))
+					fit.setHeader(w, t)
 					w.Header().Set("Content-Type", "text/event-stream")
 					w.Header().Set("Cache-Control", "no-cache")
 					w.Header().Set("X-Accel-Buffering", "no")
@@ -754,9 +760,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					}
 				}
 				if ev.GetDelta() != "" {
-					if keep {
-						content.WriteString(ev.GetDelta())
-					}
+					content.WriteString(ev.GetDelta())
 					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
 						return err
 					}
@@ -774,7 +778,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 			err = sdk.Errorf(sdk.Unavailable, "upstream stream ended without any content or finish reason")
 		}
 		return started, err
-	})
+	}, fit.check)
 	if clientGone(ctx) || out.err != nil {
 		// The client went away (or stopped reading): nobody to tell.
 		g.countCode("chat_stream", o, codeClientClosed, start)
@@ -801,7 +805,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	var usd float64
 	var priced bool
-	g.spend(ctx, o, usage, &usd, &priced) // too late for a header: metrics only
+	usage, estimated := fit.chatUsage(o.target, usage, content.String())
+	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: metrics only
 	if check != nil {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
@@ -816,18 +821,18 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		}
 		g.m.validations.WithLabelValues(o.alias, "valid").Inc()
 	}
-	// The usage chunk reports what the upstream reported; when it reported
-	// nothing, the chunk is left out rather than filled with made-up zeros.
+	// The usage chunk reports what the upstream reported or, when it
+	// reported nothing, the gateway's count, marked "estimated": true.
 	if u := usageOf(usage); includeUsage && u != nil {
 		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-			"system_fingerprint": nil, "choices": []any{}, "usage": u})
+			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}})
 	}
 	out.done()
 	if key != "" && out.err == nil {
 		if finishReason == "" {
 			finishReason = "stop"
 		}
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishReason, Usage: usageOf(usage)})
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishReason, Usage: usageOf(usage), UsageEstimated: estimated})
 	}
 	g.count("chat_stream", o, http.StatusOK, start)
 }
@@ -941,11 +946,12 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
 	}
-	u := resp.GetUsage()
+	u, estimated := embedUsage(o.target, inputs, resp.GetUsage())
 	var usd float64
 	var priced bool
-	g.spend(ctx, o, u, &usd, &priced)
+	g.spendAs(ctx, o, u, estimated, &usd, &priced)
 	setCost(w, usd, priced)
+	setUsageHeader(w, estimated)
 	g.count("embeddings", o, http.StatusOK, start)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"object": "list", "data": data, "model": modelOr(resp.GetModel(), o.target.model),

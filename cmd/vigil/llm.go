@@ -47,11 +47,12 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUDGET\tTOKEN\tALIAS\tWINDOW\tLIMIT USD\tSPENT USD\tLEFT USD")
+	fmt.Fprintln(tw, "BUDGET\tTOKEN\tALIAS\tWINDOW\tLIMIT USD\tSPENT USD\tLEFT USD\tESTIMATED USD")
 	for _, b := range out.Budgets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.4f\t%.4f\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window, b.LimitUSD, b.SpentUSD, b.RemainingUSD)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.4f\t%.4f\t%.4f\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window, b.LimitUSD, b.SpentUSD, b.RemainingUSD, b.EstimatedUSD)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "Costs use list prices as of %s unless gateway.prices overrides them.\n", out.PricesAsOf)
+	fmt.Fprintln(stdout, "ESTIMATED USD is the part of the spend priced from token counts the gateway estimated (upstreams that reported no usage).")
 	return 0
 }

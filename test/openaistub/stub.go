@@ -45,6 +45,10 @@ type Fault struct {
 	// StreamError, for a stream, sends an error object as an SSE event
 	// after CutAfter chunks instead of cutting the connection.
 	StreamError bool
+	// NoUsage answers without usage, as some OpenAI-compatible servers
+	// do: no "usage" in a whole answer, no usage chunk in a stream even
+	// when stream_options.include_usage asks for one.
+	NoUsage bool
 }
 
 // Server is the stub. Create it with New and serve it with net/http.
@@ -207,7 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.stream(w, body, model, f, faulty)
 			return
 		}
-		s.chat(w, body, model)
+		s.chat(w, body, model, faulty && f.NoUsage)
 	default:
 		WriteError(w, 404, "invalid_request_error", "unknown_url", "", "Unknown request URL: "+r.Method+" "+r.URL.Path)
 	}
@@ -246,17 +250,21 @@ func usage(prompt, completion int) map[string]any {
 	return map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 }
 
-func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string) {
+func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, noUsage bool) {
 	content, pt := reply(body)
 	ct := len(strings.Fields(content))
-	writeJSON(w, map[string]any{
+	out := map[string]any{
 		"id": "chatcmpl-stub", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
 		"choices": []any{map[string]any{
 			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
 			"logprobs": nil, "finish_reason": "stop",
 		}},
 		"usage": usage(pt, ct), "system_fingerprint": "fp_stub",
-	})
+	}
+	if noUsage {
+		delete(out, "usage")
+	}
+	writeJSON(w, out)
 }
 
 func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string, f Fault, faulty bool) {
@@ -301,7 +309,7 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 		chunk(map[string]any{"content": word}, nil, nil)
 	}
 	chunk(map[string]any{}, "stop", nil)
-	if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true {
+	if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true && !(faulty && f.NoUsage) {
 		chunk(nil, nil, usage(pt, len(strings.Fields(content))))
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")

@@ -1,0 +1,111 @@
+package tokens
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// chatOf builds a conversation of about n o200k_base tokens from the
+// gateway's documentation (prose, YAML, tables): a system prompt, then
+// user and assistant turns of about 250 tokens each.
+func chatOf(b *testing.B, n int) []Message {
+	doc, err := os.ReadFile("../../../docs/gateway.md")
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat(string(doc), 1+n/4000)
+	msgs := []Message{{Role: "system", Content: "You are a careful assistant for an inference fleet's operators."}}
+	roles := []string{"user", "assistant"}
+	for pos := 0; CountChat(O200kBase, msgs) < n; {
+		end := min(pos+1000, len(text)) // ~250 tokens
+		for end < len(text) && text[end] != ' ' {
+			end++
+		}
+		msgs = append(msgs, Message{Role: roles[len(msgs)%2], Content: text[pos:end]})
+		pos = end
+	}
+	return msgs
+}
+
+// BenchmarkCountChat counts a whole chat request, as the pre-flight check
+// and a usage estimate do.
+func BenchmarkCountChat(b *testing.B) {
+	for _, size := range []int{1000, 8000} {
+		msgs := chatOf(b, size)
+		bytes := 0
+		for _, m := range msgs {
+			bytes += len(m.Content)
+		}
+		for _, enc := range Encodings {
+			b.Run(fmt.Sprintf("%s/%dk", enc, size/1000), func(b *testing.B) {
+				n := CountChat(enc, msgs)
+				b.SetBytes(int64(bytes))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					CountChat(enc, msgs)
+				}
+				b.ReportMetric(float64(n), "tokens")
+			})
+		}
+	}
+}
+
+// BenchmarkLoad parses an embedded vocabulary, as the first count in an
+// encoding does once per process; retained-MiB is the heap it keeps.
+func BenchmarkLoad(b *testing.B) {
+	for _, c := range []struct {
+		enc           Encoding
+		file, pattern string
+		size          int
+		next          func(string, int) int
+	}{
+		{O200kBase, "o200k_base.tiktoken", o200kPattern, 199998, nextO200k},
+		{Cl100kBase, "cl100k_base.tiktoken", cl100kPattern, 100256, nextCl100k},
+	} {
+		b.Run(string(c.enc), func(b *testing.B) {
+			var keep *bpe
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				keep = load(c.file, c.pattern, c.size, c.next)
+			}
+			b.StopTimer()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "retained-MiB")
+			runtime.KeepAlive(keep)
+		})
+	}
+}
+
+// BenchmarkCountChatPattern counts the same conversations with the
+// regular expression alone (no ASCII splitter), for comparison.
+func BenchmarkCountChatPattern(b *testing.B) {
+	for _, size := range []int{1000, 8000} {
+		msgs := chatOf(b, size)
+		for _, enc := range Encodings {
+			bp := get(enc)
+			b.Run(fmt.Sprintf("%s/%dk", enc, size/1000), func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					n := 0
+					for _, m := range msgs {
+						_ = bp.splitRegexp(m.Content, func(p string) {
+							if _, ok := bp.ranks[p]; ok {
+								n++
+								return
+							}
+							bp.merge(p, func(int) { n++ })
+						})
+					}
+				}
+			})
+		}
+	}
+}
