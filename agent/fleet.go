@@ -72,8 +72,9 @@ const fleetWindow = 5 * time.Minute
 
 // fleetSummary is what this node publishes in its tags: the model versions
 // it has observed in the last fleetWindow with their worst p95 latency and
-// error rate (agent/observe), and GPU utilization (telemetry). Drift and
-// alert counts stay unknown until those subsystems exist.
+// error rate (agent/observe), GPU utilization (telemetry), and the
+// features drifting critically (agent/drift). Alert counts stay unknown
+// until that subsystem exists.
 func (a *Agent) fleetSummary() fleet.Summary {
 	var s fleet.Summary
 	if a.observe != nil {
@@ -101,6 +102,7 @@ func (a *Agent) fleetSummary() fleet.Summary {
 			s.Health.WorstErrorRate = &worstErr
 		}
 	}
+	s.Health.Drifting = a.driftingFeatures()
 	if a.telemetry == nil {
 		return s
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/gateway"
@@ -63,6 +64,10 @@ type Config struct {
 	Gossip fleet.Config `yaml:"gossip"`
 	// Gateway configures the LLM gateway (agent/gateway).
 	Gateway gateway.Config `yaml:"gateway"`
+	// Drift configures drift evaluation (agent/drift); Models holds the
+	// per-model settings (models.<model>.features.<feature>.detector).
+	Drift  drift.Config `yaml:"drift"`
+	Models drift.Models `yaml:"models"`
 }
 
 // API configures the local HTTP API.
@@ -147,6 +152,7 @@ func Default() *Config {
 		Observe:   observe.DefaultConfig(),
 		Gossip:    fleet.DefaultConfig(),
 		Gateway:   gateway.DefaultConfig(),
+		Drift:     drift.DefaultConfig(),
 	}
 }
 

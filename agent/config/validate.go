@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -132,6 +133,7 @@ func (l *Loaded) validate() Errors {
 		errs = append(errs, l.keyedErrors(err)...)
 	}
 	errs = append(errs, l.keyedErrors(c.Gateway.Validate())...)
+	errs = append(errs, l.keyedErrors(errors.Join(c.Drift.Validate(), c.Models.Validate()))...)
 	return errs
 }
 

@@ -1,0 +1,71 @@
+package drift
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/agent/observe"
+)
+
+// BenchmarkEvaluate20x10k measures one evaluation of a model version with
+// 20 features (16 numeric, auto → ks with exact p-values; 4 categorical,
+// auto → chisquare) whose reference and current windows hold 10,000
+// values each, detector plugin calls included (real plugin processes,
+// with drift.concurrency 1 and 4), the result stored in the history, as
+// issue 5's benchmark asks.
+func BenchmarkEvaluate20x10k(b *testing.B) {
+	for _, c := range []int{1, 4} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) { benchEvaluate(b, c) })
+	}
+}
+
+func benchEvaluate(b *testing.B, concurrency int) {
+	ctx := context.Background()
+	rg := newRig(b)
+	e := rg.open(b, Config{CurrentWindow: 10_000, AutoReference: new(bool), Concurrency: concurrency}, nil)
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 10_000
+	name := func(i int) string { return fmt.Sprintf("f%02d", i) }
+	sample := Sample{Features: map[string][]observe.Value{}}
+	obs := make([]observe.Observation, n)
+	now := time.Now().UnixMilli()
+	for j := range obs {
+		obs[j] = observe.Observation{Model: "m", Version: "v1", UnixMs: now}
+	}
+	for i := range 20 {
+		for j := range n {
+			var ref, cur observe.Value
+			if i < 16 {
+				ref, cur = observe.Num(r.NormFloat64()), observe.Num(r.NormFloat64()+0.01*float64(i))
+			} else {
+				cats := []string{"a", "b", "c", "d", "e", "f"}
+				ref, cur = observe.Str(cats[r.IntN(6)]), observe.Str(cats[r.IntN(6)])
+			}
+			sample.Features[name(i)] = append(sample.Features[name(i)], ref)
+			obs[j].Features = append(obs[j].Features, observe.Feature{Name: name(i), Value: cur})
+		}
+	}
+	if _, err := e.PinSample(ctx, "m", "v1", sample); err != nil {
+		b.Fatal(err)
+	}
+	e.Add(obs)
+	// Warm up: start the plugin processes.
+	evs, err := e.Evaluate(ctx, "m", "v1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range evs[0].Features {
+		if f.Error != "" || f.ReferenceN != n || f.CurrentN != n {
+			b.Fatalf("%s: %+v", f.Feature, f)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := e.Evaluate(ctx, "m", "v1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package drift
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/agent/observe"
+	"github.com/vigilml/vigil/agent/pluginhost"
+)
+
+var (
+	buildOnce sync.Once
+	builtDir  string
+	buildErr  error
+)
+
+// detectorDir builds the real detector plugins once per test binary.
+func detectorDir(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-drift-detectors-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		args := []string{"build", "-o", dir + string(filepath.Separator)}
+		for _, p := range []string{"ks", "psi", "chisquare", "wasserstein", "jensenshannon"} {
+			args = append(args, "../../plugins/detectors/"+p)
+		}
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build detector plugins: %v\n%s", err, out)
+			return
+		}
+		builtDir = dir
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return builtDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
+// newHost starts a plugin host that trusts the built detectors (dev mode).
+func newHost(tb testing.TB) *pluginhost.Host {
+	tb.Helper()
+	cfg := pluginhost.DefaultConfig()
+	cfg.Dirs = nil
+	h, err := pluginhost.New(cfg, pluginhost.Options{CatalogPath: filepath.Join(tb.TempDir(), "plugins.db"), DevDir: detectorDir(tb), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.Start()
+	tb.Cleanup(func() { h.Close() })
+	return h
+}
+
+type rig struct {
+	obs  *observe.Service
+	host *pluginhost.Host
+	dir  string
+}
+
+func newRig(tb testing.TB) *rig {
+	tb.Helper()
+	dir := tb.TempDir()
+	s, err := observe.Open(observe.Config{Path: filepath.Join(dir, "obs.db")}, observe.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return &rig{obs: s, host: newHost(tb), dir: dir}
+}
+
+func (r *rig) open(tb testing.TB, cfg Config, models Models) *Engine {
+	tb.Helper()
+	cfg.Path = filepath.Join(r.dir, "drift.db")
+	e, err := Open(cfg, models, Options{Source: r.obs, Detectors: HostDetectors(r.host), Seed: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cancel := r.obs.Subscribe(e.Add)
+	tb.Cleanup(func() { cancel(); e.Close() })
+	return e
+}
+
+// batch makes n observations of fraud/v1: amount ~ N(shift, 1), age ~
+// U(20, 60) identical before and after, country and channel categorical
+// (country's mix changes with shift).
+func batch(r *rand.Rand, n int, shift float64) []observe.Observation {
+	out := make([]observe.Observation, n)
+	now := time.Now().UnixMilli()
+	for i := range out {
+		country := []string{"DE", "FR", "IT", "ES"}[r.IntN(4)]
+		if shift > 0 && r.Float64() < 0.5 {
+			country = "DE"
+		}
+		out[i] = observe.Observation{
+			Model: "fraud", Version: "v1", UnixMs: now,
+			Features: []observe.Feature{
+				{Name: "amount", Value: observe.Num(r.NormFloat64() + shift)},
+				{Name: "age", Value: observe.Num(20 + 40*r.Float64())},
+				{Name: "country", Value: observe.Str(country)},
+				{Name: "channel", Value: observe.Str([]string{"web", "app"}[r.IntN(2)])},
+			},
+			Prediction: observe.Num(float64(r.IntN(2))),
+			Label:      observe.Num(float64(i % 2)),
+		}
+	}
+	return out
+}
+
+func severities(ev Evaluation) map[string]string {
+	out := map[string]string{}
+	for _, f := range ev.Features {
+		out[f.Feature] = f.Severity
+		if f.Error != "" {
+			out[f.Feature] += ": " + f.Error
+		}
+	}
+	return out
+}
+
+// TestEngineFindsTheShiftedFeatures: the automatic reference is the first
+// 500 observations; after a shift of amount (by one standard deviation)
+// and of country's mix, those two go critical (ks, chisquare) and the
+// others stay ok. The pinned reference and the latest evaluation survive
+// a reopen.
+func TestEngineFindsTheShiftedFeatures(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	cfg := Config{ReferenceSize: 500, CurrentWindow: 500, MinSamples: 100}
+	e := rg.open(t, cfg, nil)
+	r := rand.New(rand.NewPCG(11, 12))
+
+	if err := rg.obs.Ingest(ctx, batch(r, 300, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.Evaluate(ctx, "fraud", "")
+	if err != nil || len(evs) != 1 || evs[0].Verdict != VerdictNoReference {
+		t.Fatalf("300 of 500 reference observations: %v %+v", err, evs)
+	}
+	if err := rg.obs.Ingest(ctx, batch(r, 700, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = e.Evaluate(ctx, "fraud", "v1")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("evaluate: %v %+v", err, evs)
+	}
+	ev := evs[0]
+	if ev.Reference == nil || ev.Reference.Source != SourceAuto || ev.Reference.Observations != 500 || ev.ReferenceLabelled != 500 || ev.ReferenceAccuracy == nil {
+		t.Fatalf("automatic reference: %+v", ev.Reference)
+	}
+	for f, s := range severities(ev) {
+		if s != SeverityOK {
+			t.Errorf("before the shift: %s is %s", f, s)
+		}
+	}
+	if err := rg.obs.Ingest(ctx, batch(r, 500, 1)); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ = e.Evaluate(ctx, "fraud", "v1")
+	ev = evs[0]
+	want := map[string]string{"amount": "critical", "country": "critical", "age": "ok", "channel": "ok", "prediction": "ok"}
+	got := severities(ev)
+	for f, s := range want {
+		if got[f] != s {
+			t.Errorf("after the shift: %s is %q, want %s (all: %v)", f, got[f], s, got)
+		}
+	}
+	if ev.Verdict != SeverityCritical || ev.Correction != "bonferroni" {
+		t.Errorf("verdict %s, correction %s", ev.Verdict, ev.Correction)
+	}
+	for _, f := range ev.Features {
+		if f.ReferenceN != 500 || f.CurrentN != 500 {
+			t.Errorf("%s: windows %d/%d, want 500/500", f.Feature, f.ReferenceN, f.CurrentN)
+		}
+		wantMethod := map[bool]string{false: "ks", true: "chisquare"}[f.Categorical]
+		if f.Method != wantMethod || f.PValue == nil || f.AdjustedPValue == nil || f.Threshold != 0.05 {
+			t.Errorf("%s: method %s p %v adj %v threshold %v", f.Feature, f.Method, f.PValue, f.AdjustedPValue, f.Threshold)
+		}
+	}
+	if e.Drifting() != 2 || e.Degraded() != "" {
+		t.Errorf("drifting %d, degraded %q", e.Drifting(), e.Degraded())
+	}
+
+	// Reopen: the reference and the latest evaluation come back.
+	e.Close()
+	e2 := rg.open(t, cfg, nil)
+	refs := e2.References("fraud", "v1")
+	if len(refs) != 1 || refs[0].Source != SourceAuto || refs[0].Features["amount"] != 500 || !refs[0].PinnedAt.Equal(ev.Reference.PinnedAt) {
+		t.Fatalf("after reopen: references %+v", refs)
+	}
+	if l := e2.Latest(); len(l) != 1 || severities(l[0])["amount"] != "critical" {
+		t.Fatalf("after reopen: latest %+v", l)
+	}
+	if h, err := e2.History("fraud", "v1", "amount", 10); err != nil || len(h) != 2 || len(h[0].Features) != 1 || h[0].Features[0].Severity != "critical" {
+		t.Fatalf("history: %v %+v", err, h)
+	}
+}
+
+// TestEngineMissingAndCrashingDetectors: a feature configured with a
+// detector that is not installed carries an error, the others are still
+// evaluated, and the engine reports degraded.
+func TestEngineMissingDetector(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	models := Models{"fraud": {Features: map[string]FeatureConfig{"amount": {Detector: "nosuch"}, "channel": {Disabled: true}}}}
+	e := rg.open(t, Config{ReferenceSize: 200, CurrentWindow: 200}, models)
+	r := rand.New(rand.NewPCG(3, 4))
+	if err := rg.obs.Ingest(ctx, batch(r, 400, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.Evaluate(ctx, "", "")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("%v %+v", err, evs)
+	}
+	got := severities(evs[0])
+	if !strings.HasPrefix(got["amount"], "error: ") || !strings.Contains(got["amount"], `no plugin "nosuch"`) {
+		t.Errorf("amount: %q", got["amount"])
+	}
+	if _, ok := got["channel"]; ok {
+		t.Errorf("disabled feature evaluated: %v", got)
+	}
+	if got["age"] != "ok" || got["country"] != "ok" {
+		t.Errorf("others: %v", got)
+	}
+	if d := e.Degraded(); !strings.Contains(d, "amount") {
+		t.Errorf("degraded: %q", d)
+	}
+}
+
+// TestEnginePinAndHistory: an uploaded sample and a stored range are
+// pinned; DELETE leaves the version without a reference until the
+// automatic one is collected again from new observations; the history is
+// pruned to history_max_entries.
+func TestEnginePinAndHistory(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	e := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 300, HistoryMaxEntries: 3}, nil)
+	r := rand.New(rand.NewPCG(5, 6))
+	start := time.Now().Add(-time.Second)
+	if err := rg.obs.Ingest(ctx, batch(r, 300, 0)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.PinRange(ctx, "fraud", "v1", start, time.Now().Add(time.Second))
+	if err != nil || info.Source != SourceRange || info.Observations != 300 || info.Features["country"] != 300 {
+		t.Fatalf("pin range: %v %+v", err, info)
+	}
+	if _, err := e.PinRange(ctx, "fraud", "v2", start, time.Now()); err == nil || !strings.Contains(err.Error(), "no stored observations") {
+		t.Fatalf("empty range: %v", err)
+	}
+	sample := Sample{Features: map[string][]observe.Value{}, Prediction: []observe.Value{observe.Num(1), observe.Num(0)}, Labels: []observe.Value{observe.Num(1), {}}}
+	for range 200 {
+		sample.Features["amount"] = append(sample.Features["amount"], observe.Num(r.NormFloat64()+3))
+	}
+	info, err = e.PinSample(ctx, "fraud", "v1", sample)
+	if err != nil || info.Source != SourceUpload || info.Features["amount"] != 200 || info.Labelled != 1 || *info.ReferenceAccuracy != 1 {
+		t.Fatalf("pin sample: %v %+v", err, info)
+	}
+	for range 5 {
+		evs, _ := e.Evaluate(ctx, "fraud", "v1")
+		if got := severities(evs[0]); len(got) != 2 || got["amount"] != "critical" || got["prediction"] != "insufficient_data" {
+			t.Fatalf("uploaded reference: %v", got)
+		}
+	}
+	if h, _ := e.History("fraud", "", "", 0); len(h) != 3 {
+		t.Fatalf("history kept %d entries, want 3", len(h))
+	}
+	had, err := e.Unpin(ctx, "fraud", "v1")
+	if err != nil || !had {
+		t.Fatalf("unpin: %v %v", had, err)
+	}
+	// The 300 stored observations predate the deletion: no automatic
+	// reference from them.
+	if evs, _ := e.Evaluate(ctx, "fraud", "v1"); evs[0].Verdict != VerdictNoReference {
+		t.Fatalf("after delete: %+v", evs[0])
+	}
+	if err := rg.obs.Ingest(ctx, batch(r, 100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := e.Evaluate(ctx, "fraud", "v1"); evs[0].Reference == nil || evs[0].Reference.Source != SourceAuto || evs[0].Reference.Observations != 100 {
+		t.Fatalf("automatic reference after delete: %+v", evs[0].Reference)
+	}
+}
