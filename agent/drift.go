@@ -43,6 +43,10 @@ func (a *Agent) openDrift() error {
 	if err != nil {
 		return err
 	}
+	if err := e.Refill(context.Background()); err != nil {
+		e.Close()
+		return err
+	}
 	if err := a.reg.Register(e); err != nil {
 		e.Close()
 		return fmt.Errorf("drift: register metrics: %w", err)

@@ -604,3 +604,39 @@ func (e *Engine) Degraded() string {
 	defer e.mu.Unlock()
 	return e.degraded
 }
+
+// RefillLookback is how far back Refill reads stored observations into a
+// count window (a time window reads its own span).
+const RefillLookback = time.Hour
+
+// Refill fills the current windows from the stored observations of the
+// last RefillLookback (count window) or drift.current_window_time (time
+// window), so that a restart does not empty them. Call it before
+// observations arrive through Add (the agent calls it before its API
+// serves), or they would be counted twice.
+func (e *Engine) Refill(ctx context.Context) error {
+	if e.src == nil {
+		return nil
+	}
+	start := time.Now()
+	now := e.now()
+	look := RefillLookback
+	if e.cfg.CurrentWindowTime > 0 {
+		look = e.cfg.CurrentWindowTime
+	}
+	n := 0
+	for _, m := range e.src.Models(0) {
+		buf := make([]observe.Observation, 1)
+		err := e.src.Scan(ctx, m.Model, "", now.Add(-look), now.Add(24*time.Hour), func(o *observe.Observation) bool {
+			buf[0] = *o
+			e.Add(buf)
+			n++
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("drift: refill the current windows of %q: %w", m.Model, err)
+		}
+	}
+	e.log.Info("drift current windows refilled", "observations", n, "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}

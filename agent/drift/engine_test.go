@@ -212,6 +212,23 @@ func TestEngineFindsTheShiftedFeatures(t *testing.T) {
 	if h, err := e2.History("fraud", "v1", "amount", 10); err != nil || len(h) != 2 || len(h[0].Features) != 1 || h[0].Features[0].Severity != "critical" {
 		t.Fatalf("history: %v %+v", err, h)
 	}
+	// Refill puts the last 500 stored observations back in the current
+	// windows: the same verdicts without new observations.
+	if err := e2.Refill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ = e2.Evaluate(ctx, "fraud", "v1")
+	got = severities(evs[0])
+	for f, s := range want {
+		if got[f] != s {
+			t.Errorf("after refill: %s is %q, want %s (all: %v)", f, got[f], s, got)
+		}
+	}
+	for _, f := range evs[0].Features {
+		if f.CurrentN != 500 {
+			t.Errorf("after refill: %s current window %d, want 500", f.Feature, f.CurrentN)
+		}
+	}
 }
 
 // TestEngineMissingAndCrashingDetectors: a feature configured with a
