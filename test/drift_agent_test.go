@@ -322,7 +322,7 @@ models:
 			}
 		}
 	}
-	if len(cv[0].Features) != 3 || !strings.Contains(featureErr(cv[0], "ghost"), `no plugin "nosuch"`) {
+	if len(cv[0].Features) != 3 || !strings.Contains(featureErr(cv[0], "ghost"), `detector nosuch: not_found: no plugin "nosuch"`) || !strings.HasPrefix(featureErr(cv[0], "flaky"), "detector crashy: ") {
 		t.Errorf("canary: %+v", cv[0].Features)
 	}
 	waitHealthy(t, base, "")

@@ -407,7 +407,7 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 				err = fmt.Errorf("plugin %q answered an invalid result (statistic %v, p-value %v)", plugin, resp.GetStatistic(), resp.PValue)
 			}
 			if err != nil {
-				ev.Features[i].Error = errString(err)
+				ev.Features[i].Error = "detector " + plugin + ": " + errString(err)
 				return
 			}
 			resps[i] = resp
