@@ -2,8 +2,12 @@ package drift
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,6 +34,12 @@ func benchEvaluate(b *testing.B, concurrency int) {
 	const n = 10_000
 	name := func(i int) string { return fmt.Sprintf("f%02d", i) }
 	sample := Sample{Features: map[string][]observe.Value{}}
+	type pyFeature struct {
+		Method string `json:"method"`
+		Ref    []any  `json:"ref"`
+		Cur    []any  `json:"cur"`
+	}
+	py := make([]pyFeature, 20)
 	obs := make([]observe.Observation, n)
 	now := time.Now().UnixMilli()
 	for j := range obs {
@@ -45,6 +55,7 @@ func benchEvaluate(b *testing.B, concurrency int) {
 				ref, cur = observe.Str(cats[r.IntN(6)]), observe.Str(cats[r.IntN(6)])
 			}
 			sample.Features[name(i)] = append(sample.Features[name(i)], ref)
+			py[i].Ref, py[i].Cur = append(py[i].Ref, ref.Any()), append(py[i].Cur, cur.Any())
 			obs[j].Features = append(obs[j].Features, observe.Feature{Name: name(i), Value: cur})
 		}
 	}
@@ -62,10 +73,40 @@ func benchEvaluate(b *testing.B, concurrency int) {
 			b.Fatalf("%s: %+v", f.Feature, f)
 		}
 	}
+	for i := range py {
+		py[i].Method = evs[0].Features[i].Method
+	}
 	b.ResetTimer()
+	start := time.Now()
 	for range b.N {
 		if _, err := e.Evaluate(ctx, "m", "v1"); err != nil {
 			b.Fatal(err)
 		}
 	}
+	goMS := float64(time.Since(start).Microseconds()) / 1000 / float64(b.N)
+	b.StopTimer()
+	// The same computations in scipy 1.10 (Debian's /usr/bin/python3), with
+	// the detectors benchmark's script: best of 5 rounds, data already in
+	// numpy arrays.
+	in := filepath.Join(b.TempDir(), "features.json")
+	data, err := json.Marshal(py)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	out, err := exec.Command("/usr/bin/python3", "../../plugins/detectors/internal/methods/testdata/bench_scipy.py", in, "5").Output()
+	if err != nil {
+		b.Fatalf("scipy timing (needs Debian's python3-scipy): %v", err)
+	}
+	var res struct {
+		MS float64 `json:"ms_per_eval"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(goMS, "ms/eval")
+	b.ReportMetric(res.MS, "scipy-ms/eval")
+	b.ReportMetric(res.MS/goMS, "x-scipy")
 }
