@@ -110,3 +110,32 @@ func benchEvaluate(b *testing.B, concurrency int) {
 	b.ReportMetric(res.MS, "scipy-ms/eval")
 	b.ReportMetric(res.MS/goMS, "x-scipy")
 }
+
+// BenchmarkAdd measures what the drift subscriber adds to each accepted
+// observation batch (observe calls Add in the goroutine that stored it):
+// batches of 100 observations with 10 features (8 numeric, 2 categorical)
+// and a prediction, into count windows of 1,000.
+func BenchmarkAdd(b *testing.B) {
+	e, err := Open(Config{Path: filepath.Join(b.TempDir(), "drift.db")}, nil, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	obs := make([]observe.Observation, 100)
+	for i := range obs {
+		obs[i] = observe.Observation{Model: "m", Version: "v1", Prediction: observe.Num(1)}
+		for f := range 10 {
+			v := observe.Num(r.NormFloat64())
+			if f >= 8 {
+				v = observe.Str([]string{"a", "b", "c"}[r.IntN(3)])
+			}
+			obs[i].Features = append(obs[i].Features, observe.Feature{Name: fmt.Sprintf("f%d", f), Value: v})
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		e.Add(obs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(obs)), "ns/observation")
+}

@@ -135,7 +135,8 @@ func (e *Engine) newWindow() window {
 
 // Add folds a durable batch of observations into the current windows. It
 // is observe.Service.Subscribe's callback: quick, and it keeps nothing of
-// the slice but copies of the values.
+// the slice but copies of the values (strings are immutable and observe's
+// parser interns them, so windows share them).
 func (e *Engine) Add(obs []observe.Observation) {
 	nowMs := e.now().UnixMilli()
 	var vs *versionState
@@ -177,10 +178,6 @@ func (vs *versionState) addValue(e *Engine, name string, tMs int64, v observe.Va
 		}
 		w = e.newWindow()
 		vs.cur[name] = w
-	}
-	if v.Kind == observe.KindString {
-		// The window may outlive the request's buffers.
-		v.Str = string([]byte(v.Str))
 	}
 	w.add(tMs, v)
 }

@@ -90,9 +90,6 @@ func (b *refBuilder) put(name string, v observe.Value) {
 	if len(vs) >= b.max || (vs == nil && len(b.features) >= maxFeaturesPerVersion) {
 		return
 	}
-	if v.Kind == observe.KindString {
-		v.Str = string([]byte(v.Str))
-	}
 	b.features[name] = append(vs, v)
 }
 
