@@ -28,7 +28,9 @@
 // # For consumers (alerts, fleet)
 //
 // Latest returns the latest Evaluation of every (model, version), with a
-// FeatureResult per feature; Drifting counts the critical features. The
+// FeatureResult per feature and the reference window's accuracy (labels
+// inline or joined later by request ID); Drifting counts the critical
+// features. The
 // Engine is safe for concurrent use.
 package drift
 

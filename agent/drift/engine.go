@@ -253,6 +253,9 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 		if err := e.ensureAutoReference(ctx, vs); err != nil {
 			problems = append(problems, fmt.Sprintf("%s/%s: automatic reference: %v", k.model, k.version, err))
 		}
+		if err := e.joinLabels(ctx, vs); err != nil {
+			problems = append(problems, fmt.Sprintf("%s/%s: join labels to the reference: %v", k.model, k.version, err))
+		}
 		ev := e.evaluateVersion(ctx, vs)
 		for _, f := range ev.Features {
 			if f.Error != "" {
@@ -338,7 +341,9 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 	vs.mu.Lock()
 	ref := vs.ref
 	var plans []featurePlan
+	var info ReferenceInfo
 	if ref != nil {
+		info = ref.info()
 		for name, rv := range ref.features {
 			fc := mc.Features[name]
 			if fc.Disabled {
@@ -357,7 +362,6 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 		ev.DurationSeconds = time.Since(start).Seconds()
 		return ev
 	}
-	info := ref.info()
 	ev.Reference = &info
 	ev.ReferenceAccuracy, ev.ReferenceLabelled = info.ReferenceAccuracy, info.Labelled
 	sort.Slice(plans, func(i, j int) bool { return plans[i].name < plans[j].name })

@@ -315,3 +315,51 @@ func TestEnginePinAndHistory(t *testing.T) {
 		t.Fatalf("automatic reference after delete: %+v", evs[0].Reference)
 	}
 }
+
+// TestEngineJoinsLaterLabels: the reference's observations carry request
+// IDs and no inline label; labels posted later (some before the reference
+// is pinned, some after, some for observations outside it) count towards
+// the reference accuracy, and again after a reopen.
+func TestEngineJoinsLaterLabels(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	cfg := Config{ReferenceSize: 100, CurrentWindow: 100}
+	e := rg.open(t, cfg, nil)
+	r := rand.New(rand.NewPCG(9, 9))
+	obs := batch(r, 200, 0)
+	for i := range obs {
+		obs[i].Label = observe.Value{}
+		obs[i].RequestID = fmt.Sprintf("req-%d", i)
+		obs[i].Prediction = observe.Num(1)
+	}
+	if err := rg.obs.Ingest(ctx, obs); err != nil {
+		t.Fatal(err)
+	}
+	label := func(from, to int, value float64) {
+		t.Helper()
+		var ls []observe.Label
+		for i := from; i < to; i++ {
+			ls = append(ls, observe.Label{RequestID: fmt.Sprintf("req-%d", i), Value: observe.Num(value)})
+		}
+		if _, err := rg.obs.AddLabels(ctx, ls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	label(0, 10, 1) // before the reference is pinned: 10 correct
+	evs, _ := e.Evaluate(ctx, "fraud", "v1")
+	if evs[0].ReferenceLabelled != 10 || *evs[0].ReferenceAccuracy != 1 {
+		t.Fatalf("10 labels: %d %v", evs[0].ReferenceLabelled, evs[0].ReferenceAccuracy)
+	}
+	label(10, 40, 0)   // 30 wrong
+	label(150, 200, 1) // outside the reference (first 100)
+	evs, _ = e.Evaluate(ctx, "fraud", "v1")
+	if evs[0].ReferenceLabelled != 40 || *evs[0].ReferenceAccuracy != 0.25 {
+		t.Fatalf("40 labels: %d %v", evs[0].ReferenceLabelled, *evs[0].ReferenceAccuracy)
+	}
+	e.Close()
+	e2 := rg.open(t, cfg, nil)
+	evs, _ = e2.Evaluate(ctx, "fraud", "v1")
+	if evs[0].ReferenceLabelled != 40 || *evs[0].ReferenceAccuracy != 0.25 {
+		t.Fatalf("after reopen: %d %v", evs[0].ReferenceLabelled, *evs[0].ReferenceAccuracy)
+	}
+}

@@ -34,20 +34,39 @@ type reference struct {
 	pinnedAt          time.Time
 	observations      int
 	features          map[string][]observe.Value
-	labelled, correct int
+	labelled, correct int // inline labels (and an upload's label list)
+
+	// Labels attached later (POST /v1/labels) are joined by request ID:
+	// pendingIDs are the reference observations' request IDs that had a
+	// prediction but no inline label (persisted); the fields below are
+	// guarded by the version state's mutex and rebuilt after a restart by
+	// scanning the stored labels again.
+	pendingIDs                    []string
+	pending                       map[string]bool
+	joinedLabelled, joinedCorrect int
+	labelCursor                   []byte
 }
 
+// info describes r; the version state's mutex must be held.
 func (r *reference) info() ReferenceInfo {
+	lab, cor := r.labelled+r.joinedLabelled, r.correct+r.joinedCorrect
 	in := ReferenceInfo{Model: r.model, Version: r.version, Source: r.source, From: r.from, To: r.to, PinnedAt: r.pinnedAt,
-		Observations: r.observations, Features: map[string]int{}, Labelled: r.labelled, Correct: r.correct}
+		Observations: r.observations, Features: map[string]int{}, Labelled: lab, Correct: cor}
 	for f, v := range r.features {
 		in.Features[f] = len(v)
 	}
-	if r.labelled > 0 {
-		a := float64(r.correct) / float64(r.labelled)
+	if lab > 0 {
+		a := float64(cor) / float64(lab)
 		in.ReferenceAccuracy = &a
 	}
 	return in
+}
+
+func (r *reference) initPending() {
+	r.pending = make(map[string]bool, len(r.pendingIDs))
+	for _, id := range r.pendingIDs {
+		r.pending[id] = true
+	}
 }
 
 // refBuilder collects a reference from observations.
@@ -56,6 +75,7 @@ type refBuilder struct {
 	features          map[string][]observe.Value
 	n                 int
 	labelled, correct int
+	pending           []string
 }
 
 func newRefBuilder(max int) *refBuilder {
@@ -77,12 +97,22 @@ func (b *refBuilder) add(o *observe.Observation) {
 	if !shadowed && !o.Prediction.IsNone() {
 		b.put(PredictionFeature, o.Prediction)
 	}
-	if !o.Label.IsNone() && !o.Prediction.IsNone() {
+	switch {
+	case !o.Label.IsNone() && !o.Prediction.IsNone():
 		b.labelled++
 		if o.Prediction.Equal(o.Label) {
 			b.correct++
 		}
+	case !o.Prediction.IsNone() && o.RequestID != "" && len(b.pending) < b.max:
+		b.pending = append(b.pending, o.RequestID)
 	}
+}
+
+func (b *refBuilder) build(model, version, source string, pinnedAt time.Time) *reference {
+	r := &reference{model: model, version: version, source: source, pinnedAt: pinnedAt,
+		observations: b.n, features: b.features, labelled: b.labelled, correct: b.correct, pendingIDs: b.pending}
+	r.initPending()
+	return r
 }
 
 func (b *refBuilder) put(name string, v observe.Value) {
@@ -103,6 +133,7 @@ type storedRef struct {
 	Labelled     int              `json:"labelled"`
 	Correct      int              `json:"correct"`
 	Features     map[string][]any `json:"features,omitempty"`
+	PendingIDs   []string         `json:"pending_request_ids,omitempty"`
 	// AutoFrom, on a record without features, says the reference was
 	// deleted: the automatic one is taken from observations after it.
 	AutoFrom *time.Time `json:"auto_from,omitempty"`
@@ -112,7 +143,7 @@ func refKey(k vkey) []byte { return []byte(k.model + "\x00" + k.version) }
 
 func encodeRef(r *reference) ([]byte, error) {
 	s := storedRef{Source: r.source, From: r.from, To: r.to, PinnedAt: r.pinnedAt, Observations: r.observations,
-		Labelled: r.labelled, Correct: r.correct, Features: map[string][]any{}}
+		Labelled: r.labelled, Correct: r.correct, Features: map[string][]any{}, PendingIDs: r.pendingIDs}
 	for f, vs := range r.features {
 		out := make([]any, len(vs))
 		for i, v := range vs {
@@ -132,7 +163,8 @@ func decodeRef(k vkey, b []byte) (*reference, *time.Time, error) {
 		return nil, s.AutoFrom, nil
 	}
 	r := &reference{model: k.model, version: k.version, source: s.Source, from: s.From, to: s.To, pinnedAt: s.PinnedAt,
-		observations: s.Observations, labelled: s.Labelled, correct: s.Correct, features: map[string][]observe.Value{}}
+		observations: s.Observations, labelled: s.Labelled, correct: s.Correct, features: map[string][]observe.Value{}, pendingIDs: s.PendingIDs}
+	r.initPending()
 	for f, vs := range s.Features {
 		out := make([]observe.Value, 0, len(vs))
 		for _, v := range vs {
@@ -179,12 +211,13 @@ func (e *Engine) pin(ctx context.Context, r *reference) (ReferenceInfo, error) {
 	if err := e.kv.Put(ctx, bucketReferences, refKey(k), b); err != nil {
 		return ReferenceInfo{}, fmt.Errorf("store reference: %w", err)
 	}
+	info := r.info() // before r is shared
 	vs := e.state(k)
 	vs.mu.Lock()
 	vs.ref = r
 	vs.mu.Unlock()
 	e.log.Info("drift reference pinned", "model", r.model, "version", r.version, "source", r.source, "observations", r.observations, "features", len(r.features))
-	return r.info(), nil
+	return info, nil
 }
 
 // ErrNoObservations is returned when a time range holds no observations of
@@ -210,8 +243,9 @@ func (e *Engine) PinRange(ctx context.Context, model, version string, from, to t
 		return ReferenceInfo{}, fmt.Errorf("%w of model %q version %q with timestamps in [%s, %s) (observe.retention bounds what is kept)", ErrNoObservations, model, version, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
 	f, t := from.UTC(), to.UTC()
-	return e.pin(ctx, &reference{model: model, version: version, source: SourceRange, from: &f, to: &t, pinnedAt: e.now().UTC(),
-		observations: b.n, features: b.features, labelled: b.labelled, correct: b.correct})
+	r := b.build(model, version, SourceRange, e.now().UTC())
+	r.from, r.to = &f, &t
+	return e.pin(ctx, r)
 }
 
 // Sample is an uploaded reference: values per feature, and optionally the
@@ -343,12 +377,11 @@ func (e *Engine) ensureAutoReference(ctx context.Context, vs *versionState) erro
 	if b.n < n {
 		return nil
 	}
-	var f *time.Time
+	r := b.build(vs.key.model, vs.key.version, SourceAuto, e.now().UTC())
 	if !from.IsZero() {
-		f = &from
+		r.from = &from
 	}
-	_, err = e.pin(ctx, &reference{model: vs.key.model, version: vs.key.version, source: SourceAuto, from: f, pinnedAt: e.now().UTC(),
-		observations: b.n, features: b.features, labelled: b.labelled, correct: b.correct})
+	_, err = e.pin(ctx, r)
 	return err
 }
 
@@ -477,4 +510,52 @@ func (e *Engine) History(model, version, feature string, limit int) ([]Evaluatio
 		all = all[:limit]
 	}
 	return all, nil
+}
+
+// labelScanner is the optional part of Source that joins labels attached
+// later (observe.Service has it).
+type labelScanner interface {
+	ScanLabels(ctx context.Context, model, version string, after []byte, fn func(observe.MatchedLabel) bool) ([]byte, error)
+}
+
+// joinLabels counts the labels attached since the last call to the
+// reference observations of vs that had none inline.
+func (e *Engine) joinLabels(ctx context.Context, vs *versionState) error {
+	ls, ok := e.src.(labelScanner)
+	if !ok {
+		return nil
+	}
+	vs.mu.Lock()
+	r := vs.ref
+	if r == nil || len(r.pending) == 0 {
+		vs.mu.Unlock()
+		return nil
+	}
+	cursor := r.labelCursor
+	vs.mu.Unlock()
+	type hit struct {
+		id      string
+		correct bool
+	}
+	var hits []hit
+	next, err := ls.ScanLabels(ctx, vs.key.model, vs.key.version, cursor, func(l observe.MatchedLabel) bool {
+		hits = append(hits, hit{l.RequestID, l.Correct})
+		return true
+	})
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if vs.ref != r {
+		return nil // re-pinned meanwhile
+	}
+	for _, h := range hits {
+		if r.pending[h.id] {
+			delete(r.pending, h.id)
+			r.joinedLabelled++
+			if h.correct {
+				r.joinedCorrect++
+			}
+		}
+	}
+	r.labelCursor = next
+	return err
 }

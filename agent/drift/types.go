@@ -66,11 +66,11 @@ type Evaluation struct {
 	Verdict    string          `json:"verdict"`
 	Correction string          `json:"correction"`
 	Features   []FeatureResult `json:"features"`
-	// ReferenceAccuracy is the accuracy of the reference window's
-	// observations that carried a label inline (prediction equal to the
-	// label, as observe compares them), or of an uploaded sample's
-	// label list; nil when none was labelled. ReferenceLabelled counts
-	// them.
+	// ReferenceAccuracy is the accuracy of the reference window's labelled
+	// observations (prediction equal to the label, as observe compares
+	// them): labels sent inline, an uploaded sample's label list, and
+	// labels attached later by POST /v1/labels, joined by request ID; nil
+	// while none is labelled. ReferenceLabelled counts them.
 	ReferenceAccuracy *float64 `json:"reference_accuracy"`
 	ReferenceLabelled int      `json:"reference_labelled"`
 	// Reference describes the pinned reference (nil when none).
