@@ -198,10 +198,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// builtinMethods are the detector plugins shipped with Vigil; each offers
-// one method of its own name.
-var builtinMethods = map[string]bool{"ks": true, "psi": true, "chisquare": true, "wasserstein": true, "jensenshannon": true}
-
 // Validate names every invalid key as models.<model>.<key>, one per line,
 // in name order.
 func (m Models) Validate() error {

@@ -313,10 +313,9 @@ func (e *Engine) forgetIdle() {
 
 // featurePlan is how one feature is to be evaluated.
 type featurePlan struct {
-	name        string
-	ref, cur    []observe.Value
-	categorical bool
-	conf        FeatureConfig
+	name     string
+	ref, cur []observe.Value
+	conf     FeatureConfig
 }
 
 func (e *Engine) modelConf(model string) (ModelConfig, Correction, int) {
