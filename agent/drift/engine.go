@@ -270,7 +270,9 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 		e.mu.Unlock()
 		out = append(out, *ev)
 	}
-	e.forgetIdle()
+	if err := e.forgetIdle(ctx); err != nil {
+		problems = append(problems, fmt.Sprintf("forget idle versions: %v", err))
+	}
 	e.mu.Lock()
 	if model == "" && version == "" || len(problems) > 0 {
 		e.degraded = ""
@@ -286,11 +288,13 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 }
 
 // forgetIdle drops the state of versions that observe no longer tracks
-// and that have no reference, so the engine's memory follows observe's
-// bound.
-func (e *Engine) forgetIdle() {
+// (idle for observe.retention): those without a reference, and those
+// whose reference is automatic, which also lose their stored reference
+// and history. A reference pinned by the API stays until DELETE. So the
+// engine's memory and file follow observe's bounds.
+func (e *Engine) forgetIdle(ctx context.Context) error {
 	if e.src == nil {
-		return
+		return nil
 	}
 	live := map[vkey]bool{}
 	for _, m := range e.src.Models(0) {
@@ -298,17 +302,39 @@ func (e *Engine) forgetIdle() {
 			live[vkey{m.Model, v.Version}] = true
 		}
 	}
+	var drop []vkey
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for k, vs := range e.versions {
+		if live[k] {
+			continue
+		}
 		vs.mu.Lock()
-		idle := vs.ref == nil && !live[k]
+		idle := vs.ref == nil || vs.ref.source == SourceAuto
+		hadRef := vs.ref != nil
 		vs.mu.Unlock()
 		if idle {
 			delete(e.versions, k)
 			delete(e.latest, k)
+			if hadRef {
+				drop = append(drop, k)
+			}
 		}
 	}
+	for k := range e.latest {
+		if e.versions[k] == nil && !live[k] {
+			delete(e.latest, k)
+		}
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, k := range drop {
+		if err := e.deleteVersion(ctx, k); err != nil {
+			errs = append(errs, err)
+		} else {
+			e.log.Info("drift state of an idle version deleted", "model", k.model, "version", k.version)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // featurePlan is how one feature is to be evaluated.

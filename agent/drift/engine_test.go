@@ -363,3 +363,66 @@ func TestEngineJoinsLaterLabels(t *testing.T) {
 		t.Fatalf("after reopen: %d %v", evs[0].ReferenceLabelled, *evs[0].ReferenceAccuracy)
 	}
 }
+
+// TestEngineForgetsIdleVersions: once observe forgets a version (idle for
+// observe.retention), its automatic reference and history go too; a
+// reference pinned by upload stays.
+func TestEngineForgetsIdleVersions(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	dir := t.TempDir()
+	s, err := observe.Open(observe.Config{Path: filepath.Join(dir, "obs.db")}, observe.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rg := &rig{obs: s, host: newHost(t), dir: dir}
+	e := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 100}, nil)
+	r := rand.New(rand.NewPCG(1, 1))
+	if err := s.Ingest(ctx, batch(r, 150, 0)); err != nil {
+		t.Fatal(err)
+	}
+	up := Sample{Features: map[string][]observe.Value{"x": {observe.Num(1), observe.Num(2)}}}
+	if _, err := e.PinSample(ctx, "spam", "v1", up); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(ctx, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.References("fraud", "")) != 1 || len(e.References("spam", "")) != 1 {
+		t.Fatalf("references: %+v %+v", e.References("fraud", ""), e.References("spam", ""))
+	}
+	if h, _ := e.History("fraud", "v1", "", 0); len(h) != 1 {
+		t.Fatalf("history: %d", len(h))
+	}
+	mu.Lock()
+	now = now.Add(25 * time.Hour)
+	mu.Unlock()
+	if err := s.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(ctx, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if refs := e.References("fraud", ""); len(refs) != 0 {
+		t.Errorf("automatic reference of a forgotten version kept: %+v", refs)
+	}
+	if h, _ := e.History("fraud", "", "", 0); len(h) != 0 {
+		t.Errorf("history of a forgotten version kept: %d entries", len(h))
+	}
+	if len(e.References("spam", "")) != 1 {
+		t.Errorf("uploaded reference dropped")
+	}
+	for _, ev := range e.Latest() {
+		if ev.Model == "fraud" {
+			t.Errorf("latest of a forgotten version kept: %+v", ev)
+		}
+	}
+	e.Close()
+	e2 := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 100}, nil)
+	if len(e2.References("fraud", "")) != 0 || len(e2.References("spam", "")) != 1 {
+		t.Errorf("after reopen: %+v %+v", e2.References("fraud", ""), e2.References("spam", ""))
+	}
+}

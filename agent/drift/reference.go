@@ -442,6 +442,23 @@ func (e *Engine) storeEvaluation(ctx context.Context, ev *Evaluation) error {
 	return e.kv.Apply(ctx, ops...)
 }
 
+// deleteVersion deletes the stored reference and history of k.
+func (e *Engine) deleteVersion(ctx context.Context, k vkey) error {
+	ops := []store.KVOp{{Bucket: bucketReferences, Key: refKey(k), Delete: true}}
+	prefix := historyPrefix(k)
+	err := e.kv.ForEachFrom(bucketHistory, prefix, func(key, _ []byte) error {
+		if !bytes.HasPrefix(key, prefix) {
+			return errStop
+		}
+		ops = append(ops, store.KVOp{Bucket: bucketHistory, Key: append([]byte(nil), key...), Delete: true})
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	return e.kv.Apply(ctx, ops...)
+}
+
 // loadLatest restores the latest evaluation of every version from the
 // history, so the API answers right after a restart.
 func (e *Engine) loadLatest() error {
