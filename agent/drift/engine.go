@@ -401,10 +401,6 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 		p := &plans[i]
 		r := &ev.Features[i]
 		*r = FeatureResult{Feature: p.name, ReferenceN: len(p.ref), CurrentN: len(p.cur), EvaluatedAt: now}
-		if len(p.ref) < minSamples || len(p.cur) < minSamples {
-			r.Severity = SeverityInsufficientData
-			continue
-		}
 		req := buildRequest(p)
 		r.Categorical = req.DataType == pb.DataType_CATEGORICAL
 		plugin := p.conf.Detector
@@ -418,6 +414,10 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 		req.Threshold = p.conf.Threshold
 		req.Params = p.conf.Params
 		r.Detector, r.Method = plugin, req.Method
+		if len(p.ref) < minSamples || len(p.cur) < minSamples {
+			r.Severity = SeverityInsufficientData
+			continue
+		}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
