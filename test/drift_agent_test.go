@@ -109,23 +109,28 @@ func sev(v driftVersion) map[string]string {
 	return out
 }
 
-// fraudBatch makes 100 observations: amount ~ N(shift, 1) and country's mix
-// move when shifted; tenure, device and the prediction never do.
+// fraudBatch makes 100 observations. Unshifted, every feature cycles
+// deterministically through the same 100 values (normal quantiles for
+// amount), so windows of whole batches have identical distributions and
+// no detector can flag them, whatever the seed. Shifted, amount is drawn
+// from N(1, 1) and country is "DE" half the time more; tenure, device and
+// the prediction never change.
 func fraudBatch(r *rand.Rand, shifted bool) map[string]any {
 	items := make([]map[string]any, 100)
 	for i := range items {
-		amount := r.NormFloat64()
-		country := []string{"DE", "FR", "IT", "ES"}[r.IntN(4)]
+		g := (float64(i*37%100) + 0.5) / 100
+		amount := math.Sqrt2 * math.Erfinv(2*g-1)
+		country := []string{"DE", "FR", "IT", "ES"}[i%4]
 		if shifted {
-			amount++
+			amount = r.NormFloat64() + 1
 			if r.Float64() < 0.5 {
 				country = "DE"
 			}
 		}
-		pred := r.IntN(2)
+		pred := i % 2
 		items[i] = map[string]any{
 			"model": "fraud", "version": "v1", "latency_ms": 5, "prediction": pred, "label": []int{pred, 1 - pred, pred, pred}[i%4],
-			"features": map[string]any{"amount": amount, "tenure": 10 * r.Float64(), "country": country, "device": []string{"ios", "android", "web"}[r.IntN(3)]},
+			"features": map[string]any{"amount": amount, "tenure": 10 * g, "country": country, "device": []string{"ios", "android", "web"}[i%3]},
 		}
 	}
 	return map[string]any{"observations": items}

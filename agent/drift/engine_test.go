@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -99,27 +100,41 @@ func (r *rig) open(tb testing.TB, cfg Config, models Models) *Engine {
 	return e
 }
 
-// batch makes n observations of fraud/v1: amount ~ N(shift, 1), age ~
-// U(20, 60) identical before and after, country and channel categorical
-// (country's mix changes with shift).
+// grid is the k-th of 100 evenly spread points of (0, 1), visited in a
+// scrambled order: every 100 consecutive k give each point once.
+func grid(k int) float64 { return (float64(k*37%100) + 0.5) / 100 }
+
+// normQ is the standard normal quantile function.
+func normQ(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
+
+// batch makes n observations of fraud/v1 (n a multiple of 100). Unshifted,
+// every feature cycles deterministically through the same 100 values
+// (normal quantiles for amount), so any two windows of whole batches have
+// identical distributions and no detector can flag them. Shifted, amount
+// is drawn from N(shift, 1) and country is "DE" half the time more; age,
+// channel and the prediction never change.
 func batch(r *rand.Rand, n int, shift float64) []observe.Observation {
 	out := make([]observe.Observation, n)
 	now := time.Now().UnixMilli()
 	for i := range out {
-		country := []string{"DE", "FR", "IT", "ES"}[r.IntN(4)]
-		if shift > 0 && r.Float64() < 0.5 {
-			country = "DE"
+		amount := normQ(grid(i))
+		country := []string{"DE", "FR", "IT", "ES"}[i%4]
+		if shift > 0 {
+			amount = r.NormFloat64() + shift
+			if r.Float64() < 0.5 {
+				country = "DE"
+			}
 		}
 		out[i] = observe.Observation{
 			Model: "fraud", Version: "v1", UnixMs: now,
 			Features: []observe.Feature{
-				{Name: "amount", Value: observe.Num(r.NormFloat64() + shift)},
-				{Name: "age", Value: observe.Num(20 + 40*r.Float64())},
+				{Name: "amount", Value: observe.Num(amount)},
+				{Name: "age", Value: observe.Num(20 + 40*grid(i))},
 				{Name: "country", Value: observe.Str(country)},
-				{Name: "channel", Value: observe.Str([]string{"web", "app"}[r.IntN(2)])},
+				{Name: "channel", Value: observe.Str([]string{"web", "app"}[i%2])},
 			},
-			Prediction: observe.Num(float64(r.IntN(2))),
-			Label:      observe.Num(float64(i % 2)),
+			Prediction: observe.Num(float64(i % 2)),
+			Label:      observe.Num(float64(i / 2 % 2)),
 		}
 	}
 	return out
