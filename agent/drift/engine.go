@@ -274,6 +274,7 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 		problems = append(problems, fmt.Sprintf("forget idle versions: %v", err))
 	}
 	e.mu.Lock()
+	prev := e.degraded
 	if model == "" && version == "" || len(problems) > 0 {
 		e.degraded = ""
 		if len(problems) > 0 {
@@ -283,7 +284,15 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 			}
 		}
 	}
+	now := e.degraded
 	e.mu.Unlock()
+	// One log line when the state changes, not one per pass.
+	switch {
+	case now != "" && now != prev:
+		e.log.Warn("drift evaluation degraded", "problem", now)
+	case now == "" && prev != "":
+		e.log.Info("drift evaluation recovered")
+	}
 	return out, nil
 }
 
@@ -310,14 +319,12 @@ func (e *Engine) forgetIdle(ctx context.Context) error {
 		}
 		vs.mu.Lock()
 		idle := vs.ref == nil || vs.ref.source == SourceAuto
-		hadRef := vs.ref != nil
 		vs.mu.Unlock()
 		if idle {
+			// Its stored reference, or the record of a DELETE, goes too.
 			delete(e.versions, k)
 			delete(e.latest, k)
-			if hadRef {
-				drop = append(drop, k)
-			}
+			drop = append(drop, k)
 		}
 	}
 	for k := range e.latest {
