@@ -47,7 +47,7 @@ type Engine struct {
 	mu       sync.Mutex
 	versions map[vkey]*versionState
 	latest   map[vkey]*Evaluation
-	rng      *rand.Rand // guarded by mu; seeds each window's own rng
+	rng      *rand.Rand // guarded by mu; seeds each version's windows
 	degraded string     // why the last pass was degraded; "" when fine
 
 	evalMu sync.Mutex // one evaluation pass at a time
@@ -59,9 +59,11 @@ type Engine struct {
 type versionState struct {
 	key vkey
 
-	mu  sync.Mutex
-	cur map[string]window
-	ref *reference
+	mu      sync.Mutex
+	cur     map[string]window
+	seed    uint64 // of the time windows' reservoir sampling
+	windows uint64 // time windows made, the second half of their seed
+	ref     *reference
 	// autoFrom: the automatic reference is taken from observations at or
 	// after this time (zero: from the first); set by a DELETE.
 	autoFrom time.Time
@@ -117,18 +119,18 @@ func (e *Engine) state(k vkey) *versionState {
 	defer e.mu.Unlock()
 	vs := e.versions[k]
 	if vs == nil {
-		vs = &versionState{key: k, cur: map[string]window{}}
+		vs = &versionState{key: k, cur: map[string]window{}, seed: e.rng.Uint64()}
 		e.versions[k] = vs
 	}
 	return vs
 }
 
-func (e *Engine) newWindow() window {
+// newWindow makes a current window; vs.mu is held (and not e.mu: the lock
+// order is e.mu, then a version's mu).
+func (e *Engine) newWindow(vs *versionState) window {
 	if e.cfg.CurrentWindowTime > 0 {
-		e.mu.Lock()
-		seed := e.rng.Uint64()
-		e.mu.Unlock()
-		return newTimeWindow(e.cfg.CurrentWindowTime.Milliseconds(), e.cfg.CurrentWindow, rand.New(rand.NewPCG(seed, 1)))
+		vs.windows++
+		return newTimeWindow(e.cfg.CurrentWindowTime.Milliseconds(), e.cfg.CurrentWindow, rand.New(rand.NewPCG(vs.seed, vs.windows)))
 	}
 	return newRing(e.cfg.CurrentWindow)
 }
@@ -176,7 +178,7 @@ func (vs *versionState) addValue(e *Engine, name string, tMs int64, v observe.Va
 		if len(vs.cur) >= maxFeaturesPerVersion {
 			return
 		}
-		w = e.newWindow()
+		w = e.newWindow(vs)
 		vs.cur[name] = w
 	}
 	w.add(tMs, v)

@@ -441,3 +441,46 @@ func TestEngineForgetsIdleVersions(t *testing.T) {
 		t.Errorf("after reopen: %+v %+v", e2.References("fraud", ""), e2.References("spam", ""))
 	}
 }
+
+// TestEngineTimeWindow: with drift.current_window_time the current window
+// is a reservoir sample of at most current_window values; concurrent
+// batches and evaluations are race-free.
+func TestEngineTimeWindow(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	e := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 300, CurrentWindowTime: time.Minute}, nil)
+	r := rand.New(rand.NewPCG(7, 7))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rr := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 5 {
+				if err := rg.obs.Ingest(ctx, batch(rr, 100, 0)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for range 3 {
+		if _, err := e.Evaluate(ctx, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if err := rg.obs.Ingest(ctx, batch(r, 100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := e.Evaluate(ctx, "fraud", "v1")
+	if evs[0].Reference == nil || len(evs[0].Features) != 5 {
+		t.Fatalf("%+v", evs[0])
+	}
+	for _, f := range evs[0].Features {
+		// The severities depend on which values the reservoir kept, which
+		// depends on the order of the concurrent batches: not checked.
+		if f.CurrentN != 300 || f.ReferenceN != 100 || f.Error != "" || f.Severity == SeverityInsufficientData || f.Severity == SeverityError {
+			t.Errorf("%s: %+v", f.Feature, f)
+		}
+	}
+}
