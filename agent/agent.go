@@ -25,6 +25,7 @@ import (
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/datadir"
+	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/gateway"
@@ -90,6 +91,7 @@ type Agent struct {
 	forwarder *forward.Forwarder
 	plugins   *pluginhost.Host
 	observe   *observe.Service
+	drift     *drift.Engine
 	fleet     *fleet.Fleet
 	gateway   *gateway.Gateway
 	alerts    *alert.Manager
@@ -151,6 +153,7 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		if a.plugins != nil {
 			a.plugins.Close()
 		}
+		a.closeDrift()
 		if a.observe != nil {
 			a.observe.Close()
 		}
@@ -171,6 +174,9 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	if err := a.openObserve(); err != nil {
+		return fail(err)
+	}
+	if err := a.openDrift(); err != nil {
 		return fail(err)
 	}
 	if err := a.openFleet(); err != nil {
@@ -336,6 +342,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer a.bg.Done()
 		a.runObserve(bgCtx)
 	}()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.runDrift(bgCtx)
+	}()
 	a.plugins.Start()
 	a.startFleet(bgCtx)
 	a.startAlerts(bgCtx)
@@ -390,6 +401,9 @@ func (a *Agent) shutdown() error {
 	}
 	if err := a.plugins.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop plugins: %w", err))
+	}
+	if err := a.closeDrift(); err != nil {
+		errs = append(errs, fmt.Errorf("close drift: %w", err))
 	}
 	if err := a.observe.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close observations: %w", err))

@@ -11,9 +11,8 @@ import (
 
 // openAlerts builds the alert manager over the observation stats and
 // registers GET /v1/alerts; Run starts its evaluation loop. The drift and
-// accuracy_drop rules read a DriftSource, which agent/drift provides
-// through SetAlertDriftSource; until then they evaluate nothing, and the
-// status says so.
+// accuracy_drop rules read the drift engine's latest evaluations; with
+// drift disabled they evaluate nothing, and the status says so.
 func (a *Agent) openAlerts() error {
 	cfg := a.cfg.Alerts
 	a.api.HandleFunc("GET /v1/alerts", api.Read, a.handleAlerts)
@@ -23,11 +22,15 @@ func (a *Agent) openAlerts() error {
 		})
 		return nil
 	}
-	m, err := alert.New(cfg, alert.Options{
+	opts := alert.Options{
 		Stats:    a.observe,
 		Instance: a.cfg.NodeName,
 		Logger:   a.logger.With("subsystem", "alerts"),
-	})
+	}
+	if a.drift != nil {
+		opts.Drift = driftAlerts{a.drift}
+	}
+	m, err := alert.New(cfg, opts)
 	if err != nil {
 		return err
 	}

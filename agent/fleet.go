@@ -72,9 +72,9 @@ const fleetWindow = 5 * time.Minute
 
 // fleetSummary is what this node publishes in its tags: the model versions
 // it has observed in the last fleetWindow with their worst p95 latency and
-// error rate (agent/observe), GPU utilization (telemetry) and the number
-// of firing alerts (agent/alert). The drift count stays unknown until that
-// subsystem exists.
+// error rate (agent/observe), GPU utilization (telemetry), the features
+// drifting critically (agent/drift) and the number of firing alerts
+// (agent/alert).
 func (a *Agent) fleetSummary() fleet.Summary {
 	var s fleet.Summary
 	if a.observe != nil {
@@ -106,6 +106,7 @@ func (a *Agent) fleetSummary() fleet.Summary {
 		n := a.alerts.FiringCount()
 		s.Health.Alerts = &n
 	}
+	s.Health.Drifting = a.driftingFeatures()
 	if a.telemetry == nil {
 		return s
 	}

@@ -276,7 +276,7 @@ func TestDriftCompareErrors(t *testing.T) {
 	if _, errOut, code := runExit(t, exe, "drift", "compare", "-reference", ref, "-current", cur, "-method", "ks", "-column", "x", "-plugin-dir", pkgDir); code != 2 || !strings.Contains(errOut, "does not match the SHA-256") {
 		t.Errorf("tampered plugin: exit %d, %s", code, errOut)
 	}
-	if _, errOut, code := runExit(t, exe, "drift", "model-x"); code != 2 || !strings.Contains(errOut, "unknown subcommand") {
-		t.Errorf("vigil drift model-x: exit %d %s", code, errOut)
+	if _, errOut, code := runExit(t, exe, "drift", "model-x", "model-y"); code != 2 || !strings.Contains(errOut, "exactly one MODEL") {
+		t.Errorf("vigil drift model-x model-y: exit %d %s", code, errOut)
 	}
 }

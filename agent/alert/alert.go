@@ -324,7 +324,7 @@ func (m *Manager) Status() Status {
 		st.Receivers = append(st.Receivers, r.status())
 	}
 	if m.driftSource() == nil {
-		st.Inactive = append(st.Inactive, "drift: no drift source is connected", "accuracy_drop: no drift source is connected (the reference accuracy comes from the drift engine)")
+		st.Inactive = append(st.Inactive, "drift: drift evaluation is off (drift.enabled)", "accuracy_drop: drift evaluation is off (drift.enabled); the reference accuracy comes from it")
 	}
 	return st
 }
@@ -346,7 +346,7 @@ func (s Status) Reason() (reason string, degraded bool) {
 		parts = append(parts, "no alertmanagers or webhooks configured")
 	}
 	if len(s.Inactive) > 0 {
-		parts = append(parts, "drift and accuracy_drop evaluate nothing: no drift source is connected")
+		parts = append(parts, "drift and accuracy_drop evaluate nothing: drift evaluation is off")
 	}
 	return strings.Join(parts, "; "), len(failing) > 0
 }

@@ -435,7 +435,7 @@ func TestNoDriftSource(t *testing.T) {
 		t.Fatalf("inactive rules %v", s.Inactive)
 	}
 	reason, degraded := s.Reason()
-	if !strings.Contains(reason, "no drift source") || degraded {
+	if !strings.Contains(reason, "drift evaluation is off") || degraded {
 		t.Fatalf("reason %q degraded %v", reason, degraded)
 	}
 	m.SetDriftSource(&fakeDrift{refAcc: map[string]float64{"fraud/v1": 0.9}, refN: 500})

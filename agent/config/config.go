@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigilml/vigil/agent/alert"
+	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/fleet"
 	"github.com/vigilml/vigil/agent/forward"
 	"github.com/vigilml/vigil/agent/gateway"
@@ -66,6 +67,10 @@ type Config struct {
 	Gateway gateway.Config `yaml:"gateway"`
 	// Alerts configures alert rules and their delivery (agent/alert).
 	Alerts alert.Config `yaml:"alerts"`
+	// Drift configures drift evaluation (agent/drift); Models holds the
+	// per-model settings (models.<model>.features.<feature>.detector).
+	Drift  drift.Config `yaml:"drift"`
+	Models drift.Models `yaml:"models"`
 }
 
 // API configures the local HTTP API.
@@ -151,6 +156,7 @@ func Default() *Config {
 		Gossip:    fleet.DefaultConfig(),
 		Gateway:   gateway.DefaultConfig(),
 		Alerts:    alert.DefaultConfig(),
+		Drift:     drift.DefaultConfig(),
 	}
 }
 

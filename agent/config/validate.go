@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -133,6 +134,7 @@ func (l *Loaded) validate() Errors {
 	}
 	errs = append(errs, l.keyedErrors(c.Gateway.Validate())...)
 	errs = append(errs, l.keyedErrors(c.Alerts.Validate())...)
+	errs = append(errs, l.keyedErrors(errors.Join(c.Drift.Validate(), c.Models.Validate()))...)
 	return errs
 }
 

@@ -1,9 +1,37 @@
-// Package drift will evaluate drift per model inside the agent: reference
-// and current windows per (model, version, feature), the detector plugins
-// called through agent/pluginhost, and a model-level verdict. What is here
-// so far are its pure parts, shared with `vigil drift compare`: the
-// automatic method choice and the multiple-testing corrections. It is not
-// wired into the agent yet.
+// Package drift evaluates drift per model version inside the agent. It
+// keeps, per (model, version, feature), a reference window and a current
+// window, hands both to a detector plugin (through agent/pluginhost, the
+// same binaries `vigil drift compare` runs), corrects the p-values across
+// a version's features for multiple testing, and gives each feature a
+// severity (ok, warning, critical, insufficient_data, error) and each
+// version a verdict.
+//
+// # Guarantees
+//
+// Durable references: a pinned reference (automatic, from a stored time
+// range, or uploaded) is committed and fsynced in the engine's own bbolt
+// file (store.KV) before it is used, so a restart keeps it; Refill puts
+// the recent stored observations back into the current windows at start.
+//
+// Bounded: a count window is a ring of drift.current_window values; a time
+// window keeps at most 8 x current_window values (slot reservoirs by
+// Algorithm R, sampled in proportion to each slot's traffic, see
+// timeWindow); references hold at most max_reference_values per feature;
+// the history is pruned to history_retention and history_max_entries per
+// version; versions that observe forgets and that have no reference are
+// dropped.
+//
+// Isolated failures: a detector that is missing, crashes, times out or
+// rejects its input gives its feature an error; the other features are
+// evaluated, the evaluation is stored, and Degraded says what went wrong.
+//
+// # For consumers (alerts, fleet)
+//
+// Latest returns the latest Evaluation of every (model, version), with a
+// FeatureResult per feature and the reference window's accuracy (labels
+// inline or joined later by request ID); Drifting counts the critical
+// features. The
+// Engine is safe for concurrent use.
 package drift
 
 import (

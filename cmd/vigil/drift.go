@@ -37,23 +37,24 @@ func runDrift(args []string, stdout, stderr io.Writer) int {
 	const help = `
 Drift detection.
 
-Subcommands:
-  compare   compare a reference CSV with a current CSV, column by column,
+  vigil drift MODEL [-version V] [-format table|json] [-evaluate]
+            a running agent's latest drift evaluation of MODEL
+  vigil drift compare [flags]
+            compare a reference CSV with a current CSV, column by column,
             with the detector plugins (no running agent needed)`
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		w, code := stderr, 2
 		if len(args) > 0 {
 			w, code = stdout, 0
 		}
-		fmt.Fprintf(w, "Usage: vigil drift compare [flags]\n%s\n", help)
+		fmt.Fprintf(w, "Usage: vigil drift MODEL [flags] | vigil drift compare [flags]\n%s\n", help)
 		return code
 	}
 	switch args[0] {
 	case "compare":
 		return driftCompare(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "vigil drift: unknown subcommand %q (want compare; per-model drift from a running agent is not built yet)\n", args[0])
-	return 2
+	return driftModel(args, stdout, stderr)
 }
 
 // optFloat is a float flag that remembers whether it was set.

@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"github.com/vigilml/vigil/agent/alert"
+	"github.com/vigilml/vigil/agent/drift"
+)
+
+// driftAlerts adapts the drift engine's latest evaluations to what the
+// drift and accuracy_drop alert rules read.
+type driftAlerts struct{ e *drift.Engine }
+
+// DriftFindings returns one finding per evaluated feature. A feature whose
+// detector failed is reported as insufficient_data, so that an alert it
+// already raised holds instead of resolving on a plugin crash.
+func (d driftAlerts) DriftFindings() []alert.DriftFinding {
+	var out []alert.DriftFinding
+	for _, ev := range d.e.Latest() {
+		for _, f := range ev.Features {
+			sev := f.Severity
+			if sev == drift.SeverityError {
+				sev = drift.SeverityInsufficientData
+			}
+			thr := f.Threshold
+			if f.PValue == nil && f.WarningThreshold != nil {
+				thr = *f.WarningThreshold
+			}
+			p := f.PValue
+			if f.AdjustedPValue != nil {
+				p = f.AdjustedPValue
+			}
+			out = append(out, alert.DriftFinding{
+				Model: ev.Model, Version: ev.Version, Feature: f.Feature, Method: f.Method,
+				Statistic: f.Statistic, PValue: p, Threshold: thr,
+				Severity: sev, EvaluatedAt: f.EvaluatedAt,
+			})
+		}
+	}
+	return out
+}
+
+// ReferenceAccuracy is the accuracy of the labelled observations in the
+// version's pinned reference window.
+func (d driftAlerts) ReferenceAccuracy(model, version string) (float64, int, bool) {
+	for _, ev := range d.e.Latest() {
+		if ev.Model == model && ev.Version == version && ev.ReferenceAccuracy != nil {
+			return *ev.ReferenceAccuracy, ev.ReferenceLabelled, true
+		}
+	}
+	return 0, 0, false
+}
