@@ -29,6 +29,8 @@ type Config struct {
 	Prices map[string]Price `yaml:"prices"`
 	// Budgets cap spend per API token and/or alias over a window.
 	Budgets []Budget `yaml:"budgets"`
+	// Observations record each request for monitoring (observations.go).
+	Observations ObservationsConfig `yaml:"observations"`
 }
 
 // Budget caps the USD spent over a sliding window by requests made with
@@ -127,6 +129,7 @@ func DefaultConfig() Config {
 		Retry:          Retry{MaxAttempts: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxRetryAfter: 10 * time.Second},
 		Breaker:        Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Window: 30 * time.Second, OpenFor: 15 * time.Second},
 		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20},
+		Observations:   ObservationsConfig{Enabled: true, QueueSize: 4096},
 	}
 }
 
@@ -287,6 +290,9 @@ func (c Config) Validate() error {
 		if c.Cache.MaxBytes <= 0 {
 			bad("cache.max_bytes", "must be positive")
 		}
+	}
+	if c.Observations.Enabled && (c.Observations.QueueSize < 1 || c.Observations.QueueSize > 1<<20) {
+		bad("observations.queue_size", "must be from 1 to 1048576, got %d", c.Observations.QueueSize)
 	}
 	return errors.Join(errs...)
 }

@@ -57,10 +57,16 @@ type Gateway struct {
 	rand   func(n int64) int64
 	cache  *Cache // nil: no cache
 	prices map[string]Price
-	ledger *ledger // nil: no budgets
+	ledger *ledger   // nil: no budgets
+	obs    *obsQueue // nil: requests are not recorded as observations
+	// obsFlushItems caps one observation write (tests lower it).
+	obsFlushItems int
 	// TokenName names the API token a request was made with (for
 	// budgets); the agent sets it to api.TokenName.
 	TokenName func(*http.Request) string
+	// OwnUsageOnly says whether a GET /v1/llm/usage caller may see only
+	// the budgets of its own token (an llm-scope token); nil: all.
+	OwnUsageOnly func(*http.Request) bool
 }
 
 // OpenLedger opens the budgets' spend ledger at path, when budgets are
@@ -104,6 +110,9 @@ func (g *Gateway) OpenCache(path string) error {
 // Close finishes pending cache and ledger writes and closes their files.
 func (g *Gateway) Close() error {
 	var errs []error
+	if g.obs != nil {
+		g.obs.close()
+	}
 	if g.cache != nil {
 		errs = append(errs, g.cache.Close())
 	}
@@ -141,7 +150,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	g := &Gateway{
 		cfg: cfg, providers: providers, logger: logger, m: newMetrics(reg),
 		aliases: map[string]*alias{}, created: time.Now().Unix(),
-		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices),
+		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices), obsFlushItems: obsFlushItems,
 	}
 	for i, p := range cfg.Providers {
 		conf := map[string]any{}
@@ -269,6 +278,8 @@ type outcome struct {
 	err      error
 	// exhausted is true when every target failed or was skipped.
 	exhausted bool
+	// ex is the request's exchange (observations.go); nil when none.
+	ex *exchange
 }
 
 // errCircuitOpen is the error recorded for a target skipped because its
@@ -285,7 +296,7 @@ type attemptFunc func(ctx context.Context, t *target, attempt int) (started bool
 // route runs call against the alias's targets with retries, fallback and
 // circuit breaking, within ctx (which carries the request deadline).
 func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc) outcome {
-	out := outcome{alias: a.name}
+	out := outcome{alias: a.name, ex: exchangeOf(ctx)}
 	usedFallback := false
 	r := g.cfg.Retry
 chain:

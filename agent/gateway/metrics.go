@@ -19,6 +19,8 @@ type metrics struct {
 	cost           *prometheus.CounterVec
 	// budgetRejections counts requests refused by a spent budget.
 	budgetRejections *prometheus.CounterVec
+	// obsDropped counts observations of requests that were not stored.
+	obsDropped *prometheus.CounterVec
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
@@ -81,7 +83,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "vigil_llm_budget_rejections_total",
 		Help: "Requests refused with 429 because a gateway budget was spent.",
 	}, []string{"budget"})
+	m.obsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_observations_dropped_total",
+		Help: "Observations of gateway requests not stored, by reason: queue_full (the writer fell behind), rejected (observe refused them, e.g. observe.max_models), store (the write failed).",
+	}, []string{"reason"})
 	if reg != nil {
+		reg.MustRegister(m.obsDropped)
 		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}

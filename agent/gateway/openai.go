@@ -59,6 +59,25 @@ func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }
 
+// WriteAgentError writes an error of the agent's API server (auth, body
+// limit, unknown route) in OpenAI's shape, so that OpenAI's SDKs raise
+// the matching exception (AuthenticationError for a 401, say). code is
+// the agent's error code (unauthorized, forbidden, ...).
+func WriteAgentError(w http.ResponseWriter, status int, code, message string) {
+	e := &Error{Status: status, Message: message, Type: "invalid_request_error", Code: code}
+	switch {
+	case status == http.StatusUnauthorized:
+		e.Code = "invalid_api_key"
+	case status == http.StatusForbidden:
+		e.Type, e.Code = "permission_error", "insufficient_permissions"
+	case status == http.StatusNotFound:
+		e.Code = "not_found"
+	case status >= 500:
+		e.Type = "server_error"
+	}
+	writeError(w, e)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -251,8 +270,10 @@ func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.
 	if o.target != nil {
 		provider, model = o.target.provider, o.target.model
 	}
+	elapsed := time.Since(start)
 	g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
-	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(time.Since(start).Seconds())
+	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(elapsed.Seconds())
+	g.record(o, code, elapsed)
 }
 
 func (g *Gateway) countTokens(o outcome, u *pb.Usage) {
@@ -477,9 +498,12 @@ func usageOf(u *pb.Usage) *usageJSON {
 // *total (and *priced set) when the model has a price.
 func (g *Gateway) spend(ctx context.Context, o outcome, u *pb.Usage, total *float64, priced *bool) {
 	g.countTokens(o, u)
+	ex := exchangeOf(ctx)
+	ex.addUsage(u)
 	if usd, ok := g.costFor(o, u); ok {
 		*total += usd
 		*priced = true
+		ex.addCost(usd)
 		g.charge(ctx, o.alias, usd)
 	}
 }
@@ -510,6 +534,7 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 			defer cancel()
 			key := g.cacheKeyFor(r, a, creq)
+			exchangeOf(ctx).setCache(cacheLabel(key))
 			if e = g.overBudget(ctx, a.name); e != nil {
 				if !g.inCache(key) {
 					g.count("chat", outcome{alias: a.name}, e.Status, start)
@@ -536,7 +561,8 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, start time.Time) {
 	if hit := g.cached(a, key); hit != nil {
-		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
+		o.ex.setCache(cacheHit)
 		g.setHeaders(w, o, cacheHit)
 		setCost(w, 0, true) // nothing was spent upstream
 		g.count("chat", o, http.StatusOK, start)
@@ -707,7 +733,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	if hit := g.cached(a, key); hit != nil {
 		// Served from the cache, re-streamed as the same chunks an
 		// upstream answer would produce.
-		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
+		o.ex.setCache(cacheHit)
 		model = hit.Model
 		g.setHeaders(w, o, cacheHit)
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -748,7 +775,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					w.Header().Set("Cache-Control", "no-cache")
 					w.Header().Set("X-Accel-Buffering", "no")
 					w.WriteHeader(http.StatusOK)
-					g.m.ttft.WithLabelValues(a.name).Observe(time.Since(start).Seconds())
+					ttft := time.Since(start)
+					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
+					exchangeOf(ctx).firstToken(ttft)
 					if err := out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil)); err != nil {
 						return err
 					}
@@ -906,6 +935,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 	defer cancel()
+	exchangeOf(ctx).setCache(cacheBypass)
 	if e := g.overBudget(ctx, a.name); e != nil {
 		fail(a.name, e)
 		return
@@ -965,9 +995,15 @@ func float32Base64(v []float32) string {
 
 // withToken puts the request's API token name (for budgets) into its
 // context.
+// It also carries the request's exchange, when requests are recorded as
+// observations.
 func (g *Gateway) withToken(r *http.Request) context.Context {
-	if g.TokenName == nil {
-		return r.Context()
+	ctx := r.Context()
+	if g.obs != nil {
+		ctx = context.WithValue(ctx, exchangeKey{}, &exchange{})
 	}
-	return context.WithValue(r.Context(), tokenKey{}, g.TokenName(r))
+	if g.TokenName == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, tokenKey{}, g.TokenName(r))
 }
