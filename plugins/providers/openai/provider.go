@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -72,6 +71,18 @@ func (p *provider) state() *state {
 	return p.st
 }
 
+// call is one upstream call of method to path with body (nil: none);
+// slotted calls take one of the max_concurrency slots.
+func (s *state) call(method, path string, body any, slotted bool) upstream.Call {
+	c := upstream.Call{Timeout: s.cfg.timeout, Send: func(ctx context.Context) (*http.Response, error) {
+		return s.do(ctx, method, path, body)
+	}}
+	if slotted {
+		c.Slots = s.slots
+	}
+	return c
+}
+
 // do sends one JSON request and returns the response when it is a 2xx;
 // any other status becomes a typed error.
 func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
@@ -107,26 +118,6 @@ func (s *state) do(ctx context.Context, method, path string, body any) (*http.Re
 		return nil, classify(resp.StatusCode, resp.Header, b)
 	}
 	return resp, nil
-}
-
-// transportError types an error from the HTTP exchange itself.
-func transportError(err error, w *upstream.Watchdog, timeout time.Duration) error {
-	var se *sdk.Error
-	switch {
-	case errors.As(err, &se):
-		return se
-	case w.Fired():
-		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
-	case errors.Is(err, context.DeadlineExceeded):
-		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
-	case errors.Is(err, context.Canceled):
-		return sdk.Errorf(sdk.Timeout, "call cancelled: %v", err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
-	}
-	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
 }
 
 // apiError is OpenAI's error object.
@@ -225,22 +216,16 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodGet, "/models", nil)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Data []struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := decode(resp.Body, &body); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err := s.call(http.MethodGet, "/models", nil, false).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &body)
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := &pb.ModelsResponse{}
 	for _, m := range body.Data {
@@ -249,21 +234,8 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	return out, nil
 }
 
-// decode reads one JSON body; a body that does not parse is the
-// upstream's fault (class unavailable), so the agent may retry elsewhere.
-func decode(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > maxBody {
-		return sdk.Errorf(sdk.Unavailable, "upstream response is larger than %d bytes", maxBody)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return sdk.Errorf(sdk.Unavailable, "upstream sent malformed JSON: %v", err)
-	}
-	return nil
-}
+// decode reads one JSON body of at most maxBody bytes.
+func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
 
 // chatBody is the chat.completions request for req.
 func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (map[string]any, error) {
@@ -360,20 +332,6 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var out struct {
 		ID      string `json:"id"`
 		Model   string `json:"model"`
@@ -386,8 +344,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		} `json:"choices"`
 		Usage *usage `json:"usage"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err = s.call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out.Choices) == 0 {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream answered with no choices")
@@ -425,20 +386,13 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
-	if err != nil {
-		return transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
+	return s.call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+		return readStream(resp, w, send)
+	})
+}
+
+// readStream passes a chat.completions event stream on as ChatEvents.
+func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -472,7 +426,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return transportError(err, w, s.cfg.timeout)
+		return upstream.TransportError(err, w)
 	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before data: [DONE]: the response is truncated")
 }
@@ -511,20 +465,6 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 	if req.Dimensions != nil {
 		body["dimensions"] = req.GetDimensions()
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/embeddings", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var out struct {
 		Model string `json:"model"`
 		Data  []struct {
@@ -533,8 +473,11 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 		} `json:"data"`
 		Usage *usage `json:"usage"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err := s.call(http.MethodPost, "/embeddings", body, true).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out.Data) != len(req.GetInput()) {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream returned %d embeddings for %d inputs", len(out.Data), len(req.GetInput()))
