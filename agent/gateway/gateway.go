@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,9 @@ type Gateway struct {
 	obs    *obsQueue // nil: requests are not recorded as observations
 	// obsFlushItems caps one observation write (tests lower it).
 	obsFlushItems int
+	// inFlight counts the chat and embeddings requests being served
+	// (gateway.max_in_flight).
+	inFlight atomic.Int64
 	// TokenName names the API token a request was made with (for
 	// budgets); the agent sets it to api.TokenName.
 	TokenName func(*http.Request) string
@@ -128,12 +132,22 @@ type alias struct {
 	tier     int // the leading targets that share traffic by weight
 	weights  int
 	fallback string
+	// duration is the alias's request-duration child per endpoint,
+	// resolved once (metrics.go's labels are looked up per request
+	// otherwise).
+	duration map[string]prometheus.Observer
 }
 
 type target struct {
 	provider, model string
 	weight          int
 	br              *breaker
+	// The metric children a request for this alias and target always
+	// touches, resolved once.
+	circuit            prometheus.Gauge
+	attemptsOK         prometheus.Counter
+	requestsOK         prometheus.Counter
+	prompt, completion prometheus.Counter
 }
 
 func (t *target) String() string { return t.provider + "/" + t.model }
@@ -148,10 +162,11 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		lookupEnv = os.LookupEnv
 	}
 	g := &Gateway{
-		cfg: cfg, providers: providers, logger: logger, m: newMetrics(reg),
+		cfg: cfg, providers: providers, logger: logger,
 		aliases: map[string]*alias{}, created: time.Now().Unix(),
 		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices), obsFlushItems: obsFlushItems,
 	}
+	g.m = newMetrics(reg, func() float64 { return float64(g.inFlight.Load()) })
 	for i, p := range cfg.Providers {
 		conf := map[string]any{}
 		for k, v := range p.Options {
@@ -194,7 +209,10 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	// alias that names it: an outage is the upstream's, whoever asks.
 	breakers := map[[2]string]*breaker{}
 	for _, m := range cfg.Models {
-		a := &alias{name: m.Name, fallback: m.ContextWindowFallback}
+		a := &alias{name: m.Name, fallback: m.ContextWindowFallback, duration: map[string]prometheus.Observer{}}
+		for _, ep := range []string{"chat", "chat_stream", "embeddings"} {
+			a.duration[ep] = g.m.duration.WithLabelValues(m.Name, ep)
+		}
 		for _, t := range m.Targets {
 			key := [2]string{t.Provider, t.Model}
 			br, ok := breakers[key]
@@ -202,19 +220,42 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 				br = newBreaker(cfg.Breaker, time.Now)
 				breakers[key] = br
 			}
-			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br}
+			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br,
+				circuit:    g.m.circuit.WithLabelValues(t.Provider, t.Model),
+				attemptsOK: g.m.attempts.WithLabelValues(m.Name, t.Provider, t.Model, "ok"),
+				requestsOK: g.m.requests.WithLabelValues(m.Name, t.Provider, t.Model, "200"),
+				prompt:     g.m.tokens.WithLabelValues(m.Name, t.Provider, t.Model, "prompt"),
+				completion: g.m.tokens.WithLabelValues(m.Name, t.Provider, t.Model, "completion"),
+			}
 			a.targets = append(a.targets, tg)
 			if t.Weight > 0 && a.tier == len(a.targets)-1 {
 				a.tier++
 				a.weights += t.Weight
 			}
-			g.m.circuit.WithLabelValues(t.Provider, t.Model).Set(0)
+			tg.circuit.Set(0)
 		}
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
 	return g, nil
 }
+
+// admit counts a chat or embeddings request in, or refuses it with 503
+// when gateway.max_in_flight are being served already; done counts it
+// out (call it only when admit said yes).
+func (g *Gateway) admit(w http.ResponseWriter) bool {
+	n := g.inFlight.Add(1)
+	if max := g.cfg.MaxInFlight; max > 0 && n > int64(max) {
+		g.inFlight.Add(-1)
+		g.m.shed.Inc()
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "gateway_overloaded", retryAfter: time.Second,
+			Message: fmt.Sprintf("the gateway is serving its limit of %d requests at once (gateway.max_in_flight); retry shortly", max)})
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) done() { g.inFlight.Add(-1) }
 
 // Instances are the provider plugin instances the gateway needs; the
 // agent hands them to the plugin host.
@@ -309,7 +350,7 @@ chain:
 					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
 					break
 				}
-				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
+				t.circuit.Set(float64(t.br.current()))
 				out.attempts++
 				started, err := call(ctx, t, out.attempts)
 				class := sdk.ClassOf(err)
@@ -324,12 +365,12 @@ chain:
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
 				}
 				t.br.record(unhealthy(class))
-				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
-				label := string(class)
+				t.circuit.Set(float64(t.br.current()))
 				if err == nil {
-					label = "ok"
+					t.attemptsOK.Inc()
+				} else {
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
 				}
-				g.m.attempts.WithLabelValues(a.name, t.provider, t.model, label).Inc()
 				out.err = err
 				if err == nil || started {
 					return out

@@ -57,27 +57,36 @@ const (
 	obsWriteTimeout = 10 * time.Second
 )
 
-// obsQueue is the one writer of the gateway's observations.
+// obsQueue is the one writer of the gateway's observations. Requests
+// append to a buffer under a mutex (no channel send, so no goroutine is
+// woken per request); the writer is woken when the buffer gets its first
+// observation or fills a batch, waits out the flush interval, swaps the
+// buffer for a spare and writes.
 type obsQueue struct {
-	ch      chan observe.Observation
 	sink    Ingester
 	logger  *slog.Logger
 	dropped *prometheus.CounterVec
 	// fullDrops is the queue_full child, resolved once: the hot path only
 	// increments it.
 	fullDrops prometheus.Counter
-	stop      chan struct{}
-	done      chan struct{}
-	stopOnce  sync.Once
-	// flushItems is how many observations share one write at most.
-	flushItems int
+	// size bounds buf; flushItems is how many observations make a batch
+	// worth writing at once.
+	size, flushItems int
+
+	mu  sync.Mutex
+	buf []observe.Observation
+
+	kick     chan struct{} // capacity 1: "there is work"
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func newObsQueue(size, flushItems int, sink Ingester, logger *slog.Logger, dropped *prometheus.CounterVec) *obsQueue {
 	q := &obsQueue{
-		ch: make(chan observe.Observation, size), sink: sink, logger: logger, dropped: dropped,
-		fullDrops: dropped.WithLabelValues("queue_full"),
-		stop:      make(chan struct{}), done: make(chan struct{}), flushItems: flushItems,
+		sink: sink, logger: logger, dropped: dropped, fullDrops: dropped.WithLabelValues("queue_full"),
+		size: size, flushItems: min(flushItems, size),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go q.run()
 	return q
@@ -85,51 +94,76 @@ func newObsQueue(size, flushItems int, sink Ingester, logger *slog.Logger, dropp
 
 // add queues o, or drops and counts it when the queue is full.
 func (q *obsQueue) add(o observe.Observation) {
-	select {
-	case q.ch <- o:
-	default:
+	q.mu.Lock()
+	if len(q.buf) >= q.size {
+		q.mu.Unlock()
 		q.fullDrops.Inc()
+		return
 	}
+	q.buf = append(q.buf, o)
+	n := len(q.buf)
+	q.mu.Unlock()
+	if n == 1 || n == q.flushItems {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take swaps the buffer for spare and returns what was queued.
+func (q *obsQueue) take(spare []observe.Observation) []observe.Observation {
+	q.mu.Lock()
+	out := q.buf
+	q.buf = spare[:0]
+	q.mu.Unlock()
+	return out
 }
 
 func (q *obsQueue) run() {
 	defer close(q.done)
-	t := time.NewTicker(obsFlushInterval)
-	defer t.Stop()
-	batch := make([]observe.Observation, 0, q.flushItems)
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		q.write(batch)
-		clear(batch)
-		batch = batch[:0]
-	}
+	var spare []observe.Observation
+	timer := time.NewTimer(obsFlushInterval)
+	timer.Stop()
 	for {
 		select {
-		case o := <-q.ch:
-			batch = append(batch, o)
-			if len(batch) >= q.flushItems {
-				flush()
-			}
-		case <-t.C:
-			flush()
+		case <-q.kick:
 		case <-q.stop:
 			// Whatever is queued goes out before the agent closes the
 			// observation store.
-			for {
-				select {
-				case o := <-q.ch:
-					batch = append(batch, o)
-					if len(batch) >= q.flushItems {
-						flush()
-					}
-				default:
-					flush()
-					return
-				}
+			q.writeAll(q.take(nil))
+			return
+		}
+		// Give the batch up to the flush interval to fill, unless it is
+		// full already.
+		q.mu.Lock()
+		full := len(q.buf) >= q.flushItems
+		q.mu.Unlock()
+		if !full {
+			timer.Reset(obsFlushInterval)
+			select {
+			case <-timer.C:
+			case <-q.kick: // a batch filled up
+				timer.Stop()
+			case <-q.stop:
+				timer.Stop()
+				q.writeAll(q.take(nil))
+				return
 			}
 		}
+		batch := q.take(spare)
+		q.writeAll(batch)
+		clear(batch)
+		spare = batch
+	}
+}
+
+// writeAll writes batch in writes of at most flushItems.
+func (q *obsQueue) writeAll(batch []observe.Observation) {
+	for len(batch) > 0 {
+		n := min(len(batch), q.flushItems)
+		q.write(batch[:n])
+		batch = batch[n:]
 	}
 }
 
@@ -148,7 +182,8 @@ func (q *obsQueue) write(batch []observe.Observation) {
 	}
 }
 
-// close writes what is queued and stops the writer.
+// close writes what is queued and stops the writer. Observations added
+// afterwards stay in the buffer, unwritten.
 func (q *obsQueue) close() {
 	q.stopOnce.Do(func() { close(q.stop) })
 	<-q.done

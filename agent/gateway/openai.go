@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilml/vigil/sdk"
@@ -78,14 +79,28 @@ func WriteAgentError(w http.ResponseWriter, status int, code, message string) {
 	writeError(w, e)
 }
 
+var unencodable = []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}` + "\n")
+
+// jsonBufs recycles the buffers answers are encoded into.
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}`)
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			jsonBufs.Put(buf)
+		}
+	}()
+	b := unencodable
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+	} else {
+		b = buf.Bytes()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }
 
 // decode reads a JSON body: one value, no unknown fields (a misspelt
@@ -271,13 +286,26 @@ func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.
 		provider, model = o.target.provider, o.target.model
 	}
 	elapsed := time.Since(start)
-	g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
-	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(elapsed.Seconds())
+	if o.target != nil && o.target.requestsOK != nil && code == "200" {
+		o.target.requestsOK.Inc()
+	} else {
+		g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
+	}
+	if a := g.aliases[o.alias]; a != nil && a.duration[endpoint] != nil {
+		a.duration[endpoint].Observe(elapsed.Seconds())
+	} else {
+		g.m.duration.WithLabelValues(o.alias, endpoint).Observe(elapsed.Seconds())
+	}
 	g.record(o, code, elapsed)
 }
 
 func (g *Gateway) countTokens(o outcome, u *pb.Usage) {
 	if u == nil || o.target == nil {
+		return
+	}
+	if t := o.target; t.prompt != nil {
+		t.prompt.Add(float64(max(u.GetPromptTokens(), 0)))
+		t.completion.Add(float64(max(u.GetCompletionTokens(), 0)))
 		return
 	}
 	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt").Add(float64(max(u.GetPromptTokens(), 0)))
@@ -516,6 +544,10 @@ func setCost(w http.ResponseWriter, usd float64, priced bool) {
 
 // HandleChat serves POST /openai/v1/chat/completions.
 func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
+	if !g.admit(w) {
+		return
+	}
+	defer g.done()
 	start := time.Now()
 	var req chatRequest
 	if e := decode(r, &req); e != nil {
@@ -641,20 +673,35 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(resp.GetUsage())))
 }
 
+// completionJSON is a chat.completion object with one choice; a struct,
+// not a map, since it is encoded for every answer.
+type completionJSON struct {
+	ID                string           `json:"id"`
+	Object            string           `json:"object"`
+	Created           int64            `json:"created"`
+	Model             string           `json:"model"`
+	Choices           [1]completionOne `json:"choices"`
+	Usage             *usageJSON       `json:"usage,omitempty"`
+	SystemFingerprint *string          `json:"system_fingerprint"`
+}
+
+type completionOne struct {
+	Index   int `json:"index"`
+	Message struct {
+		Role    string  `json:"role"`
+		Content string  `json:"content"`
+		Refusal *string `json:"refusal"`
+	} `json:"message"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason string    `json:"finish_reason"`
+}
+
 // completion is a chat.completion object with one choice.
-func completion(id, model, content, finish string, usage *usageJSON) map[string]any {
-	body := map[string]any{
-		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": model,
-		"choices": []any{map[string]any{
-			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
-			"logprobs": nil, "finish_reason": finish,
-		}},
-		"system_fingerprint": nil,
-	}
-	if usage != nil {
-		body["usage"] = usage
-	}
-	return body
+func completion(id, model, content, finish string, usage *usageJSON) *completionJSON {
+	c := &completionJSON{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: model, Usage: usage}
+	c.Choices[0].Message.Role, c.Choices[0].Message.Content = "assistant", content
+	c.Choices[0].FinishReason = finish
+	return c
 }
 
 // codeClientClosed counts requests whose client went away before the
@@ -902,6 +949,10 @@ func (req *embedRequest) inputs() ([]string, *Error) {
 
 // HandleEmbeddings serves POST /openai/v1/embeddings.
 func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	if !g.admit(w) {
+		return
+	}
+	defer g.done()
 	start := time.Now()
 	var req embedRequest
 	if e := decode(r, &req); e != nil {

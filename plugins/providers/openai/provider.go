@@ -237,64 +237,81 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 // decode reads one JSON body of at most maxBody bytes.
 func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
 
+// chatRequest is OpenAI's chat.completions request: a struct, not a map,
+// since one is encoded for every call.
+type chatRequest struct {
+	Model          string          `json:"model"`
+	Messages       []chatMessage   `json:"messages"`
+	Temperature    *float64        `json:"temperature,omitempty"`
+	TopP           *float64        `json:"top_p,omitempty"`
+	MaxTokens      *int32          `json:"max_tokens,omitempty"`
+	Stop           []string        `json:"stop,omitempty"`
+	Seed           *int64          `json:"seed,omitempty"`
+	User           string          `json:"user,omitempty"`
+	ResponseFormat *responseFormat `json:"response_format,omitempty"`
+	Stream         bool            `json:"stream,omitempty"`
+	StreamOptions  *streamOptions  `json:"stream_options,omitempty"`
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	Name    string `json:"name,omitempty"`
+}
+
+type responseFormat struct {
+	Type       string      `json:"type"`
+	JSONSchema *jsonSchema `json:"json_schema,omitempty"`
+}
+
+type jsonSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict bool            `json:"strict"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
 // chatBody is the chat.completions request for req.
-func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (map[string]any, error) {
+func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (*chatRequest, error) {
 	if req.GetModel() == "" {
 		return nil, sdk.FieldErrorf("model", "model is required")
 	}
 	if len(req.GetMessages()) == 0 {
 		return nil, sdk.FieldErrorf("messages", "at least one message is required")
 	}
-	msgs := make([]map[string]any, 0, len(req.GetMessages()))
+	b := &chatRequest{
+		Model: req.GetModel(), Messages: make([]chatMessage, 0, len(req.GetMessages())),
+		Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(), Seed: req.Seed, User: req.GetUser(),
+	}
 	for _, m := range req.GetMessages() {
-		mm := map[string]any{"role": m.GetRole(), "content": m.GetContent()}
-		if m.GetName() != "" {
-			mm["name"] = m.GetName()
-		}
-		msgs = append(msgs, mm)
-	}
-	b := map[string]any{"model": req.GetModel(), "messages": msgs}
-	if req.Temperature != nil {
-		b["temperature"] = req.GetTemperature()
-	}
-	if req.TopP != nil {
-		b["top_p"] = req.GetTopP()
-	}
-	if req.MaxTokens != nil {
-		b["max_tokens"] = req.GetMaxTokens()
-	}
-	if len(req.GetStop()) > 0 {
-		b["stop"] = req.GetStop()
-	}
-	if req.Seed != nil {
-		b["seed"] = req.GetSeed()
-	}
-	if req.GetUser() != "" {
-		b["user"] = req.GetUser()
+		b.Messages = append(b.Messages, chatMessage{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()})
 	}
 	switch req.GetResponseFormat() {
 	case "", "text":
 	case "json_object":
-		b["response_format"] = map[string]any{"type": "json_object"}
+		b.ResponseFormat = &responseFormat{Type: "json_object"}
 	case "json_schema":
-		var schema any
-		if err := json.Unmarshal([]byte(req.GetJsonSchema()), &schema); err != nil {
+		schema := []byte(req.GetJsonSchema())
+		if !json.Valid(schema) {
+			var v any
+			err := json.Unmarshal(schema, &v)
 			return nil, sdk.FieldErrorf("response_format.json_schema.schema", "not valid JSON: %v", err)
 		}
 		name := req.GetJsonSchemaName()
 		if name == "" {
 			name = "response"
 		}
-		b["response_format"] = map[string]any{"type": "json_schema", "json_schema": map[string]any{
-			"name": name, "schema": schema, "strict": req.GetJsonSchemaStrict(),
-		}}
+		b.ResponseFormat = &responseFormat{Type: "json_schema", JSONSchema: &jsonSchema{Name: name, Schema: schema, Strict: req.GetJsonSchemaStrict()}}
 	default:
 		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
 	}
 	if stream {
-		b["stream"] = true
+		b.Stream = true
 		if streamUsage {
-			b["stream_options"] = map[string]any{"include_usage": true}
+			b.StreamOptions = &streamOptions{IncludeUsage: true}
 		}
 	}
 	return b, nil
@@ -461,10 +478,12 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 	if len(req.GetInput()) == 0 {
 		return nil, sdk.FieldErrorf("input", "at least one input is required")
 	}
-	body := map[string]any{"model": req.GetModel(), "input": req.GetInput(), "encoding_format": "float"}
-	if req.Dimensions != nil {
-		body["dimensions"] = req.GetDimensions()
-	}
+	body := &struct {
+		Model          string   `json:"model"`
+		Input          []string `json:"input"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     *int32   `json:"dimensions,omitempty"`
+	}{req.GetModel(), req.GetInput(), "float", req.Dimensions}
 	var out struct {
 		Model string `json:"model"`
 		Data  []struct {
