@@ -2,10 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/api"
+	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/gateway"
 )
 
@@ -13,9 +15,14 @@ import (
 // plugin host (one plugin process per gateway.providers entry) and serves
 // the OpenAI-compatible endpoints under /openai/v1.
 //
-// Auth: listing models needs a read token; chat completions and
-// embeddings (POST) need a write token, like every other POST of the
-// agent's API, since they spend upstream quota and money.
+// Auth: listing models and GET /v1/llm/usage take any token; chat
+// completions and embeddings (POST), which spend upstream quota and money,
+// need an llm or write token. An llm token can do nothing else, and sees
+// only its own budgets in the usage. Auth errors under /openai/ are in
+// OpenAI's shape, so that OpenAI's SDKs raise AuthenticationError.
+//
+// Every request for a known alias also becomes an observation of model
+// llm:<alias> (best effort; see gateway.observations).
 func (a *Agent) openGateway() error {
 	g, err := gateway.New(a.cfg.Gateway, a.plugins, a.logger.With("subsystem", "gateway"), a.reg, os.LookupEnv)
 	if err != nil {
@@ -25,8 +32,10 @@ func (a *Agent) openGateway() error {
 		return fmt.Errorf("gateway.providers: %w", err)
 	}
 	g.TokenName = api.TokenName
+	g.OwnUsageOnly = func(r *http.Request) bool { return api.TokenScope(r) == config.ScopeLLM }
 	a.gateway = g
 	if len(a.cfg.Gateway.Models) > 0 {
+		g.RecordObservations(a.observe)
 		// The response cache and the spend ledger live in their own files,
 		// so their writes never wait for the sample store's.
 		if err := g.OpenCache(a.dir.Join("llm-cache.db")); err != nil {
@@ -47,10 +56,13 @@ func (a *Agent) openGateway() error {
 		}
 		return s
 	})
-	a.api.HandleFunc("GET /openai/v1/models", api.Read, g.HandleModels)
-	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.Read, g.HandleModel)
-	a.api.HandleFunc("POST /openai/v1/chat/completions", api.Write, g.HandleChat)
-	a.api.HandleFunc("POST /openai/v1/embeddings", api.Write, g.HandleEmbeddings)
-	a.api.HandleFunc("GET /v1/llm/usage", api.Read, g.HandleUsage)
+	a.api.ErrorShape("/openai/", func(w http.ResponseWriter, e *api.Error) {
+		gateway.WriteAgentError(w, e.Status, e.Code, e.Message)
+	})
+	a.api.HandleFunc("GET /openai/v1/models", api.LLMRead, g.HandleModels)
+	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.LLMRead, g.HandleModel)
+	a.api.HandleFunc("POST /openai/v1/chat/completions", api.LLM, g.HandleChat)
+	a.api.HandleFunc("POST /openai/v1/embeddings", api.LLM, g.HandleEmbeddings)
+	a.api.HandleFunc("GET /v1/llm/usage", api.LLMRead, g.HandleUsage)
 	return nil
 }

@@ -13,6 +13,12 @@
 #
 #   sh bench/gateway.sh
 #   RATE=500 DURATION=30 WRK_DURATION=10 sh bench/gateway.sh
+#   PROFILE_DIR=/tmp/prof sh bench/gateway.sh   # + perf profiles of agent and plugin
+#
+# With PROFILE_DIR set (needs Linux perf and permission to attach), the
+# fixed-rate vigil run is also sampled with `perf record` and
+# PROFILE_DIR/{agent,plugin}.txt get the hottest functions of each
+# process (self and with children).
 #
 # Needs Go, wrk (Debian: apt-get install wrk) and python3; vegeta
 # (github.com/tsenart/vegeta/v12) is installed into .tools/ if missing.
@@ -47,7 +53,10 @@ mkdir -p "$tmp/plugins"
 	go build -trimpath -o "$tmp/stub" ./bench/gateway/stub &&
 	go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
 sum=$(sha256sum "$tmp/plugins/openai" | cut -d' ' -f1)
-printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s"}]}\n' "$sum" >"$tmp/plugins/catalog.json"
+# PLUGIN_ENV: extra environment of the plugin as JSON strings, such as
+# '"GOMAXPROCS=1"' (plugins do not inherit the agent's); AGENT_ENV: of the
+# agent, such as GOMAXPROCS=1.
+printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s", "env": [%s]}]}\n' "$sum" "${PLUGIN_ENV:-}" >"$tmp/plugins/catalog.json"
 
 # wait_line FILE: the first line of FILE once it is there.
 wait_line() {
@@ -87,7 +96,7 @@ gateway:
     - name: bench-model
       targets: [{provider: bench, model: bench-model}]
 YAML
-"$tmp/vigil" agent -config "$tmp/vigil.yaml" >"$tmp/vigil.out" 2>"$tmp/vigil.err" &
+env ${AGENT_ENV:-} "$tmp/vigil" agent -config "$tmp/vigil.yaml" >"$tmp/vigil.out" 2>"$tmp/vigil.err" &
 agent_pid=$!
 pids="$pids $agent_pid"
 i=0
@@ -136,10 +145,30 @@ for name in direct proxy vigil; do
 	vigil) watch="$agent_pid $plugin_pid" ;;
 	esac
 	t0=$(ticks $watch)
+	perf_pids=""
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$name" = vigil ]; then
+		mkdir -p "$PROFILE_DIR"
+		perf record -q -F 499 -g -o "$PROFILE_DIR/agent.data" -p "$agent_pid" >/dev/null 2>&1 &
+		perf_pids="$!"
+		perf record -q -F 499 -g -o "$PROFILE_DIR/plugin.data" -p "$plugin_pid" >/dev/null 2>&1 &
+		perf_pids="$perf_pids $!"
+	fi
 	"$VEGETA" attack -rate="$RATE/s" -duration="${DURATION}s" -targets="$tmp/targets" | "$VEGETA" report -type=json >"$tmp/$name.json"
 	t1=$(ticks $watch)
 	echo "$((t1 - t0))" >"$tmp/$name.ticks"
+	for p in $perf_pids; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 done
+if [ -n "${PROFILE_DIR:-}" ]; then
+	for n in agent plugin; do
+		{
+			echo "== self"
+			perf report -i "$PROFILE_DIR/$n.data" --stdio --no-children --sort symbol 2>/dev/null | grep -v '^#' | grep '%' | head -60
+			echo "== with children"
+			perf report -i "$PROFILE_DIR/$n.data" --stdio --children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep '%' | head -80
+		} >"$PROFILE_DIR/$n.txt"
+	done
+	echo "profiles: $PROFILE_DIR/agent.txt $PROFILE_DIR/plugin.txt" >&2
+fi
 python3 - "$tmp" "$hz" <<'PY'
 import json, sys
 tmp, hz = sys.argv[1], int(sys.argv[2])
@@ -155,7 +184,8 @@ for n, r in res.items():
 print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
 PY
 for p in $agent_pid $plugin_pid; do
-	printf '%s peak RSS (VmHWM): %s\n' "$(cat /proc/$p/comm)" "$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)"
+	printf '%s peak RSS (VmHWM): %s (now: %s anonymous, %s file-backed, i.e. code)\n' "$(cat /proc/$p/comm)" \
+		"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
 done
 
 cat >"$tmp/post.lua" <<LUA
@@ -183,5 +213,7 @@ PY
 	done
 done
 for p in $agent_pid $plugin_pid; do
-	printf '%s peak RSS (VmHWM) after saturation: %s\n' "$(cat /proc/$p/comm)" "$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)"
+	printf '%s peak RSS (VmHWM) after saturation: %s (now: %s anonymous, %s file-backed)\n' "$(cat /proc/$p/comm)" \
+		"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
 done
+printf 'vigil requests shed (gateway.max_in_flight): %s\n' "$(curl -s "http://$vigil/metrics" | awk '/^vigil_llm_shed_requests_total/ {print $2}')"

@@ -78,6 +78,7 @@ func installProviders(t *testing.T, pdir string) {
 const (
 	gwWriteToken = "gateway-write-token-0123456789"
 	gwReadToken  = "gateway-read-token-0123456789"
+	gwLLMToken   = "gateway-llm-token-0123456789"
 )
 
 var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude"}
@@ -120,6 +121,7 @@ api:
   tokens:
     - {name: app, scope: write, secret: `+gwWriteToken+`}
     - {name: viewer, scope: read, secret: `+gwReadToken+`}
+    - {name: llmapp, scope: llm, secret: `+gwLLMToken+`}
 plugins:
   dirs: [`+pdir+`]
   start: boot
@@ -131,6 +133,7 @@ gateway:
     claude-test: {input: 100000, output: 0}
   budgets:
     - {name: claude-hourly, alias: claude, window: 1h, usd: 1.0}
+    - {name: llmapp-daily, token: llmapp, window: 1d, usd: 50}
   providers:
     - name: openai-main
       plugin: openai
@@ -417,7 +420,8 @@ func TestGatewayThroughPlugins(t *testing.T) {
 				SpentUSD float64 `json:"spent_usd"`
 			}
 		}
-		if code != 200 || json.Unmarshal(body, &u) != nil || len(u.Budgets) != 1 || math.Abs(u.Budgets[0].SpentUSD-1.0) > 1e-9 {
+		// claude-hourly first; llmapp-daily (TestGatewayObservationsAndScopes) second.
+		if code != 200 || json.Unmarshal(body, &u) != nil || len(u.Budgets) != 2 || u.Budgets[0].Name != "claude-hourly" || math.Abs(u.Budgets[0].SpentUSD-1.0) > 1e-9 {
 			t.Fatalf("/v1/llm/usage: %d %s", code, body)
 		}
 		cli := exec.Command(vigilBin, "llm", "usage", "-http-addr", e.a.addr)
@@ -604,7 +608,7 @@ func TestGatewayOpenAINodeSDK(t *testing.T) {
 	cmd := exec.Command("node", "sdk_check.mjs")
 	cmd.Dir = sdkDir
 	cmd.Env = append(os.Environ(),
-		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_READ_TOKEN="+gwReadToken,
+		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_READ_TOKEN="+gwReadToken, "VIGIL_LLM_TOKEN="+gwLLMToken,
 		"VIGIL_ALIASES="+string(aliases), "VIGIL_EXPECT_EMBEDDING="+string(vec))
 	done := make(chan struct{})
 	timer := time.AfterFunc(90*time.Second, func() {

@@ -1,5 +1,5 @@
 // Package api is the agent's local HTTP API server: routing, bearer-token
-// auth with read and write scopes, body limits, timeouts, JSON errors,
+// auth with read, write and llm scopes, body limits, timeouts, JSON errors,
 // request logs and metrics, and panic recovery. Subsystems register their
 // handlers with Handle; the server guarantees every response to a client is
 // either the handler's or a JSON error in the shape
@@ -36,6 +36,11 @@ import (
 )
 
 // Scope is what a route requires of the caller's token.
+//
+// A token's scope (config: read, write or llm) grants some of these: read
+// tokens Read and LLMRead; write tokens all four; llm tokens (for LLM
+// applications) LLM and LLMRead only, so they can call the gateway under
+// /openai/v1 and read their own spend but nothing else of the agent.
 type Scope int
 
 const (
@@ -43,13 +48,38 @@ const (
 	Read Scope = iota + 1
 	// Write routes need a write token.
 	Write
+	// LLM routes (the gateway's calls, which spend upstream money) need
+	// an llm or write token.
+	LLM
+	// LLMRead routes (the gateway's model list, LLM spend) take any token.
+	LLMRead
 )
 
 func (s Scope) String() string {
-	if s == Write {
+	switch s {
+	case Write:
 		return config.ScopeWrite
+	case LLM:
+		return "llm or write"
+	case LLMRead:
+		return "read, write or llm"
 	}
 	return config.ScopeRead
+}
+
+// grants is the set of route scopes a token scope allows, one bit each.
+type grants uint8
+
+func (g grants) allows(s Scope) bool { return g&(1<<s) != 0 }
+
+func grantsOf(scope string) grants {
+	switch scope {
+	case config.ScopeWrite:
+		return 1<<Read | 1<<Write | 1<<LLM | 1<<LLMRead
+	case config.ScopeLLM:
+		return 1<<LLM | 1<<LLMRead
+	}
+	return 1<<Read | 1<<LLMRead
 }
 
 // settings is the part of the configuration that SIGHUP can change.
@@ -59,9 +89,10 @@ type settings struct {
 }
 
 type token struct {
-	name  string
-	scope Scope
-	hash  [sha256.Size]byte
+	name   string
+	scope  string // as configured: read, write or llm
+	grants grants
+	hash   [sha256.Size]byte
 }
 
 // Server is the HTTP API server.
@@ -73,6 +104,10 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// shapes write errors for routes under a path prefix in another
+	// shape (OpenAI's under /openai/); set before Serve.
+	shapes []errorShape
 
 	srv       *http.Server
 	listeners []net.Listener
@@ -109,11 +144,7 @@ func New(cfg config.API, logger *slog.Logger, reg prometheus.Registerer) *Server
 func (s *Server) Reload(cfg config.API) {
 	st := &settings{accessLog: cfg.AccessLog}
 	for _, t := range cfg.Tokens {
-		scope := Read
-		if t.Scope == config.ScopeWrite {
-			scope = Write
-		}
-		st.tokens = append(st.tokens, token{name: t.Name, scope: scope, hash: sha256.Sum256([]byte(t.Secret))})
+		st.tokens = append(st.tokens, token{name: t.Name, scope: t.Scope, grants: grantsOf(t.Scope), hash: sha256.Sum256([]byte(t.Secret))})
 	}
 	s.current.Store(st)
 }
@@ -132,14 +163,48 @@ func (s *Server) HandleFunc(pattern string, scope Scope, h func(http.ResponseWri
 	s.Handle(pattern, scope, http.HandlerFunc(h))
 }
 
+type errorShape struct {
+	prefix string
+	write  func(http.ResponseWriter, *Error)
+}
+
+// ErrorShape makes the server write its own errors (auth, body limit,
+// unknown route, panic) for paths under prefix with write instead of in
+// Vigil's shape: the OpenAI-compatible endpoints answer like OpenAI, so
+// that its SDKs raise the right exception. Call it before Serve.
+func (s *Server) ErrorShape(prefix string, write func(http.ResponseWriter, *Error)) {
+	s.shapes = append(s.shapes, errorShape{prefix: prefix, write: write})
+}
+
+// writeErr writes e in the shape that r's path calls for.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, e *Error) {
+	for _, sh := range s.shapes {
+		if strings.HasPrefix(r.URL.Path, sh.prefix) {
+			sh.write(w, e)
+			return
+		}
+	}
+	WriteError(w, e)
+}
+
 type ctxKey int
 
-const tokenNameKey ctxKey = 0
+const (
+	tokenNameKey ctxKey = iota
+	tokenScopeKey
+)
 
 // TokenName returns the name of the token that authenticated r, or "".
 func TokenName(r *http.Request) string {
 	name, _ := r.Context().Value(tokenNameKey).(string)
 	return name
+}
+
+// TokenScope returns the configured scope (read, write or llm) of the
+// token that authenticated r, or "" when the API has no tokens.
+func TokenScope(r *http.Request) string {
+	scope, _ := r.Context().Value(tokenScopeKey).(string)
+	return scope
 }
 
 func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
@@ -152,7 +217,7 @@ func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
 		secret, ok := bearer(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			WriteError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "this API needs a token: send Authorization: Bearer <token>"))
+			s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "this API needs a token: send Authorization: Bearer <token>"))
 			return
 		}
 		got := sha256.Sum256([]byte(secret))
@@ -165,17 +230,18 @@ func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
 		}
 		if match == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
-			WriteError(w, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid"))
+			s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid"))
 			return
 		}
-		if match.scope < scope {
-			WriteError(w, Errorf(http.StatusForbidden, CodeForbidden, "token %q has scope %s; %s %s needs scope %s", match.name, match.scope, r.Method, r.URL.Path, scope))
+		if !match.grants.allows(scope) {
+			s.writeErr(w, r, Errorf(http.StatusForbidden, CodeForbidden, "token %q has scope %s; %s %s needs scope %s", match.name, match.scope, r.Method, r.URL.Path, scope))
 			return
 		}
 		if rec, ok := w.(*recorder); ok {
 			rec.token = match.name
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenNameKey, match.name)))
+		ctx := context.WithValue(r.Context(), tokenNameKey, match.name)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, tokenScopeKey, match.scope)))
 	})
 }
 
@@ -206,7 +272,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.logger.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if !rec.wrote {
-				WriteError(rec, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; see the agent's log"))
+				s.writeErr(rec, r, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; see the agent's log"))
 			}
 		}
 		s.observe(r, rec, route, start)
@@ -214,7 +280,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	limit := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
-		WriteError(rec, Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body of %d bytes is larger than the limit of %d bytes (api.max_body_bytes)", r.ContentLength, limit))
+		s.writeErr(rec, r, Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body of %d bytes is larger than the limit of %d bytes (api.max_body_bytes)", r.ContentLength, limit))
 		return
 	}
 	r.Body = http.MaxBytesReader(rec, r.Body, limit)
@@ -238,10 +304,10 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	if probe.Code == http.StatusMethodNotAllowed {
 		allow := probe.Header().Get("Allow")
 		w.Header().Set("Allow", allow)
-		WriteError(w, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+		s.writeErr(w, r, Errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
 		return
 	}
-	WriteError(w, Errorf(http.StatusNotFound, CodeNotFound, "no API endpoint %s %s; see docs/api.md", r.Method, r.URL.Path))
+	s.writeErr(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no API endpoint %s %s; see docs/api.md", r.Method, r.URL.Path))
 }
 
 func (s *Server) observe(r *http.Request, rec *recorder, route string, start time.Time) {

@@ -261,3 +261,81 @@ func TestRequestTimeoutReachesHandler(t *testing.T) {
 		t.Errorf("status = %d, want 504 from the handler seeing its deadline", rec.Code)
 	}
 }
+
+// TestScopeMatrix checks every token scope against every route scope, and
+// that llm tokens reach nothing but the gateway's routes.
+func TestScopeMatrix(t *testing.T) {
+	cfg := config.Default().API
+	secrets := map[string]string{
+		config.ScopeRead:  "matrix-read-token-0123",
+		config.ScopeWrite: "matrix-write-token-0123",
+		config.ScopeLLM:   "matrix-llm-token-01234",
+	}
+	for scope, secret := range secrets {
+		cfg.Tokens = append(cfg.Tokens, config.Token{Name: scope + "-app", Scope: scope, Secret: secret})
+	}
+	s := New(cfg, slog.New(slog.DiscardHandler), nil)
+	ok := func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"token": TokenName(r), "scope": TokenScope(r)})
+	}
+	routes := map[Scope]string{Read: "/v1/read", Write: "/v1/write", LLM: "/openai/v1/call", LLMRead: "/openai/v1/list"}
+	for sc, path := range routes {
+		s.HandleFunc("GET "+path, sc, ok)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	allowed := map[string]map[Scope]bool{
+		config.ScopeRead:  {Read: true, LLMRead: true},
+		config.ScopeWrite: {Read: true, Write: true, LLM: true, LLMRead: true},
+		config.ScopeLLM:   {LLM: true, LLMRead: true},
+	}
+	for scope, secret := range secrets {
+		for sc, path := range routes {
+			t.Run(scope+" on "+sc.String(), func(t *testing.T) {
+				status, _, body := do(t, "GET", ts.URL+path, secret, "")
+				if allowed[scope][sc] {
+					if status != 200 || !strings.Contains(body, `"scope": "`+scope+`"`) {
+						t.Fatalf("status %d body %s, want 200 with scope %s", status, body, scope)
+					}
+					return
+				}
+				if status != 403 || errorCode(t, body) != CodeForbidden {
+					t.Fatalf("status %d body %s, want 403 forbidden", status, body)
+				}
+			})
+		}
+	}
+}
+
+// TestErrorShape: the server's own errors under a registered prefix use
+// the registered writer; elsewhere Vigil's shape.
+func TestErrorShape(t *testing.T) {
+	cfg := config.Default().API
+	cfg.Tokens = []config.Token{{Name: "r", Scope: config.ScopeRead, Secret: readSecret}}
+	s := New(cfg, slog.New(slog.DiscardHandler), nil)
+	s.ErrorShape("/openai/", func(w http.ResponseWriter, e *Error) {
+		WriteJSON(w, e.Status, map[string]any{"error": map[string]any{"message": e.Message, "type": "other", "code": "x_" + e.Code}})
+	})
+	h := func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, 200, map[string]string{}) }
+	s.HandleFunc("POST /openai/v1/thing", Write, h)
+	s.HandleFunc("POST /v1/thing", Write, h)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	for _, tc := range []struct {
+		path, token string
+		status      int
+		code        string
+	}{
+		{"/openai/v1/thing", "", 401, "x_unauthorized"},
+		{"/openai/v1/thing", "wrong-token-0123456789", 401, "x_unauthorized"},
+		{"/openai/v1/thing", readSecret, 403, "x_forbidden"},
+		{"/openai/v1/nothing", readSecret, 404, "x_not_found"},
+		{"/v1/thing", "", 401, CodeUnauthorized},
+		{"/v1/thing", readSecret, 403, CodeForbidden},
+	} {
+		status, _, body := do(t, "POST", ts.URL+tc.path, tc.token, `{}`)
+		if status != tc.status || errorCode(t, body) != tc.code {
+			t.Errorf("POST %s with %q: %d %s, want %d %s", tc.path, tc.token, status, body, tc.status, tc.code)
+		}
+	}
+}

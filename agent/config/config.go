@@ -99,7 +99,8 @@ type API struct {
 type Token struct {
 	// Name identifies the token in logs; never the secret itself.
 	Name string `yaml:"name"`
-	// Scope is read (GET requests) or write (everything; implies read).
+	// Scope is read (GET requests), write (everything; implies read) or
+	// llm (the LLM gateway under /openai/v1 and GET /v1/llm/usage only).
 	Scope string `yaml:"scope"`
 	// Secret is the token value written inline (prefer secret_file).
 	Secret string `yaml:"secret"`
@@ -125,6 +126,7 @@ func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 const (
 	ScopeRead  = "read"
 	ScopeWrite = "write"
+	ScopeLLM   = "llm"
 )
 
 // DefaultAddr is where the API listens unless configured otherwise.

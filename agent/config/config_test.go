@@ -95,7 +95,7 @@ func TestLoadErrors(t *testing.T) {
 		{"two documents", "log_level: info\n---\nlog_level: debug\n", []string{"more than one YAML document"}},
 		{"bad enum", "log_level: verbose\n", []string{"vigil.yaml:1: log_level: \"verbose\" is not one of"}},
 		{"remote without tokens", "api:\n  addr: 0.0.0.0:7070\n", []string{"vigil.yaml:2: api.addr:", "no api.tokens"}},
-		{"token scope", "api:\n  tokens:\n    - name: x\n      scope: admin\n      secret: 0123456789abcdefgh\n", []string{"vigil.yaml:4: api.tokens[0].scope: \"admin\" is not read or write"}},
+		{"token scope", "api:\n  tokens:\n    - name: x\n      scope: admin\n      secret: 0123456789abcdefgh\n", []string{"vigil.yaml:4: api.tokens[0].scope: \"admin\" is not read, write or llm"}},
 		{"short token", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: short\n", []string{"vigil.yaml:3: api.tokens[0]: token \"x\" is shorter than 16"}},
 		{"two secrets", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: 0123456789abcdefgh\n      secret_env: X\n", []string{"api.tokens[0]: set exactly one of"}},
 		{"tls half", "api:\n  tls:\n    cert_file: /x.pem\n", []string{"vigil.yaml:2: api.tls: set both"}},

@@ -119,8 +119,8 @@ func (l *Loaded) validate() Errors {
 			add(key+".name", "token name %q is used twice", t.Name)
 		}
 		names[t.Name] = true
-		if !slices.Contains([]string{ScopeRead, ScopeWrite}, t.Scope) {
-			add(key+".scope", "%q is not read or write", t.Scope)
+		if !slices.Contains([]string{ScopeRead, ScopeWrite, ScopeLLM}, t.Scope) {
+			add(key+".scope", "%q is not read, write or llm", t.Scope)
 		}
 		if t.Secret != "" && secrets[t.Secret] {
 			add(key, "two tokens have the same secret")

@@ -215,10 +215,15 @@ type BudgetStatus struct {
 }
 
 // HandleUsage serves GET /v1/llm/usage: every budget's spend in its
-// window.
+// window; to a caller for whom OwnUsageOnly is true (an llm-scope token),
+// only the budgets that name its token.
 func (g *Gateway) HandleUsage(w http.ResponseWriter, r *http.Request) {
 	out := []BudgetStatus{}
+	own := g.OwnUsageOnly != nil && g.OwnUsageOnly(r)
 	for _, b := range g.cfg.Budgets {
+		if own && (g.TokenName == nil || b.Token == "" || b.Token != g.TokenName(r)) {
+			continue
+		}
 		s := BudgetStatus{Name: b.Name, Token: b.Token, Alias: b.Alias, Window: b.Window, LimitUSD: b.USD}
 		if g.ledger != nil {
 			s.SpentUSD = g.ledger.spent(b.Name, budgetWindows[b.Window])

@@ -29,6 +29,13 @@ type Config struct {
 	Prices map[string]Price `yaml:"prices"`
 	// Budgets cap spend per API token and/or alias over a window.
 	Budgets []Budget `yaml:"budgets"`
+	// Observations record each request for monitoring (observations.go).
+	Observations ObservationsConfig `yaml:"observations"`
+	// MaxInFlight caps the chat and embeddings requests being served at
+	// once; more are refused at once with 503 (load shedding), so that a
+	// burst beyond what the host and upstreams can take costs neither
+	// unbounded memory nor ever-growing latency. 0: no cap.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Budget caps the USD spent over a sliding window by requests made with
@@ -138,6 +145,8 @@ func DefaultConfig() Config {
 		Retry:          Retry{MaxAttempts: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxRetryAfter: 10 * time.Second},
 		Breaker:        Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Window: 30 * time.Second, OpenFor: 15 * time.Second},
 		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20},
+		Observations:   ObservationsConfig{Enabled: true, QueueSize: 4096},
+		MaxInFlight:    256,
 	}
 }
 
@@ -299,6 +308,12 @@ func (c Config) Validate() error {
 		if c.Cache.MaxBytes <= 0 {
 			bad("cache.max_bytes", "must be positive")
 		}
+	}
+	if c.MaxInFlight < 0 {
+		bad("max_in_flight", "must not be negative (0: no cap), got %d", c.MaxInFlight)
+	}
+	if c.Observations.Enabled && (c.Observations.QueueSize < 1 || c.Observations.QueueSize > 1<<20) {
+		bad("observations.queue_size", "must be from 1 to 1048576, got %d", c.Observations.QueueSize)
 	}
 	return errors.Join(errs...)
 }

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,10 +58,19 @@ type Gateway struct {
 	rand   func(n int64) int64
 	cache  *Cache // nil: no cache
 	prices map[string]Price
-	ledger *ledger // nil: no budgets
+	ledger *ledger   // nil: no budgets
+	obs    *obsQueue // nil: requests are not recorded as observations
+	// obsFlushItems caps one observation write (tests lower it).
+	obsFlushItems int
+	// inFlight counts the chat and embeddings requests being served
+	// (gateway.max_in_flight).
+	inFlight atomic.Int64
 	// TokenName names the API token a request was made with (for
 	// budgets); the agent sets it to api.TokenName.
 	TokenName func(*http.Request) string
+	// OwnUsageOnly says whether a GET /v1/llm/usage caller may see only
+	// the budgets of its own token (an llm-scope token); nil: all.
+	OwnUsageOnly func(*http.Request) bool
 }
 
 // OpenLedger opens the budgets' spend ledger at path, when budgets are
@@ -104,6 +114,9 @@ func (g *Gateway) OpenCache(path string) error {
 // Close finishes pending cache and ledger writes and closes their files.
 func (g *Gateway) Close() error {
 	var errs []error
+	if g.obs != nil {
+		g.obs.close()
+	}
 	if g.cache != nil {
 		errs = append(errs, g.cache.Close())
 	}
@@ -121,6 +134,10 @@ type alias struct {
 	fallback string
 	// truncation is the model's truncation ("" is error).
 	truncation string
+	// duration is the alias's request-duration child per endpoint,
+	// resolved once (metrics.go's labels are looked up per request
+	// otherwise).
+	duration map[string]prometheus.Observer
 }
 
 type target struct {
@@ -128,6 +145,12 @@ type target struct {
 	weight          int
 	br              *breaker
 	tok             tokenInfo
+	// The metric children a request for this alias and target always
+	// touches, resolved once.
+	circuit            prometheus.Gauge
+	attemptsOK         prometheus.Counter
+	requestsOK         prometheus.Counter
+	prompt, completion prometheus.Counter
 }
 
 func (t *target) String() string { return t.provider + "/" + t.model }
@@ -142,10 +165,11 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		lookupEnv = os.LookupEnv
 	}
 	g := &Gateway{
-		cfg: cfg, providers: providers, logger: logger, m: newMetrics(reg),
+		cfg: cfg, providers: providers, logger: logger,
 		aliases: map[string]*alias{}, created: time.Now().Unix(),
-		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices),
+		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices), obsFlushItems: obsFlushItems,
 	}
+	g.m = newMetrics(reg, func() float64 { return float64(g.inFlight.Load()) })
 	for i, p := range cfg.Providers {
 		conf := map[string]any{}
 		for k, v := range p.Options {
@@ -188,7 +212,10 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	// alias that names it: an outage is the upstream's, whoever asks.
 	breakers := map[[2]string]*breaker{}
 	for _, m := range cfg.Models {
-		a := &alias{name: m.Name, fallback: m.ContextWindowFallback, truncation: m.Truncation}
+		a := &alias{name: m.Name, fallback: m.ContextWindowFallback, truncation: m.Truncation, duration: map[string]prometheus.Observer{}}
+		for _, ep := range []string{"chat", "chat_stream", "embeddings"} {
+			a.duration[ep] = g.m.duration.WithLabelValues(m.Name, ep)
+		}
 		for _, t := range m.Targets {
 			key := [2]string{t.Provider, t.Model}
 			br, ok := breakers[key]
@@ -196,19 +223,42 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 				br = newBreaker(cfg.Breaker, time.Now)
 				breakers[key] = br
 			}
-			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br, tok: newTokenInfo(t)}
+			tg := &target{provider: t.Provider, model: t.Model, weight: t.Weight, br: br, tok: newTokenInfo(t),
+				circuit:    g.m.circuit.WithLabelValues(t.Provider, t.Model),
+				attemptsOK: g.m.attempts.WithLabelValues(m.Name, t.Provider, t.Model, "ok"),
+				requestsOK: g.m.requests.WithLabelValues(m.Name, t.Provider, t.Model, "200"),
+				prompt:     g.m.tokens.WithLabelValues(m.Name, t.Provider, t.Model, "prompt", sourceReported),
+				completion: g.m.tokens.WithLabelValues(m.Name, t.Provider, t.Model, "completion", sourceReported),
+			}
 			a.targets = append(a.targets, tg)
 			if t.Weight > 0 && a.tier == len(a.targets)-1 {
 				a.tier++
 				a.weights += t.Weight
 			}
-			g.m.circuit.WithLabelValues(t.Provider, t.Model).Set(0)
+			tg.circuit.Set(0)
 		}
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
 	return g, nil
 }
+
+// admit counts a chat or embeddings request in, or refuses it with 503
+// when gateway.max_in_flight are being served already; done counts it
+// out (call it only when admit said yes).
+func (g *Gateway) admit(w http.ResponseWriter) bool {
+	n := g.inFlight.Add(1)
+	if max := g.cfg.MaxInFlight; max > 0 && n > int64(max) {
+		g.inFlight.Add(-1)
+		g.m.shed.Inc()
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "gateway_overloaded", retryAfter: time.Second,
+			Message: fmt.Sprintf("the gateway is serving its limit of %d requests at once (gateway.max_in_flight); retry shortly", max)})
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) done() { g.inFlight.Add(-1) }
 
 // Instances are the provider plugin instances the gateway needs; the
 // agent hands them to the plugin host.
@@ -272,6 +322,8 @@ type outcome struct {
 	err      error
 	// exhausted is true when every target failed or was skipped.
 	exhausted bool
+	// ex is the request's exchange (observations.go); nil when none.
+	ex *exchange
 }
 
 // errCircuitOpen is the error recorded for a target skipped because its
@@ -289,7 +341,7 @@ type attemptFunc func(ctx context.Context, t *target, attempt int) (started bool
 // circuit breaking, within ctx (which carries the request deadline). fit,
 // when given, is checked before each target is called (context.go).
 func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc, fit ...fitFunc) outcome {
-	out := outcome{alias: a.name}
+	out := outcome{alias: a.name, ex: exchangeOf(ctx)}
 	usedFallback := false
 	r := g.cfg.Retry
 chain:
@@ -313,7 +365,7 @@ chain:
 					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
 					break
 				}
-				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
+				t.circuit.Set(float64(t.br.current()))
 				out.attempts++
 				started, err := call(ctx, t, out.attempts)
 				class := sdk.ClassOf(err)
@@ -328,12 +380,12 @@ chain:
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
 				}
 				t.br.record(unhealthy(class))
-				g.m.circuit.WithLabelValues(t.provider, t.model).Set(float64(t.br.current()))
-				label := string(class)
+				t.circuit.Set(float64(t.br.current()))
 				if err == nil {
-					label = "ok"
+					t.attemptsOK.Inc()
+				} else {
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
 				}
-				g.m.attempts.WithLabelValues(a.name, t.provider, t.model, label).Inc()
 				out.err = err
 				if err == nil || started {
 					return out

@@ -21,12 +21,18 @@ type metrics struct {
 	budgetRejections *prometheus.CounterVec
 	// ctx counts pre-flight context checks (context.go).
 	ctx *contextMetrics
+	// obsDropped counts observations of requests that were not stored.
+	obsDropped *prometheus.CounterVec
+	// shed counts requests refused by gateway.max_in_flight; inFlight
+	// reads the count being served.
+	shed     prometheus.Counter
+	inFlight prometheus.GaugeFunc
 }
 
 // llmBuckets span a cached embedding (milliseconds) to a long generation.
 var llmBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_llm_requests_total",
@@ -84,7 +90,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Requests refused with 429 because a gateway budget was spent.",
 	}, []string{"budget"})
 	m.ctx = newContextMetrics(reg)
+	m.obsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_observations_dropped_total",
+		Help: "Observations of gateway requests not stored, by reason: queue_full (the writer fell behind), rejected (observe refused them, e.g. observe.max_models), store (the write failed).",
+	}, []string{"reason"})
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_llm_shed_requests_total",
+		Help: "Chat and embeddings requests refused with 503 because gateway.max_in_flight requests were being served.",
+	})
+	m.inFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_llm_requests_in_flight",
+		Help: "Chat and embeddings requests being served now.",
+	}, inFlight)
 	if reg != nil {
+		reg.MustRegister(m.obsDropped, m.shed, m.inFlight)
 		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilml/vigil/sdk"
@@ -59,14 +60,47 @@ func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }
 
+// WriteAgentError writes an error of the agent's API server (auth, body
+// limit, unknown route) in OpenAI's shape, so that OpenAI's SDKs raise
+// the matching exception (AuthenticationError for a 401, say). code is
+// the agent's error code (unauthorized, forbidden, ...).
+func WriteAgentError(w http.ResponseWriter, status int, code, message string) {
+	e := &Error{Status: status, Message: message, Type: "invalid_request_error", Code: code}
+	switch {
+	case status == http.StatusUnauthorized:
+		e.Code = "invalid_api_key"
+	case status == http.StatusForbidden:
+		e.Type, e.Code = "permission_error", "insufficient_permissions"
+	case status == http.StatusNotFound:
+		e.Code = "not_found"
+	case status >= 500:
+		e.Type = "server_error"
+	}
+	writeError(w, e)
+}
+
+var unencodable = []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}` + "\n")
+
+// jsonBufs recycles the buffers answers are encoded into.
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"internal error: response could not be encoded","type":"server_error","param":null,"code":"internal"}}`)
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			jsonBufs.Put(buf)
+		}
+	}()
+	b := unencodable
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+	} else {
+		b = buf.Bytes()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }
 
 // decode reads a JSON body: one value, no unknown fields (a misspelt
@@ -251,12 +285,27 @@ func (g *Gateway) countCode(endpoint string, o outcome, code string, start time.
 	if o.target != nil {
 		provider, model = o.target.provider, o.target.model
 	}
-	g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
-	g.m.duration.WithLabelValues(o.alias, endpoint).Observe(time.Since(start).Seconds())
+	elapsed := time.Since(start)
+	if o.target != nil && o.target.requestsOK != nil && code == "200" {
+		o.target.requestsOK.Inc()
+	} else {
+		g.m.requests.WithLabelValues(o.alias, provider, model, code).Inc()
+	}
+	if a := g.aliases[o.alias]; a != nil && a.duration[endpoint] != nil {
+		a.duration[endpoint].Observe(elapsed.Seconds())
+	} else {
+		g.m.duration.WithLabelValues(o.alias, endpoint).Observe(elapsed.Seconds())
+	}
+	g.record(o, code, elapsed)
 }
 
 func (g *Gateway) countTokens(o outcome, u *pb.Usage, source string) {
 	if u == nil || o.target == nil {
+		return
+	}
+	if t := o.target; t.prompt != nil && source == sourceReported {
+		t.prompt.Add(float64(max(u.GetPromptTokens(), 0)))
+		t.completion.Add(float64(max(u.GetCompletionTokens(), 0)))
 		return
 	}
 	g.m.tokens.WithLabelValues(o.alias, o.target.provider, o.target.model, "prompt", source).Add(float64(max(u.GetPromptTokens(), 0)))
@@ -481,6 +530,10 @@ func setCost(w http.ResponseWriter, usd float64, priced bool) {
 
 // HandleChat serves POST /openai/v1/chat/completions.
 func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
+	if !g.admit(w) {
+		return
+	}
+	defer g.done()
 	start := time.Now()
 	var req chatRequest
 	if e := decode(r, &req); e != nil {
@@ -499,6 +552,7 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 			defer cancel()
 			key := g.cacheKeyFor(r, a, creq)
+			exchangeOf(ctx).setCache(cacheLabel(key))
 			if e = g.overBudget(ctx, a.name); e != nil {
 				if !g.inCache(key) {
 					g.count("chat", outcome{alias: a.name}, e.Status, start)
@@ -525,7 +579,8 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, start time.Time) {
 	if hit := g.cached(a, key); hit != nil {
-		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
+		o.ex.setCache(cacheHit)
 		g.setHeaders(w, o, cacheHit)
 		setCost(w, 0, true) // nothing was spent upstream
 		setUsageHeader(w, hit.UsageEstimated)
@@ -616,20 +671,35 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(usage)))
 }
 
+// completionJSON is a chat.completion object with one choice; a struct,
+// not a map, since it is encoded for every answer.
+type completionJSON struct {
+	ID                string           `json:"id"`
+	Object            string           `json:"object"`
+	Created           int64            `json:"created"`
+	Model             string           `json:"model"`
+	Choices           [1]completionOne `json:"choices"`
+	Usage             *usageJSON       `json:"usage,omitempty"`
+	SystemFingerprint *string          `json:"system_fingerprint"`
+}
+
+type completionOne struct {
+	Index   int `json:"index"`
+	Message struct {
+		Role    string  `json:"role"`
+		Content string  `json:"content"`
+		Refusal *string `json:"refusal"`
+	} `json:"message"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason string    `json:"finish_reason"`
+}
+
 // completion is a chat.completion object with one choice.
-func completion(id, model, content, finish string, usage *usageJSON) map[string]any {
-	body := map[string]any{
-		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": model,
-		"choices": []any{map[string]any{
-			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
-			"logprobs": nil, "finish_reason": finish,
-		}},
-		"system_fingerprint": nil,
-	}
-	if usage != nil {
-		body["usage"] = usage
-	}
-	return body
+func completion(id, model, content, finish string, usage *usageJSON) *completionJSON {
+	c := &completionJSON{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: model, Usage: usage}
+	c.Choices[0].Message.Role, c.Choices[0].Message.Content = "assistant", content
+	c.Choices[0].FinishReason = finish
+	return c
 }
 
 // codeClientClosed counts requests whose client went away before the
@@ -709,7 +779,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	if hit := g.cached(a, key); hit != nil {
 		// Served from the cache, re-streamed as the same chunks an
 		// upstream answer would produce.
-		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}}
+		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
+		o.ex.setCache(cacheHit)
 		model = hit.Model
 		g.setHeaders(w, o, cacheHit)
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -754,7 +825,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					w.Header().Set("Cache-Control", "no-cache")
 					w.Header().Set("X-Accel-Buffering", "no")
 					w.WriteHeader(http.StatusOK)
-					g.m.ttft.WithLabelValues(a.name).Observe(time.Since(start).Seconds())
+					ttft := time.Since(start)
+					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
+					exchangeOf(ctx).firstToken(ttft)
 					if err := out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil)); err != nil {
 						return err
 					}
@@ -878,6 +951,10 @@ func (req *embedRequest) inputs() ([]string, *Error) {
 
 // HandleEmbeddings serves POST /openai/v1/embeddings.
 func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	if !g.admit(w) {
+		return
+	}
+	defer g.done()
 	start := time.Now()
 	var req embedRequest
 	if e := decode(r, &req); e != nil {
@@ -911,6 +988,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 	defer cancel()
+	exchangeOf(ctx).setCache(cacheBypass)
 	if e := g.overBudget(ctx, a.name); e != nil {
 		fail(a.name, e)
 		return
@@ -971,9 +1049,15 @@ func float32Base64(v []float32) string {
 
 // withToken puts the request's API token name (for budgets) into its
 // context.
+// It also carries the request's exchange, when requests are recorded as
+// observations.
 func (g *Gateway) withToken(r *http.Request) context.Context {
-	if g.TokenName == nil {
-		return r.Context()
+	ctx := r.Context()
+	if g.obs != nil {
+		ctx = context.WithValue(ctx, exchangeKey{}, &exchange{})
 	}
-	return context.WithValue(r.Context(), tokenKey{}, g.TokenName(r))
+	if g.TokenName == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, tokenKey{}, g.TokenName(r))
 }

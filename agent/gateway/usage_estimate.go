@@ -63,9 +63,12 @@ func (g *Gateway) spendAs(ctx context.Context, o outcome, u *pb.Usage, estimated
 		source = sourceEstimated
 	}
 	g.countTokens(o, u, source)
+	ex := exchangeOf(ctx)
+	ex.addUsage(u)
 	if usd, ok := g.costFor(o, u); ok {
 		*total += usd
 		*priced = true
+		ex.addCost(usd)
 		g.charge(ctx, o.alias, usd)
 		if estimated {
 			g.chargeEstimated(ctx, o.alias, usd)

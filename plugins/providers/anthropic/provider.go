@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -44,93 +43,37 @@ func defaultConfig() config {
 
 func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, []sdk.FieldError) {
 	c := defaultConfig()
-	var errs []sdk.FieldError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, sdk.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
-	}
-	str := func(key string) (string, bool) {
-		v, ok := m[key]
-		if !ok || v == nil {
-			return "", false
-		}
-		s, isStr := v.(string)
-		if !isStr {
-			bad(key, "must be a string, got %T", v)
-			return "", false
-		}
-		return s, true
-	}
-	whole := func(key string, lo, hi float64) (int, bool) {
-		v, ok := m[key]
-		if !ok {
-			return 0, false
-		}
-		f, isNum := v.(float64)
-		if !isNum || f != float64(int64(f)) || f < lo || f > hi {
-			bad(key, "must be a whole number from %v to %v, got %v", lo, hi, v)
-			return 0, false
-		}
-		return int(f), true
-	}
-	for k := range m {
-		switch k {
-		case "base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens":
-		default:
-			bad(k, "unknown key (known: base_url, api_key, api_key_file, api_key_env, timeout, max_concurrency, headers, anthropic_version, default_max_tokens)")
-		}
-	}
-	if s, ok := str("base_url"); ok {
+	o := upstream.NewOptions(m)
+	o.Known("base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens")
+	if s, ok := o.Str("base_url"); ok {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("base_url", "%q is not an http(s) URL", s)
+			o.Bad("base_url", "%q is not an http(s) URL", s)
 		} else {
 			c.baseURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(s, "/"), "/v1"), "/")
 		}
 	}
-	c.apiKey = upstream.APIKey(str, getenv, bad)
-	if s, ok := str("timeout"); ok {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			bad("timeout", "%q is not a positive duration such as 60s", s)
-		} else {
-			c.timeout = d
-		}
+	c.apiKey = o.APIKey(getenv)
+	if d, ok := o.Duration("timeout"); ok {
+		c.timeout = d
 	}
-	if s, ok := str("anthropic_version"); ok {
+	if s, ok := o.Str("anthropic_version"); ok {
 		if s == "" {
-			bad("anthropic_version", "must not be empty")
+			o.Bad("anthropic_version", "must not be empty")
 		} else {
 			c.version = s
 		}
 	}
-	if v, ok := whole("max_concurrency", 1, 100000); ok {
+	if v, ok := o.Whole("max_concurrency", 1, 100000); ok {
 		c.maxConcurrency = v
 	}
-	if v, ok := whole("default_max_tokens", 1, 1<<20); ok {
+	if v, ok := o.Whole("default_max_tokens", 1, 1<<20); ok {
 		c.defaultMaxTokens = int32(v)
 	}
-	if v, ok := m["headers"]; ok && v != nil {
-		hm, isMap := v.(map[string]any)
-		if !isMap {
-			bad("headers", "must be a map of header names to values")
-		} else {
-			c.headers = map[string]string{}
-			for k, hv := range hm {
-				s, isStr := hv.(string)
-				switch {
-				case !isStr:
-					bad("headers."+k, "must be a string")
-				case strings.EqualFold(k, "x-api-key") || strings.EqualFold(k, "anthropic-version") || strings.EqualFold(k, "Content-Type"):
-					bad("headers."+k, "is set by the plugin")
-				case strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(s, "\r\n"):
-					bad("headers."+k, "is not a valid header")
-				default:
-					c.headers[k] = s
-				}
-			}
-		}
+	if h, ok := o.Headers("headers", "is set by the plugin", "x-api-key", "anthropic-version", "Content-Type"); ok {
+		c.headers = h
 	}
-	return c, errs
+	return c, o.Errors()
 }
 
 type state struct {
@@ -168,6 +111,18 @@ func (p *provider) state() *state {
 	return p.st
 }
 
+// call is one upstream call of method to path with body (nil: none);
+// slotted calls take one of the max_concurrency slots.
+func (s *state) call(method, path string, body any, slotted bool) upstream.Call {
+	c := upstream.Call{Timeout: s.cfg.timeout, Send: func(ctx context.Context) (*http.Response, error) {
+		return s.do(ctx, method, path, body)
+	}}
+	if slotted {
+		c.Slots = s.slots
+	}
+	return c
+}
+
 func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -201,25 +156,6 @@ func (s *state) do(ctx context.Context, method, path string, body any) (*http.Re
 		return nil, classify(resp.StatusCode, resp.Header, b)
 	}
 	return resp, nil
-}
-
-func transportError(err error, w *upstream.Watchdog, timeout time.Duration) error {
-	var se *sdk.Error
-	switch {
-	case errors.As(err, &se):
-		return se
-	case w.Fired():
-		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
-	case errors.Is(err, context.DeadlineExceeded):
-		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
-	case errors.Is(err, context.Canceled):
-		return sdk.Errorf(sdk.Timeout, "call cancelled: %v", err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
-	}
-	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
 }
 
 type apiError struct {
@@ -286,19 +222,8 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-func decode(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > maxBody {
-		return sdk.Errorf(sdk.Unavailable, "upstream response is larger than %d bytes", maxBody)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return sdk.Errorf(sdk.Unavailable, "upstream sent malformed JSON: %v", err)
-	}
-	return nil
-}
+// decode reads one JSON body of at most maxBody bytes.
+func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
 
 type message struct {
 	Role    string `json:"role"`
@@ -414,20 +339,6 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var out struct {
 		ID      string `json:"id"`
 		Model   string `json:"model"`
@@ -438,8 +349,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		StopReason string `json:"stop_reason"`
 		Usage      usage  `json:"usage"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err = s.call(http.MethodPost, "/v1/messages", body, true).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	var text strings.Builder
 	for _, c := range out.Content {
@@ -475,20 +389,13 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/v1/messages", body)
-	if err != nil {
-		return transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
+	return s.call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+		return readStream(resp, w, send)
+	})
+}
+
+// readStream passes a Messages event stream on as ChatEvents.
+func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
 	sc := bufio.NewScanner(resp.Body)
@@ -558,7 +465,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return transportError(err, w, s.cfg.timeout)
+		return upstream.TransportError(err, w)
 	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before message_stop: the response is truncated")
 }
@@ -577,42 +484,30 @@ func (p *provider) CountTokens(ctx context.Context, req *pb.CountTokensRequest) 
 	if system != "" {
 		body["system"] = system
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/v1/messages/count_tokens", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var out struct {
 		InputTokens int32 `json:"input_tokens"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err = s.call(http.MethodPost, "/v1/messages/count_tokens", body, false).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &pb.CountTokensResponse{Tokens: out.InputTokens}, nil
 }
 
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodGet, "/v1/models?limit=1000", nil)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Data []struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := decode(resp.Body, &body); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err := s.call(http.MethodGet, "/v1/models?limit=1000", nil, false).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &body)
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := &pb.ModelsResponse{}
 	for _, m := range body.Data {

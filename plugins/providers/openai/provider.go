@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -72,6 +71,18 @@ func (p *provider) state() *state {
 	return p.st
 }
 
+// call is one upstream call of method to path with body (nil: none);
+// slotted calls take one of the max_concurrency slots.
+func (s *state) call(method, path string, body any, slotted bool) upstream.Call {
+	c := upstream.Call{Timeout: s.cfg.timeout, Send: func(ctx context.Context) (*http.Response, error) {
+		return s.do(ctx, method, path, body)
+	}}
+	if slotted {
+		c.Slots = s.slots
+	}
+	return c
+}
+
 // do sends one JSON request and returns the response when it is a 2xx;
 // any other status becomes a typed error.
 func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
@@ -107,26 +118,6 @@ func (s *state) do(ctx context.Context, method, path string, body any) (*http.Re
 		return nil, classify(resp.StatusCode, resp.Header, b)
 	}
 	return resp, nil
-}
-
-// transportError types an error from the HTTP exchange itself.
-func transportError(err error, w *upstream.Watchdog, timeout time.Duration) error {
-	var se *sdk.Error
-	switch {
-	case errors.As(err, &se):
-		return se
-	case w.Fired():
-		return sdk.Errorf(sdk.Timeout, "upstream did not answer within timeout %s", timeout)
-	case errors.Is(err, context.DeadlineExceeded):
-		return sdk.Errorf(sdk.Timeout, "deadline passed waiting for the upstream: %v", err)
-	case errors.Is(err, context.Canceled):
-		return sdk.Errorf(sdk.Timeout, "call cancelled: %v", err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return sdk.Errorf(sdk.Timeout, "upstream timed out: %v", err)
-	}
-	return sdk.Errorf(sdk.Unavailable, "upstream connection failed: %v", err)
 }
 
 // apiError is OpenAI's error object.
@@ -225,22 +216,16 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodGet, "/models", nil)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Data []struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := decode(resp.Body, &body); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err := s.call(http.MethodGet, "/models", nil, false).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &body)
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := &pb.ModelsResponse{}
 	for _, m := range body.Data {
@@ -249,80 +234,84 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	return out, nil
 }
 
-// decode reads one JSON body; a body that does not parse is the
-// upstream's fault (class unavailable), so the agent may retry elsewhere.
-func decode(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > maxBody {
-		return sdk.Errorf(sdk.Unavailable, "upstream response is larger than %d bytes", maxBody)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return sdk.Errorf(sdk.Unavailable, "upstream sent malformed JSON: %v", err)
-	}
-	return nil
+// decode reads one JSON body of at most maxBody bytes.
+func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
+
+// chatRequest is OpenAI's chat.completions request: a struct, not a map,
+// since one is encoded for every call.
+type chatRequest struct {
+	Model          string          `json:"model"`
+	Messages       []chatMessage   `json:"messages"`
+	Temperature    *float64        `json:"temperature,omitempty"`
+	TopP           *float64        `json:"top_p,omitempty"`
+	MaxTokens      *int32          `json:"max_tokens,omitempty"`
+	Stop           []string        `json:"stop,omitempty"`
+	Seed           *int64          `json:"seed,omitempty"`
+	User           string          `json:"user,omitempty"`
+	ResponseFormat *responseFormat `json:"response_format,omitempty"`
+	Stream         bool            `json:"stream,omitempty"`
+	StreamOptions  *streamOptions  `json:"stream_options,omitempty"`
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	Name    string `json:"name,omitempty"`
+}
+
+type responseFormat struct {
+	Type       string      `json:"type"`
+	JSONSchema *jsonSchema `json:"json_schema,omitempty"`
+}
+
+type jsonSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict bool            `json:"strict"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // chatBody is the chat.completions request for req.
-func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (map[string]any, error) {
+func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (*chatRequest, error) {
 	if req.GetModel() == "" {
 		return nil, sdk.FieldErrorf("model", "model is required")
 	}
 	if len(req.GetMessages()) == 0 {
 		return nil, sdk.FieldErrorf("messages", "at least one message is required")
 	}
-	msgs := make([]map[string]any, 0, len(req.GetMessages()))
+	b := &chatRequest{
+		Model: req.GetModel(), Messages: make([]chatMessage, 0, len(req.GetMessages())),
+		Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(), Seed: req.Seed, User: req.GetUser(),
+	}
 	for _, m := range req.GetMessages() {
-		mm := map[string]any{"role": m.GetRole(), "content": m.GetContent()}
-		if m.GetName() != "" {
-			mm["name"] = m.GetName()
-		}
-		msgs = append(msgs, mm)
-	}
-	b := map[string]any{"model": req.GetModel(), "messages": msgs}
-	if req.Temperature != nil {
-		b["temperature"] = req.GetTemperature()
-	}
-	if req.TopP != nil {
-		b["top_p"] = req.GetTopP()
-	}
-	if req.MaxTokens != nil {
-		b["max_tokens"] = req.GetMaxTokens()
-	}
-	if len(req.GetStop()) > 0 {
-		b["stop"] = req.GetStop()
-	}
-	if req.Seed != nil {
-		b["seed"] = req.GetSeed()
-	}
-	if req.GetUser() != "" {
-		b["user"] = req.GetUser()
+		b.Messages = append(b.Messages, chatMessage{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()})
 	}
 	switch req.GetResponseFormat() {
 	case "", "text":
 	case "json_object":
-		b["response_format"] = map[string]any{"type": "json_object"}
+		b.ResponseFormat = &responseFormat{Type: "json_object"}
 	case "json_schema":
-		var schema any
-		if err := json.Unmarshal([]byte(req.GetJsonSchema()), &schema); err != nil {
+		schema := []byte(req.GetJsonSchema())
+		if !json.Valid(schema) {
+			var v any
+			err := json.Unmarshal(schema, &v)
 			return nil, sdk.FieldErrorf("response_format.json_schema.schema", "not valid JSON: %v", err)
 		}
 		name := req.GetJsonSchemaName()
 		if name == "" {
 			name = "response"
 		}
-		b["response_format"] = map[string]any{"type": "json_schema", "json_schema": map[string]any{
-			"name": name, "schema": schema, "strict": req.GetJsonSchemaStrict(),
-		}}
+		b.ResponseFormat = &responseFormat{Type: "json_schema", JSONSchema: &jsonSchema{Name: name, Schema: schema, Strict: req.GetJsonSchemaStrict()}}
 	default:
 		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
 	}
 	if stream {
-		b["stream"] = true
+		b.Stream = true
 		if streamUsage {
-			b["stream_options"] = map[string]any{"include_usage": true}
+			b.StreamOptions = &streamOptions{IncludeUsage: true}
 		}
 	}
 	return b, nil
@@ -360,20 +349,6 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
 	var out struct {
 		ID      string `json:"id"`
 		Model   string `json:"model"`
@@ -386,8 +361,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		} `json:"choices"`
 		Usage *usage `json:"usage"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err = s.call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out.Choices) == 0 {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream answered with no choices")
@@ -425,20 +403,13 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/chat/completions", body)
-	if err != nil {
-		return transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
+	return s.call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+		return readStream(resp, w, send)
+	})
+}
+
+// readStream passes a chat.completions event stream on as ChatEvents.
+func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -472,7 +443,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return transportError(err, w, s.cfg.timeout)
+		return upstream.TransportError(err, w)
 	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before data: [DONE]: the response is truncated")
 }
@@ -507,24 +478,12 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 	if len(req.GetInput()) == 0 {
 		return nil, sdk.FieldErrorf("input", "at least one input is required")
 	}
-	body := map[string]any{"model": req.GetModel(), "input": req.GetInput(), "encoding_format": "float"}
-	if req.Dimensions != nil {
-		body["dimensions"] = req.GetDimensions()
-	}
-	release, err := s.slots.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := upstream.NewWatchdog(s.cfg.timeout, cancel)
-	defer w.Stop()
-	resp, err := s.do(ctx, http.MethodPost, "/embeddings", body)
-	if err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
-	}
-	defer resp.Body.Close()
+	body := &struct {
+		Model          string   `json:"model"`
+		Input          []string `json:"input"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     *int32   `json:"dimensions,omitempty"`
+	}{req.GetModel(), req.GetInput(), "float", req.Dimensions}
 	var out struct {
 		Model string `json:"model"`
 		Data  []struct {
@@ -533,8 +492,11 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 		} `json:"data"`
 		Usage *usage `json:"usage"`
 	}
-	if err := decode(resp.Body, &out); err != nil {
-		return nil, transportError(err, w, s.cfg.timeout)
+	err := s.call(http.MethodPost, "/embeddings", body, true).Do(ctx, func(resp *http.Response) error {
+		return decode(resp.Body, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out.Data) != len(req.GetInput()) {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream returned %d embeddings for %d inputs", len(out.Data), len(req.GetInput()))

@@ -3,7 +3,7 @@
 // environment, after queueing faults in the upstream stub. Any failed
 // check throws, and node exits non-zero.
 import assert from 'node:assert/strict';
-import OpenAI, { NotFoundError, BadRequestError, APIError, InternalServerError, PermissionDeniedError } from 'openai';
+import OpenAI, { NotFoundError, BadRequestError, APIError, InternalServerError, PermissionDeniedError, AuthenticationError } from 'openai';
 
 const sent = [];
 // Record what the SDK sends, to check its defaults (base64 embeddings).
@@ -161,11 +161,27 @@ await check('read token cannot call chat', async () => {
   const reader = new OpenAI({ baseURL: process.env.VIGIL_BASE_URL, apiKey: process.env.VIGIL_READ_TOKEN, maxRetries: 0 });
   await assert.rejects(
     reader.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }] }),
-    (e) => e instanceof PermissionDeniedError && e.status === 403,
+    (e) => e instanceof PermissionDeniedError && e.status === 403 && e.type === 'permission_error' && e.code === 'insufficient_permissions',
   );
   const ids = [];
   for await (const m of reader.models.list()) ids.push(m.id);
   assert.ok(ids.includes('default'));
 });
+
+await check('wrong key is an AuthenticationError', async () => {
+  const stranger = new OpenAI({ baseURL: process.env.VIGIL_BASE_URL, apiKey: 'sk-not-a-vigil-token-0123', maxRetries: 0 });
+  await assert.rejects(
+    stranger.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof AuthenticationError && e.status === 401 && e.code === 'invalid_api_key' && e.type === 'invalid_request_error',
+  );
+});
+
+if (process.env.VIGIL_LLM_TOKEN) {
+  await check('llm token calls the gateway', async () => {
+    const app = new OpenAI({ baseURL: process.env.VIGIL_BASE_URL, apiKey: process.env.VIGIL_LLM_TOKEN, maxRetries: 0 });
+    const res = await app.chat.completions.create({ model: 'solo', messages: [{ role: 'user', content: 'from an llm token' }] });
+    assert.equal(res.choices[0].message.content, 'echo: from an llm token');
+  });
+}
 
 console.log(JSON.stringify({ ok: true, checks }));
