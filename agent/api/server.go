@@ -108,6 +108,9 @@ type Server struct {
 	// shapes write errors for routes under a path prefix in another
 	// shape (OpenAI's under /openai/); set before Serve.
 	shapes []errorShape
+	// ownDeadline holds the route patterns whose handlers bound their own
+	// time (api.request_timeout does not apply); set before Serve.
+	ownDeadline map[string]bool
 
 	srv       *http.Server
 	listeners []net.Listener
@@ -174,6 +177,19 @@ type errorShape struct {
 // that its SDKs raise the right exception. Call it before Serve.
 func (s *Server) ErrorShape(prefix string, write func(http.ResponseWriter, *Error)) {
 	s.shapes = append(s.shapes, errorShape{prefix: prefix, write: write})
+}
+
+// OwnDeadline exempts the routes registered under these patterns from
+// api.request_timeout: their handlers apply a deadline of their own (the
+// gateway's gateway.request_timeout, which has to cover a whole stream).
+// Call it before Serve.
+func (s *Server) OwnDeadline(patterns ...string) {
+	if s.ownDeadline == nil {
+		s.ownDeadline = map[string]bool{}
+	}
+	for _, p := range patterns {
+		s.ownDeadline[p] = true
+	}
 }
 
 // writeErr writes e in the shape that r's path calls for.
@@ -284,9 +300,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(rec, r.Body, limit)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	r = r.WithContext(ctx)
+	if !s.ownDeadline[pattern] {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 
 	if pattern == "" {
 		s.notFound(rec, r)

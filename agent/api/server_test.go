@@ -339,3 +339,27 @@ func TestErrorShape(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnDeadline: routes registered with OwnDeadline run without the
+// api.request_timeout deadline; every other route has it.
+func TestOwnDeadline(t *testing.T) {
+	cfg := config.Default().API
+	cfg.RequestTimeout = 100 * time.Millisecond
+	s := New(cfg, slog.New(slog.DiscardHandler), nil)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		_, has := r.Context().Deadline()
+		WriteJSON(w, 200, map[string]bool{"deadline": has})
+	}
+	s.OwnDeadline("POST /v1/long")
+	s.HandleFunc("POST /v1/long", Write, h)
+	s.HandleFunc("POST /v1/short", Write, h)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	for path, want := range map[string]bool{"/v1/long": false, "/v1/short": true} {
+		status, _, body := do(t, "POST", ts.URL+path, "", "{}")
+		var got map[string]bool
+		if status != 200 || json.Unmarshal([]byte(body), &got) != nil || got["deadline"] != want {
+			t.Errorf("%s: %d %s, want deadline=%v", path, status, body, want)
+		}
+	}
+}

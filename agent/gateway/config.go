@@ -200,12 +200,15 @@ func (c Config) Validate() error {
 	for _, m := range c.Models {
 		aliases[m.Name] = true
 	}
+	const maxAliasBytes = 120
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		key := fmt.Sprintf("models[%d]", i)
 		switch {
 		case !aliasRE.MatchString(m.Name):
 			bad(key+".name", "%q is not a valid model alias (letters, digits and _.:/@-)", m.Name)
+		case len(m.Name) > maxAliasBytes:
+			bad(key+".name", "alias %q is %d bytes; at most %d (its observations are recorded as model llm:<alias>, within observe's 128-byte names)", m.Name, len(m.Name), maxAliasBytes)
 		case seen[m.Name]:
 			bad(key+".name", "alias %q is declared twice", m.Name)
 		}

@@ -622,6 +622,7 @@ func TestConfigValidate(t *testing.T) {
 		Model{Name: "chain", Targets: []Target{{Provider: "nobody"}}},
 		Model{Name: "w", Targets: []Target{{Provider: "pa", Model: "x"}, {Provider: "pa", Model: "y", Weight: 2}}, ContextWindowFallback: "w"},
 		Model{Name: "bad fallback", ContextWindowFallback: "missing"},
+		Model{Name: strings.Repeat("a", 121), Targets: []Target{{Provider: "pa", Model: "x"}}},
 	)
 	c.Retry.MaxAttempts = 0
 	c.Breaker.FailureRatio = math.NaN()
@@ -634,7 +635,7 @@ func TestConfigValidate(t *testing.T) {
 		"gateway.providers[2].options.timeout", "gateway.models[4].name: alias \"chain\" is declared twice", "gateway.models[4].targets[0].provider",
 		"gateway.models[4].targets[0].model", "gateway.models[5].targets[1].weight", "gateway.models[5].context_window_fallback",
 		"gateway.models[6].name", "gateway.models[6].targets", "gateway.models[6].context_window_fallback: \"missing\"",
-		"gateway.retry.max_attempts", "gateway.breaker.failure_ratio",
+		"gateway.retry.max_attempts", "gateway.breaker.failure_ratio", "gateway.models[7].name: alias \"aaa", "is 121 bytes; at most 120",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("no %q in:\n%v", want, err)
