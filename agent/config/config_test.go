@@ -96,6 +96,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad enum", "log_level: verbose\n", []string{"vigil.yaml:1: log_level: \"verbose\" is not one of"}},
 		{"remote without tokens", "api:\n  addr: 0.0.0.0:7070\n", []string{"vigil.yaml:2: api.addr:", "no api.tokens"}},
 		{"token scope", "api:\n  tokens:\n    - name: x\n      scope: admin\n      secret: 0123456789abcdefgh\n", []string{"vigil.yaml:4: api.tokens[0].scope: \"admin\" is not read, write or llm"}},
+		{"budget for no token", "gateway:\n  budgets:\n    - name: b\n      token: ghost\n      window: 1d\n      usd: 5\n", []string{"vigil.yaml:4: gateway.budgets[0].token: \"ghost\" is not the name of any api.tokens entry"}},
 		{"short token", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: short\n", []string{"vigil.yaml:3: api.tokens[0]: token \"x\" is shorter than 16"}},
 		{"two secrets", "api:\n  tokens:\n    - name: x\n      scope: read\n      secret: 0123456789abcdefgh\n      secret_env: X\n", []string{"api.tokens[0]: set exactly one of"}},
 		{"tls half", "api:\n  tls:\n    cert_file: /x.pem\n", []string{"vigil.yaml:2: api.tls: set both"}},

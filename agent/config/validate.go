@@ -133,6 +133,11 @@ func (l *Loaded) validate() Errors {
 		errs = append(errs, l.keyedErrors(err)...)
 	}
 	errs = append(errs, l.keyedErrors(c.Gateway.Validate())...)
+	for i, b := range c.Gateway.Budgets {
+		if b.Token != "" && !names[b.Token] {
+			add(fmt.Sprintf("gateway.budgets[%d].token", i), "%q is not the name of any api.tokens entry, so the budget would never apply", b.Token)
+		}
+	}
 	errs = append(errs, l.keyedErrors(c.Alerts.Validate())...)
 	errs = append(errs, l.keyedErrors(errors.Join(c.Drift.Validate(), c.Models.Validate()))...)
 	return errs

@@ -269,9 +269,9 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	switch req.GetResponseFormat() {
 	case "", "text":
 	case "json_object":
-		system = strings.TrimSpace(system + "\n\nRespond with a single JSON object and nothing else: no prose, no code fences.")
+		system = strings.TrimSpace(system + "\n\n" + upstream.JSONObjectInstruction)
 	case "json_schema":
-		system = strings.TrimSpace(system + "\n\nRespond with a single JSON value that matches this JSON Schema, and nothing else (no prose, no code fences):\n" + req.GetJsonSchema())
+		system = strings.TrimSpace(system + "\n\n" + upstream.SchemaInstruction(req.GetJsonSchema()))
 	default:
 		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
 	}

@@ -275,7 +275,7 @@ type streamOptions struct {
 }
 
 // chatBody is the chat.completions request for req.
-func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (*chatRequest, error) {
+func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) (*chatRequest, error) {
 	if req.GetModel() == "" {
 		return nil, sdk.FieldErrorf("model", "model is required")
 	}
@@ -308,6 +308,19 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (*chatRequest, erro
 	default:
 		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
 	}
+	if b.ResponseFormat != nil && structured != structuredNative {
+		// An upstream without (this kind of) native structured output:
+		// the instruction, and the schema, go into the system prompt.
+		instruction := upstream.JSONObjectInstruction
+		if b.ResponseFormat.JSONSchema != nil {
+			instruction = upstream.SchemaInstruction(string(b.ResponseFormat.JSONSchema.Schema))
+		}
+		b.Messages = withSystemInstruction(b.Messages, instruction)
+		b.ResponseFormat = nil
+		if structured == structuredJSONObject {
+			b.ResponseFormat = &responseFormat{Type: "json_object"}
+		}
+	}
 	if stream {
 		b.Stream = true
 		if streamUsage {
@@ -315,6 +328,18 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool) (*chatRequest, erro
 		}
 	}
 	return b, nil
+}
+
+// withSystemInstruction appends instruction to the first system message,
+// or puts a system message carrying it first.
+func withSystemInstruction(msgs []chatMessage, instruction string) []chatMessage {
+	for i := range msgs {
+		if msgs[i].Role == "system" || msgs[i].Role == "developer" {
+			msgs[i].Content = strings.TrimSpace(msgs[i].Content + "\n\n" + instruction)
+			return msgs
+		}
+	}
+	return append([]chatMessage{{Role: "system", Content: instruction}}, msgs...)
 }
 
 type usage struct {
@@ -345,7 +370,7 @@ func (u *usage) proto() *pb.Usage {
 
 func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
 	s := p.state()
-	body, err := chatBody(req, false, false)
+	body, err := chatBody(req, false, false, s.cfg.structured)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +424,7 @@ type chunk struct {
 
 func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	s := p.state()
-	body, err := chatBody(req, true, s.cfg.streamUsage)
+	body, err := chatBody(req, true, s.cfg.streamUsage, s.cfg.structured)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,55 @@ func TestJSONSchemaPassedThrough(t *testing.T) {
 	}
 }
 
+// TestStructuredOutputModes: with structured_output json_object or prompt,
+// a json_schema request reaches the upstream with the schema in its
+// system prompt, and with JSON mode or no response_format.
+func TestStructuredOutputModes(t *testing.T) {
+	const schema = `{"type":"object","properties":{"answer":{"type":"string"}}}`
+	for _, tc := range []struct {
+		mode, format, wantFormat string
+		system                   bool // the request has a system message
+	}{
+		{"json_object", "json_schema", "json_object", true},
+		{"prompt", "json_schema", "", true},
+		{"prompt", "json_schema", "", false},
+		{"prompt", "json_object", "", true},
+		{"json_object", "json_object", "json_object", true},
+	} {
+		p, stub := setup(t, map[string]any{"structured_output": tc.mode})
+		req := chatReq("gpt-test")
+		if !tc.system {
+			req.Messages = req.Messages[1:]
+		}
+		req.ResponseFormat = tc.format
+		if tc.format == "json_schema" {
+			req.JsonSchema, req.JsonSchemaName = schema, "reply"
+		}
+		if _, err := p.Chat(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		sent := stub.LastRequest("/v1/chat/completions", "gpt-test")
+		rf, _ := sent["response_format"].(map[string]any)
+		if got, _ := rf["type"].(string); got != tc.wantFormat {
+			t.Errorf("%s/%s: response_format %v, want type %q", tc.mode, tc.format, sent["response_format"], tc.wantFormat)
+		}
+		msgs := sent["messages"].([]any)
+		first := msgs[0].(map[string]any)
+		content, _ := first["content"].(string)
+		want := "Respond with a single JSON object"
+		if tc.format == "json_schema" {
+			want = schema
+		}
+		if first["role"] != "system" || !strings.Contains(content, want) || len(msgs) != 2 ||
+			(tc.system && !strings.HasPrefix(content, "be brief")) {
+			t.Errorf("%s/%s: messages sent %v", tc.mode, tc.format, msgs)
+		}
+	}
+	if _, errs := parseConfig(map[string]any{"structured_output": "maybe"}, nil); len(errs) != 1 || errs[0].Field != "structured_output" {
+		t.Errorf("structured_output: maybe: %v", errs)
+	}
+}
+
 func TestStream(t *testing.T) {
 	p, stub := setup(t, nil)
 	var deltas []string
