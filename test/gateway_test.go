@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -547,50 +546,7 @@ func streamText(t *testing.T, events []string) string {
 // registry into the user's cache on first use.
 func nodeSDK(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: the gateway's SDK test needs Node.js 20 or later with npm (Debian: apt-get install nodejs npm; `make test-deps` as root does it)", tool)
-		}
-	}
-	out, err := exec.Command("node", "-p", "process.versions.node.split('.')[0]").Output()
-	if major, aerr := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || aerr != nil || major < 20 {
-		t.Fatalf("Node.js %q is too old or broken for the OpenAI SDK test: install Node.js 20 or later (%v)", out, err)
-	}
-	src := "gateway/node"
-	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "vigil-test", "openai-node-"+hex.EncodeToString(sum[:6]))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{"package.json", "package-lock.json"} {
-			b, err := os.ReadFile(filepath.Join(src, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(dir, f), string(b))
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s (installs the pinned openai SDK from the npm registry): %v\n%s", dir, err, b)
-		}
-	}
-	// The script must sit beside node_modules for ES module resolution.
-	script, err := os.ReadFile(filepath.Join(src, "sdk_check.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "sdk_check.mjs"), string(script))
-	return dir
+	return npmPackage(t, "gateway/node", "openai", "sdk_check.mjs", "the gateway's SDK test")
 }
 
 // TestGatewayOpenAINodeSDK runs the official OpenAI Node SDK against the

@@ -2,14 +2,11 @@ package test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,45 +19,7 @@ import (
 // user's cache directory on first use (the registry is needed then only).
 func jsTiktoken(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: the tokenizer reference test needs Node.js 20 or later with npm (`make test-deps` as root installs them)", tool)
-		}
-	}
-	src := "tokens/node"
-	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "vigil-test", "js-tiktoken-"+hex.EncodeToString(sum[:6]))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "js-tiktoken", "package.json")); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{"package.json", "package-lock.json"} {
-			b, err := os.ReadFile(filepath.Join(src, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(dir, f), string(b))
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s (installs the pinned js-tiktoken from the npm registry): %v\n%s", dir, err, b)
-		}
-	}
-	script, err := os.ReadFile(filepath.Join(src, "encode.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "encode.mjs"), string(script))
-	return dir
+	return npmPackage(t, "tokens/node", "js-tiktoken", "encode.mjs", "the tokenizer reference test")
 }
 
 // tokenCorpus is text of many kinds: prose, code, several scripts, emoji
