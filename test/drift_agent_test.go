@@ -192,6 +192,11 @@ models:
 	for range 5 {
 		post(fraudBatch(r, false))
 	}
+	// Before any evaluation the CLI says so rather than printing nothing.
+	if out, err := exec.Command(vigilBin, "drift", "fraud", "-http-addr", a.addr).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "fraud: no drift evaluation yet") {
+		t.Errorf("vigil drift before any evaluation: %v\n%s", err, out)
+	}
 	if vs := evaluateDrift(t, base, "fraud"); len(vs) != 1 || vs[0].Verdict != "no_reference" {
 		t.Fatalf("500 of 1000 reference observations: %+v", vs)
 	}

@@ -82,6 +82,10 @@ See docs/drift.md.`, stdout, stderr)
 		}
 		return strconv.FormatFloat(*p, 'g', 4, 64)
 	}
+	if len(out.Versions) == 0 {
+		fmt.Fprintf(stdout, "%s: no drift evaluation yet; the agent evaluates every drift.interval (-evaluate asks for one now)\n", out.Model)
+		return code
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for i, v := range out.Versions {
 		if i > 0 {
@@ -96,6 +100,9 @@ See docs/drift.md.`, stdout, stderr)
 			when = v.EvaluatedAt.Format("2006-01-02T15:04:05Z07:00")
 		}
 		fmt.Fprintf(tw, "%s %s: %s (correction %s, evaluated %s%s)\n", out.Model, v.Version, v.Verdict, v.Correction, when, acc)
+		if v.Verdict == drift.VerdictNoReference {
+			fmt.Fprintf(tw, "  no reference window yet: the version's first drift.reference_size observations become one, or pin one (POST /v1/models/%s/reference)\n", out.Model)
+		}
 		if len(v.Features) == 0 {
 			continue
 		}
