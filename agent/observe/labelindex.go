@@ -19,7 +19,8 @@ type labelIndex struct {
 	mu    sync.Mutex
 	seed  maphash.Seed
 	m     map[uint64]uint32
-	slots []labelEntry
+	slots []labelEntry // grows up to size as IDs arrive, then is reused as a ring
+	size  int
 	pos   int
 	// byID maps pairState.labelID-1 to the pair, so that slots hold no
 	// pointers; a forgotten pair's entry is nil.
@@ -35,11 +36,16 @@ type labelEntry struct {
 	labelled bool
 }
 
+// newLabelIndex returns an empty index of n slots. The slots and the map
+// grow as request IDs arrive instead of being allocated up front: at the
+// default 100,000 slots that is about 6 MB of heap an agent that records
+// few or no labelled requests never needs (and which, being live, also
+// raised the garbage collector's heap goal by as much again).
 func newLabelIndex(n int) labelIndex {
-	return labelIndex{seed: maphash.MakeSeed(), m: make(map[uint64]uint32, min(n, 1<<16)), slots: make([]labelEntry, n)}
+	return labelIndex{seed: maphash.MakeSeed(), m: make(map[uint64]uint32), size: n}
 }
 
-func (x *labelIndex) capacity() int { return len(x.slots) }
+func (x *labelIndex) capacity() int { return x.size }
 
 func (x *labelIndex) hash(s string) uint64 {
 	h := maphash.String(x.seed, s)
@@ -51,6 +57,14 @@ func (x *labelIndex) hash(s string) uint64 {
 
 // put records id; x.mu must be held.
 func (x *labelIndex) put(id string, p *pairState, pred Value, labelled bool) {
+	if x.pos == len(x.slots) { // still filling: the ring has not wrapped yet
+		if len(x.slots) == cap(x.slots) {
+			grown := make([]labelEntry, len(x.slots), min(max(2*cap(x.slots), 1024), x.size))
+			copy(grown, x.slots)
+			x.slots = grown
+		}
+		x.slots = x.slots[:x.pos+1]
+	}
 	slot := &x.slots[x.pos]
 	if slot.id != 0 {
 		if at, ok := x.m[slot.id]; ok && int(at) == x.pos {
@@ -66,7 +80,7 @@ func (x *labelIndex) put(id string, p *pairState, pred Value, labelled bool) {
 		slot.predHash = x.hash(pred.Str)
 	}
 	x.m[slot.id] = uint32(x.pos)
-	x.pos = (x.pos + 1) % len(x.slots)
+	x.pos = (x.pos + 1) % x.size
 }
 
 // get returns id's entry and its pair, valid while x.mu is held; nil
