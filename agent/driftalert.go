@@ -41,10 +41,9 @@ func (d driftAlerts) DriftFindings() []alert.DriftFinding {
 // ReferenceAccuracy is the accuracy of the labelled observations in the
 // version's pinned reference window.
 func (d driftAlerts) ReferenceAccuracy(model, version string) (float64, int, bool) {
-	for _, ev := range d.e.Latest() {
-		if ev.Model == model && ev.Version == version && ev.ReferenceAccuracy != nil {
-			return *ev.ReferenceAccuracy, ev.ReferenceLabelled, true
-		}
+	evs, _ := d.e.Model(model, version)
+	if len(evs) == 0 || evs[0].ReferenceAccuracy == nil {
+		return 0, 0, false
 	}
-	return 0, 0, false
+	return *evs[0].ReferenceAccuracy, evs[0].ReferenceLabelled, true
 }

@@ -18,7 +18,8 @@ import (
 // half-way. Nobody asks for an evaluation: the agent's periodic drift
 // evaluation must find amount and country critical and the other features
 // (and the predictions) ok, the drift alert rule must fire for exactly
-// those two features, and Alertmanager must receive them. The latency
+// those two features, the accuracy_drop rule (reference accuracy from the
+// drift engine) for the model, and Alertmanager must receive them. The latency
 // percentiles the agent reports must be within 1 % of the exact
 // percentiles of the latencies sent, and no latency alert may fire for
 // them (p95 stays under 100 ms).
@@ -43,6 +44,9 @@ drift:
 alerts:
   interval: 200ms
   resend_interval: 1s
+  rules:
+    accuracy_drop:
+      for: 0s
   alertmanagers:
     - name: am
       url: `+am.URL+`
@@ -65,6 +69,9 @@ alerts:
 			l := math.Round(20*math.Exp(0.5*r.NormFloat64())*1000) / 1000
 			it["latency_ms"] = l
 			latencies = append(latencies, l)
+			if shifted { // and the model is now always wrong
+				it["label"] = 1 - it["prediction"].(int)
+			}
 		}
 		if code, resp := postJSON(t, base+"/v1/observations", body); code != 202 {
 			t.Fatalf("observations: %d %v", code, resp)
@@ -110,14 +117,23 @@ alerts:
 	}
 
 	// The drift rule fires for the two shifted features, and Alertmanager
-	// gets both, critical, labelled with feature and method.
-	amAlerts := am.WaitAlerts(t, 30*time.Second, "two drift alerts", func(as []testutil.AMAlert) bool {
+	// gets both, critical, labelled with feature and method. Accuracy fell
+	// from the reference window's 75 % to 50 % over the last hour (the
+	// shifted third is always wrong): accuracy_drop fires too.
+	amAlerts := am.WaitAlerts(t, 30*time.Second, "two drift alerts and an accuracy drop", func(as []testutil.AMAlert) bool {
 		return testutil.Find(as, map[string]string{"alertname": "VigilFeatureDrift", "feature": "amount"}) != nil &&
-			testutil.Find(as, map[string]string{"alertname": "VigilFeatureDrift", "feature": "country"}) != nil
+			testutil.Find(as, map[string]string{"alertname": "VigilFeatureDrift", "feature": "country"}) != nil &&
+			testutil.Find(as, map[string]string{"alertname": "VigilAccuracyDrop", "severity": "critical"}) != nil
 	})
 	methods := map[string]string{"amount": "ks", "country": "chisquare"}
 	for _, al := range amAlerts {
 		l := al.Labels
+		if l["alertname"] == "VigilAccuracyDrop" {
+			if l["model"] != "fraud" || l["version"] != "v1" || l["rule"] != "accuracy_drop" {
+				t.Errorf("accuracy alert in Alertmanager %+v", al)
+			}
+			continue
+		}
 		if l["alertname"] != "VigilFeatureDrift" {
 			t.Errorf("unexpected alert in Alertmanager: %v", l)
 			continue
@@ -128,11 +144,11 @@ alerts:
 			t.Errorf("drift alert in Alertmanager %+v", al)
 		}
 	}
-	if len(amAlerts) != 2 {
-		t.Errorf("Alertmanager holds %d alerts, want the 2 drift alerts", len(amAlerts))
+	if len(amAlerts) != 3 {
+		t.Errorf("Alertmanager holds %d alerts, want the 2 drift alerts and the accuracy drop", len(amAlerts))
 	}
 
-	// /v1/alerts agrees: two firing drift alerts, nothing else.
+	// /v1/alerts agrees: those three, nothing else.
 	alerts := getAlerts(t, base)
 	var firing []string
 	for _, al := range alerts.Alerts {
@@ -141,8 +157,8 @@ alerts:
 		}
 	}
 	slices.Sort(firing)
-	if strings.Join(firing, ",") != "drift/amount,drift/country" {
-		t.Errorf("firing alerts %v, want drift/amount and drift/country", firing)
+	if strings.Join(firing, ",") != "accuracy_drop/,drift/amount,drift/country" {
+		t.Errorf("firing alerts %v, want accuracy_drop, drift/amount and drift/country", firing)
 	}
 
 	// Latency percentiles over the whole stream (3,000 observations, all
