@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
@@ -77,20 +76,30 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 }
 
 type state struct {
-	cfg    config
-	client *http.Client
-	slots  upstream.Slots
+	cfg config
+	*upstream.Endpoint
 }
 
 type provider struct {
-	mu sync.RWMutex
-	st *state
+	st atomic.Pointer[state]
 }
 
-func newProvider() *provider { return &provider{st: newState(defaultConfig())} }
+func newProvider() *provider {
+	p := &provider{}
+	p.st.Store(newState(defaultConfig()))
+	return p
+}
 
 func newState(c config) *state {
-	return &state{cfg: c, client: upstream.NewHTTPClient(c.maxConcurrency, c.timeout), slots: upstream.NewSlots(c.maxConcurrency)}
+	h := http.Header{}
+	h.Set("anthropic-version", c.version)
+	if c.apiKey != "" {
+		h.Set("x-api-key", c.apiKey)
+	}
+	for k, v := range c.headers {
+		h.Set(k, v)
+	}
+	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -99,64 +108,11 @@ func (p *provider) Configure(m map[string]any) []sdk.FieldError {
 	if len(errs) > 0 {
 		return errs
 	}
-	p.mu.Lock()
-	p.st = newState(c)
-	p.mu.Unlock()
+	p.st.Store(newState(c))
 	return nil
 }
 
-func (p *provider) state() *state {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.st
-}
-
-// call is one upstream call of method to path with body (nil: none);
-// slotted calls take one of the max_concurrency slots.
-func (s *state) call(method, path string, body any, slotted bool) upstream.Call {
-	c := upstream.Call{Timeout: s.cfg.timeout, Send: func(ctx context.Context) (*http.Response, error) {
-		return s.do(ctx, method, path, body)
-	}}
-	if slotted {
-		c.Slots = s.slots
-	}
-	return c
-}
-
-func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, sdk.Errorf(sdk.InvalidRequest, "encode request: %v", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.cfg.baseURL+path, rd)
-	if err != nil {
-		return nil, sdk.Errorf(sdk.Internal, "build request: %v", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("anthropic-version", s.cfg.version)
-	if s.cfg.apiKey != "" {
-		req.Header.Set("x-api-key", s.cfg.apiKey)
-	}
-	for k, v := range s.cfg.headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, classify(resp.StatusCode, resp.Header, b)
-	}
-	return resp, nil
-}
+func (p *provider) state() *state { return p.st.Load() }
 
 type apiError struct {
 	Type    string `json:"type"`
@@ -349,7 +305,7 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		StopReason string `json:"stop_reason"`
 		Usage      usage  `json:"usage"`
 	}
-	err = s.call(http.MethodPost, "/v1/messages", body, true).Do(ctx, func(resp *http.Response) error {
+	err = s.Call(http.MethodPost, "/v1/messages", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
 	})
 	if err != nil {
@@ -389,7 +345,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
 		return readStream(resp, w, send)
 	})
 }
@@ -487,7 +443,7 @@ func (p *provider) CountTokens(ctx context.Context, req *pb.CountTokensRequest) 
 	var out struct {
 		InputTokens int32 `json:"input_tokens"`
 	}
-	err = s.call(http.MethodPost, "/v1/messages/count_tokens", body, false).Do(ctx, func(resp *http.Response) error {
+	err = s.Call(http.MethodPost, "/v1/messages/count_tokens", body, false).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
 	})
 	if err != nil {
@@ -503,7 +459,7 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	err := s.call(http.MethodGet, "/v1/models?limit=1000", nil, false).Do(ctx, func(resp *http.Response) error {
+	err := s.Call(http.MethodGet, "/v1/models?limit=1000", nil, false).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &body)
 	})
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,7 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
@@ -33,24 +32,30 @@ const (
 // state is one configuration in force: calls take it once at their start,
 // so a reconfiguration never changes a call half-way.
 type state struct {
-	cfg    config
-	client *http.Client
-	slots  upstream.Slots
+	cfg config
+	*upstream.Endpoint
 }
 
 type provider struct {
-	mu sync.RWMutex
-	st *state
+	st atomic.Pointer[state]
 }
 
 func newProvider() *provider {
 	p := &provider{}
-	p.st = newState(defaultConfig())
+	p.st.Store(newState(defaultConfig()))
 	return p
 }
 
 func newState(c config) *state {
-	return &state{cfg: c, client: upstream.NewHTTPClient(c.maxConcurrency, c.timeout), slots: upstream.NewSlots(c.maxConcurrency)}
+	h := http.Header{}
+	h.Set("Accept", "application/json")
+	if c.apiKey != "" {
+		h.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	for k, v := range c.headers {
+		h.Set(k, v)
+	}
+	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -59,66 +64,11 @@ func (p *provider) Configure(m map[string]any) []sdk.FieldError {
 	if len(errs) > 0 {
 		return errs
 	}
-	p.mu.Lock()
-	p.st = newState(c)
-	p.mu.Unlock()
+	p.st.Store(newState(c))
 	return nil
 }
 
-func (p *provider) state() *state {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.st
-}
-
-// call is one upstream call of method to path with body (nil: none);
-// slotted calls take one of the max_concurrency slots.
-func (s *state) call(method, path string, body any, slotted bool) upstream.Call {
-	c := upstream.Call{Timeout: s.cfg.timeout, Send: func(ctx context.Context) (*http.Response, error) {
-		return s.do(ctx, method, path, body)
-	}}
-	if slotted {
-		c.Slots = s.slots
-	}
-	return c
-}
-
-// do sends one JSON request and returns the response when it is a 2xx;
-// any other status becomes a typed error.
-func (s *state) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, sdk.Errorf(sdk.InvalidRequest, "encode request: %v", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.cfg.baseURL+path, rd)
-	if err != nil {
-		return nil, sdk.Errorf(sdk.Internal, "build request: %v", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if s.cfg.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.apiKey)
-	}
-	for k, v := range s.cfg.headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, classify(resp.StatusCode, resp.Header, b)
-	}
-	return resp, nil
-}
+func (p *provider) state() *state { return p.st.Load() }
 
 // apiError is OpenAI's error object.
 type apiError struct {
@@ -221,7 +171,7 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	err := s.call(http.MethodGet, "/models", nil, false).Do(ctx, func(resp *http.Response) error {
+	err := s.Call(http.MethodGet, "/models", nil, false).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &body)
 	})
 	if err != nil {
@@ -386,7 +336,7 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		} `json:"choices"`
 		Usage *usage `json:"usage"`
 	}
-	err = s.call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
+	err = s.Call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
 	})
 	if err != nil {
@@ -428,7 +378,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
 		return readStream(resp, w, send)
 	})
 }
@@ -517,7 +467,7 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 		} `json:"data"`
 		Usage *usage `json:"usage"`
 	}
-	err := s.call(http.MethodPost, "/embeddings", body, true).Do(ctx, func(resp *http.Response) error {
+	err := s.Call(http.MethodPost, "/embeddings", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
 	})
 	if err != nil {

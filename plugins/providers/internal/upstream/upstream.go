@@ -1,8 +1,9 @@
 // Package upstream holds the HTTP plumbing Vigil's provider plugins share:
 // a client sized to the concurrency limit, the concurrency slots
 // themselves, a watchdog that cancels a call gone quiet, one Call that
-// strings them together with typed transport errors, and a reader for the
-// plugins' options.
+// strings them together with typed transport errors, an Endpoint that
+// builds and sends the JSON requests of one configured upstream, and a
+// reader for the plugins' options.
 package upstream
 
 import (

@@ -1,0 +1,61 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestEndpointDo: every request carries the endpoint's headers (and
+// Content-Type only with a body), the body is the JSON encoding, and a
+// non-2xx answer goes to Classify with its status and body.
+func TestEndpointDo(t *testing.T) {
+	type seen struct {
+		path, ctype, auth, body string
+	}
+	got := make(chan seen, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), string(b)}
+		if r.URL.Path == "/fail" {
+			http.Error(w, `{"error":"nope"}`, http.StatusTeapot)
+			return
+		}
+		w.Write([]byte("{}"))
+	}))
+	t.Cleanup(srv.Close)
+	h := http.Header{}
+	h.Set("Authorization", "Bearer k")
+	errClassified := errors.New("classified")
+	var status int
+	var body string
+	e := NewEndpoint(srv.URL, 2, time.Second, h, func(s int, _ http.Header, b []byte) error {
+		status, body = s, string(b)
+		return errClassified
+	})
+	ctx := context.Background()
+	resp, err := e.Do(ctx, http.MethodPost, "/post", map[string]int{"a": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := <-got; s != (seen{"/post", "application/json", "Bearer k", `{"a":1}`}) {
+		t.Errorf("POST sent %+v", s)
+	}
+	resp, err = e.Do(ctx, http.MethodGet, "/get", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := <-got; s != (seen{"/get", "", "Bearer k", ""}) {
+		t.Errorf("GET sent %+v (a body's Content-Type must not stick to the endpoint's headers)", s)
+	}
+	if _, err := e.Do(ctx, http.MethodGet, "/fail", nil); !errors.Is(err, errClassified) || status != http.StatusTeapot || body != "{\"error\":\"nope\"}\n" {
+		t.Errorf("failure: err %v, classified %d %q", err, status, body)
+	}
+	<-got
+}
