@@ -37,72 +37,15 @@ if [ ! -x "$VEGETA" ]; then
 fi
 
 echo "building $BASE and the working tree..." >&2
-mkdir -p "$tmp/src-base" "$tmp/base/plugins" "$tmp/head/plugins"
+# shellcheck source=bench/gateway/lib.sh
+. "$root/bench/gateway/lib.sh"
+mkdir -p "$tmp/src-base"
 (cd "$root" && git archive "$BASE" | tar -x -C "$tmp/src-base")
-build() { # build SRC OUT
-	(cd "$1" && export CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" &&
-		go build -trimpath -o "$2/vigil" ./cmd/vigil &&
-		go build -trimpath -o "$2/plugins/openai" ./plugins/providers/openai)
-	sum=$(sha256sum "$2/plugins/openai" | cut -d' ' -f1)
-	printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s"}]}\n' "$sum" >"$2/plugins/catalog.json"
-}
-build "$tmp/src-base" "$tmp/base"
-build "$root" "$tmp/head"
-(cd "$root" && go build -trimpath -o "$tmp/stub" ./bench/gateway/stub && go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
-
-wait_line() {
-	i=0
-	while [ ! -s "$1" ]; do
-		i=$((i + 1))
-		[ $i -gt 200 ] && { echo "timed out waiting for $1" >&2; exit 1; }
-		sleep 0.05
-	done
-	head -n1 "$1"
-}
-"$tmp/stub" >"$tmp/stub.addr" 2>"$tmp/stub.err" &
-stub_pid=$!
-pids="$pids $stub_pid"
-stub=$(wait_line "$tmp/stub.addr")
-"$tmp/proxy" -upstream "http://$stub" >"$tmp/proxy.addr" 2>"$tmp/proxy.err" &
-proxy_pid=$!
-pids="$pids $proxy_pid"
-proxy=$(wait_line "$tmp/proxy.addr")
-
-start_agent() { # start_agent DIR ENV: writes DIR/addr
-	cat >"$1/vigil.yaml" <<YAML
-data_dir: $1/data
-log_format: json
-log_level: warn
-api:
-  addr: 127.0.0.1:0
-telemetry:
-  gpu:
-    enabled: false
-plugins:
-  dirs: [$1/plugins]
-gateway:
-  providers:
-    - {name: bench, plugin: openai, base_url: "http://$stub/v1", max_concurrency: 512}
-  models:
-    - name: bench-model
-      targets: [{provider: bench, model: bench-model}]
-YAML
-	env $2 "$1/vigil" agent -config "$1/vigil.yaml" >"$1/vigil.out" 2>"$1/vigil.err" &
-	echo $! >"$1/pid"
-	i=0
-	addr=""
-	while [ -z "$addr" ]; do
-		addr=$(sed -n 's|.*API: http://\(127\.0\.0\.1:[0-9]*\).*|\1|p' "$1/vigil.out" | head -n1)
-		i=$((i + 1))
-		[ $i -gt 300 ] && { echo "the agent in $1 did not start:" >&2; cat "$1/vigil.err" >&2; exit 1; }
-		[ -z "$addr" ] && sleep 0.05
-	done
-	echo "$addr" >"$1/addr"
-}
-start_agent "$tmp/base" "${BASE_ENV:-}"
-pids="$pids $(cat "$tmp/base/pid")"
-start_agent "$tmp/head" "${HEAD_ENV:-}"
-pids="$pids $(cat "$tmp/head/pid")"
+gw_build "$tmp/src-base" "$tmp/base" ""
+gw_build "$root" "$tmp/head" ""
+gw_start_upstreams
+gw_start_agent "$tmp/base" "${BASE_ENV:-}"
+gw_start_agent "$tmp/head" "${HEAD_ENV:-}"
 
 body='{"model":"bench-model","messages":[{"role":"user","content":"hello benchmark, how are you today"}],"max_tokens":16}'
 printf '%s' "$body" >"$tmp/body.json"
@@ -119,16 +62,10 @@ for n in direct proxy base head; do
 	attack "$u" 100 2s "$tmp/warm.json"
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["success"]==1 else "warm-up failed: %s" % r)' "$tmp/warm.json"
 done
-plugin_of() { curl -s "http://$(cat "$1/addr")/v1/plugins" | python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(sys.stdin)["plugins"] if p["name"]=="bench"))'; }
 watch_direct=$stub_pid
 watch_proxy=$proxy_pid
 watch_base="$(cat "$tmp/base/pid") $(plugin_of "$tmp/base")"
 watch_head="$(cat "$tmp/head/pid") $(plugin_of "$tmp/head")"
-ticks() {
-	t=0
-	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-	echo $t
-}
 
 echo "run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), base $BASE vs working tree, rate $RATE/s for ${DURATION}s x $ROUNDS rounds" >&2
 r=1
@@ -163,8 +100,6 @@ for n, v in rows.items():
     print("      %-6s %9.3f %9.3f %8s %12.1f %10.2f" % (n, med(0), med(1), "", med(3), med(2)))
 PY
 for n in base head; do
-	for p in $(eval "echo \$watch_$n"); do
-		printf '%s %s peak RSS (VmHWM): %s (now: %s anonymous, %s file-backed)\n' "$n" "$(cat /proc/$p/comm)" \
-			"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
-	done
+	# shellcheck disable=SC2046
+	rss "$n " $(eval "echo \$watch_$n")
 done

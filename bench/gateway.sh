@@ -46,67 +46,15 @@ if [ ! -x "$VEGETA" ]; then
 fi
 
 echo "building..." >&2
-mkdir -p "$tmp/plugins"
-(cd "$root" && export CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" &&
-	go build -trimpath -o "$tmp/vigil" ./cmd/vigil &&
-	go build -trimpath -o "$tmp/plugins/openai" ./plugins/providers/openai &&
-	go build -trimpath -o "$tmp/stub" ./bench/gateway/stub &&
-	go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
-sum=$(sha256sum "$tmp/plugins/openai" | cut -d' ' -f1)
+# shellcheck source=bench/gateway/lib.sh
+. "$root/bench/gateway/lib.sh"
 # PLUGIN_ENV: extra environment of the plugin as JSON strings, such as
-# '"GOMAXPROCS=1"' (plugins do not inherit the agent's); AGENT_ENV: of the
-# agent, such as GOMAXPROCS=1.
-printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s", "env": [%s]}]}\n' "$sum" "${PLUGIN_ENV:-}" >"$tmp/plugins/catalog.json"
-
-# wait_line FILE: the first line of FILE once it is there.
-wait_line() {
-	i=0
-	while [ ! -s "$1" ]; do
-		i=$((i + 1))
-		[ $i -gt 200 ] && { echo "timed out waiting for $1" >&2; exit 1; }
-		sleep 0.05
-	done
-	head -n1 "$1"
-}
-
-"$tmp/stub" >"$tmp/stub.addr" 2>"$tmp/stub.err" &
-stub_pid=$!
-pids="$pids $stub_pid"
-stub=$(wait_line "$tmp/stub.addr")
-"$tmp/proxy" -upstream "http://$stub" >"$tmp/proxy.addr" 2>"$tmp/proxy.err" &
-proxy_pid=$!
-pids="$pids $proxy_pid"
-proxy=$(wait_line "$tmp/proxy.addr")
-
-cat >"$tmp/vigil.yaml" <<YAML
-data_dir: $tmp/data
-log_format: json
-log_level: warn
-api:
-  addr: 127.0.0.1:0
-telemetry:
-  gpu:
-    enabled: false
-plugins:
-  dirs: [$tmp/plugins]
-gateway:
-  providers:
-    - {name: bench, plugin: openai, base_url: "http://$stub/v1", max_concurrency: 512}
-  models:
-    - name: bench-model
-      targets: [{provider: bench, model: bench-model}]
-YAML
-env ${AGENT_ENV:-} "$tmp/vigil" agent -config "$tmp/vigil.yaml" >"$tmp/vigil.out" 2>"$tmp/vigil.err" &
-agent_pid=$!
-pids="$pids $agent_pid"
-i=0
-vigil=""
-while [ -z "$vigil" ]; do
-	vigil=$(sed -n 's|.*API: http://\(127\.0\.0\.1:[0-9]*\).*|\1|p' "$tmp/vigil.out" | head -n1)
-	i=$((i + 1))
-	[ $i -gt 300 ] && { echo "the agent did not start:" >&2; cat "$tmp/vigil.err" >&2; exit 1; }
-	[ -z "$vigil" ] && sleep 0.05
-done
+# '"GOMAXPROCS=1"'; AGENT_ENV: of the agent, such as GOMAXPROCS=1.
+gw_build "$root" "$tmp" "${PLUGIN_ENV:-}"
+gw_start_upstreams
+gw_start_agent "$tmp" "${AGENT_ENV:-}"
+agent_pid=$(cat "$tmp/pid")
+vigil=$(cat "$tmp/addr")
 
 body='{"model":"bench-model","messages":[{"role":"user","content":"hello benchmark, how are you today"}],"max_tokens":16}'
 printf '%s' "$body" >"$tmp/body.json"
@@ -123,16 +71,9 @@ for u in "$url_direct" "$url_proxy" "$url_vigil"; do
 	"$VEGETA" attack -rate=100/s -duration=2s -targets="$tmp/targets" | "$VEGETA" report -type=json >"$tmp/warm.json"
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["success"]==1 else "warm-up failed: %s" % r)' "$tmp/warm.json"
 done
-plugin_pid=$(curl -s "http://$vigil/v1/plugins" | python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(sys.stdin)["plugins"] if p["name"]=="bench"))')
+plugin_pid=$(plugin_of "$tmp")
 
 hz=$(getconf CLK_TCK)
-ticks() { # ticks PID...: user+system CPU ticks of the processes
-	t=0
-	for p in "$@"; do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-	done
-	echo $t
-}
 
 echo "run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), rate $RATE/s for ${DURATION}s" >&2
 printf '%-7s %9s %9s %9s %9s %8s %12s\n' path p50_ms p99_ms add_p50 add_p99 success cpu_us/req
@@ -183,10 +124,7 @@ for n, r in res.items():
     print("%-7s %9.3f %9.3f %9s %9s %8.4f %12.1f" % (n, p50 / 1e6, p99 / 1e6, add50, add99, r["success"], cpu))
 print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
 PY
-for p in $agent_pid $plugin_pid; do
-	printf '%s peak RSS (VmHWM): %s (now: %s anonymous, %s file-backed, i.e. code)\n' "$(cat /proc/$p/comm)" \
-		"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
-done
+rss "" $agent_pid $plugin_pid
 
 cat >"$tmp/post.lua" <<LUA
 wrk.method = "POST"
@@ -212,8 +150,5 @@ print("%-7s %5s %10.0f %9.3f %9.3f%s" % (name, c, rps, ms("50%"), ms("99%"), "  
 PY
 	done
 done
-for p in $agent_pid $plugin_pid; do
-	printf '%s peak RSS (VmHWM) after saturation: %s (now: %s anonymous, %s file-backed)\n' "$(cat /proc/$p/comm)" \
-		"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
-done
+rss "after saturation: " $agent_pid $plugin_pid
 printf 'vigil requests shed (gateway.max_in_flight): %s\n' "$(curl -s "http://$vigil/metrics" | awk '/^vigil_llm_shed_requests_total/ {print $2}')"

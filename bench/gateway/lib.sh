@@ -1,0 +1,100 @@
+# lib.sh: the parts bench/gateway.sh and bench/gateway-ab.sh share.
+# Sourced, not run; expects $root, $tmp and $pids to be set by the caller.
+
+# gw_build SRC OUT PLUGIN_ENV: builds vigil and the openai plugin from the
+# source tree SRC into OUT and OUT/plugins, with a catalog trusting the
+# plugin; PLUGIN_ENV is the plugin's extra environment as JSON strings
+# ('"GOMAXPROCS=1"'), since plugins do not inherit the agent's.
+gw_build() {
+	mkdir -p "$2/plugins"
+	(cd "$1" && export CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" &&
+		go build -trimpath -o "$2/vigil" ./cmd/vigil &&
+		go build -trimpath -o "$2/plugins/openai" ./plugins/providers/openai)
+	sum=$(sha256sum "$2/plugins/openai" | cut -d' ' -f1)
+	printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s", "env": [%s]}]}\n' "$sum" "$3" >"$2/plugins/catalog.json"
+}
+
+# wait_line FILE: the first line of FILE once it is there.
+wait_line() {
+	i=0
+	while [ ! -s "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && { echo "timed out waiting for $1" >&2; exit 1; }
+		sleep 0.05
+	done
+	head -n1 "$1"
+}
+
+# gw_start_upstreams: builds and starts the stub and the minimal proxy in
+# front of it; sets stub, proxy (addresses), stub_pid and proxy_pid.
+gw_start_upstreams() {
+	(cd "$root" && go build -trimpath -o "$tmp/stub" ./bench/gateway/stub && go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
+	"$tmp/stub" >"$tmp/stub.addr" 2>"$tmp/stub.err" &
+	stub_pid=$!
+	pids="$pids $stub_pid"
+	stub=$(wait_line "$tmp/stub.addr")
+	"$tmp/proxy" -upstream "http://$stub" >"$tmp/proxy.addr" 2>"$tmp/proxy.err" &
+	proxy_pid=$!
+	pids="$pids $proxy_pid"
+	proxy=$(wait_line "$tmp/proxy.addr")
+}
+
+# gw_start_agent DIR ENV: starts DIR/vigil (built by gw_build) with the
+# gateway in front of the stub and ENV added to its environment; writes
+# its PID to DIR/pid and its API address to DIR/addr.
+gw_start_agent() {
+	cat >"$1/vigil.yaml" <<YAML
+data_dir: $1/data
+log_format: json
+log_level: warn
+api:
+  addr: 127.0.0.1:0
+telemetry:
+  gpu:
+    enabled: false
+plugins:
+  dirs: [$1/plugins]
+gateway:
+  providers:
+    - {name: bench, plugin: openai, base_url: "http://$stub/v1", max_concurrency: 512}
+  models:
+    - name: bench-model
+      targets: [{provider: bench, model: bench-model}]
+YAML
+	# shellcheck disable=SC2086
+	env $2 "$1/vigil" agent -config "$1/vigil.yaml" >"$1/vigil.out" 2>"$1/vigil.err" &
+	echo $! >"$1/pid"
+	pids="$pids $!"
+	i=0
+	addr=""
+	while [ -z "$addr" ]; do
+		addr=$(sed -n 's|.*API: http://\(127\.0\.0\.1:[0-9]*\).*|\1|p' "$1/vigil.out" | head -n1)
+		i=$((i + 1))
+		[ $i -gt 300 ] && { echo "the agent in $1 did not start:" >&2; cat "$1/vigil.err" >&2; exit 1; }
+		[ -z "$addr" ] && sleep 0.05
+	done
+	echo "$addr" >"$1/addr"
+}
+
+# plugin_of DIR: the PID of the openai plugin of the agent started in DIR.
+plugin_of() {
+	curl -s "http://$(cat "$1/addr")/v1/plugins" | python3 -c 'import json,sys; print(next(p["pid"] for p in json.load(sys.stdin)["plugins"] if p["name"]=="bench"))'
+}
+
+# ticks PID...: user+system CPU ticks of the processes.
+ticks() {
+	t=0
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	echo $t
+}
+
+# rss LABEL PID...: each process's peak RSS, and its anonymous and
+# file-backed (code) parts now.
+rss() {
+	label=$1
+	shift
+	for p in "$@"; do
+		printf '%s%s peak RSS (VmHWM): %s (now: %s anonymous, %s file-backed)\n' "$label" "$(cat /proc/$p/comm)" \
+			"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
+	done
+}
