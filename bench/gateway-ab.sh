@@ -10,7 +10,9 @@
 #
 # BASE_ENV and HEAD_ENV add environment to either agent (e.g.
 # VIGIL_GATEWAY_OBSERVATIONS_ENABLED=false), to compare settings of one
-# build: BASE=HEAD HEAD_ENV=... sh bench/gateway-ab.sh.
+# build: BASE=HEAD HEAD_ENV=... sh bench/gateway-ab.sh. BASE_PLUGIN_ENV and
+# HEAD_PLUGIN_ENV do the same for either side's plugin, as JSON strings
+# (HEAD_PLUGIN_ENV='"GOMAXPROCS=2"').
 #
 #   BASE=9a5c0dd sh bench/gateway-ab.sh
 #   BASE=9a5c0dd RATE=500 DURATION=10 ROUNDS=3 sh bench/gateway-ab.sh
@@ -41,8 +43,8 @@ echo "building $BASE and the working tree..." >&2
 . "$root/bench/gateway/lib.sh"
 mkdir -p "$tmp/src-base"
 (cd "$root" && git archive "$BASE" | tar -x -C "$tmp/src-base")
-gw_build "$tmp/src-base" "$tmp/base" ""
-gw_build "$root" "$tmp/head" ""
+gw_build "$tmp/src-base" "$tmp/base" "${BASE_PLUGIN_ENV:-}"
+gw_build "$root" "$tmp/head" "${HEAD_PLUGIN_ENV:-}"
 gw_start_upstreams
 gw_start_agent "$tmp/base" "${BASE_ENV:-}"
 gw_start_agent "$tmp/head" "${HEAD_ENV:-}"

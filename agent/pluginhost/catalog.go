@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/agent/store"
@@ -91,11 +93,14 @@ type PackageCatalog struct {
 }
 
 // PackageEntry is one shipped plugin; File is relative to the directory.
+// Args and Env are passed to the plugin as a registered entry's are.
 type PackageEntry struct {
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`
-	File   string `json:"file"`
-	SHA256 string `json:"sha256"`
+	Name   string   `json:"name"`
+	Kind   string   `json:"kind"`
+	File   string   `json:"file"`
+	SHA256 string   `json:"sha256"`
+	Args   []string `json:"args,omitempty"`
+	Env    []string `json:"env,omitempty"`
 }
 
 // readPackageCatalog reads dir/catalog.json; a missing file is no error.
@@ -108,7 +113,9 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 		return nil, err
 	}
 	var pc PackageCatalog
-	if err := json.Unmarshal(b, &pc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a misspelt key must not be dropped silently
+	if err := dec.Decode(&pc); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "catalog.json"), err)
 	}
 	var out []Entry
@@ -116,7 +123,12 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 		if filepath.Base(p.File) != p.File {
 			return nil, fmt.Errorf("%s: plugin %q: file must be a name inside the directory", filepath.Join(dir, "catalog.json"), p.Name)
 		}
-		out = append(out, Entry{Name: p.Name, Kind: p.Kind, Path: filepath.Join(dir, p.File), SHA256: p.SHA256, Source: "package"})
+		for _, kv := range p.Env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return nil, fmt.Errorf("%s: plugin %q: env entry %q is not KEY=VALUE", filepath.Join(dir, "catalog.json"), p.Name, kv)
+			}
+		}
+		out = append(out, Entry{Name: p.Name, Kind: p.Kind, Path: filepath.Join(dir, p.File), SHA256: p.SHA256, Args: p.Args, Env: p.Env, Source: "package"})
 	}
 	return out, nil
 }
