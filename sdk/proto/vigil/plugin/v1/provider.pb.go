@@ -183,9 +183,14 @@ func (x *ModelInfo) GetEmbeddingDimensions() int32 {
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// role is system, user, assistant or tool.
-	Role          string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Role    string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	Name    string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// tool_calls are the function calls an assistant message made (its
+	// content may then be empty).
+	ToolCalls []*ToolCall `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// tool_call_id is, in a tool message, the id of the call it answers.
+	ToolCallId    string `protobuf:"bytes,5,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +246,227 @@ func (x *Message) GetName() string {
 	return ""
 }
 
+func (x *Message) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
+func (x *Message) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+// Tool is a function the model may call (OpenAI's tools[].function).
+type Tool struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// parameters is the JSON Schema of the arguments, as JSON text; empty
+	// when the function takes none.
+	Parameters string `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	// strict asks the upstream to follow the schema exactly, where it can.
+	Strict        bool `protobuf:"varint,4,opt,name=strict,proto3" json:"strict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tool) Reset() {
+	*x = Tool{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tool) ProtoMessage() {}
+
+func (x *Tool) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tool.ProtoReflect.Descriptor instead.
+func (*Tool) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Tool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Tool) GetParameters() string {
+	if x != nil {
+		return x.Parameters
+	}
+	return ""
+}
+
+func (x *Tool) GetStrict() bool {
+	if x != nil {
+		return x.Strict
+	}
+	return false
+}
+
+// ToolCall is one function call the model made.
+type ToolCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// arguments is the JSON text of the arguments, as the model wrote it
+	// (it may be invalid JSON: the model's output is passed on as it is).
+	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCall) Reset() {
+	*x = ToolCall{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCall) ProtoMessage() {}
+
+func (x *ToolCall) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
+func (*ToolCall) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ToolCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCall) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
+// ToolCallDelta is a streamed piece of a tool call. The first delta of a
+// call carries its index, id and name; later ones carry the same index and
+// a fragment of the arguments to append.
+type ToolCallDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the call's position among the message's tool calls, from 0.
+	Index         int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Arguments     string `protobuf:"bytes,4,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCallDelta) Reset() {
+	*x = ToolCallDelta{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCallDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCallDelta) ProtoMessage() {}
+
+func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
+func (*ToolCallDelta) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ToolCallDelta) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ToolCallDelta) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
 type ChatRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Model       string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -259,13 +485,23 @@ type ChatRequest struct {
 	// json_schema_name is the schema's name (OpenAI's response_format
 	// json_schema.name), when response_format is json_schema.
 	JsonSchemaName string `protobuf:"bytes,12,opt,name=json_schema_name,json=jsonSchemaName,proto3" json:"json_schema_name,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// tools are the functions the model may call.
+	Tools []*Tool `protobuf:"bytes,13,rep,name=tools,proto3" json:"tools,omitempty"`
+	// tool_choice is "" (the upstream's default), "auto", "none",
+	// "required", or "function", which forces the call of the tool named in
+	// tool_choice_function.
+	ToolChoice         string `protobuf:"bytes,14,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	ToolChoiceFunction string `protobuf:"bytes,15,opt,name=tool_choice_function,json=toolChoiceFunction,proto3" json:"tool_choice_function,omitempty"`
+	// parallel_tool_calls, when set, allows or forbids several calls in one
+	// answer.
+	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
 	*x = ChatRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +513,7 @@ func (x *ChatRequest) String() string {
 func (*ChatRequest) ProtoMessage() {}
 
 func (x *ChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +526,7 @@ func (x *ChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatRequest.ProtoReflect.Descriptor instead.
 func (*ChatRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChatRequest) GetModel() string {
@@ -377,6 +613,34 @@ func (x *ChatRequest) GetJsonSchemaName() string {
 	return ""
 }
 
+func (x *ChatRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *ChatRequest) GetToolChoice() string {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return ""
+}
+
+func (x *ChatRequest) GetToolChoiceFunction() string {
+	if x != nil {
+		return x.ToolChoiceFunction
+	}
+	return ""
+}
+
+func (x *ChatRequest) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
 type Usage struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	PromptTokens     int32                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
@@ -394,7 +658,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +670,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +683,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -463,15 +727,16 @@ type ChatResponse struct {
 	Model   string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	Content string                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
 	// finish_reason is stop, length, content_filter or tool_calls.
-	FinishReason  string `protobuf:"bytes,4,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
-	Usage         *Usage `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
+	FinishReason  string      `protobuf:"bytes,4,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	Usage         *Usage      `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
+	ToolCalls     []*ToolCall `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +748,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +761,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChatResponse) GetId() string {
@@ -534,6 +799,13 @@ func (x *ChatResponse) GetUsage() *Usage {
 	return nil
 }
 
+func (x *ChatResponse) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 type ChatEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Delta         string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
@@ -541,13 +813,14 @@ type ChatEvent struct {
 	Usage         *Usage                 `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
 	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	Model         string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	ToolCalls     []*ToolCallDelta       `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +832,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +845,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChatEvent) GetDelta() string {
@@ -610,6 +883,13 @@ func (x *ChatEvent) GetModel() string {
 	return ""
 }
 
+func (x *ChatEvent) GetToolCalls() []*ToolCallDelta {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 type EmbedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -621,7 +901,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +913,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +926,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EmbedRequest) GetModel() string {
@@ -679,7 +959,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +971,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +984,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Embedding) GetValues() []float32 {
@@ -725,7 +1005,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +1017,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +1030,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EmbedResponse) GetModel() string {
@@ -785,7 +1065,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1077,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1090,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CountTokensRequest) GetModel() string {
@@ -843,7 +1123,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1135,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1148,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CountTokensResponse) GetTokens() int32 {
@@ -893,11 +1173,31 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"embeddings\x18\x04 \x01(\bR\n" +
 	"embeddings\x121\n" +
-	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"K\n" +
+	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"\xa7\x01\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xd3\x03\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x128\n" +
+	"\n" +
+	"tool_calls\x18\x04 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x12 \n" +
+	"\ftool_call_id\x18\x05 \x01(\tR\n" +
+	"toolCallId\"t\n" +
+	"\x04Tool\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1e\n" +
+	"\n" +
+	"parameters\x18\x03 \x01(\tR\n" +
+	"parameters\x12\x16\n" +
+	"\x06strict\x18\x04 \x01(\bR\x06strict\"L\n" +
+	"\bToolCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\targuments\x18\x03 \x01(\tR\targuments\"g\n" +
+	"\rToolCallDelta\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
+	"\targuments\x18\x04 \x01(\tR\targuments\"\xa0\x05\n" +
 	"\vChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12%\n" +
@@ -913,29 +1213,39 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x12json_schema_strict\x18\n" +
 	" \x01(\bR\x10jsonSchemaStrict\x12\x12\n" +
 	"\x04user\x18\v \x01(\tR\x04user\x12(\n" +
-	"\x10json_schema_name\x18\f \x01(\tR\x0ejsonSchemaNameB\x0e\n" +
+	"\x10json_schema_name\x18\f \x01(\tR\x0ejsonSchemaName\x12+\n" +
+	"\x05tools\x18\r \x03(\v2\x15.vigil.plugin.v1.ToolR\x05tools\x12\x1f\n" +
+	"\vtool_choice\x18\x0e \x01(\tR\n" +
+	"toolChoice\x120\n" +
+	"\x14tool_choice_function\x18\x0f \x01(\tR\x12toolChoiceFunction\x123\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x04R\x11parallelToolCalls\x88\x01\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
-	"\x05_seed\"\xd9\x01\n" +
+	"\x05_seedB\x16\n" +
+	"\x14_parallel_tool_calls\"\xd9\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x05R\vtotalTokens\x120\n" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\xa1\x01\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\xdb\x01\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\tR\acontent\x12#\n" +
 	"\rfinish_reason\x18\x04 \x01(\tR\ffinishReason\x12,\n" +
-	"\x05usage\x18\x05 \x01(\v2\x16.vigil.plugin.v1.UsageR\x05usage\"\x9a\x01\n" +
+	"\x05usage\x18\x05 \x01(\v2\x16.vigil.plugin.v1.UsageR\x05usage\x128\n" +
+	"\n" +
+	"tool_calls\x18\x06 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\"\xd9\x01\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x03 \x01(\v2\x16.vigil.plugin.v1.UsageR\x05usage\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"n\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\x12=\n" +
+	"\n" +
+	"tool_calls\x18\x06 \x03(\v2\x1e.vigil.plugin.v1.ToolCallDeltaR\ttoolCalls\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
@@ -977,45 +1287,52 @@ func file_vigil_plugin_v1_provider_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_provider_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_vigil_plugin_v1_provider_proto_goTypes = []any{
 	(*ModelsRequest)(nil),       // 0: vigil.plugin.v1.ModelsRequest
 	(*ModelsResponse)(nil),      // 1: vigil.plugin.v1.ModelsResponse
 	(*ModelInfo)(nil),           // 2: vigil.plugin.v1.ModelInfo
 	(*Message)(nil),             // 3: vigil.plugin.v1.Message
-	(*ChatRequest)(nil),         // 4: vigil.plugin.v1.ChatRequest
-	(*Usage)(nil),               // 5: vigil.plugin.v1.Usage
-	(*ChatResponse)(nil),        // 6: vigil.plugin.v1.ChatResponse
-	(*ChatEvent)(nil),           // 7: vigil.plugin.v1.ChatEvent
-	(*EmbedRequest)(nil),        // 8: vigil.plugin.v1.EmbedRequest
-	(*Embedding)(nil),           // 9: vigil.plugin.v1.Embedding
-	(*EmbedResponse)(nil),       // 10: vigil.plugin.v1.EmbedResponse
-	(*CountTokensRequest)(nil),  // 11: vigil.plugin.v1.CountTokensRequest
-	(*CountTokensResponse)(nil), // 12: vigil.plugin.v1.CountTokensResponse
+	(*Tool)(nil),                // 4: vigil.plugin.v1.Tool
+	(*ToolCall)(nil),            // 5: vigil.plugin.v1.ToolCall
+	(*ToolCallDelta)(nil),       // 6: vigil.plugin.v1.ToolCallDelta
+	(*ChatRequest)(nil),         // 7: vigil.plugin.v1.ChatRequest
+	(*Usage)(nil),               // 8: vigil.plugin.v1.Usage
+	(*ChatResponse)(nil),        // 9: vigil.plugin.v1.ChatResponse
+	(*ChatEvent)(nil),           // 10: vigil.plugin.v1.ChatEvent
+	(*EmbedRequest)(nil),        // 11: vigil.plugin.v1.EmbedRequest
+	(*Embedding)(nil),           // 12: vigil.plugin.v1.Embedding
+	(*EmbedResponse)(nil),       // 13: vigil.plugin.v1.EmbedResponse
+	(*CountTokensRequest)(nil),  // 14: vigil.plugin.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 15: vigil.plugin.v1.CountTokensResponse
 }
 var file_vigil_plugin_v1_provider_proto_depIdxs = []int32{
 	2,  // 0: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
-	3,  // 1: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
-	5,  // 2: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
-	5,  // 3: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
-	9,  // 4: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
-	5,  // 5: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
-	3,  // 6: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
-	0,  // 7: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
-	4,  // 8: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
-	4,  // 9: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
-	8,  // 10: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
-	11, // 11: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
-	1,  // 12: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
-	6,  // 13: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
-	7,  // 14: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
-	10, // 15: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
-	12, // 16: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	5,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	3,  // 2: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
+	4,  // 3: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
+	8,  // 4: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
+	5,  // 5: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	8,  // 6: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
+	6,  // 7: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
+	12, // 8: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
+	8,  // 9: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
+	3,  // 10: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
+	0,  // 11: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
+	7,  // 12: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
+	7,  // 13: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
+	11, // 14: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
+	14, // 15: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
+	1,  // 16: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
+	9,  // 17: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
+	10, // 18: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
+	13, // 19: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
+	15, // 20: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_provider_proto_init() }
@@ -1023,15 +1340,15 @@ func file_vigil_plugin_v1_provider_proto_init() {
 	if File_vigil_plugin_v1_provider_proto != nil {
 		return
 	}
-	file_vigil_plugin_v1_provider_proto_msgTypes[4].OneofWrappers = []any{}
-	file_vigil_plugin_v1_provider_proto_msgTypes[8].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[7].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_provider_proto_rawDesc), len(file_vigil_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
