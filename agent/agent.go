@@ -95,6 +95,7 @@ type Agent struct {
 	fleet     *fleet.Fleet
 	gateway   *gateway.Gateway
 	alerts    *alert.Manager
+	alertKV   *store.KV // the alerts' state across restarts
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 
@@ -154,6 +155,7 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 			a.plugins.Close()
 		}
 		a.closeDrift()
+		a.closeAlerts()
 		if a.observe != nil {
 			a.observe.Close()
 		}
@@ -404,6 +406,9 @@ func (a *Agent) shutdown() error {
 	}
 	if err := a.closeDrift(); err != nil {
 		errs = append(errs, fmt.Errorf("close drift: %w", err))
+	}
+	if err := a.closeAlerts(); err != nil {
+		errs = append(errs, fmt.Errorf("close alert state: %w", err))
 	}
 	if err := a.observe.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close observations: %w", err))

@@ -4,10 +4,37 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"time"
 
 	"github.com/vigilml/vigil/agent/alert"
 	"github.com/vigilml/vigil/agent/api"
+	"github.com/vigilml/vigil/agent/store"
 )
+
+// alertStateFile keeps the alerts' state across restarts, in the data
+// directory.
+const alertStateFile = "alerts.db"
+
+// alertState is alert.StateStore over a KV file: one snapshot under one
+// key.
+type alertState struct{ kv *store.KV }
+
+var alertStateKey = []byte("state")
+
+func (s alertState) LoadAlerts() ([]byte, error) {
+	b, ok, err := s.kv.Get("alerts", alertStateKey)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (s alertState) SaveAlerts(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.kv.Put(ctx, "alerts", alertStateKey, b)
+}
 
 // openAlerts builds the alert manager over the observation stats and
 // registers GET /v1/alerts; Run starts its evaluation loop. The drift and
@@ -30,14 +57,21 @@ func (a *Agent) openAlerts() error {
 	if a.drift != nil {
 		opts.Drift = driftAlerts{a.drift}
 	}
+	kv, err := store.OpenKV(filepath.Join(a.dir.Path, alertStateFile), a.logger.With("subsystem", "alerts"))
+	if err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
+	opts.State = alertState{kv}
 	m, err := alert.New(cfg, opts)
 	if err != nil {
+		kv.Close()
 		return err
 	}
 	if err := a.reg.Register(m); err != nil {
+		kv.Close()
 		return fmt.Errorf("alerts: register metrics: %w", err)
 	}
-	a.alerts = m
+	a.alerts, a.alertKV = m, kv
 	a.setStatus("alerts", func() SubsystemStatus {
 		reason, degraded := m.Status().Reason()
 		s := SubsystemStatus{Name: "alerts", State: StateRunning, Reason: reason}
@@ -55,6 +89,15 @@ func (a *Agent) SetAlertDriftSource(d alert.DriftSource) {
 	if a.alerts != nil {
 		a.alerts.SetDriftSource(d)
 	}
+}
+
+// closeAlerts closes the alert state file, once the evaluation loop has
+// stopped (it saves the state a last time on its way out).
+func (a *Agent) closeAlerts() error {
+	if a.alertKV == nil {
+		return nil
+	}
+	return a.alertKV.Close()
 }
 
 // startAlerts runs the alert evaluation and delivery until ctx ends.

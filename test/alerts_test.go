@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,5 +180,30 @@ alerts:
 	code, body = get(t, base+"/v1/status", "")
 	if code != 200 || !strings.Contains(string(body), fmt.Sprintf("%d firing", 1)) {
 		t.Errorf("/v1/status does not report the firing alert: %s", body)
+	}
+
+	// The agent crashes (SIGKILL: no clean shutdown) and starts again: the
+	// alert is firing from the first moment, as the same alert (id, start
+	// and firing times), and stays active in Alertmanager.
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.waitExit(t, 10*time.Second)
+	a = startAgent(t, nil, "-config", cfg)
+	base = "http://" + a.addr
+	after := getAlerts(t, base)
+	if len(after.Alerts) != 1 || after.Alerts[0].ID != al.ID || after.Alerts[0].State != "firing" ||
+		!after.Alerts[0].ActiveSince.Equal(al.ActiveSince) || after.Alerts[0].FiredAt == nil || !after.Alerts[0].FiredAt.Equal(*al.FiredAt) {
+		t.Fatalf("after a crash and restart: %+v\nbefore: %+v", after.Alerts, al)
+	}
+	waitFor(t, func() bool {
+		got := getAlerts(t, base)
+		return got.Status.Firing == 1 && len(got.Status.Receivers) == 1 && got.Status.Receivers[0].Notifications > 0
+	}, "the restarted agent to send the restored alert to Alertmanager")
+	amAlerts = am.WaitAlerts(t, 10*time.Second, "the alert after the restart", func(as []testutil.AMAlert) bool {
+		return testutil.Find(as, map[string]string{"alertname": "VigilLatencyP95High", "model": "fraud"}) != nil
+	})
+	if len(amAlerts) != 1 || amAlerts[0].Status.State != "active" {
+		t.Fatalf("alertmanager after the restart: %+v", amAlerts)
 	}
 }

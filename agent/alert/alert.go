@@ -34,6 +34,9 @@ type Options struct {
 	Env func(string) (string, bool)
 	// Client sends notifications; nil builds one.
 	Client *http.Client
+	// State keeps the alerts across restarts; nil keeps them in memory
+	// only.
+	State StateStore
 }
 
 // Manager evaluates the rules, keeps every alert's state and hands
@@ -47,10 +50,16 @@ type Manager struct {
 	receivers  []*receiver
 	metrics    *metrics
 
-	mu        sync.Mutex // guards alerts and lastEval
+	mu        sync.Mutex // guards alerts, lastEval, evalCount and snapSeq
 	alerts    map[string]*tracked
 	lastEval  time.Time
 	evalCount uint64
+	snapSeq   uint64    // numbers the state snapshots, in the order taken
+	snapAt    time.Time // when the last one was taken
+
+	saveMu      sync.Mutex // serializes writes to opts.State
+	savedSeq    uint64
+	saveFailing bool
 }
 
 type driftHolder struct{ DriftSource }
@@ -97,6 +106,7 @@ func New(cfg Config, opts Options) (*Manager, error) {
 		}
 	}
 	sort.Slice(m.receivers, func(i, j int) bool { return m.receivers[i].name < m.receivers[j].name })
+	m.loadState()
 	return m, nil
 }
 
@@ -137,6 +147,7 @@ func (m *Manager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			m.snapshotNow(true)
 			return
 		case <-tick.C:
 		}
@@ -156,6 +167,7 @@ func (m *Manager) Evaluate() {
 	for k := range m.alerts {
 		keys[k] = true
 	}
+	changed := false
 	for k := range keys {
 		cur := m.alerts[k]
 		c, ok := conds[k]
@@ -174,10 +186,18 @@ func (m *Manager) Evaluate() {
 		if cur != nil && cur.State != StateResolved {
 			prevSev = cur.Severity
 		}
+		critBefore := prevCrit(cur)
 		next, tr := step(cur, c.Condition, c.forDur, now)
 		if next == nil {
-			delete(m.alerts, k)
+			if cur != nil {
+				delete(m.alerts, k)
+				changed = true
+			}
 			continue
+		}
+		if tr.from != tr.to || tr.escalated || tr.eased || cur == nil || cur.State == StateResolved ||
+			!next.critSince.Equal(critBefore) {
+			changed = true
 		}
 		if next.ID == "" || (cur != nil && cur.State == StateResolved) {
 			next.ID = fingerprint(k)
@@ -190,12 +210,15 @@ func (m *Manager) Evaluate() {
 	for k, t := range m.alerts {
 		if t.State == StateResolved && now.Sub(*t.ResolvedAt) > m.cfg.ResolvedRetention {
 			delete(m.alerts, k)
+			changed = true
 		}
 	}
 	am, hooks := m.dueNotifications(now)
 	m.lastEval = now
 	m.evalCount++
+	snap, seq := m.snapshotLocked(changed, now)
 	m.mu.Unlock()
+	m.saveState(snap, seq)
 	for _, r := range m.receivers {
 		switch {
 		case r.kind == kindAlertmanager && len(am) > 0:
@@ -204,6 +227,49 @@ func (m *Manager) Evaluate() {
 			r.enqueue(m.webhookBody(hooks, now))
 		}
 	}
+}
+
+// prevCrit is when t's critical condition started, zero for no alert.
+func prevCrit(t *tracked) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.critSince
+}
+
+// stateRefresh is how often the saved state is rewritten while alerts
+// are listed even when nothing changed, so that its saved_at tells the
+// next start (within this much) how long the agent was down.
+const stateRefresh = time.Minute
+
+// snapshotLocked encodes the alerts for opts.State when force (this
+// evaluation changed what a restart should restore: a state or severity,
+// an alert appearing or going), or when alerts are listed and the last
+// snapshot is stateRefresh old. Called with m.mu held.
+func (m *Manager) snapshotLocked(force bool, now time.Time) ([]byte, uint64) {
+	if m.opts.State == nil {
+		return nil, 0
+	}
+	if !force && (len(m.alerts) == 0 || now.Sub(m.snapAt) < stateRefresh) {
+		return nil, 0
+	}
+	m.snapAt = now
+	b, err := m.encodeState(now)
+	if err != nil {
+		m.log.Error("cannot encode the alert state", "err", err)
+		return nil, 0
+	}
+	m.snapSeq++
+	return b, m.snapSeq
+}
+
+// snapshotNow saves the current state (at shutdown, so that the next start
+// knows how long the agent was down).
+func (m *Manager) snapshotNow(force bool) {
+	m.mu.Lock()
+	snap, seq := m.snapshotLocked(force, m.opts.Now())
+	m.mu.Unlock()
+	m.saveState(snap, seq)
 }
 
 // deliveredLabels are the identity labels plus alertname, instance and

@@ -9,8 +9,9 @@ var descActive = prometheus.NewDesc("vigil_alert_active",
 	[]string{"rule", "model", "version", "severity"}, nil)
 
 type metrics struct {
-	notifications *prometheus.CounterVec
-	queue         *prometheus.GaugeVec
+	notifications     *prometheus.CounterVec
+	queue             *prometheus.GaugeVec
+	stateSaveFailures prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -23,6 +24,10 @@ func newMetrics() *metrics {
 			Name: "vigil_alert_notification_queue_length",
 			Help: "Notifications waiting to be sent, per receiver (at most alerts.delivery.queue_size).",
 		}, []string{"receiver"}),
+		stateSaveFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_alert_state_save_failures_total",
+			Help: "Times the alert state could not be written to the data directory (it is kept across restarts).",
+		}),
 	}
 }
 
@@ -38,6 +43,7 @@ func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descActive
 	m.metrics.notifications.Describe(ch)
 	m.metrics.queue.Describe(ch)
+	m.metrics.stateSaveFailures.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -56,4 +62,5 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.metrics.notifications.Collect(ch)
 	m.metrics.queue.Collect(ch)
+	m.metrics.stateSaveFailures.Collect(ch)
 }
