@@ -442,9 +442,10 @@ func (a *Agent) Reload(next *config.Loaded) {
 	a.mu.Unlock()
 
 	changed := config.Diff(prev.Config, next.Config)
+	alertsApplied := a.reloadAlerts(changed, next.Alerts)
 	var applied, ignored []string
 	for _, key := range changed {
-		if reloadable[key] || strings.HasPrefix(key, "plugins.") {
+		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) {
 			applied = append(applied, key)
 		} else {
 			ignored = append(ignored, key)
@@ -465,6 +466,9 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.API.AccessLog = next.API.AccessLog
 	kept.Plugins = next.Plugins
 	kept.Gossip.Role = next.Gossip.Role
+	if alertsApplied {
+		kept.Alerts = next.Alerts
+	}
 	a.mu.Lock()
 	a.cfg = &config.Loaded{Config: &kept, Files: next.Files}
 	a.mu.Unlock()

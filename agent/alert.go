@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/agent/alert"
@@ -89,6 +90,28 @@ func (a *Agent) SetAlertDriftSource(d alert.DriftSource) {
 	if a.alerts != nil {
 		a.alerts.SetDriftSource(d)
 	}
+}
+
+// reloadAlerts hands a changed alerts section to the running manager and
+// reports whether it took it. Turning alerts on or off (alerts.enabled)
+// needs a restart; a section the manager refuses (an unreadable token
+// file) is logged and the running one kept.
+func (a *Agent) reloadAlerts(changed []string, next alert.Config) bool {
+	touched := false
+	for _, k := range changed {
+		if k == "alerts.enabled" {
+			return false
+		}
+		touched = touched || strings.HasPrefix(k, "alerts.")
+	}
+	if !touched || a.alerts == nil {
+		return false
+	}
+	if err := a.alerts.Reload(next); err != nil {
+		a.logger.Error("the new alerts section was not applied; the running one is kept", "err", err)
+		return false
+	}
+	return true
 }
 
 // closeAlerts closes the alert state file, once the evaluation loop has

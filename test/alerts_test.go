@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -205,5 +206,29 @@ alerts:
 	})
 	if len(amAlerts) != 1 || amAlerts[0].Status.State != "active" {
 		t.Fatalf("alertmanager after the restart: %+v", amAlerts)
+	}
+
+	// SIGHUP with the latency thresholds raised above the model's p95: the
+	// running agent applies the alerts section, and the alert resolves in
+	// the agent and in Alertmanager.
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := strings.Replace(string(orig), "      min_samples: 50\n", "      min_samples: 50\n      warning: 1000\n      critical: 2000\n", 1)
+	writeFile(t, cfg, raised)
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(a.stderr.String(), `"alerts.rules.latency_p95.warning"`) }, "the reload to apply the alerts section")
+	waitFor(t, func() bool {
+		got := getAlerts(t, base)
+		return len(got.Alerts) == 1 && got.Alerts[0].State == "resolved"
+	}, "the alert to resolve under the raised thresholds")
+	am.WaitAlerts(t, 10*time.Second, "Alertmanager to see the resolution", func(as []testutil.AMAlert) bool {
+		return testutil.Find(as, map[string]string{"alertname": "VigilLatencyP95High", "model": "fraud"}) == nil
+	})
+	if strings.Contains(a.stderr.String(), `need a restart to take effect; the agent keeps the running values","keys":["alerts`) {
+		t.Errorf("the reload logged alerts keys as needing a restart:\n%s", a.stderr)
 	}
 }

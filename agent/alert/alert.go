@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -50,12 +51,16 @@ type Manager struct {
 	receivers  []*receiver
 	metrics    *metrics
 
-	mu        sync.Mutex // guards alerts, lastEval, evalCount and snapSeq
+	mu        sync.Mutex // guards cfg, modelNames, receivers, runCtx and the fields below
 	alerts    map[string]*tracked
 	lastEval  time.Time
 	evalCount uint64
 	snapSeq   uint64    // numbers the state snapshots, in the order taken
 	snapAt    time.Time // when the last one was taken
+
+	runCtx   context.Context // set by Run, for receivers started later
+	runWG    sync.WaitGroup  // the receivers' delivery loops
+	reloaded chan struct{}   // Reload tells Run to pick up a new interval
 
 	saveMu      sync.Mutex // serializes writes to opts.State
 	savedSeq    uint64
@@ -86,28 +91,112 @@ func New(cfg Config, opts Options) (*Manager, error) {
 	if opts.Client == nil {
 		opts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger, alerts: map[string]*tracked{}}
+	m := &Manager{cfg: cfg, opts: opts, log: opts.Logger, alerts: map[string]*tracked{}, reloaded: make(chan struct{}, 1)}
 	m.modelNames = slices.Sorted(maps.Keys(cfg.Models))
 	m.metrics = newMetrics()
 	m.SetDriftSource(opts.Drift)
+	recv, err := m.buildReceivers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.receivers = recv
+	m.loadState()
+	return m, nil
+}
+
+// buildReceivers makes the receivers cfg names, sorted by name.
+func (m *Manager) buildReceivers(cfg Config) ([]*receiver, error) {
+	var out []*receiver
 	for _, group := range []struct {
 		kind string
 		list []Receiver
 	}{{kindAlertmanager, cfg.Alertmanagers}, {kindWebhook, cfg.Webhooks}} {
 		kind := group.kind
 		for i, rc := range group.list {
-			r, err := newReceiver(kind, rc, cfg.Delivery, opts)
+			r, err := newReceiver(kind, rc, cfg.Delivery, m.opts)
 			if err != nil {
 				return nil, fmt.Errorf("alerts.%s[%d]: %w", kind+"s", i, err)
 			}
 			r.metrics = m.metrics
-			m.receivers = append(m.receivers, r)
+			out = append(out, r)
 			m.metrics.initReceiver(r.name)
 		}
 	}
-	sort.Slice(m.receivers, func(i, j int) bool { return m.receivers[i].name < m.receivers[j].name })
-	m.loadState()
-	return m, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// Reload applies a new configuration to the running manager: rules,
+// thresholds, models, intervals and receivers. Alerts keep their state;
+// one whose rule is now off, or whose condition no longer holds under the
+// new thresholds, resolves at the next evaluation. When the receivers or
+// the delivery settings changed, new receivers replace the old ones, what
+// waited in the old queues is dropped, and every firing or resolved alert
+// is sent to the new ones at the next evaluation. On error (such as an unreadable token file)
+// nothing changes.
+func (m *Manager) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	m.mu.Lock()
+	old := m.cfg
+	m.mu.Unlock()
+	same := reflect.DeepEqual(old.Alertmanagers, cfg.Alertmanagers) && reflect.DeepEqual(old.Webhooks, cfg.Webhooks) &&
+		reflect.DeepEqual(old.Delivery, cfg.Delivery)
+	var recv []*receiver
+	if !same {
+		var err error
+		if recv, err = m.buildReceivers(cfg); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.cfg = cfg
+	m.modelNames = slices.Sorted(maps.Keys(cfg.Models))
+	var stale []*receiver
+	if !same {
+		stale, m.receivers = m.receivers, recv
+		for _, t := range m.alerts {
+			if t.State != StatePending {
+				t.dirty = true // the new receivers have not seen it
+			}
+		}
+		if m.runCtx != nil {
+			for _, r := range recv {
+				m.startReceiver(r)
+			}
+		}
+	}
+	m.mu.Unlock()
+	keep := map[string]bool{}
+	for _, r := range recv {
+		keep[r.name] = true
+	}
+	for _, r := range stale {
+		r.stop()
+		if !keep[r.name] {
+			m.metrics.forgetReceiver(r.name)
+		}
+	}
+	select {
+	case m.reloaded <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// startReceiver runs r's delivery loop under the manager's run context.
+// Called with m.mu held, once Run has started.
+func (m *Manager) startReceiver(r *receiver) {
+	ctx, cancel := context.WithCancel(m.runCtx)
+	r.cancel, r.done = cancel, make(chan struct{})
+	m.runWG.Add(1)
+	go func() {
+		defer m.runWG.Done()
+		defer close(r.done)
+		r.run(ctx)
+	}()
 }
 
 // SetDriftSource plugs in (or, with nil, removes) what the drift and
@@ -128,28 +217,36 @@ func (m *Manager) driftSource() DriftSource {
 }
 
 // Config returns the configuration in use, defaults applied.
-func (m *Manager) Config() Config { return m.cfg }
+func (m *Manager) Config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
 
 // Run evaluates every interval and delivers notifications until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	var wg sync.WaitGroup
+	m.mu.Lock()
+	m.runCtx = ctx
 	for _, r := range m.receivers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.run(ctx)
-		}()
+		m.startReceiver(r)
 	}
-	tick := time.NewTicker(m.cfg.Interval)
+	interval := m.cfg.Interval
+	m.mu.Unlock()
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		m.Evaluate()
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			m.runWG.Wait()
 			m.snapshotNow(true)
 			return
 		case <-tick.C:
+		case <-m.reloaded:
+			if iv := m.Config().Interval; iv != interval {
+				interval = iv
+				tick.Reset(interval)
+			}
 		}
 	}
 }
@@ -217,9 +314,10 @@ func (m *Manager) Evaluate() {
 	m.lastEval = now
 	m.evalCount++
 	snap, seq := m.snapshotLocked(changed, now)
+	receivers := m.receivers
 	m.mu.Unlock()
 	m.saveState(snap, seq)
-	for _, r := range m.receivers {
+	for _, r := range receivers {
 		switch {
 		case r.kind == kindAlertmanager && len(am) > 0:
 			r.enqueue(am)
@@ -369,8 +467,10 @@ type Status struct {
 
 // Status returns the manager's state.
 func (m *Manager) Status() Status {
-	st := Status{Interval: m.cfg.Interval.String(), Receivers: []ReceiverStatus{}}
+	st := Status{Receivers: []ReceiverStatus{}}
 	m.mu.Lock()
+	st.Interval = m.cfg.Interval.String()
+	receivers := m.receivers
 	for _, t := range m.alerts {
 		switch t.State {
 		case StateFiring:
@@ -386,7 +486,7 @@ func (m *Manager) Status() Status {
 		st.LastEvaluation = &t
 	}
 	m.mu.Unlock()
-	for _, r := range m.receivers {
+	for _, r := range receivers {
 		st.Receivers = append(st.Receivers, r.status())
 	}
 	if m.driftSource() == nil {

@@ -38,6 +38,12 @@ func (m *metrics) initReceiver(name string) {
 	m.queue.WithLabelValues(name)
 }
 
+// forgetReceiver drops the series of a receiver that a reload removed.
+func (m *metrics) forgetReceiver(name string) {
+	m.notifications.DeletePartialMatch(prometheus.Labels{"receiver": name})
+	m.queue.DeleteLabelValues(name)
+}
+
 // Describe implements prometheus.Collector.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descActive

@@ -108,7 +108,11 @@ type receiver struct {
 	client     *http.Client
 	queue      chan []byte
 	metrics    *metrics
-	log        interface {
+	// cancel stops run; done is closed when it has returned (both set
+	// by Manager.startReceiver).
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    interface {
 		Warn(string, ...any)
 		Error(string, ...any)
 		Debug(string, ...any)
@@ -197,6 +201,16 @@ const (
 	resultFailed  = "failed"
 	resultDropped = "dropped"
 )
+
+// stop ends a started receiver's delivery loop and waits for it (an
+// attempt in flight is cut short).
+func (r *receiver) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+}
 
 func (r *receiver) run(ctx context.Context) {
 	for {
