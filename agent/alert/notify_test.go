@@ -188,19 +188,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 	if r.url != "http://127.0.0.1:1/api/v2/alerts" {
 		t.Fatalf("url %s", r.url)
 	}
-	next := func() []PostableAlert {
-		t.Helper()
-		select {
-		case b := <-r.queue:
-			var out []PostableAlert
-			if err := json.Unmarshal(b, &out); err != nil {
-				t.Fatal(err)
-			}
-			return out
-		default:
-			return nil
-		}
-	}
+	next := func() []PostableAlert { t.Helper(); return nextPost(t, m) }
 	t0 := clk.Now()
 	st.set("fraud", "v1", latency(150, 200))
 	m.Evaluate()
