@@ -89,8 +89,14 @@ func (c *catalog) close() error { return c.kv.Close() }
 // plugins a package ships, with their hashes, trusted because the directory
 // is as protected as the agent binary itself.
 type PackageCatalog struct {
+	// Version is the format's version: 1 (packaging/gen-catalog.sh
+	// writes it); a newer one is refused.
+	Version int            `json:"version"`
 	Plugins []PackageEntry `json:"plugins"`
 }
+
+// packageCatalogVersion is the catalog.json format this agent reads.
+const packageCatalogVersion = 1
 
 // PackageEntry is one shipped plugin; File is relative to the directory.
 // Args and Env are passed to the plugin as a registered entry's are.
@@ -117,6 +123,9 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 	dec.DisallowUnknownFields() // a misspelt key must not be dropped silently
 	if err := dec.Decode(&pc); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "catalog.json"), err)
+	}
+	if pc.Version > packageCatalogVersion {
+		return nil, fmt.Errorf("%s: format version %d is newer than this agent reads (%d)", filepath.Join(dir, "catalog.json"), pc.Version, packageCatalogVersion)
 	}
 	var out []Entry
 	for _, p := range pc.Plugins {

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -25,8 +26,28 @@ func TestReadPackageCatalog(t *testing.T) {
 		}
 	})
 
+	t.Run("gen-catalog.sh output", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "ks")
+		if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		src := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(src, "detectors", "ks"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("sh", "../../packaging/gen-catalog.sh", filepath.Dir(bin), src).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := write(t, string(out))
+		got, err := readPackageCatalog(dir)
+		if err != nil || len(got) != 1 || got[0].Name != "ks" || got[0].Kind != "detector" || len(got[0].SHA256) != 64 {
+			t.Fatalf("gen-catalog.sh's output %s read as %+v, %v", out, got, err)
+		}
+	})
+
 	t.Run("args and env reach the entry", func(t *testing.T) {
-		dir := write(t, `{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "ab",
+		dir := write(t, `{"version": 1, "plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "ab",
 			"args": ["-v"], "env": ["GOMAXPROCS=1", "EMPTY="]}]}`)
 		got, err := readPackageCatalog(dir)
 		if err != nil {
@@ -40,6 +61,7 @@ func TestReadPackageCatalog(t *testing.T) {
 	})
 
 	for _, tc := range []struct{ name, body, wantErr string }{
+		{"newer format", `{"version": 2, "plugins": []}`, "format version 2 is newer than this agent reads (1)"},
 		{"unknown key", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "environment": ["X=1"]}]}`, `unknown field "environment"`},
 		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS" is not KEY=VALUE`},
 		{"file outside the directory", `{"plugins": [{"name": "a", "kind": "provider", "file": "../a", "sha256": "ab"}]}`, "file must be a name inside the directory"},
