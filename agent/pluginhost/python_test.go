@@ -51,6 +51,7 @@ func pythonPlugins(t *testing.T) map[string]string {
 		for name, src := range map[string]string{
 			"py-mean-shift": "../../sdk/python/examples/mean_shift.py",
 			"py-test":       "../../test/plugins/pyplugin/main.py",
+			"py-openai":     "../../sdk/python/examples/openai_compat.py",
 		} {
 			bin := filepath.Join(dir, name)
 			if out, err := exec.Command(pythonInterpreter, "../../sdk/python/pack.py", src, "-o", bin).CombinedOutput(); err != nil {
@@ -81,7 +82,11 @@ func pyHost(t *testing.T, name string, cfg func(*Config)) (*Host, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Name != name || e.Kind != "detector" {
+	kind := "detector"
+	if name == "py-openai" {
+		kind = "provider"
+	}
+	if e.Name != name || e.Kind != kind {
 		t.Fatalf("registered %+v", e)
 	}
 	return h, dir

@@ -105,7 +105,12 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		c, cancel := r.call()
 		defer cancel()
 		_, err := p.Chat(c, &pb.ChatRequest{Model: unknownModel, Messages: userMessage("hello")})
-		return classed(err, "Chat with an unknown model", false, sdk.InvalidRequest, sdk.NotFound)
+		classes := []sdk.Class{sdk.InvalidRequest, sdk.NotFound}
+		if chatModel == nil {
+			// A provider without chat (embeddings only) may say so.
+			classes = append(classes, sdk.Unsupported)
+		}
+		return classed(err, "Chat with an unknown model", false, classes...)
 	})
 	r.check("provider/chat-no-messages", func() error {
 		if chatModel == nil {

@@ -177,9 +177,13 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The list says nothing of what a model does: ids with "embed" in
+	// them (text-embedding-3-small, nomic-embed-text, ...) are taken as
+	// embedding models, all others as chat models.
 	out := &pb.ModelsResponse{}
 	for _, m := range body.Data {
-		out.Models = append(out.Models, &pb.ModelInfo{Id: m.ID})
+		embed := strings.Contains(m.ID, "embed")
+		out.Models = append(out.Models, &pb.ModelInfo{Id: m.ID, Chat: !embed, Embeddings: embed})
 	}
 	return out, nil
 }

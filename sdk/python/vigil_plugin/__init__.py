@@ -1,12 +1,14 @@
-"""Vigil plugin SDK for Python: write a drift detector, serve it to the agent.
+"""Vigil plugin SDK for Python: write a drift detector or an LLM provider,
+serve it to the agent.
 
 A plugin is a program the Vigil agent starts and talks to over gRPC through
 hashicorp/go-plugin. This package does go-plugin's side of that in Python:
 the handshake line on standard output, AutoMTLS (a fresh certificate per
 start, client certificates required), the gRPC health service, go-plugin's
 controller (so the agent can stop the plugin cleanly), the Plugin service
-(Info, Configure) and the Detector service with its chunked samples, and
-typed errors. A plugin author writes only the detector logic::
+(Info, Configure), the Detector service with its chunked samples, the
+Provider service, and typed errors. A plugin author writes only the
+detector logic::
 
     import vigil_plugin as vp
 
@@ -23,6 +25,20 @@ typed errors. A plugin author writes only the detector logic::
 
     if __name__ == "__main__":
         vp.serve_detector(vp.Info("mean-shift", "1.0.0"), MeanShift())
+
+or the provider logic, over the contract's messages (vigil_plugin.pb,
+generated from sdk/proto/vigil/plugin/v1/provider.proto)::
+
+    class Echo(vp.Provider):
+        def models(self):
+            return [vp.pb.ModelInfo(id="echo", chat=True)]
+
+        def chat(self, req):
+            text = req.messages[-1].content
+            return vp.pb.ChatResponse(model=req.model, content=text, finish_reason="stop")
+
+    if __name__ == "__main__":
+        vp.serve_provider(vp.Info("echo", "1.0.0"), Echo())
 
 It needs Debian's python3-grpcio and python3-protobuf under
 /usr/bin/python3, and python3-cryptography for the certificate. Log with the
@@ -59,7 +75,8 @@ from ._errors import (  # noqa: E402
     UNSUPPORTED,
     INTERNAL,
 )
-from ._server import serve_detector, CONTRACT_VERSION, CHUNK_VALUES  # noqa: E402
+from ._server import serve_detector, serve_provider, CONTRACT_VERSION, CHUNK_VALUES  # noqa: E402
+from vigil.plugin.v1 import provider_pb2 as pb  # noqa: E402  (the provider contract's messages)
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -68,6 +85,7 @@ P_VALUE_BELOW = "p_value_below"
 
 __all__ = [
     "Info", "Method", "Param", "DetectRequest", "Result", "Detector",
+    "Provider", "pb", "serve_provider",
     "PluginError", "FieldError", "serve_detector", "check_finite",
     "NUMERIC", "CATEGORICAL", "STATISTIC_ABOVE", "P_VALUE_BELOW",
     "INVALID_REQUEST", "RATE_LIMITED", "OVERLOADED", "CONTEXT_LENGTH_EXCEEDED",
@@ -167,6 +185,66 @@ class Detector:
         FieldError for bad input: an empty sample, NaN or infinity, an
         unknown method, a data type the method does not take."""
         raise NotImplementedError
+
+
+class Provider:
+    """Base class of an LLM provider. The requests and answers are the
+    contract's protobuf messages (vigil_plugin.pb: ChatRequest, ChatResponse,
+    ChatEvent, EmbedRequest, ...), whose fields follow OpenAI's chat
+    completions. Override models and what the provider offers; what is not
+    overridden answers with class unsupported.
+
+    Methods run on a pool of threads, several at once: keep shared state
+    behind a lock. Raise PluginError with the class that fits an
+    upstream's failure (RATE_LIMITED with retry_after, OVERLOADED,
+    UNAVAILABLE, TIMEOUT, AUTH, QUOTA_EXHAUSTED, CONTEXT_LENGTH_EXCEEDED,
+    INVALID_REQUEST, NOT_FOUND): the agent's gateway retries, falls back
+    and answers its client by that class.
+    """
+
+    def configure(self, config):
+        """Take the plugin's section of the agent's configuration (a dict).
+        Return a list of FieldError, empty to accept. The default accepts
+        only an empty configuration. It is called after every start, first
+        with what the agent's config holds."""
+        if config:
+            return [FieldError("", "this plugin takes no configuration")]
+        return []
+
+    def models(self):
+        """Return the list of pb.ModelInfo offered (id, context_window,
+        chat, embeddings, embedding_dimensions)."""
+        raise NotImplementedError
+
+    def chat(self, req):
+        """Answer a pb.ChatRequest with a pb.ChatResponse (content or
+        tool_calls, finish_reason, usage)."""
+        raise PluginError(UNSUPPORTED, "this provider does not offer chat")
+
+    def chat_stream(self, req):
+        """Yield pb.ChatEvent as the answer comes: content in delta, tool
+        calls as tool_calls deltas; the last event carries finish_reason
+        and usage. The default calls chat and yields its answer as one
+        delta, then the final event."""
+        resp = self.chat(req)
+        first = pb.ChatEvent(id=resp.id, model=resp.model, delta=resp.content)
+        for i, tc in enumerate(resp.tool_calls):
+            first.tool_calls.add(index=i, id=tc.id, name=tc.name, arguments=tc.arguments)
+        yield first
+        last = pb.ChatEvent(finish_reason=resp.finish_reason or "stop")
+        if resp.HasField("usage"):
+            last.usage.CopyFrom(resp.usage)
+        yield last
+
+    def embed(self, req):
+        """Answer a pb.EmbedRequest with a pb.EmbedResponse, one embedding
+        per input, in order."""
+        raise PluginError(UNSUPPORTED, "this provider does not offer embeddings")
+
+    def count_tokens(self, req):
+        """Count the tokens of a pb.CountTokensRequest exactly, or keep the
+        default (class unsupported): the agent then estimates."""
+        raise PluginError(UNSUPPORTED, "this provider cannot count tokens")
 
 
 def check_finite(field, values):

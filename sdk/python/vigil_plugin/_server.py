@@ -1,5 +1,5 @@
 """go-plugin's plugin side, in Python: handshake, AutoMTLS, health,
-controller, and the Plugin and Detector services.
+controller, and the Plugin, Detector and Provider services.
 
 The services are registered with generic handlers over the generated
 message classes, so no generated service stubs (and no grpc_tools) are
@@ -23,7 +23,7 @@ from concurrent import futures
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 
-from vigil.plugin.v1 import detector_pb2, plugin_pb2  # noqa: E402  (from _gen)
+from vigil.plugin.v1 import detector_pb2, plugin_pb2, provider_pb2  # noqa: E402  (from _gen)
 import health_pb2  # noqa: E402  (from _gen)
 
 from ._errors import (
@@ -118,6 +118,16 @@ def _abort(context, err):
     context.abort(err.code(), err.message)
 
 
+def _fail(name, context, e):
+    """Abort the call with e: a PluginError keeps its class, any other
+    exception (a bug in the plugin) becomes class internal."""
+    if isinstance(e, PluginError):
+        _abort(context, e)
+    log.error("plugin raised in %s", name, exc_info=e)
+    context.set_trailing_metadata([(TRAILER_CLASS, INTERNAL)])
+    context.abort(grpc.StatusCode.INTERNAL, "plugin raised in %s: %s: %s" % (name, type(e).__name__, e))
+
+
 def _typed(name, fn):
     """Turn a handler's PluginError into a typed status and any other
     exception into class internal, so one bad request never kills the
@@ -126,12 +136,24 @@ def _typed(name, fn):
     def handler(request, context):
         try:
             return fn(request, context)
-        except PluginError as e:
-            _abort(context, e)
-        except Exception as e:  # a bug in the plugin: report it, keep serving
-            log.exception("plugin raised in %s", name)
-            context.set_trailing_metadata([(TRAILER_CLASS, INTERNAL)])
-            context.abort(grpc.StatusCode.INTERNAL, "plugin raised in %s: %s: %s" % (name, type(e).__name__, e))
+        except Exception as e:  # noqa: BLE001  (a bug in the plugin: report it, keep serving)
+            _fail(name, context, e)
+
+    return handler
+
+
+def _typed_stream(name, fn):
+    """_typed for a handler that yields its answers: an error raised while
+    streaming ends the stream with the same typed status."""
+
+    def handler(request, context):
+        try:
+            for item in fn(request, context):
+                if not context.is_active():
+                    return  # the agent went away (its client did)
+                yield item
+        except Exception as e:  # noqa: BLE001
+            _fail(name, context, e)
 
     return handler
 
@@ -152,15 +174,18 @@ def _finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-class _DetectorServices:
+class _PluginServices:
+    """The Plugin service every kind serves."""
+
+    kind = ""
+
     def __init__(self, info, impl):
         self.info = info
         self.impl = impl
 
-    # --- Plugin ---------------------------------------------------------
     def Info(self, request, context):
         return plugin_pb2.InfoResponse(
-            name=self.info.name, kind="detector", version=self.info.version,
+            name=self.info.name, kind=self.kind, version=self.info.version,
             contract_version=CONTRACT_VERSION, capabilities=self.info.capabilities)
 
     def Configure(self, request, context):
@@ -175,7 +200,16 @@ class _DetectorServices:
                 out.errors.add(field=field, message=message)
         return out
 
-    # --- Detector -------------------------------------------------------
+    def plugin_handler(self):
+        return grpc.method_handlers_generic_handler("vigil.plugin.v1.Plugin", {
+            "Info": _unary("Info", self.Info, plugin_pb2.InfoRequest, plugin_pb2.InfoResponse),
+            "Configure": _unary("Configure", self.Configure, plugin_pb2.ConfigureRequest, plugin_pb2.ConfigureResponse),
+        })
+
+
+class _DetectorServices(_PluginServices):
+    kind = "detector"
+
     def _methods(self):
         return {m.name: m for m in self.impl.describe()}
 
@@ -265,13 +299,61 @@ class _DetectorServices:
             request_deserializer=detector_pb2.DetectChunk.FromString,
             response_serializer=detector_pb2.DetectResponse.SerializeToString)
         return [
-            grpc.method_handlers_generic_handler("vigil.plugin.v1.Plugin", {
-                "Info": _unary("Info", self.Info, plugin_pb2.InfoRequest, plugin_pb2.InfoResponse),
-                "Configure": _unary("Configure", self.Configure, plugin_pb2.ConfigureRequest, plugin_pb2.ConfigureResponse),
-            }),
+            self.plugin_handler(),
             grpc.method_handlers_generic_handler("vigil.plugin.v1.Detector", {
                 "Describe": _unary("Describe", self.Describe, detector_pb2.DescribeRequest, detector_pb2.DescribeResponse),
                 "Detect": detect,
+            }),
+        ]
+
+
+def _expect(what, value, cls):
+    """Check that a provider method returned the contract's message."""
+    if not isinstance(value, cls):
+        raise PluginError(INTERNAL, "%s returned %s; it must return vigil_plugin.pb.%s"
+                          % (what, type(value).__name__, cls.__name__))
+    return value
+
+
+class _ProviderServices(_PluginServices):
+    kind = "provider"
+
+    def Models(self, request, context):
+        models = self.impl.models()
+        if isinstance(models, provider_pb2.ModelsResponse):
+            return models
+        out = provider_pb2.ModelsResponse()
+        for m in models:
+            out.models.append(_expect("models()", m, provider_pb2.ModelInfo))
+        return out
+
+    def Chat(self, request, context):
+        return _expect("chat()", self.impl.chat(request), provider_pb2.ChatResponse)
+
+    def ChatStream(self, request, context):
+        for ev in self.impl.chat_stream(request):
+            yield _expect("chat_stream()", ev, provider_pb2.ChatEvent)
+
+    def Embed(self, request, context):
+        return _expect("embed()", self.impl.embed(request), provider_pb2.EmbedResponse)
+
+    def CountTokens(self, request, context):
+        return _expect("count_tokens()", self.impl.count_tokens(request), provider_pb2.CountTokensResponse)
+
+    def handlers(self):
+        stream = grpc.unary_stream_rpc_method_handler(
+            _typed_stream("ChatStream", self.ChatStream),
+            request_deserializer=provider_pb2.ChatRequest.FromString,
+            response_serializer=provider_pb2.ChatEvent.SerializeToString)
+        pb = provider_pb2
+        return [
+            self.plugin_handler(),
+            grpc.method_handlers_generic_handler("vigil.plugin.v1.Provider", {
+                "Models": _unary("Models", self.Models, pb.ModelsRequest, pb.ModelsResponse),
+                "Chat": _unary("Chat", self.Chat, pb.ChatRequest, pb.ChatResponse),
+                "ChatStream": stream,
+                "Embed": _unary("Embed", self.Embed, pb.EmbedRequest, pb.EmbedResponse),
+                "CountTokens": _unary("CountTokens", self.CountTokens, pb.CountTokensRequest, pb.CountTokensResponse),
             }),
         ]
 
@@ -320,6 +402,19 @@ def _refuse_unless_started_by_agent():
 def serve_detector(info, detector, max_workers=8):
     """Serve detector (a Detector) as a detector plugin until the agent
     stops it. Call it from the plugin's main; it does not return."""
+    _serve(_DetectorServices(info, detector), max_workers)
+
+
+def serve_provider(info, provider, max_workers=32):
+    """Serve provider (a Provider) as a provider plugin until the agent
+    stops it. Calls run on a pool of max_workers threads (a streamed chat
+    holds one for its whole length), so size it to the concurrency the
+    agent's gateway.providers[].max_concurrency allows. Call it from the
+    plugin's main; it does not return."""
+    _serve(_ProviderServices(info, provider), max_workers)
+
+
+def _serve(services, max_workers):
     _refuse_unless_started_by_agent()
     _setup_logging()
 
@@ -333,7 +428,7 @@ def serve_detector(info, detector, max_workers=8):
         server.stop(grace=1).wait()
         done.set()
 
-    for h in _DetectorServices(info, detector).handlers():
+    for h in services.handlers():
         server.add_generic_rpc_handlers((h,))
     server.add_generic_rpc_handlers((_health_handlers(), _controller_handlers(stop)))
 

@@ -1,0 +1,161 @@
+package pluginhost
+
+// A provider plugin written in Python (sdk/python/examples/openai_compat.py,
+// on the SDK's Provider class) in front of the OpenAI-shaped stub, as a real
+// process through go-plugin with AutoMTLS; and the conformance kit run on it.
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+	"github.com/vigilml/vigil/sdk/conformance"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/test/openaistub"
+)
+
+func startStub(t *testing.T) (*openaistub.Server, string) {
+	t.Helper()
+	stub := openaistub.New("gpt-test", "text-embedding-test")
+	srv := httptest.NewServer(stub)
+	t.Cleanup(srv.Close)
+	return stub, srv.URL + "/v1"
+}
+
+func TestPythonProviderRoundTrip(t *testing.T) {
+	stub, base := startStub(t)
+	h, _ := pyHost(t, "py-openai", func(c *Config) {
+		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": 10}}
+	})
+	ctx := context.Background()
+	with := func(fn func(ctx context.Context, c sdk.ProviderClient) error) error {
+		return h.WithProvider(ctx, "py-openai", "test", fn)
+	}
+	ask := func(text string) *pb.ChatRequest {
+		return &pb.ChatRequest{Model: "gpt-test", Messages: []*pb.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: text}}}
+	}
+	err := with(func(ctx context.Context, c sdk.ProviderClient) error {
+		models, err := c.Models(ctx)
+		if err != nil || len(models.GetModels()) != 2 {
+			return errors.New("Models: " + models.String() + " " + errString(err))
+		}
+		for _, m := range models.GetModels() {
+			if embed := strings.Contains(m.GetId(), "embed"); m.GetChat() == embed || m.GetEmbeddings() != embed {
+				t.Errorf("model %v: flags", m)
+			}
+		}
+		whole, err := c.Chat(ctx, ask("hello there"))
+		if err != nil || whole.GetContent() == "" || whole.GetFinishReason() != "stop" || whole.GetUsage().GetPromptTokens() == 0 ||
+			whole.GetUsage().GetTotalTokens() != whole.GetUsage().GetPromptTokens()+whole.GetUsage().GetCompletionTokens() {
+			return errors.New("Chat: " + whole.String() + " " + errString(err))
+		}
+		// The stream carries the same answer (the stub is deterministic),
+		// in several deltas, then finish_reason and usage.
+		var deltas []string
+		var final *pb.ChatEvent
+		err = c.ChatStream(ctx, ask("hello there"), func(ev *pb.ChatEvent) error {
+			if ev.GetFinishReason() != "" {
+				final = ev
+			} else {
+				deltas = append(deltas, ev.GetDelta())
+			}
+			return nil
+		})
+		if err != nil || len(deltas) < 2 || strings.Join(deltas, "") != whole.GetContent() || final == nil ||
+			final.GetUsage().GetCompletionTokens() != whole.GetUsage().GetCompletionTokens() {
+			return errors.New("ChatStream: " + strings.Join(deltas, "|") + " " + final.String() + " " + errString(err))
+		}
+		emb, err := c.Embed(ctx, &pb.EmbedRequest{Model: "text-embedding-test", Input: []string{"a b", "c"}})
+		if err != nil || len(emb.GetEmbeddings()) != 2 || len(emb.GetEmbeddings()[0].GetValues()) == 0 {
+			return errors.New("Embed: " + emb.String() + " " + errString(err))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request the upstream got is OpenAI's shape, messages in order.
+	last := stub.LastRequest("/v1/chat/completions", "gpt-test")
+	if n := stub.Calls("/v1/chat/completions", "gpt-test"); n != 2 || last["stream"] != true || len(last["messages"].([]any)) != 2 {
+		t.Fatalf("upstream got %d calls, the last %v", n, last)
+	}
+
+	// Upstream failures come back as the contract's classes, streams too.
+	for _, tc := range []struct {
+		fault      openaistub.Fault
+		class      sdk.Class
+		retryAfter time.Duration
+	}{
+		{openaistub.Fault{Status: 429, RetryAfter: "2"}, sdk.RateLimited, 2 * time.Second},
+		{openaistub.Fault{Status: 429, Code: "insufficient_quota"}, sdk.QuotaExhausted, 0},
+		{openaistub.Fault{Status: 401}, sdk.Auth, 0},
+		{openaistub.Fault{Status: 400, Code: "context_length_exceeded"}, sdk.ContextLengthExceeded, 0},
+		{openaistub.Fault{Status: 503}, sdk.Overloaded, 0},
+		{openaistub.Fault{Status: 500}, sdk.Unavailable, 0},
+		{openaistub.Fault{Malformed: true}, sdk.Unavailable, 0},
+	} {
+		stub.Fail("gpt-test", tc.fault)
+		err := with(func(ctx context.Context, c sdk.ProviderClient) error {
+			_, err := c.Chat(ctx, ask("x"))
+			return err
+		})
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Class != tc.class || e.RetryAfter != tc.retryAfter {
+			t.Errorf("fault %+v: err %v; want class %s, retry after %s", tc.fault, err, tc.class, tc.retryAfter)
+		}
+	}
+	stub.Fail("gpt-test", openaistub.Fault{CutAfter: 2})
+	var got []string
+	err = with(func(ctx context.Context, c sdk.ProviderClient) error {
+		return c.ChatStream(ctx, ask("a longer question for a longer answer"), func(ev *pb.ChatEvent) error {
+			got = append(got, ev.GetDelta())
+			return nil
+		})
+	})
+	if classOf(t, err) != sdk.Unavailable || len(got) == 0 {
+		t.Errorf("stream cut mid-way: %d deltas, err %v; want some deltas, then class unavailable", len(got), err)
+	}
+	// Not overridden: the SDK answers unsupported, and the agent estimates.
+	err = with(func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.CountTokens(ctx, &pb.CountTokensRequest{Model: "gpt-test", Text: "one two"})
+		return err
+	})
+	if classOf(t, err) != sdk.Unsupported {
+		t.Errorf("CountTokens: %v; want class unsupported", err)
+	}
+}
+
+// TestPythonProviderConfig: a bad setting is refused by field, and calls
+// before any base_url say what to set.
+func TestPythonProviderConfig(t *testing.T) {
+	h, _ := pyHost(t, "py-openai", func(c *Config) {
+		c.Config = map[string]map[string]any{"py-openai": {"base_url": "ftp://x", "timeout": -1, "colour": "red"}}
+	})
+	err := h.WithProvider(context.Background(), "py-openai", "test", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	for _, want := range []string{"plugins.config.py-openai.base_url", "plugins.config.py-openai.timeout", "plugins.config.py-openai.colour"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v; want it to name %s", err, want)
+		}
+	}
+}
+
+// TestPythonProviderConforms runs the SDK's conformance kit on the packed
+// Python provider, configured against the stub.
+func TestPythonProviderConforms(t *testing.T) {
+	_, base := startStub(t)
+	conformance.RunWith(t, pythonPlugins(t)["py-openai"], conformance.Options{Kind: sdk.KindProvider, Config: map[string]any{"base_url": base}})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}

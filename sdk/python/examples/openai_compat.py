@@ -1,0 +1,303 @@
+#!/usr/bin/python3
+"""An LLM provider plugin in Python: chat completions (whole and streamed,
+tool calls included) and embeddings, forwarded to an OpenAI-compatible
+server (OpenAI, vLLM, Ollama, llama.cpp's server, TGI) with the standard
+library's urllib.
+
+It is the Python counterpart of plugins/providers/openai, smaller: no
+connection pool (one connection per call), no structured_output modes.
+Pack and register it:
+
+    /usr/bin/python3 sdk/python/pack.py sdk/python/examples/openai_compat.py -o py-openai
+    vigil plugins register ./py-openai
+
+and configure it under plugins.config.py-openai:
+
+    base_url: http://127.0.0.1:8000/v1   # required
+    api_key_file: /etc/vigil/upstream.key  # optional; sent as a bearer token
+    timeout: 60                          # seconds per call (default 60)
+
+Models: GET {base_url}/models lists ids only, so a model whose id contains
+"embed" is offered for embeddings and every other one for chat, as the Go
+plugin does.
+"""
+
+import json
+import logging
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+import vigil_plugin as vp
+
+pb = vp.pb
+log = logging.getLogger("openai_compat")
+
+# The largest answer read from the upstream, as the Go plugin's limit.
+MAX_BODY = 64 << 20
+
+
+class Config:
+    def __init__(self, base_url="", api_key="", timeout=60.0):
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+
+
+def parse_config(cfg):
+    """Return (Config, [FieldError])."""
+    errs = []
+    known = {"base_url", "api_key_file", "timeout"}
+    for k in sorted(set(cfg) - known):
+        errs.append(vp.FieldError(k, "unknown key; this plugin takes %s" % ", ".join(sorted(known))))
+    c = Config()
+    base = cfg.get("base_url", "")
+    if base and not (isinstance(base, str) and base.startswith(("http://", "https://"))):
+        errs.append(vp.FieldError("base_url", "must be an http:// or https:// URL"))
+    elif base:
+        c.base_url = base.rstrip("/")
+    if "api_key_file" in cfg:
+        try:
+            with open(cfg["api_key_file"]) as f:
+                c.api_key = f.read().strip()
+        except (OSError, TypeError) as e:
+            errs.append(vp.FieldError("api_key_file", "cannot read it: %s" % e))
+    if "timeout" in cfg:
+        t = cfg["timeout"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
+            errs.append(vp.FieldError("timeout", "must be a number of seconds in (0, 3600]"))
+        else:
+            c.timeout = float(t)
+    return c, errs
+
+
+def _upstream_error(status, body, headers):
+    """The contract's error for an upstream's HTTP error answer."""
+    code, message = "", body[:300].decode("utf-8", "replace")
+    try:
+        err = json.loads(body).get("error") or {}
+        code, message = err.get("code") or "", err.get("message") or message
+    except (ValueError, AttributeError):
+        pass
+    message = "upstream answered %d: %s" % (status, message)
+    if status == 400:
+        cls = vp.CONTEXT_LENGTH_EXCEEDED if code == "context_length_exceeded" else vp.INVALID_REQUEST
+        return vp.PluginError(cls, message)
+    if status in (401, 403):
+        return vp.PluginError(vp.AUTH, message)
+    if status == 404:
+        return vp.PluginError(vp.NOT_FOUND, message)
+    if status == 429:
+        if code == "insufficient_quota":
+            return vp.PluginError(vp.QUOTA_EXHAUSTED, message)
+        retry = 0.0
+        try:
+            retry = float(headers.get("Retry-After") or 0)
+        except ValueError:
+            pass
+        return vp.PluginError(vp.RATE_LIMITED, message, retry_after=retry)
+    if status in (408, 504):
+        return vp.PluginError(vp.TIMEOUT, message)
+    if status in (503, 529):
+        return vp.PluginError(vp.OVERLOADED, message)
+    if status >= 500:
+        return vp.PluginError(vp.UNAVAILABLE, message)
+    return vp.PluginError(vp.INVALID_REQUEST, message)
+
+
+def _request_body(req, stream):
+    """The OpenAI chat.completions body for a contract ChatRequest."""
+    if not req.messages:
+        raise vp.FieldError("messages", "at least one message is required")
+    msgs = []
+    for m in req.messages:
+        out = {"role": m.role, "content": m.content}
+        if m.name:
+            out["name"] = m.name
+        if m.tool_calls:
+            out["tool_calls"] = [{"id": tc.id, "type": "function",
+                                  "function": {"name": tc.name, "arguments": tc.arguments}} for tc in m.tool_calls]
+            if not m.content:
+                out["content"] = None
+        if m.tool_call_id:
+            out["tool_call_id"] = m.tool_call_id
+        msgs.append(out)
+    body = {"model": req.model, "messages": msgs}
+    for field in ("temperature", "top_p", "max_tokens", "seed"):
+        if req.HasField(field):
+            body[field] = getattr(req, field)
+    if req.stop:
+        body["stop"] = list(req.stop)
+    if req.user:
+        body["user"] = req.user
+    if req.response_format == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif req.response_format == "json_schema":
+        body["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": req.json_schema_name or "response", "schema": json.loads(req.json_schema or "{}"),
+            "strict": req.json_schema_strict}}
+    if req.tools:
+        tools = []
+        for t in req.tools:
+            fn = {"name": t.name}
+            if t.description:
+                fn["description"] = t.description
+            if t.parameters:
+                fn["parameters"] = json.loads(t.parameters)
+            if t.strict:
+                fn["strict"] = True
+            tools.append({"type": "function", "function": fn})
+        body["tools"] = tools
+    if req.tool_choice == "function":
+        body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice_function}}
+    elif req.tool_choice:
+        body["tool_choice"] = req.tool_choice
+    if req.HasField("parallel_tool_calls"):
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(u, into):
+    """Copy an OpenAI usage object into a contract Usage."""
+    into.prompt_tokens = int(u.get("prompt_tokens") or 0)
+    into.completion_tokens = int(u.get("completion_tokens") or 0)
+    into.total_tokens = int(u.get("total_tokens") or into.prompt_tokens + into.completion_tokens)
+    into.cached_prompt_tokens = int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    into.reasoning_tokens = int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+
+
+class OpenAICompat(vp.Provider):
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._cfg = Config()
+
+    def configure(self, config):
+        cfg, errs = parse_config(config)
+        if not errs:
+            with self._lock:
+                self._cfg = cfg
+        return errs
+
+    def _config(self):
+        with self._lock:
+            if not self._cfg.base_url:
+                raise vp.FieldError("base_url", "not configured: set plugins.config.<name>.base_url")
+            return self._cfg
+
+    def _open(self, method, path, body=None):
+        """Send one request; return the open response or raise the
+        contract's error."""
+        cfg = self._config()
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(cfg.base_url + path, data=data, method=method)
+        r.add_header("Accept", "application/json")
+        if data is not None:
+            r.add_header("Content-Type", "application/json")
+        if cfg.api_key:
+            r.add_header("Authorization", "Bearer " + cfg.api_key)
+        try:
+            return urllib.request.urlopen(r, timeout=cfg.timeout)
+        except urllib.error.HTTPError as e:
+            raise _upstream_error(e.code, e.read(MAX_BODY), e.headers) from None
+        except (socket.timeout, TimeoutError) as e:
+            raise vp.PluginError(vp.TIMEOUT, "upstream did not answer within %gs: %s" % (cfg.timeout, e)) from None
+        except (urllib.error.URLError, OSError) as e:
+            raise vp.PluginError(vp.UNAVAILABLE, "cannot reach the upstream: %s" % e) from None
+
+    def _json(self, method, path, body=None):
+        with self._open(method, path, body) as resp:
+            raw = resp.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise vp.PluginError(vp.UNAVAILABLE, "upstream answer is larger than %d bytes" % MAX_BODY)
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise vp.PluginError(vp.UNAVAILABLE, "upstream answer is not JSON: %s" % e) from None
+
+    def models(self):
+        out = []
+        for m in self._json("GET", "/models").get("data") or []:
+            mid = m.get("id") or ""
+            if mid:
+                embed = "embed" in mid
+                out.append(pb.ModelInfo(id=mid, chat=not embed, embeddings=embed))
+        return out
+
+    def chat(self, req):
+        ans = self._json("POST", "/chat/completions", _request_body(req, False))
+        try:
+            choice = ans["choices"][0]
+            msg = choice.get("message") or {}
+        except (KeyError, IndexError, TypeError):
+            raise vp.PluginError(vp.UNAVAILABLE, "upstream answer has no choices") from None
+        out = pb.ChatResponse(id=ans.get("id") or "", model=ans.get("model") or req.model,
+                              content=msg.get("content") or "", finish_reason=choice.get("finish_reason") or "stop")
+        for tc in msg.get("tool_calls") or []:
+            fn = tc.get("function") or {}
+            out.tool_calls.add(id=tc.get("id") or "", name=fn.get("name") or "", arguments=fn.get("arguments") or "")
+        if ans.get("usage"):
+            _usage(ans["usage"], out.usage)
+        return out
+
+    def chat_stream(self, req):
+        finish, usage, done, first = "", None, False, True
+        with self._open("POST", "/chat/completions", _request_body(req, True)) as resp:
+            for line in resp:
+                line = line.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    raise vp.PluginError(vp.UNAVAILABLE, "upstream sent a stream chunk that is not JSON") from None
+                if chunk.get("error"):
+                    raise vp.PluginError(vp.UNAVAILABLE, "upstream failed mid-stream: %s" % chunk["error"].get("message"))
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    ev = pb.ChatEvent(delta=delta.get("content") or "")
+                    for tc in delta.get("tool_calls") or []:
+                        fn = tc.get("function") or {}
+                        ev.tool_calls.add(index=int(tc.get("index") or 0), id=tc.get("id") or "",
+                                          name=fn.get("name") or "", arguments=fn.get("arguments") or "")
+                    if first:
+                        ev.id, ev.model, first = chunk.get("id") or "", chunk.get("model") or req.model, False
+                    if ev.delta or ev.tool_calls or ev.id:
+                        yield ev
+                    finish = choice.get("finish_reason") or finish
+        if not done:
+            raise vp.PluginError(vp.UNAVAILABLE, "upstream stream ended before [DONE]")
+        last = pb.ChatEvent(finish_reason=finish or "stop")
+        if usage:
+            _usage(usage, last.usage)
+        yield last
+
+    def embed(self, req):
+        if not req.input:
+            raise vp.FieldError("input", "at least one input is required")
+        body = {"model": req.model, "input": list(req.input)}
+        if req.HasField("dimensions"):
+            body["dimensions"] = req.dimensions
+        ans = self._json("POST", "/embeddings", body)
+        data = sorted(ans.get("data") or [], key=lambda d: d.get("index", 0))
+        if len(data) != len(req.input):
+            raise vp.PluginError(vp.UNAVAILABLE, "upstream returned %d embeddings for %d inputs" % (len(data), len(req.input)))
+        out = pb.EmbedResponse(model=ans.get("model") or req.model)
+        for d in data:
+            out.embeddings.add(values=d.get("embedding") or [])
+        if ans.get("usage"):
+            _usage(ans["usage"], out.usage)
+        return out
+
+
+if __name__ == "__main__":
+    vp.serve_provider(vp.Info("py-openai", "1.0.0", capabilities=["chat", "stream", "embeddings"]), OpenAICompat())
