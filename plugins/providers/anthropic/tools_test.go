@@ -89,7 +89,7 @@ func TestToolRequestTranslation(t *testing.T) {
 			{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_3", "content": "Monday"}]}
 		],
 		"tools": [
-			{"name": "get_weather", "description": "Current weather in a city", "input_schema": ` + weatherSchema + `},
+			{"name": "get_weather", "description": "Current weather in a city", "input_schema": `+weatherSchema+`},
 			{"name": "now", "input_schema": {"type": "object", "properties": {}}}
 		],
 		"tool_choice": {"type": "auto", "disable_parallel_tool_use": true}
