@@ -363,6 +363,9 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 				if s == "" {
 					return t, refuse("messages: text content blocks must be non-empty")
 				}
+				if strings.TrimSpace(s) == "" {
+					return t, refuse("messages: text content blocks must contain non-whitespace text")
+				}
 				t.text += s
 			case typ == "tool_use" && role == "assistant":
 				id, _ := bm["id"].(string)

@@ -50,6 +50,8 @@ func TestRefusals(t *testing.T) {
 		{"forced tool unknown", `{"model":"m","max_tokens":9,` + toolsJSON + `,"tool_choice":{"type":"tool","name":"nope"},"messages":[{"role":"user","content":"a"}]}`, "tool_choice.tool.name"},
 		{"tool_use input not an object", `{"model":"m","max_tokens":9,` + toolsJSON + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"search","input":"x"}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1"}]}]}`, "tool_use.input"},
 		{"empty text block", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":""}]}]}`, "must be non-empty"},
+		{"blank text block", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":" \n"}]}]}`, "non-whitespace text"},
+		{"foreign tool_use id", `{"model":"m","max_tokens":9,` + toolsJSON + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"tool_use","id":"functions.search:0","name":"search","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"functions.search:0"}]}]}`, "tool_use.id"},
 	} {
 		status, body, raw := post(t, srv.URL, tc.body)
 		e, _ := body["error"].(map[string]any)

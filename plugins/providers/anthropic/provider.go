@@ -410,11 +410,9 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 					}
 				}
 			case "input_json_delta":
-				c := calls[ev.Index]
-				if c == nil {
-					return sdk.Errorf(sdk.Unavailable, "upstream sent input_json_delta for block %d, which is not a tool_use block", ev.Index)
-				}
-				if ev.Delta.PartialJSON != "" {
+				// A block that is not a tool_use (a server tool's, say) was
+				// not passed on, nor are its deltas.
+				if c := calls[ev.Index]; c != nil && ev.Delta.PartialJSON != "" {
 					c.args = true
 					if err := sendCall(&pb.ToolCallDelta{Index: c.index, Arguments: ev.Delta.PartialJSON}); err != nil {
 						return err

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/vigilml/vigil/sdk"
@@ -69,8 +72,9 @@ func (t *turns) add(role string, blocks ...block) {
 		switch {
 		case b.Type == "text" && k > 0 && last.Blocks[k-1].Type == "text":
 			last.Blocks[k-1].Text += "\n\n" + b.Text
-		case b.Type == "text" && b.Text == "":
-			// Anthropic refuses empty text blocks; there is nothing to say.
+		case b.Type == "text" && strings.TrimSpace(b.Text) == "":
+			// Anthropic refuses empty or blank text blocks; there is
+			// nothing to say.
 		default:
 			last.Blocks = append(last.Blocks, b)
 		}
@@ -119,7 +123,7 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 			}
 			open[id] = false
 			hasTools = true
-			t.add("user", block{Type: "tool_result", ToolUseID: id, Content: m.GetContent()})
+			t.add("user", block{Type: "tool_result", ToolUseID: toolUseID(id), Content: m.GetContent()})
 			continue
 		}
 		if err := unanswered(); err != nil {
@@ -136,7 +140,7 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 			}
 			hasTools = true
 			var blocks []block
-			if m.GetContent() != "" {
+			if strings.TrimSpace(m.GetContent()) != "" {
 				blocks = append(blocks, block{Type: "text", Text: m.GetContent()})
 			}
 			open, callsAt = map[string]bool{}, i
@@ -154,7 +158,7 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 				}
 				open[c.GetId()] = true
 				openOrder = append(openOrder, c.GetId())
-				blocks = append(blocks, block{Type: "tool_use", ID: c.GetId(), Name: c.GetName(), Input: input})
+				blocks = append(blocks, block{Type: "tool_use", ID: toolUseID(c.GetId()), Name: c.GetName(), Input: input})
 			}
 			t.add("assistant", blocks...)
 		default:
@@ -168,6 +172,30 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 		return "", nil, false, sdk.FieldErrorf("messages", "at least one user message is required")
 	}
 	return strings.Join(sys, "\n\n"), t.out, hasTools, nil
+}
+
+// toolUseIDRE is what Anthropic accepts as a tool_use id.
+var toolUseIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// toolUseID is a call id as Anthropic accepts it. Ids made by other
+// upstreams (a conversation may have moved here by fallback) can hold
+// other characters, such as "functions.get_weather:0": those are replaced
+// by '_' and a hash of the whole id is appended, so that the call and its
+// result, mapped alike, still pair up and distinct ids stay distinct.
+func toolUseID(id string) string {
+	if toolUseIDRE.MatchString(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	var b strings.Builder
+	for _, r := range id {
+		if r < 128 && (r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String() + "_" + hex.EncodeToString(sum[:6])
 }
 
 // arguments is a call's JSON-text arguments as an input object; empty

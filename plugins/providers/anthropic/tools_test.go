@@ -114,6 +114,21 @@ func TestToolRequestTranslation(t *testing.T) {
 	if n := len(stub.LastRequest("/v1/messages", "claude-test")["messages"].([]any)); n != 3 {
 		t.Fatalf("%d turns sent, want 3", n)
 	}
+	// Call ids from other upstreams are made acceptable to Anthropic, the
+	// same way in the call and in its result; blank text before the
+	// calls is left out (Anthropic refuses blank text blocks).
+	req.Messages = []*pb.Message{{Role: "user", Content: "time?"},
+		{Role: "assistant", Content: "\n\n", ToolCalls: []*pb.ToolCall{{Id: "functions.now:0", Name: "now", Arguments: "{}"}, {Id: "functions.now:1", Name: "now", Arguments: "{}"}}},
+		{Role: "tool", ToolCallId: "functions.now:1", Content: "Tuesday"}, {Role: "tool", ToolCallId: "functions.now:0", Content: "Monday"}}
+	if resp, err = p.Chat(context.Background(), req); err != nil || resp.GetContent() != "tool said: Tuesday; Monday" {
+		t.Fatalf("foreign call ids: %v %v", resp, err)
+	}
+	sent := stub.LastRequest("/v1/messages", "claude-test")["messages"].([]any)
+	uses, results := sent[1].(map[string]any)["content"].([]any), sent[2].(map[string]any)["content"].([]any)
+	id0, id1 := uses[0].(map[string]any)["id"].(string), uses[1].(map[string]any)["id"].(string)
+	if len(uses) != 2 || !strings.HasPrefix(id0, "functions_now_0_") || id0 == id1 || results[1].(map[string]any)["tool_use_id"] != id0 || results[0].(map[string]any)["tool_use_id"] != id1 {
+		t.Fatalf("foreign call ids sent as %v / %v", uses, results)
+	}
 	// Plain text turns are still sent as string content, merged.
 	body, err = p.state().messagesBody(&pb.ChatRequest{Model: "m", Messages: []*pb.Message{{Role: "user", Content: "a"}, {Role: "user", Content: "b"}}}, false)
 	if err != nil || !reflect.DeepEqual(asJSON(t, body["messages"]), literal(t, `[{"role":"user","content":"a\n\nb"}]`)) || body["tools"] != nil || body["tool_choice"] != nil {
@@ -347,15 +362,21 @@ func TestToolStreamTranslation(t *testing.T) {
 		t.Fatalf("text %q, finish %q", c.text, c.finish)
 	}
 
-	// input_json_delta for a block that is not a tool call is a broken
-	// stream.
+	// A block that is not a tool_use (a server tool's) is not passed on,
+	// nor its input_json_delta; a text block after it is.
 	p = canned(t, "text/event-stream", sse(
 		`{"type":"message_start","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":1}}}`,
-		`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\":\"x\"}"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"found"}}`,
+		`{"type":"content_block_stop","index":1}`,
+		`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}`,
+		`{"type":"message_stop"}`,
 	))
-	if _, err := collect(t, p, toolReq()); sdk.ClassOf(err) != sdk.Unavailable {
-		t.Fatalf("stray input_json_delta: %v", err)
+	if c, err := collect(t, p, toolReq()); err != nil || len(c.deltas) != 0 || c.text != "found" || c.finish != "stop" {
+		t.Fatalf("server tool block: %+v %v", c, err)
 	}
 }
 
