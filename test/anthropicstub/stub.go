@@ -43,7 +43,7 @@ type Fault struct {
 	Type, Message string
 	RetryAfter    string
 	// StreamErrorAfter, for a stream, sends an error event after this many
-	// text deltas.
+	// content deltas (text, or a tool call's input fragments).
 	StreamErrorAfter int
 }
 
