@@ -4,6 +4,19 @@
 // deterministic: the reply echoes the last user message; tokens are
 // whitespace-separated words.
 //
+// Tools: with tools defined (and tool_choice not none), a user turn
+// without tool results is answered with a tool_use block (stop_reason
+// tool_use) for the forced tool or else the first one, or for every tool
+// when ParallelToolUse is set and disable_parallel_tool_use is not; its
+// input puts the user's text in the schema's first property (by name), {}
+// for a tool without properties. Under tool_choice auto a short text
+// block comes first, as Claude writes. A user turn carrying tool_result
+// blocks is answered with text quoting the results. Requests the real API
+// refuses are refused the same way (400 invalid_request_error): roles not
+// alternating, a tool without input_schema, tool_result blocks that do
+// not answer the previous turn's tool_use ids or do not come first,
+// tool_use ids left unanswered, tool blocks without tools defined.
+//
 // The wire format follows Anthropic's: x-api-key and anthropic-version
 // headers, a top-level system prompt, content blocks, error bodies
 // {"type":"error","error":{"type","message"}}, and the stream's named
@@ -15,6 +28,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -28,7 +43,7 @@ type Fault struct {
 	Type, Message string
 	RetryAfter    string
 	// StreamErrorAfter, for a stream, sends an error event after this many
-	// text deltas.
+	// content deltas (text, or a tool call's input fragments).
 	StreamErrorAfter int
 }
 
@@ -36,6 +51,9 @@ type Fault struct {
 type Server struct {
 	APIKey string
 	Models []string
+	// ParallelToolUse makes the model call every tool at once unless a
+	// tool is forced or the request sets disable_parallel_tool_use.
+	ParallelToolUse bool
 
 	mu       sync.Mutex
 	faults   map[string][]Fault
@@ -152,26 +170,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, 400, "invalid_request_error", "max_tokens: Field required")
 			return
 		}
-		text, inTokens, err := reply(body)
+		a, err := s.reply(body)
 		if err != nil {
 			writeError(w, 400, "invalid_request_error", err.Error())
 			return
 		}
 		if r.URL.Path == "/v1/messages/count_tokens" {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"input_tokens": inTokens})
+			_ = json.NewEncoder(w).Encode(map[string]any{"input_tokens": a.inTokens})
 			return
 		}
 		if stream, _ := body["stream"].(bool); stream {
-			s.stream(w, model, text, inTokens, f, faulty)
+			s.stream(w, model, a, f, faulty)
 			return
+		}
+		content := []any{}
+		if a.text != "" {
+			content = append(content, map[string]any{"type": "text", "text": a.text})
+		}
+		for _, c := range a.calls {
+			content = append(content, map[string]any{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input})
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"id": "msg_stub", "type": "message", "role": "assistant", "model": model,
-			"content":     []any{map[string]any{"type": "text", "text": text}},
-			"stop_reason": "end_turn", "stop_sequence": nil,
-			"usage": map[string]any{"input_tokens": inTokens, "output_tokens": len(strings.Fields(text))},
+			"content": content, "stop_reason": a.stop, "stop_sequence": nil,
+			"usage": map[string]any{"input_tokens": a.inTokens, "output_tokens": a.outTokens()},
 		})
 	default:
 		writeError(w, 404, "not_found_error", "Not found: "+r.URL.Path)
@@ -187,52 +211,336 @@ func (s *Server) known(model string) bool {
 	return false
 }
 
-// reply checks the conversation as Anthropic does (roles user and
-// assistant only, starting with user, alternating) and echoes the last
-// user message.
-func reply(body map[string]any) (string, int, error) {
-	tokens := 0
-	if sys, ok := body["system"].(string); ok {
-		tokens += len(strings.Fields(sys))
+// refuse is a 400 invalid_request_error's message, worded as the real
+// API words it (capitals and full stops included).
+func refuse(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// toolUse is one call the stub's model makes.
+type toolUse struct {
+	id, name string
+	input    map[string]any
+}
+
+// answer is the stub's reply: text, then tool calls.
+type answer struct {
+	text     string
+	calls    []toolUse
+	stop     string
+	inTokens int
+}
+
+func (a answer) outTokens() int {
+	n := len(strings.Fields(a.text))
+	for _, c := range a.calls {
+		b, _ := json.Marshal(c.input)
+		n += len(strings.Fields(string(b)))
+	}
+	return n
+}
+
+var (
+	toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	toolIDRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+)
+
+// tool is a tool of the request, as the stub needs it.
+type tool struct {
+	name  string
+	props []string // the input_schema's properties, sorted
+}
+
+// tools checks the request's tools and tool_choice as Anthropic does and
+// returns the tools, the choice's type ("" when none was sent), the forced
+// tool's name and whether parallel use was disabled.
+func tools(body map[string]any) (ts []tool, choice, forced string, noParallel bool, err error) {
+	raw, set := body["tools"]
+	list, ok := raw.([]any)
+	if set && !ok {
+		return nil, "", "", false, refuse("tools: Input should be a valid list")
+	}
+	seen := map[string]bool{}
+	for i, t := range list {
+		tm, _ := t.(map[string]any)
+		name, _ := tm["name"].(string)
+		if !toolNameRE.MatchString(name) {
+			return nil, "", "", false, refuse("tools.%d.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'", i)
+		}
+		if seen[name] {
+			return nil, "", "", false, refuse("tools: Tool names must be unique.")
+		}
+		seen[name] = true
+		schema, ok := tm["input_schema"]
+		if !ok {
+			return nil, "", "", false, refuse("tools.%d.custom.input_schema: Field required", i)
+		}
+		sm, ok := schema.(map[string]any)
+		if !ok || sm["type"] != "object" {
+			return nil, "", "", false, refuse("tools.%d.custom.input_schema.type: Input should be 'object'", i)
+		}
+		if d, ok := tm["description"]; ok {
+			if _, isStr := d.(string); !isStr {
+				return nil, "", "", false, refuse("tools.%d.custom.description: Input should be a valid string", i)
+			}
+		}
+		var props []string
+		pm, _ := sm["properties"].(map[string]any)
+		for p := range pm {
+			props = append(props, p)
+		}
+		sort.Strings(props)
+		ts = append(ts, tool{name: name, props: props})
+	}
+	rc, set := body["tool_choice"]
+	if !set {
+		return ts, "", "", false, nil
+	}
+	tc, ok := rc.(map[string]any)
+	if !ok {
+		return nil, "", "", false, refuse("tool_choice: Input should be a valid dictionary")
+	}
+	if len(ts) == 0 {
+		return nil, "", "", false, refuse("tool_choice: tool_choice may only be specified while providing tools.")
+	}
+	choice, _ = tc["type"].(string)
+	for k, v := range tc {
+		switch {
+		case k == "type":
+		case k == "disable_parallel_tool_use" && choice != "none":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, "", "", false, refuse("tool_choice.%s.disable_parallel_tool_use: Input should be a valid boolean", choice)
+			}
+			noParallel = b
+		case k == "name" && choice == "tool":
+		default:
+			return nil, "", "", false, refuse("tool_choice.%s.%s: Extra inputs are not permitted", choice, k)
+		}
+	}
+	switch choice {
+	case "auto", "any", "none":
+	case "tool":
+		forced, _ = tc["name"].(string)
+		if !seen[forced] {
+			return nil, "", "", false, refuse("tool_choice.tool.name: tool %q is not among the tools", forced)
+		}
+	default:
+		return nil, "", "", false, refuse("tool_choice: Input tag '%s' found using 'type' does not match any of the expected tags: 'auto', 'any', 'tool', 'none'", choice)
+	}
+	return ts, choice, forced, noParallel, nil
+}
+
+// turn is one message as the stub reads it.
+type turn struct {
+	role    string
+	text    string   // its text blocks (or string content), joined
+	uses    []string // tool_use ids, in an assistant turn
+	results []string // tool_result contents, in a user turn
+}
+
+// readTurn checks one message's content blocks as Anthropic does and
+// checks its tool_result blocks answer prev's tool_use ids.
+func readTurn(i int, role string, content any, prev *turn) (turn, error) {
+	t := turn{role: role}
+	switch c := content.(type) {
+	case string:
+		t.text = c
+		if prev != nil && len(prev.uses) > 0 {
+			return t, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", i-1, strings.Join(prev.uses, ", "))
+		}
+		return t, nil
+	case []any:
+		answered := map[string]bool{}
+		for j, b := range c {
+			bm, _ := b.(map[string]any)
+			typ, _ := bm["type"].(string)
+			at := fmt.Sprintf("messages.%d.content.%d", i, j)
+			switch {
+			case typ == "text":
+				s, ok := bm["text"].(string)
+				if !ok {
+					return t, refuse("%s.text.text: Field required", at)
+				}
+				if s == "" {
+					return t, refuse("messages: text content blocks must be non-empty")
+				}
+				if strings.TrimSpace(s) == "" {
+					return t, refuse("messages: text content blocks must contain non-whitespace text")
+				}
+				t.text += s
+			case typ == "tool_use" && role == "assistant":
+				id, _ := bm["id"].(string)
+				name, _ := bm["name"].(string)
+				if !toolIDRE.MatchString(id) {
+					return t, refuse("%s.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'", at)
+				}
+				if name == "" {
+					return t, refuse("%s.tool_use.name: Field required", at)
+				}
+				if _, ok := bm["input"].(map[string]any); !ok {
+					return t, refuse("%s.tool_use.input: Input should be a valid dictionary", at)
+				}
+				t.uses = append(t.uses, id)
+			case typ == "tool_result" && role == "user":
+				if j != len(t.results) {
+					return t, refuse("%s: tool_result blocks must come first in the user message's content, before any other block", at)
+				}
+				id, _ := bm["tool_use_id"].(string)
+				if prev == nil || !contains(prev.uses, id) || answered[id] {
+					return t, refuse("%s: unexpected `tool_use_id` found in `tool_result` blocks: %s. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.", at, id)
+				}
+				answered[id] = true
+				var text string
+				switch rc := bm["content"].(type) {
+				case nil:
+				case string:
+					text = rc
+				case []any:
+					for _, x := range rc {
+						xm, _ := x.(map[string]any)
+						s, _ := xm["text"].(string)
+						text += s
+					}
+				default:
+					return t, refuse("%s.tool_result.content: Input should be a valid string or list", at)
+				}
+				t.results = append(t.results, text)
+			default:
+				return t, refuse("%s: Input tag '%s' found using 'type' does not match any of the expected tags in a %s message", at, typ, role)
+			}
+		}
+		if prev != nil {
+			var missing []string
+			for _, id := range prev.uses {
+				if !answered[id] {
+					missing = append(missing, id)
+				}
+			}
+			if len(missing) > 0 {
+				return t, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", i-1, strings.Join(missing, ", "))
+			}
+		}
+		return t, nil
+	}
+	return t, refuse("messages.%d.content: Input should be a valid string or list", i)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// reply checks the request as Anthropic does (roles user and assistant
+// only, starting with user, alternating; tools and tool blocks as in the
+// package doc) and answers it.
+func (s *Server) reply(body map[string]any) (answer, error) {
+	var a answer
+	switch sys := body["system"].(type) {
+	case string:
+		a.inTokens += len(strings.Fields(sys))
+	case []any:
+		for _, b := range sys {
+			bm, _ := b.(map[string]any)
+			t, _ := bm["text"].(string)
+			a.inTokens += len(strings.Fields(t))
+		}
+	}
+	ts, choice, forced, noParallel, err := tools(body)
+	if err != nil {
+		return a, err
 	}
 	msgs, _ := body["messages"].([]any)
 	if len(msgs) == 0 {
-		return "", 0, fmt.Errorf("messages: at least one message is required")
+		return a, refuse("messages: at least one message is required")
 	}
-	last, prev := "", ""
+	var turns []turn
+	toolBlocks := false
 	for i, m := range msgs {
 		mm, _ := m.(map[string]any)
 		role, _ := mm["role"].(string)
 		if role != "user" && role != "assistant" {
-			return "", 0, fmt.Errorf("messages.%d.role: Input should be 'user' or 'assistant'", i)
+			return a, refuse("messages.%d.role: Input should be 'user' or 'assistant'", i)
 		}
 		if i == 0 && role != "user" {
-			return "", 0, fmt.Errorf("messages: first message must use the \"user\" role")
+			return a, refuse("messages: first message must use the \"user\" role")
 		}
-		if role == prev {
-			return "", 0, fmt.Errorf("messages: roles must alternate between \"user\" and \"assistant\"")
+		if i > 0 && role == turns[i-1].role {
+			return a, refuse("messages: roles must alternate between \"user\" and \"assistant\"")
 		}
-		prev = role
-		var text string
-		switch c := mm["content"].(type) {
-		case string:
-			text = c
-		case []any:
-			for _, b := range c {
-				bb, _ := b.(map[string]any)
-				t, _ := bb["text"].(string)
-				text += t
-			}
+		var prev *turn
+		if i > 0 {
+			prev = &turns[i-1]
 		}
-		tokens += len(strings.Fields(text))
-		if role == "user" {
-			last = text
+		t, err := readTurn(i, role, mm["content"], prev)
+		if err != nil {
+			return a, err
+		}
+		toolBlocks = toolBlocks || len(t.uses) > 0 || len(t.results) > 0
+		a.inTokens += len(strings.Fields(t.text))
+		for _, r := range t.results {
+			a.inTokens += len(strings.Fields(r))
+		}
+		turns = append(turns, t)
+	}
+	if toolBlocks && len(ts) == 0 {
+		return a, refuse("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+	}
+	if n := len(turns); turns[n-1].role == "assistant" && len(turns[n-1].uses) > 0 {
+		return a, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", n-1, strings.Join(turns[n-1].uses, ", "))
+	}
+	var last turn
+	assistantTurns := 0
+	for _, t := range turns {
+		if t.role == "user" {
+			last = t
+		} else {
+			assistantTurns++
 		}
 	}
-	return "echo: " + last, tokens, nil
+	a.stop = "end_turn"
+	switch {
+	case len(last.results) > 0:
+		a.text = "tool said: " + strings.Join(last.results, "; ")
+		if last.text != "" {
+			a.text += " (and you said: " + last.text + ")"
+		}
+	case len(ts) > 0 && choice != "none":
+		var call []tool
+		switch {
+		case forced != "":
+			for _, t := range ts {
+				if t.name == forced {
+					call = []tool{t}
+				}
+			}
+		case s.ParallelToolUse && !noParallel:
+			call = ts
+		default:
+			call = ts[:1]
+		}
+		var names []string
+		for k, t := range call {
+			input := map[string]any{}
+			if len(t.props) > 0 {
+				input[t.props[0]] = last.text
+			}
+			a.calls = append(a.calls, toolUse{id: fmt.Sprintf("toolu_stub_%d_%d", assistantTurns, k), name: t.name, input: input})
+			names = append(names, t.name)
+		}
+		if choice == "" || choice == "auto" {
+			a.text = "Let me call " + strings.Join(names, " and ") + "."
+		}
+		a.stop = "tool_use"
+	default:
+		a.text = "echo: " + last.text
+	}
+	return a, nil
 }
 
-func (s *Server) stream(w http.ResponseWriter, model, text string, inTokens int, f Fault, faulty bool) {
+func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, faulty bool) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(200)
 	fl, _ := w.(http.Flusher)
@@ -245,19 +553,59 @@ func (s *Server) stream(w http.ResponseWriter, model, text string, inTokens int,
 	}
 	event("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 		"id": "msg_stub", "type": "message", "role": "assistant", "model": model, "content": []any{},
-		"stop_reason": nil, "stop_sequence": nil, "usage": map[string]any{"input_tokens": inTokens, "output_tokens": 1}}})
-	event("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
-	event("ping", map[string]any{"type": "ping"})
-	words := strings.SplitAfter(text, " ")
-	for i, word := range words {
-		if faulty && f.StreamErrorAfter > 0 && i == f.StreamErrorAfter {
-			event("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}})
-			return
+		"stop_reason": nil, "stop_sequence": nil, "usage": map[string]any{"input_tokens": a.inTokens, "output_tokens": 1}}})
+	index, deltas := 0, 0
+	// start opens a block; a ping follows the first, as the real API
+	// sends one.
+	start := func(block map[string]any) {
+		event("content_block_start", map[string]any{"type": "content_block_start", "index": index, "content_block": block})
+		if index == 0 {
+			event("ping", map[string]any{"type": "ping"})
 		}
-		event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": word}})
 	}
-	event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
-	event("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil},
-		"usage": map[string]any{"output_tokens": len(strings.Fields(text))}})
+	// delta sends one content_block_delta, or the injected error event in
+	// its place (false: the stream is over).
+	delta := func(d map[string]any) bool {
+		if faulty && f.StreamErrorAfter > 0 && deltas == f.StreamErrorAfter {
+			event("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}})
+			return false
+		}
+		deltas++
+		event("content_block_delta", map[string]any{"type": "content_block_delta", "index": index, "delta": d})
+		return true
+	}
+	if a.text != "" {
+		start(map[string]any{"type": "text", "text": ""})
+		for _, word := range strings.SplitAfter(a.text, " ") {
+			if !delta(map[string]any{"type": "text_delta", "text": word}) {
+				return
+			}
+		}
+		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
+		index++
+	}
+	for _, c := range a.calls {
+		// As the real API does, the start carries an empty input and the
+		// arguments come as partial JSON, the first fragment empty; a
+		// call without arguments gets no fragment at all.
+		start(map[string]any{"type": "tool_use", "id": c.id, "name": c.name, "input": map[string]any{}})
+		if len(c.input) > 0 {
+			b, _ := json.Marshal(c.input)
+			frags := []string{""}
+			for len(b) > 0 {
+				n := min(7, len(b))
+				frags, b = append(frags, string(b[:n])), b[n:]
+			}
+			for _, fr := range frags {
+				if !delta(map[string]any{"type": "input_json_delta", "partial_json": fr}) {
+					return
+				}
+			}
+		}
+		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
+		index++
+	}
+	event("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": a.stop, "stop_sequence": nil},
+		"usage": map[string]any{"output_tokens": a.outTokens()}})
 	event("message_stop", map[string]any{"type": "message_stop"})
 }

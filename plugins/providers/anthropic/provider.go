@@ -181,36 +181,6 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // decode reads one JSON body of at most maxBody bytes.
 func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
 
-type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// conversation splits contract messages into Anthropic's top-level system
-// prompt and user/assistant turns, merging consecutive turns of one role
-// (the Messages API wants them alternating).
-func conversation(msgs []*pb.Message) (system string, out []message, err error) {
-	var sys []string
-	for i, m := range msgs {
-		switch m.GetRole() {
-		case "system":
-			sys = append(sys, m.GetContent())
-		case "user", "assistant":
-			if n := len(out); n > 0 && out[n-1].Role == m.GetRole() {
-				out[n-1].Content += "\n\n" + m.GetContent()
-				continue
-			}
-			out = append(out, message{Role: m.GetRole(), Content: m.GetContent()})
-		default:
-			return "", nil, sdk.FieldErrorf(fmt.Sprintf("messages[%d].role", i), "role %q is not system, user or assistant", m.GetRole())
-		}
-	}
-	if len(out) == 0 {
-		return "", nil, sdk.FieldErrorf("messages", "at least one user message is required")
-	}
-	return strings.Join(sys, "\n\n"), out, nil
-}
-
 // messagesBody is the Messages API request for req. Anthropic has no
 // response_format: a JSON answer is asked for in the system prompt (the
 // agent validates it).
@@ -218,7 +188,7 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	if req.GetModel() == "" {
 		return nil, sdk.FieldErrorf("model", "model is required")
 	}
-	system, msgs, err := conversation(req.GetMessages())
+	system, msgs, hasTools, err := conversation(req.GetMessages())
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +223,9 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	}
 	if req.GetUser() != "" {
 		b["metadata"] = map[string]any{"user_id": req.GetUser()}
+	}
+	if err := toolsBody(req, b, hasTools); err != nil {
+		return nil, err
 	}
 	if stream {
 		b["stream"] = true
@@ -299,8 +272,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		ID      string `json:"id"`
 		Model   string `json:"model"`
 		Content []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
+			Type  string          `json:"type"`
+			Text  string          `json:"text"`
+			ID    string          `json:"id"`
+			Name  string          `json:"name"`
+			Input json.RawMessage `json:"input"`
 		} `json:"content"`
 		StopReason string `json:"stop_reason"`
 		Usage      usage  `json:"usage"`
@@ -312,13 +288,17 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		return nil, err
 	}
 	var text strings.Builder
+	var calls []*pb.ToolCall
 	for _, c := range out.Content {
-		if c.Type == "text" {
+		switch c.Type {
+		case "text":
 			text.WriteString(c.Text)
+		case "tool_use":
+			calls = append(calls, toolCall(c.ID, c.Name, c.Input))
 		}
 	}
 	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: text.String(), FinishReason: finishReason(out.StopReason),
-		Usage: out.Usage.proto()}, nil
+		Usage: out.Usage.proto(), ToolCalls: calls}, nil
 }
 
 // streamEvent is any event of a Messages stream; the fields used depend
@@ -330,10 +310,18 @@ type streamEvent struct {
 		Model string `json:"model"`
 		Usage usage  `json:"usage"`
 	} `json:"message"`
+	Index        int `json:"index"`
+	ContentBlock *struct {
+		Type  string          `json:"type"`
+		ID    string          `json:"id"`
+		Name  string          `json:"name"`
+		Input json.RawMessage `json:"input"`
+	} `json:"content_block"`
 	Delta *struct {
-		Type       string `json:"type"`
-		Text       string `json:"text"`
-		StopReason string `json:"stop_reason"`
+		Type        string `json:"type"`
+		Text        string `json:"text"`
+		PartialJSON string `json:"partial_json"`
+		StopReason  string `json:"stop_reason"`
 	} `json:"delta"`
 	Usage *usage    `json:"usage"`
 	Error *apiError `json:"error"`
@@ -350,10 +338,28 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	})
 }
 
-// readStream passes a Messages event stream on as ChatEvents.
+// streamCall is a tool_use block being streamed.
+type streamCall struct {
+	index int32 // among the answer's tool calls, from 0
+	// start is the input of content_block_start (empty: {}), sent when
+	// no input_json_delta brought any arguments.
+	start json.RawMessage
+	args  bool
+}
+
+// readStream passes a Messages event stream on as ChatEvents. A tool_use
+// block becomes a ToolCallDelta with its id and name, numbered among the
+// tool calls only (a text block before it does not count), then one per
+// input_json_delta fragment; a call whose deltas brought no arguments
+// gets its start input, "{}" for none, when its block stops.
 func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
+	calls := map[int]*streamCall{} // by Anthropic's block index
+	var nCalls int32
+	sendCall := func(d *pb.ToolCallDelta) error {
+		return send(&pb.ChatEvent{Id: id, Model: model, ToolCalls: []*pb.ToolCallDelta{d}})
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -383,9 +389,40 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 			if ev.Message != nil {
 				id, model, u = ev.Message.ID, ev.Message.Model, ev.Message.Usage
 			}
+		case "content_block_start":
+			if cb := ev.ContentBlock; cb != nil && cb.Type == "tool_use" {
+				c := &streamCall{index: nCalls, start: cb.Input}
+				calls[ev.Index] = c
+				nCalls++
+				if err := sendCall(&pb.ToolCallDelta{Index: c.index, Id: cb.ID, Name: cb.Name}); err != nil {
+					return err
+				}
+			}
 		case "content_block_delta":
-			if ev.Delta != nil && ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
-				if err := send(&pb.ChatEvent{Delta: ev.Delta.Text, Id: id, Model: model}); err != nil {
+			if ev.Delta == nil {
+				continue
+			}
+			switch ev.Delta.Type {
+			case "text_delta":
+				if ev.Delta.Text != "" {
+					if err := send(&pb.ChatEvent{Delta: ev.Delta.Text, Id: id, Model: model}); err != nil {
+						return err
+					}
+				}
+			case "input_json_delta":
+				// A block that is not a tool_use (a server tool's, say) was
+				// not passed on, nor are its deltas.
+				if c := calls[ev.Index]; c != nil && ev.Delta.PartialJSON != "" {
+					c.args = true
+					if err := sendCall(&pb.ToolCallDelta{Index: c.index, Arguments: ev.Delta.PartialJSON}); err != nil {
+						return err
+					}
+				}
+			}
+		case "content_block_stop":
+			if c := calls[ev.Index]; c != nil && !c.args {
+				c.args = true
+				if err := sendCall(&pb.ToolCallDelta{Index: c.index, Arguments: compactInput(c.start)}); err != nil {
 					return err
 				}
 			}
@@ -415,7 +452,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 			}
 			return sdk.Errorf(class, "upstream failed mid-stream: %s", msg)
 		}
-		// ping, content_block_start, content_block_stop: nothing to pass on.
+		// ping, text blocks' start and stop: nothing to pass on.
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -432,7 +469,7 @@ func (p *provider) CountTokens(ctx context.Context, req *pb.CountTokensRequest) 
 	if req.GetText() != "" {
 		msgs = append(append([]*pb.Message(nil), msgs...), &pb.Message{Role: "user", Content: req.GetText()})
 	}
-	system, conv, err := conversation(msgs)
+	system, conv, _, err := conversation(msgs)
 	if err != nil {
 		return nil, err
 	}
