@@ -89,6 +89,9 @@ func (c *catalog) close() error { return c.kv.Close() }
 // plugins a package ships, with their hashes, trusted because the directory
 // is as protected as the agent binary itself.
 type PackageCatalog struct {
+	// Version is the format's version: 1 (packaging/gen-catalog.sh writes
+	// it), or absent.
+	Version int            `json:"version,omitempty"`
 	Plugins []PackageEntry `json:"plugins"`
 }
 
@@ -117,6 +120,9 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 	dec.DisallowUnknownFields() // a misspelt key must not be dropped silently
 	if err := dec.Decode(&pc); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "catalog.json"), err)
+	}
+	if pc.Version > 1 {
+		return nil, fmt.Errorf("%s: version %d is newer than this agent reads (1)", filepath.Join(dir, "catalog.json"), pc.Version)
 	}
 	var out []Entry
 	for _, p := range pc.Plugins {

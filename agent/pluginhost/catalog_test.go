@@ -39,7 +39,15 @@ func TestReadPackageCatalog(t *testing.T) {
 		}
 	})
 
+	t.Run("version 1, as gen-catalog.sh writes it", func(t *testing.T) {
+		dir := write(t, `{"version": 1, "plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab"}]}`)
+		if got, err := readPackageCatalog(dir); err != nil || len(got) != 1 {
+			t.Fatalf("got %v, %v", got, err)
+		}
+	})
+
 	for _, tc := range []struct{ name, body, wantErr string }{
+		{"a newer version", `{"version": 2, "plugins": []}`, "version 2 is newer"},
 		{"unknown key", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "environment": ["X=1"]}]}`, `unknown field "environment"`},
 		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS" is not KEY=VALUE`},
 		{"file outside the directory", `{"plugins": [{"name": "a", "kind": "provider", "file": "../a", "sha256": "ab"}]}`, "file must be a name inside the directory"},
