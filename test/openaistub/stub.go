@@ -109,6 +109,13 @@ func (s *Server) LastRequest(path, model string) map[string]any {
 	return r[len(r)-1]
 }
 
+// Requests returns the JSON bodies sent for model on path, oldest first.
+func (s *Server) Requests(path, model string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.requests[path+" "+model]...)
+}
+
 // LastHeaders returns the headers of the last request.
 func (s *Server) LastHeaders() http.Header {
 	s.mu.Lock()
