@@ -739,6 +739,9 @@ type completionOne struct {
 		Content   *string        `json:"content"`
 		Refusal   *string        `json:"refusal"`
 		ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+		// text is what Content points to, so that it costs no allocation
+		// of its own.
+		text string
 	} `json:"message"`
 	Logprobs     *struct{} `json:"logprobs"`
 	FinishReason string    `json:"finish_reason"`
@@ -750,7 +753,8 @@ func completion(id, model, content string, calls []*pb.ToolCall, finish string, 
 	msg := &c.Choices[0].Message
 	msg.Role = "assistant"
 	if content != "" || len(calls) == 0 {
-		msg.Content = &content
+		msg.text = content
+		msg.Content = &msg.text
 	}
 	msg.ToolCalls = toolCallsOut(calls)
 	c.Choices[0].FinishReason = finish
@@ -829,8 +833,12 @@ func (s *sse) done() {
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
 	// The answer is kept to validate or cache it, and to count its tokens
 	// if the upstream reports no usage.
-	var content strings.Builder
-	var calls toolCallBuilder
+	// One variable for both (the closure below moves what it captures to
+	// the heap: one allocation, not two).
+	var ans struct {
+		content strings.Builder
+		calls   toolCallBuilder
+	}
 	var finishReason string
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
@@ -881,8 +889,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
 		usage, model = nil, t.model
-		content.Reset()
-		calls.reset()
+		ans.content.Reset()
+		ans.calls.reset()
 		base, _ := fit.request(t)
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
@@ -913,11 +921,11 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				if ev.GetDelta() != "" || len(ev.GetToolCalls()) > 0 {
 					delta := map[string]any{}
 					if ev.GetDelta() != "" {
-						content.WriteString(ev.GetDelta())
+						ans.content.WriteString(ev.GetDelta())
 						delta["content"] = ev.GetDelta()
 					}
 					if tc := ev.GetToolCalls(); len(tc) > 0 {
-						calls.add(tc)
+						ans.calls.add(tc)
 						delta["tool_calls"] = toolCallDeltasOut(tc)
 					}
 					if err := out.event(chunk(delta, nil)); err != nil {
@@ -964,15 +972,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	var usd float64
 	var priced bool
-	toolCalls := calls.list()
-	usage, estimated := fit.chatUsage(o.target, usage, answerText(content.String(), toolCalls))
+	toolCalls := ans.calls.list()
+	usage, estimated := fit.chatUsage(o.target, usage, answerText(ans.content.String(), toolCalls))
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: metrics only
 	if check != nil && len(toolCalls) == 0 {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
 		// error event instead of [DONE]. (An answer that calls tools is
 		// not checked, as in chat.)
-		if why := check.check(content.String()); why != nil {
+		if why := check.check(ans.content.String()); why != nil {
 			g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
 			e := invalidOutput(o, why)
 			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails the requested response_format: %v", o.alias, o.target, why)
@@ -990,7 +998,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	out.done()
 	if key != "" && out.err == nil {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: ans.content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
 			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls)})
 	}
 	g.count("chat_stream", o, http.StatusOK, start)
