@@ -176,35 +176,61 @@ func contractToolCalls(field string, calls []toolCallJSON) ([]*pb.ToolCall, *Err
 	return out, nil
 }
 
-// checkToolMessages checks that every tool message answers a call of the
-// assistant message before it (the run of tool messages that follows it),
-// as OpenAI requires.
+// checkToolMessages checks the tool-call turns as OpenAI does: every tool
+// message answers a call of the assistant message before it (the run of
+// tool messages that follows it), and every call of an assistant message
+// is answered in that run.
 func checkToolMessages(msgs []*pb.Message) *Error {
-	var open map[string]bool // ids of the last assistant message's calls
+	var open map[string]bool // the calls of the assistant message before the run, id -> answered
+	asst := -1               // its index
+	closeRun := func() *Error {
+		var missing []string
+		if asst >= 0 {
+			for _, c := range msgs[asst].GetToolCalls() {
+				if !open[c.GetId()] {
+					missing = append(missing, c.GetId())
+				}
+			}
+		}
+		if len(missing) > 0 {
+			return invalid(messageField(asst)+".tool_calls", "the assistant message messages[%d] with tool_calls must be followed by tool messages answering each call; these tool_call_ids have none: %s", asst, strings.Join(missing, ", "))
+		}
+		open, asst = nil, -1
+		return nil
+	}
 	for i, m := range msgs {
-		switch m.GetRole() {
-		case "tool":
-			field := fmt.Sprintf("messages[%d]", i)
+		if m.GetRole() == "tool" {
+			field := messageField(i)
 			if open == nil {
 				return invalid(field+".role", "%s: a message with role \"tool\" must answer a tool call of the assistant message before it (with tool_calls)", field)
 			}
-			if !open[m.GetToolCallId()] {
+			answered, ok := open[m.GetToolCallId()]
+			if !ok {
 				return invalid(field+".tool_call_id", "%s.tool_call_id %q is not the id of a tool call of the assistant message before it", field, m.GetToolCallId())
 			}
-		case "assistant":
-			open = nil
-			if len(m.GetToolCalls()) > 0 {
-				open = make(map[string]bool, len(m.GetToolCalls()))
-				for _, c := range m.GetToolCalls() {
-					open[c.GetId()] = true
-				}
+			if answered {
+				return invalid(field+".tool_call_id", "%s.tool_call_id %q was answered already", field, m.GetToolCallId())
 			}
-		default:
-			open = nil
+			open[m.GetToolCallId()] = true
+			continue
+		}
+		if e := closeRun(); e != nil {
+			return e
+		}
+		if m.GetRole() == "assistant" && len(m.GetToolCalls()) > 0 {
+			open, asst = make(map[string]bool, len(m.GetToolCalls())), i
+			for _, c := range m.GetToolCalls() {
+				if _, dup := open[c.GetId()]; dup {
+					return invalid(messageField(i)+".tool_calls", "%s.tool_calls holds the id %q twice", messageField(i), c.GetId())
+				}
+				open[c.GetId()] = false
+			}
 		}
 	}
-	return nil
+	return closeRun()
 }
+
+func messageField(i int) string { return fmt.Sprintf("messages[%d]", i) }
 
 // toolCallsOut are an answer's tool calls in OpenAI's shape.
 func toolCallsOut(calls []*pb.ToolCall) []toolCallJSON {

@@ -15,7 +15,8 @@
 // bytes, as OpenAI does. When the last messages are tool messages, the
 // answer is text quoting each result: "tool NAME returned: RESULT"
 // (joined by "; "). A tool message that answers no call of the assistant
-// message before it is a 400, as OpenAI's.
+// message before it, and a call that no tool message answers, are 400s,
+// as OpenAI's.
 //
 // The wire format follows OpenAI's: bodies, error objects
 // ({"error":{"message","type","param","code"}}), server-sent events ending
@@ -32,6 +33,7 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -560,26 +562,46 @@ func checkTools(body map[string]any) (param, msg string) {
 		}
 	}
 	msgs, _ := body["messages"].([]any)
-	var open map[string]bool
+	var open map[string]bool // the last tool-calling assistant message's calls: id -> answered
+	unanswered := func() string {
+		var missing []string
+		for id, done := range open {
+			if !done {
+				missing = append(missing, id)
+			}
+		}
+		sort.Strings(missing)
+		return strings.Join(missing, ", ")
+	}
 	for _, m := range msgs {
 		mm, _ := m.(map[string]any)
-		switch role, _ := mm["role"].(string); role {
-		case "tool":
+		role, _ := mm["role"].(string)
+		if role == "tool" {
 			id, _ := mm["tool_call_id"].(string)
-			if !open[id] {
+			if _, ok := open[id]; !ok {
 				return "messages", "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
 			}
-		case "assistant":
-			open = map[string]bool{}
+			open[id] = true
+			continue
+		}
+		if missing := unanswered(); missing != "" {
+			return "messages", "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + missing
+		}
+		open = nil
+		if role == "assistant" {
 			calls, _ := mm["tool_calls"].([]any)
 			for _, c := range calls {
 				cm, _ := c.(map[string]any)
 				id, _ := cm["id"].(string)
-				open[id] = true
+				if open == nil {
+					open = map[string]bool{}
+				}
+				open[id] = false
 			}
-		default:
-			open = nil
 		}
+	}
+	if missing := unanswered(); missing != "" {
+		return "messages", "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + missing
 	}
 	return "", ""
 }

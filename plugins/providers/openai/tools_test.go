@@ -112,6 +112,11 @@ func TestToolRoundTrip(t *testing.T) {
 	if _, err := p.Chat(ctx, req); sdk.ClassOf(err) != sdk.InvalidRequest {
 		t.Fatalf("orphan tool message: %v", err)
 	}
+	// And so is a call no tool message answers.
+	req.Messages = req.Messages[:3]
+	if _, err := p.Chat(ctx, req); sdk.ClassOf(err) != sdk.InvalidRequest || !strings.Contains(err.Error(), calls[0].GetId()) {
+		t.Fatalf("unanswered tool call: %v", err)
+	}
 }
 
 // TestToolCallStream: the upstream's streamed tool calls (id and name
