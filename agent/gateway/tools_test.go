@@ -321,6 +321,10 @@ func TestToolTokensCounted(t *testing.T) {
 	if toolsBytes(tools) < n || messageToolBytes(call) < messageToolTokens(tokens.O200kBase, call) {
 		t.Fatal("the byte bound is below the count")
 	}
+	// An answer's estimated completion counts its calls too.
+	if got := answerText("ok", call.GetToolCalls()); got != "ok\nget_weather\n{\"city\":\"Paris\"}" || answerText("ok", nil) != "ok" {
+		t.Fatalf("answerText = %q", got)
+	}
 
 	// A prompt that fits the 200-token window alone does not with a tool
 	// whose definition is long.
@@ -356,5 +360,41 @@ func TestDropOldestKeepsToolPairs(t *testing.T) {
 	}
 	if got := strings.Join(roles, ","); got != "system,user" {
 		t.Fatalf("kept %s (dropped %s)", got, w.Header().Get("x-vigil-truncated"))
+	}
+}
+
+// TestToolCallObservedAndPriced: a tool-call answer (no content), whole
+// and streamed, is observed and priced like any answer, from the usage
+// the upstream reported.
+func TestToolCallObservedAndPriced(t *testing.T) {
+	cfg := testCfg()
+	cfg.Prices = map[string]Price{"solo": {Input: 1e6, Output: 1e6}} // 1 USD per token
+	h := newHarness(t, cfg)
+	svc := openObserve(t)
+	h.g.RecordObservations(svc)
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_a", Name: "get_time", Arguments: `{"tz":"UTC"}`}}
+	w := h.do(t, "/chat", chatBody("single", weatherTools))
+	if w.Code != 200 || w.Header().Get("x-vigil-cost-usd") != "6.00000000" {
+		t.Fatalf("%d cost %q: %s", w.Code, w.Header().Get("x-vigil-cost-usd"), w.Body)
+	}
+	if w := h.do(t, "/chat", chatBody("single", weatherTools+`,"stream":true`)); w.Code != 200 {
+		t.Fatal(w.Code, w.Body)
+	}
+	if err := h.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	obs := scan(t, svc, "llm:single")
+	if len(obs) != 2 {
+		t.Fatalf("%d observations: %+v", len(obs), obs)
+	}
+	whole, stream := obs[0], obs[1]
+	if whole.Status != 200 || whole.Feature("completion_tokens").Num != 3 || whole.Feature("cost_usd").Num != 6 {
+		t.Errorf("whole tool-call answer: %+v", whole)
+	}
+	if stream.Status != 200 || stream.Feature("completion_tokens").Num != 2 || stream.Feature("time_to_first_token_ms").IsNone() {
+		t.Errorf("streamed tool-call answer: %+v", stream)
+	}
+	if got := testutil.ToFloat64(h.g.m.cost.WithLabelValues("single", "pa", "solo")); got != 10 {
+		t.Errorf("vigil_llm_cost_usd_total = %v, want 6 + 4", got)
 	}
 }
