@@ -75,6 +75,37 @@ type cachedAnswer struct {
 	Usage        *usageJSON `json:"usage,omitempty"`
 	// UsageEstimated: Usage was counted by the gateway (usage_estimate.go).
 	UsageEstimated bool `json:"usage_estimated,omitempty"`
+	// ToolCalls are the answer's tool calls, in order.
+	ToolCalls []cachedToolCall `json:"tool_calls,omitempty"`
+}
+
+type cachedToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+func cacheToolCalls(calls []*pb.ToolCall) []cachedToolCall {
+	if len(calls) == 0 {
+		return nil
+	}
+	out := make([]cachedToolCall, len(calls))
+	for i, c := range calls {
+		out[i] = cachedToolCall{c.GetId(), c.GetName(), c.GetArguments()}
+	}
+	return out
+}
+
+// toolCalls are the cached calls in the contract's form.
+func (a *cachedAnswer) toolCalls() []*pb.ToolCall {
+	if len(a.ToolCalls) == 0 {
+		return nil
+	}
+	out := make([]*pb.ToolCall, len(a.ToolCalls))
+	for i, c := range a.ToolCalls {
+		out[i] = &pb.ToolCall{Id: c.ID, Name: c.Name, Arguments: c.Arguments}
+	}
+	return out
 }
 
 // openCache indexes what kv already holds (dropping expired entries and
@@ -184,7 +215,16 @@ func (c *Cache) Close() error {
 // parts (which target answered) are not in it: an alias's answer is
 // cached for the alias.
 func cacheKey(alias string, req *pb.ChatRequest) string {
-	type msg struct{ Role, Content, Name string }
+	type call struct{ ID, Name, Arguments string }
+	type msg struct {
+		Role, Content, Name string
+		Calls               []call `json:",omitempty"`
+		CallID              string `json:",omitempty"`
+	}
+	type tool struct {
+		Name, Description, Parameters string
+		Strict                        bool
+	}
 	k := struct {
 		V                       int
 		Alias                   string
@@ -195,10 +235,21 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		Seed                    *int64
 		Format, Schema, SchName string
 		Strict                  bool
+		Tools                   []tool `json:",omitempty"`
+		ToolChoice, ToolFunc    string `json:",omitempty"`
+		Parallel                *bool  `json:",omitempty"`
 	}{V: 1, Alias: alias, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(),
-		Seed: req.Seed, Format: req.GetResponseFormat(), Schema: req.GetJsonSchema(), SchName: req.GetJsonSchemaName(), Strict: req.GetJsonSchemaStrict()}
+		Seed: req.Seed, Format: req.GetResponseFormat(), Schema: req.GetJsonSchema(), SchName: req.GetJsonSchemaName(), Strict: req.GetJsonSchemaStrict(),
+		ToolChoice: req.GetToolChoice(), ToolFunc: req.GetToolChoiceFunction(), Parallel: req.ParallelToolCalls}
 	for _, m := range req.GetMessages() {
-		k.Messages = append(k.Messages, msg{m.GetRole(), m.GetContent(), m.GetName()})
+		km := msg{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName(), CallID: m.GetToolCallId()}
+		for _, c := range m.GetToolCalls() {
+			km.Calls = append(km.Calls, call{c.GetId(), c.GetName(), c.GetArguments()})
+		}
+		k.Messages = append(k.Messages, km)
+	}
+	for _, t := range req.GetTools() {
+		k.Tools = append(k.Tools, tool{t.GetName(), t.GetDescription(), t.GetParameters(), t.GetStrict()})
 	}
 	b, _ := json.Marshal(k)
 	sum := sha256.Sum256(b)

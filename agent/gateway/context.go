@@ -158,7 +158,7 @@ func (f *promptFit) messageTokens(enc tokens.Encoding) []int {
 	}
 	c := make([]int, len(f.req.GetMessages()))
 	for i, m := range f.req.GetMessages() {
-		c[i] = tokens.MessageTokens(enc, tokens.Message{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()})
+		c[i] = messageTokens(enc, m)
 	}
 	if f.counts == nil {
 		f.counts = map[tokens.Encoding][]int{}
@@ -223,7 +223,7 @@ func (f *promptFit) plan(a *alias, t *target) fitPlan {
 		return fitPlan{req: f.req}
 	}
 	counts := f.messageTokens(ti.enc)
-	prompt := tokens.ReplyPriming
+	prompt := tokens.ReplyPriming + toolsTokens(ti.enc, f.req.GetTools())
 	for _, c := range counts {
 		prompt += c
 	}
@@ -256,9 +256,10 @@ func (f *promptFit) plan(a *alias, t *target) fitPlan {
 	}
 	// Drop until it fits; then keep dropping assistant messages that would
 	// otherwise open the conversation, since some upstreams want it to
-	// start with a user turn.
+	// start with a user turn, and tool messages whose tool call was
+	// dropped (every upstream refuses those).
 	k := 0
-	for k < len(order) && (prompt+reserve > ti.window || (k > 0 && msgs[order[k]].GetRole() == "assistant")) {
+	for k < len(order) && (prompt+reserve > ti.window || (k > 0 && (msgs[order[k]].GetRole() == "assistant" || msgs[order[k]].GetRole() == "tool"))) {
 		prompt -= counts[order[k]]
 		k++
 	}
@@ -285,14 +286,20 @@ func (f *promptFit) plan(a *alias, t *target) fitPlan {
 // bytesBound is an upper bound of the request's prompt tokens by OpenAI's
 // chat rule: its text's bytes plus the framing.
 func bytesBound(req *pb.ChatRequest) int {
-	n := tokens.ReplyPriming
+	n := tokens.ReplyPriming + toolsBytes(req.GetTools())
 	for _, m := range req.GetMessages() {
-		n += tokens.PerMessage + len(m.GetRole()) + len(m.GetContent())
+		n += tokens.PerMessage + len(m.GetRole()) + len(m.GetContent()) + messageToolBytes(m)
 		if m.GetName() != "" {
 			n += len(m.GetName()) + tokens.PerName
 		}
 	}
 	return n
+}
+
+// messageTokens counts one message by OpenAI's chat rule, with its tool
+// calls or tool_call_id by the gateway's approximation (tools.go).
+func messageTokens(enc tokens.Encoding, m *pb.Message) int {
+	return tokens.MessageTokens(enc, tokens.Message{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()}) + messageToolTokens(enc, m)
 }
 
 // contextMetrics count pre-flight checks and truncation.

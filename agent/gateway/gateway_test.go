@@ -33,6 +33,16 @@ type scripted struct {
 	answers map[string][]string
 	// last is the last chat request per model.
 	last map[string]*pb.ChatRequest
+	// toolCalls, when set for a model, are what its answers call (with no
+	// content); streams send each call's id and name, then its arguments
+	// in two fragments.
+	toolCalls map[string][]*pb.ToolCall
+}
+
+func (s *scripted) callsFor(model string) []*pb.ToolCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.toolCalls[model]
 }
 
 func (s *scripted) answer(req *pb.ChatRequest) string {
@@ -50,7 +60,8 @@ func (s *scripted) answer(req *pb.ChatRequest) string {
 }
 
 func newScripted() *scripted {
-	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{}}
+	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{},
+		toolCalls: map[string][]*pb.ToolCall{}}
 }
 
 func (s *scripted) fail(model string, errs ...error) {
@@ -87,11 +98,27 @@ func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatRespons
 	if err := s.next(req.GetModel()); err != nil {
 		return nil, err
 	}
+	if calls := s.callsFor(req.GetModel()); len(calls) > 0 {
+		s.answer(req)
+		return &pb.ChatResponse{Id: "x", Model: req.GetModel(), ToolCalls: calls, FinishReason: "tool_calls", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
+	}
 	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6, CachedPromptTokens: 1}}, nil
 }
 func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	if err := s.next(req.GetModel()); err != nil {
 		return err
+	}
+	if calls := s.callsFor(req.GetModel()); len(calls) > 0 {
+		s.answer(req)
+		for i, c := range calls {
+			half := len(c.GetArguments()) / 2
+			for _, d := range []*pb.ToolCallDelta{{Index: int32(i), Id: c.GetId(), Name: c.GetName()}, {Index: int32(i), Arguments: c.GetArguments()[:half]}, {Index: int32(i), Arguments: c.GetArguments()[half:]}} {
+				if err := send(&pb.ChatEvent{ToolCalls: []*pb.ToolCallDelta{d}, Model: req.GetModel()}); err != nil {
+					return err
+				}
+			}
+		}
+		return send(&pb.ChatEvent{FinishReason: "tool_calls", Usage: &pb.Usage{PromptTokens: 2, CompletionTokens: 2, TotalTokens: 4}})
 	}
 	text := s.answer(req)
 	if text == "hi from "+req.GetModel() {
@@ -540,7 +567,7 @@ func TestBadRequests(t *testing.T) {
 		{"/chat", chatBody("chain", `,"response_format":{"type":"json_schema"}`), 400, "response_format.json_schema"},
 		{"/chat", chatBody("chain", `,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":"no"}}`), 400, "response_format.json_schema.schema"},
 		{"/chat", `{"model":"chain","messages":[]}`, 400, "messages"},
-		{"/chat", `{"model":"chain","messages":[{"role":"tool","content":"x"}]}`, 400, "messages[0].role"},
+		{"/chat", `{"model":"chain","messages":[{"role":"tool","content":"x"}]}`, 400, "messages[0].tool_call_id"},
 		{"/chat", `{"model":"chain","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, 400, "messages[0].content"},
 		{"/chat", chatBody("chain", `,"tools":[]`), 400, "tools"},
 		{"/chat", chatBody("chain", `,"temperature":"hot"`), 400, "temperature"},

@@ -363,12 +363,29 @@ type chatRequest struct {
 			Strict      *bool           `json:"strict"`
 		} `json:"json_schema"`
 	} `json:"response_format"`
+	// Tool calling (tools.go). functions and function_call, OpenAI's
+	// deprecated form, are decoded only to be refused with a hint.
+	Tools             *[]toolJSON     `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Functions         json.RawMessage `json:"functions"`
+	FunctionCall      json.RawMessage `json:"function_call"`
 }
 
 type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
 	Name    string          `json:"name"`
+	// ToolCalls are an assistant message's calls; ToolCallID is, in a
+	// tool message, the call it answers.
+	ToolCalls  []toolCallJSON `json:"tool_calls"`
+	ToolCallID string         `json:"tool_call_id"`
+	// Refusal is accepted (and ignored unless the content is empty) so
+	// that an answer's message can be sent back as it came, as the SDKs'
+	// examples do.
+	Refusal *string `json:"refusal"`
+	// FunctionCall is the deprecated form of ToolCalls: refused.
+	FunctionCall json.RawMessage `json:"function_call"`
 }
 
 // contract checks a chat request and turns it into the provider
@@ -378,23 +395,53 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		return nil, invalid("messages", "messages must hold at least one message")
 	}
 	out := &pb.ChatRequest{User: req.User, Seed: req.Seed}
+	var e *Error
 	for i, m := range req.Messages {
 		field := fmt.Sprintf("messages[%d]", i)
 		role := m.Role
 		switch role {
-		case "system", "user", "assistant":
+		case "system", "user", "assistant", "tool":
 		case "developer":
 			role = "system" // OpenAI's newer name for system instructions
-		case "tool", "function":
-			return nil, invalid(field+".role", "%s: role %q is not supported by the gateway yet (no tool calls)", field, role)
+		case "function":
+			return nil, invalid(field+".role", "%s: role \"function\" is deprecated and not supported by the gateway; answer a tool call with a message of role \"tool\" and its tool_call_id", field)
 		default:
-			return nil, invalid(field+".role", "%s: role %q is not system, developer, user or assistant", field, m.Role)
+			return nil, invalid(field+".role", "%s: role %q is not system, developer, user, assistant or tool", field, m.Role)
 		}
 		text, err := messageText(m.Content)
 		if err != nil {
 			return nil, invalid(field+".content", "%s.content: %v", field, err)
 		}
-		out.Messages = append(out.Messages, &pb.Message{Role: role, Content: text, Name: m.Name})
+		if text == "" && role == "assistant" && m.Refusal != nil {
+			text = *m.Refusal
+		}
+		pm := &pb.Message{Role: role, Content: text, Name: m.Name}
+		if !isNull(m.FunctionCall) {
+			return nil, invalid(field+".function_call", "%s.function_call is deprecated and not supported by the gateway; send tool_calls instead", field)
+		}
+		if len(m.ToolCalls) > 0 {
+			if role != "assistant" {
+				return nil, invalid(field+".tool_calls", "%s.tool_calls is only allowed in assistant messages", field)
+			}
+			if pm.ToolCalls, e = contractToolCalls(field, m.ToolCalls); e != nil {
+				return nil, e
+			}
+		}
+		if role == "tool" {
+			if m.ToolCallID == "" {
+				return nil, invalid(field+".tool_call_id", "%s.tool_call_id is required in a message of role \"tool\": the id of the tool call it answers", field)
+			}
+			pm.ToolCallId = m.ToolCallID
+		} else if m.ToolCallID != "" {
+			return nil, invalid(field+".tool_call_id", "%s.tool_call_id is only allowed in messages of role \"tool\"", field)
+		}
+		out.Messages = append(out.Messages, pm)
+	}
+	if e = checkToolMessages(out.Messages); e != nil {
+		return nil, e
+	}
+	if e = req.contractTools(out); e != nil {
+		return nil, e
 	}
 	if t := req.Temperature; t != nil {
 		if *t < 0 || *t > 2 {
@@ -585,7 +632,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		setCost(w, 0, true) // nothing was spent upstream
 		setUsageHeader(w, hit.UsageEstimated)
 		g.count("chat", o, http.StatusOK, start)
-		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.FinishReason, hit.Usage))
+		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.toolCalls(), hit.FinishReason, hit.Usage))
 		return
 	}
 	var resp *pb.ChatResponse
@@ -605,18 +652,20 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	var invalidErr error
 	var usd float64
 	var priced bool
-	if o.err == nil && check != nil {
+	// An answer that calls tools is not the final answer the response
+	// format is about: it is not checked.
+	if o.err == nil && check != nil && len(resp.GetToolCalls()) == 0 {
 		if why := check.check(resp.GetContent()); why != nil {
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
 			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
-			u, est := fit.chatUsage(o.target, resp.GetUsage(), resp.GetContent())
+			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
 			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
 			fit = g.newFit(repairRequest(creq, resp.GetContent(), why))
 			o = g.route(ctx, a, call(fit), fit.check)
 			o.attempts += first
-			if o.err == nil {
+			if o.err == nil && len(resp.GetToolCalls()) == 0 {
 				if invalidErr = check.check(resp.GetContent()); invalidErr == nil {
 					g.m.validations.WithLabelValues(o.alias, "repaired").Inc()
 				} else {
@@ -632,7 +681,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	var usage *pb.Usage
 	var estimated bool
 	if o.err == nil {
-		usage, estimated = fit.chatUsage(o.target, resp.GetUsage(), resp.GetContent())
+		usage, estimated = fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
 		setUsageHeader(w, estimated)
 	}
 	if invalidErr != nil {
@@ -659,16 +708,14 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	if id == "" {
 		id = newID("chatcmpl-")
 	}
-	finish := resp.GetFinishReason()
-	if finish == "" {
-		finish = "stop"
-	}
+	finish := finishOr(resp.GetFinishReason(), len(resp.GetToolCalls()) > 0)
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated})
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
+			ToolCalls: cacheToolCalls(resp.GetToolCalls())})
 	}
 	g.count("chat", o, http.StatusOK, start)
-	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), finish, usageOf(usage)))
+	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), resp.GetToolCalls(), finish, usageOf(usage)))
 }
 
 // completionJSON is a chat.completion object with one choice; a struct,
@@ -686,20 +733,44 @@ type completionJSON struct {
 type completionOne struct {
 	Index   int `json:"index"`
 	Message struct {
-		Role    string  `json:"role"`
-		Content string  `json:"content"`
-		Refusal *string `json:"refusal"`
+		Role string `json:"role"`
+		// Content is null in an answer that only calls tools, as
+		// OpenAI's is.
+		Content   *string        `json:"content"`
+		Refusal   *string        `json:"refusal"`
+		ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+		// text is what Content points to, so that it costs no allocation
+		// of its own.
+		text string
 	} `json:"message"`
 	Logprobs     *struct{} `json:"logprobs"`
 	FinishReason string    `json:"finish_reason"`
 }
 
 // completion is a chat.completion object with one choice.
-func completion(id, model, content, finish string, usage *usageJSON) *completionJSON {
+func completion(id, model, content string, calls []*pb.ToolCall, finish string, usage *usageJSON) *completionJSON {
 	c := &completionJSON{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: model, Usage: usage}
-	c.Choices[0].Message.Role, c.Choices[0].Message.Content = "assistant", content
+	msg := &c.Choices[0].Message
+	msg.Role = "assistant"
+	if content != "" || len(calls) == 0 {
+		msg.text = content
+		msg.Content = &msg.text
+	}
+	msg.ToolCalls = toolCallsOut(calls)
 	c.Choices[0].FinishReason = finish
 	return c
+}
+
+// finishOr is the finish reason an upstream gave, or, when it gave none,
+// tool_calls for an answer that calls tools and stop for another.
+func finishOr(finish string, calls bool) string {
+	switch {
+	case finish != "":
+		return finish
+	case calls:
+		return "tool_calls"
+	}
+	return "stop"
 }
 
 // codeClientClosed counts requests whose client went away before the
@@ -724,6 +795,7 @@ func cloneChat(req *pb.ChatRequest, model string) *pb.ChatRequest {
 		Model: model, Messages: req.Messages, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens,
 		Stop: req.Stop, Seed: req.Seed, ResponseFormat: req.ResponseFormat, JsonSchema: req.JsonSchema,
 		JsonSchemaStrict: req.JsonSchemaStrict, JsonSchemaName: req.JsonSchemaName, User: req.User,
+		Tools: req.Tools, ToolChoice: req.ToolChoice, ToolChoiceFunction: req.ToolChoiceFunction, ParallelToolCalls: req.ParallelToolCalls,
 	}
 	return c
 }
@@ -761,7 +833,12 @@ func (s *sse) done() {
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
 	// The answer is kept to validate or cache it, and to count its tokens
 	// if the upstream reports no usage.
-	var content strings.Builder
+	// One variable for both (the closure below moves what it captures to
+	// the heap: one allocation, not two).
+	var ans struct {
+		content strings.Builder
+		calls   toolCallBuilder
+	}
 	var finishReason string
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
@@ -786,9 +863,17 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
-		_ = out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil))
+		_ = out.event(chunk(roleDelta(hit.Content == "" && len(hit.ToolCalls) > 0), nil))
 		if hit.Content != "" {
 			_ = out.event(chunk(map[string]any{"content": hit.Content}, nil))
+		}
+		// Each tool call as OpenAI streams one: id, type and name first,
+		// then the arguments.
+		for i, c := range hit.ToolCalls {
+			_ = out.event(chunk(map[string]any{"tool_calls": toolCallDeltasOut([]*pb.ToolCallDelta{{Index: int32(i), Id: c.ID, Name: c.Name}})}, nil))
+			if c.Arguments != "" {
+				_ = out.event(chunk(map[string]any{"tool_calls": toolCallDeltasOut([]*pb.ToolCallDelta{{Index: int32(i), Arguments: c.Arguments}})}, nil))
+			}
 		}
 		_ = out.event(chunk(map[string]any{}, hit.FinishReason))
 		if includeUsage && hit.Usage != nil {
@@ -804,7 +889,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
 		usage, model = nil, t.model
-		content.Reset()
+		ans.content.Reset()
+		ans.calls.reset()
 		base, _ := fit.request(t)
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
@@ -812,7 +898,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				if ev.GetUsage() != nil {
 					usage = ev.GetUsage()
 				}
-				if ev.GetDelta() == "" && ev.GetFinishReason() == "" {
+				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 {
 					return nil
 				}
 				if !started {
@@ -828,13 +914,21 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
-					if err := out.event(chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil)); err != nil {
+					if err := out.event(chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)); err != nil {
 						return err
 					}
 				}
-				if ev.GetDelta() != "" {
-					content.WriteString(ev.GetDelta())
-					if err := out.event(chunk(map[string]any{"content": ev.GetDelta()}, nil)); err != nil {
+				if ev.GetDelta() != "" || len(ev.GetToolCalls()) > 0 {
+					delta := map[string]any{}
+					if ev.GetDelta() != "" {
+						ans.content.WriteString(ev.GetDelta())
+						delta["content"] = ev.GetDelta()
+					}
+					if tc := ev.GetToolCalls(); len(tc) > 0 {
+						ans.calls.add(tc)
+						delta["tool_calls"] = toolCallDeltasOut(tc)
+					}
+					if err := out.event(chunk(delta, nil)); err != nil {
 						return err
 					}
 				}
@@ -878,13 +972,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	var usd float64
 	var priced bool
-	usage, estimated := fit.chatUsage(o.target, usage, content.String())
+	toolCalls := ans.calls.list()
+	usage, estimated := fit.chatUsage(o.target, usage, answerText(ans.content.String(), toolCalls))
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: metrics only
-	if check != nil {
+	if check != nil && len(toolCalls) == 0 {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
-		// error event instead of [DONE].
-		if why := check.check(content.String()); why != nil {
+		// error event instead of [DONE]. (An answer that calls tools is
+		// not checked, as in chat.)
+		if why := check.check(ans.content.String()); why != nil {
 			g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
 			e := invalidOutput(o, why)
 			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails the requested response_format: %v", o.alias, o.target, why)
@@ -902,12 +998,19 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	out.done()
 	if key != "" && out.err == nil {
-		if finishReason == "" {
-			finishReason = "stop"
-		}
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: content.String(), FinishReason: finishReason, Usage: usageOf(usage), UsageEstimated: estimated})
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: ans.content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
+			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls)})
 	}
 	g.count("chat_stream", o, http.StatusOK, start)
+}
+
+// roleDelta is a stream's first delta. Its content is null when the
+// answer begins with a tool call, as OpenAI's is.
+func roleDelta(toolCall bool) map[string]any {
+	if toolCall {
+		return map[string]any{"role": "assistant", "content": nil, "refusal": nil}
+	}
+	return map[string]any{"role": "assistant", "content": "", "refusal": nil}
 }
 
 // --- embeddings --------------------------------------------------------

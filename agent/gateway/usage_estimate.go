@@ -21,21 +21,22 @@ const (
 )
 
 // chatUsage returns the upstream's usage u, or, when it reported none, an
-// estimate: the prompt of the request sent to t (OpenAI's chat rule) and
-// the tokens of the answer's content; estimated tells which.
+// estimate: the prompt of the request sent to t (OpenAI's chat rule, tool
+// definitions and calls approximated) and the tokens of the answer's text
+// (answerText); estimated tells which.
 func (f *promptFit) chatUsage(t *target, u *pb.Usage, content string) (_ *pb.Usage, estimated bool) {
 	if u != nil || t == nil {
 		return u, false
 	}
 	req, _ := f.request(t)
-	prompt := tokens.ReplyPriming
+	prompt := tokens.ReplyPriming + toolsTokens(t.tok.enc, req.GetTools())
 	if req == f.req {
 		for _, c := range f.messageTokens(t.tok.enc) {
 			prompt += c
 		}
 	} else {
 		for _, m := range req.GetMessages() {
-			prompt += tokens.MessageTokens(t.tok.enc, tokens.Message{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()})
+			prompt += messageTokens(t.tok.enc, m)
 		}
 	}
 	completion := tokens.Count(t.tok.enc, content)

@@ -5,6 +5,19 @@
 // counts are whitespace-separated words, and embeddings are derived from a
 // hash of the input.
 //
+// Tool calls are deterministic too. When a request has tools, tool_choice
+// is not "none" and its last message is a user message, the answer calls
+// a function: the one tool_choice forces, else the first tool (or, with
+// tool_choice "required" and parallel_tool_calls not false, every tool,
+// in order), with the arguments {"query": <the user message>}, content
+// null and finish_reason "tool_calls"; a stream sends the call's id, type
+// and name in its first chunk and the arguments in fragments of a few
+// bytes, as OpenAI does. When the last messages are tool messages, the
+// answer is text quoting each result: "tool NAME returned: RESULT"
+// (joined by "; "). A tool message that answers no call of the assistant
+// message before it, and a call that no tool message answers, are 400s,
+// as OpenAI's.
+//
 // The wire format follows OpenAI's: bodies, error objects
 // ({"error":{"message","type","param","code"}}), server-sent events ending
 // in "data: [DONE]", the usage chunk with empty choices asked for by
@@ -20,9 +33,11 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Fault is one injected failure, consumed by the next request for its model.
@@ -94,6 +109,13 @@ func (s *Server) LastRequest(path, model string) map[string]any {
 		return nil
 	}
 	return r[len(r)-1]
+}
+
+// Requests returns the JSON bodies sent for model on path, oldest first.
+func (s *Server) Requests(path, model string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.requests[path+" "+model]...)
 }
 
 // LastHeaders returns the headers of the last request.
@@ -207,6 +229,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.embeddings(w, body, model)
 			return
 		}
+		if param, msg := checkTools(body); msg != "" {
+			WriteError(w, 400, "invalid_request_error", "", param, msg)
+			return
+		}
 		if stream, _ := body["stream"].(bool); stream {
 			s.stream(w, body, model, f, faulty)
 			return
@@ -237,6 +263,9 @@ func reply(body map[string]any) (content string, promptTokens int) {
 		promptTokens += len(strings.Fields(c))
 		last = c
 	}
+	if quoted := toolResults(msgs); quoted != "" {
+		return quoted, promptTokens
+	}
 	if rf, ok := body["response_format"].(map[string]any); ok {
 		if t, _ := rf["type"].(string); t == "json_object" || t == "json_schema" {
 			b, _ := json.Marshal(map[string]string{"answer": last})
@@ -253,11 +282,22 @@ func usage(prompt, completion int) map[string]any {
 func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, noUsage bool) {
 	content, pt := reply(body)
 	ct := len(strings.Fields(content))
+	message := map[string]any{"role": "assistant", "content": content, "refusal": nil}
+	finish := "stop"
+	if calls := toolCalls(body); len(calls) > 0 {
+		message["content"], finish, ct = nil, "tool_calls", 0
+		list := make([]any, len(calls))
+		for i, c := range calls {
+			list[i] = map[string]any{"id": c.id, "type": "function", "function": map[string]any{"name": c.name, "arguments": c.arguments}}
+			ct += len(strings.Fields(c.arguments))
+		}
+		message["tool_calls"] = list
+	}
 	out := map[string]any{
 		"id": "chatcmpl-stub", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
 		"choices": []any{map[string]any{
-			"index": 0, "message": map[string]any{"role": "assistant", "content": content, "refusal": nil},
-			"logprobs": nil, "finish_reason": "stop",
+			"index": 0, "message": message,
+			"logprobs": nil, "finish_reason": finish,
 		}},
 		"usage": usage(pt, ct), "system_fingerprint": "fp_stub",
 	}
@@ -292,8 +332,35 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 			fl.Flush()
 		}
 	}
-	chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil, nil)
-	for i, word := range words {
+	finish := "stop"
+	deltas := make([]map[string]any, 0, len(words))
+	first := map[string]any{"role": "assistant", "content": "", "refusal": nil}
+	ct := len(strings.Fields(content))
+	if calls := toolCalls(body); len(calls) > 0 {
+		// OpenAI's shape: the first call's id, type and name with the
+		// role, then argument fragments; each further call opens with
+		// its own id, type and name under the next index.
+		finish, ct = "tool_calls", 0
+		first["content"] = nil
+		for i, c := range calls {
+			ct += len(strings.Fields(c.arguments))
+			open := []any{map[string]any{"index": i, "id": c.id, "type": "function", "function": map[string]any{"name": c.name, "arguments": ""}}}
+			if i == 0 {
+				first["tool_calls"] = open
+			} else {
+				deltas = append(deltas, map[string]any{"tool_calls": open})
+			}
+			for _, frag := range fragments(c.arguments, 6) {
+				deltas = append(deltas, map[string]any{"tool_calls": []any{map[string]any{"index": i, "function": map[string]any{"arguments": frag}}}})
+			}
+		}
+	} else {
+		for _, word := range words {
+			deltas = append(deltas, map[string]any{"content": word})
+		}
+	}
+	chunk(first, nil, nil)
+	for i, delta := range deltas {
 		if faulty && (f.CutAfter > 0 || f.StreamError) && i == f.CutAfter {
 			if f.StreamError {
 				b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": "injected mid-stream error", "type": "server_error", "param": nil, "code": nil}})
@@ -306,11 +373,11 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 			// Cut the connection: the client sees the body end early.
 			panic(http.ErrAbortHandler)
 		}
-		chunk(map[string]any{"content": word}, nil, nil)
+		chunk(delta, nil, nil)
 	}
-	chunk(map[string]any{}, "stop", nil)
+	chunk(map[string]any{}, finish, nil)
 	if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true && !(faulty && f.NoUsage) {
-		chunk(nil, nil, usage(pt, len(strings.Fields(content))))
+		chunk(nil, nil, usage(pt, ct))
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if fl != nil {
@@ -376,4 +443,191 @@ func (s *Server) embeddings(w http.ResponseWriter, body map[string]any, model st
 		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": emb})
 	}
 	writeJSON(w, map[string]any{"object": "list", "data": data, "model": model, "usage": map[string]any{"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+// stubCall is one tool call of the stub's answer.
+type stubCall struct{ id, name, arguments string }
+
+// toolCalls is the answer's tool calls, or none when the request has no
+// tools, tool_choice is "none" or the last message is not a user message.
+func toolCalls(body map[string]any) []stubCall {
+	tools, _ := body["tools"].([]any)
+	msgs, _ := body["messages"].([]any)
+	if len(tools) == 0 || len(msgs) == 0 {
+		return nil
+	}
+	last, _ := msgs[len(msgs)-1].(map[string]any)
+	if role, _ := last["role"].(string); role != "user" {
+		return nil
+	}
+	text := contentText(last["content"])
+	name := func(t any) string {
+		tm, _ := t.(map[string]any)
+		fn, _ := tm["function"].(map[string]any)
+		n, _ := fn["name"].(string)
+		return n
+	}
+	names := []string{name(tools[0])}
+	switch choice := body["tool_choice"].(type) {
+	case string:
+		if choice == "none" {
+			return nil
+		}
+		if choice == "required" && body["parallel_tool_calls"] != false {
+			names = names[:0]
+			for _, t := range tools {
+				names = append(names, name(t))
+			}
+		}
+	case map[string]any:
+		fn, _ := choice["function"].(map[string]any)
+		if n, _ := fn["name"].(string); n != "" {
+			names = []string{n}
+		}
+	}
+	args, _ := json.Marshal(map[string]string{"query": text})
+	out := make([]stubCall, len(names))
+	for i, n := range names {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d:%s:%s", i, n, text)
+		out[i] = stubCall{id: fmt.Sprintf("call_%016x", h.Sum64()), name: n, arguments: string(args)}
+	}
+	return out
+}
+
+// toolResults quotes the tool messages that end msgs, naming each call's
+// function; "" when the last message is not a tool message.
+func toolResults(msgs []any) string {
+	end := len(msgs)
+	for end > 0 {
+		m, _ := msgs[end-1].(map[string]any)
+		if role, _ := m["role"].(string); role != "tool" {
+			break
+		}
+		end--
+	}
+	if end == len(msgs) {
+		return ""
+	}
+	names := map[string]string{}
+	if end > 0 {
+		a, _ := msgs[end-1].(map[string]any)
+		calls, _ := a["tool_calls"].([]any)
+		for _, c := range calls {
+			cm, _ := c.(map[string]any)
+			fn, _ := cm["function"].(map[string]any)
+			id, _ := cm["id"].(string)
+			names[id], _ = fn["name"].(string)
+		}
+	}
+	var parts []string
+	for _, m := range msgs[end:] {
+		mm, _ := m.(map[string]any)
+		id, _ := mm["tool_call_id"].(string)
+		parts = append(parts, fmt.Sprintf("tool %s returned: %s", names[id], contentText(mm["content"])))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// contentText is a message's content: a string or text parts.
+func contentText(v any) string {
+	switch c := v.(type) {
+	case string:
+		return c
+	case []any:
+		var b strings.Builder
+		for _, p := range c {
+			pm, _ := p.(map[string]any)
+			t, _ := pm["text"].(string)
+			b.WriteString(t)
+		}
+		return b.String()
+	}
+	return ""
+}
+
+// checkTools answers what OpenAI answers with a 400 about tools: a
+// function name off its pattern, and a tool message that answers no call
+// of the assistant message before it. It returns the param and message,
+// or "" when the request is fine.
+func checkTools(body map[string]any) (param, msg string) {
+	tools, _ := body["tools"].([]any)
+	for i, t := range tools {
+		tm, _ := t.(map[string]any)
+		fn, _ := tm["function"].(map[string]any)
+		n, _ := fn["name"].(string)
+		if !validName(n) {
+			p := fmt.Sprintf("tools[%d].function.name", i)
+			return p, fmt.Sprintf("Invalid '%s': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", p)
+		}
+	}
+	msgs, _ := body["messages"].([]any)
+	var open map[string]bool // the last tool-calling assistant message's calls: id -> answered
+	unanswered := func() string {
+		var missing []string
+		for id, done := range open {
+			if !done {
+				missing = append(missing, id)
+			}
+		}
+		sort.Strings(missing)
+		return strings.Join(missing, ", ")
+	}
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		role, _ := mm["role"].(string)
+		if role == "tool" {
+			id, _ := mm["tool_call_id"].(string)
+			if _, ok := open[id]; !ok {
+				return "messages", "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+			}
+			open[id] = true
+			continue
+		}
+		if missing := unanswered(); missing != "" {
+			return "messages", "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + missing
+		}
+		open = nil
+		if role == "assistant" {
+			calls, _ := mm["tool_calls"].([]any)
+			for _, c := range calls {
+				cm, _ := c.(map[string]any)
+				id, _ := cm["id"].(string)
+				if open == nil {
+					open = map[string]bool{}
+				}
+				open[id] = false
+			}
+		}
+	}
+	if missing := unanswered(); missing != "" {
+		return "messages", "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + missing
+	}
+	return "", ""
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// fragments splits s into pieces of about n bytes, on rune boundaries.
+func fragments(s string, n int) []string {
+	var out []string
+	for len(s) > 0 {
+		k := min(n, len(s))
+		for k < len(s) && !utf8.RuneStart(s[k]) {
+			k++
+		}
+		out = append(out, s[:k])
+		s = s[k:]
+	}
+	return out
 }

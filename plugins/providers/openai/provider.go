@@ -205,12 +205,51 @@ type chatRequest struct {
 	ResponseFormat *responseFormat `json:"response_format,omitempty"`
 	Stream         bool            `json:"stream,omitempty"`
 	StreamOptions  *streamOptions  `json:"stream_options,omitempty"`
+	// Tool calling: tool_choice is a string or
+	// {"type":"function","function":{"name":...}}.
+	Tools             []tool `json:"tools,omitempty"`
+	ToolChoice        any    `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool  `json:"parallel_tool_calls,omitempty"`
 }
 
 type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-	Name    string `json:"name,omitempty"`
+	Role string `json:"role"`
+	// Content is null in an assistant message that only calls tools.
+	Content    *string    `json:"content"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []toolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+type tool struct {
+	Type     string       `json:"type"`
+	Function toolFunction `json:"function"`
+}
+
+type toolFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      bool            `json:"strict,omitempty"`
+}
+
+// toolCall is one call of an assistant message, in a request or an
+// answer.
+type toolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// toolChoiceFunction is tool_choice forcing one function.
+type toolChoiceFunction struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
 }
 
 type responseFormat struct {
@@ -241,7 +280,19 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) 
 		Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(), Seed: req.Seed, User: req.GetUser(),
 	}
 	for _, m := range req.GetMessages() {
-		b.Messages = append(b.Messages, chatMessage{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()})
+		cm := chatMessage{Role: m.GetRole(), Name: m.GetName(), ToolCallID: m.GetToolCallId()}
+		if content := m.GetContent(); content != "" || len(m.GetToolCalls()) == 0 {
+			cm.Content = &content
+		}
+		for _, c := range m.GetToolCalls() {
+			tc := toolCall{ID: c.GetId(), Type: "function"}
+			tc.Function.Name, tc.Function.Arguments = c.GetName(), c.GetArguments()
+			cm.ToolCalls = append(cm.ToolCalls, tc)
+		}
+		b.Messages = append(b.Messages, cm)
+	}
+	if err := setTools(b, req); err != nil {
+		return nil, err
 	}
 	switch req.GetResponseFormat() {
 	case "", "text":
@@ -289,11 +340,47 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) 
 func withSystemInstruction(msgs []chatMessage, instruction string) []chatMessage {
 	for i := range msgs {
 		if msgs[i].Role == "system" || msgs[i].Role == "developer" {
-			msgs[i].Content = strings.TrimSpace(msgs[i].Content + "\n\n" + instruction)
+			old := ""
+			if msgs[i].Content != nil {
+				old = *msgs[i].Content
+			}
+			content := strings.TrimSpace(old + "\n\n" + instruction)
+			msgs[i].Content = &content
 			return msgs
 		}
 	}
-	return append([]chatMessage{{Role: "system", Content: instruction}}, msgs...)
+	return append([]chatMessage{{Role: "system", Content: &instruction}}, msgs...)
+}
+
+// setTools carries the request's tools, tool_choice and
+// parallel_tool_calls.
+func setTools(b *chatRequest, req *pb.ChatRequest) error {
+	for i, t := range req.GetTools() {
+		f := toolFunction{Name: t.GetName(), Description: t.GetDescription(), Strict: t.GetStrict()}
+		if p := t.GetParameters(); p != "" {
+			if !json.Valid([]byte(p)) {
+				return sdk.FieldErrorf(fmt.Sprintf("tools[%d].function.parameters", i), "not valid JSON")
+			}
+			f.Parameters = json.RawMessage(p)
+		}
+		b.Tools = append(b.Tools, tool{Type: "function", Function: f})
+	}
+	switch c := req.GetToolChoice(); c {
+	case "":
+	case "auto", "none", "required":
+		b.ToolChoice = c
+	case "function":
+		if req.GetToolChoiceFunction() == "" {
+			return sdk.FieldErrorf("tool_choice.function.name", "tool_choice function needs the function's name")
+		}
+		tc := toolChoiceFunction{Type: "function"}
+		tc.Function.Name = req.GetToolChoiceFunction()
+		b.ToolChoice = tc
+	default:
+		return sdk.FieldErrorf("tool_choice", "%q is not auto, none, required or function", c)
+	}
+	b.ParallelToolCalls = req.ParallelToolCalls
+	return nil
 }
 
 type usage struct {
@@ -333,8 +420,9 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		Model   string `json:"model"`
 		Choices []struct {
 			Message struct {
-				Content *string `json:"content"`
-				Refusal *string `json:"refusal"`
+				Content   *string    `json:"content"`
+				Refusal   *string    `json:"refusal"`
+				ToolCalls []toolCall `json:"tool_calls"`
 			} `json:"message"`
 			FinishReason string `json:"finish_reason"`
 		} `json:"choices"`
@@ -357,7 +445,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	case c.Message.Refusal != nil:
 		content = *c.Message.Refusal
 	}
-	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto()}, nil
+	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto()}
+	for _, tc := range c.Message.ToolCalls {
+		resp.ToolCalls = append(resp.ToolCalls, &pb.ToolCall{Id: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+	}
+	return resp, nil
 }
 
 // chunk is one chat.completion.chunk event, or an error object sent
@@ -367,13 +459,25 @@ type chunk struct {
 	Model   string `json:"model"`
 	Choices []struct {
 		Delta struct {
-			Content string `json:"content"`
-			Refusal string `json:"refusal"`
+			Content   string          `json:"content"`
+			Refusal   string          `json:"refusal"`
+			ToolCalls []toolCallDelta `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *usage    `json:"usage"`
 	Error *apiError `json:"error"`
+}
+
+// toolCallDelta is a streamed piece of a tool call: index, id, type and
+// name on a call's first chunk, then argument fragments.
+type toolCallDelta struct {
+	Index    int32  `json:"index"`
+	ID       string `json:"id"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
 }
 
 func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
@@ -442,8 +546,11 @@ func handleChunk(ev string, send func(*pb.ChatEvent) error) error {
 		if ch.FinishReason != nil {
 			out.FinishReason = *ch.FinishReason
 		}
+		for _, d := range ch.Delta.ToolCalls {
+			out.ToolCalls = append(out.ToolCalls, &pb.ToolCallDelta{Index: d.Index, Id: d.ID, Name: d.Function.Name, Arguments: d.Function.Arguments})
+		}
 	}
-	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil {
+	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 {
 		return nil // the role-only first chunk and other empty deltas
 	}
 	return send(out)

@@ -1,0 +1,400 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigilml/vigil/agent/gateway/tokens"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+const weatherTools = `,"tools":[{"type":"function","function":{"name":"get_weather","description":"Weather of a city","parameters":{"type": "object", "properties": {"city": {"type": "string"}}},"strict":true}},{"type":"function","function":{"name":"get_time"}}]`
+
+// history is a conversation where the assistant called get_weather and
+// the tool answered.
+const history = `[{"role":"user","content":"weather in Paris?"},` +
+	`{"role":"assistant","content":null,"refusal":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+	`{"role":"tool","tool_call_id":"call_1","content":"18 C"}]`
+
+func TestToolRequestValidation(t *testing.T) {
+	h := newHarness(t, testCfg())
+	many := make([]string, maxTools+1)
+	for i := range many {
+		many[i] = fmt.Sprintf(`{"type":"function","function":{"name":"f%d"}}`, i)
+	}
+	msgs := func(m string) string { return `{"model":"chain","messages":` + m + `}` }
+	for _, tc := range []struct {
+		body, param, says string
+	}{
+		{chatBody("chain", `,"tools":[{"type":"retrieval","function":{"name":"x"}}]`), "tools[0].type", `"function"`},
+		{chatBody("chain", `,"tools":[{"type":"function"}]`), "tools[0].function", "required"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":"get weather"}}]`), "tools[0].function.name", "a-z, A-Z, 0-9, _ and -"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":""}}]`), "tools[0].function.name", "1 to 64"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":"`+strings.Repeat("a", 65)+`"}}]`), "tools[0].function.name", "1 to 64"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":"a","parameters":"object"}}]`), "tools[0].function.parameters", "JSON object"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":"a","parameters":[1]}}]`), "tools[0].function.parameters", "JSON object"},
+		{chatBody("chain", `,"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"a"}}]`), "tools[1].function.name", "not unique"},
+		{chatBody("chain", `,"tools":[`+strings.Join(many, ",")+`]`), "tools", "at most 128"},
+		{chatBody("chain", weatherTools+`,"tool_choice":"sometimes"`), "tool_choice", `"required"`},
+		{chatBody("chain", weatherTools+`,"tool_choice":{"type":"function","function":{"name":"get_news"}}`), "tool_choice.function.name", "not one of the request's tools"},
+		{chatBody("chain", weatherTools+`,"tool_choice":{"type":"function"}`), "tool_choice.function.name", "required"},
+		{chatBody("chain", weatherTools+`,"tool_choice":{"type":"code","function":{"name":"get_time"}}`), "tool_choice.type", `"function"`},
+		{chatBody("chain", `,"tool_choice":"auto"`), "tool_choice", "only allowed when tools are specified"},
+		{chatBody("chain", `,"parallel_tool_calls":false`), "parallel_tool_calls", "only allowed when tools are specified"},
+		{chatBody("chain", `,"functions":[{"name":"f"}]`), "functions", "send tools"},
+		{chatBody("chain", `,"function_call":"auto"`), "function_call", "send tool_choice"},
+		{msgs(`[{"role":"function","name":"f","content":"x"}]`), "messages[0].role", `role "tool"`},
+		{msgs(`[{"role":"user","content":"x"},{"role":"tool","content":"x"}]`), "messages[1].tool_call_id", "required"},
+		{msgs(`[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"call_1","content":"x"}]`), "messages[1].role", "must answer a tool call"},
+		{msgs(strings.Replace(history, `"tool_call_id":"call_1"`, `"tool_call_id":"call_2"`, 1)), "messages[2].tool_call_id", `"call_2" is not the id`},
+		{msgs(strings.Replace(history, `"id":"call_1",`, ``, 1)), "messages[1].tool_calls[0].id", "required"},
+		{msgs(strings.Replace(history, `}}]},`, `}},{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]},`, 1)), "messages[1].tool_calls", "these tool_call_ids have none: call_2"},
+		{msgs(strings.Replace(history, `"content":"18 C"}]`, `"content":"18 C"},{"role":"tool","tool_call_id":"call_1","content":"again"}]`, 1)), "messages[3].tool_call_id", "answered already"},
+		{msgs(strings.Replace(history, `,{"role":"tool","tool_call_id":"call_1","content":"18 C"}]`, `]`, 1)), "messages[1].tool_calls", "none: call_1"},
+		{msgs(strings.Replace(history, `}}]},`, `}},{"id":"call_1","type":"function","function":{"name":"get_time","arguments":"{}"}}]},`, 1)), "messages[1].tool_calls", `the id "call_1" twice`},
+		{msgs(strings.Replace(history, `"type":"function",`, `"type":"fn",`, 1)), "messages[1].tool_calls[0].type", `"function"`},
+		{msgs(`[{"role":"user","content":"x","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]`), "messages[0].tool_calls", "only allowed in assistant messages"},
+		{msgs(`[{"role":"user","content":"x","tool_call_id":"c"}]`), "messages[0].tool_call_id", "only allowed in messages of role"},
+		{msgs(`[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}}]`), "messages[0].function_call", "send tool_calls"},
+	} {
+		w := h.do(t, "/chat", tc.body)
+		e := errBody(t, w)
+		param := ""
+		if e.Param != nil {
+			param = *e.Param
+		}
+		if w.Code != 400 || param != tc.param || !strings.Contains(e.Message, tc.says) || e.Type != "invalid_request_error" {
+			t.Errorf("%s:\n  %d param %q %q, want 400 %q saying %q", tc.body, w.Code, param, e.Message, tc.param, tc.says)
+		}
+	}
+	if h.a.count("m1")+h.b.count("m2") != 0 {
+		t.Fatal("a bad request reached an upstream")
+	}
+}
+
+// TestToolRequestConversion: what a client sends reaches the provider in
+// the contract's form, and a tool-call answer comes back in OpenAI's.
+func TestToolRequestConversion(t *testing.T) {
+	h := newHarness(t, testCfg())
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_9", Name: "get_time", Arguments: `{"tz":"UTC"}`}}
+	body := `{"model":"single","messages":` + history + weatherTools + `,"tool_choice":{"type":"function","function":{"name":"get_time"}},"parallel_tool_calls":false}`
+	w := h.do(t, "/chat", body)
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	got := h.a.last["solo"]
+	want := []*pb.Tool{
+		{Name: "get_weather", Description: "Weather of a city", Parameters: `{"type":"object","properties":{"city":{"type":"string"}}}`, Strict: true},
+		{Name: "get_time"},
+	}
+	if len(got.GetTools()) != 2 || !protoEqual(got.GetTools()[0], want[0]) || !protoEqual(got.GetTools()[1], want[1]) {
+		t.Fatalf("tools reached the provider as %v", got.GetTools())
+	}
+	if got.GetToolChoice() != "function" || got.GetToolChoiceFunction() != "get_time" || got.ParallelToolCalls == nil || *got.ParallelToolCalls {
+		t.Fatalf("tool_choice %q %q, parallel %v", got.GetToolChoice(), got.GetToolChoiceFunction(), got.ParallelToolCalls)
+	}
+	m := got.GetMessages()
+	if len(m) != 3 || m[1].GetRole() != "assistant" || m[1].GetContent() != "" || len(m[1].GetToolCalls()) != 1 ||
+		!protoEqual(m[1].GetToolCalls()[0], &pb.ToolCall{Id: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}) ||
+		m[2].GetRole() != "tool" || m[2].GetToolCallId() != "call_1" || m[2].GetContent() != "18 C" {
+		t.Fatalf("messages reached the provider as %v", m)
+	}
+	var resp map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	choice := resp["choices"].([]any)[0].(map[string]any)
+	msg := choice["message"].(map[string]any)
+	wantCalls := []any{map[string]any{"id": "call_9", "type": "function", "function": map[string]any{"name": "get_time", "arguments": `{"tz":"UTC"}`}}}
+	if c, ok := msg["content"]; !ok || c != nil || choice["finish_reason"] != "tool_calls" || !reflect.DeepEqual(msg["tool_calls"], wantCalls) {
+		t.Fatalf("answer: %s", w.Body)
+	}
+	// An answer without tool calls has no tool_calls key and string
+	// content, as before.
+	w = h.do(t, "/chat", chatBody("chain", weatherTools))
+	if strings.Contains(w.Body.String(), "tool_calls") || !strings.Contains(w.Body.String(), `"content":"hi from m1"`) {
+		t.Fatalf("text answer: %s", w.Body)
+	}
+}
+
+func protoEqual(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// streamDeltas returns the delta objects of a stream's chunks and its
+// finish reason.
+func streamDeltas(t *testing.T, body string) ([]map[string]any, string) {
+	t.Helper()
+	var deltas []map[string]any
+	finish := ""
+	for _, ev := range readSSE(t, body) {
+		if ev == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta        map[string]any
+				FinishReason *string `json:"finish_reason"`
+			}
+		}
+		if err := json.Unmarshal([]byte(ev), &c); err != nil {
+			t.Fatalf("chunk %s: %v", ev, err)
+		}
+		for _, ch := range c.Choices {
+			deltas = append(deltas, ch.Delta)
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	return deltas, finish
+}
+
+// checkToolStream checks that a stream carries the calls as OpenAI
+// streams them: the role chunk with null content, then per call a chunk
+// with index, id, type and name (arguments ""), then chunks with only the
+// index and argument fragments, which add up to the arguments.
+func checkToolStream(t *testing.T, body string, want []*pb.ToolCall) {
+	t.Helper()
+	deltas, finish := streamDeltas(t, body)
+	if finish != "tool_calls" || len(deltas) < 2 {
+		t.Fatalf("finish %q: %s", finish, body)
+	}
+	if c, ok := deltas[0]["content"]; deltas[0]["role"] != "assistant" || !ok || c != nil {
+		t.Fatalf("first delta %v", deltas[0])
+	}
+	args := map[int]string{}
+	opened := 0
+	for _, d := range deltas[1:] {
+		tcs, _ := d["tool_calls"].([]any)
+		for _, x := range tcs {
+			tc := x.(map[string]any)
+			i := int(tc["index"].(float64))
+			fn := tc["function"].(map[string]any)
+			if id, ok := tc["id"]; ok {
+				if i != opened || id != want[i].GetId() || tc["type"] != "function" || fn["name"] != want[i].GetName() || fn["arguments"] != "" {
+					t.Fatalf("opening chunk of call %d: %v", opened, tc)
+				}
+				opened++
+				continue
+			}
+			if _, ok := tc["type"]; ok || fn["name"] != nil || i >= opened {
+				t.Fatalf("argument chunk with more than index and arguments, or before its call opened: %v", tc)
+			}
+			args[i] += fn["arguments"].(string)
+		}
+	}
+	if opened != len(want) {
+		t.Fatalf("%d calls opened, want %d: %s", opened, len(want), body)
+	}
+	for i, c := range want {
+		if args[i] != c.GetArguments() {
+			t.Fatalf("call %d arguments %q, want %q", i, args[i], c.GetArguments())
+		}
+	}
+}
+
+func TestToolCallStream(t *testing.T) {
+	h := newHarness(t, testCfg())
+	calls := []*pb.ToolCall{{Id: "call_a", Name: "get_weather", Arguments: `{"city":"Paris"}`}, {Id: "call_b", Name: "get_time", Arguments: `{"tz":"Europe/Paris"}`}}
+	h.a.toolCalls["m1"] = calls
+	w := h.do(t, "/chat", chatBody("chain", weatherTools+`,"stream":true,"stream_options":{"include_usage":true}`))
+	if w.Code != 200 || !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	checkToolStream(t, w.Body.String(), calls)
+	if !strings.Contains(w.Body.String(), `"usage":{"prompt_tokens":2`) {
+		t.Fatalf("no usage chunk: %s", w.Body)
+	}
+}
+
+// TestToolAnswersCached: tools are part of the cache key, and a cached
+// tool-call answer comes back whole and as a re-stream.
+func TestToolAnswersCached(t *testing.T) {
+	base := &pb.ChatRequest{Messages: []*pb.Message{{Role: "user", Content: "hi"}}}
+	variants := map[string]func(r *pb.ChatRequest){
+		"tools":       func(r *pb.ChatRequest) { r.Tools = []*pb.Tool{{Name: "a"}} },
+		"tool params": func(r *pb.ChatRequest) { r.Tools = []*pb.Tool{{Name: "a", Parameters: `{"type":"object"}`}} },
+		"tool strict": func(r *pb.ChatRequest) { r.Tools = []*pb.Tool{{Name: "a", Strict: true}} },
+		"tool desc":   func(r *pb.ChatRequest) { r.Tools = []*pb.Tool{{Name: "a", Description: "d"}} },
+		"tool_choice": func(r *pb.ChatRequest) { r.Tools, r.ToolChoice = []*pb.Tool{{Name: "a"}}, "required" },
+		"forced": func(r *pb.ChatRequest) {
+			r.Tools, r.ToolChoice, r.ToolChoiceFunction = []*pb.Tool{{Name: "a"}}, "function", "a"
+		},
+		"parallel": func(r *pb.ChatRequest) { no := false; r.Tools, r.ParallelToolCalls = []*pb.Tool{{Name: "a"}}, &no },
+		"assistant call": func(r *pb.ChatRequest) {
+			r.Messages[0].ToolCalls = []*pb.ToolCall{{Id: "c", Name: "a", Arguments: "{}"}}
+		},
+		"tool_call_id": func(r *pb.ChatRequest) { r.Messages[0].ToolCallId = "c" },
+	}
+	keys := map[string]string{cacheKey("x", base): "none"}
+	for name, change := range variants {
+		r := &pb.ChatRequest{Messages: []*pb.Message{{Role: "user", Content: "hi"}}}
+		change(r)
+		k := cacheKey("x", r)
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s and %s have the same cache key", name, other)
+		}
+		keys[k] = name
+		if cacheKey("x", r) != k {
+			t.Errorf("%s: the key is not stable", name)
+		}
+	}
+
+	h := newHarness(t, testCfg())
+	withCache(t, h, filepath.Join(t.TempDir(), "cache.db"))
+	calls := []*pb.ToolCall{{Id: "call_a", Name: "get_weather", Arguments: `{"city":"Paris"}`}}
+	h.a.toolCalls["solo"] = calls
+	body := chatBody("single", weatherTools+`,"temperature":0`)
+	w1 := h.doHeader(t, body, nil)
+	w2 := h.doHeader(t, body, nil)
+	if h.a.count("solo") != 1 || w2.Header().Get("x-vigil-cache") != "hit" || !strings.Contains(w2.Body.String(), `"tool_calls":[{"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]`) ||
+		!strings.Contains(w2.Body.String(), `"content":null`) || !strings.Contains(w2.Body.String(), `"finish_reason":"tool_calls"`) {
+		t.Fatalf("calls %d; first %s\nsecond %v %s", h.a.count("solo"), w1.Body, w2.Header(), w2.Body)
+	}
+	// Without the tools, the same messages are another request.
+	if w := h.doHeader(t, chatBody("single", `,"temperature":0`), nil); w.Header().Get("x-vigil-cache") != "miss" || h.a.count("solo") != 2 {
+		t.Fatalf("a request without tools hit the tool answer: %v", w.Header())
+	}
+	// A stream of the cached request re-streams the calls.
+	ws := h.doHeader(t, chatBody("single", weatherTools+`,"temperature":0,"stream":true`), nil)
+	if ws.Header().Get("x-vigil-cache") != "hit" || h.a.count("solo") != 2 {
+		t.Fatalf("stream: %v calls %d", ws.Header(), h.a.count("solo"))
+	}
+	checkToolStream(t, ws.Body.String(), calls)
+	// A streamed tool-call answer is cached too, and comes back whole.
+	h.b.toolCalls["big"] = calls
+	streamBody := `{"model":"long","temperature":0,"stream":true,"messages":[{"role":"user","content":"s"}]` + weatherTools + `}`
+	h.doHeader(t, streamBody, nil)
+	w := h.doHeader(t, strings.Replace(streamBody, `"stream":true,`, "", 1), nil)
+	if w.Header().Get("x-vigil-cache") != "hit" || !strings.Contains(w.Body.String(), `"id":"call_a"`) || h.b.count("big") != 1 {
+		t.Fatalf("cached stream served whole: %v %s", w.Header(), w.Body)
+	}
+}
+
+// TestToolCallSkipsOutputCheck: with a response_format, an answer that
+// calls a tool (no content) is passed on, not failed or repaired.
+func TestToolCallSkipsOutputCheck(t *testing.T) {
+	h := newHarness(t, testCfg())
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_a", Name: "get_time", Arguments: "{}"}}
+	rf := `,"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":{"type":"object","required":["a"]}}}`
+	w := h.do(t, "/chat", chatBody("single", weatherTools+rf))
+	if w.Code != 200 || h.a.count("solo") != 1 || !strings.Contains(w.Body.String(), `"finish_reason":"tool_calls"`) {
+		t.Fatalf("%d calls %d: %s", w.Code, h.a.count("solo"), w.Body)
+	}
+	w = h.do(t, "/chat", chatBody("single", weatherTools+rf+`,"stream":true`))
+	if !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") || strings.Contains(w.Body.String(), "invalid_output") {
+		t.Fatalf("stream: %s", w.Body)
+	}
+	for _, outcome := range []string{"valid", "invalid", "repaired"} {
+		if n := testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", outcome)); n != 0 {
+			t.Errorf("%s validations = %v: a tool call is not checked", outcome, n)
+		}
+	}
+}
+
+// TestToolTokensCounted: tool definitions and assistant tool calls count
+// in the pre-flight check (approximately) and in estimated usage.
+func TestToolTokensCounted(t *testing.T) {
+	tools := []*pb.Tool{{Name: "get_weather", Description: "Weather of a city", Parameters: `{"type":"object","properties":{"city":{"type":"string"}}}`}}
+	n := toolsTokens(tokens.O200kBase, tools)
+	want := toolsFraming + toolFraming + tokens.Count(tokens.O200kBase, "get_weather") + tokens.Count(tokens.O200kBase, "Weather of a city") +
+		tokens.Count(tokens.O200kBase, tools[0].GetParameters())
+	if n != want || n <= toolsFraming+toolFraming {
+		t.Fatalf("toolsTokens = %d, want %d", n, want)
+	}
+	if toolsTokens(tokens.O200kBase, nil) != 0 {
+		t.Fatal("no tools cost tokens")
+	}
+	call := &pb.Message{Role: "assistant", ToolCalls: []*pb.ToolCall{{Id: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}}}
+	if got := messageTokens(tokens.O200kBase, call); got <= tokens.MessageTokens(tokens.O200kBase, tokens.Message{Role: "assistant"})+callFraming {
+		t.Fatalf("an assistant tool call costs %d tokens", got)
+	}
+	if toolsBytes(tools) < n || messageToolBytes(call) < messageToolTokens(tokens.O200kBase, call) {
+		t.Fatal("the byte bound is below the count")
+	}
+	// An answer's estimated completion counts its calls too.
+	if got := answerText("ok", call.GetToolCalls()); got != "ok\nget_weather\n{\"city\":\"Paris\"}" || answerText("ok", nil) != "ok" {
+		t.Fatalf("answerText = %q", got)
+	}
+
+	// A prompt that fits the 200-token window alone does not with a tool
+	// whose definition is long.
+	h := newHarness(t, contextCfg())
+	prompt := `{"model":"strict","messages":` + msgJSON([2]string{"user", words(100)}) + `%s}`
+	if w := h.do(t, "/chat", fmt.Sprintf(prompt, "")); w.Code != 200 {
+		t.Fatalf("without tools: %d %s", w.Code, w.Body)
+	}
+	long := `,"tools":[{"type":"function","function":{"name":"f","description":"` + words(120) + `"}}]`
+	w := h.do(t, "/chat", fmt.Sprintf(prompt, long))
+	if e := errBody(t, w); w.Code != 400 || e.Code != "context_length_exceeded" || h.a.count("gpt-4o") != 1 {
+		t.Fatalf("with a long tool: %d %s (calls %d)", w.Code, w.Body, h.a.count("gpt-4o"))
+	}
+}
+
+// TestDropOldestKeepsToolPairs: truncation never leaves a tool message
+// whose assistant tool call was dropped.
+func TestDropOldestKeepsToolPairs(t *testing.T) {
+	h := newHarness(t, contextCfg())
+	msgs := `[{"role":"system","content":"s"},` +
+		`{"role":"user","content":"` + words(40) + `"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"c1","content":"` + words(40) + `"},` +
+		`{"role":"assistant","content":"` + words(60) + `"},` +
+		`{"role":"user","content":"` + words(60) + `"}]`
+	w := h.do(t, "/chat", `{"model":"trim","messages":`+msgs+`}`)
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var roles []string
+	for _, m := range h.a.last["gpt-4o-mini"].GetMessages() {
+		roles = append(roles, m.GetRole())
+	}
+	if got := strings.Join(roles, ","); got != "system,user" {
+		t.Fatalf("kept %s (dropped %s)", got, w.Header().Get("x-vigil-truncated"))
+	}
+}
+
+// TestToolCallObservedAndPriced: a tool-call answer (no content), whole
+// and streamed, is observed and priced like any answer, from the usage
+// the upstream reported.
+func TestToolCallObservedAndPriced(t *testing.T) {
+	cfg := testCfg()
+	cfg.Prices = map[string]Price{"solo": {Input: 1e6, Output: 1e6}} // 1 USD per token
+	h := newHarness(t, cfg)
+	svc := openObserve(t)
+	h.g.RecordObservations(svc)
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_a", Name: "get_time", Arguments: `{"tz":"UTC"}`}}
+	w := h.do(t, "/chat", chatBody("single", weatherTools))
+	if w.Code != 200 || w.Header().Get("x-vigil-cost-usd") != "6.00000000" {
+		t.Fatalf("%d cost %q: %s", w.Code, w.Header().Get("x-vigil-cost-usd"), w.Body)
+	}
+	if w := h.do(t, "/chat", chatBody("single", weatherTools+`,"stream":true`)); w.Code != 200 {
+		t.Fatal(w.Code, w.Body)
+	}
+	if err := h.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	obs := scan(t, svc, "llm:single")
+	if len(obs) != 2 {
+		t.Fatalf("%d observations: %+v", len(obs), obs)
+	}
+	whole, stream := obs[0], obs[1]
+	if whole.Status != 200 || whole.Feature("completion_tokens").Num != 3 || whole.Feature("cost_usd").Num != 6 {
+		t.Errorf("whole tool-call answer: %+v", whole)
+	}
+	if stream.Status != 200 || stream.Feature("completion_tokens").Num != 2 || stream.Feature("time_to_first_token_ms").IsNone() {
+		t.Errorf("streamed tool-call answer: %+v", stream)
+	}
+	if got := testutil.ToFloat64(h.g.m.cost.WithLabelValues("single", "pa", "solo")); got != 10 {
+		t.Errorf("vigil_llm_cost_usd_total = %v, want 6 + 4", got)
+	}
+}
