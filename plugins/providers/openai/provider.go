@@ -496,6 +496,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
+	var final *pb.ChatEvent // the event with finish_reason, held for the usage that follows
 	for sc.Scan() {
 		w.Kick()
 		line := sc.Text()
@@ -516,10 +517,37 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 		ev := data.String()
 		data.Reset()
 		if ev == "[DONE]" {
+			if final != nil {
+				return send(final)
+			}
 			return nil
 		}
-		if err := handleChunk(ev, send); err != nil {
+		out, err := parseChunk(ev)
+		if err != nil {
 			return err
+		}
+		switch {
+		case out == nil:
+		case final != nil && out.Delta == "" && len(out.ToolCalls) == 0 && out.FinishReason == "":
+			// OpenAI sends usage in a chunk of its own after the one with
+			// finish_reason; the contract wants both in the last event.
+			if out.Usage != nil {
+				final.Usage = out.Usage
+			}
+		default:
+			if final != nil { // more after the finish: pass it on as it came
+				if err := send(final); err != nil {
+					return err
+				}
+				final = nil
+			}
+			if out.FinishReason != "" {
+				final = out
+				continue
+			}
+			if err := send(out); err != nil {
+				return err
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -531,13 +559,15 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before data: [DONE]: the response is truncated")
 }
 
-func handleChunk(ev string, send func(*pb.ChatEvent) error) error {
+// parseChunk turns one chat.completion.chunk into a ChatEvent; nil for
+// the role-only first chunk and other empty deltas.
+func parseChunk(ev string) (*pb.ChatEvent, error) {
 	var c chunk
 	if err := json.Unmarshal([]byte(ev), &c); err != nil {
-		return sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream chunk: %v", err)
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream chunk: %v", err)
 	}
 	if c.Error != nil {
-		return sdk.Errorf(sdk.Unavailable, "upstream failed mid-stream: %s", c.Error.Message)
+		return nil, sdk.Errorf(sdk.Unavailable, "upstream failed mid-stream: %s", c.Error.Message)
 	}
 	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto()}
 	if len(c.Choices) > 0 {
@@ -551,9 +581,9 @@ func handleChunk(ev string, send func(*pb.ChatEvent) error) error {
 		}
 	}
 	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 {
-		return nil // the role-only first chunk and other empty deltas
+		return nil, nil
 	}
-	return send(out)
+	return out, nil
 }
 
 func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {

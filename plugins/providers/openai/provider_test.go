@@ -146,8 +146,8 @@ func TestStream(t *testing.T) {
 	if got := strings.Join(deltas, ""); got != "echo: hello there world" {
 		t.Fatalf("stream content %q", got)
 	}
-	if last.GetUsage().GetTotalTokens() != 9 {
-		t.Fatalf("last event has no usage: %v", last)
+	if last.GetUsage().GetTotalTokens() != 9 || last.GetFinishReason() != "stop" {
+		t.Fatalf("the last event must carry finish_reason and usage (OpenAI sends them in two chunks): %v", last)
 	}
 	opts := stub.LastRequest("/v1/chat/completions", "gpt-test")["stream_options"].(map[string]any)
 	if opts["include_usage"] != true {
