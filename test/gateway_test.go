@@ -80,7 +80,7 @@ const (
 	gwLLMToken   = "gateway-llm-token-0123456789"
 )
 
-var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude"}
+var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude", "claude-tools"}
 
 type gatewayEnv struct {
 	stub *openaistub.Server
@@ -171,6 +171,8 @@ gateway:
     - name: lexical
       targets: [{provider: local-embed, model: hashembed-v1}]
     - name: claude
+      targets: [{provider: anthropic-main, model: claude-test}]
+    - name: claude-tools
       targets: [{provider: anthropic-main, model: claude-test}]
 `)
 	a := startAgent(t, []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"}, "-config", cfg)
