@@ -9,7 +9,12 @@ import (
 	"github.com/vigilml/vigil/agent/api"
 	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/gateway"
+	"github.com/vigilml/vigil/agent/pluginhost"
 )
+
+// The gateway checks a provider plugin's declared capabilities (tool
+// calls) through the plugin host.
+var _ gateway.CapabilityReporter = (*pluginhost.Host)(nil)
 
 // openGateway builds the LLM gateway, hands its provider instances to the
 // plugin host (one plugin process per gateway.providers entry) and serves

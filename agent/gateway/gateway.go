@@ -43,6 +43,13 @@ type Providers interface {
 	WithProvider(ctx context.Context, name, method string, fn func(context.Context, sdk.ProviderClient) error) error
 }
 
+// CapabilityReporter is what Providers may also offer: the capabilities a
+// provider instance's plugin declared when it last started (known is false
+// before it ever started). *pluginhost.Host is one.
+type CapabilityReporter interface {
+	Capabilities(name string) (caps []string, known bool)
+}
+
 // Gateway routes requests to provider plugins.
 type Gateway struct {
 	cfg       Config

@@ -641,6 +641,9 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			base, _ := fit.request(t)
 			req := cloneChat(base, t.model)
 			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+				if err := g.checkToolSupport(t, req); err != nil {
+					return err
+				}
 				var err error
 				resp, err = c.Chat(ctx, req)
 				return err
@@ -894,6 +897,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		base, _ := fit.request(t)
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
+			if err := g.checkToolSupport(t, req); err != nil {
+				return err
+			}
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
 				if ev.GetUsage() != nil {
 					usage = ev.GetUsage()

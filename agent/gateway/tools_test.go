@@ -398,3 +398,51 @@ func TestToolCallObservedAndPriced(t *testing.T) {
 		t.Errorf("vigil_llm_cost_usd_total = %v, want 6 + 4", got)
 	}
 }
+
+// capFleet is a fleet whose plugins declare capabilities, as
+// *pluginhost.Host reports them.
+type capFleet struct {
+	fleet
+	caps map[string][]string
+}
+
+func (f capFleet) Capabilities(name string) ([]string, bool) {
+	c, ok := f.caps[name]
+	return c, ok
+}
+
+// TestToolsNeedTheCapability: a request with tools, or with tool calls in
+// its history, skips a target whose plugin does not declare "tools" (it
+// would drop them silently) and goes to the next; with no such target it
+// fails naming the provider. Requests without tools are not affected, nor
+// plugins whose capabilities are not known.
+func TestToolsNeedTheCapability(t *testing.T) {
+	h := newHarness(t, testCfg())
+	f := capFleet{fleet{"pa": h.a, "pb": h.b}, map[string][]string{"pa": {"chat", "stream"}, "pb": {"chat", "stream", ToolsCapability}}}
+	h.g.providers = f
+
+	for _, stream := range []string{"", `,"stream":true`} {
+		w := h.do(t, "/chat", chatBody("chain", weatherTools+stream))
+		if w.Code != 200 || w.Header().Get("x-vigil-provider") != "pb" {
+			t.Fatalf("tools%s on chain (pa without tools, then pb): %d %s %s", stream, w.Code, w.Header().Get("x-vigil-provider"), w.Body)
+		}
+		w = h.do(t, "/chat", `{"model":"chain","messages":`+history+stream+`}`)
+		if w.Code != 200 || w.Header().Get("x-vigil-provider") != "pb" {
+			t.Fatalf("tool history%s on chain: %d %s %s", stream, w.Code, w.Header().Get("x-vigil-provider"), w.Body)
+		}
+		w = h.do(t, "/chat", chatBody("single", weatherTools+stream))
+		if w.Code < 400 || !strings.Contains(w.Body.String(), `provider pa does not support tool calls`) {
+			t.Fatalf("tools%s on single (pa only): %d %s", stream, w.Code, w.Body)
+		}
+	}
+	if n := h.a.calls["solo"]; n != 0 {
+		t.Fatalf("pa was called %d times with tools", n)
+	}
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 200 {
+		t.Fatalf("no tools on single: %d %s", w.Code, w.Body)
+	}
+	delete(f.caps, "pa") // not started yet: not known, not refused
+	if w := h.do(t, "/chat", chatBody("single", weatherTools)); w.Code != 200 {
+		t.Fatalf("tools on single with pa's capabilities unknown: %d %s", w.Code, w.Body)
+	}
+}

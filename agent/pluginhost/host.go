@@ -480,6 +480,25 @@ type Status struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Restarts  int       `json:"restarts"`
 	LastError string    `json:"last_error,omitempty"`
+	// Capabilities are what the plugin declared when it last started.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Capabilities returns what the named plugin or instance declared when it
+// last started; known is false when it never started (or is unknown).
+func (h *Host) Capabilities(name string) (caps []string, known bool) {
+	h.mu.Lock()
+	m, ok := h.plugins[name]
+	h.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.info == nil {
+		return nil, false
+	}
+	return m.info.GetCapabilities(), true
 }
 
 // List returns every plugin, sorted by name.
@@ -491,6 +510,9 @@ func (h *Host) List() []Status {
 			Name: m.entry.Name, Kind: m.entry.Kind, Version: m.entry.Version, Path: m.entry.Path,
 			SHA256: m.entry.SHA256, Source: m.entry.Source, State: m.state, PID: m.pid,
 			StartedAt: m.startedAt, Restarts: m.restarts, LastError: m.lastErr,
+		}
+		if m.info != nil {
+			s.Capabilities = m.info.GetCapabilities()
 		}
 		if m.info != nil && m.info.GetVersion() != "" {
 			s.Version = m.info.GetVersion()

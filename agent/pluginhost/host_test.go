@@ -279,7 +279,13 @@ func TestProviderRoundTrip(t *testing.T) {
 	with := func(fn func(ctx context.Context, c sdk.ProviderClient) error) error {
 		return h.WithProvider(ctx, "echo", "test", fn)
 	}
+	if caps, known := h.Capabilities("echo"); known || caps != nil {
+		t.Fatalf("capabilities known before the first start: %v", caps)
+	}
 	err := with(func(ctx context.Context, c sdk.ProviderClient) error {
+		if caps, known := h.Capabilities("echo"); !known || len(caps) != 1 || caps[0] != "test" {
+			return fmt.Errorf("Capabilities once started = %v, %v", caps, known)
+		}
 		models, err := c.Models(ctx)
 		if err != nil || len(models.GetModels()) != 1 || models.GetModels()[0].GetId() != "echo" {
 			return fmt.Errorf("Models = %v, %v", models, err)

@@ -300,4 +300,4 @@ class OpenAICompat(vp.Provider):
 
 
 if __name__ == "__main__":
-    vp.serve_provider(vp.Info("py-openai", "1.0.0", capabilities=["chat", "stream", "embeddings"]), OpenAICompat())
+    vp.serve_provider(vp.Info("py-openai", "1.0.0", capabilities=["chat", "stream", "embeddings", "tools"]), OpenAICompat())
