@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -798,6 +799,20 @@ func TestCost(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(h.g.m.cost.WithLabelValues("single", "pa", "solo")); math.Abs(v-8.5e-6) > 1e-12 {
 		t.Fatalf("cost metric %v", v)
+	}
+	// A stream's cost is known at its end: an HTTP trailer, read here by
+	// a real client.
+	srv := httptest.NewServer(http.HandlerFunc(h.g.HandleChat))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(chatBody("single", `,"stream":true`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// 2 prompt tokens at 1, 2 completion at 2 (per million).
+	if resp.StatusCode != 200 || resp.Trailer.Get("x-vigil-cost-usd") != "0.00000600" {
+		t.Fatalf("stream: %d, trailers %v:\n%s", resp.StatusCode, resp.Trailer, body)
 	}
 	// No price, no cost: neither a header nor a made-up zero.
 	if w := h.do(t, "/chat", chatBody("chain", "")); w.Header().Get("x-vigil-cost-usd") != "" {

@@ -569,9 +569,13 @@ func usageOf(u *pb.Usage) *usageJSON {
 	return out
 }
 
+// costHeader carries a request's cost: a header on whole answers, a
+// trailer on streams.
+const costHeader = "X-Vigil-Cost-Usd"
+
 func setCost(w http.ResponseWriter, usd float64, priced bool) {
 	if priced {
-		w.Header().Set("x-vigil-cost-usd", formatUSD(usd))
+		w.Header().Set(costHeader, formatUSD(usd))
 	}
 }
 
@@ -916,6 +920,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					w.Header().Set("Content-Type", "text/event-stream")
 					w.Header().Set("Cache-Control", "no-cache")
 					w.Header().Set("X-Accel-Buffering", "no")
+					// The cost is known only at the end: an HTTP trailer.
+					w.Header().Set("Trailer", costHeader)
 					w.WriteHeader(http.StatusOK)
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
@@ -980,7 +986,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var priced bool
 	toolCalls := ans.calls.list()
 	usage, estimated := fit.chatUsage(o.target, usage, answerText(ans.content.String(), toolCalls))
-	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: metrics only
+	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: a trailer (below)
 	if check != nil && len(toolCalls) == 0 {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails the response format ends with an
@@ -1001,6 +1007,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	if u := usageOf(usage); includeUsage && u != nil {
 		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
 			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}})
+	}
+	if priced {
+		w.Header().Set(costHeader, formatUSD(usd)) // sent as the trailer declared above
 	}
 	out.done()
 	if key != "" && out.err == nil {
