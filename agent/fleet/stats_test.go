@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -98,14 +99,22 @@ func TestFleetStatsMerge(t *testing.T) {
 		}
 	}
 
-	// A node that dies is listed as missing once it stops answering.
+	// A node that dies is listed as missing once it stops answering. (On a
+	// loaded machine a live node's answer can miss the query's deadline
+	// too; it is then asked again, up to three times.)
 	nodes[3].Shutdown()
-	st, err = nodes[0].Stats(context.Background(), "llama")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Missing) != 1 || st.Missing[0] != "n3" || st.Nodes != 3 {
-		t.Errorf("after n3 died: answered %v missing %v not serving %v took %vms", st.Answered, st.Missing, st.NotServing, st.TookMs)
+	for try := 1; ; try++ {
+		st, err = nodes[0].Stats(context.Background(), "llama")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Missing) == 1 && st.Missing[0] == "n3" && st.Nodes == 3 {
+			break
+		}
+		if !slices.Contains(st.Missing, "n3") || try == 3 {
+			t.Fatalf("after n3 died (try %d): answered %v missing %v not serving %v took %vms", try, st.Answered, st.Missing, st.NotServing, st.TookMs)
+		}
+		t.Logf("try %d: a live node's answer came late too: missing %v", try, st.Missing)
 	}
 	if _, err := nodes[0].Stats(context.Background(), ""); err == nil {
 		t.Error("empty model accepted")
