@@ -58,7 +58,7 @@ type Manager struct {
 	snapSeq   uint64    // numbers the state snapshots, in the order taken
 	snapAt    time.Time // when the last one was taken
 
-	runCtx   context.Context // set by Run, for receivers started later
+	runCtx   context.Context // set while Run runs, for receivers started later
 	runWG    sync.WaitGroup  // the receivers' delivery loops
 	reloaded chan struct{}   // Reload tells Run to pick up a new interval
 
@@ -238,6 +238,9 @@ func (m *Manager) Run(ctx context.Context) {
 		m.Evaluate()
 		select {
 		case <-ctx.Done():
+			m.mu.Lock()
+			m.runCtx = nil // a Reload from now on starts no receiver
+			m.mu.Unlock()
 			m.runWG.Wait()
 			m.snapshotNow(true)
 			return

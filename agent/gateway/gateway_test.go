@@ -324,6 +324,7 @@ func TestExhaustedStatuses(t *testing.T) {
 		{sdk.Errorf(sdk.Internal, "bug"), 502, "internal"},
 		{sdk.Errorf(sdk.Auth, "bad key"), 502, "auth"},
 		{sdk.Errorf(sdk.ContextLengthExceeded, "too long"), 400, "context_length_exceeded"},
+		{sdk.Errorf(sdk.Unsupported, "no chat here"), 400, "unsupported"},
 	} {
 		h := newHarness(t, testCfg())
 		for i := 0; i < 5; i++ {

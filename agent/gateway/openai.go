@@ -153,8 +153,9 @@ func decode(r *http.Request, v any) *Error {
 }
 
 // upstreamError turns what the routing loop ended with into a client
-// error: the upstream's own verdict for a bad request, else 502/503/504
-// naming the last error class.
+// error: the upstream's own verdict for a bad request, 400 when no target
+// offers what was asked (unsupported), else 502/503/504 naming the last
+// error class.
 func upstreamError(o outcome) *Error {
 	class := sdk.ClassOf(o.err)
 	var se *sdk.Error
@@ -173,6 +174,12 @@ func upstreamError(o outcome) *Error {
 	case sdk.ContextLengthExceeded:
 		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded",
 			Message: fmt.Sprintf("the prompt is longer than %s's context window and alias %q has no further context_window_fallback: %s", o.target, o.alias, msg)}
+	case sdk.Unsupported:
+		// No target offers what the request asks for (tool calls, chat
+		// from an embeddings-only provider): the request does not fit the
+		// alias, as OpenAI answers 400 for a model without tool support.
+		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unsupported",
+			Message: fmt.Sprintf("alias %q cannot serve this request: %s: %s", o.alias, o.target, msg)}
 	}
 	status := http.StatusBadGateway
 	switch class {

@@ -431,7 +431,7 @@ func TestToolsNeedTheCapability(t *testing.T) {
 			t.Fatalf("tool history%s on chain: %d %s %s", stream, w.Code, w.Header().Get("x-vigil-provider"), w.Body)
 		}
 		w = h.do(t, "/chat", chatBody("single", weatherTools+stream))
-		if w.Code < 400 || !strings.Contains(w.Body.String(), `provider pa does not support tool calls`) {
+		if e := errBody(t, w); w.Code != 400 || e.Code != "unsupported" || !strings.Contains(e.Message, `provider pa does not support tool calls`) {
 			t.Fatalf("tools%s on single (pa only): %d %s", stream, w.Code, w.Body)
 		}
 	}
