@@ -67,6 +67,9 @@ type versionState struct {
 	// autoFrom: the automatic reference is taken from observations at or
 	// after this time (zero: from the first); set by a DELETE.
 	autoFrom time.Time
+	// extendTried is when late features were last looked for in the
+	// stored observations (extendAutoReference).
+	extendTried time.Time
 }
 
 // Open opens (creating if needed) the drift file at cfg.Path and loads the
@@ -254,6 +257,9 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 		vs := e.state(k)
 		if err := e.ensureAutoReference(ctx, vs); err != nil {
 			problems = append(problems, fmt.Sprintf("%s/%s: automatic reference: %v", k.model, k.version, err))
+		}
+		if err := e.extendAutoReference(ctx, vs); err != nil {
+			problems = append(problems, fmt.Sprintf("%s/%s: late features of the automatic reference: %v", k.model, k.version, err))
 		}
 		if err := e.joinLabels(ctx, vs); err != nil {
 			problems = append(problems, fmt.Sprintf("%s/%s: join labels to the reference: %v", k.model, k.version, err))

@@ -385,6 +385,105 @@ func (e *Engine) ensureAutoReference(ctx context.Context, vs *versionState) erro
 	return err
 }
 
+// extendRetry is how long a version waits before its stored observations
+// are scanned again for late features that did not have enough values.
+const extendRetry = 10 * time.Minute
+
+// extendAutoReference completes an automatic reference with the features
+// a model started to send after it was pinned: each gets, as the others
+// did, the first reference_size values the version's stored observations
+// hold of it, once they hold that many (and the current window at least
+// min_samples), so it is evaluated like the rest. A reference pinned
+// through the API is left as the operator chose it. A scan that finds too
+// few values is not repeated for extendRetry.
+func (e *Engine) extendAutoReference(ctx context.Context, vs *versionState) error {
+	if e.src == nil {
+		return nil
+	}
+	n := e.cfg.ReferenceSize
+	mc, _, minSamples := e.modelConf(vs.key.model)
+	if mc.ReferenceSize > 0 {
+		n = mc.ReferenceSize
+	}
+	now := e.now()
+	vs.mu.Lock()
+	ref := vs.ref
+	if ref == nil || ref.source != SourceAuto || now.Sub(vs.extendTried) < extendRetry {
+		vs.mu.Unlock()
+		return nil
+	}
+	want := map[string]bool{}
+	for name, w := range vs.cur {
+		if _, ok := ref.features[name]; ok || mc.Features[name].Disabled || len(ref.features)+len(want) >= maxFeaturesPerVersion {
+			continue
+		}
+		if len(w.sample(now.UnixMilli())) >= minSamples {
+			want[name] = true
+		}
+	}
+	from := time.UnixMilli(0)
+	if ref.from != nil {
+		from = *ref.from
+	}
+	vs.mu.Unlock()
+	if len(want) == 0 {
+		return nil
+	}
+	got := map[string][]observe.Value{}
+	full := 0
+	err := e.src.Scan(ctx, vs.key.model, vs.key.version, from, now.Add(24*time.Hour), func(o *observe.Observation) bool {
+		take := func(name string, v observe.Value) {
+			if !want[name] || v.IsNone() || len(got[name]) >= n {
+				return
+			}
+			got[name] = append(got[name], v)
+			if len(got[name]) == n {
+				full++
+			}
+		}
+		shadowed := false
+		for _, f := range o.Features {
+			shadowed = shadowed || f.Name == PredictionFeature
+			take(f.Name, f.Value)
+		}
+		if !shadowed {
+			take(PredictionFeature, o.Prediction)
+		}
+		return full < len(want)
+	})
+	if err != nil {
+		return err
+	}
+	vs.mu.Lock()
+	vs.extendTried = now
+	if vs.ref != ref { // re-pinned meanwhile
+		vs.mu.Unlock()
+		return nil
+	}
+	var added []string
+	for name, vals := range got {
+		if len(vals) == n {
+			ref.features[name] = vals
+			added = append(added, name)
+		}
+	}
+	if len(added) == 0 {
+		vs.mu.Unlock()
+		return nil
+	}
+	b, err := encodeRef(ref)
+	vs.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := e.kv.Put(ctx, bucketReferences, refKey(vs.key), b); err != nil {
+		return fmt.Errorf("store reference: %w", err)
+	}
+	sort.Strings(added)
+	e.log.Info("automatic drift reference extended with features first seen after it was pinned", "model", vs.key.model, "version", vs.key.version, "features", added)
+	return nil
+}
+
 // --- history ------------------------------------------------------------
 
 func historyKey(k vkey, t time.Time) []byte {
