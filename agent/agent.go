@@ -443,9 +443,11 @@ func (a *Agent) Reload(next *config.Loaded) {
 
 	changed := config.Diff(prev.Config, next.Config)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)
+	driftApplied := a.reloadDrift(changed, next.Config)
 	var applied, ignored []string
 	for _, key := range changed {
-		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) {
+		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) ||
+			(driftApplied && driftReloadable(key)) {
 			applied = append(applied, key)
 		} else {
 			ignored = append(ignored, key)
@@ -468,6 +470,12 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.Gossip.Role = next.Gossip.Role
 	if alertsApplied {
 		kept.Alerts = next.Alerts
+	}
+	if driftApplied {
+		keepShape := kept.Drift
+		kept.Drift, kept.Models = next.Drift, next.Models
+		kept.Drift.Enabled, kept.Drift.Path = keepShape.Enabled, keepShape.Path
+		kept.Drift.CurrentWindow, kept.Drift.CurrentWindowTime = keepShape.CurrentWindow, keepShape.CurrentWindowTime
 	}
 	a.mu.Lock()
 	a.cfg = &config.Loaded{Config: &kept, Files: next.Files}

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/agent/api"
+	"github.com/vigilml/vigil/agent/config"
 	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/observe"
 )
@@ -77,6 +80,28 @@ func (a *Agent) runDrift(ctx context.Context) {
 	if a.drift != nil {
 		a.drift.Run(ctx)
 	}
+}
+
+// driftRestartKeys are the drift keys a running engine keeps: they shape
+// the state it holds.
+var driftRestartKeys = map[string]bool{
+	"drift.enabled": true, "drift.path": true, "drift.current_window": true, "drift.current_window_time": true,
+}
+
+// driftReloadable reports whether a SIGHUP applies key to the running
+// drift engine.
+func driftReloadable(key string) bool {
+	return key == "models" || strings.HasPrefix(key, "models.") || (strings.HasPrefix(key, "drift.") && !driftRestartKeys[key])
+}
+
+// reloadDrift hands a changed drift or models section to the running
+// engine and reports whether it took it (not when drift is off).
+func (a *Agent) reloadDrift(changed []string, next *config.Config) bool {
+	if a.drift == nil || !slices.ContainsFunc(changed, driftReloadable) {
+		return false
+	}
+	a.drift.Reload(next.Drift.WithDataDir(a.dir.Path), next.Models)
+	return true
 }
 
 // closeDrift closes the drift file.

@@ -396,6 +396,41 @@ models:
 	if code := doJSON(t, "DELETE", base+"/v1/models/fraud/reference?version=v2", nil, &del); code != 200 || !del.Deleted {
 		t.Errorf("delete: %d %+v", code, del)
 	}
+
+	// SIGHUP with tenure disabled and min_samples changed: the running
+	// engine applies the models and drift keys; current_window, which
+	// shapes the windows it holds, needs a restart and is said to.
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(string(orig), "      tenure:\n        detector: psi\n        params: {bins: 10}\n", "      tenure:\n        disabled: true\n", 1)
+	next = strings.Replace(next, "  current_window: 1000\n  min_samples: 100\n", "  current_window: 500\n  min_samples: 90\n", 1)
+	if next == string(orig) {
+		t.Fatal("the test's config edit did not apply")
+	}
+	writeFile(t, cfg, next)
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(b.stderr.String(), "configuration reloaded") }, "the reload")
+	logs := b.stderr.String()
+	if !strings.Contains(logs, `"drift.min_samples"`) || !strings.Contains(logs, `"models"`) || !strings.Contains(logs, `"keys":["drift.current_window"]`) {
+		t.Fatalf("reload log does not apply drift.min_samples and models and defer drift.current_window:\n%s", logs)
+	}
+	for _, v := range evaluateDrift(t, base, "fraud") {
+		if v.Version != "v1" {
+			continue
+		}
+		if _, ok := sev(v)["tenure"]; ok || sev(v)["amount"] != "critical" {
+			t.Errorf("after the reload tenure is still evaluated, or amount is not critical: %+v", sev(v))
+		}
+		for _, f := range v.Features {
+			if f.CurrentN != 1000 {
+				t.Errorf("%s: current window %d after a reload; current_window needs a restart", f.Feature, f.CurrentN)
+			}
+		}
+	}
 }
 
 func featureErr(v driftVersion, name string) string {

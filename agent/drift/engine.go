@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilml/vigil/agent/observe"
@@ -36,13 +37,18 @@ type Options struct {
 
 // Engine evaluates drift per model version. It is safe for concurrent use.
 type Engine struct {
-	cfg    Config
-	models Models
-	kv     *store.KV
-	log    *slog.Logger
-	now    func() time.Time
-	src    Source
-	det    Detectors
+	// cfg is the configuration at Open; its enabled, path and window
+	// settings stay for the engine's life. tun holds what Reload may
+	// change: everything else, and the models section.
+	cfg Config
+	tun atomic.Pointer[tuning]
+	// reloaded tells Run that the interval may have changed.
+	reloaded chan struct{}
+	kv       *store.KV
+	log      *slog.Logger
+	now      func() time.Time
+	src      Source
+	det      Detectors
 
 	mu       sync.Mutex
 	versions map[vkey]*versionState
@@ -93,13 +99,14 @@ func Open(cfg Config, models Models, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("drift: %w", err)
 	}
 	e := &Engine{
-		cfg: cfg, models: models, kv: kv, log: opts.Logger, now: opts.Now,
+		cfg: cfg, reloaded: make(chan struct{}, 1), kv: kv, log: opts.Logger, now: opts.Now,
 		src: opts.Source, det: opts.Detectors,
 		versions: map[vkey]*versionState{},
 		latest:   map[vkey]*Evaluation{},
 		rng:      rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
 		m:        newEngineMetrics(),
 	}
+	e.tun.Store(&tuning{cfg: cfg, models: models})
 	if err := e.loadReferences(); err != nil {
 		kv.Close()
 		return nil, fmt.Errorf("drift: load references from %s: %w", cfg.Path, err)
@@ -114,8 +121,34 @@ func Open(cfg Config, models Models, opts Options) (*Engine, error) {
 // Close closes the drift file.
 func (e *Engine) Close() error { return e.kv.Close() }
 
+// tuning is the part of the configuration Reload may change.
+type tuning struct {
+	cfg    Config
+	models Models
+}
+
+// tuned returns the configuration in force now.
+func (e *Engine) tuned() *tuning { return e.tun.Load() }
+
 // Config returns the effective configuration (defaults applied).
-func (e *Engine) Config() Config { return e.cfg }
+func (e *Engine) Config() Config { return e.tuned().cfg }
+
+// Reload applies a new drift and models configuration to the running
+// engine: interval, min_samples, correction, concurrency, timeout,
+// reference sizes and history bounds, and every models.<m> setting
+// (detector, method, threshold, params, disabled per feature) from the next
+// evaluation. enabled, path, current_window and current_window_time stay
+// as they were at start (they shape state already held); the caller logs
+// them as needing a restart.
+func (e *Engine) Reload(cfg Config, models Models) {
+	cfg = cfg.withDefaults()
+	cfg.Enabled, cfg.Path, cfg.CurrentWindow, cfg.CurrentWindowTime = e.cfg.Enabled, e.cfg.Path, e.cfg.CurrentWindow, e.cfg.CurrentWindowTime
+	e.tun.Store(&tuning{cfg: cfg, models: models})
+	select {
+	case e.reloaded <- struct{}{}:
+	default:
+	}
+}
 
 func (e *Engine) state(k vkey) *versionState {
 	e.mu.Lock()
@@ -196,12 +229,18 @@ func (e *Engine) Run(ctx context.Context) {
 	if !*e.cfg.Enabled {
 		return
 	}
-	t := time.NewTicker(e.cfg.Interval)
+	interval := e.Config().Interval
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.reloaded:
+			if iv := e.Config().Interval; iv != interval {
+				interval = iv
+				t.Reset(interval)
+			}
 		case <-t.C:
 			if _, err := e.Evaluate(ctx, "", ""); err != nil && ctx.Err() == nil {
 				e.log.Warn("drift evaluation failed", "err", err)
@@ -360,12 +399,13 @@ type featurePlan struct {
 }
 
 func (e *Engine) modelConf(model string) (ModelConfig, Correction, int) {
-	mc := e.models[model]
-	corr, _ := ParseCorrection(e.cfg.Correction)
+	tun := e.tuned()
+	mc := tun.models[model]
+	corr, _ := ParseCorrection(tun.cfg.Correction)
 	if mc.Correction != "" {
 		corr, _ = ParseCorrection(mc.Correction)
 	}
-	minS := e.cfg.MinSamples
+	minS := tun.cfg.MinSamples
 	if mc.MinSamples > 0 {
 		minS = mc.MinSamples
 	}
@@ -408,9 +448,9 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 
 	ev.Features = make([]FeatureResult, len(plans))
 	resps := make([]*pb.DetectResponse, len(plans))
-	sem := make(chan struct{}, e.cfg.Concurrency)
+	sem := make(chan struct{}, e.Config().Concurrency)
 	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, e.Config().Timeout)
 	defer cancel()
 	for i := range plans {
 		p := &plans[i]

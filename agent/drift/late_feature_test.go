@@ -115,3 +115,43 @@ func TestAutoReferenceTakesLateFeatures(t *testing.T) {
 		t.Fatalf("the uploaded reference was extended: %v", got)
 	}
 }
+
+// TestReloadTunesTheNextEvaluation: a reload's models settings (a feature
+// disabled, another's detector and threshold) and min_samples apply from
+// the next evaluation; the window settings stay as at start.
+func TestReloadTunesTheNextEvaluation(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	e := rg.open(t, Config{ReferenceSize: 500, CurrentWindow: 500, MinSamples: 100}, nil)
+	r := rand.New(rand.NewPCG(3, 4))
+	if err := rg.obs.Ingest(ctx, batch(r, 1000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.Evaluate(ctx, "fraud", "v1")
+	if err != nil || len(evs) != 1 || featureResult(evs[0], "age") == nil || featureResult(evs[0], "amount").Detector != "ks" {
+		t.Fatalf("before: %v %+v", err, evs)
+	}
+	thr := 0.3
+	e.Reload(Config{ReferenceSize: 500, CurrentWindow: 9999, MinSamples: 100}, Models{"fraud": {Features: map[string]FeatureConfig{
+		"age":    {Disabled: true},
+		"amount": {Detector: "psi", Threshold: &thr},
+	}}})
+	if e.Config().CurrentWindow != 500 {
+		t.Fatalf("current_window changed by a reload: %d", e.Config().CurrentWindow)
+	}
+	evs, err = e.Evaluate(ctx, "fraud", "v1")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("after: %v %+v", err, evs)
+	}
+	if f := featureResult(evs[0], "age"); f != nil {
+		t.Fatalf("age still evaluated after being disabled: %+v", f)
+	}
+	if f := featureResult(evs[0], "amount"); f == nil || f.Detector != "psi" || f.Threshold != 0.3 {
+		t.Fatalf("amount after the reload: %+v", f)
+	}
+	e.Reload(Config{ReferenceSize: 500, CurrentWindow: 500, MinSamples: 800}, nil)
+	evs, _ = e.Evaluate(ctx, "fraud", "v1")
+	if f := featureResult(evs[0], "amount"); f == nil || f.Severity != SeverityInsufficientData || f.Detector != "ks" {
+		t.Fatalf("min_samples 800 over windows of 500, models cleared: %+v", f)
+	}
+}

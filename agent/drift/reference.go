@@ -231,10 +231,11 @@ func (e *Engine) PinRange(ctx context.Context, model, version string, from, to t
 	if e.src == nil {
 		return ReferenceInfo{}, errors.New("no observation store to read from")
 	}
-	b := newRefBuilder(e.cfg.MaxReferenceValues)
+	maxValues := e.Config().MaxReferenceValues
+	b := newRefBuilder(maxValues)
 	err := e.src.Scan(ctx, model, version, from, to, func(o *observe.Observation) bool {
 		b.add(o)
-		return b.n < e.cfg.MaxReferenceValues
+		return b.n < maxValues
 	})
 	if err != nil {
 		return ReferenceInfo{}, err
@@ -332,7 +333,8 @@ func (e *Engine) References(model, version string) []ReferenceInfo {
 // its first reference_size observations (from autoFrom after a DELETE),
 // read from the store once that many exist.
 func (e *Engine) ensureAutoReference(ctx context.Context, vs *versionState) error {
-	if !*e.cfg.AutoReference || e.src == nil {
+	tun := e.tuned()
+	if !*tun.cfg.AutoReference || e.src == nil {
 		return nil
 	}
 	vs.mu.Lock()
@@ -341,8 +343,8 @@ func (e *Engine) ensureAutoReference(ctx context.Context, vs *versionState) erro
 	if has {
 		return nil
 	}
-	n := e.cfg.ReferenceSize
-	if mc := e.models[vs.key.model]; mc.ReferenceSize > 0 {
+	n := tun.cfg.ReferenceSize
+	if mc := tun.models[vs.key.model]; mc.ReferenceSize > 0 {
 		n = mc.ReferenceSize
 	}
 	if from.IsZero() {
@@ -400,7 +402,7 @@ func (e *Engine) extendAutoReference(ctx context.Context, vs *versionState) erro
 	if e.src == nil {
 		return nil
 	}
-	n := e.cfg.ReferenceSize
+	n := e.Config().ReferenceSize
 	mc, _, minSamples := e.modelConf(vs.key.model)
 	if mc.ReferenceSize > 0 {
 		n = mc.ReferenceSize
@@ -528,8 +530,9 @@ func (e *Engine) storeEvaluation(ctx context.Context, ev *Evaluation) error {
 		return err
 	}
 	ops := []store.KVOp{{Bucket: bucketHistory, Key: historyKey(k, ev.EvaluatedAt), Value: b}}
-	cutoff := uint64(ev.EvaluatedAt.Add(-e.cfg.HistoryRetention).UnixNano())
-	excess := len(keys) + 1 - e.cfg.HistoryMaxEntries
+	hc := e.Config()
+	cutoff := uint64(ev.EvaluatedAt.Add(-hc.HistoryRetention).UnixNano())
+	excess := len(keys) + 1 - hc.HistoryMaxEntries
 	for i, key := range keys {
 		if len(key) != len(prefix)+8 {
 			continue
