@@ -89,9 +89,15 @@ func newRig(tb testing.TB) *rig {
 }
 
 func (r *rig) open(tb testing.TB, cfg Config, models Models) *Engine {
+	return r.openAt(tb, cfg, models, nil)
+}
+
+// openAt opens the engine on the rig's observations with the clock now
+// (nil: time.Now), subscribed to new observations until the test ends.
+func (r *rig) openAt(tb testing.TB, cfg Config, models Models, now func() time.Time) *Engine {
 	tb.Helper()
 	cfg.Path = filepath.Join(r.dir, "drift.db")
-	e, err := Open(cfg, models, Options{Source: r.obs, Detectors: HostDetectors(r.host), Seed: 1})
+	e, err := Open(cfg, models, Options{Source: r.obs, Detectors: HostDetectors(r.host), Seed: 1, Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}

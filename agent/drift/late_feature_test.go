@@ -3,7 +3,6 @@ package drift
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -41,14 +40,9 @@ func TestAutoReferenceTakesLateFeatures(t *testing.T) {
 	clock := time.Now()
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	cfg := Config{ReferenceSize: 500, CurrentWindow: 500, MinSamples: 100, Path: filepath.Join(rg.dir, "drift.db")}
+	cfg := Config{ReferenceSize: 500, CurrentWindow: 500, MinSamples: 100}
 	open := func() *Engine {
-		e, err := Open(cfg, nil, Options{Source: rg.obs, Detectors: HostDetectors(rg.host), Seed: 1, Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cancel := rg.obs.Subscribe(e.Add)
-		t.Cleanup(func() { cancel(); e.Close() })
+		e := rg.openAt(t, cfg, nil, now)
 		if err := e.Refill(ctx); err != nil {
 			t.Fatal(err)
 		}
