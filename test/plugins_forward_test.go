@@ -100,6 +100,16 @@ plugins:
 		return false
 	}, "registered plugin running")
 
+	// What the plugin declared shows once it runs: in the table's
+	// CAPABILITIES column and in the JSON.
+	out, err = vigil(t, "plugins", "list", "-http-addr", a.addr)
+	if row := strings.Fields(grepLines(out, "test-detector")); err != nil || !strings.Contains(out, "CAPABILITIES") || len(row) < 9 || row[8] != "test" {
+		t.Errorf("vigil plugins list does not show the capabilities: %v\n%s", err, out)
+	}
+	if out, err := vigil(t, "plugins", "list", "-format", "json", "-http-addr", a.addr); err != nil || !strings.Contains(out, `"capabilities": [`) {
+		t.Errorf("vigil plugins list -format json lacks capabilities: %v\n%s", err, out)
+	}
+
 	_, metrics := get(t, base+"/metrics", "")
 	if !strings.Contains(string(metrics), `vigil_plugin_up{kind="detector",plugin="test-detector"} 1`) {
 		t.Errorf("/metrics lacks vigil_plugin_up for the plugin")

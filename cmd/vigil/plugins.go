@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -81,7 +82,7 @@ binaries found in a plugin directory but not trusted.`, stdout, stderr)
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSTATE\tPID\tUPTIME\tRESTARTS\tSOURCE\tLAST ERROR")
+	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSTATE\tPID\tUPTIME\tRESTARTS\tSOURCE\tCAPABILITIES\tLAST ERROR")
 	for _, p := range out.Plugins {
 		pid, up := "-", "-"
 		if p.PID > 0 {
@@ -90,7 +91,8 @@ binaries found in a plugin directory but not trusted.`, stdout, stderr)
 		if !p.StartedAt.IsZero() {
 			up = time.Since(p.StartedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, orDash(p.Kind), orDash(p.Version), p.State, pid, up, p.Restarts, orDash(p.Source), orDash(p.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, orDash(p.Kind), orDash(p.Version), p.State, pid, up, p.Restarts, orDash(p.Source),
+			orDash(strings.Join(p.Capabilities, ",")), orDash(p.LastError))
 	}
 	tw.Flush()
 	return 0
