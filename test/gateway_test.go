@@ -54,6 +54,33 @@ func providerPlugins(t *testing.T) string {
 	return providerPluginsDir
 }
 
+// gatewaySetup is what every gateway end-to-end test starts from: the
+// OpenAI-wire stub (key sk-stub-key) serving models, and a temporary
+// directory holding the provider plugins (plugins/, trusted by a
+// catalog.json as a package would) and the stub's key file (openai.key).
+type gatewaySetup struct {
+	stub                    *openaistub.Server
+	stubURL                 string // base URL, without /v1
+	dir, pluginDir, keyFile string
+}
+
+func newGatewaySetup(t *testing.T, models ...string) gatewaySetup {
+	t.Helper()
+	s := gatewaySetup{stub: openaistub.New(models...), dir: t.TempDir()}
+	s.stub.APIKey = "sk-stub-key"
+	srv := httptest.NewServer(s.stub)
+	t.Cleanup(srv.Close)
+	s.stubURL = srv.URL
+	s.pluginDir = filepath.Join(s.dir, "plugins")
+	if err := os.Mkdir(s.pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installProviders(t, s.pluginDir)
+	s.keyFile = filepath.Join(s.dir, "openai.key")
+	writeFile(t, s.keyFile, "sk-stub-key\n")
+	return s
+}
+
 // installProviders copies the provider plugins into a fresh plugin
 // directory with a catalog.json that trusts them, as a package would.
 func installProviders(t *testing.T, pdir string) {
@@ -94,23 +121,13 @@ type gatewayEnv struct {
 // file, local-vllm with a key from the agent's environment) and hashembed.
 func startGateway(t *testing.T) *gatewayEnv {
 	t.Helper()
-	stub := openaistub.New("gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test")
-	stub.APIKey = "sk-stub-key"
-	srv := httptest.NewServer(stub)
-	t.Cleanup(srv.Close)
+	gs := newGatewaySetup(t, "gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test")
+	stub, dir, pdir, keyFile := gs.stub, gs.dir, gs.pluginDir, gs.keyFile
 	ant := anthropicstub.New("claude-test")
 	ant.APIKey = "sk-ant-stub"
 	antSrv := httptest.NewServer(ant)
 	t.Cleanup(antSrv.Close)
 
-	dir := t.TempDir()
-	pdir := filepath.Join(dir, "plugins")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	installProviders(t, pdir)
-	keyFile := filepath.Join(dir, "openai.key")
-	writeFile(t, keyFile, "sk-stub-key\n")
 	antKey := filepath.Join(dir, "anthropic.key")
 	writeFile(t, antKey, "sk-ant-stub\n")
 	cfg := filepath.Join(dir, "vigil.yaml")
@@ -136,13 +153,13 @@ gateway:
   providers:
     - name: openai-main
       plugin: openai
-      base_url: `+srv.URL+`/v1
+      base_url: `+gs.stubURL+`/v1
       api_key_file: `+keyFile+`
       timeout: 1s
       max_concurrency: 8
     - name: local-vllm
       plugin: openai
-      base_url: `+srv.URL+`/v1
+      base_url: `+gs.stubURL+`/v1
       api_key_env: VIGIL_TEST_STUB_KEY
       timeout: 5s
     - name: local-embed

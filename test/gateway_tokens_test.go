@@ -3,8 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,18 +18,8 @@ import (
 // fallback without an upstream call, drop_oldest sends the upstream the
 // shortened conversation, and /metrics stays promtool-clean.
 func TestGatewayTokens(t *testing.T) {
-	stub := openaistub.New("gpt-4o-mini", "gpt-4o", "gpt-4.1")
-	stub.APIKey = "sk-stub-key"
-	srv := httptest.NewServer(stub)
-	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	pdir := filepath.Join(dir, "plugins")
-	if err := os.Mkdir(pdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	installProviders(t, pdir)
-	keyFile := filepath.Join(dir, "openai.key")
-	writeFile(t, keyFile, "sk-stub-key\n")
+	gs := newGatewaySetup(t, "gpt-4o-mini", "gpt-4o", "gpt-4.1")
+	stub, dir, pdir, keyFile := gs.stub, gs.dir, gs.pluginDir, gs.keyFile
 	cfg := filepath.Join(dir, "vigil.yaml")
 	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
 api:
@@ -48,7 +36,7 @@ gateway:
   providers:
     - name: openai-main
       plugin: openai
-      base_url: `+srv.URL+`/v1
+      base_url: `+gs.stubURL+`/v1
       api_key_file: `+keyFile+`
   models:
     - name: quiet
