@@ -2,16 +2,14 @@ package drift
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vigilml/vigil/agent/observe"
+	"github.com/vigilml/vigil/internal/testutil"
 )
 
 // BenchmarkEvaluate20x10k measures one evaluation of a model version with
@@ -88,27 +86,7 @@ func benchEvaluate(b *testing.B, concurrency int) {
 	// The same computations in scipy 1.10 (Debian's /usr/bin/python3), with
 	// the detectors benchmark's script: best of 5 rounds, data already in
 	// numpy arrays.
-	in := filepath.Join(b.TempDir(), "features.json")
-	data, err := json.Marshal(py)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(in, data, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	out, err := exec.Command("/usr/bin/python3", "../../plugins/detectors/internal/methods/testdata/bench_scipy.py", in, "5").Output()
-	if err != nil {
-		b.Fatalf("scipy timing (needs Debian's python3-scipy): %v", err)
-	}
-	var res struct {
-		MS float64 `json:"ms_per_eval"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(goMS, "ms/eval")
-	b.ReportMetric(res.MS, "scipy-ms/eval")
-	b.ReportMetric(res.MS/goMS, "x-scipy")
+	testutil.ReportScipy(b, "../../plugins/detectors/internal/methods/testdata/bench_scipy.py", py, goMS)
 }
 
 // BenchmarkAdd measures what the drift subscriber adds to each accepted

@@ -1,16 +1,13 @@
 package methods
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/vigilml/vigil/internal/testutil"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -91,27 +88,7 @@ func BenchmarkDrift20Features(b *testing.B) {
 	goMS := float64(time.Since(start).Microseconds()) / 1000 / float64(b.N)
 	b.StopTimer()
 
-	in := filepath.Join(b.TempDir(), "features.json")
-	data, err := json.Marshal(feats)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(in, data, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	out, err := exec.Command("/usr/bin/python3", "testdata/bench_scipy.py", in, "5").Output()
-	if err != nil {
-		b.Fatalf("scipy timing (needs Debian's python3-scipy): %v", err)
-	}
-	var py struct {
-		MS float64 `json:"ms_per_eval"`
-	}
-	if err := json.Unmarshal(out, &py); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(goMS, "ms/eval")
-	b.ReportMetric(py.MS, "scipy-ms/eval")
-	b.ReportMetric(py.MS/goMS, "x-scipy")
+	scipyMS := testutil.ReportScipy(b, "testdata/bench_scipy.py", feats, goMS)
 	b.ReportMetric(0, "ns/op")
-	fmt.Printf("drift, 20 features x 10,000 values: vigil plugins %.1f ms, scipy %.1f ms, scipy/vigil %.2f\n", goMS, py.MS, py.MS/goMS)
+	fmt.Printf("drift, 20 features x 10,000 values: vigil plugins %.1f ms, scipy %.1f ms, scipy/vigil %.2f\n", goMS, scipyMS, scipyMS/goMS)
 }
