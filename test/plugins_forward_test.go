@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigilml/vigil/internal/testutil"
 )
 
 // buildTestPlugin builds the test plugin of one kind into dir/name.
@@ -164,7 +166,7 @@ func TestDevModeTrustsBuildPlugins(t *testing.T) {
 	buildTestPlugin(t, "provider", filepath.Join(binDir, "plugins"), "vigil-provider-test")
 
 	cmd := exec.Command(devVigil, "agent", "-dev", "-data-dir", filepath.Join(dir, "data"), "-http-addr", "127.0.0.1:0")
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestAgentForwardsToPrometheus(t *testing.T) {
 	pc := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
 		"--web.enable-remote-write-receiver", "--log.level=warn")
-	plog := &syncBuffer{}
+	plog := &testutil.SyncBuffer{}
 	pc.Stdout, pc.Stderr = plog, plog
 	if err := pc.Start(); err != nil {
 		t.Fatal(err)

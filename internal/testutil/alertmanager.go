@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -23,7 +22,7 @@ type Alertmanager struct {
 	// URL is its base URL, http://127.0.0.1:PORT; alerts go to
 	// URL + "/api/v2/alerts".
 	URL string
-	log *lockedBuffer
+	log *SyncBuffer
 }
 
 // AMAlert is one alert as Alertmanager's GET /api/v2/alerts lists it
@@ -37,23 +36,6 @@ type AMAlert struct {
 	Status      struct {
 		State string `json:"state"` // active, suppressed, unprocessed
 	} `json:"status"`
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // AlertmanagerBinary is the name Debian's prometheus-alertmanager package
@@ -90,7 +72,7 @@ receivers:
 	}
 	addr := l.Addr().String()
 	l.Close()
-	am := &Alertmanager{URL: "http://" + addr, log: &lockedBuffer{}}
+	am := &Alertmanager{URL: "http://" + addr, log: &SyncBuffer{}}
 	cmd := exec.Command(bin,
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),

@@ -35,6 +35,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilml/vigil/agent/fleet"
+	"github.com/vigilml/vigil/internal/testutil"
 )
 
 // Options describe a cluster.
@@ -91,7 +92,7 @@ type Node struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	err    error
-	output *lockedBuffer
+	output *testutil.SyncBuffer
 	starts int
 }
 
@@ -171,7 +172,7 @@ func (c *Cluster) NewNode(name string, mod func(n *Node)) *Node {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
-	n := &Node{c: c, Name: name, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "vigil.yaml"), output: &lockedBuffer{}}
+	n := &Node{c: c, Name: name, DataDir: filepath.Join(dir, "data"), ConfigPath: filepath.Join(dir, "vigil.yaml"), output: &testutil.SyncBuffer{}}
 	if c.net != nil {
 		n.netns, n.ip = c.net.addNode()
 		n.API = "http://" + n.ip + ":7070"
@@ -680,21 +681,4 @@ func tail(s string, lines int) string {
 		ls = ls[len(ls)-lines:]
 	}
 	return strings.Join(ls, "\n")
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
