@@ -38,11 +38,18 @@ type scripted struct {
 	// content); streams send each call's id and name, then its arguments
 	// in two fragments.
 	toolCalls map[string][]*pb.ToolCall
+	// toolCallQueue, when queued for a model, are the calls of its next
+	// answers, one set per answer, before toolCalls.
+	toolCallQueue map[string][][]*pb.ToolCall
 }
 
 func (s *scripted) callsFor(model string) []*pb.ToolCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if q := s.toolCallQueue[model]; len(q) > 0 {
+		s.toolCallQueue[model] = q[1:]
+		return q[0]
+	}
 	return s.toolCalls[model]
 }
 
@@ -62,7 +69,7 @@ func (s *scripted) answer(req *pb.ChatRequest) string {
 
 func newScripted() *scripted {
 	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{},
-		toolCalls: map[string][]*pb.ToolCall{}}
+		toolCalls: map[string][]*pb.ToolCall{}, toolCallQueue: map[string][][]*pb.ToolCall{}}
 }
 
 func (s *scripted) fail(model string, errs ...error) {
@@ -703,7 +710,7 @@ func TestStructuredOutput(t *testing.T) {
 	t.Run("valid at once", func(t *testing.T) {
 		h := newHarness(t, testCfg())
 		w := h.do(t, "/chat", chatBody("single", replySchema))
-		if w.Code != 200 || h.a.count("solo") != 1 || testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "valid")) != 1 {
+		if w.Code != 200 || h.a.count("solo") != 1 || testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "response_format", "valid")) != 1 {
 			t.Fatalf("%d calls %d: %s", w.Code, h.a.count("solo"), w.Body)
 		}
 	})
@@ -718,7 +725,7 @@ func TestStructuredOutput(t *testing.T) {
 		if len(msgs) != 3 || msgs[1].GetContent() != `{"a": 5}` || !strings.Contains(msgs[2].GetContent(), "does not match the schema") {
 			t.Fatalf("repair request: %v", msgs)
 		}
-		if testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "repaired")) != 1 {
+		if testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "response_format", "repaired")) != 1 {
 			t.Fatal("repaired not counted")
 		}
 	})

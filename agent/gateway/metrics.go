@@ -9,7 +9,8 @@ type metrics struct {
 	ttft     *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	circuit  *prometheus.GaugeVec
-	// validations counts answers checked against a JSON response format.
+	// validations counts answers checked against a JSON response format
+	// or strict tools' parameter schemas.
 	validations *prometheus.CounterVec
 
 	cacheRequests  *prometheus.CounterVec
@@ -63,8 +64,8 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 	}
 	m.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_llm_output_validations_total",
-		Help: "Answers checked against a json_object or json_schema response format: valid, repaired (valid after one repair request) or invalid (returned as an error).",
-	}, []string{"alias", "outcome"})
+		Help: "Answers checked by kind of check (response_format: content against a json_object or json_schema format; tool_arguments: calls to strict tools against their parameters schemas), by outcome: valid, repaired (valid after one repair request) or invalid (returned as an error).",
+	}, []string{"alias", "check", "outcome"})
 	m.cacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_llm_cache_requests_total",
 		Help: "Chat requests that consulted the response cache, by result (hit, miss).",

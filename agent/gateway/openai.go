@@ -666,28 +666,36 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	var invalidErr error
 	var usd float64
 	var priced bool
-	// An answer that calls tools is not the final answer the response
-	// format is about: it is not checked.
-	if o.err == nil && check != nil && len(resp.GetToolCalls()) == 0 {
-		if why := check.check(resp.GetContent()); why != nil {
+	// An answer is checked against the response format when it has no
+	// tool calls, and against the strict tools' schemas when it calls one
+	// of them (outputCheck.applies).
+	var invalidWhat string
+	if what := check.applies(resp.GetToolCalls()); o.err == nil && what != "" {
+		if why := check.verify(resp.GetContent(), resp.GetToolCalls()); why != nil {
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
-			g.logger.Info("answer failed the response format; asking once more", "alias", o.alias, "target", o.target.String(), "err", why)
+			g.logger.Info("answer failed validation; asking once more", "alias", o.alias, "target", o.target.String(), "check", what, "err", why)
 			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
 			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
-			fit = g.newFit(repairRequest(creq, resp.GetContent(), why))
+			fit = g.newFit(repairRequest(creq, resp.GetContent(), resp.GetToolCalls(), why))
 			o = g.route(ctx, a, call(fit), fit.check)
 			o.attempts += first
-			if o.err == nil && len(resp.GetToolCalls()) == 0 {
-				if invalidErr = check.check(resp.GetContent()); invalidErr == nil {
-					g.m.validations.WithLabelValues(o.alias, "repaired").Inc()
+			if o.err == nil {
+				// The second answer may be of the other kind (calls
+				// instead of content): it gets the check that applies
+				// to it, or none.
+				if invalidWhat = check.applies(resp.GetToolCalls()); invalidWhat != "" {
+					invalidErr = check.verify(resp.GetContent(), resp.GetToolCalls())
+				}
+				if invalidErr == nil {
+					g.m.validations.WithLabelValues(o.alias, what, "repaired").Inc()
 				} else {
-					g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
+					g.m.validations.WithLabelValues(o.alias, what, "invalid").Inc()
 				}
 			}
 		} else {
-			g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+			g.m.validations.WithLabelValues(o.alias, what, "valid").Inc()
 		}
 	}
 	g.setHeaders(w, o, cacheLabel(key))
@@ -701,7 +709,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	if invalidErr != nil {
 		g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 		setCost(w, usd, priced)
-		e := invalidOutput(o, invalidErr)
+		e := invalidOutput(o, invalidWhat, invalidErr)
 		g.count("chat", o, e.Status, start)
 		writeError(w, e)
 		return
@@ -994,20 +1002,20 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	toolCalls := ans.calls.list()
 	usage, estimated := fit.chatUsage(o.target, usage, answerText(ans.content.String(), toolCalls))
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: a trailer (below)
-	if check != nil && len(toolCalls) == 0 {
+	if what := check.applies(toolCalls); what != "" {
 		// What was streamed cannot be taken back, so there is no repair
-		// attempt; an answer that fails the response format ends with an
-		// error event instead of [DONE]. (An answer that calls tools is
-		// not checked, as in chat.)
-		if why := check.check(ans.content.String()); why != nil {
-			g.m.validations.WithLabelValues(o.alias, "invalid").Inc()
-			e := invalidOutput(o, why)
-			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails the requested response_format: %v", o.alias, o.target, why)
+		// attempt; an answer that fails its check (the response format,
+		// or a strict tool's schema) ends with an error event instead of
+		// [DONE].
+		if why := check.verify(ans.content.String(), toolCalls); why != nil {
+			g.m.validations.WithLabelValues(o.alias, what, "invalid").Inc()
+			e := invalidOutput(o, what, why)
+			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails %s: %v", o.alias, o.target, checkName(what), why)
 			_ = out.event(map[string]any{"error": e})
 			g.countCode("chat_stream", o, "stream_error", start)
 			return
 		}
-		g.m.validations.WithLabelValues(o.alias, "valid").Inc()
+		g.m.validations.WithLabelValues(o.alias, what, "valid").Inc()
 	}
 	// The usage chunk reports what the upstream reported or, when it
 	// reported nothing, the gateway's count, marked "estimated": true.

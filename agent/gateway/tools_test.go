@@ -295,7 +295,7 @@ func TestToolCallSkipsOutputCheck(t *testing.T) {
 		t.Fatalf("stream: %s", w.Body)
 	}
 	for _, outcome := range []string{"valid", "invalid", "repaired"} {
-		if n := testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", outcome)); n != 0 {
+		if n := testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "response_format", outcome)); n != 0 {
 			t.Errorf("%s validations = %v: a tool call is not checked", outcome, n)
 		}
 	}
@@ -445,4 +445,103 @@ func TestToolsNeedTheCapability(t *testing.T) {
 	if w := h.do(t, "/chat", chatBody("single", weatherTools)); w.Code != 200 {
 		t.Fatalf("tools on single with pa's capabilities unknown: %d %s", w.Code, w.Body)
 	}
+}
+
+// TestStrictToolArguments: calls to a strict tool are checked against its
+// parameters schema; a failing call gets one repair request that answers
+// every call of the turn (an error for the bad one), then the answer is
+// returned or refused as invalid_output. Calls to tools that are not strict
+// are passed on as they come.
+func TestStrictToolArguments(t *testing.T) {
+	validations := func(h *harness, outcome string) float64 {
+		return testutil.ToFloat64(h.g.m.validations.WithLabelValues("single", "tool_arguments", outcome))
+	}
+	good := []*pb.ToolCall{{Id: "call_w", Name: "get_weather", Arguments: `{"city":"Paris"}`}}
+	badParallel := []*pb.ToolCall{{Id: "call_w", Name: "get_weather", Arguments: `{"city":7}`}, {Id: "call_t", Name: "get_time", Arguments: `{}`}}
+
+	t.Run("valid", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.toolCalls["solo"] = good
+		w := h.do(t, "/chat", chatBody("single", weatherTools))
+		if w.Code != 200 || h.a.count("solo") != 1 || validations(h, "valid") != 1 {
+			t.Fatalf("%d calls %d valid %v: %s", w.Code, h.a.count("solo"), validations(h, "valid"), w.Body)
+		}
+	})
+	t.Run("repaired", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.toolCallQueue["solo"] = [][]*pb.ToolCall{badParallel}
+		h.a.toolCalls["solo"] = good
+		w := h.do(t, "/chat", chatBody("single", weatherTools))
+		if w.Code != 200 || h.a.count("solo") != 2 || validations(h, "repaired") != 1 || !strings.Contains(w.Body.String(), `"arguments":"{\"city\":\"Paris\"}"`) {
+			t.Fatalf("%d calls %d repaired %v: %s", w.Code, h.a.count("solo"), validations(h, "repaired"), w.Body)
+		}
+		if w.Header().Get("x-vigil-attempts") != "2" {
+			t.Errorf("attempts %q, want 2", w.Header().Get("x-vigil-attempts"))
+		}
+		// The repair request carries the rejected turn and answers each
+		// of its calls, so that the conversation is one OpenAI accepts.
+		msgs := h.a.last["solo"].GetMessages()
+		if len(msgs) != 4 {
+			t.Fatalf("repair request has %d messages: %v", len(msgs), msgs)
+		}
+		asst, errMsg, notRun := msgs[1], msgs[2], msgs[3]
+		if asst.GetRole() != "assistant" || len(asst.GetToolCalls()) != 2 || asst.GetToolCalls()[0].GetArguments() != `{"city":7}` {
+			t.Errorf("assistant turn %v", asst)
+		}
+		if errMsg.GetRole() != "tool" || errMsg.GetToolCallId() != "call_w" || !strings.Contains(errMsg.GetContent(), "Error, not run: the arguments of get_weather do not match the schema") ||
+			!strings.Contains(errMsg.GetContent(), "/city") {
+			t.Errorf("error for the bad call: %v", errMsg)
+		}
+		if notRun.GetRole() != "tool" || notRun.GetToolCallId() != "call_t" || !strings.HasPrefix(notRun.GetContent(), "Not run") {
+			t.Errorf("answer for the good call: %v", notRun)
+		}
+		if err := checkToolMessages(msgs); err != nil {
+			t.Errorf("the repair conversation breaks the tool-message rules: %v", err)
+		}
+	})
+	t.Run("invalid twice", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_w", Name: "get_weather", Arguments: `{"city":`}}
+		w := h.do(t, "/chat", chatBody("single", weatherTools))
+		e := errBody(t, w)
+		if w.Code != 502 || e.Code != "invalid_output" || h.a.count("solo") != 2 || validations(h, "invalid") != 1 ||
+			!strings.Contains(e.Message, "the parameters schema of a strict tool") || !strings.Contains(e.Message, "tool call 0: the arguments of get_weather are not valid JSON") {
+			t.Fatalf("%d calls %d invalid %v: %+v", w.Code, h.a.count("solo"), validations(h, "invalid"), e)
+		}
+	})
+	t.Run("not strict", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_t", Name: "get_time", Arguments: `not json`}}
+		w := h.do(t, "/chat", chatBody("single", weatherTools))
+		if w.Code != 200 || h.a.count("solo") != 1 || validations(h, "valid")+validations(h, "invalid")+validations(h, "repaired") != 0 {
+			t.Fatalf("%d calls %d: %s", w.Code, h.a.count("solo"), w.Body)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		h.a.toolCalls["solo"] = badParallel
+		w := h.do(t, "/chat", chatBody("single", weatherTools+`,"stream":true`))
+		body := w.Body.String()
+		if strings.Contains(body, "[DONE]") || !strings.Contains(body, `"code":"invalid_output"`) || !strings.Contains(body, "fails the parameters schema of a strict tool") ||
+			h.a.count("solo") != 1 || validations(h, "invalid") != 1 {
+			t.Fatalf("calls %d: %s", h.a.count("solo"), body)
+		}
+		h.a.toolCalls["solo"] = good
+		if w := h.do(t, "/chat", chatBody("single", weatherTools+`,"stream":true`)); !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") || validations(h, "valid") != 1 {
+			t.Fatalf("valid stream: %s", w.Body)
+		}
+	})
+	t.Run("schema that does not compile", func(t *testing.T) {
+		h := newHarness(t, testCfg())
+		tools := `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":12}}},"strict":true}}]`
+		w := h.do(t, "/chat", chatBody("single", tools))
+		e := errBody(t, w)
+		if w.Code != 400 || e.Param == nil || *e.Param != "tools[0].function.parameters" || h.a.count("solo") != 0 {
+			t.Fatalf("%d %+v", w.Code, e)
+		}
+		// The same schema on a tool that is not strict is passed on.
+		if w := h.do(t, "/chat", chatBody("single", strings.Replace(tools, `"strict":true`, `"strict":false`, 1))); w.Code != 200 {
+			t.Fatalf("not strict: %d %s", w.Code, w.Body)
+		}
+	})
 }

@@ -12,7 +12,8 @@
 // in order), with the arguments {"query": <the user message>}, content
 // null and finish_reason "tool_calls"; a stream sends the call's id, type
 // and name in its first chunk and the arguments in fragments of a few
-// bytes, as OpenAI does. When the last messages are tool messages, the
+// bytes, as OpenAI does (with InvalidArgumentsTrigger in the message, the
+// query is a number instead). When the last messages are tool messages, the
 // answer is text quoting each result: "tool NAME returned: RESULT"
 // (joined by "; "). A tool message that answers no call of the assistant
 // message before it, and a call that no tool message answers, are 400s,
@@ -486,6 +487,9 @@ func toolCalls(body map[string]any) []stubCall {
 		}
 	}
 	args, _ := json.Marshal(map[string]string{"query": text})
+	if strings.Contains(text, InvalidArgumentsTrigger) {
+		args, _ = json.Marshal(map[string]int{"query": len(text)})
+	}
 	out := make([]stubCall, len(names))
 	for i, n := range names {
 		h := fnv.New64a()
@@ -494,6 +498,11 @@ func toolCalls(body map[string]any) []stubCall {
 	}
 	return out
 }
+
+// InvalidArgumentsTrigger, in the last user message, makes the stub's
+// calls carry arguments of the wrong type ({"query": <a number>}), as an
+// upstream that does not enforce strict tool schemas might.
+const InvalidArgumentsTrigger = "[invalid-arguments]"
 
 // toolResults quotes the tool messages that end msgs, naming each call's
 // function; "" when the last message is not a tool message.

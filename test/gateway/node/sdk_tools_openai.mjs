@@ -11,7 +11,7 @@ const exchanges = [];
 // Record each request body and the gateway's x-vigil-cache header.
 const recordingFetch = async (url, init) => {
   const res = await fetch(url, init);
-  exchanges.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null, cache: res.headers.get('x-vigil-cache') });
+  exchanges.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null, cache: res.headers.get('x-vigil-cache'), attempts: res.headers.get('x-vigil-attempts') });
   return res;
 };
 const client = new OpenAI({
@@ -141,6 +141,17 @@ await check('cached tool call re-streamed', async () => {
   const plain = (calls) => calls.map((c) => ({ id: c.id, type: c.type, name: c.function.name, arguments: c.function.arguments }));
   assert.deepEqual(plain(final.choices[0].message.tool_calls), plain(first.choices[0].message.tool_calls));
   assert.deepEqual(final.choices[0].message.tool_calls[0].function.parsed_arguments, { query: 'cache this weather' });
+});
+
+await check('strict tool arguments checked and repaired', async () => {
+  // The stub calls get_weather with {"query": <a number>}, which its strict
+  // schema refuses. The gateway asks once more, answering the call with
+  // the validation error (a conversation the stub, like OpenAI, accepts
+  // only if every call is answered); the stub then quotes that result.
+  const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'weather [invalid-arguments]' }], tools: [weather] });
+  assert.equal(exchanges.at(-1).attempts, '2');
+  assert.equal(res.choices[0].finish_reason, 'stop');
+  assert.match(res.choices[0].message.content, /^tool get_weather returned: Error, not run: the arguments of get_weather do not match the schema: .*query/s);
 });
 
 await check('400 for a bad tool name', async () => {
