@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -821,6 +822,16 @@ func TestCost(t *testing.T) {
 	// 2 prompt tokens at 1, 2 completion at 2 (per million).
 	if resp.StatusCode != 200 || resp.Trailer.Get("x-vigil-cost-usd") != "0.00000600" {
 		t.Fatalf("stream: %d, trailers %v:\n%s", resp.StatusCode, resp.Trailer, body)
+	}
+	// An answer from the cache cost nothing upstream, whole or streamed:
+	// known at once, so a header.
+	withCache(t, h, filepath.Join(t.TempDir(), "cache.db"))
+	for _, stream := range []string{"", `,"stream":true`} {
+		body := chatBody("single", `,"temperature":0`+stream)
+		h.doHeader(t, body, nil)
+		if w := h.doHeader(t, body, nil); w.Header().Get("x-vigil-cache") != "hit" || w.Header().Get("x-vigil-cost-usd") != "0.00000000" {
+			t.Fatalf("cached answer (%q): %v", stream, w.Header())
+		}
 	}
 	// No price, no cost: neither a header nor a made-up zero.
 	if w := h.do(t, "/chat", chatBody("chain", "")); w.Header().Get("x-vigil-cost-usd") != "" {

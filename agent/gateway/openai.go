@@ -576,8 +576,8 @@ func usageOf(u *pb.Usage) *usageJSON {
 	return out
 }
 
-// costHeader carries a request's cost: a header on whole answers, a
-// trailer on streams.
+// costHeader carries a request's cost: a header on whole answers and on
+// answers from the cache (0), a trailer on streams from an upstream.
 const costHeader = "X-Vigil-Cost-Usd"
 
 func setCost(w http.ResponseWriter, usd float64, priced bool) {
@@ -882,6 +882,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		o.ex.setCache(cacheHit)
 		model = hit.Model
 		g.setHeaders(w, o, cacheHit)
+		// Known before the first byte: a header, not a trailer.
+		setCost(w, 0, true)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
