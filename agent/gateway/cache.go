@@ -216,10 +216,12 @@ func (c *Cache) Close() error {
 // cached for the alias.
 func cacheKey(alias string, req *pb.ChatRequest) string {
 	type call struct{ ID, Name, Arguments string }
+	type part struct{ Type, Text, Image, Detail string }
 	type msg struct {
 		Role, Content, Name string
 		Calls               []call `json:",omitempty"`
 		CallID              string `json:",omitempty"`
+		Parts               []part `json:",omitempty"`
 	}
 	type tool struct {
 		Name, Description, Parameters string
@@ -245,6 +247,9 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		km := msg{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName(), CallID: m.GetToolCallId()}
 		for _, c := range m.GetToolCalls() {
 			km.Calls = append(km.Calls, call{c.GetId(), c.GetName(), c.GetArguments()})
+		}
+		for _, p := range m.GetParts() {
+			km.Parts = append(km.Parts, part{p.GetType(), p.GetText(), p.GetImageUrl(), p.GetImageDetail()})
 		}
 		k.Messages = append(k.Messages, km)
 	}

@@ -284,11 +284,12 @@ func (f *promptFit) plan(a *alias, t *target) fitPlan {
 }
 
 // bytesBound is an upper bound of the request's prompt tokens by OpenAI's
-// chat rule: its text's bytes plus the framing.
+// chat rule: its text's bytes plus the framing (and its images' tokens,
+// which are not bytes of text).
 func bytesBound(req *pb.ChatRequest) int {
 	n := tokens.ReplyPriming + toolsBytes(req.GetTools())
 	for _, m := range req.GetMessages() {
-		n += tokens.PerMessage + len(m.GetRole()) + len(m.GetContent()) + messageToolBytes(m)
+		n += tokens.PerMessage + len(m.GetRole()) + len(m.GetContent()) + messageToolBytes(m) + imageTokens(m)
 		if m.GetName() != "" {
 			n += len(m.GetName()) + tokens.PerName
 		}
@@ -297,9 +298,10 @@ func bytesBound(req *pb.ChatRequest) int {
 }
 
 // messageTokens counts one message by OpenAI's chat rule, with its tool
-// calls or tool_call_id by the gateway's approximation (tools.go).
+// calls or tool_call_id, and its images, by the gateway's approximations
+// (tools.go, images.go).
 func messageTokens(enc tokens.Encoding, m *pb.Message) int {
-	return tokens.MessageTokens(enc, tokens.Message{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()}) + messageToolTokens(enc, m)
+	return tokens.MessageTokens(enc, tokens.Message{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName()}) + messageToolTokens(enc, m) + imageTokens(m)
 }
 
 // contextMetrics count pre-flight checks and truncation.

@@ -578,7 +578,7 @@ func TestBadRequests(t *testing.T) {
 		{"/chat", chatBody("chain", `,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":"no"}}`), 400, "response_format.json_schema.schema"},
 		{"/chat", `{"model":"chain","messages":[]}`, 400, "messages"},
 		{"/chat", `{"model":"chain","messages":[{"role":"tool","content":"x"}]}`, 400, "messages[0].tool_call_id"},
-		{"/chat", `{"model":"chain","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, 400, "messages[0].content"},
+		{"/chat", `{"model":"chain","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, 400, "messages[0].content[0].image_url"},
 		{"/chat", chatBody("chain", `,"tools":[]`), 400, "tools"},
 		{"/chat", chatBody("chain", `,"temperature":"hot"`), 400, "temperature"},
 		{"/chat", `{"model":`, 400, ""},

@@ -415,14 +415,14 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		default:
 			return nil, invalid(field+".role", "%s: role %q is not system, developer, user, assistant or tool", field, m.Role)
 		}
-		text, err := messageText(m.Content)
+		text, parts, param, err := messageContent(m.Content, role)
 		if err != nil {
-			return nil, invalid(field+".content", "%s.content: %v", field, err)
+			return nil, invalid(field+".content"+param, "%s.content: %v", field, err)
 		}
 		if text == "" && role == "assistant" && m.Refusal != nil {
 			text = *m.Refusal
 		}
-		pm := &pb.Message{Role: role, Content: text, Name: m.Name}
+		pm := &pb.Message{Role: role, Content: text, Name: m.Name, Parts: parts}
 		if !isNull(m.FunctionCall) {
 			return nil, invalid(field+".function_call", "%s.function_call is deprecated and not supported by the gateway; send tool_calls instead", field)
 		}
@@ -521,32 +521,6 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		}
 	}
 	return out, nil
-}
-
-// messageText accepts a string or an array of text parts.
-func messageText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return "", errors.New("must be a string or an array of content parts")
-	}
-	var b strings.Builder
-	for i, p := range parts {
-		if p.Type != "text" {
-			return "", fmt.Errorf("part %d has type %q; the gateway takes text parts only", i, p.Type)
-		}
-		b.WriteString(p.Text)
-	}
-	return b.String(), nil
 }
 
 type usageJSON struct {
@@ -653,6 +627,9 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			req := cloneChat(base, t.model)
 			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
 				if err := g.checkToolSupport(t, req); err != nil {
+					return err
+				}
+				if err := g.checkImageSupport(t, req); err != nil {
 					return err
 				}
 				var err error
@@ -919,6 +896,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
 			if err := g.checkToolSupport(t, req); err != nil {
+				return err
+			}
+			if err := g.checkImageSupport(t, req); err != nil {
 				return err
 			}
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {

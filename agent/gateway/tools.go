@@ -415,15 +415,23 @@ func (g *Gateway) checkToolSupport(t *target, req *pb.ChatRequest) error {
 	if !usesTools(req) {
 		return nil
 	}
+	return g.needCapability(t, ToolsCapability, "does not support tool calls", "the tools")
+}
+
+// needCapability refuses, as class unsupported, a target whose running
+// plugin does not declare capability: "provider P <lacks>: its plugin does
+// not declare the "C" capability, so it would drop <drops>". A plugin not
+// started yet (capabilities unknown) is not judged.
+func (g *Gateway) needCapability(t *target, capability, lacks, drops string) error {
 	cr, ok := g.providers.(CapabilityReporter)
 	if !ok {
 		return nil
 	}
 	caps, known := cr.Capabilities(t.provider)
-	if !known || slices.Contains(caps, ToolsCapability) {
+	if !known || slices.Contains(caps, capability) {
 		return nil
 	}
-	return sdk.Errorf(sdk.Unsupported, "provider %s does not support tool calls: its plugin does not declare the %q capability, so it would drop the tools", t.provider, ToolsCapability)
+	return sdk.Errorf(sdk.Unsupported, "provider %s %s: its plugin does not declare the %q capability, so it would drop %s", t.provider, lacks, capability, drops)
 }
 
 // usesTools reports whether req carries tools or tool calls.

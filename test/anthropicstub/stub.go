@@ -16,6 +16,10 @@
 // alternating, a tool without input_schema, tool_result blocks that do
 // not answer the previous turn's tool_use ids or do not come first,
 // tool_use ids left unanswered, tool blocks without tools defined.
+// Image blocks in user turns are checked as the Messages API checks them
+// (base64 with a JPEG, PNG, GIF or WebP media type and valid data, or an
+// http(s) url) and read as "[image TYPE N bytes]" or "[image URL]" in the
+// echo.
 //
 // The wire format follows Anthropic's: x-api-key and anthropic-version
 // headers, a top-level system prompt, content blocks, error bodies
@@ -25,6 +29,7 @@
 package anthropicstub
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -329,6 +334,36 @@ func tools(body map[string]any) (ts []tool, choice, forced string, noParallel bo
 	return ts, choice, forced, noParallel, nil
 }
 
+// readImage checks an image block's source as the Messages API does and
+// describes it for the echo: "[image TYPE N bytes]" for base64 data (N
+// decoded), "[image URL]" for a URL source.
+func readImage(at string, b map[string]any) (string, error) {
+	src, ok := b["source"].(map[string]any)
+	if !ok {
+		return "", refuse("%s.image.source: Field required", at)
+	}
+	switch src["type"] {
+	case "base64":
+		mt, _ := src["media_type"].(string)
+		if !contains([]string{"image/jpeg", "image/png", "image/gif", "image/webp"}, mt) {
+			return "", refuse("%s.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'", at)
+		}
+		data, _ := src["data"].(string)
+		raw, err := base64.StdEncoding.DecodeString(data)
+		if err != nil || data == "" {
+			return "", refuse("%s.image.source.base64.data: invalid base64 data", at)
+		}
+		return fmt.Sprintf("[image %s %d bytes]", mt, len(raw)), nil
+	case "url":
+		u, _ := src["url"].(string)
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return "", refuse("%s.image.source.url.url: Input should be a valid URL", at)
+		}
+		return "[image " + u + "]", nil
+	}
+	return "", refuse("%s.image.source: Input tag '%v' found using 'type' does not match any of the expected tags: 'base64', 'url'", at, src["type"])
+}
+
 // turn is one message as the stub reads it.
 type turn struct {
 	role    string
@@ -367,6 +402,12 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 					return t, refuse("messages: text content blocks must contain non-whitespace text")
 				}
 				t.text += s
+			case typ == "image" && role == "user":
+				desc, err := readImage(at, bm)
+				if err != nil {
+					return t, err
+				}
+				t.text += desc
 			case typ == "tool_use" && role == "assistant":
 				id, _ := bm["id"].(string)
 				name, _ := bm["name"].(string)

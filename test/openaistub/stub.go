@@ -19,6 +19,10 @@
 // message before it, and a call that no tool message answers, are 400s,
 // as OpenAI's.
 //
+// Image parts (image_url, in user messages only) are checked as OpenAI
+// checks them and read as "[image TYPE N bytes]" for a base64 data: URL
+// (N decoded) or "[image URL]" in the echo.
+//
 // The wire format follows OpenAI's: bodies, error objects
 // ({"error":{"message","type","param","code"}}), server-sent events ending
 // in "data: [DONE]", the usage chunk with empty choices asked for by
@@ -234,6 +238,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, 400, "invalid_request_error", "", param, msg)
 			return
 		}
+		if param, code, msg := checkImages(body); msg != "" {
+			WriteError(w, 400, "invalid_request_error", code, param, msg)
+			return
+		}
 		if stream, _ := body["stream"].(bool); stream {
 			s.stream(w, body, model, f, faulty)
 			return
@@ -260,7 +268,7 @@ func reply(body map[string]any) (content string, promptTokens int) {
 	last := ""
 	for _, m := range msgs {
 		mm, _ := m.(map[string]any)
-		c, _ := mm["content"].(string)
+		c := contentText(mm["content"])
 		promptTokens += len(strings.Fields(c))
 		last = c
 	}
@@ -538,7 +546,9 @@ func toolResults(msgs []any) string {
 	return strings.Join(parts, "; ")
 }
 
-// contentText is a message's content: a string or text parts.
+// contentText is a message's content: a string or parts. An image part
+// reads as "[image TYPE N bytes]" (a data: URL, N the decoded size) or
+// "[image URL]", so that a reply shows what image reached the stub.
 func contentText(v any) string {
 	switch c := v.(type) {
 	case string:
@@ -547,12 +557,73 @@ func contentText(v any) string {
 		var b strings.Builder
 		for _, p := range c {
 			pm, _ := p.(map[string]any)
+			if pm["type"] == "image_url" {
+				b.WriteString(imageText(pm))
+				continue
+			}
 			t, _ := pm["text"].(string)
 			b.WriteString(t)
 		}
 		return b.String()
 	}
 	return ""
+}
+
+// imageText describes an image part: "[image TYPE N bytes]" for a data:
+// URL, "[image URL]" otherwise.
+func imageText(part map[string]any) string {
+	iu, _ := part["image_url"].(map[string]any)
+	u, _ := iu["url"].(string)
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		meta, data, _ := strings.Cut(rest, ",")
+		mediaType, _, _ := strings.Cut(meta, ";")
+		raw, _ := base64.StdEncoding.DecodeString(data)
+		return fmt.Sprintf("[image %s %d bytes]", mediaType, len(raw))
+	}
+	return "[image " + u + "]"
+}
+
+// checkImages answers what OpenAI answers with a 400 about image parts:
+// an image in a message that is not the user's, a part without a URL, a
+// data: URL that is not a base64 image. It returns the param, code and
+// message, or "" when the request is fine.
+func checkImages(body map[string]any) (param, code, msg string) {
+	msgs, _ := body["messages"].([]any)
+	for i, m := range msgs {
+		mm, _ := m.(map[string]any)
+		parts, _ := mm["content"].([]any)
+		for j, p := range parts {
+			pm, _ := p.(map[string]any)
+			if pm["type"] != "image_url" {
+				continue
+			}
+			at := fmt.Sprintf("messages.[%d].content.[%d].image_url", i, j)
+			if mm["role"] != "user" {
+				return at, "", fmt.Sprintf("Invalid 'messages[%d]'. Image URLs are only allowed for messages with role 'user', but this message with role '%v' contains an image URL.", i, mm["role"])
+			}
+			iu, _ := pm["image_url"].(map[string]any)
+			u, _ := iu["url"].(string)
+			if u == "" {
+				return at + ".url", "", "Missing required parameter: '" + at + ".url'."
+			}
+			if d, ok := iu["detail"]; ok && d != "auto" && d != "low" && d != "high" {
+				return at + ".detail", "invalid_value", fmt.Sprintf("Invalid value: '%v'. Supported values are: 'auto', 'low', and 'high'.", d)
+			}
+			rest, isData := strings.CutPrefix(u, "data:")
+			if !isData {
+				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+					return at + ".url", "invalid_image_url", "Invalid image URL: expected an http(s) URL or a base64-encoded data URL."
+				}
+				continue
+			}
+			meta, data, _ := strings.Cut(rest, ",")
+			mediaType, enc, _ := strings.Cut(meta, ";")
+			if _, err := base64.StdEncoding.DecodeString(data); err != nil || enc != "base64" || !strings.HasPrefix(mediaType, "image/") {
+				return at + ".url", "invalid_image_format", "Invalid image URL: expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,...')."
+			}
+		}
+	}
+	return "", "", ""
 }
 
 // checkTools answers what OpenAI answers with a 400 about tools: a

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/vigilml/vigil/sdk"
@@ -29,6 +30,61 @@ type block struct {
 	Input     json.RawMessage `json:"input,omitempty"`
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   string          `json:"content,omitempty"`
+	Source    *imageSource    `json:"source,omitempty"`
+}
+
+// imageSource is an image block's image: inline (base64) or by URL.
+type imageSource struct {
+	Type      string `json:"type"` // base64 or url
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+// imageMediaTypes are the image types the Messages API takes inline.
+var imageMediaTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
+
+// userBlocks are the blocks of a user message with parts: text blocks and
+// image blocks in order. OpenAI's detail has no Anthropic equivalent and
+// is dropped.
+func userBlocks(i int, parts []*pb.ContentPart) ([]block, error) {
+	out := make([]block, 0, len(parts))
+	for j, p := range parts {
+		field := fmt.Sprintf("messages[%d].parts[%d]", i, j)
+		switch p.GetType() {
+		case "text":
+			out = append(out, block{Type: "text", Text: p.GetText()})
+		case "image_url":
+			src, err := imageSourceOf(p.GetImageUrl())
+			if err != nil {
+				return nil, sdk.FieldErrorf(field+".image_url", "%v", err)
+			}
+			out = append(out, block{Type: "image", Source: src})
+		default:
+			return nil, sdk.FieldErrorf(field+".type", "part type %q is not text or image_url", p.GetType())
+		}
+	}
+	return out, nil
+}
+
+// imageSourceOf turns an image URL (http(s), or a base64 data: URL) into
+// an image block's source.
+func imageSourceOf(u string) (*imageSource, error) {
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		mediaType, enc, _ := strings.Cut(meta, ";")
+		if !ok || enc != "base64" || data == "" {
+			return nil, fmt.Errorf("a data: URL must be data:<image type>;base64,<data>")
+		}
+		if !slices.Contains(imageMediaTypes, mediaType) {
+			return nil, fmt.Errorf("the Messages API takes %s images inline, not %q", strings.Join(imageMediaTypes, ", "), mediaType)
+		}
+		return &imageSource{Type: "base64", MediaType: mediaType, Data: data}, nil
+	}
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return nil, fmt.Errorf("an image must be an http(s) URL or a base64 data: URL")
+	}
+	return &imageSource{Type: "url", URL: u}, nil
 }
 
 // message is one user or assistant turn. A turn of text only is sent with
@@ -132,6 +188,14 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 		open, openOrder, callsAt = nil, nil, -1
 		switch role {
 		case "user":
+			if len(m.GetParts()) > 0 {
+				blocks, err := userBlocks(i, m.GetParts())
+				if err != nil {
+					return "", nil, false, err
+				}
+				t.add("user", blocks...)
+				continue
+			}
 			t.add("user", block{Type: "text", Text: m.GetContent()})
 		case "assistant":
 			if len(m.GetToolCalls()) == 0 {

@@ -214,11 +214,44 @@ type chatRequest struct {
 
 type chatMessage struct {
 	Role string `json:"role"`
-	// Content is null in an assistant message that only calls tools.
-	Content    *string    `json:"content"`
+	// Content is a *string, nil (null) in an assistant message that only
+	// calls tools, or []contentPart for a message with images.
+	Content    any        `json:"content"`
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []toolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// contentPart is one of OpenAI's content parts: text or an image.
+type contentPart struct {
+	Type     string    `json:"type"`
+	Text     *string   `json:"text,omitempty"`
+	ImageURL *imageURL `json:"image_url,omitempty"`
+}
+
+type imageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// contentParts is a message's parts in OpenAI's shape.
+func contentParts(parts []*pb.ContentPart) ([]contentPart, error) {
+	out := make([]contentPart, len(parts))
+	for i, p := range parts {
+		switch p.GetType() {
+		case "text":
+			text := p.GetText()
+			out[i] = contentPart{Type: "text", Text: &text}
+		case "image_url":
+			if p.GetImageUrl() == "" {
+				return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].image_url", i), "an image part needs its URL")
+			}
+			out[i] = contentPart{Type: "image_url", ImageURL: &imageURL{URL: p.GetImageUrl(), Detail: p.GetImageDetail()}}
+		default:
+			return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].type", i), "part type %q is not text or image_url", p.GetType())
+		}
+	}
+	return out, nil
 }
 
 type tool struct {
@@ -281,7 +314,13 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) 
 	}
 	for _, m := range req.GetMessages() {
 		cm := chatMessage{Role: m.GetRole(), Name: m.GetName(), ToolCallID: m.GetToolCallId()}
-		if content := m.GetContent(); content != "" || len(m.GetToolCalls()) == 0 {
+		if len(m.GetParts()) > 0 {
+			parts, err := contentParts(m.GetParts())
+			if err != nil {
+				return nil, err
+			}
+			cm.Content = parts
+		} else if content := m.GetContent(); content != "" || len(m.GetToolCalls()) == 0 {
 			cm.Content = &content
 		}
 		for _, c := range m.GetToolCalls() {
@@ -341,8 +380,8 @@ func withSystemInstruction(msgs []chatMessage, instruction string) []chatMessage
 	for i := range msgs {
 		if msgs[i].Role == "system" || msgs[i].Role == "developer" {
 			old := ""
-			if msgs[i].Content != nil {
-				old = *msgs[i].Content
+			if c, ok := msgs[i].Content.(*string); ok && c != nil {
+				old = *c
 			}
 			content := strings.TrimSpace(old + "\n\n" + instruction)
 			msgs[i].Content = &content

@@ -98,6 +98,26 @@ await check('embeddings, base64 by default', async () => {
   assert.ok(Math.abs(norm - 1) < 1e-5, `hashembed vector norm² ${norm}`);
 });
 
+await check('images in a user message (vision)', async () => {
+  // A 1x1 PNG inline, and an image by URL, as the SDK's docs show them;
+  // both upstream stubs describe each image they receive in their echo.
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
+  const content = [
+    { type: 'text', text: 'describe ' },
+    { type: 'image_url', image_url: { url: `data:image/png;base64,${png}`, detail: 'low' } },
+    { type: 'image_url', image_url: { url: 'https://img.test/cat.jpg' } },
+  ];
+  const want = `echo: describe [image image/png ${Buffer.from(png, 'base64').length} bytes][image https://img.test/cat.jpg]`;
+  for (const model of ['default', 'claude']) {
+    const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content }] });
+    assert.equal(res.choices[0].message.content, want, model);
+  }
+  await assert.rejects(
+    client.chat.completions.create({ model: 'default', messages: [{ role: 'system', content: [content[1]] }, { role: 'user', content: 'x' }] }),
+    (e) => e instanceof BadRequestError && e.param === 'messages[0].content[0].type',
+  );
+});
+
 await check('json_schema passthrough', async () => {
   const res = await client.chat.completions.create({
     model: 'default',

@@ -190,7 +190,12 @@ type Message struct {
 	// content may then be empty).
 	ToolCalls []*ToolCall `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// tool_call_id is, in a tool message, the id of the call it answers.
-	ToolCallId    string `protobuf:"bytes,5,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	ToolCallId string `protobuf:"bytes,5,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// parts, when set, are the message's content in order: text and images
+	// (OpenAI's content parts). content then holds the text parts joined,
+	// for a plugin that reads only text; the host sends a message with parts
+	// only to plugins that declare the "images" capability.
+	Parts         []*ContentPart `protobuf:"bytes,6,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +265,88 @@ func (x *Message) GetToolCallId() string {
 	return ""
 }
 
+func (x *Message) GetParts() []*ContentPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// ContentPart is one part of a message's content: text or an image.
+type ContentPart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is "text" or "image_url".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// text is a text part's text.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// image_url is an image part's image: an http(s) URL, or a data: URL
+	// with the image inline in base64 (data:image/png;base64,...).
+	ImageUrl string `protobuf:"bytes,3,opt,name=image_url,json=imageUrl,proto3" json:"image_url,omitempty"`
+	// image_detail is OpenAI's detail for an image: "auto", "low" or "high";
+	// empty when the client gave none.
+	ImageDetail   string `protobuf:"bytes,4,opt,name=image_detail,json=imageDetail,proto3" json:"image_detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContentPart) Reset() {
+	*x = ContentPart{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentPart) ProtoMessage() {}
+
+func (x *ContentPart) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
+func (*ContentPart) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ContentPart) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ContentPart) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ContentPart) GetImageUrl() string {
+	if x != nil {
+		return x.ImageUrl
+	}
+	return ""
+}
+
+func (x *ContentPart) GetImageDetail() string {
+	if x != nil {
+		return x.ImageDetail
+	}
+	return ""
+}
+
 // Tool is a function the model may call (OpenAI's tools[].function).
 type Tool struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -276,7 +363,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +375,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +388,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Tool) GetName() string {
@@ -346,7 +433,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +445,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +458,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ToolCall) GetId() string {
@@ -411,7 +498,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +510,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +523,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -501,7 +588,7 @@ type ChatRequest struct {
 
 func (x *ChatRequest) Reset() {
 	*x = ChatRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +600,7 @@ func (x *ChatRequest) String() string {
 func (*ChatRequest) ProtoMessage() {}
 
 func (x *ChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +613,7 @@ func (x *ChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatRequest.ProtoReflect.Descriptor instead.
 func (*ChatRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChatRequest) GetModel() string {
@@ -658,7 +745,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +757,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +770,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -736,7 +823,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +835,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +848,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChatResponse) GetId() string {
@@ -820,7 +907,7 @@ type ChatEvent struct {
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +919,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +932,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChatEvent) GetDelta() string {
@@ -901,7 +988,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1000,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1013,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EmbedRequest) GetModel() string {
@@ -959,7 +1046,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1058,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1071,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Embedding) GetValues() []float32 {
@@ -1005,7 +1092,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1104,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1117,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EmbedResponse) GetModel() string {
@@ -1065,7 +1152,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1164,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1177,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CountTokensRequest) GetModel() string {
@@ -1123,7 +1210,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1222,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1235,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CountTokensResponse) GetTokens() int32 {
@@ -1173,7 +1260,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"embeddings\x18\x04 \x01(\bR\n" +
 	"embeddings\x121\n" +
-	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"\xa7\x01\n" +
+	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"\xdb\x01\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
@@ -1181,7 +1268,13 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x04 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x12 \n" +
 	"\ftool_call_id\x18\x05 \x01(\tR\n" +
-	"toolCallId\"t\n" +
+	"toolCallId\x122\n" +
+	"\x05parts\x18\x06 \x03(\v2\x1c.vigil.plugin.v1.ContentPartR\x05parts\"u\n" +
+	"\vContentPart\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
+	"\timage_url\x18\x03 \x01(\tR\bimageUrl\x12!\n" +
+	"\fimage_detail\x18\x04 \x01(\tR\vimageDetail\"t\n" +
 	"\x04Tool\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1e\n" +
@@ -1287,52 +1380,54 @@ func file_vigil_plugin_v1_provider_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_provider_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_vigil_plugin_v1_provider_proto_goTypes = []any{
 	(*ModelsRequest)(nil),       // 0: vigil.plugin.v1.ModelsRequest
 	(*ModelsResponse)(nil),      // 1: vigil.plugin.v1.ModelsResponse
 	(*ModelInfo)(nil),           // 2: vigil.plugin.v1.ModelInfo
 	(*Message)(nil),             // 3: vigil.plugin.v1.Message
-	(*Tool)(nil),                // 4: vigil.plugin.v1.Tool
-	(*ToolCall)(nil),            // 5: vigil.plugin.v1.ToolCall
-	(*ToolCallDelta)(nil),       // 6: vigil.plugin.v1.ToolCallDelta
-	(*ChatRequest)(nil),         // 7: vigil.plugin.v1.ChatRequest
-	(*Usage)(nil),               // 8: vigil.plugin.v1.Usage
-	(*ChatResponse)(nil),        // 9: vigil.plugin.v1.ChatResponse
-	(*ChatEvent)(nil),           // 10: vigil.plugin.v1.ChatEvent
-	(*EmbedRequest)(nil),        // 11: vigil.plugin.v1.EmbedRequest
-	(*Embedding)(nil),           // 12: vigil.plugin.v1.Embedding
-	(*EmbedResponse)(nil),       // 13: vigil.plugin.v1.EmbedResponse
-	(*CountTokensRequest)(nil),  // 14: vigil.plugin.v1.CountTokensRequest
-	(*CountTokensResponse)(nil), // 15: vigil.plugin.v1.CountTokensResponse
+	(*ContentPart)(nil),         // 4: vigil.plugin.v1.ContentPart
+	(*Tool)(nil),                // 5: vigil.plugin.v1.Tool
+	(*ToolCall)(nil),            // 6: vigil.plugin.v1.ToolCall
+	(*ToolCallDelta)(nil),       // 7: vigil.plugin.v1.ToolCallDelta
+	(*ChatRequest)(nil),         // 8: vigil.plugin.v1.ChatRequest
+	(*Usage)(nil),               // 9: vigil.plugin.v1.Usage
+	(*ChatResponse)(nil),        // 10: vigil.plugin.v1.ChatResponse
+	(*ChatEvent)(nil),           // 11: vigil.plugin.v1.ChatEvent
+	(*EmbedRequest)(nil),        // 12: vigil.plugin.v1.EmbedRequest
+	(*Embedding)(nil),           // 13: vigil.plugin.v1.Embedding
+	(*EmbedResponse)(nil),       // 14: vigil.plugin.v1.EmbedResponse
+	(*CountTokensRequest)(nil),  // 15: vigil.plugin.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 16: vigil.plugin.v1.CountTokensResponse
 }
 var file_vigil_plugin_v1_provider_proto_depIdxs = []int32{
 	2,  // 0: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
-	5,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	3,  // 2: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
-	4,  // 3: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
-	8,  // 4: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
-	5,  // 5: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	8,  // 6: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
-	6,  // 7: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
-	12, // 8: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
-	8,  // 9: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
-	3,  // 10: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
-	0,  // 11: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
-	7,  // 12: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
-	7,  // 13: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
-	11, // 14: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
-	14, // 15: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
-	1,  // 16: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
-	9,  // 17: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
-	10, // 18: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
-	13, // 19: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
-	15, // 20: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	4,  // 2: vigil.plugin.v1.Message.parts:type_name -> vigil.plugin.v1.ContentPart
+	3,  // 3: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
+	5,  // 4: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
+	9,  // 5: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
+	6,  // 6: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	9,  // 7: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
+	7,  // 8: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
+	13, // 9: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
+	9,  // 10: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
+	3,  // 11: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
+	0,  // 12: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
+	8,  // 13: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
+	8,  // 14: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
+	12, // 15: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
+	15, // 16: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
+	1,  // 17: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
+	10, // 18: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
+	11, // 19: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
+	14, // 20: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
+	16, // 21: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_provider_proto_init() }
@@ -1340,15 +1435,15 @@ func file_vigil_plugin_v1_provider_proto_init() {
 	if File_vigil_plugin_v1_provider_proto != nil {
 		return
 	}
-	file_vigil_plugin_v1_provider_proto_msgTypes[7].OneofWrappers = []any{}
-	file_vigil_plugin_v1_provider_proto_msgTypes[11].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[8].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_provider_proto_rawDesc), len(file_vigil_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\"\x0f\n\rModelsRequest\"<\n\x0eModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.vigil.plugin.v1.ModelInfo\"o\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x0c\n\x04\x63hat\x18\x03 \x01(\x08\x12\x12\n\nembeddings\x18\x04 \x01(\x08\x12\x1c\n\x14\x65mbedding_dimensions\x18\x05 \x01(\x05\"{\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\ntool_calls\x18\x04 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"\xe7\x03\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x1a\n\x12json_schema_strict\x18\n \x01(\x08\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x18\n\x10json_schema_name\x18\x0c \x01(\t\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.vigil.plugin.v1.Tool\x12\x13\n\x0btool_choice\x18\x0e \x01(\t\x12\x1c\n\x14tool_choice_function\x18\x0f \x01(\t\x12 \n\x13parallel_tool_calls\x18\x10 \x01(\x08H\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x16\n\x14_parallel_tool_calls\"\x87\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x05\"\xa7\x01\n\x0c\x43hatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\"\xa7\x01\n\tChatEvent\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x32\n\ntool_calls\x18\x06 \x03(\x0b\x32\x1e.vigil.plugin.v1.ToolCallDelta\"T\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"u\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.vigil.plugin.v1.Embedding\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\"]\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x0c\n\x04text\x18\x03 \x01(\t\"%\n\x13\x43ountTokensResponse\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x32\x86\x03\n\x08Provider\x12I\n\x06Models\x12\x1e.vigil.plugin.v1.ModelsRequest\x1a\x1f.vigil.plugin.v1.ModelsResponse\x12\x43\n\x04\x43hat\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1d.vigil.plugin.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1a.vigil.plugin.v1.ChatEvent0\x01\x12\x46\n\x05\x45mbed\x12\x1d.vigil.plugin.v1.EmbedRequest\x1a\x1e.vigil.plugin.v1.EmbedResponse\x12X\n\x0b\x43ountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponseB=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\"\x0f\n\rModelsRequest\"<\n\x0eModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.vigil.plugin.v1.ModelInfo\"o\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x0c\n\x04\x63hat\x18\x03 \x01(\x08\x12\x12\n\nembeddings\x18\x04 \x01(\x08\x12\x1c\n\x14\x65mbedding_dimensions\x18\x05 \x01(\x05\"\xa8\x01\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\ntool_calls\x18\x04 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\x12+\n\x05parts\x18\x06 \x03(\x0b\x32\x1c.vigil.plugin.v1.ContentPart\"R\n\x0b\x43ontentPart\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\timage_url\x18\x03 \x01(\t\x12\x14\n\x0cimage_detail\x18\x04 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"\xe7\x03\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x1a\n\x12json_schema_strict\x18\n \x01(\x08\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x18\n\x10json_schema_name\x18\x0c \x01(\t\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.vigil.plugin.v1.Tool\x12\x13\n\x0btool_choice\x18\x0e \x01(\t\x12\x1c\n\x14tool_choice_function\x18\x0f \x01(\t\x12 \n\x13parallel_tool_calls\x18\x10 \x01(\x08H\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x16\n\x14_parallel_tool_calls\"\x87\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x05\"\xa7\x01\n\x0c\x43hatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\"\xa7\x01\n\tChatEvent\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x32\n\ntool_calls\x18\x06 \x03(\x0b\x32\x1e.vigil.plugin.v1.ToolCallDelta\"T\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"u\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.vigil.plugin.v1.Embedding\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\"]\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x0c\n\x04text\x18\x03 \x01(\t\"%\n\x13\x43ountTokensResponse\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x32\x86\x03\n\x08Provider\x12I\n\x06Models\x12\x1e.vigil.plugin.v1.ModelsRequest\x1a\x1f.vigil.plugin.v1.ModelsResponse\x12\x43\n\x04\x43hat\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1d.vigil.plugin.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1a.vigil.plugin.v1.ChatEvent0\x01\x12\x46\n\x05\x45mbed\x12\x1d.vigil.plugin.v1.EmbedRequest\x1a\x1e.vigil.plugin.v1.EmbedResponse\x12X\n\x0b\x43ountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponseB=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vigil.plugin.v1.provider_pb2', globals())
@@ -29,32 +29,34 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _MODELSRESPONSE._serialized_end=128
   _MODELINFO._serialized_start=130
   _MODELINFO._serialized_end=241
-  _MESSAGE._serialized_start=243
-  _MESSAGE._serialized_end=366
-  _TOOL._serialized_start=368
-  _TOOL._serialized_end=445
-  _TOOLCALL._serialized_start=447
-  _TOOLCALL._serialized_end=502
-  _TOOLCALLDELTA._serialized_start=504
-  _TOOLCALLDELTA._serialized_end=579
-  _CHATREQUEST._serialized_start=582
-  _CHATREQUEST._serialized_end=1069
-  _USAGE._serialized_start=1072
-  _USAGE._serialized_end=1207
-  _CHATRESPONSE._serialized_start=1210
-  _CHATRESPONSE._serialized_end=1377
-  _CHATEVENT._serialized_start=1380
-  _CHATEVENT._serialized_end=1547
-  _EMBEDREQUEST._serialized_start=1549
-  _EMBEDREQUEST._serialized_end=1633
-  _EMBEDDING._serialized_start=1635
-  _EMBEDDING._serialized_end=1666
-  _EMBEDRESPONSE._serialized_start=1668
-  _EMBEDRESPONSE._serialized_end=1785
-  _COUNTTOKENSREQUEST._serialized_start=1787
-  _COUNTTOKENSREQUEST._serialized_end=1880
-  _COUNTTOKENSRESPONSE._serialized_start=1882
-  _COUNTTOKENSRESPONSE._serialized_end=1919
-  _PROVIDER._serialized_start=1922
-  _PROVIDER._serialized_end=2312
+  _MESSAGE._serialized_start=244
+  _MESSAGE._serialized_end=412
+  _CONTENTPART._serialized_start=414
+  _CONTENTPART._serialized_end=496
+  _TOOL._serialized_start=498
+  _TOOL._serialized_end=575
+  _TOOLCALL._serialized_start=577
+  _TOOLCALL._serialized_end=632
+  _TOOLCALLDELTA._serialized_start=634
+  _TOOLCALLDELTA._serialized_end=709
+  _CHATREQUEST._serialized_start=712
+  _CHATREQUEST._serialized_end=1199
+  _USAGE._serialized_start=1202
+  _USAGE._serialized_end=1337
+  _CHATRESPONSE._serialized_start=1340
+  _CHATRESPONSE._serialized_end=1507
+  _CHATEVENT._serialized_start=1510
+  _CHATEVENT._serialized_end=1677
+  _EMBEDREQUEST._serialized_start=1679
+  _EMBEDREQUEST._serialized_end=1763
+  _EMBEDDING._serialized_start=1765
+  _EMBEDDING._serialized_end=1796
+  _EMBEDRESPONSE._serialized_start=1798
+  _EMBEDRESPONSE._serialized_end=1915
+  _COUNTTOKENSREQUEST._serialized_start=1917
+  _COUNTTOKENSREQUEST._serialized_end=2010
+  _COUNTTOKENSRESPONSE._serialized_start=2012
+  _COUNTTOKENSRESPONSE._serialized_end=2049
+  _PROVIDER._serialized_start=2052
+  _PROVIDER._serialized_end=2442
 # @@protoc_insertion_point(module_scope)

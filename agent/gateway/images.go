@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// ImagesCapability is the provider capability that says a plugin carries
+// image parts (Message.parts). A plugin built without it would read only
+// Message.content, the text, and answer as if no image had been sent.
+const ImagesCapability = "images"
+
+// imageMediaTypes are the image types a data: URL may carry: the ones
+// both OpenAI and Anthropic accept.
+var imageMediaTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+// contentPartJSON is one of OpenAI's content parts.
+type contentPartJSON struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	ImageURL *struct {
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
+	} `json:"image_url"`
+}
+
+// messageContent reads a message's content: a string, or an array of
+// text and image_url parts. text is the text (parts joined); parts are
+// set only when the content holds an image, so that text-only requests
+// stay what they were for every plugin.
+func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.ContentPart, param string, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil, "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil, "", nil
+	}
+	var in []contentPartJSON
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return "", nil, "", fmt.Errorf("must be a string or an array of content parts")
+	}
+	var b strings.Builder
+	images := false
+	for i, p := range in {
+		switch p.Type {
+		case "text":
+			b.WriteString(p.Text)
+		case "image_url":
+			if role != "user" {
+				return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d is an image; images are only allowed in user messages", i)
+			}
+			if err := checkImagePart(p); err != nil {
+				return "", nil, fmt.Sprintf("[%d].image_url", i), fmt.Errorf("part %d: %v", i, err)
+			}
+			images = true
+		default:
+			return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d has type %q; the gateway takes text and image_url parts", i, p.Type)
+		}
+	}
+	if !images {
+		return b.String(), nil, "", nil
+	}
+	parts = make([]*pb.ContentPart, len(in))
+	for i, p := range in {
+		if p.Type == "text" {
+			parts[i] = &pb.ContentPart{Type: "text", Text: p.Text}
+		} else {
+			parts[i] = &pb.ContentPart{Type: "image_url", ImageUrl: p.ImageURL.URL, ImageDetail: p.ImageURL.Detail}
+		}
+	}
+	return b.String(), parts, "", nil
+}
+
+// checkImagePart accepts an http(s) URL or a base64 data: URL of a PNG,
+// JPEG, GIF or WebP image, with an optional detail of auto, low or high.
+func checkImagePart(p contentPartJSON) error {
+	if p.ImageURL == nil || p.ImageURL.URL == "" {
+		return fmt.Errorf("image_url.url is required")
+	}
+	switch p.ImageURL.Detail {
+	case "", "auto", "low", "high":
+	default:
+		return fmt.Errorf("image_url.detail %q is not auto, low or high", p.ImageURL.Detail)
+	}
+	u := p.ImageURL.URL
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		_, err := decodeDataURL(rest)
+		return err
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return fmt.Errorf("image_url.url must be an http(s) URL or a data: URL (data:image/png;base64,...)")
+	}
+	return nil
+}
+
+// decodeDataURL checks what follows "data:" in an image's data URL: a
+// media type the upstreams take, ";base64," and base64 data.
+func decodeDataURL(rest string) (mediaType string, err error) {
+	meta, data, ok := strings.Cut(rest, ",")
+	mediaType, enc, _ := strings.Cut(meta, ";")
+	if !ok || enc != "base64" {
+		return "", fmt.Errorf("a data: URL must be data:<image type>;base64,<data>")
+	}
+	if !slices.Contains(imageMediaTypes, mediaType) {
+		return "", fmt.Errorf("image type %q is not one of %s", mediaType, strings.Join(imageMediaTypes, ", "))
+	}
+	if data == "" {
+		return "", fmt.Errorf("the data: URL holds no data")
+	}
+	if _, err := base64.StdEncoding.DecodeString(data); err != nil {
+		return "", fmt.Errorf("the data: URL's data is not base64: %v", err)
+	}
+	return mediaType, nil
+}
+
+// usesImages reports whether req has a message with an image.
+func usesImages(req *pb.ChatRequest) bool {
+	for _, m := range req.GetMessages() {
+		if len(m.GetParts()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkImageSupport refuses, as class unsupported (the gateway then tries
+// the next target), to send images to a running plugin that does not
+// declare ImagesCapability.
+func (g *Gateway) checkImageSupport(t *target, req *pb.ChatRequest) error {
+	if !usesImages(req) {
+		return nil
+	}
+	return g.needCapability(t, ImagesCapability, "does not take images", "them")
+}
+
+// Image tokens, approximately: OpenAI bills a low-detail image at 85
+// tokens and a high-detail one at 85 plus 170 per 512-pixel tile of the
+// scaled image; the gateway does not look at the image, so it counts
+// every image that is not low-detail as a 1024x1024 one (four tiles). The
+// upstream's usage is what cost and budgets use when it is reported.
+const (
+	imageTokensLow  = 85
+	imageTokensHigh = 85 + 4*170
+)
+
+// imageTokens is the approximate prompt cost of a message's images.
+func imageTokens(m *pb.Message) int {
+	n := 0
+	for _, p := range m.GetParts() {
+		if p.GetType() != "image_url" {
+			continue
+		}
+		if p.GetImageDetail() == "low" {
+			n += imageTokensLow
+		} else {
+			n += imageTokensHigh
+		}
+	}
+	return n
+}
