@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vigilml/vigil/agent/gateway/tokens"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -42,6 +44,8 @@ type scripted struct {
 	// toolCallQueue, when queued for a model, are the calls of its next
 	// answers, one set per answer, before toolCalls.
 	toolCallQueue map[string][][]*pb.ToolCall
+	// embedded is the last embedding request per model.
+	embedded map[string]*pb.EmbedRequest
 }
 
 func (s *scripted) callsFor(model string) []*pb.ToolCall {
@@ -70,7 +74,7 @@ func (s *scripted) answer(req *pb.ChatRequest) string {
 
 func newScripted() *scripted {
 	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{},
-		toolCalls: map[string][]*pb.ToolCall{}, toolCallQueue: map[string][][]*pb.ToolCall{}}
+		toolCalls: map[string][]*pb.ToolCall{}, toolCallQueue: map[string][][]*pb.ToolCall{}, embedded: map[string]*pb.EmbedRequest{}}
 }
 
 func (s *scripted) fail(model string, errs ...error) {
@@ -152,6 +156,9 @@ func (s *scripted) Embed(_ context.Context, req *pb.EmbedRequest) (*pb.EmbedResp
 	if err := s.next(req.GetModel()); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.embedded[req.GetModel()] = req
+	s.mu.Unlock()
 	out := &pb.EmbedResponse{Model: req.GetModel(), Usage: &pb.Usage{PromptTokens: 1, TotalTokens: 1}}
 	for i := range req.GetInput() {
 		out.Embeddings = append(out.Embeddings, &pb.Embedding{Values: []float32{float32(i), 0.5, -1.25}})
@@ -583,7 +590,7 @@ func TestBadRequests(t *testing.T) {
 		{"/chat", chatBody("chain", `,"temperature":"hot"`), 400, "temperature"},
 		{"/chat", `{"model":`, 400, ""},
 		{"/embeddings", `{"model":"single","input":[]}`, 400, "input"},
-		{"/embeddings", `{"model":"single","input":[1,2]}`, 400, "input"},
+		{"/embeddings", `{"model":"single","input":[1,2.5]}`, 400, "input"},
 		{"/embeddings", `{"model":"single","input":["a",""]}`, 400, "input[1]"},
 		{"/embeddings", `{"model":"single","input":"a","encoding_format":"int8"}`, 400, "encoding_format"},
 		{"/embeddings", `{"model":"nope","input":"a"}`, 404, "model"},
@@ -844,5 +851,44 @@ func TestCost(t *testing.T) {
 	bad.Prices = map[string]Price{"m": {Input: math.Inf(1)}, "n": {Output: -1}}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "gateway.prices.m") || !strings.Contains(err.Error(), "gateway.prices.n") {
 		t.Fatalf("bad prices: %v", err)
+	}
+}
+
+// TestEmbeddingTokenArrays: token ids (one array, or an array of them, as
+// LangChain's OpenAIEmbeddings sends by default) are decoded in
+// cl100k_base, the encoding of OpenAI's embedding models, and the provider
+// gets text; ids that are not tokens are 400s naming the input.
+func TestEmbeddingTokenArrays(t *testing.T) {
+	h := newHarness(t, testCfg())
+	hello := tokens.Encode(tokens.Cl100kBase, "hello world")
+	naive := tokens.Encode(tokens.Cl100kBase, "naïve café")
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	for _, tc := range []struct {
+		input string
+		want  []string
+	}{
+		{js(hello), []string{"hello world"}},
+		{js([][]int{hello, naive}), []string{"hello world", "naïve café"}},
+	} {
+		w := h.do(t, "/embeddings", `{"model":"single","input":`+tc.input+`}`)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"embedding":[0,0.5,-1.25]`) {
+			t.Fatalf("%s: %d %s", tc.input, w.Code, w.Body)
+		}
+		if got := h.a.embedded["solo"].GetInput(); !slices.Equal(got, tc.want) {
+			t.Fatalf("%s: the provider got %q, want %q", tc.input, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ input, param, msg string }{
+		{`[9906, 100257]`, "input", "token 100257 (at 1) is not in cl100k_base"},
+		{`[[9906], [-3]]`, "input[1]", "token -3 (at 0) is not in cl100k_base"},
+		{`[[9906, 100257]]`, "input[0]", "token 100257 (at 1)"},
+		{`[[9906], []]`, "input[1]", "from 1 to 8192 token ids, got 0"},
+		{`[1.5]`, "input", "an array of token ids"},
+		{`[[1], "a"]`, "input", "an array of token ids"},
+	} {
+		w := h.do(t, "/embeddings", `{"model":"single","input":`+tc.input+`}`)
+		if e := errBody(t, w); w.Code != 400 || e.Param == nil || *e.Param != tc.param || !strings.Contains(e.Message, tc.msg) {
+			t.Errorf("%s: %d %+v", tc.input, w.Code, e)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilml/vigil/agent/gateway/tokens"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -1038,6 +1039,20 @@ type embedRequest struct {
 // maxEmbedInputs is OpenAI's own limit per request.
 const maxEmbedInputs = 2048
 
+// maxEmbedInputTokens is OpenAI's limit on one input given as token ids
+// (its embedding models' context).
+const maxEmbedInputTokens = 8192
+
+// embedTokenEncoding is the encoding token-array inputs are read in: the
+// one of every OpenAI embedding model, and what tiktoken (and so
+// LangChain's OpenAIEmbeddings, which sends token arrays by default)
+// falls back to for a model name it does not know, such as an alias.
+const embedTokenEncoding = tokens.Cl100kBase
+
+// inputs are the texts to embed: a string, an array of strings, or token
+// ids (an array of integers, or an array of such arrays), which are
+// decoded to text in embedTokenEncoding so that every provider can take
+// them.
 func (req *embedRequest) inputs() ([]string, *Error) {
 	var one string
 	if json.Unmarshal(req.Input, &one) == nil {
@@ -1051,7 +1066,7 @@ func (req *embedRequest) inputs() ([]string, *Error) {
 		if len(req.Input) == 0 {
 			return nil, invalid("input", "input is required: a string or an array of strings")
 		}
-		return nil, invalid("input", "input must be a string or an array of strings (token arrays are not supported)")
+		return req.tokenInputs()
 	}
 	if len(many) == 0 || len(many) > maxEmbedInputs {
 		return nil, invalid("input", "input must hold from 1 to %d strings, got %d", maxEmbedInputs, len(many))
@@ -1062,6 +1077,40 @@ func (req *embedRequest) inputs() ([]string, *Error) {
 		}
 	}
 	return many, nil
+}
+
+// tokenInputs reads input as token ids: one array of integers, or an
+// array of them.
+func (req *embedRequest) tokenInputs() ([]string, *Error) {
+	var arrays [][]int
+	var one []int
+	single := json.Unmarshal(req.Input, &one) == nil
+	switch {
+	case single:
+		arrays = [][]int{one}
+	case json.Unmarshal(req.Input, &arrays) == nil:
+		if len(arrays) == 0 || len(arrays) > maxEmbedInputs {
+			return nil, invalid("input", "input must hold from 1 to %d token arrays, got %d", maxEmbedInputs, len(arrays))
+		}
+	default:
+		return nil, invalid("input", "input must be a string, an array of strings, an array of token ids or an array of such arrays")
+	}
+	out := make([]string, len(arrays))
+	for i, ids := range arrays {
+		field := "input"
+		if !single {
+			field = fmt.Sprintf("input[%d]", i)
+		}
+		if len(ids) == 0 || len(ids) > maxEmbedInputTokens {
+			return nil, invalid(field, "%s must hold from 1 to %d token ids, got %d", field, maxEmbedInputTokens, len(ids))
+		}
+		text, err := tokens.Decode(embedTokenEncoding, ids)
+		if err != nil {
+			return nil, invalid(field, "%s: %v (token arrays are read as %s)", field, err, embedTokenEncoding)
+		}
+		out[i] = text
+	}
+	return out, nil
 }
 
 // HandleEmbeddings serves POST /openai/v1/embeddings.

@@ -71,6 +71,10 @@ type bpe struct {
 	split *regexp2.Regexp
 	// next is the ASCII splitter's step for this encoding (split_ascii.go).
 	next func(s string, i int) int
+	// vocab is ranks inverted (a token's bytes by id, "" for an id that
+	// is none), built on the first Decode.
+	vocabOnce sync.Once
+	vocab     []string
 }
 
 // Vocabularies are parsed on first use: they cost memory and tens of
@@ -203,6 +207,33 @@ func Encode(e Encoding, text string) []int {
 		return nil
 	}
 	return out
+}
+
+// Decode returns the text of token ids in encoding e. An id that is not a
+// token of the encoding (its special tokens included) is an error naming
+// its position. Ids cut inside a multi-byte character leave bytes that are
+// not UTF-8: each run of them becomes U+FFFD, as tiktoken's decode with
+// errors="replace" does.
+func Decode(e Encoding, ids []int) (string, error) {
+	b := get(e)
+	b.vocabOnce.Do(func() {
+		n := 0
+		for _, r := range b.ranks {
+			n = max(n, r+1)
+		}
+		b.vocab = make([]string, n)
+		for tok, r := range b.ranks {
+			b.vocab[r] = tok
+		}
+	})
+	var out strings.Builder
+	for i, id := range ids {
+		if id < 0 || id >= len(b.vocab) || b.vocab[id] == "" {
+			return "", fmt.Errorf("token %d (at %d) is not in %s", id, i, e)
+		}
+		out.WriteString(b.vocab[id])
+	}
+	return strings.ToValidUTF8(out.String(), "\uFFFD"), nil
 }
 
 // ForModel returns the encoding of an upstream model name and whether it

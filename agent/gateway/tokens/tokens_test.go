@@ -215,3 +215,31 @@ func TestMergeHeapMatchesScan(t *testing.T) {
 		}
 	}
 }
+
+// TestDecode: ids decode back to the text they encode in both encodings
+// (multi-byte characters included); an id outside the vocabulary (a
+// special token) is an error naming its position, and ids cut inside a
+// character leave U+FFFD, as tiktoken's decode with errors="replace".
+func TestDecode(t *testing.T) {
+	text := "Vigil watches GPUs — naïve Σ ⁿ 東京\n\tdone."
+	for _, e := range Encodings {
+		ids := Encode(e, text)
+		got, err := Decode(e, ids)
+		if err != nil || got != text {
+			t.Errorf("%s: %q %v", e, got, err)
+		}
+	}
+	if _, err := Decode(Cl100kBase, []int{9906, 100257}); err == nil || !strings.Contains(err.Error(), "token 100257 (at 1) is not in cl100k_base") {
+		t.Errorf("special token: %v", err)
+	}
+	if _, err := Decode(Cl100kBase, []int{-1}); err == nil {
+		t.Error("negative id decoded")
+	}
+	ids := Encode(Cl100kBase, "東")
+	if len(ids) < 2 {
+		t.Fatalf("東 is %d token(s) in cl100k_base; the test needs a character split over tokens", len(ids))
+	}
+	if got, err := Decode(Cl100kBase, ids[:1]); err != nil || got != "\uFFFD" {
+		t.Errorf("half a character: %q %v", got, err)
+	}
+}

@@ -98,6 +98,23 @@ await check('embeddings, base64 by default', async () => {
   assert.ok(Math.abs(norm - 1) < 1e-5, `hashembed vector norm² ${norm}`);
 });
 
+await check('embeddings of token ids, as LangChain sends them', async () => {
+  // cl100k_base ids of the sentence (tiktoken's encoding for every OpenAI
+  // embedding model): the gateway decodes them, so each provider, the
+  // lexical hashembed included, embeds the same text.
+  const text = 'the quick brown fox jumps over the lazy dog';
+  const ids = [1820, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679];
+  for (const model of ['embed', 'lexical']) {
+    const byIds = await client.embeddings.create({ model, input: [ids, ids.slice(0, 3)], encoding_format: 'float' });
+    const byText = await client.embeddings.create({ model, input: [text, 'the quick brown'], encoding_format: 'float' });
+    assert.deepEqual(byIds.data.map((d) => d.embedding), byText.data.map((d) => d.embedding), model);
+  }
+  await assert.rejects(
+    client.embeddings.create({ model: 'embed', input: [[1820, 100257]] }),
+    (e) => e instanceof BadRequestError && e.param === 'input[0]' && /100257/.test(e.message),
+  );
+});
+
 await check('images in a user message (vision)', async () => {
   // A 1x1 PNG inline, and an image by URL, as the SDK's docs show them;
   // both upstream stubs describe each image they receive in their echo.
