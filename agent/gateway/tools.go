@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/gateway/tokens"
-	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -406,25 +404,6 @@ func answerText(content string, calls []*pb.ToolCall) string {
 // know), so a request with tools, or with tool calls in its history, is
 // not sent to a running plugin that does not declare it.
 const ToolsCapability = "tools"
-
-// checkToolSupport refuses, as class unsupported (the gateway then tries
-// the next target), a tool request for a target whose plugin does not
-// declare ToolsCapability. Called once the plugin runs (inside
-// WithProvider), so its capabilities are known.
-func (g *Gateway) checkToolSupport(t *target, req *pb.ChatRequest) error {
-	if !usesTools(req) {
-		return nil
-	}
-	cr, ok := g.providers.(CapabilityReporter)
-	if !ok {
-		return nil
-	}
-	caps, known := cr.Capabilities(t.provider)
-	if !known || slices.Contains(caps, ToolsCapability) {
-		return nil
-	}
-	return sdk.Errorf(sdk.Unsupported, "provider %s does not support tool calls: its plugin does not declare the %q capability, so it would drop the tools", t.provider, ToolsCapability)
-}
 
 // usesTools reports whether req carries tools or tool calls.
 func usesTools(req *pb.ChatRequest) bool {

@@ -495,8 +495,28 @@ type ChatRequest struct {
 	// parallel_tool_calls, when set, allows or forbids several calls in one
 	// answer.
 	ParallelToolCalls *bool `protobuf:"varint,16,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// max_completion_tokens is set when the client named its output cap
+	// max_completion_tokens (OpenAI's newer name, the only one OpenAI's
+	// reasoning models accept); max_tokens then holds the same value, so
+	// that a plugin built before this field still honours the cap. A plugin
+	// that knows the field sends the upstream the name the client used.
+	MaxCompletionTokens *int32 `protobuf:"varint,17,opt,name=max_completion_tokens,json=maxCompletionTokens,proto3,oneof" json:"max_completion_tokens,omitempty"`
+	// presence_penalty and frequency_penalty are OpenAI's penalties, from
+	// -2 to 2. A plugin whose upstream has no penalties answers a non-zero
+	// one with the class unsupported rather than dropping it.
+	PresencePenalty  *float64 `protobuf:"fixed64,18,opt,name=presence_penalty,json=presencePenalty,proto3,oneof" json:"presence_penalty,omitempty"`
+	FrequencyPenalty *float64 `protobuf:"fixed64,19,opt,name=frequency_penalty,json=frequencyPenalty,proto3,oneof" json:"frequency_penalty,omitempty"`
+	// reasoning_effort is OpenAI's reasoning effort for reasoning models
+	// ("none", "minimal", "low", "medium", "high", ...: a lowercase word,
+	// checked by the upstream). Empty: the upstream's default.
+	ReasoningEffort string `protobuf:"bytes,20,opt,name=reasoning_effort,json=reasoningEffort,proto3" json:"reasoning_effort,omitempty"`
+	// logprobs asks for the log probability of each output token, and
+	// top_logprobs (0 to 20) for that many most likely tokens at each
+	// position. Sent only to plugins that declare the "logprobs" capability.
+	Logprobs      bool   `protobuf:"varint,21,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	TopLogprobs   *int32 `protobuf:"varint,22,opt,name=top_logprobs,json=topLogprobs,proto3,oneof" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -641,6 +661,182 @@ func (x *ChatRequest) GetParallelToolCalls() bool {
 	return false
 }
 
+func (x *ChatRequest) GetMaxCompletionTokens() int32 {
+	if x != nil && x.MaxCompletionTokens != nil {
+		return *x.MaxCompletionTokens
+	}
+	return 0
+}
+
+func (x *ChatRequest) GetPresencePenalty() float64 {
+	if x != nil && x.PresencePenalty != nil {
+		return *x.PresencePenalty
+	}
+	return 0
+}
+
+func (x *ChatRequest) GetFrequencyPenalty() float64 {
+	if x != nil && x.FrequencyPenalty != nil {
+		return *x.FrequencyPenalty
+	}
+	return 0
+}
+
+func (x *ChatRequest) GetReasoningEffort() string {
+	if x != nil {
+		return x.ReasoningEffort
+	}
+	return ""
+}
+
+func (x *ChatRequest) GetLogprobs() bool {
+	if x != nil {
+		return x.Logprobs
+	}
+	return false
+}
+
+func (x *ChatRequest) GetTopLogprobs() int32 {
+	if x != nil && x.TopLogprobs != nil {
+		return *x.TopLogprobs
+	}
+	return 0
+}
+
+// TokenLogprob is the log probability of one output token (OpenAI's
+// choices[].logprobs.content[]).
+type TokenLogprob struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Token   string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Logprob float64                `protobuf:"fixed64,2,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	// bytes are the token's UTF-8 bytes (empty when the upstream gave none).
+	Bytes []byte `protobuf:"bytes,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// top_logprobs are the most likely tokens at this position, most likely
+	// first, as many as the request's top_logprobs asked for.
+	TopLogprobs   []*TopLogprob `protobuf:"bytes,4,rep,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenLogprob) Reset() {
+	*x = TokenLogprob{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenLogprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenLogprob) ProtoMessage() {}
+
+func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
+func (*TokenLogprob) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TokenLogprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TokenLogprob) GetLogprob() float64 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *TokenLogprob) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
+func (x *TokenLogprob) GetTopLogprobs() []*TopLogprob {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return nil
+}
+
+// TopLogprob is one of the most likely tokens at a position.
+type TopLogprob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Logprob       float64                `protobuf:"fixed64,2,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	Bytes         []byte                 `protobuf:"bytes,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopLogprob) Reset() {
+	*x = TopLogprob{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopLogprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopLogprob) ProtoMessage() {}
+
+func (x *TopLogprob) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
+func (*TopLogprob) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TopLogprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TopLogprob) GetLogprob() float64 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *TopLogprob) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
 type Usage struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	PromptTokens     int32                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
@@ -658,7 +854,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +866,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +879,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -727,16 +923,19 @@ type ChatResponse struct {
 	Model   string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	Content string                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
 	// finish_reason is stop, length, content_filter or tool_calls.
-	FinishReason  string      `protobuf:"bytes,4,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
-	Usage         *Usage      `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
-	ToolCalls     []*ToolCall `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	FinishReason string      `protobuf:"bytes,4,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	Usage        *Usage      `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
+	ToolCalls    []*ToolCall `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// logprobs are the answer's tokens with their log probabilities, when
+	// the request asked for them.
+	Logprobs      []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +947,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +960,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChatResponse) GetId() string {
@@ -806,21 +1005,31 @@ func (x *ChatResponse) GetToolCalls() []*ToolCall {
 	return nil
 }
 
+func (x *ChatResponse) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
 type ChatEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Delta         string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
-	FinishReason  string                 `protobuf:"bytes,2,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
-	Usage         *Usage                 `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
-	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
-	Model         string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
-	ToolCalls     []*ToolCallDelta       `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Delta        string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
+	FinishReason string                 `protobuf:"bytes,2,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	Usage        *Usage                 `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	Id           string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	Model        string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	ToolCalls    []*ToolCallDelta       `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// logprobs are the log probabilities of the tokens of this event's
+	// delta, when the request asked for them.
+	Logprobs      []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1041,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1054,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChatEvent) GetDelta() string {
@@ -890,6 +1099,13 @@ func (x *ChatEvent) GetToolCalls() []*ToolCallDelta {
 	return nil
 }
 
+func (x *ChatEvent) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
 type EmbedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -901,7 +1117,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1129,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1142,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EmbedRequest) GetModel() string {
@@ -959,7 +1175,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1187,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1200,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Embedding) GetValues() []float32 {
@@ -1005,7 +1221,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1233,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1246,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EmbedResponse) GetModel() string {
@@ -1065,7 +1281,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1293,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1306,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CountTokensRequest) GetModel() string {
@@ -1123,7 +1339,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1351,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1364,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CountTokensResponse) GetTokens() int32 {
@@ -1197,7 +1413,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\targuments\x18\x04 \x01(\tR\targuments\"\xa0\x05\n" +
+	"\targuments\x18\x04 \x01(\tR\targuments\"\x80\b\n" +
 	"\vChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12%\n" +
@@ -1218,18 +1434,38 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\vtool_choice\x18\x0e \x01(\tR\n" +
 	"toolChoice\x120\n" +
 	"\x14tool_choice_function\x18\x0f \x01(\tR\x12toolChoiceFunction\x123\n" +
-	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x04R\x11parallelToolCalls\x88\x01\x01B\x0e\n" +
+	"\x13parallel_tool_calls\x18\x10 \x01(\bH\x04R\x11parallelToolCalls\x88\x01\x01\x127\n" +
+	"\x15max_completion_tokens\x18\x11 \x01(\x05H\x05R\x13maxCompletionTokens\x88\x01\x01\x12.\n" +
+	"\x10presence_penalty\x18\x12 \x01(\x01H\x06R\x0fpresencePenalty\x88\x01\x01\x120\n" +
+	"\x11frequency_penalty\x18\x13 \x01(\x01H\aR\x10frequencyPenalty\x88\x01\x01\x12)\n" +
+	"\x10reasoning_effort\x18\x14 \x01(\tR\x0freasoningEffort\x12\x1a\n" +
+	"\blogprobs\x18\x15 \x01(\bR\blogprobs\x12&\n" +
+	"\ftop_logprobs\x18\x16 \x01(\x05H\bR\vtopLogprobs\x88\x01\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
 	"\x05_seedB\x16\n" +
-	"\x14_parallel_tool_calls\"\xd9\x01\n" +
+	"\x14_parallel_tool_callsB\x18\n" +
+	"\x16_max_completion_tokensB\x13\n" +
+	"\x11_presence_penaltyB\x14\n" +
+	"\x12_frequency_penaltyB\x0f\n" +
+	"\r_top_logprobs\"\x94\x01\n" +
+	"\fTokenLogprob\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\fR\x05bytes\x12>\n" +
+	"\ftop_logprobs\x18\x04 \x03(\v2\x1b.vigil.plugin.v1.TopLogprobR\vtopLogprobs\"R\n" +
+	"\n" +
+	"TopLogprob\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\fR\x05bytes\"\xd9\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x05R\vtotalTokens\x120\n" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\xdb\x01\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\x96\x02\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1237,7 +1473,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\rfinish_reason\x18\x04 \x01(\tR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x05 \x01(\v2\x16.vigil.plugin.v1.UsageR\x05usage\x128\n" +
 	"\n" +
-	"tool_calls\x18\x06 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\"\xd9\x01\n" +
+	"tool_calls\x18\x06 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x129\n" +
+	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\"\x94\x02\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
@@ -1245,7 +1482,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12=\n" +
 	"\n" +
-	"tool_calls\x18\x06 \x03(\v2\x1e.vigil.plugin.v1.ToolCallDeltaR\ttoolCalls\"n\n" +
+	"tool_calls\x18\x06 \x03(\v2\x1e.vigil.plugin.v1.ToolCallDeltaR\ttoolCalls\x129\n" +
+	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
@@ -1287,7 +1525,7 @@ func file_vigil_plugin_v1_provider_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_provider_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_vigil_plugin_v1_provider_proto_goTypes = []any{
 	(*ModelsRequest)(nil),       // 0: vigil.plugin.v1.ModelsRequest
 	(*ModelsResponse)(nil),      // 1: vigil.plugin.v1.ModelsResponse
@@ -1297,42 +1535,47 @@ var file_vigil_plugin_v1_provider_proto_goTypes = []any{
 	(*ToolCall)(nil),            // 5: vigil.plugin.v1.ToolCall
 	(*ToolCallDelta)(nil),       // 6: vigil.plugin.v1.ToolCallDelta
 	(*ChatRequest)(nil),         // 7: vigil.plugin.v1.ChatRequest
-	(*Usage)(nil),               // 8: vigil.plugin.v1.Usage
-	(*ChatResponse)(nil),        // 9: vigil.plugin.v1.ChatResponse
-	(*ChatEvent)(nil),           // 10: vigil.plugin.v1.ChatEvent
-	(*EmbedRequest)(nil),        // 11: vigil.plugin.v1.EmbedRequest
-	(*Embedding)(nil),           // 12: vigil.plugin.v1.Embedding
-	(*EmbedResponse)(nil),       // 13: vigil.plugin.v1.EmbedResponse
-	(*CountTokensRequest)(nil),  // 14: vigil.plugin.v1.CountTokensRequest
-	(*CountTokensResponse)(nil), // 15: vigil.plugin.v1.CountTokensResponse
+	(*TokenLogprob)(nil),        // 8: vigil.plugin.v1.TokenLogprob
+	(*TopLogprob)(nil),          // 9: vigil.plugin.v1.TopLogprob
+	(*Usage)(nil),               // 10: vigil.plugin.v1.Usage
+	(*ChatResponse)(nil),        // 11: vigil.plugin.v1.ChatResponse
+	(*ChatEvent)(nil),           // 12: vigil.plugin.v1.ChatEvent
+	(*EmbedRequest)(nil),        // 13: vigil.plugin.v1.EmbedRequest
+	(*Embedding)(nil),           // 14: vigil.plugin.v1.Embedding
+	(*EmbedResponse)(nil),       // 15: vigil.plugin.v1.EmbedResponse
+	(*CountTokensRequest)(nil),  // 16: vigil.plugin.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 17: vigil.plugin.v1.CountTokensResponse
 }
 var file_vigil_plugin_v1_provider_proto_depIdxs = []int32{
 	2,  // 0: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
 	5,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
 	3,  // 2: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
 	4,  // 3: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
-	8,  // 4: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
-	5,  // 5: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	8,  // 6: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
-	6,  // 7: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
-	12, // 8: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
-	8,  // 9: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
-	3,  // 10: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
-	0,  // 11: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
-	7,  // 12: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
-	7,  // 13: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
-	11, // 14: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
-	14, // 15: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
-	1,  // 16: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
-	9,  // 17: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
-	10, // 18: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
-	13, // 19: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
-	15, // 20: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 4: vigil.plugin.v1.TokenLogprob.top_logprobs:type_name -> vigil.plugin.v1.TopLogprob
+	10, // 5: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
+	5,  // 6: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	8,  // 7: vigil.plugin.v1.ChatResponse.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	10, // 8: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
+	6,  // 9: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
+	8,  // 10: vigil.plugin.v1.ChatEvent.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	14, // 11: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
+	10, // 12: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
+	3,  // 13: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
+	0,  // 14: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
+	7,  // 15: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
+	7,  // 16: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
+	13, // 17: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
+	16, // 18: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
+	1,  // 19: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
+	11, // 20: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
+	12, // 21: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
+	15, // 22: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
+	17, // 23: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_provider_proto_init() }
@@ -1341,14 +1584,14 @@ func file_vigil_plugin_v1_provider_proto_init() {
 		return
 	}
 	file_vigil_plugin_v1_provider_proto_msgTypes[7].OneofWrappers = []any{}
-	file_vigil_plugin_v1_provider_proto_msgTypes[11].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_provider_proto_rawDesc), len(file_vigil_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
