@@ -933,7 +933,12 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
-					if err := out.event(chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)); err != nil {
+					first := chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)
+					if creq.GetLogprobs() {
+						// OpenAI's role chunk carries an empty list.
+						first["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, nil)
+					}
+					if err := out.event(first); err != nil {
 						return err
 					}
 				}

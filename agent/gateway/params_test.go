@@ -218,8 +218,8 @@ func TestLogprobsAnswer(t *testing.T) {
 		t.Fatalf("without logprobs: %s", w.Body)
 	}
 
-	// Streamed: each content chunk carries its pieces' logprobs; the role
-	// and finish chunks carry null.
+	// Streamed: each content chunk carries its pieces' logprobs, the role
+	// chunk an empty list (as OpenAI's), the finish chunk null.
 	h.a.answers["solo"] = []string{"one two three"}
 	w = h.do(t, "/chat", chatBody("single", `,"logprobs":true,"top_logprobs":1,"stream":true`))
 	var got []any
@@ -242,9 +242,15 @@ func TestLogprobsAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch := c.Choices[0]
-		if ch.Delta.Role != "" || ch.FinishReason != nil {
+		if ch.Delta.Role != "" {
+			if string(ch.Logprobs) != `{"content":[],"refusal":null}` {
+				t.Fatalf("role chunk's logprobs: %s", ev)
+			}
+			continue
+		}
+		if ch.FinishReason != nil {
 			if string(ch.Logprobs) != "null" {
-				t.Fatalf("role or finish chunk with logprobs: %s", ev)
+				t.Fatalf("finish chunk with logprobs: %s", ev)
 			}
 			continue
 		}

@@ -32,7 +32,9 @@
 // after each space (the pieces a stream sends, one per chunk); token i
 // (from 0) has logprob -(i+1)/8, the token's UTF-8 bytes, and
 // top_logprobs alternatives k = 0, 1, ...: the token itself (k = 0) and
-// then "<k>" + the token, with logprob -(i+1)/8 - k (see Logprobs).
+// then "<k>" + the token, with logprob -(i+1)/8 - k (see Logprobs). In a
+// stream each content chunk carries its token's, the role chunk an empty
+// list, as OpenAI's do.
 //
 // The wire format follows OpenAI's: bodies, error objects
 // ({"error":{"message","type","param","code"}}), server-sent events ending
@@ -344,6 +346,10 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 	token := 0 // the index of the next content token, for its logprobs
 	chunk := func(delta map[string]any, finish any, u any) {
 		var logprobs any
+		if _, role := delta["role"]; role && asked {
+			// OpenAI's role chunk carries an empty list.
+			logprobs = map[string]any{"content": []any{}, "refusal": nil}
+		}
 		if text, ok := delta["content"].(string); ok && asked && text != "" {
 			// Each content chunk is one token.
 			logprobs = map[string]any{"content": []any{tokenLogprob(text, token, top)}, "refusal": nil}
