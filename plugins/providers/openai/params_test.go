@@ -222,3 +222,43 @@ func TestLogprobsIgnoredUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLogprobsOfARefusal: a refusal carries no content logprobs (OpenAI
+// puts its tokens' under logprobs.refusal, which the contract does not
+// carry); it is passed on, not taken for an upstream without logprobs.
+func TestLogprobsOfARefusal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		lp := `{"content":null,"refusal":[{"token":"No","logprob":-0.5,"bytes":[78,111],"top_logprobs":[]}]}`
+		if body["stream"] == true {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, c := range []string{
+				`{"id":"x","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":""},"logprobs":{"content":[],"refusal":null},"finish_reason":null}]}`,
+				`{"id":"x","model":"m","choices":[{"index":0,"delta":{"refusal":"No"},"logprobs":` + lp + `,"finish_reason":null}]}`,
+				`{"id":"x","model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
+				`[DONE]`,
+			} {
+				_, _ = w.Write([]byte("data: " + c + "\n\n"))
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"No"},"logprobs":` + lp + `,"finish_reason":"stop"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	p := newProvider()
+	if errs := p.Configure(map[string]any{"base_url": srv.URL + "/v1"}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	req := chatReq("m")
+	req.Logprobs = true
+	resp, err := p.Chat(context.Background(), req)
+	if err != nil || resp.GetContent() != "No" || len(resp.GetLogprobs()) != 0 {
+		t.Fatalf("whole: %v %v", resp, err)
+	}
+	text := ""
+	if err := p.ChatStream(context.Background(), req, func(ev *pb.ChatEvent) error { text += ev.GetDelta(); return nil }); err != nil || text != "No" {
+		t.Fatalf("streamed: %q %v", text, err)
+	}
+}

@@ -552,12 +552,9 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 			}
 			return nil
 		}
-		out, err := parseChunk(ev)
+		out, err := parseChunk(ev, logprobs)
 		if err != nil {
 			return err
-		}
-		if logprobs && out != nil && out.Delta != "" && len(out.Logprobs) == 0 {
-			return noLogprobs()
 		}
 		switch {
 		case out == nil:
@@ -593,8 +590,10 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 }
 
 // parseChunk turns one chat.completion.chunk into a ChatEvent; nil for
-// the role-only first chunk and other empty deltas.
-func parseChunk(ev string) (*pb.ChatEvent, error) {
+// the role-only first chunk and other empty deltas. With logprobs asked
+// for, content without them is class unsupported (a refusal's are not
+// carried, and not required).
+func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	var c chunk
 	if err := json.Unmarshal([]byte(ev), &c); err != nil {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream chunk: %v", err)
@@ -615,6 +614,9 @@ func parseChunk(ev string) (*pb.ChatEvent, error) {
 		var err error
 		if out.Logprobs, err = ch.Logprobs.proto(); err != nil {
 			return nil, err
+		}
+		if logprobs && ch.Delta.Content != "" && len(out.Logprobs) == 0 {
+			return nil, noLogprobs()
 		}
 	}
 	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 {
