@@ -213,7 +213,7 @@ func (f *promptFit) plan(a *alias, t *target) fitPlan {
 	// at least one token.
 	reserve, what := 1, "at least 1 token"
 	if mt := f.req.MaxTokens; mt != nil {
-		reserve, what = int(*mt), fmt.Sprintf("max_tokens %d", *mt)
+		reserve, what = int(*mt), fmt.Sprintf("%s %d", capName(f.req), *mt)
 	}
 	// Every token stands for at least one byte, so a prompt whose bytes
 	// fit fits: most requests are never counted (counting costs 0.1-0.3 ms

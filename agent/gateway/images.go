@@ -131,16 +131,6 @@ func usesImages(req *pb.ChatRequest) bool {
 	return false
 }
 
-// checkImageSupport refuses, as class unsupported (the gateway then tries
-// the next target), to send images to a running plugin that does not
-// declare ImagesCapability.
-func (g *Gateway) checkImageSupport(t *target, req *pb.ChatRequest) error {
-	if !usesImages(req) {
-		return nil
-	}
-	return g.needCapability(t, ImagesCapability, "does not take images", "them")
-}
-
 // Image tokens, approximately: OpenAI bills a low-detail image at 85
 // tokens and a high-detail one at 85 plus 170 per 512-pixel tile of the
 // scaled image; the gateway does not look at the image, so it counts

@@ -240,6 +240,11 @@ func (g *Gateway) cacheKeyFor(r *http.Request, a *alias, req *pb.ChatRequest) st
 	if g.cache == nil {
 		return ""
 	}
+	if req.GetLogprobs() {
+		// A request for logprobs neither uses nor fills the cache
+		// (x-vigil-cache: bypass): cached answers do not keep them.
+		return ""
+	}
 	switch strings.ToLower(r.Header.Get("x-vigil-cache")) {
 	case "bypass":
 		return ""
@@ -358,6 +363,9 @@ type chatRequest struct {
 	N                   *int            `json:"n"`
 	PresencePenalty     *float64        `json:"presence_penalty"`
 	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	ReasoningEffort     *string         `json:"reasoning_effort"`
+	Logprobs            *bool           `json:"logprobs"`
+	TopLogprobs         *int32          `json:"top_logprobs"`
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -463,15 +471,8 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		}
 		out.TopP = p
 	}
-	maxTok := req.MaxTokens
-	if req.MaxCompletionTokens != nil {
-		maxTok = req.MaxCompletionTokens
-	}
-	if maxTok != nil {
-		if *maxTok < 1 {
-			return nil, invalid("max_tokens", "max_tokens must be at least 1, got %d", *maxTok)
-		}
-		out.MaxTokens = maxTok
+	if e = req.contractParams(out); e != nil {
+		return nil, e
 	}
 	if len(req.Stop) > 0 && string(req.Stop) != "null" {
 		var one string
@@ -487,12 +488,6 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 	}
 	if req.N != nil && *req.N != 1 {
 		return nil, invalid("n", "n must be 1: the gateway returns one choice")
-	}
-	if p := req.PresencePenalty; p != nil && *p != 0 {
-		return nil, invalid("presence_penalty", "presence_penalty is not supported by the gateway yet; leave it out or 0")
-	}
-	if p := req.FrequencyPenalty; p != nil && *p != 0 {
-		return nil, invalid("frequency_penalty", "frequency_penalty is not supported by the gateway yet; leave it out or 0")
 	}
 	if req.StreamOptions != nil && !req.Stream {
 		return nil, invalid("stream_options", "stream_options is only allowed with stream: true")
@@ -627,10 +622,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			base, _ := fit.request(t)
 			req := cloneChat(base, t.model)
 			return false, g.providers.WithProvider(ctx, t.provider, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
-				if err := g.checkToolSupport(t, req); err != nil {
-					return err
-				}
-				if err := g.checkImageSupport(t, req); err != nil {
+				if err := g.checkSupport(t, req); err != nil {
 					return err
 				}
 				var err error
@@ -715,7 +707,9 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			ToolCalls: cacheToolCalls(resp.GetToolCalls())})
 	}
 	g.count("chat", o, http.StatusOK, start)
-	writeJSON(w, http.StatusOK, completion(id, model, resp.GetContent(), resp.GetToolCalls(), finish, usageOf(usage)))
+	c := completion(id, model, resp.GetContent(), resp.GetToolCalls(), finish, usageOf(usage))
+	c.Choices[0].Logprobs = logprobsOut(creq.GetLogprobs(), resp.GetLogprobs())
+	writeJSON(w, http.StatusOK, c)
 }
 
 // completionJSON is a chat.completion object with one choice; a struct,
@@ -743,8 +737,9 @@ type completionOne struct {
 		// of its own.
 		text string
 	} `json:"message"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason string    `json:"finish_reason"`
+	// Logprobs is null unless the request asked for them.
+	Logprobs     *logprobsJSON `json:"logprobs"`
+	FinishReason string        `json:"finish_reason"`
 }
 
 // completion is a chat.completion object with one choice.
@@ -796,6 +791,8 @@ func cloneChat(req *pb.ChatRequest, model string) *pb.ChatRequest {
 		Stop: req.Stop, Seed: req.Seed, ResponseFormat: req.ResponseFormat, JsonSchema: req.JsonSchema,
 		JsonSchemaStrict: req.JsonSchemaStrict, JsonSchemaName: req.JsonSchemaName, User: req.User,
 		Tools: req.Tools, ToolChoice: req.ToolChoice, ToolChoiceFunction: req.ToolChoiceFunction, ParallelToolCalls: req.ParallelToolCalls,
+		MaxCompletionTokens: req.MaxCompletionTokens, PresencePenalty: req.PresencePenalty, FrequencyPenalty: req.FrequencyPenalty,
+		ReasoningEffort: req.ReasoningEffort, Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs,
 	}
 	return c
 }
@@ -896,17 +893,14 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		base, _ := fit.request(t)
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
-			if err := g.checkToolSupport(t, req); err != nil {
-				return err
-			}
-			if err := g.checkImageSupport(t, req); err != nil {
+			if err := g.checkSupport(t, req); err != nil {
 				return err
 			}
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
 				if ev.GetUsage() != nil {
 					usage = ev.GetUsage()
 				}
-				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 {
+				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 {
 					return nil
 				}
 				if !started {
@@ -924,11 +918,16 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
-					if err := out.event(chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)); err != nil {
+					first := chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)
+					if creq.GetLogprobs() {
+						// OpenAI's role chunk carries an empty list.
+						first["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, nil)
+					}
+					if err := out.event(first); err != nil {
 						return err
 					}
 				}
-				if ev.GetDelta() != "" || len(ev.GetToolCalls()) > 0 {
+				if ev.GetDelta() != "" || len(ev.GetToolCalls()) > 0 || creq.GetLogprobs() && len(ev.GetLogprobs()) > 0 {
 					delta := map[string]any{}
 					if ev.GetDelta() != "" {
 						ans.content.WriteString(ev.GetDelta())
@@ -938,7 +937,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 						ans.calls.add(tc)
 						delta["tool_calls"] = toolCallDeltasOut(tc)
 					}
-					if err := out.event(chunk(delta, nil)); err != nil {
+					c := chunk(delta, nil)
+					if creq.GetLogprobs() && (ev.GetDelta() != "" || len(ev.GetLogprobs()) > 0) {
+						// OpenAI's shape: each content chunk carries its
+						// tokens' logprobs.
+						c["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, ev.GetLogprobs())
+					}
+					if err := out.event(c); err != nil {
 						return err
 					}
 				}

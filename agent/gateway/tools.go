@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/gateway/tokens"
-	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -406,33 +404,6 @@ func answerText(content string, calls []*pb.ToolCall) string {
 // know), so a request with tools, or with tool calls in its history, is
 // not sent to a running plugin that does not declare it.
 const ToolsCapability = "tools"
-
-// checkToolSupport refuses, as class unsupported (the gateway then tries
-// the next target), a tool request for a target whose plugin does not
-// declare ToolsCapability. Called once the plugin runs (inside
-// WithProvider), so its capabilities are known.
-func (g *Gateway) checkToolSupport(t *target, req *pb.ChatRequest) error {
-	if !usesTools(req) {
-		return nil
-	}
-	return g.needCapability(t, ToolsCapability, "does not support tool calls", "the tools")
-}
-
-// needCapability refuses, as class unsupported, a target whose running
-// plugin does not declare capability: "provider P <lacks>: its plugin does
-// not declare the "C" capability, so it would drop <drops>". A plugin not
-// started yet (capabilities unknown) is not judged.
-func (g *Gateway) needCapability(t *target, capability, lacks, drops string) error {
-	cr, ok := g.providers.(CapabilityReporter)
-	if !ok {
-		return nil
-	}
-	caps, known := cr.Capabilities(t.provider)
-	if !known || slices.Contains(caps, capability) {
-		return nil
-	}
-	return sdk.Errorf(sdk.Unsupported, "provider %s %s: its plugin does not declare the %q capability, so it would drop %s", t.provider, lacks, capability, drops)
-}
 
 // usesTools reports whether req carries tools or tool calls.
 func usesTools(req *pb.ChatRequest) bool {

@@ -21,6 +21,10 @@
 // http(s) url) and read as "[image TYPE N bytes]" or "[image URL]" in the
 // echo.
 //
+// A top-level field the Messages API does not know (presence_penalty,
+// logprobs, an OpenAI name such as max_completion_tokens) is refused as
+// the real API refuses it: "NAME: Extra inputs are not permitted".
+//
 // The wire format follows Anthropic's: x-api-key and anthropic-version
 // headers, a top-level system prompt, content blocks, error bodies
 // {"type":"error","error":{"type","message"}}, and the stream's named
@@ -169,6 +173,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if !s.known(model) {
 			writeError(w, 404, "not_found_error", "model: "+model)
+			return
+		}
+		if k := unknownField(r.URL.Path, body); k != "" {
+			writeError(w, 400, "invalid_request_error", k+": Extra inputs are not permitted")
 			return
 		}
 		if _, ok := body["max_tokens"]; !ok && r.URL.Path == "/v1/messages" {
@@ -649,4 +657,38 @@ func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, 
 	event("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": a.stop, "stop_sequence": nil},
 		"usage": map[string]any{"output_tokens": a.outTokens()}})
 	event("message_stop", map[string]any{"type": "message_stop"})
+}
+
+// messagesFields and countFields are the top-level fields of the Messages
+// API and of its token counting.
+var (
+	messagesFields = map[string]bool{
+		"model": true, "messages": true, "max_tokens": true, "system": true, "temperature": true, "top_p": true, "top_k": true,
+		"stop_sequences": true, "stream": true, "metadata": true, "tools": true, "tool_choice": true, "thinking": true,
+		"service_tier": true, "container": true, "mcp_servers": true, "context_management": true,
+	}
+	countFields = map[string]bool{
+		"model": true, "messages": true, "system": true, "tools": true, "tool_choice": true, "thinking": true, "mcp_servers": true,
+		"context_management": true,
+	}
+)
+
+// unknownField is the first (by name) top-level field of body that the
+// endpoint at path does not know, or "".
+func unknownField(path string, body map[string]any) string {
+	known := messagesFields
+	if path == "/v1/messages/count_tokens" {
+		known = countFields
+	}
+	var bad []string
+	for k := range body {
+		if !known[k] {
+			bad = append(bad, k)
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) == 0 {
+		return ""
+	}
+	return bad[0]
 }

@@ -38,6 +38,9 @@ func TestRefusals(t *testing.T) {
 	defer srv.Close()
 	use := `{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"search","input":{"query":"x"}}]}`
 	for _, tc := range []struct{ name, body, want string }{
+		{"OpenAI's penalty", `{"model":"m","max_tokens":9,"presence_penalty":0.5,"messages":[{"role":"user","content":"a"}]}`, "presence_penalty: Extra inputs are not permitted"},
+		{"OpenAI's output cap name", `{"model":"m","max_tokens":9,"max_completion_tokens":9,"messages":[{"role":"user","content":"a"}]}`, "max_completion_tokens: Extra inputs are not permitted"},
+		{"logprobs", `{"model":"m","max_tokens":9,"logprobs":true,"messages":[{"role":"user","content":"a"}]}`, "logprobs: Extra inputs are not permitted"},
 		{"roles not alternating", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`, "roles must alternate"},
 		{"tool without input_schema", `{"model":"m","max_tokens":9,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"a"}]}`, "tools.0.custom.input_schema: Field required"},
 		{"input_schema not an object schema", `{"model":"m","max_tokens":9,"tools":[{"name":"f","input_schema":{"type":"string"}}],"messages":[{"role":"user","content":"a"}]}`, "input_schema.type"},

@@ -23,6 +23,24 @@
 // checks them and read as "[image TYPE N bytes]" for a base64 data: URL
 // (N decoded) or "[image URL]" in the echo.
 //
+// Parameters are checked as OpenAI checks them, with its error messages:
+// an unknown parameter is "Unrecognized request argument supplied";
+// max_tokens and max_completion_tokens together are refused; a reasoning
+// model (an id starting with "o" and a digit, such as o1, o3-mini,
+// o4-mini, or with "gpt-5") refuses max_tokens ("Use
+// 'max_completion_tokens' instead"), and any other model refuses
+// reasoning_effort; presence_penalty and frequency_penalty must be from
+// -2 to 2, reasoning_effort one of none, minimal, low, medium, high and
+// xhigh, top_logprobs from 0 to 20 and only with logprobs: true.
+//
+// Logprobs are deterministic: the answer's tokens are its content split
+// after each space (the pieces a stream sends, one per chunk); token i
+// (from 0) has logprob -(i+1)/8, the token's UTF-8 bytes, and
+// top_logprobs alternatives k = 0, 1, ...: the token itself (k = 0) and
+// then "<k>" + the token, with logprob -(i+1)/8 - k (see Logprobs). In a
+// stream each content chunk carries its token's, the role chunk an empty
+// list, as OpenAI's do.
+//
 // The wire format follows OpenAI's: bodies, error objects
 // ({"error":{"message","type","param","code"}}), server-sent events ending
 // in "data: [DONE]", the usage chunk with empty choices asked for by
@@ -234,6 +252,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.embeddings(w, body, model)
 			return
 		}
+		if param, code, msg := checkParams(body, model); msg != "" {
+			WriteError(w, 400, "invalid_request_error", code, param, msg)
+			return
+		}
 		if param, msg := checkTools(body); msg != "" {
 			WriteError(w, 400, "invalid_request_error", "", param, msg)
 			return
@@ -302,11 +324,16 @@ func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, 
 		}
 		message["tool_calls"] = list
 	}
+	var logprobs any
+	if body["logprobs"] == true {
+		text, _ := message["content"].(string)
+		logprobs = map[string]any{"content": Logprobs(text, topLogprobs(body)), "refusal": nil}
+	}
 	out := map[string]any{
 		"id": "chatcmpl-stub", "object": "chat.completion", "created": time.Now().Unix(), "model": model,
 		"choices": []any{map[string]any{
 			"index": 0, "message": message,
-			"logprobs": nil, "finish_reason": finish,
+			"logprobs": logprobs, "finish_reason": finish,
 		}},
 		"usage": usage(pt, ct), "system_fingerprint": "fp_stub",
 	}
@@ -324,8 +351,20 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 	w.WriteHeader(200)
 	fl, _ := w.(http.Flusher)
 	created := time.Now().Unix()
+	asked, top := body["logprobs"] == true, topLogprobs(body)
+	token := 0 // the index of the next content token, for its logprobs
 	chunk := func(delta map[string]any, finish any, u any) {
-		choices := []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}
+		var logprobs any
+		if _, role := delta["role"]; role && asked {
+			// OpenAI's role chunk carries an empty list.
+			logprobs = map[string]any{"content": []any{}, "refusal": nil}
+		}
+		if text, ok := delta["content"].(string); ok && asked && text != "" {
+			// Each content chunk is one token.
+			logprobs = map[string]any{"content": []any{tokenLogprob(text, token, top)}, "refusal": nil}
+			token++
+		}
+		choices := []any{map[string]any{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}}
 		if delta == nil {
 			choices = []any{}
 		}
@@ -708,6 +747,128 @@ func fragments(s string, n int) []string {
 		}
 		out = append(out, s[:k])
 		s = s[k:]
+	}
+	return out
+}
+
+// chatParams are the chat.completions parameters OpenAI knows; the stub
+// refuses any other, as OpenAI does.
+var chatParams = map[string]bool{
+	"model": true, "messages": true, "temperature": true, "top_p": true, "max_tokens": true, "max_completion_tokens": true,
+	"stop": true, "seed": true, "user": true, "response_format": true, "stream": true, "stream_options": true,
+	"tools": true, "tool_choice": true, "parallel_tool_calls": true, "functions": true, "function_call": true,
+	"presence_penalty": true, "frequency_penalty": true, "reasoning_effort": true, "logprobs": true, "top_logprobs": true,
+	"n": true, "logit_bias": true, "metadata": true, "store": true, "service_tier": true, "modalities": true, "audio": true,
+	"prediction": true, "web_search_options": true, "safety_identifier": true, "prompt_cache_key": true, "verbosity": true,
+}
+
+// Reasoning reports whether the stub treats model as one of OpenAI's
+// reasoning models: an id starting with "o" and a digit (o1, o3-mini,
+// o4-mini) or with "gpt-5".
+func Reasoning(model string) bool {
+	return len(model) > 1 && model[0] == 'o' && model[1] >= '0' && model[1] <= '9' || strings.HasPrefix(model, "gpt-5")
+}
+
+// checkParams answers what OpenAI answers with a 400 about the request's
+// parameters: param, code and message, or "" when they are fine.
+func checkParams(body map[string]any, model string) (param, code, msg string) {
+	names := make([]string, 0, len(body))
+	for k := range body {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !chatParams[k] {
+			return "", "", "Unrecognized request argument supplied: " + k
+		}
+	}
+	_, maxTokens := body["max_tokens"]
+	if _, mct := body["max_completion_tokens"]; maxTokens && mct {
+		return "max_tokens", "invalid_parameter_combination", "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported."
+	}
+	if maxTokens && Reasoning(model) {
+		return "max_tokens", "unsupported_parameter", "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+	}
+	if _, ok := body["reasoning_effort"]; ok && !Reasoning(model) {
+		return "reasoning_effort", "unsupported_parameter", "Unsupported parameter: 'reasoning_effort' is not supported with this model."
+	}
+	if v, ok := body["reasoning_effort"]; ok {
+		switch v {
+		case "none", "minimal", "low", "medium", "high", "xhigh":
+		default:
+			return "reasoning_effort", "invalid_value", fmt.Sprintf("Invalid value: '%v'. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', and 'xhigh'.", v)
+		}
+	}
+	for _, p := range []string{"presence_penalty", "frequency_penalty"} {
+		v, ok := body[p]
+		if !ok {
+			continue
+		}
+		f, isNum := v.(float64)
+		switch {
+		case !isNum:
+			return p, "invalid_type", fmt.Sprintf("Invalid type for '%s': expected a decimal, but got %T instead.", p, v)
+		case f > 2:
+			return p, "decimal_above_max_value", fmt.Sprintf("Invalid '%s': decimal above maximum value. Expected a value <= 2, but got %v instead.", p, f)
+		case f < -2:
+			return p, "decimal_below_min_value", fmt.Sprintf("Invalid '%s': decimal below minimum value. Expected a value >= -2, but got %v instead.", p, f)
+		}
+	}
+	if v, ok := body["top_logprobs"]; ok {
+		n, _ := v.(float64)
+		switch {
+		case n > 20:
+			return "top_logprobs", "integer_above_max_value", fmt.Sprintf("Invalid 'top_logprobs': integer above maximum value. Expected a value <= 20, but got %v instead.", n)
+		case n < 0:
+			return "top_logprobs", "integer_below_min_value", fmt.Sprintf("Invalid 'top_logprobs': integer below minimum value. Expected a value >= 0, but got %v instead.", n)
+		case body["logprobs"] != true:
+			return "top_logprobs", "invalid_value", "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used."
+		}
+	}
+	return "", "", ""
+}
+
+// topLogprobs is the request's top_logprobs (0 when absent).
+func topLogprobs(body map[string]any) int {
+	n, _ := body["top_logprobs"].(float64)
+	return int(n)
+}
+
+// Logprobs is the stub's logprobs of an answer's content with top
+// alternatives per token, in OpenAI's shape (choices[].logprobs.content):
+// the content split after each space, token i with logprob -(i+1)/8.
+func Logprobs(content string, top int) []any {
+	out := []any{}
+	if content == "" {
+		return out
+	}
+	for i, tok := range strings.SplitAfter(content, " ") {
+		if tok == "" {
+			continue
+		}
+		out = append(out, tokenLogprob(tok, i, top))
+	}
+	return out
+}
+
+func tokenLogprob(tok string, i, top int) any {
+	lp := -float64(i+1) / 8
+	alts := []any{}
+	for k := range top {
+		alt := tok
+		if k > 0 {
+			alt = fmt.Sprintf("<%d>%s", k, tok)
+		}
+		alts = append(alts, map[string]any{"token": alt, "logprob": lp - float64(k), "bytes": byteList(alt)})
+	}
+	return map[string]any{"token": tok, "logprob": lp, "bytes": byteList(tok), "top_logprobs": alts}
+}
+
+// byteList is s's UTF-8 bytes as OpenAI writes them: a list of integers.
+func byteList(s string) []int {
+	out := make([]int, len(s))
+	for i := 0; i < len(s); i++ {
+		out[i] = int(s[i])
 	}
 	return out
 }

@@ -201,9 +201,15 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	default:
 		return nil, sdk.FieldErrorf("response_format", "%q is not text, json_object or json_schema", req.GetResponseFormat())
 	}
+	if err := unsupportedParams(req); err != nil {
+		return nil, err
+	}
 	maxTokens := s.cfg.defaultMaxTokens
-	if req.MaxTokens != nil {
+	switch {
+	case req.MaxTokens != nil:
 		maxTokens = req.GetMaxTokens()
+	case req.MaxCompletionTokens != nil: // the gateway sets both; another host may not
+		maxTokens = req.GetMaxCompletionTokens()
 	}
 	b := map[string]any{"model": req.GetModel(), "messages": msgs, "max_tokens": maxTokens}
 	if system != "" {

@@ -210,6 +210,14 @@ type chatRequest struct {
 	Tools             []tool `json:"tools,omitempty"`
 	ToolChoice        any    `json:"tool_choice,omitempty"`
 	ParallelToolCalls *bool  `json:"parallel_tool_calls,omitempty"`
+	// max_completion_tokens replaces max_tokens when the client used that
+	// name: OpenAI's reasoning models refuse max_tokens.
+	MaxCompletionTokens *int32   `json:"max_completion_tokens,omitempty"`
+	PresencePenalty     *float64 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty    *float64 `json:"frequency_penalty,omitempty"`
+	ReasoningEffort     string   `json:"reasoning_effort,omitempty"`
+	Logprobs            bool     `json:"logprobs,omitempty"`
+	TopLogprobs         *int32   `json:"top_logprobs,omitempty"`
 }
 
 type chatMessage struct {
@@ -311,6 +319,16 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) 
 	b := &chatRequest{
 		Model: req.GetModel(), Messages: make([]chatMessage, 0, len(req.GetMessages())),
 		Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(), Seed: req.Seed, User: req.GetUser(),
+		PresencePenalty: req.PresencePenalty, FrequencyPenalty: req.FrequencyPenalty, ReasoningEffort: req.GetReasoningEffort(),
+		Logprobs: req.GetLogprobs(), TopLogprobs: req.TopLogprobs,
+	}
+	if req.MaxCompletionTokens != nil {
+		// The name the client used; the contract's max_tokens holds the
+		// same value for plugins that predate max_completion_tokens.
+		b.MaxTokens, b.MaxCompletionTokens = nil, req.MaxCompletionTokens
+	}
+	if b.TopLogprobs != nil && !b.Logprobs {
+		return nil, sdk.FieldErrorf("top_logprobs", "top_logprobs needs logprobs")
 	}
 	for _, m := range req.GetMessages() {
 		cm := chatMessage{Role: m.GetRole(), Name: m.GetName(), ToolCallID: m.GetToolCallId()}
@@ -463,7 +481,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 				Refusal   *string    `json:"refusal"`
 				ToolCalls []toolCall `json:"tool_calls"`
 			} `json:"message"`
-			FinishReason string `json:"finish_reason"`
+			Logprobs     *choiceLogprobs `json:"logprobs"`
+			FinishReason string          `json:"finish_reason"`
 		} `json:"choices"`
 		Usage *usage `json:"usage"`
 	}
@@ -485,6 +504,14 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		content = *c.Message.Refusal
 	}
 	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto()}
+	if req.GetLogprobs() {
+		if resp.Logprobs, err = c.Logprobs.proto(); err != nil {
+			return nil, err
+		}
+		if c.Message.Content != nil && *c.Message.Content != "" && len(resp.Logprobs) == 0 {
+			return nil, noLogprobs()
+		}
+	}
 	for _, tc := range c.Message.ToolCalls {
 		resp.ToolCalls = append(resp.ToolCalls, &pb.ToolCall{Id: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 	}
@@ -502,7 +529,8 @@ type chunk struct {
 			Refusal   string          `json:"refusal"`
 			ToolCalls []toolCallDelta `json:"tool_calls"`
 		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
+		Logprobs     *choiceLogprobs `json:"logprobs"`
+		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *usage    `json:"usage"`
 	Error *apiError `json:"error"`
@@ -526,12 +554,14 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 		return err
 	}
 	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
-		return readStream(resp, w, send)
+		return readStream(resp, w, req.GetLogprobs(), send)
 	})
 }
 
 // readStream passes a chat.completions event stream on as ChatEvents.
-func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
+// With logprobs asked for, a content chunk without them is an upstream
+// that does not offer them: class unsupported.
+func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -561,13 +591,13 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 			}
 			return nil
 		}
-		out, err := parseChunk(ev)
+		out, err := parseChunk(ev, logprobs)
 		if err != nil {
 			return err
 		}
 		switch {
 		case out == nil:
-		case final != nil && out.Delta == "" && len(out.ToolCalls) == 0 && out.FinishReason == "":
+		case final != nil && out.Delta == "" && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.FinishReason == "":
 			// OpenAI sends usage in a chunk of its own after the one with
 			// finish_reason; the contract wants both in the last event.
 			if out.Usage != nil {
@@ -599,8 +629,10 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 }
 
 // parseChunk turns one chat.completion.chunk into a ChatEvent; nil for
-// the role-only first chunk and other empty deltas.
-func parseChunk(ev string) (*pb.ChatEvent, error) {
+// the role-only first chunk and other empty deltas. With logprobs asked
+// for, content without them is class unsupported (a refusal's are not
+// carried, and not required).
+func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	var c chunk
 	if err := json.Unmarshal([]byte(ev), &c); err != nil {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream sent a malformed stream chunk: %v", err)
@@ -618,8 +650,15 @@ func parseChunk(ev string) (*pb.ChatEvent, error) {
 		for _, d := range ch.Delta.ToolCalls {
 			out.ToolCalls = append(out.ToolCalls, &pb.ToolCallDelta{Index: d.Index, Id: d.ID, Name: d.Function.Name, Arguments: d.Function.Arguments})
 		}
+		var err error
+		if out.Logprobs, err = ch.Logprobs.proto(); err != nil {
+			return nil, err
+		}
+		if logprobs && ch.Delta.Content != "" && len(out.Logprobs) == 0 {
+			return nil, noLogprobs()
+		}
 	}
-	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 {
+	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 {
 		return nil, nil
 	}
 	return out, nil

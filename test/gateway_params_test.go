@@ -1,0 +1,143 @@
+package test
+
+import (
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/test/anthropicstub"
+)
+
+// TestGatewayParamsNodeSDK runs test/gateway/node/sdk_params_openai.mjs
+// (the pinned official OpenAI Node SDK) through the vigil binary, the real
+// openai and anthropic plugins and the stubs: max_completion_tokens to a
+// reasoning model (which refuses max_tokens, as OpenAI's do), logprobs
+// whole and streamed against the stub's deterministic values, penalties
+// and reasoning_effort, and an Anthropic target refusing a penalty (400
+// unsupported) or falling back to OpenAI. It then checks what reached the
+// upstreams, and that the refused requests reached none.
+func TestGatewayParamsNodeSDK(t *testing.T) {
+	sdkDir := npmPackage(t, "gateway/node", "openai", "sdk_params_openai.mjs", "the gateway's chat-parameters SDK test")
+	gs := newGatewaySetup(t, "gpt-test", "o4-mini")
+	ant := anthropicstub.New("claude-test")
+	ant.APIKey = "sk-ant-stub"
+	antSrv := httptest.NewServer(ant)
+	t.Cleanup(antSrv.Close)
+	antKey := filepath.Join(gs.dir, "anthropic.key")
+	writeFile(t, antKey, "sk-ant-stub\n")
+	cfg := filepath.Join(gs.dir, "vigil.yaml")
+	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
+api:
+  addr: 127.0.0.1:0
+  tokens:
+    - {name: app, scope: write, secret: `+gwWriteToken+`}
+    - {name: viewer, scope: read, secret: `+gwReadToken+`}
+plugins:
+  dirs: [`+gs.pluginDir+`]
+  start: boot
+gateway:
+  request_timeout: 30s
+  retry: {max_attempts: 2, base_backoff: 1ms, max_backoff: 5ms}
+  providers:
+    - name: openai-main
+      plugin: openai
+      base_url: `+gs.stubURL+`/v1
+      api_key_file: `+gs.keyFile+`
+    - name: anthropic-main
+      plugin: anthropic
+      base_url: `+antSrv.URL+`
+      api_key_file: `+antKey+`
+  models:
+    - name: chat
+      targets: [{provider: openai-main, model: gpt-test}]
+    - name: reasoner
+      targets: [{provider: openai-main, model: o4-mini}]
+    - name: claude
+      targets: [{provider: anthropic-main, model: claude-test}]
+    - name: claude-then-openai
+      targets:
+        - {provider: anthropic-main, model: claude-test}
+        - {provider: openai-main, model: gpt-test}
+`)
+	a := startAgent(t, nil, "-config", cfg)
+	base := "http://" + a.addr
+	waitHealthy(t, base, gwReadToken)
+
+	cmd := exec.Command("node", "sdk_params_openai.mjs")
+	cmd.Dir = sdkDir
+	cmd.Env = append(os.Environ(), "VIGIL_BASE_URL="+base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken)
+	timer := time.AfterFunc(90*time.Second, func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	out, err := cmd.CombinedOutput()
+	if !timer.Stop() {
+		t.Fatalf("the SDK check did not finish within 90s:\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), `"ok":true`) {
+		t.Fatalf("OpenAI Node SDK chat parameters through the gateway: %v\n%s", err, out)
+	}
+	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
+
+	// What reached OpenAI's stub, by the user message.
+	const chat = "/v1/chat/completions"
+	sent := map[string][]map[string]any{}
+	for _, model := range []string{"gpt-test", "o4-mini"} {
+		for _, r := range gs.stub.Requests(chat, model) {
+			msgs, _ := r["messages"].([]any)
+			last, _ := msgs[len(msgs)-1].(map[string]any)
+			text, _ := last["content"].(string)
+			sent[text] = append(sent[text], r)
+		}
+	}
+	one := func(text string) map[string]any {
+		t.Helper()
+		if len(sent[text]) != 1 {
+			t.Fatalf("%q reached OpenAI's stub %d times, want once", text, len(sent[text]))
+		}
+		return sent[text][0]
+	}
+	r := one("think about max completion tokens")
+	if _, has := r["max_tokens"]; has || r["max_completion_tokens"] != 64.0 || r["reasoning_effort"] != "low" || r["model"] != "o4-mini" {
+		t.Errorf("max_completion_tokens request upstream: %v", r)
+	}
+	if r := one("old cap name"); r["max_tokens"] != 64.0 {
+		t.Errorf("max_tokens request upstream: %v", r)
+	}
+	if r := one("the sky is blue"); r["logprobs"] != true || r["top_logprobs"] != 2.0 {
+		t.Errorf("logprobs request upstream: %v", r)
+	}
+	if r := one("tokens one by one"); r["logprobs"] != true || r["top_logprobs"] != 1.0 || r["stream"] != true {
+		t.Errorf("streamed logprobs request upstream: %v", r)
+	}
+	if r := one("no logprobs please"); r["logprobs"] != nil {
+		t.Errorf("logprobs: false went upstream as %v", r["logprobs"])
+	}
+	if r := one("penalised answer"); r["presence_penalty"] != 0.5 || r["frequency_penalty"] != -0.75 {
+		t.Errorf("penalties upstream: %v", r)
+	}
+	if r := one("effortful stream"); r["reasoning_effort"] != "high" || r["max_completion_tokens"] != 32.0 || r["stream"] != true {
+		t.Errorf("reasoning_effort upstream: %v", r)
+	}
+	if r := one("fallback with a penalty"); r["frequency_penalty"] != 0.25 || r["model"] != "gpt-test" {
+		t.Errorf("fallback upstream: %v", r)
+	}
+	for _, text := range []string{"both caps", "x", "penalty for claude", "logprobs from claude", "no penalty"} {
+		if n := len(sent[text]); n != 0 {
+			t.Errorf("%q reached OpenAI's stub %d times", text, n)
+		}
+	}
+	// Anthropic's stub saw only the request without a penalty (its
+	// frequency_penalty 0 is not sent: the Messages API has none).
+	if n := ant.Calls("/v1/messages", "claude-test"); n != 1 {
+		t.Errorf("Anthropic's stub got %d requests, want 1 (the one without a penalty)", n)
+	}
+	if last := ant.LastRequest("/v1/messages", "claude-test"); last == nil || last["frequency_penalty"] != nil {
+		t.Errorf("Anthropic's stub got %v", last)
+	}
+}
