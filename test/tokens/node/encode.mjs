@@ -5,9 +5,11 @@
 // ordinary text (allowedSpecial and disallowedSpecial both empty).
 import { getEncoding } from "js-tiktoken";
 
-let input = "";
-for await (const chunk of process.stdin) input += chunk;
-const { cases } = JSON.parse(input);
+// The chunks are joined as bytes and decoded once: decoding each chunk
+// on its own turns a character split between two chunks into U+FFFD.
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const { cases } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
 const encodings = {};
 const ids = cases.map(({ encoding, text }) => {
   encodings[encoding] ??= getEncoding(encoding);
