@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,5 +174,26 @@ func TestOpenAIParamsInCacheKey(t *testing.T) {
 	}
 	if n := h.a.count("solo"); n != 3 {
 		t.Fatalf("%d upstream calls, want 3", n)
+	}
+}
+
+// BenchmarkChatOpenAIParams is BenchmarkChat with pass-through parameters
+// (logit_bias, metadata, store): the cost of checking and encoding them.
+// BenchmarkChat itself measures that requests without them pay nothing.
+func BenchmarkChatOpenAIParams(b *testing.B) {
+	h := &harness{a: newScripted(), b: newScripted()}
+	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := chatBody("single", `,"temperature":0,"max_tokens":16,"logit_bias":{"50256":-100},"metadata":{"team":"ml"},"store":true`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		g.HandleChat(w, r)
+		if w.Code != 200 || h.a.last["solo"].GetOpenaiParams() == "" {
+			b.Fatal(w.Body)
+		}
 	}
 }
