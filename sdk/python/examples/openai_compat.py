@@ -149,7 +149,7 @@ def _content_parts(m):
 
 def _openai_params(req, body):
     """Merge req.openai_params (a JSON object) into body, refusing a key
-    that body's own fields own."""
+    the plugin sets itself (OWN_KEYS) as invalid_request naming it."""
     if not req.openai_params:
         return
     try:
