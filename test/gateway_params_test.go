@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +18,10 @@ import (
 // openai and anthropic plugins and the stubs: max_completion_tokens to a
 // reasoning model (which refuses max_tokens, as OpenAI's do), logprobs
 // whole and streamed against the stub's deterministic values, penalties
-// and reasoning_effort, and an Anthropic target refusing a penalty (400
-// unsupported) or falling back to OpenAI. It then checks what reached the
+// and reasoning_effort, OpenAI's pass-through parameters (logit_bias,
+// metadata, store, service_tier, prediction, ...), and an Anthropic target
+// refusing a penalty or a pass-through parameter (400 unsupported) or
+// falling back to OpenAI. It then checks what reached the
 // upstreams, and that the refused requests reached none.
 func TestGatewayParamsNodeSDK(t *testing.T) {
 	sdkDir := npmPackage(t, "gateway/node", "openai", "sdk_params_openai.mjs", "the gateway's chat-parameters SDK test")
@@ -127,7 +130,29 @@ gateway:
 	if r := one("fallback with a penalty"); r["frequency_penalty"] != 0.25 || r["model"] != "gpt-test" {
 		t.Errorf("fallback upstream: %v", r)
 	}
-	for _, text := range []string{"both caps", "x", "penalty for claude", "logprobs from claude", "no penalty"} {
+	// The pass-through parameters, as the stub (which checks their shapes
+	// as OpenAI does) received them.
+	r = one("pass these through")
+	for k, want := range map[string]any{
+		"logit_bias": map[string]any{"50256": -100.0, "1734": 5.0}, "metadata": map[string]any{"team": "ml", "run": "42"},
+		"store": true, "service_tier": "flex", "prediction": map[string]any{"type": "content", "content": "echo: pass these through"},
+		"verbosity": "low", "prompt_cache_key": "pc-1", "safety_identifier": "user-7",
+	} {
+		if !reflect.DeepEqual(r[k], want) {
+			t.Errorf("pass-through %s upstream: %v, want %v", k, r[k], want)
+		}
+	}
+	if r["model"] != "gpt-test" || r["stream"] != nil {
+		t.Errorf("pass-through request upstream: %v", r)
+	}
+	r = one("pass these through streamed")
+	if r["store"] != false || r["stream"] != true || !reflect.DeepEqual(r["prediction"], map[string]any{"type": "content", "content": []any{map[string]any{"type": "text", "text": "echo: pass"}}}) {
+		t.Errorf("streamed pass-through upstream: %v", r)
+	}
+	if r := one("fallback with metadata"); !reflect.DeepEqual(r["metadata"], map[string]any{"via": "fallback"}) {
+		t.Errorf("fallback pass-through upstream: %v", r)
+	}
+	for _, text := range []string{"both caps", "x", "penalty for claude", "logprobs from claude", "no penalty", "store for claude"} {
 		if n := len(sent[text]); n != 0 {
 			t.Errorf("%q reached OpenAI's stub %d times", text, n)
 		}

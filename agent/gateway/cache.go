@@ -245,10 +245,12 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		MaxCompletion             *int32   `json:",omitempty"`
 		PresencePen, FrequencyPen *float64 `json:",omitempty"`
 		Reasoning                 string   `json:",omitempty"`
+		OpenAI                    string   `json:",omitempty"`
 	}{V: 1, Alias: alias, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(),
 		Seed: req.Seed, Format: req.GetResponseFormat(), Schema: req.GetJsonSchema(), SchName: req.GetJsonSchemaName(), Strict: req.GetJsonSchemaStrict(),
 		ToolChoice: req.GetToolChoice(), ToolFunc: req.GetToolChoiceFunction(), Parallel: req.ParallelToolCalls,
-		MaxCompletion: req.MaxCompletionTokens, PresencePen: req.PresencePenalty, FrequencyPen: req.FrequencyPenalty, Reasoning: req.GetReasoningEffort()}
+		MaxCompletion: req.MaxCompletionTokens, PresencePen: req.PresencePenalty, FrequencyPen: req.FrequencyPenalty, Reasoning: req.GetReasoningEffort(),
+		OpenAI: req.GetOpenaiParams()}
 	for _, m := range req.GetMessages() {
 		km := msg{Role: m.GetRole(), Content: m.GetContent(), Name: m.GetName(), CallID: m.GetToolCallId()}
 		for _, c := range m.GetToolCalls() {

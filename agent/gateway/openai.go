@@ -386,6 +386,9 @@ type chatRequest struct {
 	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 	Functions         json.RawMessage `json:"functions"`
 	FunctionCall      json.RawMessage `json:"function_call"`
+	// OpenAI parameters passed through uninterpreted (passthrough.go):
+	// allocated only when the request has one.
+	*OpenAIParams
 }
 
 type chatMessage struct {
@@ -472,6 +475,9 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		out.TopP = p
 	}
 	if e = req.contractParams(out); e != nil {
+		return nil, e
+	}
+	if e = req.OpenAIParams.contract(out); e != nil {
 		return nil, e
 	}
 	if len(req.Stop) > 0 && string(req.Stop) != "null" {
@@ -792,7 +798,7 @@ func cloneChat(req *pb.ChatRequest, model string) *pb.ChatRequest {
 		JsonSchemaStrict: req.JsonSchemaStrict, JsonSchemaName: req.JsonSchemaName, User: req.User,
 		Tools: req.Tools, ToolChoice: req.ToolChoice, ToolChoiceFunction: req.ToolChoiceFunction, ParallelToolCalls: req.ParallelToolCalls,
 		MaxCompletionTokens: req.MaxCompletionTokens, PresencePenalty: req.PresencePenalty, FrequencyPenalty: req.FrequencyPenalty,
-		ReasoningEffort: req.ReasoningEffort, Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs,
+		ReasoningEffort: req.ReasoningEffort, Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, OpenaiParams: req.OpenaiParams,
 	}
 	return c
 }

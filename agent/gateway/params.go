@@ -108,13 +108,13 @@ func lowerWord(s string) bool {
 // checkSupport refuses, as class unsupported (the gateway then tries the
 // next target), a request for a target whose running plugin does not
 // declare a capability the request needs: tools, images, logprobs, non-zero
-// penalties, reasoning_effort. Called once the plugin runs (inside
-// WithProvider), so its capabilities are known; a plugin that has not
-// started is not judged.
+// penalties, reasoning_effort, OpenAI's pass-through parameters. Called
+// once the plugin runs (inside WithProvider), so its capabilities are
+// known; a plugin that has not started is not judged.
 func (g *Gateway) checkSupport(t *target, req *pb.ChatRequest) error {
 	tools, images := usesTools(req), usesImages(req)
 	penalties := req.GetPresencePenalty() != 0 || req.GetFrequencyPenalty() != 0
-	if !tools && !images && !req.GetLogprobs() && !penalties && req.GetReasoningEffort() == "" {
+	if !tools && !images && !req.GetLogprobs() && !penalties && req.GetReasoningEffort() == "" && req.GetOpenaiParams() == "" {
 		return nil
 	}
 	cr, ok := g.providers.(CapabilityReporter)
@@ -141,6 +141,8 @@ func (g *Gateway) checkSupport(t *target, req *pb.ChatRequest) error {
 		return sdk.Errorf(sdk.Unsupported, "provider %s does not support %s: its plugin does not declare the %q capability", t.provider, name, PenaltiesCapability)
 	case req.GetReasoningEffort() != "" && missing(ReasoningEffortCapability):
 		return sdk.Errorf(sdk.Unsupported, "provider %s does not support reasoning_effort: its plugin does not declare the %q capability", t.provider, ReasoningEffortCapability)
+	case req.GetOpenaiParams() != "" && missing(OpenAIParamsCapability):
+		return sdk.Errorf(sdk.Unsupported, "provider %s does not support %s: its plugin does not declare the %q capability", t.provider, openAIParamNames(req.GetOpenaiParams()), OpenAIParamsCapability)
 	}
 	return nil
 }

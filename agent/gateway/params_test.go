@@ -39,7 +39,8 @@ func TestParamValidation(t *testing.T) {
 		{`,"logprobs":true,"top_logprobs":-1`, "top_logprobs", "invalid_request", "from 0 to 20"},
 		{`,"top_logprobs":2`, "top_logprobs", "invalid_request", "needs logprobs: true"},
 		{`,"logprobs":false,"top_logprobs":2`, "top_logprobs", "invalid_request", "needs logprobs: true"},
-		{`,"logit_bias":{"50256":-100}`, "logit_bias", "invalid_request", "does not support it"},
+		{`,"modalities":["text","audio"]`, "modalities", "invalid_request", "does not support it"},
+		{`,"web_search_options":{}`, "web_search_options", "invalid_request", "does not support it"},
 	} {
 		w := h.do(t, "/chat", chatBody("chain", tc.extra))
 		e := errBody(t, w)

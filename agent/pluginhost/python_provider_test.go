@@ -6,8 +6,11 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +129,123 @@ func TestPythonProviderRoundTrip(t *testing.T) {
 	})
 	if classOf(t, err) != sdk.Unsupported {
 		t.Errorf("CountTokens: %v; want class unsupported", err)
+	}
+}
+
+// TestPythonProviderParams: the Python provider declares the capabilities
+// of the parameters it carries, and carries them in OpenAI's shape, as
+// test/openaistub (which checks them as OpenAI does) received them:
+// max_completion_tokens instead of max_tokens, penalties,
+// reasoning_effort, image parts as OpenAI's content array, and
+// openai_params merged into the body; a key of its own in openai_params
+// and logprobs (not carried back) are refused before any upstream call.
+func TestPythonProviderParams(t *testing.T) {
+	stub, base := startStub(t)
+	stub.Models = append(stub.Models, "o4-mini")
+	h, _ := pyHost(t, "py-openai", func(c *Config) {
+		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": 10}}
+	})
+	ctx := context.Background()
+	chat := func(req *pb.ChatRequest, stream bool) (string, error) {
+		var text strings.Builder
+		err := h.WithProvider(ctx, "py-openai", "test", func(ctx context.Context, c sdk.ProviderClient) error {
+			if !stream {
+				resp, err := c.Chat(ctx, req)
+				text.WriteString(resp.GetContent())
+				return err
+			}
+			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
+				text.WriteString(ev.GetDelta())
+				return nil
+			})
+		})
+		return text.String(), err
+	}
+	const chatPath = "/v1/chat/completions"
+	n, pp, fp := int32(40), 0.5, -1.25
+	params := `{"logit_bias":{"50256":-100},"metadata":{"team":"ml"},"prediction":{"content":"hi","type":"content"},"prompt_cache_key":"k1","safety_identifier":"u-1","service_tier":"flex","store":true,"verbosity":"low"}`
+	var wantParams map[string]any
+	if err := json.Unmarshal([]byte(params), &wantParams); err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []bool{false, true} {
+		// As the gateway sends max_completion_tokens: max_tokens too.
+		req := &pb.ChatRequest{Model: "o4-mini", MaxTokens: &n, MaxCompletionTokens: &n, ReasoningEffort: "low",
+			PresencePenalty: &pp, FrequencyPenalty: &fp, OpenaiParams: params,
+			Messages: []*pb.Message{{Role: "user", Content: "what is this image", Parts: []*pb.ContentPart{
+				{Type: "text", Text: "what is this"},
+				{Type: "image_url", ImageUrl: "data:image/png;base64,iVBORw0KGgo=", ImageDetail: "low"},
+				{Type: "image_url", ImageUrl: "https://example.com/cat.png"},
+			}}}}
+		text, err := chat(req, stream)
+		if err != nil || text != "echo: what is this[image image/png 8 bytes][image https://example.com/cat.png]" {
+			t.Fatalf("stream %v: %q %v", stream, text, err)
+		}
+		sent := stub.LastRequest(chatPath, "o4-mini")
+		if _, has := sent["max_tokens"]; has || sent["max_completion_tokens"] != 40.0 || sent["reasoning_effort"] != "low" ||
+			sent["presence_penalty"] != 0.5 || sent["frequency_penalty"] != -1.25 || (sent["stream"] == true) != stream {
+			t.Errorf("stream %v: upstream got %v", stream, sent)
+		}
+		for k, v := range wantParams {
+			if !reflect.DeepEqual(sent[k], v) {
+				t.Errorf("stream %v: %s upstream = %v, want %v", stream, k, sent[k], v)
+			}
+		}
+		wantContent := []any{
+			map[string]any{"type": "text", "text": "what is this"},
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "https://example.com/cat.png"}},
+		}
+		if msgs, _ := sent["messages"].([]any); len(msgs) != 1 || !reflect.DeepEqual(msgs[0].(map[string]any)["content"], wantContent) {
+			t.Errorf("stream %v: messages upstream %v", stream, sent["messages"])
+		}
+	}
+	// Known once it runs.
+	caps, known := h.Capabilities("py-openai")
+	for _, c := range []string{"chat", "stream", "embeddings", "tools", "images", "penalties", "reasoning_effort", "openai_params"} {
+		if !known || !slices.Contains(caps, c) {
+			t.Errorf("capabilities %v (known %v): no %q", caps, known, c)
+		}
+	}
+	if slices.Contains(caps, "logprobs") {
+		t.Errorf("capabilities %v: logprobs is not carried back, so not declared", caps)
+	}
+	// max_tokens alone goes as max_tokens.
+	if _, err := chat(&pb.ChatRequest{Model: "gpt-test", MaxTokens: &n, Messages: []*pb.Message{{Role: "user", Content: "cap"}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if sent := stub.LastRequest(chatPath, "gpt-test"); sent["max_tokens"] != 40.0 || sent["max_completion_tokens"] != nil {
+		t.Errorf("max_tokens upstream: %v", sent)
+	}
+	before := stub.Calls(chatPath, "gpt-test")
+	for _, tc := range []struct {
+		req   *pb.ChatRequest
+		class sdk.Class
+		field string
+	}{
+		{&pb.ChatRequest{OpenaiParams: `{"model":"other","store":true}`}, sdk.InvalidRequest, "model"},
+		{&pb.ChatRequest{OpenaiParams: `{"stream":false}`}, sdk.InvalidRequest, "stream"},
+		{&pb.ChatRequest{OpenaiParams: `["store"]`}, sdk.InvalidRequest, "openai_params"},
+		{&pb.ChatRequest{Logprobs: true}, sdk.Unsupported, ""},
+	} {
+		tc.req.Model, tc.req.Messages = "gpt-test", []*pb.Message{{Role: "user", Content: "x"}}
+		for _, stream := range []bool{false, true} {
+			_, err := chat(tc.req, stream)
+			var e *sdk.Error
+			if !errors.As(err, &e) || e.Class != tc.class || e.Field != tc.field {
+				t.Errorf("%v (stream %v): %v; want class %s naming %q", tc.req, stream, err, tc.class, tc.field)
+			}
+		}
+	}
+	// A value OpenAI refuses: the upstream's 400, invalid_request naming
+	// the parameter as the upstream did.
+	_, err := chat(&pb.ChatRequest{Model: "gpt-test", OpenaiParams: `{"service_tier":"premium"}`, Messages: []*pb.Message{{Role: "user", Content: "x"}}}, false)
+	var e *sdk.Error
+	if !errors.As(err, &e) || e.Class != sdk.InvalidRequest || e.Field != "service_tier" {
+		t.Errorf("service_tier OpenAI refuses: %v", err)
+	}
+	if n := stub.Calls(chatPath, "gpt-test") - before; n != 1 {
+		t.Errorf("%d upstream calls for the refused requests, want only the service_tier one", n)
 	}
 }
 

@@ -32,6 +32,10 @@
 // reasoning_effort; presence_penalty and frequency_penalty must be from
 // -2 to 2, reasoning_effort one of none, minimal, low, medium, high and
 // xhigh, top_logprobs from 0 to 20 and only with logprobs: true.
+// logit_bias, store, metadata, service_tier, prediction, verbosity,
+// prompt_cache_key and safety_identifier are checked for the shapes and
+// values OpenAI documents (see checkPassThrough), and have no effect on
+// the answer: Requests shows what arrived.
 //
 // Logprobs are deterministic: the answer's tokens are its content split
 // after each space (the pieces a stream sends, one per chunk); token i
@@ -814,6 +818,9 @@ func checkParams(body map[string]any, model string) (param, code, msg string) {
 			return p, "decimal_below_min_value", fmt.Sprintf("Invalid '%s': decimal below minimum value. Expected a value >= -2, but got %v instead.", p, f)
 		}
 	}
+	if param, code, msg := checkPassThrough(body); msg != "" {
+		return param, code, msg
+	}
 	if v, ok := body["top_logprobs"]; ok {
 		n, _ := v.(float64)
 		switch {
@@ -871,4 +878,148 @@ func byteList(s string) []int {
 		out[i] = int(s[i])
 	}
 	return out
+}
+
+// jsonTypeName names a decoded JSON value's type as OpenAI's messages do.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+func invalidType(param, want string, v any) (string, string, string) {
+	return param, "invalid_type", fmt.Sprintf("Invalid type for '%s': expected %s, but got %s instead.", param, want, jsonTypeName(v))
+}
+
+func oneOf(param string, v any, values ...string) (string, string, string) {
+	s, ok := v.(string)
+	if !ok {
+		return invalidType(param, "one of "+strings.Join(values, ", "), v)
+	}
+	for _, w := range values {
+		if s == w {
+			return "", "", ""
+		}
+	}
+	quoted := make([]string, len(values))
+	for i, w := range values {
+		quoted[i] = "'" + w + "'"
+	}
+	return param, "invalid_value", fmt.Sprintf("Invalid value: '%s'. Supported values are: %s and %s.", s, strings.Join(quoted[:len(quoted)-1], ", "), quoted[len(quoted)-1])
+}
+
+// checkPassThrough checks the parameters the gateway passes through
+// without interpreting them, as OpenAI documents them: logit_bias an
+// object of token ids to numbers from -100 to 100; store a boolean;
+// metadata at most 16 string values, keys of at most 64 characters,
+// values of at most 512; service_tier auto, default, flex, scale or
+// priority; verbosity low, medium or high; prediction {"type": "content",
+// "content": a string or text parts}; prompt_cache_key and
+// safety_identifier strings. null is taken as absent.
+func checkPassThrough(body map[string]any) (param, code, msg string) {
+	if v, ok := body["logit_bias"]; ok && v != nil {
+		m, isObj := v.(map[string]any)
+		if !isObj {
+			return invalidType("logit_bias", "an object", v)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k == "" || strings.Trim(k, "0123456789") != "" {
+				return "logit_bias", "invalid_value", fmt.Sprintf("Invalid key in 'logit_bias': %s. You should only be submitting non-negative integers.", k)
+			}
+			f, isNum := m[k].(float64)
+			if !isNum {
+				return invalidType("logit_bias."+k, "a number", m[k])
+			}
+			if f < -100 || f > 100 {
+				return "logit_bias", "invalid_value", fmt.Sprintf("Invalid 'logit_bias' value for token %s: %v. Values must be between -100 and 100.", k, f)
+			}
+		}
+	}
+	if v, ok := body["store"]; ok && v != nil {
+		if _, isBool := v.(bool); !isBool {
+			return invalidType("store", "a boolean", v)
+		}
+	}
+	if v, ok := body["metadata"]; ok && v != nil {
+		m, isObj := v.(map[string]any)
+		if !isObj {
+			return invalidType("metadata", "an object", v)
+		}
+		if len(m) > 16 {
+			return "metadata", "object_above_max_properties", fmt.Sprintf("Invalid 'metadata': too many properties. Expected an object with at most 16 properties, but got an object with %d properties instead.", len(m))
+		}
+		for k, mv := range m {
+			if n := utf8.RuneCountInString(k); n > 64 {
+				return "metadata", "invalid_value", fmt.Sprintf("Invalid 'metadata': key '%s' is too long. Expected a maximum length of 64, but got %d instead.", k, n)
+			}
+			s, isStr := mv.(string)
+			if !isStr {
+				return invalidType("metadata."+k, "a string", mv)
+			}
+			if n := utf8.RuneCountInString(s); n > 512 {
+				return "metadata." + k, "string_above_max_length", fmt.Sprintf("Invalid 'metadata.%s': string too long. Expected a string with maximum length 512, but got a string with length %d instead.", k, n)
+			}
+		}
+	}
+	if v, ok := body["service_tier"]; ok && v != nil {
+		if p, c, m := oneOf("service_tier", v, "auto", "default", "flex", "scale", "priority"); m != "" {
+			return p, c, m
+		}
+	}
+	if v, ok := body["verbosity"]; ok && v != nil {
+		if p, c, m := oneOf("verbosity", v, "low", "medium", "high"); m != "" {
+			return p, c, m
+		}
+	}
+	for _, p := range []string{"prompt_cache_key", "safety_identifier"} {
+		if v, ok := body[p]; ok && v != nil {
+			if _, isStr := v.(string); !isStr {
+				return invalidType(p, "a string", v)
+			}
+		}
+	}
+	if v, ok := body["prediction"]; ok && v != nil {
+		m, isObj := v.(map[string]any)
+		if !isObj {
+			return invalidType("prediction", "an object", v)
+		}
+		for k := range m {
+			if k != "type" && k != "content" {
+				return "prediction." + k, "unknown_parameter", fmt.Sprintf("Unknown parameter: 'prediction.%s'.", k)
+			}
+		}
+		if m["type"] != "content" {
+			return "prediction.type", "invalid_value", fmt.Sprintf("Invalid value: '%v'. Supported values are: 'content'.", m["type"])
+		}
+		switch c := m["content"].(type) {
+		case string:
+		case []any:
+			for i, part := range c {
+				pm, _ := part.(map[string]any)
+				if _, isStr := pm["text"].(string); pm["type"] != "text" || !isStr || len(pm) != 2 {
+					return fmt.Sprintf("prediction.content[%d]", i), "invalid_value", fmt.Sprintf("Invalid 'prediction.content[%d]': expected a text content part {\"type\": \"text\", \"text\": string}.", i)
+				}
+			}
+		case nil:
+			return "prediction.content", "missing_required_parameter", "Missing required parameter: 'prediction.content'."
+		default:
+			return invalidType("prediction.content", "a string or an array of content parts", c)
+		}
+	}
+	return "", "", ""
 }

@@ -12,8 +12,8 @@ import (
 
 // TestUnsupportedParams: OpenAI's parameters the Messages API has no
 // counterpart for are class unsupported naming the parameter, whole and
-// streamed, before any upstream call; a zero penalty is the default and
-// passes. max_completion_tokens alone becomes max_tokens.
+// streamed, before any upstream call (OpenAI's pass-through parameters
+// too, by name); a zero penalty is the default and passes. max_completion_tokens alone becomes max_tokens.
 func TestUnsupportedParams(t *testing.T) {
 	p, stub := setup(t, nil)
 	ctx := context.Background()
@@ -28,6 +28,9 @@ func TestUnsupportedParams(t *testing.T) {
 		{"logprobs", func(r *pb.ChatRequest) { r.Logprobs = true }},
 		{"logprobs", func(r *pb.ChatRequest) { r.Logprobs, r.TopLogprobs = true, &top }},
 		{"reasoning_effort", func(r *pb.ChatRequest) { r.ReasoningEffort = "low" }},
+		{"logit_bias:", func(r *pb.ChatRequest) { r.OpenaiParams = `{"logit_bias":{"1":5}}` }},
+		{"metadata, store:", func(r *pb.ChatRequest) { r.OpenaiParams = `{"store":true,"metadata":{"a":"b"}}` }},
+		{"openai_params:", func(r *pb.ChatRequest) { r.OpenaiParams = `[1]` }},
 	} {
 		req := chatReq()
 		tc.change(req)

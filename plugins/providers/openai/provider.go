@@ -468,7 +468,11 @@ func (u *usage) proto() *pb.Usage {
 
 func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
 	s := p.state()
-	body, err := chatBody(req, false, false, s.cfg.structured)
+	b, err := chatBody(req, false, false, s.cfg.structured)
+	if err != nil {
+		return nil, err
+	}
+	body, err := withParams(b, req.GetOpenaiParams())
 	if err != nil {
 		return nil, err
 	}
@@ -549,7 +553,11 @@ type toolCallDelta struct {
 
 func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	s := p.state()
-	body, err := chatBody(req, true, s.cfg.streamUsage, s.cfg.structured)
+	b, err := chatBody(req, true, s.cfg.streamUsage, s.cfg.structured)
+	if err != nil {
+		return err
+	}
+	body, err := withParams(b, req.GetOpenaiParams())
 	if err != nil {
 		return err
 	}

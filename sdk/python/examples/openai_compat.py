@@ -1,8 +1,17 @@
 #!/usr/bin/python3
 """An LLM provider plugin in Python: chat completions (whole and streamed,
-tool calls included) and embeddings, forwarded to an OpenAI-compatible
-server (OpenAI, vLLM, Ollama, llama.cpp's server, TGI) with the standard
-library's urllib.
+tool calls and images included) and embeddings, forwarded to an
+OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp's server, TGI)
+with the standard library's urllib.
+
+It carries the contract's chat parameters that OpenAI takes:
+max_completion_tokens (sent instead of max_tokens when the client used
+that name), the penalties, reasoning_effort, image parts (OpenAI's content
+array), and openai_params (logit_bias, store, metadata, ...: merged into
+the request body; a key the plugin sets itself is refused). It declares
+the matching capabilities (images, penalties, reasoning_effort,
+openai_params), so the gateway sends it such requests. It does not carry
+logprobs back, and does not declare that capability.
 
 It is the Python counterpart of plugins/providers/openai, smaller: no
 connection pool (one connection per call), no structured_output modes.
@@ -36,6 +45,17 @@ log = logging.getLogger("openai_compat")
 
 # The largest answer read from the upstream, as the Go plugin's limit.
 MAX_BODY = 64 << 20
+
+# The chat.completions keys this plugin sets from the contract's own
+# fields: ChatRequest.openai_params may not set them.
+OWN_KEYS = frozenset((
+    "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+    "user", "response_format", "tools", "tool_choice", "parallel_tool_calls", "stream", "stream_options",
+    "presence_penalty", "frequency_penalty", "reasoning_effort", "logprobs", "top_logprobs",
+))
+
+# What this plugin offers (docs/plugins.md#capabilities).
+CAPABILITIES = ["chat", "stream", "embeddings", "tools", "images", "penalties", "reasoning_effort", "openai_params"]
 
 
 class Config:
@@ -74,16 +94,19 @@ def parse_config(cfg):
 
 def _upstream_error(status, body, headers):
     """The contract's error for an upstream's HTTP error answer."""
-    code, message = "", body[:300].decode("utf-8", "replace")
+    code, param, message = "", "", body[:300].decode("utf-8", "replace")
     try:
         err = json.loads(body).get("error") or {}
         code, message = err.get("code") or "", err.get("message") or message
+        param = err.get("param") if isinstance(err.get("param"), str) else ""
     except (ValueError, AttributeError):
         pass
     message = "upstream answered %d: %s" % (status, message)
     if status == 400:
-        cls = vp.CONTEXT_LENGTH_EXCEEDED if code == "context_length_exceeded" else vp.INVALID_REQUEST
-        return vp.PluginError(cls, message)
+        if code == "context_length_exceeded":
+            return vp.PluginError(vp.CONTEXT_LENGTH_EXCEEDED, message)
+        # The parameter the upstream names, as the Go plugin passes it on.
+        return vp.PluginError(vp.INVALID_REQUEST, message, field=param)
     if status in (401, 403):
         return vp.PluginError(vp.AUTH, message)
     if status == 404:
@@ -106,13 +129,53 @@ def _upstream_error(status, body, headers):
     return vp.PluginError(vp.INVALID_REQUEST, message)
 
 
+def _content_parts(m):
+    """A message's parts as OpenAI's content array."""
+    parts = []
+    for i, p in enumerate(m.parts):
+        if p.type == "text":
+            parts.append({"type": "text", "text": p.text})
+        elif p.type == "image_url":
+            if not p.image_url:
+                raise vp.FieldError("parts[%d].image_url" % i, "an image part needs its URL")
+            img = {"url": p.image_url}
+            if p.image_detail:
+                img["detail"] = p.image_detail
+            parts.append({"type": "image_url", "image_url": img})
+        else:
+            raise vp.FieldError("parts[%d].type" % i, "part type %r is not text or image_url" % p.type)
+    return parts
+
+
+def _openai_params(req, body):
+    """Merge req.openai_params (a JSON object) into body, refusing a key
+    the plugin sets itself (OWN_KEYS) as invalid_request naming it."""
+    if not req.openai_params:
+        return
+    try:
+        params = json.loads(req.openai_params)
+    except ValueError:
+        params = None
+    if not isinstance(params, dict):
+        raise vp.FieldError("openai_params", "openai_params must be a JSON object")
+    clash = sorted(k for k in params if k in OWN_KEYS)
+    if clash:
+        raise vp.FieldError(clash[0], "openai_params may not set %s: the plugin sets it from the request's own fields"
+                            % ", ".join(clash))
+    body.update(params)
+
+
 def _request_body(req, stream):
     """The OpenAI chat.completions body for a contract ChatRequest."""
     if not req.messages:
         raise vp.FieldError("messages", "at least one message is required")
+    if req.logprobs or req.HasField("top_logprobs"):
+        # Not carried back: refused rather than dropped (the gateway does
+        # not send them here, as the capability is not declared).
+        raise vp.PluginError(vp.UNSUPPORTED, "logprobs are not supported by this plugin")
     msgs = []
     for m in req.messages:
-        out = {"role": m.role, "content": m.content}
+        out = {"role": m.role, "content": _content_parts(m) if m.parts else m.content}
         if m.name:
             out["name"] = m.name
         if m.tool_calls:
@@ -124,9 +187,16 @@ def _request_body(req, stream):
             out["tool_call_id"] = m.tool_call_id
         msgs.append(out)
     body = {"model": req.model, "messages": msgs}
-    for field in ("temperature", "top_p", "max_tokens", "seed"):
+    for field in ("temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty"):
         if req.HasField(field):
             body[field] = getattr(req, field)
+    if req.HasField("max_completion_tokens"):
+        # The name the client used (OpenAI's reasoning models refuse
+        # max_tokens); the contract's max_tokens holds the same value.
+        body.pop("max_tokens", None)
+        body["max_completion_tokens"] = req.max_completion_tokens
+    if req.reasoning_effort:
+        body["reasoning_effort"] = req.reasoning_effort
     if req.stop:
         body["stop"] = list(req.stop)
     if req.user:
@@ -158,6 +228,7 @@ def _request_body(req, stream):
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    _openai_params(req, body)
     return body
 
 
@@ -300,4 +371,4 @@ class OpenAICompat(vp.Provider):
 
 
 if __name__ == "__main__":
-    vp.serve_provider(vp.Info("py-openai", "1.0.0", capabilities=["chat", "stream", "embeddings", "tools"]), OpenAICompat())
+    vp.serve_provider(vp.Info("py-openai", "1.1.0", capabilities=CAPABILITIES), OpenAICompat())

@@ -1,6 +1,8 @@
 // Chat parameters beyond sampling through Vigil's gateway with the official
 // OpenAI Node SDK: max_completion_tokens to a reasoning model, logprobs
-// whole and streamed, penalties and reasoning_effort, and the refusals.
+// whole and streamed, penalties and reasoning_effort, OpenAI's parameters
+// the gateway passes through (logit_bias, metadata, store, service_tier,
+// prediction, ...), and the refusals.
 // test/gateway_params_test.go runs this (node sdk_params_openai.mjs) with
 // the gateway's URL and a token in the environment, against the openai
 // and anthropic plugins in front of test/openaistub and
@@ -188,6 +190,74 @@ await check('a penalty for Anthropic then OpenAI: falls back', async () => {
   // Without the penalty, the same alias is answered by Anthropic.
   await client.chat.completions.create({ model: 'claude-then-openai', messages: ask('no penalty'), frequency_penalty: 0 });
   assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'anthropic-main');
+});
+
+await check('OpenAI parameters passed through to the upstream', async () => {
+  const r = await client.chat.completions.create({
+    model: 'chat',
+    messages: ask('pass these through'),
+    logit_bias: { 50256: -100, 1734: 5 },
+    metadata: { team: 'ml', run: '42' },
+    store: true,
+    service_tier: 'flex',
+    prediction: { type: 'content', content: 'echo: pass these through' },
+    verbosity: 'low',
+    prompt_cache_key: 'pc-1',
+    safety_identifier: 'user-7',
+  });
+  assert.equal(r.choices[0].message.content, 'echo: pass these through');
+  assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'openai-main');
+  const stream = await client.chat.completions.create({
+    model: 'chat',
+    messages: ask('pass these through streamed'),
+    store: false,
+    prediction: { type: 'content', content: [{ type: 'text', text: 'echo: pass' }] },
+    stream: true,
+  });
+  let text = '';
+  for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+  assert.equal(text, 'echo: pass these through streamed');
+});
+
+await check('a pass-through parameter of the wrong shape', async () => {
+  await badRequest(
+    client.chat.completions.create({ model: 'chat', messages: ask('x'), metadata: { n: 1 } }),
+    'invalid_request',
+    'metadata',
+    /must be a string/,
+  );
+  await badRequest(
+    client.chat.completions.create({ model: 'chat', messages: ask('x'), logit_bias: { 50256: -101 } }),
+    'invalid_request',
+    'logit_bias',
+    /from -100 to 100/,
+  );
+});
+
+await check('parameters outside the pass-through are still refused', async () => {
+  await badRequest(
+    client.chat.completions.create({ model: 'chat', messages: ask('x'), modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }),
+    'invalid_request',
+    undefined,
+    /does not support it/,
+  );
+});
+
+await check('a pass-through parameter for Anthropic: 400 unsupported, or fallback', async () => {
+  await badRequest(
+    client.chat.completions.create({ model: 'claude', messages: ask('store for claude'), store: true }),
+    'unsupported',
+    undefined,
+    /anthropic-main does not support store/,
+  );
+  const r = await client.chat.completions.create({
+    model: 'claude-then-openai',
+    messages: ask('fallback with metadata'),
+    metadata: { via: 'fallback' },
+  });
+  assert.equal(r.choices[0].message.content, 'echo: fallback with metadata');
+  assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'openai-main');
+  assert.equal(exchanges.at(-1).headers.get('x-vigil-attempts'), '2');
 });
 
 console.log(JSON.stringify({ ok: true, checks }));

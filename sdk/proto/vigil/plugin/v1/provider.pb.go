@@ -600,8 +600,18 @@ type ChatRequest struct {
 	// logprobs asks for the log probability of each output token, and
 	// top_logprobs (0 to 20) for that many most likely tokens at each
 	// position. Sent only to plugins that declare the "logprobs" capability.
-	Logprobs      bool   `protobuf:"varint,21,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
-	TopLogprobs   *int32 `protobuf:"varint,22,opt,name=top_logprobs,json=topLogprobs,proto3,oneof" json:"top_logprobs,omitempty"`
+	Logprobs    bool   `protobuf:"varint,21,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	TopLogprobs *int32 `protobuf:"varint,22,opt,name=top_logprobs,json=topLogprobs,proto3,oneof" json:"top_logprobs,omitempty"`
+	// openai_params are OpenAI request parameters the host does not
+	// interpret, as one compact JSON object (keys in a canonical order):
+	// logit_bias, metadata, prediction, prompt_cache_key, safety_identifier,
+	// service_tier, store, verbosity. An OpenAI-speaking plugin merges them
+	// into its upstream request (refusing, as invalid_request, a key that it
+	// sets itself, such as model or messages); others must not get it: the
+	// host sends it only to plugins that declare the "openai_params"
+	// capability, and a plugin that cannot carry it answers unsupported.
+	// Empty: none.
+	OpenaiParams  string `protobuf:"bytes,23,opt,name=openai_params,json=openaiParams,proto3" json:"openai_params,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -788,6 +798,13 @@ func (x *ChatRequest) GetTopLogprobs() int32 {
 		return *x.TopLogprobs
 	}
 	return 0
+}
+
+func (x *ChatRequest) GetOpenaiParams() string {
+	if x != nil {
+		return x.OpenaiParams
+	}
+	return ""
 }
 
 // TokenLogprob is the log probability of one output token (OpenAI's
@@ -1506,7 +1523,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\targuments\x18\x04 \x01(\tR\targuments\"\x80\b\n" +
+	"\targuments\x18\x04 \x01(\tR\targuments\"\xa5\b\n" +
 	"\vChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12%\n" +
@@ -1533,7 +1550,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x11frequency_penalty\x18\x13 \x01(\x01H\aR\x10frequencyPenalty\x88\x01\x01\x12)\n" +
 	"\x10reasoning_effort\x18\x14 \x01(\tR\x0freasoningEffort\x12\x1a\n" +
 	"\blogprobs\x18\x15 \x01(\bR\blogprobs\x12&\n" +
-	"\ftop_logprobs\x18\x16 \x01(\x05H\bR\vtopLogprobs\x88\x01\x01B\x0e\n" +
+	"\ftop_logprobs\x18\x16 \x01(\x05H\bR\vtopLogprobs\x88\x01\x01\x12#\n" +
+	"\ropenai_params\x18\x17 \x01(\tR\fopenaiParamsB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\a\n" +
