@@ -245,6 +245,11 @@ func (g *Gateway) cacheKeyFor(r *http.Request, a *alias, req *pb.ChatRequest) st
 		// (x-vigil-cache: bypass): cached answers do not keep them.
 		return ""
 	}
+	if storesUpstream(req) {
+		// store: true asks OpenAI to keep the completion: an answer
+		// from the cache would silently skip that.
+		return ""
+	}
 	switch strings.ToLower(r.Header.Get("x-vigil-cache")) {
 	case "bypass":
 		return ""

@@ -263,3 +263,14 @@ func openAIParamNames(params string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// storesUpstream reports whether req passes store: true through.
+func storesUpstream(req *pb.ChatRequest) bool {
+	if req.GetOpenaiParams() == "" {
+		return false
+	}
+	var p struct {
+		Store bool `json:"store"`
+	}
+	return json.Unmarshal([]byte(req.GetOpenaiParams()), &p) == nil && p.Store
+}

@@ -160,20 +160,24 @@ func TestOpenAIParamsInCacheKey(t *testing.T) {
 	// values miss.
 	h := newHarness(t, testCfg())
 	withCache(t, h, filepath.Join(t.TempDir(), "cache.db"))
-	h.a.answers["solo"] = []string{"one", "two", "three"}
+	h.a.answers["solo"] = []string{"one", "two", "three", "four", "five"}
 	for i, tc := range []struct{ extra, cache string }{
-		{`,"metadata":{"a":"1","b":"2"},"store":true`, "miss"},
-		{`,"store":true,"metadata":{"b":"2","a":"1"}`, "hit"},
-		{`,"store":true,"metadata":{"b":"2","a":"other"}`, "miss"},
+		{`,"metadata":{"a":"1","b":"2"},"store":false`, "miss"},
+		{`,"store":false,"metadata":{"b":"2","a":"1"}`, "hit"},
+		{`,"store":false,"metadata":{"b":"2","a":"other"}`, "miss"},
 		{``, "miss"},
+		// store: true asks OpenAI to keep the completion, which a cached
+		// answer would skip: such requests bypass the cache.
+		{`,"store":true`, "bypass"},
+		{`,"store":true`, "bypass"},
 	} {
 		w := h.doHeader(t, chatBody("single", `,"temperature":0`+tc.extra), nil)
 		if w.Code != 200 || w.Header().Get("x-vigil-cache") != tc.cache {
 			t.Fatalf("request %d (%s): %d cache %q, want %q", i, tc.extra, w.Code, w.Header().Get("x-vigil-cache"), tc.cache)
 		}
 	}
-	if n := h.a.count("solo"); n != 3 {
-		t.Fatalf("%d upstream calls, want 3", n)
+	if n := h.a.count("solo"); n != 5 {
+		t.Fatalf("%d upstream calls, want 5", n)
 	}
 }
 
