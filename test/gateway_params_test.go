@@ -2,13 +2,9 @@ package test
 
 import (
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/vigilml/vigil/test/anthropicstub"
 )
@@ -70,22 +66,8 @@ gateway:
 	base := "http://" + a.addr
 	waitHealthy(t, base, gwReadToken)
 
-	cmd := exec.Command("node", "sdk_params_openai.mjs")
-	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(), "VIGIL_BASE_URL="+base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken)
-	timer := time.AfterFunc(90*time.Second, func() {
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-		}
-	})
-	out, err := cmd.CombinedOutput()
-	if !timer.Stop() {
-		t.Fatalf("the SDK check did not finish within 90s:\n%s", out)
-	}
-	if err != nil || !strings.Contains(string(out), `"ok":true`) {
-		t.Fatalf("OpenAI Node SDK chat parameters through the gateway: %v\n%s", err, out)
-	}
-	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
+	runNodeCheck(t, sdkDir, "sdk_params_openai.mjs", "OpenAI Node SDK chat parameters through the gateway",
+		"VIGIL_BASE_URL="+base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken)
 
 	// What reached OpenAI's stub, by the user message.
 	const chat = "/v1/chat/completions"

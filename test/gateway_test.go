@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -580,29 +581,9 @@ func TestGatewayOpenAINodeSDK(t *testing.T) {
 	e.stub.Fail("gpt-cut", openaistub.Fault{CutAfter: 2})
 	aliases, _ := json.Marshal(gwAliases)
 	vec, _ := json.Marshal(openaistub.Vector("alpha beta", 8))
-	cmd := exec.Command("node", "sdk_check.mjs")
-	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(),
+	runNodeCheck(t, sdkDir, "sdk_check.mjs", "OpenAI Node SDK against the gateway",
 		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_READ_TOKEN="+gwReadToken, "VIGIL_LLM_TOKEN="+gwLLMToken,
 		"VIGIL_ALIASES="+string(aliases), "VIGIL_EXPECT_EMBEDDING="+string(vec))
-	done := make(chan struct{})
-	timer := time.AfterFunc(90*time.Second, func() {
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-		}
-		close(done)
-	})
-	out, err := cmd.CombinedOutput()
-	timer.Stop()
-	select {
-	case <-done:
-		t.Fatalf("the SDK check did not finish within 90s:\n%s", out)
-	default:
-	}
-	if err != nil || !strings.Contains(string(out), `"ok":true`) {
-		t.Fatalf("OpenAI Node SDK against the gateway: %v\n%s", err, out)
-	}
-	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
 	// What the SDK sent went through the plugin unchanged.
 	rf, _ := e.stub.LastRequest("/v1/chat/completions", "gpt-test")["response_format"].(map[string]any)
 	js, _ := rf["json_schema"].(map[string]any)
@@ -612,4 +593,24 @@ func TestGatewayOpenAINodeSDK(t *testing.T) {
 	if n := e.stub.Calls("/v1/chat/completions", "gpt-down"); n != 3 {
 		t.Errorf("the SDK's 503 took %d upstream calls, want 3 (retries by the gateway, none by the SDK)", n)
 	}
+}
+
+// runNodeCheck runs a Node SDK check script (one that prints
+// {"ok":true,"checks":[...]} when every check passed) in dir with env
+// added, and fails the test, naming what, unless it passes within 90 s.
+func runNodeCheck(t *testing.T, dir, script, what string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s: %s did not finish within 90s:\n%s", what, script, out)
+	}
+	if err != nil || !strings.Contains(string(out), `"ok":true`) {
+		t.Fatalf("%s: %v\n%s", what, err, out)
+	}
+	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
 }

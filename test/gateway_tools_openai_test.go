@@ -1,12 +1,8 @@
 package test
 
 import (
-	"os"
-	"os/exec"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 )
 
 // TestGatewayToolsOpenAINodeSDK runs tool calling through the gateway with
@@ -21,22 +17,8 @@ import (
 func TestGatewayToolsOpenAINodeSDK(t *testing.T) {
 	sdkDir := npmPackage(t, "gateway/node", "openai", "sdk_tools_openai.mjs", "the gateway's tool-calling SDK test")
 	e := startGateway(t)
-	cmd := exec.Command("node", "sdk_tools_openai.mjs")
-	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(), "VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_TOOLS_ALIAS=default")
-	timer := time.AfterFunc(90*time.Second, func() {
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-		}
-	})
-	out, err := cmd.CombinedOutput()
-	if !timer.Stop() {
-		t.Fatalf("the SDK check did not finish within 90s:\n%s", out)
-	}
-	if err != nil || !strings.Contains(string(out), `"ok":true`) {
-		t.Fatalf("OpenAI Node SDK tool calling through the gateway: %v\n%s", err, out)
-	}
-	t.Logf("SDK checks: %s", strings.TrimSpace(string(out)))
+	runNodeCheck(t, sdkDir, "sdk_tools_openai.mjs", "OpenAI Node SDK tool calling through the gateway",
+		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_TOOLS_ALIAS=default")
 
 	// What reached the upstream through the plugin.
 	var forced, roundTrip, streamed map[string]any
