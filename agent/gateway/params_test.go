@@ -99,6 +99,25 @@ func TestParamsReachProvider(t *testing.T) {
 // -(i+1)/10, the piece's bytes, and top_logprobs alternatives; a streamed
 // delta is one token), and
 // reports capabilities when caps is set.
+// expectSkipped sends a chat request with extra, whole and streamed, to
+// "chain", whose first target (pa) lacks a capability the request needs:
+// pb must answer on the second attempt; and to "single" (pa only): 400
+// unsupported saying "provider pa <says>".
+func expectSkipped(t *testing.T, h *harness, extra, says string) {
+	t.Helper()
+	for _, stream := range []string{"", `,"stream":true`} {
+		before := h.b.count("m2")
+		w := h.do(t, "/chat", chatBody("chain", extra+stream))
+		if w.Code != 200 || w.Header().Get("x-vigil-provider") != "pb" || w.Header().Get("x-vigil-attempts") != "2" || h.b.count("m2") != before+1 {
+			t.Fatalf("%s%s on chain (pa without, then pb): %d %v %s", extra, stream, w.Code, w.Header(), w.Body)
+		}
+		w = h.do(t, "/chat", chatBody("single", extra+stream))
+		if e := errBody(t, w); w.Code != 400 || e.Code != "unsupported" || !strings.Contains(e.Message, "provider pa "+says) {
+			t.Fatalf("%s%s on single (pa only): %d %s", extra, stream, w.Code, w.Body)
+		}
+	}
+}
+
 type logprobFleet struct {
 	fleet
 	caps map[string][]string
@@ -287,17 +306,7 @@ func TestParamsNeedCapabilities(t *testing.T) {
 		{`,"frequency_penalty":-1`, "does not support frequency_penalty"},
 		{`,"reasoning_effort":"low"`, "does not support reasoning_effort"},
 	} {
-		for _, stream := range []string{"", `,"stream":true`} {
-			before := h.b.count("m2")
-			w := h.do(t, "/chat", chatBody("chain", tc.extra+stream))
-			if w.Code != 200 || w.Header().Get("x-vigil-provider") != "pb" || w.Header().Get("x-vigil-attempts") != "2" || h.b.count("m2") != before+1 {
-				t.Fatalf("%s%s on chain (pa without, then pb): %d %v %s", tc.extra, stream, w.Code, w.Header(), w.Body)
-			}
-			w = h.do(t, "/chat", chatBody("single", tc.extra+stream))
-			if e := errBody(t, w); w.Code != 400 || e.Code != "unsupported" || !strings.Contains(e.Message, "provider pa "+tc.says) {
-				t.Fatalf("%s%s on single (pa only): %d %s", tc.extra, stream, w.Code, w.Body)
-			}
-		}
+		expectSkipped(t, h, tc.extra, tc.says)
 	}
 	if n := h.a.count("solo") + h.a.count("m1"); n != 0 {
 		t.Fatalf("pa was called %d times", n)
