@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigilml/vigil/agent/gateway/tokens"
+	"github.com/vigilml/vigil/internal/openaiwire"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -402,8 +403,8 @@ type chatMessage struct {
 	Name    string          `json:"name"`
 	// ToolCalls are an assistant message's calls; ToolCallID is, in a
 	// tool message, the call it answers.
-	ToolCalls  []toolCallJSON `json:"tool_calls"`
-	ToolCallID string         `json:"tool_call_id"`
+	ToolCalls  []openaiwire.ToolCall `json:"tool_calls"`
+	ToolCallID string                `json:"tool_call_id"`
 	// Refusal is accepted (and ignored unless the content is empty) so
 	// that an answer's message can be sent back as it came, as the SDKs'
 	// examples do.
@@ -741,9 +742,9 @@ type completionOne struct {
 		Role string `json:"role"`
 		// Content is null in an answer that only calls tools, as
 		// OpenAI's is.
-		Content   *string        `json:"content"`
-		Refusal   *string        `json:"refusal"`
-		ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+		Content   *string               `json:"content"`
+		Refusal   *string               `json:"refusal"`
+		ToolCalls []openaiwire.ToolCall `json:"tool_calls,omitempty"`
 		// text is what Content points to, so that it costs no allocation
 		// of its own.
 		text string

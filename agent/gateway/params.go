@@ -3,6 +3,7 @@ package gateway
 import (
 	"slices"
 
+	"github.com/vigilml/vigil/internal/openaiwire"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -150,21 +151,8 @@ func (g *Gateway) checkSupport(t *target, req *pb.ChatRequest) error {
 // logprobsJSON is a choice's logprobs in OpenAI's shape:
 // {"content": [...], "refusal": null}.
 type logprobsJSON struct {
-	Content []tokenLogprobJSON `json:"content"`
-	Refusal *struct{}          `json:"refusal"`
-}
-
-type tokenLogprobJSON struct {
-	Token       string           `json:"token"`
-	Logprob     float64          `json:"logprob"`
-	Bytes       []int            `json:"bytes"`
-	TopLogprobs []topLogprobJSON `json:"top_logprobs"`
-}
-
-type topLogprobJSON struct {
-	Token   string  `json:"token"`
-	Logprob float64 `json:"logprob"`
-	Bytes   []int   `json:"bytes"`
+	Content []openaiwire.TokenLogprob `json:"content"`
+	Refusal *struct{}                 `json:"refusal"`
 }
 
 // bytesJSON is a token's bytes as OpenAI writes them (a list of
@@ -187,13 +175,13 @@ func logprobsOut(asked bool, lps []*pb.TokenLogprob) *logprobsJSON {
 	if !asked {
 		return nil
 	}
-	out := &logprobsJSON{Content: make([]tokenLogprobJSON, len(lps))}
+	out := &logprobsJSON{Content: make([]openaiwire.TokenLogprob, len(lps))}
 	for i, lp := range lps {
-		top := make([]topLogprobJSON, len(lp.GetTopLogprobs()))
+		top := make([]openaiwire.TopLogprob, len(lp.GetTopLogprobs()))
 		for j, tl := range lp.GetTopLogprobs() {
-			top[j] = topLogprobJSON{Token: tl.GetToken(), Logprob: tl.GetLogprob(), Bytes: bytesJSON(tl.GetBytes())}
+			top[j] = openaiwire.TopLogprob{Token: tl.GetToken(), Logprob: tl.GetLogprob(), Bytes: bytesJSON(tl.GetBytes())}
 		}
-		out.Content[i] = tokenLogprobJSON{Token: lp.GetToken(), Logprob: lp.GetLogprob(), Bytes: bytesJSON(lp.GetBytes()), TopLogprobs: top}
+		out.Content[i] = openaiwire.TokenLogprob{Token: lp.GetToken(), Logprob: lp.GetLogprob(), Bytes: bytesJSON(lp.GetBytes()), TopLogprobs: top}
 	}
 	return out
 }

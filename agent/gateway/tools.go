@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigilml/vigil/agent/gateway/tokens"
+	"github.com/vigilml/vigil/internal/openaiwire"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -29,17 +30,6 @@ type toolJSON struct {
 		Description string          `json:"description"`
 		Parameters  json.RawMessage `json:"parameters"`
 		Strict      *bool           `json:"strict"`
-	} `json:"function"`
-}
-
-// toolCallJSON is one entry of an assistant message's tool_calls, in a
-// request and in an answer.
-type toolCallJSON struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
 	} `json:"function"`
 }
 
@@ -158,7 +148,7 @@ func (req *chatRequest) contractTools(out *pb.ChatRequest) *Error {
 }
 
 // contractToolCalls checks an assistant message's tool_calls.
-func contractToolCalls(field string, calls []toolCallJSON) ([]*pb.ToolCall, *Error) {
+func contractToolCalls(field string, calls []openaiwire.ToolCall) ([]*pb.ToolCall, *Error) {
 	out := make([]*pb.ToolCall, 0, len(calls))
 	for j, c := range calls {
 		f := fmt.Sprintf("%s.tool_calls[%d]", field, j)
@@ -233,11 +223,11 @@ func checkToolMessages(msgs []*pb.Message) *Error {
 func messageField(i int) string { return fmt.Sprintf("messages[%d]", i) }
 
 // toolCallsOut are an answer's tool calls in OpenAI's shape.
-func toolCallsOut(calls []*pb.ToolCall) []toolCallJSON {
+func toolCallsOut(calls []*pb.ToolCall) []openaiwire.ToolCall {
 	if len(calls) == 0 {
 		return nil
 	}
-	out := make([]toolCallJSON, len(calls))
+	out := make([]openaiwire.ToolCall, len(calls))
 	for i, c := range calls {
 		out[i].ID, out[i].Type = c.GetId(), "function"
 		out[i].Function.Name, out[i].Function.Arguments = c.GetName(), c.GetArguments()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vigilml/vigil/internal/openaiwire"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -9,19 +10,7 @@ import (
 // {"content": [...], "refusal": [...]}. Only the content's are carried
 // (a refusal has none in the contract).
 type choiceLogprobs struct {
-	Content []tokenLogprob `json:"content"`
-}
-
-type tokenLogprob struct {
-	Token   string  `json:"token"`
-	Logprob float64 `json:"logprob"`
-	// Bytes are the token's UTF-8 bytes as integers; null for some tokens.
-	Bytes       []int `json:"bytes"`
-	TopLogprobs []struct {
-		Token   string  `json:"token"`
-		Logprob float64 `json:"logprob"`
-		Bytes   []int   `json:"bytes"`
-	} `json:"top_logprobs"`
+	Content []openaiwire.TokenLogprob `json:"content"`
 }
 
 // proto is the contract's form; nil for no logprobs.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigilml/vigil/internal/openaiwire"
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
@@ -224,10 +225,10 @@ type chatMessage struct {
 	Role string `json:"role"`
 	// Content is a *string, nil (null) in an assistant message that only
 	// calls tools, or []contentPart for a message with images.
-	Content    any        `json:"content"`
-	Name       string     `json:"name,omitempty"`
-	ToolCalls  []toolCall `json:"tool_calls,omitempty"`
-	ToolCallID string     `json:"tool_call_id,omitempty"`
+	Content    any                   `json:"content"`
+	Name       string                `json:"name,omitempty"`
+	ToolCalls  []openaiwire.ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string                `json:"tool_call_id,omitempty"`
 }
 
 // contentPart is one of OpenAI's content parts: text or an image.
@@ -272,17 +273,6 @@ type toolFunction struct {
 	Description string          `json:"description,omitempty"`
 	Parameters  json.RawMessage `json:"parameters,omitempty"`
 	Strict      bool            `json:"strict,omitempty"`
-}
-
-// toolCall is one call of an assistant message, in a request or an
-// answer.
-type toolCall struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
 }
 
 // toolChoiceFunction is tool_choice forcing one function.
@@ -342,7 +332,7 @@ func chatBody(req *pb.ChatRequest, stream, streamUsage bool, structured string) 
 			cm.Content = &content
 		}
 		for _, c := range m.GetToolCalls() {
-			tc := toolCall{ID: c.GetId(), Type: "function"}
+			tc := openaiwire.ToolCall{ID: c.GetId(), Type: "function"}
 			tc.Function.Name, tc.Function.Arguments = c.GetName(), c.GetArguments()
 			cm.ToolCalls = append(cm.ToolCalls, tc)
 		}
@@ -481,9 +471,9 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		Model   string `json:"model"`
 		Choices []struct {
 			Message struct {
-				Content   *string    `json:"content"`
-				Refusal   *string    `json:"refusal"`
-				ToolCalls []toolCall `json:"tool_calls"`
+				Content   *string               `json:"content"`
+				Refusal   *string               `json:"refusal"`
+				ToolCalls []openaiwire.ToolCall `json:"tool_calls"`
 			} `json:"message"`
 			Logprobs     *choiceLogprobs `json:"logprobs"`
 			FinishReason string          `json:"finish_reason"`

@@ -1,0 +1,40 @@
+// Package openaiwire holds the pieces of OpenAI's Chat Completions wire
+// format that both sides of Vigil's gateway speak: the agent's gateway
+// reads them from clients and writes them in answers, and the openai
+// provider plugin writes them to upstreams and reads their answers. One
+// declaration keeps the two in step. The field names and JSON tags are
+// OpenAI's (https://platform.openai.com/docs/api-reference/chat).
+package openaiwire
+
+// ToolCall is one function call of an assistant message, in a request's
+// history or in an answer.
+type ToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall is a tool call's function: its name and its arguments, a
+// JSON text as the model wrote it.
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// TokenLogprob is the log probability of one output token, with the most
+// likely alternatives at its position when top_logprobs was asked for.
+type TokenLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	// Bytes are the token's UTF-8 bytes as integers; null when the
+	// upstream gives none.
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []TopLogprob `json:"top_logprobs"`
+}
+
+// TopLogprob is one alternative token at a position.
+type TopLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
