@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -51,7 +54,7 @@ func newOutputCheck(req *pb.ChatRequest) (*outputCheck, *Error) {
 	case "json_object":
 		c.kind = "json_object"
 	case "json_schema":
-		sch, err := compileSchema(req.GetJsonSchema())
+		sch, err := schemas.compile(req.GetJsonSchema())
 		if err != nil {
 			return nil, invalid("response_format.json_schema.schema", "%s", err)
 		}
@@ -65,7 +68,7 @@ func newOutputCheck(req *pb.ChatRequest) (*outputCheck, *Error) {
 		if params == "" {
 			params = `{"type":"object"}` // no parameters: any object, as OpenAI reads it
 		}
-		sch, err := compileSchema(params)
+		sch, err := schemas.compile(params)
 		if err != nil {
 			field := fmt.Sprintf("tools[%d].function.parameters", i)
 			return nil, invalid(field, "%s of a strict tool: %s", field, err)
@@ -79,6 +82,57 @@ func newOutputCheck(req *pb.ChatRequest) (*outputCheck, *Error) {
 		return nil, nil
 	}
 	return c, nil
+}
+
+// schemaCache keeps compiled schemas by their text's SHA-256: clients send
+// the same response format and tool schemas with every request, and
+// compiling one costs hundreds of microseconds and hundreds of
+// allocations (validation itself is far cheaper). A compiled schema is
+// read-only, so concurrent validations may share it.
+type schemaCache struct {
+	mu       sync.Mutex
+	m        map[[sha256.Size]byte]*jsonschema.Schema
+	compiles atomic.Int64 // schemas compiled, for tests
+}
+
+// Bounds of the schema cache: entries (an arbitrary one goes when it is
+// full) and the largest schema text kept.
+const (
+	maxCachedSchemas    = 512
+	maxCachedSchemaText = 256 << 10
+)
+
+var schemas = &schemaCache{m: map[[sha256.Size]byte]*jsonschema.Schema{}}
+
+// compile returns text's compiled schema, compiling it on a miss. Errors
+// are not kept: a schema that does not compile is the client's to fix.
+func (c *schemaCache) compile(text string) (*jsonschema.Schema, error) {
+	if len(text) > maxCachedSchemaText {
+		c.compiles.Add(1)
+		return compileSchema(text)
+	}
+	key := sha256.Sum256([]byte(text))
+	c.mu.Lock()
+	sch, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return sch, nil
+	}
+	c.compiles.Add(1)
+	sch, err := compileSchema(text)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxCachedSchemas {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = sch
+	c.mu.Unlock()
+	return sch, nil
 }
 
 // compileSchema compiles one JSON Schema (2020-12 unless its $schema says

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -542,6 +543,52 @@ func TestStrictToolArguments(t *testing.T) {
 		// The same schema on a tool that is not strict is passed on.
 		if w := h.do(t, "/chat", chatBody("single", strings.Replace(tools, `"strict":true`, `"strict":false`, 1))); w.Code != 200 {
 			t.Fatalf("not strict: %d %s", w.Code, w.Body)
+		}
+	})
+}
+
+// TestSchemasCompiledOnce: a response format or strict tool schema that
+// comes again is not compiled again; another one is.
+func TestSchemasCompiledOnce(t *testing.T) {
+	h := newHarness(t, testCfg())
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_w", Name: "get_weather", Arguments: `{"city":"Paris"}`}}
+	// A schema text nothing else compiled, in this run or an earlier one
+	// of the same process (-count), so that the count is this test's.
+	tools := strings.Replace(weatherTools, `"type": "string"`, fmt.Sprintf(`"type": "string", "description": "run %d", "minLength": 1`, time.Now().UnixNano()), 1)
+	before := schemas.compiles.Load()
+	for range 3 {
+		if w := h.do(t, "/chat", chatBody("single", tools)); w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	if n := schemas.compiles.Load() - before; n != 1 {
+		t.Fatalf("the strict tool's schema was compiled %d times for 3 requests", n)
+	}
+	other := strings.Replace(tools, `"minLength": 1`, `"minLength": 2`, 1)
+	if w := h.do(t, "/chat", chatBody("single", other)); w.Code != 200 || schemas.compiles.Load()-before != 2 {
+		t.Fatalf("another schema: %d, %d compiles", w.Code, schemas.compiles.Load()-before)
+	}
+}
+
+// BenchmarkSchema compares compiling a typical strict tool schema with
+// taking it from the schema cache, which is what each request after the
+// first pays.
+func BenchmarkSchema(b *testing.B) {
+	const s = `{"type":"object","properties":{"city":{"type":"string","description":"City name"},"unit":{"type":"string","enum":["c","f"]},"days":{"type":"integer","minimum":1,"maximum":14}},"required":["city","unit","days"],"additionalProperties":false}`
+	b.Run("compile", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := compileSchema(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := schemas.compile(s); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
