@@ -259,6 +259,12 @@ func TestAlertmanagerIntegration(t *testing.T) {
 	st.set("fraud", "v1", latency(10, 200))
 	m.Evaluate()
 	am.WaitAlerts(t, 10*time.Second, "no alerts after resolution", func(as []vtest.AMAlert) bool { return len(as) == 0 })
+	// Alertmanager can show the resolution before the sender has read its
+	// answer and counted the delivery: wait for the count.
+	deadline := time.Now().Add(5 * time.Second)
+	for counter(m, "am", resultSent) != 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if counter(m, "am", resultSent) != 3 || counter(m, "am", resultFailed) != 0 {
 		t.Errorf("sent %v failed %v", counter(m, "am", resultSent), counter(m, "am", resultFailed))
 	}
