@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vigilml/vigil/internal/openaiwire"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -19,16 +20,6 @@ const ImagesCapability = "images"
 // imageMediaTypes are the image types a data: URL may carry: the ones
 // both OpenAI and Anthropic accept.
 var imageMediaTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp"}
-
-// contentPartJSON is one of OpenAI's content parts.
-type contentPartJSON struct {
-	Type     string `json:"type"`
-	Text     string `json:"text"`
-	ImageURL *struct {
-		URL    string `json:"url"`
-		Detail string `json:"detail"`
-	} `json:"image_url"`
-}
 
 // messageContent reads a message's content: a string, or an array of
 // text and image_url parts. text is the text (parts joined); parts are
@@ -42,7 +33,7 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	if json.Unmarshal(raw, &s) == nil {
 		return s, nil, "", nil
 	}
-	var in []contentPartJSON
+	var in []openaiwire.ContentPart
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return "", nil, "", fmt.Errorf("must be a string or an array of content parts")
 	}
@@ -51,7 +42,7 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	for i, p := range in {
 		switch p.Type {
 		case "text":
-			b.WriteString(p.Text)
+			b.WriteString(p.TextOrEmpty())
 		case "image_url":
 			if role != "user" {
 				return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d is an image; images are only allowed in user messages", i)
@@ -70,7 +61,7 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	parts = make([]*pb.ContentPart, len(in))
 	for i, p := range in {
 		if p.Type == "text" {
-			parts[i] = &pb.ContentPart{Type: "text", Text: p.Text}
+			parts[i] = &pb.ContentPart{Type: "text", Text: p.TextOrEmpty()}
 		} else {
 			parts[i] = &pb.ContentPart{Type: "image_url", ImageUrl: p.ImageURL.URL, ImageDetail: p.ImageURL.Detail}
 		}
@@ -80,7 +71,7 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 
 // checkImagePart accepts an http(s) URL or a base64 data: URL of a PNG,
 // JPEG, GIF or WebP image, with an optional detail of auto, low or high.
-func checkImagePart(p contentPartJSON) error {
+func checkImagePart(p openaiwire.ContentPart) error {
 	if p.ImageURL == nil || p.ImageURL.URL == "" {
 		return fmt.Errorf("image_url.url is required")
 	}

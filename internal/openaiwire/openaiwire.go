@@ -38,3 +38,26 @@ type TopLogprob struct {
 	Logprob float64 `json:"logprob"`
 	Bytes   []int   `json:"bytes"`
 }
+
+// ContentPart is one part of a message's content: {"type": "text",
+// "text"} or {"type": "image_url", "image_url": {"url", "detail"}}.
+type ContentPart struct {
+	Type     string    `json:"type"`
+	Text     *string   `json:"text,omitempty"`
+	ImageURL *ImageURL `json:"image_url,omitempty"`
+}
+
+// ImageURL is an image part's image: an http(s) URL or a base64 data:
+// URL, and OpenAI's detail (auto, low, high), empty when not given.
+type ImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// TextOrEmpty is a text part's text ("" when it has none).
+func (p ContentPart) TextOrEmpty() string {
+	if p.Text == nil {
+		return ""
+	}
+	return *p.Text
+}

@@ -224,38 +224,26 @@ type chatRequest struct {
 type chatMessage struct {
 	Role string `json:"role"`
 	// Content is a *string, nil (null) in an assistant message that only
-	// calls tools, or []contentPart for a message with images.
+	// calls tools, or []openaiwire.ContentPart for a message with images.
 	Content    any                   `json:"content"`
 	Name       string                `json:"name,omitempty"`
 	ToolCalls  []openaiwire.ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string                `json:"tool_call_id,omitempty"`
 }
 
-// contentPart is one of OpenAI's content parts: text or an image.
-type contentPart struct {
-	Type     string    `json:"type"`
-	Text     *string   `json:"text,omitempty"`
-	ImageURL *imageURL `json:"image_url,omitempty"`
-}
-
-type imageURL struct {
-	URL    string `json:"url"`
-	Detail string `json:"detail,omitempty"`
-}
-
 // contentParts is a message's parts in OpenAI's shape.
-func contentParts(parts []*pb.ContentPart) ([]contentPart, error) {
-	out := make([]contentPart, len(parts))
+func contentParts(parts []*pb.ContentPart) ([]openaiwire.ContentPart, error) {
+	out := make([]openaiwire.ContentPart, len(parts))
 	for i, p := range parts {
 		switch p.GetType() {
 		case "text":
 			text := p.GetText()
-			out[i] = contentPart{Type: "text", Text: &text}
+			out[i] = openaiwire.ContentPart{Type: "text", Text: &text}
 		case "image_url":
 			if p.GetImageUrl() == "" {
 				return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].image_url", i), "an image part needs its URL")
 			}
-			out[i] = contentPart{Type: "image_url", ImageURL: &imageURL{URL: p.GetImageUrl(), Detail: p.GetImageDetail()}}
+			out[i] = openaiwire.ContentPart{Type: "image_url", ImageURL: &openaiwire.ImageURL{URL: p.GetImageUrl(), Detail: p.GetImageDetail()}}
 		default:
 			return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].type", i), "part type %q is not text or image_url", p.GetType())
 		}
