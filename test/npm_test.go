@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,10 +57,29 @@ func npmPackage(t *testing.T, src, probe, script, what string) string {
 			t.Fatalf("npm ci in %s (installs the pinned %s from the npm registry): %v\n%s", dir, probe, err, b)
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(src, script))
-	if err != nil {
-		t.Fatal(err)
+	// The script, and the modules beside it that it may import (every
+	// .mjs file), each written to a temporary name and renamed into
+	// place: tests running at once share dir.
+	mods, _ := filepath.Glob(filepath.Join(src, "*.mjs"))
+	if !slices.Contains(mods, filepath.Join(src, script)) {
+		t.Fatalf("%s: no %s in %s", what, script, src)
 	}
-	writeFile(t, filepath.Join(dir, script), string(b))
+	for _, m := range mods {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp, err := os.CreateTemp(dir, ".mjs-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := tmp.Write(b)
+		if cerr := tmp.Close(); werr != nil || cerr != nil {
+			t.Fatal(werr, cerr)
+		}
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, filepath.Base(m))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }

@@ -4,25 +4,7 @@
 // check throws, and node exits non-zero.
 import assert from 'node:assert/strict';
 import OpenAI, { NotFoundError, BadRequestError, APIError, InternalServerError, PermissionDeniedError, AuthenticationError } from 'openai';
-
-const sent = [];
-// Record what the SDK sends, to check its defaults (base64 embeddings).
-const recordingFetch = async (url, init) => {
-  sent.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null });
-  return fetch(url, init);
-};
-const client = new OpenAI({
-  baseURL: process.env.VIGIL_BASE_URL,
-  apiKey: process.env.VIGIL_TOKEN,
-  maxRetries: 0,
-  timeout: 30_000,
-  fetch: recordingFetch,
-});
-const checks = [];
-const check = async (name, fn) => {
-  await fn();
-  checks.push(name);
-};
+import { client, exchanges as sent, check, done } from './harness.mjs';
 
 await check('models.list', async () => {
   const ids = [];
@@ -221,4 +203,4 @@ if (process.env.VIGIL_LLM_TOKEN) {
   });
 }
 
-console.log(JSON.stringify({ ok: true, checks }));
+done();

@@ -13,27 +13,8 @@
 // max_tokens as OpenAI's reasoning models do), claude (anthropic only),
 // claude-then-openai (anthropic, then openai gpt-test).
 import assert from 'node:assert/strict';
-import OpenAI, { BadRequestError } from 'openai';
-
-const exchanges = [];
-// Record each request and the gateway's headers.
-const recordingFetch = async (url, init) => {
-  const res = await fetch(url, init);
-  exchanges.push({ body: init?.body ? JSON.parse(init.body) : null, headers: res.headers });
-  return res;
-};
-const client = new OpenAI({
-  baseURL: process.env.VIGIL_BASE_URL,
-  apiKey: process.env.VIGIL_TOKEN,
-  maxRetries: 0,
-  timeout: 30_000,
-  fetch: recordingFetch,
-});
-const checks = [];
-const check = async (name, fn) => {
-  await fn();
-  checks.push(name);
-};
+import { BadRequestError } from 'openai';
+import { client, exchanges, check, done } from './harness.mjs';
 const ask = (content) => [{ role: 'user', content }];
 
 // test/openaistub's logprobs: the answer split after each space; token i
@@ -260,4 +241,4 @@ await check('a pass-through parameter for Anthropic: 400 unsupported, or fallbac
   assert.equal(exchanges.at(-1).headers.get('x-vigil-attempts'), '2');
 });
 
-console.log(JSON.stringify({ ok: true, checks }));
+done();

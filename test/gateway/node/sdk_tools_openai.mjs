@@ -5,28 +5,10 @@
 // this (node sdk_tools_openai.mjs) with the gateway's URL and a token in
 // the environment. Any failed check throws, and node exits non-zero.
 import assert from 'node:assert/strict';
-import OpenAI, { BadRequestError } from 'openai';
+import { BadRequestError } from 'openai';
+import { client, exchanges, check, done } from './harness.mjs';
 
-const exchanges = [];
-// Record each request body and the gateway's x-vigil-cache header.
-const recordingFetch = async (url, init) => {
-  const res = await fetch(url, init);
-  exchanges.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null, cache: res.headers.get('x-vigil-cache'), attempts: res.headers.get('x-vigil-attempts') });
-  return res;
-};
-const client = new OpenAI({
-  baseURL: process.env.VIGIL_BASE_URL,
-  apiKey: process.env.VIGIL_TOKEN,
-  maxRetries: 0,
-  timeout: 30_000,
-  fetch: recordingFetch,
-});
 const model = process.env.VIGIL_TOOLS_ALIAS ?? 'default';
-const checks = [];
-const check = async (name, fn) => {
-  await fn();
-  checks.push(name);
-};
 
 const weather = {
   type: 'function',
@@ -170,4 +152,4 @@ await check('400 for the deprecated functions parameter', async () => {
   );
 });
 
-console.log(JSON.stringify({ ok: true, checks }));
+done();
