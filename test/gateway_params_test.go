@@ -128,7 +128,7 @@ gateway:
 		t.Errorf("pass-through request upstream: %v", r)
 	}
 	r = one("pass these through streamed")
-	if r["store"] != false || r["stream"] != true || !reflect.DeepEqual(r["prediction"], map[string]any{"type": "content", "content": []any{map[string]any{"type": "text", "text": "echo: pass"}}}) {
+	if r["store"] != false || r["stream"] != true || !reflect.DeepEqual(r["prediction"], map[string]any{"type": "content", "content": []any{map[string]any{"type": "text", "text": "echo: pass them"}}}) {
 		t.Errorf("streamed pass-through upstream: %v", r)
 	}
 	if r := one("fallback with metadata"); !reflect.DeepEqual(r["metadata"], map[string]any{"via": "fallback"}) {

@@ -532,16 +532,23 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 }
 
 type usageJSON struct {
-	PromptTokens            int32          `json:"prompt_tokens"`
-	CompletionTokens        int32          `json:"completion_tokens"`
-	TotalTokens             int32          `json:"total_tokens"`
-	PromptTokensDetails     *tokensDetails `json:"prompt_tokens_details,omitempty"`
-	CompletionTokensDetails *tokensDetails `json:"completion_tokens_details,omitempty"`
+	PromptTokens            int32              `json:"prompt_tokens"`
+	CompletionTokens        int32              `json:"completion_tokens"`
+	TotalTokens             int32              `json:"total_tokens"`
+	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
 }
 
-type tokensDetails struct {
-	CachedTokens    int32 `json:"cached_tokens,omitempty"`
-	ReasoningTokens int32 `json:"reasoning_tokens,omitempty"`
+type promptDetails struct {
+	CachedTokens int32 `json:"cached_tokens"`
+}
+
+// completionDetails, when the upstream reported any of them, holds all
+// three, zeros included, as OpenAI's does.
+type completionDetails struct {
+	ReasoningTokens          int32 `json:"reasoning_tokens"`
+	AcceptedPredictionTokens int32 `json:"accepted_prediction_tokens"`
+	RejectedPredictionTokens int32 `json:"rejected_prediction_tokens"`
 }
 
 func usageOf(u *pb.Usage) *usageJSON {
@@ -550,10 +557,10 @@ func usageOf(u *pb.Usage) *usageJSON {
 	}
 	out := &usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
 	if c := u.GetCachedPromptTokens(); c > 0 {
-		out.PromptTokensDetails = &tokensDetails{CachedTokens: c}
+		out.PromptTokensDetails = &promptDetails{CachedTokens: c}
 	}
-	if r := u.GetReasoningTokens(); r > 0 {
-		out.CompletionTokensDetails = &tokensDetails{ReasoningTokens: r}
+	if r, a, x := u.GetReasoningTokens(), u.GetAcceptedPredictionTokens(), u.GetRejectedPredictionTokens(); r > 0 || a > 0 || x > 0 {
+		out.CompletionTokensDetails = &completionDetails{ReasoningTokens: r, AcceptedPredictionTokens: a, RejectedPredictionTokens: x}
 	}
 	return out
 }
@@ -721,6 +728,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	g.count("chat", o, http.StatusOK, start)
 	c := completion(id, model, resp.GetContent(), resp.GetToolCalls(), finish, usageOf(usage))
 	c.Choices[0].Logprobs = logprobsOut(creq.GetLogprobs(), resp.GetLogprobs())
+	c.ServiceTier = resp.GetServiceTier()
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -734,6 +742,9 @@ type completionJSON struct {
 	Choices           [1]completionOne `json:"choices"`
 	Usage             *usageJSON       `json:"usage,omitempty"`
 	SystemFingerprint *string          `json:"system_fingerprint"`
+	// ServiceTier is the tier the upstream says it used; absent when it
+	// says none (and for answers from the cache, which used none).
+	ServiceTier string `json:"service_tier,omitempty"`
 }
 
 type completionOne struct {
@@ -854,11 +865,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var usage *pb.Usage
 	var model string
 	var o outcome
+	var serviceTier string // as the upstream's events say it
 	chunk := func(delta map[string]any, finish any) map[string]any {
 		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": nil,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
 		if includeUsage {
 			c["usage"] = nil
+		}
+		if serviceTier != "" {
+			c["service_tier"] = serviceTier
 		}
 		return c
 	}
@@ -899,7 +914,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	fit := g.newFit(creq)
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
-		usage, model = nil, t.model
+		usage, model, serviceTier = nil, t.model, ""
 		ans.content.Reset()
 		ans.calls.reset()
 		base, _ := fit.request(t)
@@ -911,6 +926,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
 				if ev.GetUsage() != nil {
 					usage = ev.GetUsage()
+				}
+				if st := ev.GetServiceTier(); st != "" {
+					serviceTier = st
 				}
 				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 {
 					return nil
@@ -1020,8 +1038,12 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	// The usage chunk reports what the upstream reported or, when it
 	// reported nothing, the gateway's count, marked "estimated": true.
 	if u := usageOf(usage); includeUsage && u != nil {
-		_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}})
+		last := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}}
+		if serviceTier != "" {
+			last["service_tier"] = serviceTier
+		}
+		_ = out.event(last)
 	}
 	if priced {
 		w.Header().Set(costHeader, formatUSD(usd)) // sent as the trailer declared above

@@ -310,8 +310,39 @@ func reply(body map[string]any) (content string, promptTokens int) {
 	return "echo: " + last, promptTokens
 }
 
-func usage(prompt, completion int) map[string]any {
-	return map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+// usage is the answer's usage. With a prediction (OpenAI's predicted
+// outputs), its words the answer has count as accepted prediction tokens
+// and the others as rejected ones, which OpenAI bills, and counts, as
+// completion tokens.
+func usage(body map[string]any, answer string, prompt, completion int) map[string]any {
+	u := map[string]any{}
+	if p, _ := body["prediction"].(map[string]any); p != nil {
+		have := map[string]bool{}
+		for _, w := range strings.Fields(answer) {
+			have[w] = true
+		}
+		accepted, rejected := 0, 0
+		for _, w := range strings.Fields(contentText(p["content"])) {
+			if have[w] {
+				accepted++
+			} else {
+				rejected++
+			}
+		}
+		completion += rejected
+		u["completion_tokens_details"] = map[string]any{"reasoning_tokens": 0, "accepted_prediction_tokens": accepted, "rejected_prediction_tokens": rejected}
+	}
+	u["prompt_tokens"], u["completion_tokens"], u["total_tokens"] = prompt, completion, prompt+completion
+	return u
+}
+
+// serviceTier is the tier the stub says it used, as OpenAI answers: the
+// one asked for, "default" for auto or none.
+func serviceTier(body map[string]any) string {
+	if t, _ := body["service_tier"].(string); t != "" && t != "auto" {
+		return t
+	}
+	return "default"
 }
 
 func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, noUsage bool) {
@@ -339,7 +370,7 @@ func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, 
 			"index": 0, "message": message,
 			"logprobs": logprobs, "finish_reason": finish,
 		}},
-		"usage": usage(pt, ct), "system_fingerprint": "fp_stub",
+		"usage": usage(body, content, pt, ct), "system_fingerprint": "fp_stub", "service_tier": serviceTier(body),
 	}
 	if noUsage {
 		delete(out, "usage")
@@ -372,7 +403,7 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 		if delta == nil {
 			choices = []any{}
 		}
-		c := map[string]any{"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_stub", "choices": choices}
+		c := map[string]any{"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_stub", "service_tier": serviceTier(body), "choices": choices}
 		if u != nil {
 			c["usage"] = u
 		} else if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true {
@@ -429,7 +460,7 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 	}
 	chunk(map[string]any{}, finish, nil)
 	if opts, ok := body["stream_options"].(map[string]any); ok && opts["include_usage"] == true && !(faulty && f.NoUsage) {
-		chunk(nil, nil, usage(pt, ct))
+		chunk(nil, nil, usage(body, content, pt, ct))
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if fl != nil {

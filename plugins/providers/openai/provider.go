@@ -426,7 +426,9 @@ type usage struct {
 		CachedTokens int32 `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
 	CompletionTokensDetails *struct {
-		ReasoningTokens int32 `json:"reasoning_tokens"`
+		ReasoningTokens          int32 `json:"reasoning_tokens"`
+		AcceptedPredictionTokens int32 `json:"accepted_prediction_tokens"`
+		RejectedPredictionTokens int32 `json:"rejected_prediction_tokens"`
 	} `json:"completion_tokens_details"`
 }
 
@@ -440,6 +442,7 @@ func (u *usage) proto() *pb.Usage {
 	}
 	if d := u.CompletionTokensDetails; d != nil {
 		out.ReasoningTokens = d.ReasoningTokens
+		out.AcceptedPredictionTokens, out.RejectedPredictionTokens = d.AcceptedPredictionTokens, d.RejectedPredictionTokens
 	}
 	return out
 }
@@ -466,7 +469,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 			Logprobs     *choiceLogprobs `json:"logprobs"`
 			FinishReason string          `json:"finish_reason"`
 		} `json:"choices"`
-		Usage *usage `json:"usage"`
+		Usage       *usage `json:"usage"`
+		ServiceTier string `json:"service_tier"`
 	}
 	err = s.Call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
@@ -485,7 +489,7 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	case c.Message.Refusal != nil:
 		content = *c.Message.Refusal
 	}
-	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto()}
+	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier}
 	if req.GetLogprobs() {
 		if resp.Logprobs, err = c.Logprobs.proto(); err != nil {
 			return nil, err
@@ -514,8 +518,9 @@ type chunk struct {
 		Logprobs     *choiceLogprobs `json:"logprobs"`
 		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *usage    `json:"usage"`
-	Error *apiError `json:"error"`
+	Usage       *usage    `json:"usage"`
+	ServiceTier string    `json:"service_tier"`
+	Error       *apiError `json:"error"`
 }
 
 // toolCallDelta is a streamed piece of a tool call: index, id, type and
@@ -626,7 +631,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	if c.Error != nil {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream failed mid-stream: %s", c.Error.Message)
 	}
-	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto()}
+	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto(), ServiceTier: c.ServiceTier}
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		out.Delta = ch.Delta.Content + ch.Delta.Refusal

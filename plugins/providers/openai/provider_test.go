@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,10 +293,29 @@ func TestConfigErrors(t *testing.T) {
 
 func TestUsageDetails(t *testing.T) {
 	var u usage
-	if err := json.Unmarshal([]byte(`{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":20}}`), &u); err != nil {
+	if err := json.Unmarshal([]byte(`{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":20,"accepted_prediction_tokens":7,"rejected_prediction_tokens":3}}`), &u); err != nil {
 		t.Fatal(err)
 	}
-	if p := u.proto(); p.GetCachedPromptTokens() != 64 || p.GetReasoningTokens() != 20 || p.GetTotalTokens() != 150 {
+	if p := u.proto(); p.GetCachedPromptTokens() != 64 || p.GetReasoningTokens() != 20 || p.GetTotalTokens() != 150 ||
+		p.GetAcceptedPredictionTokens() != 7 || p.GetRejectedPredictionTokens() != 3 {
 		t.Fatalf("usage %v", p)
+	}
+}
+
+// TestServiceTierCarried: the tier the upstream says it used comes back,
+// whole and in every stream event that carries content.
+func TestServiceTierCarried(t *testing.T) {
+	p, _ := setup(t, nil)
+	req := chatReq("gpt-test")
+	req.OpenaiParams = `{"service_tier":"flex"}`
+	resp, err := p.Chat(context.Background(), req)
+	if err != nil || resp.GetServiceTier() != "flex" {
+		t.Fatalf("whole: %v %v", resp, err)
+	}
+	req.OpenaiParams = ""
+	var tiers []string
+	err = p.ChatStream(context.Background(), req, func(ev *pb.ChatEvent) error { tiers = append(tiers, ev.GetServiceTier()); return nil })
+	if err != nil || len(tiers) == 0 || slices.IndexFunc(tiers, func(s string) bool { return s != "default" }) >= 0 {
+		t.Fatalf("stream: %v %v", tiers, err)
 	}
 }

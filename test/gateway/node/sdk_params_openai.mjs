@@ -188,16 +188,33 @@ await check('OpenAI parameters passed through to the upstream', async () => {
   });
   assert.equal(r.choices[0].message.content, 'echo: pass these through');
   assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'openai-main');
+  // What the upstream answers because of them comes back: the tier it
+  // used, and how much of the prediction it accepted.
+  assert.equal(r.service_tier, 'flex');
+  assert.equal(r.usage.completion_tokens_details.accepted_prediction_tokens, 4);
+  assert.equal(r.usage.completion_tokens_details.rejected_prediction_tokens, 0);
   const stream = await client.chat.completions.create({
     model: 'chat',
     messages: ask('pass these through streamed'),
     store: false,
-    prediction: { type: 'content', content: [{ type: 'text', text: 'echo: pass' }] },
+    prediction: { type: 'content', content: [{ type: 'text', text: 'echo: pass them' }] },
     stream: true,
+    stream_options: { include_usage: true },
   });
   let text = '';
-  for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+  let usage = null;
+  const tiers = new Set();
+  for await (const c of stream) {
+    text += c.choices[0]?.delta?.content ?? '';
+    if (c.usage) usage = c.usage;
+    tiers.add(c.service_tier);
+  }
   assert.equal(text, 'echo: pass these through streamed');
+  assert.deepEqual([...tiers], ['default']);
+  // "them" is not in the answer: rejected, and billed as a completion token.
+  assert.equal(usage.completion_tokens_details.accepted_prediction_tokens, 2);
+  assert.equal(usage.completion_tokens_details.rejected_prediction_tokens, 1);
+  assert.equal(usage.completion_tokens, 6);
 });
 
 await check('a pass-through parameter of the wrong shape', async () => {

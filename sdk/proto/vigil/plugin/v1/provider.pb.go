@@ -952,8 +952,14 @@ type Usage struct {
 	// reasoning_tokens is the part of completion_tokens spent on hidden
 	// reasoning, when reported.
 	ReasoningTokens int32 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// accepted_prediction_tokens and rejected_prediction_tokens are, with
+	// OpenAI's predicted outputs (the prediction parameter), the tokens of
+	// the prediction that appeared in the answer and those that did not
+	// (the latter are billed as completion tokens), when reported.
+	AcceptedPredictionTokens int32 `protobuf:"varint,6,opt,name=accepted_prediction_tokens,json=acceptedPredictionTokens,proto3" json:"accepted_prediction_tokens,omitempty"`
+	RejectedPredictionTokens int32 `protobuf:"varint,7,opt,name=rejected_prediction_tokens,json=rejectedPredictionTokens,proto3" json:"rejected_prediction_tokens,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -1021,6 +1027,20 @@ func (x *Usage) GetReasoningTokens() int32 {
 	return 0
 }
 
+func (x *Usage) GetAcceptedPredictionTokens() int32 {
+	if x != nil {
+		return x.AcceptedPredictionTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetRejectedPredictionTokens() int32 {
+	if x != nil {
+		return x.RejectedPredictionTokens
+	}
+	return 0
+}
+
 type ChatResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1032,7 +1052,10 @@ type ChatResponse struct {
 	ToolCalls    []*ToolCall `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// logprobs are the answer's tokens with their log probabilities, when
 	// the request asked for them.
-	Logprobs      []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	Logprobs []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	// service_tier is the processing tier the upstream used (OpenAI's
+	// "default", "flex", "priority", ...), when it says.
+	ServiceTier   string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1116,6 +1139,13 @@ func (x *ChatResponse) GetLogprobs() []*TokenLogprob {
 	return nil
 }
 
+func (x *ChatResponse) GetServiceTier() string {
+	if x != nil {
+		return x.ServiceTier
+	}
+	return ""
+}
+
 type ChatEvent struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Delta        string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
@@ -1126,7 +1156,10 @@ type ChatEvent struct {
 	ToolCalls    []*ToolCallDelta       `protobuf:"bytes,6,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// logprobs are the log probabilities of the tokens of this event's
 	// delta, when the request asked for them.
-	Logprobs      []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	Logprobs []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
+	// service_tier is the processing tier the upstream used, when it says
+	// (OpenAI repeats it in every chunk).
+	ServiceTier   string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1208,6 +1241,13 @@ func (x *ChatEvent) GetLogprobs() []*TokenLogprob {
 		return x.Logprobs
 	}
 	return nil
+}
+
+func (x *ChatEvent) GetServiceTier() string {
+	if x != nil {
+		return x.ServiceTier
+	}
+	return ""
 }
 
 type EmbedRequest struct {
@@ -1570,13 +1610,15 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"TopLogprob\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\fR\x05bytes\"\xd9\x01\n" +
+	"\x05bytes\x18\x03 \x01(\fR\x05bytes\"\xd5\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x05R\vtotalTokens\x120\n" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
-	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\"\x96\x02\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\x12<\n" +
+	"\x1aaccepted_prediction_tokens\x18\x06 \x01(\x05R\x18acceptedPredictionTokens\x12<\n" +
+	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xb9\x02\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1585,7 +1627,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x05usage\x18\x05 \x01(\v2\x16.vigil.plugin.v1.UsageR\x05usage\x128\n" +
 	"\n" +
 	"tool_calls\x18\x06 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x129\n" +
-	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\"\x94\x02\n" +
+	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\x12!\n" +
+	"\fservice_tier\x18\b \x01(\tR\vserviceTier\"\xb7\x02\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
@@ -1594,7 +1637,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12=\n" +
 	"\n" +
 	"tool_calls\x18\x06 \x03(\v2\x1e.vigil.plugin.v1.ToolCallDeltaR\ttoolCalls\x129\n" +
-	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\"n\n" +
+	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\x12!\n" +
+	"\fservice_tier\x18\b \x01(\tR\vserviceTier\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
