@@ -853,11 +853,13 @@ func (s *sse) done() {
 func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
 	// The answer is kept to validate or cache it, and to count its tokens
 	// if the upstream reports no usage.
-	// One variable for both (the closure below moves what it captures to
-	// the heap: one allocation, not two).
+	// One variable for these (the closure below moves what it captures to
+	// the heap: one allocation, not one each).
 	var ans struct {
 		content strings.Builder
 		calls   toolCallBuilder
+		// serviceTier is the tier the upstream's events say it used.
+		serviceTier string
 	}
 	var finishReason string
 	out := &sse{w: w, rc: http.NewResponseController(w)}
@@ -865,15 +867,14 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var usage *pb.Usage
 	var model string
 	var o outcome
-	var serviceTier string // as the upstream's events say it
 	chunk := func(delta map[string]any, finish any) map[string]any {
 		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": nil,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
 		if includeUsage {
 			c["usage"] = nil
 		}
-		if serviceTier != "" {
-			c["service_tier"] = serviceTier
+		if ans.serviceTier != "" {
+			c["service_tier"] = ans.serviceTier
 		}
 		return c
 	}
@@ -914,7 +915,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	fit := g.newFit(creq)
 	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
-		usage, model, serviceTier = nil, t.model, ""
+		usage, model, ans.serviceTier = nil, t.model, ""
 		ans.content.Reset()
 		ans.calls.reset()
 		base, _ := fit.request(t)
@@ -928,7 +929,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					usage = ev.GetUsage()
 				}
 				if st := ev.GetServiceTier(); st != "" {
-					serviceTier = st
+					ans.serviceTier = st
 				}
 				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 {
 					return nil
@@ -1040,8 +1041,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	if u := usageOf(usage); includeUsage && u != nil {
 		last := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
 			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}}
-		if serviceTier != "" {
-			last["service_tier"] = serviceTier
+		if ans.serviceTier != "" {
+			last["service_tier"] = ans.serviceTier
 		}
 		_ = out.event(last)
 	}
