@@ -1,12 +1,8 @@
 package test
 
 import (
-	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/vigilml/vigil/test/anthropicstub"
 )
 
 // TestGatewayParamsNodeSDK runs test/gateway/node/sdk_params_openai.mjs
@@ -21,59 +17,16 @@ import (
 // upstreams, and that the refused requests reached none.
 func TestGatewayParamsNodeSDK(t *testing.T) {
 	sdkDir := npmPackage(t, "gateway/node", "openai", "sdk_params_openai.mjs", "the gateway's chat-parameters SDK test")
-	gs := newGatewaySetup(t, "gpt-test", "o4-mini")
-	ant := anthropicstub.New("claude-test")
-	ant.APIKey = "sk-ant-stub"
-	antSrv := httptest.NewServer(ant)
-	t.Cleanup(antSrv.Close)
-	antKey := filepath.Join(gs.dir, "anthropic.key")
-	writeFile(t, antKey, "sk-ant-stub\n")
-	cfg := filepath.Join(gs.dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: app, scope: write, secret: `+gwWriteToken+`}
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-plugins:
-  dirs: [`+gs.pluginDir+`]
-  start: boot
-gateway:
-  request_timeout: 30s
-  retry: {max_attempts: 2, base_backoff: 1ms, max_backoff: 5ms}
-  providers:
-    - name: openai-main
-      plugin: openai
-      base_url: `+gs.stubURL+`/v1
-      api_key_file: `+gs.keyFile+`
-    - name: anthropic-main
-      plugin: anthropic
-      base_url: `+antSrv.URL+`
-      api_key_file: `+antKey+`
-  models:
-    - name: chat
-      targets: [{provider: openai-main, model: gpt-test}]
-    - name: reasoner
-      targets: [{provider: openai-main, model: o4-mini}]
-    - name: claude
-      targets: [{provider: anthropic-main, model: claude-test}]
-    - name: claude-then-openai
-      targets:
-        - {provider: anthropic-main, model: claude-test}
-        - {provider: openai-main, model: gpt-test}
-`)
-	a := startAgent(t, nil, "-config", cfg)
-	base := "http://" + a.addr
-	waitHealthy(t, base, gwReadToken)
+	e := startGateway(t)
 
 	runNodeCheck(t, sdkDir, "sdk_params_openai.mjs", "OpenAI Node SDK chat parameters through the gateway",
-		"VIGIL_BASE_URL="+base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken)
+		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken)
 
 	// What reached OpenAI's stub, by the user message.
 	const chat = "/v1/chat/completions"
 	sent := map[string][]map[string]any{}
 	for _, model := range []string{"gpt-test", "o4-mini"} {
-		for _, r := range gs.stub.Requests(chat, model) {
+		for _, r := range e.stub.Requests(chat, model) {
 			msgs, _ := r["messages"].([]any)
 			last, _ := msgs[len(msgs)-1].(map[string]any)
 			text, _ := last["content"].(string)
@@ -141,10 +94,10 @@ gateway:
 	}
 	// Anthropic's stub saw only the request without a penalty (its
 	// frequency_penalty 0 is not sent: the Messages API has none).
-	if n := ant.Calls("/v1/messages", "claude-test"); n != 1 {
+	if n := e.ant.Calls("/v1/messages", "claude-test"); n != 1 {
 		t.Errorf("Anthropic's stub got %d requests, want 1 (the one without a penalty)", n)
 	}
-	if last := ant.LastRequest("/v1/messages", "claude-test"); last == nil || last["frequency_penalty"] != nil {
+	if last := e.ant.LastRequest("/v1/messages", "claude-test"); last == nil || last["frequency_penalty"] != nil {
 		t.Errorf("Anthropic's stub got %v", last)
 	}
 }

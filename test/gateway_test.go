@@ -108,7 +108,7 @@ const (
 	gwLLMToken   = "gateway-llm-token-0123456789"
 )
 
-var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude", "claude-tools"}
+var gwAliases = []string{"default", "long", "solo", "down", "cut", "embed", "lexical", "claude", "claude-tools", "chat", "reasoner", "claude-then-openai"}
 
 type gatewayEnv struct {
 	stub *openaistub.Server
@@ -119,10 +119,13 @@ type gatewayEnv struct {
 
 // startGateway runs an OpenAI-wire stub and an agent whose gateway uses
 // it through the real openai plugin (two instances: openai-main with a key
-// file, local-vllm with a key from the agent's environment) and hashembed.
+// file, local-vllm with a key from the agent's environment), hashembed,
+// and the anthropic plugin in front of an Anthropic-wire stub. Aliases
+// chat, reasoner (o4-mini, which refuses max_tokens as OpenAI's reasoning
+// models do) and claude-then-openai serve the chat-parameters test.
 func startGateway(t *testing.T) *gatewayEnv {
 	t.Helper()
-	gs := newGatewaySetup(t, "gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test")
+	gs := newGatewaySetup(t, "gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test", "o4-mini")
 	stub, dir, pdir, keyFile := gs.stub, gs.dir, gs.pluginDir, gs.keyFile
 	ant := anthropicstub.New("claude-test")
 	ant.APIKey = "sk-ant-stub"
@@ -192,6 +195,14 @@ gateway:
       targets: [{provider: anthropic-main, model: claude-test}]
     - name: claude-tools
       targets: [{provider: anthropic-main, model: claude-test}]
+    - name: chat
+      targets: [{provider: openai-main, model: gpt-test}]
+    - name: reasoner
+      targets: [{provider: openai-main, model: o4-mini}]
+    - name: claude-then-openai
+      targets:
+        - {provider: anthropic-main, model: claude-test}
+        - {provider: openai-main, model: gpt-test}
 `)
 	a := startAgent(t, []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"}, "-config", cfg)
 	base := "http://" + a.addr
