@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -106,7 +107,9 @@ func decodeDataURL(rest string) (mediaType string, err error) {
 	if data == "" {
 		return "", fmt.Errorf("the data: URL holds no data")
 	}
-	if _, err := base64.StdEncoding.DecodeString(data); err != nil {
+	// Checked as it is decoded, without holding the decoded image: it
+	// may be megabytes, and only the upstream needs it.
+	if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(data))); err != nil {
 		return "", fmt.Errorf("the data: URL's data is not base64: %v", err)
 	}
 	return mediaType, nil
