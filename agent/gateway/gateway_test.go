@@ -883,6 +883,7 @@ func TestEmbeddingTokenArrays(t *testing.T) {
 		{`[[9906], [-3]]`, "input[1]", "token -3 (at 0) is not in cl100k_base"},
 		{`[[9906, 100257]]`, "input[0]", "token 100257 (at 1)"},
 		{`[[9906], []]`, "input[1]", "from 1 to 8192 token ids, got 0"},
+		{"[" + strings.Repeat("9906,", 8192) + "9906]", "input", "from 1 to 8192 token ids, got 8193"},
 		{`[1.5]`, "input", "an array of token ids"},
 		{`[[1], "a"]`, "input", "an array of token ids"},
 	} {

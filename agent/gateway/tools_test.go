@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/vigilml/vigil/agent/gateway/tokens"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
@@ -567,6 +568,36 @@ func TestSchemasCompiledOnce(t *testing.T) {
 	other := strings.Replace(tools, `"minLength": 1`, `"minLength": 2`, 1)
 	if w := h.do(t, "/chat", chatBody("single", other)); w.Code != 200 || schemas.compiles.Load()-before != 2 {
 		t.Fatalf("another schema: %d, %d compiles", w.Code, schemas.compiles.Load()-before)
+	}
+}
+
+// TestSchemaCacheBounds: the cache holds at most maxCachedSchemas (one
+// goes when a new one comes), and a schema text over maxCachedSchemaText
+// is compiled every time rather than kept.
+func TestSchemaCacheBounds(t *testing.T) {
+	c := &schemaCache{m: map[[32]byte]*jsonschema.Schema{}}
+	schema := func(i int) string { return fmt.Sprintf(`{"type":"object","description":"%d"}`, i) }
+	for i := range maxCachedSchemas + 10 {
+		if _, err := c.compile(schema(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.m) != maxCachedSchemas || c.compiles.Load() != maxCachedSchemas+10 {
+		t.Fatalf("%d cached after %d compiles, want %d", len(c.m), c.compiles.Load(), maxCachedSchemas)
+	}
+	big := `{"type":"object","description":"` + strings.Repeat("x", maxCachedSchemaText) + `"}`
+	before := c.compiles.Load()
+	for range 2 {
+		if _, err := c.compile(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.compiles.Load()-before != 2 || len(c.m) != maxCachedSchemas {
+		t.Fatalf("a schema over the size bound: %d compiles, %d cached", c.compiles.Load()-before, len(c.m))
+	}
+	// A bad schema is the client's error, and is not kept.
+	if _, err := c.compile(`{"type": 12}`); err == nil {
+		t.Fatal("a schema that does not compile was accepted")
 	}
 }
 
