@@ -14,6 +14,7 @@
 #   sh bench/gateway.sh
 #   RATE=500 DURATION=30 WRK_DURATION=10 sh bench/gateway.sh
 #   PROFILE_DIR=/tmp/prof sh bench/gateway.sh   # + perf profiles of agent and plugin
+#   RSS_DETAIL=1 sh bench/gateway.sh             # + each process's largest mappings
 #
 # With PROFILE_DIR set (needs Linux perf and permission to attach), the
 # fixed-rate vigil run is also sampled with `perf record` and
@@ -125,6 +126,7 @@ for n, r in res.items():
 print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
 PY
 rss "" $agent_pid $plugin_pid
+rss_detail $agent_pid $plugin_pid
 
 cat >"$tmp/post.lua" <<LUA
 wrk.method = "POST"

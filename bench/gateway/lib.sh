@@ -98,3 +98,28 @@ rss() {
 			"$(awk '/VmHWM/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssAnon/ {print $2, $3}' /proc/$p/status)" "$(awk '/RssFile/ {print $2, $3}' /proc/$p/status)"
 	done
 }
+
+# rss_detail PID...: with RSS_DETAIL=1, each process's largest mappings by
+# resident size (anonymous, file-backed, and file-backed in 2 MB pages),
+# from /proc/PID/smaps: where bench/README.md's RSS breakdown comes from.
+rss_detail() {
+	[ "${RSS_DETAIL:-}" = 1 ] || return 0
+	for p in "$@"; do
+		echo "$(cat /proc/$p/comm): largest mappings (kB: rss, anonymous, file in 2 MB pages, size)"
+		python3 - "$p" <<'PY'
+import re, sys
+rows, cur = [], None
+for line in open(f"/proc/{sys.argv[1]}/smaps"):
+    if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+        parts = line.split()
+        cur = {"name": parts[5] if len(parts) > 5 else "[anon]", "perm": parts[1]}
+        rows.append(cur)
+    elif ":" in line:
+        k, v = line.split(":", 1)
+        if v.strip().endswith("kB"):
+            cur[k] = int(v.split()[0])
+for r in sorted(rows, key=lambda r: -r.get("Rss", 0))[:8]:
+    print("  %8d %8d %8d %8d  %s %s" % (r.get("Rss", 0), r.get("Anonymous", 0), r.get("FilePmdMapped", 0), r.get("Size", 0), r["perm"], r["name"].rsplit("/", 1)[-1]))
+PY
+	done
+}
