@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building vigil..." >&2
-(cd "$root" && CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go build -trimpath -o "$tmp/vigil" ./cmd/vigil)
+(cd "$root" && CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" go build -trimpath -tags grpcnotrace -o "$tmp/vigil" ./cmd/vigil)
 
 cat > "$tmp/vigil.yaml" <<YAML
 data_dir: $tmp/data

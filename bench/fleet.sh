@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-go build -o "$out/vigil" ./cmd/vigil
+go build -tags grpcnotrace -o "$out/vigil" ./cmd/vigil
 GOBIN="$out" go install github.com/hashicorp/serf/cmd/serf@v0.11.0
 go build -o "$out/fleetbench" ./bench/fleet
 "$out/fleetbench" -vigil "$out/vigil" -serf "$out/serf" -n "${1:-50,100}" -trials "${TRIALS:-10}"

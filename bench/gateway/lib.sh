@@ -1,6 +1,10 @@
 # lib.sh: the parts bench/gateway.sh and bench/gateway-ab.sh share.
 # Sourced, not run; expects $root, $tmp and $pids to be set by the caller.
 
+# Build tags of both binaries, as the Makefile sets them (grpcnotrace: see
+# "Binary size" in docs/building.md); GW_TAGS= builds without.
+GW_TAGS=${GW_TAGS-grpcnotrace}
+
 # gw_build SRC OUT PLUGIN_ENV: builds vigil and the openai plugin from the
 # source tree SRC into OUT and OUT/plugins, with a catalog trusting the
 # plugin; PLUGIN_ENV is the plugin's extra environment as JSON strings
@@ -8,8 +12,8 @@
 gw_build() {
 	mkdir -p "$2/plugins"
 	(cd "$1" && export CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" &&
-		go build -trimpath -o "$2/vigil" ./cmd/vigil &&
-		go build -trimpath -o "$2/plugins/openai" ./plugins/providers/openai)
+		go build -trimpath -tags "$GW_TAGS" -o "$2/vigil" ./cmd/vigil &&
+		go build -trimpath -tags "$GW_TAGS" -o "$2/plugins/openai" ./plugins/providers/openai)
 	sum=$(sha256sum "$2/plugins/openai" | cut -d' ' -f1)
 	printf '{"plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "%s", "env": [%s]}]}\n' "$sum" "$3" >"$2/plugins/catalog.json"
 }
@@ -105,7 +109,7 @@ rss() {
 rss_detail() {
 	[ "${RSS_DETAIL:-}" = 1 ] || return 0
 	for p in "$@"; do
-		echo "$(cat /proc/$p/comm): largest mappings (kB: rss, anonymous, file in 2 MB pages, size)"
+		echo "$(cat /proc/$p/comm): $(find /proc/$p/fd -lname 'socket:*' 2>/dev/null | wc -l) sockets open, $(ls /proc/$p/task | wc -l) threads; largest mappings (kB: rss, anonymous, file in 2 MB pages, size)"
 		python3 - "$p" <<'PY'
 import re, sys
 rows, cur = [], None
