@@ -2,7 +2,7 @@
 # Sourced, not run; expects $root, $tmp and $pids to be set by the caller.
 
 # Build tags of both binaries, as the Makefile sets them (grpcnotrace: see
-# "Binary size" in docs/building.md); GW_TAGS= builds without.
+# the Makefile and bench/README.md, "Fifth pass"); GW_TAGS= builds without.
 GW_TAGS=${GW_TAGS-grpcnotrace}
 
 # gw_build SRC OUT PLUGIN_ENV: builds vigil and the openai plugin from the

@@ -1,0 +1,161 @@
+package sdk
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+func TestCheckProtocolVersions(t *testing.T) {
+	for _, ok := range []string{"", "1", "1,2", " 2, 1 "} {
+		if err := checkProtocolVersions(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"2", "0,2", "x"} {
+		err := checkProtocolVersions(bad)
+		if err == nil || !strings.Contains(err.Error(), "contract version 1") {
+			t.Errorf("%q: got %v, want a refusal naming contract version 1", bad, err)
+		}
+	}
+}
+
+// hostCert makes a certificate like the one go-plugin's host passes in
+// PLUGIN_CLIENT_CERT.
+func hostCert(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestAutoMTLSRefusesBadClientCert(t *testing.T) {
+	if _, _, err := autoMTLS([]byte("not a certificate")); err == nil || !strings.Contains(err.Error(), "PLUGIN_CLIENT_CERT") {
+		t.Fatalf("got %v, want an error naming PLUGIN_CLIENT_CERT", err)
+	}
+}
+
+// TestServeHostProtocol runs the plugin side as go-plugin's host sees it:
+// the handshake line, AutoMTLS both ways, the health service, the plugin's
+// own services, then Shutdown ends serving and removes the socket.
+func TestServeHostProtocol(t *testing.T) {
+	host, hostPEM := hostCert(t)
+	t.Setenv("PLUGIN_CLIENT_CERT", string(hostPEM))
+	t.Setenv("PLUGIN_PROTOCOL_VERSIONS", "1")
+	t.Setenv("PLUGIN_UNIX_SOCKET_DIR", t.TempDir())
+	stdout := os.Stdout
+	t.Cleanup(func() { os.Stdout = stdout; signal.Reset(os.Interrupt) })
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	served := make(chan error, 1)
+	go func() {
+		served <- serveHost(KindDetector, &DetectorPlugin{Info: Info{Name: "t", Version: "0.1.0"}, Impl: nil}, w)
+		w.Close()
+	}()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the handshake: %v", err)
+	}
+	f := strings.Split(strings.TrimSpace(line), "|")
+	if len(f) != 6 || f[0] != "1" || f[1] != "1" || f[2] != "unix" || f[4] != "grpc" {
+		t.Fatalf("handshake line %q, want 1|1|unix|PATH|grpc|CERT", line)
+	}
+	der, err := base64.RawStdEncoding.DecodeString(f[5])
+	if err != nil {
+		t.Fatalf("certificate field: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+
+	dial := func(certs []tls.Certificate) *grpc.ClientConn {
+		creds := credentials.NewTLS(&tls.Config{Certificates: certs, RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		cc, err := grpc.NewClient("unix:"+f[3], grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Without the host's certificate the plugin refuses the connection.
+	stranger := dial(nil)
+	if _, err := healthpb.NewHealthClient(stranger).Check(ctx, &healthpb.HealthCheckRequest{Service: healthService}); err == nil {
+		t.Fatal("a client without the host's certificate was served")
+	}
+	stranger.Close()
+
+	cc := dial([]tls.Certificate{host})
+	defer cc.Close()
+	hr, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: healthService})
+	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", hr, err)
+	}
+	info, err := pb.NewPluginClient(cc).Info(ctx, &pb.InfoRequest{})
+	if err != nil || info.GetKind() != "detector" || info.GetName() != "t" || info.GetContractVersion() != ContractVersion {
+		t.Fatalf("Info: %v %v", info, err)
+	}
+	if err := cc.Invoke(ctx, "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{}); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serveHost: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("serveHost did not return after Shutdown")
+	}
+	if _, err := os.Stat(filepath.Dir(f[3])); !os.IsNotExist(err) {
+		t.Fatalf("socket directory left behind: %v", err)
+	}
+}
+
+func TestServeHostRefusesSocketGroup(t *testing.T) {
+	t.Setenv("PLUGIN_UNIX_SOCKET_GROUP", "vigil")
+	err := serveHost(KindDetector, &DetectorPlugin{}, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "PLUGIN_UNIX_SOCKET_GROUP") {
+		t.Fatalf("got %v", err)
+	}
+}
