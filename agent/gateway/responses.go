@@ -1425,13 +1425,18 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 	writeError(w, e)
 }
 
-// HandleResponseNotStored serves GET and DELETE /openai/v1/responses/{id}
-// (and the input items and cancel of one): 404, since the gateway keeps
-// no response.
-func (g *Gateway) HandleResponseNotStored(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if i := strings.IndexByte(id, '/'); i >= 0 {
-		id = id[:i]
+// HandleResponseByID serves the Responses API's paths below
+// /openai/v1/responses: GET and DELETE of a response (and its input items)
+// and POST .../{id}/cancel answer 404 since the gateway keeps no
+// response; any other POST (input_tokens, compact) is not built: 404
+// too, saying so.
+func (g *Gateway) HandleResponseByID(w http.ResponseWriter, r *http.Request) {
+	rest := r.PathValue("id")
+	id, sub, _ := strings.Cut(rest, "/")
+	if r.Method == http.MethodPost && sub != "cancel" {
+		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: fmt.Sprintf("POST /openai/v1/responses/%s is not served by the gateway: of the Responses API it serves POST /openai/v1/responses", rest)})
+		return
 	}
 	writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
 		Message: fmt.Sprintf("no response %q: %s, so it cannot be retrieved, cancelled or deleted; keep the answer (and the conversation) on the client", id, notStored)})

@@ -441,17 +441,27 @@ func TestStrictSchema(t *testing.T) {
 	}
 }
 
-func TestResponseNotStored(t *testing.T) {
+func TestResponseByID(t *testing.T) {
 	h := newHarness(t, testCfg())
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /openai/v1/responses/{id...}", h.g.HandleResponseNotStored)
-	mux.HandleFunc("DELETE /openai/v1/responses/{id}", h.g.HandleResponseNotStored)
-	for _, r := range []*http.Request{httptest.NewRequest("GET", "/openai/v1/responses/resp_1", nil), httptest.NewRequest("DELETE", "/openai/v1/responses/resp_1", nil), httptest.NewRequest("GET", "/openai/v1/responses/resp_1/input_items", nil)} {
+	mux.HandleFunc("GET /openai/v1/responses/{id...}", h.g.HandleResponseByID)
+	mux.HandleFunc("DELETE /openai/v1/responses/{id}", h.g.HandleResponseByID)
+	mux.HandleFunc("POST /openai/v1/responses/{id...}", h.g.HandleResponseByID)
+	for _, c := range []struct{ method, path, says string }{
+		{"GET", "/openai/v1/responses/resp_1", "does not store responses"},
+		{"DELETE", "/openai/v1/responses/resp_1", "does not store responses"},
+		{"GET", "/openai/v1/responses/resp_1/input_items", "does not store responses"},
+		{"POST", "/openai/v1/responses/resp_1/cancel", "does not store responses"},
+		{"POST", "/openai/v1/responses/input_tokens", "is not served by the gateway"},
+	} {
 		w := httptest.NewRecorder()
-		mux.ServeHTTP(w, r)
+		mux.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
 		e := errBody(t, w)
-		if w.Code != http.StatusNotFound || e.Code != "not_found" || !strings.Contains(e.Message, `"resp_1"`) || !strings.Contains(e.Message, "does not store responses") {
-			t.Fatalf("%s %s: %d %s", r.Method, r.URL, w.Code, w.Body)
+		if w.Code != http.StatusNotFound || e.Code != "not_found" || !strings.Contains(e.Message, c.says) {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
+		}
+		if c.says != "is not served by the gateway" && !strings.Contains(e.Message, `"resp_1"`) {
+			t.Fatalf("%s %s: %s", c.method, c.path, e.Message)
 		}
 	}
 }
