@@ -849,9 +849,9 @@ func normalizeSchema(buf *bytes.Buffer, raw json.RawMessage) bool {
 			var s string
 			var list []string
 			if json.Unmarshal(vals[i], &s) == nil {
-				isObject = s == "object"
+				isObject = isObject || s == "object"
 			} else if json.Unmarshal(vals[i], &list) == nil {
-				isObject = contains(list, "object")
+				isObject = isObject || contains(list, "object")
 			}
 		case "properties":
 			isObject = true

@@ -433,6 +433,9 @@ func TestStrictSchema(t *testing.T) {
 		// Arrays of objects and $defs.
 		{`{"type":"object","properties":{"l":{"type":"array","items":{"type":"object","properties":{"v":{"type":"integer"}}}}},"$defs":{"d":{"type":"object"}}}`,
 			`{"type":"object","properties":{"l":{"type":"array","items":{"type":"object","properties":{"v":{"type":"integer"}},"required":["v"],"additionalProperties":false}}},"$defs":{"d":{"type":"object","additionalProperties":false}},"required":["l"],"additionalProperties":false}`},
+		// Properties before the type.
+		{`{"properties":{"a":{"type":"string"}},"type":"object"}`,
+			`{"properties":{"a":{"type":"string"}},"type":"object","required":["a"],"additionalProperties":false}`},
 		{`[1]`, `[1]`},
 	} {
 		if got := string(strictSchema(json.RawMessage(c.in))); got != c.want {
