@@ -68,8 +68,12 @@ func (a *Agent) openGateway() error {
 	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.LLMRead, g.HandleModel)
 	// Chat and embeddings are bounded by gateway.request_timeout, which
 	// covers a whole stream, instead of api.request_timeout.
-	a.api.OwnDeadline("POST /openai/v1/chat/completions", "POST /openai/v1/embeddings")
+	a.api.OwnDeadline("POST /openai/v1/chat/completions", "POST /openai/v1/embeddings", "POST /openai/v1/responses")
 	a.api.HandleFunc("POST /openai/v1/chat/completions", api.LLM, g.HandleChat)
+	a.api.HandleFunc("POST /openai/v1/responses", api.LLM, g.HandleResponses)
+	a.api.HandleFunc("GET /openai/v1/responses/{id...}", api.LLM, g.HandleResponseByID)
+	a.api.HandleFunc("DELETE /openai/v1/responses/{id}", api.LLM, g.HandleResponseByID)
+	a.api.HandleFunc("POST /openai/v1/responses/{id...}", api.LLM, g.HandleResponseByID)
 	a.api.HandleFunc("POST /openai/v1/embeddings", api.LLM, g.HandleEmbeddings)
 	a.api.HandleFunc("GET /v1/llm/usage", api.LLMRead, g.HandleUsage)
 	return nil

@@ -220,7 +220,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 	breakers := map[[2]string]*breaker{}
 	for _, m := range cfg.Models {
 		a := &alias{name: m.Name, fallback: m.ContextWindowFallback, truncation: m.Truncation, duration: map[string]prometheus.Observer{}}
-		for _, ep := range []string{"chat", "chat_stream", "embeddings"} {
+		for _, ep := range []string{"chat", "chat_stream", "embeddings", "responses", "responses_stream"} {
 			a.duration[ep] = g.m.duration.WithLabelValues(m.Name, ep)
 		}
 		for _, t := range m.Targets {

@@ -596,23 +596,7 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			check, e = newOutputCheck(creq)
 		}
 		if e == nil {
-			ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
-			defer cancel()
-			key := g.cacheKeyFor(r, a, creq)
-			exchangeOf(ctx).setCache(cacheLabel(key))
-			if e = g.overBudget(ctx, a.name); e != nil {
-				if !g.inCache(key) {
-					g.count("chat", outcome{alias: a.name}, e.Status, start)
-					writeError(w, e)
-					return
-				}
-				// A cached answer costs nothing: served even over budget.
-			}
-			if req.Stream {
-				g.stream(ctx, w, a, creq, check, key, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, start)
-			} else {
-				g.chat(ctx, w, a, creq, check, key, start)
-			}
+			g.serveChat(w, r, a, creq, check, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, chatAPI{}, start)
 			return
 		}
 	}
@@ -624,15 +608,198 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 	writeError(w, e)
 }
 
-func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, start time.Time) {
+// serveChat answers a checked chat request, whole or streamed, in the
+// wire format wr (chat completions, or the Responses API): the response
+// cache, budgets, routing, validation, cost and counting are the same for
+// both.
+func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *alias, creq *pb.ChatRequest, check *outputCheck, stream, includeUsage bool, wr wire, start time.Time) {
+	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
+	defer cancel()
+	key := g.cacheKeyFor(r, a, creq)
+	exchangeOf(ctx).setCache(cacheLabel(key))
+	if e := g.overBudget(ctx, a.name); e != nil {
+		if !g.inCache(key) {
+			g.count(wr.endpoint(false), outcome{alias: a.name}, e.Status, start)
+			wr.fail(w, e)
+			return
+		}
+		// A cached answer costs nothing: served even over budget.
+	}
+	if stream {
+		g.stream(ctx, w, a, creq, check, key, includeUsage, wr, start)
+	} else {
+		g.chat(ctx, w, a, creq, check, key, wr, start)
+	}
+}
+
+// wire is the HTTP API an answer is written in: OpenAI's chat completions
+// (chatAPI) or its Responses API (responses.go). Everything else about a
+// chat request is the same for both.
+type wire interface {
+	// endpoint is the endpoint label of the request-duration metric.
+	endpoint(stream bool) string
+	// whole writes a whole answer.
+	whole(w http.ResponseWriter, ans answer)
+	// fail writes an error instead of an answer.
+	fail(w http.ResponseWriter, e *Error)
+	// events starts a streamed answer's encoder; nothing is written yet.
+	events(w http.ResponseWriter, creq *pb.ChatRequest, includeUsage bool) streamEncoder
+}
+
+// answer is a whole answer as the gateway hands it to its wire format.
+type answer struct {
+	// id is the upstream's id for it ("" when none, or from the cache).
+	id, model, content, finish string
+	calls                      []*pb.ToolCall
+	usage                      *usageJSON
+	// logprobs are the answer's, when the request asked for them.
+	logprobsAsked bool
+	logprobs      []*pb.TokenLogprob
+	serviceTier   string
+}
+
+// streamEncoder writes a streamed answer's events in one wire format, as
+// stream() hands it the pieces. The headers are out before begin.
+type streamEncoder interface {
+	// begin writes the first event(s); toolFirst says the answer begins
+	// with a tool call.
+	begin(model string, toolFirst bool) error
+	// delta writes a piece of the answer: text, tool-call pieces (index,
+	// id and name first, then argument fragments), logprobs.
+	delta(text string, calls []*pb.ToolCallDelta, lps []*pb.TokenLogprob) error
+	// finish writes the upstream's finish reason.
+	finish(reason string) error
+	// fail ends the stream with an error event: what was sent is
+	// incomplete, or fails its check.
+	fail(e *Error)
+	// end ends a complete stream: its usage (nil when unknown), marked
+	// estimated when the gateway counted it, and the tier the upstream
+	// used.
+	end(u *usageJSON, estimated bool, serviceTier string)
+	// tier is the service tier the upstream says it uses, once known.
+	tier(serviceTier string)
+	// err is the first write error (the client went away).
+	err() error
+}
+
+// chatAPI is OpenAI's chat completions: a chat.completion object, or
+// chat.completion.chunk events ending in data: [DONE].
+type chatAPI struct{}
+
+func (chatAPI) endpoint(stream bool) string {
+	if stream {
+		return "chat_stream"
+	}
+	return "chat"
+}
+
+func (chatAPI) whole(w http.ResponseWriter, ans answer) {
+	id := ans.id
+	if id == "" {
+		id = newID("chatcmpl-")
+	}
+	c := completion(id, ans.model, ans.content, ans.calls, ans.finish, ans.usage)
+	c.Choices[0].Logprobs = logprobsOut(ans.logprobsAsked, ans.logprobs)
+	c.ServiceTier = ans.serviceTier
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (chatAPI) fail(w http.ResponseWriter, e *Error) { writeError(w, e) }
+
+func (chatAPI) events(w http.ResponseWriter, creq *pb.ChatRequest, includeUsage bool) streamEncoder {
+	return &chatChunks{out: sse{w: w, rc: http.NewResponseController(w)}, id: newID("chatcmpl-"), created: time.Now().Unix(),
+		includeUsage: includeUsage, logprobs: creq.GetLogprobs()}
+}
+
+// chatChunks streams a chat completion as OpenAI does: a role chunk, a
+// chunk per piece, the finish chunk, the usage chunk when asked
+// (stream_options.include_usage), data: [DONE].
+type chatChunks struct {
+	out                    sse
+	id, model, serviceTier string
+	created                int64
+	includeUsage, logprobs bool
+}
+
+func (c *chatChunks) chunk(delta map[string]any, finish any) map[string]any {
+	m := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model, "system_fingerprint": nil,
+		"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
+	if c.includeUsage {
+		m["usage"] = nil
+	}
+	if c.serviceTier != "" {
+		m["service_tier"] = c.serviceTier
+	}
+	return m
+}
+
+func (c *chatChunks) begin(model string, toolFirst bool) error {
+	c.model = model
+	first := c.chunk(roleDelta(toolFirst), nil)
+	if c.logprobs {
+		// OpenAI's role chunk carries an empty list.
+		first["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, nil)
+	}
+	return c.out.event(first)
+}
+
+func (c *chatChunks) delta(text string, calls []*pb.ToolCallDelta, lps []*pb.TokenLogprob) error {
+	if text == "" && len(calls) == 0 && !(c.logprobs && len(lps) > 0) {
+		return nil
+	}
+	delta := map[string]any{}
+	if text != "" {
+		delta["content"] = text
+	}
+	if len(calls) > 0 {
+		delta["tool_calls"] = toolCallDeltasOut(calls)
+	}
+	m := c.chunk(delta, nil)
+	if c.logprobs && (text != "" || len(lps) > 0) {
+		// OpenAI's shape: each content chunk carries its tokens'
+		// logprobs.
+		m["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, lps)
+	}
+	return c.out.event(m)
+}
+
+func (c *chatChunks) finish(reason string) error {
+	return c.out.event(c.chunk(map[string]any{}, reason))
+}
+
+// fail ends the stream with an error event and without [DONE], so that no
+// client takes it for a complete answer (the OpenAI SDKs raise an
+// APIError).
+func (c *chatChunks) fail(e *Error) {
+	_ = c.out.event(map[string]any{"error": e})
+}
+
+func (c *chatChunks) end(u *usageJSON, estimated bool, serviceTier string) {
+	if u != nil && c.includeUsage {
+		last := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model,
+			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}}
+		if serviceTier != "" {
+			last["service_tier"] = serviceTier
+		}
+		_ = c.out.event(last)
+	}
+	c.out.done()
+}
+
+func (c *chatChunks) tier(s string) { c.serviceTier = s }
+
+func (c *chatChunks) err() error { return c.out.err }
+
+func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, wr wire, start time.Time) {
+	endpoint := wr.endpoint(false)
 	if hit := g.cached(a, key); hit != nil {
 		o := outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
 		o.ex.setCache(cacheHit)
 		g.setHeaders(w, o, cacheHit)
 		setCost(w, 0, true) // nothing was spent upstream
 		setUsageHeader(w, hit.UsageEstimated)
-		g.count("chat", o, http.StatusOK, start)
-		writeJSON(w, http.StatusOK, completion(newID("chatcmpl-"), hit.Model, hit.Content, hit.toolCalls(), hit.FinishReason, hit.Usage))
+		g.count(endpoint, o, http.StatusOK, start)
+		wr.whole(w, answer{model: hit.Model, content: hit.Content, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage})
 		return
 	}
 	var resp *pb.ChatResponse
@@ -699,37 +866,31 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 		setCost(w, usd, priced)
 		e := invalidOutput(o, invalidWhat, invalidErr)
-		g.count("chat", o, e.Status, start)
-		writeError(w, e)
+		g.count(endpoint, o, e.Status, start)
+		wr.fail(w, e)
 		return
 	}
 	if o.err != nil && clientGone(ctx) {
-		g.countCode("chat", o, codeClientClosed, start)
+		g.countCode(endpoint, o, codeClientClosed, start)
 		return
 	}
 	if o.err != nil {
 		e := upstreamError(o)
-		g.count("chat", o, e.Status, start)
-		writeError(w, e)
+		g.count(endpoint, o, e.Status, start)
+		wr.fail(w, e)
 		return
 	}
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 	setCost(w, usd, priced)
-	id := resp.GetId()
-	if id == "" {
-		id = newID("chatcmpl-")
-	}
 	finish := finishOr(resp.GetFinishReason(), len(resp.GetToolCalls()) > 0)
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
 			ToolCalls: cacheToolCalls(resp.GetToolCalls())})
 	}
-	g.count("chat", o, http.StatusOK, start)
-	c := completion(id, model, resp.GetContent(), resp.GetToolCalls(), finish, usageOf(usage))
-	c.Choices[0].Logprobs = logprobsOut(creq.GetLogprobs(), resp.GetLogprobs())
-	c.ServiceTier = resp.GetServiceTier()
-	writeJSON(w, http.StatusOK, c)
+	g.count(endpoint, o, http.StatusOK, start)
+	wr.whole(w, answer{id: resp.GetId(), model: model, content: resp.GetContent(), calls: resp.GetToolCalls(), finish: finish, usage: usageOf(usage),
+		logprobsAsked: creq.GetLogprobs(), logprobs: resp.GetLogprobs(), serviceTier: resp.GetServiceTier()})
 }
 
 // completionJSON is a chat.completion object with one choice; a struct,
@@ -850,7 +1011,7 @@ func (s *sse) done() {
 	}
 }
 
-func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, start time.Time) {
+func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, includeUsage bool, wr wire, start time.Time) {
 	// The answer is kept to validate or cache it, and to count its tokens
 	// if the upstream reports no usage.
 	// One variable for these (the closure below moves what it captures to
@@ -862,53 +1023,35 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		serviceTier string
 	}
 	var finishReason string
-	out := &sse{w: w, rc: http.NewResponseController(w)}
-	id, created := newID("chatcmpl-"), time.Now().Unix()
+	endpoint := wr.endpoint(true)
+	out := wr.events(w, creq, includeUsage)
 	var usage *pb.Usage
 	var model string
 	var o outcome
-	chunk := func(delta map[string]any, finish any) map[string]any {
-		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": nil,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
-		if includeUsage {
-			c["usage"] = nil
-		}
-		if ans.serviceTier != "" {
-			c["service_tier"] = ans.serviceTier
-		}
-		return c
-	}
 	if hit := g.cached(a, key); hit != nil {
-		// Served from the cache, re-streamed as the same chunks an
+		// Served from the cache, re-streamed as the same events an
 		// upstream answer would produce.
 		o = outcome{alias: a.name, target: &target{provider: hit.Provider, model: hit.Model}, ex: exchangeOf(ctx)}
 		o.ex.setCache(cacheHit)
-		model = hit.Model
 		g.setHeaders(w, o, cacheHit)
 		// Known before the first byte: a header, not a trailer.
 		setCost(w, 0, true)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
-		_ = out.event(chunk(roleDelta(hit.Content == "" && len(hit.ToolCalls) > 0), nil))
-		if hit.Content != "" {
-			_ = out.event(chunk(map[string]any{"content": hit.Content}, nil))
-		}
-		// Each tool call as OpenAI streams one: id, type and name first,
-		// then the arguments.
+		_ = out.begin(hit.Model, hit.Content == "" && len(hit.ToolCalls) > 0)
+		_ = out.delta(hit.Content, nil, nil)
+		// Each tool call as OpenAI streams one: id and name first, then
+		// the arguments.
 		for i, c := range hit.ToolCalls {
-			_ = out.event(chunk(map[string]any{"tool_calls": toolCallDeltasOut([]*pb.ToolCallDelta{{Index: int32(i), Id: c.ID, Name: c.Name}})}, nil))
+			_ = out.delta("", []*pb.ToolCallDelta{{Index: int32(i), Id: c.ID, Name: c.Name}}, nil)
 			if c.Arguments != "" {
-				_ = out.event(chunk(map[string]any{"tool_calls": toolCallDeltasOut([]*pb.ToolCallDelta{{Index: int32(i), Arguments: c.Arguments}})}, nil))
+				_ = out.delta("", []*pb.ToolCallDelta{{Index: int32(i), Arguments: c.Arguments}}, nil)
 			}
 		}
-		_ = out.event(chunk(map[string]any{}, hit.FinishReason))
-		if includeUsage && hit.Usage != nil {
-			_ = out.event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-				"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{hit.Usage, hit.UsageEstimated}})
-		}
-		out.done()
-		g.count("chat_stream", o, http.StatusOK, start)
+		_ = out.finish(hit.FinishReason)
+		out.end(hit.Usage, hit.UsageEstimated, "")
+		g.count(endpoint, o, http.StatusOK, start)
 		return
 	}
 	streaming := false
@@ -930,6 +1073,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				}
 				if st := ev.GetServiceTier(); st != "" {
 					ans.serviceTier = st
+					if started {
+						out.tier(st)
+					}
 				}
 				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 {
 					return nil
@@ -949,38 +1095,21 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
-					first := chunk(roleDelta(ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0), nil)
-					if creq.GetLogprobs() {
-						// OpenAI's role chunk carries an empty list.
-						first["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, nil)
-					}
-					if err := out.event(first); err != nil {
+					out.tier(ans.serviceTier)
+					if err := out.begin(model, ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0); err != nil {
 						return err
 					}
 				}
-				if ev.GetDelta() != "" || len(ev.GetToolCalls()) > 0 || creq.GetLogprobs() && len(ev.GetLogprobs()) > 0 {
-					delta := map[string]any{}
-					if ev.GetDelta() != "" {
-						ans.content.WriteString(ev.GetDelta())
-						delta["content"] = ev.GetDelta()
-					}
-					if tc := ev.GetToolCalls(); len(tc) > 0 {
-						ans.calls.add(tc)
-						delta["tool_calls"] = toolCallDeltasOut(tc)
-					}
-					c := chunk(delta, nil)
-					if creq.GetLogprobs() && (ev.GetDelta() != "" || len(ev.GetLogprobs()) > 0) {
-						// OpenAI's shape: each content chunk carries its
-						// tokens' logprobs.
-						c["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobsOut(true, ev.GetLogprobs())
-					}
-					if err := out.event(c); err != nil {
-						return err
-					}
+				ans.content.WriteString(ev.GetDelta())
+				if tc := ev.GetToolCalls(); len(tc) > 0 {
+					ans.calls.add(tc)
+				}
+				if err := out.delta(ev.GetDelta(), ev.GetToolCalls(), ev.GetLogprobs()); err != nil {
+					return err
 				}
 				if f := ev.GetFinishReason(); f != "" {
 					finishReason = f
-					return out.event(chunk(map[string]any{}, f))
+					return out.finish(f)
 				}
 				return nil
 			})
@@ -992,28 +1121,27 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		}
 		return started, err
 	}, fit.check)
-	if clientGone(ctx) || out.err != nil {
+	if clientGone(ctx) || out.err() != nil {
 		// The client went away (or stopped reading): nobody to tell.
-		g.countCode("chat_stream", o, codeClientClosed, start)
+		g.countCode(endpoint, o, codeClientClosed, start)
 		return
 	}
 	if !streaming {
 		g.setHeaders(w, o, cacheLabel(key))
 		e := upstreamError(o)
-		g.count("chat_stream", o, e.Status, start)
-		writeError(w, e)
+		g.count(endpoint, o, e.Status, start)
+		wr.fail(w, e)
 		return
 	}
 	if o.err != nil {
 		// Mid-stream failure: say so in the stream, and end it without
-		// [DONE] so that no client takes it for a complete answer.
+		// the end marker so that no client takes it for a complete
+		// answer.
 		class := sdk.ClassOf(o.err)
 		g.logger.Warn("upstream failed mid-stream", "alias", o.alias, "target", o.target.String(), "class", class, "err", o.err)
-		_ = out.event(map[string]any{"error": map[string]any{
-			"message": fmt.Sprintf("upstream %s failed mid-stream (%s): %v; the answer above is incomplete", o.target, class, o.err),
-			"type":    "upstream_error", "param": nil, "code": string(class),
-		}})
-		g.countCode("chat_stream", o, "stream_error", start)
+		out.fail(&Error{Type: "upstream_error", Code: string(class),
+			Message: fmt.Sprintf("upstream %s failed mid-stream (%s): %v; the answer above is incomplete", o.target, class, o.err)})
+		g.countCode(endpoint, o, "stream_error", start)
 		return
 	}
 	var usd float64
@@ -1025,36 +1153,28 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails its check (the response format,
 		// or a strict tool's schema) ends with an error event instead of
-		// [DONE].
+		// the end marker.
 		if why := check.verify(ans.content.String(), toolCalls); why != nil {
 			g.m.validations.WithLabelValues(o.alias, what, "invalid").Inc()
 			e := invalidOutput(o, what, why)
 			e.Message = fmt.Sprintf("alias %q: the streamed answer from %s fails %s: %v", o.alias, o.target, checkName(what), why)
-			_ = out.event(map[string]any{"error": e})
-			g.countCode("chat_stream", o, "stream_error", start)
+			out.fail(e)
+			g.countCode(endpoint, o, "stream_error", start)
 			return
 		}
 		g.m.validations.WithLabelValues(o.alias, what, "valid").Inc()
 	}
-	// The usage chunk reports what the upstream reported or, when it
-	// reported nothing, the gateway's count, marked "estimated": true.
-	if u := usageOf(usage); includeUsage && u != nil {
-		last := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}}
-		if ans.serviceTier != "" {
-			last["service_tier"] = ans.serviceTier
-		}
-		_ = out.event(last)
-	}
+	// The usage reports what the upstream reported or, when it reported
+	// nothing, the gateway's count, marked "estimated": true.
 	if priced {
 		w.Header().Set(costHeader, formatUSD(usd)) // sent as the trailer declared above
 	}
-	out.done()
-	if key != "" && out.err == nil {
+	out.end(usageOf(usage), estimated, ans.serviceTier)
+	if key != "" && out.err() == nil {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: ans.content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
 			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls)})
 	}
-	g.count("chat_stream", o, http.StatusOK, start)
+	g.count(endpoint, o, http.StatusOK, start)
 }
 
 // roleDelta is a stream's first delta. Its content is null when the

@@ -1,0 +1,1453 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+)
+
+// This file is OpenAI's Responses API (POST /openai/v1/responses) as a
+// translation onto the chat path: a Responses request becomes the chat
+// completions request it means (instructions and input items become
+// messages, flat function tools become chat tools, text.format becomes
+// response_format, ...), which is checked by the chat request's own
+// contract() and served by serveChat (cache, budgets, routing, retries,
+// fallback, breakers, validation, cost, observations); the answer is
+// written as a Response object, or as the Responses API's named stream
+// events. Nothing is stored: previous_response_id, conversations,
+// background responses and GET /responses/{id} are refused.
+
+// responsesRequest is a Responses API request. Fields the gateway cannot
+// honour are decoded only to be refused by name; any other unknown field
+// is refused by decode.
+type responsesRequest struct {
+	Model             string          `json:"model"`
+	Input             json.RawMessage `json:"input"`
+	Instructions      *string         `json:"instructions"`
+	MaxOutputTokens   *int32          `json:"max_output_tokens"`
+	Temperature       *float64        `json:"temperature"`
+	TopP              *float64        `json:"top_p"`
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Text              *struct {
+		Format    json.RawMessage `json:"format"`
+		Verbosity json.RawMessage `json:"verbosity"`
+	} `json:"text"`
+	Reasoning *struct {
+		Effort          *string         `json:"effort"`
+		Summary         json.RawMessage `json:"summary"`
+		GenerateSummary json.RawMessage `json:"generate_summary"`
+		Context         json.RawMessage `json:"context"`
+		Mode            json.RawMessage `json:"mode"`
+	} `json:"reasoning"`
+	Stream           bool            `json:"stream"`
+	StreamOptions    json.RawMessage `json:"stream_options"`
+	Metadata         json.RawMessage `json:"metadata"`
+	User             *string         `json:"user"`
+	SafetyIdentifier json.RawMessage `json:"safety_identifier"`
+	PromptCacheKey   json.RawMessage `json:"prompt_cache_key"`
+	ServiceTier      json.RawMessage `json:"service_tier"`
+	Store            json.RawMessage `json:"store"`
+	Truncation       json.RawMessage `json:"truncation"`
+	// Refused when set (not null): decoded to say why.
+	PreviousResponseID   json.RawMessage `json:"previous_response_id"`
+	Conversation         json.RawMessage `json:"conversation"`
+	Background           json.RawMessage `json:"background"`
+	Include              json.RawMessage `json:"include"`
+	Prompt               json.RawMessage `json:"prompt"`
+	TopLogprobs          json.RawMessage `json:"top_logprobs"`
+	ContextManagement    json.RawMessage `json:"context_management"`
+	Moderation           json.RawMessage `json:"moderation"`
+	PromptCacheOptions   json.RawMessage `json:"prompt_cache_options"`
+	PromptCacheRetention json.RawMessage `json:"prompt_cache_retention"`
+}
+
+// notStored is why the gateway answers nothing about earlier responses.
+const notStored = "Vigil's gateway does not store responses (every answer says \"store\": false)"
+
+// refusals checks the parameters the gateway does not serve.
+func (req *responsesRequest) refusals() *Error {
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		why  string
+	}{
+		{"previous_response_id", req.PreviousResponseID, notStored + ", so it cannot continue one: send the whole conversation in input (the earlier output items, and a function_call_output item for each function_call)"},
+		{"conversation", req.Conversation, notStored + " or conversations: send the whole conversation in input"},
+		{"prompt", req.Prompt, "prompt templates are kept by OpenAI, and the gateway does not fetch them: send instructions and input"},
+		{"include", req.Include, "the gateway's answers carry no extra output (logprobs, reasoning content, built-in tool results); leave include out"},
+		{"top_logprobs", req.TopLogprobs, "logprobs are not carried back on the Responses API (they are on /openai/v1/chat/completions)"},
+		{"context_management", req.ContextManagement, "context management (compaction) is not supported by the gateway; an alias's truncation setting decides what happens to a prompt that is too long"},
+		{"moderation", req.Moderation, "moderation is not supported by the gateway"},
+		{"prompt_cache_options", req.PromptCacheOptions, "prompt_cache_options is not supported by the gateway"},
+		{"prompt_cache_retention", req.PromptCacheRetention, "prompt_cache_retention is not supported by the gateway"},
+	} {
+		if isNull(f.raw) || f.name == "include" && string(bytes.TrimSpace(f.raw)) == "[]" || f.name == "top_logprobs" && string(bytes.TrimSpace(f.raw)) == "0" {
+			continue
+		}
+		return invalid(f.name, "%s is not supported: %s", f.name, f.why)
+	}
+	if !isNull(req.Background) {
+		v, e := checkBool("background", req.Background)
+		if e != nil {
+			return e
+		}
+		if v.(bool) {
+			return invalid("background", "background: true is not supported: %s, so there would be nothing to poll; leave it out and wait for the answer (or stream it)", notStored)
+		}
+	}
+	if !isNull(req.Truncation) {
+		var s string
+		_ = json.Unmarshal(req.Truncation, &s)
+		switch s {
+		case "disabled":
+		case "auto":
+			return invalid("truncation", "truncation \"auto\" is not supported per request: the alias's truncation setting in the gateway's configuration (drop_oldest) decides it; send \"disabled\" or leave it out")
+		default:
+			return invalid("truncation", "truncation must be \"disabled\" (\"auto\" is the alias's truncation setting), got %s", req.Truncation)
+		}
+	}
+	if r := req.Reasoning; r != nil {
+		for _, f := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"summary", r.Summary}, {"generate_summary", r.GenerateSummary}, {"context", r.Context}, {"mode", r.Mode}} {
+			if !isNull(f.raw) {
+				return invalid("reasoning."+f.name, "reasoning.%s is not supported: the gateway carries reasoning.effort only (reasoning summaries are not carried back)", f.name)
+			}
+		}
+	}
+	if !isNull(req.StreamOptions) {
+		if !req.Stream {
+			return invalid("stream_options", "stream_options is only allowed with stream: true")
+		}
+		keys, e := object("stream_options", req.StreamOptions)
+		if e != nil {
+			return e
+		}
+		for _, k := range sortedKeys(keys) {
+			if k != "include_obfuscation" {
+				return invalid("stream_options."+k, "stream_options.%s is not supported: stream_options takes include_obfuscation", k)
+			}
+			if _, e := checkBool("stream_options.include_obfuscation", keys[k]); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// Kinds of a chat message's source, for error names.
+const (
+	srcText    = iota // instructions, or input given as a string
+	srcMessage        // a message item
+	srcCalls          // function_call items (an assistant message)
+	srcOutput         // a function_call_output item (a tool message)
+)
+
+// msgSource is where a chat message came from in the Responses request.
+type msgSource struct {
+	path string // "instructions", "input", "input[3]"
+	kind int
+	// calls are the paths of the function_call items of an assistant
+	// message, in order.
+	calls []string
+}
+
+// fieldMap names the Responses request's fields for errors that the chat
+// path reports in its own names (messages[2].content, tools[0].function.name,
+// response_format.json_schema.schema, ...).
+type fieldMap struct {
+	msgs []msgSource
+}
+
+var (
+	chatFieldRE = regexp.MustCompile(`messages\[\d+\](?:\.[a-z_]+(?:\[\d+\])?)*|tools\[\d+\](?:\.[a-z_]+)*|tool_choice\.function\.name|response_format(?:\.[a-z_]+)*|max_completion_tokens|reasoning_effort`)
+	indexRE     = regexp.MustCompile(`^\[(\d+)\]`)
+)
+
+// param maps one chat field name to the Responses request's.
+func (m *fieldMap) param(p string) string {
+	switch {
+	case p == "messages":
+		return "input"
+	case strings.HasPrefix(p, "messages["):
+		i, rest, ok := cutIndex(strings.TrimPrefix(p, "messages"))
+		if !ok || m == nil || i >= len(m.msgs) {
+			return p
+		}
+		src := m.msgs[i]
+		switch {
+		case strings.HasPrefix(rest, ".tool_calls["):
+			j, rest2, ok := cutIndex(strings.TrimPrefix(rest, ".tool_calls"))
+			if !ok || j >= len(src.calls) {
+				return src.path
+			}
+			switch rest2 {
+			case ".id":
+				return src.calls[j] + ".call_id"
+			case ".function.name":
+				return src.calls[j] + ".name"
+			case ".function.arguments":
+				return src.calls[j] + ".arguments"
+			}
+			return src.calls[j] + rest2
+		case rest == ".tool_calls":
+			if len(src.calls) > 0 {
+				return src.calls[0]
+			}
+			return src.path
+		case rest == ".tool_call_id":
+			return src.path + ".call_id"
+		case strings.HasPrefix(rest, ".content"):
+			switch src.kind {
+			case srcText:
+				return src.path
+			case srcOutput:
+				return src.path + ".output" + strings.TrimPrefix(rest, ".content")
+			}
+			rest = strings.Replace(rest, ".image_url.url", ".image_url", 1)
+			rest = strings.Replace(rest, ".image_url.detail", ".detail", 1)
+			return src.path + rest
+		case src.kind == srcText:
+			return src.path
+		}
+		return src.path + rest
+	case strings.HasPrefix(p, "tools["):
+		p = strings.Replace(p, ".function.", ".", 1)
+		return strings.TrimSuffix(p, ".function")
+	case p == "tool_choice.function.name":
+		return "tool_choice.name"
+	case strings.HasPrefix(p, "response_format"):
+		rest := strings.TrimPrefix(p, "response_format")
+		if r, ok := strings.CutPrefix(rest, ".json_schema"); ok {
+			rest = r
+		}
+		return "text.format" + rest
+	case p == "max_completion_tokens" || p == "max_tokens":
+		return "max_output_tokens"
+	case p == "reasoning_effort":
+		return "reasoning.effort"
+	case p == "verbosity":
+		return "text.verbosity"
+	}
+	return p
+}
+
+// cutIndex reads "[N]" at the start of s.
+func cutIndex(s string) (int, string, bool) {
+	m := indexRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, s, false
+	}
+	n, err := strconv.Atoi(m[1])
+	return n, s[len(m[0]):], err == nil
+}
+
+// mapError renames the chat fields in e, its param and its message.
+func (m *fieldMap) mapError(e *Error) *Error {
+	if e == nil {
+		return nil
+	}
+	out := *e
+	if e.Param != nil && *e.Param == "messages" {
+		p := "input"
+		out.Param = &p
+		out.Message = "input must hold at least one input item (or send instructions)"
+		return &out
+	}
+	if e.Param != nil {
+		p := m.param(*e.Param)
+		out.Param = &p
+	}
+	out.Message = chatFieldRE.ReplaceAllStringFunc(e.Message, m.param)
+	out.Message = strings.ReplaceAll(out.Message, "image_url.url", "image_url")
+	return &out
+}
+
+// item keys allowed per input item type (besides type).
+var itemKeys = map[string][]string{
+	"message":              {"role", "content", "id", "status", "phase"},
+	"function_call":        {"call_id", "name", "arguments", "id", "status"},
+	"function_call_output": {"call_id", "output", "id", "status"},
+}
+
+// contract checks a Responses request and turns it into the provider
+// contract's chat request, through the chat request it means (so that
+// every check of the chat path applies); errors name the Responses
+// request's fields. The returned wire writes the answer.
+func (req *responsesRequest) contract() (*pb.ChatRequest, *responsesAPI, *Error) {
+	if e := req.refusals(); e != nil {
+		return nil, nil, e
+	}
+	rw := &responsesAPI{fields: &fieldMap{}, req: req}
+	chat := map[string]any{"model": req.Model}
+	msgs, e := req.messages(rw.fields)
+	if e != nil {
+		return nil, nil, e
+	}
+	chat["messages"] = msgs
+	if req.Temperature != nil {
+		chat["temperature"] = *req.Temperature
+	}
+	if req.TopP != nil {
+		chat["top_p"] = *req.TopP
+	}
+	if req.MaxOutputTokens != nil {
+		// The cap includes reasoning tokens, as max_completion_tokens
+		// does (and what reasoning models need).
+		chat["max_completion_tokens"] = *req.MaxOutputTokens
+	}
+	if req.User != nil {
+		chat["user"] = *req.User
+	}
+	if r := req.Reasoning; r != nil && r.Effort != nil {
+		chat["reasoning_effort"] = *r.Effort
+	}
+	// Passed through to OpenAI-speaking plugins as on the chat path.
+	for name, raw := range map[string]json.RawMessage{"safety_identifier": req.SafetyIdentifier, "prompt_cache_key": req.PromptCacheKey, "service_tier": req.ServiceTier} {
+		if !isNull(raw) {
+			chat[name] = raw
+		}
+	}
+	if req.Text != nil {
+		if !isNull(req.Text.Verbosity) {
+			chat["verbosity"] = req.Text.Verbosity
+		}
+		if !isNull(req.Text.Format) {
+			rf, e := textFormat(req.Text.Format)
+			if e != nil {
+				return nil, nil, e
+			}
+			chat["response_format"] = rf
+		}
+	}
+	hasTools, e := rw.tools(chat)
+	if e != nil {
+		return nil, nil, e
+	}
+	if !isNull(req.ToolChoice) {
+		tc, e := toolChoice(req.ToolChoice)
+		if e != nil {
+			return nil, nil, e
+		}
+		var s string
+		// "auto" and "none" without tools say nothing: OpenAI takes them.
+		if hasTools || json.Unmarshal(req.ToolChoice, &s) != nil || (s != "auto" && s != "none") {
+			chat["tool_choice"] = tc
+		}
+	}
+	if req.ParallelToolCalls != nil && hasTools {
+		chat["parallel_tool_calls"] = *req.ParallelToolCalls
+	}
+	// Echoed only: Vigil keeps no response to attach them to.
+	if !isNull(req.Metadata) {
+		md, e := checkMetadata("metadata", req.Metadata)
+		if e != nil {
+			return nil, nil, e
+		}
+		rw.metadata = md.(map[string]string)
+	}
+	if !isNull(req.Store) {
+		if _, e := checkBool("store", req.Store); e != nil {
+			return nil, nil, e
+		}
+	}
+	b, err := json.Marshal(chat)
+	if err != nil {
+		return nil, nil, invalid("", "the request cannot be translated: %v", err)
+	}
+	var cr chatRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cr); err != nil {
+		return nil, nil, invalid("", "the request cannot be translated: %v", err)
+	}
+	creq, e := cr.contract()
+	if e != nil {
+		return nil, nil, rw.fields.mapError(e)
+	}
+	return creq, rw, nil
+}
+
+// messages turns instructions and input into chat messages, recording
+// where each came from, and checks the function calls' turns as OpenAI
+// does: every function_call is answered by a function_call_output (with
+// its call_id) before the next message.
+func (req *responsesRequest) messages(fm *fieldMap) ([]map[string]any, *Error) {
+	var msgs []map[string]any
+	add := func(m map[string]any, src msgSource) {
+		msgs = append(msgs, m)
+		fm.msgs = append(fm.msgs, src)
+	}
+	if req.Instructions != nil && *req.Instructions != "" {
+		add(map[string]any{"role": "system", "content": *req.Instructions}, msgSource{path: "instructions", kind: srcText})
+	}
+	if isNull(req.Input) {
+		return msgs, nil
+	}
+	var s string
+	if json.Unmarshal(req.Input, &s) == nil {
+		add(map[string]any{"role": "user", "content": s}, msgSource{path: "input", kind: srcText})
+		return msgs, nil
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(req.Input, &items) != nil {
+		return nil, invalid("input", "input must be a string or an array of input items, got %s", jsonType(req.Input))
+	}
+	// The function calls of the current turn: call_id -> answered.
+	turn := map[string]bool{}
+	var turnIDs, turnPaths []string
+	outputs := false // the turn's outputs have begun
+	closeTurn := func() *Error {
+		for i, id := range turnIDs {
+			if !turn[id] {
+				return invalid(turnPaths[i], "%s is a function_call (call_id %q) with no function_call_output after it: every function call must be answered by a function_call_output item with its call_id before the conversation goes on", turnPaths[i], id)
+			}
+		}
+		turn, turnIDs, turnPaths, outputs = map[string]bool{}, nil, nil, false
+		return nil
+	}
+	for k, raw := range items {
+		path := fmt.Sprintf("input[%d]", k)
+		fields, e := object(path, raw)
+		if e != nil {
+			return nil, e
+		}
+		typ := ""
+		if t, ok := fields["type"]; ok {
+			if json.Unmarshal(t, &typ) != nil {
+				return nil, invalid(path+".type", "%s.type must be a string", path)
+			}
+		} else if _, ok := fields["role"]; ok {
+			typ = "message"
+		} else {
+			return nil, invalid(path+".type", "%s.type is required (message, function_call or function_call_output), or a role for a message", path)
+		}
+		allowed, ok := itemKeys[typ]
+		if !ok {
+			return nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call and function_call_output items (reasoning, item references and built-in tools' items are not)", path, typ)
+		}
+		for _, key := range sortedKeys(fields) {
+			if key != "type" && !contains(allowed, key) {
+				return nil, invalid(path+"."+key, "%s.%s is not supported in a %s item", path, key, typ)
+			}
+		}
+		str := func(key string, required bool) (string, *Error) {
+			raw, ok := fields[key]
+			var v string
+			if !ok || isNull(raw) {
+				if required {
+					return "", invalid(path+"."+key, "%s.%s is required in a %s item", path, key, typ)
+				}
+				return "", nil
+			}
+			if json.Unmarshal(raw, &v) != nil {
+				return "", invalid(path+"."+key, "%s.%s must be a string, got %s", path, key, jsonType(raw))
+			}
+			return v, nil
+		}
+		last := len(msgs) - 1
+		switch typ {
+		case "message":
+			if e := closeTurn(); e != nil {
+				return nil, e
+			}
+			role, e := str("role", true)
+			if e != nil {
+				return nil, e
+			}
+			switch role {
+			case "user", "system", "developer", "assistant":
+			default:
+				return nil, invalid(path+".role", "%s.role %q is not user, system, developer or assistant", path, role)
+			}
+			content, e := inputContent(path, fields["content"], role)
+			if e != nil {
+				return nil, e
+			}
+			add(map[string]any{"role": role, "content": content}, msgSource{path: path, kind: srcMessage})
+		case "function_call":
+			if outputs {
+				if e := closeTurn(); e != nil {
+					return nil, e
+				}
+			}
+			callID, e := str("call_id", true)
+			if e != nil {
+				return nil, e
+			}
+			name, e := str("name", true)
+			if e != nil {
+				return nil, e
+			}
+			args, e := str("arguments", false)
+			if e != nil {
+				return nil, e
+			}
+			if _, dup := turn[callID]; dup {
+				return nil, invalid(path+".call_id", "%s.call_id %q is the call_id of another function_call of the same turn", path, callID)
+			}
+			turn[callID] = false
+			turnIDs, turnPaths = append(turnIDs, callID), append(turnPaths, path)
+			call := map[string]any{"id": callID, "type": "function", "function": map[string]any{"name": name, "arguments": args}}
+			// Calls join the assistant message (or calls) just before
+			// them: one chat assistant turn.
+			if last >= 0 && msgs[last]["role"] == "assistant" {
+				calls, _ := msgs[last]["tool_calls"].([]any)
+				msgs[last]["tool_calls"] = append(calls, call)
+				fm.msgs[last].calls = append(fm.msgs[last].calls, path)
+				continue
+			}
+			add(map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{call}}, msgSource{path: path, kind: srcCalls, calls: []string{path}})
+		case "function_call_output":
+			callID, e := str("call_id", true)
+			if e != nil {
+				return nil, e
+			}
+			answered, ok := turn[callID]
+			switch {
+			case !ok:
+				return nil, invalid(path+".call_id", "%s.call_id %q does not answer a function_call of the turn before it (the function_call items just before this run of function_call_output items)", path, callID)
+			case answered:
+				return nil, invalid(path+".call_id", "%s.call_id %q was answered already", path, callID)
+			}
+			turn[callID], outputs = true, true
+			out, e := callOutput(path, fields["output"])
+			if e != nil {
+				return nil, e
+			}
+			add(map[string]any{"role": "tool", "tool_call_id": callID, "content": out}, msgSource{path: path, kind: srcOutput})
+		}
+	}
+	if e := closeTurn(); e != nil {
+		return nil, e
+	}
+	return msgs, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// inputContent turns a message item's content (a string, or an array of
+// input_text, input_image, and for assistant messages output_text and
+// refusal parts) into chat content.
+func inputContent(path string, raw json.RawMessage, role string) (any, *Error) {
+	field := path + ".content"
+	if isNull(raw) {
+		return nil, invalid(field, "%s is required in a message item", field)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return nil, invalid(field, "%s must be a string or an array of content parts, got %s", field, jsonType(raw))
+	}
+	out := make([]map[string]any, 0, len(parts))
+	for j, p := range parts {
+		pf := fmt.Sprintf("%s[%d]", field, j)
+		keys, e := object(pf, p)
+		if e != nil {
+			return nil, e
+		}
+		var typ string
+		_ = json.Unmarshal(keys["type"], &typ)
+		text := func(key string, allowed ...string) (string, *Error) {
+			for _, k := range sortedKeys(keys) {
+				if k != "type" && k != key && !contains(allowed, k) {
+					return "", invalid(pf+"."+k, "%s.%s is not supported in an %s part", pf, k, typ)
+				}
+			}
+			var t string
+			if jsonType(keys[key]) != "a string" || json.Unmarshal(keys[key], &t) != nil {
+				return "", invalid(pf+"."+key, "%s.%s must be a string", pf, key)
+			}
+			return t, nil
+		}
+		switch typ {
+		case "input_text":
+			t, e := text("text")
+			if e != nil {
+				return nil, e
+			}
+			out = append(out, map[string]any{"type": "text", "text": t})
+		case "output_text", "refusal":
+			if role != "assistant" {
+				return nil, invalid(pf+".type", "%s.type %q is only allowed in assistant messages", pf, typ)
+			}
+			key := "text"
+			if typ == "refusal" {
+				key = "refusal"
+			}
+			t, e := text(key, "annotations", "logprobs")
+			if e != nil {
+				return nil, e
+			}
+			out = append(out, map[string]any{"type": "text", "text": t})
+		case "input_image":
+			for _, k := range sortedKeys(keys) {
+				if k != "type" && k != "image_url" && k != "detail" && k != "file_id" {
+					return nil, invalid(pf+"."+k, "%s.%s is not supported in an input_image part", pf, k)
+				}
+			}
+			if !isNull(keys["file_id"]) {
+				return nil, invalid(pf+".file_id", "%s.file_id names a file in OpenAI's Files API, which the gateway does not reach: send image_url (an http(s) URL or a data: URL)", pf)
+			}
+			var u, detail string
+			if jsonType(keys["image_url"]) != "a string" || json.Unmarshal(keys["image_url"], &u) != nil {
+				return nil, invalid(pf+".image_url", "%s.image_url is required: an http(s) URL or a data: URL", pf)
+			}
+			if !isNull(keys["detail"]) && json.Unmarshal(keys["detail"], &detail) != nil {
+				return nil, invalid(pf+".detail", "%s.detail must be auto, low or high", pf)
+			}
+			img := map[string]any{"url": u}
+			if detail != "" {
+				img["detail"] = detail
+			}
+			out = append(out, map[string]any{"type": "image_url", "image_url": img})
+		case "input_file", "input_audio":
+			return nil, invalid(pf+".type", "%s.type %q is not supported: the gateway takes input_text and input_image parts", pf, typ)
+		default:
+			return nil, invalid(pf+".type", "%s.type %q is not input_text or input_image (or output_text or refusal in an assistant message)", pf, typ)
+		}
+	}
+	return out, nil
+}
+
+// callOutput is a function_call_output's output: a string, or an array of
+// input_text parts (a chat tool message holds text only).
+func callOutput(path string, raw json.RawMessage) (any, *Error) {
+	field := path + ".output"
+	if isNull(raw) {
+		return nil, invalid(field, "%s is required in a function_call_output item", field)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return nil, invalid(field, "%s must be a string or an array of input_text parts, got %s", field, jsonType(raw))
+	}
+	out := make([]map[string]any, 0, len(parts))
+	for j, p := range parts {
+		pf := fmt.Sprintf("%s[%d]", field, j)
+		var part struct {
+			Type string  `json:"type"`
+			Text *string `json:"text"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(p))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&part); err != nil || part.Type != "input_text" || part.Text == nil {
+			return nil, invalid(pf, "%s must be {\"type\": \"input_text\", \"text\": ...}: a function's output is carried as text (images and files are not)", pf)
+		}
+		out = append(out, map[string]any{"type": "text", "text": *part.Text})
+	}
+	return out, nil
+}
+
+// textFormat turns text.format into the chat request's response_format.
+func textFormat(raw json.RawMessage) (any, *Error) {
+	keys, e := object("text.format", raw)
+	if e != nil {
+		return nil, e
+	}
+	var typ string
+	if _, ok := keys["type"]; !ok {
+		return nil, invalid("text.format.type", "text.format.type is required: text, json_object or json_schema")
+	}
+	_ = json.Unmarshal(keys["type"], &typ)
+	allowed := []string{}
+	switch typ {
+	case "text", "json_object":
+	case "json_schema":
+		allowed = []string{"name", "schema", "description", "strict"}
+	default:
+		return nil, invalid("text.format.type", "text.format.type %s is not text, json_object or json_schema", keys["type"])
+	}
+	js := map[string]json.RawMessage{}
+	for _, k := range sortedKeys(keys) {
+		if k == "type" {
+			continue
+		}
+		if !contains(allowed, k) {
+			return nil, invalid("text.format."+k, "text.format.%s is not a field of a %s format", k, typ)
+		}
+		js[k] = keys[k]
+	}
+	if typ != "json_schema" {
+		return map[string]any{"type": typ}, nil
+	}
+	return map[string]any{"type": typ, "json_schema": js}, nil
+}
+
+// toolChoice turns tool_choice into the chat request's.
+func toolChoice(raw json.RawMessage) (any, *Error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	keys, e := object("tool_choice", raw)
+	if e != nil {
+		return nil, e
+	}
+	var typ, name string
+	_ = json.Unmarshal(keys["type"], &typ)
+	if typ != "function" {
+		return nil, invalid("tool_choice.type", "tool_choice.type %s is not supported: the gateway takes \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"name\": ...}", keys["type"])
+	}
+	for _, k := range sortedKeys(keys) {
+		if k != "type" && k != "name" {
+			return nil, invalid("tool_choice."+k, "tool_choice.%s is not a field of a function tool choice", k)
+		}
+	}
+	if json.Unmarshal(keys["name"], &name) != nil || name == "" {
+		return nil, invalid("tool_choice.name", "tool_choice.name is required")
+	}
+	return map[string]any{"type": "function", "function": map[string]any{"name": name}}, nil
+}
+
+// toolEcho is a function tool as the Response object repeats it.
+type toolEcho struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description *string         `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      bool            `json:"strict"`
+}
+
+// tools turns the flat function tools into the chat request's, into chat,
+// and reports whether there are any. A tool whose strict is absent (or
+// null) is strict, as on OpenAI's Responses API, with its schema
+// normalized for strict mode as OpenAI documents it (strictSchema).
+func (rw *responsesAPI) tools(chat map[string]any) (bool, *Error) {
+	raw := rw.req.Tools
+	if isNull(raw) {
+		return false, nil
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return false, invalid("tools", "tools must be an array of tools, got %s", jsonType(raw))
+	}
+	if len(list) == 0 {
+		return false, nil
+	}
+	out := make([]any, len(list))
+	for i, t := range list {
+		field := fmt.Sprintf("tools[%d]", i)
+		keys, e := object(field, t)
+		if e != nil {
+			return false, e
+		}
+		var typ string
+		_ = json.Unmarshal(keys["type"], &typ)
+		if typ != "function" {
+			return false, invalid(field+".type", "%s.type %s is not supported: the gateway serves function tools only (OpenAI's built-in tools, such as web_search, file_search, code_interpreter or computer_use, run at OpenAI)", field, keys["type"])
+		}
+		for _, k := range sortedKeys(keys) {
+			switch k {
+			case "type", "name", "description", "parameters", "strict":
+			default:
+				return false, invalid(field+"."+k, "%s.%s is not supported by the gateway", field, k)
+			}
+		}
+		var f struct {
+			Name        string          `json:"name"`
+			Description *string         `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+			Strict      *bool           `json:"strict"`
+		}
+		if err := json.Unmarshal(t, &f); err != nil {
+			return false, invalid(field, "%s: %v", field, err)
+		}
+		strict := f.Strict == nil || *f.Strict
+		params := f.Parameters
+		if f.Strict == nil && !isNull(params) {
+			params = strictSchema(params)
+		}
+		fn := map[string]any{"name": f.Name, "strict": strict}
+		if f.Description != nil {
+			fn["description"] = *f.Description
+		}
+		if !isNull(params) {
+			fn["parameters"] = params
+		}
+		out[i] = map[string]any{"type": "function", "function": fn}
+		echo := toolEcho{Type: "function", Name: f.Name, Description: f.Description, Parameters: params, Strict: strict}
+		if isNull(echo.Parameters) {
+			echo.Parameters = json.RawMessage("null")
+		}
+		rw.echoTools = append(rw.echoTools, echo)
+	}
+	chat["tools"] = out
+	return true, nil
+}
+
+// strictSchema normalizes a function's parameters for strict mode as
+// OpenAI's Responses API does for a tool that does not say strict: every
+// object schema gets additionalProperties: false (unless it sets it) and
+// lists all its properties as required. Key order is kept (a model writes
+// the arguments in the schema's order). A schema that is not a JSON
+// object is left as it is, for the chat path to refuse.
+func strictSchema(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if !normalizeSchema(&buf, raw) {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+// orderedObject reads a JSON object keeping its keys' order.
+func orderedObject(raw json.RawMessage) (keys []string, vals []json.RawMessage, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, nil, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, nil, false
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, false
+		}
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	return keys, vals, true
+}
+
+// normalizeSchema writes the normalized form of one schema to buf.
+func normalizeSchema(buf *bytes.Buffer, raw json.RawMessage) bool {
+	keys, vals, ok := orderedObject(raw)
+	if !ok {
+		return false
+	}
+	var props []string
+	isObject, hasAdditional := false, false
+	for i, k := range keys {
+		switch k {
+		case "type":
+			var s string
+			var list []string
+			if json.Unmarshal(vals[i], &s) == nil {
+				isObject = isObject || s == "object"
+			} else if json.Unmarshal(vals[i], &list) == nil {
+				isObject = isObject || contains(list, "object")
+			}
+		case "properties":
+			isObject = true
+			props, _, _ = orderedObject(vals[i])
+		case "additionalProperties":
+			hasAdditional = true
+		}
+	}
+	sub := func(v json.RawMessage) {
+		var b bytes.Buffer
+		if normalizeSchema(&b, v) {
+			buf.Write(b.Bytes())
+		} else {
+			buf.Write(v)
+		}
+	}
+	// each normalizes the schemas in an object of schemas or an array of
+	// them.
+	each := func(v json.RawMessage) {
+		if ks, vs, ok := orderedObject(v); ok {
+			buf.WriteByte('{')
+			for i := range ks {
+				if i > 0 {
+					buf.WriteByte(',')
+				}
+				kb, _ := json.Marshal(ks[i])
+				buf.Write(kb)
+				buf.WriteByte(':')
+				sub(vs[i])
+			}
+			buf.WriteByte('}')
+			return
+		}
+		var arr []json.RawMessage
+		if json.Unmarshal(v, &arr) != nil {
+			buf.Write(v)
+			return
+		}
+		buf.WriteByte('[')
+		for i, x := range arr {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			sub(x)
+		}
+		buf.WriteByte(']')
+	}
+	buf.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		switch {
+		case k == "required" && isObject && props != nil:
+			rb, _ := json.Marshal(props)
+			buf.Write(rb)
+		case k == "properties" || k == "$defs" || k == "definitions" || k == "anyOf" || k == "oneOf" || k == "allOf" || k == "prefixItems":
+			each(vals[i])
+		case k == "items":
+			sub(vals[i])
+		default:
+			var c bytes.Buffer
+			if json.Compact(&c, vals[i]) == nil {
+				buf.Write(c.Bytes())
+			} else {
+				buf.Write(vals[i])
+			}
+		}
+	}
+	if isObject {
+		if props != nil && !contains(keys, "required") {
+			if len(keys) > 0 {
+				buf.WriteByte(',')
+			}
+			rb, _ := json.Marshal(props)
+			buf.WriteString(`"required":`)
+			buf.Write(rb)
+		}
+		if !hasAdditional {
+			if len(keys) > 0 || props != nil {
+				buf.WriteByte(',')
+			}
+			buf.WriteString(`"additionalProperties":false`)
+		}
+	}
+	buf.WriteByte('}')
+	return true
+}
+
+// --- the answer ---------------------------------------------------------
+
+// responsesAPI writes answers as OpenAI's Responses API does: a Response
+// object, or its stream events.
+type responsesAPI struct {
+	req       *responsesRequest
+	fields    *fieldMap
+	echoTools []toolEcho
+	metadata  map[string]string
+}
+
+func (*responsesAPI) endpoint(stream bool) string {
+	if stream {
+		return "responses_stream"
+	}
+	return "responses"
+}
+
+func (rw *responsesAPI) fail(w http.ResponseWriter, e *Error) { writeError(w, rw.fields.mapError(e)) }
+
+func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
+	r := rw.object(time.Now().Unix(), ans.model)
+	r.Status, r.IncompleteDetails = statusOf(ans.finish)
+	if ans.content != "" || len(ans.calls) == 0 {
+		r.Output = append(r.Output, messageItem(newID("msg_"), ans.content, itemStatus(r.Status)))
+	}
+	for _, c := range ans.calls {
+		r.Output = append(r.Output, callItem(newID("fc_"), c.GetId(), c.GetName(), c.GetArguments(), "completed"))
+	}
+	r.Usage = responseUsageOf(ans.usage, false)
+	if ans.serviceTier != "" {
+		r.ServiceTier = &ans.serviceTier
+	}
+	now := time.Now().Unix()
+	r.CompletedAt = &now
+	writeJSON(w, http.StatusOK, r)
+}
+
+// responseJSON is a Response object.
+type responseJSON struct {
+	ID                 string             `json:"id"`
+	Object             string             `json:"object"`
+	CreatedAt          int64              `json:"created_at"`
+	Status             string             `json:"status"`
+	Background         bool               `json:"background"`
+	CompletedAt        *int64             `json:"completed_at"`
+	Error              *responseErrorJSON `json:"error"`
+	IncompleteDetails  *incompleteJSON    `json:"incomplete_details"`
+	Instructions       *string            `json:"instructions"`
+	MaxOutputTokens    *int32             `json:"max_output_tokens"`
+	Model              string             `json:"model"`
+	Output             []any              `json:"output"`
+	ParallelToolCalls  bool               `json:"parallel_tool_calls"`
+	PreviousResponseID *string            `json:"previous_response_id"`
+	Reasoning          reasoningEcho      `json:"reasoning"`
+	ServiceTier        *string            `json:"service_tier,omitempty"`
+	Store              bool               `json:"store"`
+	Temperature        *float64           `json:"temperature"`
+	Text               textEcho           `json:"text"`
+	ToolChoice         json.RawMessage    `json:"tool_choice"`
+	Tools              []toolEcho         `json:"tools"`
+	TopP               *float64           `json:"top_p"`
+	Truncation         string             `json:"truncation"`
+	Usage              *responseUsageJSON `json:"usage"`
+	User               *string            `json:"user,omitempty"`
+	SafetyIdentifier   json.RawMessage    `json:"safety_identifier,omitempty"`
+	PromptCacheKey     json.RawMessage    `json:"prompt_cache_key,omitempty"`
+	Metadata           map[string]string  `json:"metadata"`
+}
+
+type responseErrorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type incompleteJSON struct {
+	Reason string `json:"reason"`
+}
+
+type reasoningEcho struct {
+	Effort  *string `json:"effort"`
+	Summary *string `json:"summary"`
+}
+
+type textEcho struct {
+	Format    json.RawMessage `json:"format"`
+	Verbosity json.RawMessage `json:"verbosity,omitempty"`
+}
+
+type responseUsageJSON struct {
+	InputTokens        int32 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int32 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int32 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int32 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int32 `json:"total_tokens"`
+	// Estimated: the gateway counted it (a stream's usage; a whole answer
+	// says so in x-vigil-usage).
+	Estimated bool `json:"estimated,omitempty"`
+}
+
+func responseUsageOf(u *usageJSON, estimated bool) *responseUsageJSON {
+	if u == nil {
+		return nil
+	}
+	out := &responseUsageJSON{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, Estimated: estimated}
+	if out.TotalTokens == 0 {
+		out.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	if d := u.PromptTokensDetails; d != nil {
+		out.InputTokensDetails.CachedTokens = d.CachedTokens
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		out.OutputTokensDetails.ReasoningTokens = d.ReasoningTokens
+	}
+	return out
+}
+
+// object is the Response object for this request, without its output,
+// status and usage.
+func (rw *responsesAPI) object(created int64, model string) *responseJSON {
+	req := rw.req
+	r := &responseJSON{ID: newID("resp_"), Object: "response", CreatedAt: created, Status: "in_progress", Model: model,
+		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens,
+		Truncation: "disabled", Tools: rw.echoTools, User: req.User, Metadata: rw.metadata,
+		Text: textEcho{Format: json.RawMessage(`{"type":"text"}`)}, ToolChoice: json.RawMessage(`"auto"`)}
+	if req.Instructions != nil {
+		r.Instructions = req.Instructions
+	}
+	if req.ParallelToolCalls != nil {
+		r.ParallelToolCalls = *req.ParallelToolCalls
+	}
+	if r.Tools == nil {
+		r.Tools = []toolEcho{}
+	}
+	if r.Metadata == nil {
+		r.Metadata = map[string]string{}
+	}
+	if t := req.Text; t != nil {
+		if !isNull(t.Format) {
+			r.Text.Format = compactJSON(t.Format)
+		}
+		if !isNull(t.Verbosity) {
+			r.Text.Verbosity = t.Verbosity
+		}
+	}
+	if !isNull(req.ToolChoice) {
+		r.ToolChoice = compactJSON(req.ToolChoice)
+	}
+	if req.Reasoning != nil {
+		r.Reasoning.Effort = req.Reasoning.Effort
+	}
+	if !isNull(req.SafetyIdentifier) {
+		r.SafetyIdentifier = req.SafetyIdentifier
+	}
+	if !isNull(req.PromptCacheKey) {
+		r.PromptCacheKey = req.PromptCacheKey
+	}
+	return r
+}
+
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+// statusOf is a Response's status for the upstream's finish reason: an
+// answer cut by the output cap (length) or a content filter is
+// incomplete, as OpenAI's is.
+func statusOf(finish string) (string, *incompleteJSON) {
+	switch finish {
+	case "length":
+		return "incomplete", &incompleteJSON{Reason: "max_output_tokens"}
+	case "content_filter":
+		return "incomplete", &incompleteJSON{Reason: "content_filter"}
+	}
+	return "completed", nil
+}
+
+func itemStatus(responseStatus string) string {
+	if responseStatus == "incomplete" {
+		return "incomplete"
+	}
+	return "completed"
+}
+
+// outputText is an output_text content part.
+type outputText struct {
+	Type        string `json:"type"`
+	Text        string `json:"text"`
+	Annotations []any  `json:"annotations"`
+	Logprobs    []any  `json:"logprobs"`
+}
+
+func newOutputText(text string) outputText {
+	return outputText{Type: "output_text", Text: text, Annotations: []any{}, Logprobs: []any{}}
+}
+
+type messageItemJSON struct {
+	ID      string       `json:"id"`
+	Type    string       `json:"type"`
+	Status  string       `json:"status"`
+	Role    string       `json:"role"`
+	Content []outputText `json:"content"`
+}
+
+func messageItem(id, text, status string) *messageItemJSON {
+	m := &messageItemJSON{ID: id, Type: "message", Status: status, Role: "assistant", Content: []outputText{}}
+	if status != "in_progress" {
+		m.Content = append(m.Content, newOutputText(text))
+	}
+	return m
+}
+
+type callItemJSON struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+func callItem(id, callID, name, args, status string) *callItemJSON {
+	if callID == "" {
+		callID = newID("call_")
+	}
+	return &callItemJSON{ID: id, Type: "function_call", Status: status, CallID: callID, Name: name, Arguments: args}
+}
+
+// --- streaming ----------------------------------------------------------
+
+func (rw *responsesAPI) events(w http.ResponseWriter, _ *pb.ChatRequest, _ bool) streamEncoder {
+	return &responseEvents{rw: rw, out: sse{w: w, rc: http.NewResponseController(w)}, calls: map[int32]*streamCall{}}
+}
+
+// responseEvents streams a Response as OpenAI does: response.created and
+// response.in_progress; per output item output_item.added, its content
+// (content_part.added, output_text.delta..., output_text.done,
+// content_part.done for a message; function_call_arguments.delta...,
+// .done for a function call) and output_item.done; then
+// response.completed (or response.incomplete) with the whole Response,
+// usage included. Every event has a sequence_number; there is no
+// data: [DONE]. A failure after the first event sends an error event and
+// response.failed.
+type responseEvents struct {
+	rw    *responsesAPI
+	out   sse
+	seq   int
+	resp  *responseJSON
+	items []any
+	// open is the output index of the item being written (-1: none);
+	// text is the open message's text so far.
+	open         int
+	isText       bool
+	text         strings.Builder
+	msgID        string
+	calls        map[int32]*streamCall
+	finishReason string
+	tierSeen     string
+}
+
+type streamCall struct {
+	index int
+	item  *callItemJSON
+	args  strings.Builder
+}
+
+// named writes one event, with its type as the SSE event name and its
+// sequence number.
+func (s *responseEvents) named(typ string, fields map[string]any) error {
+	fields["type"] = typ
+	fields["sequence_number"] = s.seq
+	s.seq++
+	if s.out.err != nil {
+		return s.out.err
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	if _, s.out.err = fmt.Fprintf(s.out.w, "event: %s\ndata: %s\n\n", typ, b); s.out.err == nil {
+		s.out.err = s.out.rc.Flush()
+	}
+	return s.out.err
+}
+
+func (s *responseEvents) begin(model string, _ bool) error {
+	s.resp = s.rw.object(time.Now().Unix(), model)
+	s.open = -1
+	if err := s.named("response.created", map[string]any{"response": s.resp}); err != nil {
+		return err
+	}
+	return s.named("response.in_progress", map[string]any{"response": s.resp})
+}
+
+// closeOpen ends the item being written with status.
+func (s *responseEvents) closeOpen(status string) error {
+	if s.open < 0 {
+		return nil
+	}
+	idx := s.open
+	s.open = -1
+	if s.isText {
+		text := s.text.String()
+		if err := s.named("response.output_text.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "text": text, "logprobs": []any{}}); err != nil {
+			return err
+		}
+		if err := s.named("response.content_part.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "part": newOutputText(text)}); err != nil {
+			return err
+		}
+		item := messageItem(s.msgID, text, status)
+		s.items[idx] = item
+		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": item})
+	}
+	for _, c := range s.calls {
+		if c.index != idx {
+			continue
+		}
+		c.item.Arguments, c.item.Status = c.args.String(), status
+		if err := s.named("response.function_call_arguments.done", map[string]any{"item_id": c.item.ID, "output_index": idx, "name": c.item.Name, "arguments": c.item.Arguments}); err != nil {
+			return err
+		}
+		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": c.item})
+	}
+	return nil
+}
+
+func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, _ []*pb.TokenLogprob) error {
+	if text != "" {
+		if s.open < 0 || !s.isText {
+			if err := s.closeOpen("completed"); err != nil {
+				return err
+			}
+			s.open, s.isText, s.msgID = len(s.items), true, newID("msg_")
+			s.text.Reset()
+			item := messageItem(s.msgID, "", "in_progress")
+			s.items = append(s.items, item)
+			if err := s.named("response.output_item.added", map[string]any{"output_index": s.open, "item": item}); err != nil {
+				return err
+			}
+			if err := s.named("response.content_part.added", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "part": newOutputText("")}); err != nil {
+				return err
+			}
+		}
+		s.text.WriteString(text)
+		if err := s.named("response.output_text.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "delta": text, "logprobs": []any{}}); err != nil {
+			return err
+		}
+	}
+	for _, d := range calls {
+		c := s.calls[d.GetIndex()]
+		if c == nil {
+			if err := s.closeOpen("completed"); err != nil {
+				return err
+			}
+			c = &streamCall{index: len(s.items), item: callItem(newID("fc_"), d.GetId(), d.GetName(), "", "in_progress")}
+			s.calls[d.GetIndex()] = c
+			s.items = append(s.items, c.item)
+			s.open, s.isText = c.index, false
+			added := *c.item
+			if err := s.named("response.output_item.added", map[string]any{"output_index": c.index, "item": &added}); err != nil {
+				return err
+			}
+		}
+		if a := d.GetArguments(); a != "" {
+			c.args.WriteString(a)
+			if err := s.named("response.function_call_arguments.delta", map[string]any{"item_id": c.item.ID, "output_index": c.index, "delta": a}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *responseEvents) finish(reason string) error {
+	s.finishReason = reason
+	status, _ := statusOf(reason)
+	return s.closeOpen(itemStatus(status))
+}
+
+func (s *responseEvents) tier(t string) { s.tierSeen = t }
+
+// fail sends an error event (with OpenAI's documented fields and the
+// nested error object that the SDKs raise as an APIError) and then
+// response.failed, so that neither a client reading the events nor an
+// SDK takes what was sent for a complete answer.
+func (s *responseEvents) fail(e *Error) {
+	e = s.rw.fields.mapError(e)
+	_ = s.named("error", map[string]any{"code": e.Code, "message": e.Message, "param": e.Param, "error": e})
+	if s.resp == nil {
+		return
+	}
+	r := *s.resp
+	r.Status, r.Error, r.Output = "failed", &responseErrorJSON{Code: e.Code, Message: e.Message}, s.output()
+	_ = s.named("response.failed", map[string]any{"response": &r})
+}
+
+// output is the items so far, with the calls' arguments so far.
+func (s *responseEvents) output() []any {
+	for _, c := range s.calls {
+		c.item.Arguments = c.args.String()
+	}
+	if s.open >= 0 && s.isText {
+		s.items[s.open] = messageItem(s.msgID, s.text.String(), "incomplete")
+	}
+	out := make([]any, len(s.items))
+	copy(out, s.items)
+	return out
+}
+
+func (s *responseEvents) end(u *usageJSON, estimated bool, serviceTier string) {
+	status, incomplete := statusOf(s.finishReason)
+	_ = s.closeOpen(itemStatus(status))
+	r := *s.resp
+	r.Status, r.IncompleteDetails, r.Output = status, incomplete, s.output()
+	if len(r.Output) == 0 {
+		r.Output = []any{messageItem(newID("msg_"), "", itemStatus(status))}
+	}
+	r.Usage = responseUsageOf(u, estimated)
+	if serviceTier == "" {
+		serviceTier = s.tierSeen
+	}
+	if serviceTier != "" {
+		r.ServiceTier = &serviceTier
+	}
+	now := time.Now().Unix()
+	r.CompletedAt = &now
+	typ := "response.completed"
+	if status == "incomplete" {
+		typ = "response.incomplete"
+	}
+	_ = s.named(typ, map[string]any{"response": &r})
+}
+
+func (s *responseEvents) err() error { return s.out.err }
+
+// --- handlers -----------------------------------------------------------
+
+// HandleResponses serves POST /openai/v1/responses.
+func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
+	if !g.admit(w) {
+		return
+	}
+	defer g.done()
+	start := time.Now()
+	var req responsesRequest
+	if e := decode(r, &req); e != nil {
+		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+		writeError(w, e)
+		return
+	}
+	a, e := g.lookup(req.Model)
+	if e == nil {
+		var creq *pb.ChatRequest
+		var rw *responsesAPI
+		var check *outputCheck
+		if creq, rw, e = req.contract(); e == nil {
+			if check, e = newOutputCheck(creq); e != nil {
+				e = rw.fields.mapError(e)
+			}
+		}
+		if e == nil {
+			g.serveChat(w, r, a, creq, check, req.Stream, true, rw, start)
+			return
+		}
+	}
+	alias := ""
+	if a != nil {
+		alias = a.name
+	}
+	g.count("responses", outcome{alias: alias}, e.Status, start)
+	writeError(w, e)
+}
+
+// HandleResponseByID serves the Responses API's paths below
+// /openai/v1/responses: GET and DELETE of a response (and its input items)
+// and POST .../{id}/cancel answer 404 since the gateway keeps no
+// response; any other POST (input_tokens, compact) is not built: 404
+// too, saying so.
+func (g *Gateway) HandleResponseByID(w http.ResponseWriter, r *http.Request) {
+	rest := r.PathValue("id")
+	id, sub, _ := strings.Cut(rest, "/")
+	if r.Method == http.MethodPost && sub != "cancel" {
+		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: fmt.Sprintf("POST /openai/v1/responses/%s is not served by the gateway: of the Responses API it serves POST /openai/v1/responses", rest)})
+		return
+	}
+	writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+		Message: fmt.Sprintf("no response %q: %s, so it cannot be retrieved, cancelled or deleted; keep the answer (and the conversation) on the client", id, notStored)})
+}
+
+// sortedKeys is for deterministic messages.
+func sortedKeys(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
