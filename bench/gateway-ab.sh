@@ -12,7 +12,9 @@
 # VIGIL_GATEWAY_OBSERVATIONS_ENABLED=false), to compare settings of one
 # build: BASE=HEAD HEAD_ENV=... sh bench/gateway-ab.sh. BASE_PLUGIN_ENV and
 # HEAD_PLUGIN_ENV do the same for either side's plugin, as JSON strings
-# (HEAD_PLUGIN_ENV='"GOMAXPROCS=2"').
+# (HEAD_PLUGIN_ENV='"GOMAXPROCS=2"'). Both sides are built with GW_TAGS
+# (grpcnotrace, as the Makefile builds); BASE_TAGS= builds the base without,
+# as revisions before e0cf2ac were built.
 #
 #   BASE=9a5c0dd sh bench/gateway-ab.sh
 #   BASE=9a5c0dd RATE=500 DURATION=10 ROUNDS=3 sh bench/gateway-ab.sh
@@ -43,7 +45,10 @@ echo "building $BASE and the working tree..." >&2
 . "$root/bench/gateway/lib.sh"
 mkdir -p "$tmp/src-base"
 (cd "$root" && git archive "$BASE" | tar -x -C "$tmp/src-base")
+head_tags=$GW_TAGS
+GW_TAGS=${BASE_TAGS-$GW_TAGS}
 gw_build "$tmp/src-base" "$tmp/base" "${BASE_PLUGIN_ENV:-}"
+GW_TAGS=$head_tags
 gw_build "$root" "$tmp/head" "${HEAD_PLUGIN_ENV:-}"
 gw_start_upstreams
 gw_start_agent "$tmp/base" "${BASE_ENV:-}"
