@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -203,6 +204,7 @@ func autoMTLS(hostPEM []byte) (*tls.Config, []byte, error) {
 type controller struct {
 	srv  *grpc.Server
 	done chan struct{}
+	once sync.Once
 }
 
 // controllerService is the handler type of controllerDesc.
@@ -211,18 +213,20 @@ type controllerService interface {
 }
 
 // shutdown answers first, then stops the server, letting calls in progress
-// finish for up to shutdownGrace, and ends serve.
+// finish for up to shutdownGrace, and ends serve. A second call is a no-op.
 func (c *controller) shutdown() {
-	go func() {
-		stopped := make(chan struct{})
-		go func() { c.srv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(shutdownGrace):
-			c.srv.Stop()
-		}
-		close(c.done)
-	}()
+	c.once.Do(func() { go c.stop() })
+}
+
+func (c *controller) stop() {
+	stopped := make(chan struct{})
+	go func() { c.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownGrace):
+		c.srv.Stop()
+	}
+	close(c.done)
 }
 
 // controllerDesc describes go-plugin's plugin.GRPCController service by

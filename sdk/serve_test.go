@@ -159,3 +159,14 @@ func TestServeHostRefusesSocketGroup(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestControllerShutdownTwice(t *testing.T) {
+	c := &controller{srv: grpc.NewServer(), done: make(chan struct{})}
+	c.shutdown()
+	c.shutdown()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("done not closed after Shutdown")
+	}
+}
