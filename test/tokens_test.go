@@ -52,6 +52,11 @@ func tokenCorpus(t *testing.T) []string {
 		"don't 's 're 've 'm 'll 'd 'S 'T 'RE",
 		"a/b/c//d\\e\\f ../.. ~/.config $HOME ${VAR} @user #tag",
 		"——…“quotes” ‘single’ «guillemets» • · ° ± × ÷",
+		// Where o200k_base's letter classes overlap (modifier and other
+		// letters, marks) and Unicode whitespace and numbers.
+		"中A ʰA Ǆa ǅx ǈǈ A\u0301b \u0301A ー々X ि'S é'LL",
+		"a\u00a0\u00a0b c\u2028d\u2029 e\u0085f \u3000g \u2003 h \u00a0\n i",
+		"١٢٣٤٥ Ⅻ ½ ² 𝟙𝟚𝟛𝟜 〇〇 ४२",
 		strings.Repeat("word ", 2000),
 	}
 	if b, err := os.ReadFile("../agent/gateway/openai.go"); err == nil {

@@ -58,13 +58,12 @@ func BenchmarkCountChat(b *testing.B) {
 // encoding does once per process; retained-MiB is the heap it keeps.
 func BenchmarkLoad(b *testing.B) {
 	for _, c := range []struct {
-		enc           Encoding
-		file, pattern string
-		size          int
-		next          func(string, int) int
+		enc  Encoding
+		file string
+		size int
 	}{
-		{O200kBase, "o200k_base.tiktoken", o200kPattern, 199998, nextO200k},
-		{Cl100kBase, "cl100k_base.tiktoken", cl100kPattern, 100256, nextCl100k},
+		{O200kBase, "o200k_base.tiktoken", 199998},
+		{Cl100kBase, "cl100k_base.tiktoken", 100256},
 	} {
 		b.Run(string(c.enc), func(b *testing.B) {
 			var keep *bpe
@@ -73,7 +72,7 @@ func BenchmarkLoad(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				keep = load(c.file, c.pattern, c.size, c.next)
+				keep = load(c.file, c.size)
 			}
 			b.StopTimer()
 			runtime.GC()
@@ -84,28 +83,40 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
-// BenchmarkCountChatPattern counts the same conversations with the
-// regular expression alone (no ASCII splitter), for comparison.
-func BenchmarkCountChatPattern(b *testing.B) {
-	for _, size := range []int{1000, 8000} {
-		msgs := chatOf(b, size)
-		for _, enc := range Encodings {
-			bp := get(enc)
-			b.Run(fmt.Sprintf("%s/%dk", enc, size/1000), func(b *testing.B) {
-				b.ReportAllocs()
-				for i := 0; i < b.N; i++ {
-					n := 0
-					for _, m := range msgs {
-						_ = bp.splitRegexp(m.Content, func(p string) {
-							if _, ok := bp.ranks[p]; ok {
-								n++
-								return
-							}
-							bp.merge(p, func(int) { n++ })
-						})
-					}
-				}
-			})
+// nonASCII is multilingual text (about 1,000 o200k_base tokens): lines
+// that the ASCII splitter does not take.
+var nonASCII = strings.Repeat("日本語のテキストと中文文本，还有한국어 문장. "+
+	"Съешь же ещё этих мягких французских булок, да выпей чаю. "+
+	"مرحبا بالعالم — नमस्ते दुनिया — שלום עולם. Ünïcödé café naïve. "+
+	"🎉 👍🏽 «quotes» — ½ ² Ⅻ\n", 12)
+
+// BenchmarkSplitNonASCII splits (and counts) non-ASCII text with the
+// hand-written Unicode splitter and, for comparison, with the patterns run
+// by the regular-expression engine the splitter replaced.
+func BenchmarkSplitNonASCII(b *testing.B) {
+	for _, enc := range Encodings {
+		bp := get(enc)
+		n := Count(enc, nonASCII)
+		count := func(p string) {
+			if _, ok := bp.ranks[p]; !ok {
+				bp.merge(p, func(int) {})
+			}
 		}
+		b.Run(string(enc)+"/splitter", func(b *testing.B) {
+			b.SetBytes(int64(len(nonASCII)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				split(nonASCII, bp.nextR, count)
+			}
+			b.ReportMetric(float64(n), "tokens")
+		})
+		b.Run(string(enc)+"/pattern", func(b *testing.B) {
+			b.SetBytes(int64(len(nonASCII)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				_ = bp.splitRegexp(nonASCII, count)
+			}
+			b.ReportMetric(float64(n), "tokens")
+		})
 	}
 }

@@ -6,8 +6,8 @@ package tokens
 // alternative, with the backtracking worked out for ASCII, where the
 // pattern's classes reduce to a few byte tests: letters split into
 // upper-case and lower-case with no overlap and there are no marks. Text
-// with any other byte goes through the regular expression; a differential
-// test checks the two against each other.
+// with any other byte goes through split_unicode.go; a differential test
+// checks both against the patterns run by a regular-expression engine.
 
 // asciiOK reports whether s can take the ASCII splitter.
 func asciiOK(s string) bool {
@@ -167,8 +167,9 @@ func nextO200k(s string, i int) int {
 	return i + 1
 }
 
-// splitASCII calls yield with each piece of s, which asciiOK accepted.
-func splitASCII(s string, next func(string, int) int, yield func(string)) {
+// split calls yield with each piece of s, as the splitter step next cuts
+// them.
+func split(s string, next func(string, int) int, yield func(string)) {
 	for i := 0; i < len(s); {
 		e := next(s, i)
 		yield(s[i:e])

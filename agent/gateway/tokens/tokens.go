@@ -7,10 +7,11 @@
 // embedded in the binary (github.com/pkoukk/tiktoken-go-loader, MIT), so
 // nothing is downloaded at run time; each is parsed into memory the first
 // time it is used, never at start-up (bench/README.md has the cost). Text is
-// split into pieces as OpenAI's patterns split it: lines of plain ASCII by a
-// hand-written splitter (split_ascii.go), other lines by the patterns
-// themselves (dlclark/regexp2, a backtracking engine, as the patterns need
-// lookahead); each piece is merged by rank as tiktoken does.
+// split into pieces as OpenAI's patterns split it, by hand-written
+// splitters: one for lines of plain ASCII (split_ascii.go), one for other
+// lines (split_unicode.go), both checked against the patterns run by a
+// regular-expression engine in the tests; each piece is merged by rank as
+// tiktoken does.
 //
 // Counts for OpenAI models are exact for plain text; the chat formula
 // (CountChat) is OpenAI's own published rule and may drift for future
@@ -33,7 +34,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dlclark/regexp2/v2"
 	"github.com/pkoukk/tiktoken-go-loader/assets"
 )
 
@@ -57,7 +57,9 @@ const Default = O200kBase
 func (e Encoding) Valid() bool { return e == O200kBase || e == Cl100kBase }
 
 // Split patterns, as tiktoken's (openai_public.py) before it moved to
-// possessive quantifiers, which regexp2 lacks; the two forms split alike.
+// possessive quantifiers; the two forms split alike. The splitters
+// implement them; the tests run them with a regular-expression engine
+// (dlclark/regexp2, which has the lookahead they need) as the reference.
 const (
 	o200kPattern = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?` +
 		`|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?` +
@@ -68,9 +70,11 @@ const (
 // bpe is one loaded encoding.
 type bpe struct {
 	ranks map[string]int
-	split *regexp2.Regexp
-	// next is the ASCII splitter's step for this encoding (split_ascii.go).
-	next func(s string, i int) int
+	// next and nextR are the splitters' steps for this encoding: for
+	// plain ASCII (split_ascii.go) and for any text (split_unicode.go).
+	next, nextR func(s string, i int) int
+	// pattern is the split pattern the splitters implement.
+	pattern string
 	// vocab is ranks inverted (a token's bytes by id, "" for an id that
 	// is none), built on the first Decode.
 	vocabOnce sync.Once
@@ -88,18 +92,23 @@ var (
 func get(e Encoding) *bpe {
 	if e == Cl100kBase {
 		cl100kOnce.Do(func() {
-			cl100k = load("cl100k_base.tiktoken", cl100kPattern, 100256, nextCl100k)
+			cl100k = load("cl100k_base.tiktoken", 100256)
+			cl100k.next, cl100k.nextR, cl100k.pattern = nextCl100k, nextCl100kR, cl100kPattern
 			cl100kLoaded.Store(true)
 		})
 		return cl100k
 	}
-	o200kOnce.Do(func() { o200k = load("o200k_base.tiktoken", o200kPattern, 199998, nextO200k); o200kLoaded.Store(true) })
+	o200kOnce.Do(func() {
+		o200k = load("o200k_base.tiktoken", 199998)
+		o200k.next, o200k.nextR, o200k.pattern = nextO200k, nextO200kR, o200kPattern
+		o200kLoaded.Store(true)
+	})
 	return o200k
 }
 
 // load parses a rank file (one "base64-token rank" per line). The files
 // are embedded, so a failure is a build defect: it panics.
-func load(file, pattern string, size int, next func(string, int) int) *bpe {
+func load(file string, size int) *bpe {
 	data, err := assets.Assets.ReadFile(file)
 	if err != nil {
 		panic(fmt.Sprintf("tokens: embedded %s: %v", file, err))
@@ -129,14 +138,11 @@ func load(file, pattern string, size int, next func(string, int) int) *bpe {
 	for _, e := range entries {
 		ranks[all[e.off:e.off+e.n]] = e.rank
 	}
-	// The (?:) keeps regexp2 from substituting a registered generated
-	// engine for this pattern (v0.10.0 of tiktoken-go/tokenizer ships one
-	// that splits "\n \n" wrongly): the interpreter is the reference.
-	return &bpe{ranks: ranks, split: regexp2.MustCompile("(?:"+pattern+")", regexp2.None), next: next}
+	return &bpe{ranks: ranks}
 }
 
 // tokenize calls yield with each token id of text.
-func (b *bpe) tokenize(text string, yield func(int)) error {
+func (b *bpe) tokenize(text string, yield func(int)) {
 	piece := func(p string) {
 		if r, ok := b.ranks[p]; ok {
 			yield(r)
@@ -147,13 +153,12 @@ func (b *bpe) tokenize(text string, yield func(int)) error {
 	for text != "" {
 		seg := text[:lineCut(text)]
 		if asciiOK(seg) {
-			splitASCII(seg, b.next, piece)
-		} else if err := b.splitRegexp(seg, piece); err != nil {
-			return err
+			split(seg, b.next, piece)
+		} else {
+			split(seg, b.nextR, piece)
 		}
 		text = text[len(seg):]
 	}
-	return nil
 }
 
 // lineCut returns the length of text's first segment: up to a newline
@@ -174,16 +179,6 @@ func lineCut(text string) int {
 	return len(text)
 }
 
-// splitRegexp calls yield with each piece the encoding's pattern matches.
-func (b *bpe) splitRegexp(text string, yield func(string)) error {
-	m, err := b.split.FindStringMatch(text)
-	for ; m != nil && err == nil; m, err = b.split.FindNextMatch(m) {
-		i, n := m.ByteRange()
-		yield(text[i : i+n])
-	}
-	return err
-}
-
 // Count returns the number of tokens of text in encoding e (Default when e
 // is not a built-in encoding).
 func Count(e Encoding, text string) int {
@@ -191,21 +186,14 @@ func Count(e Encoding, text string) int {
 		return 0
 	}
 	n := 0
-	if err := get(e).tokenize(text, func(int) { n++ }); err != nil {
-		// The splitter has no match timeout and the input is valid
-		// UTF-8 (it came through JSON), so this does not happen; if it
-		// did, roughly four bytes per token is the usual estimate.
-		return (len(text) + 3) / 4
-	}
+	get(e).tokenize(text, func(int) { n++ })
 	return n
 }
 
 // Encode returns the token ids of text in encoding e.
 func Encode(e Encoding, text string) []int {
 	out := []int{}
-	if err := get(e).tokenize(text, func(id int) { out = append(out, id) }); err != nil {
-		return nil
-	}
+	get(e).tokenize(text, func(id int) { out = append(out, id) })
 	return out
 }
 
