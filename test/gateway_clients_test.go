@@ -22,15 +22,22 @@ func clientsPackage(t *testing.T, script string) string {
 // test/anthropicstub: the Vercel AI SDK (test/gateway/clients/aisdk.mjs:
 // generateText, streamText, structured output, multi-step tool calls over
 // chat completions, the Responses API and the provider's default,
-// logprobs, reasoning, a conversation kept by the client, embeddings, 404)
+// logprobs, reasoning, a conversation kept by the client, a stream cut
+// mid-way, embeddings, 404)
 // and LangChain JS (langchain.mjs: ChatOpenAI invoke, stream,
-// withStructuredOutput in its three methods, bindTools round trips, on chat
-// completions and with useResponsesApi; OpenAIEmbeddings; 404). It then
+// withStructuredOutput in its three methods, bindTools round trips, a
+// stream cut mid-way, on chat completions and with useResponsesApi;
+// OpenAIEmbeddings; 404). It then
 // checks what reached the upstreams.
 func TestGatewayClients(t *testing.T) {
 	aiDir := clientsPackage(t, "aisdk.mjs")
 	lcDir := clientsPackage(t, "langchain.mjs")
 	e := startGateway(t)
+	// Each client streams from alias cut once per API (four streams, which
+	// the breaker's four consecutive failures let through).
+	for range 4 {
+		e.stub.Fail("gpt-cut", openaistub.Fault{CutAfter: 2})
+	}
 	vec, _ := json.Marshal(openaistub.Vector("alpha beta", 8))
 	env := []string{"VIGIL_BASE_URL=" + e.base + "/openai/v1", "VIGIL_TOKEN=" + gwLLMToken,
 		"VIGIL_EXPECT_EMBEDDING=" + string(vec), "VIGIL_ANTHROPIC_ALIAS=claude-tools"}
@@ -107,6 +114,11 @@ func TestGatewayClients(t *testing.T) {
 		t.Error("no embeddings request upstream")
 	} else if in, _ := r["input"].([]any); len(in) != 2 || in[0] != "alpha beta" {
 		t.Errorf("embeddings input upstream: %v", r["input"])
+	}
+	// Each cut stream reached the upstream once: neither the gateway (the
+	// stream had begun) nor the clients retried it.
+	if n := e.stub.Calls("/v1/chat/completions", "gpt-cut"); n != 4 {
+		t.Errorf("%d upstream calls for the four cut streams", n)
 	}
 	// The anthropic case went to the Messages API.
 	if n := e.ant.Calls("/v1/messages", "claude-test"); n < 4 {

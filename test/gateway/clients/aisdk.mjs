@@ -231,6 +231,22 @@ await check('responses: a conversation kept by the client (store: false)', async
   });
 });
 
+// An upstream that fails mid-stream (alias cut; the Go test queues the
+// fault): the SDK reports an error and finishReason "error", never a
+// shorter answer that looks complete.
+for (const api of apis.slice(0, 2)) {
+  await check(`${api.name}: a stream cut mid-way is an error`, async () => {
+    const errors = [];
+    const result = streamText({ model: api.make('cut'), prompt: 'one two three four five six', maxRetries: 0, onError: ({ error }) => errors.push(error) });
+    let text = '';
+    for await (const d of result.textStream) text += d;
+    assert.ok('echo: one two three four five six'.startsWith(text) && text.length < 30, text);
+    assert.equal(await result.finishReason, 'error');
+    assert.equal(errors.length, 1);
+    assert.match(errors[0].message, /mid-stream.*incomplete/);
+  });
+}
+
 await check('anthropic provider behind the gateway: generateText, streamText', async () => {
   const res = await generateText({ model: openai.chat(anthropicAlias), prompt: 'hello claude', maxRetries: 0 });
   assert.equal(res.text, 'echo: hello claude');

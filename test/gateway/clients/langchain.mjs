@@ -106,6 +106,14 @@ for (const [api, fields, path] of [['chat', {}, '/chat/completions'], ['response
     assert.deepEqual(whole.tool_calls[0].args, { query: 'weather in Oslo' });
   });
 
+  await check(`${api}: a stream cut mid-way throws`, async () => {
+    let text = '';
+    await assert.rejects(async () => {
+      for await (const c of await chat({ ...fields, model: 'cut' }).stream('one two three four five six')) text += c.text;
+    }, /mid-stream.*incomplete/);
+    assert.ok('echo: one two three four five six'.startsWith(text) && text.length < 30, text);
+  });
+
   await check(`${api}: unknown model is a 404`, async () => {
     await assert.rejects(chat({ ...fields, model: 'no-such-model' }).invoke('hi'), (err) => {
       assert.equal(err.status, 404, `${err?.name}: ${err?.message}`);
