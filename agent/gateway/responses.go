@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilml/vigil/internal/openaiwire"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -84,14 +85,12 @@ func (req *responsesRequest) refusals() *Error {
 		{"previous_response_id", req.PreviousResponseID, notStored + ", so it cannot continue one: send the whole conversation in input (the earlier output items, and a function_call_output item for each function_call)"},
 		{"conversation", req.Conversation, notStored + " or conversations: send the whole conversation in input"},
 		{"prompt", req.Prompt, "prompt templates are kept by OpenAI, and the gateway does not fetch them: send instructions and input"},
-		{"include", req.Include, "the gateway's answers carry no extra output (logprobs, reasoning content, built-in tool results); leave include out"},
-		{"top_logprobs", req.TopLogprobs, "logprobs are not carried back on the Responses API (they are on /openai/v1/chat/completions)"},
 		{"context_management", req.ContextManagement, "context management (compaction) is not supported by the gateway; an alias's truncation setting decides what happens to a prompt that is too long"},
 		{"moderation", req.Moderation, "moderation is not supported by the gateway"},
 		{"prompt_cache_options", req.PromptCacheOptions, "prompt_cache_options is not supported by the gateway"},
 		{"prompt_cache_retention", req.PromptCacheRetention, "prompt_cache_retention is not supported by the gateway"},
 	} {
-		if isNull(f.raw) || f.name == "include" && string(bytes.TrimSpace(f.raw)) == "[]" || f.name == "top_logprobs" && string(bytes.TrimSpace(f.raw)) == "0" {
+		if isNull(f.raw) {
 			continue
 		}
 		return invalid(f.name, "%s is not supported: %s", f.name, f.why)
@@ -120,9 +119,24 @@ func (req *responsesRequest) refusals() *Error {
 		for _, f := range []struct {
 			name string
 			raw  json.RawMessage
-		}{{"summary", r.Summary}, {"generate_summary", r.GenerateSummary}, {"context", r.Context}, {"mode", r.Mode}} {
+		}{{"context", r.Context}, {"mode", r.Mode}} {
 			if !isNull(f.raw) {
-				return invalid("reasoning."+f.name, "reasoning.%s is not supported: the gateway carries reasoning.effort only (reasoning summaries are not carried back)", f.name)
+				return invalid("reasoning."+f.name, "reasoning.%s is not supported: the gateway carries reasoning.effort (and takes reasoning.summary)", f.name)
+			}
+		}
+		// A summary is asked for, not promised (OpenAI's models may
+		// give none): taken, and none comes back, since chat completions
+		// upstreams return no reasoning.
+		for _, f := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"summary", r.Summary}, {"generate_summary", r.GenerateSummary}} {
+			if isNull(f.raw) {
+				continue
+			}
+			var v string
+			if json.Unmarshal(f.raw, &v) != nil || v != "auto" && v != "concise" && v != "detailed" {
+				return invalid("reasoning."+f.name, "reasoning.%s must be \"auto\", \"concise\" or \"detailed\", got %s", f.name, compactJSON(f.raw))
 			}
 		}
 	}
@@ -144,6 +158,52 @@ func (req *responsesRequest) refusals() *Error {
 		}
 	}
 	return nil
+}
+
+// logprobs reads include and top_logprobs: whether the answer's logprobs
+// are asked for (include "message.output_text.logprobs", or top_logprobs
+// above 0), and how many top tokens per position. Of OpenAI's include
+// values the gateway serves that one, and takes
+// "reasoning.encrypted_content" (the encrypted reasoning of reasoning
+// items, which clients ask for when they keep a conversation themselves,
+// store: false) as asking for nothing: the gateway's answers have no
+// reasoning items. The others name the outputs of built-in tools, which
+// the gateway does not run, or stored inputs: 400 naming the value.
+func (req *responsesRequest) logprobs() (asked bool, top *int32, e *Error) {
+	if !isNull(req.Include) {
+		var list []json.RawMessage
+		if json.Unmarshal(req.Include, &list) != nil {
+			return false, nil, invalid("include", "include must be an array of strings, got %s", jsonType(req.Include))
+		}
+		for i, raw := range list {
+			name := fmt.Sprintf("include[%d]", i)
+			var v string
+			if json.Unmarshal(raw, &v) != nil {
+				return false, nil, invalid(name, "%s must be a string, got %s", name, jsonType(raw))
+			}
+			switch v {
+			case "message.output_text.logprobs":
+				asked = true
+			case "reasoning.encrypted_content":
+			default:
+				return false, nil, invalid(name, "%s %q is not supported: the gateway serves message.output_text.logprobs (the answer's logprobs) and takes reasoning.encrypted_content (its answers have no reasoning items); it runs no built-in tools and keeps no input", name, v)
+			}
+		}
+	}
+	if !isNull(req.TopLogprobs) {
+		var n int32
+		if json.Unmarshal(req.TopLogprobs, &n) != nil || n < 0 || n > maxTopLogprobs {
+			return false, nil, invalid("top_logprobs", "top_logprobs must be an integer from 0 to %d, got %s", maxTopLogprobs, compactJSON(req.TopLogprobs))
+		}
+		if n > 0 {
+			asked = true
+		}
+		top = &n
+	}
+	if !asked {
+		top = nil
+	}
+	return asked, top, nil
 }
 
 // Kinds of a chat message's source, for error names.
@@ -310,6 +370,16 @@ func (req *responsesRequest) contract() (*pb.ChatRequest, *responsesAPI, *Error)
 	if req.User != nil {
 		chat["user"] = *req.User
 	}
+	lp, top, e := req.logprobs()
+	if e != nil {
+		return nil, nil, e
+	}
+	if lp {
+		chat["logprobs"] = true
+		if top != nil {
+			chat["top_logprobs"] = *top
+		}
+	}
 	if r := req.Reasoning; r != nil && r.Effort != nil {
 		chat["reasoning_effort"] = *r.Effort
 	}
@@ -435,6 +505,9 @@ func (req *responsesRequest) messages(fm *fieldMap) ([]map[string]any, *Error) {
 		}
 		allowed, ok := itemKeys[typ]
 		if !ok {
+			if typ == "item_reference" {
+				return nil, invalid(path+".type", "%s is an item_reference, which names an item that OpenAI stored: %s, so there is none to refer to; send the item itself (the Vercel AI SDK does with providerOptions.openai.store: false)", path, notStored)
+			}
 			return nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call and function_call_output items (reasoning, item references and built-in tools' items are not)", path, typ)
 		}
 		for _, key := range sortedKeys(fields) {
@@ -968,7 +1041,11 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	r := rw.object(time.Now().Unix(), ans.model)
 	r.Status, r.IncompleteDetails = statusOf(ans.finish)
 	if ans.content != "" || len(ans.calls) == 0 {
-		r.Output = append(r.Output, messageItem(newID("msg_"), ans.content, itemStatus(r.Status)))
+		m := messageItem(newID("msg_"), ans.content, itemStatus(r.Status))
+		if ans.logprobsAsked {
+			m.Content[0].Logprobs = responseLogprobs(ans.logprobs)
+		}
+		r.Output = append(r.Output, m)
 	}
 	for _, c := range ans.calls {
 		r.Output = append(r.Output, callItem(newID("fc_"), c.GetId(), c.GetName(), c.GetArguments(), "completed"))
@@ -1011,6 +1088,7 @@ type responseJSON struct {
 	User               *string            `json:"user,omitempty"`
 	SafetyIdentifier   json.RawMessage    `json:"safety_identifier,omitempty"`
 	PromptCacheKey     json.RawMessage    `json:"prompt_cache_key,omitempty"`
+	TopLogprobs        json.RawMessage    `json:"top_logprobs,omitempty"`
 	Metadata           map[string]string  `json:"metadata"`
 }
 
@@ -1098,12 +1176,21 @@ func (rw *responsesAPI) object(created int64, model string) *responseJSON {
 	}
 	if req.Reasoning != nil {
 		r.Reasoning.Effort = req.Reasoning.Effort
+		for _, raw := range []json.RawMessage{req.Reasoning.Summary, req.Reasoning.GenerateSummary} {
+			var v string
+			if json.Unmarshal(raw, &v) == nil && v != "" {
+				r.Reasoning.Summary = &v
+			}
+		}
 	}
 	if !isNull(req.SafetyIdentifier) {
 		r.SafetyIdentifier = req.SafetyIdentifier
 	}
 	if !isNull(req.PromptCacheKey) {
 		r.PromptCacheKey = req.PromptCacheKey
+	}
+	if !isNull(req.TopLogprobs) {
+		r.TopLogprobs = compactJSON(req.TopLogprobs)
 	}
 	return r
 }
@@ -1138,14 +1225,31 @@ func itemStatus(responseStatus string) string {
 
 // outputText is an output_text content part.
 type outputText struct {
-	Type        string `json:"type"`
-	Text        string `json:"text"`
-	Annotations []any  `json:"annotations"`
-	Logprobs    []any  `json:"logprobs"`
+	Type        string                    `json:"type"`
+	Text        string                    `json:"text"`
+	Annotations []any                     `json:"annotations"`
+	Logprobs    []openaiwire.TokenLogprob `json:"logprobs"`
 }
 
 func newOutputText(text string) outputText {
-	return outputText{Type: "output_text", Text: text, Annotations: []any{}, Logprobs: []any{}}
+	return outputText{Type: "output_text", Text: text, Annotations: []any{}, Logprobs: []openaiwire.TokenLogprob{}}
+}
+
+// responseLogprobs are tokens' logprobs as the Responses API writes them:
+// the chat shape, with bytes a list (empty when the upstream gave none).
+func responseLogprobs(lps []*pb.TokenLogprob) []openaiwire.TokenLogprob {
+	out := logprobsOut(true, lps).Content
+	for i := range out {
+		if out[i].Bytes == nil {
+			out[i].Bytes = []int{}
+		}
+		for j := range out[i].TopLogprobs {
+			if out[i].TopLogprobs[j].Bytes == nil {
+				out[i].TopLogprobs[j].Bytes = []int{}
+			}
+		}
+	}
+	return out
 }
 
 type messageItemJSON struct {
@@ -1182,8 +1286,8 @@ func callItem(id, callID, name, args, status string) *callItemJSON {
 
 // --- streaming ----------------------------------------------------------
 
-func (rw *responsesAPI) events(w http.ResponseWriter, _ *pb.ChatRequest, _ bool) streamEncoder {
-	return &responseEvents{rw: rw, out: sse{w: w, rc: http.NewResponseController(w)}, calls: map[int32]*streamCall{}}
+func (rw *responsesAPI) events(w http.ResponseWriter, creq *pb.ChatRequest, _ bool) streamEncoder {
+	return &responseEvents{rw: rw, out: sse{w: w, rc: http.NewResponseController(w)}, calls: map[int32]*streamCall{}, logprobs: creq.GetLogprobs()}
 }
 
 // responseEvents streams a Response as OpenAI does: response.created and
@@ -1210,6 +1314,20 @@ type responseEvents struct {
 	calls        map[int32]*streamCall
 	finishReason string
 	tierSeen     string
+	// logprobs says the request asked for them; lps are the open
+	// message's so far, pending those not yet sent with a text delta.
+	logprobs bool
+	lps      []openaiwire.TokenLogprob
+	pending  []*pb.TokenLogprob
+}
+
+// textItem is the open message as an item with status.
+func (s *responseEvents) textItem(status string) *messageItemJSON {
+	item := messageItem(s.msgID, s.text.String(), status)
+	if len(item.Content) > 0 && s.lps != nil {
+		item.Content[0].Logprobs = s.lps
+	}
+	return item
 }
 
 type streamCall struct {
@@ -1254,14 +1372,14 @@ func (s *responseEvents) closeOpen(status string) error {
 	idx := s.open
 	s.open = -1
 	if s.isText {
-		text := s.text.String()
-		if err := s.named("response.output_text.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "text": text, "logprobs": []any{}}); err != nil {
+		item := s.textItem(status)
+		part := item.Content[0]
+		if err := s.named("response.output_text.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "text": part.Text, "logprobs": part.Logprobs}); err != nil {
 			return err
 		}
-		if err := s.named("response.content_part.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "part": newOutputText(text)}); err != nil {
+		if err := s.named("response.content_part.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "part": part}); err != nil {
 			return err
 		}
-		item := messageItem(s.msgID, text, status)
 		s.items[idx] = item
 		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": item})
 	}
@@ -1278,7 +1396,10 @@ func (s *responseEvents) closeOpen(status string) error {
 	return nil
 }
 
-func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, _ []*pb.TokenLogprob) error {
+func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, lps []*pb.TokenLogprob) error {
+	if s.logprobs {
+		s.pending = append(s.pending, lps...)
+	}
 	if text != "" {
 		if s.open < 0 || !s.isText {
 			if err := s.closeOpen("completed"); err != nil {
@@ -1286,6 +1407,7 @@ func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, _ []*pb.T
 			}
 			s.open, s.isText, s.msgID = len(s.items), true, newID("msg_")
 			s.text.Reset()
+			s.lps = nil
 			item := messageItem(s.msgID, "", "in_progress")
 			s.items = append(s.items, item)
 			if err := s.named("response.output_item.added", map[string]any{"output_index": s.open, "item": item}); err != nil {
@@ -1296,7 +1418,13 @@ func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, _ []*pb.T
 			}
 		}
 		s.text.WriteString(text)
-		if err := s.named("response.output_text.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "delta": text, "logprobs": []any{}}); err != nil {
+		sent := []openaiwire.TokenLogprob{}
+		if len(s.pending) > 0 {
+			sent = responseLogprobs(s.pending)
+			s.pending = s.pending[:0]
+			s.lps = append(s.lps, sent...)
+		}
+		if err := s.named("response.output_text.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "delta": text, "logprobs": sent}); err != nil {
 			return err
 		}
 	}
@@ -1354,7 +1482,7 @@ func (s *responseEvents) output() []any {
 		c.item.Arguments = c.args.String()
 	}
 	if s.open >= 0 && s.isText {
-		s.items[s.open] = messageItem(s.msgID, s.text.String(), "incomplete")
+		s.items[s.open] = s.textItem("incomplete")
 	}
 	out := make([]any, len(s.items))
 	copy(out, s.items)

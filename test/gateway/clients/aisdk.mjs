@@ -1,0 +1,273 @@
+// The Vercel AI SDK (ai + @ai-sdk/openai) as a client of Vigil's gateway,
+// against the openai plugin and test/openaistub (which echoes "echo:
+// <last user text>", answers a JSON response format with {"answer":
+// <last user text>}, calls the first tool with {"query": <user text>} and
+// quotes tool results as "tool NAME returned: RESULT"), and once against
+// the anthropic plugin and test/anthropicstub (VIGIL_ANTHROPIC_ALIAS).
+// test/gateway_clients_test.go runs it (node aisdk.mjs) with the
+// gateway's URL and a token in the environment. Any failed check throws,
+// and node exits non-zero.
+import assert from 'node:assert/strict';
+import { createOpenAI } from '@ai-sdk/openai';
+import { APICallError, Output, embed, embedMany, generateText, stepCountIs, streamText, tool } from 'ai';
+import { z } from 'zod';
+import { apiKey, baseURL, check, done, exchanges, last, recordingFetch } from './harness.mjs';
+
+const openai = createOpenAI({ baseURL, apiKey, fetch: recordingFetch });
+const model = 'default';
+const expectVector = JSON.parse(process.env.VIGIL_EXPECT_EMBEDDING);
+const anthropicAlias = process.env.VIGIL_ANTHROPIC_ALIAS;
+
+// The models the checks go through: chat completions and the Responses
+// API, each with the path the SDK posts to. openai(alias), the SDK's
+// default, is the Responses API in this major version.
+const apis = [
+  { name: 'chat', make: (alias) => openai.chat(alias), path: '/chat/completions' },
+  { name: 'responses', make: (alias) => openai.responses(alias), path: '/responses' },
+  { name: 'default', make: (alias) => openai(alias), path: '/responses' },
+];
+
+const sameVector = (got, want) => {
+  assert.equal(got.length, want.length);
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `value ${i}: ${v}, want ${want[i]}`));
+};
+
+for (const api of apis) {
+  await check(`${api.name}: generateText`, async () => {
+    const n = exchanges.length;
+    const res = await generateText({ model: api.make(model), prompt: 'hello ai sdk', maxRetries: 0 });
+    assert.equal(res.text, 'echo: hello ai sdk');
+    assert.equal(res.finishReason, 'stop');
+    assert.equal(res.usage.inputTokens, 3);
+    assert.equal(res.usage.outputTokens, 4);
+    assert.equal(res.usage.totalTokens, 7);
+    assert.equal(exchanges.length, n + 1);
+    assert.ok(exchanges.at(-1).url.endsWith(api.path), exchanges.at(-1).url);
+    assert.equal(res.response.headers['x-vigil-provider'], 'openai-main');
+    // The model that answered: the alias's upstream model, as on chat.
+    assert.equal(res.response.modelId, 'gpt-test');
+  });
+
+  await check(`${api.name}: streamText`, async () => {
+    const result = streamText({ model: api.make(model), prompt: 'stream me please', maxRetries: 0, onError: ({ error }) => { throw error; } });
+    const deltas = [];
+    for await (const d of result.textStream) deltas.push(d);
+    assert.ok(deltas.length >= 2, `${deltas.length} text deltas`);
+    assert.equal(deltas.join(''), 'echo: stream me please');
+    assert.equal(await result.finishReason, 'stop');
+    const usage = await result.usage;
+    assert.equal(usage.inputTokens, 3);
+    assert.equal(usage.outputTokens, 4);
+    assert.equal(usage.totalTokens, 7);
+    const sent = exchanges.at(-1);
+    assert.ok(sent.url.endsWith(api.path), sent.url);
+    assert.equal(sent.body.stream, true);
+    assert.equal(sent.headers.get('content-type'), 'text/event-stream');
+  });
+
+  await check(`${api.name}: structured output (Output.object, zod)`, async () => {
+    const schema = z.object({ answer: z.string() });
+    const res = await generateText({ model: api.make(model), prompt: 'tell me the answer', output: Output.object({ schema }), maxRetries: 0 });
+    assert.deepEqual(res.output, { answer: 'tell me the answer' });
+    const sent = exchanges.at(-1).body;
+    // What the SDK sent: a strict json_schema response format (chat) or
+    // text.format (Responses).
+    const format = api.path === '/chat/completions' ? sent.response_format : sent.text.format;
+    assert.equal(format.type, 'json_schema');
+    const js = api.path === '/chat/completions' ? format.json_schema : format;
+    assert.equal(js.strict, true);
+    assert.deepEqual(js.schema.required, ['answer']);
+  });
+
+  await check(`${api.name}: streamed structured output`, async () => {
+    const schema = z.object({ answer: z.string() });
+    const result = streamText({ model: api.make(model), prompt: 'stream the answer', output: Output.object({ schema }), maxRetries: 0, onError: ({ error }) => { throw error; } });
+    const partials = [];
+    for await (const p of result.partialOutputStream) partials.push(p);
+    assert.ok(partials.length >= 1);
+    assert.deepEqual(await result.output, { answer: 'stream the answer' });
+  });
+
+  await check(`${api.name}: tool calling, multi-step`, async () => {
+    const calls = [];
+    const weather = tool({
+      description: 'The current weather of a city',
+      inputSchema: z.object({ query: z.string() }),
+      execute: async ({ query }) => {
+        calls.push(query);
+        return '18 C, cloudy';
+      },
+    });
+    const n = exchanges.length;
+    const res = await generateText({ model: api.make(model), prompt: 'weather in Paris', tools: { get_weather: weather }, stopWhen: stepCountIs(3), maxRetries: 0 });
+    assert.deepEqual(calls, ['weather in Paris']);
+    assert.equal(res.steps.length, 2);
+    assert.equal(res.steps[0].finishReason, 'tool-calls');
+    assert.equal(res.steps[0].toolCalls[0].toolName, 'get_weather');
+    assert.deepEqual(res.steps[0].toolCalls[0].input, { query: 'weather in Paris' });
+    assert.equal(res.finishReason, 'stop');
+    assert.equal(res.text, 'tool get_weather returned: 18 C, cloudy');
+    assert.equal(exchanges.length, n + 2);
+    const first = exchanges[n].body;
+    const second = exchanges[n + 1].body;
+    if (api.path === '/chat/completions') {
+      assert.equal(first.tools[0].type, 'function');
+      assert.equal(first.tools[0].function.name, 'get_weather');
+      assert.equal(second.messages.at(-1).role, 'tool');
+    } else {
+      assert.equal(first.tools[0].type, 'function');
+      assert.equal(first.tools[0].name, 'get_weather');
+      assert.equal(second.input.at(-1).type, 'function_call_output');
+    }
+  });
+
+  await check(`${api.name}: streamed tool calling, multi-step`, async () => {
+    const calls = [];
+    const weather = tool({
+      description: 'The current weather of a city',
+      inputSchema: z.object({ query: z.string() }),
+      execute: async ({ query }) => {
+        calls.push(query);
+        return { celsius: 18 };
+      },
+    });
+    const result = streamText({ model: api.make(model), prompt: 'weather in Oslo', tools: { get_weather: weather }, stopWhen: stepCountIs(3), maxRetries: 0, onError: ({ error }) => { throw error; } });
+    let text = '';
+    for await (const d of result.textStream) text += d;
+    assert.deepEqual(calls, ['weather in Oslo']);
+    assert.equal(text, 'tool get_weather returned: {"celsius":18}');
+    assert.equal((await result.steps).length, 2);
+    assert.equal(await result.finishReason, 'stop');
+  });
+
+  await check(`${api.name}: unknown model is an APICallError with status 404`, async () => {
+    await assert.rejects(generateText({ model: api.make('no-such-model'), prompt: 'hi', maxRetries: 0 }), (err) => {
+      assert.ok(APICallError.isInstance(err), `${err?.name}: ${err?.message}`);
+      assert.equal(err.statusCode, 404);
+      assert.equal(err.isRetryable, false);
+      assert.match(err.message, /no-such-model/);
+      return true;
+    });
+  });
+}
+
+// Logprobs: providerOptions.openai.logprobs is logprobs + top_logprobs on
+// chat completions, and include ["message.output_text.logprobs"] +
+// top_logprobs on the Responses API; the SDK reports them in
+// providerMetadata.openai.logprobs.
+for (const api of apis.slice(0, 2)) {
+  await check(`${api.name}: logprobs (providerOptions.openai.logprobs)`, async () => {
+    const res = await generateText({ model: api.make(model), prompt: 'hi there', providerOptions: { openai: { logprobs: 2 } }, maxRetries: 0 });
+    assert.equal(res.text, 'echo: hi there');
+    const sent = exchanges.at(-1).body;
+    if (api.path === '/responses') assert.deepEqual(sent.include, ['message.output_text.logprobs']);
+    assert.equal(sent.top_logprobs, 2);
+    const lps = res.providerMetadata.openai.logprobs.flat();
+    assert.deepEqual(lps.map((l) => l.token).join(''), 'echo: hi there');
+    for (const l of lps) {
+      assert.equal(typeof l.logprob, 'number');
+      assert.equal(l.top_logprobs.length, 2);
+    }
+    const result = streamText({ model: api.make(model), prompt: 'hi there', providerOptions: { openai: { logprobs: 1 } }, maxRetries: 0, onError: ({ error }) => { throw error; } });
+    let text = '';
+    for await (const d of result.textStream) text += d;
+    assert.equal(text, 'echo: hi there');
+    const streamed = (await result.providerMetadata).openai.logprobs.flat();
+    assert.deepEqual(streamed.map((l) => l.token).join(''), 'echo: hi there');
+  });
+}
+
+// Keeping the conversation on the client (store: false), the SDK asks a
+// reasoning model's answers for their encrypted reasoning (include
+// ["reasoning.encrypted_content"], as OpenAI's other stateless clients
+// do); the gateway's answers have none, and the request is served.
+await check('responses: store false with include reasoning.encrypted_content', async () => {
+  const res = await generateText({
+    model: openai.responses(model), prompt: 'stateless', maxRetries: 0,
+    providerOptions: { openai: { store: false, include: ['reasoning.encrypted_content'] } },
+  });
+  assert.equal(res.text, 'echo: stateless');
+  assert.equal(exchanges.at(-1).body.store, false);
+  assert.deepEqual(exchanges.at(-1).body.include, ['reasoning.encrypted_content']);
+});
+
+// A reasoning effort on the Responses API: the SDK asks for a detailed
+// reasoning summary with it (reasoning.summary); the gateway takes it and
+// none comes back. forceReasoning, since the SDK knows reasoning models by
+// their OpenAI names and the alias is not one.
+await check('responses: reasoning effort with its default summary', async () => {
+  const res = await generateText({
+    model: openai.responses('reasoner'), prompt: 'think', maxRetries: 0,
+    providerOptions: { openai: { reasoningEffort: 'low', forceReasoning: true } },
+  });
+  assert.equal(res.text, 'echo: think');
+  assert.deepEqual(exchanges.at(-1).body.reasoning, { effort: 'low', summary: 'detailed' });
+  assert.equal(res.reasoningText, undefined);
+});
+
+// A conversation kept by the application (the usual chat loop: the
+// answer's response.messages appended to the next call's messages). With
+// the SDK's default store (true), the Responses model refers to its earlier
+// answer by id (an item_reference), which only a server that stored it
+// can resolve: the gateway stores nothing and says so; with store: false
+// the SDK sends the items themselves. Chat completions need neither.
+await check('responses: a conversation kept by the client (store: false)', async () => {
+  const turn = async (make, providerOptions) => {
+    const messages = [{ role: 'user', content: 'first question' }];
+    const first = await generateText({ model: make(model), messages, maxRetries: 0, providerOptions });
+    messages.push(...first.response.messages, { role: 'user', content: 'second question' });
+    return generateText({ model: make(model), messages, maxRetries: 0, providerOptions });
+  };
+  const second = await turn((a) => openai.responses(a), { openai: { store: false } });
+  assert.equal(second.text, 'echo: second question');
+  assert.deepEqual(exchanges.at(-1).body.input[1], { role: 'assistant', content: 'echo: first question' });
+  assert.equal((await turn((a) => openai.chat(a))).text, 'echo: second question');
+  await assert.rejects(turn((a) => openai(a)), (err) => {
+    assert.ok(APICallError.isInstance(err), String(err));
+    assert.equal(err.statusCode, 400);
+    assert.equal(exchanges.at(-1).body.input[1].type, 'item_reference');
+    assert.match(err.message, /item_reference.*store: false/);
+    return true;
+  });
+});
+
+// An upstream that fails mid-stream (alias cut; the Go test queues the
+// fault): the SDK reports an error and finishReason "error", never a
+// shorter answer that looks complete.
+for (const api of apis.slice(0, 2)) {
+  await check(`${api.name}: a stream cut mid-way is an error`, async () => {
+    const errors = [];
+    const result = streamText({ model: api.make('cut'), prompt: 'one two three four five six', maxRetries: 0, onError: ({ error }) => errors.push(error) });
+    let text = '';
+    for await (const d of result.textStream) text += d;
+    assert.ok('echo: one two three four five six'.startsWith(text) && text.length < 30, text);
+    assert.equal(await result.finishReason, 'error');
+    assert.equal(errors.length, 1);
+    assert.match(errors[0].message, /mid-stream.*incomplete/);
+  });
+}
+
+await check('anthropic provider behind the gateway: generateText, streamText', async () => {
+  const res = await generateText({ model: openai.chat(anthropicAlias), prompt: 'hello claude', maxRetries: 0 });
+  assert.equal(res.text, 'echo: hello claude');
+  assert.equal(res.finishReason, 'stop');
+  assert.equal(res.response.headers['x-vigil-provider'], 'anthropic-main');
+  const result = streamText({ model: openai(anthropicAlias), prompt: 'stream claude', maxRetries: 0, onError: ({ error }) => { throw error; } });
+  let text = '';
+  for await (const d of result.textStream) text += d;
+  assert.equal(text, 'echo: stream claude');
+  assert.equal(await result.finishReason, 'stop');
+  assert.ok((await result.usage).outputTokens > 0);
+});
+
+await check('embed and embedMany', async () => {
+  const one = await embed({ model: openai.embedding('embed'), value: 'alpha beta', maxRetries: 0 });
+  sameVector(one.embedding, expectVector);
+  assert.ok(one.usage.tokens > 0);
+  const many = await embedMany({ model: openai.embedding('embed'), values: ['alpha beta', 'gamma'], maxRetries: 0 });
+  assert.equal(many.embeddings.length, 2);
+  sameVector(many.embeddings[0], expectVector);
+  assert.equal(last('/embeddings').body.encoding_format, 'float');
+});
+
+done();

@@ -1,0 +1,127 @@
+package test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/vigilml/vigil/test/openaistub"
+)
+
+// clientsPackage returns a directory holding the Vercel AI SDK and
+// LangChain JS as pinned in test/gateway/clients/package-lock.json (their
+// own pin, apart from the OpenAI SDK's in test/gateway/node), with script
+// beside them.
+func clientsPackage(t *testing.T, script string) string {
+	t.Helper()
+	return npmPackage(t, "gateway/clients", "ai", script, "the gateway's client tests (Vercel AI SDK, LangChain JS)")
+}
+
+// TestGatewayClients runs two popular clients other than OpenAI's own SDK
+// against the gateway, through the real agent, the openai plugin and
+// test/openaistub, and for one case each the anthropic plugin and
+// test/anthropicstub: the Vercel AI SDK (test/gateway/clients/aisdk.mjs:
+// generateText, streamText, structured output, multi-step tool calls over
+// chat completions, the Responses API and the provider's default,
+// logprobs, reasoning, a conversation kept by the client, a stream cut
+// mid-way, embeddings, 404)
+// and LangChain JS (langchain.mjs: ChatOpenAI invoke, stream,
+// withStructuredOutput in its three methods, bindTools round trips, a
+// stream cut mid-way, on chat completions and with useResponsesApi;
+// OpenAIEmbeddings; 404). It then
+// checks what reached the upstreams.
+func TestGatewayClients(t *testing.T) {
+	aiDir := clientsPackage(t, "aisdk.mjs")
+	lcDir := clientsPackage(t, "langchain.mjs")
+	e := startGateway(t)
+	// Each client streams from alias cut once per API (four streams, which
+	// the breaker's four consecutive failures let through).
+	for range 4 {
+		e.stub.Fail("gpt-cut", openaistub.Fault{CutAfter: 2})
+	}
+	vec, _ := json.Marshal(openaistub.Vector("alpha beta", 8))
+	env := []string{"VIGIL_BASE_URL=" + e.base + "/openai/v1", "VIGIL_TOKEN=" + gwLLMToken,
+		"VIGIL_EXPECT_EMBEDDING=" + string(vec), "VIGIL_ANTHROPIC_ALIAS=claude-tools"}
+
+	t.Run("Vercel AI SDK", func(t *testing.T) {
+		runNodeCheck(t, aiDir, "aisdk.mjs", "Vercel AI SDK against the gateway", env...)
+	})
+	t.Run("LangChain JS", func(t *testing.T) {
+		runNodeCheck(t, lcDir, "langchain.mjs", "LangChain JS against the gateway", env...)
+	})
+
+	// What reached the OpenAI-wire upstream, whichever API the client
+	// used: structured output as a strict json_schema response_format,
+	// tools as function tools, logprobs as logprobs.
+	chat := e.stub.Requests("/v1/chat/completions", "gpt-test")
+	find := func(what string, ok func(r map[string]any) bool) map[string]any {
+		t.Helper()
+		for _, r := range chat {
+			if ok(r) {
+				return r
+			}
+		}
+		t.Errorf("no upstream request with %s among %d", what, len(chat))
+		return nil
+	}
+	lastUser := func(r map[string]any) string {
+		msgs, _ := r["messages"].([]any)
+		if len(msgs) == 0 {
+			return ""
+		}
+		m, _ := msgs[len(msgs)-1].(map[string]any)
+		s, _ := m["content"].(string)
+		if s == "" {
+			parts, _ := m["content"].([]any)
+			if len(parts) == 1 {
+				p, _ := parts[0].(map[string]any)
+				s, _ = p["text"].(string)
+			}
+		}
+		return s
+	}
+	for _, prompt := range []string{"tell me the answer", "stream the answer"} {
+		r := find("the AI SDK's structured output for "+prompt, func(r map[string]any) bool { return lastUser(r) == prompt })
+		rf, _ := r["response_format"].(map[string]any)
+		js, _ := rf["json_schema"].(map[string]any)
+		schema, _ := js["schema"].(map[string]any)
+		if rf["type"] != "json_schema" || js["strict"] != true || schema["type"] != "object" {
+			t.Errorf("structured output upstream for %q: %v", prompt, rf)
+		}
+	}
+	if r := find("tools", func(r map[string]any) bool { return lastUser(r) == "weather in Paris" }); r != nil {
+		tools, _ := r["tools"].([]any)
+		tool, _ := tools[0].(map[string]any)
+		fn, _ := tool["function"].(map[string]any)
+		if len(tools) != 1 || tool["type"] != "function" || fn["name"] != "get_weather" {
+			t.Errorf("tools upstream: %v", r["tools"])
+		}
+	}
+	if r := find("LangChain's function-calling structured output", func(r map[string]any) bool { return lastUser(r) == "extract this" }); r != nil {
+		if tc, _ := r["tool_choice"].(map[string]any); tc["type"] != "function" {
+			t.Errorf("tool_choice upstream: %v", r["tool_choice"])
+		}
+	}
+	if r := find("logprobs", func(r map[string]any) bool { return r["logprobs"] == true && r["top_logprobs"] == 2.0 }); r != nil {
+		if lastUser(r) != "hi there" {
+			t.Errorf("logprobs request upstream: %v", r)
+		}
+	}
+	if r := e.stub.LastRequest("/v1/chat/completions", "o4-mini"); r["reasoning_effort"] != "low" {
+		t.Errorf("reasoning effort upstream: %v", r)
+	}
+	// Embeddings reached the upstream as text.
+	if r := e.stub.LastRequest("/v1/embeddings", "emb-test"); r == nil {
+		t.Error("no embeddings request upstream")
+	} else if in, _ := r["input"].([]any); len(in) != 2 || in[0] != "alpha beta" {
+		t.Errorf("embeddings input upstream: %v", r["input"])
+	}
+	// Each cut stream reached the upstream once: neither the gateway (the
+	// stream had begun) nor the clients retried it.
+	if n := e.stub.Calls("/v1/chat/completions", "gpt-cut"); n != 4 {
+		t.Errorf("%d upstream calls for the four cut streams", n)
+	}
+	// The anthropic case went to the Messages API.
+	if n := e.ant.Calls("/v1/messages", "claude-test"); n < 4 {
+		t.Errorf("%d calls reached the Anthropic upstream, want at least 4", n)
+	}
+}
