@@ -17,6 +17,7 @@ package config
 
 import (
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/agent/alert"
@@ -185,6 +186,18 @@ func (c *Config) Redacted() *Config {
 	}
 	if c.Gossip.EncryptKey != "" {
 		out.Gossip.EncryptKey = "<redacted>"
+	}
+	if len(c.Plugins.Env) > 0 {
+		// Values may be credentials (a proxy URL's password, a key).
+		out.Plugins.Env = make(map[string][]string, len(c.Plugins.Env))
+		for name, kvs := range c.Plugins.Env {
+			red := make([]string, len(kvs))
+			for i, kv := range kvs {
+				k, _, _ := strings.Cut(kv, "=")
+				red[i] = k + "=<redacted>"
+			}
+			out.Plugins.Env[name] = red
+		}
 	}
 	return &out
 }

@@ -235,6 +235,11 @@ func TestRedacted(t *testing.T) {
 	if r := c.Redacted(); r.Gossip.EncryptKey == c.Gossip.EncryptKey || c.Gossip.EncryptKey == "<redacted>" {
 		t.Error("gossip key not redacted, or the original changed")
 	}
+	c.Plugins.Env = map[string][]string{"openai": {"HTTPS_PROXY=http://u:pw@proxy:3128", "GOMAXPROCS=1"}}
+	r = c.Redacted()
+	if !slices.Equal(r.Plugins.Env["openai"], []string{"HTTPS_PROXY=<redacted>", "GOMAXPROCS=<redacted>"}) || c.Plugins.Env["openai"][0] != "HTTPS_PROXY=http://u:pw@proxy:3128" {
+		t.Errorf("plugins.env: redacted %q, original %q", r.Plugins.Env["openai"], c.Plugins.Env["openai"])
+	}
 }
 
 func TestKeysHaveEnvNames(t *testing.T) {

@@ -3,6 +3,9 @@ package pluginhost
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,6 +36,11 @@ type Config struct {
 	// Config holds each plugin's own configuration, by plugin name, handed
 	// to the plugin's Configure call after every start.
 	Config map[string]map[string]any `yaml:"config"`
+	// Env adds environment variables ("KEY=VALUE") to a plugin's process,
+	// by plugin name, after those of its catalog entry (a key in both
+	// takes this value): a plugin does not inherit the agent's
+	// environment. A change restarts the plugin on reload.
+	Env map[string][]string `yaml:"env"`
 }
 
 // DefaultDirs are where packaged and operator-installed plugins live.
@@ -82,5 +90,28 @@ func (c Config) Validate() error {
 	if c.CrashBudget < 1 {
 		bad("crash_budget", "must be at least 1")
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Env)) {
+		for i, kv := range c.Env[name] {
+			if err := checkEnv(kv); err != nil {
+				bad(fmt.Sprintf("env.%s[%d]", name, i), "%v", err)
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// checkEnv checks one KEY=VALUE of plugins.env.
+func checkEnv(kv string) error {
+	key, _, ok := strings.Cut(kv, "=")
+	switch {
+	case !ok || key == "":
+		return errors.New("want KEY=VALUE, with a name before the =")
+	case strings.ContainsAny(key, " \t\n\x00"):
+		return fmt.Errorf("variable name %q has whitespace in it", key)
+	case strings.Contains(kv, "\x00"):
+		return fmt.Errorf("the value of %s has a NUL byte", key)
+	case strings.HasPrefix(key, "PLUGIN_") || key == "VIGIL_PLUGIN":
+		return fmt.Errorf("%s is set by the plugin handshake and cannot be configured", key)
+	}
+	return nil
 }

@@ -29,9 +29,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +54,9 @@ type Options struct {
 
 // Host runs the plugins.
 type Host struct {
-	cfg    Config
+	// cfg is the configuration; Reload swaps it while plugins run, so it
+	// is read through config().
+	cfg    atomic.Pointer[Config]
 	devDir string
 	logger *slog.Logger
 	cat    *catalog
@@ -67,6 +71,9 @@ type Host struct {
 	instances []Instance
 }
 
+// config is the configuration now in force.
+func (h *Host) config() *Config { return h.cfg.Load() }
+
 // New opens the catalog and finds the plugins; Start runs them.
 func New(cfg Config, opts Options) (*Host, error) {
 	if opts.Logger == nil {
@@ -78,7 +85,6 @@ func New(cfg Config, opts Options) (*Host, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
-		cfg:     cfg,
 		devDir:  opts.DevDir,
 		logger:  opts.Logger,
 		cat:     cat,
@@ -87,6 +93,7 @@ func New(cfg Config, opts Options) (*Host, error) {
 		cancel:  cancel,
 		plugins: map[string]*managed{},
 	}
+	h.cfg.Store(&cfg)
 	if err := h.discover(); err != nil {
 		cat.close()
 		cancel()
@@ -98,7 +105,7 @@ func New(cfg Config, opts Options) (*Host, error) {
 // Start launches every trusted plugin when plugins.start is boot; with
 // lazy start each plugin starts on its first use.
 func (h *Host) Start() {
-	if h.cfg.Start != "boot" {
+	if h.config().Start != "boot" {
 		return
 	}
 	h.mu.Lock()
@@ -118,7 +125,7 @@ func (h *Host) Close() error {
 
 // dirs returns the directories plugins may be launched from.
 func (h *Host) dirs() []string {
-	dirs := append([]string(nil), h.cfg.Dirs...)
+	dirs := append([]string(nil), h.config().Dirs...)
 	if h.devDir != "" {
 		dirs = append(dirs, h.devDir)
 	}
@@ -152,7 +159,7 @@ func (h *Host) discover() error {
 		return err
 	}
 	byName := map[string]Entry{}
-	for _, d := range h.cfg.Dirs {
+	for _, d := range h.config().Dirs {
 		pkg, err := readPackageCatalog(d)
 		if err != nil {
 			h.logger.Error("ignoring a plugin directory's catalog.json", "dir", d, "err", err)
@@ -270,7 +277,7 @@ func (h *Host) probe(path, sum string) (probed, error) {
 	if err != nil {
 		return probed{}, err
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(h.ctx, h.config().StartTimeout)
 	defer cancel()
 	info, err := disp.(sdk.Base).Info(ctx)
 	if err != nil {
@@ -334,7 +341,7 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 		s.stopAndWait()
 	}
 	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
-	if h.cfg.Start == "boot" {
+	if h.config().Start == "boot" {
 		m.ensureRunning()
 	}
 	return e, nil
@@ -422,12 +429,11 @@ func (m *managed) lastErrLocked() string {
 }
 
 // Reload applies a new configuration: per-plugin config, timeouts and the
-// crash budget apply from the next start; the catalog and directories are
-// read again, and failed plugins get another chance.
+// crash budget apply from the next start; a plugin whose plugins.env
+// changed is restarted; the catalog and directories are read again, and
+// failed plugins get another chance.
 func (h *Host) Reload(cfg Config) {
-	h.mu.Lock()
-	h.cfg = cfg
-	h.mu.Unlock()
+	oldCfg := h.cfg.Swap(&cfg)
 	// Plugins already known keep their supervisors; new ones are added.
 	old := h.snapshot()
 	if err := h.discover(); err != nil {
@@ -436,7 +442,8 @@ func (h *Host) Reload(cfg Config) {
 	}
 	h.mu.Lock()
 	for name, m := range old {
-		if nm, ok := h.plugins[name]; ok && nm.entry.SHA256 == m.entry.SHA256 && nm.entry.Path == m.entry.Path && m.state != StateRefused {
+		if nm, ok := h.plugins[name]; ok && nm.entry.SHA256 == m.entry.SHA256 && nm.entry.Path == m.entry.Path && m.state != StateRefused &&
+			slices.Equal(envOf(oldCfg, m.entry, m.instanceOf), envOf(&cfg, m.entry, m.instanceOf)) {
 			h.plugins[name] = m // keep the running one
 		} else {
 			m.stopAndWait()
@@ -553,7 +560,7 @@ func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, err
 	}
 	m.mu.Unlock()
 	m.ensureRunning()
-	deadline := time.NewTimer(h.cfg.StartTimeout + time.Second)
+	deadline := time.NewTimer(h.config().StartTimeout + time.Second)
 	defer deadline.Stop()
 	for {
 		m.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -742,5 +743,99 @@ func TestInstanceOfPluginRegisteredLater(t *testing.T) {
 	}
 	if err := call(); err != nil {
 		t.Fatalf("after register: %v", err)
+	}
+}
+
+// environOf is a process's environment, from /proc.
+func environOf(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+}
+
+// TestPluginEnv: plugins.env reaches the plugin's process (after the
+// catalog's, so it wins), the agent's own environment does not, and a
+// reload restarts a plugin only when its plugins.env changed.
+func TestPluginEnv(t *testing.T) {
+	t.Setenv("VIGIL_TEST_AGENT_SECRET", "not for plugins")
+	dev := install(t, "detector", "provider")
+	cfg := testConfig(t.TempDir())
+	cfg.Start = "boot"
+	cfg.Env = map[string][]string{"test-detector": {"VIGIL_TEST_A=1", "GOMAXPROCS=1"}}
+	h := newHost(t, cfg, dev)
+	h.Start()
+	det := waitState(t, h, "test-detector", StateRunning)
+	prov := waitState(t, h, "test-provider", StateRunning)
+	env := environOf(t, det.PID)
+	for _, want := range []string{"VIGIL_TEST_A=1", "GOMAXPROCS=1", "PATH=/usr/local/bin:/usr/bin:/bin"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("plugin environment %q lacks %s", env, want)
+		}
+	}
+	for _, kv := range append(env, environOf(t, prov.PID)...) {
+		if strings.HasPrefix(kv, "VIGIL_TEST_AGENT_SECRET=") {
+			t.Errorf("the agent's environment reached a plugin: %s", kv)
+		}
+	}
+	if slices.Contains(environOf(t, prov.PID), "VIGIL_TEST_A=1") {
+		t.Error("another plugin's plugins.env reached test-provider")
+	}
+
+	// The same environment: nothing restarts.
+	h.Reload(cfg)
+	if s := waitState(t, h, "test-detector", StateRunning); s.PID != det.PID {
+		t.Errorf("test-detector restarted on a reload that did not change its environment: %d → %d", det.PID, s.PID)
+	}
+	// A changed environment restarts that plugin alone.
+	cfg2 := cfg
+	cfg2.Env = map[string][]string{"test-detector": {"VIGIL_TEST_A=2"}}
+	h.Reload(cfg2)
+	s := waitRestarted(t, h, "test-detector", det.PID)
+	if env := environOf(t, s.PID); !slices.Contains(env, "VIGIL_TEST_A=2") || slices.Contains(env, "GOMAXPROCS=1") {
+		t.Errorf("after the reload: %q", env)
+	}
+	if p := waitState(t, h, "test-provider", StateRunning); p.PID != prov.PID {
+		t.Errorf("test-provider restarted: %d → %d", prov.PID, p.PID)
+	}
+}
+
+func TestValidateEnv(t *testing.T) {
+	c := DefaultConfig()
+	c.Env = map[string][]string{"openai": {"HTTPS_PROXY=http://u:secretpw@proxy:3128", "NOEQUALS", "=x", "BAD KEY=1", "PLUGIN_CLIENT_CERT=x", "VIGIL_PLUGIN=x", "NUL=a\x00b", "EMPTY="}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"plugins.env.openai[1]: want KEY=VALUE", "plugins.env.openai[2]: want KEY=VALUE",
+		`plugins.env.openai[3]: variable name "BAD KEY" has whitespace`, "plugins.env.openai[4]: PLUGIN_CLIENT_CERT is set by the plugin handshake",
+		"plugins.env.openai[5]: VIGIL_PLUGIN is set by the plugin handshake", "plugins.env.openai[6]: the value of NUL has a NUL byte"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "secretpw") || strings.Contains(msg, "openai[0]") || strings.Contains(msg, "openai[7]") {
+		t.Errorf("valid entries reported, or a value shown:\n%s", msg)
+	}
+}
+
+// envOf: the catalog's entries, then the plugin's plugins.env, then the
+// instance's own (later values of a key win when the process starts).
+func TestEnvOfOrder(t *testing.T) {
+	cfg := &Config{Env: map[string][]string{"openai": {"A=plugin", "B=plugin"}, "openai-main": {"B=instance"}}}
+	e := Entry{Name: "openai-main", Env: []string{"A=catalog", "C=catalog"}}
+	got := envOf(cfg, e, "openai")
+	want := []string{"A=catalog", "C=catalog", "A=plugin", "B=plugin", "B=instance"}
+	if !slices.Equal(got, want) {
+		t.Errorf("instance: %q, want %q", got, want)
+	}
+	if got := envOf(cfg, Entry{Name: "openai", Env: e.Env}, ""); !slices.Equal(got, []string{"A=catalog", "C=catalog", "A=plugin", "B=plugin"}) {
+		t.Errorf("plugin: %q", got)
+	}
+	if got := envOf(cfg, Entry{Name: "ks"}, ""); len(got) != 0 {
+		t.Errorf("unconfigured plugin: %q", got)
 	}
 }

@@ -104,7 +104,7 @@ func (m *managed) configFor() map[string]any {
 	if m.instanceOf != "" {
 		return m.config
 	}
-	return m.h.cfg.Config[m.entry.Name]
+	return m.h.config().Config[m.entry.Name]
 }
 
 // configKey names where the plugin's configuration is set, for errors.
@@ -125,5 +125,5 @@ func (h *Host) callTimeout(name string) time.Duration {
 	if m, ok := h.plugins[name]; ok && m.callTimeout > 0 {
 		return m.callTimeout
 	}
-	return h.cfg.CallTimeout
+	return h.config().CallTimeout
 }

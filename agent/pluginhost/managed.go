@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,7 +187,7 @@ func hexSum(s string) ([]byte, error) {
 // crashed records a crash. It returns false when the crash budget is spent
 // and the plugin is now failed.
 func (m *managed) crashed(err error) bool {
-	cfg := m.h.cfg
+	cfg := m.h.config()
 	now := time.Now()
 	m.mu.Lock()
 	recent := m.crashes[:0]
@@ -260,7 +261,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog entry: %w", err)
 	}
-	proc, err := m.h.spawn(e.Path, sum, e.Args, e.Env, m.log)
+	proc, err := m.h.spawn(e.Path, sum, e.Args, envOf(m.h.config(), e, m.instanceOf), m.log)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +271,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 		return nil, fmt.Errorf("plugin does not serve kind %s: %w", e.Kind, err)
 	}
 	base := raw.(sdk.Base)
-	cctx, cancel := context.WithTimeout(ctx, m.h.cfg.StartTimeout)
+	cctx, cancel := context.WithTimeout(ctx, m.h.config().StartTimeout)
 	defer cancel()
 	info, err := base.Info(cctx)
 	if err != nil {
@@ -306,6 +307,21 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	return proc, nil
 }
 
+// envOf is a plugin's environment beyond the minimal one: its catalog
+// entry's, then plugins.env's for the plugin and, for an instance, for
+// the instance's own name (a later value of a key wins).
+func envOf(cfg *Config, e Entry, instanceOf string) []string {
+	var extra []string
+	if instanceOf != "" {
+		extra = append(extra, cfg.Env[instanceOf]...)
+	}
+	extra = append(extra, cfg.Env[e.Name]...)
+	if len(extra) == 0 {
+		return e.Env
+	}
+	return append(slices.Clip(e.Env), extra...)
+}
+
 // spawn launches a plugin binary through go-plugin with AutoMTLS and the
 // checksum, in its own process group.
 func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logger) (*process, error) {
@@ -329,7 +345,7 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AutoMTLS:         true,
-		StartTimeout:     h.cfg.StartTimeout,
+		StartTimeout:     h.config().StartTimeout,
 		Stderr:           &stderrLogger{logger: log},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "go-plugin",
@@ -372,7 +388,7 @@ func describeStartError(path string, err error) error {
 // watch returns when the plugin process exits, fails its health check,
 // a restart is requested, or ctx ends.
 func (m *managed) watch(ctx context.Context, p *process) error {
-	health := time.NewTicker(m.h.cfg.HealthInterval)
+	health := time.NewTicker(m.h.config().HealthInterval)
 	defer health.Stop()
 	exited := time.NewTicker(100 * time.Millisecond)
 	defer exited.Stop()
