@@ -2,6 +2,9 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vigilml/vigil/test/openaistub"
@@ -22,8 +25,9 @@ func clientsPackage(t *testing.T, script string) string {
 // test/anthropicstub: the Vercel AI SDK (test/gateway/clients/aisdk.mjs:
 // generateText, streamText, structured output, multi-step tool calls over
 // chat completions, the Responses API and the provider's default,
-// logprobs, reasoning, a conversation kept by the client, a stream cut
-// mid-way, embeddings, 404)
+// logprobs, reasoning, a conversation kept by the client by value and,
+// with the default model, by item_reference, a tool loop whose answers
+// have text and a call, a stream cut mid-way, embeddings, 404)
 // and LangChain JS (langchain.mjs: ChatOpenAI invoke, stream,
 // withStructuredOutput in its three methods, bindTools round trips, a
 // stream cut mid-way, on chat completions and with useResponsesApi;
@@ -108,6 +112,61 @@ func TestGatewayClients(t *testing.T) {
 	}
 	if r := e.stub.LastRequest("/v1/chat/completions", "o4-mini"); r["reasoning_effort"] != "low" {
 		t.Errorf("reasoning effort upstream: %v", r)
+	}
+	// The AI SDK's default model (store left at its default, true) sent
+	// its earlier answers as item_references: the gateway resolved them
+	// from the output items it kept, so the upstream got the conversation
+	// in order, as if the items had been sent by value.
+	text := func(c any) string {
+		if s, ok := c.(string); ok {
+			return s
+		}
+		var b strings.Builder
+		parts, _ := c.([]any)
+		for _, p := range parts {
+			pm, _ := p.(map[string]any)
+			s, _ := pm["text"].(string)
+			b.WriteString(s)
+		}
+		return b.String()
+	}
+	render := func(r map[string]any) []string {
+		msgs, _ := r["messages"].([]any)
+		out := make([]string, 0, len(msgs))
+		for _, m := range msgs {
+			mm, _ := m.(map[string]any)
+			line := fmt.Sprintf("%v: %s", mm["role"], text(mm["content"]))
+			calls, _ := mm["tool_calls"].([]any)
+			for _, c := range calls {
+				fn, _ := c.(map[string]any)["function"].(map[string]any)
+				line += fmt.Sprintf(" [call %v %v]", fn["name"], fn["arguments"])
+			}
+			out = append(out, line)
+		}
+		return out
+	}
+	expect := func(what string, r map[string]any, want ...string) {
+		t.Helper()
+		if r == nil {
+			return
+		}
+		if got := render(r); !slices.Equal(got, want) {
+			t.Errorf("%s reached the upstream as\n%s\nwant\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	expect("the default model's second turn", find("the default model's second turn", func(r map[string]any) bool { return lastUser(r) == "second question (stored)" }),
+		"user: first question (stored)", "assistant: echo: first question (stored)", "user: second question (stored)")
+	for _, name := range []string{"whole", "streamed"} {
+		prompt := "weather in Bergen, " + name + " [preamble]"
+		call := fmt.Sprintf(`assistant: %s [call get_weather {"query":%q}]`, openaistub.Preamble, prompt)
+		expect("the "+name+" tool loop's second step", find("the "+name+" tool loop's second step", func(r map[string]any) bool {
+			msgs, _ := r["messages"].([]any)
+			first, _ := msgs[0].(map[string]any)
+			last, _ := msgs[len(msgs)-1].(map[string]any)
+			return text(first["content"]) == prompt && last["role"] == "tool"
+		}), "user: "+prompt, call, "tool: 7 C, rain")
+		expect("the turn after the "+name+" tool loop", find("the turn after the "+name+" tool loop", func(r map[string]any) bool { return lastUser(r) == "and tomorrow, "+name+"?" }),
+			"user: "+prompt, call, "tool: 7 C, rain", "assistant: tool get_weather returned: 7 C, rain", "user: and tomorrow, "+name+"?")
 	}
 	// Embeddings reached the upstream as text.
 	if r := e.stub.LastRequest("/v1/embeddings", "emb-test"); r == nil {

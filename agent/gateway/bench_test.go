@@ -45,3 +45,28 @@ func BenchmarkStream(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResponses is a whole Responses API answer, with its output
+// item kept for item_reference (store left out, OpenAI's default) and
+// without (store: false): what keeping costs.
+func BenchmarkResponses(b *testing.B) {
+	for _, c := range []struct{ name, store string }{{"store", ""}, {"nostore", `,"store":false`}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := &harness{a: newScripted(), b: newScripted()}
+			g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := `{"model":"single","input":"hello","temperature":0,"max_output_tokens":16` + c.store + `}`
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest("POST", "/openai/v1/responses", strings.NewReader(body))
+				w := httptest.NewRecorder()
+				g.HandleResponses(w, r)
+				if w.Code != 200 {
+					b.Fatal(w.Body)
+				}
+			}
+		})
+	}
+}

@@ -36,6 +36,8 @@ type Config struct {
 	// burst beyond what the host and upstreams can take costs neither
 	// unbounded memory nor ever-growing latency. 0: no cap.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// Responses are the Responses API's settings (itemstore.go).
+	Responses ResponsesConfig `yaml:"responses"`
 }
 
 // Budget caps the USD spent over a sliding window by requests made with
@@ -147,6 +149,7 @@ func DefaultConfig() Config {
 		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20},
 		Observations:   ObservationsConfig{Enabled: true, QueueSize: 4096},
 		MaxInFlight:    256,
+		Responses:      defaultResponsesConfig(),
 	}
 }
 
@@ -315,6 +318,7 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		bad("max_in_flight", "must not be negative (0: no cap), got %d", c.MaxInFlight)
 	}
+	c.Responses.validate(bad)
 	if c.Observations.Enabled && (c.Observations.QueueSize < 1 || c.Observations.QueueSize > 1<<20) {
 		bad("observations.queue_size", "must be from 1 to 1048576, got %d", c.Observations.QueueSize)
 	}

@@ -67,6 +67,9 @@ type Gateway struct {
 	prices map[string]Price
 	ledger *ledger   // nil: no budgets
 	obs    *obsQueue // nil: requests are not recorded as observations
+	// items are Responses answers' output items kept for item_reference
+	// (nil: gateway.responses.item_store is off).
+	items *itemStore
 	// obsFlushItems caps one observation write (tests lower it).
 	obsFlushItems int
 	// inFlight counts the chat and embeddings requests being served
@@ -177,6 +180,7 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		sleep: sleepCtx, rand: rand.Int64N, prices: prices(cfg.Prices), obsFlushItems: obsFlushItems,
 	}
 	g.m = newMetrics(reg, func() float64 { return float64(g.inFlight.Load()) })
+	g.items = newItemStore(cfg.Responses.ItemStore, newItemMetrics(reg), nil)
 	for i, p := range cfg.Providers {
 		conf := map[string]any{}
 		for k, v := range p.Options {

@@ -44,6 +44,9 @@ type scripted struct {
 	// toolCallQueue, when queued for a model, are the calls of its next
 	// answers, one set per answer, before toolCalls.
 	toolCallQueue map[string][][]*pb.ToolCall
+	// callText, when set for a model, is the content of its answers that
+	// call tools (text before the calls).
+	callText map[string]string
 	// embedded is the last embedding request per model.
 	embedded map[string]*pb.EmbedRequest
 }
@@ -74,7 +77,7 @@ func (s *scripted) answer(req *pb.ChatRequest) string {
 
 func newScripted() *scripted {
 	return &scripted{script: map[string][]error{}, calls: map[string]int{}, midStream: map[string]bool{}, answers: map[string][]string{}, last: map[string]*pb.ChatRequest{},
-		toolCalls: map[string][]*pb.ToolCall{}, toolCallQueue: map[string][][]*pb.ToolCall{}, embedded: map[string]*pb.EmbedRequest{}}
+		toolCalls: map[string][]*pb.ToolCall{}, toolCallQueue: map[string][][]*pb.ToolCall{}, callText: map[string]string{}, embedded: map[string]*pb.EmbedRequest{}}
 }
 
 func (s *scripted) fail(model string, errs ...error) {
@@ -113,7 +116,10 @@ func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatRespons
 	}
 	if calls := s.callsFor(req.GetModel()); len(calls) > 0 {
 		s.answer(req)
-		return &pb.ChatResponse{Id: "x", Model: req.GetModel(), ToolCalls: calls, FinishReason: "tool_calls", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
+		s.mu.Lock()
+		text := s.callText[req.GetModel()]
+		s.mu.Unlock()
+		return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: text, ToolCalls: calls, FinishReason: "tool_calls", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
 	}
 	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6, CachedPromptTokens: 1}}, nil
 }
@@ -123,6 +129,14 @@ func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(
 	}
 	if calls := s.callsFor(req.GetModel()); len(calls) > 0 {
 		s.answer(req)
+		s.mu.Lock()
+		text := s.callText[req.GetModel()]
+		s.mu.Unlock()
+		if text != "" {
+			if err := send(&pb.ChatEvent{Delta: text, Model: req.GetModel()}); err != nil {
+				return err
+			}
+		}
 		for i, c := range calls {
 			half := len(c.GetArguments()) / 2
 			for _, d := range []*pb.ToolCallDelta{{Index: int32(i), Id: c.GetId(), Name: c.GetName()}, {Index: int32(i), Arguments: c.GetArguments()[:half]}, {Index: int32(i), Arguments: c.GetArguments()[half:]}} {

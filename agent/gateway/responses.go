@@ -23,8 +23,10 @@ import (
 // contract() and served by serveChat (cache, budgets, routing, retries,
 // fallback, breakers, validation, cost, observations); the answer is
 // written as a Response object, or as the Responses API's named stream
-// events. Nothing is stored: previous_response_id, conversations,
-// background responses and GET /responses/{id} are refused.
+// events. No response is stored: previous_response_id, conversations,
+// background responses and GET /responses/{id} are refused. The output
+// items of answers to requests with store true (or absent) are kept a
+// while, bounded, for item_reference input items only (itemstore.go).
 
 // responsesRequest is a Responses API request. Fields the gateway cannot
 // honour are decoded only to be refused by name; any other unknown field
@@ -73,7 +75,7 @@ type responsesRequest struct {
 }
 
 // notStored is why the gateway answers nothing about earlier responses.
-const notStored = "Vigil's gateway does not store responses (every answer says \"store\": false)"
+const notStored = "Vigil's gateway does not store responses (with \"store\": true it keeps only the answers' output items, a while, for item_reference input items)"
 
 // refusals checks the parameters the gateway does not serve.
 func (req *responsesRequest) refusals() *Error {
@@ -345,13 +347,27 @@ var itemKeys = map[string][]string{
 // contract's chat request, through the chat request it means (so that
 // every check of the chat path applies); errors name the Responses
 // request's fields. The returned wire writes the answer.
-func (req *responsesRequest) contract() (*pb.ChatRequest, *responsesAPI, *Error) {
+//
+// items are the kept output items that item_reference input items may
+// name (nil: none), for the API token scope; the answer's output items
+// are kept there too unless store is false.
+func (req *responsesRequest) contract(items *itemStore, scope string) (*pb.ChatRequest, *responsesAPI, *Error) {
 	if e := req.refusals(); e != nil {
 		return nil, nil, e
 	}
-	rw := &responsesAPI{fields: &fieldMap{}, req: req}
+	rw := &responsesAPI{fields: &fieldMap{}, req: req, items: items, scope: scope}
+	if !isNull(req.Store) {
+		v, e := checkBool("store", req.Store)
+		if e != nil {
+			return nil, nil, e
+		}
+		rw.store = v.(bool)
+	} else {
+		rw.store = true // OpenAI's default
+	}
+	rw.store = rw.store && items != nil
 	chat := map[string]any{"model": req.Model}
-	msgs, e := req.messages(rw.fields)
+	msgs, e := req.messages(rw.fields, rw.resolve)
 	if e != nil {
 		return nil, nil, e
 	}
@@ -427,11 +443,6 @@ func (req *responsesRequest) contract() (*pb.ChatRequest, *responsesAPI, *Error)
 		}
 		rw.metadata = md.(map[string]string)
 	}
-	if !isNull(req.Store) {
-		if _, e := checkBool("store", req.Store); e != nil {
-			return nil, nil, e
-		}
-	}
 	b, err := json.Marshal(chat)
 	if err != nil {
 		return nil, nil, invalid("", "the request cannot be translated: %v", err)
@@ -452,8 +463,9 @@ func (req *responsesRequest) contract() (*pb.ChatRequest, *responsesAPI, *Error)
 // messages turns instructions and input into chat messages, recording
 // where each came from, and checks the function calls' turns as OpenAI
 // does: every function_call is answered by a function_call_output (with
-// its call_id) before the next message.
-func (req *responsesRequest) messages(fm *fieldMap) ([]map[string]any, *Error) {
+// its call_id) before the next message. An item_reference is replaced by
+// the item resolve finds for its id, and read as if sent by value.
+func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error)) ([]map[string]any, *Error) {
 	var msgs []map[string]any
 	add := func(m map[string]any, src msgSource) {
 		msgs = append(msgs, m)
@@ -493,22 +505,21 @@ func (req *responsesRequest) messages(fm *fieldMap) ([]map[string]any, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		typ := ""
-		if t, ok := fields["type"]; ok {
-			if json.Unmarshal(t, &typ) != nil {
-				return nil, invalid(path+".type", "%s.type must be a string", path)
+		typ, e := itemType(path, fields)
+		if e != nil {
+			return nil, e
+		}
+		if typ == "item_reference" {
+			if fields, e = resolve(path, fields); e != nil {
+				return nil, e
 			}
-		} else if _, ok := fields["role"]; ok {
-			typ = "message"
-		} else {
-			return nil, invalid(path+".type", "%s.type is required (message, function_call or function_call_output), or a role for a message", path)
+			if typ, e = itemType(path, fields); e != nil {
+				return nil, e
+			}
 		}
 		allowed, ok := itemKeys[typ]
 		if !ok {
-			if typ == "item_reference" {
-				return nil, invalid(path+".type", "%s is an item_reference, which names an item that OpenAI stored: %s, so there is none to refer to; send the item itself (the Vercel AI SDK does with providerOptions.openai.store: false)", path, notStored)
-			}
-			return nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call and function_call_output items (reasoning, item references and built-in tools' items are not)", path, typ)
+			return nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call, function_call_output and item_reference items (reasoning and built-in tools' items are not)", path, typ)
 		}
 		for _, key := range sortedKeys(fields) {
 			if key != "type" && !contains(allowed, key) {
@@ -606,6 +617,58 @@ func (req *responsesRequest) messages(fm *fieldMap) ([]map[string]any, *Error) {
 		return nil, e
 	}
 	return msgs, nil
+}
+
+// itemType is an input item's type: its type field, message for an item
+// with a role, item_reference for one with only an id (as OpenAI reads
+// them).
+func itemType(path string, fields map[string]json.RawMessage) (string, *Error) {
+	if t, ok := fields["type"]; ok {
+		var typ string
+		if json.Unmarshal(t, &typ) != nil {
+			return "", invalid(path+".type", "%s.type must be a string", path)
+		}
+		return typ, nil
+	}
+	if _, ok := fields["role"]; ok {
+		return "message", nil
+	}
+	if _, ok := fields["id"]; ok && len(fields) == 1 {
+		return "item_reference", nil
+	}
+	return "", invalid(path+".type", "%s.type is required (message, function_call, function_call_output or item_reference), or a role for a message", path)
+}
+
+// resolve reads an item_reference: the item it names, kept from an
+// earlier answer for the same API token. An id that is unknown, expired,
+// evicted or kept for another token gets the same answer, OpenAI's
+// status and shape for an item it does not have (404, param input),
+// with the field named.
+func (rw *responsesAPI) resolve(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error) {
+	for _, key := range sortedKeys(fields) {
+		if key != "type" && key != "id" {
+			return nil, invalid(path+"."+key, "%s.%s is not supported in an item_reference item (it takes type and id)", path, key)
+		}
+	}
+	var id string
+	if jsonType(fields["id"]) != "a string" || json.Unmarshal(fields["id"], &id) != nil || id == "" {
+		return nil, invalid(path+".id", "%s.id is required in an item_reference item: the id of an output item of an earlier answer", path)
+	}
+	raw, ok := rw.items.get(rw.scope, id)
+	if !ok {
+		why := "this agent keeps the output items of answers given with store true (or absent) for a while, within gateway.responses.item_store's bounds, in memory, for the API token that asked: this one is unknown, or no longer kept"
+		if rw.items == nil {
+			why = "this agent keeps no items (gateway.responses.item_store.max_items is 0)"
+		}
+		param := path + ".id"
+		return nil, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "item_not_found", Param: &param,
+			Message: fmt.Sprintf("Item with id %q not found (%s): %s; send the item itself instead of a reference (with the Vercel AI SDK: providerOptions.openai.store: false)", id, path, why)}
+	}
+	kept, e := object(path, raw)
+	if e != nil {
+		return nil, e
+	}
+	return kept, nil
 }
 
 func contains(list []string, s string) bool {
@@ -1026,6 +1089,12 @@ type responsesAPI struct {
 	fields    *fieldMap
 	echoTools []toolEcho
 	metadata  map[string]string
+	// items keep output items for item_reference (nil: off), for the
+	// API token scope; store says this answer's items are kept (the
+	// request's store, true when absent, and a store to keep them in).
+	items *itemStore
+	scope string
+	store bool
 }
 
 func (*responsesAPI) endpoint(stream bool) string {
@@ -1056,6 +1125,7 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	}
 	now := time.Now().Unix()
 	r.CompletedAt = &now
+	rw.keepOutput(r.Output)
 	writeJSON(w, http.StatusOK, r)
 }
 
@@ -1149,7 +1219,7 @@ func (rw *responsesAPI) object(created int64, model string) *responseJSON {
 	req := rw.req
 	r := &responseJSON{ID: newID("resp_"), Object: "response", CreatedAt: created, Status: "in_progress", Model: model,
 		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens,
-		Truncation: "disabled", Tools: rw.echoTools, User: req.User, Metadata: rw.metadata,
+		Truncation: "disabled", Tools: rw.echoTools, User: req.User, Metadata: rw.metadata, Store: rw.store,
 		Text: textEcho{Format: json.RawMessage(`{"type":"text"}`)}, ToolChoice: json.RawMessage(`"auto"`)}
 	if req.Instructions != nil {
 		r.Instructions = req.Instructions
@@ -1510,6 +1580,9 @@ func (s *responseEvents) end(u *usageJSON, estimated bool, serviceTier string) {
 	if status == "incomplete" {
 		typ = "response.incomplete"
 	}
+	if s.out.err == nil {
+		s.rw.keepOutput(r.Output)
+	}
 	_ = s.named(typ, map[string]any{"response": &r})
 }
 
@@ -1535,7 +1608,11 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 		var creq *pb.ChatRequest
 		var rw *responsesAPI
 		var check *outputCheck
-		if creq, rw, e = req.contract(); e == nil {
+		scope := ""
+		if g.TokenName != nil {
+			scope = g.TokenName(r)
+		}
+		if creq, rw, e = req.contract(g.items, scope); e == nil {
 			if check, e = newOutputCheck(creq); e != nil {
 				e = rw.fields.mapError(e)
 			}

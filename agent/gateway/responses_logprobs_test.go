@@ -88,8 +88,9 @@ func TestResponsesLogprobs(t *testing.T) {
 
 // TestResponsesReasoningSummary: reasoning.summary (what the Vercel AI SDK
 // sends with every reasoning effort) is taken and echoed; no summary comes
-// back, since the upstream's chat answer has none. An item_reference is
-// refused with what to send instead.
+// back, since the upstream's chat answer has none. An item_reference to
+// the answer's message resolves; one to an unknown id is refused with
+// what to send instead.
 func TestResponsesReasoningSummary(t *testing.T) {
 	h := newHarness(t, testCfg())
 	r := responseObject(t, h.responses(t, `{"model":"single","input":"x","reasoning":{"effort":"low","summary":"detailed"}}`))
@@ -100,8 +101,13 @@ func TestResponsesReasoningSummary(t *testing.T) {
 	if len(out) != 1 || out[0].(map[string]any)["type"] != "message" {
 		t.Fatalf("output %v", out)
 	}
+	id := out[0].(map[string]any)["id"].(string)
+	responseObject(t, h.responses(t, `{"model":"single","input":[{"role":"user","content":"a"},{"type":"item_reference","id":"`+id+`"},{"role":"user","content":"b"}]}`))
+	if m := h.a.last["solo"].GetMessages(); len(m) != 3 || m[1].GetRole() != "assistant" || m[1].GetContent() != "hi from solo" {
+		t.Fatalf("item_reference resolved to %v", m)
+	}
 	w := h.responses(t, `{"model":"single","input":[{"role":"user","content":"a"},{"type":"item_reference","id":"msg_1"},{"role":"user","content":"b"}]}`)
-	if e := errBody(t, w); w.Code != 400 || e.Param == nil || *e.Param != "input[1].type" || !strings.Contains(e.Message, "store: false") {
+	if e := errBody(t, w); w.Code != 404 || e.Param == nil || *e.Param != "input[1].id" || !strings.Contains(e.Message, "store: false") {
 		t.Fatalf("item_reference: %d %s", w.Code, w.Body)
 	}
 }

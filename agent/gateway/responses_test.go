@@ -136,7 +136,7 @@ func TestResponsesAnswer(t *testing.T) {
 	if w.Header().Get("x-vigil-provider") != "pa" || w.Header().Get("x-vigil-attempts") != "1" || w.Header().Get("x-vigil-cache") != "bypass" {
 		t.Fatalf("headers: %v", w.Header())
 	}
-	if id, _ := r["id"].(string); !strings.HasPrefix(id, "resp_") || r["object"] != "response" || r["status"] != "completed" || r["model"] != "solo" || r["store"] != false || r["error"] != nil || r["incomplete_details"] != nil {
+	if id, _ := r["id"].(string); !strings.HasPrefix(id, "resp_") || r["object"] != "response" || r["status"] != "completed" || r["model"] != "solo" || r["store"] != true || r["error"] != nil || r["incomplete_details"] != nil {
 		t.Fatalf("response: %s", w.Body)
 	}
 	if r["instructions"] != "be brief" || r["temperature"] != 0.2 || r["max_output_tokens"] != 64.0 || r["parallel_tool_calls"] != true || r["tool_choice"] != "auto" || r["truncation"] != "disabled" {
@@ -219,7 +219,8 @@ func TestResponsesRefusals(t *testing.T) {
 		{`{"model":"single","input":"x","metadata":{"k":1}}`, "metadata"},
 		{`{"model":"single","input":[]}`, "input"},
 		{`{"model":"single","input":[{"type":"reasoning","summary":[]}]}`, "input[0].type"},
-		{`{"model":"single","input":[{"type":"item_reference","id":"msg_1"}]}`, "input[0].type"},
+		{`{"model":"single","input":[{"type":"item_reference","id":"msg_1","status":"completed"}]}`, "input[0].status"},
+		{`{"model":"single","input":[{"type":"item_reference"}]}`, "input[0].id"},
 		{`{"model":"single","input":[{"role":"tool","content":"x"}]}`, "input[0].role"},
 		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}`, "input[0].content[0].type"},
 		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`, "input[0].content[0].type"},

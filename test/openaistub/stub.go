@@ -18,6 +18,8 @@
 // (joined by "; "). A tool message that answers no call of the assistant
 // message before it, and a call that no tool message answers, are 400s,
 // as OpenAI's.
+// With PreambleTrigger in the last user message, an answer with calls
+// has text too (Preamble), before them.
 //
 // Image parts (image_url, in user messages only) are checked as OpenAI
 // checks them and read as "[image TYPE N bytes]" for a base64 data: URL
@@ -352,6 +354,9 @@ func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, 
 	finish := "stop"
 	if calls := toolCalls(body); len(calls) > 0 {
 		message["content"], finish, ct = nil, "tool_calls", 0
+		if pre := preamble(body); pre != "" {
+			message["content"], ct = pre, len(strings.Fields(pre))
+		}
 		list := make([]any, len(calls))
 		for i, c := range calls {
 			list[i] = map[string]any{"id": c.id, "type": "function", "function": map[string]any{"name": c.name, "arguments": c.arguments}}
@@ -425,10 +430,19 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 		// its own id, type and name under the next index.
 		finish, ct = "tool_calls", 0
 		first["content"] = nil
+		pre := preamble(body)
+		if pre != "" {
+			// Text first, then the calls.
+			first["content"] = ""
+			ct = len(strings.Fields(pre))
+			for _, word := range strings.SplitAfter(pre, " ") {
+				deltas = append(deltas, map[string]any{"content": word})
+			}
+		}
 		for i, c := range calls {
 			ct += len(strings.Fields(c.arguments))
 			open := []any{map[string]any{"index": i, "id": c.id, "type": "function", "function": map[string]any{"name": c.name, "arguments": ""}}}
-			if i == 0 {
+			if i == 0 && pre == "" {
 				first["tool_calls"] = open
 			} else {
 				deltas = append(deltas, map[string]any{"tool_calls": open})
@@ -585,6 +599,29 @@ func toolCalls(body map[string]any) []stubCall {
 // calls carry arguments of the wrong type ({"query": <a number>}), as an
 // upstream that does not enforce strict tool schemas might.
 const InvalidArgumentsTrigger = "[invalid-arguments]"
+
+// PreambleTrigger, in the last user message of a request the stub answers
+// with tool calls, gives the answer Preamble as its text before the calls
+// (as models often write a line before calling a tool); a stream sends the
+// text first.
+const PreambleTrigger = "[preamble]"
+
+// Preamble is the text of an answer with PreambleTrigger.
+const Preamble = "Let me look that up."
+
+// preamble is the answer's text before its calls: Preamble when the last
+// message holds PreambleTrigger, else "".
+func preamble(body map[string]any) string {
+	msgs, _ := body["messages"].([]any)
+	if len(msgs) == 0 {
+		return ""
+	}
+	last, _ := msgs[len(msgs)-1].(map[string]any)
+	if strings.Contains(contentText(last["content"]), PreambleTrigger) {
+		return Preamble
+	}
+	return ""
+}
 
 // toolResults quotes the tool messages that end msgs, naming each call's
 // function; "" when the last message is not a tool message.

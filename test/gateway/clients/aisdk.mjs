@@ -208,28 +208,93 @@ await check('responses: reasoning effort with its default summary', async () => 
 // A conversation kept by the application (the usual chat loop: the
 // answer's response.messages appended to the next call's messages). With
 // the SDK's default store (true), the Responses model refers to its earlier
-// answer by id (an item_reference), which only a server that stored it
-// can resolve: the gateway stores nothing and says so; with store: false
-// the SDK sends the items themselves. Chat completions need neither.
-await check('responses: a conversation kept by the client (store: false)', async () => {
-  const turn = async (make, providerOptions) => {
-    const messages = [{ role: 'user', content: 'first question' }];
+// answers by id (item_reference, msg_ ids), which the gateway resolves from
+// the output items it keeps for the token; with store: false the SDK sends
+// the items themselves. Chat completions need neither.
+await check('responses: a conversation kept by the client (store: false, and the default store)', async () => {
+  const turn = async (make, providerOptions, tag = '') => {
+    const messages = [{ role: 'user', content: `first question${tag}` }];
     const first = await generateText({ model: make(model), messages, maxRetries: 0, providerOptions });
-    messages.push(...first.response.messages, { role: 'user', content: 'second question' });
+    messages.push(...first.response.messages, { role: 'user', content: `second question${tag}` });
     return generateText({ model: make(model), messages, maxRetries: 0, providerOptions });
   };
   const second = await turn((a) => openai.responses(a), { openai: { store: false } });
   assert.equal(second.text, 'echo: second question');
+  assert.equal(exchanges.at(-1).body.store, false);
   assert.deepEqual(exchanges.at(-1).body.input[1], { role: 'assistant', content: 'echo: first question' });
   assert.equal((await turn((a) => openai.chat(a))).text, 'echo: second question');
-  await assert.rejects(turn((a) => openai(a)), (err) => {
-    assert.ok(APICallError.isInstance(err), String(err));
-    assert.equal(err.statusCode, 400);
-    assert.equal(exchanges.at(-1).body.input[1].type, 'item_reference');
-    assert.match(err.message, /item_reference.*store: false/);
-    return true;
-  });
+  // The provider's default model, no store option: by reference.
+  const stored = await turn((a) => openai(a), undefined, ' (stored)');
+  assert.equal(stored.text, 'echo: second question (stored)');
+  const ref = exchanges.at(-1).body.input[1];
+  assert.equal(ref.type, 'item_reference');
+  assert.match(ref.id, /^msg_/);
+  assert.equal(exchanges.at(-1).body.store, undefined);
+  // An unknown reference: OpenAI's 404 for an item it does not have,
+  // naming the field and what to do.
+  await assert.rejects(
+    generateText({ model: openai('default'), maxRetries: 0, messages: [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [{ type: 'text', text: 'gone', providerOptions: { openai: { itemId: 'msg_unknown' } } }] },
+      { role: 'user', content: 'again' },
+    ] }),
+    (err) => {
+      assert.ok(APICallError.isInstance(err), String(err));
+      assert.equal(err.statusCode, 404);
+      assert.match(err.message, /Item with id "msg_unknown" not found.*store: false/);
+      assert.equal(JSON.parse(err.responseBody).error.param, 'input[1].id');
+      return true;
+    });
 });
+
+// The default model in a tool loop whose answers have text before their
+// calls (the stub's [preamble]): the next step refers to the text by id
+// and sends the call and its output by value; then the conversation goes
+// on with a further turn that refers to both answers. Whole and streamed.
+for (const streamed of [false, true]) {
+  const name = streamed ? 'streamed' : 'whole';
+  await check(`default: ${name} tool loop with text and a call, then another turn (store default)`, async () => {
+    const calls = [];
+    const weather = tool({
+      description: 'The current weather of a city',
+      inputSchema: z.object({ query: z.string() }),
+      execute: async ({ query }) => {
+        calls.push(query);
+        return '7 C, rain';
+      },
+    });
+    const prompt = `weather in Bergen, ${name} [preamble]`;
+    const messages = [{ role: 'user', content: prompt }];
+    const n = exchanges.length;
+    const opts = { model: openai(model), messages, tools: { get_weather: weather }, stopWhen: stepCountIs(3), maxRetries: 0 };
+    let res;
+    if (streamed) {
+      res = streamText({ ...opts, onError: ({ error }) => { throw error; } });
+      let text = '';
+      for await (const d of res.textStream) text += d;
+      assert.equal(text, 'Let me look that up.tool get_weather returned: 7 C, rain');
+      res = { steps: await res.steps, text: await res.text };
+    } else {
+      res = await generateText(opts);
+    }
+    assert.deepEqual(calls, [prompt]);
+    assert.equal(res.steps.length, 2);
+    assert.equal(res.steps[0].text, 'Let me look that up.');
+    assert.equal(res.steps[0].toolCalls[0].toolName, 'get_weather');
+    assert.equal(res.text, 'tool get_weather returned: 7 C, rain');
+    assert.equal(exchanges.length, n + 2);
+    const step2 = exchanges[n + 1].body.input;
+    assert.deepEqual(step2.map((i) => i.type ?? i.role), ['user', 'item_reference', 'function_call', 'function_call_output']);
+    assert.match(step2[1].id, /^msg_/);
+    // Another turn, referring to both answers: every step's messages
+    // (in ai 7, response.messages holds the last step's only).
+    messages.push(...res.steps.flatMap((s) => s.response.messages), { role: 'user', content: `and tomorrow, ${name}?` });
+    const next = await generateText({ model: openai(model), messages, maxRetries: 0 });
+    assert.equal(next.text, `echo: and tomorrow, ${name}?`);
+    const turn2 = exchanges.at(-1).body.input;
+    assert.deepEqual(turn2.map((i) => i.type ?? i.role), ['user', 'item_reference', 'function_call', 'function_call_output', 'item_reference', 'user']);
+  });
+}
 
 // An upstream that fails mid-stream (alias cut; the Go test queues the
 // fault): the SDK reports an error and finishReason "error", never a

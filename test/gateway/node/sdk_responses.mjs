@@ -24,8 +24,9 @@ await check('responses.create, plain', async () => {
   assert.equal(data.output[0].role, 'assistant');
   assert.match(data.output[0].id, /^msg_/);
   assert.deepEqual(data.output[0].content, [{ type: 'output_text', text: 'echo: hello responses', annotations: [], logprobs: [] }]);
-  // Vigil keeps no response: the answer says so.
-  assert.equal(data.store, false);
+  // store left out is OpenAI's default, true: Vigil keeps the output
+  // items (for item_reference only, not the response) and says so.
+  assert.equal(data.store, true);
   assert.equal(data.error, null);
   assert.equal(data.usage.input_tokens, 2);
   assert.equal(data.usage.output_tokens, 3);
@@ -43,7 +44,7 @@ await check('instructions, store: true, metadata', async () => {
   });
   assert.equal(res.output_text, 'echo: hi there');
   assert.equal(res.instructions, 'be brief');
-  assert.equal(res.store, false);
+  assert.equal(res.store, true);
   assert.deepEqual(res.metadata, { app: 'sdk-test' });
   assert.equal(res.temperature, 0);
   assert.equal(res.max_output_tokens, 100);
@@ -163,6 +164,33 @@ await check('mid-stream failure is an error, not a truncation', async () => {
     (e) => e instanceof APIError && /mid-stream/.test(e.message),
   );
   assert.ok(types.includes('response.output_text.delta') && !types.includes('response.completed'), types.join(' '));
+});
+
+// Output items referred to by id across two responses.create calls (what
+// clients do when they take the items to be stored): the function call by
+// its fc_ id, then the answer's message by its msg_ id. With store: false
+// nothing is kept, and a reference gets OpenAI's 404 for an unknown item.
+await check('item_reference across two calls; store: false keeps nothing', async () => {
+  const first = await client.responses.create({ model, input: [{ role: 'user', content: 'weather in Rome' }], tools: [weather] });
+  assert.equal(first.store, true);
+  const call = first.output.find((o) => o.type === 'function_call');
+  const second = await client.responses.create({
+    model, tools: [weather],
+    input: [{ role: 'user', content: 'weather in Rome' }, { type: 'item_reference', id: call.id }, { type: 'function_call_output', call_id: call.call_id, output: '25 C' }],
+  });
+  assert.equal(second.output_text, 'tool get_weather returned: 25 C');
+  const third = await client.responses.create({
+    model,
+    input: [{ role: 'user', content: 'weather in Rome' }, { type: 'item_reference', id: call.id }, { type: 'function_call_output', call_id: call.call_id, output: '25 C' },
+      { type: 'item_reference', id: second.output[0].id }, { role: 'user', content: 'thanks' }],
+  });
+  assert.equal(third.output_text, 'echo: thanks');
+  const unstored = await client.responses.create({ model, input: 'not kept', store: false });
+  assert.equal(unstored.store, false);
+  await assert.rejects(
+    client.responses.create({ model, input: [{ role: 'user', content: 'x' }, { type: 'item_reference', id: unstored.output[0].id }] }),
+    (e) => e instanceof NotFoundError && e.status === 404 && e.param === 'input[1].id' && /not found.*store: false/.test(e.message),
+  );
 });
 
 await check('404 unknown model', async () => {
