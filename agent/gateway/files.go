@@ -21,9 +21,9 @@ const FilesCapability = "files"
 // (file parts, input_file) and Anthropic (document blocks) take PDFs.
 const fileMediaType = "application/pdf"
 
-// maxFileBytes caps one file's decoded size. OpenAI takes up to 50 MB of
-// files per request and Anthropic 32 MB per request; the request body
-// limit (api.max_body_bytes, 8 MiB by default) binds first unless raised.
+// maxFileBytes caps one file's decoded size; the upstreams cap a
+// request's files in the tens of megabytes, and the request body limit
+// (api.max_body_bytes, 8 MiB by default) binds first unless raised.
 const maxFileBytes = 32 << 20
 
 // pdfMagic opens every PDF file.
