@@ -216,7 +216,12 @@ func (c *Cache) Close() error {
 // cached for the alias.
 func cacheKey(alias string, req *pb.ChatRequest) string {
 	type call struct{ ID, Name, Arguments string }
-	type part struct{ Type, Text, Image, Detail string }
+	type part struct {
+		Type, Text, Image, Detail string
+		// Added later: omitted when unset, so that keys of image parts
+		// did not change.
+		File, Filename string `json:",omitempty"`
+	}
 	type msg struct {
 		Role, Content, Name string
 		Calls               []call `json:",omitempty"`
@@ -257,7 +262,7 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 			km.Calls = append(km.Calls, call{c.GetId(), c.GetName(), c.GetArguments()})
 		}
 		for _, p := range m.GetParts() {
-			km.Parts = append(km.Parts, part{p.GetType(), p.GetText(), p.GetImageUrl(), p.GetImageDetail()})
+			km.Parts = append(km.Parts, part{p.GetType(), p.GetText(), p.GetImageUrl(), p.GetImageDetail(), p.GetFileData(), p.GetFilename()})
 		}
 		k.Messages = append(k.Messages, km)
 	}

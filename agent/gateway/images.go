@@ -23,9 +23,9 @@ const ImagesCapability = "images"
 var imageMediaTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 // messageContent reads a message's content: a string, or an array of
-// text and image_url parts. text is the text (parts joined); parts are
-// set only when the content holds an image, so that text-only requests
-// stay what they were for every plugin.
+// text, image_url and file parts. text is the text (parts joined); parts
+// are set only when the content holds an image or a file, so that
+// text-only requests stay what they were for every plugin.
 func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.ContentPart, param string, err error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil, "", nil
@@ -52,8 +52,16 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 				return "", nil, fmt.Sprintf("[%d].image_url", i), fmt.Errorf("part %d: %v", i, err)
 			}
 			images = true
+		case "file":
+			if role != "user" {
+				return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d is a file; files are only allowed in user messages", i)
+			}
+			if sub, err := checkFilePart(p); err != nil {
+				return "", nil, fmt.Sprintf("[%d].file%s", i, sub), fmt.Errorf("part %d: %v", i, err)
+			}
+			images = true
 		default:
-			return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d has type %q; the gateway takes text and image_url parts", i, p.Type)
+			return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d has type %q; the gateway takes text, image_url and file parts", i, p.Type)
 		}
 	}
 	if !images {
@@ -61,9 +69,12 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	}
 	parts = make([]*pb.ContentPart, len(in))
 	for i, p := range in {
-		if p.Type == "text" {
+		switch p.Type {
+		case "text":
 			parts[i] = &pb.ContentPart{Type: "text", Text: p.TextOrEmpty()}
-		} else {
+		case "file":
+			parts[i] = &pb.ContentPart{Type: "file", FileData: p.File.FileData, Filename: p.File.Filename}
+		default:
 			parts[i] = &pb.ContentPart{Type: "image_url", ImageUrl: p.ImageURL.URL, ImageDetail: p.ImageURL.Detail}
 		}
 	}
@@ -117,9 +128,16 @@ func decodeDataURL(rest string) (mediaType string, err error) {
 
 // usesImages reports whether req has a message with an image.
 func usesImages(req *pb.ChatRequest) bool {
+	return usesPart(req, "image_url")
+}
+
+// usesPart reports whether req has a message with a part of type typ.
+func usesPart(req *pb.ChatRequest, typ string) bool {
 	for _, m := range req.GetMessages() {
-		if len(m.GetParts()) > 0 {
-			return true
+		for _, p := range m.GetParts() {
+			if p.GetType() == typ {
+				return true
+			}
 		}
 	}
 	return false

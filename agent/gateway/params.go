@@ -108,14 +108,14 @@ func lowerWord(s string) bool {
 
 // checkSupport refuses, as class unsupported (the gateway then tries the
 // next target), a request for a target whose running plugin does not
-// declare a capability the request needs: tools, images, logprobs, non-zero
+// declare a capability the request needs: tools, images, files, logprobs, non-zero
 // penalties, reasoning_effort, OpenAI's pass-through parameters. Called
 // once the plugin runs (inside WithProvider), so its capabilities are
 // known; a plugin that has not started is not judged.
 func (g *Gateway) checkSupport(t *target, req *pb.ChatRequest) error {
-	tools, images := usesTools(req), usesImages(req)
+	tools, images, files := usesTools(req), usesImages(req), usesFiles(req)
 	penalties := req.GetPresencePenalty() != 0 || req.GetFrequencyPenalty() != 0
-	if !tools && !images && !req.GetLogprobs() && !penalties && req.GetReasoningEffort() == "" && req.GetOpenaiParams() == "" {
+	if !tools && !images && !files && !req.GetLogprobs() && !penalties && req.GetReasoningEffort() == "" && req.GetOpenaiParams() == "" {
 		return nil
 	}
 	cr, ok := g.providers.(CapabilityReporter)
@@ -132,6 +132,8 @@ func (g *Gateway) checkSupport(t *target, req *pb.ChatRequest) error {
 		return sdk.Errorf(sdk.Unsupported, "provider %s does not support tool calls: its plugin does not declare the %q capability, so it would drop the tools", t.provider, ToolsCapability)
 	case images && missing(ImagesCapability):
 		return sdk.Errorf(sdk.Unsupported, "provider %s does not take images: its plugin does not declare the %q capability, so it would drop them", t.provider, ImagesCapability)
+	case files && missing(FilesCapability):
+		return sdk.Errorf(sdk.Unsupported, "provider %s does not take files: its plugin does not declare the %q capability, so it would drop them", t.provider, FilesCapability)
 	case req.GetLogprobs() && missing(LogprobsCapability):
 		return sdk.Errorf(sdk.Unsupported, "provider %s does not support logprobs: its plugin does not declare the %q capability", t.provider, LogprobsCapability)
 	case penalties && missing(PenaltiesCapability):

@@ -758,10 +758,16 @@ func inputContent(path string, raw json.RawMessage, role string) (any, *Error) {
 				img["detail"] = detail
 			}
 			out = append(out, map[string]any{"type": "image_url", "image_url": img})
-		case "input_file", "input_audio":
-			return nil, invalid(pf+".type", "%s.type %q is not supported: the gateway takes input_text and input_image parts", pf, typ)
+		case "input_file":
+			part, e := inputFile(pf, keys, role)
+			if e != nil {
+				return nil, e
+			}
+			out = append(out, part)
+		case "input_audio":
+			return nil, invalid(pf+".type", "%s.type %q is not supported: the gateway takes input_text, input_image and input_file parts", pf, typ)
 		default:
-			return nil, invalid(pf+".type", "%s.type %q is not input_text or input_image (or output_text or refusal in an assistant message)", pf, typ)
+			return nil, invalid(pf+".type", "%s.type %q is not input_text, input_image or input_file (or output_text or refusal in an assistant message)", pf, typ)
 		}
 	}
 	return out, nil

@@ -222,7 +222,7 @@ func TestResponsesRefusals(t *testing.T) {
 		{`{"model":"single","input":[{"type":"item_reference","id":"msg_1","status":"completed"}]}`, "input[0].status"},
 		{`{"model":"single","input":[{"type":"item_reference"}]}`, "input[0].id"},
 		{`{"model":"single","input":[{"role":"tool","content":"x"}]}`, "input[0].role"},
-		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}`, "input[0].content[0].type"},
+		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}`, "input[0].content[0].file_id"},
 		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`, "input[0].content[0].type"},
 		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]}`, "input[0].content[0].file_id"},
 		{`{"model":"single","input":[{"role":"user","content":[{"type":"input_image","image_url":"ftp://x/y.png"}]}]}`, "input[0].content[0].image_url"},

@@ -136,7 +136,7 @@ func TestPythonProviderRoundTrip(t *testing.T) {
 // of the parameters it carries, and carries them in OpenAI's shape, as
 // test/openaistub (which checks them as OpenAI does) received them:
 // max_completion_tokens instead of max_tokens, penalties,
-// reasoning_effort, image parts as OpenAI's content array, and
+// reasoning_effort, image and file parts as OpenAI's content array, and
 // openai_params merged into the body; a key of its own in openai_params
 // and logprobs (not carried back) are refused before any upstream call.
 func TestPythonProviderParams(t *testing.T) {
@@ -176,9 +176,10 @@ func TestPythonProviderParams(t *testing.T) {
 				{Type: "text", Text: "what is this"},
 				{Type: "image_url", ImageUrl: "data:image/png;base64,iVBORw0KGgo=", ImageDetail: "low"},
 				{Type: "image_url", ImageUrl: "https://example.com/cat.png"},
+				{Type: "file", FileData: "data:application/pdf;base64,JVBERi0xLjQK", Filename: "r.pdf"},
 			}}}}
 		text, err := chat(req, stream)
-		if err != nil || text != "echo: what is this[image image/png 8 bytes][image https://example.com/cat.png]" {
+		if err != nil || text != "echo: what is this[image image/png 8 bytes][image https://example.com/cat.png][file r.pdf 9 bytes]" {
 			t.Fatalf("stream %v: %q %v", stream, text, err)
 		}
 		sent := stub.LastRequest(chatPath, "o4-mini")
@@ -195,6 +196,7 @@ func TestPythonProviderParams(t *testing.T) {
 			map[string]any{"type": "text", "text": "what is this"},
 			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
 			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "https://example.com/cat.png"}},
+			map[string]any{"type": "file", "file": map[string]any{"file_data": "data:application/pdf;base64,JVBERi0xLjQK", "filename": "r.pdf"}},
 		}
 		if msgs, _ := sent["messages"].([]any); len(msgs) != 1 || !reflect.DeepEqual(msgs[0].(map[string]any)["content"], wantContent) {
 			t.Errorf("stream %v: messages upstream %v", stream, sent["messages"])
@@ -202,7 +204,7 @@ func TestPythonProviderParams(t *testing.T) {
 	}
 	// Known once it runs.
 	caps, known := h.Capabilities("py-openai")
-	for _, c := range []string{"chat", "stream", "embeddings", "tools", "images", "penalties", "reasoning_effort", "openai_params"} {
+	for _, c := range []string{"chat", "stream", "embeddings", "tools", "images", "files", "penalties", "reasoning_effort", "openai_params"} {
 		if !known || !slices.Contains(caps, c) {
 			t.Errorf("capabilities %v (known %v): no %q", caps, known, c)
 		}

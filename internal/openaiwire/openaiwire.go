@@ -40,11 +40,21 @@ type TopLogprob struct {
 }
 
 // ContentPart is one part of a message's content: {"type": "text",
-// "text"} or {"type": "image_url", "image_url": {"url", "detail"}}.
+// "text"}, {"type": "image_url", "image_url": {"url", "detail"}} or
+// {"type": "file", "file": {"file_data", "filename"}}.
 type ContentPart struct {
 	Type     string    `json:"type"`
 	Text     *string   `json:"text,omitempty"`
 	ImageURL *ImageURL `json:"image_url,omitempty"`
+	File     *File     `json:"file,omitempty"`
+}
+
+// File is a file part's file ({"type": "file", "file": {...}}): inline as
+// a data: URL (file_data, with its filename), or an uploaded file's id.
+type File struct {
+	FileData string `json:"file_data,omitempty"`
+	FileID   string `json:"file_id,omitempty"`
+	Filename string `json:"filename,omitempty"`
 }
 
 // ImageURL is an image part's image: an http(s) URL or a base64 data:

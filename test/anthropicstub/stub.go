@@ -19,7 +19,9 @@
 // Image blocks in user turns are checked as the Messages API checks them
 // (base64 with a JPEG, PNG, GIF or WebP media type and valid data, or an
 // http(s) url) and read as "[image TYPE N bytes]" or "[image URL]" in the
-// echo.
+// echo. Document blocks in user turns are checked likewise (a base64 PDF
+// with media_type application/pdf that starts with %PDF-, or an http(s)
+// url) and read as "[document TITLE N bytes]" or "[document URL]".
 //
 // A top-level field the Messages API does not know (presence_penalty,
 // logprobs, an OpenAI name such as max_completion_tokens) is refused as
@@ -372,6 +374,45 @@ func readImage(at string, b map[string]any) (string, error) {
 	return "", refuse("%s.image.source: Input tag '%v' found using 'type' does not match any of the expected tags: 'base64', 'url'", at, src["type"])
 }
 
+// readDocument checks a document block's source as the Messages API does
+// for PDFs (base64 data with media_type application/pdf, a PDF file, or
+// an http(s) url) and describes it for the echo: "[document TITLE N
+// bytes]" (N decoded) or "[document URL]".
+func readDocument(at string, b map[string]any) (string, error) {
+	src, ok := b["source"].(map[string]any)
+	if !ok {
+		return "", refuse("%s.document.source: Field required", at)
+	}
+	if t, ok := b["title"]; ok {
+		if _, isStr := t.(string); !isStr {
+			return "", refuse("%s.document.title: Input should be a valid string", at)
+		}
+	}
+	title, _ := b["title"].(string)
+	switch src["type"] {
+	case "base64":
+		if mt, _ := src["media_type"].(string); mt != "application/pdf" {
+			return "", refuse("%s.document.source.base64.media_type: Input should be 'application/pdf'", at)
+		}
+		data, _ := src["data"].(string)
+		raw, err := base64.StdEncoding.DecodeString(data)
+		if err != nil || data == "" {
+			return "", refuse("%s.document.source.base64.data: invalid base64 data", at)
+		}
+		if !strings.HasPrefix(string(raw), "%PDF-") {
+			return "", refuse("%s.document.source.base64.data: The PDF specified was not valid.", at)
+		}
+		return fmt.Sprintf("[document %s %d bytes]", title, len(raw)), nil
+	case "url":
+		u, _ := src["url"].(string)
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return "", refuse("%s.document.source.url.url: Input should be a valid URL", at)
+		}
+		return "[document " + u + "]", nil
+	}
+	return "", refuse("%s.document.source: Input tag '%v' found using 'type' does not match any of the expected tags: 'base64', 'content', 'text', 'url'", at, src["type"])
+}
+
 // turn is one message as the stub reads it.
 type turn struct {
 	role    string
@@ -412,6 +453,12 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 				t.text += s
 			case typ == "image" && role == "user":
 				desc, err := readImage(at, bm)
+				if err != nil {
+					return t, err
+				}
+				t.text += desc
+			case typ == "document" && role == "user":
+				desc, err := readDocument(at, bm)
 				if err != nil {
 					return t, err
 				}

@@ -54,6 +54,10 @@ func TestRefusals(t *testing.T) {
 		{"tool_use input not an object", `{"model":"m","max_tokens":9,` + toolsJSON + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"search","input":"x"}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1"}]}]}`, "tool_use.input"},
 		{"empty text block", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":""}]}]}`, "must be non-empty"},
 		{"blank text block", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":" \n"}]}]}`, "non-whitespace text"},
+		{"document not a PDF type", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"aGk="}}]}]}`, "document.source.base64.media_type"},
+		{"document not base64", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"***"}}]}]}`, "invalid base64 data"},
+		{"document not a PDF", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"aGVsbG8="}}]}]}`, "The PDF specified was not valid"},
+		{"document in an assistant turn", `{"model":"m","max_tokens":9,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}`, "messages.1.content.0"},
 		{"foreign tool_use id", `{"model":"m","max_tokens":9,` + toolsJSON + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"tool_use","id":"functions.search:0","name":"search","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"functions.search:0"}]}]}`, "tool_use.id"},
 	} {
 		status, body, raw := post(t, srv.URL, tc.body)

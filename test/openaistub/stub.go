@@ -23,7 +23,10 @@
 //
 // Image parts (image_url, in user messages only) are checked as OpenAI
 // checks them and read as "[image TYPE N bytes]" for a base64 data: URL
-// (N decoded) or "[image URL]" in the echo.
+// (N decoded) or "[image URL]" in the echo. File parts (file, in user
+// messages only: file_data a base64 data: URL of a PDF, with filename)
+// are checked in the shape OpenAI requires (checkFiles) and read as
+// "[file NAME N bytes]".
 //
 // Parameters are checked as OpenAI checks them, with its error messages:
 // an unknown parameter is "Unrecognized request argument supplied";
@@ -267,6 +270,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if param, code, msg := checkImages(body); msg != "" {
+			WriteError(w, 400, "invalid_request_error", code, param, msg)
+			return
+		}
+		if param, code, msg := checkFiles(body); msg != "" {
 			WriteError(w, 400, "invalid_request_error", code, param, msg)
 			return
 		}
@@ -672,6 +679,10 @@ func contentText(v any) string {
 				b.WriteString(imageText(pm))
 				continue
 			}
+			if pm["type"] == "file" {
+				b.WriteString(fileText(pm))
+				continue
+			}
 			t, _ := pm["text"].(string)
 			b.WriteString(t)
 		}
@@ -731,6 +742,66 @@ func checkImages(body map[string]any) (param, code, msg string) {
 			mediaType, enc, _ := strings.Cut(meta, ";")
 			if _, err := base64.StdEncoding.DecodeString(data); err != nil || enc != "base64" || !strings.HasPrefix(mediaType, "image/") {
 				return at + ".url", "invalid_image_format", "Invalid image URL: expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,...')."
+			}
+		}
+	}
+	return "", "", ""
+}
+
+// fileText describes a file part: "[file NAME N bytes]", N the decoded
+// size of its data: URL.
+func fileText(part map[string]any) string {
+	f, _ := part["file"].(map[string]any)
+	name, _ := f["filename"].(string)
+	u, _ := f["file_data"].(string)
+	_, data, _ := strings.Cut(u, ",")
+	raw, _ := base64.StdEncoding.DecodeString(data)
+	return fmt.Sprintf("[file %s %d bytes]", name, len(raw))
+}
+
+// checkFiles refuses with a 400 what OpenAI refuses in file parts: a
+// file in a message that is not the user's, a part with neither
+// file_data nor file_id, file_data without filename, file_data that is
+// not a base64 data: URL of a PDF (the data must start with %PDF-). A
+// file_id is refused too: the stub has no Files API. It returns the
+// param, code and message, or "" when the request is fine.
+func checkFiles(body map[string]any) (param, code, msg string) {
+	msgs, _ := body["messages"].([]any)
+	for i, m := range msgs {
+		mm, _ := m.(map[string]any)
+		parts, _ := mm["content"].([]any)
+		for j, p := range parts {
+			pm, _ := p.(map[string]any)
+			if pm["type"] != "file" {
+				continue
+			}
+			at := fmt.Sprintf("messages[%d].content[%d].file", i, j)
+			if mm["role"] != "user" {
+				return fmt.Sprintf("messages[%d].content[%d].type", i, j), "invalid_value", fmt.Sprintf("Invalid value: 'file'. Supported values are: 'text' and 'refusal' in messages with role '%v'.", mm["role"])
+			}
+			f, ok := pm["file"].(map[string]any)
+			if !ok {
+				return at, "missing_required_parameter", "Missing required parameter: '" + at + "'."
+			}
+			if _, ok := f["file_id"]; ok {
+				return at + ".file_id", "invalid_value", "Invalid 'file_id': the stub has no Files API."
+			}
+			u, _ := f["file_data"].(string)
+			if u == "" {
+				return at + ".file_id", "missing_required_parameter", "Missing required parameter: '" + at + ".file_id'."
+			}
+			if name, _ := f["filename"].(string); name == "" {
+				return at + ".filename", "missing_required_parameter", "Missing required parameter: '" + at + ".filename'."
+			}
+			rest, isData := strings.CutPrefix(u, "data:")
+			meta, data, _ := strings.Cut(rest, ",")
+			mediaType, enc, _ := strings.Cut(meta, ";")
+			raw, err := base64.StdEncoding.DecodeString(data)
+			if !isData || enc != "base64" || err != nil || mediaType != "application/pdf" {
+				return at + ".file_data", "invalid_value", "Invalid file data: expected a base64-encoded data URL with the application/pdf MIME type (e.g. 'data:application/pdf;base64,...')."
+			}
+			if !strings.HasPrefix(string(raw), "%PDF-") {
+				return at + ".file_data", "invalid_value", "Invalid file data: the file is not a valid PDF."
 			}
 		}
 	}

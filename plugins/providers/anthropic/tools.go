@@ -31,6 +31,7 @@ type block struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   string          `json:"content,omitempty"`
 	Source    *imageSource    `json:"source,omitempty"`
+	Title     string          `json:"title,omitempty"` // a document block's title
 }
 
 // imageSource is an image block's image: inline (base64) or by URL.
@@ -44,8 +45,9 @@ type imageSource struct {
 // imageMediaTypes are the image types the Messages API takes inline.
 var imageMediaTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
 
-// userBlocks are the blocks of a user message with parts: text blocks and
-// image blocks in order. OpenAI's detail has no Anthropic equivalent and
+// userBlocks are the blocks of a user message with parts: text, image
+// and document blocks in order (a file part's filename is the document's
+// title). OpenAI's detail has no Anthropic equivalent and
 // is dropped.
 func userBlocks(i int, parts []*pb.ContentPart) ([]block, error) {
 	out := make([]block, 0, len(parts))
@@ -60,8 +62,14 @@ func userBlocks(i int, parts []*pb.ContentPart) ([]block, error) {
 				return nil, sdk.FieldErrorf(field+".image_url", "%v", err)
 			}
 			out = append(out, block{Type: "image", Source: src})
+		case "file":
+			src, err := documentSourceOf(p.GetFileData())
+			if err != nil {
+				return nil, sdk.FieldErrorf(field+".file_data", "%v", err)
+			}
+			out = append(out, block{Type: "document", Source: src, Title: p.GetFilename()})
 		default:
-			return nil, sdk.FieldErrorf(field+".type", "part type %q is not text or image_url", p.GetType())
+			return nil, sdk.FieldErrorf(field+".type", "part type %q is not text, image_url or file", p.GetType())
 		}
 	}
 	return out, nil
@@ -85,6 +93,21 @@ func imageSourceOf(u string) (*imageSource, error) {
 		return nil, fmt.Errorf("an image must be an http(s) URL or a base64 data: URL")
 	}
 	return &imageSource{Type: "url", URL: u}, nil
+}
+
+// documentSourceOf turns a file's data: URL (a PDF, base64) into a
+// document block's source.
+func documentSourceOf(u string) (*imageSource, error) {
+	rest, ok := strings.CutPrefix(u, "data:")
+	meta, data, ok2 := strings.Cut(rest, ",")
+	mediaType, enc, _ := strings.Cut(meta, ";")
+	if !ok || !ok2 || enc != "base64" || data == "" {
+		return nil, fmt.Errorf("a file must be a data: URL, data:application/pdf;base64,<data>")
+	}
+	if mediaType != "application/pdf" {
+		return nil, fmt.Errorf("the Messages API takes PDF documents (application/pdf) inline, not %q", mediaType)
+	}
+	return &imageSource{Type: "base64", MediaType: mediaType, Data: data}, nil
 }
 
 // message is one user or assistant turn. A turn of text only is sent with

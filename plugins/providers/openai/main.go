@@ -10,5 +10,5 @@ import "github.com/vigilml/vigil/sdk"
 var version = "0.1.0"
 
 func main() {
-	sdk.ServeProvider(sdk.Info{Name: "openai", Version: version, Capabilities: []string{"chat", "stream", "embeddings", "tools", "images", "logprobs", "penalties", "reasoning_effort", "openai_params"}}, newProvider())
+	sdk.ServeProvider(sdk.Info{Name: "openai", Version: version, Capabilities: []string{"chat", "stream", "embeddings", "tools", "images", "files", "logprobs", "penalties", "reasoning_effort", "openai_params"}}, newProvider())
 }

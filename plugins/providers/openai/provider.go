@@ -244,8 +244,13 @@ func contentParts(parts []*pb.ContentPart) ([]openaiwire.ContentPart, error) {
 				return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].image_url", i), "an image part needs its URL")
 			}
 			out[i] = openaiwire.ContentPart{Type: "image_url", ImageURL: &openaiwire.ImageURL{URL: p.GetImageUrl(), Detail: p.GetImageDetail()}}
+		case "file":
+			if p.GetFileData() == "" {
+				return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].file_data", i), "a file part needs its data")
+			}
+			out[i] = openaiwire.ContentPart{Type: "file", File: &openaiwire.File{FileData: p.GetFileData(), Filename: p.GetFilename()}}
 		default:
-			return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].type", i), "part type %q is not text or image_url", p.GetType())
+			return nil, sdk.FieldErrorf(fmt.Sprintf("parts[%d].type", i), "part type %q is not text, image_url or file", p.GetType())
 		}
 	}
 	return out, nil

@@ -6,10 +6,11 @@ with the standard library's urllib.
 
 It carries the contract's chat parameters that OpenAI takes:
 max_completion_tokens (sent instead of max_tokens when the client used
-that name), the penalties, reasoning_effort, image parts (OpenAI's content
-array), and openai_params (logit_bias, store, metadata, ...: merged into
-the request body; a key the plugin sets itself is refused). It declares
-the matching capabilities (images, penalties, reasoning_effort,
+that name), the penalties, reasoning_effort, image and file (PDF) parts
+(OpenAI's content array), and openai_params (logit_bias, store,
+metadata, ...: merged into the request body; a key the plugin sets
+itself is refused). It declares
+the matching capabilities (images, files, penalties, reasoning_effort,
 openai_params), so the gateway sends it such requests. It does not carry
 logprobs back, and does not declare that capability.
 
@@ -55,7 +56,7 @@ OWN_KEYS = frozenset((
 ))
 
 # What this plugin offers (docs/plugins.md#capabilities).
-CAPABILITIES = ["chat", "stream", "embeddings", "tools", "images", "penalties", "reasoning_effort", "openai_params"]
+CAPABILITIES = ["chat", "stream", "embeddings", "tools", "images", "files", "penalties", "reasoning_effort", "openai_params"]
 
 
 class Config:
@@ -142,8 +143,15 @@ def _content_parts(m):
             if p.image_detail:
                 img["detail"] = p.image_detail
             parts.append({"type": "image_url", "image_url": img})
+        elif p.type == "file":
+            if not p.file_data:
+                raise vp.FieldError("parts[%d].file_data" % i, "a file part needs its data")
+            f = {"file_data": p.file_data}
+            if p.filename:
+                f["filename"] = p.filename
+            parts.append({"type": "file", "file": f})
         else:
-            raise vp.FieldError("parts[%d].type" % i, "part type %r is not text or image_url" % p.type)
+            raise vp.FieldError("parts[%d].type" % i, "part type %r is not text, image_url or file" % p.type)
     return parts
 
 

@@ -272,10 +272,12 @@ func (x *Message) GetParts() []*ContentPart {
 	return nil
 }
 
-// ContentPart is one part of a message's content: text or an image.
+// ContentPart is one part of a message's content: text, an image or a
+// file.
 type ContentPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// type is "text" or "image_url".
+	// type is "text", "image_url" or "file". A plugin receives "file" parts
+	// only when it declares the "files" capability.
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// text is a text part's text.
 	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
@@ -284,7 +286,15 @@ type ContentPart struct {
 	ImageUrl string `protobuf:"bytes,3,opt,name=image_url,json=imageUrl,proto3" json:"image_url,omitempty"`
 	// image_detail is OpenAI's detail for an image: "auto", "low" or "high";
 	// empty when the client gave none.
-	ImageDetail   string `protobuf:"bytes,4,opt,name=image_detail,json=imageDetail,proto3" json:"image_detail,omitempty"`
+	ImageDetail string `protobuf:"bytes,4,opt,name=image_detail,json=imageDetail,proto3" json:"image_detail,omitempty"`
+	// file_data is a file part's file, inline: a data: URL
+	// (data:application/pdf;base64,<data>), the form OpenAI's file_data
+	// takes. The gateway has checked the media type (application/pdf) and
+	// that the data is base64.
+	FileData string `protobuf:"bytes,5,opt,name=file_data,json=fileData,proto3" json:"file_data,omitempty"`
+	// filename is a file part's file name as the client gave it; may be
+	// empty.
+	Filename      string `protobuf:"bytes,6,opt,name=filename,proto3" json:"filename,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +353,20 @@ func (x *ContentPart) GetImageUrl() string {
 func (x *ContentPart) GetImageDetail() string {
 	if x != nil {
 		return x.ImageDetail
+	}
+	return ""
+}
+
+func (x *ContentPart) GetFileData() string {
+	if x != nil {
+		return x.FileData
+	}
+	return ""
+}
+
+func (x *ContentPart) GetFilename() string {
+	if x != nil {
+		return x.Filename
 	}
 	return ""
 }
@@ -1542,12 +1566,14 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"tool_calls\x18\x04 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x12 \n" +
 	"\ftool_call_id\x18\x05 \x01(\tR\n" +
 	"toolCallId\x122\n" +
-	"\x05parts\x18\x06 \x03(\v2\x1c.vigil.plugin.v1.ContentPartR\x05parts\"u\n" +
+	"\x05parts\x18\x06 \x03(\v2\x1c.vigil.plugin.v1.ContentPartR\x05parts\"\xae\x01\n" +
 	"\vContentPart\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
 	"\timage_url\x18\x03 \x01(\tR\bimageUrl\x12!\n" +
-	"\fimage_detail\x18\x04 \x01(\tR\vimageDetail\"t\n" +
+	"\fimage_detail\x18\x04 \x01(\tR\vimageDetail\x12\x1b\n" +
+	"\tfile_data\x18\x05 \x01(\tR\bfileData\x12\x1a\n" +
+	"\bfilename\x18\x06 \x01(\tR\bfilename\"t\n" +
 	"\x04Tool\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1e\n" +
