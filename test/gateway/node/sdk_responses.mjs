@@ -25,7 +25,8 @@ await check('responses.create, plain', async () => {
   assert.match(data.output[0].id, /^msg_/);
   assert.deepEqual(data.output[0].content, [{ type: 'output_text', text: 'echo: hello responses', annotations: [], logprobs: [] }]);
   // store left out is OpenAI's default, true: Vigil keeps the output
-  // items (for item_reference only, not the response) and says so.
+  // items and the turn (for item_reference and previous_response_id, not
+  // the response object) and says so.
   assert.equal(data.store, true);
   assert.equal(data.error, null);
   assert.equal(data.usage.input_tokens, 2);
