@@ -19,7 +19,8 @@ import (
 // and one case through the anthropic plugin and test/anthropicstub:
 // responses.create with output_text, instructions, function tools over two
 // turns, text.format json_schema, responses.stream and create({stream:
-// true}), a mid-stream cut, 404 for an unknown model and for
+// true}), a mid-stream cut, previous_response_id over three turns and in
+// a tool loop, 404 for an unknown model and for
 // responses.retrieve/delete, 400s. It then checks what reached the
 // upstreams: the chat request each Responses request became.
 func TestGatewayResponsesNodeSDK(t *testing.T) {
