@@ -254,3 +254,19 @@ func TestItemStoreResponses(t *testing.T) {
 		t.Fatal("another scope walked the chain")
 	}
 }
+
+// TestResponsesPreviousFieldNames: a chat-path error about a message
+// rebuilt from a kept turn names previous_response_id; the request's own
+// items keep their input paths after it.
+func TestResponsesPreviousFieldNames(t *testing.T) {
+	fm := &fieldMap{msgs: []msgSource{{path: "previous_response_id", kind: srcMessage}, {path: "input[0]", kind: srcMessage}}}
+	for chat, want := range map[string]string{
+		"messages[0].content":         "previous_response_id",
+		"messages[0].content[1].text": "previous_response_id",
+		"messages[1].content":         "input[0].content",
+	} {
+		if got := fm.param(chat); got != want {
+			t.Errorf("%s named %s, want %s", chat, got, want)
+		}
+	}
+}

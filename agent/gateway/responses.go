@@ -253,6 +253,10 @@ func (m *fieldMap) param(p string) string {
 		}
 		src := m.msgs[i]
 		switch {
+		case src.path == "previous_response_id":
+			// A message rebuilt from a kept turn: named by the field
+			// that brought it.
+			return src.path
 		case strings.HasPrefix(rest, ".tool_calls["):
 			j, rest2, ok := cutIndex(strings.TrimPrefix(rest, ".tool_calls"))
 			if !ok || j >= len(src.calls) {
