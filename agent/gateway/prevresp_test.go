@@ -270,3 +270,19 @@ func TestResponsesPreviousFieldNames(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesPreviousStoreFalse: a follow-up with store false is served
+// from the kept chain, but is not kept itself, so it cannot be continued.
+func TestResponsesPreviousStoreFalse(t *testing.T) {
+	h := storeHarness(t)
+	h.a.answers["solo"] = []string{"One.", "Two."}
+	r1 := responseObject(t, h.responses(t, `{"model":"single","input":"first"}`))
+	r2 := responseObject(t, h.responses(t, `{"model":"single","input":"second","store":false,"previous_response_id":"`+r1["id"].(string)+`"}`))
+	if got := chatMsgs(h.a.last["solo"]); got != "user:first\nassistant:One.\nuser:second\n" || r2["store"] != false || r2["previous_response_id"] != r1["id"] {
+		t.Fatalf("store false follow-up: store %v, upstream\n%s", r2["store"], got)
+	}
+	w := h.responses(t, `{"model":"single","input":"third","previous_response_id":"`+r2["id"].(string)+`"}`)
+	if e := errBody(t, w); w.Code != http.StatusNotFound || e.Code != "previous_response_not_found" {
+		t.Fatalf("continuing a store false follow-up: %d %s", w.Code, w.Body)
+	}
+}
