@@ -156,6 +156,12 @@ func TestGatewayClients(t *testing.T) {
 	}
 	expect("the default model's second turn", find("the default model's second turn", func(r map[string]any) bool { return lastUser(r) == "second question (stored)" }),
 		"user: first question (stored)", "assistant: echo: first question (stored)", "user: second question (stored)")
+	// previousResponseId: the third turn reached the upstream as the whole
+	// conversation. The AI SDK sends its system prompt as an input item
+	// (not instructions), so it is part of the first turn and carried
+	// over, as OpenAI carries input items.
+	expect("the AI SDK's previousResponseId chain", find("the AI SDK's previousResponseId chain", func(r map[string]any) bool { return lastUser(r) == "aisdk chain three" }),
+		"system: aisdk chain rules", "user: aisdk chain one", "assistant: echo: aisdk chain one", "user: aisdk chain two", "assistant: echo: aisdk chain two", "user: aisdk chain three")
 	for _, name := range []string{"whole", "streamed"} {
 		prompt := "weather in Bergen, " + name + " [preamble]"
 		call := fmt.Sprintf(`assistant: %s [call get_weather {"query":%q}]`, openaistub.Preamble, prompt)

@@ -19,7 +19,8 @@ import (
 // and one case through the anthropic plugin and test/anthropicstub:
 // responses.create with output_text, instructions, function tools over two
 // turns, text.format json_schema, responses.stream and create({stream:
-// true}), a mid-stream cut, 404 for an unknown model and for
+// true}), a mid-stream cut, previous_response_id over three turns and in
+// a tool loop, 404 for an unknown model and for
 // responses.retrieve/delete, 400s. It then checks what reached the
 // upstreams: the chat request each Responses request became.
 func TestGatewayResponsesNodeSDK(t *testing.T) {
@@ -30,9 +31,15 @@ func TestGatewayResponsesNodeSDK(t *testing.T) {
 		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_ANTHROPIC_ALIAS=claude-tools")
 
 	var instructed, firstTurn, secondTurn map[string]any
+	chain := map[string]string{} // by the last message's content
 	for _, r := range e.stub.Requests("/v1/chat/completions", "gpt-test") {
 		msgs, _ := r["messages"].([]any)
 		first, _ := msgs[0].(map[string]any)
+		if last, _ := msgs[len(msgs)-1].(map[string]any); last != nil {
+			if c, _ := last["content"].(string); strings.HasPrefix(c, "chain ") || c == "21 C" {
+				chain[c] = renderMsgs(msgs)
+			}
+		}
 		switch {
 		case first["content"] == "be brief":
 			instructed = r
@@ -72,6 +79,21 @@ func TestGatewayResponsesNodeSDK(t *testing.T) {
 	calls, _ := asst["tool_calls"].([]any)
 	if len(calls) != 1 || tool["role"] != "tool" || tool["content"] != "18 C, cloudy" || tool["tool_call_id"] != calls[0].(map[string]any)["id"] {
 		t.Errorf("second turn upstream: assistant %v, tool %v", asst, tool)
+	}
+	// previous_response_id: each turn reached the upstream as the whole
+	// conversation, with only its own instructions (v1 was not resent);
+	// the tool loop's output joined the call kept from the turn before.
+	for content, want := range map[string]string{
+		"chain two":   "system:chain rules v2|user:chain one|assistant:echo: chain one|user:chain two|",
+		"chain three": "user:chain one|assistant:echo: chain one|user:chain two|assistant:echo: chain two|user:chain three|",
+		"21 C":        "user:loop weather in Lima|assistant:<nil> calls get_weather|tool:21 C|",
+	} {
+		if got := chain[content]; got != want {
+			t.Errorf("previous_response_id turn %q upstream:\n%s\nwant\n%s", content, got, want)
+		}
+	}
+	if _, ok := chain["chain not kept"]; !ok {
+		t.Error("the store: false request did not reach the upstream")
 	}
 	// The anthropic plugin got the same conversation as Messages API
 	// turns: the tool_result in a user turn after the tool_use.
@@ -116,4 +138,21 @@ func TestGatewayResponsesNodeSDK(t *testing.T) {
 	if r2.StatusCode != http.StatusNotFound || !strings.Contains(string(b2), "does not store responses") {
 		t.Errorf("input_items: %d %s", r2.StatusCode, b2)
 	}
+}
+
+// renderMsgs is chat messages as role:content|, with an assistant's calls
+// by function name.
+func renderMsgs(msgs []any) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		fmt.Fprintf(&b, "%v:%v", mm["role"], mm["content"])
+		calls, _ := mm["tool_calls"].([]any)
+		for _, c := range calls {
+			fn, _ := c.(map[string]any)["function"].(map[string]any)
+			fmt.Fprintf(&b, " calls %v", fn["name"])
+		}
+		b.WriteString("|")
+	}
+	return b.String()
 }

@@ -21,6 +21,20 @@ import (
 // it was last stored or referenced, and each only for the API token that
 // made the request that produced it. GET /responses/{id} still answers
 // 404.
+//
+// The same store keeps, under a kept answer's response id, what a request
+// with previous_response_id needs to rebuild the conversation: that
+// request's input items as resolved (item_references replaced by what
+// they named; its instructions are not kept, since OpenAI does not carry
+// them over) and the answer's output items, plus the id of the response
+// that request itself continued. A chain is walked link by link rather
+// than each response holding a copy of the whole conversation so far: a
+// copy per turn would make a conversation of n turns cost O(n^2) bytes of
+// the shared budget, while a link costs only its own turn. The price is
+// that a chain breaks when any link is evicted or expires (each link's ttl
+// is renewed whenever the chain is walked, so a conversation in use stays
+// whole unless the bounds push it out); such a follow-up is answered as
+// an unknown id, and the client can always send the whole input instead.
 
 // ItemStoreConfig bounds the items kept for item_reference
 // (gateway.responses.item_store).
@@ -81,6 +95,28 @@ type keptItem struct {
 	raw     json.RawMessage // the item as an input item, by value
 	size    int64
 	expires time.Time
+	// resp is set for a kept response (key.id is its resp_ id; raw is
+	// nil): only previous_response_id finds it, never item_reference.
+	resp *keptResponse
+}
+
+// keptResponse is one link of a chain of responses: a turn's items
+// (its request's input items as resolved, then its output items, each as
+// an input item) and the id of the response that turn continued ("" for
+// the first).
+type keptResponse struct {
+	prev  string
+	items []json.RawMessage
+}
+
+// size is what a kept response costs besides the overhead of any kept
+// entry: its items, their slice headers and the previous id.
+func (r *keptResponse) size() int64 {
+	n := int64(len(r.prev)) + 24*int64(len(r.items))
+	for _, it := range r.items {
+		n += int64(len(it))
+	}
+	return n
 }
 
 // itemStore is a bounded LRU of output items. Expiry is last use plus
@@ -101,6 +137,7 @@ type itemStore struct {
 
 type itemMetrics struct {
 	hit, miss                      prometheus.Counter
+	prevHit, prevMiss              prometheus.Counter
 	evictItems, evictBytes, expiry prometheus.Counter
 	tooLarge                       prometheus.Counter
 	items, bytes                   prometheus.Gauge
@@ -115,19 +152,24 @@ func newItemMetrics(reg prometheus.Registerer) *itemMetrics {
 		Name: "vigil_llm_response_item_evictions_total",
 		Help: "Items dropped from the gateway's Responses item store, by reason: items or bytes (least recently used, to stay within gateway.responses.item_store.max_items or max_bytes), expired (ttl), too_large (an item larger than max_bytes, never kept).",
 	}, []string{"reason"})
+	prev := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_llm_previous_response_lookups_total",
+		Help: "Responses API requests with previous_response_id, by result: hit (the whole chain of earlier responses was kept), or miss (unknown, expired, evicted, a link of its chain gone, or kept for another API token).",
+	}, []string{"result"})
 	items := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vigil_llm_response_item_store_items",
-		Help: "Output items of Responses API answers kept for item_reference.",
+		Help: "Entries of the gateway's Responses item store: output items of Responses API answers kept for item_reference, and the answers kept for previous_response_id.",
 	})
 	bytes := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vigil_llm_response_item_store_bytes",
-		Help: "Bytes of the items kept for item_reference (ids, token names and an estimate of the bookkeeping included).",
+		Help: "Bytes of the entries of the gateway's Responses item store (ids, token names and an estimate of the bookkeeping included).",
 	})
 	if reg != nil {
-		reg.MustRegister(lookups, evictions, items, bytes)
+		reg.MustRegister(lookups, evictions, prev, items, bytes)
 	}
 	return &itemMetrics{
 		hit: lookups.WithLabelValues("hit"), miss: lookups.WithLabelValues("miss"),
+		prevHit: prev.WithLabelValues("hit"), prevMiss: prev.WithLabelValues("miss"),
 		evictItems: evictions.WithLabelValues("items"), evictBytes: evictions.WithLabelValues("bytes"),
 		expiry: evictions.WithLabelValues("expired"), tooLarge: evictions.WithLabelValues("too_large"),
 		items: items, bytes: bytes,
@@ -156,7 +198,7 @@ func (s *itemStore) get(scope, id string) (json.RawMessage, bool) {
 	now := s.now()
 	s.expire(now)
 	el, ok := s.byKey[itemKey{scope, id}]
-	if !ok {
+	if !ok || el.Value.(*keptItem).resp != nil {
 		s.m.miss.Inc()
 		return nil, false
 	}
@@ -172,8 +214,59 @@ func (s *itemStore) put(scope, id string, raw json.RawMessage) {
 	if s == nil {
 		return
 	}
-	key := itemKey{scope, id}
-	size := int64(len(scope)+len(id)+len(raw)) + itemOverhead
+	s.keep(&keptItem{key: itemKey{scope, id}, raw: raw, size: int64(len(scope)+len(id)+len(raw)) + itemOverhead})
+}
+
+// putResponse keeps response id's turn for scope: items (its input items
+// as resolved, then its output items) and prev, the response it continued
+// ("" for none).
+func (s *itemStore) putResponse(scope, id, prev string, items []json.RawMessage) {
+	if s == nil {
+		return
+	}
+	r := &keptResponse{prev: prev, items: items}
+	s.keep(&keptItem{key: itemKey{scope, id}, resp: r, size: int64(len(scope)+len(id)) + r.size() + itemOverhead})
+}
+
+// chain walks the responses kept for scope from id back to the first,
+// renewing each link's ttl, and returns their items oldest first. It
+// fails (false) when id, or any response before it, is not kept for
+// scope, as one miss; a whole chain is one hit.
+func (s *itemStore) chain(scope, id string) ([]json.RawMessage, bool) {
+	if s == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.expire(now)
+	var links []*keptResponse
+	var els []*list.Element
+	// A chain cannot loop (each response id is new when it is kept), and
+	// it is at most as long as the store is: the bound is a guard only.
+	for cur := id; cur != "" && len(links) <= s.lru.Len(); {
+		el, ok := s.byKey[itemKey{scope, cur}]
+		if !ok || el.Value.(*keptItem).resp == nil {
+			s.m.prevMiss.Inc()
+			return nil, false
+		}
+		r := el.Value.(*keptItem).resp
+		links, els = append(links, r), append(els, el)
+		cur = r.prev
+	}
+	var out []json.RawMessage
+	for i := len(links) - 1; i >= 0; i-- {
+		out = append(out, links[i].items...)
+		els[i].Value.(*keptItem).expires = now.Add(s.ttl)
+		s.lru.MoveToFront(els[i])
+	}
+	s.m.prevHit.Inc()
+	return out, true
+}
+
+// keep adds it (replacing an entry of its key), within the bounds.
+func (s *itemStore) keep(it *keptItem) {
+	key, size := it.key, it.size
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -185,7 +278,7 @@ func (s *itemStore) put(scope, id string, raw json.RawMessage) {
 		s.m.tooLarge.Inc()
 		return
 	}
-	it := &keptItem{key: key, raw: raw, size: size, expires: now.Add(s.ttl)}
+	it.expires = now.Add(s.ttl)
 	s.byKey[key] = s.lru.PushFront(it)
 	s.bytes += size
 	for s.lru.Len() > s.maxItems {
@@ -242,14 +335,18 @@ type keptCall struct {
 }
 
 // keepOutput keeps a Response's output items for rw's scope, when the
-// request asked for them to be stored. Called before the answer is
-// written, so that a client may refer to them as soon as it has them.
-func (rw *responsesAPI) keepOutput(output []any) {
+// request asked for them to be stored, and the response's turn (the
+// request's input items as resolved, then the output items) under its
+// id for previous_response_id. Called before the answer is written, so
+// that a client may refer to them as soon as it has them.
+func (rw *responsesAPI) keepOutput(id string, output []any) {
 	if !rw.store {
 		return
 	}
+	turn := make([]json.RawMessage, 0, len(rw.input)+len(output))
+	turn = append(turn, rw.input...)
 	for _, item := range output {
-		var id string
+		var itemID string
 		var v any
 		switch it := item.(type) {
 		case *messageItemJSON:
@@ -257,9 +354,9 @@ func (rw *responsesAPI) keepOutput(output []any) {
 			for _, p := range it.Content {
 				text += p.Text
 			}
-			id, v = it.ID, keptMessage{Type: "message", Role: "assistant", Content: text}
+			itemID, v = it.ID, keptMessage{Type: "message", Role: "assistant", Content: text}
 		case *callItemJSON:
-			id, v = it.ID, keptCall{Type: "function_call", CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
+			itemID, v = it.ID, keptCall{Type: "function_call", CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
 		default:
 			continue
 		}
@@ -267,6 +364,8 @@ func (rw *responsesAPI) keepOutput(output []any) {
 		if err != nil {
 			continue
 		}
-		rw.items.put(rw.scope, id, raw)
+		rw.items.put(rw.scope, itemID, raw)
+		turn = append(turn, raw)
 	}
+	rw.items.putResponse(rw.scope, id, rw.prev, turn)
 }

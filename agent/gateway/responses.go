@@ -23,10 +23,12 @@ import (
 // contract() and served by serveChat (cache, budgets, routing, retries,
 // fallback, breakers, validation, cost, observations); the answer is
 // written as a Response object, or as the Responses API's named stream
-// events. No response is stored: previous_response_id, conversations,
-// background responses and GET /responses/{id} are refused. The output
-// items of answers to requests with store true (or absent) are kept a
-// while, bounded, for item_reference input items only (itemstore.go).
+// events. No Response object is stored: conversations, background
+// responses and GET /responses/{id} are refused. The output items of
+// answers to requests with store true (or absent) are kept a while,
+// bounded, for item_reference input items, and each such answer's turn
+// (its request's input items as resolved, and its output items) for
+// previous_response_id (itemstore.go).
 
 // responsesRequest is a Responses API request. Fields the gateway cannot
 // honour are decoded only to be refused by name; any other unknown field
@@ -52,17 +54,17 @@ type responsesRequest struct {
 		Context         json.RawMessage `json:"context"`
 		Mode            json.RawMessage `json:"mode"`
 	} `json:"reasoning"`
-	Stream           bool            `json:"stream"`
-	StreamOptions    json.RawMessage `json:"stream_options"`
-	Metadata         json.RawMessage `json:"metadata"`
-	User             *string         `json:"user"`
-	SafetyIdentifier json.RawMessage `json:"safety_identifier"`
-	PromptCacheKey   json.RawMessage `json:"prompt_cache_key"`
-	ServiceTier      json.RawMessage `json:"service_tier"`
-	Store            json.RawMessage `json:"store"`
-	Truncation       json.RawMessage `json:"truncation"`
+	Stream             bool            `json:"stream"`
+	StreamOptions      json.RawMessage `json:"stream_options"`
+	Metadata           json.RawMessage `json:"metadata"`
+	User               *string         `json:"user"`
+	SafetyIdentifier   json.RawMessage `json:"safety_identifier"`
+	PromptCacheKey     json.RawMessage `json:"prompt_cache_key"`
+	ServiceTier        json.RawMessage `json:"service_tier"`
+	Store              json.RawMessage `json:"store"`
+	Truncation         json.RawMessage `json:"truncation"`
+	PreviousResponseID json.RawMessage `json:"previous_response_id"`
 	// Refused when set (not null): decoded to say why.
-	PreviousResponseID   json.RawMessage `json:"previous_response_id"`
 	Conversation         json.RawMessage `json:"conversation"`
 	Background           json.RawMessage `json:"background"`
 	Include              json.RawMessage `json:"include"`
@@ -75,16 +77,18 @@ type responsesRequest struct {
 }
 
 // notStored is why the gateway answers nothing about earlier responses.
-const notStored = "Vigil's gateway does not store responses (with \"store\": true it keeps only the answers' output items, a while, for item_reference input items)"
+const notStored = "Vigil's gateway does not store responses (with \"store\": true it keeps only the answers' output items and turns, a while, in memory, for item_reference input items and previous_response_id)"
 
 // refusals checks the parameters the gateway does not serve.
 func (req *responsesRequest) refusals() *Error {
+	if !isNull(req.PreviousResponseID) && !isNull(req.Conversation) {
+		return invalid("conversation", "previous_response_id and conversation cannot both be given: they are mutually exclusive (and the gateway keeps no conversations: continue with previous_response_id, or send the whole conversation in input)")
+	}
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
 		why  string
 	}{
-		{"previous_response_id", req.PreviousResponseID, notStored + ", so it cannot continue one: send the whole conversation in input (the earlier output items, and a function_call_output item for each function_call)"},
 		{"conversation", req.Conversation, notStored + " or conversations: send the whole conversation in input"},
 		{"prompt", req.Prompt, "prompt templates are kept by OpenAI, and the gateway does not fetch them: send instructions and input"},
 		{"context_management", req.ContextManagement, "context management (compaction) is not supported by the gateway; an alias's truncation setting decides what happens to a prompt that is too long"},
@@ -249,6 +253,10 @@ func (m *fieldMap) param(p string) string {
 		}
 		src := m.msgs[i]
 		switch {
+		case src.path == "previous_response_id":
+			// A message rebuilt from a kept turn: named by the field
+			// that brought it.
+			return src.path
 		case strings.HasPrefix(rest, ".tool_calls["):
 			j, rest2, ok := cutIndex(strings.TrimPrefix(rest, ".tool_calls"))
 			if !ok || j >= len(src.calls) {
@@ -366,11 +374,19 @@ func (req *responsesRequest) contract(items *itemStore, scope string) (*pb.ChatR
 		rw.store = true // OpenAI's default
 	}
 	rw.store = rw.store && items != nil
+	var prior []json.RawMessage
+	if !isNull(req.PreviousResponseID) {
+		var e *Error
+		if prior, e = rw.previous(); e != nil {
+			return nil, nil, e
+		}
+	}
 	chat := map[string]any{"model": req.Model}
-	msgs, e := req.messages(rw.fields, rw.resolve)
+	msgs, input, e := req.messages(rw.fields, rw.resolve, prior, rw.store)
 	if e != nil {
 		return nil, nil, e
 	}
+	rw.input = input
 	chat["messages"] = msgs
 	if req.Temperature != nil {
 		chat["temperature"] = *req.Temperature
@@ -460,13 +476,25 @@ func (req *responsesRequest) contract(items *itemStore, scope string) (*pb.ChatR
 	return creq, rw, nil
 }
 
-// messages turns instructions and input into chat messages, recording
-// where each came from, and checks the function calls' turns as OpenAI
-// does: every function_call is answered by a function_call_output (with
-// its call_id) before the next message. An item_reference is replaced by
-// the item resolve finds for its id, and read as if sent by value.
-func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error)) ([]map[string]any, *Error) {
+// inputItem is one input item to read, with its name for errors; text
+// marks input given as a string (read as a user message).
+type inputItem struct {
+	path string
+	raw  json.RawMessage
+	text bool
+}
+
+// messages turns instructions, the items of the previous responses'
+// turns (prior, oldest first: see previous) and input into chat messages,
+// recording where each came from, and checks the function calls' turns as
+// OpenAI does: every function_call is answered by a function_call_output
+// (with its call_id) before the next message. An item_reference is
+// replaced by the item resolve finds for its id, and read as if sent by
+// value. With keep, it also returns the request's input items as
+// resolved, to be kept with the answer for previous_response_id.
+func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error), prior []json.RawMessage, keep bool) ([]map[string]any, []json.RawMessage, *Error) {
 	var msgs []map[string]any
+	var kept []json.RawMessage
 	add := func(m map[string]any, src msgSource) {
 		msgs = append(msgs, m)
 		fm.msgs = append(fm.msgs, src)
@@ -474,17 +502,24 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 	if req.Instructions != nil && *req.Instructions != "" {
 		add(map[string]any{"role": "system", "content": *req.Instructions}, msgSource{path: "instructions", kind: srcText})
 	}
-	if isNull(req.Input) {
-		return msgs, nil
+	items := make([]inputItem, 0, len(prior))
+	for _, raw := range prior {
+		items = append(items, inputItem{path: "previous_response_id", raw: raw})
 	}
-	var s string
-	if json.Unmarshal(req.Input, &s) == nil {
-		add(map[string]any{"role": "user", "content": s}, msgSource{path: "input", kind: srcText})
-		return msgs, nil
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(req.Input, &items) != nil {
-		return nil, invalid("input", "input must be a string or an array of input items, got %s", jsonType(req.Input))
+	if !isNull(req.Input) {
+		var s string
+		var list []json.RawMessage
+		switch {
+		case json.Unmarshal(req.Input, &s) == nil:
+			raw, _ := json.Marshal(map[string]string{"role": "user", "content": s})
+			items = append(items, inputItem{path: "input", raw: raw, text: true})
+		case json.Unmarshal(req.Input, &list) == nil:
+			for k, raw := range list {
+				items = append(items, inputItem{path: fmt.Sprintf("input[%d]", k), raw: raw})
+			}
+		default:
+			return nil, nil, invalid("input", "input must be a string or an array of input items, got %s", jsonType(req.Input))
+		}
 	}
 	// The function calls of the current turn: call_id -> answered.
 	turn := map[string]bool{}
@@ -499,31 +534,39 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 		turn, turnIDs, turnPaths, outputs = map[string]bool{}, nil, nil, false
 		return nil
 	}
-	for k, raw := range items {
-		path := fmt.Sprintf("input[%d]", k)
-		fields, e := object(path, raw)
+	for _, in := range items {
+		path := in.path
+		fields, e := object(path, in.raw)
 		if e != nil {
-			return nil, e
+			return nil, nil, e
 		}
 		typ, e := itemType(path, fields)
 		if e != nil {
-			return nil, e
+			return nil, nil, e
 		}
+		raw := in.raw
 		if typ == "item_reference" {
 			if fields, e = resolve(path, fields); e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			if typ, e = itemType(path, fields); e != nil {
-				return nil, e
+				return nil, nil, e
 			}
+			raw = nil
+		}
+		if keep && path != "previous_response_id" {
+			if raw == nil { // as resolved
+				raw, _ = json.Marshal(fields)
+			}
+			kept = append(kept, raw)
 		}
 		allowed, ok := itemKeys[typ]
 		if !ok {
-			return nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call, function_call_output and item_reference items (reasoning and built-in tools' items are not)", path, typ)
+			return nil, nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call, function_call_output and item_reference items (reasoning and built-in tools' items are not)", path, typ)
 		}
 		for _, key := range sortedKeys(fields) {
 			if key != "type" && !contains(allowed, key) {
-				return nil, invalid(path+"."+key, "%s.%s is not supported in a %s item", path, key, typ)
+				return nil, nil, invalid(path+"."+key, "%s.%s is not supported in a %s item", path, key, typ)
 			}
 		}
 		str := func(key string, required bool) (string, *Error) {
@@ -544,42 +587,46 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 		switch typ {
 		case "message":
 			if e := closeTurn(); e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			role, e := str("role", true)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			switch role {
 			case "user", "system", "developer", "assistant":
 			default:
-				return nil, invalid(path+".role", "%s.role %q is not user, system, developer or assistant", path, role)
+				return nil, nil, invalid(path+".role", "%s.role %q is not user, system, developer or assistant", path, role)
 			}
 			content, e := inputContent(path, fields["content"], role)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
-			add(map[string]any{"role": role, "content": content}, msgSource{path: path, kind: srcMessage})
+			src := msgSource{path: path, kind: srcMessage}
+			if in.text {
+				src.kind = srcText
+			}
+			add(map[string]any{"role": role, "content": content}, src)
 		case "function_call":
 			if outputs {
 				if e := closeTurn(); e != nil {
-					return nil, e
+					return nil, nil, e
 				}
 			}
 			callID, e := str("call_id", true)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			name, e := str("name", true)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			args, e := str("arguments", false)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			if _, dup := turn[callID]; dup {
-				return nil, invalid(path+".call_id", "%s.call_id %q is the call_id of another function_call of the same turn", path, callID)
+				return nil, nil, invalid(path+".call_id", "%s.call_id %q is the call_id of another function_call of the same turn", path, callID)
 			}
 			turn[callID] = false
 			turnIDs, turnPaths = append(turnIDs, callID), append(turnPaths, path)
@@ -596,27 +643,27 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 		case "function_call_output":
 			callID, e := str("call_id", true)
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			answered, ok := turn[callID]
 			switch {
 			case !ok:
-				return nil, invalid(path+".call_id", "%s.call_id %q does not answer a function_call of the turn before it (the function_call items just before this run of function_call_output items)", path, callID)
+				return nil, nil, invalid(path+".call_id", "%s.call_id %q does not answer a function_call of the turn before it (the function_call items just before this run of function_call_output items)", path, callID)
 			case answered:
-				return nil, invalid(path+".call_id", "%s.call_id %q was answered already", path, callID)
+				return nil, nil, invalid(path+".call_id", "%s.call_id %q was answered already", path, callID)
 			}
 			turn[callID], outputs = true, true
 			out, e := callOutput(path, fields["output"])
 			if e != nil {
-				return nil, e
+				return nil, nil, e
 			}
 			add(map[string]any{"role": "tool", "tool_call_id": callID, "content": out}, msgSource{path: path, kind: srcOutput})
 		}
 	}
 	if e := closeTurn(); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	return msgs, nil
+	return msgs, kept, nil
 }
 
 // itemType is an input item's type: its type field, message for an item
@@ -637,6 +684,32 @@ func itemType(path string, fields map[string]json.RawMessage) (string, *Error) {
 		return "item_reference", nil
 	}
 	return "", invalid(path+".type", "%s.type is required (message, function_call, function_call_output or item_reference), or a role for a message", path)
+}
+
+// previous reads previous_response_id: the items of the chain of
+// responses it ends (oldest first), kept for the request's API token. An
+// id that is unknown, expired, evicted, kept for another token, or whose
+// chain has lost a link gets the same answer: OpenAI's for a response it
+// does not have (404, code previous_response_not_found, param
+// previous_response_id), saying what Vigil keeps and what to do instead.
+func (rw *responsesAPI) previous() ([]json.RawMessage, *Error) {
+	raw := rw.req.PreviousResponseID
+	var id string
+	if jsonType(raw) != "a string" || json.Unmarshal(raw, &id) != nil || id == "" {
+		return nil, invalid("previous_response_id", "previous_response_id must be the id of an earlier response (resp_...), got %s", compactJSON(raw))
+	}
+	rw.prev = id
+	items, ok := rw.items.chain(rw.scope, id)
+	if !ok {
+		why := "this agent keeps the answers given with store true (or absent) in memory, for the API token that asked, within gateway.responses.item_store's bounds (max_items, max_bytes) and for its ttl after last use: this one is unknown, was given with store false, is no longer kept, or an earlier response of its chain is no longer kept"
+		if rw.items == nil {
+			why = "this agent keeps no responses (gateway.responses.item_store.max_items is 0)"
+		}
+		param := "previous_response_id"
+		return nil, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "previous_response_not_found", Param: &param,
+			Message: fmt.Sprintf("Previous response with id %q not found: %s; send the whole conversation in input instead (the earlier input and output items, without previous_response_id)", id, why)}
+	}
+	return items, nil
 }
 
 // resolve reads an item_reference: the item it names, kept from an
@@ -1101,6 +1174,10 @@ type responsesAPI struct {
 	items *itemStore
 	scope string
 	store bool
+	// prev is the request's previous_response_id ("": none); input its
+	// input items as resolved, kept with the answer when store is set.
+	prev  string
+	input []json.RawMessage
 }
 
 func (*responsesAPI) endpoint(stream bool) string {
@@ -1131,7 +1208,7 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	}
 	now := time.Now().Unix()
 	r.CompletedAt = &now
-	rw.keepOutput(r.Output)
+	rw.keepOutput(r.ID, r.Output)
 	writeJSON(w, http.StatusOK, r)
 }
 
@@ -1229,6 +1306,9 @@ func (rw *responsesAPI) object(created int64, model string) *responseJSON {
 		Text: textEcho{Format: json.RawMessage(`{"type":"text"}`)}, ToolChoice: json.RawMessage(`"auto"`)}
 	if req.Instructions != nil {
 		r.Instructions = req.Instructions
+	}
+	if rw.prev != "" {
+		r.PreviousResponseID = &rw.prev
 	}
 	if req.ParallelToolCalls != nil {
 		r.ParallelToolCalls = *req.ParallelToolCalls
@@ -1587,7 +1667,7 @@ func (s *responseEvents) end(u *usageJSON, estimated bool, serviceTier string) {
 		typ = "response.incomplete"
 	}
 	if s.out.err == nil {
-		s.rw.keepOutput(r.Output)
+		s.rw.keepOutput(r.ID, r.Output)
 	}
 	_ = s.named(typ, map[string]any{"response": &r})
 }

@@ -192,7 +192,9 @@ func TestResponsesRefusals(t *testing.T) {
 	for _, c := range []struct {
 		body, param string
 	}{
-		{`{"model":"single","input":"x","previous_response_id":"resp_1"}`, "previous_response_id"},
+		{`{"model":"single","input":"x","previous_response_id":7}`, "previous_response_id"},
+		{`{"model":"single","input":"x","previous_response_id":""}`, "previous_response_id"},
+		{`{"model":"single","input":"x","previous_response_id":"resp_1","conversation":"conv_1"}`, "conversation"},
 		{`{"model":"single","input":"x","conversation":"conv_1"}`, "conversation"},
 		{`{"model":"single","input":"x","background":true}`, "background"},
 		{`{"model":"single","input":"x","include":["file_search_call.results"]}`, "include[0]"},

@@ -247,6 +247,42 @@ await check('responses: a conversation kept by the client (store: false, and the
     });
 });
 
+// OpenAI's previous_response_id through the AI SDK
+// (providerOptions.openai.previousResponseId): each call sends only its
+// new message and names the response before it (its id in
+// providerMetadata.openai.responseId); the gateway rebuilds the rest
+// (test/gateway_clients_test.go checks what reached the upstream).
+await check('default: previousResponseId chains three turns, the last streamed', async () => {
+  const first = await generateText({ model: openai(model), system: 'aisdk chain rules', prompt: 'aisdk chain one', maxRetries: 0 });
+  const id1 = first.providerMetadata.openai.responseId;
+  assert.match(id1, /^resp_/);
+  // The SDK sends the system prompt as an input item, not instructions:
+  // it is part of the kept turn.
+  assert.equal(exchanges.at(-1).body.instructions, undefined);
+  assert.equal(exchanges.at(-1).body.input[0].role, 'system');
+  const second = await generateText({ model: openai(model), prompt: 'aisdk chain two', maxRetries: 0, providerOptions: { openai: { previousResponseId: id1 } } });
+  assert.equal(second.text, 'echo: aisdk chain two');
+  assert.equal(exchanges.at(-1).body.previous_response_id, id1);
+  assert.deepEqual(exchanges.at(-1).body.input.map((i) => i.role), ['user']);
+  const third = streamText({
+    model: openai(model), prompt: 'aisdk chain three', maxRetries: 0,
+    providerOptions: { openai: { previousResponseId: second.providerMetadata.openai.responseId } },
+    onError: ({ error }) => { throw error; },
+  });
+  assert.equal(await third.text, 'echo: aisdk chain three');
+  // One the gateway does not keep: OpenAI's code and param.
+  await assert.rejects(
+    generateText({ model: openai(model), prompt: 'x', maxRetries: 0, providerOptions: { openai: { previousResponseId: 'resp_unknown' } } }),
+    (err) => {
+      assert.ok(APICallError.isInstance(err), String(err));
+      assert.equal(err.statusCode, 404);
+      const body = JSON.parse(err.responseBody).error;
+      assert.equal(body.code, 'previous_response_not_found');
+      assert.equal(body.param, 'previous_response_id');
+      return true;
+    });
+});
+
 // The default model in a tool loop whose answers have text before their
 // calls (the stub's [preamble]): the next step refers to the text by id
 // and sends the call and its output by value; then the conversation goes

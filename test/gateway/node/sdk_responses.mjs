@@ -25,7 +25,8 @@ await check('responses.create, plain', async () => {
   assert.match(data.output[0].id, /^msg_/);
   assert.deepEqual(data.output[0].content, [{ type: 'output_text', text: 'echo: hello responses', annotations: [], logprobs: [] }]);
   // store left out is OpenAI's default, true: Vigil keeps the output
-  // items (for item_reference only, not the response) and says so.
+  // items and the turn (for item_reference and previous_response_id, not
+  // the response object) and says so.
   assert.equal(data.store, true);
   assert.equal(data.error, null);
   assert.equal(data.usage.input_tokens, 2);
@@ -193,6 +194,45 @@ await check('item_reference across two calls; store: false keeps nothing', async
   );
 });
 
+// OpenAI's "Conversation state" pattern: each turn sends only what is new
+// with previous_response_id; the gateway rebuilds the conversation from
+// the turns it kept (test/gateway_responses_test.go checks what reached
+// the upstream: the whole conversation, only the latest instructions).
+await check('previous_response_id: three turns, a streamed one, and a tool loop', async () => {
+  const r1 = await client.responses.create({ model, instructions: 'chain rules v1', input: 'chain one' });
+  assert.equal(r1.output_text, 'echo: chain one');
+  assert.equal(r1.previous_response_id, null);
+  const r2 = await client.responses.create({ model, instructions: 'chain rules v2', previous_response_id: r1.id, input: 'chain two' });
+  assert.equal(r2.output_text, 'echo: chain two');
+  assert.equal(r2.previous_response_id, r1.id);
+  assert.equal(r2.instructions, 'chain rules v2');
+  const r3 = await client.responses.stream({ model, previous_response_id: r2.id, input: [{ role: 'user', content: 'chain three' }] }).finalResponse();
+  assert.equal(r3.output_text, 'echo: chain three');
+  assert.equal(r3.previous_response_id, r2.id);
+  assert.equal(r3.instructions, null);
+
+  // The tool loop as OpenAI documents it: only the function_call_output.
+  const t1 = await client.responses.create({ model, input: 'loop weather in Lima', tools: [weather] });
+  const call = t1.output.find((o) => o.type === 'function_call');
+  assert.ok(call, JSON.stringify(t1.output));
+  const t2 = await client.responses.create({
+    model, tools: [weather], previous_response_id: t1.id,
+    input: [{ type: 'function_call_output', call_id: call.call_id, output: '21 C' }],
+  });
+  assert.equal(t2.output_text, 'tool get_weather returned: 21 C');
+  assert.equal(t2.previous_response_id, t1.id);
+
+  // Unknown, or given with store: false: OpenAI's 404, saying what to do.
+  const unstored = await client.responses.create({ model, input: 'chain not kept', store: false });
+  for (const id of ['resp_123', unstored.id]) {
+    await assert.rejects(
+      client.responses.create({ model, input: 'x', previous_response_id: id }),
+      (e) => e instanceof NotFoundError && e.status === 404 && e.code === 'previous_response_not_found' && e.param === 'previous_response_id' &&
+        /in memory/.test(e.message) && /send the whole conversation in input/.test(e.message),
+    );
+  }
+});
+
 await check('404 unknown model', async () => {
   await assert.rejects(
     client.responses.create({ model: 'no-such-alias', input: 'x' }),
@@ -202,8 +242,8 @@ await check('404 unknown model', async () => {
 
 await check('400 for what the gateway does not serve', async () => {
   await assert.rejects(
-    client.responses.create({ model, input: 'x', previous_response_id: 'resp_123' }),
-    (e) => e instanceof BadRequestError && e.param === 'previous_response_id' && /does not store responses/.test(e.message),
+    client.responses.create({ model, input: 'x', previous_response_id: 'resp_123', conversation: 'conv_123' }),
+    (e) => e instanceof BadRequestError && e.param === 'conversation' && /mutually exclusive/.test(e.message),
   );
   await assert.rejects(
     client.responses.create({ model, input: 'x', tools: [{ type: 'web_search' }] }),
