@@ -233,6 +233,9 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	if err := toolsBody(req, b, hasTools); err != nil {
 		return nil, err
 	}
+	if err := s.thinkingBody(req, b); err != nil {
+		return nil, err
+	}
 	if stream {
 		b["stream"] = true
 	}
