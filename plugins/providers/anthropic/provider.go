@@ -363,8 +363,9 @@ type streamCall struct {
 // tool calls only (a text, thinking or redacted_thinking block before it
 // does not count), then one per input_json_delta fragment; thinking
 // blocks and their thinking_delta and signature_delta events are not
-// passed on (the OpenAI chat shape has no field for them); a call whose deltas brought no arguments
-// gets its start input, "{}" for none, when its block stops.
+// passed on (the OpenAI chat shape has no field for them); a call whose
+// deltas brought no arguments gets its start input, "{}" for none, when
+// its block stops.
 func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
