@@ -10,7 +10,8 @@ import (
 // openai and anthropic plugins and the stubs: max_completion_tokens to a
 // reasoning model (which refuses max_tokens, as OpenAI's do), logprobs
 // whole and streamed against the stub's deterministic values, penalties
-// and reasoning_effort, OpenAI's pass-through parameters (logit_bias,
+// and reasoning_effort (to an Anthropic alias: extended thinking, the
+// thinking dropped from the answer), OpenAI's pass-through parameters (logit_bias,
 // metadata, store, service_tier, prediction, ...), and an Anthropic target
 // refusing a penalty or a pass-through parameter (400 unsupported) or
 // falling back to OpenAI. It then checks what reached the
@@ -87,17 +88,31 @@ func TestGatewayParamsNodeSDK(t *testing.T) {
 	if r := one("fallback with metadata"); !reflect.DeepEqual(r["metadata"], map[string]any{"via": "fallback"}) {
 		t.Errorf("fallback pass-through upstream: %v", r)
 	}
-	for _, text := range []string{"both caps", "x", "penalty for claude", "logprobs from claude", "no penalty", "store for claude"} {
+	for _, text := range []string{"both caps", "x", "penalty for claude", "logprobs from claude", "no penalty", "store for claude", "think it over", "think while streaming", "cold thinking"} {
 		if n := len(sent[text]); n != 0 {
 			t.Errorf("%q reached OpenAI's stub %d times", text, n)
 		}
 	}
-	// Anthropic's stub saw only the request without a penalty (its
-	// frequency_penalty 0 is not sent: the Messages API has none).
-	if n := e.ant.Calls("/v1/messages", "claude-test"); n != 1 {
-		t.Errorf("Anthropic's stub got %d requests, want 1 (the one without a penalty)", n)
+	// Anthropic's stub saw the request without a penalty (its
+	// frequency_penalty 0 is not sent: the Messages API has none) and the
+	// two with reasoning_effort, as extended thinking; not the refused
+	// one (temperature 0.2 with thinking).
+	ant := map[string]map[string]any{}
+	for _, r := range e.ant.Requests("/v1/messages", "claude-test") {
+		msgs, _ := r["messages"].([]any)
+		last, _ := msgs[len(msgs)-1].(map[string]any)
+		text, _ := last["content"].(string)
+		ant[text] = r
 	}
-	if last := e.ant.LastRequest("/v1/messages", "claude-test"); last == nil || last["frequency_penalty"] != nil {
-		t.Errorf("Anthropic's stub got %v", last)
+	if len(ant) != 3 || ant["no penalty"] == nil || ant["no penalty"]["frequency_penalty"] != nil || ant["no penalty"]["thinking"] != nil {
+		t.Errorf("Anthropic's stub got %v, want the requests without a penalty and with reasoning_effort", ant)
+	}
+	if r := ant["think it over"]; r == nil || !reflect.DeepEqual(r["thinking"], map[string]any{"type": "enabled", "budget_tokens": 8192.0}) ||
+		r["max_tokens"] != 8192.0+4096 || r["reasoning_effort"] != nil || r["temperature"] != nil {
+		t.Errorf("reasoning_effort medium upstream: %v", r)
+	}
+	if r := ant["think while streaming"]; r == nil || !reflect.DeepEqual(r["thinking"], map[string]any{"type": "enabled", "budget_tokens": 2999.0}) ||
+		r["max_tokens"] != 3000.0 || r["stream"] != true {
+		t.Errorf("reasoning_effort high, capped at 3000, upstream: %v", r)
 	}
 }

@@ -23,6 +23,19 @@
 // with media_type application/pdf that starts with %PDF-, or an http(s)
 // url) and read as "[document TITLE N bytes]" or "[document URL]".
 //
+// Extended thinking: a thinking parameter is checked as the Messages API
+// checks it (type enabled or disabled; enabled: an integer budget_tokens
+// of at least 1024 and below max_tokens; no temperature other than 1, no
+// top_k, no top_p below 0.95, no forced tool_choice any or tool; a
+// request continuing a tool loop, its last user turn carrying tool
+// results, whose assistant turn before does not start with a thinking or
+// redacted_thinking block is refused). Assistant turns may carry thinking
+// blocks (with a signature) and redacted_thinking blocks (with data).
+// With thinking enabled the answer starts with a thinking block ("Thinking
+// about: " and the user's text, signature "sig_stub"), whole or streamed
+// (thinking_delta fragments, then one signature_delta), counted in
+// output_tokens, before the text and tool_use blocks.
+//
 // A top-level field the Messages API does not know (presence_penalty,
 // logprobs, an OpenAI name such as max_completion_tokens) is refused as
 // the real API refuses it: "NAME: Extra inputs are not permitted".
@@ -70,11 +83,12 @@ type Server struct {
 	faults   map[string][]Fault
 	calls    map[string]int
 	requests map[string]map[string]any
+	all      map[string][]map[string]any
 }
 
 // New returns a stub serving models.
 func New(models ...string) *Server {
-	return &Server{Models: models, faults: map[string][]Fault{}, calls: map[string]int{}, requests: map[string]map[string]any{}}
+	return &Server{Models: models, faults: map[string][]Fault{}, calls: map[string]int{}, requests: map[string]map[string]any{}, all: map[string][]map[string]any{}}
 }
 
 // Fail queues faults for model.
@@ -89,6 +103,13 @@ func (s *Server) Calls(path, model string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[path+" "+model]
+}
+
+// Requests are the bodies sent for model on path, in order.
+func (s *Server) Requests(path, model string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.all[path+" "+model]...)
 }
 
 // LastRequest is the last body sent for model on path.
@@ -153,6 +174,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[r.URL.Path+" "+model]++
 		s.requests[r.URL.Path+" "+model] = body
+		s.all[r.URL.Path+" "+model] = append(s.all[r.URL.Path+" "+model], body)
 		var f Fault
 		faulty := false
 		if q := s.faults[model]; len(q) > 0 {
@@ -200,6 +222,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		content := []any{}
+		if a.thinking != "" {
+			content = append(content, map[string]any{"type": "thinking", "thinking": a.thinking, "signature": stubSignature})
+		}
 		if a.text != "" {
 			content = append(content, map[string]any{"type": "text", "text": a.text})
 		}
@@ -236,8 +261,12 @@ type toolUse struct {
 	input    map[string]any
 }
 
-// answer is the stub's reply: text, then tool calls.
+// stubSignature is the signature of the stub's thinking blocks.
+const stubSignature = "sig_stub"
+
+// answer is the stub's reply: thinking, text, then tool calls.
 type answer struct {
+	thinking string
 	text     string
 	calls    []toolUse
 	stop     string
@@ -245,7 +274,7 @@ type answer struct {
 }
 
 func (a answer) outTokens() int {
-	n := len(strings.Fields(a.text))
+	n := len(strings.Fields(a.thinking)) + len(strings.Fields(a.text))
 	for _, c := range a.calls {
 		b, _ := json.Marshal(c.input)
 		n += len(strings.Fields(string(b)))
@@ -419,6 +448,7 @@ type turn struct {
 	text    string   // its text blocks (or string content), joined
 	uses    []string // tool_use ids, in an assistant turn
 	results []string // tool_result contents, in a user turn
+	first   string   // the type of its first block ("text" for string content)
 }
 
 // readTurn checks one message's content blocks as Anthropic does and
@@ -427,7 +457,7 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 	t := turn{role: role}
 	switch c := content.(type) {
 	case string:
-		t.text = c
+		t.text, t.first = c, "text"
 		if prev != nil && len(prev.uses) > 0 {
 			return t, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", i-1, strings.Join(prev.uses, ", "))
 		}
@@ -438,7 +468,21 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 			bm, _ := b.(map[string]any)
 			typ, _ := bm["type"].(string)
 			at := fmt.Sprintf("messages.%d.content.%d", i, j)
+			if j == 0 {
+				t.first = typ
+			}
 			switch {
+			case typ == "thinking" && role == "assistant":
+				if _, ok := bm["thinking"].(string); !ok {
+					return t, refuse("%s.thinking.thinking: Field required", at)
+				}
+				if sig, _ := bm["signature"].(string); sig == "" {
+					return t, refuse("%s.thinking.signature: Field required", at)
+				}
+			case typ == "redacted_thinking" && role == "assistant":
+				if d, _ := bm["data"].(string); d == "" {
+					return t, refuse("%s.redacted_thinking.data: Field required", at)
+				}
 			case typ == "text":
 				s, ok := bm["text"].(string)
 				if !ok {
@@ -587,6 +631,13 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 	if n := len(turns); turns[n-1].role == "assistant" && len(turns[n-1].uses) > 0 {
 		return a, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", n-1, strings.Join(turns[n-1].uses, ", "))
 	}
+	thinking, err := thinkingOf(body, choice)
+	if err != nil {
+		return a, err
+	}
+	if n := len(turns); thinking && n >= 2 && len(turns[n-1].results) > 0 && turns[n-2].first != "thinking" && turns[n-2].first != "redacted_thinking" {
+		return a, refuse("messages.%d.content.0.type: Expected `thinking` or `redacted_thinking`, but found `%s`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking", n-2, turns[n-2].first)
+	}
 	var last turn
 	assistantTurns := 0
 	for _, t := range turns {
@@ -633,7 +684,57 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 	default:
 		a.text = "echo: " + last.text
 	}
+	if thinking {
+		a.thinking = "Thinking about: " + last.text
+	}
 	return a, nil
+}
+
+// thinkingDocs ends the refusals of thinking requests, as Anthropic's do.
+const thinkingDocs = " Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+
+// thinkingOf checks the request's thinking parameter, and the parameters
+// thinking rules out, as the Messages API does, and says whether thinking
+// is enabled. choice is the tool_choice type.
+func thinkingOf(body map[string]any, choice string) (bool, error) {
+	raw, set := body["thinking"]
+	if !set {
+		return false, nil
+	}
+	th, ok := raw.(map[string]any)
+	if !ok {
+		return false, refuse("thinking: Input should be a valid dictionary")
+	}
+	switch th["type"] {
+	case "disabled":
+		return false, nil
+	case "enabled":
+	default:
+		return false, refuse("thinking: Input tag '%v' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'", th["type"])
+	}
+	budget, ok := th["budget_tokens"].(float64)
+	if !ok || budget != float64(int64(budget)) {
+		return false, refuse("thinking.enabled.budget_tokens: Input should be a valid integer")
+	}
+	if budget < 1024 {
+		return false, refuse("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+	}
+	if mt, ok := body["max_tokens"].(float64); ok && mt <= budget {
+		return false, refuse("`max_tokens` must be greater than `thinking.budget_tokens`." + thinkingDocs)
+	}
+	if t, ok := body["temperature"]; ok && t != 1.0 {
+		return false, refuse("`temperature` may only be set to 1 when thinking is enabled." + thinkingDocs)
+	}
+	if _, ok := body["top_k"]; ok {
+		return false, refuse("`top_k` must be unset when thinking is enabled." + thinkingDocs)
+	}
+	if p, ok := body["top_p"].(float64); ok && p < 0.95 {
+		return false, refuse("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled." + thinkingDocs)
+	}
+	if choice == "any" || choice == "tool" {
+		return false, refuse("Thinking may not be enabled when tool_choice forces tool use." + thinkingDocs)
+	}
+	return true, nil
 }
 
 func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, faulty bool) {
@@ -669,6 +770,19 @@ func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, 
 		deltas++
 		event("content_block_delta", map[string]any{"type": "content_block_delta", "index": index, "delta": d})
 		return true
+	}
+	if a.thinking != "" {
+		start(map[string]any{"type": "thinking", "thinking": "", "signature": ""})
+		for _, word := range strings.SplitAfter(a.thinking, " ") {
+			if !delta(map[string]any{"type": "thinking_delta", "thinking": word}) {
+				return
+			}
+		}
+		if !delta(map[string]any{"type": "signature_delta", "signature": stubSignature}) {
+			return
+		}
+		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
+		index++
 	}
 	if a.text != "" {
 		start(map[string]any{"type": "text", "text": ""})

@@ -11,5 +11,5 @@ import "github.com/vigilml/vigil/sdk"
 var version = "0.1.0"
 
 func main() {
-	sdk.ServeProvider(sdk.Info{Name: "anthropic", Version: version, Capabilities: []string{"chat", "stream", "count_tokens", "tools", "images", "files"}}, newProvider())
+	sdk.ServeProvider(sdk.Info{Name: "anthropic", Version: version, Capabilities: []string{"chat", "stream", "count_tokens", "tools", "images", "files", "reasoning_effort"}}, newProvider())
 }

@@ -11,11 +11,10 @@ import (
 
 // unsupportedParams refuses, as class unsupported, the contract's chat
 // parameters the Messages API has no counterpart for, rather than drop
-// them: presence_penalty and frequency_penalty (when not 0), logprobs,
-// reasoning_effort and OpenAI's pass-through parameters (openai_params:
-// logit_bias, store, metadata, ...). (Anthropic's extended thinking is a
-// budget of thinking tokens, not an effort level, and is not built.) The
-// plugin does not declare the "penalties", "logprobs", "reasoning_effort"
+// them: presence_penalty and frequency_penalty (when not 0), logprobs
+// and OpenAI's pass-through parameters (openai_params: logit_bias,
+// store, metadata, ...). (reasoning_effort becomes extended thinking:
+// thinking.go.) The plugin does not declare the "penalties", "logprobs"
 // and "openai_params" capabilities, so the gateway does not send them
 // here; this is for any other host.
 func unsupportedParams(req *pb.ChatRequest) error {
@@ -26,8 +25,6 @@ func unsupportedParams(req *pb.ChatRequest) error {
 		return sdk.Errorf(sdk.Unsupported, "frequency_penalty is not supported by Anthropic's Messages API")
 	case req.GetLogprobs() || req.TopLogprobs != nil:
 		return sdk.Errorf(sdk.Unsupported, "logprobs are not supported by Anthropic's Messages API")
-	case req.GetReasoningEffort() != "":
-		return sdk.Errorf(sdk.Unsupported, "reasoning_effort is not supported by the anthropic plugin (extended thinking is not built)")
 	case req.GetOpenaiParams() != "" && req.GetOpenaiParams() != "{}":
 		names := openAIParamNames(req.GetOpenaiParams())
 		return sdk.Errorf(sdk.Unsupported, "%s: OpenAI request parameters (openai_params) are not supported by the anthropic plugin; the Messages API has no counterpart for them", names)

@@ -27,7 +27,6 @@ func TestUnsupportedParams(t *testing.T) {
 		{"frequency_penalty", func(r *pb.ChatRequest) { r.FrequencyPenalty = &half }},
 		{"logprobs", func(r *pb.ChatRequest) { r.Logprobs = true }},
 		{"logprobs", func(r *pb.ChatRequest) { r.Logprobs, r.TopLogprobs = true, &top }},
-		{"reasoning_effort", func(r *pb.ChatRequest) { r.ReasoningEffort = "low" }},
 		{"logit_bias:", func(r *pb.ChatRequest) { r.OpenaiParams = `{"logit_bias":{"1":5}}` }},
 		{"metadata, store:", func(r *pb.ChatRequest) { r.OpenaiParams = `{"store":true,"metadata":{"a":"b"}}` }},
 		{"openai_params:", func(r *pb.ChatRequest) { r.OpenaiParams = `[1]` }},

@@ -233,6 +233,9 @@ func (s *state) messagesBody(req *pb.ChatRequest, stream bool) (map[string]any, 
 	if err := toolsBody(req, b, hasTools); err != nil {
 		return nil, err
 	}
+	if err := s.thinkingBody(req, b); err != nil {
+		return nil, err
+	}
 	if stream {
 		b["stream"] = true
 	}
@@ -302,6 +305,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		case "tool_use":
 			calls = append(calls, toolCall(c.ID, c.Name, c.Input))
 		}
+		// thinking and redacted_thinking blocks: the OpenAI chat shape
+		// has no field for them.
 	}
 	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: text.String(), FinishReason: finishReason(out.StopReason),
 		Usage: out.Usage.proto(), ToolCalls: calls}, nil
@@ -355,9 +360,12 @@ type streamCall struct {
 
 // readStream passes a Messages event stream on as ChatEvents. A tool_use
 // block becomes a ToolCallDelta with its id and name, numbered among the
-// tool calls only (a text block before it does not count), then one per
-// input_json_delta fragment; a call whose deltas brought no arguments
-// gets its start input, "{}" for none, when its block stops.
+// tool calls only (a text, thinking or redacted_thinking block before it
+// does not count), then one per input_json_delta fragment; thinking
+// blocks and their thinking_delta and signature_delta events are not
+// passed on (the OpenAI chat shape has no field for them); a call whose
+// deltas brought no arguments gets its start input, "{}" for none, when
+// its block stops.
 func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage

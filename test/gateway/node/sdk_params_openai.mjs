@@ -1,6 +1,7 @@
 // Chat parameters beyond sampling through Vigil's gateway with the official
 // OpenAI Node SDK: max_completion_tokens to a reasoning model, logprobs
-// whole and streamed, penalties and reasoning_effort, OpenAI's parameters
+// whole and streamed, penalties and reasoning_effort (to Anthropic:
+// extended thinking), OpenAI's parameters
 // the gateway passes through (logit_bias, metadata, store, service_tier,
 // prediction, ...), and the refusals.
 // test/gateway_params_test.go runs this (node sdk_params_openai.mjs) with
@@ -171,6 +172,40 @@ await check('a penalty for Anthropic then OpenAI: falls back', async () => {
   // Without the penalty, the same alias is answered by Anthropic.
   await client.chat.completions.create({ model: 'claude-then-openai', messages: ask('no penalty'), frequency_penalty: 0 });
   assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'anthropic-main');
+});
+
+await check('reasoning_effort for Anthropic: extended thinking, its blocks not in the answer', async () => {
+  // test/anthropicstub thinks first ("Thinking about: " and the user's
+  // text, a signed thinking block) when thinking is enabled.
+  const r = await client.chat.completions.create({ model: 'claude', messages: ask('think it over'), reasoning_effort: 'medium' });
+  assert.equal(r.choices[0].message.content, 'echo: think it over');
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  // output_tokens counts the thinking (5 words) and the text (4).
+  assert.equal(r.usage.completion_tokens, 9);
+  assert.equal(r.usage.completion_tokens_details, undefined);
+  assert.equal(exchanges.at(-1).headers.get('x-vigil-provider'), 'anthropic-main');
+  const stream = await client.chat.completions.create({
+    model: 'claude',
+    messages: ask('think while streaming'),
+    reasoning_effort: 'high',
+    max_completion_tokens: 3000,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage;
+  for await (const c of stream) {
+    text += c.choices[0]?.delta?.content ?? '';
+    if (c.usage) usage = c.usage;
+  }
+  assert.equal(text, 'echo: think while streaming');
+  assert.equal(usage.completion_tokens, 9);
+  await badRequest(
+    client.chat.completions.create({ model: 'claude', messages: ask('cold thinking'), reasoning_effort: 'low', temperature: 0.2 }),
+    'invalid_request',
+    'temperature',
+    /extended thinking/,
+  );
 });
 
 await check('OpenAI parameters passed through to the upstream', async () => {
