@@ -583,9 +583,7 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 	defer g.done()
 	start := time.Now()
 	var req chatRequest
-	if e := decode(r, &req); e != nil {
-		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
-		writeError(w, e)
+	if !g.decodeBody(w, r, &req) {
 		return
 	}
 	a, e := g.lookup(req.Model)
@@ -600,11 +598,30 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	alias := ""
-	if a != nil {
-		alias = a.name
+	g.refuse(w, "chat", a, e, start)
+}
+
+// decodeBody decodes r's JSON body into req; a body that is not a valid
+// request is answered and counted (with no alias yet), and it returns
+// false.
+func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, req any) bool {
+	e := decode(r, req)
+	if e == nil {
+		return true
 	}
-	g.count("chat", outcome{alias: alias}, e.Status, start)
+	g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
+	writeError(w, e)
+	return false
+}
+
+// refuse answers and counts a request refused before any upstream call;
+// a is its alias, nil when the model named none.
+func (g *Gateway) refuse(w http.ResponseWriter, endpoint string, a *alias, e *Error, start time.Time) {
+	name := ""
+	if a != nil {
+		name = a.name
+	}
+	g.count(endpoint, outcome{alias: name}, e.Status, start)
 	writeError(w, e)
 }
 
@@ -1281,9 +1298,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	defer g.done()
 	start := time.Now()
 	var req embedRequest
-	if e := decode(r, &req); e != nil {
-		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
-		writeError(w, e)
+	if !g.decodeBody(w, r, &req) {
 		return
 	}
 	fail := func(alias string, e *Error) {

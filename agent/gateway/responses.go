@@ -1684,9 +1684,7 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 	defer g.done()
 	start := time.Now()
 	var req responsesRequest
-	if e := decode(r, &req); e != nil {
-		g.m.requests.WithLabelValues("", "", "", strconv.Itoa(e.Status)).Inc()
-		writeError(w, e)
+	if !g.decodeBody(w, r, &req) {
 		return
 	}
 	a, e := g.lookup(req.Model)
@@ -1708,12 +1706,7 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	alias := ""
-	if a != nil {
-		alias = a.name
-	}
-	g.count("responses", outcome{alias: alias}, e.Status, start)
-	writeError(w, e)
+	g.refuse(w, "responses", a, e, start)
 }
 
 // HandleResponseByID serves the Responses API's paths below
