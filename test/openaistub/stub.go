@@ -710,38 +710,50 @@ func imageText(part map[string]any) string {
 // data: URL that is not a base64 image. It returns the param, code and
 // message, or "" when the request is fine.
 func checkImages(body map[string]any) (param, code, msg string) {
+	return eachPart(body, "image_url", func(i, j int, role any, pm map[string]any) (string, string, string) {
+		at := fmt.Sprintf("messages.[%d].content.[%d].image_url", i, j)
+		if role != "user" {
+			return at, "", fmt.Sprintf("Invalid 'messages[%d]'. Image URLs are only allowed for messages with role 'user', but this message with role '%v' contains an image URL.", i, role)
+		}
+		iu, _ := pm["image_url"].(map[string]any)
+		u, _ := iu["url"].(string)
+		if u == "" {
+			return at + ".url", "", "Missing required parameter: '" + at + ".url'."
+		}
+		if d, ok := iu["detail"]; ok && d != "auto" && d != "low" && d != "high" {
+			return at + ".detail", "invalid_value", fmt.Sprintf("Invalid value: '%v'. Supported values are: 'auto', 'low', and 'high'.", d)
+		}
+		rest, isData := strings.CutPrefix(u, "data:")
+		if !isData {
+			if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+				return at + ".url", "invalid_image_url", "Invalid image URL: expected an http(s) URL or a base64-encoded data URL."
+			}
+			return "", "", ""
+		}
+		meta, data, _ := strings.Cut(rest, ",")
+		mediaType, enc, _ := strings.Cut(meta, ";")
+		if _, err := base64.StdEncoding.DecodeString(data); err != nil || enc != "base64" || !strings.HasPrefix(mediaType, "image/") {
+			return at + ".url", "invalid_image_format", "Invalid image URL: expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,...')."
+		}
+		return "", "", ""
+	})
+}
+
+// eachPart calls check with each content part of type typ in body's
+// messages (the message's index and role, the part's index) and returns
+// the first refusal (param, code, message) it gives, or "" when none.
+func eachPart(body map[string]any, typ string, check func(i, j int, role any, part map[string]any) (string, string, string)) (param, code, msg string) {
 	msgs, _ := body["messages"].([]any)
 	for i, m := range msgs {
 		mm, _ := m.(map[string]any)
 		parts, _ := mm["content"].([]any)
 		for j, p := range parts {
 			pm, _ := p.(map[string]any)
-			if pm["type"] != "image_url" {
+			if pm["type"] != typ {
 				continue
 			}
-			at := fmt.Sprintf("messages.[%d].content.[%d].image_url", i, j)
-			if mm["role"] != "user" {
-				return at, "", fmt.Sprintf("Invalid 'messages[%d]'. Image URLs are only allowed for messages with role 'user', but this message with role '%v' contains an image URL.", i, mm["role"])
-			}
-			iu, _ := pm["image_url"].(map[string]any)
-			u, _ := iu["url"].(string)
-			if u == "" {
-				return at + ".url", "", "Missing required parameter: '" + at + ".url'."
-			}
-			if d, ok := iu["detail"]; ok && d != "auto" && d != "low" && d != "high" {
-				return at + ".detail", "invalid_value", fmt.Sprintf("Invalid value: '%v'. Supported values are: 'auto', 'low', and 'high'.", d)
-			}
-			rest, isData := strings.CutPrefix(u, "data:")
-			if !isData {
-				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-					return at + ".url", "invalid_image_url", "Invalid image URL: expected an http(s) URL or a base64-encoded data URL."
-				}
-				continue
-			}
-			meta, data, _ := strings.Cut(rest, ",")
-			mediaType, enc, _ := strings.Cut(meta, ";")
-			if _, err := base64.StdEncoding.DecodeString(data); err != nil || enc != "base64" || !strings.HasPrefix(mediaType, "image/") {
-				return at + ".url", "invalid_image_format", "Invalid image URL: expected a base64-encoded data URL with an image MIME type (e.g. 'data:image/png;base64,...')."
+			if param, code, msg = check(i, j, mm["role"], pm); param != "" || msg != "" {
+				return param, code, msg
 			}
 		}
 	}
@@ -766,46 +778,37 @@ func fileText(part map[string]any) string {
 // file_id is refused too: the stub has no Files API. It returns the
 // param, code and message, or "" when the request is fine.
 func checkFiles(body map[string]any) (param, code, msg string) {
-	msgs, _ := body["messages"].([]any)
-	for i, m := range msgs {
-		mm, _ := m.(map[string]any)
-		parts, _ := mm["content"].([]any)
-		for j, p := range parts {
-			pm, _ := p.(map[string]any)
-			if pm["type"] != "file" {
-				continue
-			}
-			at := fmt.Sprintf("messages[%d].content[%d].file", i, j)
-			if mm["role"] != "user" {
-				return fmt.Sprintf("messages[%d].content[%d].type", i, j), "invalid_value", fmt.Sprintf("Invalid value: 'file'. Supported values are: 'text' and 'refusal' in messages with role '%v'.", mm["role"])
-			}
-			f, ok := pm["file"].(map[string]any)
-			if !ok {
-				return at, "missing_required_parameter", "Missing required parameter: '" + at + "'."
-			}
-			if _, ok := f["file_id"]; ok {
-				return at + ".file_id", "invalid_value", "Invalid 'file_id': the stub has no Files API."
-			}
-			u, _ := f["file_data"].(string)
-			if u == "" {
-				return at + ".file_id", "missing_required_parameter", "Missing required parameter: '" + at + ".file_id'."
-			}
-			if name, _ := f["filename"].(string); name == "" {
-				return at + ".filename", "missing_required_parameter", "Missing required parameter: '" + at + ".filename'."
-			}
-			rest, isData := strings.CutPrefix(u, "data:")
-			meta, data, _ := strings.Cut(rest, ",")
-			mediaType, enc, _ := strings.Cut(meta, ";")
-			raw, err := base64.StdEncoding.DecodeString(data)
-			if !isData || enc != "base64" || err != nil || mediaType != "application/pdf" {
-				return at + ".file_data", "invalid_value", "Invalid file data: expected a base64-encoded data URL with the application/pdf MIME type (e.g. 'data:application/pdf;base64,...')."
-			}
-			if !strings.HasPrefix(string(raw), "%PDF-") {
-				return at + ".file_data", "invalid_value", "Invalid file data: the file is not a valid PDF."
-			}
+	return eachPart(body, "file", func(i, j int, role any, pm map[string]any) (string, string, string) {
+		at := fmt.Sprintf("messages[%d].content[%d].file", i, j)
+		if role != "user" {
+			return fmt.Sprintf("messages[%d].content[%d].type", i, j), "invalid_value", fmt.Sprintf("Invalid value: 'file'. Supported values are: 'text' and 'refusal' in messages with role '%v'.", role)
 		}
-	}
-	return "", "", ""
+		f, ok := pm["file"].(map[string]any)
+		if !ok {
+			return at, "missing_required_parameter", "Missing required parameter: '" + at + "'."
+		}
+		if _, ok := f["file_id"]; ok {
+			return at + ".file_id", "invalid_value", "Invalid 'file_id': the stub has no Files API."
+		}
+		u, _ := f["file_data"].(string)
+		if u == "" {
+			return at + ".file_id", "missing_required_parameter", "Missing required parameter: '" + at + ".file_id'."
+		}
+		if name, _ := f["filename"].(string); name == "" {
+			return at + ".filename", "missing_required_parameter", "Missing required parameter: '" + at + ".filename'."
+		}
+		rest, isData := strings.CutPrefix(u, "data:")
+		meta, data, _ := strings.Cut(rest, ",")
+		mediaType, enc, _ := strings.Cut(meta, ";")
+		raw, err := base64.StdEncoding.DecodeString(data)
+		if !isData || enc != "base64" || err != nil || mediaType != "application/pdf" {
+			return at + ".file_data", "invalid_value", "Invalid file data: expected a base64-encoded data URL with the application/pdf MIME type (e.g. 'data:application/pdf;base64,...')."
+		}
+		if !strings.HasPrefix(string(raw), "%PDF-") {
+			return at + ".file_data", "invalid_value", "Invalid file data: the file is not a valid PDF."
+		}
+		return "", "", ""
+	})
 }
 
 // checkTools answers what OpenAI answers with a 400 about tools: a
