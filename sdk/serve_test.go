@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -168,5 +171,40 @@ func TestControllerShutdownTwice(t *testing.T) {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("done not closed after Shutdown")
+	}
+}
+
+// A call still open when the host asks to stop (here a health Watch
+// stream, which never ends by itself) gets shutdownGrace, then the server
+// stops anyway: Shutdown never waits on a call forever.
+func TestControllerShutdownStopsOpenCalls(t *testing.T) {
+	lis, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(lis) }()
+	cc, err := grpc.NewClient("unix:"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := healthpb.NewHealthClient(cc).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil { // the stream is open on the server
+		t.Fatal(err)
+	}
+	c := &controller{srv: srv, done: make(chan struct{})}
+	c.shutdown()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown waited on an open call past its grace")
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Error("the open call survived the stop")
 	}
 }
