@@ -597,8 +597,14 @@ func call[T any](ctx context.Context, h *Host, name string, kind sdk.Kind, metho
 	if !ok {
 		return sdk.Errorf(sdk.Internal, "plugin %q: unexpected client type %T", name, raw)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.callTimeout(name))
-	defer cancel()
+	// The call deadline, unless the caller's own ends sooner (the gateway's
+	// per-request deadline usually does): a second timer and context per
+	// call would change nothing but the allocations.
+	if timeout := h.callTimeout(name); !deadlineWithin(ctx, timeout) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	err = fn(ctx, c)
 	h.m.calls.WithLabelValues(name, method).Observe(time.Since(start).Seconds())
@@ -615,6 +621,12 @@ func call[T any](ctx context.Context, h *Host, name string, kind sdk.Kind, metho
 		h.m.errors.WithLabelValues(name, method, string(sdk.ClassOf(err))).Inc()
 	}
 	return err
+}
+
+// deadlineWithin reports whether ctx already ends within d from now.
+func deadlineWithin(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) <= d
 }
 
 // WithDetector calls fn with the named detector plugin's client, within
