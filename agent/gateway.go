@@ -55,8 +55,10 @@ func (a *Agent) openGateway() error {
 		if nModels == 0 {
 			return SubsystemStatus{Name: "gateway", State: StateDisabled, Reason: "no gateway.models configured"}
 		}
-		s := SubsystemStatus{Name: "gateway", State: StateRunning, Reason: fmt.Sprintf("%d model aliases over %d providers", nModels, nProviders)}
-		if open := g.OpenCircuits(); len(open) > 0 {
+		s := SubsystemStatus{Name: "gateway", State: StateRunning, Reason: fmt.Sprintf("%s over %s", count(nModels, "model alias", "model aliases"), count(nProviders, "provider", "providers"))}
+		if down := a.downProviders(); len(down) > 0 {
+			s.State, s.Reason = StateDegraded, strings.Join(down, "; ")
+		} else if open := g.OpenCircuits(); len(open) > 0 {
 			s.State, s.Reason = StateDegraded, "circuit open for "+strings.Join(open, ", ")
 		}
 		return s
@@ -77,4 +79,38 @@ func (a *Agent) openGateway() error {
 	a.api.HandleFunc("POST /openai/v1/embeddings", api.LLM, g.HandleEmbeddings)
 	a.api.HandleFunc("GET /v1/llm/usage", api.LLMRead, g.HandleUsage)
 	return nil
+}
+
+// downProviders names the gateway's provider instances that cannot serve
+// until someone acts (plugin not installed or not trusted, crash budget
+// spent), with the plugin host's reason: the requests routed to them fail
+// every time, so the gateway is not simply running.
+func (a *Agent) downProviders() []string {
+	if a.plugins == nil {
+		return nil
+	}
+	want := make(map[string]bool, len(a.cfg.Gateway.Providers))
+	for _, p := range a.cfg.Gateway.Providers {
+		want[p.Name] = true
+	}
+	var down []string
+	for _, st := range a.plugins.List() {
+		if !want[st.Name] || (st.State != pluginhost.StateRefused && st.State != pluginhost.StateFailed) {
+			continue
+		}
+		d := fmt.Sprintf("provider %s %s", st.Name, st.State)
+		if st.LastError != "" {
+			d += ": " + st.LastError
+		}
+		down = append(down, d)
+	}
+	return down
+}
+
+// count is n with the singular or plural noun.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -62,8 +62,15 @@ var apiLine = regexp.MustCompile(`API: https?://(127\.0\.0\.1:\d+)`)
 // the API address. Port 0 lets the kernel pick a free port.
 func startAgent(t *testing.T, env []string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentBin(t, vigilBin, env, args...)
+}
+
+// startAgentBin is startAgent with another copy of the binary (one with
+// its own plugins directory beside it, say).
+func startAgentBin(t *testing.T, bin string, env []string, args ...string) *agentProc {
+	t.Helper()
 	p := &agentProc{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(vigilBin, append([]string{"agent"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"agent"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {

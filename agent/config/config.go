@@ -174,6 +174,19 @@ func Dev() *Config {
 	return c
 }
 
+// DevEmbedAlias is the embeddings alias dev mode serves when the
+// configuration has no gateway of its own: the hashembed plugin's local,
+// lexical embeddings, so that /openai/v1/embeddings answers out of the box
+// with no network and no model file.
+const DevEmbedAlias = "hashembed"
+
+// devGateway is dev mode's gateway: one hashembed instance behind the
+// DevEmbedAlias alias.
+func devGateway() ([]gateway.Provider, []gateway.Model) {
+	return []gateway.Provider{{Name: "dev-hashembed", Plugin: "hashembed"}},
+		[]gateway.Model{{Name: DevEmbedAlias, Targets: []gateway.Target{{Provider: "dev-hashembed", Model: "hashembed-v1"}}}}
+}
+
 // Redacted returns a copy of c with every secret replaced, for printing.
 func (c *Config) Redacted() *Config {
 	out := *c

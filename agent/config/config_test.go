@@ -253,3 +253,40 @@ func TestKeysHaveEnvNames(t *testing.T) {
 		t.Errorf("EnvName = %q", got)
 	}
 }
+
+// Dev mode serves local embeddings (hashembed) when the files configure no
+// gateway, and leaves a file's gateway alone, whole.
+func TestDevGateway(t *testing.T) {
+	l, err := Load(Options{Dev: true, Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := l.Gateway
+	if len(g.Providers) != 1 || g.Providers[0].Plugin != "hashembed" || len(g.Models) != 1 || g.Models[0].Name != DevEmbedAlias ||
+		len(g.Models[0].Targets) != 1 || g.Models[0].Targets[0].Provider != g.Providers[0].Name || g.Models[0].Targets[0].Model != "hashembed-v1" {
+		t.Errorf("dev gateway = %+v", g)
+	}
+	if l, err := Load(Options{Env: noEnv}); err != nil || len(l.Gateway.Providers)+len(l.Gateway.Models) != 0 {
+		t.Errorf("production defaults configure a gateway: %+v, %v", l.Gateway, err)
+	}
+	for name, body := range map[string]string{
+		"providers only": "gateway:\n  providers:\n    - {name: mine, plugin: openai}\n",
+		"both":           "gateway:\n  providers:\n    - {name: mine, plugin: openai}\n  models:\n    - {name: chat, targets: [{provider: mine, model: gpt-4o-mini}]}\n",
+	} {
+		path := writeFile(t, t.TempDir(), "vigil.yaml", body)
+		l, err := Load(Options{Dev: true, Path: path, Env: noEnv})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, p := range l.Gateway.Providers {
+			if p.Plugin == "hashembed" {
+				t.Errorf("%s: the dev provider joined the file's: %+v", name, l.Gateway.Providers)
+			}
+		}
+		for _, m := range l.Gateway.Models {
+			if m.Name == DevEmbedAlias {
+				t.Errorf("%s: the dev alias joined the file's: %+v", name, l.Gateway.Models)
+			}
+		}
+	}
+}

@@ -118,6 +118,12 @@ func Load(opts Options) (*Loaded, error) {
 			return nil, errs
 		}
 	}
+	if opts.Dev && len(cfg.Gateway.Providers) == 0 && len(cfg.Gateway.Models) == 0 {
+		// Only when the files configure no gateway: theirs replaces this
+		// one whole, so a file's own providers never meet a dev alias
+		// that names a provider the file did not keep.
+		cfg.Gateway.Providers, cfg.Gateway.Models = devGateway()
+	}
 	lookup := opts.Env
 	if lookup == nil {
 		lookup = os.LookupEnv
