@@ -461,3 +461,39 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Error("truncated record decoded")
 	}
 }
+
+// TestMaintainKeepsReservedPairs: Maintain running while a batch is being
+// stored (between reserve and apply) must not forget the batch's pair,
+// neither a fresh one (no observation applied yet) nor an idle one being
+// revived; otherwise the batch is durable but missing from the stats
+// until a restart.
+func TestMaintainKeepsReservedPairs(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Config{}, c)
+	ingest(t, s, obsAt(c, "m", "idle", 1))
+	c.add(25 * time.Hour)
+	for _, version := range []string{"fresh", "idle"} {
+		obs := []Observation{obsAt(c, "m", version, 1)}
+		sums := summarize(obs)
+		states, _, err := s.reserve(sums, obs, c.now().UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.apply(c.now().UnixMilli(), sums, states, obs, true)
+		st := stats(t, s, "m", version, time.Minute)
+		if st.Requests != 1 {
+			t.Errorf("%s: a batch stored while Maintain ran is missing from the stats: %d requests, want 1", version, st.Requests)
+		}
+	}
+	// A pair that nothing reserved for a retention is still forgotten.
+	c.add(25 * time.Hour)
+	if err := s.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Tracked(); n != 0 {
+		t.Errorf("%d pairs tracked after a whole idle retention, want 0", n)
+	}
+}
