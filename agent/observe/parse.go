@@ -498,6 +498,9 @@ func (p *parser) items(ndjson bool, item func() *ItemError) *ItemError {
 		wrapped = true
 		p.i++
 		p.ws()
+		if p.peek() == '}' {
+			return &ItemError{Index: -1, Field: p.list, Msg: fmt.Sprintf("is required: send {%q: [...]} or a bare JSON array", p.list)}
+		}
 		key, err := p.rawString("")
 		if err != nil {
 			return err
@@ -550,6 +553,19 @@ func (p *parser) items(ndjson bool, item func() *ItemError) *ItemError {
 	}
 	p.ws()
 	if wrapped {
+		if p.peek() == ',' {
+			// Name the second field when it is one.
+			at := p.i
+			p.i++
+			p.ws()
+			if key, err := p.rawString(""); err == nil {
+				if string(key) == p.list {
+					return &ItemError{Index: -1, Field: p.list, Msg: "appears twice"}
+				}
+				return &ItemError{Index: -1, Msg: fmt.Sprintf("unknown field %q: send {%q: [...]} or a bare JSON array", key, p.list)}
+			}
+			p.i = at
+		}
 		if p.peek() != '}' {
 			return p.syntax("", "'}' (only one field is allowed)")
 		}
