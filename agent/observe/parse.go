@@ -338,6 +338,10 @@ func nonFiniteString(s []byte) bool {
 	return (err == nil || math.IsInf(f, 0)) && (math.IsNaN(f) || math.IsInf(f, 0))
 }
 
+// SpellsNonFinite reports whether s spells a non-finite number ("NaN",
+// "inf", "-Infinity", "1e999"), which observations refuse as values.
+func SpellsNonFinite(s string) bool { return nonFiniteString([]byte(s)) }
+
 func nonFiniteMsg(raw []byte) string {
 	return fmt.Sprintf("must be a finite number, got %s (NaN and ±Infinity are rejected, as are numbers beyond float64's range)", raw)
 }
