@@ -168,6 +168,11 @@ func (s *Service) Ingest(ctx context.Context, obs []Observation) error {
 		ops = append(ops, store.KVOp{Bucket: bucketModels, Key: modelKey(p.key), Value: binary.AppendVarint(nil, sums[p.idx].minMs)})
 	}
 	if err := s.kv.Apply(ctx, ops...); err != nil {
+		// Let Maintain forget the pairs this batch added, unless another
+		// batch reserved them since.
+		for _, f := range fresh {
+			states[f.idx].reservedMs.CompareAndSwap(now.UnixMilli(), 0)
+		}
 		return fmt.Errorf("store observations: %w", err)
 	}
 	s.liveBytes.Add(int64(len(key) + len(val)))
@@ -216,6 +221,11 @@ func (s *Service) reserve(sums []pairSummary, obs []Observation, nowMs int64) ([
 			continue
 		}
 		if len(s.pairs) >= s.cfg.MaxModels {
+			// Nothing of the batch is stored: untrack the pairs it
+			// added (no one else has seen them, s.mu is held).
+			for _, f := range fresh {
+				delete(s.pairs, f.key)
+			}
 			at := 0
 			for at < len(obs) && (pairKey{obs[at].Model, obs[at].Version}) != sum.key {
 				at++
