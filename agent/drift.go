@@ -321,6 +321,9 @@ func parseValues(field string, raw json.RawMessage, cfg observe.Config, maxValue
 			if len(s) > cfg.MaxStringBytes {
 				return nil, api.BadRequest("field %s[%d]: string longer than observe.max_string_bytes (%d)", field, i, cfg.MaxStringBytes)
 			}
+			if observe.SpellsNonFinite(s) { // as observations do
+				return nil, api.BadRequest("field %s[%d]: must be a finite number, got %q (NaN and ±Infinity are rejected, as are numbers beyond float64's range)", field, i, s)
+			}
 			out = append(out, observe.Str(s))
 		case json.Unmarshal(it, &f) == nil && !math.IsNaN(f) && !math.IsInf(f, 0):
 			out = append(out, observe.Num(f))

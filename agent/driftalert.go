@@ -20,9 +20,9 @@ func (d driftAlerts) DriftFindings() []alert.DriftFinding {
 			if sev == drift.SeverityError {
 				sev = drift.SeverityInsufficientData
 			}
-			thr := f.Threshold
+			thr, crit := f.Threshold, 0.0
 			if f.PValue == nil && f.WarningThreshold != nil {
-				thr = *f.WarningThreshold
+				thr, crit = *f.WarningThreshold, f.Threshold
 			}
 			p := f.PValue
 			if f.AdjustedPValue != nil {
@@ -30,7 +30,7 @@ func (d driftAlerts) DriftFindings() []alert.DriftFinding {
 			}
 			out = append(out, alert.DriftFinding{
 				Model: ev.Model, Version: ev.Version, Feature: f.Feature, Method: f.Method,
-				Statistic: f.Statistic, PValue: p, Threshold: thr,
+				Statistic: f.Statistic, PValue: p, Threshold: thr, Critical: crit,
 				Severity: sev, EvaluatedAt: f.EvaluatedAt,
 			})
 		}

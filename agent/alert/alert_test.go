@@ -539,3 +539,31 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// TestDriftThresholdFollowsSeverity: a statistic method's drift alert
+// reports the threshold of its severity (api.md: "threshold is the one of
+// the current severity"): PSI's 0.2 when critical, 0.1 when warning.
+func TestDriftThresholdFollowsSeverity(t *testing.T) {
+	fd := &fakeDrift{}
+	m, _, clk := newTestManager(t, Config{}, fd)
+	for _, s := range []struct {
+		sev  string
+		stat float64
+		want Severity
+		thr  float64
+	}{
+		{"critical", 0.3, SeverityCritical, 0.2},
+		{"warning", 0.15, SeverityWarning, 0.1},
+	} {
+		clk.Advance(15 * time.Second)
+		fd.mu.Lock()
+		fd.findings = []DriftFinding{{Model: "fraud", Version: "v1", Feature: "amount", Method: "psi",
+			Statistic: s.stat, Threshold: 0.1, Critical: 0.2, Severity: s.sev, EvaluatedAt: clk.Now()}}
+		fd.mu.Unlock()
+		m.Evaluate()
+		a := find(m, RuleDrift, "fraud", "v1", "amount")
+		if a == nil || a.Severity != s.want || a.Threshold != s.thr {
+			t.Fatalf("%s: alert %+v, want severity %s with threshold %g", s.sev, a, s.want, s.thr)
+		}
+	}
+}

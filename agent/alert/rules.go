@@ -19,6 +19,10 @@ type DriftFinding struct {
 	// statistic's warning threshold.
 	PValue    *float64
 	Threshold float64
+	// Critical is, for methods without a p-value, the statistic's
+	// critical threshold (0 when unknown): the threshold reported with a
+	// critical alert.
+	Critical float64
 	// Severity is ok, warning, critical or insufficient_data.
 	Severity    string
 	EvaluatedAt time.Time
@@ -218,11 +222,14 @@ func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 			active, _ := activeOf(labels)
 			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold}
 			c.Level, c.Hold = driftLevel(f, e, active)
+			if c.Level == SeverityCritical && f.PValue == nil && f.Critical > 0 {
+				c.Threshold = f.Critical
+			}
 			c.Summary = fmt.Sprintf("feature %s of %s %s drifted (%s)", f.Feature, f.Model, f.Version, f.Method)
 			if f.PValue != nil {
-				c.Description = fmt.Sprintf("%s statistic %.4g, p-value %.3g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, *f.PValue, f.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
+				c.Description = fmt.Sprintf("%s statistic %.4g, p-value %.3g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, *f.PValue, c.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
 			} else {
-				c.Description = fmt.Sprintf("%s statistic %.4g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, f.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
+				c.Description = fmt.Sprintf("%s statistic %.4g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, c.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
 			}
 			add(c, e)
 		}

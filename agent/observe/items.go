@@ -116,6 +116,9 @@ func (p *parser) observation(nowMs int64) (Observation, *ItemError) {
 			if v < 0 {
 				return p.fail(field, "must not be negative, got %g", v)
 			}
+			if v > MaxLatencyMs {
+				return p.fail(field, "must be at most %g (milliseconds, about 11.6 days), got %g", float64(MaxLatencyMs), v)
+			}
 			o.LatencyMs, o.HasLatency = v, true
 		case fError:
 			v, err := p.scalar(field)

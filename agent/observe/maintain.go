@@ -46,13 +46,14 @@ func (s *Service) Maintain(ctx context.Context) error {
 	if err := s.deleteOldest(ctx, bucketObs, func([]byte) bool { return s.liveBytes.Load() > int64(s.cfg.MaxBytes) }); err != nil {
 		errs = append(errs, err)
 	}
-	// Forget pairs not seen for a retention.
+	// Forget pairs not seen for a retention, except those a batch is
+	// being stored for (reserved within the retention).
 	old := now.Add(-s.cfg.Retention).UnixMilli()
 	var gone []store.KVOp
 	s.mu.Lock()
 	for k, p := range s.pairs {
 		p.mu.Lock()
-		idle := p.lastMs < old
+		idle := max(p.lastMs, p.reservedMs.Load()) < old
 		p.mu.Unlock()
 		if idle {
 			delete(s.pairs, k)

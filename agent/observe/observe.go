@@ -58,6 +58,11 @@ type pairState struct {
 	win               pairWindows
 	rebuiltTotals     bool
 	labelID           uint32 // see labelIndex.byID; guarded by its mu
+	// reservedMs is the agent's clock when a batch last reserved the pair
+	// (stored under Service.mu, read or write), so that Maintain does not
+	// forget a pair whose batch is being stored: a fresh one has no
+	// lastMs yet, and an idle one is being revived.
+	reservedMs atomic.Int64
 }
 
 type counters struct {
@@ -142,7 +147,7 @@ func (s *Service) Ingest(ctx context.Context, obs []Observation) error {
 	}
 	now := s.now()
 	sums := summarize(obs)
-	states, fresh, err := s.reserve(sums, obs)
+	states, fresh, err := s.reserve(sums, obs, now.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -163,6 +168,11 @@ func (s *Service) Ingest(ctx context.Context, obs []Observation) error {
 		ops = append(ops, store.KVOp{Bucket: bucketModels, Key: modelKey(p.key), Value: binary.AppendVarint(nil, sums[p.idx].minMs)})
 	}
 	if err := s.kv.Apply(ctx, ops...); err != nil {
+		// Let Maintain forget the pairs this batch added, unless another
+		// batch reserved them since.
+		for _, f := range fresh {
+			states[f.idx].reservedMs.CompareAndSwap(now.UnixMilli(), 0)
+		}
 		return fmt.Errorf("store observations: %w", err)
 	}
 	s.liveBytes.Add(int64(len(key) + len(val)))
@@ -184,14 +194,19 @@ type freshPair struct {
 	idx int
 }
 
-// reserve finds or creates the state of every pair in sums.
-func (s *Service) reserve(sums []pairSummary, obs []Observation) ([]*pairState, []freshPair, error) {
+// reserve finds or creates the state of every pair in sums and marks
+// them reserved at nowMs.
+func (s *Service) reserve(sums []pairSummary, obs []Observation, nowMs int64) ([]*pairState, []freshPair, error) {
 	states := make([]*pairState, len(sums))
 	missing := false
 	s.mu.RLock()
 	for i, sum := range sums {
 		states[i] = s.pairs[sum.key]
-		missing = missing || states[i] == nil
+		if states[i] == nil {
+			missing = true
+		} else {
+			states[i].reservedMs.Store(nowMs)
+		}
 	}
 	s.mu.RUnlock()
 	if !missing {
@@ -202,9 +217,15 @@ func (s *Service) reserve(sums []pairSummary, obs []Observation) ([]*pairState, 
 	defer s.mu.Unlock()
 	for i, sum := range sums {
 		if states[i] = s.pairs[sum.key]; states[i] != nil {
+			states[i].reservedMs.Store(nowMs)
 			continue
 		}
 		if len(s.pairs) >= s.cfg.MaxModels {
+			// Nothing of the batch is stored: untrack the pairs it
+			// added (no one else has seen them, s.mu is held).
+			for _, f := range fresh {
+				delete(s.pairs, f.key)
+			}
 			at := 0
 			for at < len(obs) && (pairKey{obs[at].Model, obs[at].Version}) != sum.key {
 				at++
@@ -213,6 +234,7 @@ func (s *Service) reserve(sums []pairSummary, obs []Observation) ([]*pairState, 
 				Msg: fmt.Sprintf("model %q version %q would be one (model, version) more than observe.max_models (%d); versions not seen for observe.retention (%s) are forgotten", sum.key.model, sum.key.version, s.cfg.MaxModels, s.cfg.Retention)}}
 		}
 		p := newPairState(sum.key)
+		p.reservedMs.Store(nowMs)
 		s.pairs[sum.key] = p
 		states[i] = p
 		fresh = append(fresh, freshPair{key: sum.key, idx: i})

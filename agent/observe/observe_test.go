@@ -461,3 +461,81 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Error("truncated record decoded")
 	}
 }
+
+// TestMaintainKeepsReservedPairs: Maintain running while a batch is being
+// stored (between reserve and apply) must not forget the batch's pair,
+// neither a fresh one (no observation applied yet) nor an idle one being
+// revived; otherwise the batch is durable but missing from the stats
+// until a restart.
+func TestMaintainKeepsReservedPairs(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Config{}, c)
+	ingest(t, s, obsAt(c, "m", "idle", 1))
+	c.add(25 * time.Hour)
+	for _, version := range []string{"fresh", "idle"} {
+		obs := []Observation{obsAt(c, "m", version, 1)}
+		sums := summarize(obs)
+		states, _, err := s.reserve(sums, obs, c.now().UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.apply(c.now().UnixMilli(), sums, states, obs, true)
+		st := stats(t, s, "m", version, time.Minute)
+		if st.Requests != 1 {
+			t.Errorf("%s: a batch stored while Maintain ran is missing from the stats: %d requests, want 1", version, st.Requests)
+		}
+	}
+	// A pair that nothing reserved for a retention is still forgotten.
+	c.add(25 * time.Hour)
+	if err := s.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Tracked(); n != 0 {
+		t.Errorf("%d pairs tracked after a whole idle retention, want 0", n)
+	}
+}
+
+// TestRefusedBatchAddsNoPairs: a batch refused for observe.max_models
+// stores nothing and tracks none of the new pairs it named before the one
+// over the limit (they used to stay, empty, filling the table so that
+// every new model was refused).
+func TestRefusedBatchAddsNoPairs(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Config{MaxModels: 3}, c)
+	ingest(t, s, obsAt(c, "a", "1", 1))
+	err := s.Ingest(context.Background(), []Observation{obsAt(c, "b", "1", 1), obsAt(c, "b", "2", 1), obsAt(c, "b", "3", 1)})
+	var le *LimitError
+	if !errors.As(err, &le) || le.Index != 2 {
+		t.Fatalf("got %v, want a limit error at item 2", err)
+	}
+	if n := s.Tracked(); n != 1 {
+		t.Errorf("%d pairs tracked after the refused batch, want 1", n)
+	}
+	if _, ok := s.Stats("b", "", time.Minute); ok {
+		t.Error("model b of the refused batch is listed")
+	}
+	ingest(t, s, obsAt(c, "c", "1", 1), obsAt(c, "c", "2", 1))
+}
+
+// TestFailedWriteLeavesNoReservation: a batch whose write failed leaves
+// the pair it added to the next Maintain (which forgets it, as nothing of
+// it was stored) instead of keeping it reserved for a retention.
+func TestFailedWriteLeavesNoReservation(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Config{}, c)
+	ingest(t, s, obsAt(c, "a", "1", 1))
+	s.kv.Close()
+	if err := s.Ingest(context.Background(), []Observation{obsAt(c, "z", "1", 1)}); err == nil {
+		t.Fatal("write to a closed store succeeded")
+	}
+	_ = s.Maintain(context.Background()) // its deletes fail on the closed store
+	if _, ok := s.Stats("z", "", time.Minute); ok {
+		t.Error("the pair of a batch that was not stored is still tracked after Maintain")
+	}
+	if _, ok := s.Stats("a", "", time.Minute); !ok {
+		t.Error("a stored pair was forgotten")
+	}
+}

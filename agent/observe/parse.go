@@ -338,6 +338,10 @@ func nonFiniteString(s []byte) bool {
 	return (err == nil || math.IsInf(f, 0)) && (math.IsNaN(f) || math.IsInf(f, 0))
 }
 
+// SpellsNonFinite reports whether s spells a non-finite number ("NaN",
+// "inf", "-Infinity", "1e999"), which observations refuse as values.
+func SpellsNonFinite(s string) bool { return nonFiniteString([]byte(s)) }
+
 func nonFiniteMsg(raw []byte) string {
 	return fmt.Sprintf("must be a finite number, got %s (NaN and ±Infinity are rejected, as are numbers beyond float64's range)", raw)
 }
@@ -498,6 +502,9 @@ func (p *parser) items(ndjson bool, item func() *ItemError) *ItemError {
 		wrapped = true
 		p.i++
 		p.ws()
+		if p.peek() == '}' {
+			return &ItemError{Index: -1, Field: p.list, Msg: fmt.Sprintf("is required: send {%q: [...]} or a bare JSON array", p.list)}
+		}
 		key, err := p.rawString("")
 		if err != nil {
 			return err
@@ -550,6 +557,19 @@ func (p *parser) items(ndjson bool, item func() *ItemError) *ItemError {
 	}
 	p.ws()
 	if wrapped {
+		if p.peek() == ',' {
+			// Name the second field when it is one.
+			at := p.i
+			p.i++
+			p.ws()
+			if key, err := p.rawString(""); err == nil {
+				if string(key) == p.list {
+					return &ItemError{Index: -1, Field: p.list, Msg: "appears twice"}
+				}
+				return &ItemError{Index: -1, Msg: fmt.Sprintf("unknown field %q: send {%q: [...]} or a bare JSON array", key, p.list)}
+			}
+			p.i = at
+		}
 		if p.peek() != '}' {
 			return p.syntax("", "'}' (only one field is allowed)")
 		}

@@ -82,6 +82,12 @@ func TestParseRejects(t *testing.T) {
 		{"ndjson two objects on a line", ok + ok + "\n", true, 0, "", "one JSON object per line"},
 		{"wrapper wrong key", `{"items":[]}`, false, -1, "", `unknown field "items"`},
 		{"wrapper not array", `{"observations":{}}`, false, -1, "observations", "must be an array"},
+		{"latency beyond the sketch", `[{"model":"m","latency_ms":1.7e308}]`, false, 0, "latency_ms", "must be at most 1e+09"},
+		{"latency above a billion ms", `[{"model":"m","latency_ms":1000000000.5}]`, false, 0, "latency_ms", "must be at most"},
+		{"wrapper empty", `{}`, false, -1, "observations", "is required"},
+		{"wrapper unknown second key", `{"observations":[` + ok + `],"extra":1}`, false, -1, "", `unknown field "extra"`},
+		{"wrapper key twice", `{"observations":[],"observations":[]}`, false, -1, "observations", "appears twice"},
+		{"wrapper trailing comma", `{"observations":[],}`, false, -1, "", "invalid JSON at byte 18"},
 		{"empty body", ``, false, -1, "", "empty"},
 		{"trailing garbage", `[` + ok + `] x`, false, -1, "", "end of the body"},
 		{"leading zero", `[{"model":"m","latency_ms":01}]`, false, 0, "", "invalid JSON at byte 28"},
@@ -137,7 +143,7 @@ func TestParseAccepts(t *testing.T) {
 	   "prediction": "fraud", "request_id": "r-1", "label": "ok"},
 	  {"model": "fraud", "timestamp": 1795780740000, "status": 404, "prediction": 1, "version": null, "label": null},
 	  {"model": "fraud", "error": true, "features": null},
-	  {"model": "fraud", "error": false, "status": 200}
+	  {"model": "fraud", "error": false, "status": 200, "latency_ms": 1e9}
 	]}`
 	obs, err := ParseObservations([]byte(body), false, DefaultConfig(), testNow)
 	if err != nil {
@@ -163,8 +169,8 @@ func TestParseAccepts(t *testing.T) {
 	if !obs[2].Error || obs[2].UnixMs != testNow.UnixMilli() || obs[2].Features != nil {
 		t.Errorf("third (error true, timestamp defaults to now): %+v", obs[2])
 	}
-	if obs[3].Error {
-		t.Errorf("fourth: status 200 and error false is not an error")
+	if obs[3].Error || obs[3].LatencyMs != MaxLatencyMs {
+		t.Errorf("fourth: status 200 and error false is not an error; latency_ms may be 1e9: %+v", obs[3])
 	}
 	// The same as NDJSON and as a bare array.
 	nd := "{\"model\":\"a\",\"latency_ms\":1}\r\n\n  {\"model\":\"b\"}"

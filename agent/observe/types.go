@@ -82,7 +82,8 @@ type Observation struct {
 	Version string
 	// UnixMs is the observation's own timestamp in Unix milliseconds.
 	UnixMs int64
-	// LatencyMs is valid when HasLatency; it is finite and >= 0.
+	// LatencyMs is valid when HasLatency; it is finite, >= 0 and at most
+	// MaxLatencyMs.
 	LatencyMs  float64
 	HasLatency bool
 	// Error is true when the item said error: true or a status 500-599.
@@ -141,3 +142,9 @@ func (e *ItemError) Error() string {
 type LimitError struct{ *ItemError }
 
 func (e *LimitError) Unwrap() error { return e.ItemError }
+
+// MaxLatencyMs is the largest latency_ms accepted (about 11.6 days). Far
+// larger values are garbage, and beyond 1.26e308 the latency sketch cannot
+// hold them at all: such an item would count as a request with a latency
+// yet be missing from the percentiles, and the latency sum would overflow.
+const MaxLatencyMs = 1e9

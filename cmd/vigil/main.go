@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,14 +107,21 @@ func newFlags(name, usageLine, help string, stdout, stderr io.Writer) *flag.Flag
 // (-help, or a flag error).
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
 	var positional []string
+	// The flag package prints the usage itself on -help and on a bad
+	// flag: collect it, then send it to stdout (-help) or stderr (error),
+	// once.
+	stderr := fs.Output()
+	var printed bytes.Buffer
+	fs.SetOutput(&printed)
+	defer fs.SetOutput(stderr)
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			stdout.Write(printed.Bytes())
 			return 0, true
 		}
 		if err != nil {
+			stderr.Write(printed.Bytes())
 			return 2, true
 		}
 		rest := fs.Args()

@@ -23,6 +23,10 @@ observation.`, stdout, stderr)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(stderr, "vigil models: -format: %q is not text or json\n", *format)
+		return 2
+	}
 	if _, err := observe.ParseWindow(*window); err != nil {
 		fmt.Fprintf(stderr, "vigil models: -window: %v\n", err)
 		return 2
@@ -49,6 +53,9 @@ observation.`, stdout, stderr)
 	ms := func(v *float64) string {
 		if v == nil {
 			return "-"
+		}
+		if *v > 0 && *v < 0.1 {
+			return strconv.FormatFloat(*v, 'g', 2, 64) // 0.0055, not 0.0
 		}
 		return strconv.FormatFloat(*v, 'f', 1, 64)
 	}
