@@ -278,11 +278,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		return nil, err
 	}
 	var out struct {
-		ID      string `json:"id"`
-		Model   string `json:"model"`
+		ID         string         `json:"id"`
+		Model      string         `json:"model"`
 		Content    []contentBlock `json:"content"`
-		StopReason string `json:"stop_reason"`
-		Usage      usage  `json:"usage"`
+		StopReason string         `json:"stop_reason"`
+		Usage      usage          `json:"usage"`
 	}
 	err = s.Call(http.MethodPost, "/v1/messages", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)

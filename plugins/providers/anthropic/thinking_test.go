@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/vigilml/vigil/sdk"
-	"github.com/vigilml/vigil/test/anthropicstub"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/test/anthropicstub"
 )
 
 func thinkReq(effort string) *pb.ChatRequest {
