@@ -41,7 +41,7 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 					ReasoningContent string `json:"reasoning_content"`
 					ThinkingBlocks   []any  `json:"thinking_blocks"`
 					Content          string `json:"content"`
-					ToolCalls []struct {
+					ToolCalls        []struct {
 						Index    int    `json:"index"`
 						ID       string `json:"id"`
 						Function struct {
