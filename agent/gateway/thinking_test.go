@@ -224,3 +224,22 @@ func TestThinkingBlocksValidation(t *testing.T) {
 		t.Fatalf("%d upstream calls for refused requests", n)
 	}
 }
+
+// TestThinkingRepair: the repair request after a strict tool call with
+// bad arguments sends the rejected answer's thinking blocks back with its
+// assistant turn (an upstream with thinking on wants them to continue
+// the tool loop), and the repaired answer keeps its own reasoning.
+func TestThinkingRepair(t *testing.T) {
+	h := newHarness(t, testCfg())
+	h.g.providers = thinkingFleet{fleet{"pa": h.a, "pb": h.b}}
+	h.a.toolCallQueue["solo"] = [][]*pb.ToolCall{{{Id: "call_w", Name: "get_weather", Arguments: `{"city":7}`}}}
+	h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_w2", Name: "get_weather", Arguments: `{"city":"Paris"}`}}
+	w := h.do(t, "/chat", chatBody("single", weatherTools))
+	if w.Code != 200 || h.a.count("solo") != 2 || !strings.Contains(w.Body.String(), `"reasoning_content":"let me think"`) {
+		t.Fatalf("%d after %d calls: %s", w.Code, h.a.count("solo"), w.Body)
+	}
+	asst := h.a.last["solo"].GetMessages()[1]
+	if asst.GetRole() != "assistant" || len(asst.GetThinkingBlocks()) != 2 || asst.GetThinkingBlocks()[0].GetSignature() != "sig/1+=" || asst.GetThinkingBlocks()[1].GetData() != "EmwKAhgB" {
+		t.Fatalf("repair request's assistant turn: %v", asst)
+	}
+}
