@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vigilml/vigil/test/anthropicstub"
 )
 
 // TestGatewayAnthropicThinkingTools drives reasoning_effort with tools
@@ -12,9 +14,11 @@ import (
 // plugin and the Anthropic-shaped stub, which answers with a signed
 // thinking block first when thinking is enabled and refuses what the
 // real Messages API refuses: a first request with tools, streamed, gets
-// its tool call as call 0 with no thinking in the stream; continuing the
-// tool loop with reasoning_effort is refused before any upstream call,
-// naming reasoning_effort, and goes through without it.
+// its tool call as call 0, the thinking as reasoning_content deltas and
+// one thinking_blocks delta before the text; continuing the tool loop
+// with reasoning_effort but without the thinking blocks is refused
+// before any upstream call, naming messages[1].thinking_blocks, and goes
+// through without reasoning_effort.
 func TestGatewayAnthropicThinkingTools(t *testing.T) {
 	e := startGateway(t)
 	const tools = `"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
@@ -23,21 +27,21 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("streamed tool call with thinking: %d %s", resp.StatusCode, body)
 	}
-	if strings.Contains(string(body), "Thinking about") || strings.Contains(string(body), "sig_stub") {
-		t.Fatalf("the thinking reached the client:\n%s", body)
-	}
 	events := sseData(string(body))
 	if len(events) == 0 || events[len(events)-1] != "[DONE]" {
 		t.Fatalf("stream does not end with [DONE]: %s", body)
 	}
-	var text, args strings.Builder
+	var text, args, reasoning strings.Builder
 	var id, finish string
+	var blocks []any
 	for _, ev := range events[:len(events)-1] {
 		var ch struct {
 			Choices []struct {
 				Delta struct {
-					Content   string `json:"content"`
-					ToolCalls []struct {
+					ReasoningContent string `json:"reasoning_content"`
+					ThinkingBlocks   []any  `json:"thinking_blocks"`
+					Content          string `json:"content"`
+					ToolCalls        []struct {
 						Index    int    `json:"index"`
 						ID       string `json:"id"`
 						Function struct {
@@ -52,6 +56,13 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 			t.Fatalf("chunk %s: %v", ev, err)
 		}
 		for _, c := range ch.Choices {
+			reasoning.WriteString(c.Delta.ReasoningContent)
+			if c.Delta.ThinkingBlocks != nil {
+				if blocks != nil || text.Len() > 0 {
+					t.Fatalf("thinking_blocks twice, or after the text: %s", ev)
+				}
+				blocks = c.Delta.ThinkingBlocks
+			}
 			text.WriteString(c.Delta.Content)
 			for _, tc := range c.Delta.ToolCalls {
 				if tc.Index != 0 {
@@ -70,13 +81,18 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 	if text.String() != "Let me call get_weather." || id != "toolu_stub_0_0" || args.String() != `{"city":"weather in Paris?"}` || finish != "tool_calls" {
 		t.Fatalf("streamed answer: text %q, call %s %s, finish %q", text.String(), id, args.String(), finish)
 	}
+	const thought = "Thinking about: weather in Paris?"
+	if want := []any{map[string]any{"type": "thinking", "thinking": thought, "signature": anthropicstub.Signature(thought)}}; reasoning.String() != thought || !reflect.DeepEqual(blocks, want) {
+		t.Fatalf("streamed reasoning %q, blocks %v", reasoning.String(), blocks)
+	}
 	sent := e.ant.LastRequest("/v1/messages", "claude-test")
 	if !reflect.DeepEqual(sent["thinking"], map[string]any{"type": "enabled", "budget_tokens": 2048.0}) || sent["max_tokens"] != 4096.0 || sent["stream"] != true {
 		t.Fatalf("what Anthropic got: thinking %v, max_tokens %v", sent["thinking"], sent["max_tokens"])
 	}
 
-	// The loop goes on: with reasoning_effort refused up front (Anthropic
-	// would want the thinking block back), without it answered.
+	// The loop goes on: with reasoning_effort but without the thinking
+	// block refused up front (Anthropic wants it back), without
+	// reasoning_effort answered.
 	before := e.ant.Calls("/v1/messages", "claude-test")
 	round := func(extra string) string {
 		return `{"model":"claude-tools","messages":[{"role":"user","content":"weather in Paris?"},` +
@@ -92,7 +108,7 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(body, &refusal); err != nil || resp.StatusCode != 400 || refusal.Error.Code != "invalid_request" ||
-		refusal.Error.Param != "reasoning_effort" || !strings.Contains(refusal.Error.Message, "thinking blocks") {
+		refusal.Error.Param != "messages[1].thinking_blocks" || !strings.Contains(refusal.Error.Message, "send the assistant message back with its thinking_blocks") {
 		t.Fatalf("tool loop with reasoning_effort: %d %s", resp.StatusCode, body)
 	}
 	if n := e.ant.Calls("/v1/messages", "claude-test"); n != before {
@@ -104,5 +120,67 @@ func TestGatewayAnthropicThinkingTools(t *testing.T) {
 	}
 	if _, has := e.ant.LastRequest("/v1/messages", "claude-test")["thinking"]; has {
 		t.Fatalf("thinking sent without reasoning_effort")
+	}
+}
+
+// TestGatewayAnthropicThinkingNodeSDK runs a two-step tool loop with
+// reasoning_effort, whole and streamed (the streaming helper), with the
+// official OpenAI Node SDK (test/gateway/node/sdk_thinking_anthropic.mjs)
+// through the agent, the real anthropic plugin process and
+// test/anthropicstub, sending the assistant message back as the SDK
+// returned it; then checks what the stub received: the assistant turn
+// that made the call starts with the answer's thinking and
+// redacted_thinking blocks, in order and unchanged (the stub checks the
+// signatures itself), and neither reasoning_content nor thinking_blocks
+// reached it as fields.
+func TestGatewayAnthropicThinkingNodeSDK(t *testing.T) {
+	sdkDir := npmPackage(t, "gateway/node", "openai", "sdk_thinking_anthropic.mjs", "the gateway's extended-thinking SDK test")
+	e := startGateway(t)
+	runNodeCheck(t, sdkDir, "sdk_thinking_anthropic.mjs", "OpenAI Node SDK tool loop with extended thinking through the gateway",
+		"VIGIL_BASE_URL="+e.base+"/openai/v1", "VIGIL_TOKEN="+gwWriteToken, "VIGIL_THINKING_ALIAS=claude-tools")
+
+	thought := func(s string) map[string]any {
+		return map[string]any{"type": "thinking", "thinking": s, "signature": anthropicstub.Signature(s)}
+	}
+	const paris, oslo = "weather in Paris [redacted-thinking]", "weather in Oslo"
+	want := map[string][]any{
+		paris: {thought("Thinking about: " + paris), map[string]any{"type": "redacted_thinking", "data": anthropicstub.RedactedData(paris)}},
+		oslo:  {thought("Thinking about: " + oslo)},
+	}
+	seen := map[string]bool{}
+	for _, r := range e.ant.Requests("/v1/messages", "claude-test") {
+		msgs, _ := r["messages"].([]any)
+		if len(msgs) != 3 {
+			continue
+		}
+		first, _ := msgs[0].(map[string]any)
+		user, _ := first["content"].(string)
+		blocks, ok := want[user]
+		if !ok {
+			continue
+		}
+		asst, _ := msgs[1].(map[string]any)
+		content, _ := asst["content"].([]any)
+		if len(content) < len(blocks)+1 {
+			t.Fatalf("assistant turn sent for %q: %v", user, asst)
+		}
+		if !reflect.DeepEqual(content[:len(blocks)], blocks) {
+			// Only the request with a changed block may differ, and the
+			// stub refused it.
+			if c0, _ := content[0].(map[string]any); c0["thinking"] == "something else" {
+				continue
+			}
+			t.Fatalf("thinking blocks sent for %q:\n%v\nwant %v", user, content[:len(blocks)], blocks)
+		}
+		if r["thinking"] == nil || len(asst) != 2 {
+			t.Fatalf("request for %q: thinking %v, assistant turn %v", user, r["thinking"], asst)
+		}
+		if stream, _ := r["stream"].(bool); stream != (user == oslo) {
+			t.Fatalf("request for %q: stream %v", user, r["stream"])
+		}
+		seen[user] = true
+	}
+	if !seen[paris] || !seen[oslo] {
+		t.Fatalf("tool-loop continuations with their thinking blocks reached the stub: %v", seen)
 	}
 }

@@ -77,6 +77,10 @@ type cachedAnswer struct {
 	UsageEstimated bool `json:"usage_estimated,omitempty"`
 	// ToolCalls are the answer's tool calls, in order.
 	ToolCalls []cachedToolCall `json:"tool_calls,omitempty"`
+	// ReasoningContent and ThinkingBlocks are the answer's reasoning
+	// (thinking.go), replayed with it.
+	ReasoningContent string                `json:"reasoning_content,omitempty"`
+	ThinkingBlocks   []cachedThinkingBlock `json:"thinking_blocks,omitempty"`
 }
 
 type cachedToolCall struct {
@@ -227,6 +231,9 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		Calls               []call `json:",omitempty"`
 		CallID              string `json:",omitempty"`
 		Parts               []part `json:",omitempty"`
+		// Added later: omitted when unset, so that keys of messages
+		// without thinking blocks did not change.
+		Thinking []cachedThinkingBlock `json:",omitempty"`
 	}
 	type tool struct {
 		Name, Description, Parameters string
@@ -261,6 +268,7 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		for _, c := range m.GetToolCalls() {
 			km.Calls = append(km.Calls, call{c.GetId(), c.GetName(), c.GetArguments()})
 		}
+		km.Thinking = cacheThinking(m.GetThinkingBlocks())
 		for _, p := range m.GetParts() {
 			km.Parts = append(km.Parts, part{p.GetType(), p.GetText(), p.GetImageUrl(), p.GetImageDetail(), p.GetFileData(), p.GetFilename()})
 		}

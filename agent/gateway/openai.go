@@ -411,6 +411,11 @@ type chatMessage struct {
 	Refusal *string `json:"refusal"`
 	// FunctionCall is the deprecated form of ToolCalls: refused.
 	FunctionCall json.RawMessage `json:"function_call"`
+	// ReasoningContent (accepted, not passed on) and ThinkingBlocks
+	// (passed on) are what an answer's assistant message carries
+	// (thinking.go).
+	ReasoningContent json.RawMessage `json:"reasoning_content"`
+	ThinkingBlocks   json.RawMessage `json:"thinking_blocks"`
 }
 
 // contract checks a chat request and turns it into the provider
@@ -449,6 +454,11 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 				return nil, invalid(field+".tool_calls", "%s.tool_calls is only allowed in assistant messages", field)
 			}
 			if pm.ToolCalls, e = contractToolCalls(field, m.ToolCalls); e != nil {
+				return nil, e
+			}
+		}
+		if len(m.ReasoningContent) > 0 || len(m.ThinkingBlocks) > 0 {
+			if e = contractThinking(field, &req.Messages[i], pm); e != nil {
 				return nil, e
 			}
 		}
@@ -673,6 +683,10 @@ type answer struct {
 	logprobsAsked bool
 	logprobs      []*pb.TokenLogprob
 	serviceTier   string
+	// reasoning and thinking are the answer's reasoning text and signed
+	// reasoning blocks (thinking.go), when the upstream gave them.
+	reasoning string
+	thinking  []*pb.ThinkingBlock
 }
 
 // streamEncoder writes a streamed answer's events in one wire format, as
@@ -695,6 +709,9 @@ type streamEncoder interface {
 	end(u *usageJSON, estimated bool, serviceTier string)
 	// tier is the service tier the upstream says it uses, once known.
 	tier(serviceTier string)
+	// reasoning writes a piece of the answer's reasoning text and
+	// completed thinking blocks (either may be empty).
+	reasoning(text string, blocks []*pb.ThinkingBlock) error
 	// err is the first write error (the client went away).
 	err() error
 }
@@ -718,6 +735,8 @@ func (chatAPI) whole(w http.ResponseWriter, ans answer) {
 	c := completion(id, ans.model, ans.content, ans.calls, ans.finish, ans.usage)
 	c.Choices[0].Logprobs = logprobsOut(ans.logprobsAsked, ans.logprobs)
 	c.ServiceTier = ans.serviceTier
+	c.Choices[0].Message.ReasoningContent = ans.reasoning
+	c.Choices[0].Message.ThinkingBlocks = thinkingBlocksOut(ans.thinking)
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -805,6 +824,23 @@ func (c *chatChunks) end(u *usageJSON, estimated bool, serviceTier string) {
 
 func (c *chatChunks) tier(s string) { c.serviceTier = s }
 
+// reasoning writes a delta with reasoning_content (a piece of the
+// reasoning text) and/or thinking_blocks (completed blocks), LiteLLM's
+// fields.
+func (c *chatChunks) reasoning(text string, blocks []*pb.ThinkingBlock) error {
+	if text == "" && len(blocks) == 0 {
+		return nil
+	}
+	delta := map[string]any{}
+	if text != "" {
+		delta["reasoning_content"] = text
+	}
+	if len(blocks) > 0 {
+		delta["thinking_blocks"] = thinkingBlocksOut(blocks)
+	}
+	return c.out.event(c.chunk(delta, nil))
+}
+
 func (c *chatChunks) err() error { return c.out.err }
 
 func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, creq *pb.ChatRequest, check *outputCheck, key string, wr wire, start time.Time) {
@@ -816,7 +852,8 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		setCost(w, 0, true) // nothing was spent upstream
 		setUsageHeader(w, hit.UsageEstimated)
 		g.count(endpoint, o, http.StatusOK, start)
-		wr.whole(w, answer{model: hit.Model, content: hit.Content, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage})
+		wr.whole(w, answer{model: hit.Model, content: hit.Content, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage,
+			reasoning: hit.ReasoningContent, thinking: hit.thinkingBlocks()})
 		return
 	}
 	var resp *pb.ChatResponse
@@ -851,7 +888,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
 			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
-			fit = g.newFit(repairRequest(creq, resp.GetContent(), resp.GetToolCalls(), why))
+			fit = g.newFit(repairRequest(creq, resp, why))
 			o = g.route(ctx, a, call(fit), fit.check)
 			o.attempts += first
 			if o.err == nil {
@@ -903,11 +940,12 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
-			ToolCalls: cacheToolCalls(resp.GetToolCalls())})
+			ToolCalls: cacheToolCalls(resp.GetToolCalls()), ReasoningContent: resp.GetReasoningContent(), ThinkingBlocks: cacheThinking(resp.GetThinkingBlocks())})
 	}
 	g.count(endpoint, o, http.StatusOK, start)
 	wr.whole(w, answer{id: resp.GetId(), model: model, content: resp.GetContent(), calls: resp.GetToolCalls(), finish: finish, usage: usageOf(usage),
-		logprobsAsked: creq.GetLogprobs(), logprobs: resp.GetLogprobs(), serviceTier: resp.GetServiceTier()})
+		logprobsAsked: creq.GetLogprobs(), logprobs: resp.GetLogprobs(), serviceTier: resp.GetServiceTier(),
+		reasoning: resp.GetReasoningContent(), thinking: resp.GetThinkingBlocks()})
 }
 
 // completionJSON is a chat.completion object with one choice; a struct,
@@ -934,6 +972,10 @@ type completionOne struct {
 		Content   *string               `json:"content"`
 		Refusal   *string               `json:"refusal"`
 		ToolCalls []openaiwire.ToolCall `json:"tool_calls,omitempty"`
+		// ReasoningContent and ThinkingBlocks are the answer's reasoning
+		// (LiteLLM's fields), only when the upstream gave it.
+		ReasoningContent string              `json:"reasoning_content,omitempty"`
+		ThinkingBlocks   []thinkingBlockJSON `json:"thinking_blocks,omitempty"`
 		// text is what Content points to, so that it costs no allocation
 		// of its own.
 		text string
@@ -1038,6 +1080,10 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		calls   toolCallBuilder
 		// serviceTier is the tier the upstream's events say it used.
 		serviceTier string
+		// reasoning and thinking are the answer's reasoning text and
+		// thinking blocks, for the cache.
+		reasoning strings.Builder
+		thinking  []*pb.ThinkingBlock
 	}
 	var finishReason string
 	endpoint := wr.endpoint(true)
@@ -1057,6 +1103,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 		_ = out.begin(hit.Model, hit.Content == "" && len(hit.ToolCalls) > 0)
+		// The reasoning first, as it came: its text, then its blocks.
+		_ = out.reasoning(hit.ReasoningContent, nil)
+		_ = out.reasoning("", hit.thinkingBlocks())
 		_ = out.delta(hit.Content, nil, nil)
 		// Each tool call as OpenAI streams one: id and name first, then
 		// the arguments.
@@ -1078,6 +1127,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		usage, model, ans.serviceTier = nil, t.model, ""
 		ans.content.Reset()
 		ans.calls.reset()
+		ans.reasoning.Reset()
+		ans.thinking = nil
 		base, _ := fit.request(t)
 		req := cloneChat(base, t.model)
 		err := g.providers.WithProvider(ctx, t.provider, "ChatStream", func(ctx context.Context, c sdk.ProviderClient) error {
@@ -1094,7 +1145,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 						out.tier(st)
 					}
 				}
-				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 {
+				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 &&
+					ev.GetReasoningContent() == "" && len(ev.GetThinkingBlocks()) == 0 {
 					return nil
 				}
 				if !started {
@@ -1114,6 +1166,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					exchangeOf(ctx).firstToken(ttft)
 					out.tier(ans.serviceTier)
 					if err := out.begin(model, ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0); err != nil {
+						return err
+					}
+				}
+				if r, tb := ev.GetReasoningContent(), ev.GetThinkingBlocks(); r != "" || len(tb) > 0 {
+					ans.reasoning.WriteString(r)
+					ans.thinking = append(ans.thinking, tb...)
+					if err := out.reasoning(r, tb); err != nil {
 						return err
 					}
 				}
@@ -1189,7 +1248,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: ans.content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
-			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls)})
+			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls),
+			ReasoningContent: ans.reasoning.String(), ThinkingBlocks: cacheThinking(ans.thinking)})
 	}
 	g.count(endpoint, o, http.StatusOK, start)
 }

@@ -1617,6 +1617,10 @@ func (s *responseEvents) finish(reason string) error {
 
 func (s *responseEvents) tier(t string) { s.tierSeen = t }
 
+// reasoning: the Responses API's reasoning items are not built (see
+// docs/gateway.md), so the answer's reasoning is not streamed here.
+func (s *responseEvents) reasoning(string, []*pb.ThinkingBlock) error { return nil }
+
 // fail sends an error event (with OpenAI's documented fields and the
 // nested error object that the SDKs raise as an APIError) and then
 // response.failed, so that neither a client reading the events nor an

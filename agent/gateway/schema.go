@@ -264,18 +264,23 @@ func clip(s string) string {
 // each call answered by a tool message: an error for a call whose
 // arguments failed, "not run" for the others (every call must be
 // answered before the conversation may go on).
-func repairRequest(req *pb.ChatRequest, answer string, calls []*pb.ToolCall, why error) *pb.ChatRequest {
+//
+// The rejected answer's thinking blocks go back with it, so that an
+// upstream that wants them (Anthropic with extended thinking, continuing
+// the tool loop) takes the repair request.
+func repairRequest(req *pb.ChatRequest, resp *pb.ChatResponse, why error) *pb.ChatRequest {
+	answer, calls := resp.GetContent(), resp.GetToolCalls()
 	r := cloneChat(req, req.GetModel())
 	r.Messages = append([]*pb.Message(nil), req.GetMessages()...)
 	bad, isCalls := why.(callErrors)
 	if !isCalls {
 		r.Messages = append(r.Messages,
-			&pb.Message{Role: "assistant", Content: answer},
+			&pb.Message{Role: "assistant", Content: answer, ThinkingBlocks: resp.GetThinkingBlocks()},
 			&pb.Message{Role: "user", Content: "Your previous answer was rejected: " + why.Error() +
 				". Reply again with only the JSON value the response format requires, and nothing else."})
 		return r
 	}
-	r.Messages = append(r.Messages, &pb.Message{Role: "assistant", Content: answer, ToolCalls: calls})
+	r.Messages = append(r.Messages, &pb.Message{Role: "assistant", Content: answer, ToolCalls: calls, ThinkingBlocks: resp.GetThinkingBlocks()})
 	for i, tc := range calls {
 		text := "Not run: another call in the same turn had invalid arguments. Make this call again if it is still needed."
 		if err := bad[i]; err != nil {

@@ -30,11 +30,17 @@
 // request continuing a tool loop, its last user turn carrying tool
 // results, whose assistant turn before does not start with a thinking or
 // redacted_thinking block is refused). Assistant turns may carry thinking
-// blocks (with a signature) and redacted_thinking blocks (with data).
-// With thinking enabled the answer starts with a thinking block ("Thinking
-// about: " and the user's text, signature "sig_stub"), whole or streamed
-// (thinking_delta fragments, then one signature_delta), counted in
-// output_tokens, before the text and tool_use blocks.
+// blocks (with a signature) and redacted_thinking blocks (with data),
+// which must come back unchanged: a thinking block whose signature is not
+// the one the stub gave its text is refused ("Invalid `signature` in
+// `thinking` block"), as is redacted data the stub did not make. With
+// thinking enabled the answer starts with a thinking block ("Thinking
+// about: " and the user's text, signed with Signature(text)), whole or
+// streamed (thinking_delta fragments, then one signature_delta), counted
+// in output_tokens, before the text and tool_use blocks; when the user's
+// text holds "[redacted-thinking]" a redacted_thinking block (data
+// RedactedData(text), streamed whole in its content_block_start)
+// follows the thinking block.
 //
 // A top-level field the Messages API does not know (presence_penalty,
 // logprobs, an OpenAI name such as max_completion_tokens) is refused as
@@ -48,6 +54,7 @@
 package anthropicstub
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -223,7 +230,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		content := []any{}
 		if a.thinking != "" {
-			content = append(content, map[string]any{"type": "thinking", "thinking": a.thinking, "signature": stubSignature})
+			content = append(content, map[string]any{"type": "thinking", "thinking": a.thinking, "signature": Signature(a.thinking)})
+		}
+		if a.redacted != "" {
+			content = append(content, map[string]any{"type": "redacted_thinking", "data": a.redacted})
 		}
 		if a.text != "" {
 			content = append(content, map[string]any{"type": "text", "text": a.text})
@@ -261,12 +271,40 @@ type toolUse struct {
 	input    map[string]any
 }
 
-// stubSignature is the signature of the stub's thinking blocks.
-const stubSignature = "sig_stub"
+// Signature is the signature the stub gives a thinking block's text (a
+// keyed hash, base64 as Anthropic's are): the block comes back with it,
+// unchanged, or is refused.
+func Signature(thinking string) string {
+	sum := sha256.Sum256([]byte("anthropicstub thinking\x00" + thinking))
+	return "EqQB" + base64.StdEncoding.EncodeToString(sum[:24])
+}
+
+// RedactedData is the data of the redacted_thinking block the stub adds
+// after thinking (the text of the user's turn it answers): opaque, and
+// checked when it comes back.
+func RedactedData(seed string) string {
+	s := base64.StdEncoding.EncodeToString([]byte(seed))
+	sum := sha256.Sum256([]byte("anthropicstub redacted\x00" + s))
+	return "EmwKAhgB" + s + "." + base64.StdEncoding.EncodeToString(sum[:12])
+}
+
+// validRedacted says whether data is one the stub made.
+func validRedacted(data string) bool {
+	body, ok := strings.CutPrefix(data, "EmwKAhgB")
+	s, _, cut := strings.Cut(body, ".")
+	if !ok || !cut {
+		return false
+	}
+	seed, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && RedactedData(string(seed)) == data
+}
 
 // answer is the stub's reply: thinking, text, then tool calls.
 type answer struct {
 	thinking string
+	// redacted is the data of a redacted_thinking block after the
+	// thinking block ("": none).
+	redacted string
 	text     string
 	calls    []toolUse
 	stop     string
@@ -275,6 +313,9 @@ type answer struct {
 
 func (a answer) outTokens() int {
 	n := len(strings.Fields(a.thinking)) + len(strings.Fields(a.text))
+	if a.redacted != "" {
+		n += 8
+	}
 	for _, c := range a.calls {
 		b, _ := json.Marshal(c.input)
 		n += len(strings.Fields(string(b)))
@@ -449,6 +490,9 @@ type turn struct {
 	uses    []string // tool_use ids, in an assistant turn
 	results []string // tool_result contents, in a user turn
 	first   string   // the type of its first block ("text" for string content)
+	// thinking are an assistant turn's thinking and redacted_thinking
+	// blocks, checked, in order.
+	thinking []map[string]any
 }
 
 // readTurn checks one message's content blocks as Anthropic does and
@@ -473,16 +517,27 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 			}
 			switch {
 			case typ == "thinking" && role == "assistant":
-				if _, ok := bm["thinking"].(string); !ok {
+				text, ok := bm["thinking"].(string)
+				if !ok {
 					return t, refuse("%s.thinking.thinking: Field required", at)
 				}
-				if sig, _ := bm["signature"].(string); sig == "" {
+				sig, _ := bm["signature"].(string)
+				if sig == "" {
 					return t, refuse("%s.thinking.signature: Field required", at)
 				}
+				if sig != Signature(text) {
+					return t, refuse("%s: Invalid `signature` in `thinking` block", at)
+				}
+				t.thinking = append(t.thinking, map[string]any{"type": "thinking", "thinking": text, "signature": sig})
 			case typ == "redacted_thinking" && role == "assistant":
-				if d, _ := bm["data"].(string); d == "" {
+				d, _ := bm["data"].(string)
+				if d == "" {
 					return t, refuse("%s.redacted_thinking.data: Field required", at)
 				}
+				if !validRedacted(d) {
+					return t, refuse("%s: Invalid `data` in `redacted_thinking` block", at)
+				}
+				t.thinking = append(t.thinking, map[string]any{"type": "redacted_thinking", "data": d})
 			case typ == "text":
 				s, ok := bm["text"].(string)
 				if !ok {
@@ -686,6 +741,9 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 	}
 	if thinking {
 		a.thinking = "Thinking about: " + last.text
+		if strings.Contains(last.text, "[redacted-thinking]") {
+			a.redacted = RedactedData(last.text)
+		}
 	}
 	return a, nil
 }
@@ -778,9 +836,14 @@ func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, 
 				return
 			}
 		}
-		if !delta(map[string]any{"type": "signature_delta", "signature": stubSignature}) {
+		if !delta(map[string]any{"type": "signature_delta", "signature": Signature(a.thinking)}) {
 			return
 		}
+		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
+		index++
+	}
+	if a.redacted != "" {
+		start(map[string]any{"type": "redacted_thinking", "data": a.redacted})
 		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
 		index++
 	}

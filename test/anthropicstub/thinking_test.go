@@ -2,6 +2,7 @@ package anthropicstub
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,6 +28,10 @@ func TestThinkingRefusals(t *testing.T) {
 		{"top_p", `{"model":"m","max_tokens":2000,"top_p":0.9,` + th + `,` + user + `}`, "`top_p` must be greater than or equal to 0.95"},
 		{"forced tool", `{"model":"m","max_tokens":2000,` + toolsJSON + `,"tool_choice":{"type":"any"},` + th + `,` + user + `}`, "tool_choice forces tool use"},
 		{"tool loop without thinking blocks", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},` + use + `,` + result + `]}`, "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text`"},
+		{"signature not the block's", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"h","signature":"` + Signature("h") + `x"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`, "messages.1.content.0: Invalid `signature` in `thinking` block"},
+		{"thinking text changed", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"h ","signature":"` + Signature("h") + `"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`, "messages.1.content.0: Invalid `signature` in `thinking` block"},
+		{"redacted data not the stub's", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"redacted_thinking","data":"x"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`, "messages.1.content.0: Invalid `data` in `redacted_thinking` block"},
+		{"thinking after the text", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"text","text":"t"},{"type":"thinking","thinking":"h","signature":"` + Signature("h") + `"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`, "Expected `thinking` or `redacted_thinking`, but found `text`"},
 		{"thinking without a signature", `{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"h"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`, "thinking.signature: Field required"},
 	} {
 		code, out, raw := post(t, srv.URL, tc.body)
@@ -42,8 +47,8 @@ func TestThinkingRefusals(t *testing.T) {
 		`{"model":"m","max_tokens":1025,"temperature":1,"top_p":0.95,` + th + `,` + user + `}`,
 		`{"model":"m","max_tokens":9,"temperature":0.2,"top_k":3,"thinking":{"type":"disabled"},` + user + `}`,
 		`{"model":"m","max_tokens":2000,` + toolsJSON + `,"tool_choice":{"type":"auto"},` + th + `,` + user + `}`,
-		`{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"h","signature":"s"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`,
-		`{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"redacted_thinking","data":"x"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`,
+		`{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"thinking","thinking":"h","signature":"` + Signature("h") + `"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`,
+		`{"model":"m","max_tokens":2000,` + toolsJSON + `,` + th + `,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"redacted_thinking","data":"` + RedactedData("a") + `"},{"type":"tool_use","id":"toolu_1","name":"search","input":{}}]},` + result + `]}`,
 	} {
 		if code, _, raw := post(t, srv.URL, body); code != 200 {
 			t.Errorf("%s: %d %s", body, code, raw)
@@ -63,7 +68,7 @@ func TestThinkingAnswers(t *testing.T) {
 		t.Fatalf("%d %s", code, raw)
 	}
 	first := content[0].(map[string]any)
-	if first["type"] != "thinking" || first["thinking"] != "Thinking about: find cats" || first["signature"] != "sig_stub" ||
+	if first["type"] != "thinking" || first["thinking"] != "Thinking about: find cats" || first["signature"] != Signature("Thinking about: find cats") ||
 		content[1].(map[string]any)["type"] != "text" || content[2].(map[string]any)["type"] != "tool_use" {
 		t.Fatalf("content: %v", content)
 	}
@@ -90,7 +95,7 @@ func TestThinkingAnswers(t *testing.T) {
 	for _, want := range []string{
 		`"content_block":{"signature":"","thinking":"","type":"thinking"},"index":0`,
 		`"delta":{"thinking":"Thinking ","type":"thinking_delta"},"index":0`,
-		`"delta":{"signature":"sig_stub","type":"signature_delta"},"index":0`,
+		`"delta":{"signature":"` + Signature("Thinking about: find cats") + `","type":"signature_delta"},"index":0`,
 		`"content_block":{"text":"","type":"text"},"index":1`,
 		`"content_block":{"id":"toolu_stub_0_0","input":{},"name":"search","type":"tool_use"},"index":2`,
 		`"usage":{"output_tokens":10}`,
@@ -98,5 +103,35 @@ func TestThinkingAnswers(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("stream lacks %s:\n%s", want, all)
 		}
+	}
+}
+
+// TestRedactedThinkingAnswers: "[redacted-thinking]" in the user's text
+// adds a redacted_thinking block after the thinking block, whole and
+// streamed (its data in content_block_start), and that data comes back
+// accepted.
+func TestRedactedThinkingAnswers(t *testing.T) {
+	srv := httptest.NewServer(New("m"))
+	defer srv.Close()
+	text := "cats [redacted-thinking]"
+	body := `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"` + text + `"}]}`
+	code, out, raw := post(t, srv.URL, body)
+	content, _ := out["content"].([]any)
+	if code != 200 || len(content) != 3 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	if b := content[1].(map[string]any); b["type"] != "redacted_thinking" || b["data"] != RedactedData(text) || !validRedacted(RedactedData(text)) {
+		t.Fatalf("content: %v", content)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/messages", strings.NewReader(strings.Replace(body, `{"model"`, `{"stream":true,"model"`, 1)))
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := `"content_block":{"data":"` + RedactedData(text) + `","type":"redacted_thinking"},"index":1`; !strings.Contains(string(b), want) {
+		t.Fatalf("stream lacks %s:\n%s", want, b)
 	}
 }

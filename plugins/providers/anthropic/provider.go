@@ -278,17 +278,11 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		return nil, err
 	}
 	var out struct {
-		ID      string `json:"id"`
-		Model   string `json:"model"`
-		Content []struct {
-			Type  string          `json:"type"`
-			Text  string          `json:"text"`
-			ID    string          `json:"id"`
-			Name  string          `json:"name"`
-			Input json.RawMessage `json:"input"`
-		} `json:"content"`
-		StopReason string `json:"stop_reason"`
-		Usage      usage  `json:"usage"`
+		ID         string         `json:"id"`
+		Model      string         `json:"model"`
+		Content    []contentBlock `json:"content"`
+		StopReason string         `json:"stop_reason"`
+		Usage      usage          `json:"usage"`
 	}
 	err = s.Call(http.MethodPost, "/v1/messages", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
@@ -296,20 +290,28 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	if err != nil {
 		return nil, err
 	}
-	var text strings.Builder
+	var text, reasoning strings.Builder
 	var calls []*pb.ToolCall
-	for _, c := range out.Content {
+	var thinking []*pb.ThinkingBlock
+	for i := range out.Content {
+		c := &out.Content[i]
 		switch c.Type {
 		case "text":
 			text.WriteString(c.Text)
 		case "tool_use":
 			calls = append(calls, toolCall(c.ID, c.Name, c.Input))
+		case "thinking", "redacted_thinking":
+			// Passed on as they came, to be sent back with the
+			// assistant message; the thinking text joined is the
+			// reasoning_content (as a stream's pieces add up to it).
+			reasoning.WriteString(c.Thinking)
+			if tb := c.thinkingOut(); tb != nil {
+				thinking = append(thinking, tb)
+			}
 		}
-		// thinking and redacted_thinking blocks: the OpenAI chat shape
-		// has no field for them.
 	}
 	return &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: text.String(), FinishReason: finishReason(out.StopReason),
-		Usage: out.Usage.proto(), ToolCalls: calls}, nil
+		Usage: out.Usage.proto(), ToolCalls: calls, ReasoningContent: reasoning.String(), ThinkingBlocks: thinking}, nil
 }
 
 // streamEvent is any event of a Messages stream; the fields used depend
@@ -321,18 +323,15 @@ type streamEvent struct {
 		Model string `json:"model"`
 		Usage usage  `json:"usage"`
 	} `json:"message"`
-	Index        int `json:"index"`
-	ContentBlock *struct {
-		Type  string          `json:"type"`
-		ID    string          `json:"id"`
-		Name  string          `json:"name"`
-		Input json.RawMessage `json:"input"`
-	} `json:"content_block"`
-	Delta *struct {
+	Index        int           `json:"index"`
+	ContentBlock *contentBlock `json:"content_block"`
+	Delta        *struct {
 		Type        string `json:"type"`
 		Text        string `json:"text"`
 		PartialJSON string `json:"partial_json"`
 		StopReason  string `json:"stop_reason"`
+		Thinking    string `json:"thinking"`
+		Signature   string `json:"signature"`
 	} `json:"delta"`
 	Usage *usage    `json:"usage"`
 	Error *apiError `json:"error"`
@@ -361,11 +360,15 @@ type streamCall struct {
 // readStream passes a Messages event stream on as ChatEvents. A tool_use
 // block becomes a ToolCallDelta with its id and name, numbered among the
 // tool calls only (a text, thinking or redacted_thinking block before it
-// does not count), then one per input_json_delta fragment; thinking
-// blocks and their thinking_delta and signature_delta events are not
-// passed on (the OpenAI chat shape has no field for them); a call whose
+// does not count), then one per input_json_delta fragment; a call whose
 // deltas brought no arguments gets its start input, "{}" for none, when
-// its block stops.
+// its block stops. Each thinking_delta is passed on as reasoning_content;
+// the completed thinking blocks (text and signature_delta) and
+// redacted_thinking blocks go out together, in order, in one event with
+// thinking_blocks when the next block that is not reasoning starts (or
+// the message ends), so that a client that keeps only the last
+// thinking_blocks it saw, and one that joins them all, both hold the
+// list to send back.
 func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
@@ -373,6 +376,18 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 	var nCalls int32
 	sendCall := func(d *pb.ToolCallDelta) error {
 		return send(&pb.ChatEvent{Id: id, Model: model, ToolCalls: []*pb.ToolCallDelta{d}})
+	}
+	// thinking are the reasoning blocks being streamed (by block index),
+	// done those complete and not yet sent.
+	var thinking map[int]*contentBlock
+	var done []*pb.ThinkingBlock
+	flushThinking := func() error {
+		if len(done) == 0 {
+			return nil
+		}
+		ev := &pb.ChatEvent{Id: id, Model: model, ThinkingBlocks: done}
+		done = nil
+		return send(ev)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
@@ -404,6 +419,21 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 				id, model, u = ev.Message.ID, ev.Message.Model, ev.Message.Usage
 			}
 		case "content_block_start":
+			if cb := ev.ContentBlock; cb != nil && (cb.Type == "thinking" || cb.Type == "redacted_thinking") {
+				if thinking == nil {
+					thinking = map[int]*contentBlock{}
+				}
+				thinking[ev.Index] = cb
+				if cb.Thinking != "" {
+					if err := send(&pb.ChatEvent{ReasoningContent: cb.Thinking, Id: id, Model: model}); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err := flushThinking(); err != nil {
+				return err
+			}
 			if cb := ev.ContentBlock; cb != nil && cb.Type == "tool_use" {
 				c := &streamCall{index: nCalls, start: cb.Input}
 				calls[ev.Index] = c
@@ -423,6 +453,17 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 						return err
 					}
 				}
+			case "thinking_delta":
+				if b := thinking[ev.Index]; b != nil && ev.Delta.Thinking != "" {
+					b.Thinking += ev.Delta.Thinking
+					if err := send(&pb.ChatEvent{ReasoningContent: ev.Delta.Thinking, Id: id, Model: model}); err != nil {
+						return err
+					}
+				}
+			case "signature_delta":
+				if b := thinking[ev.Index]; b != nil {
+					b.Signature += ev.Delta.Signature
+				}
 			case "input_json_delta":
 				// A block that is not a tool_use (a server tool's, say) was
 				// not passed on, nor are its deltas.
@@ -434,6 +475,14 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 				}
 			}
 		case "content_block_stop":
+			if b := thinking[ev.Index]; b != nil {
+				delete(thinking, ev.Index)
+				// A thinking block without its signature cannot be sent
+				// back: its text went out as reasoning_content only.
+				if tb := b.thinkingOut(); tb != nil {
+					done = append(done, tb)
+				}
+			}
 			if c := calls[ev.Index]; c != nil && !c.args {
 				c.args = true
 				if err := sendCall(&pb.ToolCallDelta{Index: c.index, Arguments: compactInput(c.start)}); err != nil {
@@ -441,6 +490,9 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 				}
 			}
 		case "message_delta":
+			if err := flushThinking(); err != nil {
+				return err
+			}
 			if ev.Delta != nil && ev.Delta.StopReason != "" {
 				stop = ev.Delta.StopReason
 			}
@@ -448,6 +500,9 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 				u.OutputTokens = ev.Usage.OutputTokens
 			}
 		case "message_stop":
+			if err := flushThinking(); err != nil {
+				return err
+			}
 			fr := finishReason(stop)
 			if fr == "" {
 				fr = "stop"

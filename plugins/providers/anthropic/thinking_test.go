@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/test/anthropicstub"
 )
 
 func thinkReq(effort string) *pb.ChatRequest {
@@ -109,7 +111,24 @@ func TestThinkingRefusals(t *testing.T) {
 		{func(r *pb.ChatRequest) {
 			r.Tools, r.ToolChoice, r.ToolChoiceFunction = weatherTools(), "function", "now"
 		}, "tool_choice", "forced tool"},
-		{func(r *pb.ChatRequest) { r.Tools, r.Messages = weatherTools(), loop }, "reasoning_effort", "messages[2] is an assistant turn with tool_calls"},
+		{func(r *pb.ChatRequest) { r.Tools, r.Messages = weatherTools(), loop }, "messages[2].thinking_blocks", "send the assistant message back with its thinking_blocks"},
+		// Only the last assistant turn needs them: here the earlier one
+		// carries them and the last does not.
+		{func(r *pb.ChatRequest) {
+			r.Tools, r.Messages = weatherTools(), signed(toolConversation(), 2)
+		}, "messages[6].thinking_blocks", "messages[6] is the assistant turn with tool_calls"},
+		{func(r *pb.ChatRequest) {
+			r.Tools, r.Messages = weatherTools(), signed(toolConversation()[:5], 2)
+			r.Messages[2].ThinkingBlocks[0].Signature = ""
+		}, "messages[2].thinking_blocks[0].signature", "needs the signature"},
+		{func(r *pb.ChatRequest) {
+			r.Tools, r.Messages = weatherTools(), signed(toolConversation()[:5], 2)
+			r.Messages[2].ThinkingBlocks[1].Data = ""
+		}, "messages[2].thinking_blocks[1].data", "needs the data"},
+		{func(r *pb.ChatRequest) {
+			r.Tools, r.Messages = weatherTools(), signed(toolConversation()[:5], 2)
+			r.Messages[2].ThinkingBlocks[1].Type = "reasoning"
+		}, "messages[2].thinking_blocks[1].type", `"reasoning" is not thinking or redacted_thinking`},
 	} {
 		req := thinkReq("low")
 		tc.change(req)
@@ -143,9 +162,60 @@ func TestThinkingRefusals(t *testing.T) {
 	}
 }
 
+// signed gives msgs[i] the stub's signed thinking block and a redacted
+// one.
+func signed(msgs []*pb.Message, i int) []*pb.Message {
+	msgs[i].ThinkingBlocks = []*pb.ThinkingBlock{
+		{Type: "thinking", Thinking: "Thinking about: weather", Signature: anthropicstub.Signature("Thinking about: weather")},
+		{Type: "redacted_thinking", Data: anthropicstub.RedactedData("weather")},
+	}
+	return msgs
+}
+
+// TestThinkingToolLoop: an assistant turn's thinking blocks go back first
+// in that turn, in order and unchanged, so that the tool loop goes on
+// with thinking, whole and streamed; the stub checks the signatures.
+func TestThinkingToolLoop(t *testing.T) {
+	p, stub := setup(t, nil)
+	ctx := context.Background()
+	req := &pb.ChatRequest{Model: "claude-test", ReasoningEffort: "low", Tools: weatherTools(), Messages: signed(toolConversation(), 6)}
+	resp, err := p.Chat(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetContent() != "tool said: Monday" || resp.GetReasoningContent() != "Thinking about: " || len(resp.GetThinkingBlocks()) != 1 {
+		t.Fatalf("answer: %v", resp)
+	}
+	sent := stub.LastRequest("/v1/messages", "claude-test")["messages"].([]any)
+	last := sent[len(sent)-2].(map[string]any)["content"].([]any)
+	want := []any{
+		map[string]any{"type": "thinking", "thinking": "Thinking about: weather", "signature": anthropicstub.Signature("Thinking about: weather")},
+		map[string]any{"type": "redacted_thinking", "data": anthropicstub.RedactedData("weather")},
+	}
+	if len(last) != 3 || !reflect.DeepEqual(last[:2], want) || last[2].(map[string]any)["type"] != "tool_use" {
+		t.Fatalf("the assistant turn sent: %v", last)
+	}
+	// An assistant message without calls keeps its thinking blocks
+	// first too, and with no text sends no empty text block.
+	msgs := []*pb.Message{{Role: "user", Content: "hi"}, {Role: "assistant"}, {Role: "user", Content: "again"}}
+	msgs = signed(msgs, 1)
+	if _, err := p.Chat(ctx, &pb.ChatRequest{Model: "claude-test", ReasoningEffort: "low", Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	sent = stub.LastRequest("/v1/messages", "claude-test")["messages"].([]any)
+	if got := sent[1].(map[string]any)["content"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the assistant turn without calls: %v", got)
+	}
+	c, err := collect(t, p, req)
+	if err != nil || c.text != "tool said: Monday" || c.reasoning != "Thinking about: " || len(c.blocks) != 1 {
+		t.Fatalf("streamed: %+v %v", c, err)
+	}
+}
+
 // TestThinkingAnswers: with thinking, the stub's answers start with a
-// thinking block; the plugin drops it and keeps text and tool calls,
-// whole and streamed, the streamed calls numbered from 0.
+// thinking block: its text is the reasoning_content and the block (text
+// and signature) a thinking block, apart from the content; text and tool
+// calls are kept, whole and streamed, the streamed calls numbered from 0.
 func TestThinkingAnswers(t *testing.T) {
 	p, stub := setup(t, nil)
 	ctx := context.Background()
@@ -159,6 +229,10 @@ func TestThinkingAnswers(t *testing.T) {
 	if th := stub.LastRequest("/v1/messages", "claude-test")["thinking"].(map[string]any); th["budget_tokens"] != 8192.0 {
 		t.Fatalf("thinking sent: %v", th)
 	}
+	wantBlock := &pb.ThinkingBlock{Type: "thinking", Thinking: "Thinking about: weather in Paris?", Signature: anthropicstub.Signature("Thinking about: weather in Paris?")}
+	if whole.GetReasoningContent() != wantBlock.Thinking || len(whole.GetThinkingBlocks()) != 1 || !blockEqual(whole.GetThinkingBlocks()[0], wantBlock) {
+		t.Fatalf("whole thinking: %q %v", whole.GetReasoningContent(), whole.GetThinkingBlocks())
+	}
 	if whole.GetContent() != "Let me call get_weather and now." || whole.GetFinishReason() != "tool_calls" || len(whole.GetToolCalls()) != 2 ||
 		!protoEqual(whole.GetToolCalls()[0], &pb.ToolCall{Id: "toolu_stub_0_0", Name: "get_weather", Arguments: `{"city":"weather in Paris?"}`}) ||
 		!protoEqual(whole.GetToolCalls()[1], &pb.ToolCall{Id: "toolu_stub_0_1", Name: "now", Arguments: `{}`}) {
@@ -167,6 +241,11 @@ func TestThinkingAnswers(t *testing.T) {
 	c, err := collect(t, p, req)
 	if err != nil || c.text != whole.GetContent() || c.finish != "tool_calls" || len(c.ids) != 2 {
 		t.Fatalf("streamed: %+v %v", c, err)
+	}
+	// The reasoning in pieces, then the block whole, in one event before
+	// the text.
+	if c.reasoning != wantBlock.Thinking || c.reasoningEvents < 2 || len(c.blocks) != 1 || !blockEqual(c.blocks[0], wantBlock) || c.blockEvents != 1 || c.blocksAfterText {
+		t.Fatalf("streamed thinking: %+v", c)
 	}
 	for i, tc := range whole.GetToolCalls() {
 		if c.ids[int32(i)] != tc.GetId() || c.names[int32(i)] != tc.GetName() || c.args[int32(i)] != tc.GetArguments() {
@@ -185,10 +264,13 @@ func TestThinkingAnswers(t *testing.T) {
 	}
 }
 
-// TestRedactedThinkingDropped: redacted_thinking and thinking blocks
+// TestRedactedThinkingAnswers: redacted_thinking and thinking blocks
 // before the answer, whole and streamed (thinking_delta, signature_delta),
-// are not content, and the tool call after them is call 0.
-func TestRedactedThinkingDropped(t *testing.T) {
+// are not content but thinking blocks in order (the stream's in one
+// event), the thinking text the reasoning_content, and the tool call
+// after them is call 0. A thinking block that never got its signature is
+// reasoning_content only (it could not be sent back).
+func TestRedactedThinkingAnswers(t *testing.T) {
 	p := canned(t, "application/json", `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
 		"content":[
 			{"type":"redacted_thinking","data":"EmwKAhgBEgy"},
@@ -199,6 +281,10 @@ func TestRedactedThinkingDropped(t *testing.T) {
 	resp, err := p.Chat(context.Background(), toolReq())
 	if err != nil || resp.GetContent() != "Checking." || len(resp.GetToolCalls()) != 1 || resp.GetUsage().GetCompletionTokens() != 70 {
 		t.Fatalf("whole: %v %v", resp, err)
+	}
+	want := []*pb.ThinkingBlock{{Type: "redacted_thinking", Data: "EmwKAhgBEgy"}, {Type: "thinking", Thinking: "hmm", Signature: "s"}}
+	if resp.GetReasoningContent() != "hmm" || len(resp.GetThinkingBlocks()) != 2 || !blockEqual(resp.GetThinkingBlocks()[0], want[0]) || !blockEqual(resp.GetThinkingBlocks()[1], want[1]) {
+		t.Fatalf("whole thinking: %v", resp)
 	}
 	p = canned(t, "text/event-stream", sse(
 		`{"type":"message_start","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":10,"output_tokens":1}}}`,
@@ -220,4 +306,26 @@ func TestRedactedThinkingDropped(t *testing.T) {
 	if err != nil || c.text != "Checking." || c.finish != "tool_calls" || len(c.ids) != 1 || c.ids[0] != "toolu_01" || c.args[0] != "{}" {
 		t.Fatalf("streamed: %+v %v", c, err)
 	}
+	want[1].Thinking, want[1].Signature = "let me see", "EqQBCgIYAhIM"
+	if c.reasoning != "let me see" || c.blockEvents != 1 || len(c.blocks) != 2 || !blockEqual(c.blocks[0], want[0]) || !blockEqual(c.blocks[1], want[1]) || c.blocksAfterText {
+		t.Fatalf("streamed thinking: %+v", c)
+	}
+
+	// Cut before its signature: the text only.
+	p = canned(t, "text/event-stream", sse(
+		`{"type":"message_start","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":10,"output_tokens":1}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"half"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":70}}`,
+		`{"type":"message_stop"}`,
+	))
+	c, err = collect(t, p, toolReq())
+	if err != nil || c.reasoning != "half" || len(c.blocks) != 0 || c.finish != "length" {
+		t.Fatalf("unsigned: %+v %v", c, err)
+	}
+}
+
+func blockEqual(a, b *pb.ThinkingBlock) bool {
+	return a.GetType() == b.GetType() && a.GetThinking() == b.GetThinking() && a.GetSignature() == b.GetSignature() && a.GetData() == b.GetData()
 }

@@ -32,6 +32,11 @@ type block struct {
 	Content   string          `json:"content,omitempty"`
 	Source    *imageSource    `json:"source,omitempty"`
 	Title     string          `json:"title,omitempty"` // a document block's title
+	// A thinking block's text and signature, a redacted_thinking
+	// block's data (thinking.go).
+	Thinking  *string `json:"thinking,omitempty"`
+	Signature string  `json:"signature,omitempty"`
+	Data      string  `json:"data,omitempty"`
 }
 
 // imageSource is an image block's image: inline (base64) or by URL.
@@ -221,12 +226,19 @@ func conversation(msgs []*pb.Message) (system string, out []message, hasTools bo
 			}
 			t.add("user", block{Type: "text", Text: m.GetContent()})
 		case "assistant":
+			thinking, err := thinkingBlocks(i, m.GetThinkingBlocks())
+			if err != nil {
+				return "", nil, false, err
+			}
 			if len(m.GetToolCalls()) == 0 {
-				t.add("assistant", block{Type: "text", Text: m.GetContent()})
+				if len(thinking) == 0 || strings.TrimSpace(m.GetContent()) != "" {
+					thinking = append(thinking, block{Type: "text", Text: m.GetContent()})
+				}
+				t.add("assistant", thinking...)
 				continue
 			}
 			hasTools = true
-			var blocks []block
+			blocks := thinking
 			if strings.TrimSpace(m.GetContent()) != "" {
 				blocks = append(blocks, block{Type: "text", Text: m.GetContent()})
 			}

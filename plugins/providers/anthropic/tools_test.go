@@ -290,6 +290,13 @@ type collected struct {
 	names  map[int32]string
 	args   map[int32]string
 	deltas []*pb.ToolCallDelta
+	// The reasoning: its pieces joined and how many events, the thinking
+	// blocks and in how many events, and whether any came after text or
+	// a tool call.
+	reasoning                    string
+	reasoningEvents, blockEvents int
+	blocks                       []*pb.ThinkingBlock
+	blocksAfterText              bool
 }
 
 func collect(t *testing.T, p *provider, req *pb.ChatRequest) (collected, error) {
@@ -297,6 +304,15 @@ func collect(t *testing.T, p *provider, req *pb.ChatRequest) (collected, error) 
 	c := collected{ids: map[int32]string{}, names: map[int32]string{}, args: map[int32]string{}}
 	err := p.ChatStream(context.Background(), req, func(ev *pb.ChatEvent) error {
 		c.text += ev.GetDelta()
+		if r := ev.GetReasoningContent(); r != "" {
+			c.reasoning += r
+			c.reasoningEvents++
+		}
+		if len(ev.GetThinkingBlocks()) > 0 {
+			c.blocks = append(c.blocks, ev.GetThinkingBlocks()...)
+			c.blockEvents++
+			c.blocksAfterText = c.blocksAfterText || c.text != "" || len(c.deltas) > 0
+		}
 		if ev.GetFinishReason() != "" {
 			c.finish = ev.GetFinishReason()
 		}

@@ -470,6 +470,7 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 				Content   *string               `json:"content"`
 				Refusal   *string               `json:"refusal"`
 				ToolCalls []openaiwire.ToolCall `json:"tool_calls"`
+				reasoningFields
 			} `json:"message"`
 			Logprobs     *choiceLogprobs `json:"logprobs"`
 			FinishReason string          `json:"finish_reason"`
@@ -494,7 +495,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 	case c.Message.Refusal != nil:
 		content = *c.Message.Refusal
 	}
-	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier}
+	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier,
+		ReasoningContent: c.Message.text()}
 	if req.GetLogprobs() {
 		if resp.Logprobs, err = c.Logprobs.proto(); err != nil {
 			return nil, err
@@ -519,6 +521,7 @@ type chunk struct {
 			Content   string          `json:"content"`
 			Refusal   string          `json:"refusal"`
 			ToolCalls []toolCallDelta `json:"tool_calls"`
+			reasoningFields
 		} `json:"delta"`
 		Logprobs     *choiceLogprobs `json:"logprobs"`
 		FinishReason *string         `json:"finish_reason"`
@@ -593,7 +596,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 		}
 		switch {
 		case out == nil:
-		case final != nil && out.Delta == "" && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.FinishReason == "":
+		case final != nil && out.Delta == "" && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.FinishReason == "" && out.ReasoningContent == "":
 			// OpenAI sends usage in a chunk of its own after the one with
 			// finish_reason; the contract wants both in the last event.
 			if out.Usage != nil {
@@ -640,6 +643,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		out.Delta = ch.Delta.Content + ch.Delta.Refusal
+		out.ReasoningContent = ch.Delta.text()
 		if ch.FinishReason != nil {
 			out.FinishReason = *ch.FinishReason
 		}
@@ -654,7 +658,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 			return nil, noLogprobs()
 		}
 	}
-	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 {
+	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.ReasoningContent == "" {
 		return nil, nil
 	}
 	return out, nil
@@ -731,4 +735,30 @@ func parseEmbedding(raw json.RawMessage) ([]float32, error) {
 // chat models. The agent estimates.
 func (p *provider) CountTokens(context.Context, *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
 	return nil, sdk.Errorf(sdk.Unsupported, "the openai plugin does not count tokens")
+}
+
+// reasoningFields are the reasoning text that OpenAI-compatible servers
+// put beside an answer's content (OpenAI itself returns none in chat
+// completions): reasoning_content (DeepSeek, vLLM with a reasoning
+// parser) or reasoning (newer vLLM, OpenRouter). Read leniently, as
+// JSON: a server whose reasoning is not a string is not refused for it.
+// They are passed on as the contract's reasoning_content and never sent
+// back upstream (chatMessage has no such field: DeepSeek refuses it in
+// input), and neither are the contract's thinking_blocks.
+type reasoningFields struct {
+	ReasoningContent json.RawMessage `json:"reasoning_content"`
+	Reasoning        json.RawMessage `json:"reasoning"`
+}
+
+// text is the reasoning text, "" when there is none.
+func (r *reasoningFields) text() string {
+	for _, raw := range []json.RawMessage{r.ReasoningContent, r.Reasoning} {
+		if len(raw) > 0 && raw[0] == '"' {
+			var s string
+			if json.Unmarshal(raw, &s) == nil && s != "" {
+				return s
+			}
+		}
+	}
+	return ""
 }

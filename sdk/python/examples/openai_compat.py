@@ -130,6 +130,17 @@ def _upstream_error(status, body, headers):
     return vp.PluginError(vp.INVALID_REQUEST, message)
 
 
+def _reasoning(obj):
+    """The reasoning text OpenAI-compatible servers put beside the content
+    (reasoning_content: DeepSeek, vLLM; reasoning: newer vLLM), if a
+    string; it is passed on, never sent back upstream."""
+    for key in ("reasoning_content", "reasoning"):
+        v = obj.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
 def _content_parts(m):
     """A message's parts as OpenAI's content array."""
     parts = []
@@ -307,6 +318,8 @@ class OpenAICompat(vp.Provider):
         return out
 
     def chat(self, req):
+        # An assistant message's thinking_blocks (Anthropic's) are not
+        # sent: _request_body builds each message from its own fields.
         ans = self._json("POST", "/chat/completions", _request_body(req, False))
         try:
             choice = ans["choices"][0]
@@ -318,6 +331,7 @@ class OpenAICompat(vp.Provider):
         for tc in msg.get("tool_calls") or []:
             fn = tc.get("function") or {}
             out.tool_calls.add(id=tc.get("id") or "", name=fn.get("name") or "", arguments=fn.get("arguments") or "")
+        out.reasoning_content = _reasoning(msg)
         if ans.get("usage"):
             _usage(ans["usage"], out.usage)
         return out
@@ -343,14 +357,14 @@ class OpenAICompat(vp.Provider):
                     usage = chunk["usage"]
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
-                    ev = pb.ChatEvent(delta=delta.get("content") or "")
+                    ev = pb.ChatEvent(delta=delta.get("content") or "", reasoning_content=_reasoning(delta))
                     for tc in delta.get("tool_calls") or []:
                         fn = tc.get("function") or {}
                         ev.tool_calls.add(index=int(tc.get("index") or 0), id=tc.get("id") or "",
                                           name=fn.get("name") or "", arguments=fn.get("arguments") or "")
                     if first:
                         ev.id, ev.model, first = chunk.get("id") or "", chunk.get("model") or req.model, False
-                    if ev.delta or ev.tool_calls or ev.id:
+                    if ev.delta or ev.tool_calls or ev.id or ev.reasoning_content:
                         yield ev
                     finish = choice.get("finish_reason") or finish
         if not done:

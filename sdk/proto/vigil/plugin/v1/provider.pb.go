@@ -195,9 +195,16 @@ type Message struct {
 	// (OpenAI's content parts). content then holds the text parts joined,
 	// for a plugin that reads only text; the host sends a message with parts
 	// only to plugins that declare the "images" capability.
-	Parts         []*ContentPart `protobuf:"bytes,6,rep,name=parts,proto3" json:"parts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Parts []*ContentPart `protobuf:"bytes,6,rep,name=parts,proto3" json:"parts,omitempty"`
+	// thinking_blocks are, in an assistant message, the reasoning blocks of
+	// the answer it repeats, as the upstream signed them (Anthropic's
+	// thinking and redacted_thinking blocks), in order and unchanged. A
+	// plugin whose upstream needs them (Anthropic, to continue a tool loop
+	// with extended thinking) sends them back first in that turn; others
+	// ignore them: they are opaque to every other upstream.
+	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,7,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -272,6 +279,90 @@ func (x *Message) GetParts() []*ContentPart {
 	return nil
 }
 
+func (x *Message) GetThinkingBlocks() []*ThinkingBlock {
+	if x != nil {
+		return x.ThinkingBlocks
+	}
+	return nil
+}
+
+// ThinkingBlock is one block of an answer's reasoning as the upstream
+// signed it (LiteLLM's thinking_blocks entry).
+type ThinkingBlock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is "thinking" (thinking and signature set) or
+	// "redacted_thinking" (data set).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// thinking is a thinking block's text (may be empty when the upstream
+	// omits it).
+	Thinking string `protobuf:"bytes,2,opt,name=thinking,proto3" json:"thinking,omitempty"`
+	// signature is a thinking block's signature, which the upstream checks
+	// when the block comes back.
+	Signature string `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// data is a redacted_thinking block's encrypted reasoning.
+	Data          string `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ThinkingBlock) Reset() {
+	*x = ThinkingBlock{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ThinkingBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ThinkingBlock) ProtoMessage() {}
+
+func (x *ThinkingBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ThinkingBlock.ProtoReflect.Descriptor instead.
+func (*ThinkingBlock) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ThinkingBlock) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ThinkingBlock) GetThinking() string {
+	if x != nil {
+		return x.Thinking
+	}
+	return ""
+}
+
+func (x *ThinkingBlock) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *ThinkingBlock) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
 // ContentPart is one part of a message's content: text, an image or a
 // file.
 type ContentPart struct {
@@ -301,7 +392,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +404,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +417,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ContentPart) GetType() string {
@@ -387,7 +478,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +490,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +503,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Tool) GetName() string {
@@ -457,7 +548,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +560,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +573,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ToolCall) GetId() string {
@@ -522,7 +613,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +625,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +638,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -642,7 +733,7 @@ type ChatRequest struct {
 
 func (x *ChatRequest) Reset() {
 	*x = ChatRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +745,7 @@ func (x *ChatRequest) String() string {
 func (*ChatRequest) ProtoMessage() {}
 
 func (x *ChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +758,7 @@ func (x *ChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatRequest.ProtoReflect.Descriptor instead.
 func (*ChatRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChatRequest) GetModel() string {
@@ -848,7 +939,7 @@ type TokenLogprob struct {
 
 func (x *TokenLogprob) Reset() {
 	*x = TokenLogprob{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +951,7 @@ func (x *TokenLogprob) String() string {
 func (*TokenLogprob) ProtoMessage() {}
 
 func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +964,7 @@ func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
 func (*TokenLogprob) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TokenLogprob) GetToken() string {
@@ -916,7 +1007,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1019,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1032,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TopLogprob) GetToken() string {
@@ -988,7 +1079,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1091,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1104,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -1079,14 +1170,22 @@ type ChatResponse struct {
 	Logprobs []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	// service_tier is the processing tier the upstream used (OpenAI's
 	// "default", "flex", "priority", ...), when it says.
-	ServiceTier   string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ServiceTier string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
+	// reasoning_content is the text of the answer's reasoning, when the
+	// upstream returns it (Anthropic's thinking blocks joined; the
+	// reasoning_content of OpenAI-compatible servers such as vLLM with a
+	// reasoning parser, or DeepSeek).
+	ReasoningContent string `protobuf:"bytes,9,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	// thinking_blocks are the answer's signed reasoning blocks, in order
+	// (Anthropic), to be sent back with the assistant message.
+	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,10,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1197,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1210,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChatResponse) GetId() string {
@@ -1170,6 +1269,20 @@ func (x *ChatResponse) GetServiceTier() string {
 	return ""
 }
 
+func (x *ChatResponse) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *ChatResponse) GetThinkingBlocks() []*ThinkingBlock {
+	if x != nil {
+		return x.ThinkingBlocks
+	}
+	return nil
+}
+
 type ChatEvent struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Delta        string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
@@ -1183,14 +1296,22 @@ type ChatEvent struct {
 	Logprobs []*TokenLogprob `protobuf:"bytes,7,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	// service_tier is the processing tier the upstream used, when it says
 	// (OpenAI repeats it in every chunk).
-	ServiceTier   string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ServiceTier string `protobuf:"bytes,8,opt,name=service_tier,json=serviceTier,proto3" json:"service_tier,omitempty"`
+	// reasoning_content is a piece of the answer's reasoning text, in the
+	// order it comes.
+	ReasoningContent string `protobuf:"bytes,9,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
+	// thinking_blocks are complete signed reasoning blocks (never pieces):
+	// each block is sent once, after its reasoning_content pieces. The
+	// anthropic plugin sends an answer's leading blocks together in one
+	// event, when the first block that is not reasoning starts.
+	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,10,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1323,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1336,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChatEvent) GetDelta() string {
@@ -1274,6 +1395,20 @@ func (x *ChatEvent) GetServiceTier() string {
 	return ""
 }
 
+func (x *ChatEvent) GetReasoningContent() string {
+	if x != nil {
+		return x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *ChatEvent) GetThinkingBlocks() []*ThinkingBlock {
+	if x != nil {
+		return x.ThinkingBlocks
+	}
+	return nil
+}
+
 type EmbedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -1285,7 +1420,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1432,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1445,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EmbedRequest) GetModel() string {
@@ -1343,7 +1478,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1490,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1503,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Embedding) GetValues() []float32 {
@@ -1389,7 +1524,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1536,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1549,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EmbedResponse) GetModel() string {
@@ -1449,7 +1584,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1596,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1609,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CountTokensRequest) GetModel() string {
@@ -1507,7 +1642,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1654,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1667,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CountTokensResponse) GetTokens() int32 {
@@ -1557,7 +1692,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"embeddings\x18\x04 \x01(\bR\n" +
 	"embeddings\x121\n" +
-	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"\xdb\x01\n" +
+	"\x14embedding_dimensions\x18\x05 \x01(\x05R\x13embeddingDimensions\"\xa4\x02\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
@@ -1566,7 +1701,13 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"tool_calls\x18\x04 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x12 \n" +
 	"\ftool_call_id\x18\x05 \x01(\tR\n" +
 	"toolCallId\x122\n" +
-	"\x05parts\x18\x06 \x03(\v2\x1c.vigil.plugin.v1.ContentPartR\x05parts\"\xae\x01\n" +
+	"\x05parts\x18\x06 \x03(\v2\x1c.vigil.plugin.v1.ContentPartR\x05parts\x12G\n" +
+	"\x0fthinking_blocks\x18\a \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\"q\n" +
+	"\rThinkingBlock\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
+	"\bthinking\x18\x02 \x01(\tR\bthinking\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\tR\tsignature\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\tR\x04data\"\xae\x01\n" +
 	"\vContentPart\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
@@ -1644,7 +1785,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
 	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\x12<\n" +
 	"\x1aaccepted_prediction_tokens\x18\x06 \x01(\x05R\x18acceptedPredictionTokens\x12<\n" +
-	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xb9\x02\n" +
+	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xaf\x03\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1654,7 +1795,10 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x06 \x03(\v2\x19.vigil.plugin.v1.ToolCallR\ttoolCalls\x129\n" +
 	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\x12!\n" +
-	"\fservice_tier\x18\b \x01(\tR\vserviceTier\"\xb7\x02\n" +
+	"\fservice_tier\x18\b \x01(\tR\vserviceTier\x12+\n" +
+	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
+	"\x0fthinking_blocks\x18\n" +
+	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\"\xad\x03\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
@@ -1664,7 +1808,10 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x06 \x03(\v2\x1e.vigil.plugin.v1.ToolCallDeltaR\ttoolCalls\x129\n" +
 	"\blogprobs\x18\a \x03(\v2\x1d.vigil.plugin.v1.TokenLogprobR\blogprobs\x12!\n" +
-	"\fservice_tier\x18\b \x01(\tR\vserviceTier\"n\n" +
+	"\fservice_tier\x18\b \x01(\tR\vserviceTier\x12+\n" +
+	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
+	"\x0fthinking_blocks\x18\n" +
+	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
@@ -1706,59 +1853,63 @@ func file_vigil_plugin_v1_provider_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_provider_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_vigil_plugin_v1_provider_proto_goTypes = []any{
 	(*ModelsRequest)(nil),       // 0: vigil.plugin.v1.ModelsRequest
 	(*ModelsResponse)(nil),      // 1: vigil.plugin.v1.ModelsResponse
 	(*ModelInfo)(nil),           // 2: vigil.plugin.v1.ModelInfo
 	(*Message)(nil),             // 3: vigil.plugin.v1.Message
-	(*ContentPart)(nil),         // 4: vigil.plugin.v1.ContentPart
-	(*Tool)(nil),                // 5: vigil.plugin.v1.Tool
-	(*ToolCall)(nil),            // 6: vigil.plugin.v1.ToolCall
-	(*ToolCallDelta)(nil),       // 7: vigil.plugin.v1.ToolCallDelta
-	(*ChatRequest)(nil),         // 8: vigil.plugin.v1.ChatRequest
-	(*TokenLogprob)(nil),        // 9: vigil.plugin.v1.TokenLogprob
-	(*TopLogprob)(nil),          // 10: vigil.plugin.v1.TopLogprob
-	(*Usage)(nil),               // 11: vigil.plugin.v1.Usage
-	(*ChatResponse)(nil),        // 12: vigil.plugin.v1.ChatResponse
-	(*ChatEvent)(nil),           // 13: vigil.plugin.v1.ChatEvent
-	(*EmbedRequest)(nil),        // 14: vigil.plugin.v1.EmbedRequest
-	(*Embedding)(nil),           // 15: vigil.plugin.v1.Embedding
-	(*EmbedResponse)(nil),       // 16: vigil.plugin.v1.EmbedResponse
-	(*CountTokensRequest)(nil),  // 17: vigil.plugin.v1.CountTokensRequest
-	(*CountTokensResponse)(nil), // 18: vigil.plugin.v1.CountTokensResponse
+	(*ThinkingBlock)(nil),       // 4: vigil.plugin.v1.ThinkingBlock
+	(*ContentPart)(nil),         // 5: vigil.plugin.v1.ContentPart
+	(*Tool)(nil),                // 6: vigil.plugin.v1.Tool
+	(*ToolCall)(nil),            // 7: vigil.plugin.v1.ToolCall
+	(*ToolCallDelta)(nil),       // 8: vigil.plugin.v1.ToolCallDelta
+	(*ChatRequest)(nil),         // 9: vigil.plugin.v1.ChatRequest
+	(*TokenLogprob)(nil),        // 10: vigil.plugin.v1.TokenLogprob
+	(*TopLogprob)(nil),          // 11: vigil.plugin.v1.TopLogprob
+	(*Usage)(nil),               // 12: vigil.plugin.v1.Usage
+	(*ChatResponse)(nil),        // 13: vigil.plugin.v1.ChatResponse
+	(*ChatEvent)(nil),           // 14: vigil.plugin.v1.ChatEvent
+	(*EmbedRequest)(nil),        // 15: vigil.plugin.v1.EmbedRequest
+	(*Embedding)(nil),           // 16: vigil.plugin.v1.Embedding
+	(*EmbedResponse)(nil),       // 17: vigil.plugin.v1.EmbedResponse
+	(*CountTokensRequest)(nil),  // 18: vigil.plugin.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 19: vigil.plugin.v1.CountTokensResponse
 }
 var file_vigil_plugin_v1_provider_proto_depIdxs = []int32{
 	2,  // 0: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
-	6,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	4,  // 2: vigil.plugin.v1.Message.parts:type_name -> vigil.plugin.v1.ContentPart
-	3,  // 3: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
-	5,  // 4: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
-	10, // 5: vigil.plugin.v1.TokenLogprob.top_logprobs:type_name -> vigil.plugin.v1.TopLogprob
-	11, // 6: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
-	6,  // 7: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	9,  // 8: vigil.plugin.v1.ChatResponse.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
-	11, // 9: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
-	7,  // 10: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
-	9,  // 11: vigil.plugin.v1.ChatEvent.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
-	15, // 12: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
-	11, // 13: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
-	3,  // 14: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
-	0,  // 15: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
-	8,  // 16: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
-	8,  // 17: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
-	14, // 18: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
-	17, // 19: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
-	1,  // 20: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
-	12, // 21: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
-	13, // 22: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
-	16, // 23: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
-	18, // 24: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	7,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	5,  // 2: vigil.plugin.v1.Message.parts:type_name -> vigil.plugin.v1.ContentPart
+	4,  // 3: vigil.plugin.v1.Message.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	3,  // 4: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
+	6,  // 5: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
+	11, // 6: vigil.plugin.v1.TokenLogprob.top_logprobs:type_name -> vigil.plugin.v1.TopLogprob
+	12, // 7: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
+	7,  // 8: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	10, // 9: vigil.plugin.v1.ChatResponse.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	4,  // 10: vigil.plugin.v1.ChatResponse.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	12, // 11: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
+	8,  // 12: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
+	10, // 13: vigil.plugin.v1.ChatEvent.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	4,  // 14: vigil.plugin.v1.ChatEvent.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	16, // 15: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
+	12, // 16: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
+	3,  // 17: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
+	0,  // 18: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
+	9,  // 19: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
+	9,  // 20: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
+	15, // 21: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
+	18, // 22: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
+	1,  // 23: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
+	13, // 24: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
+	14, // 25: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
+	17, // 26: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
+	19, // 27: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_provider_proto_init() }
@@ -1766,15 +1917,15 @@ func file_vigil_plugin_v1_provider_proto_init() {
 	if File_vigil_plugin_v1_provider_proto != nil {
 		return
 	}
-	file_vigil_plugin_v1_provider_proto_msgTypes[8].OneofWrappers = []any{}
-	file_vigil_plugin_v1_provider_proto_msgTypes[14].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[9].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_provider_proto_rawDesc), len(file_vigil_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
