@@ -30,10 +30,21 @@ func Quantile(sorted []float64, q float64) float64 {
 // the reference: its quantiles at 1/bins, ..., (bins-1)/bins, with
 // repeated edges (from ties in the reference) kept once. The bins are
 // (-inf, e1], (e1, e2], ..., (e_last, +inf), so there are
-// len(edges)+1 bins, at least 1.
+// len(edges)+1 bins, at least 2.
+//
+// When the first edge is the reference's minimum (ties at the minimum: a
+// constant reference, or one with a point mass at its lowest value), the
+// first bin would hold that value and everything below it alike, so a
+// current window that moved below the reference would look unchanged. An
+// edge just below the minimum is then added, giving values under the
+// reference's range a bin of their own (empty in the reference), as values
+// above it already have.
 func QuantileEdges(ref []float64, bins int) []float64 {
 	sorted := sortedCopy(ref)
-	edges := make([]float64, 0, bins-1)
+	edges := make([]float64, 0, bins)
+	if Quantile(sorted, 1/float64(bins)) == sorted[0] {
+		edges = append(edges, math.Nextafter(sorted[0], math.Inf(-1)))
+	}
 	for k := 1; k < bins; k++ {
 		e := Quantile(sorted, float64(k)/float64(bins))
 		if len(edges) > 0 && e <= edges[len(edges)-1] {

@@ -283,7 +283,8 @@ func TestBinnedMatchesScipy(t *testing.T) {
 
 // psiFromFormula computes PSI from its definition with none of the
 // package's helpers: sort the reference, take its quantiles at k/bins by
-// linear interpolation, drop repeated edges, count each sample per bin
+// linear interpolation, drop repeated edges, add one just below the
+// minimum when the first is the minimum, count each sample per bin
 // (e_{i-1} < v <= e_i) by scanning, replace empty shares with eps, and sum
 // (c - r) * ln(c / r).
 func psiFromFormula(ref, cur []float64, bins int, eps float64) float64 {
@@ -300,6 +301,9 @@ func psiFromFormula(ref, cur []float64, bins int, eps float64) float64 {
 		if len(edges) == 0 || e > edges[len(edges)-1] {
 			edges = append(edges, e)
 		}
+	}
+	if edges[0] == s[0] { // ties at the minimum: values below it get a bin
+		edges = append([]float64{math.Nextafter(s[0], math.Inf(-1))}, edges...)
 	}
 	share := func(xs []float64) []float64 {
 		out := make([]float64, len(edges)+1)

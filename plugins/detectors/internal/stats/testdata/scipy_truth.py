@@ -21,6 +21,10 @@ def quantile_edges(ref, bins):
     for e in qs:
         if not edges or e > edges[-1]:
             edges.append(float(e))
+    lo = float(np.min(ref))
+    if edges[0] == lo:
+        # ties at the minimum: values below the reference get their own bin
+        edges.insert(0, float(np.nextafter(lo, -np.inf)))
     return np.asarray(edges)
 
 
