@@ -238,6 +238,11 @@ func TestDetectorRoundTrip(t *testing.T) {
 				if got := classOf(t, err); got != tt.class {
 					t.Errorf("class = %s, want %s (%v)", got, tt.class, err)
 				}
+				// A panic's stack trace goes to the plugin's log, not to
+				// the caller (and from there to API clients).
+				if strings.Contains(err.Error(), "goroutine ") {
+					t.Errorf("the plugin's stack trace reached the caller: %v", err)
+				}
 				var e *sdk.Error
 				errors.As(err, &e)
 				if e.Field != tt.field {
