@@ -191,7 +191,7 @@ func (h *Host) discover() error {
 		case !h.inDirs(e.Path):
 			state, reason = StateRefused, fmt.Sprintf("%s is outside the plugin directories (%s)", e.Path, strings.Join(h.dirs(), ", "))
 		case sum != e.SHA256:
-			state, reason = StateRefused, fmt.Sprintf("%s changed since it was registered: SHA-256 is %s, the catalog has %s; run `vigil plugins register %s` if the change is intended", e.Path, sum[:12], short(e.SHA256), e.Path)
+			state, reason = StateRefused, changedMessage(e, sum)
 		}
 		if state == StateRefused {
 			h.logger.Warn("plugin refused", "plugin", name, "reason", reason)
@@ -218,6 +218,19 @@ func (h *Host) discover() error {
 	h.addInstancesLocked("")
 	h.mu.Unlock()
 	return nil
+}
+
+// changedMessage says that e's binary, whose SHA-256 is now sum, no longer
+// matches the hash it is trusted by, and what to do about it.
+func changedMessage(e Entry, sum string) string {
+	switch e.Source {
+	case "package":
+		return fmt.Sprintf("%s does not match its entry in %s: SHA-256 is %s, the catalog has %s; reinstall the package, or run `vigil plugins register %s` to trust this file instead",
+			e.Path, filepath.Join(filepath.Dir(e.Path), "catalog.json"), short(sum), short(e.SHA256), e.Path)
+	case "dev":
+		return fmt.Sprintf("%s changed since the agent read the dev plugin directory: SHA-256 is %s, it was %s; reload the agent (SIGHUP) to trust the new build", e.Path, short(sum), short(e.SHA256))
+	}
+	return fmt.Sprintf("%s changed since it was registered: SHA-256 is %s, the catalog has %s; run `vigil plugins register %s` if the change is intended", e.Path, short(sum), short(e.SHA256), e.Path)
 }
 
 func short(sum string) string {

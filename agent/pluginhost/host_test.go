@@ -454,6 +454,41 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 }
 
+// TestBinarySwappedWhileTrusted replaces a registered binary while the
+// agent runs: the next launch is refused (state refused, both hashes
+// named), not retried as a crash until the budget is spent.
+func TestBinarySwappedWhileTrusted(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	path := filepath.Join(dir, "test-detector")
+	e, err := h.Register(context.Background(), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+	sum, _ := fileSHA256(path)
+
+	_, err = detect(h, &sdk.DetectRequest{Method: "mean"})
+	if classOf(t, err) != sdk.Unavailable {
+		t.Errorf("call to a swapped plugin: %v", err)
+	}
+	s := waitState(t, h, "test-detector", StateRefused)
+	for _, want := range []string{path, sum[:12], e.SHA256[:12], "vigil plugins register"} {
+		if !strings.Contains(s.LastError, want) {
+			t.Errorf("last error %q does not name %q", s.LastError, want)
+		}
+	}
+	if s.Restarts != 0 {
+		t.Errorf("a refused binary was restarted: %+v", s)
+	}
+	_, err = detect(h, &sdk.DetectRequest{Method: "mean"})
+	if classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("second call to a swapped plugin: %v", err)
+	}
+}
+
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")

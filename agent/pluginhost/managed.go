@@ -128,6 +128,21 @@ func (m *managed) supervise() {
 			m.setState(StateStopped, "")
 			return
 		}
+		if errors.Is(err, errBinaryChanged) {
+			// The file was replaced after it was trusted: refuse it, as
+			// discovery does, instead of retrying it as a crash.
+			sum, herr := fileSHA256(m.entry.Path)
+			if herr != nil {
+				sum = herr.Error()
+			}
+			msg := changedMessage(m.entry, sum)
+			m.log.Warn("plugin refused", "reason", msg)
+			m.mu.Lock()
+			m.running = false
+			m.mu.Unlock()
+			m.setState(StateRefused, msg)
+			return
+		}
 		if errors.Is(err, errRestartRequested) {
 			m.log.Info("plugin restarting on request")
 			continue
@@ -368,10 +383,14 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 	return proc, nil
 }
 
+// errBinaryChanged is a launch refused because the binary's SHA-256 no
+// longer matches its catalog entry: no restart can fix that.
+var errBinaryChanged = errors.New("SHA-256 does not match the catalog")
+
 func describeStartError(path string, err error) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("%s changed since it was registered (SHA-256 mismatch); register it again with `vigil plugins register %s` if the change is intended", path, path)
+		return fmt.Errorf("%s: %w", path, errBinaryChanged)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%s: %w", path, err)
 	}
