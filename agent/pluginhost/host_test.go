@@ -506,6 +506,8 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 	dir := t.TempDir()
 	scripts := map[string]string{
 		"not-a-plugin": "#!/bin/sh\necho hello\n",
+		"exits":        "#!/bin/sh\nexit 3\n",
+		"wrong-proto":  "#!/bin/sh\necho '1|7|unix|/nonexistent|grpc|'\n",
 		// The handshake never comes; the child sleep must die with it.
 		"hangs": "#!/bin/sh\nsleep 301.25 &\nsleep 301.5\n",
 	}
@@ -515,12 +517,20 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.StartTimeout = time.Second
 	h := newHost(t, cfg, "")
-	_, err := h.Register(context.Background(), filepath.Join(dir, "not-a-plugin"), "")
-	if err == nil || !strings.Contains(err.Error(), "not a Vigil plugin") {
-		t.Errorf("not a plugin: %v", err)
+	// Each error is one line (it is shown in `vigil plugins list`) that
+	// says what the binary did.
+	for name, want := range map[string]string{
+		"not-a-plugin": `printed "hello" on standard output instead of the handshake`,
+		"exits":        "without printing the handshake",
+		"wrong-proto":  "this agent speaks contract version 1",
+	} {
+		_, err := h.Register(context.Background(), filepath.Join(dir, name), "")
+		if err == nil || !strings.Contains(err.Error(), "not a Vigil plugin") || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line saying %q", name, err, want)
+		}
 	}
 	start := time.Now()
-	_, err = h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
+	_, err := h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
 	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") {
 		t.Errorf("hanging binary: %v", err)
 	}
@@ -598,6 +608,28 @@ func TestCrashRestartAndBudget(t *testing.T) {
 	waitState(t, h, "test-detector", StateRunning)
 	if _, err := detect(h, ok); err != nil {
 		t.Errorf("call after manual restart: %v", err)
+	}
+}
+
+// TestCrashNamesExitStatus checks a crashed plugin's last error says how
+// its process ended.
+func TestCrashNamesExitStatus(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.HealthInterval = time.Hour // the exit, not a failed ping, must notice the crash
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := detect(h, &sdk.DetectRequest{Method: "mean", Params: map[string]any{"crash": true}}); err == nil {
+		t.Fatal("a crashing call succeeded")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for s := status(t, h, "test-detector"); !strings.Contains(s.LastError, "plugin process exited (exit status 3)"); s = status(t, h, "test-detector") {
+		if time.Now().After(deadline) {
+			t.Fatalf("last error %q does not give the exit status", s.LastError)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -395,11 +395,19 @@ func describeStartError(path string, err error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	msg := err.Error()
+	const notPlugin = "; plugins are built against github.com/vigilml/vigil/sdk"
 	switch {
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("%s did not complete the plugin handshake within plugins.start_timeout; it hangs or is not a Vigil plugin", path)
-	case strings.Contains(msg, "plugin exited before we could connect"), strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "Incompatible"):
-		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v); plugins are built against github.com/vigilml/vigil/sdk", path, err)
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"), strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it exited or closed standard output without printing the handshake)%s", path, notPlugin)
+	case strings.HasPrefix(msg, "Unrecognized remote plugin message: "):
+		// go-plugin appends a many-line diagnosis; the first line is
+		// what the plugin printed, which is what its author needs.
+		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it printed %q on standard output instead of the handshake; a plugin logs to standard error)%s", path, line, notPlugin)
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v; this agent speaks contract version %d)%s", path, err, sdk.ContractVersion, notPlugin)
 	}
 	return fmt.Errorf("start %s: %w", path, err)
 }
@@ -419,6 +427,11 @@ func (m *managed) watch(ctx context.Context, p *process) error {
 			return errRestartRequested
 		case <-exited.C:
 			if p.client.Exited() {
+				// go-plugin has waited for the process by now, so its
+				// exit status is set.
+				if ps := p.cmd.ProcessState; ps != nil {
+					return fmt.Errorf("plugin process exited (%s)", ps)
+				}
 				return errors.New("plugin process exited")
 			}
 		case <-health.C:
