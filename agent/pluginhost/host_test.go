@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vigilml/vigil/sdk"
@@ -608,6 +609,41 @@ func TestCrashRestartAndBudget(t *testing.T) {
 	waitState(t, h, "test-detector", StateRunning)
 	if _, err := detect(h, ok); err != nil {
 		t.Errorf("call after manual restart: %v", err)
+	}
+}
+
+// TestUpGaugeAfterReRegister registers a running plugin again: the old
+// supervisor stopping after its successor started must not set
+// vigil_plugin_up to 0 for the running plugin, and an unregistered
+// plugin's series goes away.
+func TestUpGaugeAfterReRegister(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.Start = "boot"
+	h := newHost(t, cfg, "")
+	path := filepath.Join(dir, "test-detector")
+	if _, err := h.Register(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := waitState(t, h, "test-detector", StateRunning)
+	old := h.snapshot()["test-detector"]
+	if _, err := h.Register(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitRestarted(t, h, "test-detector", first.PID)
+	// However late the old supervisor reports its stop, the series is the
+	// new one's.
+	old.setState(StateStopped, "")
+	if got := testutil.ToFloat64(h.m.up.WithLabelValues("test-detector", "detector")); got != 1 {
+		t.Errorf("vigil_plugin_up = %v for a running plugin after it was registered again", got)
+	}
+	if err := h.Unregister(context.Background(), "test-detector"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); testutil.CollectAndCount(h.m.up) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("vigil_plugin_up still has %d series after the plugin was unregistered", testutil.CollectAndCount(h.m.up))
+		}
 	}
 }
 

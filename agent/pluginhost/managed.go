@@ -88,6 +88,20 @@ func (m *managed) setState(s State, errMsg string) {
 	close(m.ready)
 	m.ready = make(chan struct{})
 	m.mu.Unlock()
+	if m.isRetired() {
+		// Replaced (registered again, reloaded) or unregistered: the
+		// successor under the same name owns the series; without one the
+		// plugin is gone and so is its series.
+		m.h.mu.Lock()
+		cur := m.h.plugins[m.entry.Name]
+		m.h.mu.Unlock()
+		if cur == nil {
+			m.h.m.up.DeleteLabelValues(m.entry.Name, m.entry.Kind)
+		}
+		if cur != m {
+			return
+		}
+	}
 	up := 0.0
 	if s == StateRunning {
 		up = 1
