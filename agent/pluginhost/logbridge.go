@@ -49,6 +49,11 @@ func (w *stderrLogger) log(line []byte) {
 				switch k {
 				case "msg", "@message", "message", "level", "@level", "time", "@timestamp":
 					continue
+				case "plugin", "subsystem":
+					// The agent's own keys on this logger: a second
+					// "plugin" (go-plugin's lines carry the path under
+					// it) would make a duplicate JSON key.
+					k = "plugin_" + k
 				}
 				attrs = append(attrs, k, v)
 			}
