@@ -380,6 +380,15 @@ func (m *managed) stopAndWait() {
 	}
 }
 
+// ErrNoPlugin matches the error of Unregister and Restart for a name the
+// host does not know; their other errors are about a plugin's state.
+var ErrNoPlugin = errors.New("no such plugin")
+
+type noPluginError string
+
+func (e noPluginError) Error() string        { return fmt.Sprintf("no plugin %q", string(e)) }
+func (e noPluginError) Is(target error) bool { return target == ErrNoPlugin }
+
 // Unregister removes a plugin from the agent's catalog and stops it. A
 // plugin trusted by a package catalog or the dev directory comes back as
 // such on the next reload.
@@ -388,7 +397,7 @@ func (h *Host) Unregister(ctx context.Context, name string) error {
 	m, ok := h.plugins[name]
 	h.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("no plugin %q", name)
+		return noPluginError(name)
 	}
 	if m.entry.Source != "registered" {
 		return fmt.Errorf("plugin %q is trusted by its %s, not by the agent's catalog; remove the binary instead", name, m.entry.Source)
@@ -417,7 +426,7 @@ func (h *Host) Restart(name string) error {
 	m, ok := h.plugins[name]
 	h.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("no plugin %q", name)
+		return noPluginError(name)
 	}
 	m.mu.Lock()
 	state := m.state
