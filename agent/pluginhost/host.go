@@ -436,7 +436,11 @@ func (h *Host) Restart(name string) error {
 	case StateUntrusted, StateRefused:
 		return fmt.Errorf("plugin %q is %s: %s", name, state, m.lastErrLocked())
 	}
-	m.ensureRunning()
+	if m.ensureRunning() {
+		// A plugin not started yet (lazy start) starts now; a wake
+		// would make its new supervisor restart it at once.
+		return nil
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:

@@ -647,6 +647,52 @@ func TestUpGaugeAfterReRegister(t *testing.T) {
 	}
 }
 
+// TestRestartOfStoppedPluginStartsItOnce restarts a plugin that lazy
+// start has not started yet: it starts once, not once and then again.
+func TestRestartOfStoppedPluginStartsItOnce(t *testing.T) {
+	dir := install(t, "detector")
+	var logs syncBuffer
+	h, err := New(testConfig(dir), Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(t, h, "test-detector"); s.State != StateStopped {
+		t.Fatalf("lazy plugin after register: %+v", s)
+	}
+	if err := h.Restart("test-detector"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, "test-detector", StateRunning)
+	ok := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2}}
+	if _, err := detect(h, ok); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if n := strings.Count(logs.String(), "msg=\"plugin started\""); n != 1 || strings.Contains(logs.String(), "restarting on request") {
+		t.Errorf("plugin started %d times:\n%s", n, logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestCrashNamesExitStatus checks a crashed plugin's last error says how
 // its process ended.
 func TestCrashNamesExitStatus(t *testing.T) {

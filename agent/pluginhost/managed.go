@@ -109,16 +109,18 @@ func (m *managed) setState(s State, errMsg string) {
 	m.h.m.up.WithLabelValues(m.entry.Name, m.entry.Kind).Set(up)
 }
 
-// ensureRunning starts the supervisor if it is not running yet.
-func (m *managed) ensureRunning() {
+// ensureRunning starts the supervisor if it is not running yet, and
+// reports whether it did.
+func (m *managed) ensureRunning() (started bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running || m.state == StateUntrusted || m.state == StateRefused {
-		return
+		return false
 	}
 	m.running = true
 	m.h.wg.Add(1)
 	go m.supervise()
+	return true
 }
 
 // supervise runs the plugin until the host stops: start, watch, and after
