@@ -23,3 +23,18 @@ func TestStderrLoggerKeepsTheAgentsKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestStderrLoggerBoundsAnEndlessLine(t *testing.T) {
+	var out bytes.Buffer
+	w := &stderrLogger{logger: slog.New(slog.NewTextHandler(&out, nil))}
+	chunk := bytes.Repeat([]byte("x"), 16<<10)
+	for range 64 { // 1 MiB without a newline
+		w.Write(chunk)
+	}
+	if w.buf.Len() > maxLogLine {
+		t.Errorf("holding %d bytes of an unfinished line; want at most %d", w.buf.Len(), maxLogLine)
+	}
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 1<<20/maxLogLine {
+		t.Errorf("%d records for 1 MiB of one line, want one per %d bytes", n, maxLogLine)
+	}
+}
