@@ -151,8 +151,10 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 			return nil, fmt.Errorf("%s: plugin %q: file must be a name inside the directory", filepath.Join(dir, "catalog.json"), p.Name)
 		}
 		for _, kv := range p.Env {
-			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-				return nil, fmt.Errorf("%s: plugin %q: env entry %q is not KEY=VALUE", filepath.Join(dir, "catalog.json"), p.Name, kv)
+			// The same rules as plugins.env: the handshake's variables
+			// are not the catalog's to set.
+			if err := checkEnv(kv); err != nil {
+				return nil, fmt.Errorf("%s: plugin %q: env entry %q: %v", filepath.Join(dir, "catalog.json"), p.Name, kv, err)
 			}
 		}
 		out = append(out, Entry{Name: p.Name, Kind: p.Kind, Path: filepath.Join(dir, p.File), SHA256: p.SHA256, Args: p.Args, Env: p.Env, Source: "package"})

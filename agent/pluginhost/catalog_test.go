@@ -71,7 +71,8 @@ func TestReadPackageCatalog(t *testing.T) {
 	for _, tc := range []struct{ name, body, wantErr string }{
 		{"newer format", `{"version": 2, "plugins": []}`, "format version 2 is newer than this agent reads (1)"},
 		{"unknown key", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "abababababababababababababababababababababababababababababababab", "environment": ["X=1"]}]}`, `unknown field "environment"`},
-		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "abababababababababababababababababababababababababababababababab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS" is not KEY=VALUE`},
+		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "abababababababababababababababababababababababababababababababab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS": want KEY=VALUE`},
+		{"handshake variable in env", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": SUM, "env": ["PLUGIN_MIN_PORT=1"]}]}`, `env entry "PLUGIN_MIN_PORT=1": PLUGIN_MIN_PORT is set by the plugin handshake`},
 		{"bad name", `{"plugins": [{"name": "My Plugin", "kind": "provider", "file": "a", "sha256": SUM}]}`, `plugins[0].name "My Plugin" is not valid`},
 		{"unknown kind", `{"plugins": [{"name": "a", "kind": "detectors", "file": "a", "sha256": SUM}]}`, `kind "detectors" is not detector, provider or vectorstore`},
 		{"short sha256", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab"}]}`, `sha256 "ab" is not 64 hexadecimal digits`},
