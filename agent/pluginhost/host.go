@@ -159,10 +159,12 @@ func (h *Host) discover() error {
 		return err
 	}
 	byName := map[string]Entry{}
+	badCatalog := map[string]error{} // dir -> why its catalog.json was ignored
 	for _, d := range h.config().Dirs {
 		pkg, err := readPackageCatalog(d)
 		if err != nil {
 			h.logger.Error("ignoring a plugin directory's catalog.json", "dir", d, "err", err)
+			badCatalog[d] = err
 			continue
 		}
 		for _, e := range pkg {
@@ -209,8 +211,13 @@ func (h *Host) discover() error {
 				continue
 			}
 			name := "untrusted:" + p
-			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted,
-				fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", p))
+			reason := fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", p)
+			if err := badCatalog[d]; err != nil {
+				// The likely cause is the package's catalog, not a
+				// missing registration.
+				reason = fmt.Sprintf("not trusted: the directory's catalog.json is ignored (%v); fix it, or run `vigil plugins register %s`", err, p)
+			}
+			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted, reason)
 		}
 	}
 	h.mu.Lock()

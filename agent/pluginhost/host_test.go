@@ -490,6 +490,18 @@ func TestBinarySwappedWhileTrusted(t *testing.T) {
 	}
 }
 
+// TestBrokenPackageCatalogNamed: the binaries of a directory whose
+// catalog.json is ignored say so, not merely that they are unregistered.
+func TestBrokenPackageCatalogNamed(t *testing.T) {
+	dir := install(t, "detector")
+	os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detectors", "file": "test-detector", "sha256": "`+strings.Repeat("ab", 32)+`"}]}`), 0o644)
+	h := newHost(t, testConfig(dir), "")
+	s := status(t, h, "test-detector")
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, "catalog.json is ignored") || !strings.Contains(s.LastError, `kind "detectors"`) {
+		t.Errorf("binary of a directory with a broken catalog.json: %+v", s)
+	}
+}
+
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")
