@@ -102,8 +102,9 @@ func pluginsRegister(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plugins register", "plugins register PATH [flags]", `
 Trust the plugin binary at PATH as it is now: the agent checks that PATH lies
 in one of its plugin directories, completes the plugin handshake, records the
-binary's SHA-256 in its catalog and starts it. A later change to the binary
-makes the agent refuse it until it is registered again.`, stdout, stderr)
+binary's SHA-256 in its catalog and starts it (at once with plugins.start:
+boot, on first use with lazy). A later change to the binary makes the agent
+refuse it until it is registered again.`, stdout, stderr)
 	name := fs.String("name", "", "register under this `name` instead of the plugin's own")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
