@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -72,8 +73,10 @@ func (a *Agent) openPlugins() error {
 			api.WriteError(w, err)
 			return
 		}
-		if req.Path == "" {
-			api.WriteError(w, api.BadRequest("field path is required: the plugin binary's absolute path"))
+		if !filepath.IsAbs(req.Path) {
+			// A relative path would be resolved against the agent's
+			// working directory, not the caller's.
+			api.WriteError(w, api.BadRequest("field path is required and must be absolute: the plugin binary's path, got %q", req.Path))
 			return
 		}
 		e, err := h.Register(r.Context(), req.Path, req.Name)
@@ -85,19 +88,29 @@ func (a *Agent) openPlugins() error {
 	})
 	a.api.HandleFunc("DELETE /v1/plugins/{name}", api.Write, func(w http.ResponseWriter, r *http.Request) {
 		if err := h.Unregister(r.Context(), r.PathValue("name")); err != nil {
-			api.WriteError(w, api.Errorf(http.StatusNotFound, api.CodeNotFound, "%v", err))
+			api.WriteError(w, pluginError(err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	a.api.HandleFunc("POST /v1/plugins/{name}/restart", api.Write, func(w http.ResponseWriter, r *http.Request) {
 		if err := h.Restart(r.PathValue("name")); err != nil {
-			api.WriteError(w, api.Errorf(http.StatusNotFound, api.CodeNotFound, "%v", err))
+			api.WriteError(w, pluginError(err))
 			return
 		}
 		api.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "restarting"})
 	})
 	return nil
+}
+
+// pluginError is 404 for an unknown plugin and 409 for one whose state
+// forbids the request (a refused plugin cannot be restarted, a packaged one
+// not unregistered).
+func pluginError(err error) error {
+	if errors.Is(err, pluginhost.ErrNoPlugin) {
+		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "%v", err)
+	}
+	return api.Errorf(http.StatusConflict, "conflict", "%v", err)
 }
 
 // openForwarder prepares forwarding when remote_write upstreams are set.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -190,13 +192,26 @@ func fromStatus(err error, trailer metadata.MD) error {
 	return e
 }
 
+// recovered logs a handler's panic with its stack to standard error, which
+// the agent copies into its log under the plugin's name, and returns the
+// short error the caller gets: the stack is for the plugin's author, not
+// for the agent's API clients.
+func recovered(method string, p any) *Error {
+	panicLog.Error("plugin panicked", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return Errorf(Internal, "plugin panicked in %s: %v (stack trace in the plugin's log)", method, p)
+}
+
+// panicLog writes one JSON line per panic, which the agent's log bridge
+// keeps as one record with its level and attributes.
+var panicLog = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
 // serverInterceptors turn handler errors into typed statuses and panics
 // into internal errors, so one bad request never kills a plugin.
 func serverOptions() []grpc.ServerOption {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				err = toStatus(ctx, Errorf(Internal, "plugin panicked in %s: %v\n%s", info.FullMethod, p, debug.Stack()))
+				err = toStatus(ctx, recovered(info.FullMethod, p))
 			}
 		}()
 		resp, err = h(ctx, req)
@@ -205,7 +220,7 @@ func serverOptions() []grpc.ServerOption {
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				err = toStatus(ss.Context(), Errorf(Internal, "plugin panicked in %s: %v\n%s", info.FullMethod, p, debug.Stack()))
+				err = toStatus(ss.Context(), recovered(info.FullMethod, p))
 			}
 		}()
 		return toStatus(ss.Context(), h(srv, ss))

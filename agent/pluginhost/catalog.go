@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/agent/store"
+	"github.com/vigilml/vigil/sdk"
 )
 
 // Entry is one trusted plugin: the catalog records the binary's SHA-256,
@@ -128,13 +130,31 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 		return nil, fmt.Errorf("%s: format version %d is newer than this agent reads (%d)", filepath.Join(dir, "catalog.json"), pc.Version, packageCatalogVersion)
 	}
 	var out []Entry
-	for _, p := range pc.Plugins {
+	seen := map[string]bool{}
+	for i, p := range pc.Plugins {
+		// A bad entry would otherwise surface only at launch, as a
+		// mismatch or a crash loop far from the file that caused it.
+		switch {
+		case !nameRE.MatchString(p.Name):
+			return nil, fmt.Errorf("%s: plugins[%d].name %q is not valid (lower-case letters, digits, '.', '_', '-')", filepath.Join(dir, "catalog.json"), i, p.Name)
+		case seen[p.Name]:
+			return nil, fmt.Errorf("%s: plugin %q is listed twice", filepath.Join(dir, "catalog.json"), p.Name)
+		case !slices.Contains(sdk.Kinds, sdk.Kind(p.Kind)):
+			return nil, fmt.Errorf("%s: plugin %q: kind %q is not detector, provider or vectorstore", filepath.Join(dir, "catalog.json"), p.Name, p.Kind)
+		}
+		seen[p.Name] = true
+		p.SHA256 = strings.ToLower(p.SHA256) // sha256sum writes lower case; accept either
+		if _, err := hexSum(p.SHA256); err != nil {
+			return nil, fmt.Errorf("%s: plugin %q: sha256 %q is not 64 hexadecimal digits", filepath.Join(dir, "catalog.json"), p.Name, p.SHA256)
+		}
 		if filepath.Base(p.File) != p.File {
 			return nil, fmt.Errorf("%s: plugin %q: file must be a name inside the directory", filepath.Join(dir, "catalog.json"), p.Name)
 		}
 		for _, kv := range p.Env {
-			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-				return nil, fmt.Errorf("%s: plugin %q: env entry %q is not KEY=VALUE", filepath.Join(dir, "catalog.json"), p.Name, kv)
+			// The same rules as plugins.env: the handshake's variables
+			// are not the catalog's to set.
+			if err := checkEnv(kv); err != nil {
+				return nil, fmt.Errorf("%s: plugin %q: env entry %q: %v", filepath.Join(dir, "catalog.json"), p.Name, kv, err)
 			}
 		}
 		out = append(out, Entry{Name: p.Name, Kind: p.Kind, Path: filepath.Join(dir, p.File), SHA256: p.SHA256, Args: p.Args, Env: p.Env, Source: "package"})

@@ -46,14 +46,22 @@ func TestReadPackageCatalog(t *testing.T) {
 		}
 	})
 
+	t.Run("upper-case sha256", func(t *testing.T) {
+		dir := write(t, `{"version": 1, "plugins": [{"name": "a", "kind": "detector", "file": "a", "sha256": "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"}]}`)
+		got, err := readPackageCatalog(dir)
+		if err != nil || len(got) != 1 || got[0].SHA256 != "abababababababababababababababababababababababababababababababab" {
+			t.Fatalf("got %+v, %v; want the hash in lower case, as fileSHA256 writes it", got, err)
+		}
+	})
+
 	t.Run("args and env reach the entry", func(t *testing.T) {
-		dir := write(t, `{"version": 1, "plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "ab",
+		dir := write(t, `{"version": 1, "plugins": [{"name": "openai", "kind": "provider", "file": "openai", "sha256": "abababababababababababababababababababababababababababababababab",
 			"args": ["-v"], "env": ["GOMAXPROCS=1", "EMPTY="]}]}`)
 		got, err := readPackageCatalog(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Entry{{Name: "openai", Kind: "provider", Path: filepath.Join(dir, "openai"), SHA256: "ab",
+		want := []Entry{{Name: "openai", Kind: "provider", Path: filepath.Join(dir, "openai"), SHA256: "abababababababababababababababababababababababababababababababab",
 			Args: []string{"-v"}, Env: []string{"GOMAXPROCS=1", "EMPTY="}, Source: "package"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v\nwant %+v", got, want)
@@ -62,12 +70,17 @@ func TestReadPackageCatalog(t *testing.T) {
 
 	for _, tc := range []struct{ name, body, wantErr string }{
 		{"newer format", `{"version": 2, "plugins": []}`, "format version 2 is newer than this agent reads (1)"},
-		{"unknown key", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "environment": ["X=1"]}]}`, `unknown field "environment"`},
-		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS" is not KEY=VALUE`},
-		{"file outside the directory", `{"plugins": [{"name": "a", "kind": "provider", "file": "../a", "sha256": "ab"}]}`, "file must be a name inside the directory"},
+		{"unknown key", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "abababababababababababababababababababababababababababababababab", "environment": ["X=1"]}]}`, `unknown field "environment"`},
+		{"env without a value", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "abababababababababababababababababababababababababababababababab", "env": ["GOMAXPROCS"]}]}`, `env entry "GOMAXPROCS": want KEY=VALUE`},
+		{"handshake variable in env", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": SUM, "env": ["PLUGIN_MIN_PORT=1"]}]}`, `env entry "PLUGIN_MIN_PORT=1": PLUGIN_MIN_PORT is set by the plugin handshake`},
+		{"bad name", `{"plugins": [{"name": "My Plugin", "kind": "provider", "file": "a", "sha256": SUM}]}`, `plugins[0].name "My Plugin" is not valid`},
+		{"unknown kind", `{"plugins": [{"name": "a", "kind": "detectors", "file": "a", "sha256": SUM}]}`, `kind "detectors" is not detector, provider or vectorstore`},
+		{"short sha256", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": "ab"}]}`, `sha256 "ab" is not 64 hexadecimal digits`},
+		{"listed twice", `{"plugins": [{"name": "a", "kind": "provider", "file": "a", "sha256": SUM}, {"name": "a", "kind": "provider", "file": "b", "sha256": SUM}]}`, `plugin "a" is listed twice`},
+		{"file outside the directory", `{"plugins": [{"name": "a", "kind": "provider", "file": "../a", "sha256": "abababababababababababababababababababababababababababababababab"}]}`, "file must be a name inside the directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := write(t, tc.body)
+			dir := write(t, strings.ReplaceAll(tc.body, "SUM", `"abababababababababababababababababababababababababababababababab"`))
 			_, err := readPackageCatalog(dir)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), filepath.Join(dir, "catalog.json")) {
 				t.Fatalf("err = %v; want one naming the file and %q", err, tc.wantErr)

@@ -159,10 +159,12 @@ func (h *Host) discover() error {
 		return err
 	}
 	byName := map[string]Entry{}
+	badCatalog := map[string]error{} // dir -> why its catalog.json was ignored
 	for _, d := range h.config().Dirs {
 		pkg, err := readPackageCatalog(d)
 		if err != nil {
 			h.logger.Error("ignoring a plugin directory's catalog.json", "dir", d, "err", err)
+			badCatalog[d] = err
 			continue
 		}
 		for _, e := range pkg {
@@ -191,7 +193,7 @@ func (h *Host) discover() error {
 		case !h.inDirs(e.Path):
 			state, reason = StateRefused, fmt.Sprintf("%s is outside the plugin directories (%s)", e.Path, strings.Join(h.dirs(), ", "))
 		case sum != e.SHA256:
-			state, reason = StateRefused, fmt.Sprintf("%s changed since it was registered: SHA-256 is %s, the catalog has %s; run `vigil plugins register %s` if the change is intended", e.Path, sum[:12], short(e.SHA256), e.Path)
+			state, reason = StateRefused, changedMessage(e, sum)
 		}
 		if state == StateRefused {
 			h.logger.Warn("plugin refused", "plugin", name, "reason", reason)
@@ -209,8 +211,13 @@ func (h *Host) discover() error {
 				continue
 			}
 			name := "untrusted:" + p
-			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted,
-				fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", p))
+			reason := fmt.Sprintf("not registered; run `vigil plugins register %s` to trust it", p)
+			if err := badCatalog[d]; err != nil {
+				// The likely cause is the package's catalog, not a
+				// missing registration.
+				reason = fmt.Sprintf("not trusted: the directory's catalog.json is ignored (%v); fix it, or run `vigil plugins register %s`", err, p)
+			}
+			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted, reason)
 		}
 	}
 	h.mu.Lock()
@@ -218,6 +225,19 @@ func (h *Host) discover() error {
 	h.addInstancesLocked("")
 	h.mu.Unlock()
 	return nil
+}
+
+// changedMessage says that e's binary, whose SHA-256 is now sum, no longer
+// matches the hash it is trusted by, and what to do about it.
+func changedMessage(e Entry, sum string) string {
+	switch e.Source {
+	case "package":
+		return fmt.Sprintf("%s does not match its entry in %s: SHA-256 is %s, the catalog has %s; reinstall the package, or run `vigil plugins register %s` to trust this file instead",
+			e.Path, filepath.Join(filepath.Dir(e.Path), "catalog.json"), short(sum), short(e.SHA256), e.Path)
+	case "dev":
+		return fmt.Sprintf("%s changed since the agent read the dev plugin directory: SHA-256 is %s, it was %s; reload the agent (SIGHUP) to trust the new build", e.Path, short(sum), short(e.SHA256))
+	}
+	return fmt.Sprintf("%s changed since it was registered: SHA-256 is %s, the catalog has %s; run `vigil plugins register %s` if the change is intended", e.Path, short(sum), short(e.SHA256), e.Path)
 }
 
 func short(sum string) string {
@@ -367,6 +387,15 @@ func (m *managed) stopAndWait() {
 	}
 }
 
+// ErrNoPlugin matches the error of Unregister and Restart for a name the
+// host does not know; their other errors are about a plugin's state.
+var ErrNoPlugin = errors.New("no such plugin")
+
+type noPluginError string
+
+func (e noPluginError) Error() string        { return fmt.Sprintf("no plugin %q", string(e)) }
+func (e noPluginError) Is(target error) bool { return target == ErrNoPlugin }
+
 // Unregister removes a plugin from the agent's catalog and stops it. A
 // plugin trusted by a package catalog or the dev directory comes back as
 // such on the next reload.
@@ -375,7 +404,7 @@ func (h *Host) Unregister(ctx context.Context, name string) error {
 	m, ok := h.plugins[name]
 	h.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("no plugin %q", name)
+		return noPluginError(name)
 	}
 	if m.entry.Source != "registered" {
 		return fmt.Errorf("plugin %q is trusted by its %s, not by the agent's catalog; remove the binary instead", name, m.entry.Source)
@@ -404,7 +433,7 @@ func (h *Host) Restart(name string) error {
 	m, ok := h.plugins[name]
 	h.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("no plugin %q", name)
+		return noPluginError(name)
 	}
 	m.mu.Lock()
 	state := m.state
@@ -414,7 +443,11 @@ func (h *Host) Restart(name string) error {
 	case StateUntrusted, StateRefused:
 		return fmt.Errorf("plugin %q is %s: %s", name, state, m.lastErrLocked())
 	}
-	m.ensureRunning()
+	if m.ensureRunning() {
+		// A plugin not started yet (lazy start) starts now; a wake
+		// would make its new supervisor restart it at once.
+		return nil
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vigilml/vigil/sdk"
@@ -238,6 +239,11 @@ func TestDetectorRoundTrip(t *testing.T) {
 				if got := classOf(t, err); got != tt.class {
 					t.Errorf("class = %s, want %s (%v)", got, tt.class, err)
 				}
+				// A panic's stack trace goes to the plugin's log, not to
+				// the caller (and from there to API clients).
+				if strings.Contains(err.Error(), "goroutine ") {
+					t.Errorf("the plugin's stack trace reached the caller: %v", err)
+				}
 				var e *sdk.Error
 				errors.As(err, &e)
 				if e.Field != tt.field {
@@ -449,6 +455,53 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 }
 
+// TestBinarySwappedWhileTrusted replaces a registered binary while the
+// agent runs: the next launch is refused (state refused, both hashes
+// named), not retried as a crash until the budget is spent.
+func TestBinarySwappedWhileTrusted(t *testing.T) {
+	dir := install(t, "detector")
+	h := newHost(t, testConfig(dir), "")
+	path := filepath.Join(dir, "test-detector")
+	e, err := h.Register(context.Background(), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+	sum, _ := fileSHA256(path)
+
+	_, err = detect(h, &sdk.DetectRequest{Method: "mean"})
+	if classOf(t, err) != sdk.Unavailable {
+		t.Errorf("call to a swapped plugin: %v", err)
+	}
+	s := waitState(t, h, "test-detector", StateRefused)
+	for _, want := range []string{path, sum[:12], e.SHA256[:12], "vigil plugins register"} {
+		if !strings.Contains(s.LastError, want) {
+			t.Errorf("last error %q does not name %q", s.LastError, want)
+		}
+	}
+	if s.Restarts != 0 {
+		t.Errorf("a refused binary was restarted: %+v", s)
+	}
+	_, err = detect(h, &sdk.DetectRequest{Method: "mean"})
+	if classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("second call to a swapped plugin: %v", err)
+	}
+}
+
+// TestBrokenPackageCatalogNamed: the binaries of a directory whose
+// catalog.json is ignored say so, not merely that they are unregistered.
+func TestBrokenPackageCatalogNamed(t *testing.T) {
+	dir := install(t, "detector")
+	os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detectors", "file": "test-detector", "sha256": "`+strings.Repeat("ab", 32)+`"}]}`), 0o644)
+	h := newHost(t, testConfig(dir), "")
+	s := status(t, h, "test-detector")
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, "catalog.json is ignored") || !strings.Contains(s.LastError, `kind "detectors"`) {
+		t.Errorf("binary of a directory with a broken catalog.json: %+v", s)
+	}
+}
+
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")
@@ -466,6 +519,8 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 	dir := t.TempDir()
 	scripts := map[string]string{
 		"not-a-plugin": "#!/bin/sh\necho hello\n",
+		"exits":        "#!/bin/sh\nexit 3\n",
+		"wrong-proto":  "#!/bin/sh\necho '1|7|unix|/nonexistent|grpc|'\n",
 		// The handshake never comes; the child sleep must die with it.
 		"hangs": "#!/bin/sh\nsleep 301.25 &\nsleep 301.5\n",
 	}
@@ -475,12 +530,20 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.StartTimeout = time.Second
 	h := newHost(t, cfg, "")
-	_, err := h.Register(context.Background(), filepath.Join(dir, "not-a-plugin"), "")
-	if err == nil || !strings.Contains(err.Error(), "not a Vigil plugin") {
-		t.Errorf("not a plugin: %v", err)
+	// Each error is one line (it is shown in `vigil plugins list`) that
+	// says what the binary did.
+	for name, want := range map[string]string{
+		"not-a-plugin": `printed "hello" on standard output instead of the handshake`,
+		"exits":        "without printing the handshake",
+		"wrong-proto":  "this agent speaks contract version 1",
+	} {
+		_, err := h.Register(context.Background(), filepath.Join(dir, name), "")
+		if err == nil || !strings.Contains(err.Error(), "not a Vigil plugin") || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line saying %q", name, err, want)
+		}
 	}
 	start := time.Now()
-	_, err = h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
+	_, err := h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
 	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") {
 		t.Errorf("hanging binary: %v", err)
 	}
@@ -558,6 +621,109 @@ func TestCrashRestartAndBudget(t *testing.T) {
 	waitState(t, h, "test-detector", StateRunning)
 	if _, err := detect(h, ok); err != nil {
 		t.Errorf("call after manual restart: %v", err)
+	}
+}
+
+// TestUpGaugeAfterReRegister registers a running plugin again: the old
+// supervisor stopping after its successor started must not set
+// vigil_plugin_up to 0 for the running plugin, and an unregistered
+// plugin's series goes away.
+func TestUpGaugeAfterReRegister(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.Start = "boot"
+	h := newHost(t, cfg, "")
+	path := filepath.Join(dir, "test-detector")
+	if _, err := h.Register(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := waitState(t, h, "test-detector", StateRunning)
+	old := h.snapshot()["test-detector"]
+	if _, err := h.Register(context.Background(), path, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitRestarted(t, h, "test-detector", first.PID)
+	// However late the old supervisor reports its stop, the series is the
+	// new one's.
+	old.setState(StateStopped, "")
+	if got := testutil.ToFloat64(h.m.up.WithLabelValues("test-detector", "detector")); got != 1 {
+		t.Errorf("vigil_plugin_up = %v for a running plugin after it was registered again", got)
+	}
+	if err := h.Unregister(context.Background(), "test-detector"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); testutil.CollectAndCount(h.m.up) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("vigil_plugin_up still has %d series after the plugin was unregistered", testutil.CollectAndCount(h.m.up))
+		}
+	}
+}
+
+// TestRestartOfStoppedPluginStartsItOnce restarts a plugin that lazy
+// start has not started yet: it starts once, not once and then again.
+func TestRestartOfStoppedPluginStartsItOnce(t *testing.T) {
+	dir := install(t, "detector")
+	var logs syncBuffer
+	h, err := New(testConfig(dir), Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(t, h, "test-detector"); s.State != StateStopped {
+		t.Fatalf("lazy plugin after register: %+v", s)
+	}
+	if err := h.Restart("test-detector"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, "test-detector", StateRunning)
+	ok := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2}}
+	if _, err := detect(h, ok); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if n := strings.Count(logs.String(), "msg=\"plugin started\""); n != 1 || strings.Contains(logs.String(), "restarting on request") {
+		t.Errorf("plugin started %d times:\n%s", n, logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCrashNamesExitStatus checks a crashed plugin's last error says how
+// its process ended.
+func TestCrashNamesExitStatus(t *testing.T) {
+	dir := install(t, "detector")
+	cfg := testConfig(dir)
+	cfg.HealthInterval = time.Hour // the exit, not a failed ping, must notice the crash
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := detect(h, &sdk.DetectRequest{Method: "mean", Params: map[string]any{"crash": true}}); err == nil {
+		t.Fatal("a crashing call succeeded")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for s := status(t, h, "test-detector"); !strings.Contains(s.LastError, "plugin process exited (exit status 3)"); s = status(t, h, "test-detector") {
+		if time.Now().After(deadline) {
+			t.Fatalf("last error %q does not give the exit status", s.LastError)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -18,6 +18,11 @@ type stderrLogger struct {
 	buf    bytes.Buffer
 }
 
+// maxLogLine bounds the part of a plugin's stderr line held while waiting
+// for its end; go-plugin hands over a long line in chunks of its 64 KiB
+// read buffer.
+const maxLogLine = 64 << 10
+
 func (w *stderrLogger) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -25,6 +30,14 @@ func (w *stderrLogger) Write(p []byte) (int, error) {
 	for {
 		line, err := w.buf.ReadBytes('\n')
 		if err != nil {
+			if len(line) >= maxLogLine {
+				// A plugin that never ends its line (a progress bar
+				// drawn with \r, binary output) must not grow the
+				// agent's memory: log what came so far as one record.
+				w.log(line)
+				w.buf.Reset()
+				break
+			}
 			// Incomplete line: keep it for the next write.
 			w.buf.Reset()
 			w.buf.Write(line)
@@ -49,6 +62,11 @@ func (w *stderrLogger) log(line []byte) {
 				switch k {
 				case "msg", "@message", "message", "level", "@level", "time", "@timestamp":
 					continue
+				case "plugin", "subsystem":
+					// The agent's own keys on this logger: a second
+					// "plugin" (go-plugin's lines carry the path under
+					// it) would make a duplicate JSON key.
+					k = "plugin_" + k
 				}
 				attrs = append(attrs, k, v)
 			}

@@ -88,6 +88,20 @@ func (m *managed) setState(s State, errMsg string) {
 	close(m.ready)
 	m.ready = make(chan struct{})
 	m.mu.Unlock()
+	if m.isRetired() {
+		// Replaced (registered again, reloaded) or unregistered: the
+		// successor under the same name owns the series; without one the
+		// plugin is gone and so is its series.
+		m.h.mu.Lock()
+		cur := m.h.plugins[m.entry.Name]
+		m.h.mu.Unlock()
+		if cur == nil {
+			m.h.m.up.DeleteLabelValues(m.entry.Name, m.entry.Kind)
+		}
+		if cur != m {
+			return
+		}
+	}
 	up := 0.0
 	if s == StateRunning {
 		up = 1
@@ -95,16 +109,18 @@ func (m *managed) setState(s State, errMsg string) {
 	m.h.m.up.WithLabelValues(m.entry.Name, m.entry.Kind).Set(up)
 }
 
-// ensureRunning starts the supervisor if it is not running yet.
-func (m *managed) ensureRunning() {
+// ensureRunning starts the supervisor if it is not running yet, and
+// reports whether it did.
+func (m *managed) ensureRunning() (started bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running || m.state == StateUntrusted || m.state == StateRefused {
-		return
+		return false
 	}
 	m.running = true
 	m.h.wg.Add(1)
 	go m.supervise()
+	return true
 }
 
 // supervise runs the plugin until the host stops: start, watch, and after
@@ -126,6 +142,21 @@ func (m *managed) supervise() {
 		}
 		if ctx.Err() != nil || m.isRetired() {
 			m.setState(StateStopped, "")
+			return
+		}
+		if errors.Is(err, errBinaryChanged) {
+			// The file was replaced after it was trusted: refuse it, as
+			// discovery does, instead of retrying it as a crash.
+			sum, herr := fileSHA256(m.entry.Path)
+			if herr != nil {
+				sum = herr.Error()
+			}
+			msg := changedMessage(m.entry, sum)
+			m.log.Warn("plugin refused", "reason", msg)
+			m.mu.Lock()
+			m.running = false
+			m.mu.Unlock()
+			m.setState(StateRefused, msg)
 			return
 		}
 		if errors.Is(err, errRestartRequested) {
@@ -368,19 +399,31 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 	return proc, nil
 }
 
+// errBinaryChanged is a launch refused because the binary's SHA-256 no
+// longer matches its catalog entry: no restart can fix that.
+var errBinaryChanged = errors.New("SHA-256 does not match the catalog")
+
 func describeStartError(path string, err error) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("%s changed since it was registered (SHA-256 mismatch); register it again with `vigil plugins register %s` if the change is intended", path, path)
+		return fmt.Errorf("%s: %w", path, errBinaryChanged)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	msg := err.Error()
+	const notPlugin = "; plugins are built against github.com/vigilml/vigil/sdk"
 	switch {
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("%s did not complete the plugin handshake within plugins.start_timeout; it hangs or is not a Vigil plugin", path)
-	case strings.Contains(msg, "plugin exited before we could connect"), strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "Incompatible"):
-		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v); plugins are built against github.com/vigilml/vigil/sdk", path, err)
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"), strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it exited or closed standard output without printing the handshake)%s", path, notPlugin)
+	case strings.HasPrefix(msg, "Unrecognized remote plugin message: "):
+		// go-plugin appends a many-line diagnosis; the first line is
+		// what the plugin printed, which is what its author needs.
+		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it printed %q on standard output instead of the handshake; a plugin logs to standard error)%s", path, line, notPlugin)
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v; this agent speaks contract version %d)%s", path, err, sdk.ContractVersion, notPlugin)
 	}
 	return fmt.Errorf("start %s: %w", path, err)
 }
@@ -400,6 +443,11 @@ func (m *managed) watch(ctx context.Context, p *process) error {
 			return errRestartRequested
 		case <-exited.C:
 			if p.client.Exited() {
+				// go-plugin has waited for the process by now, so its
+				// exit status is set.
+				if ps := p.cmd.ProcessState; ps != nil {
+					return fmt.Errorf("plugin process exited (%s)", ps)
+				}
 				return errors.New("plugin process exited")
 			}
 		case <-health.C:

@@ -81,9 +81,17 @@ binaries found in a plugin directory but not trusted.`, stdout, stderr)
 		fmt.Fprintln(stdout, "No plugins installed.")
 		return 0
 	}
+	writePluginTable(stdout, out.Plugins)
+	return 0
+}
+
+// writePluginTable prints one row per plugin. A last error may hold line
+// breaks (a plugin's own messages come through it): they are folded so
+// that each plugin stays one row.
+func writePluginTable(stdout io.Writer, plugins []pluginhost.Status) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSTATE\tPID\tUPTIME\tRESTARTS\tSOURCE\tCAPABILITIES\tLAST ERROR")
-	for _, p := range out.Plugins {
+	for _, p := range plugins {
 		pid, up := "-", "-"
 		if p.PID > 0 {
 			pid = fmt.Sprint(p.PID)
@@ -92,18 +100,18 @@ binaries found in a plugin directory but not trusted.`, stdout, stderr)
 			up = time.Since(p.StartedAt).Round(time.Second).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, orDash(p.Kind), orDash(p.Version), p.State, pid, up, p.Restarts, orDash(p.Source),
-			orDash(strings.Join(p.Capabilities, ",")), orDash(p.LastError))
+			orDash(strings.Join(p.Capabilities, ",")), orDash(strings.Join(strings.Fields(p.LastError), " ")))
 	}
 	tw.Flush()
-	return 0
 }
 
 func pluginsRegister(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plugins register", "plugins register PATH [flags]", `
 Trust the plugin binary at PATH as it is now: the agent checks that PATH lies
 in one of its plugin directories, completes the plugin handshake, records the
-binary's SHA-256 in its catalog and starts it. A later change to the binary
-makes the agent refuse it until it is registered again.`, stdout, stderr)
+binary's SHA-256 in its catalog and starts it (at once with plugins.start:
+boot, on first use with lazy). A later change to the binary makes the agent
+refuse it until it is registered again.`, stdout, stderr)
 	name := fs.String("name", "", "register under this `name` instead of the plugin's own")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {

@@ -331,7 +331,7 @@ func (r *runner) launch(path string) error {
 		r.pid = cmd.Process.Pid
 	}
 	if err != nil {
-		return fmt.Errorf("go-plugin handshake failed: %v", err)
+		return handshakeError(err)
 	}
 	r.rpc = rpc
 	if _, ok := rpc.(*plugin.GRPCClient); !ok {
@@ -536,3 +536,18 @@ func (b *tailBuffer) String() string {
 }
 
 func (b *tailBuffer) tail() string { return strings.TrimSpace(b.String()) }
+
+// handshakeError says in one line what the binary did instead of the
+// handshake; go-plugin's own error appends a many-line diagnosis, which
+// would break the report's table.
+func handshakeError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"), strings.Contains(msg, "plugin exited before we could connect"):
+		return errors.New("go-plugin handshake failed: the plugin exited or closed standard output without printing the handshake line")
+	case strings.HasPrefix(msg, "Unrecognized remote plugin message: "):
+		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
+		return fmt.Errorf("go-plugin handshake failed: the plugin printed %q on standard output instead of the handshake line (a plugin logs to standard error)", line)
+	}
+	return fmt.Errorf("go-plugin handshake failed: %v", err)
+}

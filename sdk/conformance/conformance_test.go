@@ -183,13 +183,26 @@ func TestChecksFail(t *testing.T) {
 // TestNotAPlugin: a binary that is no plugin fails the handshake, and the
 // run stops there.
 func TestNotAPlugin(t *testing.T) {
-	rep := conformance.Check(context.Background(), "/bin/true", conformance.Options{})
-	if !rep.Failed() {
-		t.Fatal("/bin/true passed")
+	hello := filepath.Join(t.TempDir(), "hello")
+	if err := os.WriteFile(hello, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	last := rep.Results[len(rep.Results)-1]
-	if last.Name != "handshake" || last.Status != conformance.Fail {
-		t.Fatalf("last result %+v, want a failed handshake", last)
+	for path, want := range map[string]string{
+		"/bin/true": "exited or closed standard output without printing the handshake line",
+		hello:       `printed "hello" on standard output instead of the handshake line`,
+	} {
+		rep := conformance.Check(context.Background(), path, conformance.Options{})
+		if !rep.Failed() {
+			t.Fatalf("%s passed", path)
+		}
+		last := rep.Results[len(rep.Results)-1]
+		if last.Name != "handshake" || last.Status != conformance.Fail {
+			t.Fatalf("%s: last result %+v, want a failed handshake", path, last)
+		}
+		// One line that says what the binary did: the report is a table.
+		if !strings.Contains(last.Reason, want) || strings.Contains(last.Reason, "\n") {
+			t.Errorf("%s: reason %q, want one line saying %q", path, last.Reason, want)
+		}
 	}
 }
 
