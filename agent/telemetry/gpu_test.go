@@ -214,6 +214,10 @@ func TestGPUPanicIsContained(t *testing.T) {
 	if gpu.Up || !strings.Contains(gpu.Reason, "panicked") {
 		t.Fatalf("gpu status %+v, want down with the panic as reason", gpu)
 	}
+	// One line for /v1/status and /v1/health; the stack is the log's.
+	if strings.Contains(gpu.Reason, "\n") || strings.Contains(gpu.Reason, "goroutine") {
+		t.Errorf("gpu reason carries the stack trace: %q", gpu.Reason)
+	}
 	if host := statusOf(t, tel, "host"); !host.Up {
 		t.Fatalf("host collector affected: %+v", host)
 	}

@@ -189,7 +189,7 @@ func (t *Telemetry) loop(ctx context.Context, st *collectorState) {
 func (t *Telemetry) tick(ctx context.Context, st *collectorState) {
 	now := t.now()
 	start := time.Now()
-	pts, err := safeUpdate(ctx, st.c, now)
+	pts, err := safeUpdate(ctx, st.c, now, t.log)
 	dur := time.Since(start)
 
 	var pe *partialError
@@ -241,10 +241,13 @@ func (t *Telemetry) tick(ctx context.Context, st *collectorState) {
 // safeUpdate turns a panic inside a collector into an error: the agent must
 // never be the reason a host fails, and a driver or mock surprise is no
 // reason to stop.
-func safeUpdate(ctx context.Context, c collector, now time.Time) (pts []point, err error) {
+// The stack goes to the log only: the error becomes the collector's reason
+// in /v1/status and /v1/health, which should stay one line.
+func safeUpdate(ctx context.Context, c collector, now time.Time, log *slog.Logger) (pts []point, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("collector panicked: %v\n%s", r, debug.Stack())
+			log.Error("collector panicked", "collector", c.name(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("collector panicked: %v (stack trace in the agent's log)", r)
 			pts = nil
 		}
 	}()
