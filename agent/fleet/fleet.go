@@ -185,13 +185,6 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 	f.keyring = f.path(f.cfg.KeyringFile)
 	key := f.cfg.EncryptKey // VIGIL_GOSSIP_ENCRYPT_KEY arrives here too
-	if f.cfg.EncryptKeyFile != "" {
-		b, err := os.ReadFile(f.cfg.EncryptKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("gossip.encrypt_key_file: %w", err)
-		}
-		key = strings.TrimSpace(string(b))
-	}
 	var configured []byte
 	if key != "" {
 		k, err := DecodeKey(key)
@@ -199,6 +192,13 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 			return nil, fmt.Errorf("gossip.encrypt_key: %v", err)
 		}
 		configured = k
+	} else if f.cfg.EncryptKeyFile != "" {
+		k, err := ReadKeyFile(f.cfg.EncryptKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("gossip.encrypt_key_file: %v", err)
+		}
+		configured = k
+		key = base64.StdEncoding.EncodeToString(k)
 	}
 	b, err := os.ReadFile(f.keyring)
 	switch {
