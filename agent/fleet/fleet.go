@@ -383,9 +383,9 @@ func (f *Fleet) explainJoin(err error) error {
 	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
 		return fmt.Errorf("%s: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", msg)
 	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
-		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: remove gossip.encrypt_key here or set it everywhere", msg)
+		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere, or remove it here and delete the keyring file %s, which keeps encryption on", msg, f.keyring)
 	case strings.Contains(low, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring", msg)
+		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file %s", msg, f.keyring)
 	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
 		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", msg)
 	}

@@ -189,6 +189,13 @@ func TestWrongKeyRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("join without a key: %v", err)
 	}
+	// An encrypting node joining a plain one is told that its keyring
+	// file keeps encryption on, even once its key is removed.
+	d := startNode(t, "d", func(c *Config) { c.EncryptKey = newKey(t) })
+	err = d.Join([]string{c.addr})
+	if err == nil || !strings.Contains(err.Error(), "other nodes do not") || !strings.Contains(err.Error(), "delete the keyring file "+d.keyring) {
+		t.Errorf("an encrypting node joining a plain one: %v", err)
+	}
 	st := b.Status()
 	if st.OK || !strings.Contains(st.Reason, "join failed") {
 		t.Errorf("status after a failed join = %+v", st)
