@@ -254,3 +254,26 @@ func TestGossipPortTaken(t *testing.T) {
 		t.Errorf("production start with a taken gossip port: %v\n%s", err, out)
 	}
 }
+
+// TestFleetCLIRefusesBadFlags: the fleet commands refuse a -format or
+// -status they do not know, and stray arguments, before asking any agent,
+// instead of silently printing text or an empty list.
+func TestFleetCLIRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"members", "-format", "yaml"}, `vigil members: -format: "yaml" is not text or json`},
+		{[]string{"members", "-status", "dead"}, `vigil members: -status: "dead" is not alive, leaving, left or failed`},
+		{[]string{"members", "node-1"}, `vigil members: takes no arguments`},
+		{[]string{"fleet", "stats", "llama", "-format", "xml"}, `vigil fleet stats: -format: "xml" is not text or json`},
+		{[]string{"keyring", "list", "-format", "yaml"}, `vigil keyring list: -format: "yaml" is not text or json`},
+	} {
+		// The agent address is closed: the command must fail on its flags first.
+		cmd := exec.Command(vigilBin, append(tc.args, "-http-addr", "127.0.0.1:1")...)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("vigil %s: exit %d (%v), want 2 and %q:\n%s", strings.Join(tc.args, " "), code, err, tc.want, out)
+		}
+	}
+}
