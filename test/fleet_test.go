@@ -277,3 +277,37 @@ func TestFleetCLIRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetNameConflictAPI: a node that joins with a taken node_name loses
+// the conflict vote and stops gossiping; its fleet endpoints and CLI then
+// say so (409 gossip_stopped) instead of listing the members it last knew
+// as alive, waiting out a stats query no one receives, or blaming the
+// fleet for a keyring answer that never came.
+func TestFleetNameConflictAPI(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{Binary: vigilBin, N: 3})
+	c.WaitConverged(30 * time.Second)
+	dup := c.NewNode("dup", func(n *cluster.Node) { n.Set("node_name", "node-1") })
+	dup.Start()
+	c.Wait(30*time.Second, "the duplicate to stop gossiping", func() error {
+		state, reason, err := dup.Subsystem("gossip")
+		if err != nil {
+			return err
+		}
+		if state != "failed" {
+			return fmt.Errorf("%s: %s", state, reason)
+		}
+		return nil
+	})
+	for _, path := range []string{"/v1/fleet/members", "/v1/fleet/models/llama/stats"} {
+		err := dup.GetJSON(path, &struct{}{})
+		if err == nil || !strings.Contains(err.Error(), ": 409 ") || !strings.Contains(err.Error(), `"gossip_stopped"`) || !strings.Contains(err.Error(), `another node has the name \"node-1\"`) {
+			t.Errorf("GET %s on the stopped duplicate: %v", path, err)
+		}
+	}
+	if out, err := dup.CLI("members"); err == nil || !strings.Contains(out, "set a unique node_name") {
+		t.Errorf("vigil members on the stopped duplicate: %v\n%s", err, out)
+	}
+	if err := c.Converged(); err != nil {
+		t.Errorf("the duplicate disturbed the fleet: %v", err)
+	}
+}

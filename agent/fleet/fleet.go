@@ -630,6 +630,24 @@ func (f *Fleet) Status() Status {
 	return st
 }
 
+// Stopped says why gossip stopped by itself (a name conflict lost), or ""
+// while it runs or when the agent is leaving: the members it last knew
+// are stale, and queries reach nobody.
+func (f *Fleet) Stopped() string {
+	if f.serf.State() != serf.SerfShutdown {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.leaving:
+		return ""
+	case f.conflict != "":
+		return "gossip stopped on this node: another node has the name " + strconv.Quote(f.opts.NodeName) + "; set a unique node_name and restart"
+	}
+	return "gossip stopped on this node; restart the agent to rejoin the fleet"
+}
+
 // Serf exposes the serf instance to the agent's later subsystems (canary
 // rollouts use user events and queries).
 func (f *Fleet) Serf() *serf.Serf { return f.serf }

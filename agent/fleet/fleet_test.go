@@ -296,6 +296,12 @@ func TestNameConflict(t *testing.T) {
 	if !strings.Contains(st.Reason, "another node has the name") {
 		t.Errorf("status = %+v", st)
 	}
+	if why := dup2.Stopped(); !strings.Contains(why, `another node has the name "dup"`) {
+		t.Errorf("Stopped() = %q", why)
+	}
+	if why := dup1.Stopped(); why != "" {
+		t.Errorf("the original dup says it stopped: %q", why)
+	}
 	if dup1.Status().Failed {
 		t.Errorf("the original dup stopped too: %+v", dup1.Status())
 	}
