@@ -57,6 +57,8 @@ type Fleet struct {
 	decryptErr string
 	tagBytes   int
 	leaving    bool
+	// serfSetTags is serf's SetTags; tests replace it.
+	serfSetTags func(map[string]string) error
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -103,6 +105,7 @@ func New(cfg Config, opts Options) (*Fleet, error) {
 		return nil, fmt.Errorf("gossip: start serf on %s: %w", cfg.Bind, err)
 	}
 	f.serf = s
+	f.serfSetTags = s.SetTags
 	return f, nil
 }
 
@@ -481,7 +484,7 @@ func (f *Fleet) tagLoop(ctx context.Context) {
 		if equalTags(tags, f.serf.LocalMember().Tags) {
 			continue
 		}
-		if err := f.serf.SetTags(tags); err != nil {
+		if err := f.setTags(tags); err != nil {
 			f.logger.Warn("could not update gossip tags", "err", err, "bytes", size)
 			continue
 		}
@@ -492,6 +495,25 @@ func (f *Fleet) tagLoop(ctx context.Context) {
 		f.m.tagUpdates.Inc()
 		f.logger.Debug("gossip tags updated", "bytes", size)
 	}
+}
+
+// setTags publishes tags. serf sets them on the local member, then waits
+// up to its BroadcastTimeout (5 s) for memberlist to confirm the broadcast.
+// memberlist confirms with a non-blocking send on an unbuffered channel,
+// which is lost when the broadcast completes or is superseded before the
+// wait begins: serf then returns "timeout waiting for update broadcast"
+// although the tags are set and spread by gossip and push/pull. That is
+// not a failure.
+func (f *Fleet) setTags(tags map[string]string) error {
+	f.mu.Lock()
+	set := f.serfSetTags
+	f.mu.Unlock()
+	err := set(tags)
+	if err != nil && strings.Contains(err.Error(), "timeout waiting for update broadcast") && equalTags(tags, f.serf.LocalMember().Tags) {
+		f.logger.Debug("gossip tag update set; memberlist did not confirm its broadcast in time", "err", err)
+		return nil
+	}
+	return err
 }
 
 func equalTags(a, b map[string]string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // freePort returns a port free for both TCP and UDP on loopback.
@@ -361,4 +364,49 @@ func TestTagsMinInterval(t *testing.T) {
 	if got := a.serf.LocalMember().Tags[TagModels]; got != "one" {
 		t.Errorf("tags changed to %q within tags_min_interval", got)
 	}
+}
+
+// TestTagsUnconfirmedBroadcast: serf's SetTags can return "timeout waiting
+// for update broadcast" after it has set the tags (memberlist's
+// confirmation was lost); seen on a live 5-node encrypted fleet, where it
+// logged a false warning and left the update uncounted. The update counts
+// as done: the tags are set and gossiped.
+func TestTagsUnconfirmedBroadcast(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", nil)
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	real := a.serfSetTags
+	a.serfSetTags = func(tags map[string]string) error {
+		if err := real(tags); err != nil {
+			return err
+		}
+		return errors.New("timeout waiting for update broadcast")
+	}
+	a.mu.Unlock()
+	a.SetRole("canary")
+	waitFor(t, 10*time.Second, "the role to reach b", func() bool {
+		for _, m := range b.Members() {
+			if m.Name == "a" && m.Info.Role == "canary" {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "the update to be counted", func() bool {
+		return testutil.ToFloat64(a.m.tagUpdates) == 1
+	})
+	if logs := a.logs.String(); strings.Contains(logs, "could not update gossip tags") {
+		t.Errorf("an unconfirmed but applied update was logged as a failure:\n%s", logs)
+	}
+	// A real failure is still reported.
+	a.mu.Lock()
+	a.serfSetTags = func(map[string]string) error { return errors.New("encoded length of tags exceeds limit") }
+	a.mu.Unlock()
+	a.SetRole("other")
+	waitFor(t, 10*time.Second, "the failure to be logged", func() bool {
+		return strings.Contains(a.logs.String(), "could not update gossip tags")
+	})
 }
