@@ -71,7 +71,7 @@ func TestFleetMembership(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") {
+	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") || !regexp.MustCompile(`(?m)^Nodes:\s+0 serving$`).MatchString(out) {
 		t.Errorf("vigil fleet stats: %v\n%s", err, out)
 	}
 

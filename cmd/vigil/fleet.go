@@ -257,7 +257,11 @@ Subcommands:
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Model:\t%s\n", st.Model)
-	fmt.Fprintf(tw, "Nodes:\t%d serving (%s)\n", st.Nodes, strings.Join(st.Answered, ", "))
+	if len(st.Answered) > 0 {
+		fmt.Fprintf(tw, "Nodes:\t%d serving (%s)\n", st.Nodes, strings.Join(st.Answered, ", "))
+	} else {
+		fmt.Fprintf(tw, "Nodes:\t%d serving\n", st.Nodes)
+	}
 	fmt.Fprintf(tw, "Requests:\t%d\nErrors:\t%d (%s)\n", st.Requests, st.Errors, rate)
 	fmt.Fprintf(tw, "p50 / p95 / p99:\t%s / %s / %s (sketches at ±%g%% relative accuracy)\n", ms(st.P50Ms), ms(st.P95Ms), ms(st.P99Ms), st.RelativeAccuracy*100)
 	if len(st.NotServing) > 0 {
