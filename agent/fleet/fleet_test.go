@@ -410,3 +410,38 @@ func TestTagsUnconfirmedBroadcast(t *testing.T) {
 		return strings.Contains(a.logs.String(), "could not update gossip tags")
 	})
 }
+
+// TestKeyringNamesNodesNotAsked: serf's key manager asks only alive nodes,
+// so a key change "done on 2 of 2 nodes" silently skipped a failed third
+// one. The answer names the failed and left members it did not reach.
+func TestKeyringNamesNodesNotAsked(t *testing.T) {
+	key := newKey(t)
+	var nodes []*testNode
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), func(c *Config) { c.EncryptKey = key }))
+	}
+	for _, n := range nodes[1:] {
+		if err := n.Join([]string{nodes[0].addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "4 alive", func() bool { return aliveCount(nodes[0].Fleet) == 4 })
+	if err := nodes[2].Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nodes[3].Shutdown() // no leave: the others mark it failed
+	waitFor(t, 20*time.Second, "n2 left and n3 failed", func() bool {
+		st := map[string]string{}
+		for _, m := range nodes[0].Members() {
+			st[m.Name] = m.Status
+		}
+		return st["n2"] == "left" && st["n3"] == "failed"
+	})
+	res, err := nodes[0].Keyring(KeyInstall, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Nodes != 2 || len(res.NotAsked) != 2 || res.NotAsked["n2"] != "left" || res.NotAsked["n3"] != "failed" {
+		t.Errorf("install with a left and a failed member = %+v", res)
+	}
+}

@@ -25,6 +25,10 @@ type KeyringResult struct {
 	Errors    int `json:"errors"`
 	// Messages holds each node's error or warning, by node name.
 	Messages map[string]string `json:"messages,omitempty"`
+	// NotAsked maps the members serf did not ask, because they are failed
+	// or left, to that status: a change does not reach them, and once
+	// the old key is removed they cannot rejoin without the new key file.
+	NotAsked map[string]string `json:"not_asked,omitempty"`
 }
 
 // KeyringOp is one of the keyring operations.
@@ -71,12 +75,23 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if resp != nil {
 		res = KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Messages: resp.Messages}
 	}
+	for _, m := range f.serf.Members() {
+		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
+			if res.NotAsked == nil {
+				res.NotAsked = map[string]string{}
+			}
+			res.NotAsked[m.Name] = m.Status.String()
+		}
+	}
 	f.m.keyringOps.WithLabelValues(string(op)).Inc()
 	if err != nil {
 		return res, fmt.Errorf("keyring %s: %w%s", op, err, nodeMessages(res.Messages))
 	}
 	if res.Responses < res.Nodes {
 		return res, fmt.Errorf("keyring %s: only %d of %d nodes answered; run it again once they are reachable", op, res.Responses, res.Nodes)
+	}
+	if op != KeyList && len(res.NotAsked) > 0 {
+		f.logger.Warn("keyring change did not reach the failed or left members", "op", string(op), "not_asked", res.NotAsked)
 	}
 	f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
 	return res, nil

@@ -98,6 +98,7 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 	if *format == "json" {
 		return printJSON(stdout, res)
 	}
+	defer printNotAsked(stdout, res.NotAsked)
 	if op != fleet.KeyList {
 		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
 		return 0
@@ -282,4 +283,17 @@ func checkFormat(cmd, format string, stderr io.Writer) bool {
 	}
 	fmt.Fprintf(stderr, "vigil %s: -format: %q is not text or json\n", cmd, format)
 	return false
+}
+
+// printNotAsked names the members a keyring command did not reach.
+func printNotAsked(w io.Writer, notAsked map[string]string) {
+	if len(notAsked) == 0 {
+		return
+	}
+	names := make([]string, 0, len(notAsked))
+	for n, st := range notAsked {
+		names = append(names, n+" ("+st+")")
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "not asked: %s: these nodes keep their old keys; once the old key is removed, give them the new key file and delete their serf/keyring.json before they start\n", strings.Join(names, ", "))
 }
