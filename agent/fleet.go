@@ -193,6 +193,10 @@ func (a *Agent) keyringOp(w http.ResponseWriter, op fleet.KeyringOp, key string)
 		return
 	}
 	res, err := a.fleet.Keyring(op, key)
+	if errors.Is(err, fleet.ErrPrimaryKey) {
+		api.WriteError(w, api.BadRequest("field key: %v", err))
+		return
+	}
 	if errors.Is(err, fleet.ErrNotEncrypted) {
 		api.WriteError(w, api.Errorf(http.StatusConflict, "not_encrypted", "%v", err))
 		return

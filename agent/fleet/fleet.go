@@ -43,7 +43,8 @@ type Fleet struct {
 	logger  *slog.Logger
 	serf    *serf.Serf
 	events  chan serf.Event
-	keyring string // keyring file path
+	keyring string              // keyring file path
+	ring    *memberlist.Keyring // nil without encryption
 	m       *metrics
 
 	mu         sync.Mutex
@@ -176,6 +177,7 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 		return nil, err
 	}
 	if keyring != nil {
+		f.ring = keyring
 		ml.Keyring = keyring
 		conf.KeyringFile = f.keyring
 	}

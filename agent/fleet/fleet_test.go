@@ -241,6 +241,11 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("%s: %+v", op, res)
 		}
 	}
+	// The primary key cannot be removed: refused here, not as a failure
+	// reported by every node.
+	if _, err := nodes[0].Keyring(KeyRemove, nk); !errors.Is(err, ErrPrimaryKey) {
+		t.Errorf("removing the primary key: %v, want ErrPrimaryKey", err)
+	}
 	res, err := nodes[2].Keyring(KeyList, "")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,6 +12,10 @@ import (
 // ErrNotEncrypted is returned by keyring operations when gossip runs
 // without encryption: there is no keyring to change.
 var ErrNotEncrypted = errors.New("gossip encryption is not enabled on this node (set gossip.encrypt_key); there is no keyring")
+
+// ErrPrimaryKey is returned when asked to remove the key this node
+// encrypts with; serf would refuse it on every node.
+var ErrPrimaryKey = errors.New("the key is the primary (encrypting) key and cannot be removed: make another key primary first with vigil keyring use")
 
 // KeyringResult is the fleet's answer to a keyring operation.
 type KeyringResult struct {
@@ -50,8 +55,12 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		return KeyringResult{}, ErrNotEncrypted
 	}
 	if op != KeyList {
-		if _, err := DecodeKey(key); err != nil {
+		k, err := DecodeKey(key)
+		if err != nil {
 			return KeyringResult{}, err
+		}
+		if op == KeyRemove && f.ring != nil && bytes.Equal(k, f.ring.GetPrimaryKey()) {
+			return KeyringResult{}, ErrPrimaryKey
 		}
 	}
 	km := f.serf.KeyManager()
