@@ -240,6 +240,9 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 		}
 		keys = append(keys, k)
 	}
+	if configured == nil {
+		f.logger.Info("gossip is encrypted with the keyring file although no gossip.encrypt_key is set; to turn encryption off, delete the keyring file on every node", "keyring_file", f.keyring)
+	}
 	if configured != nil && !containsKey(keys, configured) {
 		f.logger.Warn("gossip.encrypt_key is not in the keyring file, which records key rotations; using the keyring file", "keyring_file", f.keyring)
 	}

@@ -450,3 +450,33 @@ func TestKeyringNamesNodesNotAsked(t *testing.T) {
 		t.Errorf("install with a left and a failed member = %+v", res)
 	}
 }
+
+// TestKeyringFileWithoutKey: a node restarted without gossip.encrypt_key
+// keeps encrypting with the keyring file its first start wrote; the log
+// says so and names the file to delete, since status alone says only
+// "encrypted".
+func TestKeyringFileWithoutKey(t *testing.T) {
+	dir := t.TempDir()
+	start := func(key string) (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), key
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "a", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, logs
+	}
+	f, _ := start(newKey(t))
+	if err := f.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	f, logs := start("")
+	defer f.Shutdown()
+	if !f.Status().Encrypted {
+		t.Fatal("not encrypted with the keyring file")
+	}
+	if want := "delete the keyring file on every node"; !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), f.keyring) {
+		t.Errorf("log does not say how to turn encryption off:\n%s", logs)
+	}
+}
