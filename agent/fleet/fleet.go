@@ -631,14 +631,17 @@ func (f *Fleet) Status() Status {
 		enc = "encrypted"
 	}
 	addr := f.serf.Memberlist().LocalNode()
-	parts := []string{fmt.Sprintf("%s on %s", f.opts.NodeName, net.JoinHostPort(addr.Addr.String(), strconv.Itoa(int(addr.Port)))), enc,
-		fmt.Sprintf("%d alive", counts["alive"])}
-	for _, s := range []string{"failed", "left", "leaving"} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+	parts := []string{fmt.Sprintf("%s on %s", f.opts.NodeName, net.JoinHostPort(addr.Addr.String(), strconv.Itoa(int(addr.Port)))), enc}
+	stopped := f.serf.State() == serf.SerfShutdown && !f.leaving
+	if !stopped { // once stopped, the counts are the last ones known, not the fleet's
+		parts = append(parts, fmt.Sprintf("%d alive", counts["alive"]))
+		for _, s := range []string{"failed", "left", "leaving"} {
+			if counts[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			}
 		}
 	}
-	if f.serf.State() == serf.SerfShutdown && !f.leaving {
+	if stopped {
 		st.OK, st.Failed = false, true
 		if f.conflict != "" {
 			parts = append(parts, "stopped: another node has the name "+strconv.Quote(f.opts.NodeName)+" (set a unique node_name)")
