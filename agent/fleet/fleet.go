@@ -289,6 +289,18 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		f.decryptErr = msg
 		f.mu.Unlock()
 		f.m.decryptFailures.Inc()
+	case strings.Contains(low, "failed to re-join any previously known node"):
+		// serf's rejoin from the snapshot logs no cause: a key that no
+		// longer matches (rotated while this node was down) shows only in
+		// the decrypt errors logged at debug just before.
+		f.mu.Lock()
+		f.joinErr = "no member recorded in the snapshot answered"
+		if f.decryptErr != "" {
+			f.joinErr = "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
+		}
+		joinErr := f.joinErr
+		f.mu.Unlock()
+		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
 }
 

@@ -480,3 +480,54 @@ func TestKeyringFileWithoutKey(t *testing.T) {
 		t.Errorf("log does not say how to turn encryption off:\n%s", logs)
 	}
 }
+
+// TestRejoinWithStaleKey: a node stopped during a key rotation rejoins from
+// its snapshot with only the old key. serf's rejoin logged just "Failed to
+// re-join any previously known node" and the node ran alone with its
+// status "running"; its status and log now say that the key does not
+// match.
+func TestRejoinWithStaleKey(t *testing.T) {
+	old := newKey(t)
+	a := startNode(t, "a", func(c *Config) { c.EncryptKey = old })
+	dir := t.TempDir()
+	start := func() (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), old
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Start(context.Background())
+		return f, logs
+	}
+	b, _ := start()
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nk := newKey(t)
+	for _, op := range []KeyringOp{KeyInstall, KeyUse} {
+		if _, err := a.Keyring(op, nk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Keyring(KeyRemove, old); err != nil {
+		t.Fatal(err)
+	}
+	b, logs := start() // no join: the snapshot names a
+	defer b.Shutdown()
+	waitFor(t, 10*time.Second, "the rejoin (in the background) to fail", func() bool {
+		return strings.Contains(logs.String(), "Failed to re-join any previously known node")
+	})
+	st := b.Status()
+	if st.OK || !strings.Contains(st.Reason, "join failed: rejoin from the snapshot: the gossip encryption key does not match") {
+		t.Errorf("status after a rejoin with the old key = %+v", st)
+	}
+	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
+		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
+	}
+}
