@@ -311,3 +311,15 @@ func TestFleetNameConflictAPI(t *testing.T) {
 		t.Errorf("the duplicate disturbed the fleet: %v", err)
 	}
 }
+
+// TestFleetStatsCLIWaitsForTheQuery: gossip.query_timeout may be up to 1m,
+// and the agent answers a stats query only when every alive node has or
+// that timeout passed; with the client's usual 10 s, vigil fleet stats
+// failed with "cannot reach the agent ... (is it running?)" whenever one
+// node was silent and query_timeout was over 10 s.
+func TestFleetStatsCLIWaitsForTheQuery(t *testing.T) {
+	out, err := runCLI("fleet", "stats", "-h")
+	if err != nil || !regexp.MustCompile(`-timeout duration\s+how long to wait for the agent \(default 1m10s\)`).MatchString(out) {
+		t.Errorf("vigil fleet stats -h: %v\n%s", err, out)
+	}
+}

@@ -223,6 +223,12 @@ Subcommands:
 	fs := newFlags("fleet stats", "fleet stats MODEL [flags]", help, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")
 	newClient := clientFlags(fs)
+	// The agent answers once every node has, or after gossip.query_timeout
+	// (up to 1m): wait that long, not the 10 s of other commands.
+	if t := fs.Lookup("timeout"); t != nil {
+		t.DefValue = "1m10s"
+		_ = t.Value.Set(t.DefValue)
+	}
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
