@@ -128,10 +128,23 @@ func (a *Agent) fleetSummary() fleet.Summary {
 
 var errGossipOff = api.Errorf(http.StatusConflict, "gossip_disabled", "gossip is not running on this node (gossip.enabled is false, or it could not start: see vigil status)")
 
+// fleetDown answers 409 and returns true when gossip is off or has stopped
+// by itself (a name conflict), whose member list would be stale.
+func (a *Agent) fleetDown(w http.ResponseWriter) bool {
+	if a.fleet == nil {
+		api.WriteError(w, errGossipOff)
+		return true
+	}
+	if why := a.fleet.Stopped(); why != "" {
+		api.WriteError(w, api.Errorf(http.StatusConflict, "gossip_stopped", "%s", why))
+		return true
+	}
+	return false
+}
+
 func (a *Agent) fleetRoutes() {
 	a.api.HandleFunc("GET /v1/fleet/members", api.Read, func(w http.ResponseWriter, r *http.Request) {
-		if a.fleet == nil {
-			api.WriteError(w, errGossipOff)
+		if a.fleetDown(w) {
 			return
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{"members": a.fleet.Members()})
@@ -163,8 +176,7 @@ func (a *Agent) fleetRoutes() {
 		a.keyringOp(w, op, strings.TrimSpace(req.Key))
 	})
 	a.api.HandleFunc("GET /v1/fleet/models/{model}/stats", api.Read, func(w http.ResponseWriter, r *http.Request) {
-		if a.fleet == nil {
-			api.WriteError(w, errGossipOff)
+		if a.fleetDown(w) {
 			return
 		}
 		st, err := a.fleet.Stats(r.Context(), r.PathValue("model"))
@@ -177,11 +189,14 @@ func (a *Agent) fleetRoutes() {
 }
 
 func (a *Agent) keyringOp(w http.ResponseWriter, op fleet.KeyringOp, key string) {
-	if a.fleet == nil {
-		api.WriteError(w, errGossipOff)
+	if a.fleetDown(w) {
 		return
 	}
 	res, err := a.fleet.Keyring(op, key)
+	if errors.Is(err, fleet.ErrPrimaryKey) {
+		api.WriteError(w, api.BadRequest("field key: %v", err))
+		return
+	}
 	if errors.Is(err, fleet.ErrNotEncrypted) {
 		api.WriteError(w, api.Errorf(http.StatusConflict, "not_encrypted", "%v", err))
 		return

@@ -71,7 +71,7 @@ func TestFleetMembership(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") {
+	if out, err := c.Nodes[1].CLI("fleet", "stats", "llama"); err != nil || !strings.Contains(out, "Not serving:") || !regexp.MustCompile(`(?m)^Nodes:\s+0 serving$`).MatchString(out) {
 		t.Errorf("vigil fleet stats: %v\n%s", err, out)
 	}
 
@@ -252,5 +252,74 @@ func TestGossipPortTaken(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "port is in use") || !strings.Contains(string(out), "gossip.bind") {
 		t.Errorf("production start with a taken gossip port: %v\n%s", err, out)
+	}
+}
+
+// TestFleetCLIRefusesBadFlags: the fleet commands refuse a -format or
+// -status they do not know, and stray arguments, before asking any agent,
+// instead of silently printing text or an empty list.
+func TestFleetCLIRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"members", "-format", "yaml"}, `vigil members: -format: "yaml" is not text or json`},
+		{[]string{"members", "-status", "dead"}, `vigil members: -status: "dead" is not alive, leaving, left or failed`},
+		{[]string{"members", "node-1"}, `vigil members: takes no arguments`},
+		{[]string{"fleet", "stats", "llama", "-format", "xml"}, `vigil fleet stats: -format: "xml" is not text or json`},
+		{[]string{"keyring", "list", "-format", "yaml"}, `vigil keyring list: -format: "yaml" is not text or json`},
+	} {
+		// The agent address is closed: the command must fail on its flags first.
+		cmd := exec.Command(vigilBin, append(tc.args, "-http-addr", "127.0.0.1:1")...)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("vigil %s: exit %d (%v), want 2 and %q:\n%s", strings.Join(tc.args, " "), code, err, tc.want, out)
+		}
+	}
+}
+
+// TestFleetNameConflictAPI: a node that joins with a taken node_name loses
+// the conflict vote and stops gossiping; its fleet endpoints and CLI then
+// say so (409 gossip_stopped) instead of listing the members it last knew
+// as alive, waiting out a stats query no one receives, or blaming the
+// fleet for a keyring answer that never came.
+func TestFleetNameConflictAPI(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{Binary: vigilBin, N: 3})
+	c.WaitConverged(30 * time.Second)
+	dup := c.NewNode("dup", func(n *cluster.Node) { n.Set("node_name", "node-1") })
+	dup.Start()
+	c.Wait(30*time.Second, "the duplicate to stop gossiping", func() error {
+		state, reason, err := dup.Subsystem("gossip")
+		if err != nil {
+			return err
+		}
+		if state != "failed" {
+			return fmt.Errorf("%s: %s", state, reason)
+		}
+		return nil
+	})
+	for _, path := range []string{"/v1/fleet/members", "/v1/fleet/models/llama/stats"} {
+		err := dup.GetJSON(path, &struct{}{})
+		if err == nil || !strings.Contains(err.Error(), ": 409 ") || !strings.Contains(err.Error(), `"gossip_stopped"`) || !strings.Contains(err.Error(), `another node has the name \"node-1\"`) {
+			t.Errorf("GET %s on the stopped duplicate: %v", path, err)
+		}
+	}
+	if out, err := dup.CLI("members"); err == nil || !strings.Contains(out, "set a unique node_name") {
+		t.Errorf("vigil members on the stopped duplicate: %v\n%s", err, out)
+	}
+	if err := c.Converged(); err != nil {
+		t.Errorf("the duplicate disturbed the fleet: %v", err)
+	}
+}
+
+// TestFleetStatsCLIWaitsForTheQuery: gossip.query_timeout may be up to 1m,
+// and the agent answers a stats query only when every alive node has or
+// that timeout passed; with the client's usual 10 s, vigil fleet stats
+// failed with "cannot reach the agent ... (is it running?)" whenever one
+// node was silent and query_timeout was over 10 s.
+func TestFleetStatsCLIWaitsForTheQuery(t *testing.T) {
+	out, err := runCLI("fleet", "stats", "-h")
+	if err != nil || !regexp.MustCompile(`-timeout duration\s+how long to wait for the agent \(default 1m10s\)`).MatchString(out) {
+		t.Errorf("vigil fleet stats -h: %v\n%s", err, out)
 	}
 }

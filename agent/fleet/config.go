@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -124,6 +125,10 @@ func (c Config) Validate() error {
 		if _, err := DecodeKey(c.EncryptKey); err != nil {
 			bad("encrypt_key", "%v", err)
 		}
+	} else if c.EncryptKeyFile != "" && c.Enabled {
+		if _, err := ReadKeyFile(c.EncryptKeyFile); err != nil {
+			bad("encrypt_key_file", "%v", err)
+		}
 	}
 	if c.KeyringFile == "" {
 		bad("keyring_file", "must not be empty")
@@ -175,4 +180,18 @@ func DecodeKey(s string) ([]byte, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("the key is %d bytes; AES needs 16, 24 or 32 (make one with `vigil keygen`)", len(k))
+}
+
+// ReadKeyFile reads and decodes the key in gossip.encrypt_key_file; its
+// errors name the file.
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the key: %v", err)
+	}
+	k, err := DecodeKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return k, nil
 }

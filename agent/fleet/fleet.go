@@ -43,7 +43,8 @@ type Fleet struct {
 	logger  *slog.Logger
 	serf    *serf.Serf
 	events  chan serf.Event
-	keyring string // keyring file path
+	keyring string              // keyring file path
+	ring    *memberlist.Keyring // nil without encryption
 	m       *metrics
 
 	mu         sync.Mutex
@@ -57,6 +58,8 @@ type Fleet struct {
 	decryptErr string
 	tagBytes   int
 	leaving    bool
+	// serfSetTags is serf's SetTags; tests replace it.
+	serfSetTags func(map[string]string) error
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -103,6 +106,7 @@ func New(cfg Config, opts Options) (*Fleet, error) {
 		return nil, fmt.Errorf("gossip: start serf on %s: %w", cfg.Bind, err)
 	}
 	f.serf = s
+	f.serfSetTags = s.SetTags
 	return f, nil
 }
 
@@ -173,6 +177,7 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 		return nil, err
 	}
 	if keyring != nil {
+		f.ring = keyring
 		ml.Keyring = keyring
 		conf.KeyringFile = f.keyring
 	}
@@ -185,13 +190,6 @@ func (f *Fleet) serfConfig() (*serf.Config, error) {
 func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 	f.keyring = f.path(f.cfg.KeyringFile)
 	key := f.cfg.EncryptKey // VIGIL_GOSSIP_ENCRYPT_KEY arrives here too
-	if f.cfg.EncryptKeyFile != "" {
-		b, err := os.ReadFile(f.cfg.EncryptKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("gossip.encrypt_key_file: %w", err)
-		}
-		key = strings.TrimSpace(string(b))
-	}
 	var configured []byte
 	if key != "" {
 		k, err := DecodeKey(key)
@@ -199,6 +197,13 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 			return nil, fmt.Errorf("gossip.encrypt_key: %v", err)
 		}
 		configured = k
+	} else if f.cfg.EncryptKeyFile != "" {
+		k, err := ReadKeyFile(f.cfg.EncryptKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("gossip.encrypt_key_file: %v", err)
+		}
+		configured = k
+		key = base64.StdEncoding.EncodeToString(k)
 	}
 	b, err := os.ReadFile(f.keyring)
 	switch {
@@ -234,6 +239,9 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 			return nil, fmt.Errorf("gossip.keyring_file: %s key %d: %v", f.keyring, i, err)
 		}
 		keys = append(keys, k)
+	}
+	if configured == nil {
+		f.logger.Info("gossip is encrypted with the keyring file although no gossip.encrypt_key is set; to turn encryption off, delete the keyring file on every node", "keyring_file", f.keyring)
 	}
 	if configured != nil && !containsKey(keys, configured) {
 		f.logger.Warn("gossip.encrypt_key is not in the keyring file, which records key rotations; using the keyring file", "keyring_file", f.keyring)
@@ -281,6 +289,18 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		f.decryptErr = msg
 		f.mu.Unlock()
 		f.m.decryptFailures.Inc()
+	case strings.Contains(low, "failed to re-join any previously known node"):
+		// serf's rejoin from the snapshot logs no cause: a key that no
+		// longer matches (rotated while this node was down) shows only in
+		// the decrypt errors logged at debug just before.
+		f.mu.Lock()
+		f.joinErr = "no member recorded in the snapshot answered"
+		if f.decryptErr != "" {
+			f.joinErr = "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
+		}
+		joinErr := f.joinErr
+		f.mu.Unlock()
+		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
 }
 
@@ -383,9 +403,9 @@ func (f *Fleet) explainJoin(err error) error {
 	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
 		return fmt.Errorf("%s: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", msg)
 	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
-		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: remove gossip.encrypt_key here or set it everywhere", msg)
+		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere, or remove it here and delete the keyring file %s, which keeps encryption on", msg, f.keyring)
 	case strings.Contains(low, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring", msg)
+		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file %s", msg, f.keyring)
 	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
 		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", msg)
 	}
@@ -481,7 +501,7 @@ func (f *Fleet) tagLoop(ctx context.Context) {
 		if equalTags(tags, f.serf.LocalMember().Tags) {
 			continue
 		}
-		if err := f.serf.SetTags(tags); err != nil {
+		if err := f.setTags(tags); err != nil {
 			f.logger.Warn("could not update gossip tags", "err", err, "bytes", size)
 			continue
 		}
@@ -492,6 +512,25 @@ func (f *Fleet) tagLoop(ctx context.Context) {
 		f.m.tagUpdates.Inc()
 		f.logger.Debug("gossip tags updated", "bytes", size)
 	}
+}
+
+// setTags publishes tags. serf sets them on the local member, then waits
+// up to its BroadcastTimeout (5 s) for memberlist to confirm the broadcast.
+// memberlist confirms with a non-blocking send on an unbuffered channel,
+// which is lost when the broadcast completes or is superseded before the
+// wait begins: serf then returns "timeout waiting for update broadcast"
+// although the tags are set and spread by gossip and push/pull. That is
+// not a failure.
+func (f *Fleet) setTags(tags map[string]string) error {
+	f.mu.Lock()
+	set := f.serfSetTags
+	f.mu.Unlock()
+	err := set(tags)
+	if err != nil && strings.Contains(err.Error(), "timeout waiting for update broadcast") && equalTags(tags, f.serf.LocalMember().Tags) {
+		f.logger.Debug("gossip tag update set; memberlist did not confirm its broadcast in time", "err", err)
+		return nil
+	}
+	return err
 }
 
 func equalTags(a, b map[string]string) bool {
@@ -604,14 +643,17 @@ func (f *Fleet) Status() Status {
 		enc = "encrypted"
 	}
 	addr := f.serf.Memberlist().LocalNode()
-	parts := []string{fmt.Sprintf("%s on %s", f.opts.NodeName, net.JoinHostPort(addr.Addr.String(), strconv.Itoa(int(addr.Port)))), enc,
-		fmt.Sprintf("%d alive", counts["alive"])}
-	for _, s := range []string{"failed", "left", "leaving"} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+	parts := []string{fmt.Sprintf("%s on %s", f.opts.NodeName, net.JoinHostPort(addr.Addr.String(), strconv.Itoa(int(addr.Port)))), enc}
+	stopped := f.serf.State() == serf.SerfShutdown && !f.leaving
+	if !stopped { // once stopped, the counts are the last ones known, not the fleet's
+		parts = append(parts, fmt.Sprintf("%d alive", counts["alive"]))
+		for _, s := range []string{"failed", "left", "leaving"} {
+			if counts[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+			}
 		}
 	}
-	if f.serf.State() == serf.SerfShutdown && !f.leaving {
+	if stopped {
 		st.OK, st.Failed = false, true
 		if f.conflict != "" {
 			parts = append(parts, "stopped: another node has the name "+strconv.Quote(f.opts.NodeName)+" (set a unique node_name)")
@@ -628,6 +670,24 @@ func (f *Fleet) Status() Status {
 	}
 	st.Reason = strings.Join(parts, ", ")
 	return st
+}
+
+// Stopped says why gossip stopped by itself (a name conflict lost), or ""
+// while it runs or when the agent is leaving: the members it last knew
+// are stale, and queries reach nobody.
+func (f *Fleet) Stopped() string {
+	if f.serf.State() != serf.SerfShutdown {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.leaving:
+		return ""
+	case f.conflict != "":
+		return "gossip stopped on this node: another node has the name " + strconv.Quote(f.opts.NodeName) + "; set a unique node_name and restart"
+	}
+	return "gossip stopped on this node; restart the agent to rejoin the fleet"
 }
 
 // Serf exposes the serf instance to the agent's later subsystems (canary

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // freePort returns a port free for both TCP and UDP on loopback.
@@ -189,6 +192,13 @@ func TestWrongKeyRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("join without a key: %v", err)
 	}
+	// An encrypting node joining a plain one is told that its keyring
+	// file keeps encryption on, even once its key is removed.
+	d := startNode(t, "d", func(c *Config) { c.EncryptKey = newKey(t) })
+	err = d.Join([]string{c.addr})
+	if err == nil || !strings.Contains(err.Error(), "other nodes do not") || !strings.Contains(err.Error(), "delete the keyring file "+d.keyring) {
+		t.Errorf("an encrypting node joining a plain one: %v", err)
+	}
 	st := b.Status()
 	if st.OK || !strings.Contains(st.Reason, "join failed") {
 		t.Errorf("status after a failed join = %+v", st)
@@ -230,6 +240,11 @@ func TestKeyRotation(t *testing.T) {
 		if res.Nodes != 3 || res.Responses != 3 || res.Errors != 0 {
 			t.Fatalf("%s: %+v", op, res)
 		}
+	}
+	// The primary key cannot be removed: refused here, not as a failure
+	// reported by every node.
+	if _, err := nodes[0].Keyring(KeyRemove, nk); !errors.Is(err, ErrPrimaryKey) {
+		t.Errorf("removing the primary key: %v, want ErrPrimaryKey", err)
 	}
 	res, err := nodes[2].Keyring(KeyList, "")
 	if err != nil {
@@ -286,8 +301,14 @@ func TestNameConflict(t *testing.T) {
 	t.Logf("join of the second dup: %v", err)
 	waitFor(t, 20*time.Second, "the newcomer to stop", func() bool { return dup2.Status().Failed })
 	st := dup2.Status()
-	if !strings.Contains(st.Reason, "another node has the name") {
-		t.Errorf("status = %+v", st)
+	if !strings.Contains(st.Reason, "another node has the name") || strings.Contains(st.Reason, "alive") {
+		t.Errorf("status = %+v, want the reason without the stale member counts", st)
+	}
+	if why := dup2.Stopped(); !strings.Contains(why, `another node has the name "dup"`) {
+		t.Errorf("Stopped() = %q", why)
+	}
+	if why := dup1.Stopped(); why != "" {
+		t.Errorf("the original dup says it stopped: %q", why)
 	}
 	if dup1.Status().Failed {
 		t.Errorf("the original dup stopped too: %+v", dup1.Status())
@@ -347,5 +368,166 @@ func TestTagsMinInterval(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := a.serf.LocalMember().Tags[TagModels]; got != "one" {
 		t.Errorf("tags changed to %q within tags_min_interval", got)
+	}
+}
+
+// TestTagsUnconfirmedBroadcast: serf's SetTags can return "timeout waiting
+// for update broadcast" after it has set the tags (memberlist's
+// confirmation was lost); seen on a live 5-node encrypted fleet, where it
+// logged a false warning and left the update uncounted. The update counts
+// as done: the tags are set and gossiped.
+func TestTagsUnconfirmedBroadcast(t *testing.T) {
+	a := startNode(t, "a", nil)
+	b := startNode(t, "b", nil)
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	real := a.serfSetTags
+	a.serfSetTags = func(tags map[string]string) error {
+		if err := real(tags); err != nil {
+			return err
+		}
+		return errors.New("timeout waiting for update broadcast")
+	}
+	a.mu.Unlock()
+	a.SetRole("canary")
+	waitFor(t, 10*time.Second, "the role to reach b", func() bool {
+		for _, m := range b.Members() {
+			if m.Name == "a" && m.Info.Role == "canary" {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "the update to be counted", func() bool {
+		return testutil.ToFloat64(a.m.tagUpdates) == 1
+	})
+	if logs := a.logs.String(); strings.Contains(logs, "could not update gossip tags") {
+		t.Errorf("an unconfirmed but applied update was logged as a failure:\n%s", logs)
+	}
+	// A real failure is still reported.
+	a.mu.Lock()
+	a.serfSetTags = func(map[string]string) error { return errors.New("encoded length of tags exceeds limit") }
+	a.mu.Unlock()
+	a.SetRole("other")
+	waitFor(t, 10*time.Second, "the failure to be logged", func() bool {
+		return strings.Contains(a.logs.String(), "could not update gossip tags")
+	})
+}
+
+// TestKeyringNamesNodesNotAsked: serf's key manager asks only alive nodes,
+// so a key change "done on 2 of 2 nodes" silently skipped a failed third
+// one. The answer names the failed and left members it did not reach.
+func TestKeyringNamesNodesNotAsked(t *testing.T) {
+	key := newKey(t)
+	var nodes []*testNode
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), func(c *Config) { c.EncryptKey = key }))
+	}
+	for _, n := range nodes[1:] {
+		if err := n.Join([]string{nodes[0].addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "4 alive", func() bool { return aliveCount(nodes[0].Fleet) == 4 })
+	if err := nodes[2].Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nodes[3].Shutdown() // no leave: the others mark it failed
+	waitFor(t, 20*time.Second, "n2 left and n3 failed", func() bool {
+		st := map[string]string{}
+		for _, m := range nodes[0].Members() {
+			st[m.Name] = m.Status
+		}
+		return st["n2"] == "left" && st["n3"] == "failed"
+	})
+	res, err := nodes[0].Keyring(KeyInstall, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Nodes != 2 || len(res.NotAsked) != 2 || res.NotAsked["n2"] != "left" || res.NotAsked["n3"] != "failed" {
+		t.Errorf("install with a left and a failed member = %+v", res)
+	}
+}
+
+// TestKeyringFileWithoutKey: a node restarted without gossip.encrypt_key
+// keeps encrypting with the keyring file its first start wrote; the log
+// says so and names the file to delete, since status alone says only
+// "encrypted".
+func TestKeyringFileWithoutKey(t *testing.T) {
+	dir := t.TempDir()
+	start := func(key string) (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), key
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "a", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, logs
+	}
+	f, _ := start(newKey(t))
+	if err := f.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	f, logs := start("")
+	defer f.Shutdown()
+	if !f.Status().Encrypted {
+		t.Fatal("not encrypted with the keyring file")
+	}
+	if want := "delete the keyring file on every node"; !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), f.keyring) {
+		t.Errorf("log does not say how to turn encryption off:\n%s", logs)
+	}
+}
+
+// TestRejoinWithStaleKey: a node stopped during a key rotation rejoins from
+// its snapshot with only the old key. serf's rejoin logged just "Failed to
+// re-join any previously known node" and the node ran alone with its
+// status "running"; its status and log now say that the key does not
+// match.
+func TestRejoinWithStaleKey(t *testing.T) {
+	old := newKey(t)
+	a := startNode(t, "a", func(c *Config) { c.EncryptKey = old })
+	dir := t.TempDir()
+	start := func() (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), old
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Start(context.Background())
+		return f, logs
+	}
+	b, _ := start()
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nk := newKey(t)
+	for _, op := range []KeyringOp{KeyInstall, KeyUse} {
+		if _, err := a.Keyring(op, nk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Keyring(KeyRemove, old); err != nil {
+		t.Fatal(err)
+	}
+	b, logs := start() // no join: the snapshot names a
+	defer b.Shutdown()
+	waitFor(t, 10*time.Second, "the rejoin (in the background) to fail", func() bool {
+		return strings.Contains(logs.String(), "Failed to re-join any previously known node")
+	})
+	st := b.Status()
+	if st.OK || !strings.Contains(st.Reason, "join failed: rejoin from the snapshot: the gossip encryption key does not match") {
+		t.Errorf("status after a rejoin with the old key = %+v", st)
+	}
+	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
+		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
 	}
 }

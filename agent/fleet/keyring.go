@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,6 +12,10 @@ import (
 // ErrNotEncrypted is returned by keyring operations when gossip runs
 // without encryption: there is no keyring to change.
 var ErrNotEncrypted = errors.New("gossip encryption is not enabled on this node (set gossip.encrypt_key); there is no keyring")
+
+// ErrPrimaryKey is returned when asked to remove the key this node
+// encrypts with; serf would refuse it on every node.
+var ErrPrimaryKey = errors.New("the key is the primary (encrypting) key and cannot be removed: make another key primary first with vigil keyring use")
 
 // KeyringResult is the fleet's answer to a keyring operation.
 type KeyringResult struct {
@@ -25,6 +30,10 @@ type KeyringResult struct {
 	Errors    int `json:"errors"`
 	// Messages holds each node's error or warning, by node name.
 	Messages map[string]string `json:"messages,omitempty"`
+	// NotAsked maps the members serf did not ask, because they are failed
+	// or left, to that status: a change does not reach them, and once
+	// the old key is removed they cannot rejoin without the new key file.
+	NotAsked map[string]string `json:"not_asked,omitempty"`
 }
 
 // KeyringOp is one of the keyring operations.
@@ -46,8 +55,12 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		return KeyringResult{}, ErrNotEncrypted
 	}
 	if op != KeyList {
-		if _, err := DecodeKey(key); err != nil {
+		k, err := DecodeKey(key)
+		if err != nil {
 			return KeyringResult{}, err
+		}
+		if op == KeyRemove && f.ring != nil && bytes.Equal(k, f.ring.GetPrimaryKey()) {
+			return KeyringResult{}, ErrPrimaryKey
 		}
 	}
 	km := f.serf.KeyManager()
@@ -71,12 +84,23 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if resp != nil {
 		res = KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Messages: resp.Messages}
 	}
+	for _, m := range f.serf.Members() {
+		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
+			if res.NotAsked == nil {
+				res.NotAsked = map[string]string{}
+			}
+			res.NotAsked[m.Name] = m.Status.String()
+		}
+	}
 	f.m.keyringOps.WithLabelValues(string(op)).Inc()
 	if err != nil {
 		return res, fmt.Errorf("keyring %s: %w%s", op, err, nodeMessages(res.Messages))
 	}
 	if res.Responses < res.Nodes {
 		return res, fmt.Errorf("keyring %s: only %d of %d nodes answered; run it again once they are reachable", op, res.Responses, res.Nodes)
+	}
+	if op != KeyList && len(res.NotAsked) > 0 {
+		f.logger.Warn("keyring change did not reach the failed or left members", "op", string(op), "not_asked", res.NotAsked)
 	}
 	f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
 	return res, nil

@@ -77,6 +77,9 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		fmt.Fprintf(stderr, "vigil keyring %s: want %d argument(s), got %d\n", sub, want, fs.NArg())
 		return 2
 	}
+	if !checkFormat("keyring "+sub, *format, stderr) {
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
@@ -95,6 +98,7 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 	if *format == "json" {
 		return printJSON(stdout, res)
 	}
+	defer printNotAsked(stdout, res.NotAsked)
 	if op != fleet.KeyList {
 		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
 		return 0
@@ -125,6 +129,19 @@ rate, d=drifting features, a=alerts).`, stdout, stderr)
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	if !checkFormat("members", *format, stderr) {
+		return 2
+	}
+	switch *status {
+	case "", "alive", "leaving", "left", "failed":
+	default:
+		fmt.Fprintf(stderr, "vigil members: -status: %q is not alive, leaving, left or failed\n", *status)
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "vigil members: takes no arguments, got %q\n", fs.Args())
+		return 2
 	}
 	c, err := newClient()
 	if err != nil {
@@ -206,11 +223,20 @@ Subcommands:
 	fs := newFlags("fleet stats", "fleet stats MODEL [flags]", help, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")
 	newClient := clientFlags(fs)
+	// The agent answers once every node has, or after gossip.query_timeout
+	// (up to 1m): wait that long, not the 10 s of other commands.
+	if t := fs.Lookup("timeout"); t != nil {
+		t.DefValue = "1m10s"
+		_ = t.Value.Set(t.DefValue)
+	}
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "vigil fleet stats: want exactly one MODEL")
+		return 2
+	}
+	if !checkFormat("fleet stats", *format, stderr) {
 		return 2
 	}
 	c, err := newClient()
@@ -238,7 +264,11 @@ Subcommands:
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Model:\t%s\n", st.Model)
-	fmt.Fprintf(tw, "Nodes:\t%d serving (%s)\n", st.Nodes, strings.Join(st.Answered, ", "))
+	if len(st.Answered) > 0 {
+		fmt.Fprintf(tw, "Nodes:\t%d serving (%s)\n", st.Nodes, strings.Join(st.Answered, ", "))
+	} else {
+		fmt.Fprintf(tw, "Nodes:\t%d serving\n", st.Nodes)
+	}
 	fmt.Fprintf(tw, "Requests:\t%d\nErrors:\t%d (%s)\n", st.Requests, st.Errors, rate)
 	fmt.Fprintf(tw, "p50 / p95 / p99:\t%s / %s / %s (sketches at ±%g%% relative accuracy)\n", ms(st.P50Ms), ms(st.P95Ms), ms(st.P99Ms), st.RelativeAccuracy*100)
 	if len(st.NotServing) > 0 {
@@ -249,4 +279,27 @@ Subcommands:
 	}
 	tw.Flush()
 	return 0
+}
+
+// checkFormat refuses a -format other than text or json, which would
+// otherwise print text silently.
+func checkFormat(cmd, format string, stderr io.Writer) bool {
+	if format == "text" || format == "json" {
+		return true
+	}
+	fmt.Fprintf(stderr, "vigil %s: -format: %q is not text or json\n", cmd, format)
+	return false
+}
+
+// printNotAsked names the members a keyring command did not reach.
+func printNotAsked(w io.Writer, notAsked map[string]string) {
+	if len(notAsked) == 0 {
+		return
+	}
+	names := make([]string, 0, len(notAsked))
+	for n, st := range notAsked {
+		names = append(names, n+" ("+st+")")
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "not asked: %s: these nodes keep their old keys; once the old key is removed, give them the new key file and delete their serf/keyring.json before they start\n", strings.Join(names, ", "))
 }
