@@ -290,3 +290,19 @@ func TestDevGateway(t *testing.T) {
 		}
 	}
 }
+
+// A value the environment set is blamed on the environment variable, not on
+// the file line that the environment overrode.
+func TestEnvErrorNamesTheVariable(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "vigil.yaml", "log_level: info\napi:\n  request_timeout: 30s\n")
+	lookup := func(k string) (string, bool) {
+		if k == "VIGIL_API_REQUEST_TIMEOUT" {
+			return "-5s", true
+		}
+		return "", false
+	}
+	_, err := Load(Options{Path: path, Env: lookup})
+	if err == nil || !strings.Contains(err.Error(), "environment VIGIL_API_REQUEST_TIMEOUT: api.request_timeout") || strings.Contains(err.Error(), "vigil.yaml") {
+		t.Errorf("error = %v; want it to name VIGIL_API_REQUEST_TIMEOUT, not the file", err)
+	}
+}

@@ -43,7 +43,7 @@ func walkLeaves(v reflect.Value, key string, fn func(key string, v reflect.Value
 }
 
 // applyEnv overrides scalar settings from VIGIL_* environment variables.
-func applyEnv(cfg *Config, lookup func(string) (string, bool)) Errors {
+func applyEnv(cfg *Config, lookup func(string) (string, bool), set func(key, name string)) Errors {
 	var errs Errors
 	walkLeaves(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) {
 		name := EnvName(key)
@@ -53,7 +53,9 @@ func applyEnv(cfg *Config, lookup func(string) (string, bool)) Errors {
 		}
 		if err := setFromString(v, s); err != nil {
 			errs = append(errs, &Error{File: "environment " + name, Key: key, Msg: err.Error()})
+			return
 		}
+		set(key, name)
 	})
 	return errs
 }

@@ -128,7 +128,10 @@ func Load(opts Options) (*Loaded, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if errs := applyEnv(cfg, lookup); len(errs) > 0 {
+	// A key the environment set is reported there, not at the file line
+	// that set it before.
+	setByEnv := func(key, name string) { l.pos[key] = position{file: "environment " + name} }
+	if errs := applyEnv(cfg, lookup, setByEnv); len(errs) > 0 {
 		return nil, errs
 	}
 	if opts.Override != nil {
