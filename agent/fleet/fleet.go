@@ -287,6 +287,10 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		strings.Contains(low, "remote state is encrypted and encryption is not configured"):
 		f.mu.Lock()
 		f.decryptErr = msg
+		if f.joinErr == rejoinNoAnswer {
+			// The rejoin gave up first; this is why.
+			f.joinErr = f.rejoinKeyMismatch()
+		}
 		f.mu.Unlock()
 		f.m.decryptFailures.Inc()
 	case strings.Contains(low, "failed to re-join any previously known node"):
@@ -294,14 +298,24 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		// longer matches (rotated while this node was down) shows only in
 		// the decrypt errors logged at debug just before.
 		f.mu.Lock()
-		f.joinErr = "no member recorded in the snapshot answered"
+		f.joinErr = rejoinNoAnswer
 		if f.decryptErr != "" {
-			f.joinErr = "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
+			f.joinErr = f.rejoinKeyMismatch()
 		}
 		joinErr := f.joinErr
 		f.mu.Unlock()
 		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
+}
+
+// rejoinNoAnswer is the join error of a rejoin from the snapshot that no
+// member answered, before any decrypt error says why.
+const rejoinNoAnswer = "no member recorded in the snapshot answered"
+
+// rejoinKeyMismatch is the join error of a rejoin from the snapshot that
+// failed on the key.
+func (f *Fleet) rejoinKeyMismatch() string {
+	return "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
 }
 
 // SetSummarySource sets where the models and the health summary come from;
