@@ -42,6 +42,36 @@
 // RedactedData(text), streamed whole in its content_block_start)
 // follows the thinking block.
 //
+// Adaptive thinking: the models are told apart by their ids as
+// Anthropic's are (ModelThinking): the adaptive-only models (Opus 4.7 and
+// 4.8, Mythos, Fable, Opus 5, Sonnet 5) refuse thinking type enabled with
+// the 400 Anthropic gives them ("\"thinking.type.enabled\" is not
+// supported for this model. ..."), Mythos and Fable also type disabled;
+// Opus 4.6 and Sonnet 4.6 take both; every other model (claude-test
+// included) refuses type adaptive ("adaptive thinking is not supported
+// on this model") and, but for Opus 4.5, output_config.effort ("This
+// model does not support the effort parameter."). output_config.effort
+// must be low, medium, high or max, and xhigh on the models that take it
+// (not Opus 4.5, 4.6, Sonnet 4.6 or Mythos Preview; max not on Opus 4.5).
+// Adaptive thinking takes no budget_tokens, and a display of summarized
+// or omitted; it rules out what enabled thinking rules out (temperature,
+// top_k, top_p, forced tools, a tool loop continued without its thinking
+// blocks), and the stub's model always thinks under it, whatever the
+// effort. Its display defaults to omitted on the adaptive-only models (as
+// on Opus 4.7) and summarized on the others: omitted, the thinking block
+// comes with an empty text (streamed: no thinking_delta, only the
+// signature_delta) and an OmittedSignature that carries the thinking, as
+// Anthropic's encrypted signatures do; such a block must come back with
+// its empty text. The thinking's words count in output_tokens either way.
+// Message texts: the refusals of enabled thinking on the adaptive-only
+// models, of adaptive thinking and of the effort parameter on models
+// without them are Anthropic's own, as clients logged them; the others
+// (disabled thinking on Mythos and Fable, effort values, display) are
+// paraphrased in the API's style. Not modelled: Opus 4.7's refusal of
+// non-default temperature, top_p and top_k with or without thinking, and
+// adaptive thinking skipping the thinking of simple requests at lower
+// efforts.
+//
 // A top-level field the Messages API does not know (presence_penalty,
 // logprobs, an OpenAI name such as max_completion_tokens) is refused as
 // the real API refuses it: "NAME: Extra inputs are not permitted".
@@ -58,8 +88,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -229,7 +261,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		content := []any{}
-		if a.thinking != "" {
+		switch {
+		case a.thinking != "" && a.omitted:
+			content = append(content, map[string]any{"type": "thinking", "thinking": "", "signature": OmittedSignature(a.thinking)})
+		case a.thinking != "":
 			content = append(content, map[string]any{"type": "thinking", "thinking": a.thinking, "signature": Signature(a.thinking)})
 		}
 		if a.redacted != "" {
@@ -279,6 +314,32 @@ func Signature(thinking string) string {
 	return "EqQB" + base64.StdEncoding.EncodeToString(sum[:24])
 }
 
+// OmittedSignature is the signature of a thinking block whose text was
+// omitted (display omitted): it carries the thinking (base64, with a
+// keyed hash), as Anthropic's encrypted signatures do, so that the block
+// comes back with an empty text.
+func OmittedSignature(thinking string) string {
+	s := base64.StdEncoding.EncodeToString([]byte(thinking))
+	sum := sha256.Sum256([]byte("anthropicstub omitted\x00" + s))
+	return "EqQO" + s + "." + base64.StdEncoding.EncodeToString(sum[:12])
+}
+
+// validSignature says whether sig is the one the stub gave a thinking
+// block sent back with text: Signature(text), or an OmittedSignature
+// with the text empty.
+func validSignature(text, sig string) bool {
+	if sig == Signature(text) {
+		return true
+	}
+	body, ok := strings.CutPrefix(sig, "EqQO")
+	s, _, cut := strings.Cut(body, ".")
+	if !ok || !cut || text != "" {
+		return false
+	}
+	seed, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && OmittedSignature(string(seed)) == sig
+}
+
 // RedactedData is the data of the redacted_thinking block the stub adds
 // after thinking (the text of the user's turn it answers): opaque, and
 // checked when it comes back.
@@ -302,6 +363,9 @@ func validRedacted(data string) bool {
 // answer is the stub's reply: thinking, text, then tool calls.
 type answer struct {
 	thinking string
+	// omitted: the thinking block is sent with an empty text and an
+	// OmittedSignature (display omitted).
+	omitted bool
 	// redacted is the data of a redacted_thinking block after the
 	// thinking block ("": none).
 	redacted string
@@ -525,7 +589,7 @@ func readTurn(i int, role string, content any, prev *turn) (turn, error) {
 				if sig == "" {
 					return t, refuse("%s.thinking.signature: Field required", at)
 				}
-				if sig != Signature(text) {
+				if !validSignature(text, sig) {
 					return t, refuse("%s: Invalid `signature` in `thinking` block", at)
 				}
 				t.thinking = append(t.thinking, map[string]any{"type": "thinking", "thinking": text, "signature": sig})
@@ -686,7 +750,8 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 	if n := len(turns); turns[n-1].role == "assistant" && len(turns[n-1].uses) > 0 {
 		return a, refuse("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %s. Each `tool_use` block must have a corresponding `tool_result` block in the next message.", n-1, strings.Join(turns[n-1].uses, ", "))
 	}
-	thinking, err := thinkingOf(body, choice)
+	model, _ := body["model"].(string)
+	thinking, omitted, err := thinkingOf(model, body, choice)
 	if err != nil {
 		return a, err
 	}
@@ -740,7 +805,7 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 		a.text = "echo: " + last.text
 	}
 	if thinking {
-		a.thinking = "Thinking about: " + last.text
+		a.thinking, a.omitted = "Thinking about: "+last.text, omitted
 		if strings.Contains(last.text, "[redacted-thinking]") {
 			a.redacted = RedactedData(last.text)
 		}
@@ -751,48 +816,146 @@ func (s *Server) reply(body map[string]any) (answer, error) {
 // thinkingDocs ends the refusals of thinking requests, as Anthropic's do.
 const thinkingDocs = " Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 
-// thinkingOf checks the request's thinking parameter, and the parameters
-// thinking rules out, as the Messages API does, and says whether thinking
-// is enabled. choice is the tool_choice type.
-func thinkingOf(body map[string]any, choice string) (bool, error) {
+// ModelThinking is what a model (by its id, as Anthropic names them)
+// takes of thinking and effort, as Anthropic and AWS documented them in
+// 2026 (see docs/gateway.md, "Extended thinking (Anthropic)").
+type ModelThinking struct {
+	// Adaptive: thinking type adaptive; AdaptiveOnly: not type enabled
+	// (400); NoDisabled: not type disabled either.
+	Adaptive, AdaptiveOnly, NoDisabled bool
+	// Effort: output_config.effort (low, medium, high); Max, XHigh: the
+	// levels above high.
+	Effort, Max, XHigh bool
+}
+
+// Thinking says what model takes: the adaptive-only models are Opus 4.7
+// and 4.8, Mythos (Preview, 5, 5.1), Fable 5 and 5.1, Opus 5 and
+// Sonnet 5 (and their point releases); Opus 4.6 and Sonnet 4.6 take both
+// shapes; Opus 4.5 takes effort (low, medium, high) but not adaptive;
+// the others neither.
+func Thinking(model string) ModelThinking {
+	m := strings.ToLower(model)
+	has := func(prefixes ...string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(m, p) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("claude-mythos-preview"):
+		return ModelThinking{Adaptive: true, AdaptiveOnly: true, NoDisabled: true, Effort: true, Max: true}
+	case has("claude-mythos", "claude-fable"):
+		return ModelThinking{Adaptive: true, AdaptiveOnly: true, NoDisabled: true, Effort: true, Max: true, XHigh: true}
+	case has("claude-opus-4-7", "claude-opus-4-8", "claude-opus-5", "claude-sonnet-5"):
+		return ModelThinking{Adaptive: true, AdaptiveOnly: true, Effort: true, Max: true, XHigh: true}
+	case has("claude-opus-4-6", "claude-sonnet-4-6"):
+		return ModelThinking{Adaptive: true, Effort: true, Max: true}
+	case has("claude-opus-4-5"):
+		return ModelThinking{Effort: true}
+	}
+	return ModelThinking{}
+}
+
+// effortOf checks the request's output_config as the Messages API does
+// for a model that takes mt.
+func effortOf(mt ModelThinking, body map[string]any) error {
+	raw, set := body["output_config"]
+	if !set {
+		return nil
+	}
+	oc, ok := raw.(map[string]any)
+	if !ok {
+		return refuse("output_config: Input should be a valid dictionary")
+	}
+	for _, k := range slices.Sorted(maps.Keys(oc)) {
+		if k != "effort" && k != "format" {
+			return refuse("output_config.%s: Extra inputs are not permitted", k)
+		}
+	}
+	e, set := oc["effort"]
+	switch {
+	case !set:
+	case !mt.Effort:
+		return refuse("This model does not support the effort parameter.")
+	case e != "low" && e != "medium" && e != "high" && e != "xhigh" && e != "max":
+		return refuse("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+	case e == "xhigh" && !mt.XHigh, e == "max" && !mt.Max:
+		return refuse("output_config.effort: %q is not supported by this model", e)
+	}
+	return nil
+}
+
+// thinkingOf checks the request's thinking and output_config parameters,
+// and the parameters thinking rules out, as the Messages API does for
+// model, and says whether the model thinks and whether its thinking text
+// is omitted. choice is the tool_choice type.
+func thinkingOf(model string, body map[string]any, choice string) (thinking, omitted bool, err error) {
+	mt := Thinking(model)
 	raw, set := body["thinking"]
 	if !set {
-		return false, nil
+		return false, false, effortOf(mt, body)
 	}
 	th, ok := raw.(map[string]any)
 	if !ok {
-		return false, refuse("thinking: Input should be a valid dictionary")
+		return false, false, refuse("thinking: Input should be a valid dictionary")
 	}
 	switch th["type"] {
 	case "disabled":
-		return false, nil
+		if mt.NoDisabled {
+			return false, false, refuse("\"thinking.type.disabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior.")
+		}
+		return false, false, effortOf(mt, body)
 	case "enabled":
+		if mt.AdaptiveOnly {
+			return false, false, refuse("\"thinking.type.enabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior.")
+		}
+		budget, ok := th["budget_tokens"].(float64)
+		if !ok || budget != float64(int64(budget)) {
+			return false, false, refuse("thinking.enabled.budget_tokens: Input should be a valid integer")
+		}
+		if budget < 1024 {
+			return false, false, refuse("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+		}
+		if mt, ok := body["max_tokens"].(float64); ok && mt <= budget {
+			return false, false, refuse("`max_tokens` must be greater than `thinking.budget_tokens`." + thinkingDocs)
+		}
+	case "adaptive":
+		if !mt.Adaptive {
+			return false, false, refuse("adaptive thinking is not supported on this model")
+		}
+		for _, k := range slices.Sorted(maps.Keys(th)) {
+			if k != "type" && k != "display" {
+				return false, false, refuse("thinking.adaptive.%s: Extra inputs are not permitted", k)
+			}
+		}
+		omitted = mt.AdaptiveOnly
+		if d, set := th["display"]; set {
+			if d != "summarized" && d != "omitted" {
+				return false, false, refuse("thinking.adaptive.display: Input should be 'summarized' or 'omitted'")
+			}
+			omitted = d == "omitted"
+		}
 	default:
-		return false, refuse("thinking: Input tag '%v' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'", th["type"])
+		return false, false, refuse("thinking: Input tag '%v' found using 'type' does not match any of the expected tags: 'adaptive', 'disabled', 'enabled'", th["type"])
 	}
-	budget, ok := th["budget_tokens"].(float64)
-	if !ok || budget != float64(int64(budget)) {
-		return false, refuse("thinking.enabled.budget_tokens: Input should be a valid integer")
-	}
-	if budget < 1024 {
-		return false, refuse("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
-	}
-	if mt, ok := body["max_tokens"].(float64); ok && mt <= budget {
-		return false, refuse("`max_tokens` must be greater than `thinking.budget_tokens`." + thinkingDocs)
+	if err := effortOf(mt, body); err != nil {
+		return false, false, err
 	}
 	if t, ok := body["temperature"]; ok && t != 1.0 {
-		return false, refuse("`temperature` may only be set to 1 when thinking is enabled." + thinkingDocs)
+		return false, false, refuse("`temperature` may only be set to 1 when thinking is enabled." + thinkingDocs)
 	}
 	if _, ok := body["top_k"]; ok {
-		return false, refuse("`top_k` must be unset when thinking is enabled." + thinkingDocs)
+		return false, false, refuse("`top_k` must be unset when thinking is enabled." + thinkingDocs)
 	}
 	if p, ok := body["top_p"].(float64); ok && p < 0.95 {
-		return false, refuse("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled." + thinkingDocs)
+		return false, false, refuse("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled." + thinkingDocs)
 	}
 	if choice == "any" || choice == "tool" {
-		return false, refuse("Thinking may not be enabled when tool_choice forces tool use." + thinkingDocs)
+		return false, false, refuse("Thinking may not be enabled when tool_choice forces tool use." + thinkingDocs)
 	}
-	return true, nil
+	return true, omitted, nil
 }
 
 func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, faulty bool) {
@@ -831,12 +994,16 @@ func (s *Server) stream(w http.ResponseWriter, model string, a answer, f Fault, 
 	}
 	if a.thinking != "" {
 		start(map[string]any{"type": "thinking", "thinking": "", "signature": ""})
-		for _, word := range strings.SplitAfter(a.thinking, " ") {
-			if !delta(map[string]any{"type": "thinking_delta", "thinking": word}) {
-				return
+		sig := OmittedSignature(a.thinking)
+		if !a.omitted {
+			sig = Signature(a.thinking)
+			for _, word := range strings.SplitAfter(a.thinking, " ") {
+				if !delta(map[string]any{"type": "thinking_delta", "thinking": word}) {
+					return
+				}
 			}
 		}
-		if !delta(map[string]any{"type": "signature_delta", "signature": Signature(a.thinking)}) {
+		if !delta(map[string]any{"type": "signature_delta", "signature": sig}) {
 			return
 		}
 		event("content_block_stop", map[string]any{"type": "content_block_stop", "index": index})
@@ -889,7 +1056,7 @@ var (
 	messagesFields = map[string]bool{
 		"model": true, "messages": true, "max_tokens": true, "system": true, "temperature": true, "top_p": true, "top_k": true,
 		"stop_sequences": true, "stream": true, "metadata": true, "tools": true, "tool_choice": true, "thinking": true,
-		"service_tier": true, "container": true, "mcp_servers": true, "context_management": true,
+		"output_config": true, "service_tier": true, "container": true, "mcp_servers": true, "context_management": true,
 	}
 	countFields = map[string]bool{
 		"model": true, "messages": true, "system": true, "tools": true, "tool_choice": true, "thinking": true, "mcp_servers": true,

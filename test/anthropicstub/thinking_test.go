@@ -19,7 +19,7 @@ func TestThinkingRefusals(t *testing.T) {
 	use := `{"role":"assistant","content":[{"type":"text","text":"t"},{"type":"tool_use","id":"toolu_1","name":"search","input":{"query":"x"}}]}`
 	result := `{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"r"}]}`
 	for _, tc := range []struct{ name, body, want string }{
-		{"unknown type", `{"model":"m","max_tokens":2000,"thinking":{"type":"on"},` + user + `}`, "does not match any of the expected tags: 'disabled', 'enabled'"},
+		{"unknown type", `{"model":"m","max_tokens":2000,"thinking":{"type":"on"},` + user + `}`, "does not match any of the expected tags: 'adaptive', 'disabled', 'enabled'"},
 		{"budget missing", `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled"},` + user + `}`, "thinking.enabled.budget_tokens: Input should be a valid integer"},
 		{"budget too small", `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":1023},` + user + `}`, "greater than or equal to 1024"},
 		{"budget not below max_tokens", `{"model":"m","max_tokens":1024,` + th + `,` + user + `}`, "`max_tokens` must be greater than `thinking.budget_tokens`"},

@@ -34,16 +34,23 @@ type config struct {
 	maxConcurrency   int
 	defaultMaxTokens int32
 	headers          map[string]string
+	// thinkingMode is the option thinking: auto (adaptiveModels decides),
+	// adaptive or budget (thinking.go).
+	thinkingMode string
+	// thinkingDisplay is the option thinking_display, sent as
+	// thinking.display under adaptive thinking ("": not sent, the
+	// model's default).
+	thinkingDisplay string
 }
 
 func defaultConfig() config {
-	return config{baseURL: "https://api.anthropic.com", version: "2023-06-01", timeout: 60 * time.Second, maxConcurrency: 64, defaultMaxTokens: 4096}
+	return config{baseURL: "https://api.anthropic.com", version: "2023-06-01", timeout: 60 * time.Second, maxConcurrency: 64, defaultMaxTokens: 4096, thinkingMode: thinkingAuto}
 }
 
 func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, []sdk.FieldError) {
 	c := defaultConfig()
 	o := upstream.NewOptions(m)
-	o.Known("base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens")
+	o.Known("base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens", "thinking", "thinking_display")
 	if s, ok := o.Str("base_url"); ok {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -68,6 +75,22 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 	}
 	if v, ok := o.Whole("default_max_tokens", 1, 1<<20); ok {
 		c.defaultMaxTokens = int32(v)
+	}
+	if s, ok := o.Str("thinking"); ok {
+		switch s {
+		case thinkingAuto, thinkingAdaptive, thinkingBudget:
+			c.thinkingMode = s
+		default:
+			o.Bad("thinking", "%q is not auto (adaptive thinking for the models known to take it, budget_tokens for the others), adaptive or budget", s)
+		}
+	}
+	if s, ok := o.Str("thinking_display"); ok {
+		switch s {
+		case "summarized", "omitted":
+			c.thinkingDisplay = s
+		default:
+			o.Bad("thinking_display", "%q is not summarized or omitted (leave it unset for the model's default)", s)
+		}
 	}
 	if h, ok := o.Headers("headers", "is set by the plugin", "x-api-key", "anthropic-version", "Content-Type"); ok {
 		c.headers = h
