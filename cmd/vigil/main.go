@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -107,13 +108,20 @@ func newFlags(name, usageLine, help string, stdout, stderr io.Writer) *flag.Flag
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
 	var positional []string
 	for {
+		// The flag package prints the usage itself (after the error, if
+		// any) before returning; hold that text back so that -help prints
+		// it once, to stdout, and a bad flag once, to the flag set's output.
+		out := fs.Output()
+		var msg bytes.Buffer
+		fs.SetOutput(&msg)
 		err := fs.Parse(args)
+		fs.SetOutput(out)
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			_, _ = stdout.Write(msg.Bytes())
 			return 0, true
 		}
 		if err != nil {
+			_, _ = out.Write(msg.Bytes())
 			return 2, true
 		}
 		rest := fs.Args()
