@@ -122,11 +122,17 @@ func Load(opts Options) (*Loaded, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if errs := applyEnv(cfg, lookup); len(errs) > 0 {
+	if errs := applyEnv(cfg, lookup, l.pos); len(errs) > 0 {
 		return nil, errs
 	}
 	if opts.Override != nil {
+		before := *cfg
 		opts.Override(cfg)
+		// Errors about what a flag set name the command line, not the
+		// file line it overrode.
+		for _, key := range Diff(&before, cfg) {
+			l.pos[key] = position{file: "command line"}
+		}
 	}
 	if errs := l.resolveSecrets(lookup); len(errs) > 0 {
 		return nil, errs
