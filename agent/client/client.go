@@ -147,10 +147,14 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 				Message string `json:"message"`
 			} `json:"error"`
 		}
+		apiErr := &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
 		if json.Unmarshal(answer, &e) == nil && e.Error.Code != "" {
-			return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+			apiErr.Code, apiErr.Message = e.Error.Code, e.Error.Message
 		}
-		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+			apiErr.Message += fmt.Sprintf(" (no token was given: set %s or %s, or pass -token-file)", EnvToken, EnvTokenFile)
+		}
+		return resp.StatusCode, apiErr
 	}
 	if out != nil && len(answer) > 0 {
 		if err := json.Unmarshal(answer, out); err != nil {
