@@ -38,3 +38,34 @@ func TestUnauthorizedWithoutTokenSaysHowToGiveOne(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSMistakesSayWhatToDo checks the hints for the two usual TLS
+// mistakes: an agent certificate the CLI does not trust, and plain http to
+// an agent that serves https.
+func TestTLSMistakesSayWhatToDo(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+
+	c, err := New(Config{Addr: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), "/v1/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "-ca-file") || !strings.Contains(err.Error(), EnvCAFile) {
+		t.Errorf("untrusted certificate: error = %v; want a hint at -ca-file and %s", err, EnvCAFile)
+	}
+	if err != nil && strings.Contains(err.Error(), "is it running?") {
+		t.Errorf("untrusted certificate: error = %v; the agent is running", err)
+	}
+
+	c, err = New(Config{Addr: strings.TrimPrefix(srv.URL, "https://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), "/v1/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "https://") {
+		t.Errorf("http to an https agent: error = %v; want a hint to use https://", err)
+	}
+}
