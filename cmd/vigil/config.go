@@ -44,6 +44,9 @@ exits 1 if there is any.`, stdout, stderr)
 		return 2
 	}
 	l, err := config.Load(config.Options{Path: fs.Arg(0), Dev: *dev})
+	if err == nil {
+		err = l.CheckFiles()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "Configuration is not valid:\n%s\n", indent(err.Error()))
 		return 1
