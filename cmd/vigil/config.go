@@ -45,7 +45,7 @@ exits 1 if there is any.`, stdout, stderr)
 	}
 	l, err := config.Load(config.Options{Path: fs.Arg(0), Dev: *dev})
 	if err == nil {
-		err = l.CheckFiles()
+		err = l.CheckFiles(nil)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "Configuration is not valid:\n%s\n", indent(err.Error()))
