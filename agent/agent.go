@@ -440,6 +440,10 @@ func (a *Agent) Reload(next *config.Loaded) {
 	a.mu.Lock()
 	prev := a.cfg
 	a.mu.Unlock()
+	if err := config.CheckReload(prev.Config, next.Config); err != nil {
+		a.logger.Error("reload failed; keeping the running configuration", "err", err.Error())
+		return
+	}
 
 	changed := config.Diff(prev.Config, next.Config)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)
