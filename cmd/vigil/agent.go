@@ -72,6 +72,9 @@ in docs/configuration.md, "Reloading").`, stdout, stderr)
 	lvl, _ := logging.ParseLevel(cfg.LogLevel) // validated by Load
 	level.Set(lvl)
 	logger := logging.New(stderr, cfg.LogFormat, level)
+	if names := config.UnknownEnv(os.Environ(), cfg.Config); len(names) > 0 {
+		logger.Warn("ignoring VIGIL_* environment variables that set nothing (a typo? lists are set in files only)", "names", names)
+	}
 
 	aopts := agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout}
 	if *dev {

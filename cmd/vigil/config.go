@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/config"
@@ -50,6 +51,9 @@ exits 1 if there is any.`, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "Configuration is not valid:\n%s\n", indent(err.Error()))
 		return 1
+	}
+	if names := config.UnknownEnv(os.Environ(), l.Config); len(names) > 0 {
+		fmt.Fprintf(stderr, "Warning: these VIGIL_* environment variables set nothing and are ignored (a typo? lists are set in files only): %s\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(stdout, "Configuration is valid (%s).\n", strings.Join(l.Files, ", "))
 	return 0
