@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -136,5 +137,28 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, do
 		args = rest[1:]
 	}
 	_ = fs.Parse(append([]string{"--"}, positional...))
+	if err := checkFormat(fs); err != nil {
+		fmt.Fprintf(fs.Output(), "vigil %s: %v\n", fs.Name(), err)
+		return 2, true
+	}
 	return 0, false
+}
+
+// checkFormat refuses a -format value that the flag's usage does not list
+// (every command writes it as "output `format`: text, csv or json"), so that
+// a typo is an error rather than the default output.
+func checkFormat(fs *flag.FlagSet) error {
+	f := fs.Lookup("format")
+	if f == nil {
+		return nil
+	}
+	_, list, ok := strings.Cut(f.Usage, ": ")
+	if !ok {
+		return nil
+	}
+	allowed := strings.FieldsFunc(strings.ReplaceAll(list, " or ", ","), func(r rune) bool { return r == ',' || r == ' ' })
+	if slices.Contains(allowed, f.Value.String()) {
+		return nil
+	}
+	return fmt.Errorf("-format %q: want %s", f.Value.String(), list)
 }

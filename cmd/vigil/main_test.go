@@ -43,3 +43,34 @@ func TestBadFlagUsageOnStderr(t *testing.T) {
 		t.Errorf("stderr has the usage %d times, want once:\n%s", n, stderr.String())
 	}
 }
+
+// TestBadFormatRefused checks that every command refuses a -format it does
+// not know before asking the agent, instead of printing its default output.
+func TestBadFormatRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"status"}, {"gpu"}, {"host"}, {"query", "vigil_host_load1"}, {"models"}, {"alerts"},
+		{"members"}, {"version"}, {"drift", "fraud"}, {"llm", "usage"}, {"plugins", "list"},
+		{"fleet", "stats", "fraud"}, {"keyring", "list"},
+	} {
+		var stdout, stderr bytes.Buffer
+		t.Setenv("VIGIL_HTTP_ADDR", "127.0.0.1:1")
+		code := run(append(args, "-format", "xml"), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), `-format "xml"`) || strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("%v -format xml: exit %d, stderr %q; want exit 2 naming -format", args, code, stderr.String())
+		}
+	}
+}
+
+// TestQueryRefusesBadDurations checks that vigil query refuses a negative
+// -step (it printed raw points as if none was given) and a -since that is
+// not positive, before asking the agent.
+func TestQueryRefusesBadDurations(t *testing.T) {
+	t.Setenv("VIGIL_HTTP_ADDR", "127.0.0.1:1")
+	for _, args := range [][]string{{"-step", "-1m"}, {"-since", "0s"}, {"-since", "-1h"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"query", "vigil_host_load1"}, args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), args[0]) || strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("query %v: exit %d, stderr %q; want exit 2 naming %s", args, code, stderr.String(), args[0])
+		}
+	}
+}
