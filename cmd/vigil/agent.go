@@ -75,6 +75,9 @@ in docs/configuration.md, "Reloading").`, stdout, stderr)
 	if names := config.UnknownEnv(os.Environ(), cfg.Config); len(names) > 0 {
 		logger.Warn("ignoring VIGIL_* environment variables that set nothing (a typo? lists are set in files only)", "names", names)
 	}
+	for _, w := range cfg.SecretWarnings() {
+		logger.Warn("a secret is readable by every user of this host", "where", w)
+	}
 
 	aopts := agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout}
 	if *dev {

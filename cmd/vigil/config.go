@@ -55,6 +55,9 @@ exits 1 if there is any.`, stdout, stderr)
 	if names := config.UnknownEnv(os.Environ(), l.Config); len(names) > 0 {
 		fmt.Fprintf(stderr, "Warning: these VIGIL_* environment variables set nothing and are ignored (a typo? lists are set in files only): %s\n", strings.Join(names, ", "))
 	}
+	for _, w := range l.SecretWarnings() {
+		fmt.Fprintf(stderr, "Warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "Configuration is valid (%s).\n", strings.Join(l.Files, ", "))
 	return 0
 }
