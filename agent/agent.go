@@ -354,7 +354,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.startAlerts(bgCtx)
 	a.api.Serve()
 	a.waitFirstTicks(3 * time.Second)
-	sd := notifySystemd(a.logger, a.Health) // READY=1, then watchdog pings
+	sd := notifySystemd(a.logger, a.watchdogHealth) // READY=1, then watchdog pings
 	a.printBanner()
 	a.logger.Info("agent started", "node", a.cfg.NodeName, "data_dir", a.dir.Path, "version", version.Get().Version)
 
@@ -440,6 +440,10 @@ func (a *Agent) Reload(next *config.Loaded) {
 	a.mu.Lock()
 	prev := a.cfg
 	a.mu.Unlock()
+	if err := config.CheckReload(prev.Config, next.Config); err != nil {
+		a.logger.Error("reload failed; keeping the running configuration", "err", err.Error())
+		return
+	}
 
 	changed := config.Diff(prev.Config, next.Config)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)

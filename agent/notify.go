@@ -21,7 +21,8 @@ import (
 // systemd kills and restarts it (Restart=on-failure). A single failing
 // check skips one ping and is logged; it takes failures for the whole
 // WatchdogSec before systemd acts. Checks that a restart cannot fix should
-// therefore report through /v1/status rather than fail /v1/health.
+// therefore report through /v1/status rather than fail /v1/health, or be
+// listed in restartCannotFix.
 type systemdNotifier struct {
 	logger *slog.Logger
 	health func(context.Context) map[string]string
@@ -107,4 +108,21 @@ func (n *systemdNotifier) Stopping() {
 		n.wg.Wait()
 		n.send(daemon.SdNotifyStopping)
 	})
+}
+
+// restartCannotFix are health checks that fail /v1/health but do not
+// withhold watchdog pings, because a restart does not cure them: a full or
+// failing disk (store) stays so, and systemd would restart the agent over
+// it until StartLimitBurst gives up on the unit, taking the live /metrics
+// down with it.
+var restartCannotFix = []string{"store"}
+
+// watchdogHealth is Health without the checks in restartCannotFix: what
+// gates the systemd watchdog pings.
+func (a *Agent) watchdogHealth(ctx context.Context) map[string]string {
+	failing := a.Health(ctx)
+	for _, name := range restartCannotFix {
+		delete(failing, name)
+	}
+	return failing
 }

@@ -408,7 +408,7 @@ func TestTLS(t *testing.T) {
 	}
 	cmd := exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr, "-ca-file", certFile)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "TLS true") {
+	if err != nil || !strings.Contains(string(out), "(TLS, no auth: loopback only)") {
 		t.Errorf("vigil status over TLS: %v\n%s", err, out)
 	}
 	cmd = exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr)

@@ -263,11 +263,11 @@ func TestFleetCLIRefusesBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"members", "-format", "yaml"}, `vigil members: -format: "yaml" is not text or json`},
+		{[]string{"members", "-format", "yaml"}, `vigil members: -format "yaml": want text or json`},
 		{[]string{"members", "-status", "dead"}, `vigil members: -status: "dead" is not alive, leaving, left or failed`},
 		{[]string{"members", "node-1"}, `vigil members: takes no arguments`},
-		{[]string{"fleet", "stats", "llama", "-format", "xml"}, `vigil fleet stats: -format: "xml" is not text or json`},
-		{[]string{"keyring", "list", "-format", "yaml"}, `vigil keyring list: -format: "yaml" is not text or json`},
+		{[]string{"fleet", "stats", "llama", "-format", "xml"}, `vigil fleet stats: -format "xml": want text or json`},
+		{[]string{"keyring", "list", "-format", "yaml"}, `vigil keyring list: -format "yaml": want text or json`},
 	} {
 		// The agent address is closed: the command must fail on its flags first.
 		cmd := exec.Command(vigilBin, append(tc.args, "-http-addr", "127.0.0.1:1")...)

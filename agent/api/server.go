@@ -411,6 +411,9 @@ func (s *Server) Listen() error {
 				return err
 			}
 			ln = tls.NewListener(ln, tc)
+		} else if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && len(s.cfg.Tokens) > 0 {
+			s.logger.Warn("API tokens travel in clear text: the API is reachable from other hosts without TLS; set api.tls.cert_file and api.tls.key_file",
+				"addr", ln.Addr().String())
 		}
 		s.listeners = append(s.listeners, ln)
 	}

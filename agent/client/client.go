@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -129,6 +130,10 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.base, err, EnvCAFile)
+		}
 		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
 	}
 	defer resp.Body.Close()
@@ -147,10 +152,18 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 				Message string `json:"message"`
 			} `json:"error"`
 		}
+		apiErr := &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
 		if json.Unmarshal(answer, &e) == nil && e.Error.Code != "" {
-			return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+			apiErr.Code, apiErr.Message = e.Error.Code, e.Error.Message
 		}
-		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
+		if resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(c.base, "http://") &&
+			strings.Contains(apiErr.Message, "HTTP request to an HTTPS server") {
+			apiErr.Message += fmt.Sprintf(" (the agent serves TLS: give the address as https://%s)", strings.TrimPrefix(c.base, "http://"))
+		}
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+			apiErr.Message += fmt.Sprintf(" (no token was given: set %s or %s, or pass -token-file)", EnvToken, EnvTokenFile)
+		}
+		return resp.StatusCode, apiErr
 	}
 	if out != nil && len(answer) > 0 {
 		if err := json.Unmarshal(answer, out); err != nil {

@@ -42,8 +42,10 @@ func walkLeaves(v reflect.Value, key string, fn func(key string, v reflect.Value
 	}
 }
 
-// applyEnv overrides scalar settings from VIGIL_* environment variables.
-func applyEnv(cfg *Config, lookup func(string) (string, bool), set func(key, name string)) Errors {
+// applyEnv overrides scalar settings from VIGIL_* environment variables and
+// records each one in pos, so that later errors about its value name the
+// variable rather than the file line it overrode.
+func applyEnv(cfg *Config, lookup func(string) (string, bool), pos map[string]position) Errors {
 	var errs Errors
 	walkLeaves(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) {
 		name := EnvName(key)
@@ -51,11 +53,10 @@ func applyEnv(cfg *Config, lookup func(string) (string, bool), set func(key, nam
 		if !ok {
 			return
 		}
+		pos[key] = position{file: "environment " + name}
 		if err := setFromString(v, s); err != nil {
 			errs = append(errs, &Error{File: "environment " + name, Key: key, Msg: err.Error()})
-			return
 		}
-		set(key, name)
 	})
 	return errs
 }

@@ -128,14 +128,17 @@ func Load(opts Options) (*Loaded, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	// A key the environment set is reported there, not at the file line
-	// that set it before.
-	setByEnv := func(key, name string) { l.pos[key] = position{file: "environment " + name} }
-	if errs := applyEnv(cfg, lookup, setByEnv); len(errs) > 0 {
+	if errs := applyEnv(cfg, lookup, l.pos); len(errs) > 0 {
 		return nil, errs
 	}
 	if opts.Override != nil {
+		before := *cfg
 		opts.Override(cfg)
+		// Errors about what a flag set name the command line, not the
+		// file line it overrode.
+		for _, key := range Diff(&before, cfg) {
+			l.pos[key] = position{file: "command line"}
+		}
 	}
 	if errs := l.resolveSecrets(lookup); len(errs) > 0 {
 		return nil, errs

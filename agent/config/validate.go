@@ -93,6 +93,8 @@ func (l *Loaded) validate() Errors {
 			add("api.addr", "%q is not host:port: %v", a.Addr, err)
 		case port == "":
 			add("api.addr", "%q has no port", a.Addr)
+		case !validPort(port):
+			add("api.addr", "%q: port %q is not a number from 0 to 65535", a.Addr, port)
 		case !isLoopback(host) && len(a.Tokens) == 0 && !a.InsecureAllowRemote:
 			add("api.addr", "%q is reachable from other hosts but no api.tokens are configured; add tokens, listen on 127.0.0.1, or set api.insecure_allow_remote: true if something else guards the port", a.Addr)
 		}
@@ -162,6 +164,13 @@ func (l *Loaded) keyedErrors(err error) Errors {
 		errs = append(errs, l.errAt(key, "%s", msg))
 	}
 	return errs
+}
+
+// validPort reports whether port is one net.Listen accepts: a number from 0
+// to 65535 or a service name such as http.
+func validPort(port string) bool {
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
 }
 
 // isLoopback reports whether host only accepts connections from this

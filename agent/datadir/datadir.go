@@ -56,8 +56,10 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("data dir %s exists and is not a directory", abs)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && logger != nil {
-		logger.Warn("data dir is accessible to other users; vigil creates it with mode 0700", "path", abs, "mode", fmt.Sprintf("%#o", perm))
+	// Group access is how the packages share the dir with the vigil group
+	// (StateDirectoryMode=0750); only other users' access is a concern.
+	if perm := st.Mode().Perm(); perm&0o007 != 0 && logger != nil {
+		logger.Warn("data dir is accessible to other users; vigil creates it with mode 0700 (the packages 0750)", "path", abs, "mode", fmt.Sprintf("%#o", perm))
 	}
 	lockPath := filepath.Join(abs, LockFile)
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)

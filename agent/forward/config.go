@@ -3,8 +3,10 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -116,6 +118,36 @@ func (r RemoteWrite) withDefaults() RemoteWrite {
 		r.Timeout = d.Timeout
 	}
 	return r
+}
+
+// CheckFiles reads every file the upstreams name (secrets and TLS), as New
+// does at start, and reports each that cannot be read, named as Validate
+// names fields. Validate does not open files, so that a SIGHUP is not
+// refused over a token file being rotated; `vigil config validate` runs
+// this too, so that it does not call valid what the agent would refuse.
+func (c Config) CheckFiles() error {
+	var errs []error
+	for i, r := range c.RemoteWrite {
+		for _, f := range []struct{ key, path string }{
+			{"bearer_token_file", r.BearerTokenFile},
+			{"basic_auth.password_file", r.BasicAuth.PasswordFile},
+			{"tls.ca_file", r.TLS.CAFile},
+			{"tls.cert_file", r.TLS.CertFile},
+			{"tls.key_file", r.TLS.KeyFile},
+		} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.ReadFile(f.path); err != nil {
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				errs = append(errs, fmt.Errorf("forward.remote_write[%d].%s: cannot read %s: %v", i, f.key, f.path, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Limits checked by Validate.

@@ -43,5 +43,13 @@ func New(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	if format == "text" || (format == "auto" && IsTerminal(w)) {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	// JSON would write a time.Duration as a bare count of nanoseconds;
+	// write it as the text handler and the configuration do ("1.5s").
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

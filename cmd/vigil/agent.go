@@ -25,11 +25,11 @@ Run the Vigil agent in the foreground until SIGINT or SIGTERM.
                 the dev defaults). See docs/configuration.md.
 
 VIGIL_* environment variables override file settings (VIGIL_LOG_LEVEL,
-VIGIL_API_ADDR, ...); the flags below override both. SIGHUP reloads the
-configuration: log level, API tokens, access log, gossip role, plugin
-settings, alert rules and receivers, and drift and per-model settings
-change at once; other changes are logged as needing a restart (see
-docs/configuration.md#reloading).`, stdout, stderr)
+VIGIL_API_ADDR, ...); the flags below override both. SIGHUP re-reads the
+configuration: the log level, API tokens, access log, gossip role, plugin
+settings, alert rules and receivers, and most drift and per-model settings
+change at once; other changes are logged as needing a restart (the list is
+in docs/configuration.md, "Reloading").`, stdout, stderr)
 	dev := fs.Bool("dev", false, "run on embedded development defaults")
 	cfgPath := fs.String("config", "", "configuration `path`: a YAML file or a directory of *.yaml files")
 	dataDir := fs.String("data-dir", "", "data `directory` (overrides data_dir)")
@@ -72,6 +72,12 @@ docs/configuration.md#reloading).`, stdout, stderr)
 	lvl, _ := logging.ParseLevel(cfg.LogLevel) // validated by Load
 	level.Set(lvl)
 	logger := logging.New(stderr, cfg.LogFormat, level)
+	if names := config.UnknownEnv(os.Environ(), cfg.Config); len(names) > 0 {
+		logger.Warn("ignoring VIGIL_* environment variables that set nothing (a typo? lists are set in files only)", "names", names)
+	}
+	for _, w := range cfg.SecretWarnings() {
+		logger.Warn("a secret is readable by every user of this host", "where", w)
+	}
 
 	aopts := agent.Options{Dev: *dev, Logger: logger, Level: level, Banner: stdout}
 	if *dev {

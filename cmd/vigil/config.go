@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/config"
@@ -44,9 +45,18 @@ exits 1 if there is any.`, stdout, stderr)
 		return 2
 	}
 	l, err := config.Load(config.Options{Path: fs.Arg(0), Dev: *dev})
+	if err == nil {
+		err = l.CheckFiles(nil)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "Configuration is not valid:\n%s\n", indent(err.Error()))
 		return 1
+	}
+	if names := config.UnknownEnv(os.Environ(), l.Config); len(names) > 0 {
+		fmt.Fprintf(stderr, "Warning: these VIGIL_* environment variables set nothing and are ignored (a typo? lists are set in files only): %s\n", strings.Join(names, ", "))
+	}
+	for _, w := range l.SecretWarnings() {
+		fmt.Fprintf(stderr, "Warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "Configuration is valid (%s).\n", strings.Join(l.Files, ", "))
 	return 0

@@ -77,9 +77,6 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		fmt.Fprintf(stderr, "vigil keyring %s: want %d argument(s), got %d\n", sub, want, fs.NArg())
 		return 2
 	}
-	if !checkFormat("keyring "+sub, *format, stderr) {
-		return 2
-	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
@@ -129,9 +126,6 @@ rate, d=drifting features, a=alerts).`, stdout, stderr)
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
-	}
-	if !checkFormat("members", *format, stderr) {
-		return 2
 	}
 	switch *status {
 	case "", "alive", "leaving", "left", "failed":
@@ -236,9 +230,6 @@ Subcommands:
 		fmt.Fprintln(stderr, "vigil fleet stats: want exactly one MODEL")
 		return 2
 	}
-	if !checkFormat("fleet stats", *format, stderr) {
-		return 2
-	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil fleet stats: %v\n", err)
@@ -279,16 +270,6 @@ Subcommands:
 	}
 	tw.Flush()
 	return 0
-}
-
-// checkFormat refuses a -format other than text or json, which would
-// otherwise print text silently.
-func checkFormat(cmd, format string, stderr io.Writer) bool {
-	if format == "text" || format == "json" {
-		return true
-	}
-	fmt.Fprintf(stderr, "vigil %s: -format: %q is not text or json\n", cmd, format)
-	return false
 }
 
 // printNotAsked names the members a keyring command did not reach.

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// TestHelpPrintedOnce: "vigil <command> -help" prints the command's usage
+// TestHelpPrintedOnceSubcommands: "vigil <command> -help" prints the command's usage
 // once, on stdout, and exits 0; a bad flag prints it once, on stderr, and
 // exits 2. (The flag package prints the usage itself on -help; printing
 // it again gave every command's help twice, once on each stream.)
-func TestHelpPrintedOnce(t *testing.T) {
+func TestHelpPrintedOnceSubcommands(t *testing.T) {
 	for _, args := range [][]string{
 		{"models", "-help"}, {"alerts", "--help"}, {"status", "-h"}, {"drift", "fraud", "-help"},
 		{"drift", "compare", "-help"}, {"agent", "-help"}, {"query", "-help"},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -107,21 +108,21 @@ func newFlags(name, usageLine, help string, stdout, stderr io.Writer) *flag.Flag
 // (-help, or a flag error).
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
 	var positional []string
-	// The flag package prints the usage itself on -help and on a bad
-	// flag: collect it, then send it to stdout (-help) or stderr (error),
-	// once.
-	stderr := fs.Output()
-	var printed bytes.Buffer
-	fs.SetOutput(&printed)
-	defer fs.SetOutput(stderr)
 	for {
+		// The flag package prints the usage itself (after the error, if
+		// any) before returning; hold that text back so that -help prints
+		// it once, to stdout, and a bad flag once, to the flag set's output.
+		out := fs.Output()
+		var msg bytes.Buffer
+		fs.SetOutput(&msg)
 		err := fs.Parse(args)
+		fs.SetOutput(out)
 		if errors.Is(err, flag.ErrHelp) {
-			stdout.Write(printed.Bytes())
+			_, _ = stdout.Write(msg.Bytes())
 			return 0, true
 		}
 		if err != nil {
-			stderr.Write(printed.Bytes())
+			_, _ = out.Write(msg.Bytes())
 			return 2, true
 		}
 		rest := fs.Args()
@@ -136,5 +137,28 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, do
 		args = rest[1:]
 	}
 	_ = fs.Parse(append([]string{"--"}, positional...))
+	if err := checkFormat(fs); err != nil {
+		fmt.Fprintf(fs.Output(), "vigil %s: %v\n", fs.Name(), err)
+		return 2, true
+	}
 	return 0, false
+}
+
+// checkFormat refuses a -format value that the flag's usage does not list
+// (every command writes it as "output `format`: text, csv or json"), so that
+// a typo is an error rather than the default output.
+func checkFormat(fs *flag.FlagSet) error {
+	f := fs.Lookup("format")
+	if f == nil {
+		return nil
+	}
+	_, list, ok := strings.Cut(f.Usage, ": ")
+	if !ok {
+		return nil
+	}
+	allowed := strings.FieldsFunc(strings.ReplaceAll(list, " or ", ","), func(r rune) bool { return r == ',' || r == ' ' })
+	if slices.Contains(allowed, f.Value.String()) {
+		return nil
+	}
+	return fmt.Errorf("-format %q: want %s", f.Value.String(), list)
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -100,11 +101,7 @@ func printStatus(w io.Writer, st agent.Status, health string, failing map[string
 	fmt.Fprintf(tw, "Version:\t%s (%s)\n", st.Version.Version, st.Version.Revision)
 	fmt.Fprintf(tw, "Uptime:\t%s (since %s)\n", (time.Duration(st.UptimeSeconds) * time.Second).String(), st.StartedAt.Format(time.RFC3339))
 	fmt.Fprintf(tw, "Data dir:\t%s\n", st.DataDir)
-	auth := "off (loopback only)"
-	if st.API.Auth {
-		auth = "bearer tokens"
-	}
-	fmt.Fprintf(tw, "API:\t%s (TLS %v, auth %s)\n", strings.Join(st.API.Addresses, ", "), st.API.TLS, auth)
+	fmt.Fprintf(tw, "API:\t%s (%s)\n", strings.Join(st.API.Addresses, ", "), apiSecurity(st.API))
 	fmt.Fprintf(tw, "Health:\t%s\n", health)
 	tw.Flush()
 	if len(failing) > 0 {
@@ -125,4 +122,27 @@ func printStatus(w io.Writer, st agent.Status, health string, failing map[string
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.State, s.Reason)
 	}
 	tw.Flush()
+}
+
+// apiSecurity says how the API is protected: TLS or not, and tokens, or
+// without tokens whether other hosts can reach it (api.insecure_allow_remote).
+func apiSecurity(a agent.APIStatus) string {
+	transport := "plain HTTP"
+	if a.TLS {
+		transport = "TLS"
+	}
+	if a.Auth {
+		return transport + ", bearer tokens"
+	}
+	for _, addr := range a.Addresses {
+		hostport, ok := strings.CutPrefix(addr, "tcp://")
+		if !ok {
+			continue // a unix socket is local
+		}
+		host, _, err := net.SplitHostPort(hostport)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return transport + ", NO AUTH, reachable from other hosts"
+		}
+	}
+	return transport + ", no auth: loopback only"
 }

@@ -159,6 +159,10 @@ Examples:
 		fmt.Fprintln(stderr, "vigil query: give exactly one SERIES name")
 		return 2
 	}
+	if *since <= 0 || *step < 0 {
+		fmt.Fprintf(stderr, "vigil query: -since must be positive and -step not negative (got -since %s, -step %s)\n", *since, *step)
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil query: %v\n", err)

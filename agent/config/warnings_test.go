@@ -1,0 +1,54 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSecretWarnings checks that secrets other users can read are warned
+// about: a secret file readable by every user, and an inline secret in a
+// configuration file readable by every user.
+func TestSecretWarnings(t *testing.T) {
+	dir := t.TempDir()
+	open := writeFile(t, dir, "open.token", "0123456789abcdef-open\n")
+	closed := writeFile(t, dir, "closed.token", "0123456789abcdef-closed\n")
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, dir, "vigil.yaml", `api:
+  tokens:
+    - {name: a, scope: read, secret_file: `+open+`}
+    - {name: b, scope: read, secret_file: `+closed+`}
+    - {name: c, scope: write, secret: 0123456789abcdef-inline}
+`)
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(Options{Path: p, Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(l.SecretWarnings(), "\n")
+	for _, want := range []string{
+		"vigil.yaml:3: api.tokens[0].secret_file: " + open + " is readable by every user (mode 0644)",
+		"vigil.yaml:5: api.tokens[2].secret: an inline secret in a file readable by every user (mode 0644)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "tokens[1]") {
+		t.Errorf("a private secret file is warned about:\n%s", got)
+	}
+
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.SecretWarnings(); len(w) != 0 {
+		t.Errorf("private files: warnings %v", w)
+	}
+}
