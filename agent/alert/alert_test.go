@@ -380,6 +380,17 @@ func TestDriftRule(t *testing.T) {
 			if a != nil && (a.Labels["method"] == "" || a.Labels["alertname"] != "VigilFeatureDrift") {
 				t.Fatalf("labels %v", a.Labels)
 			}
+			// The value is what the threshold is compared with: the
+			// p-value for a test, the statistic otherwise.
+			if a != nil && a.State == StateFiring && s.sev != "insufficient_data" {
+				want := s.stat
+				if feature == "age" {
+					want = s.pv
+				}
+				if a.Value != want {
+					t.Errorf("evalStep %d %s: value %v, want %v (threshold %v)", i, feature, a.Value, want, a.Threshold)
+				}
+			}
 		}
 	}
 }

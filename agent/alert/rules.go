@@ -220,7 +220,13 @@ func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 			}
 			labels := Labels{"rule": RuleDrift, "model": f.Model, "version": f.Version, "feature": f.Feature, "method": f.Method}
 			active, _ := activeOf(labels)
+			// The value is what the threshold is compared with: the
+			// p-value for a test (drift when it is below), else the
+			// statistic (drift when above).
 			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold}
+			if f.PValue != nil {
+				c.Value = *f.PValue
+			}
 			c.Level, c.Hold = driftLevel(f, e, active)
 			if c.Level == SeverityCritical && f.PValue == nil && f.Critical > 0 {
 				c.Threshold = f.Critical
