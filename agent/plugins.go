@@ -119,6 +119,11 @@ func (a *Agent) openForwarder() error {
 		a.setStatus("forward", func() SubsystemStatus {
 			return SubsystemStatus{Name: "forward", State: StateDisabled, Reason: "no forward.remote_write upstreams configured"}
 		})
+		// Off, like drift and gossip when off: 409 with its own code,
+		// not the 404 of an endpoint that does not exist.
+		a.api.HandleFunc("GET /v1/forward", api.Read, func(w http.ResponseWriter, r *http.Request) {
+			api.WriteError(w, api.Errorf(http.StatusConflict, "forward_disabled", "forwarding is not configured on this agent (forward.remote_write lists no upstreams; adding some needs a restart)"))
+		})
 		return nil
 	}
 	f, err := forward.New(a.cfg.Forward, a.store, a.logger.With("subsystem", "forward"), a.reg)

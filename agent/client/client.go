@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,10 @@ const (
 	EnvToken     = "VIGIL_TOKEN"
 	EnvTokenFile = "VIGIL_TOKEN_FILE"
 	EnvCAFile    = "VIGIL_CACERT"
+	// EnvClientCert and EnvClientKey name the certificate and key the CLI
+	// presents to an agent that requires one (api.tls.client_ca_file).
+	EnvClientCert = "VIGIL_CLIENT_CERT"
+	EnvClientKey  = "VIGIL_CLIENT_KEY"
 )
 
 // DefaultAddr is where the CLI looks for the agent.
@@ -38,15 +43,24 @@ type Config struct {
 	// Token is sent as a bearer token when not empty.
 	Token string
 	// CAFile verifies an https agent signed by a private CA.
-	CAFile  string
-	Timeout time.Duration
+	CAFile string
+	// ClientCert and ClientKey are PEM files of a certificate and its key,
+	// presented to an https agent that requires client certificates
+	// (mutual TLS). Both or neither.
+	ClientCert string
+	ClientKey  string
+	Timeout    time.Duration
 }
 
 // Client talks to one agent.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base       string
+	token      string
+	clientCert string // the -client-cert file, for hints
+	// certAsked is set when an agent asked for a client certificate
+	// during a handshake, so that a refused handshake can say why.
+	certAsked *atomic.Bool
+	http      *http.Client
 }
 
 // APIError is an error the agent answered with.
@@ -82,6 +96,28 @@ func New(cfg Config) (*Client, error) {
 	default:
 		base = "http://" + base
 	}
+	certAsked := new(atomic.Bool)
+	tc, err := tlsConfig(cfg, certAsked)
+	if err != nil {
+		return nil, err
+	}
+	tr.TLSClientConfig = tc
+	return &Client{
+		base:       strings.TrimRight(base, "/"),
+		token:      cfg.Token,
+		clientCert: cfg.ClientCert,
+		certAsked:  certAsked,
+		http:       &http.Client{Transport: tr, Timeout: cfg.Timeout},
+	}, nil
+}
+
+// tlsConfig builds the client side of TLS from the CA file (the system's
+// roots when empty) and the client certificate. The files are read here, so
+// that a missing file or a certificate that does not match its key is an
+// error before anything is sent. asked is set when an agent asks for a
+// client certificate.
+func tlsConfig(cfg Config, asked *atomic.Bool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -91,13 +127,40 @@ func New(cfg Config) (*Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("CA file %s holds no PEM certificates", cfg.CAFile)
 		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tc.RootCAs = pool
 	}
-	return &Client{
-		base:  strings.TrimRight(base, "/"),
-		token: cfg.Token,
-		http:  &http.Client{Transport: tr, Timeout: cfg.Timeout},
-	}, nil
+	switch {
+	case cfg.ClientCert != "" && cfg.ClientKey == "":
+		return nil, fmt.Errorf("client certificate %s given without its key: set -client-key or %s as well", cfg.ClientCert, EnvClientKey)
+	case cfg.ClientCert == "" && cfg.ClientKey != "":
+		return nil, fmt.Errorf("client key %s given without its certificate: set -client-cert or %s as well", cfg.ClientKey, EnvClientCert)
+	case cfg.ClientCert != "":
+		certPEM, err := os.ReadFile(cfg.ClientCert)
+		if err != nil {
+			return nil, fmt.Errorf("read client certificate: %w", err)
+		}
+		keyPEM, err := os.ReadFile(cfg.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("read client key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s and key %s: %w", cfg.ClientCert, cfg.ClientKey, err)
+		}
+		// Sent whichever CAs the agent names as acceptable (crypto/tls
+		// would otherwise send nothing), so that the agent checks it and
+		// says why it refuses it.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked.Store(true)
+			return &cert, nil
+		}
+		return tc, nil
+	}
+	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		return &tls.Certificate{}, nil // none to send
+	}
+	return tc, nil
 }
 
 // Get fetches path and decodes the JSON answer into out. A non-2xx answer
@@ -133,6 +196,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 		var certErr *tls.CertificateVerificationError
 		if errors.As(err, &certErr) {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.base, err, EnvCAFile)
+		}
+		if hint := c.clientCertHint(err); hint != "" {
+			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.base, err, hint)
 		}
 		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
 	}
@@ -173,10 +239,31 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 	return resp.StatusCode, nil
 }
 
+// clientCertHint explains a handshake the agent refused after asking for a
+// client certificate (api.tls.client_ca_file): TLS 1.3 agents then send
+// "certificate required" when none was presented, TLS 1.2 agents
+// "handshake failure", and both "unknown certificate authority", "bad
+// certificate" or "expired certificate" for one they do not accept.
+func (c *Client) clientCertHint(err error) string {
+	if !c.certAsked.Load() || !strings.Contains(err.Error(), "remote error: tls: ") {
+		return ""
+	}
+	if c.clientCert == "" {
+		return fmt.Sprintf("the agent requires a client certificate (api.tls.client_ca_file is set): give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
+	}
+	return fmt.Sprintf("the agent refused the client certificate %s: it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication", c.clientCert)
+}
+
 // FromEnv fills a Config from the VIGIL_* environment variables, reading
 // the token from VIGIL_TOKEN_FILE when VIGIL_TOKEN is unset.
 func FromEnv() (Config, error) {
-	cfg := Config{Addr: os.Getenv(EnvAddr), Token: os.Getenv(EnvToken), CAFile: os.Getenv(EnvCAFile)}
+	cfg := Config{
+		Addr:       os.Getenv(EnvAddr),
+		Token:      os.Getenv(EnvToken),
+		CAFile:     os.Getenv(EnvCAFile),
+		ClientCert: os.Getenv(EnvClientCert),
+		ClientKey:  os.Getenv(EnvClientKey),
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}

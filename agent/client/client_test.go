@@ -2,11 +2,25 @@ package client
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUnauthorizedWithoutTokenSaysHowToGiveOne checks that a 401 answered
@@ -67,5 +81,192 @@ func TestTLSMistakesSayWhatToDo(t *testing.T) {
 	_, err = c.Get(context.Background(), "/v1/status", nil)
 	if err == nil || !strings.Contains(err.Error(), "https://") {
 		t.Errorf("http to an https agent: error = %v; want a hint to use https://", err)
+	}
+}
+
+// pki is a throwaway CA with the files a mutual-TLS test needs.
+type pki struct {
+	caFile               string
+	clientCert, clientKy string
+	otherCert, otherKey  string // a client certificate from another CA
+	ca                   *x509.Certificate
+	caKey                *ecdsa.PrivateKey
+	serverTLS            *tls.Config
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	dir := t.TempDir()
+	p := &pki{}
+	p.ca, p.caKey = makeCert(t, "test CA", nil, nil, 0)
+	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", p.ca.Raw)
+	srv, srvKey := makeCert(t, "agent", p.ca, p.caKey, x509.ExtKeyUsageServerAuth)
+	cli, cliKey := makeCert(t, "operator", p.ca, p.caKey, x509.ExtKeyUsageClientAuth)
+	p.clientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", cli.Raw)
+	p.clientKy = writeKey(t, dir, "client-key.pem", cliKey)
+	otherCA, otherCAKey := makeCert(t, "other CA", nil, nil, 0)
+	other, otherKey := makeCert(t, "stranger", otherCA, otherCAKey, x509.ExtKeyUsageClientAuth)
+	p.otherCert = writePEM(t, dir, "other.pem", "CERTIFICATE", other.Raw)
+	p.otherKey = writeKey(t, dir, "other-key.pem", otherKey)
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	p.serverTLS = &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Raw}, PrivateKey: srvKey}},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}
+	return p
+}
+
+// makeCert makes a CA certificate (parent nil) or one signed by parent for
+// 127.0.0.1 with the given extended key usage.
+func makeCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		parent, parentKey = tmpl, key
+	} else {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeKey(t *testing.T, dir, name string, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, dir, name, "EC PRIVATE KEY", der)
+}
+
+// TestClientCertificate talks to a server that requires client
+// certificates, over TLS 1.2 and 1.3 (whose refusals differ): with the
+// right certificate the request is answered; without one, or with one from
+// another CA, the error says what to do.
+func TestClientCertificate(t *testing.T) {
+	p := newPKI(t)
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"node_name":"n1"}`))
+		}))
+		srv.TLS = p.serverTLS.Clone()
+		srv.TLS.MinVersion, srv.TLS.MaxVersion = version, version
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		name := tls.VersionName(version)
+
+		for _, tc := range []struct {
+			name       string
+			cert, key  string
+			wantErr    []string
+			wantAnswer bool
+		}{
+			{"no certificate", "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, false},
+			{"certificate from another CA", p.otherCert, p.otherKey, []string{"unknown certificate authority", "refused the client certificate " + p.otherCert, "api.tls.client_ca_file"}, false},
+			{"certificate signed by the agent's client CA", p.clientCert, p.clientKy, nil, true},
+		} {
+			c, err := New(Config{Addr: srv.URL, CAFile: p.caFile, ClientCert: tc.cert, ClientKey: tc.key})
+			if err != nil {
+				t.Fatalf("%s, %s: New: %v", name, tc.name, err)
+			}
+			var out struct {
+				NodeName string `json:"node_name"`
+			}
+			_, err = c.Get(context.Background(), "/v1/status", &out)
+			if tc.wantAnswer {
+				if err != nil || out.NodeName != "n1" {
+					t.Errorf("%s, %s: answer %+v, error %v; want the answer", name, tc.name, out, err)
+				}
+				continue
+			}
+			if err == nil {
+				t.Errorf("%s, %s: the server answered; want a refused handshake", name, tc.name)
+				continue
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s, %s: error = %v; want it to say %q", name, tc.name, err, want)
+				}
+			}
+			if strings.Contains(err.Error(), "is it running?") {
+				t.Errorf("%s, %s: error = %v; the agent is running", name, tc.name, err)
+			}
+		}
+	}
+}
+
+// TestClientCertificateFiles checks that a client certificate and key that
+// are not a usable pair are refused before anything is sent, naming the
+// file, the flag or variable to set, or the mismatch.
+func TestClientCertificateFiles(t *testing.T) {
+	p := newPKI(t)
+	missing := filepath.Join(t.TempDir(), "nope.pem")
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+		want      []string
+	}{
+		{"certificate without key", p.clientCert, "", []string{"without its key", "-client-key", EnvClientKey}},
+		{"key without certificate", "", p.clientKy, []string{"without its certificate", "-client-cert", EnvClientCert}},
+		{"missing certificate", missing, p.clientKy, []string{"read client certificate", missing, "no such file"}},
+		{"missing key", p.clientCert, missing, []string{"read client key", missing, "no such file"}},
+		{"key of another certificate", p.clientCert, p.otherKey, []string{p.clientCert, p.otherKey, "private key does not match public key"}},
+		{"certificate and key swapped", p.clientKy, p.clientCert, []string{p.clientKy, p.clientCert}},
+	} {
+		_, err := New(Config{Addr: "https://127.0.0.1:1", ClientCert: tc.cert, ClientKey: tc.key})
+		if err == nil {
+			t.Errorf("%s: New accepted it", tc.name)
+			continue
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error = %v; want it to say %q", tc.name, err, want)
+			}
+		}
+	}
+}
+
+// TestFromEnvClientCertificate checks the client certificate variables.
+func TestFromEnvClientCertificate(t *testing.T) {
+	t.Setenv(EnvClientCert, "/etc/vigil/cli.pem")
+	t.Setenv(EnvClientKey, "/etc/vigil/cli-key.pem")
+	cfg, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientCert != "/etc/vigil/cli.pem" || cfg.ClientKey != "/etc/vigil/cli-key.pem" {
+		t.Errorf("FromEnv = %+v; want the client certificate and key from %s and %s", cfg, EnvClientCert, EnvClientKey)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -181,18 +182,17 @@ func configFiles(path string) ([]string, error) {
 }
 
 func (l *Loaded) decodeFile(file string) Errors {
-	f, err := os.Open(file)
+	body, err := os.ReadFile(file)
 	if err != nil {
 		return Errors{{File: file, Msg: err.Error()}}
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
+	dec := yaml.NewDecoder(bytes.NewReader(body))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file changes nothing
 		}
-		return Errors{{File: file, Line: yamlErrorLine(err), Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return Errors{yamlSyntaxError(file, body, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -201,22 +201,6 @@ func (l *Loaded) decodeFile(file string) Errors {
 	d := &decoder{file: file, pos: l.pos}
 	d.decode(&doc, reflect.ValueOf(l.Config).Elem(), "")
 	return d.errs
-}
-
-// yamlErrorLine digs the line number out of a yaml syntax error message.
-func yamlErrorLine(err error) int {
-	msg := err.Error()
-	i := strings.Index(msg, "line ")
-	if i < 0 {
-		return 0
-	}
-	rest := msg[i+len("line "):]
-	j := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
-	if j < 0 {
-		j = len(rest)
-	}
-	n, _ := strconv.Atoi(rest[:j])
-	return n
 }
 
 // decoder maps a yaml.Node tree onto a Go value, strictly, collecting every

@@ -10,7 +10,7 @@ import (
 
 // cliEnv are VIGIL_* variables that are not settings: the vigil CLI's, and
 // the plugin handshake's.
-var cliEnv = []string{"VIGIL_HTTP_ADDR", "VIGIL_TOKEN", "VIGIL_TOKEN_FILE", "VIGIL_CACERT", "VIGIL_PLUGIN"}
+var cliEnv = []string{"VIGIL_HTTP_ADDR", "VIGIL_TOKEN", "VIGIL_TOKEN_FILE", "VIGIL_CACERT", "VIGIL_CLIENT_CERT", "VIGIL_CLIENT_KEY", "VIGIL_PLUGIN"}
 
 // UnknownEnv returns, sorted, the names of the VIGIL_* variables in environ
 // (os.Environ form) that override no setting of c: most likely typos, or

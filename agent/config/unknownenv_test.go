@@ -18,6 +18,8 @@ func TestUnknownEnv(t *testing.T) {
 		"VIGIL_ALERTS_RULES_LATENCY_P95_WARNING=50",
 		"VIGIL_HTTP_ADDR=127.0.0.1:7070",
 		"VIGIL_TOKEN_FILE=/etc/vigil/token",
+		"VIGIL_CLIENT_CERT=/etc/vigil/cli.pem",
+		"VIGIL_CLIENT_KEY=/etc/vigil/cli-key.pem",
 		"VIGIL_OPS_TOKEN=0123456789abcdef",
 		"VIGIL_TELEMETRY_HOST_MOUNT_POINTS=/", // a list: files only
 	}

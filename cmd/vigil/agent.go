@@ -29,7 +29,8 @@ VIGIL_API_ADDR, ...); the flags below override both. SIGHUP re-reads the
 configuration: the log level, API tokens, access log, gossip role, plugin
 settings, alert rules and receivers, and most drift and per-model settings
 change at once; other changes are logged as needing a restart (the list is
-in docs/configuration.md, "Reloading").`, stdout, stderr)
+in docs/configuration.md, "Reloading"). A SIGHUP received while the agent
+starts becomes a reload once it runs.`, stdout, stderr)
 	dev := fs.Bool("dev", false, "run on embedded development defaults")
 	cfgPath := fs.String("config", "", "configuration `path`: a YAML file or a directory of *.yaml files")
 	dataDir := fs.String("data-dir", "", "data `directory` (overrides data_dir)")
@@ -62,6 +63,17 @@ in docs/configuration.md, "Reloading").`, stdout, stderr)
 			}
 		},
 	}
+	// SIGHUP is caught from here on: Go's default action would kill an
+	// agent that is asked to reload while it loads its configuration, opens
+	// its store or boots its plugins (systemctl reload, a configuration
+	// management run). One received during start-up waits in hups and is
+	// handled as a reload once the agent runs. SIGINT and SIGTERM keep
+	// their default action until then, so that they stop a start that
+	// hangs.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+
 	cfg, err := config.Load(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil agent: configuration is not valid:\n%s\n", indent(err.Error()))
@@ -91,27 +103,37 @@ in docs/configuration.md, "Reloading").`, stdout, stderr)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	stops := make(chan os.Signal, 2)
+	signal.Notify(stops, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stops)
+	reload := func() {
+		next, err := config.Load(opts)
+		if err != nil {
+			logger.Error("reload failed; keeping the running configuration", "err", err.Error())
+			return
+		}
+		a.Reload(next)
+	}
 	go func() {
+		select {
+		case <-hups:
+			logger.Info("SIGHUP received during start-up; reloading the configuration now that the agent runs")
+			reload()
+		default:
+		}
 		stopping := false
-		for sig := range sigs {
-			switch {
-			case sig == syscall.SIGHUP:
-				next, err := config.Load(opts)
-				if err != nil {
-					logger.Error("reload failed; keeping the running configuration", "err", err.Error())
-					continue
+		for {
+			select {
+			case <-hups:
+				reload()
+			case sig := <-stops:
+				if stopping {
+					logger.Warn("second signal received; exiting without draining", "signal", sig.String())
+					os.Exit(1)
 				}
-				a.Reload(next)
-			case !stopping:
 				stopping = true
 				logger.Info("signal received; draining", "signal", sig.String())
 				cancel()
-			default:
-				logger.Warn("second signal received; exiting without draining", "signal", sig.String())
-				os.Exit(1)
 			}
 		}
 	}()

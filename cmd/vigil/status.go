@@ -26,12 +26,14 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 	addr := fs.String("http-addr", env.Addr, "agent `address`: host:port, https://host:port or unix:///path (env "+client.EnvAddr+")")
 	tokenFile := fs.String("token-file", "", "read the API token from this `file` (env "+client.EnvToken+" or "+client.EnvTokenFile+")")
 	caFile := fs.String("ca-file", env.CAFile, "CA `file` to verify an https agent (env "+client.EnvCAFile+")")
+	clientCert := fs.String("client-cert", env.ClientCert, "client certificate `file` (PEM) for an agent that requires one, with -client-key (env "+client.EnvClientCert+")")
+	clientKey := fs.String("client-key", env.ClientKey, "private key `file` (PEM) of -client-cert (env "+client.EnvClientKey+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the agent")
 	return func() (*client.Client, error) {
 		if envErr != nil {
 			return nil, envErr
 		}
-		cfg := client.Config{Addr: *addr, Token: env.Token, CAFile: *caFile, Timeout: *timeout}
+		cfg := client.Config{Addr: *addr, Token: env.Token, CAFile: *caFile, ClientCert: *clientCert, ClientKey: *clientKey, Timeout: *timeout}
 		if *tokenFile != "" {
 			b, err := os.ReadFile(*tokenFile)
 			if err != nil {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigilml/vigil/agent/client"
+)
+
+// TestClientCertificateFlags checks that the commands that talk to an
+// agent take -client-cert and -client-key, default them from
+// VIGIL_CLIENT_CERT and VIGIL_CLIENT_KEY next to -ca-file, let the flags
+// override the environment, and refuse a half-given pair.
+func TestClientCertificateFlags(t *testing.T) {
+	dir := t.TempDir()
+	envCert, envKey := filepath.Join(dir, "env-cert.pem"), filepath.Join(dir, "env-key.pem")
+	flagCert := filepath.Join(dir, "flag-cert.pem")
+	t.Setenv(client.EnvClientCert, envCert)
+	t.Setenv(client.EnvClientKey, envKey)
+
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	newClient := clientFlags(fs)
+	for name, want := range map[string]string{"client-cert": envCert, "client-key": envKey} {
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Fatalf("-%s is not a flag", name)
+		}
+		if f.DefValue != want {
+			t.Errorf("-%s defaults to %q; want %q from the environment", name, f.DefValue, want)
+		}
+	}
+	// Files that do not exist: the error names the one the flag gave.
+	if err := fs.Parse([]string{"-client-cert", flagCert}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newClient(); err == nil || !strings.Contains(err.Error(), "read client certificate") || !strings.Contains(err.Error(), flagCert) {
+		t.Errorf("missing certificate file: error = %v; want it to name %s", err, flagCert)
+	}
+
+	t.Setenv(client.EnvClientKey, "")
+	fs = flag.NewFlagSet("status", flag.ContinueOnError)
+	newClient = clientFlags(fs)
+	if _, err := newClient(); err == nil || !strings.Contains(err.Error(), "-client-key") {
+		t.Errorf("certificate without key: error = %v; want a hint at -client-key", err)
+	}
+
+	// Every command's help lists them next to -ca-file.
+	for _, args := range [][]string{{"status", "-help"}, {"gpu", "-help"}, {"models", "-help"}, {"alerts", "-help"}, {"members", "-help"}, {"llm", "usage", "-help"}, {"plugins", "list", "-help"}} {
+		var stdout, stderr bytes.Buffer
+		run(args, &stdout, &stderr)
+		for _, want := range []string{"-ca-file", "-client-cert", "-client-key", client.EnvClientCert, client.EnvClientKey} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("%v: help does not list %s:\n%s", args, want, stdout.String())
+			}
+		}
+	}
+}
