@@ -431,6 +431,9 @@ func (h *Host) Unregister(ctx context.Context, name string) error {
 	}
 	h.mu.Unlock()
 	m.stopAndWait()
+	// A supervisor still running drops the series when it stops; one that
+	// has ended (a refused plugin's) or never ran cannot.
+	h.m.up.DeleteLabelValues(name, m.entry.Kind)
 	h.logger.Info("plugin unregistered", "plugin", name)
 	return nil
 }

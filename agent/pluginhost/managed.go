@@ -70,6 +70,11 @@ type managed struct {
 }
 
 func newManaged(h *Host, e Entry, state State, reason string) *managed {
+	if state == StateRefused && e.Kind != "" {
+		// Refused from the start, it is never supervised: its series
+		// says it is down, as a plugin refused later says.
+		h.m.up.WithLabelValues(e.Name, e.Kind).Set(0)
+	}
 	return &managed{
 		h:       h,
 		entry:   e,
@@ -176,6 +181,7 @@ func (m *managed) supervise() {
 				return
 			case <-m.wake:
 				if m.isRetired() {
+					m.setState(StateStopped, "")
 					return
 				}
 				m.mu.Lock()

@@ -249,3 +249,65 @@ func TestHandshakeVersionMismatchRefused(t *testing.T) {
 	h.Start()
 	checkRefusedAtOnce(t, h, "wrong-proto", "detector", "this agent speaks contract version 1")
 }
+
+// TestUpGaugeOfRefusedAndUnregistered: a plugin refused when the agent
+// starts has vigil_plugin_up 0 (an alert on up == 0 sees it), and a
+// refused or failed plugin that is unregistered leaves no series behind.
+func TestUpGaugeOfRefusedAndUnregistered(t *testing.T) {
+	dir := install(t, "detector", "provider")
+	cfg := testConfig(dir)
+	cfg.Start = "boot"
+	cfg.CrashBudget = 1
+	catPath := filepath.Join(t.TempDir(), "plugins.db")
+	h, err := New(cfg, Options{CatalogPath: catPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"detector", "provider"} {
+		if _, err := h.Register(context.Background(), filepath.Join(dir, "test-"+k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Close()
+	f, _ := os.OpenFile(filepath.Join(dir, "test-provider"), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+
+	h = newHostAt(t, cfg, catPath)
+	h.Start()
+	if s := status(t, h, "test-provider"); s.State != StateRefused {
+		t.Fatalf("tampered plugin: %+v", s)
+	}
+	waitState(t, h, "test-detector", StateRunning)
+	if n := testutil.CollectAndCount(h.m.up); n != 2 {
+		t.Errorf("vigil_plugin_up has %d series; want one per plugin, the refused one's too", n)
+	}
+	if got := testutil.ToFloat64(h.m.up.WithLabelValues("test-provider", "provider")); got != 0 {
+		t.Errorf("vigil_plugin_up = %v for a refused plugin", got)
+	}
+
+	// One crash spends the budget of 1: failed.
+	detect(h, &sdk.DetectRequest{Method: "mean", Params: map[string]any{"crash": true}})
+	waitState(t, h, "test-detector", StateFailed)
+	for _, name := range []string{"test-detector", "test-provider"} {
+		if err := h.Unregister(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(15 * time.Second); testutil.CollectAndCount(h.m.up) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("vigil_plugin_up still has %d series after a failed and a refused plugin were unregistered", testutil.CollectAndCount(h.m.up))
+		}
+	}
+}
+
+// newHostAt is newHost with a given catalog file.
+func newHostAt(t *testing.T, cfg Config, catPath string) *Host {
+	t.Helper()
+	h, err := New(cfg, Options{CatalogPath: catPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
