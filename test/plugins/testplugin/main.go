@@ -5,7 +5,8 @@
 //
 // Besides honest answers it misbehaves on request, so the host's
 // supervision can be tested: parameters (detector) or model names
-// (provider) ask it to crash, panic or hang.
+// (provider) ask it to crash, panic or hang; the detector's wait_ctx
+// parameter makes Detect wait for its ctx to end and log how it did.
 //
 // A fault set at link time (-ldflags "-X main.fault=nan") or in the
 // environment (TESTPLUGIN_FAULT=nan) makes it break
@@ -157,6 +158,13 @@ func (detector) Detect(ctx context.Context, req *sdk.DetectRequest) (*pb.DetectR
 	pnc, _ := req.Params["panic"].(bool)
 	hangMS, _ := req.Params["hang_ms"].(float64)
 	misbehave(crash, pnc, time.Duration(hangMS)*time.Millisecond)
+	if wait, _ := req.Params["wait_ctx"].(bool); wait {
+		// A handler that honours ctx: it waits for the call to end and
+		// says how it ended, for the host's tests.
+		<-ctx.Done()
+		fmt.Fprintf(os.Stderr, "testplugin: handler ctx ended: %v\n", ctx.Err())
+		return nil, ctx.Err()
+	}
 	resp, err := detect(req)
 	return applyDetectFault(req, resp, err)
 }
