@@ -57,6 +57,7 @@ var faults = map[string]string{
 	"no-usage":         "provider: the stream's last event has no usage",
 	"bad-embed":        "provider: vectors of differing dimensions",
 	"untyped":          "provider, vector store: plain errors (class internal) for unknown models and collections",
+	"ignore-cancel":    "provider: a ChatStream cancelled after its first event runs on, holding the lock every chat call takes",
 	"bad-order":        "vector store: matches worst first",
 	"ignore-filter":    "vector store: ignores filters",
 }
@@ -318,7 +319,15 @@ func lastUser(msgs []*pb.Message) string {
 	return ""
 }
 
+// upstream is the one upstream connection a provider with fault
+// ignore-cancel has: every chat call holds it.
+var upstream sync.Mutex
+
 func (p provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	if fault == "ignore-cancel" {
+		upstream.Lock()
+		defer upstream.Unlock()
+	}
 	if err := p.check(req.GetModel()); err != nil {
 		return nil, err
 	}
@@ -336,12 +345,27 @@ func (p provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func
 		return err
 	}
 	words := strings.Fields("echo: " + lastUser(req.GetMessages()))
+	if fault == "ignore-cancel" {
+		upstream.Lock()
+		defer upstream.Unlock()
+	}
 	for i, w := range words {
 		if i > 0 {
 			w = " " + w
 		}
 		if err := send(&pb.ChatEvent{Delta: w, Id: "test-1", Model: req.GetModel()}); err != nil {
 			return err
+		}
+		if i == 0 && fault == "ignore-cancel" {
+			select {
+			case <-ctx.Done():
+				// Cancelled: it runs on as if it had not noticed,
+				// keeping the upstream connection.
+				time.Sleep(time.Hour)
+			case <-time.After(3 * time.Second):
+				// Not cancelled: a slow but complete stream (within
+				// the call timeout the kit's test gives it).
+			}
 		}
 	}
 	n := int32(len(words))
