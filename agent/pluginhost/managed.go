@@ -168,10 +168,13 @@ func (m *managed) supervise() {
 		}
 		if ref != nil {
 			m.log.Warn("plugin refused", "reason", ref.msg, "after", err)
+			// Refused first, then not running: in between, a restart
+			// request must neither start a second supervisor nor find
+			// the plugin startable.
+			m.setState(StateRefused, ref.msg)
 			m.mu.Lock()
 			m.running = false
 			m.mu.Unlock()
-			m.setState(StateRefused, ref.msg)
 			return
 		}
 		if !m.crashed(err) {

@@ -311,3 +311,35 @@ func newHostAt(t *testing.T, cfg Config, catPath string) *Host {
 	t.Cleanup(func() { h.Close() })
 	return h
 }
+
+// TestInstanceOfPackagePluginReplacedNamesCatalog: an instance of a
+// packaged plugin whose binary is replaced while it runs is refused with
+// the package's catalog.json named, as the plugin itself would be (not
+// told to re-register a plugin it never registered).
+func TestInstanceOfPackagePluginReplacedNamesCatalog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil-detector-test")
+	copyFile(t, builtPlugins["detector"], path)
+	writePackageCatalog(t, dir, "test-detector", "detector", "vigil-detector-test")
+	h := newHost(t, testConfig(dir), "")
+	if err := h.SetInstances([]Instance{{Name: "det-a", Plugin: "test-detector"}}); err != nil {
+		t.Fatal(err)
+	}
+	call := func(params map[string]any) error {
+		return h.WithDetector(context.Background(), "det-a", "Detect", func(ctx context.Context, c sdk.DetectorClient) error {
+			_, err := c.Detect(ctx, &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2}, Params: params})
+			return err
+		})
+	}
+	if err := call(nil); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, builtPlugins["provider"], path+".new")
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(map[string]any{"crash": true}); err == nil {
+		t.Fatal("a crashing call succeeded")
+	}
+	checkRefusedAtOnce(t, h, "det-a", "detector", filepath.Join(dir, "catalog.json"), "reinstall the package")
+}
