@@ -62,6 +62,10 @@ type Host struct {
 	cat    *catalog
 	m      *metrics
 
+	// catalogPath is the agent's own catalog file, named in errors about
+	// a registered entry.
+	catalogPath string
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -93,6 +97,7 @@ func New(cfg Config, opts Options) (*Host, error) {
 		cancel:  cancel,
 		plugins: map[string]*managed{},
 	}
+	h.catalogPath = opts.CatalogPath
 	h.cfg.Store(&cfg)
 	if err := h.discover(); err != nil {
 		cat.close()
@@ -313,6 +318,10 @@ func (h *Host) probe(path, sum string) (probed, error) {
 	if !kindOK {
 		return probed{}, fmt.Errorf("plugin says it is of unknown kind %q", info.GetKind())
 	}
+	if info.GetContractVersion() != sdk.ContractVersion {
+		// It would be refused at every start.
+		return probed{}, fmt.Errorf("plugin says it speaks contract version %d (Info.contract_version), this agent contract version %d", info.GetContractVersion(), sdk.ContractVersion)
+	}
 	return probed{name: info.GetName(), kind: info.GetKind(), version: info.GetVersion()}, nil
 }
 
@@ -422,6 +431,9 @@ func (h *Host) Unregister(ctx context.Context, name string) error {
 	}
 	h.mu.Unlock()
 	m.stopAndWait()
+	// A supervisor still running drops the series when it stops; one that
+	// has ended (a refused plugin's) or never ran cannot.
+	h.m.up.DeleteLabelValues(name, m.entry.Kind)
 	h.logger.Info("plugin unregistered", "plugin", name)
 	return nil
 }
@@ -475,7 +487,7 @@ func (h *Host) Reload(cfg Config) {
 	}
 	h.mu.Lock()
 	for name, m := range old {
-		if nm, ok := h.plugins[name]; ok && nm.entry.SHA256 == m.entry.SHA256 && nm.entry.Path == m.entry.Path && m.state != StateRefused &&
+		if nm, ok := h.plugins[name]; ok && nm.entry.SHA256 == m.entry.SHA256 && nm.entry.Path == m.entry.Path && m.stateNow() != StateRefused &&
 			slices.Equal(envOf(oldCfg, m.entry, m.instanceOf), envOf(&cfg, m.entry, m.instanceOf)) {
 			h.plugins[name] = m // keep the running one
 		} else {

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +70,11 @@ type managed struct {
 }
 
 func newManaged(h *Host, e Entry, state State, reason string) *managed {
+	if state == StateRefused && e.Kind != "" {
+		// Refused from the start, it is never supervised: its series
+		// says it is down, as a plugin refused later says.
+		h.m.up.WithLabelValues(e.Name, e.Kind).Set(0)
+	}
 	return &managed{
 		h:       h,
 		entry:   e,
@@ -144,24 +151,31 @@ func (m *managed) supervise() {
 			m.setState(StateStopped, "")
 			return
 		}
-		if errors.Is(err, errBinaryChanged) {
-			// The file was replaced after it was trusted: refuse it, as
-			// discovery does, instead of retrying it as a crash.
-			sum, herr := fileSHA256(m.entry.Path)
-			if herr != nil {
-				sum = herr.Error()
-			}
-			msg := changedMessage(m.entry, sum)
-			m.log.Warn("plugin refused", "reason", msg)
+		if errors.Is(err, errRestartRequested) {
+			// A restart by hand of a binary removed or replaced since
+			// it started is refused by the launch below.
+			m.log.Info("plugin restarting on request")
+			continue
+		}
+		// What no restart can fix is refused at once rather than retried
+		// as a crash until the budget is spent: a binary removed or
+		// replaced since it was trusted (whether the plugin then crashed
+		// or its next launch found it so), or a plugin that is not what
+		// its catalog entry says.
+		ref := m.binaryRefusal()
+		if ref == nil {
+			errors.As(err, &ref)
+		}
+		if ref != nil {
+			m.log.Warn("plugin refused", "reason", ref.msg, "after", err)
+			// Refused first, then not running: in between, a restart
+			// request must neither start a second supervisor nor find
+			// the plugin startable.
+			m.setState(StateRefused, ref.msg)
 			m.mu.Lock()
 			m.running = false
 			m.mu.Unlock()
-			m.setState(StateRefused, msg)
 			return
-		}
-		if errors.Is(err, errRestartRequested) {
-			m.log.Info("plugin restarting on request")
-			continue
 		}
 		if !m.crashed(err) {
 			// Budget spent: stay down until a restart request.
@@ -170,6 +184,7 @@ func (m *managed) supervise() {
 				return
 			case <-m.wake:
 				if m.isRetired() {
+					m.setState(StateStopped, "")
 					return
 				}
 				m.mu.Lock()
@@ -200,6 +215,78 @@ func (m *managed) supervise() {
 }
 
 var errRestartRequested = errors.New("restart requested")
+
+// refusal is a launch that no restart can fix: the plugin is refused
+// instead of retried.
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+func refusalf(format string, args ...any) *refusal { return &refusal{fmt.Sprintf(format, args...)} }
+
+// binaryRefusal checks the plugin's binary is still the one its catalog
+// entry trusts: it returns why not (removed, unreadable, another SHA-256),
+// or nil.
+func (m *managed) binaryRefusal() *refusal {
+	e := m.entry
+	sum, err := fileSHA256(e.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &refusal{fmt.Sprintf("cannot read %s: no such file or directory (removed after the agent trusted it); put it back and reload the agent (SIGHUP)", e.Path)}
+	case err != nil:
+		return &refusal{fmt.Sprintf("cannot read %s: %v", e.Path, err)}
+	case sum != e.SHA256:
+		return &refusal{changedMessage(m.trust(), sum)}
+	}
+	return nil
+}
+
+// trust is the catalog entry the plugin is trusted by: its own, or for an
+// instance its plugin's (whose source names the catalog).
+func (m *managed) trust() Entry {
+	if m.instanceOf == "" {
+		return m.entry
+	}
+	m.h.mu.Lock()
+	base, ok := m.h.plugins[m.instanceOf]
+	m.h.mu.Unlock()
+	e := m.entry
+	if ok {
+		e.Source = base.entry.Source
+	}
+	return e
+}
+
+// catalogFile names the file (or directory) where e's trust is recorded.
+func (h *Host) catalogFile(e Entry) string {
+	switch e.Source {
+	case "package":
+		return filepath.Join(filepath.Dir(e.Path), "catalog.json")
+	case "dev":
+		return "the dev plugin directory " + filepath.Dir(e.Path)
+	}
+	return h.catalogPath
+}
+
+// kindMismatch refuses a plugin that is not the kind its catalog entry
+// says.
+func (m *managed) kindMismatch(got string) *refusal {
+	e := m.trust()
+	msg := fmt.Sprintf("plugin says it is a %q, its entry in %s says %q", got, m.h.catalogFile(e), e.Kind)
+	switch e.Source {
+	case "package":
+		return refusalf("%s; fix the entry and reload the agent (SIGHUP)", msg)
+	case "dev":
+		return refusalf("%s; reload the agent (SIGHUP)", msg)
+	}
+	return refusalf("%s; run `vigil plugins register %s` to record what it is", msg, e.Path)
+}
+
+// versionMismatch refuses a plugin that speaks another contract version.
+func (m *managed) versionMismatch(got uint32) *refusal {
+	return refusalf("plugin says it speaks contract version %d (Info.contract_version), this agent contract version %d; the binary trusted by %s needs a build for this agent",
+		got, sdk.ContractVersion, m.h.catalogFile(m.trust()))
+}
 
 func (m *managed) isRetired() bool {
 	m.mu.Lock()
@@ -311,11 +398,11 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	}
 	if info.GetKind() != e.Kind {
 		proc.stop(m.log)
-		return nil, fmt.Errorf("plugin says it is a %q, the catalog says %q", info.GetKind(), e.Kind)
+		return nil, m.kindMismatch(info.GetKind())
 	}
 	if info.GetContractVersion() != sdk.ContractVersion {
 		proc.stop(m.log)
-		return nil, fmt.Errorf("plugin speaks contract version %d, this agent version %d", info.GetContractVersion(), sdk.ContractVersion)
+		return nil, m.versionMismatch(info.GetContractVersion())
 	}
 	if conf := m.configFor(); conf != nil {
 		ferrs, err := base.Configure(cctx, conf)
@@ -423,7 +510,9 @@ func describeStartError(path string, err error) error {
 		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
 		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it printed %q on standard output instead of the handshake; a plugin logs to standard error)%s", path, line, notPlugin)
 	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
-		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: %v; this agent speaks contract version %d)%s", path, err, sdk.ContractVersion, notPlugin)
+		// The binary is pinned by its hash, so it will never speak
+		// another version: refused, not retried.
+		return refusalf("%s is not a Vigil plugin built with this contract (handshake failed: %v; this agent speaks contract version %d)%s", path, err, sdk.ContractVersion, notPlugin)
 	}
 	return fmt.Errorf("start %s: %w", path, err)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigilml/vigil/sdk"
 	"github.com/vigilml/vigil/sdk/conformance"
@@ -84,7 +85,7 @@ func TestEveryCheckRuns(t *testing.T) {
 			"detector/empty-sample/mean/numeric", "detector/nan-value/mean/numeric", "detector/inf-value/mean/numeric",
 			"detector/identical/tvd/categorical", "detector/shifted/tvd/categorical", "detector/empty-sample/tvd/categorical",
 			"detector/unknown-method", "detector/large-sample", "survives", "shutdown"},
-		"provider": {"provider/models", "provider/chat", "provider/chat-stream", "provider/chat-unknown-model",
+		"provider": {"provider/models", "provider/chat", "provider/chat-stream", "provider/chat-stream-cancelled", "provider/chat-unknown-model",
 			"provider/chat-no-messages", "provider/embed", "provider/embed-no-input", "provider/count-tokens", "survives", "shutdown"},
 		"vectorstore": {"vectorstore/create/cosine", "vectorstore/create/dot", "vectorstore/create/l2",
 			"vectorstore/upsert/cosine", "vectorstore/query-order/cosine", "vectorstore/query-order/dot", "vectorstore/query-order/l2",
@@ -135,6 +136,7 @@ func TestChecksFail(t *testing.T) {
 		{variant{"provider", "no-usage"}, "provider/chat-stream", "last event carries no usage"},
 		{variant{"provider", "bad-embed"}, "provider/embed", "differ in dimension"},
 		{variant{"provider", "untyped"}, "provider/chat-unknown-model", "got class internal"},
+		{variant{"provider", "ignore-cancel"}, "provider/chat-stream-cancelled", "got no answer within the call timeout"},
 		{variant{"vectorstore", "bad-order"}, "vectorstore/query-order/cosine", "not ordered best first"},
 		{variant{"vectorstore", "ignore-filter"}, "vectorstore/filter-eq", "matched [r1 r2 r3 r4 r5]"},
 		{variant{"vectorstore", "untyped"}, "vectorstore/unknown-collection", "got class internal"},
@@ -153,7 +155,14 @@ func TestChecksFail(t *testing.T) {
 		if v.fault == "" {
 			kind = sdk.KindDetector // the wrong-kind case
 		}
-		r := conformance.Check(context.Background(), built[variant{v.kind, ""}], conformance.Options{Kind: kind, Env: []string{"TESTPLUGIN_FAULT=" + v.fault}})
+		opts := conformance.Options{Kind: kind, Env: []string{"TESTPLUGIN_FAULT=" + v.fault}}
+		if v.fault == "ignore-cancel" {
+			// Its Chat after the cancelled stream never answers: fail
+			// it sooner than the default 30s, still well above the 3s
+			// its uncancelled stream takes.
+			opts.CallTimeout = 10 * time.Second
+		}
+		r := conformance.Check(context.Background(), built[variant{v.kind, ""}], opts)
 		reports[v] = r
 		return r
 	}

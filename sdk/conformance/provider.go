@@ -101,6 +101,12 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		}
 		return nil
 	})
+	r.check("provider/chat-stream-cancelled", func() error {
+		if chatModel == nil {
+			return noChat
+		}
+		return r.chatAfterCancel(p, chatModel.GetId())
+	})
 	r.check("provider/chat-unknown-model", func() error {
 		c, cancel := r.call()
 		defer cancel()
@@ -188,4 +194,41 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		}
 		return nil
 	})
+}
+
+// errStopStream ends a ChatStream from the caller's side.
+var errStopStream = errors.New("stopped by the check")
+
+// chatAfterCancel cancels a ChatStream at its first event, as the agent
+// does when its client goes away or plugins.call_timeout passes, then
+// asks for a Chat: the plugin must answer it within the call timeout. A
+// handler that goes on after its ctx ended while holding what the next
+// call needs (one upstream connection, a lock, the only worker) fails it.
+// No other timing is asserted: a handler that runs on without holding
+// anything cannot be seen from outside.
+func (r *runner) chatAfterCancel(p sdk.ProviderClient, model string) error {
+	c, cancel := r.call()
+	events := 0
+	err := p.ChatStream(c, &pb.ChatRequest{Model: model, Messages: userMessage("Count from one to twenty.")}, func(*pb.ChatEvent) error {
+		events++
+		cancel() // the plugin's handler sees its ctx end
+		return errStopStream
+	})
+	cancel()
+	if err != nil && !errors.Is(err, errStopStream) {
+		return fmt.Errorf("the ChatStream call with model %q failed before its first event: %v", model, err)
+	}
+	if events == 0 {
+		return errors.New("the ChatStream call sent no events")
+	}
+	c2, cancel2 := r.call()
+	defer cancel2()
+	maxTokens := int32(32)
+	if _, err := p.Chat(c2, &pb.ChatRequest{Model: model, Messages: userMessage("Reply with the single word: ready"), MaxTokens: &maxTokens}); err != nil {
+		if c2.Err() != nil {
+			return fmt.Errorf("after a ChatStream was cancelled at its first event, a Chat call got no answer within the call timeout (%s): the cancelled call's handler must stop when its ctx ends and release what it holds", r.opts.CallTimeout)
+		}
+		return fmt.Errorf("after a ChatStream was cancelled at its first event, a Chat call failed: %v", err)
+	}
+	return nil
 }

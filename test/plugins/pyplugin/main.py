@@ -7,7 +7,9 @@ raise a typed error, raise a plain exception, or answer NaN.
 PYPLUGIN_FAULT in its environment breaks the plumbing the SDK provides, so
 the conformance kit's tests can show its health and shutdown checks fail:
 "unhealthy" answers NOT_SERVING to health checks, "no-controller" serves no
-go-plugin controller (the agent must kill the plugin to stop it)."""
+go-plugin controller (the agent must kill the plugin to stop it), "contract-2"
+says contract_version 2 in Info while its handshake speaks 1 (the agent must
+refuse it)."""
 
 import math
 import os
@@ -37,6 +39,12 @@ if FAULT == "no-controller":
     _server._controller_handlers = lambda stop: grpc.method_handlers_generic_handler("plugin.GRPCController", {})
 elif FAULT == "unhealthy":
     _server._health_handlers = _unhealthy
+elif FAULT == "contract-2":
+    def _info_v2(self, request, context):
+        return _server.plugin_pb2.InfoResponse(
+            name=self.info.name, kind=self.kind, version=self.info.version,
+            contract_version=2, capabilities=self.info.capabilities)
+    _server._PluginServices.Info = _info_v2
 elif FAULT:
     raise SystemExit("pyplugin: unknown PYPLUGIN_FAULT %r" % FAULT)
 

@@ -5,7 +5,8 @@
 //
 // Besides honest answers it misbehaves on request, so the host's
 // supervision can be tested: parameters (detector) or model names
-// (provider) ask it to crash, panic or hang.
+// (provider) ask it to crash, panic or hang; the detector's wait_ctx
+// parameter makes Detect wait for its ctx to end and log how it did.
 //
 // A fault set at link time (-ldflags "-X main.fault=nan") or in the
 // environment (TESTPLUGIN_FAULT=nan) makes it break
@@ -56,6 +57,7 @@ var faults = map[string]string{
 	"no-usage":         "provider: the stream's last event has no usage",
 	"bad-embed":        "provider: vectors of differing dimensions",
 	"untyped":          "provider, vector store: plain errors (class internal) for unknown models and collections",
+	"ignore-cancel":    "provider: a ChatStream cancelled after its first event runs on, holding the lock every chat call takes",
 	"bad-order":        "vector store: matches worst first",
 	"ignore-filter":    "vector store: ignores filters",
 }
@@ -157,6 +159,13 @@ func (detector) Detect(ctx context.Context, req *sdk.DetectRequest) (*pb.DetectR
 	pnc, _ := req.Params["panic"].(bool)
 	hangMS, _ := req.Params["hang_ms"].(float64)
 	misbehave(crash, pnc, time.Duration(hangMS)*time.Millisecond)
+	if wait, _ := req.Params["wait_ctx"].(bool); wait {
+		// A handler that honours ctx: it waits for the call to end and
+		// says how it ended, for the host's tests.
+		<-ctx.Done()
+		fmt.Fprintf(os.Stderr, "testplugin: handler ctx ended: %v\n", ctx.Err())
+		return nil, ctx.Err()
+	}
 	resp, err := detect(req)
 	return applyDetectFault(req, resp, err)
 }
@@ -310,7 +319,15 @@ func lastUser(msgs []*pb.Message) string {
 	return ""
 }
 
+// upstream is the one upstream connection a provider with fault
+// ignore-cancel has: every chat call holds it.
+var upstream sync.Mutex
+
 func (p provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	if fault == "ignore-cancel" {
+		upstream.Lock()
+		defer upstream.Unlock()
+	}
 	if err := p.check(req.GetModel()); err != nil {
 		return nil, err
 	}
@@ -328,12 +345,27 @@ func (p provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func
 		return err
 	}
 	words := strings.Fields("echo: " + lastUser(req.GetMessages()))
+	if fault == "ignore-cancel" {
+		upstream.Lock()
+		defer upstream.Unlock()
+	}
 	for i, w := range words {
 		if i > 0 {
 			w = " " + w
 		}
 		if err := send(&pb.ChatEvent{Delta: w, Id: "test-1", Model: req.GetModel()}); err != nil {
 			return err
+		}
+		if i == 0 && fault == "ignore-cancel" {
+			select {
+			case <-ctx.Done():
+				// Cancelled: it runs on as if it had not noticed,
+				// keeping the upstream connection.
+				time.Sleep(time.Hour)
+			case <-time.After(3 * time.Second):
+				// Not cancelled: a slow but complete stream (within
+				// the call timeout the kit's test gives it).
+			}
 		}
 	}
 	n := int32(len(words))
