@@ -14,6 +14,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func decode(r *http.Request, v any) *Error {
 	switch {
 	case errors.As(err, &maxErr):
 		e := invalid("", "the request body is larger than the limit of %d bytes (api.max_body_bytes)", maxErr.Limit)
-		e.Status = http.StatusRequestEntityTooLarge
+		e.Status, e.Code = http.StatusRequestEntityTooLarge, "payload_too_large"
 		return e
 	case errors.Is(err, io.EOF):
 		return invalid("", "the request body is empty; send a JSON object")
@@ -145,13 +146,45 @@ func decode(r *http.Request, v any) *Error {
 		return invalid("", "the request body ends in the middle of a JSON value")
 	case errors.As(err, &syntaxErr):
 		return invalid("", "invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return invalid("", "the request body must be a JSON object, got JSON %s", typeErr.Value)
 	case errors.As(err, &typeErr):
-		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
 	}
 	return invalid("", "invalid JSON: %v", err)
+}
+
+// jsonKind names what a Go type accepts in JSON words, for a client that
+// never saw the gateway's Go types ("an array", not "[]gateway.chatMessage").
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int8, reflect.Uint8:
+		return "an 8-bit integer"
+	case reflect.Int16, reflect.Int32, reflect.Uint16, reflect.Uint32:
+		return fmt.Sprintf("a %d-bit integer", t.Bits())
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another type"
 }
 
 // upstreamError turns what the routing loop ended with into a client

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestDecodeErrorsSpeakJSON: a body of the wrong JSON type is refused in
+// JSON's words, naming the field, never with the gateway's Go types
+// ("[]gateway.chatMessage", "float64") that a client cannot act on.
+func TestDecodeErrorsSpeakJSON(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, tc := range []struct {
+		path, body, param, says string
+	}{
+		{"/chat", `[]`, "", "the request body must be a JSON object, got JSON array"},
+		{"/chat", `"hi"`, "", "the request body must be a JSON object, got JSON string"},
+		{"/embeddings", `[1]`, "", "the request body must be a JSON object, got JSON array"},
+		{"/chat", `{"model":"chain","messages":"hi"}`, "messages", "field messages: expected an array, got JSON string"},
+		{"/chat", `{"model":"chain","messages":[1]}`, "messages", "field messages: expected an object, got JSON number"},
+		{"/chat", chatBody("chain", `,"temperature":"0"`), "temperature", "field temperature: expected a number, got JSON string"},
+		{"/chat", chatBody("chain", `,"max_tokens":1e20`), "max_tokens", "field max_tokens: expected a 32-bit integer, got JSON number 1e20"},
+		{"/chat", chatBody("chain", `,"seed":1.5`), "seed", "field seed: expected an integer, got JSON number 1.5"},
+		{"/chat", chatBody("chain", `,"stream":"yes"`), "stream", "field stream: expected a boolean, got JSON string"},
+		{"/chat", chatBody("chain", `,"tools":{}`), "tools", "field tools: expected an array, got JSON object"},
+	} {
+		w := h.do(t, tc.path, tc.body)
+		e := errBody(t, w)
+		param := ""
+		if e.Param != nil {
+			param = *e.Param
+		}
+		if w.Code != 400 || param != tc.param || e.Message != tc.says || strings.Contains(e.Message, "gateway.") {
+			t.Errorf("%s %s: %d param %q %q, want 400 %q %q", tc.path, tc.body, w.Code, param, e.Message, tc.param, tc.says)
+		}
+	}
+}
+
+// TestDecodeTooLargeWithoutLength: a body over api.max_body_bytes found
+// only while reading (chunked, no Content-Length) is 413 with code
+// payload_too_large, as the API server answers when the length is
+// declared up front.
+func TestDecodeTooLargeWithoutLength(t *testing.T) {
+	h := newHarness(t, testCfg())
+	body := chatBody("chain", `,"user":"`+strings.Repeat("x", 200)+`"`)
+	r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = -1
+	w := httptest.NewRecorder()
+	r.Body = http.MaxBytesReader(w, r.Body, 100)
+	h.g.HandleChat(w, r)
+	e := errBody(t, w)
+	if w.Code != http.StatusRequestEntityTooLarge || e.Code != "payload_too_large" || e.Type != "invalid_request_error" {
+		t.Fatalf("%d %+v, want 413 payload_too_large", w.Code, e)
+	}
+}
