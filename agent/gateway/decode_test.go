@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,35 @@ func TestDecodeTooLargeWithoutLength(t *testing.T) {
 	e := errBody(t, w)
 	if w.Code != http.StatusRequestEntityTooLarge || e.Code != "payload_too_large" || e.Type != "invalid_request_error" {
 		t.Fatalf("%d %+v, want 413 payload_too_large", w.Code, e)
+	}
+}
+
+// TestCacheHeaderChecked: an x-vigil-cache request header other than use
+// or bypass (any case) is a 400 naming it, before the cache or an
+// upstream: a misspelt bypass must not serve a cached answer.
+func TestCacheHeaderChecked(t *testing.T) {
+	h := newHarness(t, testCfg())
+	withCache(t, h, filepath.Join(t.TempDir(), "llm-cache.db"))
+	det := chatBody("single", `,"temperature":0`)
+	h.doHeader(t, det, nil)
+	for _, v := range []string{"bypas", "no-cache", "hit"} {
+		w := h.doHeader(t, det, map[string]string{"x-vigil-cache": v})
+		e := errBody(t, w)
+		if w.Code != 400 || !strings.Contains(e.Message, "x-vigil-cache") || !strings.Contains(e.Message, v) {
+			t.Errorf("x-vigil-cache: %s: %d %q, want 400 naming the header", v, w.Code, e.Message)
+		}
+	}
+	r := httptest.NewRequest("POST", "/responses", strings.NewReader(`{"model":"single","input":"hello","temperature":0}`))
+	r.Header.Set("x-vigil-cache", "off")
+	w := httptest.NewRecorder()
+	h.g.HandleResponses(w, r)
+	if e := errBody(t, w); w.Code != 400 || !strings.Contains(e.Message, "x-vigil-cache") {
+		t.Errorf("responses with x-vigil-cache: off: %d %q, want 400", w.Code, e.Message)
+	}
+	if w := h.doHeader(t, det, map[string]string{"x-vigil-cache": "BYPASS"}); w.Code != 200 || w.Header().Get("x-vigil-cache") != "bypass" {
+		t.Errorf("x-vigil-cache: BYPASS: %d %s", w.Code, w.Header().Get("x-vigil-cache"))
+	}
+	if n := h.a.count("solo"); n != 2 {
+		t.Fatalf("upstream calls %d, want 2 (the first request and the bypass)", n)
 	}
 }

@@ -267,6 +267,18 @@ func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
 	h.Set("x-vigil-cache", cache)
 }
 
+// cacheHeaderError refuses an x-vigil-cache request header other than use
+// or bypass: a typo (bypas, no-cache) must not quietly serve a cached
+// answer to a client that asked for a fresh one.
+func cacheHeaderError(r *http.Request) *Error {
+	v := r.Header.Get("x-vigil-cache")
+	switch strings.ToLower(v) {
+	case "", "use", "bypass":
+		return nil
+	}
+	return invalid("", "the x-vigil-cache request header must be use or bypass, got %q", v)
+}
+
 // cacheKeyFor returns the cache key when the request may use the cache:
 // the cache is on, the client did not send x-vigil-cache: bypass, and the
 // request is deterministic (temperature 0) or sent x-vigil-cache: use.
@@ -635,6 +647,9 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 		var check *outputCheck
 		if creq, e = req.contract(); e == nil {
 			check, e = newOutputCheck(creq)
+		}
+		if e == nil {
+			e = cacheHeaderError(r)
 		}
 		if e == nil {
 			g.serveChat(w, r, a, creq, check, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, chatAPI{}, start)
