@@ -271,7 +271,7 @@ func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
 // or bypass: a typo (bypas, no-cache) must not quietly serve a cached
 // answer to a client that asked for a fresh one.
 func cacheHeaderError(r *http.Request) *Error {
-	v := r.Header.Get("x-vigil-cache")
+	v := r.Header.Get("X-Vigil-Cache") // canonical: no allocation
 	switch strings.ToLower(v) {
 	case "", "use", "bypass":
 		return nil
