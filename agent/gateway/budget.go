@@ -182,7 +182,7 @@ func (g *Gateway) overBudget(ctx context.Context, alias string) *Error {
 		if spent >= b.USD {
 			g.m.budgetRejections.WithLabelValues(b.Name).Inc()
 			return &Error{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded",
-				Message: fmt.Sprintf("budget %q (USD %.2f per %s) is spent: USD %.4f in the last %s; it frees up as that spend ages out of the window", b.Name, b.USD, b.Window, spent, b.Window),
+				Message: fmt.Sprintf("budget %q (USD %s per %s) is spent: USD %s in the last %s; it frees up as that spend ages out of the window", b.Name, FormatUSD(b.USD, 2), b.Window, FormatUSD(spent, 4), b.Window),
 				noRetry: true}
 		}
 	}
@@ -198,6 +198,17 @@ func (g *Gateway) charge(ctx context.Context, alias string, usd float64) {
 	for _, b := range g.matching(token, alias) {
 		g.ledger.charge(b.Name, usd)
 	}
+}
+
+// FormatUSD writes an amount with decimals places, or with three
+// significant digits when that would show a non-zero amount as zero: a
+// budget of USD 0.001, or the spend of a few calls to a cheap model
+// (about USD 0.000001 each), must not read 0.00.
+func FormatUSD(v float64, decimals int) string {
+	if a := math.Abs(v); a != 0 && a < math.Pow10(-decimals) {
+		decimals = 2 - int(math.Floor(math.Log10(a)))
+	}
+	return strconv.FormatFloat(v, 'f', decimals, 64)
 }
 
 // BudgetStatus is one budget in GET /v1/llm/usage.
