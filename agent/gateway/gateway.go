@@ -335,6 +335,10 @@ type outcome struct {
 	exhausted bool
 	// ex is the request's exchange (observations.go); nil when none.
 	ex *exchange
+	// transient is true when some target failed for a reason that may
+	// pass (an unhealthy class, an open circuit): a retry by the client
+	// may then succeed.
+	transient bool
 }
 
 // errCircuitOpen is the error recorded for a target skipped because its
@@ -372,7 +376,7 @@ chain:
 			}
 			for try := 0; try < r.MaxAttempts; try++ {
 				if !t.br.allow() {
-					out.err = errCircuitOpen(t)
+					out.err, out.transient = errCircuitOpen(t), true
 					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
 					break
 				}
@@ -391,6 +395,7 @@ chain:
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
 				}
 				t.br.record(unhealthy(class))
+				out.transient = out.transient || unhealthy(class)
 				t.circuit.Set(float64(t.br.current()))
 				if err == nil {
 					t.attemptsOK.Inc()

@@ -228,6 +228,14 @@ func upstreamError(o outcome) *Error {
 	if se != nil && status == http.StatusServiceUnavailable {
 		e.retryAfter = se.RetryAfter
 	}
+	switch class {
+	case sdk.Auth, sdk.QuotaExhausted, sdk.NotFound:
+		// The upstream refuses for a reason a retry does not change (a
+		// wrong key, spent quota, an unknown model): the OpenAI SDKs,
+		// which retry every 5xx, are told not to, unless some target
+		// failed for a passing reason.
+		e.noRetry = !o.transient
+	}
 	return e
 }
 
