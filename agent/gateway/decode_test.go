@@ -87,3 +87,30 @@ func TestCacheHeaderChecked(t *testing.T) {
 		t.Fatalf("upstream calls %d, want 2 (the first request and the bypass)", n)
 	}
 }
+
+// TestMessageContentRequired: a system, developer, user or tool message
+// without content (absent or null) is a 400 naming the field, before any
+// upstream call, as OpenAI answers; an assistant message with tool_calls
+// may have null content.
+func TestMessageContentRequired(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, tc := range []struct{ body, param string }{
+		{`{"model":"single","messages":[{"role":"user","content":null}]}`, "messages[0].content"},
+		{`{"model":"single","messages":[{"role":"user"}]}`, "messages[0].content"},
+		{`{"model":"single","messages":[{"role":"developer"},{"role":"user","content":"x"}]}`, "messages[0].content"},
+		{`{"model":"single","messages":[{"role":"system","content":"s"},{"role":"user","content":null}]}`, "messages[1].content"},
+	} {
+		w := h.do(t, "/chat", tc.body)
+		e := errBody(t, w)
+		if w.Code != 400 || e.Param == nil || *e.Param != tc.param || !strings.Contains(e.Message, "is required") {
+			t.Errorf("%s: %d %+v, want 400 naming %s", tc.body, w.Code, e, tc.param)
+		}
+	}
+	if n := h.a.count("solo"); n != 0 {
+		t.Fatalf("%d upstream calls for requests without content", n)
+	}
+	w := h.do(t, "/chat", `{"model":"single","messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}],"tools":[{"type":"function","function":{"name":"w"}}]}`)
+	if w.Code != 200 {
+		t.Fatalf("assistant message with tool_calls and null content: %d %s", w.Code, w.Body)
+	}
+}

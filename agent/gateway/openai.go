@@ -491,6 +491,12 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		default:
 			return nil, invalid(field+".role", "%s: role %q is not system, developer, user, assistant or tool", field, m.Role)
 		}
+		if role != "assistant" && isNull(m.Content) {
+			// Only an assistant message (one with tool_calls) may go
+			// without content, as OpenAI answers; sending "" upstream
+			// would turn a broken request into a billed one.
+			return nil, invalid(field+".content", "%s.content is required in a message of role %q: a string or an array of content parts", field, m.Role)
+		}
 		text, parts, param, err := messageContent(m.Content, role)
 		if err != nil {
 			return nil, invalid(field+".content"+param, "%s.content: %v", field, err)
