@@ -114,3 +114,21 @@ func TestMessageContentRequired(t *testing.T) {
 		t.Fatalf("assistant message with tool_calls and null content: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestStreamOptionsIncludeObfuscation: chat completions take OpenAI's
+// stream_options.include_obfuscation (typed by its SDKs, as the Responses
+// API here already does) and add no padding either way.
+func TestStreamOptionsIncludeObfuscation(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, v := range []string{"false", "true"} {
+		w := h.do(t, "/chat", chatBody("single", `,"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":`+v+`}`))
+		ev := readSSE(t, w.Body.String())
+		if w.Code != 200 || ev[len(ev)-1] != "[DONE]" || strings.Contains(w.Body.String(), "obfuscation") {
+			t.Fatalf("include_obfuscation %s: %d %s", v, w.Code, w.Body)
+		}
+	}
+	w := h.do(t, "/chat", chatBody("single", `,"stream":true,"stream_options":{"include_obfuscation":"no"}`))
+	if e := errBody(t, w); w.Code != 400 || e.Param == nil || *e.Param != "stream_options.include_obfuscation" {
+		t.Fatalf("include_obfuscation \"no\": %d %+v", w.Code, e)
+	}
+}

@@ -428,6 +428,9 @@ type chatRequest struct {
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
+		// IncludeObfuscation is accepted either way (OpenAI's SDKs
+		// type it): the gateway adds no obfuscation padding.
+		IncludeObfuscation *bool `json:"include_obfuscation"`
 	} `json:"stream_options"`
 	ResponseFormat *struct {
 		Type       string `json:"type"`
