@@ -341,10 +341,23 @@ type outcome struct {
 	transient bool
 }
 
+// classed is err's message led by its class, once.
+func classed(class sdk.Class, err error) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, string(class)) {
+		msg = string(class) + ": " + msg
+	}
+	return msg
+}
+
 // errCircuitOpen is the error recorded for a target skipped because its
 // circuit is open.
 func errCircuitOpen(t *target) error {
-	return &sdk.Error{Class: sdk.Unavailable, Message: fmt.Sprintf("circuit breaker for %s is open after repeated failures", t)}
+	msg := fmt.Sprintf("circuit breaker for %s is open after repeated failures", t)
+	if last := t.br.lastError(); last != "" {
+		msg += "; the last: " + last
+	}
+	return &sdk.Error{Class: sdk.Unavailable, Message: msg}
 }
 
 // attemptFunc makes one call to a target. started is true when bytes of
@@ -395,7 +408,10 @@ chain:
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
 				}
 				t.br.record(unhealthy(class))
-				out.transient = out.transient || unhealthy(class)
+				if unhealthy(class) {
+					out.transient = true
+					t.br.failedWith(classed(class, err))
+				}
 				t.circuit.Set(float64(t.br.current()))
 				if err == nil {
 					t.attemptsOK.Inc()
