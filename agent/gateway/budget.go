@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,6 +199,43 @@ func (g *Gateway) charge(ctx context.Context, alias string, usd float64) {
 	for _, b := range g.matching(token, alias) {
 		g.ledger.charge(b.Name, usd)
 	}
+}
+
+// unpricedBudgets names the budgets that can never be charged: no target
+// of the aliases they apply to (and of those aliases' context-window
+// fallbacks) has a price, so every answer costs nothing to them. Prices
+// match the configured upstream model name exactly, so a dated or newer
+// name ("gpt-4o-2024-08-06", "claude-sonnet-4-5") missing from the table
+// leaves a budget silently open.
+func unpricedBudgets(cfg Config, prices map[string]Price) []string {
+	models := make(map[string]Model, len(cfg.Models))
+	for _, m := range cfg.Models {
+		models[m.Name] = m
+	}
+	priced := func(alias string) bool {
+		for _, name := range []string{alias, models[alias].ContextWindowFallback} {
+			for _, t := range models[name].Targets {
+				if _, ok := prices[t.Model]; ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, b := range cfg.Budgets {
+		aliases := []string{b.Alias}
+		if b.Alias == "" {
+			aliases = aliases[:0]
+			for _, m := range cfg.Models {
+				aliases = append(aliases, m.Name)
+			}
+		}
+		if !slices.ContainsFunc(aliases, priced) {
+			out = append(out, fmt.Sprintf("gateway.budgets: budget %q will never be charged: no upstream model of the aliases it applies to (%s) has a price in the shipped table or gateway.prices, and answers without a price cost nothing", b.Name, strings.Join(aliases, ", ")))
+		}
+	}
+	return out
 }
 
 // FormatUSD writes an amount with decimals places, or with three

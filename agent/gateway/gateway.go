@@ -251,6 +251,9 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
+	for _, w := range unpricedBudgets(cfg, g.prices) {
+		logger.Warn(w)
+	}
 	return g, nil
 }
 

@@ -55,3 +55,27 @@ func TestBudgetMessageSmallAmounts(t *testing.T) {
 		t.Fatalf("%d %q", w.Code, e.Message)
 	}
 }
+
+// TestUnpricedBudgets: a budget whose aliases have no priced upstream
+// model is named (it would never be charged); one with a priced target,
+// directly or through its context-window fallback, is not.
+func TestUnpricedBudgets(t *testing.T) {
+	cfg := testCfg()
+	cfg.Budgets = []Budget{
+		{Name: "on-single", Alias: "single", Window: "1h", USD: 1},
+		{Name: "on-chain", Alias: "chain", Window: "1h", USD: 1},
+		{Name: "on-token", Token: "app", Window: "1d", USD: 1},
+	}
+	got := unpricedBudgets(cfg, prices(nil))
+	if len(got) != 3 || !strings.Contains(got[0], `budget "on-single" will never be charged`) || !strings.Contains(got[2], "(chain, single, long, split)") {
+		t.Fatalf("nothing priced: %q", got)
+	}
+	// "big" is the target of chain's fallback alias, long.
+	got = unpricedBudgets(cfg, prices(map[string]Price{"big": {Input: 1}}))
+	if len(got) != 1 || !strings.Contains(got[0], `"on-single"`) {
+		t.Fatalf("big priced: %q", got)
+	}
+	if got = unpricedBudgets(cfg, prices(map[string]Price{"solo": {Input: 1}, "big": {Input: 1}})); len(got) != 0 {
+		t.Fatalf("every budget priced: %q", got)
+	}
+}
