@@ -26,6 +26,10 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil llm usage: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil llm usage: %v\n", err)
