@@ -132,3 +132,16 @@ func TestStreamOptionsIncludeObfuscation(t *testing.T) {
 		t.Fatalf("include_obfuscation \"no\": %d %+v", w.Code, e)
 	}
 }
+
+// TestTopPZero: top_p 0 is taken, as OpenAI's API (minimum 0) and
+// Anthropic's take it, and reaches the provider as 0, not unset.
+func TestTopPZero(t *testing.T) {
+	h := newHarness(t, testCfg())
+	w := h.do(t, "/chat", chatBody("single", `,"top_p":0`))
+	if w.Code != 200 {
+		t.Fatalf("top_p 0: %d %s", w.Code, w.Body)
+	}
+	if p := h.a.last["solo"].TopP; p == nil || *p != 0 {
+		t.Fatalf("top_p reached the provider as %v, want 0", p)
+	}
+}

@@ -547,8 +547,10 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		out.Temperature = t
 	}
 	if p := req.TopP; p != nil {
-		if *p <= 0 || *p > 1 {
-			return nil, invalid("top_p", "top_p must be above 0 and at most 1, got %v", *p)
+		// From 0 to 1, as OpenAI's and Anthropic's APIs take it; an
+		// upstream that wants it above 0 (vLLM) answers 400 itself.
+		if *p < 0 || *p > 1 {
+			return nil, invalid("top_p", "top_p must be from 0 to 1, got %v", *p)
 		}
 		out.TopP = p
 	}
