@@ -34,6 +34,9 @@ type breaker struct {
 	probing     bool
 	// The window is kept as a ring of per-second buckets.
 	buckets []bucket
+	// lastFailure is the message of the last failure recorded, so that
+	// a request refused by the open circuit can say why it opened.
+	lastFailure string
 }
 
 type bucket struct {
@@ -117,6 +120,20 @@ func (b *breaker) record(failure bool) {
 		(calls >= b.cfg.MinRequests && float64(failures) >= b.cfg.FailureRatio*float64(calls)) {
 		b.state, b.openedAt = open, now
 	}
+}
+
+// failedWith notes the message of a failure just recorded.
+func (b *breaker) failedWith(msg string) {
+	b.mu.Lock()
+	b.lastFailure = msg
+	b.mu.Unlock()
+}
+
+// lastError returns the message of the last failure recorded.
+func (b *breaker) lastError() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastFailure
 }
 
 // current returns the state for metrics and status, advancing an open

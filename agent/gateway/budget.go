@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,7 +183,7 @@ func (g *Gateway) overBudget(ctx context.Context, alias string) *Error {
 		if spent >= b.USD {
 			g.m.budgetRejections.WithLabelValues(b.Name).Inc()
 			return &Error{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded",
-				Message: fmt.Sprintf("budget %q (USD %.2f per %s) is spent: USD %.4f in the last %s; it frees up as that spend ages out of the window", b.Name, b.USD, b.Window, spent, b.Window),
+				Message: fmt.Sprintf("budget %q (USD %s per %s) is spent: USD %s in the last %s; it frees up as that spend ages out of the window", b.Name, FormatUSD(b.USD, 2), b.Window, FormatUSD(spent, 4), b.Window),
 				noRetry: true}
 		}
 	}
@@ -198,6 +199,54 @@ func (g *Gateway) charge(ctx context.Context, alias string, usd float64) {
 	for _, b := range g.matching(token, alias) {
 		g.ledger.charge(b.Name, usd)
 	}
+}
+
+// unpricedBudgets names the budgets that can never be charged: no target
+// of the aliases they apply to (and of those aliases' context-window
+// fallbacks) has a price, so every answer costs nothing to them. Prices
+// match the configured upstream model name exactly, so a dated or newer
+// name ("gpt-4o-2024-08-06", "claude-sonnet-4-5") missing from the table
+// leaves a budget silently open.
+func unpricedBudgets(cfg Config, prices map[string]Price) []string {
+	models := make(map[string]Model, len(cfg.Models))
+	for _, m := range cfg.Models {
+		models[m.Name] = m
+	}
+	priced := func(alias string) bool {
+		for _, name := range []string{alias, models[alias].ContextWindowFallback} {
+			for _, t := range models[name].Targets {
+				if _, ok := prices[t.Model]; ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, b := range cfg.Budgets {
+		aliases := []string{b.Alias}
+		if b.Alias == "" {
+			aliases = aliases[:0]
+			for _, m := range cfg.Models {
+				aliases = append(aliases, m.Name)
+			}
+		}
+		if !slices.ContainsFunc(aliases, priced) {
+			out = append(out, fmt.Sprintf("gateway.budgets: budget %q will never be charged: no upstream model of the aliases it applies to (%s) has a price in the shipped table or gateway.prices, and answers without a price cost nothing", b.Name, strings.Join(aliases, ", ")))
+		}
+	}
+	return out
+}
+
+// FormatUSD writes an amount with decimals places, or with three
+// significant digits when that would show a non-zero amount as zero: a
+// budget of USD 0.001, or the spend of a few calls to a cheap model
+// (about USD 0.000001 each), must not read 0.00.
+func FormatUSD(v float64, decimals int) string {
+	if a := math.Abs(v); a != 0 && a < math.Pow10(-decimals) {
+		decimals = 2 - int(math.Floor(math.Log10(a)))
+	}
+	return strconv.FormatFloat(v, 'f', decimals, 64)
 }
 
 // BudgetStatus is one budget in GET /v1/llm/usage.

@@ -251,6 +251,9 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
+	for _, w := range unpricedBudgets(cfg, g.prices) {
+		logger.Warn(w)
+	}
 	return g, nil
 }
 
@@ -335,12 +338,29 @@ type outcome struct {
 	exhausted bool
 	// ex is the request's exchange (observations.go); nil when none.
 	ex *exchange
+	// transient is true when some target failed for a reason that may
+	// pass (an unhealthy class, an open circuit): a retry by the client
+	// may then succeed.
+	transient bool
+}
+
+// classed is err's message led by its class, once.
+func classed(class sdk.Class, err error) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, string(class)) {
+		msg = string(class) + ": " + msg
+	}
+	return msg
 }
 
 // errCircuitOpen is the error recorded for a target skipped because its
 // circuit is open.
 func errCircuitOpen(t *target) error {
-	return &sdk.Error{Class: sdk.Unavailable, Message: fmt.Sprintf("circuit breaker for %s is open after repeated failures", t)}
+	msg := fmt.Sprintf("circuit breaker for %s is open after repeated failures", t)
+	if last := t.br.lastError(); last != "" {
+		msg += "; the last: " + last
+	}
+	return &sdk.Error{Class: sdk.Unavailable, Message: msg}
 }
 
 // attemptFunc makes one call to a target. started is true when bytes of
@@ -372,7 +392,7 @@ chain:
 			}
 			for try := 0; try < r.MaxAttempts; try++ {
 				if !t.br.allow() {
-					out.err = errCircuitOpen(t)
+					out.err, out.transient = errCircuitOpen(t), true
 					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
 					break
 				}
@@ -391,6 +411,10 @@ chain:
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
 				}
 				t.br.record(unhealthy(class))
+				if unhealthy(class) {
+					out.transient = true
+					t.br.failedWith(classed(class, err))
+				}
 				t.circuit.Set(float64(t.br.current()))
 				if err == nil {
 					t.attemptsOK.Inc()

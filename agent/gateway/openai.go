@@ -14,6 +14,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func decode(r *http.Request, v any) *Error {
 	switch {
 	case errors.As(err, &maxErr):
 		e := invalid("", "the request body is larger than the limit of %d bytes (api.max_body_bytes)", maxErr.Limit)
-		e.Status = http.StatusRequestEntityTooLarge
+		e.Status, e.Code = http.StatusRequestEntityTooLarge, "payload_too_large"
 		return e
 	case errors.Is(err, io.EOF):
 		return invalid("", "the request body is empty; send a JSON object")
@@ -145,13 +146,45 @@ func decode(r *http.Request, v any) *Error {
 		return invalid("", "the request body ends in the middle of a JSON value")
 	case errors.As(err, &syntaxErr):
 		return invalid("", "invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return invalid("", "the request body must be a JSON object, got JSON %s", typeErr.Value)
 	case errors.As(err, &typeErr):
-		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
 	}
 	return invalid("", "invalid JSON: %v", err)
+}
+
+// jsonKind names what a Go type accepts in JSON words, for a client that
+// never saw the gateway's Go types ("an array", not "[]gateway.chatMessage").
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int8, reflect.Uint8:
+		return "an 8-bit integer"
+	case reflect.Int16, reflect.Int32, reflect.Uint16, reflect.Uint32:
+		return fmt.Sprintf("a %d-bit integer", t.Bits())
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another type"
 }
 
 // upstreamError turns what the routing loop ended with into a client
@@ -195,6 +228,14 @@ func upstreamError(o outcome) *Error {
 	if se != nil && status == http.StatusServiceUnavailable {
 		e.retryAfter = se.RetryAfter
 	}
+	switch class {
+	case sdk.Auth, sdk.QuotaExhausted, sdk.NotFound:
+		// The upstream refuses for a reason a retry does not change (a
+		// wrong key, spent quota, an unknown model): the OpenAI SDKs,
+		// which retry every 5xx, are told not to, unless some target
+		// failed for a passing reason.
+		e.noRetry = !o.transient
+	}
 	return e
 }
 
@@ -232,6 +273,18 @@ func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
 	}
 	h.Set("x-vigil-attempts", strconv.Itoa(o.attempts))
 	h.Set("x-vigil-cache", cache)
+}
+
+// cacheHeaderError refuses an x-vigil-cache request header other than use
+// or bypass: a typo (bypas, no-cache) must not quietly serve a cached
+// answer to a client that asked for a fresh one.
+func cacheHeaderError(r *http.Request) *Error {
+	v := r.Header.Get("X-Vigil-Cache") // canonical: no allocation
+	switch strings.ToLower(v) {
+	case "", "use", "bypass":
+		return nil
+	}
+	return invalid("", "the x-vigil-cache request header must be use or bypass, got %q", v)
 }
 
 // cacheKeyFor returns the cache key when the request may use the cache:
@@ -375,6 +428,9 @@ type chatRequest struct {
 	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
+		// IncludeObfuscation is accepted either way (OpenAI's SDKs
+		// type it): the gateway adds no obfuscation padding.
+		IncludeObfuscation *bool `json:"include_obfuscation"`
 	} `json:"stream_options"`
 	ResponseFormat *struct {
 		Type       string `json:"type"`
@@ -438,6 +494,12 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		default:
 			return nil, invalid(field+".role", "%s: role %q is not system, developer, user, assistant or tool", field, m.Role)
 		}
+		if role != "assistant" && isNull(m.Content) {
+			// Only an assistant message (one with tool_calls) may go
+			// without content, as OpenAI answers; sending "" upstream
+			// would turn a broken request into a billed one.
+			return nil, invalid(field+".content", "%s.content is required in a message of role %q: a string or an array of content parts", field, m.Role)
+		}
 		text, parts, param, err := messageContent(m.Content, role)
 		if err != nil {
 			return nil, invalid(field+".content"+param, "%s.content: %v", field, err)
@@ -485,8 +547,10 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 		out.Temperature = t
 	}
 	if p := req.TopP; p != nil {
-		if *p <= 0 || *p > 1 {
-			return nil, invalid("top_p", "top_p must be above 0 and at most 1, got %v", *p)
+		// From 0 to 1, as OpenAI's and Anthropic's APIs take it; an
+		// upstream that wants it above 0 (vLLM) answers 400 itself.
+		if *p < 0 || *p > 1 {
+			return nil, invalid("top_p", "top_p must be from 0 to 1, got %v", *p)
 		}
 		out.TopP = p
 	}
@@ -602,6 +666,9 @@ func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
 		var check *outputCheck
 		if creq, e = req.contract(); e == nil {
 			check, e = newOutputCheck(creq)
+		}
+		if e == nil {
+			e = cacheHeaderError(r)
 		}
 		if e == nil {
 			g.serveChat(w, r, a, creq, check, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, chatAPI{}, start)

@@ -1706,6 +1706,9 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if e == nil {
+			e = cacheHeaderError(r)
+		}
+		if e == nil {
 			g.serveChat(w, r, a, creq, check, req.Stream, true, rw, start)
 			return
 		}

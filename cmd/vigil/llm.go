@@ -26,6 +26,10 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil llm usage: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil llm usage: %v\n", err)
@@ -43,13 +47,14 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 		return printJSON(stdout, out)
 	}
 	if len(out.Budgets) == 0 {
-		fmt.Fprintln(stdout, "No gateway budgets configured (gateway.budgets).")
+		fmt.Fprintln(stdout, "No gateway budgets to show: none are configured (gateway.budgets), or, for a token of scope llm, none names this token.")
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUDGET\tTOKEN\tALIAS\tWINDOW\tLIMIT USD\tSPENT USD\tLEFT USD\tESTIMATED USD")
 	for _, b := range out.Budgets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.4f\t%.4f\t%.4f\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window, b.LimitUSD, b.SpentUSD, b.RemainingUSD, b.EstimatedUSD)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window,
+			gateway.FormatUSD(b.LimitUSD, 2), gateway.FormatUSD(b.SpentUSD, 4), gateway.FormatUSD(b.RemainingUSD, 4), gateway.FormatUSD(b.EstimatedUSD, 4))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "Costs use list prices as of %s unless gateway.prices overrides them.\n", out.PricesAsOf)

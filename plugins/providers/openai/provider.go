@@ -624,6 +624,14 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 		}
 		return upstream.TransportError(err, w)
 	}
+	if data.String() == "[DONE]" {
+		// The body ended right after "data: [DONE]", without the blank
+		// line that closes an event: the answer is whole all the same.
+		if final != nil {
+			return send(final)
+		}
+		return nil
+	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before data: [DONE]: the response is truncated")
 }
 
