@@ -28,14 +28,18 @@ const OpenAIParamsCapability = "openai_params"
 // them cost nothing more. (Exported only because encoding/json cannot set
 // an embedded pointer to an unexported struct.)
 type OpenAIParams struct {
-	LogitBias        json.RawMessage `json:"logit_bias"`
-	Metadata         json.RawMessage `json:"metadata"`
-	Prediction       json.RawMessage `json:"prediction"`
-	PromptCacheKey   json.RawMessage `json:"prompt_cache_key"`
-	SafetyIdentifier json.RawMessage `json:"safety_identifier"`
-	ServiceTier      json.RawMessage `json:"service_tier"`
-	Store            json.RawMessage `json:"store"`
-	Verbosity        json.RawMessage `json:"verbosity"`
+	LogitBias      json.RawMessage `json:"logit_bias"`
+	Metadata       json.RawMessage `json:"metadata"`
+	Prediction     json.RawMessage `json:"prediction"`
+	PromptCacheKey json.RawMessage `json:"prompt_cache_key"`
+	// PromptCacheOptions ({mode, ttl}) and PromptCacheRetention
+	// ("in_memory", "24h") are OpenAI's prompt caching settings.
+	PromptCacheOptions   json.RawMessage `json:"prompt_cache_options"`
+	PromptCacheRetention json.RawMessage `json:"prompt_cache_retention"`
+	SafetyIdentifier     json.RawMessage `json:"safety_identifier"`
+	ServiceTier          json.RawMessage `json:"service_tier"`
+	Store                json.RawMessage `json:"store"`
+	Verbosity            json.RawMessage `json:"verbosity"`
 }
 
 // OpenAI's documented limits on metadata.
@@ -64,6 +68,8 @@ func (p *OpenAIParams) contract(out *pb.ChatRequest) *Error {
 		{"metadata", p.Metadata, checkMetadata},
 		{"prediction", p.Prediction, checkPrediction},
 		{"prompt_cache_key", p.PromptCacheKey, checkString},
+		{"prompt_cache_options", p.PromptCacheOptions, checkPromptCacheOptions},
+		{"prompt_cache_retention", p.PromptCacheRetention, checkString},
 		{"safety_identifier", p.SafetyIdentifier, checkString},
 		{"service_tier", p.ServiceTier, checkWord},
 		{"store", p.Store, checkBool},
@@ -215,6 +221,25 @@ func checkPrediction(name string, raw json.RawMessage) (any, *Error) {
 	return nil, invalid(name, "%s.content must be a string or an array of text parts, got %s", name, jsonType(content))
 }
 
+// checkPromptCacheOptions: an object of strings (OpenAI documents mode,
+// "implicit" or "explicit", and ttl, "30m"); which keys and values the
+// upstream knows, it checks.
+func checkPromptCacheOptions(name string, raw json.RawMessage) (any, *Error) {
+	m, e := object(name, raw)
+	if e != nil {
+		return nil, e
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		var s string
+		if jsonType(v) != "a string" || json.Unmarshal(v, &s) != nil {
+			return nil, invalid(name, "%s.%s must be a string, got %s", name, k, jsonType(v))
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
 func checkString(name string, raw json.RawMessage) (any, *Error) {
 	var s string
 	if jsonType(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
@@ -253,7 +278,7 @@ func openAIParamNames(params string) string {
 		return "openai_params"
 	}
 	names := make([]string, 0, len(m))
-	for _, k := range []string{"logit_bias", "metadata", "prediction", "prompt_cache_key", "safety_identifier", "service_tier", "store", "verbosity"} {
+	for _, k := range []string{"logit_bias", "metadata", "prediction", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "safety_identifier", "service_tier", "store", "verbosity"} {
 		if _, ok := m[k]; ok {
 			names = append(names, k)
 		}

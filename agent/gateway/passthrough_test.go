@@ -48,6 +48,10 @@ func TestOpenAIParamsValidation(t *testing.T) {
 		{`,"prediction":{"type":"content","content":"x","extra":1}`, "prediction", `unknown field "extra"`},
 		{`,"prompt_cache_key":7`, "prompt_cache_key", "must be a string"},
 		{`,"safety_identifier":{"id":"u"}`, "safety_identifier", "must be a string, got an object"},
+		{`,"prompt_cache_retention":24`, "prompt_cache_retention", "must be a string"},
+		{`,"prompt_cache_options":"30m"`, "prompt_cache_options", "must be a JSON object"},
+		{`,"prompt_cache_options":{"ttl":30}`, "prompt_cache_options", "prompt_cache_options.ttl must be a string"},
+		{`,"moderation":{"mode":"auto"}`, "moderation", "does not support it"},
 		// Outside the allowlist: still unknown.
 		{`,"modalities":["text"]`, "modalities", "does not support it"},
 		{`,"audio":{"voice":"alloy","format":"wav"}`, "audio", "does not support it"},
@@ -84,6 +88,7 @@ func TestOpenAIParamsReachProvider(t *testing.T) {
 		{`, "prediction" : { "content" : "the old code", "type" : "content" }`, `{"prediction":{"content":"the old code","type":"content"}}`},
 		{`,"prediction":{"type":"content","content":[{"text":"a","type":"text"}]}`, `{"prediction":{"content":[{"text":"a","type":"text"}],"type":"content"}}`},
 		{`,"safety_identifier":"user-\u00e9","prompt_cache_key":"k1"`, `{"prompt_cache_key":"k1","safety_identifier":"user-é"}`},
+		{`,"prompt_cache_retention":"24h","prompt_cache_options":{"ttl":"30m","mode":"explicit"}`, `{"prompt_cache_options":{"mode":"explicit","ttl":"30m"},"prompt_cache_retention":"24h"}`},
 	} {
 		for _, stream := range []string{"", `,"stream":true`} {
 			w := h.do(t, "/chat", chatBody("single", tc.extra+stream))
