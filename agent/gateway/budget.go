@@ -279,7 +279,13 @@ func (g *Gateway) HandleUsage(w http.ResponseWriter, r *http.Request) {
 			s.EstimatedUSD = g.ledger.spent(b.Name+estimatedSuffix, budgetWindows[b.Window])
 		}
 		s.RemainingUSD = math.Max(0, b.USD-s.SpentUSD)
+		// Sums of float64 costs carry binary noise (0.000035000000000000004):
+		// a nano-dollar is finer than any price.
+		s.SpentUSD, s.EstimatedUSD, s.RemainingUSD = nanoUSD(s.SpentUSD), nanoUSD(s.EstimatedUSD), nanoUSD(s.RemainingUSD)
 		out = append(out, s)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"budgets": out, "prices_as_of": PricesAsOf})
 }
+
+// nanoUSD rounds v to a billionth of a dollar.
+func nanoUSD(v float64) float64 { return math.Round(v*1e9) / 1e9 }

@@ -105,6 +105,10 @@ func TestBudgets(t *testing.T) {
 	if b := u.Budgets[0]; b.Name != "app-daily" || math.Abs(b.SpentUSD-0.3) > 1e-9 || math.Abs(b.RemainingUSD-0.2) > 1e-9 {
 		t.Fatalf("app-daily: %+v", b)
 	}
+	// Amounts are rounded to a nano-dollar: no float noise in the JSON.
+	if body := rec.Body.String(); strings.Contains(body, "0000000000") || strings.Contains(body, "9999999999") {
+		t.Errorf("usage carries float noise: %s", body)
+	}
 }
 
 func TestBudgetConfig(t *testing.T) {
@@ -134,5 +138,20 @@ func TestCacheHitServedOverBudget(t *testing.T) {
 	}
 	if testutil.ToFloat64(h.g.m.cacheRequests.WithLabelValues("single", "hit")) != 1 {
 		t.Fatal("a hit counted twice")
+	}
+}
+
+// TestNanoUSD: sums of costs lose their binary noise before they are shown.
+func TestNanoUSD(t *testing.T) {
+	sum := 0.0
+	for range 7 {
+		sum += 0.000005 // seven requests at 5 µUSD
+	}
+	b, _ := json.Marshal(nanoUSD(sum))
+	if string(b) != "0.000035" {
+		t.Errorf("7 x 0.000005 shown as %s (unrounded %v)", b, sum)
+	}
+	if v := nanoUSD(0.1 + 0.2); v != 0.3 {
+		t.Errorf("0.1 + 0.2 = %v", v)
 	}
 }
