@@ -215,7 +215,7 @@ func unpricedBudgets(cfg Config, prices map[string]Price) []string {
 	priced := func(alias string) bool {
 		for _, name := range []string{alias, models[alias].ContextWindowFallback} {
 			for _, t := range models[name].Targets {
-				if _, ok := prices[t.Model]; ok {
+				if _, ok := priceOf(prices, t.Model); ok {
 					return true
 				}
 			}
