@@ -357,6 +357,8 @@ func (rw *responsesAPI) keepOutput(id string, output []any) {
 			itemID, v = it.ID, keptMessage{Type: "message", Role: "assistant", Content: text}
 		case *callItemJSON:
 			itemID, v = it.ID, keptCall{Type: "function_call", CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
+		case *reasoningItemJSON:
+			itemID, v = it.ID, keptReasoningOf(it)
 		default:
 			continue
 		}
