@@ -180,7 +180,9 @@ func TestResponsesReasoningToolLoop(t *testing.T) {
 	step2 := func(name, items string, extra string) map[string]any {
 		t.Helper()
 		h.a.toolCalls["solo"] = nil
-		defer func() { h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_1", Name: "weather", Arguments: `{"city":"Oslo"}`}} }()
+		defer func() {
+			h.a.toolCalls["solo"] = []*pb.ToolCall{{Id: "call_1", Name: "weather", Arguments: `{"city":"Oslo"}`}}
+		}()
 		w := h.responsesAs(t, "app", `{"model":"single","reasoning":{"effort":"low"},`+rsTools+`,"input":[{"role":"user","content":"weather in Oslo?"},`+items+`,{"type":"function_call_output","call_id":"call_1","output":"18 C"}]`+extra+`}`)
 		if w.Code != 200 {
 			t.Fatalf("%s: %d %s", name, w.Code, w.Body)
@@ -239,7 +241,6 @@ func TestResponsesReasoningToolLoop(t *testing.T) {
 		t.Fatalf("reasoning before a user message: %d %s", w.Code, w.Body)
 	}
 }
-
 
 // TestResponsesReasoningRefusals: reasoning input items that cannot be
 // read are 400s naming the field, before any upstream call.
