@@ -134,8 +134,8 @@ func (req *responsesRequest) refusals() *Error {
 			}
 		}
 		// A summary is asked for, not promised (OpenAI's models may
-		// give none): taken, and none comes back, since chat completions
-		// upstreams return no reasoning.
+		// give none): taken; a reasoning item's summary is whatever
+		// reasoning text the upstream gave (responses_reasoning.go).
 		for _, f := range []struct {
 			name string
 			raw  json.RawMessage
