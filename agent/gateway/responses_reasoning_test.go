@@ -397,3 +397,70 @@ func TestPackThinking(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesReasoningInterleaved: reasoning that a stream sends after
+// a tool call (interleaved thinking) opens a second reasoning item there,
+// each with its own text and blocks; a stream that fails while reasoning
+// ends with response.failed holding the reasoning so far.
+func TestResponsesReasoningInterleaved(t *testing.T) {
+	h := storeHarness(t)
+	b1 := &pb.ThinkingBlock{Type: "thinking", Thinking: "a", Signature: "s1"}
+	b2 := &pb.ThinkingBlock{Type: "thinking", Thinking: "b", Signature: "s2"}
+	h.g.providers = eventsFleet{ProviderClient: h.a, events: []*pb.ChatEvent{
+		{ReasoningContent: "a"}, {ThinkingBlocks: []*pb.ThinkingBlock{b1}},
+		{ToolCalls: []*pb.ToolCallDelta{{Index: 0, Id: "c1", Name: "weather"}}}, {ToolCalls: []*pb.ToolCallDelta{{Index: 0, Arguments: "{}"}}},
+		{ReasoningContent: "b"}, {ThinkingBlocks: []*pb.ThinkingBlock{b2}},
+		{Delta: "done"}, {FinishReason: "stop"},
+	}}
+	r := streamed(t, h.responsesAs(t, "app", `{"model":"single","stream":true,"input":"x","include":["reasoning.encrypted_content"],`+rsTools+`}`))
+	out := r["output"].([]any)
+	var types []string
+	for _, it := range out {
+		types = append(types, it.(map[string]any)["type"].(string))
+	}
+	if strings.Join(types, " ") != "reasoning function_call reasoning message" {
+		t.Fatalf("output %v", out)
+	}
+	for i, want := range map[int]*pb.ThinkingBlock{0: b1, 2: b2} {
+		it := out[i].(map[string]any)
+		blocks, e := unpackThinking("x", it["encrypted_content"].(string))
+		if e != nil || len(blocks) != 1 || blocks[0].GetSignature() != want.GetSignature() || it["summary"].([]any)[0].(map[string]any)["text"] != want.GetThinking() {
+			t.Fatalf("reasoning item %d: %v (%v)", i, it, e)
+		}
+	}
+
+	// Cut while reasoning: an error event, then response.failed with the
+	// reasoning item so far.
+	h.g.providers = eventsFleet{ProviderClient: h.a, events: []*pb.ChatEvent{{ReasoningContent: "half a thou"}}, err: sdk.Errorf(sdk.Unavailable, "cut")}
+	evs := readEvents(t, h.responsesAs(t, "app", `{"model":"single","stream":true,"input":"x"}`).Body.String())
+	last := evs[len(evs)-1]
+	if last.name != "response.failed" || evs[len(evs)-2].name != "error" {
+		t.Fatalf("events %s", eventNames(evs))
+	}
+	failed := last.data["response"].(map[string]any)["output"].([]any)
+	if len(failed) != 1 || !reflect.DeepEqual(failed[0].(map[string]any)["summary"], []any{map[string]any{"type": "summary_text", "text": "half a thou"}}) {
+		t.Fatalf("failed output %v", failed)
+	}
+}
+
+// eventsFleet streams events, then fails with err (nil: ends).
+type eventsFleet struct {
+	sdk.ProviderClient // the rest (not called)
+	events             []*pb.ChatEvent
+	err                error
+}
+
+func (f eventsFleet) WithProvider(ctx context.Context, _, _ string, fn func(context.Context, sdk.ProviderClient) error) error {
+	return fn(ctx, eventsProvider{f})
+}
+
+type eventsProvider struct{ eventsFleet }
+
+func (p eventsProvider) ChatStream(_ context.Context, _ *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	for _, ev := range p.events {
+		if err := send(ev); err != nil {
+			return err
+		}
+	}
+	return p.err
+}
