@@ -176,8 +176,9 @@ func (req *responsesRequest) refusals() *Error {
 // "reasoning.encrypted_content" (the encrypted reasoning of reasoning
 // items, which clients ask for when they keep a conversation themselves,
 // store: false), which puts the packed thinking blocks into reasoning
-// items (responses_reasoning.go). The others name the outputs of built-in tools, which
-// the gateway does not run, or stored inputs: 400 naming the value.
+// items (responses_reasoning.go). The others name the outputs of
+// built-in tools, which the gateway does not run, or stored inputs: 400
+// naming the value.
 func (req *responsesRequest) logprobs() (asked bool, top *int32, e *Error) {
 	if !isNull(req.Include) {
 		var list []json.RawMessage
