@@ -109,4 +109,21 @@ await check('tool loop with reasoning.effort by previous_response_id', async () 
   assert.equal(second.previous_response_id, first.id);
 });
 
+// The same items sent to an OpenAI-wire alias (a conversation moved
+// between aliases): accepted, and the reasoning does not reach OpenAI's
+// chat completions (test/gateway_responses_thinking_test.go checks the
+// request test/openaistub received).
+await check('reasoning items to an OpenAI alias are not sent upstream', async () => {
+  const text = 'weather in Lima';
+  const opts = { model, tools, reasoning, store: false, include: ['reasoning.encrypted_content'] };
+  const first = await client.responses.create({ ...opts, input: [{ role: 'user', content: text }] });
+  const call = first.output[2];
+  const res = await client.responses.create({
+    model: process.env.VIGIL_OPENAI_ALIAS ?? 'chat', tools, store: false,
+    input: [{ role: 'user', content: text }, ...first.output, { type: 'function_call_output', call_id: call.call_id, output: '20C' }],
+  });
+  assert.equal(res.output_text, 'tool get_weather returned: 20C');
+  assert.deepEqual(res.output.map((o) => o.type), ['message']);
+});
+
 done();
