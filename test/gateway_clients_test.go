@@ -3,10 +3,12 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vigilml/vigil/test/anthropicstub"
 	"github.com/vigilml/vigil/test/openaistub"
 )
 
@@ -188,5 +190,27 @@ func TestGatewayClients(t *testing.T) {
 	// The anthropic case went to the Messages API.
 	if n := e.ant.Calls("/v1/messages", "claude-test"); n < 4 {
 		t.Errorf("%d calls reached the Anthropic upstream, want at least 4", n)
+	}
+	// The AI SDK's tool loops with a reasoning effort: the second step's
+	// assistant turn started with the first answer's thinking block,
+	// unchanged (by item_reference, and by value with store: false).
+	for _, store := range []string{"default", "false"} {
+		prompt := "aisdk thinking weather, store " + store
+		found := false
+		for _, r := range e.ant.Requests("/v1/messages", "claude-test") {
+			msgs, _ := r["messages"].([]any)
+			if len(msgs) != 3 || r["thinking"] == nil || !strings.Contains(fmt.Sprint(msgs[0]), prompt) {
+				continue
+			}
+			content, _ := msgs[1].(map[string]any)["content"].([]any)
+			want := map[string]any{"type": "thinking", "thinking": "Thinking about: " + prompt, "signature": anthropicstub.Signature("Thinking about: " + prompt)}
+			if len(content) < 2 || !reflect.DeepEqual(content[0], want) {
+				t.Errorf("AI SDK tool loop (store %s): assistant turn upstream %v", store, msgs[1])
+			}
+			found = true
+		}
+		if !found {
+			t.Errorf("AI SDK tool loop (store %s): no continuation with thinking reached the Anthropic upstream", store)
+		}
 	}
 }

@@ -146,7 +146,7 @@ type itemMetrics struct {
 func newItemMetrics(reg prometheus.Registerer) *itemMetrics {
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_llm_response_item_lookups_total",
-		Help: "item_reference input items of Responses API requests looked up in the gateway's item store, by result: hit, or miss (unknown, expired, evicted, or kept for another API token).",
+		Help: "item_reference input items of Responses API requests (and reasoning input items without encrypted_content, by id) looked up in the gateway's item store, by result: hit, or miss (unknown, expired, evicted, or kept for another API token).",
 	}, []string{"result"})
 	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_llm_response_item_evictions_total",
@@ -357,6 +357,8 @@ func (rw *responsesAPI) keepOutput(id string, output []any) {
 			itemID, v = it.ID, keptMessage{Type: "message", Role: "assistant", Content: text}
 		case *callItemJSON:
 			itemID, v = it.ID, keptCall{Type: "function_call", CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
+		case *reasoningItemJSON:
+			itemID, v = it.ID, keptReasoningOf(it)
 		default:
 			continue
 		}

@@ -74,6 +74,9 @@ type responsesRequest struct {
 	Moderation           json.RawMessage `json:"moderation"`
 	PromptCacheOptions   json.RawMessage `json:"prompt_cache_options"`
 	PromptCacheRetention json.RawMessage `json:"prompt_cache_retention"`
+	// encrypted: include has reasoning.encrypted_content (read by
+	// logprobs).
+	encrypted bool
 }
 
 // notStored is why the gateway answers nothing about earlier responses.
@@ -131,8 +134,8 @@ func (req *responsesRequest) refusals() *Error {
 			}
 		}
 		// A summary is asked for, not promised (OpenAI's models may
-		// give none): taken, and none comes back, since chat completions
-		// upstreams return no reasoning.
+		// give none): taken; a reasoning item's summary is whatever
+		// reasoning text the upstream gave (responses_reasoning.go).
 		for _, f := range []struct {
 			name string
 			raw  json.RawMessage
@@ -172,9 +175,10 @@ func (req *responsesRequest) refusals() *Error {
 // values the gateway serves that one, and takes
 // "reasoning.encrypted_content" (the encrypted reasoning of reasoning
 // items, which clients ask for when they keep a conversation themselves,
-// store: false) as asking for nothing: the gateway's answers have no
-// reasoning items. The others name the outputs of built-in tools, which
-// the gateway does not run, or stored inputs: 400 naming the value.
+// store: false), which puts the packed thinking blocks into reasoning
+// items (responses_reasoning.go). The others name the outputs of
+// built-in tools, which the gateway does not run, or stored inputs: 400
+// naming the value.
 func (req *responsesRequest) logprobs() (asked bool, top *int32, e *Error) {
 	if !isNull(req.Include) {
 		var list []json.RawMessage
@@ -191,8 +195,9 @@ func (req *responsesRequest) logprobs() (asked bool, top *int32, e *Error) {
 			case "message.output_text.logprobs":
 				asked = true
 			case "reasoning.encrypted_content":
+				req.encrypted = true
 			default:
-				return false, nil, invalid(name, "%s %q is not supported: the gateway serves message.output_text.logprobs (the answer's logprobs) and takes reasoning.encrypted_content (its answers have no reasoning items); it runs no built-in tools and keeps no input", name, v)
+				return false, nil, invalid(name, "%s %q is not supported: the gateway serves message.output_text.logprobs (the answer's logprobs) and reasoning.encrypted_content (the thinking blocks of reasoning items); it runs no built-in tools and keeps no input", name, v)
 			}
 		}
 	}
@@ -329,6 +334,9 @@ func (m *fieldMap) mapError(e *Error) *Error {
 		return nil
 	}
 	out := *e
+	if r := m.thinkingRefusal(e); r != nil {
+		return r
+	}
 	if e.Param != nil && *e.Param == "messages" {
 		p := "input"
 		out.Param = &p
@@ -349,6 +357,7 @@ var itemKeys = map[string][]string{
 	"message":              {"role", "content", "id", "status", "phase"},
 	"function_call":        {"call_id", "name", "arguments", "id", "status"},
 	"function_call_output": {"call_id", "output", "id", "status"},
+	"reasoning":            {"id", "summary", "encrypted_content", "content", "status"},
 }
 
 // contract checks a Responses request and turns it into the provider
@@ -382,7 +391,7 @@ func (req *responsesRequest) contract(items *itemStore, scope string) (*pb.ChatR
 		}
 	}
 	chat := map[string]any{"model": req.Model}
-	msgs, input, e := req.messages(rw.fields, rw.resolve, prior, rw.store)
+	msgs, input, e := req.messages(rw.fields, rw.resolve, rw.reasoningIn, prior, rw.store)
 	if e != nil {
 		return nil, nil, e
 	}
@@ -492,9 +501,22 @@ type inputItem struct {
 // replaced by the item resolve finds for its id, and read as if sent by
 // value. With keep, it also returns the request's input items as
 // resolved, to be kept with the answer for previous_response_id.
-func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error), prior []json.RawMessage, keep bool) ([]map[string]any, []json.RawMessage, *Error) {
+func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fields map[string]json.RawMessage) (map[string]json.RawMessage, *Error), reasoning func(path string, fields map[string]json.RawMessage) ([]*pb.ThinkingBlock, *Error), prior []json.RawMessage, keep bool) ([]map[string]any, []json.RawMessage, *Error) {
 	var msgs []map[string]any
 	var kept []json.RawMessage
+	// pending are the thinking blocks of the reasoning items read since
+	// the last assistant item: they go first in the assistant turn of the
+	// message or function call that follows them (dropped when another
+	// item comes first: they belong to no assistant turn).
+	var pending []*pb.ThinkingBlock
+	attach := func(m map[string]any) {
+		if len(pending) == 0 {
+			return
+		}
+		blocks, _ := m["thinking_blocks"].([]thinkingBlockJSON)
+		m["thinking_blocks"] = append(blocks, thinkingBlocksOut(pending)...)
+		pending = nil
+	}
 	add := func(m map[string]any, src msgSource) {
 		msgs = append(msgs, m)
 		fm.msgs = append(fm.msgs, src)
@@ -562,7 +584,7 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 		}
 		allowed, ok := itemKeys[typ]
 		if !ok {
-			return nil, nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call, function_call_output and item_reference items (reasoning and built-in tools' items are not)", path, typ)
+			return nil, nil, invalid(path+".type", "%s.type %q is not supported: the gateway takes message, function_call, function_call_output, reasoning and item_reference items (built-in tools' items are not)", path, typ)
 		}
 		for _, key := range sortedKeys(fields) {
 			if key != "type" && !contains(allowed, key) {
@@ -606,7 +628,12 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 			if in.text {
 				src.kind = srcText
 			}
-			add(map[string]any{"role": role, "content": content}, src)
+			m := map[string]any{"role": role, "content": content}
+			if role == "assistant" {
+				attach(m)
+			}
+			pending = nil
+			add(m, src)
 		case "function_call":
 			if outputs {
 				if e := closeTurn(); e != nil {
@@ -637,9 +664,12 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 				calls, _ := msgs[last]["tool_calls"].([]any)
 				msgs[last]["tool_calls"] = append(calls, call)
 				fm.msgs[last].calls = append(fm.msgs[last].calls, path)
+				attach(msgs[last])
 				continue
 			}
-			add(map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{call}}, msgSource{path: path, kind: srcCalls, calls: []string{path}})
+			m := map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{call}}
+			attach(m)
+			add(m, msgSource{path: path, kind: srcCalls, calls: []string{path}})
 		case "function_call_output":
 			callID, e := str("call_id", true)
 			if e != nil {
@@ -652,12 +682,32 @@ func (req *responsesRequest) messages(fm *fieldMap, resolve func(path string, fi
 			case answered:
 				return nil, nil, invalid(path+".call_id", "%s.call_id %q was answered already", path, callID)
 			}
-			turn[callID], outputs = true, true
+			turn[callID], outputs, pending = true, true, nil
 			out, e := callOutput(path, fields["output"])
 			if e != nil {
 				return nil, nil, e
 			}
 			add(map[string]any{"role": "tool", "tool_call_id": callID, "content": out}, msgSource{path: path, kind: srcOutput})
+		case "reasoning":
+			// The reasoning of the assistant turn that follows (a new
+			// turn when the outputs of the last one have begun).
+			if outputs {
+				if e := closeTurn(); e != nil {
+					return nil, nil, e
+				}
+			}
+			blocks, e := reasoning(path, fields)
+			if e != nil {
+				return nil, nil, e
+			}
+			pending = append(pending, blocks...)
+			if keep && path != "previous_response_id" {
+				// Kept as resolved: with the blocks it stood for, so that
+				// a follow-up does not depend on the item's own entry.
+				var id string
+				_ = json.Unmarshal(fields["id"], &id)
+				kept[len(kept)-1], _ = json.Marshal(keptReasoningOf(&reasoningItemJSON{ID: id, blocks: blocks}))
+			}
 		}
 	}
 	if e := closeTurn(); e != nil {
@@ -1192,6 +1242,9 @@ func (rw *responsesAPI) fail(w http.ResponseWriter, e *Error) { writeError(w, rw
 func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	r := rw.object(time.Now().Unix(), ans.model)
 	r.Status, r.IncompleteDetails = statusOf(ans.finish)
+	if ans.reasoning != "" || len(ans.thinking) > 0 {
+		r.Output = append(r.Output, reasoningItem(newID("rs_"), ans.reasoning, ans.thinking, rw.req.encrypted))
+	}
 	if ans.content != "" || len(ans.calls) == 0 {
 		m := messageItem(newID("msg_"), ans.content, itemStatus(r.Status))
 		if ans.logprobsAsked {
@@ -1475,6 +1528,8 @@ type responseEvents struct {
 	logprobs bool
 	lps      []openaiwire.TokenLogprob
 	pending  []*pb.TokenLogprob
+	// rs is the last reasoning item (open while s.open is its index).
+	rs *streamReasoning
 }
 
 // textItem is the open message as an item with status.
@@ -1527,6 +1582,9 @@ func (s *responseEvents) closeOpen(status string) error {
 	}
 	idx := s.open
 	s.open = -1
+	if s.rs != nil && idx == s.rs.index {
+		return s.closeReasoning()
+	}
 	if s.isText {
 		item := s.textItem(status)
 		part := item.Content[0]
@@ -1617,10 +1675,6 @@ func (s *responseEvents) finish(reason string) error {
 
 func (s *responseEvents) tier(t string) { s.tierSeen = t }
 
-// reasoning: the Responses API's reasoning items are not built (see
-// docs/gateway.md), so the answer's reasoning is not streamed here.
-func (s *responseEvents) reasoning(string, []*pb.ThinkingBlock) error { return nil }
-
 // fail sends an error event (with OpenAI's documented fields and the
 // nested error object that the SDKs raise as an APIError) and then
 // response.failed, so that neither a client reading the events nor an
@@ -1644,6 +1698,9 @@ func (s *responseEvents) output() []any {
 	if s.open >= 0 && s.isText {
 		s.items[s.open] = s.textItem("incomplete")
 	}
+	if s.rs != nil && s.open == s.rs.index {
+		*s.rs.item = *reasoningItem(s.rs.item.ID, s.rs.text.String(), s.rs.item.blocks, s.rw.req.encrypted)
+	}
 	out := make([]any, len(s.items))
 	copy(out, s.items)
 	return out
@@ -1654,8 +1711,8 @@ func (s *responseEvents) end(u *usageJSON, estimated bool, serviceTier string) {
 	_ = s.closeOpen(itemStatus(status))
 	r := *s.resp
 	r.Status, r.IncompleteDetails, r.Output = status, incomplete, s.output()
-	if len(r.Output) == 0 {
-		r.Output = []any{messageItem(newID("msg_"), "", itemStatus(status))}
+	if !answered(r.Output) {
+		r.Output = append(r.Output, messageItem(newID("msg_"), "", itemStatus(status)))
 	}
 	r.Usage = responseUsageOf(u, estimated)
 	if serviceTier == "" {

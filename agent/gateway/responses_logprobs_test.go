@@ -12,8 +12,8 @@ import (
 // sends for providerOptions.openai.logprobs), and they come back in the
 // output_text part, whole and streamed (per delta, and all of them in
 // output_text.done, the part and the item); top_logprobs alone asks for
-// them too; "reasoning.encrypted_content" is accepted and asks for
-// nothing (the answers have no reasoning items).
+// them too; "reasoning.encrypted_content" asks for nothing of these
+// (it fills reasoning items, which this upstream gives none of).
 func TestResponsesLogprobs(t *testing.T) {
 	h := newHarness(t, testCfg())
 	h.g.providers = logprobFleet{fleet: fleet{"pa": h.a, "pb": h.b}}
@@ -87,8 +87,8 @@ func TestResponsesLogprobs(t *testing.T) {
 }
 
 // TestResponsesReasoningSummary: reasoning.summary (what the Vercel AI SDK
-// sends with every reasoning effort) is taken and echoed; no summary comes
-// back, since the upstream's chat answer has none. An item_reference to
+// sends with every reasoning effort) is taken and echoed; no reasoning
+// item comes back, since the upstream's chat answer has no reasoning. An item_reference to
 // the answer's message resolves; one to an unknown id is refused with
 // what to send instead.
 func TestResponsesReasoningSummary(t *testing.T) {

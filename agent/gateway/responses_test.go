@@ -220,7 +220,7 @@ func TestResponsesRefusals(t *testing.T) {
 		{`{"model":"single","input":"x","max_output_tokens":0}`, "max_output_tokens"},
 		{`{"model":"single","input":"x","metadata":{"k":1}}`, "metadata"},
 		{`{"model":"single","input":[]}`, "input"},
-		{`{"model":"single","input":[{"type":"reasoning","summary":[]}]}`, "input[0].type"},
+		{`{"model":"single","input":[{"type":"reasoning","summary":[]}]}`, "input[0].encrypted_content"},
 		{`{"model":"single","input":[{"type":"item_reference","id":"msg_1","status":"completed"}]}`, "input[0].status"},
 		{`{"model":"single","input":[{"type":"item_reference"}]}`, "input[0].id"},
 		{`{"model":"single","input":[{"role":"tool","content":"x"}]}`, "input[0].role"},

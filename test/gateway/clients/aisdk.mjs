@@ -361,6 +361,45 @@ await check('anthropic provider behind the gateway: generateText, streamText', a
   assert.ok((await result.usage).outputTokens > 0);
 });
 
+// A tool loop with a reasoning effort on an Anthropic alias, through the
+// provider's default model (the Responses API): the answers' reasoning
+// comes back as reasoning items (the thinking text as reasoningText),
+// and the SDK sends them back with the next step, by item_reference with
+// its default store, by value with their encrypted_content with store:
+// false (it then asks for include ["reasoning.encrypted_content"]
+// itself); the stub refuses a continuation without its thinking blocks,
+// and test/gateway_clients_test.go checks the blocks it received.
+for (const store of [undefined, false]) {
+  await check(`default: tool loop with reasoningEffort on an Anthropic alias (store ${store ?? 'default'})`, async () => {
+    const weather = tool({
+      description: 'The weather of a city',
+      inputSchema: z.object({ city: z.string() }),
+      execute: async () => '9C',
+    });
+    const prompt = `aisdk thinking weather, store ${store ?? 'default'}`;
+    const n = exchanges.length;
+    const res = await generateText({
+      model: openai(anthropicAlias), prompt, tools: { get_weather: weather }, stopWhen: stepCountIs(3), maxRetries: 0,
+      providerOptions: { openai: { reasoningEffort: 'low', forceReasoning: true, ...(store === false ? { store } : {}) } },
+    });
+    assert.equal(res.steps.length, 2);
+    assert.equal(res.steps[0].reasoningText, `Thinking about: ${prompt}`);
+    assert.equal(res.steps[0].toolCalls[0].toolName, 'get_weather');
+    assert.equal(res.text, 'tool said: 9C');
+    assert.equal(exchanges.length, n + 2);
+    const step2 = exchanges[n + 1].body;
+    assert.deepEqual(step2.reasoning, { effort: 'low', summary: 'detailed' });
+    if (store === false) {
+      assert.deepEqual(step2.include, ['reasoning.encrypted_content']);
+      assert.deepEqual(step2.input.map((i) => i.type ?? i.role), ['user', 'reasoning', 'assistant', 'function_call', 'function_call_output']);
+      assert.ok(step2.input[1].encrypted_content.length > 20);
+    } else {
+      assert.deepEqual(step2.input.map((i) => i.type ?? i.role), ['user', 'item_reference', 'item_reference', 'function_call', 'function_call_output']);
+      assert.match(step2.input[1].id, /^rs_/);
+    }
+  });
+}
+
 await check('embed and embedMany', async () => {
   const one = await embed({ model: openai.embedding('embed'), value: 'alpha beta', maxRetries: 0 });
   sameVector(one.embedding, expectVector);
