@@ -96,8 +96,6 @@ func (req *responsesRequest) refusals() *Error {
 		{"prompt", req.Prompt, "prompt templates are kept by OpenAI, and the gateway does not fetch them: send instructions and input"},
 		{"context_management", req.ContextManagement, "context management (compaction) is not supported by the gateway; an alias's truncation setting decides what happens to a prompt that is too long"},
 		{"moderation", req.Moderation, "moderation is not supported by the gateway"},
-		{"prompt_cache_options", req.PromptCacheOptions, "prompt_cache_options is not supported by the gateway"},
-		{"prompt_cache_retention", req.PromptCacheRetention, "prompt_cache_retention is not supported by the gateway"},
 	} {
 		if isNull(f.raw) {
 			continue
@@ -425,7 +423,7 @@ func (req *responsesRequest) contract(items *itemStore, scope string) (*pb.ChatR
 		chat["reasoning_effort"] = *r.Effort
 	}
 	// Passed through to OpenAI-speaking plugins as on the chat path.
-	for name, raw := range map[string]json.RawMessage{"safety_identifier": req.SafetyIdentifier, "prompt_cache_key": req.PromptCacheKey, "service_tier": req.ServiceTier} {
+	for name, raw := range map[string]json.RawMessage{"safety_identifier": req.SafetyIdentifier, "prompt_cache_key": req.PromptCacheKey, "prompt_cache_options": req.PromptCacheOptions, "prompt_cache_retention": req.PromptCacheRetention, "service_tier": req.ServiceTier} {
 		if !isNull(raw) {
 			chat[name] = raw
 		}

@@ -126,6 +126,11 @@ func TestResponsesTranslation(t *testing.T) {
 	if req.GetOpenaiParams() != `{"prompt_cache_key":"k1","safety_identifier":"s1","verbosity":"low"}` {
 		t.Fatalf("pass-through: %s", req.GetOpenaiParams())
 	}
+	// So do OpenAI's prompt caching settings.
+	req = sent(`{"model":"single","input":"x","prompt_cache_retention":"24h","prompt_cache_options":{"ttl":"30m"}}`)
+	if req.GetOpenaiParams() != `{"prompt_cache_options":{"ttl":"30m"},"prompt_cache_retention":"24h"}` {
+		t.Fatalf("prompt caching pass-through: %s", req.GetOpenaiParams())
+	}
 }
 
 // TestResponsesAnswer checks the Response object and the headers.
