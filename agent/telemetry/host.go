@@ -150,6 +150,9 @@ type hostCollector struct {
 	// Owned by the update goroutine.
 	prevTotal cpu.TimesStat
 	prevPer   map[string]cpu.TimesStat
+	// cpuOut is the last value exported per CPU and mode, keeping
+	// vigil_host_cpu_seconds_total monotonic (see cpuCounter).
+	cpuOut map[[2]string]float64
 
 	mu   sync.Mutex
 	snap HostSnapshot
@@ -209,7 +212,7 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 				{"user", c.User - c.Guest}, {"nice", c.Nice - c.GuestNice}, {"system", c.System}, {"idle", c.Idle},
 				{"iowait", c.Iowait}, {"irq", c.Irq}, {"softirq", c.Softirq}, {"steal", c.Steal},
 			} {
-				pts = append(pts, pt(mCPUSeconds, max(m.v, 0), id, m.mode))
+				pts = append(pts, pt(mCPUSeconds, h.cpuCounter(id, m.mode, max(m.v, 0)), id, m.mode))
 			}
 			tot.User += c.User
 			tot.System += c.System
@@ -336,6 +339,28 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 	h.snap = s
 	h.mu.Unlock()
 	return pts, err
+}
+
+// cpuJumpBack is how far a CPU counter may fall before it is taken as a
+// reset (a CPU taken offline and back) rather than jitter; node_exporter
+// uses the same 3 s.
+const cpuJumpBack = 3.0
+
+// cpuCounter keeps a CPU time counter from going backwards. The kernel's
+// iowait may decrease (proc(5): "this value may decrease in certain
+// conditions"), and a counter that falls looks like a reset to rate(),
+// which then counts the whole value again. A small fall repeats the
+// previous value; a large one is a real reset and is passed on.
+func (h *hostCollector) cpuCounter(cpuID, mode string, v float64) float64 {
+	if h.cpuOut == nil {
+		h.cpuOut = map[[2]string]float64{}
+	}
+	k := [2]string{cpuID, mode}
+	if prev, ok := h.cpuOut[k]; ok && v < prev && prev-v < cpuJumpBack {
+		return prev
+	}
+	h.cpuOut[k] = v
+	return v
 }
 
 // filesystems lists real mounted file systems, each mount point once.

@@ -1,0 +1,67 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writeProcStat writes a /proc/stat with one CPU; times are in USER_HZ
+// (1/100 s): user nice system idle iowait irq softirq steal guest guest_nice.
+func writeProcStat(t *testing.T, dir string, idle, iowait int) {
+	t.Helper()
+	line := func(name string) string {
+		return fmt.Sprintf("%s 1000 0 500 %d %d 0 10 0 0 0\n", name, idle, iowait)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(line("cpu ")+line("cpu0")+"intr 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cpuSecondsOf(t *testing.T, pts []point, mode string) float64 {
+	t.Helper()
+	for _, p := range pts {
+		if p.def == mCPUSeconds && p.labels[0] == "0" && p.labels[1] == mode {
+			return p.value
+		}
+	}
+	t.Fatalf("no vigil_host_cpu_seconds_total{cpu=\"0\",mode=%q} in %d points", mode, len(pts))
+	return 0
+}
+
+// The kernel's iowait may go backwards a little; the counter exported for it
+// must not, or rate() sees a reset and counts its whole value again. A large
+// fall (a CPU that went offline and came back) is a real reset.
+func TestHostCPUSecondsNeverFallBack(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HOST_PROC", dir) // gopsutil reads <HOST_PROC>/stat
+	h := newHostCollector(hostOnly().Host, testLogger(t))
+	tick := func() []point {
+		pts, _ := h.update(context.Background(), time.Now()) // the other parts fail without their /proc files
+		return pts
+	}
+
+	writeProcStat(t, dir, 100000, 5000)
+	if got := cpuSecondsOf(t, tick(), "iowait"); got != 50 {
+		t.Fatalf("iowait = %v, want 50", got)
+	}
+	writeProcStat(t, dir, 100100, 4990) // iowait 0.1 s lower
+	if got := cpuSecondsOf(t, tick(), "iowait"); got != 50 {
+		t.Errorf("iowait fell from 50 to %v; a counter must not go backwards", got)
+	}
+	writeProcStat(t, dir, 100200, 5020)
+	if got := cpuSecondsOf(t, tick(), "iowait"); got != 50.2 {
+		t.Errorf("iowait = %v after it rose again, want 50.2", got)
+	}
+	writeProcStat(t, dir, 10, 1) // CPU counters restarted
+	pts := tick()
+	if got := cpuSecondsOf(t, pts, "idle"); got != 0.1 {
+		t.Errorf("idle = %v after a reset, want 0.1", got)
+	}
+	if got := cpuSecondsOf(t, pts, "iowait"); got != 0.01 {
+		t.Errorf("iowait = %v after a reset, want 0.01", got)
+	}
+}
