@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -100,6 +101,11 @@ var pseudoFSTypes = map[string]bool{
 	"rpc_pipefs": true, "securityfs": true, "selinuxfs": true, "squashfs": true,
 	"erofs": true, "sysfs": true, "tracefs": true, "ramfs": true, "nfsd": true,
 }
+
+// pseudoMountPoint matches mount points that are never disks of their own:
+// node_exporter's default --collector.filesystem.mount-points-exclude. The
+// /var/lib/docker and containers ones come and go with every container.
+var pseudoMountPoint = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`)
 
 // skipDisk leaves out block devices that are not disks.
 func skipDisk(name string) bool {
@@ -380,7 +386,7 @@ func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, err
 			if !slices.Contains(h.cfg.MountPoints, p.Mountpoint) {
 				continue
 			}
-		} else if pseudoFSTypes[p.Fstype] {
+		} else if pseudoFSTypes[p.Fstype] || pseudoMountPoint.MatchString(p.Mountpoint) {
 			continue
 		}
 		seen[p.Mountpoint] = true

@@ -65,3 +65,40 @@ func TestHostCPUSecondsNeverFallBack(t *testing.T) {
 		t.Errorf("iowait = %v after a reset, want 0.01", got)
 	}
 }
+
+// Mount points under /dev, /proc, /sys, /run/credentials and the container
+// runtimes' directories are left out by default, as node_exporter does; a
+// tmpfs elsewhere is kept.
+func TestHostFilesystemsSkipPseudoMountPoints(t *testing.T) {
+	dir := t.TempDir()
+	kept := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mountinfo := "" +
+		"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" +
+		"23 22 0:5 / /dev rw,nosuid shared:2 - tmpfs udev rw\n" +
+		"24 23 0:6 / /dev/shm rw,nosuid shared:3 - tmpfs tmpfs rw\n" +
+		"25 22 0:7 / " + kept + " rw,relatime shared:4 - tmpfs scratch rw\n"
+	if err := os.WriteFile(filepath.Join(dir, "1", "mountinfo"), []byte(mountinfo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOST_PROC", dir) // gopsutil reads <HOST_PROC>/1/mountinfo
+	h := newHostCollector(hostOnly().Host, testLogger(t))
+	fs, err := h.filesystems(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range fs {
+		got[f.MountPoint] = true
+	}
+	if !got["/"] || !got[kept] {
+		t.Errorf("file systems %v: want / and %s", got, kept)
+	}
+	for _, mp := range []string{"/dev", "/dev/shm"} {
+		if got[mp] {
+			t.Errorf("file systems %v include %s", got, mp)
+		}
+	}
+}
