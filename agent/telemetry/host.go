@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -202,6 +203,9 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 
 	if per, err := cpu.TimesWithContext(ctx, true); err != nil {
 		errs = append(errs, fmt.Errorf("cpu times: %w", err))
+	} else if len(per) == 0 {
+		// gopsutil answers an unreadable /proc/stat with no CPUs and no error.
+		errs = append(errs, errors.New("cpu times: no CPU lines read from /proc/stat"))
 	} else {
 		parts++
 		var tot cpu.TimesStat

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,5 +101,21 @@ func TestHostFilesystemsSkipPseudoMountPoints(t *testing.T) {
 		if got[mp] {
 			t.Errorf("file systems %v include %s", got, mp)
 		}
+	}
+}
+
+// An unreadable /proc/stat is an error naming the CPU times, not a host with
+// zero CPUs.
+func TestHostNoCPUTimesIsAnError(t *testing.T) {
+	t.Setenv("HOST_PROC", t.TempDir()) // no stat file
+	h := newHostCollector(hostOnly().Host, testLogger(t))
+	pts, err := h.update(context.Background(), time.Now())
+	for _, p := range pts {
+		if p.def == mCPUs {
+			t.Errorf("vigil_host_cpus = %v exported without CPU times", p.value)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "cpu times") {
+		t.Errorf("err = %v, want one naming the cpu times", err)
 	}
 }
