@@ -108,8 +108,16 @@ var pseudoFSTypes = map[string]bool{
 // /var/lib/docker and containers ones come and go with every container.
 var pseudoMountPoint = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`)
 
-// skipDisk leaves out block devices that are not disks.
+// diskPartition matches partitions of whole disks (sda1, vdb2, nvme0n1p1,
+// mmcblk0p1): their I/O is already counted in their disk's, so summing over
+// devices would count it twice. node_exporter leaves them out the same way.
+var diskPartition = regexp.MustCompile(`^((h|s|v|xv)d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)\d+$`)
+
+// skipDisk leaves out block devices that are not disks, and partitions.
 func skipDisk(name string) bool {
+	if diskPartition.MatchString(name) {
+		return true
+	}
 	for _, p := range []string{"loop", "ram", "zram", "fd", "sr"} {
 		if strings.HasPrefix(name, p) {
 			return true

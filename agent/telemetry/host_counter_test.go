@@ -119,3 +119,17 @@ func TestHostNoCPUTimesIsAnError(t *testing.T) {
 		t.Errorf("err = %v, want one naming the cpu times", err)
 	}
 }
+
+// Partitions are left out of the disk I/O series: their I/O is inside their
+// disk's, and sum() over devices would count it twice.
+func TestSkipDisk(t *testing.T) {
+	for name, skip := range map[string]bool{
+		"sda": false, "vda": false, "xvdb": false, "nvme0n1": false, "nvme10n2": false, "mmcblk0": false, "dm-0": false, "md0": false,
+		"sda1": true, "vda15": true, "xvdb2": true, "sdaa3": true, "nvme0n1p1": true, "nvme10n2p12": true, "mmcblk0p2": true,
+		"loop0": true, "ram1": true, "zram0": true, "sr0": true, "fd0": true,
+	} {
+		if got := skipDisk(name); got != skip {
+			t.Errorf("skipDisk(%q) = %v, want %v", name, got, skip)
+		}
+	}
+}
