@@ -38,3 +38,14 @@ func TestQueryStepsOnRoundTimes(t *testing.T) {
 		t.Errorf("start %s, want within one step before %s", got, want.UTC().Format(time.RFC3339))
 	}
 }
+
+// TestQuerySinceInDays checks that -since 2d, which Go's flag package
+// refuses with a bare "parse error", is answered with the form to use.
+func TestQuerySinceInDays(t *testing.T) {
+	t.Setenv("VIGIL_HTTP_ADDR", "127.0.0.1:1")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"query", "vigil_host_load1", "-since", "2d"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "48h") || !strings.Contains(stderr.String(), "no d unit") {
+		t.Errorf("exit %d, stderr %q; want exit 2 and the usage showing 48h and that there is no d unit", code, stderr.String())
+	}
+}

@@ -149,7 +149,7 @@ Examples:
   vigil query vigil_host_load1 -since 2h -step 5m -agg max -format csv`, stdout, stderr)
 	var matches multiFlag
 	fs.Var(&matches, "match", "label `matcher` (name=value, name!=value, name=~regex, name!~regex); repeatable")
-	since := fs.Duration("since", time.Hour, "how far back to look")
+	since := fs.Duration("since", time.Hour, "how far back to look: a Go duration such as 90m or 48h (there is no d unit)")
 	step := fs.Duration("step", 0, "aggregate into steps of this `duration` (0: raw points)")
 	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default avg when -step is set)")
 	format := fs.String("format", "text", "output `format`: text, csv or json")
