@@ -48,6 +48,16 @@ func (s *Store) maintain(now time.Time) {
 	if s.db == nil {
 		return
 	}
+	// A damaged data page makes bbolt panic (its transactions roll back).
+	// Crashing here would crash the agent at every start once the page is
+	// due for retention; log it (once) instead and keep serving.
+	defer func() {
+		if p := recover(); p != nil && !s.damagedLogged {
+			s.damagedLogged = true
+			s.log.Error("store: maintenance failed: the file is damaged; retention and max_bytes are not applied until it is fixed: "+damagedHint,
+				"path", s.cfg.Path, "panic", fmt.Sprint(p))
+		}
+	}()
 	var ev eviction
 	cutoff := now.Add(-s.cfg.Retention).UnixMilli()
 	err := s.db.Update(func(tx *bolt.Tx) error {

@@ -61,6 +61,8 @@ type Store struct {
 	// Owned by the writer goroutine.
 	txNewSeries int
 	lastTxSize  int64
+	// damagedLogged: maintenance already logged a damaged file.
+	damagedLogged bool
 
 	partitions atomic.Int64
 	m          *metrics
@@ -240,14 +242,24 @@ func (s *Store) Close() error {
 }
 
 // view runs fn in a read transaction on the current file.
-func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(fn func(tx *bolt.Tx) error) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return ErrClosed
 	}
+	// bbolt panics on a damaged page that the checks at Open did not read
+	// (data pages are read only by queries and maintenance).
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store file %s is damaged: reading it panicked: %v; %s", s.cfg.Path, p, damagedHint)
+		}
+	}()
 	return s.db.View(fn)
 }
+
+// damagedHint says how to recover from a damaged page found after Open.
+const damagedHint = "start the agent once with store.check_on_open: true, which moves a damaged file aside"
 
 type newSeries struct {
 	idx    int // first sample using it

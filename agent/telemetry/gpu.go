@@ -160,6 +160,8 @@ type gpuDevState struct {
 	minor       int
 	unsupported map[string]bool
 	lost        bool
+	// migMode is the MIG mode of the previous tick, -1 before the first.
+	migMode int
 }
 
 type gpuCollector struct {
@@ -178,6 +180,8 @@ type gpuCollector struct {
 	// eventReasons selects GetCurrentClocksEventReasons over the older
 	// GetCurrentClocksThrottleReasons.
 	eventReasons bool
+	// missing are the fields whose entry points the driver lacks.
+	missing map[string]bool
 
 	mu   sync.Mutex
 	snap GPUSnapshot // latest successful
@@ -233,9 +237,10 @@ func (g *gpuCollector) start() error {
 			}
 		}
 	}
+	g.missing = missing
 	g.devs = g.devs[:0]
 	for i := 0; i < n; i++ {
-		ds := &gpuDevState{index: i, minor: i, unsupported: map[string]bool{}}
+		ds := &gpuDevState{index: i, minor: i, unsupported: map[string]bool{}, migMode: -1}
 		for f := range missing {
 			ds.unsupported[f] = true
 		}
@@ -393,6 +398,20 @@ func (g *gpuCollector) collectDevice(ds *gpuDevState) ([]GPUDevice, error) {
 	var migs []GPUDevice
 
 	if !r.lost {
+		// Which fields a GPU supports depends on its MIG mode (a GPU in MIG
+		// mode reports no utilisation): when the mode changes, ask again.
+		mig := -1
+		if r.read(fMIG, func() (ret nvml.Return) { mig, _, ret = h.GetMigMode(); return }) {
+			if ds.migMode != -1 && mig != ds.migMode {
+				g.log.Info("GPU MIG mode changed; asking every field again", "gpu", ds.index, "uuid", ds.uuid, "mig_mode", mig)
+				for f := range ds.unsupported {
+					if !g.missing[f] {
+						delete(ds.unsupported, f)
+					}
+				}
+			}
+			ds.migMode = mig
+		}
 		var u nvml.Utilization
 		if r.read(fUtilization, func() (ret nvml.Return) { u, ret = h.GetUtilizationRates(); return }) {
 			d.UtilizationRatio = ptr(float64(u.Gpu) / 100)
@@ -480,7 +499,9 @@ func (g *gpuCollector) collectDevice(ds *gpuDevState) ([]GPUDevice, error) {
 			d.FanSpeedRatio = ptr(float64(v32) / 100)
 		}
 		d.Processes = g.processes(r, h)
-		migs = g.collectMIG(r, ds, h)
+		if mig == nvml.DEVICE_MIG_ENABLE {
+			migs = g.collectMIG(r, ds, h)
+		}
 	}
 
 	for f := range ds.unsupported {
@@ -566,10 +587,7 @@ func (g *gpuCollector) processName(pid int) string {
 // collectMIG lists the MIG instances of a GPU in MIG mode, each as its own
 // device. MIG layouts can change at runtime, so they are listed every tick.
 func (g *gpuCollector) collectMIG(r *devReader, ds *gpuDevState, h nvml.Device) []GPUDevice {
-	var cur, max int
-	if !r.read(fMIG, func() (ret nvml.Return) { cur, _, ret = h.GetMigMode(); return }) || cur != nvml.DEVICE_MIG_ENABLE {
-		return nil
-	}
+	var max int
 	if !r.read(fMIG, func() (ret nvml.Return) { max, ret = h.GetMaxMigDeviceCount(); return }) {
 		return nil
 	}

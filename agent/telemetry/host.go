@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -101,8 +103,21 @@ var pseudoFSTypes = map[string]bool{
 	"erofs": true, "sysfs": true, "tracefs": true, "ramfs": true, "nfsd": true,
 }
 
-// skipDisk leaves out block devices that are not disks.
+// pseudoMountPoint matches mount points that are never disks of their own:
+// node_exporter's default --collector.filesystem.mount-points-exclude. The
+// /var/lib/docker and containers ones come and go with every container.
+var pseudoMountPoint = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`)
+
+// diskPartition matches partitions of whole disks (sda1, vdb2, nvme0n1p1,
+// mmcblk0p1): their I/O is already counted in their disk's, so summing over
+// devices would count it twice. node_exporter leaves them out the same way.
+var diskPartition = regexp.MustCompile(`^((h|s|v|xv)d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)\d+$`)
+
+// skipDisk leaves out block devices that are not disks, and partitions.
 func skipDisk(name string) bool {
+	if diskPartition.MatchString(name) {
+		return true
+	}
 	for _, p := range []string{"loop", "ram", "zram", "fd", "sr"} {
 		if strings.HasPrefix(name, p) {
 			return true
@@ -150,6 +165,9 @@ type hostCollector struct {
 	// Owned by the update goroutine.
 	prevTotal cpu.TimesStat
 	prevPer   map[string]cpu.TimesStat
+	// cpuOut is the last value exported per CPU and mode, keeping
+	// vigil_host_cpu_seconds_total monotonic (see cpuCounter).
+	cpuOut map[[2]string]float64
 
 	mu   sync.Mutex
 	snap HostSnapshot
@@ -193,6 +211,9 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 
 	if per, err := cpu.TimesWithContext(ctx, true); err != nil {
 		errs = append(errs, fmt.Errorf("cpu times: %w", err))
+	} else if len(per) == 0 {
+		// gopsutil answers an unreadable /proc/stat with no CPUs and no error.
+		errs = append(errs, errors.New("cpu times: no CPU lines read from /proc/stat"))
 	} else {
 		parts++
 		var tot cpu.TimesStat
@@ -209,7 +230,7 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 				{"user", c.User - c.Guest}, {"nice", c.Nice - c.GuestNice}, {"system", c.System}, {"idle", c.Idle},
 				{"iowait", c.Iowait}, {"irq", c.Irq}, {"softirq", c.Softirq}, {"steal", c.Steal},
 			} {
-				pts = append(pts, pt(mCPUSeconds, max(m.v, 0), id, m.mode))
+				pts = append(pts, pt(mCPUSeconds, h.cpuCounter(id, m.mode, max(m.v, 0)), id, m.mode))
 			}
 			tot.User += c.User
 			tot.System += c.System
@@ -338,6 +359,28 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 	return pts, err
 }
 
+// cpuJumpBack is how far a CPU counter may fall before it is taken as a
+// reset (a CPU taken offline and back) rather than jitter; node_exporter
+// uses the same 3 s.
+const cpuJumpBack = 3.0
+
+// cpuCounter keeps a CPU time counter from going backwards. The kernel's
+// iowait may decrease (proc(5): "this value may decrease in certain
+// conditions"), and a counter that falls looks like a reset to rate(),
+// which then counts the whole value again. A small fall repeats the
+// previous value; a large one is a real reset and is passed on.
+func (h *hostCollector) cpuCounter(cpuID, mode string, v float64) float64 {
+	if h.cpuOut == nil {
+		h.cpuOut = map[[2]string]float64{}
+	}
+	k := [2]string{cpuID, mode}
+	if prev, ok := h.cpuOut[k]; ok && v < prev && prev-v < cpuJumpBack {
+		return prev
+	}
+	h.cpuOut[k] = v
+	return v
+}
+
 // filesystems lists real mounted file systems, each mount point once.
 func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, error) {
 	parts, err := disk.PartitionsWithContext(ctx, true)
@@ -355,7 +398,7 @@ func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, err
 			if !slices.Contains(h.cfg.MountPoints, p.Mountpoint) {
 				continue
 			}
-		} else if pseudoFSTypes[p.Fstype] {
+		} else if pseudoFSTypes[p.Fstype] || pseudoMountPoint.MatchString(p.Mountpoint) {
 			continue
 		}
 		seen[p.Mountpoint] = true

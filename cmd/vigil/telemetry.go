@@ -140,14 +140,16 @@ and the model-server processes configured in telemetry.host.processes.`, stdout,
 func runQuery(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("query", "query [flags] SERIES", `
 Query the agent's local history of a series (kept in its durable store for
-store.retention). With -step, points are aggregated per step with -agg.
+store.retention). With -step, points are aggregated per step with -agg,
+each stamped at the start of its step; the start of -since is rounded down
+to a multiple of the step, so the steps fall on round times.
 
 Examples:
   vigil query vigil_gpu_utilization_ratio -match gpu=0 -since 15m -step 1m
   vigil query vigil_host_load1 -since 2h -step 5m -agg max -format csv`, stdout, stderr)
 	var matches multiFlag
 	fs.Var(&matches, "match", "label `matcher` (name=value, name!=value, name=~regex, name!~regex); repeatable")
-	since := fs.Duration("since", time.Hour, "how far back to look")
+	since := fs.Duration("since", time.Hour, "how far back to look: a Go duration such as 90m or 48h (there is no d unit)")
 	step := fs.Duration("step", 0, "aggregate into steps of this `duration` (0: raw points)")
 	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default avg when -step is set)")
 	format := fs.String("format", "text", "output `format`: text, csv or json")
@@ -174,6 +176,10 @@ Examples:
 	}
 	if *step > 0 {
 		q.Set("step", step.String())
+		// Steps are cut from the start: round it down to a multiple of the
+		// step so that points fall on round times (13:05, 13:10, not
+		// 13:04:37, 13:09:37) and stay put from one run to the next.
+		q.Set("start", time.Now().Add(-*since).Truncate(*step).UTC().Format(time.RFC3339Nano))
 	}
 	if *agg != "" {
 		q.Set("agg", *agg)
