@@ -171,10 +171,72 @@ type hostCollector struct {
 
 	mu   sync.Mutex
 	snap HostSnapshot
+
+	// usageFn reads one file system's usage (statfs); a field so that
+	// tests can make it hang. statfsTimeout bounds each call: statfs on a
+	// hung network file system (NFS, CIFS) blocks in the kernel, and no
+	// context can interrupt it.
+	usageFn       func(ctx context.Context, path string) (*disk.UsageStat, error)
+	statfsTimeout time.Duration
+	// stuck are the mount points whose statfs is still blocked after its
+	// timeout; they are skipped (no new goroutine piles up behind them)
+	// until that call returns.
+	stuckMu sync.Mutex
+	stuck   map[string]bool
 }
 
+// defaultStatfsTimeout is node_exporter's default for the same problem.
+const defaultStatfsTimeout = 5 * time.Second
+
 func newHostCollector(cfg HostConfig, log *slog.Logger) *hostCollector {
-	return &hostCollector{cfg: cfg, log: log}
+	return &hostCollector{cfg: cfg, log: log, usageFn: disk.UsageWithContext, statfsTimeout: defaultStatfsTimeout, stuck: map[string]bool{}}
+}
+
+// usage reads one mount point's usage within statfsTimeout. A call that
+// does not return in time marks the mount point stuck: later ticks skip it
+// at once, and the call, when it finally returns, clears the mark.
+func (h *hostCollector) usage(ctx context.Context, mountPoint string) (*disk.UsageStat, error) {
+	h.stuckMu.Lock()
+	if h.stuck[mountPoint] {
+		h.stuckMu.Unlock()
+		return nil, fmt.Errorf("statfs has not answered for over %s (a hung network file system?); skipped until it does", h.statfsTimeout)
+	}
+	h.stuckMu.Unlock()
+	type result struct {
+		u   *disk.UsageStat
+		err error
+	}
+	done := make(chan result, 1)
+	var finished bool // under stuckMu
+	go func() {
+		u, err := h.usageFn(context.WithoutCancel(ctx), mountPoint)
+		done <- result{u, err}
+		h.stuckMu.Lock()
+		finished = true
+		wasStuck := h.stuck[mountPoint]
+		delete(h.stuck, mountPoint)
+		h.stuckMu.Unlock()
+		if wasStuck {
+			h.log.Info("file system answers again", "mount_point", mountPoint)
+		}
+	}()
+	t := time.NewTimer(h.statfsTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.u, r.err
+	case <-t.C:
+	}
+	h.stuckMu.Lock()
+	if finished { // it answered just as the timer fired
+		h.stuckMu.Unlock()
+		r := <-done
+		return r.u, r.err
+	}
+	h.stuck[mountPoint] = true
+	h.stuckMu.Unlock()
+	h.log.Warn("file system did not answer statfs in time; skipping it until it does (a hung network file system?)", "mount_point", mountPoint, "timeout", h.statfsTimeout)
+	return nil, fmt.Errorf("statfs did not answer within %s (a hung network file system?)", h.statfsTimeout)
 }
 
 func (h *hostCollector) name() string            { return "host" }
@@ -402,7 +464,7 @@ func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, err
 			continue
 		}
 		seen[p.Mountpoint] = true
-		u, err := disk.UsageWithContext(ctx, p.Mountpoint)
+		u, err := h.usage(ctx, p.Mountpoint)
 		if err != nil {
 			errs = append(errs, p.Mountpoint+": "+err.Error())
 			continue
