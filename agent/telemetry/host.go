@@ -168,6 +168,9 @@ type hostCollector struct {
 	// cpuOut is the last value exported per CPU and mode, keeping
 	// vigil_host_cpu_seconds_total monotonic (see cpuCounter).
 	cpuOut map[[2]string]float64
+	// absent are the configured mount points and interfaces not found at
+	// the last look, each warned about once (a typo gives no series).
+	absent map[string]bool
 
 	mu   sync.Mutex
 	snap HostSnapshot
@@ -397,6 +400,9 @@ func (h *hostCollector) update(ctx context.Context, now time.Time) ([]point, err
 				ReceiveErrors: n.Errin, TransmitErrors: n.Errout,
 				ReceiveDrops: n.Dropin, TransmitDrops: n.Dropout})
 		}
+		h.noteAbsent("telemetry.host.interfaces", h.cfg.Interfaces, func(name string) bool {
+			return slices.ContainsFunc(s.Networks, func(n NetworkIO) bool { return n.Interface == name })
+		})
 		sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].Interface < s.Networks[j].Interface })
 		for _, n := range s.Networks {
 			i := n.Interface
@@ -477,6 +483,7 @@ func (h *hostCollector) filesystems(ctx context.Context) ([]FilesystemUsage, err
 		out = append(out, FilesystemUsage{MountPoint: p.Mountpoint, Device: p.Device, FSType: p.Fstype,
 			SizeBytes: u.Total, FreeBytes: u.Total - u.Used, AvailableBytes: u.Free})
 	}
+	h.noteAbsent("telemetry.host.mount_points", h.cfg.MountPoints, func(mp string) bool { return seen[mp] })
 	sort.Slice(out, func(i, j int) bool { return out[i].MountPoint < out[j].MountPoint })
 	if len(errs) > 0 && len(out) == 0 {
 		return nil, fmt.Errorf("file systems: %s", strings.Join(errs, "; "))
@@ -500,4 +507,24 @@ func (t *Telemetry) Host() HostSnapshot {
 		s.ModelServers = t.procs.snapshot()
 	}
 	return s
+}
+
+// noteAbsent warns once about each configured name (of key) that found is
+// false for, and notes when it turns up: a misspelt interface or mount
+// point otherwise just gives no series.
+func (h *hostCollector) noteAbsent(key string, names []string, found func(string) bool) {
+	if h.absent == nil {
+		h.absent = map[string]bool{}
+	}
+	for _, name := range names {
+		k := key + "\x00" + name
+		switch here := found(name); {
+		case !here && !h.absent[k]:
+			h.absent[k] = true
+			h.log.Warn("a configured name is not on this host (a typo? it gives no series until it appears)", "key", key, "name", name)
+		case here && h.absent[k]:
+			delete(h.absent, k)
+			h.log.Info("a configured name is on this host now", "key", key, "name", name)
+		}
+	}
 }

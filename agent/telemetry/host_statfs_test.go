@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,5 +58,26 @@ func TestHungFileSystemIsSkipped(t *testing.T) {
 			t.Fatalf("the mount point was not read again after its statfs returned: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A configured interface or mount point that is not on the host is warned
+// about once (a typo otherwise just gives no series), and noted when it
+// appears.
+func TestAbsentConfiguredNamesWarnedOnce(t *testing.T) {
+	var buf strings.Builder
+	h := newHostCollector(hostOnly().Host, slog.New(slog.NewTextHandler(&buf, nil)))
+	here := map[string]bool{"eth0": true}
+	found := func(n string) bool { return here[n] }
+	names := []string{"eth0", "eht1"}
+	h.noteAbsent("telemetry.host.interfaces", names, found)
+	h.noteAbsent("telemetry.host.interfaces", names, found)
+	if n := strings.Count(buf.String(), "level=WARN"); n != 1 || !strings.Contains(buf.String(), "name=eht1") {
+		t.Fatalf("want one warning naming eht1:\n%s", buf.String())
+	}
+	here["eht1"] = true
+	h.noteAbsent("telemetry.host.interfaces", names, found)
+	if !strings.Contains(buf.String(), "is on this host now") {
+		t.Errorf("its arrival is not noted:\n%s", buf.String())
 	}
 }
