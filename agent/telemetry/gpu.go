@@ -244,26 +244,11 @@ func (g *gpuCollector) start() error {
 		for f := range missing {
 			ds.unsupported[f] = true
 		}
-		h, ret := g.lib.DeviceGetHandleByIndex(i)
-		if ret != nvml.SUCCESS {
-			// Keep the slot so the GPU is reported, not silently dropped.
+		if ret := g.lookupHandle(ds); ret != nvml.SUCCESS {
+			// Keep the slot so the GPU is reported, not silently dropped;
+			// the handle is asked for again at each tick.
 			ds.lost = true
 			g.log.Warn("GPU handle unavailable", "gpu", i, "err", ret)
-			g.devs = append(g.devs, ds)
-			continue
-		}
-		ds.handle = h
-		if v, ret := h.GetUUID(); ret == nvml.SUCCESS {
-			ds.uuid = v
-		}
-		if v, ret := h.GetName(); ret == nvml.SUCCESS {
-			ds.name = v
-		}
-		if p, ret := h.GetPciInfo(); ret == nvml.SUCCESS {
-			ds.pciBusID = cString(p.BusId[:])
-		}
-		if v, ret := h.GetMinorNumber(); ret == nvml.SUCCESS {
-			ds.minor = v
 		}
 		g.devs = append(g.devs, ds)
 	}
@@ -390,8 +375,36 @@ func (r *devReader) read(field string, call func() nvml.Return) bool {
 
 func ptr[T any](v T) *T { return &v }
 
+// lookupHandle gets the GPU's handle and identity by its index.
+func (g *gpuCollector) lookupHandle(ds *gpuDevState) nvml.Return {
+	h, ret := g.lib.DeviceGetHandleByIndex(ds.index)
+	if ret != nvml.SUCCESS {
+		return ret
+	}
+	ds.handle = h
+	if v, ret := h.GetUUID(); ret == nvml.SUCCESS {
+		ds.uuid = v
+	}
+	if v, ret := h.GetName(); ret == nvml.SUCCESS {
+		ds.name = v
+	}
+	if p, ret := h.GetPciInfo(); ret == nvml.SUCCESS {
+		ds.pciBusID = cString(p.BusId[:])
+	}
+	if v, ret := h.GetMinorNumber(); ret == nvml.SUCCESS {
+		ds.minor = v
+	}
+	return nvml.SUCCESS
+}
+
 // collectDevice reads one GPU and its MIG instances.
 func (g *gpuCollector) collectDevice(ds *gpuDevState) ([]GPUDevice, error) {
+	if ds.handle == nil {
+		// Its handle failed at start (or at the last try): a GPU that
+		// came back after a reset is read again without an agent restart.
+		// (Its XID events are watched only from the next NVML start.)
+		g.lookupHandle(ds)
+	}
 	d := GPUDevice{Index: ds.index, UUID: ds.uuid, Name: ds.name, PCIBusID: ds.pciBusID, MinorNumber: ds.minor}
 	r := &devReader{g: g, ds: ds, lost: ds.handle == nil}
 	h := ds.handle

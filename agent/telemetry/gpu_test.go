@@ -292,6 +292,13 @@ func TestGPUHandleLostAtStart(t *testing.T) {
 	if len(snap.Devices) != 2 || snap.Devices[0].Lost || !snap.Devices[1].Lost {
 		t.Fatalf("devices = %+v", snap.Devices)
 	}
+	// After a reset the GPU answers again: it is read without a restart.
+	m.DeviceGetHandleByIndexFunc = good
+	tickAll(t, tel)
+	snap = tel.GPUs()
+	if d := snap.Devices[1]; d.Lost || d.UUID != simUUID(1) || d.MemoryUsedBytes == nil {
+		t.Fatalf("after the GPU came back: %+v", d)
+	}
 }
 
 func TestXIDEvents(t *testing.T) {
