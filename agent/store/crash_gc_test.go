@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -61,7 +62,13 @@ func TestHelperGCWriter(t *testing.T) {
 				for i := range batch {
 					batch[i] = Sample{Name: "churn", Labels: Labels{{"k", strconv.FormatInt(id0, 10)}}, Time: ts.Add(time.Duration(i) * time.Millisecond), Value: float64(id0 + int64(i))}
 				}
-				if err := s.Append(context.Background(), batch); err != nil {
+				err := s.Append(context.Background(), batch)
+				if errors.Is(err, ErrInvalidSample) {
+					// Stalled while the other writers moved the virtual
+					// clock past the retention: refused, not acknowledged.
+					continue
+				}
+				if err != nil {
 					fmt.Println("error", err)
 					os.Exit(2)
 				}
@@ -81,8 +88,12 @@ func TestCrashDuringSeriesGC(t *testing.T) {
 	path := t.TempDir() + "/vigil.db"
 	var checked, removedBefore int
 	gcSeen := false
-	for cycle := 0; cycle < 10; cycle++ {
-		acked := runAndKillWriter(t, "TestHelperGCWriter", path, int64(cycle)*1_000_000, time.Duration(20+rand.IntN(60))*time.Millisecond)
+	// At least 10 kills; more (up to 60, each running longer) until the
+	// writer got far enough, under -race on a loaded machine, to have
+	// removed series before one of the kills.
+	for cycle := 0; cycle < 10 || (cycle < 60 && (checked == 0 || removedBefore == 0 || !gcSeen)); cycle++ {
+		run := time.Duration(20+rand.IntN(60)) * time.Millisecond * time.Duration(1+cycle/10)
+		acked := runAndKillWriter(t, "TestHelperGCWriter", path, int64(cycle)*1_000_000, run)
 		if len(acked) == 0 {
 			continue
 		}
@@ -97,7 +108,7 @@ func TestCrashDuringSeriesGC(t *testing.T) {
 		}
 		// The index holds about the retained window's series (2m / 10s),
 		// not every series the cycle created.
-		if n := s.Stats().Series; len(acked) > 60 && n < len(acked)/2 {
+		if n := s.Stats().Series; len(acked) >= 40 && n < len(acked)-10 {
 			gcSeen = true
 		}
 		present := map[int64]string{}
