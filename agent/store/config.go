@@ -36,8 +36,10 @@ type Config struct {
 	// fewer buckets. Must divide 24h evenly and be at least 1m. Default 1h.
 	Partition time.Duration `yaml:"partition"`
 
-	// MaxSeries bounds the series index (and the memory it takes). Appends
-	// that would create more series fail with ErrTooManySeries.
+	// MaxSeries bounds the series index (and the memory it takes). An Append
+	// that brings new series beyond it stores everything else and drops only
+	// the samples of those new series. Series whose data retention or
+	// MaxBytes dropped are removed at maintenance, freeing their slots.
 	// Default 100000.
 	MaxSeries int `yaml:"max_series"`
 

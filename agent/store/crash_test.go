@@ -78,7 +78,7 @@ func TestCrashDurability(t *testing.T) {
 	path := t.TempDir() + "/vigil.db"
 	var totalAcked int
 	for cycle := 0; cycle < cycles; cycle++ {
-		acked := runAndKillWriter(t, path, int64(cycle)*1_000_000_000, time.Duration(5+rand.IntN(60))*time.Millisecond)
+		acked := runAndKillWriter(t, "TestHelperWriter", path, int64(cycle)*1_000_000_000, time.Duration(5+rand.IntN(60))*time.Millisecond)
 		totalAcked += len(acked)
 
 		s, err := Open(Config{Path: path}, nil)
@@ -106,9 +106,9 @@ func TestCrashDurability(t *testing.T) {
 	t.Logf("%d cycles, %d acknowledged batches all present", cycles, totalAcked)
 }
 
-func runAndKillWriter(t *testing.T, path string, base int64, after time.Duration) []int64 {
+func runAndKillWriter(t *testing.T, helper, path string, base int64, after time.Duration) []int64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperPathEnv+"="+path, helperBaseEnv+"="+strconv.FormatInt(base, 10))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -19,7 +19,14 @@
 // back), so N writers cost about one fsync round, not N.
 //
 // Atomic per call: the samples of one Append are all stored or none is.
-// One invalid sample refuses the call with a *SampleError naming it.
+// One invalid sample refuses the call with a *SampleError naming it. The
+// one exception is the series bound: when an Append brings new series and
+// the index is full (store.max_series), the samples of the new series that
+// do not fit are dropped, counted in
+// vigil_store_dropped_samples_total{reason="series_limit"} and logged at
+// most once a minute; the rest of the call (existing series, new series
+// that fit) is stored in the same commit and Append returns nil, so a
+// collector tick is never refused as a whole for one new series.
 //
 // Bounded: samples older than store.retention are dropped with their
 // partition (a partition goes once all of it is past the retention, so
@@ -33,6 +40,19 @@
 // file is free and it is at least store.compact_min_bytes, the store copies
 // the live data into a fresh file and renames it over the old one, blocking
 // writers (not readers) for the copy.
+//
+// Series GC: a series with no sample left (retention or max_bytes dropped
+// every partition holding it) is removed from the series index at the next
+// maintenance, after the eviction committed, in its own transaction: a
+// crash before that commit leaves the entry for a later run, never loses a
+// retained sample. The store tracks, per series, the newest partition that
+// may hold one of its samples (raised before each append, so it errs late)
+// and removes the series once that partition is older than the oldest one
+// held. Series ids come from a bbolt sequence that compaction preserves and
+// are never reused: a series that comes back gets a new id, and no retained
+// record refers to a removed id. Forwarding cursors are record positions
+// (seq, offset), so series GC does not move them. An Append whose ids were
+// looked up before a GC run looks them up again inside its transaction.
 //
 // Ordering: every record (the samples of one Append falling in one time
 // partition) gets a sequence number in commit order; ReadFrom walks records
@@ -60,9 +80,12 @@
 //
 // Samples are not deduplicated on write; Query keeps the last appended of
 // equal timestamps, ReadFrom returns them all. Cancelling the context of an
-// Append that is already queued leaves its outcome unknown. Series are not
-// garbage collected when their data is evicted: the index is bounded by
-// store.max_series instead. The store keeps no copy of the latest values
+// Append that is already queued leaves its outcome unknown. After a restart
+// the store does not know where each loaded series' data ends: it keeps
+// them until the partition that was newest at Open is dropped (series GC
+// is late, never early). A series whose data max_bytes evicted record by
+// record from the newest partition stays until that partition goes. The
+// store keeps no copy of the latest values
 // for fast reads; the caller's cache serves those. Durability depends on
 // the filesystem honouring fdatasync.
 package store

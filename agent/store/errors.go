@@ -24,8 +24,10 @@ var (
 	// ErrInvalidSample is wrapped by *SampleError.
 	ErrInvalidSample = errors.New("invalid sample")
 
-	// ErrTooManySeries is returned when an Append would grow the series
-	// index past Config.MaxSeries.
+	// ErrTooManySeries is no longer returned: Append stores what fits and
+	// drops only the samples of new series over Config.MaxSeries.
+	//
+	// Deprecated: kept so that code testing for it still compiles.
 	ErrTooManySeries = errors.New("store: too many series")
 
 	// ErrSchemaTooNew is wrapped by *SchemaError.
@@ -71,7 +73,8 @@ func (e *SchemaError) Error() string {
 func (e *SchemaError) Unwrap() error { return ErrSchemaTooNew }
 
 // Write error reasons used as the `reason` label of
-// vigil_store_write_errors_total.
+// vigil_store_write_errors_total, and (reasonSeriesLimit) of
+// vigil_store_dropped_samples_total.
 const (
 	reasonDiskFull      = "disk_full"
 	reasonIO            = "io"

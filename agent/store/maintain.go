@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -97,7 +98,65 @@ func (s *Store) maintain(now time.Time) {
 	}
 	s.commitEviction(ageEv, "retention", now)
 	s.commitEviction(ev, "max_bytes", now)
+	s.gcSeries()
 	s.maybeCompact()
+}
+
+// gcSeries removes from the series index the series that have no sample
+// left in the file: those whose last partition is older than the oldest
+// partition still held (partitions are dropped oldest first, by retention
+// and by max_bytes). It runs on the writer goroutine after the evictions
+// committed, deletes the index entries in one transaction (a crash before
+// it commits only leaves them for a later run) and then drops them from
+// memory. Series ids are never reused, so a series that comes back gets a
+// new id; no retained record refers to the old one.
+func (s *Store) gcSeries() {
+	oldest := int64(math.MaxInt64) // no partition: no series has data
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketParts).Cursor().First(); k != nil {
+			oldest = int64(binary.BigEndian.Uint64(k))
+		}
+		return nil
+	}); err != nil {
+		return
+	}
+	var gone []*seriesInfo
+	s.idx.mu.RLock()
+	for _, si := range s.idx.byID {
+		if si.lastPart.Load() < oldest {
+			gone = append(gone, si)
+		}
+	}
+	s.idx.mu.RUnlock()
+	if len(gone) == 0 {
+		return
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ser := tx.Bucket(bucketSeries)
+		for _, si := range gone {
+			if err := ser.Delete([]byte(si.key)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("store: removing series without data failed; they stay in the index", "err", err)
+		return
+	}
+	// Wait for reads that started before the partitions were dropped (they
+	// hold s.mu and may still see records of these series).
+	s.mu.Lock()
+	s.idx.mu.Lock()
+	for _, si := range gone {
+		delete(s.idx.byKey, si.key)
+		delete(s.idx.byID, si.id)
+	}
+	s.idx.gen.Add(1)
+	s.idx.mu.Unlock()
+	s.mu.Unlock()
+	s.m.seriesRemoved.Add(uint64(len(gone)))
+	s.log.Info("store removed series without data", "series", len(gone), "example_series", gone[0].name+gone[0].labels.String(), "series_left", s.idx.len())
 }
 
 func (s *Store) commitEviction(ev eviction, reason string, now time.Time) {

@@ -9,13 +9,15 @@ import (
 )
 
 type metrics struct {
-	appended    atomic.Uint64
-	evicted     atomic.Uint64
-	compactions atomic.Uint64
-	commitDur   prometheus.Histogram
+	appended      atomic.Uint64
+	evicted       atomic.Uint64
+	compactions   atomic.Uint64
+	seriesRemoved atomic.Uint64
+	commitDur     prometheus.Histogram
 
 	mu          sync.Mutex
 	writeErrs   map[string]uint64
+	droppedBy   map[string]uint64
 	unforwarded map[string]uint64
 }
 
@@ -27,12 +29,19 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 		}),
 		writeErrs:   map[string]uint64{},
+		droppedBy:   map[string]uint64{reasonSeriesLimit: 0},
 		unforwarded: map[string]uint64{},
 	}
-	for _, r := range []string{reasonDiskFull, reasonIO, reasonInvalidSample, reasonSeriesLimit} {
+	for _, r := range []string{reasonDiskFull, reasonIO, reasonInvalidSample} {
 		m.writeErrs[r] = 0
 	}
 	return m
+}
+
+func (m *metrics) dropped(reason string, n uint64) {
+	m.mu.Lock()
+	m.droppedBy[reason] += n
+	m.mu.Unlock()
 }
 
 func (m *metrics) writeError(reason string) {
@@ -53,6 +62,8 @@ type Stats struct {
 	EvictedSamples     uint64            // samples dropped by retention or max_bytes since Open
 	EvictedUnforwarded map[string]uint64 // per saved cursor: evicted before that cursor read them
 	WriteErrors        map[string]uint64 // failed Append calls by reason
+	DroppedSamples     map[string]uint64 // samples left out of successful Append calls, by reason
+	SeriesRemoved      uint64            // series removed by series GC since Open
 	Commits            uint64            // group commits (fsync rounds) since Open
 	Compactions        uint64
 	SizeBytes          int64 // file size on disk
@@ -69,6 +80,7 @@ func (s *Store) Stats() Stats {
 		Compactions:     s.m.compactions.Load(),
 		Partitions:      int(s.partitions.Load()),
 		Series:          s.idx.len(),
+		SeriesRemoved:   s.m.seriesRemoved.Load(),
 	}
 	if fi, err := os.Stat(s.cfg.Path); err == nil {
 		st.SizeBytes = fi.Size()
@@ -77,6 +89,10 @@ func (s *Store) Stats() Stats {
 	st.WriteErrors = make(map[string]uint64, len(s.m.writeErrs))
 	for k, v := range s.m.writeErrs {
 		st.WriteErrors[k] = v
+	}
+	st.DroppedSamples = make(map[string]uint64, len(s.m.droppedBy))
+	for k, v := range s.m.droppedBy {
+		st.DroppedSamples[k] = v
 	}
 	st.EvictedUnforwarded = make(map[string]uint64, len(s.m.unforwarded))
 	for k, v := range s.m.unforwarded {
@@ -95,6 +111,8 @@ var (
 	descEvicted     = prometheus.NewDesc("vigil_store_evicted_samples_total", "Samples dropped by retention by age or by store.max_bytes.", nil, nil)
 	descUnforwarded = prometheus.NewDesc("vigil_store_evicted_unforwarded_samples_total", "Samples evicted before the named forwarding cursor read them.", []string{"cursor"}, nil)
 	descWriteErrs   = prometheus.NewDesc("vigil_store_write_errors_total", "Append calls that failed, by reason.", []string{"reason"}, nil)
+	descDropped     = prometheus.NewDesc("vigil_store_dropped_samples_total", "Samples left out of an otherwise stored Append, by reason (series_limit: a new series over store.max_series).", []string{"reason"}, nil)
+	descSeriesGC    = prometheus.NewDesc("vigil_store_series_removed_total", "Series removed from the index because retention or store.max_bytes dropped all their data.", nil, nil)
 	descCommits     = prometheus.NewDesc("vigil_store_commits_total", "Group commits (each one fsync round) of the sample store.", nil, nil)
 	descCompactions = prometheus.NewDesc("vigil_store_compactions_total", "Times the store file was compacted into a fresh file.", nil, nil)
 	descSize        = prometheus.NewDesc("vigil_store_size_bytes", "Size of the store file on disk.", nil, nil)
@@ -105,7 +123,7 @@ var (
 // Describe implements prometheus.Collector, so a Store can be registered
 // directly.
 func (s *Store) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAppended, descEvicted, descUnforwarded, descWriteErrs, descCommits, descCompactions, descSize, descPartitions, descSeries} {
+	for _, d := range []*prometheus.Desc{descAppended, descEvicted, descUnforwarded, descWriteErrs, descDropped, descSeriesGC, descCommits, descCompactions, descSize, descPartitions, descSeries} {
 		ch <- d
 	}
 	s.m.commitDur.Describe(ch)
@@ -122,6 +140,10 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range st.WriteErrors {
 		ch <- prometheus.MustNewConstMetric(descWriteErrs, prometheus.CounterValue, float64(n), reason)
 	}
+	for reason, n := range st.DroppedSamples {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(descSeriesGC, prometheus.CounterValue, float64(st.SeriesRemoved))
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.Commits))
 	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(st.Compactions))
 	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(st.SizeBytes))

@@ -202,6 +202,9 @@ func (s *Store) Query(ctx context.Context, q QueryRequest) ([]Series, error) {
 		}
 		pts = pts[:w]
 		si := s.idx.get(id)
+		if si == nil {
+			continue // removed by series GC after the read: its data was evicted
+		}
 		ser := Series{Name: si.name, Labels: si.labels}
 		if q.Step == 0 {
 			ser.Points = make([]Point, len(pts))

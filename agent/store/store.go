@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,11 @@ type Store struct {
 	lastTxSize  int64
 	// damagedLogged: maintenance already logged a damaged file.
 	damagedLogged bool
+
+	// Log limiting for samples dropped at store.max_series.
+	limitLogMu      sync.Mutex
+	limitLogged     time.Time
+	limitSuppressed int
 
 	partitions atomic.Int64
 	m          *metrics
@@ -200,28 +206,40 @@ func (s *Store) initFile(db *bolt.DB) error {
 		return err
 	}
 	s.idx.reset()
+	var loaded []*seriesInfo
 	return db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketSeries).ForEach(func(k, v []byte) error {
 			name, ls, err := parseSeriesKey(k)
 			if err != nil || len(v) != 8 {
 				return corrupt("series index entry %x: malformed", k)
 			}
-			s.idx.add(string(k), binary.BigEndian.Uint64(v), name, ls)
+			loaded = append(loaded, &seriesInfo{key: string(k), id: binary.BigEndian.Uint64(v), name: name, labels: ls})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 		var n int64
+		newest := int64(math.MinInt64)
 		err = tx.Bucket(bucketParts).ForEach(func(k, v []byte) error {
 			if len(k) != 8 || v != nil {
 				return corrupt("partition key %x: malformed", k)
 			}
 			n++
+			newest = int64(binary.BigEndian.Uint64(k))
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		// Where a loaded series' data ends is not stored; assume the newest
+		// partition, so series GC keeps it until that partition is dropped.
+		for _, si := range loaded {
+			si.lastPart.Store(newest)
+			s.idx.add(si)
+		}
 		s.partitions.Store(n)
-		return err
+		return nil
 	})
 }
 
@@ -270,7 +288,12 @@ type newSeries struct {
 
 // Append stores samples and returns once they are committed and fsynced:
 // after a nil return they survive a crash or power loss. Samples of one
-// call are all stored or none is. Concurrent calls share commits.
+// call are all stored or none is, with one exception: when the call brings
+// new series and the index is full (store.max_series), the samples of the
+// new series that do not fit are dropped (counted in
+// vigil_store_dropped_samples_total{reason="series_limit"} and logged at
+// most once a minute) and everything else is stored; Append still returns
+// nil. Concurrent calls share commits.
 //
 // A sample is refused (with a *SampleError naming its index; nothing of the
 // call is stored) when its name or labels are invalid, or its time is older
@@ -284,6 +307,75 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 	if len(samples) == 0 {
 		return nil
 	}
+	b, serr := s.prepare(samples)
+	if serr != nil {
+		s.m.writeError(reasonInvalidSample)
+		return serr
+	}
+	return s.submitBatch(ctx, samples, b)
+}
+
+// submitBatch commits a prepared batch (the second half of Append).
+func (s *Store) submitBatch(ctx context.Context, samples []Sample, b *batch) error {
+	fn := func(tx *bolt.Tx) (func(), error) {
+		if b.gen != s.idx.gen.Load() {
+			// Series GC ran since the ids were looked up: some may be
+			// gone. Look them up again (rare: GC runs at maintenance).
+			nb, serr := s.prepare(samples)
+			if serr != nil {
+				return nil, serr
+			}
+			b = nb
+		}
+		return s.appendTx(tx, b)
+	}
+	var err error
+	if s.useBoltBatch {
+		var after func()
+		s.mu.RLock()
+		db := s.db
+		s.mu.RUnlock()
+		if db == nil {
+			return ErrClosed
+		}
+		err = db.Batch(func(tx *bolt.Tx) error {
+			var ferr error
+			after, ferr = fn(tx)
+			return ferr
+		})
+		if err == nil && after != nil {
+			after()
+		}
+	} else {
+		err = s.c.submit(ctx, fn, len(samples))
+	}
+	if err != nil {
+		var se *SampleError
+		switch {
+		case errors.Is(err, ErrDiskFull):
+			s.m.writeError(reasonDiskFull)
+		case errors.As(err, &se):
+			s.m.writeError(reasonInvalidSample)
+		case errors.Is(err, ErrWrite):
+			s.m.writeError(reasonIO)
+		}
+		return err
+	}
+	return nil
+}
+
+// batch is one Append, validated and grouped by partition.
+type batch struct {
+	groups  []partGroup
+	unknown []newSeries
+	n       int
+	gen     uint64 // series index generation the ids were looked up in
+}
+
+// prepare validates samples, looks up the ids of known series and groups
+// the samples by partition. It also raises the last partition of every
+// known series it sees, so series GC keeps them.
+func (s *Store) prepare(samples []Sample) (*batch, *SampleError) {
 	now := s.now()
 	lo, hi := now.Add(-s.cfg.Retention).UnixMilli(), now.Add(maxFuture).UnixMilli()
 	enc := make([]encSample, len(samples))
@@ -293,6 +385,7 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 	sameP, firstP := true, int64(0)
 
 	s.idx.mu.RLock()
+	gen := s.idx.gen.Load()
 	for i := range samples {
 		smp := &samples[i]
 		t := smp.Time.UnixMilli()
@@ -314,11 +407,14 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 		if serr != nil {
 			s.idx.mu.RUnlock()
 			serr.Index = i
-			s.m.writeError(reasonInvalidSample)
-			return serr
+			return nil, serr
 		}
-		id, ok := s.idx.byKey[string(key)]
-		if !ok && !seen[string(key)] {
+		p := s.partOf(t)
+		var id uint64
+		if si, ok := s.idx.byKey[string(key)]; ok {
+			id = si.id
+			si.raiseLastPart(p)
+		} else if !seen[string(key)] {
 			if seen == nil {
 				seen = map[string]bool{}
 			}
@@ -326,7 +422,6 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 			unknown = append(unknown, newSeries{idx: i, key: string(key), name: smp.Name, labels: slices.Clone(ls)})
 		}
 		enc[i] = encSample{id: id, t: t, v: smp.Value}
-		p := s.partOf(t)
 		if i == 0 {
 			firstP = p
 		} else if p != firstP {
@@ -379,40 +474,7 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 			groups[gi].records = encodeChunks(groups[gi].enc)
 		}
 	}
-
-	fn := func(tx *bolt.Tx) (func(), error) { return s.appendTx(tx, groups, unknown, len(samples)) }
-	var err error
-	if s.useBoltBatch {
-		var after func()
-		s.mu.RLock()
-		db := s.db
-		s.mu.RUnlock()
-		if db == nil {
-			return ErrClosed
-		}
-		err = db.Batch(func(tx *bolt.Tx) error {
-			var ferr error
-			after, ferr = fn(tx)
-			return ferr
-		})
-		if err == nil && after != nil {
-			after()
-		}
-	} else {
-		err = s.c.submit(ctx, fn, len(samples))
-	}
-	if err != nil {
-		switch {
-		case errors.Is(err, ErrDiskFull):
-			s.m.writeError(reasonDiskFull)
-		case errors.Is(err, ErrTooManySeries):
-			s.m.writeError(reasonSeriesLimit)
-		case errors.Is(err, ErrWrite):
-			s.m.writeError(reasonIO)
-		}
-		return err
-	}
-	return nil
+	return &batch{groups: groups, unknown: unknown, n: len(samples), gen: gen}, nil
 }
 
 type partGroup struct {
@@ -437,19 +499,25 @@ func (s *Store) partOf(t int64) int64 {
 }
 
 // appendTx is the part of Append that runs inside the shared transaction.
-func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n int) (func(), error) {
+// New series that do not fit under store.max_series are not created and
+// their samples are left out; the rest is stored.
+func (s *Store) appendTx(tx *bolt.Tx, b *batch) (func(), error) {
 	s.lastTxSize = tx.Size()
 	ser, parts := tx.Bucket(bucketSeries), tx.Bucket(bucketParts)
-	var created []newSeries
-	var createdIDs []uint64
-	ids := map[string]uint64{}
-	for _, u := range unknown {
+	var created []*seriesInfo
+	var ids map[string]uint64
+	var over []newSeries // new series refused for max_series
+	if len(b.unknown) > 0 {
+		ids = make(map[string]uint64, len(b.unknown))
+	}
+	for _, u := range b.unknown {
 		if v := ser.Get([]byte(u.key)); v != nil {
 			ids[u.key] = binary.BigEndian.Uint64(v)
 			continue
 		}
 		if s.idx.len()+s.txNewSeries >= s.cfg.MaxSeries {
-			return nil, fmt.Errorf("%w: creating %s%s would exceed store.max_series (%d)", ErrTooManySeries, u.name, u.labels, s.cfg.MaxSeries)
+			over = append(over, u)
+			continue
 		}
 		id, err := ser.NextSequence()
 		if err != nil {
@@ -460,11 +528,36 @@ func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n
 		}
 		s.txNewSeries++
 		ids[u.key] = id
-		created = append(created, u)
-		createdIDs = append(createdIDs, id)
+		created = append(created, &seriesInfo{key: u.key, id: id, name: u.name, labels: u.labels})
 	}
-	newParts := 0
-	for _, g := range groups {
+	newParts, dropped := 0, 0
+	var lastPart map[uint64]int64 // of the series created here
+	if len(created) > 0 {
+		lastPart = make(map[uint64]int64, len(created))
+	}
+	for _, g := range b.groups {
+		records := g.records
+		if records == nil {
+			enc := make([]encSample, 0, len(g.enc))
+			for i, e := range g.enc {
+				if e.id == 0 {
+					id, ok := ids[g.keys[i]]
+					if !ok {
+						dropped++ // a new series over max_series
+						continue
+					}
+					e.id = id
+					if lp, ok := lastPart[id]; !ok || g.part > lp {
+						lastPart[id] = g.part
+					}
+				}
+				enc = append(enc, e)
+			}
+			if len(enc) == 0 {
+				continue
+			}
+			records = encodeChunks(enc)
+		}
 		pk := u64key(uint64(g.part))
 		pb := parts.Bucket(pk)
 		if pb == nil {
@@ -475,17 +568,6 @@ func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n
 			newParts++
 		}
 		pb.FillPercent = 1.0 // keys only ever grow: fill pages instead of splitting them half-empty
-		records := g.records
-		if records == nil {
-			enc := make([]encSample, len(g.enc))
-			for i, e := range g.enc {
-				if e.id == 0 {
-					e.id = ids[g.keys[i]]
-				}
-				enc[i] = e
-			}
-			records = encodeChunks(enc)
-		}
 		for _, r := range records {
 			seq, err := parts.NextSequence()
 			if err != nil {
@@ -497,39 +579,85 @@ func (s *Store) appendTx(tx *bolt.Tx, groups []partGroup, unknown []newSeries, n
 		}
 	}
 	return func() {
-		for i, u := range created {
-			s.idx.add(u.key, createdIDs[i], u.name, u.labels)
+		for _, si := range created {
+			si.lastPart.Store(lastPart[si.id])
+			s.idx.add(si)
 		}
 		s.partitions.Add(int64(newParts))
-		s.m.appended.Add(uint64(n))
-		s.notify.wake()
+		s.m.appended.Add(uint64(b.n - dropped))
+		if dropped > 0 {
+			s.seriesLimitDropped(over, dropped)
+		}
+		if b.n > dropped {
+			s.notify.wake()
+		}
 	}, nil
 }
 
+// seriesLimitDropped counts samples dropped because their new series did
+// not fit under store.max_series, and logs it at most once a minute.
+func (s *Store) seriesLimitDropped(over []newSeries, samples int) {
+	s.m.dropped(reasonSeriesLimit, uint64(samples))
+	now := s.now()
+	s.limitLogMu.Lock()
+	s.limitSuppressed += samples
+	if !s.limitLogged.IsZero() && now.Sub(s.limitLogged) < time.Minute {
+		s.limitLogMu.Unlock()
+		return
+	}
+	n := s.limitSuppressed
+	s.limitSuppressed = 0
+	s.limitLogged = now
+	s.limitLogMu.Unlock()
+	u := over[0]
+	s.log.Warn("store: too many series: samples of new series dropped; existing series are still stored",
+		"max_series", s.cfg.MaxSeries, "example_series", u.name+u.labels.String(),
+		"new_series_in_batch", len(over), "dropped_samples", n,
+		"hint", "raise store.max_series, or drop the label whose values keep changing; series without data are removed when retention drops their last partition")
+}
+
 // seriesIndex is the in-memory copy of the series bucket. It is written only
-// after the commit that created a series.
+// after the commit that created or removed a series.
 type seriesIndex struct {
 	mu    sync.RWMutex
-	byKey map[string]uint64
+	byKey map[string]*seriesInfo
 	byID  map[uint64]*seriesInfo
+	gen   atomic.Uint64 // bumped each time series GC removes series
 }
 
 type seriesInfo struct {
+	key    string
+	id     uint64
 	name   string
 	labels Labels
+	// lastPart is the start (ms) of the newest partition that may hold a
+	// sample of the series: raised before each append that uses it, so it
+	// errs on the high side (series GC then keeps the series longer).
+	lastPart atomic.Int64
+}
+
+// raiseLastPart sets lastPart to at least p.
+func (si *seriesInfo) raiseLastPart(p int64) {
+	for {
+		cur := si.lastPart.Load()
+		if cur >= p || si.lastPart.CompareAndSwap(cur, p) {
+			return
+		}
+	}
 }
 
 func (x *seriesIndex) reset() {
 	x.mu.Lock()
-	x.byKey = map[string]uint64{}
+	x.byKey = map[string]*seriesInfo{}
 	x.byID = map[uint64]*seriesInfo{}
+	x.gen.Add(1)
 	x.mu.Unlock()
 }
 
-func (x *seriesIndex) add(key string, id uint64, name string, ls Labels) {
+func (x *seriesIndex) add(si *seriesInfo) {
 	x.mu.Lock()
-	x.byKey[key] = id
-	x.byID[id] = &seriesInfo{name: name, labels: ls}
+	x.byKey[si.key] = si
+	x.byID[si.id] = si
 	x.mu.Unlock()
 }
 

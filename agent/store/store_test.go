@@ -287,15 +287,20 @@ func TestTooManySeries(t *testing.T) {
 	if err := s.Append(ctx, []Sample{gpuSample("0", now, 1), gpuSample("1", now, 1), gpuSample("2", now, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Append(ctx, []Sample{gpuSample("0", now, 2), gpuSample("3", now, 1)})
-	if !errors.Is(err, ErrTooManySeries) {
-		t.Fatalf("got %v, want ErrTooManySeries", err)
+	// Over the limit: the existing series' sample is stored, the new one's
+	// is dropped, and the call succeeds.
+	if err := s.Append(ctx, []Sample{gpuSample("0", now, 2), gpuSample("3", now, 1)}); err != nil {
+		t.Fatalf("a batch with one new series over the limit failed: %v", err)
 	}
-	if err := s.Append(ctx, []Sample{gpuSample("0", now, 3)}); err != nil {
+	if err := s.Append(ctx, []Sample{gpuSample("0", now.Add(time.Millisecond), 3)}); err != nil {
 		t.Fatalf("existing series refused after the limit: %v", err)
 	}
-	if got := s.Stats().WriteErrors[reasonSeriesLimit]; got != 1 {
-		t.Errorf("series_limit errors = %d, want 1", got)
+	st := s.Stats()
+	if st.DroppedSamples[reasonSeriesLimit] != 1 || st.Series != 3 || st.SamplesAppended != 5 {
+		t.Errorf("dropped %v, series %d, appended %d; want series_limit 1, 3, 5", st.DroppedSamples, st.Series, st.SamplesAppended)
+	}
+	if _, ok := st.WriteErrors[reasonSeriesLimit]; ok {
+		t.Errorf("series_limit still counted as a write error: %v", st.WriteErrors)
 	}
 }
 
