@@ -490,9 +490,11 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	old := newKey(t)
 	a := startNode(t, "a", func(c *Config) { c.EncryptKey = old })
 	dir := t.TempDir()
+	var bAddr string
 	start := func() (*Fleet, *lineLog) {
 		cfg := DefaultConfig()
-		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), old
+		bAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", bAddr, old
 		logs := &lineLog{}
 		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
@@ -523,13 +525,24 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	waitFor(t, 10*time.Second, "the rejoin (in the background) to fail", func() bool {
 		return strings.Contains(logs.String(), "Failed to re-join any previously known node")
 	})
-	// The decrypt error that says why may be logged just after serf gives
-	// up (a busy machine), so the status is polled.
+	// The cause shows only in a message b cannot decrypt. Serf's rejoin
+	// does not always get one back (on a busy machine its exchange can
+	// time out first), so a, which holds only the new key, also reaches
+	// out to b: b cannot decrypt that, and its status must then name the
+	// key.
 	var st Status
-	waitFor(t, 10*time.Second, "the status to name the key", func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		st = b.Status()
-		return !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: the gossip encryption key does not match")
-	})
+		if !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: the gossip encryption key does not match") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's status never named the key: %+v\nb's log:\n%s", st, logs)
+		}
+		_ = a.Join([]string{bAddr}) // fails: the keys differ
+		time.Sleep(100 * time.Millisecond)
+	}
 	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
 		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
 	}
