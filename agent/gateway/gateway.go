@@ -399,6 +399,19 @@ chain:
 				t.circuit.Set(float64(t.br.current()))
 				out.attempts++
 				started, err := call(ctx, t, out.attempts)
+				if errors.Is(err, sdk.ErrNotServing) {
+					// The plugin host refused the call without making it
+					// (plugin refused, failed or untrusted): retries cannot
+					// help and the upstream is not to blame, so the circuit
+					// is left alone (it would stay open for breaker.open_for
+					// after the operator fixed the plugin). Next target.
+					t.br.forgo()
+					class := sdk.ClassOf(err)
+					out.err, out.transient = err, true
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
+					g.logger.Debug("upstream plugin not serving", "alias", a.name, "target", t.String(), "attempt", out.attempts, "err", err)
+					break
+				}
 				class := sdk.ClassOf(err)
 				if err != nil && ctx.Err() != nil {
 					class = sdk.Timeout
