@@ -66,6 +66,7 @@ func (a *Agent) openGateway() error {
 	a.api.ErrorShape("/openai/", func(w http.ResponseWriter, e *api.Error) {
 		gateway.WriteAgentError(w, e.Status, e.Code, e.Message)
 	})
+	a.api.RequestIDs("/openai/", gateway.NewRequestID)
 	a.api.HandleFunc("GET /openai/v1/models", api.LLMRead, g.HandleModels)
 	a.api.HandleFunc("GET /openai/v1/models/{model...}", api.LLMRead, g.HandleModel)
 	// Chat and embeddings are bounded by gateway.request_timeout, which

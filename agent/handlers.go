@@ -81,7 +81,7 @@ func (a *Agent) handleQuery(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if req.Agg == "" {
-			req.Agg = store.AggAvg
+			req.Agg = store.DefaultAgg(req.Name)
 		}
 	}
 	series, err := a.store.Query(r.Context(), req)

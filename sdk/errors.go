@@ -101,6 +101,24 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// ErrNotServing marks an error the agent's plugin host returns, without
+// calling the plugin, for a plugin that cannot serve until an operator
+// acts (its state is refused, failed or untrusted: `vigil plugins
+// register`, then SIGHUP). A caller with somewhere else to go (the LLM
+// gateway's next target) moves on at once: retrying cannot help, and the
+// plugin's upstream is not to blame. It never crosses gRPC; check it with
+// errors.Is. The error's class stays its *Error's (unavailable).
+var ErrNotServing = errors.New("plugin is not serving")
+
+// NotServing wraps e so that errors.Is(err, ErrNotServing) holds, while
+// errors.As still finds e (its class and message are unchanged).
+func NotServing(e *Error) error { return notServing{e} }
+
+type notServing struct{ e *Error }
+
+func (n notServing) Error() string   { return n.e.Error() }
+func (n notServing) Unwrap() []error { return []error{n.e, ErrNotServing} }
+
 // Errorf returns an *Error of the given class.
 func Errorf(class Class, format string, args ...any) *Error {
 	return &Error{Class: class, Message: fmt.Sprintf(format, args...)}

@@ -108,6 +108,9 @@ type Server struct {
 	// shapes write errors for routes under a path prefix in another
 	// shape (OpenAI's under /openai/); set before Serve.
 	shapes []errorShape
+	// requestIDs give requests under a path prefix an x-request-id
+	// response header; set before Serve.
+	requestIDs []requestIDs
 	// ownDeadline holds the route patterns whose handlers bound their own
 	// time (api.request_timeout does not apply); set before Serve.
 	ownDeadline map[string]bool
@@ -177,6 +180,23 @@ type errorShape struct {
 // that its SDKs raise the right exception. Call it before Serve.
 func (s *Server) ErrorShape(prefix string, write func(http.ResponseWriter, *Error)) {
 	s.shapes = append(s.shapes, errorShape{prefix: prefix, write: write})
+}
+
+type requestIDs struct {
+	prefix string
+	gen    func() string
+}
+
+// RequestIDHeader is the response header that carries a request's id,
+// in Go's canonical form (x-request-id on the wire is the same header).
+const RequestIDHeader = "X-Request-Id"
+
+// RequestIDs gives every request for a path under prefix an x-request-id
+// response header made by gen before any handler runs, so that the
+// server's own errors (auth, body limit, unknown route) carry one too;
+// the access log line names it as request_id. Call it before Serve.
+func (s *Server) RequestIDs(prefix string, gen func() string) {
+	s.requestIDs = append(s.requestIDs, requestIDs{prefix: prefix, gen: gen})
 }
 
 // OwnDeadline exempts the routes registered under these patterns from
@@ -276,6 +296,12 @@ func bearer(r *http.Request) (string, bool) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
+	for _, ri := range s.requestIDs {
+		if strings.HasPrefix(r.URL.Path, ri.prefix) {
+			rec.Header()[RequestIDHeader] = []string{ri.gen()}
+			break
+		}
+	}
 	_, pattern := s.mux.Handler(r)
 	route := pattern
 	if route == "" {
@@ -357,6 +383,9 @@ func (s *Server) observe(r *http.Request, rec *recorder, route string, start tim
 	}
 	if rec.token != "" {
 		attrs = append(attrs, slog.String("token", rec.token))
+	}
+	if id := rec.Header()[RequestIDHeader]; len(id) > 0 {
+		attrs = append(attrs, slog.String("request_id", id[0]))
 	}
 	s.logger.LogAttrs(context.Background(), level, "api request", attrs...)
 }

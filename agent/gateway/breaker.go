@@ -122,6 +122,17 @@ func (b *breaker) record(failure bool) {
 	}
 }
 
+// forgo gives back a call allow admitted that never reached the upstream
+// (the plugin host refused it): it counts neither way, and in half-open
+// the next call may probe.
+func (b *breaker) forgo() {
+	b.mu.Lock()
+	if b.state == halfOpen {
+		b.probing = false
+	}
+	b.mu.Unlock()
+}
+
 // failedWith notes the message of a failure just recorded.
 func (b *breaker) failedWith(msg string) {
 	b.mu.Lock()

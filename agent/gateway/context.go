@@ -112,7 +112,7 @@ func validateTokens(key string, m Model, bad func(key, format string, args ...an
 // contextFallback returns the alias to switch to when the prompt is too
 // long for target t of alias a, or nil: the alias's
 // context_window_fallback, once per request.
-func (g *Gateway) contextFallback(a *alias, t *target, used *bool) *alias {
+func (g *Gateway) contextFallback(reqID string, a *alias, t *target, used *bool) *alias {
 	if a.fallback == "" || *used {
 		return nil
 	}
@@ -120,7 +120,7 @@ func (g *Gateway) contextFallback(a *alias, t *target, used *bool) *alias {
 	if !ok {
 		return nil
 	}
-	g.logger.Info("prompt too long for the target; using the context-window fallback", "alias", a.name, "target", t.String(), "fallback", fb.name)
+	g.logger.Info("prompt too long for the target; using the context-window fallback", "request_id", reqID, "alias", a.name, "target", t.String(), "fallback", fb.name)
 	*used = true
 	return fb
 }
@@ -178,7 +178,7 @@ func (f *promptFit) request(t *target) (*pb.ChatRequest, int) {
 // setHeader reports the truncation for the target that answered.
 func (f *promptFit) setHeader(w http.ResponseWriter, t *target) {
 	if _, n := f.request(t); n > 0 {
-		w.Header().Set("x-vigil-truncated", strconv.Itoa(n))
+		w.Header().Set("X-Vigil-Truncated", strconv.Itoa(n))
 	}
 }
 

@@ -369,9 +369,10 @@ func errCircuitOpen(t *target) error {
 type attemptFunc func(ctx context.Context, t *target, attempt int) (started bool, err error)
 
 // route runs call against the alias's targets with retries, fallback and
-// circuit breaking, within ctx (which carries the request deadline). fit,
+// circuit breaking, within ctx (which carries the request deadline); reqID
+// is the request's id for the log lines. fit,
 // when given, is checked before each target is called (context.go).
-func (g *Gateway) route(ctx context.Context, a *alias, call attemptFunc, fit ...fitFunc) outcome {
+func (g *Gateway) route(ctx context.Context, reqID string, a *alias, call attemptFunc, fit ...fitFunc) outcome {
 	out := outcome{alias: a.name, ex: exchangeOf(ctx)}
 	usedFallback := false
 	r := g.cfg.Retry
@@ -383,7 +384,7 @@ chain:
 				if err := fit[0](a, t); err != nil {
 					// Too long for this target: known without calling it.
 					out.err = err
-					if fb := g.contextFallback(a, t, &usedFallback); fb != nil {
+					if fb := g.contextFallback(reqID, a, t, &usedFallback); fb != nil {
 						a, out.alias = fb, fb.name
 						continue chain
 					}
@@ -399,6 +400,19 @@ chain:
 				t.circuit.Set(float64(t.br.current()))
 				out.attempts++
 				started, err := call(ctx, t, out.attempts)
+				if errors.Is(err, sdk.ErrNotServing) {
+					// The plugin host refused the call without making it
+					// (plugin refused, failed or untrusted): retries cannot
+					// help and the upstream is not to blame, so the circuit
+					// is left alone (it would stay open for breaker.open_for
+					// after the operator fixed the plugin). Next target.
+					t.br.forgo()
+					class := sdk.ClassOf(err)
+					out.err, out.transient = err, true
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
+					g.logger.Debug("upstream plugin not serving", "request_id", reqID, "alias", a.name, "target", t.String(), "attempt", out.attempts, "err", err)
+					break
+				}
 				class := sdk.ClassOf(err)
 				if err != nil && ctx.Err() != nil {
 					class = sdk.Timeout
@@ -425,12 +439,12 @@ chain:
 				if err == nil || started {
 					return out
 				}
-				g.logger.Debug("upstream attempt failed", "alias", a.name, "target", t.String(), "attempt", out.attempts, "class", class, "err", err)
+				g.logger.Debug("upstream attempt failed", "request_id", reqID, "alias", a.name, "target", t.String(), "attempt", out.attempts, "class", class, "err", err)
 				switch class {
 				case sdk.InvalidRequest:
 					return out
 				case sdk.ContextLengthExceeded:
-					fb := g.contextFallback(a, t, &usedFallback)
+					fb := g.contextFallback(reqID, a, t, &usedFallback)
 					if fb == nil {
 						return out
 					}

@@ -55,7 +55,7 @@ func invalid(param, format string, args ...any) *Error {
 
 func writeError(w http.ResponseWriter, e *Error) {
 	if e.noRetry {
-		w.Header().Set("x-should-retry", "false")
+		w.Header().Set("X-Should-Retry", "false")
 	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
@@ -266,13 +266,15 @@ const (
 )
 
 func (g *Gateway) setHeaders(w http.ResponseWriter, o outcome, cache string) {
+	// Keys in canonical form: Set then needs no allocation to canonicalise
+	// them (the wire form is the same).
 	h := w.Header()
 	if o.target != nil {
-		h.Set("x-vigil-provider", o.target.provider)
-		h.Set("x-vigil-model", o.target.model)
+		h.Set("X-Vigil-Provider", o.target.provider)
+		h.Set("X-Vigil-Model", o.target.model)
 	}
-	h.Set("x-vigil-attempts", strconv.Itoa(o.attempts))
-	h.Set("x-vigil-cache", cache)
+	h.Set("X-Vigil-Attempts", strconv.Itoa(o.attempts))
+	h.Set("X-Vigil-Cache", cache)
 }
 
 // cacheHeaderError refuses an x-vigil-cache request header other than use
@@ -386,6 +388,7 @@ func (g *Gateway) countTokens(o outcome, u *pb.Usage, source string) {
 
 // HandleModels serves GET /openai/v1/models: the configured aliases.
 func (g *Gateway) HandleModels(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	data := make([]map[string]any, 0, len(g.names))
 	for _, n := range g.names {
 		data = append(data, g.modelObject(n))
@@ -395,6 +398,7 @@ func (g *Gateway) HandleModels(w http.ResponseWriter, r *http.Request) {
 
 // HandleModel serves GET /openai/v1/models/{model}.
 func (g *Gateway) HandleModel(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	name := r.PathValue("model")
 	if _, e := g.lookup(name); e != nil {
 		writeError(w, e)
@@ -651,6 +655,7 @@ func setCost(w http.ResponseWriter, usd float64, priced bool) {
 
 // HandleChat serves POST /openai/v1/chat/completions.
 func (g *Gateway) HandleChat(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	if !g.admit(w) {
 		return
 	}
@@ -939,7 +944,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		}
 	}
 	fit := g.newFit(creq)
-	o := g.route(ctx, a, call(fit), fit.check)
+	o := g.route(ctx, requestID(w), a, call(fit), fit.check)
 	var invalidErr error
 	var usd float64
 	var priced bool
@@ -951,12 +956,12 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		if why := check.verify(resp.GetContent(), resp.GetToolCalls()); why != nil {
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
-			g.logger.Info("answer failed validation; asking once more", "alias", o.alias, "target", o.target.String(), "check", what, "err", why)
+			g.logger.Info("answer failed validation; asking once more", "request_id", requestID(w), "alias", o.alias, "target", o.target.String(), "check", what, "err", why)
 			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
 			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
 			fit = g.newFit(repairRequest(creq, resp, why))
-			o = g.route(ctx, a, call(fit), fit.check)
+			o = g.route(ctx, requestID(w), a, call(fit), fit.check)
 			o.attempts += first
 			if o.err == nil {
 				// The second answer may be of the other kind (calls
@@ -1151,12 +1156,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		// thinking blocks, for the cache.
 		reasoning strings.Builder
 		thinking  []*pb.ThinkingBlock
+		// What the routing closure below sets: the finish reason, the
+		// usage and model the upstream reported, whether the stream started.
+		finishReason string
+		usage        *pb.Usage
+		model        string
+		streaming    bool
 	}
-	var finishReason string
 	endpoint := wr.endpoint(true)
 	out := wr.events(w, creq, includeUsage)
-	var usage *pb.Usage
-	var model string
 	var o outcome
 	if hit := g.cached(a, key); hit != nil {
 		// Served from the cache, re-streamed as the same events an
@@ -1187,11 +1195,10 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		g.count(endpoint, o, http.StatusOK, start)
 		return
 	}
-	streaming := false
 	fit := g.newFit(creq)
-	o = g.route(ctx, a, func(ctx context.Context, t *target, attempt int) (bool, error) {
+	o = g.route(ctx, requestID(w), a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
-		usage, model, ans.serviceTier = nil, t.model, ""
+		ans.usage, ans.model, ans.serviceTier = nil, t.model, ""
 		ans.content.Reset()
 		ans.calls.reset()
 		ans.reasoning.Reset()
@@ -1204,7 +1211,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 			}
 			return c.ChatStream(ctx, req, func(ev *pb.ChatEvent) error {
 				if ev.GetUsage() != nil {
-					usage = ev.GetUsage()
+					ans.usage = ev.GetUsage()
 				}
 				if st := ev.GetServiceTier(); st != "" {
 					ans.serviceTier = st
@@ -1218,8 +1225,8 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				}
 				if !started {
 					// The first byte: from here on nothing is retried.
-					started, streaming = true, true
-					model = modelOr(ev.GetModel(), t.model)
+					started, ans.streaming = true, true
+					ans.model = modelOr(ev.GetModel(), t.model)
 					g.setHeaders(w, outcome{target: t, attempts: attempt}, cacheLabel(key))
 					fit.setHeader(w, t)
 					w.Header().Set("Content-Type", "text/event-stream")
@@ -1232,7 +1239,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
 					out.tier(ans.serviceTier)
-					if err := out.begin(model, ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0); err != nil {
+					if err := out.begin(ans.model, ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0); err != nil {
 						return err
 					}
 				}
@@ -1251,7 +1258,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					return err
 				}
 				if f := ev.GetFinishReason(); f != "" {
-					finishReason = f
+					ans.finishReason = f
 					return out.finish(f)
 				}
 				return nil
@@ -1269,7 +1276,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		g.countCode(endpoint, o, codeClientClosed, start)
 		return
 	}
-	if !streaming {
+	if !ans.streaming {
 		g.setHeaders(w, o, cacheLabel(key))
 		e := upstreamError(o)
 		g.count(endpoint, o, e.Status, start)
@@ -1281,7 +1288,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		// the end marker so that no client takes it for a complete
 		// answer.
 		class := sdk.ClassOf(o.err)
-		g.logger.Warn("upstream failed mid-stream", "alias", o.alias, "target", o.target.String(), "class", class, "err", o.err)
+		g.logger.Warn("upstream failed mid-stream", "request_id", requestID(w), "alias", o.alias, "target", o.target.String(), "class", class, "err", o.err)
 		out.fail(&Error{Type: "upstream_error", Code: string(class),
 			Message: fmt.Sprintf("upstream %s failed mid-stream (%s): %v; the answer above is incomplete", o.target, class, o.err)})
 		g.countCode(endpoint, o, "stream_error", start)
@@ -1290,7 +1297,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var usd float64
 	var priced bool
 	toolCalls := ans.calls.list()
-	usage, estimated := fit.chatUsage(o.target, usage, answerText(ans.content.String(), toolCalls))
+	usage, estimated := fit.chatUsage(o.target, ans.usage, answerText(ans.content.String(), toolCalls))
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: a trailer (below)
 	if what := check.applies(toolCalls); what != "" {
 		// What was streamed cannot be taken back, so there is no repair
@@ -1314,7 +1321,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: ans.content.String(), FinishReason: finishOr(finishReason, len(toolCalls) > 0),
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
 			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls),
 			ReasoningContent: ans.reasoning.String(), ThinkingBlocks: cacheThinking(ans.thinking)})
 	}
@@ -1419,6 +1426,7 @@ func (req *embedRequest) tokenInputs() ([]string, *Error) {
 
 // HandleEmbeddings serves POST /openai/v1/embeddings.
 func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	if !g.admit(w) {
 		return
 	}
@@ -1460,7 +1468,7 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp *pb.EmbedResponse
-	o := g.route(ctx, a, func(ctx context.Context, t *target, _ int) (bool, error) {
+	o := g.route(ctx, requestID(w), a, func(ctx context.Context, t *target, _ int) (bool, error) {
 		ereq := &pb.EmbedRequest{Model: t.model, Input: inputs, Dimensions: req.Dimensions}
 		return false, g.providers.WithProvider(ctx, t.provider, "Embed", func(ctx context.Context, c sdk.ProviderClient) error {
 			var err error

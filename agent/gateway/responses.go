@@ -1737,6 +1737,7 @@ func (s *responseEvents) err() error { return s.out.err }
 
 // HandleResponses serves POST /openai/v1/responses.
 func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	if !g.admit(w) {
 		return
 	}
@@ -1777,6 +1778,7 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 // response; any other POST (input_tokens, compact) is not built: 404
 // too, saying so.
 func (g *Gateway) HandleResponseByID(w http.ResponseWriter, r *http.Request) {
+	requestID(w)
 	rest := r.PathValue("id")
 	id, sub, _ := strings.Cut(rest, "/")
 	if r.Method == http.MethodPost && sub != "cancel" {

@@ -79,7 +79,7 @@ func (g *Gateway) spendAs(ctx context.Context, o outcome, u *pb.Usage, estimated
 
 func setUsageHeader(w http.ResponseWriter, estimated bool) {
 	if estimated {
-		w.Header().Set("x-vigil-usage", sourceEstimated)
+		w.Header().Set("X-Vigil-Usage", sourceEstimated)
 	}
 }
 

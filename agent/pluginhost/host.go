@@ -619,7 +619,7 @@ func (h *Host) client(ctx context.Context, name string, kind sdk.Kind) (any, err
 		case StateBackoff:
 			return nil, &sdk.Error{Class: sdk.Unavailable, Message: fmt.Sprintf("plugin %q is restarting after a failure (%s)", name, lastErr), RetryAfter: time.Until(next)}
 		case StateFailed, StateRefused, StateUntrusted:
-			return nil, sdk.Errorf(sdk.Unavailable, "plugin %q is %s: %s", name, state, lastErr)
+			return nil, sdk.NotServing(sdk.Errorf(sdk.Unavailable, "plugin %q is %s: %s", name, state, lastErr))
 		}
 		select {
 		case <-ready:

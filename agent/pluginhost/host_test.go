@@ -488,6 +488,10 @@ func TestBinarySwappedWhileTrusted(t *testing.T) {
 	if classOf(t, err) != sdk.Unavailable || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("second call to a swapped plugin: %v", err)
 	}
+	// Marked so that the gateway moves on without retrying it.
+	if !errors.Is(err, sdk.ErrNotServing) {
+		t.Errorf("a refused plugin's error is not sdk.ErrNotServing: %v", err)
+	}
 }
 
 // TestBrokenPackageCatalogNamed: the binaries of a directory whose

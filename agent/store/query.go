@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +22,21 @@ const (
 	AggLast = "last"
 	AggP95  = "p95"
 )
+
+// DefaultAgg is the aggregation per step for a query that names none:
+// last for a counter, avg for anything else. The store keeps no metric
+// types (it holds samples from the agent's collectors and from scraped
+// model servers alike), so a counter is known by its name, as Prometheus
+// and OpenMetrics name them: it ends in _total. The average of a counter
+// over a step is a cumulative value between two readings, which answers
+// no question; its last value is the count at the end of the step, and
+// the difference between two steps is what happened in between.
+func DefaultAgg(name string) string {
+	if strings.HasSuffix(name, "_total") {
+		return AggLast
+	}
+	return AggAvg
+}
 
 // QueryRequest selects series by name and label matchers over [Start, End].
 //

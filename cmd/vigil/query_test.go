@@ -49,3 +49,33 @@ func TestQuerySinceInDays(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want exit 2 and the usage showing 48h and that there is no d unit", code, stderr.String())
 	}
 }
+
+// TestQueryTextValues: the text table rounds float noise to 12
+// significant digits (3.5919999999999983 reads 3.592) and keeps whole
+// numbers exact; -format json passes the agent's exact values on.
+func TestQueryTextValues(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"series": [{"name": "x", "labels": {}, "points": [[1795723260, "3.5919999999999983"], [1795723320, "1099511627776"], [1795723380, "NaN"], [1795723440, "8e+10"], [1795723500, "1.5000000000000002e-07"], [1795723560, "-0.30000000000000004"]]}]}`))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"query", "x", "-http-addr", addr}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var got []string
+	for l := range strings.Lines(stdout.String()) {
+		if f := strings.Fields(l); len(f) == 3 {
+			got = append(got, f[2])
+		}
+	}
+	want := []string{"3.592", "1099511627776", "NaN", "80000000000", "1.5e-07", "-0.3"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("text values %q, want %q:\n%s", got, want, stdout.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"query", "x", "-format", "json", "-http-addr", addr}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), `"3.5919999999999983"`) {
+		t.Errorf("json: exit %d:\n%s", code, stdout.String())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -140,8 +141,9 @@ and the model-server processes configured in telemetry.host.processes.`, stdout,
 func runQuery(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("query", "query [flags] SERIES", `
 Query the agent's local history of a series (kept in its durable store for
-store.retention). With -step, points are aggregated per step with -agg,
-each stamped at the start of its step; the start of -since is rounded down
+store.retention). With -step, points are aggregated per step with -agg
+(by default the last value for a counter, a series named *_total, and
+the average otherwise), each stamped at the start of its step; the start of -since is rounded down
 to a multiple of the step, so the steps fall on round times.
 
 Examples:
@@ -151,7 +153,7 @@ Examples:
 	fs.Var(&matches, "match", "label `matcher` (name=value, name!=value, name=~regex, name!~regex); repeatable")
 	since := fs.Duration("since", time.Hour, "how far back to look: a Go duration such as 90m or 48h (there is no d unit)")
 	step := fs.Duration("step", 0, "aggregate into steps of this `duration` (0: raw points)")
-	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default avg when -step is set)")
+	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default with -step: last for a counter, a series named *_total; avg otherwise)")
 	format := fs.String("format", "text", "output `format`: text, csv or json")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
@@ -215,11 +217,32 @@ Examples:
 		fmt.Fprintf(stdout, "%s%s\n", s.Name, labelString(s.Labels))
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, p := range s.Points {
-			fmt.Fprintf(tw, "  %s\t%v\n", pointTime(p[0]).Local().Format(time.DateTime), p[1])
+			fmt.Fprintf(tw, "  %s\t%s\n", pointTime(p[0]).Local().Format(time.DateTime), textValue(p[1]))
 		}
 		tw.Flush()
 	}
 	return 0
+}
+
+// textValue is a point's value for the text table: rounded to 12
+// significant digits, so that float noise from an average
+// (3.5919999999999983) reads 3.592, written without an exponent where
+// that stays short; whole numbers below 10^15 (byte counts) exactly. CSV
+// and JSON keep the agent's exact value.
+func textValue(v any) string {
+	s := fmt.Sprint(v)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return s
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'g', 12, 64), 64)
+	if a := math.Abs(r); a >= 1e-4 && a < 1e15 {
+		return strconv.FormatFloat(r, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(r, 'g', -1, 64)
 }
 
 type multiFlag []string

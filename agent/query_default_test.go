@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/agent/store"
+)
+
+// TestQueryDefaultAggregation: GET /v1/query with a step and no agg takes
+// the last value of each step for a counter (a _total series), whose
+// average over a step answers nothing, and the average for a gauge; an
+// explicit agg is kept.
+func TestQueryDefaultAggregation(t *testing.T) {
+	a, _, _ := newTestAgent(t)
+	ts := httptest.NewServer(a.API())
+	defer ts.Close()
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
+	var samples []store.Sample
+	for i, v := range []float64{10, 20, 30, 40} { // one step of 1m, 4 samples
+		at := start.Add(time.Duration(i) * 10 * time.Second)
+		samples = append(samples, store.Sample{Name: "test_requests_total", Time: at, Value: v}, store.Sample{Name: "test_queue_depth", Time: at, Value: v})
+	}
+	if err := a.store.Append(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ series, agg, wantAgg, want string }{
+		{"test_requests_total", "", "last", "40"},
+		{"test_queue_depth", "", "avg", "25"},
+		{"test_requests_total", "avg", "avg", "25"},
+		{"test_queue_depth", "last", "last", "40"},
+	} {
+		q := url.Values{"series": {tc.series}, "start": {start.Format(time.RFC3339)}, "end": {start.Add(time.Minute).Format(time.RFC3339)}, "step": {"1m"}}
+		if tc.agg != "" {
+			q.Set("agg", tc.agg)
+		}
+		resp, err := http.Get(ts.URL + "/v1/query?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res QueryResult
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s agg %q: %d %v", tc.series, tc.agg, resp.StatusCode, err)
+		}
+		if res.Agg != tc.wantAgg || len(res.Series) != 1 || len(res.Series[0].Points) != 1 || res.Series[0].Points[0][1] != tc.want {
+			t.Errorf("%s agg %q: agg %q series %+v, want agg %s and one point %s", tc.series, tc.agg, res.Agg, res.Series, tc.wantAgg, tc.want)
+		}
+	}
+}
