@@ -1,7 +1,7 @@
 package api
 
 import (
-	"bytes"
+	vtest "github.com/vigilml/vigil/internal/testutil"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,24 +12,6 @@ import (
 	"github.com/vigilml/vigil/agent/config"
 )
 
-// syncBuffer is a log sink the server's goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRequestIDs: under a registered prefix every answer carries the
 // generated x-request-id, the server's own errors (401, unknown route)
 // included, the handler sees it, and the access log line names it;
@@ -38,7 +20,7 @@ func TestRequestIDs(t *testing.T) {
 	cfg := config.Default().API
 	cfg.AccessLog = true
 	cfg.Tokens = []config.Token{{Name: "r", Scope: config.ScopeRead, Secret: readSecret}}
-	var logs syncBuffer
+	var logs vtest.SyncBuffer
 	s := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	n := 0
 	var mu sync.Mutex

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	vtest "github.com/vigilml/vigil/internal/testutil"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ func TestCallTimeoutEndsHandlerCtx(t *testing.T) {
 	dir := install(t, "detector")
 	cfg := testConfig(dir)
 	cfg.CallTimeout = 300 * time.Millisecond
-	var logs syncBuffer
+	var logs vtest.SyncBuffer
 	h, err := New(cfg, Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

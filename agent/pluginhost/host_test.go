@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	vtest "github.com/vigilml/vigil/internal/testutil"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -667,7 +668,7 @@ func TestUpGaugeAfterReRegister(t *testing.T) {
 // start has not started yet: it starts once, not once and then again.
 func TestRestartOfStoppedPluginStartsItOnce(t *testing.T) {
 	dir := install(t, "detector")
-	var logs syncBuffer
+	var logs vtest.SyncBuffer
 	h, err := New(testConfig(dir), Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -690,23 +691,6 @@ func TestRestartOfStoppedPluginStartsItOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "msg=\"plugin started\""); n != 1 || strings.Contains(logs.String(), "restarting on request") {
 		t.Errorf("plugin started %d times:\n%s", n, logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestCrashNamesExitStatus checks a crashed plugin's last error says how
