@@ -2,19 +2,14 @@ package test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
+	"github.com/vigilml/vigil/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestTLSClientCertificates runs an agent that requires client
@@ -27,12 +22,18 @@ func TestTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	makeCert(t, certFile, keyFile) // the agent's certificate, its own CA
-	clientCA, clientCAKey := mtlsCA(t, "vigil clients", filepath.Join(dir, "client-ca.pem"))
+	clientCert := func(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn, certFile, keyFile string) {
+		c, k := testutil.Cert(t, cn, ca, caKey, x509.ExtKeyUsageClientAuth)
+		testutil.WriteCert(t, certFile, c)
+		testutil.WriteKey(t, keyFile, k)
+	}
+	clientCA, clientCAKey := testutil.Cert(t, "vigil clients", nil, nil, 0)
+	testutil.WriteCert(t, filepath.Join(dir, "client-ca.pem"), clientCA)
 	cliCert, cliKey := filepath.Join(dir, "operator.pem"), filepath.Join(dir, "operator-key.pem")
-	mtlsClientCert(t, clientCA, clientCAKey, "operator", cliCert, cliKey)
-	otherCA, otherCAKey := mtlsCA(t, "someone else", filepath.Join(dir, "other-ca.pem"))
+	clientCert(clientCA, clientCAKey, "operator", cliCert, cliKey)
+	otherCA, otherCAKey := testutil.Cert(t, "someone else", nil, nil, 0)
 	strangerCert, strangerKey := filepath.Join(dir, "stranger.pem"), filepath.Join(dir, "stranger-key.pem")
-	mtlsClientCert(t, otherCA, otherCAKey, "stranger", strangerCert, strangerKey)
+	clientCert(otherCA, otherCAKey, "stranger", strangerCert, strangerKey)
 
 	cfg := filepath.Join(dir, "vigil.yaml")
 	writeFile(t, cfg, fmt.Sprintf("data_dir: %s\napi:\n  addr: 127.0.0.1:0\n  tls:\n    cert_file: %s\n    key_file: %s\n    client_ca_file: %s\n",
@@ -85,60 +86,4 @@ func TestTLSClientCertificates(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "-client-key") {
 		t.Errorf("status with -client-cert only: exit %d:\n%s", code, out)
 	}
-}
-
-// mtlsCA writes a self-signed CA certificate to file and returns it with its key.
-func mtlsCA(t *testing.T, cn, file string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, file, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	return ca, key
-}
-
-// mtlsClientCert writes a client-authentication certificate signed by ca,
-// and its key.
-func mtlsClientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
 }

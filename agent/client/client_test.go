@@ -3,24 +3,17 @@ package client
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
+	"github.com/vigilml/vigil/internal/testutil"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestUnauthorizedWithoutTokenSaysHowToGiveOne checks that a 401 answered
@@ -98,16 +91,16 @@ func newPKI(t *testing.T) *pki {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pki{}
-	p.ca, p.caKey = makeCert(t, "test CA", nil, nil, 0)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", p.ca.Raw)
-	srv, srvKey := makeCert(t, "agent", p.ca, p.caKey, x509.ExtKeyUsageServerAuth)
-	cli, cliKey := makeCert(t, "operator", p.ca, p.caKey, x509.ExtKeyUsageClientAuth)
-	p.clientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", cli.Raw)
-	p.clientKy = writeKey(t, dir, "client-key.pem", cliKey)
-	otherCA, otherCAKey := makeCert(t, "other CA", nil, nil, 0)
-	other, otherKey := makeCert(t, "stranger", otherCA, otherCAKey, x509.ExtKeyUsageClientAuth)
-	p.otherCert = writePEM(t, dir, "other.pem", "CERTIFICATE", other.Raw)
-	p.otherKey = writeKey(t, dir, "other-key.pem", otherKey)
+	p.ca, p.caKey = testutil.Cert(t, "test CA", nil, nil, 0)
+	p.caFile = testutil.WriteCert(t, filepath.Join(dir, "ca.pem"), p.ca)
+	srv, srvKey := testutil.Cert(t, "agent", p.ca, p.caKey, x509.ExtKeyUsageServerAuth)
+	cli, cliKey := testutil.Cert(t, "operator", p.ca, p.caKey, x509.ExtKeyUsageClientAuth)
+	p.clientCert = testutil.WriteCert(t, filepath.Join(dir, "client.pem"), cli)
+	p.clientKy = testutil.WriteKey(t, filepath.Join(dir, "client-key.pem"), cliKey)
+	otherCA, otherCAKey := testutil.Cert(t, "other CA", nil, nil, 0)
+	other, otherKey := testutil.Cert(t, "stranger", otherCA, otherCAKey, x509.ExtKeyUsageClientAuth)
+	p.otherCert = testutil.WriteCert(t, filepath.Join(dir, "other.pem"), other)
+	p.otherKey = testutil.WriteKey(t, filepath.Join(dir, "other-key.pem"), otherKey)
 	pool := x509.NewCertPool()
 	pool.AddCert(p.ca)
 	p.serverTLS = &tls.Config{
@@ -116,58 +109,6 @@ func newPKI(t *testing.T) *pki {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 	}
 	return p
-}
-
-// makeCert makes a CA certificate (parent nil) or one signed by parent for
-// 127.0.0.1 with the given extended key usage.
-func makeCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-		parent, parentKey = tmpl, key
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func writeKey(t *testing.T, dir, name string, key *ecdsa.PrivateKey) string {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name, "EC PRIVATE KEY", der)
 }
 
 // TestClientCertificate talks to a server that requires client
