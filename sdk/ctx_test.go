@@ -48,10 +48,10 @@ func (w waiter) CountTokens(ctx context.Context, _ *pb.CountTokensRequest) (*pb.
 
 // TestHandlerCtxEndsAtHostDeadline: when the host's deadline for a call
 // passes (plugins.call_timeout) or the host gives up on it, the SDK ends
-// the handler's ctx, for unary calls, client streams (Detect) and server
-// streams (ChatStream) alike, so a handler that honours ctx stops. The
-// client side is the SDK's own, as in the agent; the server runs with the
-// SDK's server options.
+// the handler's ctx, for unary calls, client streams (Detect), server
+// streams (ChatStream) and calls on a provider session alike, so a
+// handler that honours ctx stops. The client side is the SDK's own, as in
+// the agent; the server runs with the SDK's server options.
 func TestHandlerCtxEndsAtHostDeadline(t *testing.T) {
 	lis, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
 	if err != nil {
@@ -73,6 +73,9 @@ func TestHandlerCtxEndsAtHostDeadline(t *testing.T) {
 	det, _ := (&DetectorPlugin{}).GRPCClient(context.Background(), nil, cc)
 	prov, _ := (&ProviderPlugin{}).GRPCClient(context.Background(), nil, cc)
 	d, p := det.(DetectorClient), prov.(ProviderClient)
+	// The same provider calls as RPCs of their own, as for a plugin
+	// without sessions.
+	rpc := &providerClient{c: pb.NewProviderClient(cc)}
 
 	calls := map[string]func(context.Context) error{
 		"Describe (unary)": func(ctx context.Context) error { _, err := d.Describe(ctx); return err },
@@ -80,9 +83,14 @@ func TestHandlerCtxEndsAtHostDeadline(t *testing.T) {
 			_, err := d.Detect(ctx, &DetectRequest{Method: "m", ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1}})
 			return err
 		},
-		"Chat (unary)": func(ctx context.Context) error { _, err := p.Chat(ctx, &pb.ChatRequest{Model: "m"}); return err },
-		"ChatStream (server stream)": func(ctx context.Context) error {
+		"Chat (session)": func(ctx context.Context) error { _, err := p.Chat(ctx, &pb.ChatRequest{Model: "m"}); return err },
+		"ChatStream (session)": func(ctx context.Context) error {
 			return p.ChatStream(ctx, &pb.ChatRequest{Model: "m"}, func(*pb.ChatEvent) error { return nil })
+		},
+		"Embed (session)": func(ctx context.Context) error { _, err := p.Embed(ctx, &pb.EmbedRequest{Model: "m"}); return err },
+		"Chat (unary)":    func(ctx context.Context) error { _, err := rpc.Chat(ctx, &pb.ChatRequest{Model: "m"}); return err },
+		"ChatStream (server stream)": func(ctx context.Context) error {
+			return rpc.ChatStream(ctx, &pb.ChatRequest{Model: "m"}, func(*pb.ChatEvent) error { return nil })
 		},
 	}
 	for name, call := range calls {

@@ -52,7 +52,8 @@ func (p *ProviderPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error 
 
 // GRPCClient returns a ProviderClient.
 func (p *ProviderPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &providerClient{baseClient: baseClient{pb.NewPluginClient(c)}, c: pb.NewProviderClient(c)}, nil
+	pc := pb.NewProviderClient(c)
+	return &providerClient{baseClient: baseClient{pb.NewPluginClient(c)}, c: pc, s: &sessions{c: pc}}, nil
 }
 
 type providerServer struct {
@@ -83,6 +84,9 @@ func (s *providerServer) CountTokens(ctx context.Context, req *pb.CountTokensReq
 type providerClient struct {
 	baseClient
 	c pb.ProviderClient
+	// s carries Chat, ChatStream and Embed when the plugin serves sessions
+	// (session.go); nil sends each as an RPC.
+	s *sessions
 }
 
 func (p *providerClient) Models(ctx context.Context) (*pb.ModelsResponse, error) {
@@ -90,10 +94,37 @@ func (p *providerClient) Models(ctx context.Context) (*pb.ModelsResponse, error)
 }
 
 func (p *providerClient) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	if p.s != nil {
+		var resp *pb.ChatResponse
+		err := p.s.do(ctx, &pb.SessionCall{Call: &pb.SessionCall_Chat{Chat: req}}, func(r *pb.SessionReply) error {
+			if resp = r.GetChat(); resp == nil {
+				return unexpectedReply("Chat", r)
+			}
+			return nil
+		})
+		if err != errNoSessions {
+			if err == nil && resp == nil {
+				err = Errorf(Internal, "plugin ended a Chat call on its session without an answer")
+			}
+			return resp, err
+		}
+	}
 	return p.c.Chat(ctx, req)
 }
 
 func (p *providerClient) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	if p.s != nil {
+		err := p.s.do(ctx, &pb.SessionCall{Call: &pb.SessionCall_ChatStream{ChatStream: req}}, func(r *pb.SessionReply) error {
+			ev := r.GetChatEvent()
+			if ev == nil {
+				return unexpectedReply("ChatStream", r)
+			}
+			return send(ev)
+		})
+		if err != errNoSessions {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := p.c.ChatStream(ctx, req)
@@ -115,6 +146,21 @@ func (p *providerClient) ChatStream(ctx context.Context, req *pb.ChatRequest, se
 }
 
 func (p *providerClient) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	if p.s != nil {
+		var resp *pb.EmbedResponse
+		err := p.s.do(ctx, &pb.SessionCall{Call: &pb.SessionCall_Embed{Embed: req}}, func(r *pb.SessionReply) error {
+			if resp = r.GetEmbed(); resp == nil {
+				return unexpectedReply("Embed", r)
+			}
+			return nil
+		})
+		if err != errNoSessions {
+			if err == nil && resp == nil {
+				err = Errorf(Internal, "plugin ended an Embed call on its session without an answer")
+			}
+			return resp, err
+		}
+	}
 	return p.c.Embed(ctx, req)
 }
 

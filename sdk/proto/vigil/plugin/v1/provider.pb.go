@@ -24,6 +24,313 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SessionCall is one call on a Session.
+type SessionCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*SessionCall_Chat
+	//	*SessionCall_ChatStream
+	//	*SessionCall_Embed
+	Call isSessionCall_Call `protobuf_oneof:"call"`
+	// timeout_us is the time left before the host's deadline for this call,
+	// in microseconds (what grpc-timeout says for an RPC); 0 for none.
+	TimeoutUs     int64 `protobuf:"varint,4,opt,name=timeout_us,json=timeoutUs,proto3" json:"timeout_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionCall) Reset() {
+	*x = SessionCall{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionCall) ProtoMessage() {}
+
+func (x *SessionCall) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionCall.ProtoReflect.Descriptor instead.
+func (*SessionCall) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SessionCall) GetCall() isSessionCall_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *SessionCall) GetChat() *ChatRequest {
+	if x != nil {
+		if x, ok := x.Call.(*SessionCall_Chat); ok {
+			return x.Chat
+		}
+	}
+	return nil
+}
+
+func (x *SessionCall) GetChatStream() *ChatRequest {
+	if x != nil {
+		if x, ok := x.Call.(*SessionCall_ChatStream); ok {
+			return x.ChatStream
+		}
+	}
+	return nil
+}
+
+func (x *SessionCall) GetEmbed() *EmbedRequest {
+	if x != nil {
+		if x, ok := x.Call.(*SessionCall_Embed); ok {
+			return x.Embed
+		}
+	}
+	return nil
+}
+
+func (x *SessionCall) GetTimeoutUs() int64 {
+	if x != nil {
+		return x.TimeoutUs
+	}
+	return 0
+}
+
+type isSessionCall_Call interface {
+	isSessionCall_Call()
+}
+
+type SessionCall_Chat struct {
+	Chat *ChatRequest `protobuf:"bytes,1,opt,name=chat,proto3,oneof"`
+}
+
+type SessionCall_ChatStream struct {
+	ChatStream *ChatRequest `protobuf:"bytes,2,opt,name=chat_stream,json=chatStream,proto3,oneof"`
+}
+
+type SessionCall_Embed struct {
+	Embed *EmbedRequest `protobuf:"bytes,3,opt,name=embed,proto3,oneof"`
+}
+
+func (*SessionCall_Chat) isSessionCall_Call() {}
+
+func (*SessionCall_ChatStream) isSessionCall_Call() {}
+
+func (*SessionCall_Embed) isSessionCall_Call() {}
+
+// SessionReply answers the SessionCall before it.
+type SessionReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Reply:
+	//
+	//	*SessionReply_Chat
+	//	*SessionReply_ChatEvent
+	//	*SessionReply_Embed
+	//	*SessionReply_Error
+	Reply isSessionReply_Reply `protobuf_oneof:"reply"`
+	// done marks the last reply to a call: with a chat answer, an embedding
+	// answer or an error, or alone after a stream's last event.
+	Done          bool `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionReply) Reset() {
+	*x = SessionReply{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionReply) ProtoMessage() {}
+
+func (x *SessionReply) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionReply.ProtoReflect.Descriptor instead.
+func (*SessionReply) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SessionReply) GetReply() isSessionReply_Reply {
+	if x != nil {
+		return x.Reply
+	}
+	return nil
+}
+
+func (x *SessionReply) GetChat() *ChatResponse {
+	if x != nil {
+		if x, ok := x.Reply.(*SessionReply_Chat); ok {
+			return x.Chat
+		}
+	}
+	return nil
+}
+
+func (x *SessionReply) GetChatEvent() *ChatEvent {
+	if x != nil {
+		if x, ok := x.Reply.(*SessionReply_ChatEvent); ok {
+			return x.ChatEvent
+		}
+	}
+	return nil
+}
+
+func (x *SessionReply) GetEmbed() *EmbedResponse {
+	if x != nil {
+		if x, ok := x.Reply.(*SessionReply_Embed); ok {
+			return x.Embed
+		}
+	}
+	return nil
+}
+
+func (x *SessionReply) GetError() *SessionError {
+	if x != nil {
+		if x, ok := x.Reply.(*SessionReply_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *SessionReply) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+type isSessionReply_Reply interface {
+	isSessionReply_Reply()
+}
+
+type SessionReply_Chat struct {
+	Chat *ChatResponse `protobuf:"bytes,1,opt,name=chat,proto3,oneof"`
+}
+
+type SessionReply_ChatEvent struct {
+	ChatEvent *ChatEvent `protobuf:"bytes,2,opt,name=chat_event,json=chatEvent,proto3,oneof"`
+}
+
+type SessionReply_Embed struct {
+	Embed *EmbedResponse `protobuf:"bytes,3,opt,name=embed,proto3,oneof"`
+}
+
+type SessionReply_Error struct {
+	Error *SessionError `protobuf:"bytes,4,opt,name=error,proto3,oneof"`
+}
+
+func (*SessionReply_Chat) isSessionReply_Reply() {}
+
+func (*SessionReply_ChatEvent) isSessionReply_Reply() {}
+
+func (*SessionReply_Embed) isSessionReply_Reply() {}
+
+func (*SessionReply_Error) isSessionReply_Reply() {}
+
+// SessionError is a call's failure, with what an RPC carries in its status
+// and trailers.
+type SessionError struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Class   ErrorClass             `protobuf:"varint,1,opt,name=class,proto3,enum=vigil.plugin.v1.ErrorClass" json:"class,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// field names the offending request field, for INVALID_REQUEST.
+	Field string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	// retry_after_ms is how long to wait before retrying, for RATE_LIMITED
+	// and OVERLOADED; 0 when unknown.
+	RetryAfterMs  int64 `protobuf:"varint,4,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionError) Reset() {
+	*x = SessionError{}
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionError) ProtoMessage() {}
+
+func (x *SessionError) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionError.ProtoReflect.Descriptor instead.
+func (*SessionError) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SessionError) GetClass() ErrorClass {
+	if x != nil {
+		return x.Class
+	}
+	return ErrorClass_ERROR_CLASS_UNSPECIFIED
+}
+
+func (x *SessionError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SessionError) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *SessionError) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
 type ModelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -32,7 +339,7 @@ type ModelsRequest struct {
 
 func (x *ModelsRequest) Reset() {
 	*x = ModelsRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[0]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +351,7 @@ func (x *ModelsRequest) String() string {
 func (*ModelsRequest) ProtoMessage() {}
 
 func (x *ModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[0]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +364,7 @@ func (x *ModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelsRequest.ProtoReflect.Descriptor instead.
 func (*ModelsRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{0}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{3}
 }
 
 type ModelsResponse struct {
@@ -69,7 +376,7 @@ type ModelsResponse struct {
 
 func (x *ModelsResponse) Reset() {
 	*x = ModelsResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[1]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +388,7 @@ func (x *ModelsResponse) String() string {
 func (*ModelsResponse) ProtoMessage() {}
 
 func (x *ModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[1]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +401,7 @@ func (x *ModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelsResponse.ProtoReflect.Descriptor instead.
 func (*ModelsResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{1}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModelsResponse) GetModels() []*ModelInfo {
@@ -117,7 +424,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[2]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +436,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[2]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +449,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{2}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -209,7 +516,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[3]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -221,7 +528,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[3]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -234,7 +541,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{3}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Message) GetRole() string {
@@ -307,7 +614,7 @@ type ThinkingBlock struct {
 
 func (x *ThinkingBlock) Reset() {
 	*x = ThinkingBlock{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +626,7 @@ func (x *ThinkingBlock) String() string {
 func (*ThinkingBlock) ProtoMessage() {}
 
 func (x *ThinkingBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[4]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +639,7 @@ func (x *ThinkingBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThinkingBlock.ProtoReflect.Descriptor instead.
 func (*ThinkingBlock) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{4}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ThinkingBlock) GetType() string {
@@ -392,7 +699,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +711,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[5]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +724,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{5}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ContentPart) GetType() string {
@@ -478,7 +785,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +797,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[6]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +810,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{6}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Tool) GetName() string {
@@ -548,7 +855,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +867,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[7]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +880,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{7}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ToolCall) GetId() string {
@@ -613,7 +920,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +932,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[8]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +945,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -733,7 +1040,7 @@ type ChatRequest struct {
 
 func (x *ChatRequest) Reset() {
 	*x = ChatRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +1052,7 @@ func (x *ChatRequest) String() string {
 func (*ChatRequest) ProtoMessage() {}
 
 func (x *ChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[9]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +1065,7 @@ func (x *ChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatRequest.ProtoReflect.Descriptor instead.
 func (*ChatRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChatRequest) GetModel() string {
@@ -939,7 +1246,7 @@ type TokenLogprob struct {
 
 func (x *TokenLogprob) Reset() {
 	*x = TokenLogprob{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1258,7 @@ func (x *TokenLogprob) String() string {
 func (*TokenLogprob) ProtoMessage() {}
 
 func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[10]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1271,7 @@ func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
 func (*TokenLogprob) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TokenLogprob) GetToken() string {
@@ -1007,7 +1314,7 @@ type TopLogprob struct {
 
 func (x *TopLogprob) Reset() {
 	*x = TopLogprob{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1326,7 @@ func (x *TopLogprob) String() string {
 func (*TopLogprob) ProtoMessage() {}
 
 func (x *TopLogprob) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[11]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1339,7 @@ func (x *TopLogprob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopLogprob.ProtoReflect.Descriptor instead.
 func (*TopLogprob) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{11}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TopLogprob) GetToken() string {
@@ -1079,7 +1386,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1398,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[12]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1411,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -1185,7 +1492,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1504,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[13]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1517,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{13}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChatResponse) GetId() string {
@@ -1311,7 +1618,7 @@ type ChatEvent struct {
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1630,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[14]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1643,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{14}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChatEvent) GetDelta() string {
@@ -1420,7 +1727,7 @@ type EmbedRequest struct {
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1739,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[15]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1752,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{15}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EmbedRequest) GetModel() string {
@@ -1478,7 +1785,7 @@ type Embedding struct {
 
 func (x *Embedding) Reset() {
 	*x = Embedding{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1797,7 @@ func (x *Embedding) String() string {
 func (*Embedding) ProtoMessage() {}
 
 func (x *Embedding) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1810,7 @@ func (x *Embedding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
 func (*Embedding) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Embedding) GetValues() []float32 {
@@ -1524,7 +1831,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1843,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1856,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EmbedResponse) GetModel() string {
@@ -1584,7 +1891,7 @@ type CountTokensRequest struct {
 
 func (x *CountTokensRequest) Reset() {
 	*x = CountTokensRequest{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1903,7 @@ func (x *CountTokensRequest) String() string {
 func (*CountTokensRequest) ProtoMessage() {}
 
 func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1916,7 @@ func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
 func (*CountTokensRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CountTokensRequest) GetModel() string {
@@ -1642,7 +1949,7 @@ type CountTokensResponse struct {
 
 func (x *CountTokensResponse) Reset() {
 	*x = CountTokensResponse{}
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1961,7 @@ func (x *CountTokensResponse) String() string {
 func (*CountTokensResponse) ProtoMessage() {}
 
 func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_vigil_plugin_v1_provider_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1974,7 @@ func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
 func (*CountTokensResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
+	return file_vigil_plugin_v1_provider_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CountTokensResponse) GetTokens() int32 {
@@ -1681,7 +1988,28 @@ var File_vigil_plugin_v1_provider_proto protoreflect.FileDescriptor
 
 const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\n" +
-	"\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\"\x0f\n" +
+	"\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\x1a\x1cvigil/plugin/v1/plugin.proto\"\xe0\x01\n" +
+	"\vSessionCall\x122\n" +
+	"\x04chat\x18\x01 \x01(\v2\x1c.vigil.plugin.v1.ChatRequestH\x00R\x04chat\x12?\n" +
+	"\vchat_stream\x18\x02 \x01(\v2\x1c.vigil.plugin.v1.ChatRequestH\x00R\n" +
+	"chatStream\x125\n" +
+	"\x05embed\x18\x03 \x01(\v2\x1d.vigil.plugin.v1.EmbedRequestH\x00R\x05embed\x12\x1d\n" +
+	"\n" +
+	"timeout_us\x18\x04 \x01(\x03R\ttimeoutUsB\x06\n" +
+	"\x04call\"\x8c\x02\n" +
+	"\fSessionReply\x123\n" +
+	"\x04chat\x18\x01 \x01(\v2\x1d.vigil.plugin.v1.ChatResponseH\x00R\x04chat\x12;\n" +
+	"\n" +
+	"chat_event\x18\x02 \x01(\v2\x1a.vigil.plugin.v1.ChatEventH\x00R\tchatEvent\x126\n" +
+	"\x05embed\x18\x03 \x01(\v2\x1e.vigil.plugin.v1.EmbedResponseH\x00R\x05embed\x125\n" +
+	"\x05error\x18\x04 \x01(\v2\x1d.vigil.plugin.v1.SessionErrorH\x00R\x05error\x12\x12\n" +
+	"\x04done\x18\x05 \x01(\bR\x04doneB\a\n" +
+	"\x05reply\"\x97\x01\n" +
+	"\fSessionError\x121\n" +
+	"\x05class\x18\x01 \x01(\x0e2\x1b.vigil.plugin.v1.ErrorClassR\x05class\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\x12$\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x03R\fretryAfterMs\"\x0f\n" +
 	"\rModelsRequest\"D\n" +
 	"\x0eModelsResponse\x122\n" +
 	"\x06models\x18\x01 \x03(\v2\x1a.vigil.plugin.v1.ModelInfoR\x06models\"\xa9\x01\n" +
@@ -1832,14 +2160,15 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\bmessages\x18\x02 \x03(\v2\x18.vigil.plugin.v1.MessageR\bmessages\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\"-\n" +
 	"\x13CountTokensResponse\x12\x16\n" +
-	"\x06tokens\x18\x01 \x01(\x05R\x06tokens2\x86\x03\n" +
+	"\x06tokens\x18\x01 \x01(\x05R\x06tokens2\xd2\x03\n" +
 	"\bProvider\x12I\n" +
 	"\x06Models\x12\x1e.vigil.plugin.v1.ModelsRequest\x1a\x1f.vigil.plugin.v1.ModelsResponse\x12C\n" +
 	"\x04Chat\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1d.vigil.plugin.v1.ChatResponse\x12H\n" +
 	"\n" +
 	"ChatStream\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1a.vigil.plugin.v1.ChatEvent0\x01\x12F\n" +
 	"\x05Embed\x12\x1d.vigil.plugin.v1.EmbedRequest\x1a\x1e.vigil.plugin.v1.EmbedResponse\x12X\n" +
-	"\vCountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponseB=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3"
+	"\vCountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponse\x12J\n" +
+	"\aSession\x12\x1c.vigil.plugin.v1.SessionCall\x1a\x1d.vigil.plugin.v1.SessionReply(\x010\x01B=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_vigil_plugin_v1_provider_proto_rawDescOnce sync.Once
@@ -1853,63 +2182,77 @@ func file_vigil_plugin_v1_provider_proto_rawDescGZIP() []byte {
 	return file_vigil_plugin_v1_provider_proto_rawDescData
 }
 
-var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_vigil_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_vigil_plugin_v1_provider_proto_goTypes = []any{
-	(*ModelsRequest)(nil),       // 0: vigil.plugin.v1.ModelsRequest
-	(*ModelsResponse)(nil),      // 1: vigil.plugin.v1.ModelsResponse
-	(*ModelInfo)(nil),           // 2: vigil.plugin.v1.ModelInfo
-	(*Message)(nil),             // 3: vigil.plugin.v1.Message
-	(*ThinkingBlock)(nil),       // 4: vigil.plugin.v1.ThinkingBlock
-	(*ContentPart)(nil),         // 5: vigil.plugin.v1.ContentPart
-	(*Tool)(nil),                // 6: vigil.plugin.v1.Tool
-	(*ToolCall)(nil),            // 7: vigil.plugin.v1.ToolCall
-	(*ToolCallDelta)(nil),       // 8: vigil.plugin.v1.ToolCallDelta
-	(*ChatRequest)(nil),         // 9: vigil.plugin.v1.ChatRequest
-	(*TokenLogprob)(nil),        // 10: vigil.plugin.v1.TokenLogprob
-	(*TopLogprob)(nil),          // 11: vigil.plugin.v1.TopLogprob
-	(*Usage)(nil),               // 12: vigil.plugin.v1.Usage
-	(*ChatResponse)(nil),        // 13: vigil.plugin.v1.ChatResponse
-	(*ChatEvent)(nil),           // 14: vigil.plugin.v1.ChatEvent
-	(*EmbedRequest)(nil),        // 15: vigil.plugin.v1.EmbedRequest
-	(*Embedding)(nil),           // 16: vigil.plugin.v1.Embedding
-	(*EmbedResponse)(nil),       // 17: vigil.plugin.v1.EmbedResponse
-	(*CountTokensRequest)(nil),  // 18: vigil.plugin.v1.CountTokensRequest
-	(*CountTokensResponse)(nil), // 19: vigil.plugin.v1.CountTokensResponse
+	(*SessionCall)(nil),         // 0: vigil.plugin.v1.SessionCall
+	(*SessionReply)(nil),        // 1: vigil.plugin.v1.SessionReply
+	(*SessionError)(nil),        // 2: vigil.plugin.v1.SessionError
+	(*ModelsRequest)(nil),       // 3: vigil.plugin.v1.ModelsRequest
+	(*ModelsResponse)(nil),      // 4: vigil.plugin.v1.ModelsResponse
+	(*ModelInfo)(nil),           // 5: vigil.plugin.v1.ModelInfo
+	(*Message)(nil),             // 6: vigil.plugin.v1.Message
+	(*ThinkingBlock)(nil),       // 7: vigil.plugin.v1.ThinkingBlock
+	(*ContentPart)(nil),         // 8: vigil.plugin.v1.ContentPart
+	(*Tool)(nil),                // 9: vigil.plugin.v1.Tool
+	(*ToolCall)(nil),            // 10: vigil.plugin.v1.ToolCall
+	(*ToolCallDelta)(nil),       // 11: vigil.plugin.v1.ToolCallDelta
+	(*ChatRequest)(nil),         // 12: vigil.plugin.v1.ChatRequest
+	(*TokenLogprob)(nil),        // 13: vigil.plugin.v1.TokenLogprob
+	(*TopLogprob)(nil),          // 14: vigil.plugin.v1.TopLogprob
+	(*Usage)(nil),               // 15: vigil.plugin.v1.Usage
+	(*ChatResponse)(nil),        // 16: vigil.plugin.v1.ChatResponse
+	(*ChatEvent)(nil),           // 17: vigil.plugin.v1.ChatEvent
+	(*EmbedRequest)(nil),        // 18: vigil.plugin.v1.EmbedRequest
+	(*Embedding)(nil),           // 19: vigil.plugin.v1.Embedding
+	(*EmbedResponse)(nil),       // 20: vigil.plugin.v1.EmbedResponse
+	(*CountTokensRequest)(nil),  // 21: vigil.plugin.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 22: vigil.plugin.v1.CountTokensResponse
+	(ErrorClass)(0),             // 23: vigil.plugin.v1.ErrorClass
 }
 var file_vigil_plugin_v1_provider_proto_depIdxs = []int32{
-	2,  // 0: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
-	7,  // 1: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	5,  // 2: vigil.plugin.v1.Message.parts:type_name -> vigil.plugin.v1.ContentPart
-	4,  // 3: vigil.plugin.v1.Message.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
-	3,  // 4: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
-	6,  // 5: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
-	11, // 6: vigil.plugin.v1.TokenLogprob.top_logprobs:type_name -> vigil.plugin.v1.TopLogprob
-	12, // 7: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
-	7,  // 8: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
-	10, // 9: vigil.plugin.v1.ChatResponse.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
-	4,  // 10: vigil.plugin.v1.ChatResponse.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
-	12, // 11: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
-	8,  // 12: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
-	10, // 13: vigil.plugin.v1.ChatEvent.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
-	4,  // 14: vigil.plugin.v1.ChatEvent.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
-	16, // 15: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
-	12, // 16: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
-	3,  // 17: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
-	0,  // 18: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
-	9,  // 19: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
-	9,  // 20: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
-	15, // 21: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
-	18, // 22: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
-	1,  // 23: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
-	13, // 24: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
-	14, // 25: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
-	17, // 26: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
-	19, // 27: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	12, // 0: vigil.plugin.v1.SessionCall.chat:type_name -> vigil.plugin.v1.ChatRequest
+	12, // 1: vigil.plugin.v1.SessionCall.chat_stream:type_name -> vigil.plugin.v1.ChatRequest
+	18, // 2: vigil.plugin.v1.SessionCall.embed:type_name -> vigil.plugin.v1.EmbedRequest
+	16, // 3: vigil.plugin.v1.SessionReply.chat:type_name -> vigil.plugin.v1.ChatResponse
+	17, // 4: vigil.plugin.v1.SessionReply.chat_event:type_name -> vigil.plugin.v1.ChatEvent
+	20, // 5: vigil.plugin.v1.SessionReply.embed:type_name -> vigil.plugin.v1.EmbedResponse
+	2,  // 6: vigil.plugin.v1.SessionReply.error:type_name -> vigil.plugin.v1.SessionError
+	23, // 7: vigil.plugin.v1.SessionError.class:type_name -> vigil.plugin.v1.ErrorClass
+	5,  // 8: vigil.plugin.v1.ModelsResponse.models:type_name -> vigil.plugin.v1.ModelInfo
+	10, // 9: vigil.plugin.v1.Message.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	8,  // 10: vigil.plugin.v1.Message.parts:type_name -> vigil.plugin.v1.ContentPart
+	7,  // 11: vigil.plugin.v1.Message.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	6,  // 12: vigil.plugin.v1.ChatRequest.messages:type_name -> vigil.plugin.v1.Message
+	9,  // 13: vigil.plugin.v1.ChatRequest.tools:type_name -> vigil.plugin.v1.Tool
+	14, // 14: vigil.plugin.v1.TokenLogprob.top_logprobs:type_name -> vigil.plugin.v1.TopLogprob
+	15, // 15: vigil.plugin.v1.ChatResponse.usage:type_name -> vigil.plugin.v1.Usage
+	10, // 16: vigil.plugin.v1.ChatResponse.tool_calls:type_name -> vigil.plugin.v1.ToolCall
+	13, // 17: vigil.plugin.v1.ChatResponse.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	7,  // 18: vigil.plugin.v1.ChatResponse.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	15, // 19: vigil.plugin.v1.ChatEvent.usage:type_name -> vigil.plugin.v1.Usage
+	11, // 20: vigil.plugin.v1.ChatEvent.tool_calls:type_name -> vigil.plugin.v1.ToolCallDelta
+	13, // 21: vigil.plugin.v1.ChatEvent.logprobs:type_name -> vigil.plugin.v1.TokenLogprob
+	7,  // 22: vigil.plugin.v1.ChatEvent.thinking_blocks:type_name -> vigil.plugin.v1.ThinkingBlock
+	19, // 23: vigil.plugin.v1.EmbedResponse.embeddings:type_name -> vigil.plugin.v1.Embedding
+	15, // 24: vigil.plugin.v1.EmbedResponse.usage:type_name -> vigil.plugin.v1.Usage
+	6,  // 25: vigil.plugin.v1.CountTokensRequest.messages:type_name -> vigil.plugin.v1.Message
+	3,  // 26: vigil.plugin.v1.Provider.Models:input_type -> vigil.plugin.v1.ModelsRequest
+	12, // 27: vigil.plugin.v1.Provider.Chat:input_type -> vigil.plugin.v1.ChatRequest
+	12, // 28: vigil.plugin.v1.Provider.ChatStream:input_type -> vigil.plugin.v1.ChatRequest
+	18, // 29: vigil.plugin.v1.Provider.Embed:input_type -> vigil.plugin.v1.EmbedRequest
+	21, // 30: vigil.plugin.v1.Provider.CountTokens:input_type -> vigil.plugin.v1.CountTokensRequest
+	0,  // 31: vigil.plugin.v1.Provider.Session:input_type -> vigil.plugin.v1.SessionCall
+	4,  // 32: vigil.plugin.v1.Provider.Models:output_type -> vigil.plugin.v1.ModelsResponse
+	16, // 33: vigil.plugin.v1.Provider.Chat:output_type -> vigil.plugin.v1.ChatResponse
+	17, // 34: vigil.plugin.v1.Provider.ChatStream:output_type -> vigil.plugin.v1.ChatEvent
+	20, // 35: vigil.plugin.v1.Provider.Embed:output_type -> vigil.plugin.v1.EmbedResponse
+	22, // 36: vigil.plugin.v1.Provider.CountTokens:output_type -> vigil.plugin.v1.CountTokensResponse
+	1,  // 37: vigil.plugin.v1.Provider.Session:output_type -> vigil.plugin.v1.SessionReply
+	32, // [32:38] is the sub-list for method output_type
+	26, // [26:32] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_v1_provider_proto_init() }
@@ -1917,15 +2260,27 @@ func file_vigil_plugin_v1_provider_proto_init() {
 	if File_vigil_plugin_v1_provider_proto != nil {
 		return
 	}
-	file_vigil_plugin_v1_provider_proto_msgTypes[9].OneofWrappers = []any{}
-	file_vigil_plugin_v1_provider_proto_msgTypes[15].OneofWrappers = []any{}
+	file_vigil_plugin_v1_plugin_proto_init()
+	file_vigil_plugin_v1_provider_proto_msgTypes[0].OneofWrappers = []any{
+		(*SessionCall_Chat)(nil),
+		(*SessionCall_ChatStream)(nil),
+		(*SessionCall_Embed)(nil),
+	}
+	file_vigil_plugin_v1_provider_proto_msgTypes[1].OneofWrappers = []any{
+		(*SessionReply_Chat)(nil),
+		(*SessionReply_ChatEvent)(nil),
+		(*SessionReply_Embed)(nil),
+		(*SessionReply_Error)(nil),
+	}
+	file_vigil_plugin_v1_provider_proto_msgTypes[12].OneofWrappers = []any{}
+	file_vigil_plugin_v1_provider_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_v1_provider_proto_rawDesc), len(file_vigil_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Provider_ChatStream_FullMethodName  = "/vigil.plugin.v1.Provider/ChatStream"
 	Provider_Embed_FullMethodName       = "/vigil.plugin.v1.Provider/Embed"
 	Provider_CountTokens_FullMethodName = "/vigil.plugin.v1.Provider/CountTokens"
+	Provider_Session_FullMethodName     = "/vigil.plugin.v1.Provider/Session"
 )
 
 // ProviderClient is the client API for Provider service.
@@ -42,6 +43,21 @@ type ProviderClient interface {
 	// CountTokens answers UNIMPLEMENTED (error class unsupported) when the
 	// provider cannot count; the host then estimates.
 	CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error)
+	// Session carries Chat, ChatStream and Embed calls over one long-lived
+	// stream, one call at a time: the host sends a SessionCall; the plugin
+	// answers with SessionReply messages, the last of them with done set
+	// (one for a chat or an embedding, the events then an empty done reply
+	// for a stream, or an error); then the host may send the next call. A
+	// call costs less this way than as an RPC of its own (no stream set-up,
+	// headers or trailers per call; bench/README.md, "Plugin sessions"),
+	// which matters on the gateway's path, one call per request.
+	//
+	// Optional: the host opens sessions as it needs them and keeps idle ones
+	// for the next calls; when a plugin answers UNIMPLEMENTED it sends every
+	// call as its own RPC instead. To give up on a call (its deadline passed
+	// or its client went away) the host cancels the whole stream; the plugin
+	// then ends that call's context, as for an RPC.
+	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionCall, SessionReply], error)
 }
 
 type providerClient struct {
@@ -111,6 +127,19 @@ func (c *providerClient) CountTokens(ctx context.Context, in *CountTokensRequest
 	return out, nil
 }
 
+func (c *providerClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionCall, SessionReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Provider_ServiceDesc.Streams[1], Provider_Session_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SessionCall, SessionReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_SessionClient = grpc.BidiStreamingClient[SessionCall, SessionReply]
+
 // ProviderServer is the server API for Provider service.
 // All implementations must embed UnimplementedProviderServer
 // for forward compatibility.
@@ -124,6 +153,21 @@ type ProviderServer interface {
 	// CountTokens answers UNIMPLEMENTED (error class unsupported) when the
 	// provider cannot count; the host then estimates.
 	CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error)
+	// Session carries Chat, ChatStream and Embed calls over one long-lived
+	// stream, one call at a time: the host sends a SessionCall; the plugin
+	// answers with SessionReply messages, the last of them with done set
+	// (one for a chat or an embedding, the events then an empty done reply
+	// for a stream, or an error); then the host may send the next call. A
+	// call costs less this way than as an RPC of its own (no stream set-up,
+	// headers or trailers per call; bench/README.md, "Plugin sessions"),
+	// which matters on the gateway's path, one call per request.
+	//
+	// Optional: the host opens sessions as it needs them and keeps idle ones
+	// for the next calls; when a plugin answers UNIMPLEMENTED it sends every
+	// call as its own RPC instead. To give up on a call (its deadline passed
+	// or its client went away) the host cancels the whole stream; the plugin
+	// then ends that call's context, as for an RPC.
+	Session(grpc.BidiStreamingServer[SessionCall, SessionReply]) error
 	mustEmbedUnimplementedProviderServer()
 }
 
@@ -148,6 +192,9 @@ func (UnimplementedProviderServer) Embed(context.Context, *EmbedRequest) (*Embed
 }
 func (UnimplementedProviderServer) CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountTokens not implemented")
+}
+func (UnimplementedProviderServer) Session(grpc.BidiStreamingServer[SessionCall, SessionReply]) error {
+	return status.Error(codes.Unimplemented, "method Session not implemented")
 }
 func (UnimplementedProviderServer) mustEmbedUnimplementedProviderServer() {}
 func (UnimplementedProviderServer) testEmbeddedByValue()                  {}
@@ -253,6 +300,13 @@ func _Provider_CountTokens_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ProviderServer).Session(&grpc.GenericServerStream[SessionCall, SessionReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Provider_SessionServer = grpc.BidiStreamingServer[SessionCall, SessionReply]
+
 // Provider_ServiceDesc is the grpc.ServiceDesc for Provider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -282,6 +336,12 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ChatStream",
 			Handler:       _Provider_ChatStream_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Session",
+			Handler:       _Provider_Session_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "vigil/plugin/v1/provider.proto",

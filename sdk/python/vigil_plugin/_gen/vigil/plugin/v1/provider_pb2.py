@@ -11,9 +11,10 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from vigil.plugin.v1 import plugin_pb2 as vigil_dot_plugin_dot_v1_dot_plugin__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\"\x0f\n\rModelsRequest\"<\n\x0eModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.vigil.plugin.v1.ModelInfo\"o\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x0c\n\x04\x63hat\x18\x03 \x01(\x08\x12\x12\n\nembeddings\x18\x04 \x01(\x08\x12\x1c\n\x14\x65mbedding_dimensions\x18\x05 \x01(\x05\"\xe1\x01\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\ntool_calls\x18\x04 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\x12+\n\x05parts\x18\x06 \x03(\x0b\x32\x1c.vigil.plugin.v1.ContentPart\x12\x37\n\x0fthinking_blocks\x18\x07 \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"P\n\rThinkingBlock\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08thinking\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\t\"w\n\x0b\x43ontentPart\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\timage_url\x18\x03 \x01(\t\x12\x14\n\x0cimage_detail\x18\x04 \x01(\t\x12\x11\n\tfile_data\x18\x05 \x01(\t\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"\xfe\x05\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x1a\n\x12json_schema_strict\x18\n \x01(\x08\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x18\n\x10json_schema_name\x18\x0c \x01(\t\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.vigil.plugin.v1.Tool\x12\x13\n\x0btool_choice\x18\x0e \x01(\t\x12\x1c\n\x14tool_choice_function\x18\x0f \x01(\t\x12 \n\x13parallel_tool_calls\x18\x10 \x01(\x08H\x04\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x11 \x01(\x05H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x12 \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x13 \x01(\x01H\x07\x88\x01\x01\x12\x18\n\x10reasoning_effort\x18\x14 \x01(\t\x12\x10\n\x08logprobs\x18\x15 \x01(\x08\x12\x19\n\x0ctop_logprobs\x18\x16 \x01(\x05H\x08\x88\x01\x01\x12\x15\n\ropenai_params\x18\x17 \x01(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x16\n\x14_parallel_tool_callsB\x18\n\x16_max_completion_tokensB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0f\n\r_top_logprobs\"p\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12\x31\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1b.vigil.plugin.v1.TopLogprob\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"\xcf\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x05\x12\"\n\x1a\x61\x63\x63\x65pted_prediction_tokens\x18\x06 \x01(\x05\x12\"\n\x1arejected_prediction_tokens\x18\x07 \x01(\x05\"\xc2\x02\n\x0c\x43hatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12/\n\x08logprobs\x18\x07 \x03(\x0b\x32\x1d.vigil.plugin.v1.TokenLogprob\x12\x14\n\x0cservice_tier\x18\x08 \x01(\t\x12\x19\n\x11reasoning_content\x18\t \x01(\t\x12\x37\n\x0fthinking_blocks\x18\n \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"\xc2\x02\n\tChatEvent\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x32\n\ntool_calls\x18\x06 \x03(\x0b\x32\x1e.vigil.plugin.v1.ToolCallDelta\x12/\n\x08logprobs\x18\x07 \x03(\x0b\x32\x1d.vigil.plugin.v1.TokenLogprob\x12\x14\n\x0cservice_tier\x18\x08 \x01(\t\x12\x19\n\x11reasoning_content\x18\t \x01(\t\x12\x37\n\x0fthinking_blocks\x18\n \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"T\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"u\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.vigil.plugin.v1.Embedding\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\"]\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x0c\n\x04text\x18\x03 \x01(\t\"%\n\x13\x43ountTokensResponse\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x32\x86\x03\n\x08Provider\x12I\n\x06Models\x12\x1e.vigil.plugin.v1.ModelsRequest\x1a\x1f.vigil.plugin.v1.ModelsResponse\x12\x43\n\x04\x43hat\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1d.vigil.plugin.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1a.vigil.plugin.v1.ChatEvent0\x01\x12\x46\n\x05\x45mbed\x12\x1d.vigil.plugin.v1.EmbedRequest\x1a\x1e.vigil.plugin.v1.EmbedResponse\x12X\n\x0b\x43ountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponseB=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evigil/plugin/v1/provider.proto\x12\x0fvigil.plugin.v1\x1a\x1cvigil/plugin/v1/plugin.proto\"\xbc\x01\n\x0bSessionCall\x12,\n\x04\x63hat\x18\x01 \x01(\x0b\x32\x1c.vigil.plugin.v1.ChatRequestH\x00\x12\x33\n\x0b\x63hat_stream\x18\x02 \x01(\x0b\x32\x1c.vigil.plugin.v1.ChatRequestH\x00\x12.\n\x05\x65mbed\x18\x03 \x01(\x0b\x32\x1d.vigil.plugin.v1.EmbedRequestH\x00\x12\x12\n\ntimeout_us\x18\x04 \x01(\x03\x42\x06\n\x04\x63\x61ll\"\xe7\x01\n\x0cSessionReply\x12-\n\x04\x63hat\x18\x01 \x01(\x0b\x32\x1d.vigil.plugin.v1.ChatResponseH\x00\x12\x30\n\nchat_event\x18\x02 \x01(\x0b\x32\x1a.vigil.plugin.v1.ChatEventH\x00\x12/\n\x05\x65mbed\x18\x03 \x01(\x0b\x32\x1e.vigil.plugin.v1.EmbedResponseH\x00\x12.\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1d.vigil.plugin.v1.SessionErrorH\x00\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\x42\x07\n\x05reply\"r\n\x0cSessionError\x12*\n\x05\x63lass\x18\x01 \x01(\x0e\x32\x1b.vigil.plugin.v1.ErrorClass\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x04 \x01(\x03\"\x0f\n\rModelsRequest\"<\n\x0eModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.vigil.plugin.v1.ModelInfo\"o\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x0c\n\x04\x63hat\x18\x03 \x01(\x08\x12\x12\n\nembeddings\x18\x04 \x01(\x08\x12\x1c\n\x14\x65mbedding_dimensions\x18\x05 \x01(\x05\"\xe1\x01\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\ntool_calls\x18\x04 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\x12+\n\x05parts\x18\x06 \x03(\x0b\x32\x1c.vigil.plugin.v1.ContentPart\x12\x37\n\x0fthinking_blocks\x18\x07 \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"P\n\rThinkingBlock\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08thinking\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\t\"w\n\x0b\x43ontentPart\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\timage_url\x18\x03 \x01(\t\x12\x14\n\x0cimage_detail\x18\x04 \x01(\t\x12\x11\n\tfile_data\x18\x05 \x01(\t\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\"M\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"\xfe\x05\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x1a\n\x12json_schema_strict\x18\n \x01(\x08\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x18\n\x10json_schema_name\x18\x0c \x01(\t\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.vigil.plugin.v1.Tool\x12\x13\n\x0btool_choice\x18\x0e \x01(\t\x12\x1c\n\x14tool_choice_function\x18\x0f \x01(\t\x12 \n\x13parallel_tool_calls\x18\x10 \x01(\x08H\x04\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x11 \x01(\x05H\x05\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x12 \x01(\x01H\x06\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x13 \x01(\x01H\x07\x88\x01\x01\x12\x18\n\x10reasoning_effort\x18\x14 \x01(\t\x12\x10\n\x08logprobs\x18\x15 \x01(\x08\x12\x19\n\x0ctop_logprobs\x18\x16 \x01(\x05H\x08\x88\x01\x01\x12\x15\n\ropenai_params\x18\x17 \x01(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x16\n\x14_parallel_tool_callsB\x18\n\x16_max_completion_tokensB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x0f\n\r_top_logprobs\"p\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12\x31\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1b.vigil.plugin.v1.TopLogprob\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"\xcf\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x05\x12\"\n\x1a\x61\x63\x63\x65pted_prediction_tokens\x18\x06 \x01(\x05\x12\"\n\x1arejected_prediction_tokens\x18\x07 \x01(\x05\"\xc2\x02\n\x0c\x43hatResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.vigil.plugin.v1.ToolCall\x12/\n\x08logprobs\x18\x07 \x03(\x0b\x32\x1d.vigil.plugin.v1.TokenLogprob\x12\x14\n\x0cservice_tier\x18\x08 \x01(\t\x12\x19\n\x11reasoning_content\x18\t \x01(\t\x12\x37\n\x0fthinking_blocks\x18\n \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"\xc2\x02\n\tChatEvent\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x32\n\ntool_calls\x18\x06 \x03(\x0b\x32\x1e.vigil.plugin.v1.ToolCallDelta\x12/\n\x08logprobs\x18\x07 \x03(\x0b\x32\x1d.vigil.plugin.v1.TokenLogprob\x12\x14\n\x0cservice_tier\x18\x08 \x01(\t\x12\x19\n\x11reasoning_content\x18\t \x01(\t\x12\x37\n\x0fthinking_blocks\x18\n \x03(\x0b\x32\x1e.vigil.plugin.v1.ThinkingBlock\"T\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"u\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.vigil.plugin.v1.Embedding\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.vigil.plugin.v1.Usage\"]\n\x12\x43ountTokensRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.vigil.plugin.v1.Message\x12\x0c\n\x04text\x18\x03 \x01(\t\"%\n\x13\x43ountTokensResponse\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x32\xd2\x03\n\x08Provider\x12I\n\x06Models\x12\x1e.vigil.plugin.v1.ModelsRequest\x1a\x1f.vigil.plugin.v1.ModelsResponse\x12\x43\n\x04\x43hat\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1d.vigil.plugin.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.vigil.plugin.v1.ChatRequest\x1a\x1a.vigil.plugin.v1.ChatEvent0\x01\x12\x46\n\x05\x45mbed\x12\x1d.vigil.plugin.v1.EmbedRequest\x1a\x1e.vigil.plugin.v1.EmbedResponse\x12X\n\x0b\x43ountTokens\x12#.vigil.plugin.v1.CountTokensRequest\x1a$.vigil.plugin.v1.CountTokensResponse\x12J\n\x07Session\x12\x1c.vigil.plugin.v1.SessionCall\x1a\x1d.vigil.plugin.v1.SessionReply(\x01\x30\x01\x42=Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vigil.plugin.v1.provider_pb2', globals())
@@ -23,46 +24,52 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z;github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1;pluginv1'
   _EMBEDDING.fields_by_name['values']._options = None
   _EMBEDDING.fields_by_name['values']._serialized_options = b'\020\001'
-  _MODELSREQUEST._serialized_start=51
-  _MODELSREQUEST._serialized_end=66
-  _MODELSRESPONSE._serialized_start=68
-  _MODELSRESPONSE._serialized_end=128
-  _MODELINFO._serialized_start=130
-  _MODELINFO._serialized_end=241
-  _MESSAGE._serialized_start=244
-  _MESSAGE._serialized_end=469
-  _THINKINGBLOCK._serialized_start=471
-  _THINKINGBLOCK._serialized_end=551
-  _CONTENTPART._serialized_start=553
-  _CONTENTPART._serialized_end=672
-  _TOOL._serialized_start=674
-  _TOOL._serialized_end=751
-  _TOOLCALL._serialized_start=753
-  _TOOLCALL._serialized_end=808
-  _TOOLCALLDELTA._serialized_start=810
-  _TOOLCALLDELTA._serialized_end=885
-  _CHATREQUEST._serialized_start=888
-  _CHATREQUEST._serialized_end=1654
-  _TOKENLOGPROB._serialized_start=1656
-  _TOKENLOGPROB._serialized_end=1768
-  _TOPLOGPROB._serialized_start=1770
-  _TOPLOGPROB._serialized_end=1829
-  _USAGE._serialized_start=1832
-  _USAGE._serialized_end=2039
-  _CHATRESPONSE._serialized_start=2042
-  _CHATRESPONSE._serialized_end=2364
-  _CHATEVENT._serialized_start=2367
-  _CHATEVENT._serialized_end=2689
-  _EMBEDREQUEST._serialized_start=2691
-  _EMBEDREQUEST._serialized_end=2775
-  _EMBEDDING._serialized_start=2777
-  _EMBEDDING._serialized_end=2808
-  _EMBEDRESPONSE._serialized_start=2810
-  _EMBEDRESPONSE._serialized_end=2927
-  _COUNTTOKENSREQUEST._serialized_start=2929
-  _COUNTTOKENSREQUEST._serialized_end=3022
-  _COUNTTOKENSRESPONSE._serialized_start=3024
-  _COUNTTOKENSRESPONSE._serialized_end=3061
-  _PROVIDER._serialized_start=3064
-  _PROVIDER._serialized_end=3454
+  _SESSIONCALL._serialized_start=82
+  _SESSIONCALL._serialized_end=270
+  _SESSIONREPLY._serialized_start=273
+  _SESSIONREPLY._serialized_end=504
+  _SESSIONERROR._serialized_start=506
+  _SESSIONERROR._serialized_end=620
+  _MODELSREQUEST._serialized_start=622
+  _MODELSREQUEST._serialized_end=637
+  _MODELSRESPONSE._serialized_start=639
+  _MODELSRESPONSE._serialized_end=699
+  _MODELINFO._serialized_start=701
+  _MODELINFO._serialized_end=812
+  _MESSAGE._serialized_start=815
+  _MESSAGE._serialized_end=1040
+  _THINKINGBLOCK._serialized_start=1042
+  _THINKINGBLOCK._serialized_end=1122
+  _CONTENTPART._serialized_start=1124
+  _CONTENTPART._serialized_end=1243
+  _TOOL._serialized_start=1245
+  _TOOL._serialized_end=1322
+  _TOOLCALL._serialized_start=1324
+  _TOOLCALL._serialized_end=1379
+  _TOOLCALLDELTA._serialized_start=1381
+  _TOOLCALLDELTA._serialized_end=1456
+  _CHATREQUEST._serialized_start=1459
+  _CHATREQUEST._serialized_end=2225
+  _TOKENLOGPROB._serialized_start=2227
+  _TOKENLOGPROB._serialized_end=2339
+  _TOPLOGPROB._serialized_start=2341
+  _TOPLOGPROB._serialized_end=2400
+  _USAGE._serialized_start=2403
+  _USAGE._serialized_end=2610
+  _CHATRESPONSE._serialized_start=2613
+  _CHATRESPONSE._serialized_end=2935
+  _CHATEVENT._serialized_start=2938
+  _CHATEVENT._serialized_end=3260
+  _EMBEDREQUEST._serialized_start=3262
+  _EMBEDREQUEST._serialized_end=3346
+  _EMBEDDING._serialized_start=3348
+  _EMBEDDING._serialized_end=3379
+  _EMBEDRESPONSE._serialized_start=3381
+  _EMBEDRESPONSE._serialized_end=3498
+  _COUNTTOKENSREQUEST._serialized_start=3500
+  _COUNTTOKENSREQUEST._serialized_end=3593
+  _COUNTTOKENSRESPONSE._serialized_start=3595
+  _COUNTTOKENSRESPONSE._serialized_end=3632
+  _PROVIDER._serialized_start=3635
+  _PROVIDER._serialized_end=4101
 # @@protoc_insertion_point(module_scope)
