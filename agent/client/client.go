@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -244,14 +245,45 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 // "certificate required" when none was presented, TLS 1.2 agents
 // "handshake failure", and both "unknown certificate authority", "bad
 // certificate" or "expired certificate" for one they do not accept.
+//
+// Under TLS 1.3 the refusal comes after the client's side of the handshake
+// has finished, while the request is already on its way, so the alert can
+// be lost: the transport may close the connection on reading it and report
+// only "use of closed network connection", or the agent's close may reset
+// the connection before the alert is read. A connection that ends that way
+// after the agent asked for a certificate gets the same hint, worded as
+// what it most likely is.
 func (c *Client) clientCertHint(err error) string {
-	if !c.certAsked.Load() || !strings.Contains(err.Error(), "remote error: tls: ") {
+	if !c.certAsked.Load() {
+		return ""
+	}
+	alert := strings.Contains(err.Error(), "remote error: tls: ")
+	if !alert && !droppedConn(err) {
 		return ""
 	}
 	if c.clientCert == "" {
 		return fmt.Sprintf("the agent requires a client certificate (api.tls.client_ca_file is set): give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
 	}
-	return fmt.Sprintf("the agent refused the client certificate %s: it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication", c.clientCert)
+	const rule = "it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication"
+	if alert {
+		return fmt.Sprintf("the agent refused the client certificate %s: %s", c.clientCert, rule)
+	}
+	return fmt.Sprintf("the agent closed the connection after it asked for a client certificate and was sent %s, so it most likely refused the certificate: %s", c.clientCert, rule)
+}
+
+// droppedConn reports whether err is a connection that ended without an
+// answer (closed, reset or cut short) rather than a timeout.
+func droppedConn(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	for _, target := range []error{net.ErrClosed, syscall.ECONNRESET, syscall.EPIPE, io.EOF, io.ErrUnexpectedEOF} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // FromEnv fills a Config from the VIGIL_* environment variables, reading
