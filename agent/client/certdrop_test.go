@@ -14,33 +14,41 @@ import (
 	"testing"
 )
 
-// dropServer is a TLS 1.3 server that finishes the handshake, asking for a
-// client certificate when ask is set, and then resets the connection
-// without an alert or an answer: what a client sees when an agent's
-// refusal is lost to the close that follows it.
-func dropServer(t *testing.T, cfg *tls.Config, ask bool) string {
+// lostAlertServer is a TLS 1.3 server that asks for a client certificate
+// on its first connection, finishes the handshake, and resets the
+// connection without an alert or an answer: what a client sees when an
+// agent's refusal is lost. Later connections are dropped the same way, or,
+// with refuse, are refused as the agent refuses them (the server's config
+// requires and verifies client certificates). With ask false it asks for no
+// certificate at all.
+func lostAlertServer(t *testing.T, cfg *tls.Config, ask, refuse bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = cfg.Clone()
-	cfg.MinVersion = tls.VersionTLS13
-	cfg.ClientCAs = nil
-	cfg.ClientAuth = tls.NoClientCert
+	strict := cfg.Clone()
+	strict.MinVersion = tls.VersionTLS13
+	drop := strict.Clone()
+	drop.ClientCAs, drop.ClientAuth = nil, tls.NoClientCert
 	if ask {
-		cfg.ClientAuth = tls.RequestClientCert
+		drop.ClientAuth = tls.RequestClientCert
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
+		for n := 0; ; n++ {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			_ = tls.Server(conn, cfg).Handshake()
-			_ = conn.(*net.TCPConn).SetLinger(0) // reset, not a clean close
+			if n > 0 && refuse {
+				_ = tls.Server(conn, strict).Handshake() // sends the alert
+				conn.Close()
+				continue
+			}
+			_ = tls.Server(conn, drop).Handshake()
+			_ = conn.(*net.TCPConn).SetLinger(0) // reset, no alert
 			conn.Close()
 		}
 	}()
@@ -51,31 +59,35 @@ func dropServer(t *testing.T, cfg *tls.Config, ask bool) string {
 	return "https://" + ln.Addr().String()
 }
 
-// TestClientCertificateDroppedConnection: when an agent that asked for a
-// client certificate ends the connection without an alert the client could
-// read (TLS 1.3 refusals race the request), the error still says what to
-// do; when the server asked for none, it does not blame the certificate.
-func TestClientCertificateDroppedConnection(t *testing.T) {
+// TestClientCertificateLostAlert: when an agent that asked for a client
+// certificate ends the connection without an alert the client could read
+// (a TLS 1.3 refusal races the request), the client shakes hands again
+// without a request to read the refusal, and the error says what to do;
+// if no refusal can be read, it says what the refusal most likely was;
+// when the server asked for no certificate, it does not blame one.
+func TestClientCertificateLostAlert(t *testing.T) {
 	p := newPKI(t)
 	for _, tc := range []struct {
-		name      string
-		ask       bool
-		cert, key string
-		want      []string
-		notWant   []string
+		name        string
+		ask, refuse bool
+		cert, key   string
+		want        []string
+		notWant     []string
 	}{
-		{"asked, none sent", true, "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
-		{"asked, one sent", true, p.otherCert, p.otherKey, []string{"closed the connection after it asked for a client certificate and was sent " + p.otherCert, "most likely refused", "api.tls.client_ca_file"}, []string{"is it running?"}},
-		{"not asked", false, "", "", []string{"is it running?"}, []string{"client certificate", "-client-cert"}},
+		{"asked, none sent, refusal read again", true, true, "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
+		{"asked, none sent, no refusal", true, false, "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
+		{"asked, one sent, refusal read again", true, true, p.otherCert, p.otherKey, []string{"refused the client certificate " + p.otherCert, `answered "remote error: tls: unknown certificate authority"`, "api.tls.client_ca_file"}, []string{"is it running?", "most likely"}},
+		{"asked, one sent, no refusal", true, false, p.otherCert, p.otherKey, []string{"closed the connection after it asked for a client certificate and was sent " + p.otherCert, "most likely refused", "api.tls.client_ca_file"}, []string{"is it running?"}},
+		{"not asked", false, false, "", "", []string{"is it running?"}, []string{"client certificate", "-client-cert"}},
 	} {
-		addr := dropServer(t, p.serverTLS, tc.ask)
+		addr := lostAlertServer(t, p.serverTLS, tc.ask, tc.refuse)
 		c, err := New(Config{Addr: addr, CAFile: p.caFile, ClientCert: tc.cert, ClientKey: tc.key})
 		if err != nil {
 			t.Fatalf("%s: New: %v", tc.name, err)
 		}
 		_, err = c.Get(context.Background(), "/v1/status", nil)
 		if err == nil {
-			t.Errorf("%s: the server answered; it drops every connection", tc.name)
+			t.Errorf("%s: the server answered; it answers no request", tc.name)
 			continue
 		}
 		if !droppedConn(err) {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -61,6 +62,7 @@ type Client struct {
 	// certAsked is set when an agent asked for a client certificate
 	// during a handshake, so that a refused handshake can say why.
 	certAsked *atomic.Bool
+	tls       *tls.Config // for a second handshake that reads a lost refusal
 	http      *http.Client
 }
 
@@ -108,6 +110,7 @@ func New(cfg Config) (*Client, error) {
 		token:      cfg.Token,
 		clientCert: cfg.ClientCert,
 		certAsked:  certAsked,
+		tls:        tc,
 		http:       &http.Client{Transport: tr, Timeout: cfg.Timeout},
 	}, nil
 }
@@ -198,7 +201,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 		if errors.As(err, &certErr) {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.base, err, EnvCAFile)
 		}
-		if hint := c.clientCertHint(err); hint != "" {
+		if hint := c.clientCertHint(ctx, err); hint != "" {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.base, err, hint)
 		}
 		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
@@ -250,25 +253,72 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 // has finished, while the request is already on its way, so the alert can
 // be lost: the transport may close the connection on reading it and report
 // only "use of closed network connection", or the agent's close may reset
-// the connection before the alert is read. A connection that ends that way
-// after the agent asked for a certificate gets the same hint, worded as
-// what it most likely is.
-func (c *Client) clientCertHint(err error) string {
+// the connection before the alert is read. When a connection ends that way
+// after the agent asked for a certificate, a second handshake that sends
+// no request (so the agent's close cannot overtake its alert) reads the
+// refusal; should that fail too, the hint says what the refusal most
+// likely was.
+func (c *Client) clientCertHint(ctx context.Context, err error) string {
 	if !c.certAsked.Load() {
 		return ""
 	}
-	alert := strings.Contains(err.Error(), "remote error: tls: ")
-	if !alert && !droppedConn(err) {
-		return ""
+	alert, again := remoteAlert(err), ""
+	if alert == "" {
+		if !droppedConn(err) {
+			return ""
+		}
+		if alert = c.readRefusal(ctx); alert != "" {
+			again = fmt.Sprintf(" (a second handshake, sending no request, was answered %q)", alert)
+		}
 	}
 	if c.clientCert == "" {
 		return fmt.Sprintf("the agent requires a client certificate (api.tls.client_ca_file is set): give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
 	}
 	const rule = "it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication"
-	if alert {
-		return fmt.Sprintf("the agent refused the client certificate %s: %s", c.clientCert, rule)
+	if alert != "" {
+		return fmt.Sprintf("the agent refused the client certificate %s%s: %s", c.clientCert, again, rule)
 	}
 	return fmt.Sprintf("the agent closed the connection after it asked for a client certificate and was sent %s, so it most likely refused the certificate: %s", c.clientCert, rule)
+}
+
+// remoteAlert returns the TLS alert the peer sent ("remote error: tls:
+// bad certificate") when err carries one, else "".
+func remoteAlert(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
+		return msg[i:]
+	}
+	return ""
+}
+
+// readRefusal shakes hands with the agent once more, sends nothing, and
+// returns the alert it answers with: a refused client certificate (TLS 1.2
+// refuses during the handshake, TLS 1.3 right after it), or "" when none
+// came within a few seconds.
+func (c *Client) readRefusal(ctx context.Context) string {
+	u, err := url.Parse(c.base)
+	if err != nil || u.Scheme != "https" {
+		return ""
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: c.tls}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return remoteAlert(err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	_, err = conn.Read(make([]byte, 1))
+	return remoteAlert(err)
 }
 
 // droppedConn reports whether err is a connection that ended without an
