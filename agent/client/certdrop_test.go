@@ -15,13 +15,13 @@ import (
 )
 
 // lostAlertServer is a TLS 1.3 server that asks for a client certificate
-// on its first connection, finishes the handshake, and resets the
-// connection without an alert or an answer: what a client sees when an
-// agent's refusal is lost. Later connections are dropped the same way, or,
-// with refuse, are refused as the agent refuses them (the server's config
-// requires and verifies client certificates). With ask false it asks for no
-// certificate at all.
-func lostAlertServer(t *testing.T, cfg *tls.Config, ask, refuse bool) string {
+// (unless ask is false) on its first connection, finishes the handshake,
+// and resets the connection without an alert or an answer: what a client
+// sees when an agent's refusal is lost. Later connections are handled as
+// later says: "drop" the same way; "refuse" as the agent refuses them (the
+// server's config requires and verifies client certificates); "accept"
+// finishes the handshake and waits for a request that it never answers.
+func lostAlertServer(t *testing.T, cfg *tls.Config, ask bool, later string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,10 +29,10 @@ func lostAlertServer(t *testing.T, cfg *tls.Config, ask, refuse bool) string {
 	}
 	strict := cfg.Clone()
 	strict.MinVersion = tls.VersionTLS13
-	drop := strict.Clone()
-	drop.ClientCAs, drop.ClientAuth = nil, tls.NoClientCert
+	lax := strict.Clone()
+	lax.ClientCAs, lax.ClientAuth = nil, tls.NoClientCert
 	if ask {
-		drop.ClientAuth = tls.RequestClientCert
+		lax.ClientAuth = tls.RequestClientCert
 	}
 	done := make(chan struct{})
 	go func() {
@@ -42,13 +42,18 @@ func lostAlertServer(t *testing.T, cfg *tls.Config, ask, refuse bool) string {
 			if err != nil {
 				return
 			}
-			if n > 0 && refuse {
+			switch {
+			case n > 0 && later == "refuse":
 				_ = tls.Server(conn, strict).Handshake() // sends the alert
-				conn.Close()
-				continue
+			case n > 0 && later == "accept":
+				tc := tls.Server(conn, lax)
+				if tc.Handshake() == nil {
+					_, _ = io.Copy(io.Discard, tc) // until the client closes
+				}
+			default:
+				_ = tls.Server(conn, lax).Handshake()
+				_ = conn.(*net.TCPConn).SetLinger(0) // reset, no alert
 			}
-			_ = tls.Server(conn, drop).Handshake()
-			_ = conn.(*net.TCPConn).SetLinger(0) // reset, no alert
 			conn.Close()
 		}
 	}()
@@ -63,24 +68,27 @@ func lostAlertServer(t *testing.T, cfg *tls.Config, ask, refuse bool) string {
 // certificate ends the connection without an alert the client could read
 // (a TLS 1.3 refusal races the request), the client shakes hands again
 // without a request to read the refusal, and the error says what to do;
-// if no refusal can be read, it says what the refusal most likely was;
-// when the server asked for no certificate, it does not blame one.
+// if no refusal can be read, it says what the refusal most likely was; if
+// the second handshake is accepted, or the server asked for no
+// certificate, it does not blame the certificate.
 func TestClientCertificateLostAlert(t *testing.T) {
 	p := newPKI(t)
 	for _, tc := range []struct {
-		name        string
-		ask, refuse bool
-		cert, key   string
-		want        []string
-		notWant     []string
+		name      string
+		ask       bool
+		later     string
+		cert, key string
+		want      []string
+		notWant   []string
 	}{
-		{"asked, none sent, refusal read again", true, true, "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
-		{"asked, none sent, no refusal", true, false, "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
-		{"asked, one sent, refusal read again", true, true, p.otherCert, p.otherKey, []string{"refused the client certificate " + p.otherCert, `answered "remote error: tls: unknown certificate authority"`, "api.tls.client_ca_file"}, []string{"is it running?", "most likely"}},
-		{"asked, one sent, no refusal", true, false, p.otherCert, p.otherKey, []string{"closed the connection after it asked for a client certificate and was sent " + p.otherCert, "most likely refused", "api.tls.client_ca_file"}, []string{"is it running?"}},
-		{"not asked", false, false, "", "", []string{"is it running?"}, []string{"client certificate", "-client-cert"}},
+		{"asked, none sent, refusal read again", true, "refuse", "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
+		{"asked, none sent, no refusal", true, "drop", "", "", []string{"requires a client certificate", "-client-cert", "-client-key", EnvClientCert, EnvClientKey}, []string{"is it running?"}},
+		{"asked, one sent, refusal read again", true, "refuse", p.otherCert, p.otherKey, []string{"refused the client certificate " + p.otherCert, `answered "remote error: tls: unknown certificate authority"`, "api.tls.client_ca_file"}, []string{"is it running?", "most likely"}},
+		{"asked, one sent, no refusal", true, "drop", p.otherCert, p.otherKey, []string{"closed the connection after it asked for a client certificate and was sent " + p.otherCert, "most likely refused", "api.tls.client_ca_file"}, []string{"is it running?"}},
+		{"asked, one sent, accepted the second time", true, "accept", p.otherCert, p.otherKey, nil, []string{"client certificate", "-client-cert", "most likely"}},
+		{"not asked", false, "drop", "", "", []string{"is it running?"}, []string{"client certificate", "-client-cert"}},
 	} {
-		addr := lostAlertServer(t, p.serverTLS, tc.ask, tc.refuse)
+		addr := lostAlertServer(t, p.serverTLS, tc.ask, tc.later)
 		c, err := New(Config{Addr: addr, CAFile: p.caFile, ClientCert: tc.cert, ClientKey: tc.key})
 		if err != nil {
 			t.Fatalf("%s: New: %v", tc.name, err)

@@ -267,7 +267,11 @@ func (c *Client) clientCertHint(ctx context.Context, err error) string {
 		if !droppedConn(err) {
 			return ""
 		}
-		if alert = c.readRefusal(ctx); alert != "" {
+		var accepted bool
+		if alert, accepted = c.readRefusal(ctx); accepted {
+			return "" // the certificate is not the problem
+		}
+		if alert != "" {
 			again = fmt.Sprintf(" (a second handshake, sending no request, was answered %q)", alert)
 		}
 	}
@@ -296,29 +300,34 @@ func remoteAlert(err error) string {
 
 // readRefusal shakes hands with the agent once more, sends nothing, and
 // returns the alert it answers with: a refused client certificate (TLS 1.2
-// refuses during the handshake, TLS 1.3 right after it), or "" when none
-// came within a few seconds.
-func (c *Client) readRefusal(ctx context.Context) string {
+// refuses during the handshake, TLS 1.3 right after it). accepted is true
+// when the handshake finished and no alert came within two seconds: the
+// agent took the certificate, or took none.
+func (c *Client) readRefusal(ctx context.Context) (alert string, accepted bool) {
 	u, err := url.Parse(c.base)
 	if err != nil || u.Scheme != "https" {
-		return ""
+		return "", false
 	}
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	probe, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	d := tls.Dialer{Config: c.tls}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(probe, "tcp", addr)
 	if err != nil {
-		return remoteAlert(err)
+		return remoteAlert(err), false
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(probe, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	_, err = conn.Read(make([]byte, 1))
-	return remoteAlert(err)
+	if alert = remoteAlert(err); alert != "" {
+		return alert, false
+	}
+	var ne net.Error
+	return "", errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil
 }
 
 // droppedConn reports whether err is a connection that ended without an
