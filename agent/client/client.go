@@ -275,8 +275,12 @@ func (c *Client) clientCertHint(ctx context.Context, err error) string {
 			again = fmt.Sprintf(" (a second handshake, sending no request, was answered %q)", alert)
 		}
 	}
-	if c.clientCert == "" {
-		return fmt.Sprintf("the agent requires a client certificate (api.tls.client_ca_file is set): give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
+	give := fmt.Sprintf("give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
+	switch {
+	case c.clientCert == "" && alert != "":
+		return "the agent requires a client certificate (api.tls.client_ca_file is set): " + give
+	case c.clientCert == "":
+		return "the agent asked for a client certificate and closed the connection when none was sent, so it most likely requires one (api.tls.client_ca_file is set): " + give
 	}
 	const rule = "it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication"
 	if alert != "" {
