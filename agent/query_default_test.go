@@ -13,7 +13,8 @@ import (
 )
 
 // TestQueryDefaultAggregation: GET /v1/query with a step and no agg takes
-// the last value of each step for a counter (a _total series), whose
+// the last value of each step for a counter (a _total series) and for a
+// histogram's or summary's cumulative _count, _sum and _bucket series, whose
 // average over a step answers nothing, and the average for a gauge; an
 // explicit agg is kept.
 func TestQueryDefaultAggregation(t *testing.T) {
@@ -24,13 +25,18 @@ func TestQueryDefaultAggregation(t *testing.T) {
 	var samples []store.Sample
 	for i, v := range []float64{10, 20, 30, 40} { // one step of 1m, 4 samples
 		at := start.Add(time.Duration(i) * 10 * time.Second)
-		samples = append(samples, store.Sample{Name: "test_requests_total", Time: at, Value: v}, store.Sample{Name: "test_queue_depth", Time: at, Value: v})
+		for _, name := range []string{"test_requests_total", "test_queue_depth", "test_latency_seconds_count", "test_latency_seconds_sum", "test_latency_seconds_bucket"} {
+			samples = append(samples, store.Sample{Name: name, Time: at, Value: v})
+		}
 	}
 	if err := a.store.Append(context.Background(), samples); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ series, agg, wantAgg, want string }{
 		{"test_requests_total", "", "last", "40"},
+		{"test_latency_seconds_count", "", "last", "40"},
+		{"test_latency_seconds_sum", "", "last", "40"},
+		{"test_latency_seconds_bucket", "", "last", "40"},
 		{"test_queue_depth", "", "avg", "25"},
 		{"test_requests_total", "avg", "avg", "25"},
 		{"test_queue_depth", "last", "last", "40"},

@@ -3,15 +3,9 @@ package sdk
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/signal"
@@ -27,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/vigilml/vigil/internal/testutil"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -44,27 +39,6 @@ func TestCheckProtocolVersions(t *testing.T) {
 	}
 }
 
-// hostCert makes a certificate like the one go-plugin's host passes in
-// PLUGIN_CLIENT_CERT.
-func hostCert(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
 func TestAutoMTLSRefusesBadClientCert(t *testing.T) {
 	if _, _, err := autoMTLS([]byte("not a certificate")); err == nil || !strings.Contains(err.Error(), "PLUGIN_CLIENT_CERT") {
 		t.Fatalf("got %v, want an error naming PLUGIN_CLIENT_CERT", err)
@@ -75,8 +49,10 @@ func TestAutoMTLSRefusesBadClientCert(t *testing.T) {
 // the handshake line, AutoMTLS both ways, the health service, the plugin's
 // own services, then Shutdown ends serving and removes the socket.
 func TestServeHostProtocol(t *testing.T) {
-	host, hostPEM := hostCert(t)
-	t.Setenv("PLUGIN_CLIENT_CERT", string(hostPEM))
+	// The host's certificate, as go-plugin's host passes it in PLUGIN_CLIENT_CERT.
+	hostX509, hostKey := testutil.AutoMTLSCert(t)
+	host := tls.Certificate{Certificate: [][]byte{hostX509.Raw}, PrivateKey: hostKey}
+	t.Setenv("PLUGIN_CLIENT_CERT", string(testutil.PEM(hostX509)))
 	t.Setenv("PLUGIN_PROTOCOL_VERSIONS", "1")
 	t.Setenv("PLUGIN_UNIX_SOCKET_DIR", t.TempDir())
 	stdout := os.Stdout

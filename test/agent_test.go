@@ -4,17 +4,10 @@ package test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -398,15 +391,14 @@ func TestBadConfigFailsWithLocation(t *testing.T) {
 // `vigil status -ca-file` trusts it and a plain-HTTP client gets nothing.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	makeCert(t, certFile, keyFile)
+	caFile, certFile, keyFile := agentCert(t, dir)
 	cfg := filepath.Join(dir, "vigil.yaml")
 	writeFile(t, cfg, fmt.Sprintf("data_dir: %s\napi:\n  addr: 127.0.0.1:0\n  tls:\n    cert_file: %s\n    key_file: %s\n", filepath.Join(dir, "data"), certFile, keyFile))
 	a := startAgent(t, nil, "-config", cfg)
 	if !strings.Contains(a.stdout.String(), "API: https://") {
 		t.Errorf("banner does not show https: %s", a.stdout)
 	}
-	cmd := exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr, "-ca-file", certFile)
+	cmd := exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr, "-ca-file", caFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "(TLS, no auth: loopback only)") {
 		t.Errorf("vigil status over TLS: %v\n%s", err, out)
@@ -417,28 +409,13 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-func makeCert(t *testing.T, certFile, keyFile string) {
+// agentCert writes a CA and a certificate it signed for an agent serving
+// 127.0.0.1, with its key, into dir.
+func agentCert(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "vigil-e2e"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	ca, caKey := testutil.Cert(t, "vigil-e2e CA", nil, nil, 0)
+	cert, key := testutil.Cert(t, "vigil-e2e", ca, caKey, x509.ExtKeyUsageServerAuth)
+	return testutil.WriteCert(t, filepath.Join(dir, "ca.pem"), ca),
+		testutil.WriteCert(t, filepath.Join(dir, "cert.pem"), cert),
+		testutil.WriteKey(t, filepath.Join(dir, "key.pem"), key)
 }

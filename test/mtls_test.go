@@ -20,8 +20,7 @@ import (
 // from another CA or a key that does not match are refused clearly.
 func TestTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	makeCert(t, certFile, keyFile) // the agent's certificate, its own CA
+	caFile, certFile, keyFile := agentCert(t, dir)
 	clientCert := func(ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn, certFile, keyFile string) {
 		c, k := testutil.Cert(t, cn, ca, caKey, x509.ExtKeyUsageClientAuth)
 		testutil.WriteCert(t, certFile, c)
@@ -54,35 +53,35 @@ func TestTLSClientCertificates(t *testing.T) {
 		return 0, string(out)
 	}
 
-	code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", certFile)
+	code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile)
 	if code != 2 || !strings.Contains(out, "requires a client certificate") ||
 		!strings.Contains(out, "-client-cert") || !strings.Contains(out, "VIGIL_CLIENT_CERT") {
 		t.Errorf("status without a client certificate: exit %d, want 2 and a hint at -client-cert:\n%s", code, out)
 	}
 
-	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", certFile, "-client-cert", cliCert, "-client-key", cliKey)
+	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert, "-client-key", cliKey)
 	if code != 0 || !strings.Contains(out, "(TLS, no auth: loopback only)") {
 		t.Errorf("status with -client-cert: exit %d:\n%s", code, out)
 	}
 
-	env := []string{"VIGIL_HTTP_ADDR=" + addr, "VIGIL_CACERT=" + certFile, "VIGIL_CLIENT_CERT=" + cliCert, "VIGIL_CLIENT_KEY=" + cliKey}
+	env := []string{"VIGIL_HTTP_ADDR=" + addr, "VIGIL_CACERT=" + caFile, "VIGIL_CLIENT_CERT=" + cliCert, "VIGIL_CLIENT_KEY=" + cliKey}
 	for _, args := range [][]string{{"status"}, {"host"}, {"models"}, {"alerts"}, {"plugins", "list"}} {
 		if code, out := vigil(env, args...); code != 0 {
 			t.Errorf("%v with VIGIL_CLIENT_CERT: exit %d:\n%s", args, code, out)
 		}
 	}
 
-	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", certFile, "-client-cert", strangerCert, "-client-key", strangerKey)
+	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", strangerCert, "-client-key", strangerKey)
 	if code != 2 || !strings.Contains(out, "refused the client certificate "+strangerCert) || !strings.Contains(out, "unknown certificate authority") {
 		t.Errorf("status with a certificate from another CA: exit %d:\n%s", code, out)
 	}
 
-	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", certFile, "-client-cert", cliCert, "-client-key", strangerKey)
+	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert, "-client-key", strangerKey)
 	if code != 2 || !strings.Contains(out, "private key does not match public key") || !strings.Contains(out, cliCert) {
 		t.Errorf("status with a key that is not the certificate's: exit %d:\n%s", code, out)
 	}
 
-	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", certFile, "-client-cert", cliCert)
+	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert)
 	if code != 2 || !strings.Contains(out, "-client-key") {
 		t.Errorf("status with -client-cert only: exit %d:\n%s", code, out)
 	}

@@ -14,9 +14,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -60,6 +62,7 @@ type Client struct {
 	// certAsked is set when an agent asked for a client certificate
 	// during a handshake, so that a refused handshake can say why.
 	certAsked *atomic.Bool
+	tls       *tls.Config // for a second handshake that reads a lost refusal
 	http      *http.Client
 }
 
@@ -107,6 +110,7 @@ func New(cfg Config) (*Client, error) {
 		token:      cfg.Token,
 		clientCert: cfg.ClientCert,
 		certAsked:  certAsked,
+		tls:        tc,
 		http:       &http.Client{Transport: tr, Timeout: cfg.Timeout},
 	}, nil
 }
@@ -197,7 +201,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 		if errors.As(err, &certErr) {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.base, err, EnvCAFile)
 		}
-		if hint := c.clientCertHint(err); hint != "" {
+		if hint := c.clientCertHint(ctx, err); hint != "" {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.base, err, hint)
 		}
 		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
@@ -244,14 +248,105 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 // "certificate required" when none was presented, TLS 1.2 agents
 // "handshake failure", and both "unknown certificate authority", "bad
 // certificate" or "expired certificate" for one they do not accept.
-func (c *Client) clientCertHint(err error) string {
-	if !c.certAsked.Load() || !strings.Contains(err.Error(), "remote error: tls: ") {
+//
+// Under TLS 1.3 the refusal comes after the client's side of the handshake
+// has finished, while the request is already on its way, so the alert can
+// be lost: the transport may close the connection on reading it and report
+// only "use of closed network connection", or the agent's close may reset
+// the connection before the alert is read. When a connection ends that way
+// after the agent asked for a certificate, a second handshake that sends
+// no request (so the agent's close cannot overtake its alert) reads the
+// refusal; should that fail too, the hint says what the refusal most
+// likely was.
+func (c *Client) clientCertHint(ctx context.Context, err error) string {
+	if !c.certAsked.Load() {
 		return ""
 	}
-	if c.clientCert == "" {
-		return fmt.Sprintf("the agent requires a client certificate (api.tls.client_ca_file is set): give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
+	alert, again := remoteAlert(err), ""
+	if alert == "" {
+		if !droppedConn(err) {
+			return ""
+		}
+		var accepted bool
+		if alert, accepted = c.readRefusal(ctx); accepted {
+			return "" // the certificate is not the problem
+		}
+		if alert != "" {
+			again = fmt.Sprintf(" (a second handshake, sending no request, was answered %q)", alert)
+		}
 	}
-	return fmt.Sprintf("the agent refused the client certificate %s: it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication", c.clientCert)
+	give := fmt.Sprintf("give one with -client-cert and -client-key, or %s and %s", EnvClientCert, EnvClientKey)
+	switch {
+	case c.clientCert == "" && alert != "":
+		return "the agent requires a client certificate (api.tls.client_ca_file is set): " + give
+	case c.clientCert == "":
+		return "the agent asked for a client certificate and closed the connection when none was sent, so it most likely requires one (api.tls.client_ca_file is set): " + give
+	}
+	const rule = "it must be signed by a CA in the agent's api.tls.client_ca_file, be valid now, and allow client authentication"
+	if alert != "" {
+		return fmt.Sprintf("the agent refused the client certificate %s%s: %s", c.clientCert, again, rule)
+	}
+	return fmt.Sprintf("the agent closed the connection after it asked for a client certificate and was sent %s, so it most likely refused the certificate: %s", c.clientCert, rule)
+}
+
+// remoteAlert returns the TLS alert the peer sent ("remote error: tls:
+// bad certificate") when err carries one, else "".
+func remoteAlert(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
+		return msg[i:]
+	}
+	return ""
+}
+
+// readRefusal shakes hands with the agent once more, sends nothing, and
+// returns the alert it answers with: a refused client certificate (TLS 1.2
+// refuses during the handshake, TLS 1.3 right after it). accepted is true
+// when the handshake finished and no alert came within two seconds: the
+// agent took the certificate, or took none.
+func (c *Client) readRefusal(ctx context.Context) (alert string, accepted bool) {
+	u, err := url.Parse(c.base)
+	if err != nil || u.Scheme != "https" {
+		return "", false
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	probe, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: c.tls}
+	conn, err := d.DialContext(probe, "tcp", addr)
+	if err != nil {
+		return remoteAlert(err), false
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(probe, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	_, err = conn.Read(make([]byte, 1))
+	if alert = remoteAlert(err); alert != "" {
+		return alert, false
+	}
+	var ne net.Error
+	return "", errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil
+}
+
+// droppedConn reports whether err is a connection that ended without an
+// answer (closed, reset or cut short) rather than a timeout.
+func droppedConn(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	for _, target := range []error{net.ErrClosed, syscall.ECONNRESET, syscall.EPIPE, io.EOF, io.ErrUnexpectedEOF} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // FromEnv fills a Config from the VIGIL_* environment variables, reading

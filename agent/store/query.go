@@ -25,18 +25,31 @@ const (
 
 // DefaultAgg is the aggregation per step for a query that names none:
 // last for a counter, avg for anything else. The store keeps no metric
-// types (it holds samples from the agent's collectors and from scraped
-// model servers alike), so a counter is known by its name, as Prometheus
-// and OpenMetrics name them: it ends in _total. The average of a counter
-// over a step is a cumulative value between two readings, which answers
-// no question; its last value is the count at the end of the step, and
-// the difference between two steps is what happened in between.
+// types, so a counter is known by its name, as Prometheus and OpenMetrics
+// name them: a counter ends in _total, and the series a histogram or a
+// summary is exposed as end in _count and _sum (and a histogram's in
+// _bucket, one per le bound), which are cumulative too; the exposition
+// formats reserve these suffixes for them (promtool flags a gauge named
+// so). The average of a cumulative series over a step is a value between
+// two readings, which answers no question; its last value is the count at
+// the end of the step, and the difference between two steps is what
+// happened in between.
+//
+// Today the store holds the agent's own GPU, host and model-server process
+// samples, among which only _total names are cumulative; the other
+// suffixes are here so that a histogram or summary stored later is read
+// the same way.
 func DefaultAgg(name string) string {
-	if strings.HasSuffix(name, "_total") {
-		return AggLast
+	for _, suffix := range counterSuffixes {
+		if strings.HasSuffix(name, suffix) {
+			return AggLast
+		}
 	}
 	return AggAvg
 }
+
+// counterSuffixes end the names of cumulative series (see DefaultAgg).
+var counterSuffixes = []string{"_total", "_count", "_sum", "_bucket"}
 
 // QueryRequest selects series by name and label matchers over [Start, End].
 //

@@ -7,21 +7,15 @@ package plugins
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -41,6 +35,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vigilml/vigil/agent/pluginhost"
+	"github.com/vigilml/vigil/internal/testutil"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
@@ -178,31 +173,11 @@ func tlsConfig(certFile, keyFile string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}, nil
 }
 
-func writeCert(dir string) (string, string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader) // go-plugin's AutoMTLS curve
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return "", "", err
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return "", "", err
-	}
-	return cf, kf, os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+// writeCert writes one certificate like go-plugin's AutoMTLS makes (P-521,
+// self-signed, client and server authentication) and its key.
+func writeCert(tb testing.TB, dir string) (string, string) {
+	cert, key := testutil.AutoMTLSCert(tb)
+	return testutil.WriteCert(tb, filepath.Join(dir, "cert.pem"), cert), testutil.WriteKey(tb, filepath.Join(dir, "key.pem"), key)
 }
 
 // startFloor runs the floor server process and dials it.
@@ -214,10 +189,7 @@ func startFloor(b *testing.B, withTLS bool) *grpc.ClientConn {
 	cmd.Env = append(os.Environ(), floorEnv+"="+sock)
 	creds := insecure.NewCredentials()
 	if withTLS {
-		cf, kf, err := writeCert(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
+		cf, kf := writeCert(b, dir)
 		cmd.Env = append(cmd.Env, "VIGIL_BENCH_FLOOR_CERT="+cf, "VIGIL_BENCH_FLOOR_KEY="+kf)
 		cfg, err := tlsConfig(cf, kf)
 		if err != nil {

@@ -142,8 +142,9 @@ func runQuery(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("query", "query [flags] SERIES", `
 Query the agent's local history of a series (kept in its durable store for
 store.retention). With -step, points are aggregated per step with -agg
-(by default the last value for a counter, a series named *_total, and
-the average otherwise), each stamped at the start of its step; the start of -since is rounded down
+(by default the last value for a counter, a series named *_total, or a
+histogram's or summary's *_count, *_sum or *_bucket, and the average
+otherwise), each stamped at the start of its step; the start of -since is rounded down
 to a multiple of the step, so the steps fall on round times.
 
 Examples:
@@ -153,7 +154,7 @@ Examples:
 	fs.Var(&matches, "match", "label `matcher` (name=value, name!=value, name=~regex, name!~regex); repeatable")
 	since := fs.Duration("since", time.Hour, "how far back to look: a Go duration such as 90m or 48h (there is no d unit)")
 	step := fs.Duration("step", 0, "aggregate into steps of this `duration` (0: raw points)")
-	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default with -step: last for a counter, a series named *_total; avg otherwise)")
+	agg := fs.String("agg", "", "aggregation per step: avg, min, max, last or p95 (default with -step: last for a counter, a series named *_total, *_count, *_sum or *_bucket; avg otherwise)")
 	format := fs.String("format", "text", "output `format`: text, csv or json")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {

@@ -20,24 +20,54 @@ import (
 // usage (server or client authentication).
 func Cert(t testing.TB, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		Subject:   pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour),
+		NotAfter:  time.Now().Add(time.Hour),
+		KeyUsage:  x509.KeyUsageDigitalSignature,
 	}
 	if parent == nil {
 		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
 		tmpl.KeyUsage |= x509.KeyUsageCertSign
-		parent, parentKey = tmpl, key
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	return makeCert(t, tmpl, elliptic.P256(), parent, parentKey)
+}
+
+// AutoMTLSCert makes a certificate like the ones go-plugin's AutoMTLS
+// makes for its host and its plugins: self-signed and its own CA, with a
+// P-521 key, for the name localhost, for both client and server
+// authentication, valid for an hour either side of now.
+func AutoMTLSCert(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	return makeCert(t, tmpl, elliptic.P521(), nil, nil)
+}
+
+// makeCert gives tmpl a serial number and a fresh key on curve, and signs
+// it with parentKey, or with that key when parent is nil.
+func makeCert(t testing.TB, tmpl *x509.Certificate, curve elliptic.Curve, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		t.Fatal(err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
@@ -50,10 +80,17 @@ func Cert(t testing.TB, cn string, parent *x509.Certificate, parentKey *ecdsa.Pr
 	return cert, key
 }
 
+// PEM returns cert encoded as a PEM "CERTIFICATE" block.
+func PEM(cert *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+}
+
 // WriteCert writes cert to path as PEM (mode 0600) and returns path.
 func WriteCert(t testing.TB, path string, cert *x509.Certificate) string {
 	t.Helper()
-	writePEM(t, path, "CERTIFICATE", cert.Raw)
+	if err := os.WriteFile(path, PEM(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
