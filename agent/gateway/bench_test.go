@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -19,6 +20,27 @@ func BenchmarkChat(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		g.HandleChat(w, r)
+		if w.Code != 200 {
+			b.Fatal(w.Body)
+		}
+	}
+}
+
+// BenchmarkChatSplitBody is BenchmarkChat with the request body arriving
+// in two reads, as it does from a real connection when a client writes
+// the headers and the body separately (most do).
+func BenchmarkChatSplitBody(b *testing.B) {
+	h := &harness{a: newScripted(), b: newScripted()}
+	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := chatBody("single", `,"temperature":0,"max_tokens":16`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/chat", io.MultiReader(strings.NewReader(body[:10]), strings.NewReader(body[10:])))
 		w := httptest.NewRecorder()
 		g.HandleChat(w, r)
 		if w.Code != 200 {

@@ -120,14 +120,28 @@ func decode(r *http.Request, v any) *Error {
 			return e
 		}
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	// The body is read whole before it is decoded: a json.Decoder reading
+	// the connection grows its buffer whenever the body comes in more than
+	// one read, as it does from most clients (2 KB allocated for a
+	// 100-byte body, the largest allocation of a gateway request).
+	body := jsonBufs.Get().(*bytes.Buffer)
+	body.Reset()
+	defer func() {
+		if body.Cap() <= 1<<20 {
+			jsonBufs.Put(body)
+		}
+	}()
+	_, err := body.ReadFrom(r.Body)
 	if err == nil {
-		if _, err = dec.Token(); errors.Is(err, io.EOF) {
-			return nil
-		} else if err == nil {
-			return invalid("", "the request body holds more than one JSON value")
+		dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil {
+			if _, err = dec.Token(); errors.Is(err, io.EOF) {
+				return nil
+			} else if err == nil {
+				return invalid("", "the request body holds more than one JSON value")
+			}
 		}
 	}
 	var (
