@@ -5,8 +5,9 @@ package telemetry
 // development machines have no NVIDIA GPU or driver. The mock is the same
 // code that backs telemetry.gpu.simulate, with individual functions replaced
 // per test to inject unsupported fields, errors, lost GPUs, XID events and
-// MIG instances. What a real driver returns has not been checked yet (see
-// docs/metrics.md).
+// MIG instances. The values were checked once against a real H200 with
+// nvidia-ml-py and nvidia-smi (docs/metrics.md, "Checked on real hardware");
+// gpu_memory_test.go encodes the memory figures of that reading.
 
 import (
 	"context"
