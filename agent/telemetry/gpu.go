@@ -253,6 +253,9 @@ func (g *gpuCollector) start() error {
 		}
 	}
 	g.missing = missing
+	if g.memV2Missing {
+		g.log.Info("NVML lacks nvmlDeviceGetMemoryInfo_v2 (driver before R510); GPU memory used includes the driver's reserved memory")
+	}
 	g.devs = g.devs[:0]
 	for i := 0; i < n; i++ {
 		ds := &gpuDevState{index: i, minor: i, unsupported: map[string]bool{}, migMode: -1,
