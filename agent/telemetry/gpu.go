@@ -31,6 +31,11 @@ type GPUSnapshot struct {
 // GPUDevice is one GPU, or one MIG instance (MIG is then set). A nil pointer
 // field means the value is not available: unsupported (then listed in
 // Unsupported), or failed this tick (then in Error).
+//
+// Memory is split as nvidia-smi reports it (NVML's v2 memory info): total =
+// reserved (set aside by the driver and firmware) + used + free. On a driver
+// without v2 (before R510) used includes the reserved memory and
+// MemoryReservedBytes is nil.
 type GPUDevice struct {
 	Index    int    `json:"index"`
 	UUID     string `json:"uuid"`
@@ -51,6 +56,7 @@ type GPUDevice struct {
 	MemoryTotalBytes       *uint64  `json:"memory_total_bytes"`
 	MemoryUsedBytes        *uint64  `json:"memory_used_bytes"`
 	MemoryFreeBytes        *uint64  `json:"memory_free_bytes"`
+	MemoryReservedBytes    *uint64  `json:"memory_reserved_bytes"`
 	TemperatureCelsius     *float64 `json:"temperature_celsius"`
 	PowerWatts             *float64 `json:"power_watts"`
 	PowerLimitWatts        *float64 `json:"power_limit_watts"`
@@ -162,6 +168,10 @@ type gpuDevState struct {
 	lost        bool
 	// migMode is the MIG mode of the previous tick, -1 before the first.
 	migMode int
+	// memV1 and migMemV1 are set once the GPU, or its MIG instances, turned
+	// out not to answer NVML's v2 memory info: v1 is then asked instead,
+	// without trying v2 again every tick.
+	memV1, migMemV1 bool
 }
 
 type gpuCollector struct {
@@ -182,6 +192,9 @@ type gpuCollector struct {
 	eventReasons bool
 	// missing are the fields whose entry points the driver lacks.
 	missing map[string]bool
+	// memV2Missing is set when the driver lacks nvmlDeviceGetMemoryInfo_v2
+	// (before R510): calling a missing entry point would crash.
+	memV2Missing bool
 
 	mu   sync.Mutex
 	snap GPUSnapshot // latest successful
@@ -224,7 +237,9 @@ func (g *gpuCollector) start() error {
 	// Throttle reasons were renamed "clock event reasons" in R535 and the
 	// old entry point is deprecated in NVML 13: use the new one if present.
 	g.eventReasons = true
+	g.memV2Missing = false
 	if ext := g.lib.Extensions(); ext != nil {
+		g.memV2Missing = ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") != nil
 		for field, sym := range optionalSymbols {
 			if ext.LookupSymbol(sym) != nil {
 				missing[field] = true
@@ -238,9 +253,13 @@ func (g *gpuCollector) start() error {
 		}
 	}
 	g.missing = missing
+	if g.memV2Missing {
+		g.log.Info("NVML lacks nvmlDeviceGetMemoryInfo_v2 (driver before R510); GPU memory used includes the driver's reserved memory")
+	}
 	g.devs = g.devs[:0]
 	for i := 0; i < n; i++ {
-		ds := &gpuDevState{index: i, minor: i, unsupported: map[string]bool{}, migMode: -1}
+		ds := &gpuDevState{index: i, minor: i, unsupported: map[string]bool{}, migMode: -1,
+			memV1: g.memV2Missing, migMemV1: g.memV2Missing}
 		for f := range missing {
 			ds.unsupported[f] = true
 		}
@@ -422,6 +441,7 @@ func (g *gpuCollector) collectDevice(ds *gpuDevState) ([]GPUDevice, error) {
 						delete(ds.unsupported, f)
 					}
 				}
+				ds.memV1, ds.migMemV1 = g.memV2Missing, g.memV2Missing
 			}
 			ds.migMode = mig
 		}
@@ -430,9 +450,9 @@ func (g *gpuCollector) collectDevice(ds *gpuDevState) ([]GPUDevice, error) {
 			d.UtilizationRatio = ptr(float64(u.Gpu) / 100)
 			d.MemoryUtilizationRatio = ptr(float64(u.Memory) / 100)
 		}
-		var m nvml.Memory
-		if r.read(fMemory, func() (ret nvml.Return) { m, ret = h.GetMemoryInfo(); return }) {
-			d.MemoryTotalBytes, d.MemoryUsedBytes, d.MemoryFreeBytes = ptr(m.Total), ptr(m.Used), ptr(m.Free)
+		var m memInfo
+		if r.read(fMemory, func() (ret nvml.Return) { m, ret = g.memoryInfo(h, ds, &ds.memV1, ""); return }) {
+			m.set(&d)
 		}
 		var v32 uint32
 		if r.read(fTemperature, func() (ret nvml.Return) { v32, ret = h.GetTemperature(nvml.TEMPERATURE_GPU); return }) {
@@ -597,6 +617,44 @@ func (g *gpuCollector) processName(pid int) string {
 	return n
 }
 
+// memInfo is one memory reading; reserved is nil when NVML did not say.
+type memInfo struct {
+	total, used, free uint64
+	reserved          *uint64
+}
+
+func (m memInfo) set(d *GPUDevice) {
+	d.MemoryTotalBytes, d.MemoryUsedBytes, d.MemoryFreeBytes = ptr(m.total), ptr(m.used), ptr(m.free)
+	d.MemoryReservedBytes = m.reserved
+}
+
+// memoryInfo reads a GPU's or MIG instance's memory with
+// nvmlDeviceGetMemoryInfo_v2, which splits Total = Reserved + Used + Free
+// the way nvidia-smi and dcgm-exporter report it. The v1 call counts the
+// driver's reserved memory as used (about 615 MiB on an H200 with driver
+// 580), so an idle GPU looked busier than nvidia-smi says. Drivers before
+// R510 lack v2 (the symbol is looked up at start: calling it would crash),
+// and some answer it with NOT_SUPPORTED, FUNCTION_NOT_FOUND or
+// ARGUMENT_VERSION_MISMATCH; then v1 is used, reserved is unknown, and *v1
+// is set so v2 is not asked again until the MIG mode changes.
+func (g *gpuCollector) memoryInfo(h nvml.Device, ds *gpuDevState, v1 *bool, what string) (memInfo, nvml.Return) {
+	if !*v1 {
+		m, ret := h.GetMemoryInfo_v2()
+		switch ret {
+		case nvml.SUCCESS:
+			return memInfo{total: m.Total, used: m.Used, free: m.Free, reserved: ptr(m.Reserved)}, ret
+		case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_FUNCTION_NOT_FOUND, nvml.ERROR_ARGUMENT_VERSION_MISMATCH:
+			*v1 = true
+			g.log.Info(what+"memory info v2 unavailable; using v1, whose used memory includes the driver's reserved memory",
+				"gpu", ds.index, "uuid", ds.uuid, "reason", ret.Error())
+		default:
+			return memInfo{}, ret
+		}
+	}
+	m, ret := h.GetMemoryInfo()
+	return memInfo{total: m.Total, used: m.Used, free: m.Free}, ret
+}
+
 // collectMIG lists the MIG instances of a GPU in MIG mode, each as its own
 // device. MIG layouts can change at runtime, so they are listed every tick.
 func (g *gpuCollector) collectMIG(r *devReader, ds *gpuDevState, h nvml.Device) []GPUDevice {
@@ -634,8 +692,8 @@ func (g *gpuCollector) collectMIG(r *devReader, ds *gpuDevState, h nvml.Device) 
 		note("gpu_instance_id", ret2)
 		md.MIG.ComputeInstanceID, ret2 = m.GetComputeInstanceId()
 		note("compute_instance_id", ret2)
-		if mem, ret := m.GetMemoryInfo(); ret == nvml.SUCCESS {
-			md.MemoryTotalBytes, md.MemoryUsedBytes, md.MemoryFreeBytes = ptr(mem.Total), ptr(mem.Used), ptr(mem.Free)
+		if mem, ret := g.memoryInfo(m, ds, &ds.migMemV1, "MIG "); ret == nvml.SUCCESS {
+			mem.set(&md)
 		} else {
 			note("memory", ret)
 		}
@@ -664,8 +722,9 @@ var (
 	mGPUUtil     = newDef("vigil_gpu_utilization_ratio", "Fraction of the sample period a kernel ran on the GPU (0-1).", gaugeT, gpuLabels...)
 	mGPUMemUtil  = newDef("vigil_gpu_memory_utilization_ratio", "Fraction of the sample period device memory was read or written (0-1).", gaugeT, gpuLabels...)
 	mGPUMemTotal = newDef("vigil_gpu_memory_total_bytes", "Total device memory.", gaugeT, gpuLabels...)
-	mGPUMemUsed  = newDef("vigil_gpu_memory_used_bytes", "Device memory in use.", gaugeT, gpuLabels...)
+	mGPUMemUsed  = newDef("vigil_gpu_memory_used_bytes", "Device memory allocated, without the reserved memory (as nvidia-smi reports it).", gaugeT, gpuLabels...)
 	mGPUMemFree  = newDef("vigil_gpu_memory_free_bytes", "Device memory free.", gaugeT, gpuLabels...)
+	mGPUMemRsvd  = newDef("vigil_gpu_memory_reserved_bytes", "Device memory reserved by the driver and firmware, not counted in used (NVML v2 memory info).", gaugeT, gpuLabels...)
 	mGPUTemp     = newDef("vigil_gpu_temperature_celsius", "GPU core temperature.", gaugeT, gpuLabels...)
 	mGPUPower    = newDef("vigil_gpu_power_watts", "Power draw.", gaugeT, gpuLabels...)
 	mGPUPowerLim = newDef("vigil_gpu_power_limit_watts", "Enforced power limit.", gaugeT, gpuLabels...)
@@ -693,6 +752,7 @@ var (
 	mGPUMIGMemTotal = newDef("vigil_gpu_mig_memory_total_bytes", "Device memory of the MIG instance.", gaugeT, gpuLabels...)
 	mGPUMIGMemUsed  = newDef("vigil_gpu_mig_memory_used_bytes", "Device memory in use in the MIG instance.", gaugeT, gpuLabels...)
 	mGPUMIGMemFree  = newDef("vigil_gpu_mig_memory_free_bytes", "Device memory free in the MIG instance.", gaugeT, gpuLabels...)
+	mGPUMIGMemRsvd  = newDef("vigil_gpu_mig_memory_reserved_bytes", "Device memory reserved by the driver in the MIG instance, not counted in used.", gaugeT, gpuLabels...)
 )
 
 // gpuPoints turns a snapshot into series.
@@ -708,6 +768,7 @@ func gpuPoints(s *GPUSnapshot, dcgm bool, hostname string, lastXID map[string]ui
 			pts = addU64(pts, mGPUMIGMemTotal, d.MemoryTotalBytes, idx, d.UUID)
 			pts = addU64(pts, mGPUMIGMemUsed, d.MemoryUsedBytes, idx, d.UUID)
 			pts = addU64(pts, mGPUMIGMemFree, d.MemoryFreeBytes, idx, d.UUID)
+			pts = addU64(pts, mGPUMIGMemRsvd, d.MemoryReservedBytes, idx, d.UUID)
 			continue
 		}
 		pts = append(pts, pt(mGPUInfo, 1, idx, d.UUID, d.Name, d.PCIBusID, s.DriverVersion, s.CUDAVersion, sim))
@@ -723,6 +784,7 @@ func gpuPoints(s *GPUSnapshot, dcgm bool, hostname string, lastXID map[string]ui
 		pts = addU64(pts, mGPUMemTotal, d.MemoryTotalBytes, idx, d.UUID)
 		pts = addU64(pts, mGPUMemUsed, d.MemoryUsedBytes, idx, d.UUID)
 		pts = addU64(pts, mGPUMemFree, d.MemoryFreeBytes, idx, d.UUID)
+		pts = addU64(pts, mGPUMemRsvd, d.MemoryReservedBytes, idx, d.UUID)
 		pts = addF(pts, mGPUTemp, d.TemperatureCelsius, idx, d.UUID)
 		pts = addF(pts, mGPUPower, d.PowerWatts, idx, d.UUID)
 		pts = addF(pts, mGPUPowerLim, d.PowerLimitWatts, idx, d.UUID)

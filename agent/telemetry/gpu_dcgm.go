@@ -28,6 +28,7 @@ var (
 	dXID         = newDef("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", gaugeT, dcgmLabels...)
 	dFBFree      = newDef("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", gaugeT, dcgmLabels...)
 	dFBUsed      = newDef("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", gaugeT, dcgmLabels...)
+	dFBReserved  = newDef("DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB).", gaugeT, dcgmLabels...)
 	dRemapUnc    = newDef("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.", untypedT, dcgmLabels...)
 	dRemapCorr   = newDef("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.", untypedT, dcgmLabels...)
 	dRemapFail   = newDef("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", gaugeT, dcgmLabels...)
@@ -58,6 +59,9 @@ func dcgmPoints(pts []point, d *GPUDevice, hostname string, lastXID uint64) []po
 	if d.MemoryFreeBytes != nil {
 		pts = append(pts, pt(dFBFree, float64(*d.MemoryFreeBytes/mib), l...))
 		pts = append(pts, pt(dFBUsed, float64(*d.MemoryUsedBytes/mib), l...))
+	}
+	if d.MemoryReservedBytes != nil {
+		pts = append(pts, pt(dFBReserved, float64(*d.MemoryReservedBytes/mib), l...))
 	}
 	if d.RemappedRowsCorrectable != nil {
 		pts = append(pts, pt(dRemapUnc, float64(*d.RemappedRowsUncorrectable), l...))

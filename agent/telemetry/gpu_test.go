@@ -5,8 +5,9 @@ package telemetry
 // development machines have no NVIDIA GPU or driver. The mock is the same
 // code that backs telemetry.gpu.simulate, with individual functions replaced
 // per test to inject unsupported fields, errors, lost GPUs, XID events and
-// MIG instances. What a real driver returns has not been checked yet (see
-// docs/metrics.md).
+// MIG instances. The values were checked once against a real H200 with
+// nvidia-ml-py and nvidia-smi (docs/metrics.md, "Checked on real hardware");
+// gpu_memory_test.go encodes the memory figures of that reading.
 
 import (
 	"context"
@@ -238,14 +239,14 @@ func TestGPULost(t *testing.T) {
 		lostCalls.Add(1)
 		return nvml.Utilization{}, nvml.ERROR_GPU_IS_LOST
 	}
-	memBefore := len(lost.GetMemoryInfoCalls())
+	memBefore := len(lost.GetMemoryInfo_v2Calls())
 	tickAll(t, tel)
 
 	st := statusOf(t, tel, "gpu")
 	if !st.Up || !strings.Contains(st.Reason, "gpu 3") || !strings.Contains(st.Reason, "lost") {
 		t.Fatalf("status %+v, want up, naming lost gpu 3", st)
 	}
-	if n := len(lost.GetMemoryInfoCalls()) - memBefore; n != 0 {
+	if n := len(lost.GetMemoryInfo_v2Calls()) - memBefore; n != 0 {
 		t.Errorf("lost GPU was asked %d more questions after it was found lost", n)
 	}
 	snap := tel.GPUs()
@@ -438,9 +439,9 @@ func TestMIGDevices(t *testing.T) {
 			GetNameFunc:              func() (string, nvml.Return) { return "NVIDIA H100 80GB HBM3 MIG", nvml.SUCCESS },
 			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return int(in.gi.Info.Id), nvml.SUCCESS },
 			GetComputeInstanceIdFunc: func() (int, nvml.Return) { return int(in.ci.Info.Id), nvml.SUCCESS },
-			GetMemoryInfoFunc: func() (nvml.Memory, nvml.Return) {
+			GetMemoryInfo_v2Func: func() (nvml.Memory_v2, nvml.Return) {
 				total := in.mb << 20
-				return nvml.Memory{Total: total, Used: total / 4, Free: total - total/4}, nvml.SUCCESS
+				return nvml.Memory_v2{Total: total, Reserved: 32 << 20, Used: total / 4, Free: total - total/4 - 32<<20}, nvml.SUCCESS
 			},
 		}, nvml.SUCCESS
 	}
@@ -469,6 +470,10 @@ func TestMIGDevices(t *testing.T) {
 		if md.MIG.GPUInstanceID != int(insts[i].gi.Info.Id) || md.MemoryTotalBytes == nil || *md.MemoryTotalBytes != insts[i].mb<<20 {
 			t.Errorf("MIG %d: gi %d memory %v", i, md.MIG.GPUInstanceID, md.MemoryTotalBytes)
 		}
+		// MIG instances are read with v2 too: used excludes reserved.
+		if md.MemoryUsedBytes == nil || *md.MemoryUsedBytes != insts[i].mb<<20/4 || md.MemoryReservedBytes == nil || *md.MemoryReservedBytes != 32<<20 {
+			t.Errorf("MIG %d: used %v reserved %v", i, md.MemoryUsedBytes, md.MemoryReservedBytes)
+		}
 	}
 	mfs := gather(t, tel)
 	if n := count(mfs, "vigil_gpu_mig_info"); n != 2 {
@@ -476,6 +481,9 @@ func TestMIGDevices(t *testing.T) {
 	}
 	mustSeries(t, mfs, "vigil_gpu_mig_info", map[string]string{"gpu": "0", "uuid": migUUID(1), "mig_parent_uuid": simUUID(0), "mig_gpu_instance": "1"})
 	mustSeries(t, mfs, "vigil_gpu_mig_memory_used_bytes", map[string]string{"uuid": migUUID(0)})
+	if v := mustSeries(t, mfs, "vigil_gpu_mig_memory_reserved_bytes", map[string]string{"uuid": migUUID(1)}); v != 32<<20 {
+		t.Errorf("vigil_gpu_mig_memory_reserved_bytes = %v", v)
+	}
 	// MIG instances are not counted as GPUs, and the parent is still one.
 	if n := count(mfs, "vigil_gpu_info"); n != 2 {
 		t.Errorf("vigil_gpu_info series = %d, want 2", n)
@@ -677,6 +685,7 @@ func TestDCGMNames(t *testing.T) {
 			{"DCGM_FI_DEV_MEM_COPY_UTIL", *d.MemoryUtilizationRatio * 100},
 			{"DCGM_FI_DEV_FB_USED", float64(*d.MemoryUsedBytes >> 20)},
 			{"DCGM_FI_DEV_FB_FREE", float64(*d.MemoryFreeBytes >> 20)},
+			{"DCGM_FI_DEV_FB_RESERVED", float64(simReservedBytes >> 20)},
 			{"DCGM_FI_DEV_POWER_USAGE", *d.PowerWatts},
 			{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", *d.EnergyJoules * 1000},
 			{"DCGM_FI_DEV_GPU_TEMP", *d.TemperatureCelsius},
@@ -735,7 +744,7 @@ func TestSimulatedIsMarked(t *testing.T) {
 	}
 	// Values move over time but stay plausible.
 	for _, d := range snap.Devices {
-		if *d.MemoryUsedBytes+*d.MemoryFreeBytes != *d.MemoryTotalBytes || *d.TemperatureCelsius < 30 || *d.TemperatureCelsius > 80 {
+		if *d.MemoryReservedBytes+*d.MemoryUsedBytes+*d.MemoryFreeBytes != *d.MemoryTotalBytes || *d.TemperatureCelsius < 30 || *d.TemperatureCelsius > 80 {
 			t.Errorf("implausible simulated GPU: %+v", d)
 		}
 	}

@@ -20,7 +20,8 @@ import (
 //
 // What it claims about H100 SXM hardware: fans and page retirement are not
 // supported (passively cooled, row remapping instead), MIG is off, no
-// processes run, no XID errors happen unless a test sends one.
+// processes run, no XID errors happen unless a test sends one, and the
+// driver reserves 512 MiB of each GPU's memory.
 
 func newSimulatedNVML(n int) nvmlLib {
 	return newMockNVML(n, time.Now)
@@ -78,6 +79,10 @@ func (e *simEventSet) Wait(timeoutMs uint32) (nvml.EventData, nvml.Return) {
 
 func (e *simEventSet) Free() nvml.Return { return nvml.SUCCESS }
 
+// simReservedBytes is the memory a simulated GPU's driver sets aside, of
+// the order a real one does: an H200 on driver 580 reserved about 615 MiB.
+const simReservedBytes = 512 << 20
+
 // simUUID is recognisably not a real GPU's UUID and stable across restarts.
 func simUUID(i int) string { return fmt.Sprintf("GPU-5140a7ed-0000-4000-8000-%012d", i) }
 
@@ -127,11 +132,18 @@ func fillSimDevice(d *server.Device, i int, now func() time.Time) {
 		l := load()
 		return nvml.Utilization{Gpu: uint32(math.Round(l * 100)), Memory: uint32(math.Round(l * 60))}, nvml.SUCCESS
 	}
-	d.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {
+	// Memory as NVML's v2 call splits it: total = reserved + used + free.
+	// The v1 call (drivers before R510) counts the reserved memory as used.
+	d.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
 		total := d.MemoryInfo.Total
 		used := uint64(float64(total) * (0.55 + 0.3*load()))
 		used -= used % (1 << 20)
-		return nvml.Memory{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
+		return nvml.Memory_v2{Version: nvml.STRUCT_VERSION(nvml.Memory_v2{}, 2), Total: total,
+			Reserved: simReservedBytes, Used: used, Free: total - simReservedBytes - used}, nvml.SUCCESS
+	}
+	d.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {
+		m, ret := d.GetMemoryInfo_v2Func()
+		return nvml.Memory{Total: m.Total, Used: m.Reserved + m.Used, Free: m.Free}, ret
 	}
 	d.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) {
 		return uint32(math.Round(38 + 35*load())), nvml.SUCCESS
