@@ -239,6 +239,11 @@ func TestSessionAbandonedCall(t *testing.T) {
 		t.Errorf("the handler's ctx ended with %v", err)
 	}
 
+	// The plugin's copy of the deadline (timeout_us) may end the call
+	// there first: its error reply then comes before the host's own timer
+	// has fired, and the session, whose call the plugin ended, is reused.
+	// Which of the two happens first is up to the scheduler, so only the
+	// stream abandoned below is counted.
 	stopped := errors.New("client went away")
 	err = c.ChatStream(context.Background(), &pb.ChatRequest{Model: "stream-wait"}, func(*pb.ChatEvent) error { return stopped })
 	if !errors.Is(err, stopped) {
@@ -248,11 +253,12 @@ func TestSessionAbandonedCall(t *testing.T) {
 		t.Errorf("after the caller stopped taking events the handler's ctx ended with %v", err)
 	}
 
+	streamed := cs.total.Load()
 	if resp, err := c.Chat(context.Background(), &pb.ChatRequest{Model: "again"}); err != nil || resp.Content != "echo:again" {
 		t.Fatalf("the call after abandoned ones: %v %v", resp, err)
 	}
-	if got := cs.total.Load(); got != 3 {
-		t.Errorf("%d sessions opened, want 3 (one per abandoned call, then a fresh one)", got)
+	if after := cs.total.Load(); after-streamed != 1 {
+		t.Errorf("the call after the abandoned stream opened %d sessions, want 1: an abandoned session is never reused", after-streamed)
 	}
 	// The abandoned sessions' streams end in the plugin.
 	deadline := time.Now().Add(10 * time.Second)
