@@ -1,0 +1,199 @@
+package test
+
+// Provider sessions through the real agent: the gateway's calls go to the
+// openai plugin over sessions. A client that closes its connection in the
+// middle of a stream stops the plugin's upstream stream, a burst of
+// concurrent requests leaves no goroutines behind in the agent beyond the
+// idle sessions it keeps, and `vigil plugins restart` with idle sessions
+// open stops the plugin cleanly and the next requests work.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestGatewaySessions(t *testing.T) {
+	gs := newGatewaySetup(t, "gpt-test")
+	// The upstream: the stub, except that a stream for gpt-endless sends
+	// a chunk every 20 ms until its request's context ends.
+	var endlessOpen, endlessGone atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct{ Model string }
+		_ = json.Unmarshal(body, &req)
+		if r.URL.Path != "/v1/chat/completions" || req.Model != "gpt-endless" {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			gs.stub.ServeHTTP(w, r)
+			return
+		}
+		endlessOpen.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			fmt.Fprint(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-endless","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}`+"\n\n")
+			fl.Flush()
+			select {
+			case <-r.Context().Done():
+				endlessGone.Add(1)
+				return
+			case <-tick.C:
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	cfg := filepath.Join(gs.dir, "vigil.yaml")
+	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
+api:
+  addr: 127.0.0.1:0
+  tokens:
+    - {name: llmapp, scope: llm, secret: `+gwLLMToken+`}
+    - {name: app, scope: write, secret: `+gwWriteToken+`}
+    - {name: viewer, scope: read, secret: `+gwReadToken+`}
+plugins:
+  dirs: [`+gs.pluginDir+`]
+  start: boot
+gateway:
+  request_timeout: 30s
+  providers:
+    - name: up
+      plugin: openai
+      base_url: `+up.URL+`/v1
+      api_key_file: `+gs.keyFile+`
+  models:
+    - name: chat
+      targets: [{provider: up, model: gpt-test}]
+    - name: endless
+      targets: [{provider: up, model: gpt-endless}]
+`)
+	a := startAgent(t, nil, "-config", cfg)
+	base := "http://" + a.addr
+	waitHealthy(t, base, gwReadToken)
+	e := &gatewayEnv{stub: gs.stub, base: base, a: a}
+
+	t.Run("client closes mid-stream", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", base+"/openai/v1/chat/completions", strings.NewReader(chatJSON("endless", "go on", `,"stream":true`)))
+		req.Header.Set("Authorization", "Bearer "+gwLLMToken)
+		req.Header.Set("Content-Type", "application/json")
+		// A client of its own, whose connection closes with the body.
+		tr := &http.Transport{DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("stream: %d %s", resp.StatusCode, b)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for n := 0; n < 3 && sc.Scan(); {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				n++
+			}
+		}
+		resp.Body.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for endlessGone.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if endlessOpen.Load() != 1 || endlessGone.Load() != 1 {
+			t.Errorf("upstream streams opened %d, ended by cancellation %d; want the one stream stopped once the client went away", endlessOpen.Load(), endlessGone.Load())
+		}
+		if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", "hello", "")); resp.StatusCode != 200 {
+			t.Errorf("the request after the abandoned stream: %d %s", resp.StatusCode, b)
+		}
+	})
+
+	t.Run("burst", func(t *testing.T) {
+		goroutines := func() int {
+			_, b := get(t, base+"/metrics", gwReadToken)
+			m := regexp.MustCompile(`(?m)^go_goroutines (\d+)`).FindSubmatch(b)
+			if m == nil {
+				t.Fatalf("no go_goroutines in /metrics")
+			}
+			n, _ := strconv.Atoi(string(m[1]))
+			return n
+		}
+		before := goroutines()
+		const n = 200
+		var wg sync.WaitGroup
+		errs := make(chan string, n)
+		for i := range n {
+			wg.Go(func() {
+				extra := ""
+				if i%4 == 0 {
+					extra = `,"stream":true`
+				}
+				req, _ := http.NewRequest("POST", base+"/openai/v1/chat/completions", strings.NewReader(chatJSON("chat", fmt.Sprint("hello ", i), extra)))
+				req.Header.Set("Authorization", "Bearer "+gwLLMToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || (extra != "" && !strings.Contains(string(b), "[DONE]")) {
+					errs <- fmt.Sprintf("request %d: %d %s", i, resp.StatusCode, b)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+		// At most 64 idle sessions stay, one goroutine each in the
+		// agent; the slack covers the HTTP server's and runtime's own.
+		limit := before + 64 + 32
+		deadline := time.Now().Add(15 * time.Second)
+		got := goroutines()
+		for got > limit && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			got = goroutines()
+		}
+		if got > limit {
+			t.Errorf("agent goroutines %d after the burst (%d before), want at most %d", got, before, limit)
+		}
+		t.Logf("agent goroutines: %d before the burst, %d after", before, got)
+	})
+	// `vigil plugins restart` replaces the provider's plugin process,
+	// idle sessions and all: the old one exits when asked (go-plugin did
+	// not have to kill it), and requests go on to the new one.
+	t.Run("plugins restart", func(t *testing.T) {
+		started := strings.Count(a.stderr.String(), `"plugin started"`)
+		cmd := exec.Command(vigilBin, "plugins", "restart", "up", "-http-addr", a.addr)
+		cmd.Env = append(os.Environ(), "VIGIL_TOKEN="+gwWriteToken)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("vigil plugins restart: %v\n%s", err, out)
+		}
+		waitFor(t, func() bool { return strings.Count(a.stderr.String(), `"plugin started"`) > started }, "the provider's plugin started again")
+		for i := range 20 {
+			if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", fmt.Sprint("after restart ", i), "")); resp.StatusCode != 200 {
+				t.Errorf("a request after the restart: %d %s", resp.StatusCode, b)
+			}
+		}
+		if strings.Contains(a.stderr.String(), "failed to exit gracefully") {
+			t.Errorf("a plugin with idle sessions had to be killed:\n%s", a.stderr.String())
+		}
+	})
+}
