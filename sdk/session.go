@@ -80,21 +80,45 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 		reply = &pb.SessionReply{Reply: &pb.SessionReply_Chat{Chat: resp}, Done: true}
 	case *pb.SessionCall_ChatStream:
 		method = "ChatStream"
+		// A handler may call send from a goroutine of its own, even after
+		// it has returned (one left reading its upstream). On an RPC such
+		// a send fails, the stream being over; on a session it would put
+		// the event into the session's next call, another request's
+		// answer. So sends are serialised, and refused once the handler
+		// has returned.
+		var mu sync.Mutex
+		ended := false
 		sent := func(ev *pb.ChatEvent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if ended {
+				return errCallOver
+			}
+			if sendErr != nil {
+				return sendErr
+			}
 			if err := stream.Send(&pb.SessionReply{Reply: &pb.SessionReply_ChatEvent{ChatEvent: ev}}); err != nil {
 				sendErr = err
 				return err
 			}
 			return nil
 		}
-		if err := s.impl.ChatStream(ctx, c.ChatStream, sent); err != nil {
-			if sendErr != nil {
-				return sendErr
-			}
-			return stream.Send(errorReply(ctx, err))
-		}
+		defer func() {
+			// Also when the handler panicked: the recovery's error reply
+			// must not race a send.
+			mu.Lock()
+			ended = true
+			mu.Unlock()
+		}()
+		err := s.impl.ChatStream(ctx, c.ChatStream, sent)
+		mu.Lock()
+		ended = true
+		mu.Unlock()
 		if sendErr != nil {
 			return sendErr
+		}
+		if err != nil {
+			return stream.Send(errorReply(ctx, err))
 		}
 		reply = &pb.SessionReply{Done: true}
 	case *pb.SessionCall_Embed:
@@ -109,6 +133,11 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 	}
 	return stream.Send(reply)
 }
+
+// errCallOver is what a ChatStream handler's send returns once the
+// handler has returned: its call is over, and its session may carry
+// another.
+var errCallOver = errors.New("send after ChatStream returned: the call is over")
 
 // sessionMethod names a call within a session in panic reports by the
 // full method name of the RPC it stands for, so that a panic reads the

@@ -25,6 +25,10 @@ import (
 type scripted struct {
 	calls atomic.Int64
 	ended chan error
+	// late gets the send of a "late" stream, which returns at once
+	// without sending: the test then sends as a goroutine left behind by
+	// the handler would.
+	late chan func(*pb.ChatEvent) error
 }
 
 func (s *scripted) Models(context.Context) (*pb.ModelsResponse, error) {
@@ -52,6 +56,10 @@ func (s *scripted) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 
 func (s *scripted) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	s.calls.Add(1)
+	if req.Model == "late" {
+		s.late <- send
+		return nil
+	}
 	for i := range 3 {
 		if err := send(&pb.ChatEvent{Delta: fmt.Sprint(i)}); err != nil {
 			s.ended <- err
@@ -120,7 +128,7 @@ func serveScripted(t *testing.T, register func(*grpc.Server)) *providerClient {
 }
 
 func newScripted(t *testing.T) (*scripted, *countingServer, *providerClient) {
-	impl := &scripted{ended: make(chan error, 4)}
+	impl := &scripted{ended: make(chan error, 4), late: make(chan func(*pb.ChatEvent) error, 1)}
 	cs := &countingServer{providerServer: &providerServer{impl: impl}}
 	c := serveScripted(t, func(s *grpc.Server) { pb.RegisterProviderServer(s, cs) })
 	return impl, cs, c
@@ -267,6 +275,32 @@ func TestSessionAbandonedCall(t *testing.T) {
 	}
 	if got := cs.open.Load(); got != 1 {
 		t.Errorf("%d sessions still open in the plugin, want the idle one", got)
+	}
+}
+
+// TestSessionLateSendRefused: a ChatStream handler's send called after
+// the handler returned (from a goroutine it left behind) fails, as it
+// would on an RPC of its own, instead of putting the event into the next
+// call on the same session.
+func TestSessionLateSendRefused(t *testing.T) {
+	impl, cs, c := newScripted(t)
+	ctx := context.Background()
+	if err := c.ChatStream(ctx, &pb.ChatRequest{Model: "late"}, func(ev *pb.ChatEvent) error {
+		t.Errorf("the late stream answered %v", ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	send := <-impl.late
+	if err := send(&pb.ChatEvent{Delta: "leaked"}); !errors.Is(err, errCallOver) {
+		t.Errorf("a send after the handler returned: %v, want errCallOver", err)
+	}
+	var got string
+	if err := c.ChatStream(ctx, &pb.ChatRequest{Model: "stream"}, func(ev *pb.ChatEvent) error { got += ev.Delta; return nil }); err != nil || got != "012" {
+		t.Errorf("the next stream on the session answered %q, %v; want \"012\"", got, err)
+	}
+	if n := cs.total.Load(); n != 1 {
+		t.Errorf("%d sessions opened, want the one for both calls", n)
 	}
 }
 
