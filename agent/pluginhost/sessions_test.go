@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/test/anthropicstub"
 	"github.com/vigilml/vigil/test/openaistub"
 )
 
@@ -242,50 +244,80 @@ func TestSessionsAcrossRestarts(t *testing.T) {
 	}
 }
 
-// TestSessionDeadlineCancelsUpstream: the shipped openai plugin in front
-// of a slow upstream; a call past its deadline is a timeout, the plugin's
-// upstream request is cancelled, and the next call works.
+// TestSessionDeadlineCancelsUpstream: the shipped openai and anthropic
+// plugins in front of their upstream stubs, made slow; a call (chat or
+// stream) past its deadline is a timeout, the plugin's upstream request is
+// cancelled, and the next call works.
 func TestSessionDeadlineCancelsUpstream(t *testing.T) {
-	stub := openaistub.New("gpt-test")
-	var cancelled atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stub.ServeHTTP(w, r)
-		if r.Context().Err() != nil {
-			cancelled.Add(1)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	copyFile(t, buildShipped(t, "openai"), filepath.Join(dir, "openai"))
-	cfg := testConfig(dir)
-	cfg.Config = map[string]map[string]any{"openai": {"base_url": srv.URL + "/v1"}}
-	h := newHost(t, cfg, "")
-	if _, err := h.Register(context.Background(), filepath.Join(dir, "openai"), ""); err != nil {
-		t.Fatal(err)
-	}
-	chat := func(timeout time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		return h.WithProvider(ctx, "openai", "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
-			_, err := c.Chat(ctx, &pb.ChatRequest{Model: "gpt-test", Messages: []*pb.Message{{Role: "user", Content: "hi"}}})
-			return err
+	for _, tt := range []struct {
+		plugin, model, path string
+		stub                http.Handler
+	}{
+		{"openai", "gpt-test", "/v1", openaistub.New("gpt-test")},
+		{"anthropic", "claude-test", "", anthropicstub.New("claude-test")},
+	} {
+		t.Run(tt.plugin, func(t *testing.T) {
+			// While slow is set, the upstream answers nothing until the
+			// request's context ends, and counts the requests so ended.
+			var slow atomic.Bool
+			var cancelled atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if slow.Load() {
+					// Read to the end: only then does the server watch
+					// the connection, and end the request's context when
+					// the client closes it.
+					_, _ = io.Copy(io.Discard, r.Body)
+					select {
+					case <-r.Context().Done():
+						cancelled.Add(1)
+					case <-time.After(time.Minute):
+					}
+					return
+				}
+				tt.stub.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			dir := t.TempDir()
+			copyFile(t, buildShipped(t, tt.plugin), filepath.Join(dir, tt.plugin))
+			cfg := testConfig(dir)
+			cfg.Config = map[string]map[string]any{tt.plugin: {"base_url": srv.URL + tt.path}}
+			h := newHost(t, cfg, "")
+			if _, err := h.Register(context.Background(), filepath.Join(dir, tt.plugin), ""); err != nil {
+				t.Fatal(err)
+			}
+			ask := &pb.ChatRequest{Model: tt.model, Messages: []*pb.Message{{Role: "user", Content: "hi"}}, MaxTokens: ptr[int32](16)}
+			call := func(stream bool, timeout time.Duration) error {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				return h.WithProvider(ctx, tt.plugin, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+					if stream {
+						return c.ChatStream(ctx, ask, func(*pb.ChatEvent) error { return nil })
+					}
+					_, err := c.Chat(ctx, ask)
+					return err
+				})
+			}
+			for _, stream := range []bool{false, true} {
+				if err := call(stream, 10*time.Second); err != nil {
+					t.Fatalf("stream %v: %v", stream, err)
+				}
+				slow.Store(true)
+				before := cancelled.Load()
+				if err := call(stream, 300*time.Millisecond); sdk.ClassOf(err) != sdk.Timeout {
+					t.Errorf("stream %v: a call past its deadline: %v, want class timeout", stream, err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for cancelled.Load() == before && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if cancelled.Load() == before {
+					t.Errorf("stream %v: the plugin's upstream request was not cancelled when its call was abandoned", stream)
+				}
+				slow.Store(false)
+				if err := call(stream, 10*time.Second); err != nil {
+					t.Errorf("stream %v: the call after the abandoned one: %v", stream, err)
+				}
+			}
 		})
-	}
-	if err := chat(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	stub.Fail("gpt-test", openaistub.Fault{Delay: time.Minute})
-	if err := chat(300 * time.Millisecond); sdk.ClassOf(err) != sdk.Timeout {
-		t.Errorf("a call past its deadline: %v, want class timeout", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for cancelled.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if cancelled.Load() == 0 {
-		t.Error("the plugin's upstream request was not cancelled when its call was abandoned")
-	}
-	if err := chat(10 * time.Second); err != nil {
-		t.Errorf("the call after the abandoned one: %v", err)
 	}
 }
