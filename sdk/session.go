@@ -268,47 +268,72 @@ var errNoSessions = errors.New("plugin has no sessions")
 // (the caller then makes the call as an RPC), and a *Error for a failed
 // call.
 func (p *sessions) do(ctx context.Context, call *pb.SessionCall, onReply func(*pb.SessionReply) error) error {
-	s, err := p.get()
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		return errNoSessions
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		if left <= 0 {
-			p.put(s)
-			return fromStatus(status.FromContextError(context.DeadlineExceeded).Err(), nil)
+	var (
+		s     *session
+		fresh bool
+		stop  func() bool
+	)
+	// ended is the error for a call whose context ended: a timeout, as
+	// for an RPC.
+	ended := func() error { return fromStatus(status.FromContextError(ctx.Err()).Err(), nil) }
+	for {
+		var err error
+		if s, err = p.get(); err != nil {
+			return err
 		}
-		call.TimeoutUs = max(left.Microseconds(), 1)
-	}
-	fresh := !s.used
-	s.used = true
-	// The call's end (its deadline, or the caller giving up) cancels the
-	// session's stream: the plugin ends the call's context, and the Recv
-	// below returns.
-	stop := context.AfterFunc(ctx, s.cancel)
-	abandon := func(err error) error {
+		if s == nil {
+			return errNoSessions
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			if left <= 0 {
+				p.put(s)
+				return fromStatus(status.FromContextError(context.DeadlineExceeded).Err(), nil)
+			}
+			call.TimeoutUs = max(left.Microseconds(), 1)
+		}
+		fresh = !s.used
+		s.used = true
+		// The call's end (its deadline, or the caller giving up) cancels
+		// the session's stream: the plugin ends the call's context, and
+		// the Recv below returns.
+		stop = context.AfterFunc(ctx, s.cancel)
+		err = s.stream.Send(call)
+		if err == nil {
+			break
+		}
 		stop()
 		s.cancel()
-		if ctx.Err() != nil {
-			return fromStatus(status.FromContextError(ctx.Err()).Err(), nil)
-		}
-		return err
-	}
-	if err := s.stream.Send(call); err != nil {
-		// io.EOF: the stream is broken; its status comes from Recv.
-		if errors.Is(err, io.EOF) {
+		// io.EOF: the stream had ended before this call, which was not
+		// sent; its status comes from Recv.
+		eof := errors.Is(err, io.EOF)
+		if eof {
 			_, err = s.stream.Recv()
 		}
 		if fresh && status.Code(err) == codes.Unimplemented {
 			p.unsupported.Store(true)
-			stop()
-			s.cancel()
 			return errNoSessions
 		}
-		return abandon(fromStatus(err, nil))
+		if ctx.Err() != nil {
+			return ended()
+		}
+		if eof && !fresh {
+			// A pooled session that died while idle: its connection
+			// closed under it (gRPC has reconnected since, or the plugin
+			// is gone, and then the next session fails to open). The
+			// call is sent on another session instead; a new session's
+			// failure is the call's.
+			continue
+		}
+		return fromStatus(err, nil)
+	}
+	abandon := func(err error) error {
+		stop()
+		s.cancel()
+		if ctx.Err() != nil {
+			return ended()
+		}
+		return err
 	}
 	for {
 		reply, err := s.stream.Recv()

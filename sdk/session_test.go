@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,5 +412,112 @@ func TestSessionFallsBackToRPCs(t *testing.T) {
 				t.Errorf("the plugin ran %d chats, %d streams, %d embeds; want %v", srv.chats.Load(), srv.streams.Load(), srv.embeds.Load(), want)
 			}
 		})
+	}
+}
+
+// severingListener records the connections it accepts, so that a test can
+// close them under the server: the host's connection breaks while the
+// plugin lives on, and gRPC reconnects.
+type severingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *severingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *severingListener) sever() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+// TestSessionPoolAfterConnectionLoss: idle sessions die with their
+// connection; gRPC reconnects to the plugin, which lives on, and the
+// client is the same. The next calls must not fail on the dead sessions
+// (each would be a failed request): a pooled session found dead before
+// its call was sent is dropped, and the call goes on another.
+func TestSessionPoolAfterConnectionLoss(t *testing.T) {
+	impl := &scripted{ended: make(chan error, 4)}
+	cs := &countingServer{providerServer: &providerServer{impl: impl}}
+	inner, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := &severingListener{Listener: inner}
+	srv := grpc.NewServer(serverOptions()...)
+	pb.RegisterProviderServer(srv, cs)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient("unix:"+inner.Addr().String(), append(ClientDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	raw, _ := (&ProviderPlugin{}).GRPCClient(context.Background(), nil, cc)
+	c := raw.(*providerClient)
+
+	// A few idle sessions.
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if _, err := c.Chat(context.Background(), &pb.ChatRequest{Model: fmt.Sprint("warm", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	idle := c.s.idleCount()
+	if idle == 0 {
+		t.Fatal("no idle sessions after the first calls")
+	}
+	lis.sever()
+	// The plugin has seen the sessions end.
+	deadline := time.Now().Add(10 * time.Second)
+	for cs.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cs.open.Load(); n > 0 {
+		t.Fatalf("%d sessions still open in the plugin after their connection closed", n)
+	}
+	// And the host has: a Recv on each idle session returns (it would
+	// block on a live one). Without this wait the first call might send
+	// on a stream the host does not know yet to be dead, and fail as any
+	// call in flight when a connection breaks does.
+	c.s.mu.Lock()
+	stale := slices.Clone(c.s.idle)
+	c.s.mu.Unlock()
+	for _, st := range stale {
+		ended := make(chan error, 1)
+		go func() { _, err := st.stream.Recv(); ended <- err }()
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Fatal("an idle session answered after its connection closed")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an idle session's stream did not end with its connection")
+		}
+	}
+	for i := range idle + 1 {
+		model := fmt.Sprint("after", i)
+		resp, err := c.Chat(context.Background(), &pb.ChatRequest{Model: model})
+		if err != nil || resp.GetContent() != "echo:"+model {
+			t.Fatalf("call %d after the connection was lost (%d sessions were idle): %v %v", i, idle, resp, err)
+		}
+	}
+	if n := impl.calls.Load(); n != 4+int64(idle)+1 {
+		t.Errorf("the plugin ran %d calls, want %d: each once", n, 4+idle+1)
 	}
 }
