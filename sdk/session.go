@@ -220,9 +220,9 @@ type session struct {
 	used bool
 }
 
-// get returns an idle session, or opens one; nil when the plugin has no
-// sessions.
-func (p *sessions) get() (*session, error) {
+// get returns an idle session, or opens one for a call with context ctx;
+// nil when the plugin has no sessions.
+func (p *sessions) get(ctx context.Context) (*session, error) {
 	if p.unsupported.Load() {
 		return nil, nil
 	}
@@ -236,9 +236,18 @@ func (p *sessions) get() (*session, error) {
 	}
 	p.mu.Unlock()
 	// A session outlives the call that opened it, so its stream has a
-	// context of its own; an abandoned call cancels it.
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := p.c.Session(ctx)
+	// context of its own; an abandoned call cancels it. Opening it waits
+	// for the plugin's connection when that is not ready (reconnecting):
+	// no longer than the call may, as an RPC of its own would.
+	sctx, cancel := context.WithCancel(context.Background())
+	opening := context.AfterFunc(ctx, cancel)
+	stream, err := p.c.Session(sctx)
+	if !opening() {
+		// The call ended while the session opened: it has been
+		// cancelled.
+		cancel()
+		return nil, fromStatus(status.FromContextError(ctx.Err()).Err(), nil)
+	}
 	if err != nil {
 		cancel()
 		return nil, fromStatus(err, nil)
@@ -278,7 +287,7 @@ func (p *sessions) do(ctx context.Context, call *pb.SessionCall, onReply func(*p
 	ended := func() error { return fromStatus(status.FromContextError(ctx.Err()).Err(), nil) }
 	for {
 		var err error
-		if s, err = p.get(); err != nil {
+		if s, err = p.get(ctx); err != nil {
 			return err
 		}
 		if s == nil {

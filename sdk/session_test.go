@@ -521,3 +521,55 @@ func TestSessionPoolAfterConnectionLoss(t *testing.T) {
 		t.Errorf("the plugin ran %d calls, want %d: each once", n, 4+idle+1)
 	}
 }
+
+// TestSessionOpenHonoursDeadline: a session opened while the plugin's
+// connection is not ready (here it never completes its handshake) waits no
+// longer than its call's deadline, as an RPC of its own would, rather than
+// gRPC's connect timeout (20 s).
+func TestSessionOpenHonoursDeadline(t *testing.T) {
+	lis, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	// Accepts, and then says nothing.
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cc, err := grpc.NewClient("unix:"+lis.Addr().String(), append(ClientDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	raw, _ := (&ProviderPlugin{}).GRPCClient(context.Background(), nil, cc)
+	c := raw.(*providerClient)
+	for _, call := range []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"Chat", func(ctx context.Context) error { _, err := c.Chat(ctx, &pb.ChatRequest{Model: "m"}); return err }},
+		{"ChatStream", func(ctx context.Context) error {
+			return c.ChatStream(ctx, &pb.ChatRequest{Model: "m"}, func(*pb.ChatEvent) error { return nil })
+		}},
+		{"Embed", func(ctx context.Context) error { _, err := c.Embed(ctx, &pb.EmbedRequest{Model: "m"}); return err }},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := call.do(ctx)
+		cancel()
+		if ClassOf(err) != Timeout {
+			t.Errorf("%s while the connection never became ready: %v, want class timeout (the call's deadline)", call.name, err)
+		}
+	}
+}
