@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -194,6 +195,85 @@ gateway:
 		}
 		if strings.Contains(a.stderr.String(), "failed to exit gracefully") {
 			t.Errorf("a plugin with idle sessions had to be killed:\n%s", a.stderr.String())
+		}
+	})
+	// kill -9 of the provider's plugin with idle sessions pooled and
+	// streams in flight: the streams end (no hang), the supervisor
+	// restarts the plugin, and requests succeed again on the new process
+	// (no pooled session of the dead one is reused).
+	t.Run("kill -9", func(t *testing.T) {
+		pidRE := regexp.MustCompile(`"msg":"plugin started","subsystem":"plugins","plugin":"up","pid":(\d+)`)
+		lastPID := func() int {
+			m := pidRE.FindAllStringSubmatch(a.stderr.String(), -1)
+			if len(m) == 0 {
+				t.Fatal("no plugin started line for up in the agent's log")
+			}
+			n, _ := strconv.Atoi(m[len(m)-1][1])
+			return n
+		}
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", fmt.Sprint("warm ", i), "")); resp.StatusCode != 200 {
+					t.Errorf("warm-up request: %d %s", resp.StatusCode, b)
+				}
+			})
+		}
+		wg.Wait()
+		client := &http.Client{Timeout: 30 * time.Second}
+		streams := make(chan error, 3)
+		opened := make(chan struct{}, 3)
+		for range 3 {
+			go func() {
+				req, _ := http.NewRequest("POST", base+"/openai/v1/chat/completions", strings.NewReader(chatJSON("endless", "go on", `,"stream":true`)))
+				req.Header.Set("Authorization", "Bearer "+gwLLMToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					opened <- struct{}{}
+					streams <- err
+					return
+				}
+				defer resp.Body.Close()
+				br := bufio.NewReader(resp.Body)
+				if _, err := br.ReadString('\n'); err != nil {
+					opened <- struct{}{}
+					streams <- err
+					return
+				}
+				opened <- struct{}{}
+				// Read to the end: the agent must end the stream, with an
+				// error event.
+				rest, err := io.ReadAll(br)
+				if err == nil && !strings.Contains(string(rest), `"error"`) {
+					err = fmt.Errorf("the stream ended without an error event: ...%s", rest[max(0, len(rest)-300):])
+				}
+				streams <- err
+			}()
+		}
+		for range 3 {
+			<-opened
+		}
+		pid := lastPID()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := <-streams; err != nil {
+				t.Errorf("a stream in flight at the kill: %v", err)
+			}
+		}
+		waitFor(t, func() bool { return lastPID() != pid }, "the plugin restarted after kill -9")
+		// Right after the restart a request may still meet the backoff;
+		// within a few seconds they all succeed.
+		waitFor(t, func() bool {
+			resp, _ := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", "are you back", ""))
+			return resp.StatusCode == 200
+		}, "a request succeeding after the restart")
+		for i := range 20 {
+			if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", fmt.Sprint("after kill ", i), "")); resp.StatusCode != 200 {
+				t.Errorf("a request after kill -9 and restart: %d %s", resp.StatusCode, b)
+			}
 		}
 	})
 }
