@@ -4,8 +4,9 @@ package test
 // openai plugin over sessions. A client that closes its connection in the
 // middle of a stream stops the plugin's upstream stream, a burst of
 // concurrent requests leaves no goroutines behind in the agent beyond the
-// idle sessions it keeps, and `vigil plugins restart` with idle sessions
-// open stops the plugin cleanly and the next requests work.
+// idle sessions it keeps, `vigil plugins restart` with idle sessions open
+// stops the plugin cleanly, and after either that or a kill -9 of the
+// plugin the next requests work on the new process.
 
 import (
 	"bufio"
