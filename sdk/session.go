@@ -80,41 +80,11 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 		reply = &pb.SessionReply{Reply: &pb.SessionReply_Chat{Chat: resp}, Done: true}
 	case *pb.SessionCall_ChatStream:
 		method = "ChatStream"
-		// A handler may call send from a goroutine of its own, even after
-		// it has returned (one left reading its upstream). On an RPC such
-		// a send fails, the stream being over; on a session it would put
-		// the event into the session's next call, another request's
-		// answer. So sends are serialised, and refused once the handler
-		// has returned.
-		var mu sync.Mutex
-		ended := false
-		sent := func(ev *pb.ChatEvent) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if ended {
-				return errCallOver
-			}
-			if sendErr != nil {
-				return sendErr
-			}
-			if err := stream.Send(&pb.SessionReply{Reply: &pb.SessionReply_ChatEvent{ChatEvent: ev}}); err != nil {
-				sendErr = err
-				return err
-			}
-			return nil
-		}
-		defer func() {
-			// Also when the handler panicked: the recovery's error reply
-			// must not race a send.
-			mu.Lock()
-			ended = true
-			mu.Unlock()
-		}()
-		err := s.impl.ChatStream(ctx, c.ChatStream, sent)
-		mu.Lock()
-		ended = true
-		mu.Unlock()
-		if sendErr != nil {
+		snd := &streamSends{stream: stream}
+		// A panicking handler's sends end before the recovery's reply.
+		defer snd.end()
+		err := s.impl.ChatStream(ctx, c.ChatStream, snd.send)
+		if sendErr = snd.end(); sendErr != nil {
 			return sendErr
 		}
 		if err != nil {
@@ -132,6 +102,43 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 		reply = errorReply(ctx, Errorf(Unsupported, "this plugin's SDK does not know the session call %T; update the plugin", call.Call))
 	}
 	return stream.Send(reply)
+}
+
+// streamSends is the send a ChatStream handler gets on a session. A
+// handler may call it from a goroutine of its own, even after it has
+// returned (one left reading its upstream). On an RPC such a send fails,
+// the stream being over; on a session it would put the event into the
+// session's next call, another request's answer. So sends are serialised,
+// and refused once the call is over.
+type streamSends struct {
+	stream grpc.BidiStreamingServer[pb.SessionCall, pb.SessionReply]
+	mu     sync.Mutex
+	over   bool
+	err    error // the first failed Send's
+}
+
+func (s *streamSends) send(ev *pb.ChatEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.over:
+		return errCallOver
+	case s.err != nil:
+		return s.err
+	}
+	if err := s.stream.Send(&pb.SessionReply{Reply: &pb.SessionReply_ChatEvent{ChatEvent: ev}}); err != nil {
+		s.err = err
+		return err
+	}
+	return nil
+}
+
+// end refuses further sends, and returns the first failed Send's error.
+func (s *streamSends) end() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.over = true
+	return s.err
 }
 
 // errCallOver is what a ChatStream handler's send returns once the
