@@ -246,8 +246,9 @@ func TestSessionsAcrossRestarts(t *testing.T) {
 
 // TestSessionDeadlineCancelsUpstream: the shipped openai and anthropic
 // plugins in front of their upstream stubs, made slow; a call (chat or
-// stream) past its deadline is a timeout, the plugin's upstream request is
-// cancelled, and the next call works.
+// stream) past its deadline (its own, or plugins.call_timeout) is a
+// timeout, the plugin's upstream request is cancelled, and the next call
+// works.
 func TestSessionDeadlineCancelsUpstream(t *testing.T) {
 	for _, tt := range []struct {
 		plugin, model, path string
@@ -281,14 +282,21 @@ func TestSessionDeadlineCancelsUpstream(t *testing.T) {
 			copyFile(t, buildShipped(t, tt.plugin), filepath.Join(dir, tt.plugin))
 			cfg := testConfig(dir)
 			cfg.Config = map[string]map[string]any{tt.plugin: {"base_url": srv.URL + tt.path}}
+			cfg.CallTimeout = time.Second
 			h := newHost(t, cfg, "")
 			if _, err := h.Register(context.Background(), filepath.Join(dir, tt.plugin), ""); err != nil {
 				t.Fatal(err)
 			}
 			ask := &pb.ChatRequest{Model: tt.model, Messages: []*pb.Message{{Role: "user", Content: "hi"}}, MaxTokens: ptr[int32](16)}
+			// A timeout of 0: the call has no deadline of its own, and
+			// plugins.call_timeout (1 s) bounds it.
 			call := func(stream bool, timeout time.Duration) error {
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				defer cancel()
+				ctx := context.Background()
+				if timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, timeout)
+					defer cancel()
+				}
 				return h.WithProvider(ctx, tt.plugin, "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
 					if stream {
 						return c.ChatStream(ctx, ask, func(*pb.ChatEvent) error { return nil })
@@ -297,14 +305,18 @@ func TestSessionDeadlineCancelsUpstream(t *testing.T) {
 					return err
 				})
 			}
-			for _, stream := range []bool{false, true} {
-				if err := call(stream, 10*time.Second); err != nil {
+			for _, c := range []struct {
+				stream  bool
+				timeout time.Duration
+			}{{false, 300 * time.Millisecond}, {true, 300 * time.Millisecond}, {false, 0}, {true, 0}} {
+				stream := c.stream
+				if err := call(stream, 0); err != nil {
 					t.Fatalf("stream %v: %v", stream, err)
 				}
 				slow.Store(true)
 				before := cancelled.Load()
-				if err := call(stream, 300*time.Millisecond); sdk.ClassOf(err) != sdk.Timeout {
-					t.Errorf("stream %v: a call past its deadline: %v, want class timeout", stream, err)
+				if err := call(stream, c.timeout); sdk.ClassOf(err) != sdk.Timeout {
+					t.Errorf("stream %v, timeout %s: a call past its deadline: %v, want class timeout", stream, c.timeout, err)
 				}
 				deadline := time.Now().Add(10 * time.Second)
 				for cancelled.Load() == before && time.Now().Before(deadline) {
@@ -314,7 +326,7 @@ func TestSessionDeadlineCancelsUpstream(t *testing.T) {
 					t.Errorf("stream %v: the plugin's upstream request was not cancelled when its call was abandoned", stream)
 				}
 				slow.Store(false)
-				if err := call(stream, 10*time.Second); err != nil {
+				if err := call(stream, 0); err != nil {
 					t.Errorf("stream %v: the call after the abandoned one: %v", stream, err)
 				}
 			}
