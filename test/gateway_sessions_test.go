@@ -6,7 +6,8 @@ package test
 // concurrent requests leaves no goroutines behind in the agent beyond the
 // idle sessions it keeps, `vigil plugins restart` with idle sessions open
 // stops the plugin cleanly, and after either that or a kill -9 of the
-// plugin the next requests work on the new process.
+// plugin the next requests work on the new process; the agent's own
+// shutdown with idle sessions open stops every plugin cleanly.
 
 import (
 	"bufio"
@@ -274,6 +275,34 @@ gateway:
 		for i := range 20 {
 			if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", fmt.Sprint("after kill ", i), "")); resp.StatusCode != 200 {
 				t.Errorf("a request after kill -9 and restart: %d %s", resp.StatusCode, b)
+			}
+		}
+	})
+	// The agent's own shutdown, with idle sessions open: it stops its
+	// plugins, each exiting when asked, and exits cleanly.
+	t.Run("agent shutdown", func(t *testing.T) {
+		if resp, b := e.post(t, "/chat/completions", gwLLMToken, chatJSON("chat", "one more", "")); resp.StatusCode != 200 {
+			t.Fatalf("request: %d %s", resp.StatusCode, b)
+		}
+		var pids []int
+		for _, m := range regexp.MustCompile(`"msg":"plugin started".*?"pid":(\d+)`).FindAllStringSubmatch(a.stderr.String(), -1) {
+			n, _ := strconv.Atoi(m[1])
+			pids = append(pids, n)
+		}
+		if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := a.waitExit(t, 30*time.Second); code != 0 {
+			t.Errorf("agent exit code %d", code)
+		}
+		if strings.Contains(a.stderr.String(), "failed to exit gracefully") {
+			t.Errorf("a plugin with idle sessions had to be killed at shutdown:\n%s", a.stderr.String())
+		}
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+					t.Errorf("plugin process %d still running after the agent stopped", pid)
+				}
 			}
 		}
 	})
