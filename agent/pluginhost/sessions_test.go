@@ -194,6 +194,42 @@ func TestSessionsBoundedAfterBurst(t *testing.T) {
 	}
 }
 
+// TestSessionsAbandonedDoNotAccumulate: calls that time out (here all of
+// them, 100 in a row and 100 at once) each close their session; nothing
+// of them stays open in the plugin or the host.
+func TestSessionsAbandonedDoNotAccumulate(t *testing.T) {
+	h, _ := echoHost(t)
+	pluginBase := pluginGoroutines(t, h)
+	hostBase := runtime.NumGoroutine()
+	abandon := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		defer cancel()
+		return h.WithProvider(ctx, "echo", "Chat", func(ctx context.Context, c sdk.ProviderClient) error {
+			_, err := c.Chat(ctx, &pb.ChatRequest{Model: "slow", Messages: []*pb.Message{{Role: "user", Content: "hi"}}})
+			return err
+		})
+	}
+	for range 100 {
+		if err := abandon(); sdk.ClassOf(err) != sdk.Timeout {
+			t.Fatalf("a call past its deadline: %v, want class timeout", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if err := abandon(); sdk.ClassOf(err) != sdk.Timeout {
+				t.Errorf("a call past its deadline: %v, want class timeout", err)
+			}
+		})
+	}
+	wg.Wait()
+	// The one session of the first call (pluginGoroutines') is idle; the
+	// slack covers the runtime's and gRPC's own.
+	const slack = 16
+	waitAtMost(t, "plugin goroutines after 200 abandoned calls", pluginBase+slack, func() int { return pluginGoroutines(t, h) })
+	waitAtMost(t, "host goroutines after 200 abandoned calls", hostBase+slack, runtime.NumGoroutine)
+}
+
 // TestSessionsAcrossRestarts: with idle sessions in the pool, a restart by
 // hand lets the plugin exit when asked (go-plugin did not have to kill it
 // after its grace), and after a restart or a kill -9 the next calls work
