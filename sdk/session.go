@@ -80,21 +80,15 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 		reply = &pb.SessionReply{Reply: &pb.SessionReply_Chat{Chat: resp}, Done: true}
 	case *pb.SessionCall_ChatStream:
 		method = "ChatStream"
-		sent := func(ev *pb.ChatEvent) error {
-			if err := stream.Send(&pb.SessionReply{Reply: &pb.SessionReply_ChatEvent{ChatEvent: ev}}); err != nil {
-				sendErr = err
-				return err
-			}
-			return nil
-		}
-		if err := s.impl.ChatStream(ctx, c.ChatStream, sent); err != nil {
-			if sendErr != nil {
-				return sendErr
-			}
-			return stream.Send(errorReply(ctx, err))
-		}
-		if sendErr != nil {
+		snd := &streamSends{stream: stream}
+		// A panicking handler's sends end before the recovery's reply.
+		defer snd.end()
+		err := s.impl.ChatStream(ctx, c.ChatStream, snd.send)
+		if sendErr = snd.end(); sendErr != nil {
 			return sendErr
+		}
+		if err != nil {
+			return stream.Send(errorReply(ctx, err))
 		}
 		reply = &pb.SessionReply{Done: true}
 	case *pb.SessionCall_Embed:
@@ -109,6 +103,48 @@ func (s *providerServer) serveCall(ctx context.Context, stream grpc.BidiStreamin
 	}
 	return stream.Send(reply)
 }
+
+// streamSends is the send a ChatStream handler gets on a session. A
+// handler may call it from a goroutine of its own, even after it has
+// returned (one left reading its upstream). On an RPC such a send fails,
+// the stream being over; on a session it would put the event into the
+// session's next call, another request's answer. So sends are serialised,
+// and refused once the call is over.
+type streamSends struct {
+	stream grpc.BidiStreamingServer[pb.SessionCall, pb.SessionReply]
+	mu     sync.Mutex
+	over   bool
+	err    error // the first failed Send's
+}
+
+func (s *streamSends) send(ev *pb.ChatEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.over:
+		return errCallOver
+	case s.err != nil:
+		return s.err
+	}
+	if err := s.stream.Send(&pb.SessionReply{Reply: &pb.SessionReply_ChatEvent{ChatEvent: ev}}); err != nil {
+		s.err = err
+		return err
+	}
+	return nil
+}
+
+// end refuses further sends, and returns the first failed Send's error.
+func (s *streamSends) end() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.over = true
+	return s.err
+}
+
+// errCallOver is what a ChatStream handler's send returns once the
+// handler has returned: its call is over, and its session may carry
+// another.
+var errCallOver = errors.New("send after ChatStream returned: the call is over")
 
 // sessionMethod names a call within a session in panic reports by the
 // full method name of the RPC it stands for, so that a panic reads the
@@ -191,9 +227,9 @@ type session struct {
 	used bool
 }
 
-// get returns an idle session, or opens one; nil when the plugin has no
-// sessions.
-func (p *sessions) get() (*session, error) {
+// get returns an idle session, or opens one for a call with context ctx;
+// nil when the plugin has no sessions.
+func (p *sessions) get(ctx context.Context) (*session, error) {
 	if p.unsupported.Load() {
 		return nil, nil
 	}
@@ -207,9 +243,18 @@ func (p *sessions) get() (*session, error) {
 	}
 	p.mu.Unlock()
 	// A session outlives the call that opened it, so its stream has a
-	// context of its own; an abandoned call cancels it.
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := p.c.Session(ctx)
+	// context of its own; an abandoned call cancels it. Opening it waits
+	// for the plugin's connection when that is not ready (reconnecting):
+	// no longer than the call may, as an RPC of its own would.
+	sctx, cancel := context.WithCancel(context.Background())
+	opening := context.AfterFunc(ctx, cancel)
+	stream, err := p.c.Session(sctx)
+	if !opening() {
+		// The call ended while the session opened: it has been
+		// cancelled.
+		cancel()
+		return nil, fromStatus(status.FromContextError(ctx.Err()).Err(), nil)
+	}
 	if err != nil {
 		cancel()
 		return nil, fromStatus(err, nil)
@@ -239,47 +284,72 @@ var errNoSessions = errors.New("plugin has no sessions")
 // (the caller then makes the call as an RPC), and a *Error for a failed
 // call.
 func (p *sessions) do(ctx context.Context, call *pb.SessionCall, onReply func(*pb.SessionReply) error) error {
-	s, err := p.get()
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		return errNoSessions
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		if left <= 0 {
-			p.put(s)
-			return fromStatus(status.FromContextError(context.DeadlineExceeded).Err(), nil)
+	var (
+		s     *session
+		fresh bool
+		stop  func() bool
+	)
+	// ended is the error for a call whose context ended: a timeout, as
+	// for an RPC.
+	ended := func() error { return fromStatus(status.FromContextError(ctx.Err()).Err(), nil) }
+	for {
+		var err error
+		if s, err = p.get(ctx); err != nil {
+			return err
 		}
-		call.TimeoutUs = max(left.Microseconds(), 1)
-	}
-	fresh := !s.used
-	s.used = true
-	// The call's end (its deadline, or the caller giving up) cancels the
-	// session's stream: the plugin ends the call's context, and the Recv
-	// below returns.
-	stop := context.AfterFunc(ctx, s.cancel)
-	abandon := func(err error) error {
+		if s == nil {
+			return errNoSessions
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			if left <= 0 {
+				p.put(s)
+				return fromStatus(status.FromContextError(context.DeadlineExceeded).Err(), nil)
+			}
+			call.TimeoutUs = max(left.Microseconds(), 1)
+		}
+		fresh = !s.used
+		s.used = true
+		// The call's end (its deadline, or the caller giving up) cancels
+		// the session's stream: the plugin ends the call's context, and
+		// the Recv below returns.
+		stop = context.AfterFunc(ctx, s.cancel)
+		err = s.stream.Send(call)
+		if err == nil {
+			break
+		}
 		stop()
 		s.cancel()
-		if ctx.Err() != nil {
-			return fromStatus(status.FromContextError(ctx.Err()).Err(), nil)
-		}
-		return err
-	}
-	if err := s.stream.Send(call); err != nil {
-		// io.EOF: the stream is broken; its status comes from Recv.
-		if errors.Is(err, io.EOF) {
+		// io.EOF: the stream had ended before this call, which was not
+		// sent; its status comes from Recv.
+		eof := errors.Is(err, io.EOF)
+		if eof {
 			_, err = s.stream.Recv()
 		}
 		if fresh && status.Code(err) == codes.Unimplemented {
 			p.unsupported.Store(true)
-			stop()
-			s.cancel()
 			return errNoSessions
 		}
-		return abandon(fromStatus(err, nil))
+		if ctx.Err() != nil {
+			return ended()
+		}
+		if eof && !fresh {
+			// A pooled session that died while idle: its connection
+			// closed under it (gRPC has reconnected since, or the plugin
+			// is gone, and then the next session fails to open). The
+			// call is sent on another session instead; a new session's
+			// failure is the call's.
+			continue
+		}
+		return fromStatus(err, nil)
+	}
+	abandon := func(err error) error {
+		stop()
+		s.cancel()
+		if ctx.Err() != nil {
+			return ended()
+		}
+		return err
 	}
 	for {
 		reply, err := s.stream.Recv()

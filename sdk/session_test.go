@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,10 @@ import (
 type scripted struct {
 	calls atomic.Int64
 	ended chan error
+	// late gets the send of a "late" stream, which returns at once
+	// without sending: the test then sends as a goroutine left behind by
+	// the handler would.
+	late chan func(*pb.ChatEvent) error
 }
 
 func (s *scripted) Models(context.Context) (*pb.ModelsResponse, error) {
@@ -52,6 +57,10 @@ func (s *scripted) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 
 func (s *scripted) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	s.calls.Add(1)
+	if req.Model == "late" {
+		s.late <- send
+		return nil
+	}
 	for i := range 3 {
 		if err := send(&pb.ChatEvent{Delta: fmt.Sprint(i)}); err != nil {
 			s.ended <- err
@@ -120,7 +129,7 @@ func serveScripted(t *testing.T, register func(*grpc.Server)) *providerClient {
 }
 
 func newScripted(t *testing.T) (*scripted, *countingServer, *providerClient) {
-	impl := &scripted{ended: make(chan error, 4)}
+	impl := &scripted{ended: make(chan error, 4), late: make(chan func(*pb.ChatEvent) error, 1)}
 	cs := &countingServer{providerServer: &providerServer{impl: impl}}
 	c := serveScripted(t, func(s *grpc.Server) { pb.RegisterProviderServer(s, cs) })
 	return impl, cs, c
@@ -239,6 +248,11 @@ func TestSessionAbandonedCall(t *testing.T) {
 		t.Errorf("the handler's ctx ended with %v", err)
 	}
 
+	// The plugin's copy of the deadline (timeout_us) may end the call
+	// there first: its error reply then comes before the host's own timer
+	// has fired, and the session, whose call the plugin ended, is reused.
+	// Which of the two happens first is up to the scheduler, so only the
+	// stream abandoned below is counted.
 	stopped := errors.New("client went away")
 	err = c.ChatStream(context.Background(), &pb.ChatRequest{Model: "stream-wait"}, func(*pb.ChatEvent) error { return stopped })
 	if !errors.Is(err, stopped) {
@@ -248,11 +262,12 @@ func TestSessionAbandonedCall(t *testing.T) {
 		t.Errorf("after the caller stopped taking events the handler's ctx ended with %v", err)
 	}
 
+	streamed := cs.total.Load()
 	if resp, err := c.Chat(context.Background(), &pb.ChatRequest{Model: "again"}); err != nil || resp.Content != "echo:again" {
 		t.Fatalf("the call after abandoned ones: %v %v", resp, err)
 	}
-	if got := cs.total.Load(); got != 3 {
-		t.Errorf("%d sessions opened, want 3 (one per abandoned call, then a fresh one)", got)
+	if after := cs.total.Load(); after-streamed != 1 {
+		t.Errorf("the call after the abandoned stream opened %d sessions, want 1: an abandoned session is never reused", after-streamed)
 	}
 	// The abandoned sessions' streams end in the plugin.
 	deadline := time.Now().Add(10 * time.Second)
@@ -261,6 +276,32 @@ func TestSessionAbandonedCall(t *testing.T) {
 	}
 	if got := cs.open.Load(); got != 1 {
 		t.Errorf("%d sessions still open in the plugin, want the idle one", got)
+	}
+}
+
+// TestSessionLateSendRefused: a ChatStream handler's send called after
+// the handler returned (from a goroutine it left behind) fails, as it
+// would on an RPC of its own, instead of putting the event into the next
+// call on the same session.
+func TestSessionLateSendRefused(t *testing.T) {
+	impl, cs, c := newScripted(t)
+	ctx := context.Background()
+	if err := c.ChatStream(ctx, &pb.ChatRequest{Model: "late"}, func(ev *pb.ChatEvent) error {
+		t.Errorf("the late stream answered %v", ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	send := <-impl.late
+	if err := send(&pb.ChatEvent{Delta: "leaked"}); !errors.Is(err, errCallOver) {
+		t.Errorf("a send after the handler returned: %v, want errCallOver", err)
+	}
+	var got string
+	if err := c.ChatStream(ctx, &pb.ChatRequest{Model: "stream"}, func(ev *pb.ChatEvent) error { got += ev.Delta; return nil }); err != nil || got != "012" {
+		t.Errorf("the next stream on the session answered %q, %v; want \"012\"", got, err)
+	}
+	if n := cs.total.Load(); n != 1 {
+		t.Errorf("%d sessions opened, want the one for both calls", n)
 	}
 }
 
@@ -371,5 +412,164 @@ func TestSessionFallsBackToRPCs(t *testing.T) {
 				t.Errorf("the plugin ran %d chats, %d streams, %d embeds; want %v", srv.chats.Load(), srv.streams.Load(), srv.embeds.Load(), want)
 			}
 		})
+	}
+}
+
+// severingListener records the connections it accepts, so that a test can
+// close them under the server: the host's connection breaks while the
+// plugin lives on, and gRPC reconnects.
+type severingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *severingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *severingListener) sever() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+// TestSessionPoolAfterConnectionLoss: idle sessions die with their
+// connection; gRPC reconnects to the plugin, which lives on, and the
+// client is the same. The next calls must not fail on the dead sessions
+// (each would be a failed request): a pooled session found dead before
+// its call was sent is dropped, and the call goes on another.
+func TestSessionPoolAfterConnectionLoss(t *testing.T) {
+	impl := &scripted{ended: make(chan error, 4)}
+	cs := &countingServer{providerServer: &providerServer{impl: impl}}
+	inner, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := &severingListener{Listener: inner}
+	srv := grpc.NewServer(serverOptions()...)
+	pb.RegisterProviderServer(srv, cs)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient("unix:"+inner.Addr().String(), append(ClientDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	raw, _ := (&ProviderPlugin{}).GRPCClient(context.Background(), nil, cc)
+	c := raw.(*providerClient)
+
+	// A few idle sessions.
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if _, err := c.Chat(context.Background(), &pb.ChatRequest{Model: fmt.Sprint("warm", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	idle := c.s.idleCount()
+	if idle == 0 {
+		t.Fatal("no idle sessions after the first calls")
+	}
+	lis.sever()
+	// The plugin has seen the sessions end.
+	deadline := time.Now().Add(10 * time.Second)
+	for cs.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cs.open.Load(); n > 0 {
+		t.Fatalf("%d sessions still open in the plugin after their connection closed", n)
+	}
+	// And the host has: a Recv on each idle session returns (it would
+	// block on a live one). Without this wait the first call might send
+	// on a stream the host does not know yet to be dead, and fail as any
+	// call in flight when a connection breaks does.
+	c.s.mu.Lock()
+	stale := slices.Clone(c.s.idle)
+	c.s.mu.Unlock()
+	for _, st := range stale {
+		ended := make(chan error, 1)
+		go func() { _, err := st.stream.Recv(); ended <- err }()
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Fatal("an idle session answered after its connection closed")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an idle session's stream did not end with its connection")
+		}
+	}
+	for i := range idle + 1 {
+		model := fmt.Sprint("after", i)
+		resp, err := c.Chat(context.Background(), &pb.ChatRequest{Model: model})
+		if err != nil || resp.GetContent() != "echo:"+model {
+			t.Fatalf("call %d after the connection was lost (%d sessions were idle): %v %v", i, idle, resp, err)
+		}
+	}
+	if n := impl.calls.Load(); n != 4+int64(idle)+1 {
+		t.Errorf("the plugin ran %d calls, want %d: each once", n, 4+idle+1)
+	}
+}
+
+// TestSessionOpenHonoursDeadline: a session opened while the plugin's
+// connection is not ready (here it never completes its handshake) waits no
+// longer than its call's deadline, as an RPC of its own would, rather than
+// gRPC's connect timeout (20 s).
+func TestSessionOpenHonoursDeadline(t *testing.T) {
+	lis, err := net.Listen("unix", filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	// Accepts, and then says nothing.
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cc, err := grpc.NewClient("unix:"+lis.Addr().String(), append(ClientDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	raw, _ := (&ProviderPlugin{}).GRPCClient(context.Background(), nil, cc)
+	c := raw.(*providerClient)
+	for _, call := range []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"Chat", func(ctx context.Context) error { _, err := c.Chat(ctx, &pb.ChatRequest{Model: "m"}); return err }},
+		{"ChatStream", func(ctx context.Context) error {
+			return c.ChatStream(ctx, &pb.ChatRequest{Model: "m"}, func(*pb.ChatEvent) error { return nil })
+		}},
+		{"Embed", func(ctx context.Context) error { _, err := c.Embed(ctx, &pb.EmbedRequest{Model: "m"}); return err }},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := call.do(ctx)
+		cancel()
+		if ClassOf(err) != Timeout {
+			t.Errorf("%s while the connection never became ready: %v, want class timeout (the call's deadline)", call.name, err)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -285,8 +286,24 @@ func freq(xs []string) map[string]float64 {
 // --- provider ---------------------------------------------------------
 
 // provider answers by echoing. Model names steer misbehaviour: "crash",
-// "panic", "hang", "ratelimited", "overloaded", "too-long".
+// "panic", "hang", "ratelimited", "overloaded", "too-long"; "slow" echoes
+// after 50 ms (or fails when its ctx ends first), so that concurrent calls
+// overlap; Chat with "goroutines" answers the plugin's goroutine count,
+// which tells a test how many sessions the plugin holds open.
 type provider struct{}
+
+// slow holds a "slow" call back, as an upstream taking its time would.
+func slow(ctx context.Context, model string) error {
+	if model != "slow" {
+		return nil
+	}
+	select {
+	case <-time.After(50 * time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func (provider) Models(context.Context) (*pb.ModelsResponse, error) {
 	return &pb.ModelsResponse{Models: []*pb.ModelInfo{{Id: "echo", ContextWindow: 4096, Chat: true, Embeddings: true, EmbeddingDimensions: 8}}}, nil
@@ -295,7 +312,7 @@ func (provider) Models(context.Context) (*pb.ModelsResponse, error) {
 func (p provider) check(model string) error {
 	misbehave(model == "crash", model == "panic", map[bool]time.Duration{true: time.Hour}[model == "hang"])
 	switch model {
-	case "echo":
+	case "echo", "slow":
 		return nil
 	case "ratelimited":
 		return &sdk.Error{Class: sdk.RateLimited, Message: "slow down", RetryAfter: 1500 * time.Millisecond}
@@ -328,7 +345,13 @@ func (p provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespon
 		upstream.Lock()
 		defer upstream.Unlock()
 	}
+	if req.GetModel() == "goroutines" {
+		return &pb.ChatResponse{Id: "test-1", Model: "goroutines", Content: fmt.Sprint(runtime.NumGoroutine()), FinishReason: "stop"}, nil
+	}
 	if err := p.check(req.GetModel()); err != nil {
+		return nil, err
+	}
+	if err := slow(ctx, req.GetModel()); err != nil {
 		return nil, err
 	}
 	if len(req.GetMessages()) == 0 {
@@ -342,6 +365,9 @@ func (p provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespon
 
 func (p provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	if err := p.check(req.GetModel()); err != nil {
+		return err
+	}
+	if err := slow(ctx, req.GetModel()); err != nil {
 		return err
 	}
 	words := strings.Fields("echo: " + lastUser(req.GetMessages()))
@@ -377,6 +403,9 @@ func (p provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func
 
 func (p provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
 	if err := p.check(req.GetModel()); err != nil {
+		return nil, err
+	}
+	if err := slow(ctx, req.GetModel()); err != nil {
 		return nil, err
 	}
 	if len(req.GetInput()) == 0 {
