@@ -194,6 +194,11 @@ func fromStatus(err error, trailer metadata.MD) error {
 	e := &Error{Message: st.Message()}
 	if v := trailer.Get(TrailerClass); len(v) > 0 {
 		e.Class = Class(v[0])
+	} else if st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "message larger than max") {
+		// gRPC's own refusal of a message over MaxMessageBytes, on
+		// either side: the same call would be refused again, so it is
+		// not a rate limit to wait out.
+		e.Class = InvalidRequest
 	} else if c, ok := codeClasses[st.Code()]; ok {
 		e.Class = c
 	} else {

@@ -573,3 +573,22 @@ func TestSessionOpenHonoursDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizeMessageIsInvalid: gRPC refuses a message over the size limit
+// with RESOURCE_EXHAUSTED and no class trailer; that is an invalid
+// request (sending it again fails again), not a rate limit to retry.
+func TestOversizeMessageIsInvalid(t *testing.T) {
+	_, _, c := newScripted(t)
+	huge := strings.Repeat("x", MaxMessageBytes+1)
+	for name, call := range map[string]func() error{
+		"session": func() error { _, err := c.Chat(context.Background(), &pb.ChatRequest{Model: huge}); return err },
+		"rpc": func() error {
+			_, err := (&providerClient{c: c.c}).Chat(context.Background(), &pb.ChatRequest{Model: huge})
+			return err
+		},
+	} {
+		if err := call(); ClassOf(err) != InvalidRequest {
+			t.Errorf("%s: a message over MaxMessageBytes failed with %v (class %s), want invalid_request", name, err, ClassOf(err))
+		}
+	}
+}
