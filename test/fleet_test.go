@@ -142,7 +142,20 @@ func TestFleetEncryption(t *testing.T) {
 
 	newKey := keygen(t)
 	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
-		out, err := c.Nodes[1].CLI("keyring", step[0], step[1])
+		// serf's keyring queries travel over UDP, and on a loaded machine
+		// an answer can miss the query's timeout: the command then fails
+		// with keyring_incomplete, and docs/fleet.md tells the operator
+		// to run the step again (each step is idempotent). So does this
+		// test, a few times; anything else fails it at once.
+		var out string
+		var err error
+		for range 3 {
+			out, err = c.Nodes[1].CLI("keyring", step[0], step[1])
+			if err == nil || !strings.Contains(out, "keyring_incomplete") {
+				break
+			}
+			t.Logf("keyring %s incomplete, running it again as docs/fleet.md says: %s", step[0], out)
+		}
 		if err != nil || !strings.Contains(out, "done on 5 of 5 nodes") {
 			t.Fatalf("keyring %s: %v\n%s", step[0], err, out)
 		}
