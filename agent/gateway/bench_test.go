@@ -11,27 +11,21 @@ import (
 // route, encode), against an in-process provider: no HTTP listener, no
 // plugin hop. bench/gateway.sh measures the whole path.
 func BenchmarkChat(b *testing.B) {
-	h := &harness{a: newScripted(), b: newScripted()}
-	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := chatBody("single", `,"temperature":0,"max_tokens":16`)
-	b.ReportAllocs()
-	for b.Loop() {
-		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
-		w := httptest.NewRecorder()
-		g.HandleChat(w, r)
-		if w.Code != 200 {
-			b.Fatal(w.Body)
-		}
-	}
+	benchChat(b, func(body string) io.Reader { return strings.NewReader(body) })
 }
 
 // BenchmarkChatSplitBody is BenchmarkChat with the request body arriving
 // in two reads, as it does from a real connection when a client writes
 // the headers and the body separately (most do).
 func BenchmarkChatSplitBody(b *testing.B) {
+	benchChat(b, func(body string) io.Reader {
+		return io.MultiReader(strings.NewReader(body[:10]), strings.NewReader(body[10:]))
+	})
+}
+
+// benchChat answers one small deterministic chat request per iteration,
+// its body read from what reader returns.
+func benchChat(b *testing.B, reader func(body string) io.Reader) {
 	h := &harness{a: newScripted(), b: newScripted()}
 	g, err := New(testCfg(), fleet{"pa": h.a, "pb": h.b}, nil, nil, nil)
 	if err != nil {
@@ -40,7 +34,7 @@ func BenchmarkChatSplitBody(b *testing.B) {
 	body := chatBody("single", `,"temperature":0,"max_tokens":16`)
 	b.ReportAllocs()
 	for b.Loop() {
-		r := httptest.NewRequest("POST", "/chat", io.MultiReader(strings.NewReader(body[:10]), strings.NewReader(body[10:])))
+		r := httptest.NewRequest("POST", "/chat", reader(body))
 		w := httptest.NewRecorder()
 		g.HandleChat(w, r)
 		if w.Code != 200 {
