@@ -88,7 +88,14 @@ func copyFile(t *testing.T, from, to string) {
 
 func newHost(t *testing.T, cfg Config, devDir string) *Host {
 	t.Helper()
-	h, err := New(cfg, Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), DevDir: devDir, Logger: slog.New(slog.DiscardHandler)})
+	return newHostLogging(t, cfg, devDir, slog.New(slog.DiscardHandler))
+}
+
+// newHostLogging is newHost with the host's log going to logger. Closing
+// the host at the test's end must leave no plugin process alive.
+func newHostLogging(t *testing.T, cfg Config, devDir string, logger *slog.Logger) *Host {
+	t.Helper()
+	h, err := New(cfg, Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), DevDir: devDir, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,14 +593,25 @@ func processesMatching(s string) []int {
 	return out
 }
 
-func TestCrashRestartAndBudget(t *testing.T) {
+// bootDetector installs the test detector, starts a host that launches
+// plugins at boot, and registers the detector; it returns the host, the
+// binary's path and its catalog entry.
+func bootDetector(t *testing.T) (*Host, string, Entry) {
+	t.Helper()
 	dir := install(t, "detector")
 	cfg := testConfig(dir)
 	cfg.Start = "boot"
 	h := newHost(t, cfg, "")
-	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+	path := filepath.Join(dir, "test-detector")
+	e, err := h.Register(context.Background(), path, "")
+	if err != nil {
 		t.Fatal(err)
 	}
+	return h, path, e
+}
+
+func TestCrashRestartAndBudget(t *testing.T) {
+	h, _, _ := bootDetector(t)
 	ok := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: []float64{1, 2}, CurrentNumeric: []float64{1, 2}}
 	crash := &sdk.DetectRequest{Method: "mean", Params: map[string]any{"crash": true}}
 	for i := 1; i <= 2; i++ {
@@ -634,14 +652,7 @@ func TestCrashRestartAndBudget(t *testing.T) {
 // vigil_plugin_up to 0 for the running plugin, and an unregistered
 // plugin's series goes away.
 func TestUpGaugeAfterReRegister(t *testing.T) {
-	dir := install(t, "detector")
-	cfg := testConfig(dir)
-	cfg.Start = "boot"
-	h := newHost(t, cfg, "")
-	path := filepath.Join(dir, "test-detector")
-	if _, err := h.Register(context.Background(), path, ""); err != nil {
-		t.Fatal(err)
-	}
+	h, path, _ := bootDetector(t)
 	first := waitState(t, h, "test-detector", StateRunning)
 	old := h.snapshot()["test-detector"]
 	if _, err := h.Register(context.Background(), path, ""); err != nil {
@@ -719,13 +730,7 @@ func TestCrashNamesExitStatus(t *testing.T) {
 // fail with a typed error, never hang or crash the host, and the plugin
 // comes back.
 func TestKill9DuringCalls(t *testing.T) {
-	dir := install(t, "detector")
-	cfg := testConfig(dir)
-	cfg.Start = "boot"
-	h := newHost(t, cfg, "")
-	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
-		t.Fatal(err)
-	}
+	h, _, _ := bootDetector(t)
 	before := waitState(t, h, "test-detector", StateRunning)
 	req := &sdk.DetectRequest{Method: "mean", DataType: pb.DataType_NUMERIC, ReferenceNumeric: normal(50_000, 0, 1), CurrentNumeric: normal(50_000, 0, 2)}
 	var wg sync.WaitGroup

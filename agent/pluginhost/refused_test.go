@@ -165,14 +165,7 @@ func TestContractVersionMismatchRefused(t *testing.T) {
 // and refuses the plugin at once, instead of spending the crash budget on
 // "no such file".
 func TestBinaryRemovedWhileRunningRefused(t *testing.T) {
-	dir := install(t, "detector")
-	cfg := testConfig(dir)
-	cfg.Start = "boot"
-	h := newHost(t, cfg, "")
-	path := filepath.Join(dir, "test-detector")
-	if _, err := h.Register(context.Background(), path, ""); err != nil {
-		t.Fatal(err)
-	}
+	h, path, _ := bootDetector(t)
 	waitState(t, h, "test-detector", StateRunning)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
@@ -187,15 +180,7 @@ func TestBinaryRemovedWhileRunningRefused(t *testing.T) {
 // with another (as an upgrade that skipped `register` would), then
 // crashes the plugin: refused at once, naming both hashes, no restart.
 func TestBinaryReplacedWhileRunningRefused(t *testing.T) {
-	dir := install(t, "detector")
-	cfg := testConfig(dir)
-	cfg.Start = "boot"
-	h := newHost(t, cfg, "")
-	path := filepath.Join(dir, "test-detector")
-	e, err := h.Register(context.Background(), path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, path, e := bootDetector(t)
 	waitState(t, h, "test-detector", StateRunning)
 	tmp := path + ".new"
 	copyFile(t, builtPlugins["provider"], tmp)
@@ -212,14 +197,7 @@ func TestBinaryReplacedWhileRunningRefused(t *testing.T) {
 // TestRestartOfRemovedBinaryRefused: `vigil plugins restart` of a running
 // plugin whose binary was removed refuses it instead of backing off.
 func TestRestartOfRemovedBinaryRefused(t *testing.T) {
-	dir := install(t, "detector")
-	cfg := testConfig(dir)
-	cfg.Start = "boot"
-	h := newHost(t, cfg, "")
-	path := filepath.Join(dir, "test-detector")
-	if _, err := h.Register(context.Background(), path, ""); err != nil {
-		t.Fatal(err)
-	}
+	h, path, _ := bootDetector(t)
 	waitState(t, h, "test-detector", StateRunning)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)

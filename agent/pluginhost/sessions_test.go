@@ -56,19 +56,7 @@ func echoHost(t *testing.T) (*Host, *logBuffer) {
 	cfg := testConfig(dir)
 	cfg.Start = "boot"
 	logs := &logBuffer{}
-	h, err := New(cfg, Options{CatalogPath: filepath.Join(t.TempDir(), "plugins.db"), Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pids := h.pids()
-		h.Close()
-		for _, pid := range pids {
-			if alive(pid) {
-				t.Errorf("plugin process %d still alive after Close", pid)
-			}
-		}
-	})
+	h := newHostLogging(t, cfg, "", slog.New(slog.NewTextHandler(logs, nil)))
 	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-provider"), "echo"); err != nil {
 		t.Fatal(err)
 	}
