@@ -95,17 +95,7 @@ func (p *providerClient) Models(ctx context.Context) (*pb.ModelsResponse, error)
 
 func (p *providerClient) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
 	if p.s != nil {
-		var resp *pb.ChatResponse
-		err := p.s.do(ctx, &pb.SessionCall{Call: &pb.SessionCall_Chat{Chat: req}}, func(r *pb.SessionReply) error {
-			if resp = r.GetChat(); resp == nil {
-				return unexpectedReply("Chat", r)
-			}
-			return nil
-		})
-		if err != errNoSessions {
-			if err == nil && resp == nil {
-				err = Errorf(Internal, "plugin ended a Chat call on its session without an answer")
-			}
+		if resp, ok, err := answer(ctx, p.s, &pb.SessionCall{Call: &pb.SessionCall_Chat{Chat: req}}, "Chat", (*pb.SessionReply).GetChat); ok {
 			return resp, err
 		}
 	}
@@ -147,17 +137,7 @@ func (p *providerClient) ChatStream(ctx context.Context, req *pb.ChatRequest, se
 
 func (p *providerClient) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
 	if p.s != nil {
-		var resp *pb.EmbedResponse
-		err := p.s.do(ctx, &pb.SessionCall{Call: &pb.SessionCall_Embed{Embed: req}}, func(r *pb.SessionReply) error {
-			if resp = r.GetEmbed(); resp == nil {
-				return unexpectedReply("Embed", r)
-			}
-			return nil
-		})
-		if err != errNoSessions {
-			if err == nil && resp == nil {
-				err = Errorf(Internal, "plugin ended an Embed call on its session without an answer")
-			}
+		if resp, ok, err := answer(ctx, p.s, &pb.SessionCall{Call: &pb.SessionCall_Embed{Embed: req}}, "Embed", (*pb.SessionReply).GetEmbed); ok {
 			return resp, err
 		}
 	}

@@ -395,6 +395,25 @@ func (p *sessions) do(ctx context.Context, call *pb.SessionCall, onReply func(*p
 	}
 }
 
+// answer makes a call with one answer (Chat, Embed) on a session; get
+// picks the answer out of the reply. ok is false when the plugin has no
+// sessions: the caller then sends the call as an RPC.
+func answer[T any](ctx context.Context, p *sessions, call *pb.SessionCall, method string, get func(*pb.SessionReply) *T) (resp *T, ok bool, err error) {
+	err = p.do(ctx, call, func(r *pb.SessionReply) error {
+		if resp = get(r); resp == nil {
+			return unexpectedReply(method, r)
+		}
+		return nil
+	})
+	if err == errNoSessions {
+		return nil, false, nil
+	}
+	if err == nil && resp == nil {
+		err = Errorf(Internal, "plugin ended its session's %s call without an answer", method)
+	}
+	return resp, true, err
+}
+
 // unexpectedReply is the error for a reply of the wrong kind for its call.
 func unexpectedReply(want string, r *pb.SessionReply) error {
 	return Errorf(Internal, "plugin answered a %s call on its session with %T", want, r.Reply)
