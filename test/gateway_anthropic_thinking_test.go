@@ -147,14 +147,48 @@ func TestGatewayAnthropicThinkingNodeSDK(t *testing.T) {
 		paris: {thought("Thinking about: " + paris), map[string]any{"type": "redacted_thinking", "data": anthropicstub.RedactedData(paris)}},
 		oslo:  {thought("Thinking about: " + oslo)},
 	}
-	seen := map[string]bool{}
-	for _, r := range e.ant.Requests("/v1/messages", "claude-test") {
+	found := thinkingContinuations(t, e.ant, want)
+	for user, c := range found {
+		if len(c.asst) != 2 {
+			t.Fatalf("request for %q: assistant turn %v", user, c.asst)
+		}
+		if stream, _ := c.req["stream"].(bool); stream != (user == oslo) {
+			t.Fatalf("request for %q: stream %v", user, c.req["stream"])
+		}
+	}
+	seen := seenUsers(found)
+	if !seen[paris] || !seen[oslo] {
+		t.Fatalf("tool-loop continuations with their thinking blocks reached the stub: %v", seen)
+	}
+}
+
+// thinkingContinuation is a tool-loop continuation the Anthropic stub
+// got: the whole request, and its assistant turn.
+type thinkingContinuation struct{ req, asst map[string]any }
+
+// thinkingContinuations finds, by the user's text, the continuations
+// (three messages: user, assistant, tool result) whose user text want
+// names, and fails the test unless each assistant turn starts with want's
+// thinking blocks for it, unchanged, and the request asks for thinking.
+// The one request whose block a test changed to "something else" (which
+// the stub refused) is left out.
+func thinkingContinuations(t *testing.T, ant *anthropicstub.Server, want map[string][]any) map[string]thinkingContinuation {
+	t.Helper()
+	out := map[string]thinkingContinuation{}
+	for _, r := range ant.Requests("/v1/messages", "claude-test") {
 		msgs, _ := r["messages"].([]any)
 		if len(msgs) != 3 {
 			continue
 		}
 		first, _ := msgs[0].(map[string]any)
 		user, _ := first["content"].(string)
+		if user == "" {
+			// Content given as parts.
+			parts, _ := first["content"].([]any)
+			if len(parts) == 1 {
+				user, _ = parts[0].(map[string]any)["text"].(string)
+			}
+		}
 		blocks, ok := want[user]
 		if !ok {
 			continue
@@ -165,22 +199,24 @@ func TestGatewayAnthropicThinkingNodeSDK(t *testing.T) {
 			t.Fatalf("assistant turn sent for %q: %v", user, asst)
 		}
 		if !reflect.DeepEqual(content[:len(blocks)], blocks) {
-			// Only the request with a changed block may differ, and the
-			// stub refused it.
 			if c0, _ := content[0].(map[string]any); c0["thinking"] == "something else" {
 				continue
 			}
 			t.Fatalf("thinking blocks sent for %q:\n%v\nwant %v", user, content[:len(blocks)], blocks)
 		}
-		if r["thinking"] == nil || len(asst) != 2 {
-			t.Fatalf("request for %q: thinking %v, assistant turn %v", user, r["thinking"], asst)
+		if r["thinking"] == nil {
+			t.Fatalf("request for %q without thinking: %v", user, r)
 		}
-		if stream, _ := r["stream"].(bool); stream != (user == oslo) {
-			t.Fatalf("request for %q: stream %v", user, r["stream"])
-		}
+		out[user] = thinkingContinuation{req: r, asst: asst}
+	}
+	return out
+}
+
+// seenUsers is the set of user texts in found.
+func seenUsers(found map[string]thinkingContinuation) map[string]bool {
+	seen := map[string]bool{}
+	for user := range found {
 		seen[user] = true
 	}
-	if !seen[paris] || !seen[oslo] {
-		t.Fatalf("tool-loop continuations with their thinking blocks reached the stub: %v", seen)
-	}
+	return seen
 }

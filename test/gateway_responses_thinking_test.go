@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -40,43 +39,7 @@ func TestGatewayResponsesThinkingNodeSDK(t *testing.T) {
 		oslo:  {thought("Thinking about: " + oslo)},
 		rome:  {thought("Thinking about: " + rome), redacted(rome)},
 	}
-	seen := map[string]bool{}
-	for _, r := range e.ant.Requests("/v1/messages", "claude-test") {
-		msgs, _ := r["messages"].([]any)
-		if len(msgs) != 3 {
-			continue
-		}
-		first, _ := msgs[0].(map[string]any)
-		user, _ := first["content"].(string)
-		if user == "" {
-			// Content given as parts.
-			parts, _ := first["content"].([]any)
-			if len(parts) == 1 {
-				user, _ = parts[0].(map[string]any)["text"].(string)
-			}
-		}
-		blocks, ok := want[user]
-		if !ok {
-			continue
-		}
-		asst, _ := msgs[1].(map[string]any)
-		content, _ := asst["content"].([]any)
-		if len(content) < len(blocks)+1 {
-			t.Fatalf("assistant turn sent for %q: %v", user, asst)
-		}
-		if !reflect.DeepEqual(content[:len(blocks)], blocks) {
-			// Only the request with a changed block may differ, and the
-			// stub refused it.
-			if c0, _ := content[0].(map[string]any); c0["thinking"] == "something else" {
-				continue
-			}
-			t.Fatalf("thinking blocks sent for %q:\n%v\nwant %v", user, content[:len(blocks)], blocks)
-		}
-		if r["thinking"] == nil {
-			t.Fatalf("request for %q without thinking: %v", user, r)
-		}
-		seen[user] = true
-	}
+	seen := seenUsers(thinkingContinuations(t, e.ant, want))
 	if !seen[paris] || !seen[oslo] || !seen[rome] {
 		t.Fatalf("tool-loop continuations with their thinking blocks reached the stub: %v", seen)
 	}
