@@ -11,8 +11,9 @@ import (
 // from the agent, makes one HTTP request and encodes one answer, a few
 // hundred microseconds of CPU. With more than one P, every goroutine
 // hand-off on that path (gRPC's reader and writer, the HTTP client's read
-// and write loops) also wakes a second thread to look for work, which
-// cost 12-20 % of the plugin's CPU per request in bench/gateway.sh. One
+// and write loops) also wakes a second thread to look for work: one P cut
+// the CPU per request of agent and plugin together by 12-14 % in
+// bench/gateway.sh and bench/gateway-ab.sh (bench/README.md). One
 // core still serves a few thousand chat requests a second, far above
 // what an upstream's rate limits allow from one host; an operator who
 // needs more (large embedding batches decoded concurrently) sets
