@@ -209,6 +209,7 @@ func (a *Agent) routes() {
 		ErrorHandling: promhttp.ContinueOnError,
 		Registry:      a.reg,
 	}))
+	a.pprofRoutes()
 }
 
 // setStatus registers a function that reports a subsystem's state.

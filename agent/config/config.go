@@ -93,6 +93,9 @@ type API struct {
 	InsecureAllowRemote bool `yaml:"insecure_allow_remote"`
 	// AccessLog logs one line per request at info level (otherwise debug).
 	AccessLog bool `yaml:"access_log"`
+	// EnablePprof serves Go's runtime profiles under /debug/pprof/ (write
+	// scope), for profiling the agent where it runs. Off by default.
+	EnablePprof bool `yaml:"enable_pprof"`
 }
 
 // Token is one bearer token accepted by the API. Exactly one of Secret,

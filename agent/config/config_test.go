@@ -153,6 +153,7 @@ func TestEnvOverride(t *testing.T) {
 		"VIGIL_API_MAX_BODY_BYTES":  "1MiB",
 		"VIGIL_API_REQUEST_TIMEOUT": "5s",
 		"VIGIL_API_ACCESS_LOG":      "true",
+		"VIGIL_API_ENABLE_PPROF":    "true",
 		"VIGIL_OPS_TOKEN":           "0123456789abcdef-env",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -160,7 +161,7 @@ func TestEnvOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.LogLevel != "warn" || l.API.MaxBodyBytes != 1<<20 || l.API.RequestTimeout != 5*time.Second || !l.API.AccessLog {
+	if l.LogLevel != "warn" || l.API.MaxBodyBytes != 1<<20 || l.API.RequestTimeout != 5*time.Second || !l.API.AccessLog || !l.API.EnablePprof {
 		t.Errorf("env not applied: %+v", l.Config)
 	}
 
