@@ -10,7 +10,9 @@
 # proxy and vegeta into the folder, with this script; BASE_REV adds a second
 # vigil and plugin built from that git revision (base/). run drives direct,
 # proxy and each agent at RATE req/s for DUR s, ROUNDS rounds interleaved,
-# and prints p50/p99 and CPU per request (the agent's plus its plugin's);
+# and prints p50/p99 and CPU per request (the agent's plus its plugin's),
+# and in each round the plugin hop's reference, a bare gRPC round trip
+# between two processes at the same rate (bench/gateway/hop);
 # the median ratios to the proxy are left to the reader, as in
 # bench/README.md, "Sixth pass". AGENTS lists the agents as NAME:ENV
 # (ENV: the agent's extra environment, VAR=VALUE, "-" for none), default
@@ -36,6 +38,7 @@ build)
 		go build $flags -ldflags='-s -w' -o "$out/bin/plugins/openai" ./plugins/providers/openai &&
 		go build -trimpath -ldflags='-s -w' -o "$out/bin/stub" ./bench/gateway/stub &&
 		go build -trimpath -ldflags='-s -w' -o "$out/bin/proxy" ./bench/gateway/proxy &&
+		go build -trimpath -ldflags='-s -w' -o "$out/bin/hop" ./bench/gateway/hop &&
 		GOBIN="$out/bin" go install -ldflags='-s -w' github.com/tsenart/vegeta/v12@v12.13.0)
 	if [ -n "${3:-}" ]; then
 		wt=$(mktemp -d)
@@ -191,6 +194,14 @@ print("%-5s %-8s %8d %8d %8.4f %12.0f" % (sys.argv[2], sys.argv[3], r["latencies
       r["latencies"]["99th"] / 1e3, r["success"], ticks / hz / r["requests"] * 1e6))
 PY
 	done
+	if [ -x "$B/hop" ]; then
+		"$B/hop" -rate "$RATE" -duration "${DUR}s" >"$tmp/hop.json"
+		python3 - "$tmp/hop.json" "$r" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+print("%-5s %-8s %8d %8d %8s %12.0f  (bare gRPC round trip between two processes; CPU: the server's)" % (sys.argv[2], "hop", h["p50_us"], h["p99_us"], "-", h["server_cpu_us"]))
+PY
+	fi
 done
 for n in $names; do
 	eval "w=\$watch_$n"

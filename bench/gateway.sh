@@ -9,7 +9,10 @@
 # saturation with wrk (4 and 32 connections, WRK_DURATION s each).
 # Reported: p50/p99 latency and what proxy and vigil add to direct's, CPU
 # microseconds per request of the proxy process and of the agent plus its
-# plugin process, and the agent's and plugin's peak RSS.
+# plugin process, and the agent's and plugin's peak RSS. For the plugin
+# hop's share, bench/gateway/hop then drives a bare gRPC round trip between
+# two processes (unix socket, mutual TLS, as go-plugin's AutoMTLS) at the
+# same rate, and the ratios to the proxy are printed with and without it.
 #
 #   sh bench/gateway.sh
 #   RATE=500 DURATION=30 WRK_DURATION=10 sh bench/gateway.sh
@@ -111,6 +114,10 @@ if [ -n "${PROFILE_DIR:-}" ]; then
 	done
 	echo "profiles: $PROFILE_DIR/agent.txt $PROFILE_DIR/plugin.txt" >&2
 fi
+# The plugin hop's reference cost in the same run, at the same rate: a
+# bare gRPC round trip between two processes (unix socket, mutual TLS).
+(cd "$root" && go build -trimpath -o "$tmp/hop" ./bench/gateway/hop)
+"$tmp/hop" -rate "$RATE" -duration "${DURATION}s" >"$tmp/hop.json"
 python3 - "$tmp" "$hz" <<'PY'
 import json, sys
 tmp, hz = sys.argv[1], int(sys.argv[2])
@@ -124,6 +131,15 @@ for n, r in res.items():
     add99 = "-" if n == "direct" else "%.3f" % ((p99 - d99) / 1e6)
     print("%-7s %9.3f %9.3f %9s %9s %8.4f %12.1f" % (n, p50 / 1e6, p99 / 1e6, add50, add99, r["success"], cpu))
 print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
+hop = json.load(open(f"{tmp}/hop.json"))
+print("hop     %9.3f %9.3f   bare gRPC round trip between two processes (unix socket, mTLS), %d calls; server CPU %.0f us/call"
+      % (hop["p50_us"] / 1e3, hop["p99_us"] / 1e3, hop["requests"], hop["server_cpu_us"]))
+pa99 = (res["proxy"]["latencies"]["99th"] - d99) / 1e6
+va99 = (res["vigil"]["latencies"]["99th"] - d99) / 1e6
+pcpu = int(open(f"{tmp}/proxy.ticks").read()) / res["proxy"]["requests"]
+vcpu = int(open(f"{tmp}/vigil.ticks").read()) / res["vigil"]["requests"]
+print("vigil/proxy: CPU per request %.2fx; added p99 %.2fx; added p99 / (proxy's added p99 + the hop's p99) %.2fx"
+      % (vcpu / pcpu, va99 / pa99, va99 / (pa99 + hop["p99_us"] / 1e3)))
 PY
 rss "" $agent_pid $plugin_pid
 rss_detail $agent_pid $plugin_pid
