@@ -158,6 +158,8 @@ func run(rate int, duration time.Duration) error {
 	}
 	child := exec.Command(self, "-serve", dir)
 	child.Stderr = os.Stderr
+	// The server goes with this process, however it ends.
+	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := child.StdoutPipe()
 	if err != nil {
 		return err
