@@ -24,6 +24,7 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/big"
 	"net"
@@ -169,7 +170,7 @@ func run(rate int, duration time.Duration) error {
 	}
 	defer func() { child.Process.Kill(); child.Wait() }()
 	buf := make([]byte, 6)
-	if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "ready\n" {
 		return fmt.Errorf("the server process did not start: %q %v", buf, err)
 	}
 	pool := x509.NewCertPool()
