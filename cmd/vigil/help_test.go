@@ -27,3 +27,20 @@ func TestHelpPrintedOnceSubcommands(t *testing.T) {
 		t.Errorf("bad flag: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestHelpCommand: "vigil help CMD" prints CMD's own usage, as "vigil CMD
+// -help" does (it printed the list of commands instead), and "vigil help
+// NOSUCH" is an unknown command, not a success.
+func TestHelpCommand(t *testing.T) {
+	for _, c := range commands() {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"help", c.name}, &stdout, &stderr)
+		if code != 0 || stderr.Len() != 0 || !strings.Contains(stdout.String(), "Usage: vigil "+c.name) || strings.Contains(stdout.String(), "Commands:\n") {
+			t.Errorf("help %s: exit %d, stderr %q, stdout %q; want %s's own usage", c.name, code, stderr.String(), stdout.String(), c.name)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"help", "nosuch"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q; want an unknown command error", code, stderr.String())
+	}
+}
