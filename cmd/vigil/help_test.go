@@ -44,3 +44,20 @@ func TestHelpCommand(t *testing.T) {
 		t.Errorf("help nosuch: exit %d, stderr %q; want an unknown command error", code, stderr.String())
 	}
 }
+
+// TestExtraArgumentsRefused: commands that take flags only refuse a
+// positional argument before asking the agent ("vigil models fraud" listed
+// every model, as if the name had been read).
+func TestExtraArgumentsRefused(t *testing.T) {
+	t.Setenv("VIGIL_HTTP_ADDR", "127.0.0.1:1")
+	for _, args := range [][]string{
+		{"status", "extra"}, {"gpu", "extra"}, {"host", "extra"}, {"models", "fraud"},
+		{"version", "extra"}, {"plugins", "list", "extra"}, {"models", "-window", "1m", "fraud"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "unexpected argument") || strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the unexpected argument", args, code, stderr.String())
+		}
+	}
+}

@@ -28,6 +28,9 @@ temperature, power, clocks and the processes on each GPU. Simulated GPUs
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil gpu: %v\n", err)
@@ -89,6 +92,9 @@ and the model-server processes configured in telemetry.host.processes.`, stdout,
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	if extraArgs(fs, stderr) {
+		return 2
 	}
 	c, err := newClient()
 	if err != nil {
