@@ -23,13 +23,13 @@ Subcommands:
                that secret files and variables can be read.
 `)
 		if len(args) == 0 {
-			return 1
+			return 2 // a usage error, as for the other commands: 1 means an invalid configuration
 		}
 		return 0
 	}
 	if args[0] != "validate" {
 		fmt.Fprintf(stderr, "vigil config: unknown subcommand %q (want validate)\n", args[0])
-		return 1
+		return 2
 	}
 	fs := newFlags("config validate", "config validate [-dev] PATH", `
 Check PATH, a YAML file or a directory of *.yaml files merged in name order,

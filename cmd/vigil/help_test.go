@@ -61,3 +61,15 @@ func TestExtraArgumentsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigUsageErrorsExit2: "vigil config" without a subcommand or with
+// an unknown one exits 2, like every other command's usage errors, so that
+// exit 1 from vigil config validate always means an invalid configuration.
+func TestConfigUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{{"config"}, {"config", "valdate", "x.yaml"}, {"config", "validate"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and a message", args, code, stderr.String())
+		}
+	}
+}
