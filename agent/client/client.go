@@ -104,6 +104,9 @@ func New(cfg Config) (*Client, error) {
 		scheme, _, _ := strings.Cut(base, "://")
 		return nil, fmt.Errorf("agent address %q: unknown scheme %q (want host:port, http://host:port, https://host:port or unix:///path)", cfg.Addr, scheme)
 	default:
+		if _, _, err := net.SplitHostPort(base); err != nil {
+			return nil, fmt.Errorf("agent address %q: want host:port (such as %s), http(s)://host:port or unix:///path", cfg.Addr, DefaultAddr)
+		}
 		base = "http://" + base
 	}
 	certAsked := new(atomic.Bool)

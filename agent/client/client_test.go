@@ -218,7 +218,7 @@ func TestFromEnvClientCertificate(t *testing.T) {
 // that answers without a Vigil error body is not reported as an agent's
 // empty error.
 func TestAddressMistakes(t *testing.T) {
-	for _, addr := range []string{"ftp://127.0.0.1:7070", "unix://"} {
+	for _, addr := range []string{"ftp://127.0.0.1:7070", "unix://", "127.0.0.1", "gpu-node-17"} { // no port: it dialled port 80
 		if _, err := New(Config{Addr: addr}); err == nil || !strings.Contains(err.Error(), addr) {
 			t.Errorf("New(%q): error = %v; want one naming the address", addr, err)
 		}
