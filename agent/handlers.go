@@ -45,6 +45,17 @@ const maxQueryRange = 31 * 24 * time.Hour
 func (a *Agent) handleQuery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	now := time.Now()
+	for name := range q {
+		switch name {
+		case "series", "match[]", "start", "end", "step", "agg":
+		case "match":
+			api.WriteError(w, api.BadRequest("parameter match is not known: label matchers go in match[] (match[]=gpu=0)"))
+			return
+		default:
+			api.WriteError(w, api.BadRequest("parameter %s is not known (want series, match[], start, end, step or agg)", name))
+			return
+		}
+	}
 	req := store.QueryRequest{Name: q.Get("series"), Agg: q.Get("agg")}
 	if req.Name == "" {
 		api.WriteError(w, api.BadRequest("parameter series is required (a metric name such as vigil_gpu_utilization_ratio)"))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,32 @@ func TestQueryDefaultAggregation(t *testing.T) {
 		}
 		if res.Agg != tc.wantAgg || len(res.Series) != 1 || len(res.Series[0].Points) != 1 || res.Series[0].Points[0][1] != tc.want {
 			t.Errorf("%s agg %q: agg %q series %+v, want agg %s and one point %s", tc.series, tc.agg, res.Agg, res.Series, tc.wantAgg, tc.want)
+		}
+	}
+}
+
+// TestQueryUnknownParameter: GET /v1/query refuses a parameter it does not
+// know, naming it, instead of ignoring it: "match=gpu=0" (for match[]) or a
+// misspelt "stpe" answered every series, or raw points, as if all was well.
+func TestQueryUnknownParameter(t *testing.T) {
+	a, _, _ := newTestAgent(t)
+	ts := httptest.NewServer(a.API())
+	defer ts.Close()
+	for _, tc := range []struct{ query, want string }{
+		{"series=vigil_host_load1&match=gpu%3D0", "match[]"},
+		{"series=vigil_host_load1&stpe=1m", "parameter stpe is not known"},
+	} {
+		resp, err := http.Get(ts.URL + "/v1/query?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusBadRequest || body.Error.Code != "invalid_request" || !strings.Contains(body.Error.Message, tc.want) {
+			t.Errorf("%s: %d %+v (%v); want 400 invalid_request naming %q", tc.query, resp.StatusCode, body, err, tc.want)
 		}
 	}
 }

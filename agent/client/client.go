@@ -57,6 +57,7 @@ type Config struct {
 // Client talks to one agent.
 type Client struct {
 	base       string
+	addr       string // the address as given, for messages (base is http://vigil for a unix socket)
 	token      string
 	clientCert string // the -client-cert file, for hints
 	// certAsked is set when an agent asked for a client certificate
@@ -90,13 +91,22 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case strings.HasPrefix(base, "unix://"):
 		path := strings.TrimPrefix(base, "unix://")
+		if path == "" {
+			return nil, fmt.Errorf("agent address %q: no socket path (want unix:///path/to/socket)", cfg.Addr)
+		}
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}
 		base = "http://vigil"
 	case strings.HasPrefix(base, "http://"), strings.HasPrefix(base, "https://"):
+	case strings.Contains(base, "://"):
+		scheme, _, _ := strings.Cut(base, "://")
+		return nil, fmt.Errorf("agent address %q: unknown scheme %q (want host:port, http://host:port, https://host:port or unix:///path)", cfg.Addr, scheme)
 	default:
+		if _, _, err := net.SplitHostPort(base); err != nil {
+			return nil, fmt.Errorf("agent address %q: want host:port (such as %s), http(s)://host:port or unix:///path", cfg.Addr, DefaultAddr)
+		}
 		base = "http://" + base
 	}
 	certAsked := new(atomic.Bool)
@@ -107,6 +117,7 @@ func New(cfg Config) (*Client, error) {
 	tr.TLSClientConfig = tc
 	return &Client{
 		base:       strings.TrimRight(base, "/"),
+		addr:       strings.TrimRight(cfg.Addr, "/"),
 		token:      cfg.Token,
 		clientCert: cfg.ClientCert,
 		certAsked:  certAsked,
@@ -199,12 +210,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 	if err != nil {
 		var certErr *tls.CertificateVerificationError
 		if errors.As(err, &certErr) {
-			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.base, err, EnvCAFile)
+			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.addr, err, EnvCAFile)
 		}
 		if hint := c.clientCertHint(ctx, err); hint != "" {
-			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.base, err, hint)
+			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.addr, err, hint)
 		}
-		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.base, err, EnvAddr)
+		return 0, fmt.Errorf("cannot reach the agent at %s: %w (is it running? set -http-addr or %s)", c.addr, err, EnvAddr)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -223,12 +234,23 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 			} `json:"error"`
 		}
 		apiErr := &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
-		if json.Unmarshal(answer, &e) == nil && e.Error.Code != "" {
+		switch {
+		case json.Unmarshal(answer, &e) == nil && e.Error.Code != "":
 			apiErr.Code, apiErr.Message = e.Error.Code, e.Error.Message
-		}
-		if resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(c.base, "http://") &&
-			strings.Contains(apiErr.Message, "HTTP request to an HTTPS server") {
+		case resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(c.base, "http://") &&
+			strings.Contains(apiErr.Message, "HTTP request to an HTTPS server"):
 			apiErr.Message += fmt.Sprintf(" (the agent serves TLS: give the address as https://%s)", strings.TrimPrefix(c.base, "http://"))
+		default:
+			// Not a Vigil error body: another server listens there, or
+			// a proxy answered.
+			const maxShown = 200
+			if len(apiErr.Message) > maxShown {
+				apiErr.Message = strings.ToValidUTF8(apiErr.Message[:maxShown], "") + "..."
+			}
+			if apiErr.Message == "" {
+				apiErr.Message = "(empty body)"
+			}
+			apiErr.Message += fmt.Sprintf(" (not a Vigil API error: is %s a Vigil agent?)", c.addr)
 		}
 		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
 			apiErr.Message += fmt.Sprintf(" (no token was given: set %s or %s, or pass -token-file)", EnvToken, EnvTokenFile)

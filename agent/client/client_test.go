@@ -211,3 +211,39 @@ func TestFromEnvClientCertificate(t *testing.T) {
 		t.Errorf("FromEnv = %+v; want the client certificate and key from %s and %s", cfg, EnvClientCert, EnvClientKey)
 	}
 }
+
+// TestAddressMistakes: an address with a scheme the client does not speak
+// is refused (it was dialled as the host "ftp"), a unix socket that cannot
+// be reached is named as given (the error said http://vigil), and a server
+// that answers without a Vigil error body is not reported as an agent's
+// empty error.
+func TestAddressMistakes(t *testing.T) {
+	for _, addr := range []string{"ftp://127.0.0.1:7070", "unix://", "127.0.0.1", "gpu-node-17"} { // no port: it dialled port 80
+		if _, err := New(Config{Addr: addr}); err == nil || !strings.Contains(err.Error(), addr) {
+			t.Errorf("New(%q): error = %v; want one naming the address", addr, err)
+		}
+	}
+
+	sock := filepath.Join(t.TempDir(), "no-agent.sock")
+	c, err := New(Config{Addr: "unix://" + sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), "/v1/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the agent at unix://"+sock+":") {
+		t.Errorf("missing socket: error = %v; want it to name unix://%s", err, sock)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound) // an empty body, as another server or a proxy may answer
+	}))
+	defer srv.Close()
+	c, err = New(Config{Addr: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), "/v1/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "empty body") || !strings.Contains(err.Error(), "is "+srv.URL+" a Vigil agent?") {
+		t.Errorf("a server that is not an agent: error = %v; want it to say so", err)
+	}
+}

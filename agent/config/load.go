@@ -176,7 +176,7 @@ func configFiles(path string) ([]string, error) {
 	}
 	sort.Strings(files)
 	if len(files) == 0 {
-		return nil, fmt.Errorf("config: directory %s holds no *.yaml files", path)
+		return nil, fmt.Errorf("config: directory %s holds no *.yaml or *.yml files", path)
 	}
 	return files, nil
 }

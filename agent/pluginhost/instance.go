@@ -76,7 +76,7 @@ func (h *Host) addInstancesLocked(only string) []*managed {
 		switch {
 		case !ok || strings.HasPrefix(in.Plugin, "untrusted:"):
 			m = newManaged(h, Entry{Name: in.Name, Source: "instance:" + in.Plugin}, StateRefused,
-				fmt.Sprintf("instance of plugin %q, which is not installed and trusted (see `vigil plugins list`)", in.Plugin))
+				fmt.Sprintf("instance of plugin %q, which is not installed and trusted: no trusted plugin of that name in %s (`vigil plugins list` shows what is there)", in.Plugin, strings.Join(h.dirs(), ", ")))
 		case base.state == StateRefused || base.state == StateUntrusted:
 			e := base.entry
 			e.Name, e.Source = in.Name, "instance:"+in.Plugin

@@ -194,9 +194,15 @@ func ParseMatcher(s string) (Matcher, error) {
 	}
 	name, rest := s[:i], s[i:]
 	switch {
-	case strings.HasPrefix(rest, "=~"):
-		return Matcher{MatchRegexp, name, rest[2:]}, nil
-	case strings.HasPrefix(rest, "!~"):
+	case strings.HasPrefix(rest, "=~"), strings.HasPrefix(rest, "!~"):
+		// Checked here as well as in Query, so that the error names the
+		// matcher as written rather than its position.
+		if _, err := regexp.Compile("^(?:" + rest[2:] + ")$"); err != nil {
+			return Matcher{}, fmt.Errorf("%w: matcher %q: %v", ErrBadQuery, s, err)
+		}
+		if rest[0] == '=' {
+			return Matcher{MatchRegexp, name, rest[2:]}, nil
+		}
 		return Matcher{MatchNotRegexp, name, rest[2:]}, nil
 	case strings.HasPrefix(rest, "!="):
 		return Matcher{MatchNotEqual, name, rest[2:]}, nil

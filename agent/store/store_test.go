@@ -233,6 +233,8 @@ func TestParseMatcher(t *testing.T) {
 		{"=0", Matcher{}, true},
 		{"gpu", Matcher{}, true},
 		{"gpu!0", Matcher{}, true},
+		{"gpu=~(", Matcher{}, true}, // a bad regexp is refused here, naming the matcher, not only by Query
+		{"gpu!~[", Matcher{}, true},
 	}
 	for _, tc := range tests {
 		got, err := ParseMatcher(tc.in)

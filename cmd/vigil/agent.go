@@ -20,9 +20,9 @@ Run the Vigil agent in the foreground until SIGINT or SIGTERM.
 
   -dev          runs on embedded defaults: data in ./.vigil-dev, the API on
                 127.0.0.1:7070, single node, one log line per request.
-  -config PATH  reads a YAML file, or every *.yaml file of a directory in
-                name order, over the production defaults (with -dev, over
-                the dev defaults). See docs/configuration.md.
+  -config PATH  reads a YAML file, or every *.yaml or *.yml file of a
+                directory in name order, over the production defaults (with
+                -dev, over the dev defaults). See docs/configuration.md.
 
 VIGIL_* environment variables override file settings (VIGIL_LOG_LEVEL,
 VIGIL_API_ADDR, ...); the flags below override both. SIGHUP re-reads the
@@ -32,7 +32,7 @@ change at once; other changes are logged as needing a restart (the list is
 in docs/configuration.md, "Reloading"). A SIGHUP received while the agent
 starts becomes a reload once it runs.`, stdout, stderr)
 	dev := fs.Bool("dev", false, "run on embedded development defaults")
-	cfgPath := fs.String("config", "", "configuration `path`: a YAML file or a directory of *.yaml files")
+	cfgPath := fs.String("config", "", "configuration `path`: a YAML file or a directory of *.yaml or *.yml files")
 	dataDir := fs.String("data-dir", "", "data `directory` (overrides data_dir)")
 	httpAddr := fs.String("http-addr", "", "API listen `address` host:port (overrides api.addr)")
 	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn or error (overrides log_level)")

@@ -23,18 +23,18 @@ Subcommands:
                that secret files and variables can be read.
 `)
 		if len(args) == 0 {
-			return 1
+			return 2 // a usage error, as for the other commands: 1 means an invalid configuration
 		}
 		return 0
 	}
 	if args[0] != "validate" {
 		fmt.Fprintf(stderr, "vigil config: unknown subcommand %q (want validate)\n", args[0])
-		return 1
+		return 2
 	}
 	fs := newFlags("config validate", "config validate [-dev] PATH", `
-Check PATH, a YAML file or a directory of *.yaml files merged in name order,
-the way "vigil agent -config PATH" would load it, environment overrides
-(VIGIL_*) included. Prints every problem with its file, line and key, and
+Check PATH, a YAML file or a directory of *.yaml or *.yml files merged in
+name order, the way "vigil agent -config PATH" would load it, environment
+overrides (VIGIL_*) included. Prints every problem with its file, line and key, and
 exits 1 if there is any.`, stdout, stderr)
 	dev := fs.Bool("dev", false, "check on top of the dev-mode defaults, as \"vigil agent -dev -config PATH\" would")
 	if code, done := parseFlags(fs, args[1:], stdout); done {

@@ -27,3 +27,49 @@ func TestHelpPrintedOnceSubcommands(t *testing.T) {
 		t.Errorf("bad flag: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestHelpCommand: "vigil help CMD" prints CMD's own usage, as "vigil CMD
+// -help" does (it printed the list of commands instead), and "vigil help
+// NOSUCH" is an unknown command, not a success.
+func TestHelpCommand(t *testing.T) {
+	for _, c := range commands() {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"help", c.name}, &stdout, &stderr)
+		if code != 0 || stderr.Len() != 0 || !strings.Contains(stdout.String(), "Usage: vigil "+c.name) || strings.Contains(stdout.String(), "Commands:\n") {
+			t.Errorf("help %s: exit %d, stderr %q, stdout %q; want %s's own usage", c.name, code, stderr.String(), stdout.String(), c.name)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"help", "nosuch"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q; want an unknown command error", code, stderr.String())
+	}
+}
+
+// TestExtraArgumentsRefused: commands that take flags only refuse a
+// positional argument before asking the agent ("vigil models fraud" listed
+// every model, as if the name had been read).
+func TestExtraArgumentsRefused(t *testing.T) {
+	t.Setenv("VIGIL_HTTP_ADDR", "127.0.0.1:1")
+	for _, args := range [][]string{
+		{"status", "extra"}, {"gpu", "extra"}, {"host", "extra"}, {"models", "fraud"},
+		{"version", "extra"}, {"plugins", "list", "extra"}, {"models", "-window", "1m", "fraud"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "unexpected argument") || strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the unexpected argument", args, code, stderr.String())
+		}
+	}
+}
+
+// TestConfigUsageErrorsExit2: "vigil config" without a subcommand or with
+// an unknown one exits 2, like every other command's usage errors, so that
+// exit 1 from vigil config validate always means an invalid configuration.
+func TestConfigUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{{"config"}, {"config", "valdate", "x.yaml"}, {"config", "validate"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and a message", args, code, stderr.String())
+		}
+	}
+}

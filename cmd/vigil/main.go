@@ -31,7 +31,7 @@ func commands() []command {
 		{"plugins", "List, register, unregister and restart plugins", runPlugins},
 		{"models", "Show monitored models: latency, errors, throughput, accuracy", runModels},
 		{"alerts", "List firing, pending and recently resolved alerts", runAlerts},
-		{"drift", "Compare reference and current data for drift (drift compare)", runDrift},
+		{"drift", "Show a model's drift (drift MODEL), or compare two CSVs (drift compare)", runDrift},
 		{"members", "List the fleet's members (gossip)", runMembers},
 		{"fleet", "Ask the whole fleet (fleet stats MODEL)", runFleet},
 		{"keyring", "List and rotate the fleet's gossip keys", runKeyring},
@@ -52,7 +52,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "help":
+		if len(args) > 1 { // "vigil help CMD" is "vigil CMD -help"
+			return run(append(args[1:2:2], "-help"), stdout, stderr)
+		}
+		usage(stdout)
+		return 0
+	case "-h", "-help", "--help":
 		usage(stdout)
 		return 0
 	case "-v", "-version", "--version":

@@ -23,6 +23,9 @@ observation.`, stdout, stderr)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	if *format != "text" && *format != "json" {
 		fmt.Fprintf(stderr, "vigil models: -format: %q is not text or json\n", *format)
 		return 2

@@ -62,6 +62,9 @@ binaries found in a plugin directory but not trusted.`, stdout, stderr)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil plugins list: %v\n", err)

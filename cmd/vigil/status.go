@@ -55,6 +55,9 @@ healthy, 1 when it answered but is unhealthy, 2 when it could not be asked.`, st
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	if *format != "text" && *format != "json" {
 		fmt.Fprintf(stderr, "vigil status: unknown -format %q (want text or json)\n", *format)
 		return 2

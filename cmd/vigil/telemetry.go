@@ -28,6 +28,9 @@ temperature, power, clocks and the processes on each GPU. Simulated GPUs
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil gpu: %v\n", err)
@@ -90,6 +93,9 @@ and the model-server processes configured in telemetry.host.processes.`, stdout,
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil host: %v\n", err)
@@ -144,8 +150,8 @@ Query the agent's local history of a series (kept in its durable store for
 store.retention). With -step, points are aggregated per step with -agg
 (by default the last value for a counter, a series named *_total, or a
 histogram's or summary's *_count, *_sum or *_bucket, and the average
-otherwise), each stamped at the start of its step; the start of -since is rounded down
-to a multiple of the step, so the steps fall on round times.
+otherwise), each stamped at the start of its step; the start of -since is
+rounded down to a multiple of the step, so the steps fall on round times.
 
 Examples:
   vigil query vigil_gpu_utilization_ratio -match gpu=0 -since 15m -step 1m

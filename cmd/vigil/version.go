@@ -14,6 +14,9 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
+	if extraArgs(fs, stderr) {
+		return 2
+	}
 	info := version.Get()
 	switch *format {
 	case "json":
