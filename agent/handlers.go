@@ -168,5 +168,5 @@ func formatValue(v float64) string {
 	case math.IsInf(v, -1):
 		return "-Inf"
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return strconv.FormatFloat(v, 'f', -1, 64) // as Prometheus's API: 208767766528, not 2.08767766528e+11
 }

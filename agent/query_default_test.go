@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -84,6 +85,25 @@ func TestQueryUnknownParameter(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusBadRequest || body.Error.Code != "invalid_request" || !strings.Contains(body.Error.Message, tc.want) {
 			t.Errorf("%s: %d %+v (%v); want 400 invalid_request naming %q", tc.query, resp.StatusCode, body, err, tc.want)
+		}
+	}
+}
+
+// Values are written as Prometheus's HTTP API writes them: no exponent,
+// so a byte count reads as one.
+func TestFormatValueAsPrometheus(t *testing.T) {
+	for v, want := range map[float64]string{
+		208767766528:    "208767766528",
+		0.5:             "0.5",
+		1.5e-7:          "0.00000015",
+		math.NaN():      "NaN",
+		math.Inf(1):     "+Inf",
+		math.Inf(-1):    "-Inf",
+		-3:              "-3",
+		1099511627776.5: "1099511627776.5",
+	} {
+		if got := formatValue(v); got != want {
+			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
 		}
 	}
 }
