@@ -19,11 +19,14 @@ waiting out the rule's "for"), with severity, value and threshold. With
 -all, recently resolved alerts too. Delivery problems (an Alertmanager or
 webhook that keeps failing) and rules that evaluate nothing are listed
 below the table. See docs/alerts.md.`, stdout, stderr)
-	format := fs.String("format", "table", "output `format`: table or json")
+	format := fs.String("format", "table", "output `format`: table, text (the same) or json")
 	all := fs.Bool("all", false, "also list recently resolved alerts (alerts.resolved_retention)")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	if *format == "text" { // the other commands' name for it
+		*format = "table"
 	}
 	if *format != "table" && *format != "json" {
 		fmt.Fprintf(stderr, "vigil alerts: -format: %q is not table or json\n", *format)

@@ -112,7 +112,7 @@ error. See docs/drift.md.`, stdout, stderr)
 	fs.Var(&params, "param", "method parameter `key=value`, e.g. bins=20 or normalize=false (repeatable; not with auto)")
 	var threshold optFloat
 	fs.Var(&threshold, "threshold", "override the method's default `threshold` (not with auto)")
-	format := fs.String("format", "table", "output `format`: table or json")
+	format := fs.String("format", "table", "output `format`: table, text (the same) or json")
 	pluginDir := fs.String("plugin-dir", "", "`directory` of the detector plugins (default: plugins/ beside the vigil binary, then /usr/lib/vigil/plugins)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this `duration`")
 	if code, done := parseFlags(fs, args, stdout); done {
@@ -130,6 +130,9 @@ error. See docs/drift.md.`, stdout, stderr)
 	}
 	if *method != "auto" && !contains(driftMethods, *method) {
 		return fail("-method %q: want one of %s or auto", *method, strings.Join(driftMethods, ", "))
+	}
+	if *format == "text" { // the other commands' name for it
+		*format = "table"
 	}
 	if *format != "table" && *format != "json" {
 		return fail("-format %q: want table or json", *format)

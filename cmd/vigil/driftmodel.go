@@ -30,7 +30,7 @@ now instead of showing its last periodic evaluation.
 Exit status: 0 when no feature is critical, 1 when one is, 2 on error.
 See docs/drift.md.`, stdout, stderr)
 	version := fs.String("version", "", "only this model `version`")
-	format := fs.String("format", "table", "output `format`: table or json")
+	format := fs.String("format", "table", "output `format`: table, text (the same) or json")
 	evaluate := fs.Bool("evaluate", false, "evaluate now (needs a write token when the API has tokens)")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
@@ -42,6 +42,9 @@ See docs/drift.md.`, stdout, stderr)
 	}
 	if fs.NArg() != 1 {
 		return fail("want exactly one MODEL argument (or the compare subcommand)")
+	}
+	if *format == "text" { // the other commands' name for it
+		*format = "table"
 	}
 	if *format != "table" && *format != "json" {
 		return fail("-format %q: want table or json", *format)

@@ -73,3 +73,19 @@ func TestConfigUsageErrorsExit2(t *testing.T) {
 		}
 	}
 }
+
+// alerts and drift call their text output "table", the other commands
+// "text": both names are taken.
+func TestTableCommandsTakeText(t *testing.T) {
+	for _, full := range [][]string{
+		{"alerts", "-format", "text", "-http-addr", "127.0.0.1:1"},
+		{"drift", "-format", "text", "-http-addr", "127.0.0.1:1", "m"},
+		{"drift", "compare", "-format", "text"},
+	} {
+		var out, errb bytes.Buffer
+		run(full, &out, &errb)
+		if strings.Contains(errb.String(), "-format \"text\"") || strings.Contains(errb.String(), "Usage:") && !strings.Contains(errb.String(), "required") {
+			t.Errorf("vigil %s: -format text refused: %s", strings.Join(full, " "), errb.String())
+		}
+	}
+}
