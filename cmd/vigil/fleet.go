@@ -29,7 +29,7 @@ gossip.encrypt_key (or VIGIL_GOSSIP_ENCRYPT_KEY) and vigil keyring install.`, st
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		fmt.Fprintf(stderr, "vigil keygen: %v\n", err)
-		return 1
+		return 2
 	}
 	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 	return 0
@@ -90,7 +90,7 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
-		return 1
+		return 2
 	}
 	if *format == "json" {
 		return printJSON(stdout, res)
@@ -147,7 +147,7 @@ rate, d=drifting features, a=alerts).`, stdout, stderr)
 	}
 	if _, err := c.Get(context.Background(), "/v1/fleet/members", &out); err != nil {
 		fmt.Fprintf(stderr, "vigil members: %v\n", err)
-		return 1
+		return 2
 	}
 	if *status != "" {
 		kept := out.Members[:0]
@@ -238,7 +238,7 @@ Subcommands:
 	var st fleet.FleetStats
 	if _, err := c.Get(context.Background(), "/v1/fleet/models/"+url.PathEscape(fs.Arg(0))+"/stats", &st); err != nil {
 		fmt.Fprintf(stderr, "vigil fleet stats: %v\n", err)
-		return 1
+		return 2
 	}
 	if *format == "json" {
 		return printJSON(stdout, st)

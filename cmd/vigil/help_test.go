@@ -89,3 +89,25 @@ func TestTableCommandsTakeText(t *testing.T) {
 		}
 	}
 }
+
+// Trouble (bad arguments, an agent that cannot be reached or answers an
+// error) exits 2 from every command; 1 is kept for findings.
+func TestTroubleExits2(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"nosuch"},
+		{"members", "-http-addr", "127.0.0.1:1"},
+		{"keyring", "list", "-http-addr", "127.0.0.1:1"},
+		{"fleet", "stats", "-http-addr", "127.0.0.1:1", "m"},
+		{"llm", "usage", "-http-addr", "127.0.0.1:1"},
+		{"plugins", "register", "-http-addr", "127.0.0.1:1", "/bin/true"},
+		{"plugins", "restart", "-http-addr", "127.0.0.1:1", "p"},
+		{"plugins", "unregister", "-http-addr", "127.0.0.1:1", "p"},
+		{"models", "-http-addr", "127.0.0.1:1"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("vigil %s: exit %d, want 2 (stderr: %s)", strings.Join(args, " "), code, errb.String())
+		}
+	}
+}

@@ -41,7 +41,7 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 	}
 	if _, err := c.Get(context.Background(), "/v1/llm/usage", &out); err != nil {
 		fmt.Fprintf(stderr, "vigil llm usage: %v\n", err)
-		return 1
+		return 2
 	}
 	if *format == "json" {
 		return printJSON(stdout, out)

@@ -49,7 +49,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
-		return 1
+		return 2
 	}
 	switch args[0] {
 	case "help":
@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 1
+	return 2
 }
 
 func usage(w io.Writer) {

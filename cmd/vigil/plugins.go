@@ -138,7 +138,7 @@ refuse it until it is registered again.`, stdout, stderr)
 	in := map[string]string{"path": path, "name": *name}
 	if _, err := c.Do(context.Background(), http.MethodPost, "/v1/plugins/register", in, &e); err != nil {
 		fmt.Fprintf(stderr, "vigil plugins register: %v\n", err)
-		return 1
+		return 2
 	}
 	fmt.Fprintf(stdout, "Registered %s (%s %s), sha256 %s\n", e.Name, e.Kind, orDash(e.Version), e.SHA256)
 	return 0
@@ -164,7 +164,7 @@ func pluginsByName(sub, method, suffix string, args []string, stdout, stderr io.
 	}
 	if _, err := c.Do(context.Background(), method, "/v1/plugins/"+url.PathEscape(fs.Arg(0))+suffix, nil, nil); err != nil {
 		fmt.Fprintf(stderr, "vigil plugins %s: %v\n", sub, err)
-		return 1
+		return 2
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", fs.Arg(0), map[string]string{"unregister": "unregistered", "restart": "restarting"}[sub])
 	return 0
