@@ -166,6 +166,9 @@ func decode(r *http.Request, v any) *Error {
 		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if path := unknownFieldPath(body.Bytes(), reflect.TypeOf(v)); path != "" {
+			field = path // encoding/json names the key alone, not where it is
+		}
 		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
 	}
 	return invalid("", "invalid JSON: %v", err)
