@@ -116,7 +116,7 @@ func decode(r *http.Request, v any) *Error {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			e := invalid("", "Content-Type %q is not supported; send application/json", ct)
-			e.Status = http.StatusUnsupportedMediaType
+			e.Status, e.Code = http.StatusUnsupportedMediaType, "unsupported_media_type"
 			return e
 		}
 	}
