@@ -218,6 +218,11 @@ func upstreamError(o outcome) *Error {
 	}
 	switch class {
 	case sdk.InvalidRequest:
+		if se != nil && se.Field != "" && !strings.Contains(msg, se.Field) {
+			// A plugin's field error whose message leaves the field to
+			// param ("must be from 1 to 8192"): the message names it too.
+			msg = se.Field + ": " + msg
+		}
 		e := invalid("", "upstream %s rejected the request: %s", o.target, msg)
 		if se != nil && se.Field != "" {
 			e.Param = &se.Field
