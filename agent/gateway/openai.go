@@ -616,6 +616,10 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 			if js.Name == "" {
 				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name is required")
 			}
+			if !validToolName(js.Name) {
+				// OpenAI's rule for the name, as for a tool's.
+				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name %q must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -", js.Name)
+			}
 			var schema map[string]any
 			if len(js.Schema) == 0 || json.Unmarshal(js.Schema, &schema) != nil {
 				return nil, invalid("response_format.json_schema.schema", "response_format.json_schema.schema must be a JSON object")
