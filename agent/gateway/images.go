@@ -43,7 +43,12 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	for i, p := range in {
 		switch p.Type {
 		case "text":
-			b.WriteString(p.TextOrEmpty())
+			if p.Text == nil {
+				// As OpenAI answers: a text part's text is required
+				// (an empty string is text; a missing one is a mistake).
+				return "", nil, fmt.Sprintf("[%d].text", i), fmt.Errorf("part %d is a text part without text", i)
+			}
+			b.WriteString(*p.Text)
 		case "image_url":
 			if role != "user" {
 				return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d is an image; images are only allowed in user messages", i)

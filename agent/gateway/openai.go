@@ -116,7 +116,7 @@ func decode(r *http.Request, v any) *Error {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			e := invalid("", "Content-Type %q is not supported; send application/json", ct)
-			e.Status = http.StatusUnsupportedMediaType
+			e.Status, e.Code = http.StatusUnsupportedMediaType, "unsupported_media_type"
 			return e
 		}
 	}
@@ -166,6 +166,9 @@ func decode(r *http.Request, v any) *Error {
 		return invalid(typeErr.Field, "field %s: expected %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if path := unknownFieldPath(body.Bytes(), reflect.TypeOf(v)); path != "" {
+			field = path // encoding/json names the key alone, not where it is
+		}
 		return invalid(field, "unknown parameter %q: the gateway does not support it (yet)", field)
 	}
 	return invalid("", "invalid JSON: %v", err)
@@ -215,6 +218,11 @@ func upstreamError(o outcome) *Error {
 	}
 	switch class {
 	case sdk.InvalidRequest:
+		if se != nil && se.Field != "" && !strings.Contains(msg, se.Field) {
+			// A plugin's field error whose message leaves the field to
+			// param ("must be from 1 to 8192"): the message names it too.
+			msg = se.Field + ": " + msg
+		}
 		e := invalid("", "upstream %s rejected the request: %s", o.target, msg)
 		if se != nil && se.Field != "" {
 			e.Param = &se.Field
@@ -607,6 +615,10 @@ func (req *chatRequest) contract() (*pb.ChatRequest, *Error) {
 			}
 			if js.Name == "" {
 				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name is required")
+			}
+			if !validToolName(js.Name) {
+				// OpenAI's rule for the name, as for a tool's.
+				return nil, invalid("response_format.json_schema.name", "response_format.json_schema.name %q must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -", js.Name)
 			}
 			var schema map[string]any
 			if len(js.Schema) == 0 || json.Unmarshal(js.Schema, &schema) != nil {

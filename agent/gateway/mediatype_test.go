@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestContentTypeRefused: a body sent as anything but JSON (curl -d's
+// form encoding, text/plain) is 415 with code unsupported_media_type, the
+// code api.md gives that status (as 413 has payload_too_large), in
+// OpenAI's error shape; JSON with parameters, in any case, is accepted.
+func TestContentTypeRefused(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x", "json"} {
+		for _, path := range []string{"/chat", "/embeddings"} {
+			body := chatBody("chain", "")
+			if path == "/embeddings" {
+				body = `{"model":"single","input":"a"}`
+			}
+			r := httptest.NewRequest("POST", path, strings.NewReader(body))
+			r.Header.Set("Content-Type", ct)
+			w := httptest.NewRecorder()
+			if path == "/chat" {
+				h.g.HandleChat(w, r)
+			} else {
+				h.g.HandleEmbeddings(w, r)
+			}
+			e := errBody(t, w)
+			if w.Code != 415 || e.Code != "unsupported_media_type" || e.Type != "invalid_request_error" || !strings.Contains(e.Message, "application/json") {
+				t.Errorf("%s %q: %d %+v, want 415 unsupported_media_type", path, ct, w.Code, e)
+			}
+		}
+	}
+	r := httptest.NewRequest("POST", "/chat", strings.NewReader(chatBody("chain", "")))
+	r.Header.Set("Content-Type", "Application/JSON; charset=UTF-8")
+	w := httptest.NewRecorder()
+	h.g.HandleChat(w, r)
+	if w.Code != 200 {
+		t.Errorf("Application/JSON; charset=UTF-8: %d %s, want 200", w.Code, w.Body)
+	}
+}

@@ -1,0 +1,26 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestTextPartNeedsText: a text content part without text is a 400 naming
+// messages[i].content[j].text, as OpenAI answers ("Missing required
+// parameter"), not a message sent upstream as if it were empty; a text
+// part with "" is text and passes.
+func TestTextPartNeedsText(t *testing.T) {
+	h := newHarness(t, testCfg())
+	w := h.do(t, "/chat", `{"model":"chain","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text"}]}]}`)
+	e := errBody(t, w)
+	if w.Code != 400 || paramOf(e) != "messages[0].content[1].text" || !strings.Contains(e.Message, "without text") {
+		t.Fatalf("%d param %q %q, want 400 naming messages[0].content[1].text", w.Code, paramOf(e), e.Message)
+	}
+	if h.a.count("m1") != 0 {
+		t.Fatalf("%d upstream calls, want none", h.a.count("m1"))
+	}
+	w = h.do(t, "/chat", `{"model":"chain","messages":[{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"hi"}]}]}`)
+	if w.Code != 200 {
+		t.Fatalf("text parts with text: %d %s", w.Code, w.Body)
+	}
+}
