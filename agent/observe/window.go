@@ -42,7 +42,7 @@ func ParseWindow(s string) (time.Duration, error) {
 			return w, nil
 		}
 	}
-	return 0, fmt.Errorf("window %q is not one of 1m, 5m, 1h", s)
+	return 0, fmt.Errorf("%q is not one of 1m, 5m, 1h", s)
 }
 
 const (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/vigilml/vigil/agent"
 	"strings"
 	"testing"
 )
@@ -109,5 +110,24 @@ func TestTroubleExits2(t *testing.T) {
 		if code := run(args, &out, &errb); code != 2 {
 			t.Errorf("vigil %s: exit %d, want 2 (stderr: %s)", strings.Join(args, " "), code, errb.String())
 		}
+	}
+}
+
+// vigil status ends no line in padding, even for a subsystem with no
+// reason, and keeps the columns aligned.
+func TestStatusNoTrailingSpaces(t *testing.T) {
+	var out bytes.Buffer
+	printStatus(&out, agent.Status{Subsystems: []agent.SubsystemStatus{
+		{Name: "api", State: agent.StateRunning},
+		{Name: "telemetry.gpu", State: "disabled", Reason: "no NVIDIA driver"},
+	}}, "ok", nil)
+	_, table, _ := strings.Cut(out.String(), "Subsystems:")
+	for line := range strings.Lines(table) {
+		if strings.HasSuffix(strings.TrimSuffix(line, "\n"), " ") {
+			t.Errorf("line ends in spaces: %q", line)
+		}
+	}
+	if !strings.Contains(out.String(), "  telemetry.gpu  disabled  no NVIDIA driver\n") || !strings.Contains(out.String(), "  api            running\n") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -121,12 +122,17 @@ func printStatus(w io.Writer, st agent.Status, health string, failing map[string
 		}
 	}
 	fmt.Fprintln(w, "\nSubsystems:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw = tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tSTATE\tREASON")
 	for _, s := range st.Subsystems {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.State, s.Reason)
 	}
 	tw.Flush()
+	// A subsystem with no reason would end its line in the padding.
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
 }
 
 // apiSecurity says how the API is protected: TLS or not, and tokens, or
