@@ -38,6 +38,11 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return "", nil, "", fmt.Errorf("must be a string or an array of content parts")
 	}
+	if len(in) == 0 {
+		// As OpenAI answers ("expected an array with minimum length 1"):
+		// an empty array is no content, not empty text.
+		return "", nil, "", fmt.Errorf("is an empty array; send at least one content part, or a string")
+	}
 	var b strings.Builder
 	images := false
 	for i, p := range in {

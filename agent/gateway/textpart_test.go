@@ -24,3 +24,23 @@ func TestTextPartNeedsText(t *testing.T) {
 		t.Fatalf("text parts with text: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestEmptyContentArray: an empty array of content parts is a 400 naming
+// messages[i].content, as OpenAI answers, for every role.
+func TestEmptyContentArray(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, msgs := range []string{
+		`[{"role":"user","content":[]}]`,
+		`[{"role":"system","content":[]},{"role":"user","content":"hi"}]`,
+		`[{"role":"user","content":"hi"},{"role":"assistant","content":[]},{"role":"user","content":"and?"}]`,
+	} {
+		w := h.do(t, "/chat", `{"model":"chain","messages":`+msgs+`}`)
+		e := errBody(t, w)
+		if w.Code != 400 || !strings.HasSuffix(paramOf(e), "].content") || !strings.Contains(e.Message, "empty array") {
+			t.Errorf("%s: %d param %q %q, want 400 naming the message's content", msgs, w.Code, paramOf(e), e.Message)
+		}
+	}
+	if h.a.count("m1") != 0 {
+		t.Fatalf("%d upstream calls, want none", h.a.count("m1"))
+	}
+}
