@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -72,6 +74,17 @@ func messageContent(raw json.RawMessage, role string) (text string, parts []*pb.
 			images = true
 		default:
 			return "", nil, fmt.Sprintf("[%d].type", i), fmt.Errorf("part %d has type %q; the gateway takes text, image_url and file parts", i, p.Type)
+		}
+	}
+	// A key the gateway does not know is refused, as everywhere else in a
+	// request, not dropped (a cache_control, say, would change what the
+	// request costs without a word). Checked after the types, so that a
+	// part of a type the gateway does not take is named as such.
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if strict.Decode(new([]openaiwire.ContentPart)) != nil {
+		if p := unknownFieldPath(raw, reflect.TypeOf(in)); p != "" {
+			return "", nil, p, fmt.Errorf("unknown key %q in a content part: the gateway does not support it (yet)", p[strings.LastIndex(p, ".")+1:])
 		}
 	}
 	if !images {

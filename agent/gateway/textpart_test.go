@@ -44,3 +44,23 @@ func TestEmptyContentArray(t *testing.T) {
 		t.Fatalf("%d upstream calls, want none", h.a.count("m1"))
 	}
 }
+
+// TestContentPartUnknownKey: a key a content part does not have is
+// refused with its path, as unknown keys are everywhere else in a
+// request, not dropped.
+func TestContentPartUnknownKey(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for body, want := range map[string]string{
+		`[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]`:                                                                         "messages[0].content[0].cache_control",
+		`[{"role":"user","content":"a"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"https://example.com/a.png","bogus":1}}]}]`: "messages[1].content[1].image_url.bogus",
+	} {
+		w := h.do(t, "/chat", `{"model":"chain","messages":`+body+`}`)
+		e := errBody(t, w)
+		if w.Code != 400 || paramOf(e) != want || !strings.Contains(e.Message, "unknown key") {
+			t.Errorf("%s: %d param %q %q, want 400 naming %s", body, w.Code, paramOf(e), e.Message, want)
+		}
+	}
+	if h.a.count("m1") != 0 {
+		t.Fatalf("%d upstream calls, want none", h.a.count("m1"))
+	}
+}
