@@ -1391,6 +1391,9 @@ const embedTokenEncoding = tokens.Cl100kBase
 // decoded to text in embedTokenEncoding so that every provider can take
 // them.
 func (req *embedRequest) inputs() ([]string, *Error) {
+	if isNull(req.Input) {
+		return nil, invalid("input", "input is required: a string or an array of strings")
+	}
 	var one string
 	if json.Unmarshal(req.Input, &one) == nil {
 		if one == "" {

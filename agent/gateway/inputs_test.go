@@ -1,5 +1,8 @@
 package gateway
 
+// Checks of what a client sends: content parts, message content, embedding
+// input.
+
 import (
 	"strings"
 	"testing"
@@ -62,5 +65,18 @@ func TestContentPartUnknownKey(t *testing.T) {
 	}
 	if h.a.count("m1") != 0 {
 		t.Fatalf("%d upstream calls, want none", h.a.count("m1"))
+	}
+}
+
+// TestEmbeddingInputNull: "input": null is a missing input, and says so
+// as a missing one does (it said "must not be empty").
+func TestEmbeddingInputNull(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, body := range []string{`{"model":"single"}`, `{"model":"single","input":null}`} {
+		w := h.do(t, "/embeddings", body)
+		e := errBody(t, w)
+		if w.Code != 400 || paramOf(e) != "input" || !strings.Contains(e.Message, "input is required") {
+			t.Errorf("%s: %d param %q %q, want 400 input is required", body, w.Code, paramOf(e), e.Message)
+		}
 	}
 }
