@@ -42,6 +42,16 @@ func Cert(t testing.TB, cn string, parent *x509.Certificate, parentKey *ecdsa.Pr
 // authentication, valid for an hour either side of now.
 func AutoMTLSCert(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	cert, key, err := NewAutoMTLSCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// NewAutoMTLSCert is AutoMTLSCert for programs that are not tests, such as
+// bench/gateway/hop.
+func NewAutoMTLSCert() (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "localhost"},
 		DNSNames:              []string{"localhost"},
@@ -52,32 +62,38 @@ func AutoMTLSCert(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 	}
-	return makeCert(t, tmpl, elliptic.P521(), nil, nil)
+	return newCert(tmpl, elliptic.P521(), nil, nil)
 }
 
-// makeCert gives tmpl a serial number and a fresh key on curve, and signs
-// it with parentKey, or with that key when parent is nil.
+// makeCert is newCert for tests.
 func makeCert(t testing.TB, tmpl *x509.Certificate, curve elliptic.Curve, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	cert, key, err := newCert(tmpl, curve, parent, parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cert, key
+}
+
+// newCert gives tmpl a serial number and a fresh key on curve, and signs
+// it with parentKey, or with that key when parent is nil.
+func newCert(tmpl *x509.Certificate, curve elliptic.Curve, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
+	return cert, key, err
 }
 
 // PEM returns cert encoded as a PEM "CERTIFICATE" block.
