@@ -75,7 +75,7 @@ func (a *Agent) openGateway() error {
 	a.api.HandleFunc("POST /openai/v1/chat/completions", api.LLM, g.HandleChat)
 	a.api.HandleFunc("POST /openai/v1/responses", api.LLM, g.HandleResponses)
 	a.api.HandleFunc("GET /openai/v1/responses/{id...}", api.LLM, g.HandleResponseByID)
-	a.api.HandleFunc("DELETE /openai/v1/responses/{id}", api.LLM, g.HandleResponseByID)
+	a.api.HandleFunc("DELETE /openai/v1/responses/{id...}", api.LLM, g.HandleResponseByID)
 	a.api.HandleFunc("POST /openai/v1/responses/{id...}", api.LLM, g.HandleResponseByID)
 	a.api.HandleFunc("POST /openai/v1/embeddings", api.LLM, g.HandleEmbeddings)
 	a.api.HandleFunc("GET /v1/llm/usage", api.LLMRead, g.HandleUsage)

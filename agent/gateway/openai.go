@@ -418,10 +418,17 @@ func (g *Gateway) HandleModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
-// HandleModel serves GET /openai/v1/models/{model}.
+// HandleModel serves GET /openai/v1/models/{model}. The path with no
+// model (a trailing slash) names no resource: 404, as an unknown route
+// is, not the 400 that a request body without a model gets.
 func (g *Gateway) HandleModel(w http.ResponseWriter, r *http.Request) {
 	requestID(w)
 	name := r.PathValue("model")
+	if name == "" {
+		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: fmt.Sprintf("%s %s names no model: GET /openai/v1/models lists the gateway's aliases, GET /openai/v1/models/{model} retrieves one", r.Method, r.URL.Path)})
+		return
+	}
 	if _, e := g.lookup(name); e != nil {
 		writeError(w, e)
 		return

@@ -1775,15 +1775,21 @@ func (g *Gateway) HandleResponses(w http.ResponseWriter, r *http.Request) {
 // HandleResponseByID serves the Responses API's paths below
 // /openai/v1/responses: GET and DELETE of a response (and its input items)
 // and POST .../{id}/cancel answer 404 since the gateway keeps no
-// response; any other POST (input_tokens, compact) is not built: 404
-// too, saying so.
+// response; any other POST (input_tokens, compact) or DELETE below a
+// response is not built: 404 too, saying so. A path that names no
+// response (a trailing slash) is 404 saying that, for every method.
 func (g *Gateway) HandleResponseByID(w http.ResponseWriter, r *http.Request) {
 	requestID(w)
 	rest := r.PathValue("id")
 	id, sub, _ := strings.Cut(rest, "/")
-	if r.Method == http.MethodPost && sub != "cancel" {
+	if (r.Method == http.MethodPost && sub != "cancel") || (r.Method == http.MethodDelete && sub != "") {
 		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
-			Message: fmt.Sprintf("POST /openai/v1/responses/%s is not served by the gateway: of the Responses API it serves POST /openai/v1/responses", rest)})
+			Message: fmt.Sprintf("%s /openai/v1/responses/%s is not served by the gateway: of the Responses API it serves POST /openai/v1/responses", r.Method, rest)})
+		return
+	}
+	if id == "" {
+		writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: fmt.Sprintf("%s %s names no response: %s, so none can be retrieved, cancelled or deleted", r.Method, r.URL.Path, notStored)})
 		return
 	}
 	writeError(w, &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",

@@ -461,23 +461,29 @@ func TestResponseByID(t *testing.T) {
 	h := newHarness(t, testCfg())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /openai/v1/responses/{id...}", h.g.HandleResponseByID)
-	mux.HandleFunc("DELETE /openai/v1/responses/{id}", h.g.HandleResponseByID)
+	mux.HandleFunc("DELETE /openai/v1/responses/{id...}", h.g.HandleResponseByID)
 	mux.HandleFunc("POST /openai/v1/responses/{id...}", h.g.HandleResponseByID)
 	for _, c := range []struct{ method, path, says string }{
-		{"GET", "/openai/v1/responses/resp_1", "does not store responses"},
-		{"DELETE", "/openai/v1/responses/resp_1", "does not store responses"},
-		{"GET", "/openai/v1/responses/resp_1/input_items", "does not store responses"},
-		{"POST", "/openai/v1/responses/resp_1/cancel", "does not store responses"},
-		{"POST", "/openai/v1/responses/input_tokens", "is not served by the gateway"},
+		{"GET", "/openai/v1/responses/resp_1", `no response "resp_1"`},
+		{"DELETE", "/openai/v1/responses/resp_1", `no response "resp_1"`},
+		{"GET", "/openai/v1/responses/resp_1/input_items", `no response "resp_1"`},
+		{"POST", "/openai/v1/responses/resp_1/cancel", `no response "resp_1"`},
+		{"POST", "/openai/v1/responses/input_tokens", "POST /openai/v1/responses/input_tokens is not served by the gateway"},
+		{"DELETE", "/openai/v1/responses/resp_1/input_items", "DELETE /openai/v1/responses/resp_1/input_items is not served by the gateway"},
+		// A trailing slash names no response: 404 saying so, not a
+		// lookup of the response "".
+		{"GET", "/openai/v1/responses/", "GET /openai/v1/responses/ names no response"},
+		{"DELETE", "/openai/v1/responses/", "DELETE /openai/v1/responses/ names no response"},
+		{"POST", "/openai/v1/responses/", "POST /openai/v1/responses/ is not served by the gateway"},
 	} {
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
 		e := errBody(t, w)
-		if w.Code != http.StatusNotFound || e.Code != "not_found" || !strings.Contains(e.Message, c.says) {
-			t.Fatalf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
+		if w.Code != http.StatusNotFound || e.Code != "not_found" || e.Type != "invalid_request_error" || !strings.Contains(e.Message, c.says) {
+			t.Errorf("%s %s: %d %s, want 404 not_found saying %s", c.method, c.path, w.Code, w.Body, c.says)
 		}
-		if c.says != "is not served by the gateway" && !strings.Contains(e.Message, `"resp_1"`) {
-			t.Fatalf("%s %s: %s", c.method, c.path, e.Message)
+		if strings.Contains(c.says, "no response") && !strings.Contains(e.Message, "does not store responses") {
+			t.Errorf("%s %s: %s", c.method, c.path, e.Message)
 		}
 	}
 }
