@@ -4,18 +4,34 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/vigilml/vigil/agent/gateway"
 )
 
+// usdDecimals is how many decimals every amount in vigil llm usage has:
+// limits, spend, remainders and estimates in one table read alike, and a
+// tenth of a cent still shows (FormatUSD gives a smaller non-zero amount
+// three significant digits rather than 0.0000).
+const usdDecimals = 4
+
 func runLLM(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "usage" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			fmt.Fprintln(stdout, "Usage: vigil llm usage [flags]\n\n  usage   each gateway budget: window, limit, spend and remainder")
-			return 0
+	const help = `
+The LLM gateway, through a running agent.
+
+Subcommands:
+  usage   each gateway budget: window, limit, spend and remainder in USD`
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		w, code := stderr, 2
+		if len(args) > 0 {
+			w, code = stdout, 0
 		}
-		fmt.Fprintln(stderr, "Usage: vigil llm usage [flags]")
+		fmt.Fprintf(w, "Usage: vigil llm usage [flags]\n%s\n", help)
+		return code
+	}
+	if args[0] != "usage" {
+		fmt.Fprintf(stderr, "vigil llm: unknown subcommand %q (want usage)\n", args[0])
 		return 2
 	}
 	fs := newFlags("llm usage", "llm usage [flags]", `
@@ -26,8 +42,7 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "vigil llm usage: unexpected argument %q\n", fs.Arg(0))
+	if extraArgs(fs, stderr) {
 		return 2
 	}
 	c, err := newClient()
@@ -50,14 +65,42 @@ to, its window and limit, and the USD spent and left in the window.`, stdout, st
 		fmt.Fprintln(stdout, "No gateway budgets to show: none are configured (gateway.budgets), or, for a token of scope llm, none names this token.")
 		return 0
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUDGET\tTOKEN\tALIAS\tWINDOW\tLIMIT USD\tSPENT USD\tLEFT USD\tESTIMATED USD")
-	for _, b := range out.Budgets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window,
-			gateway.FormatUSD(b.LimitUSD, 2), gateway.FormatUSD(b.SpentUSD, 4), gateway.FormatUSD(b.RemainingUSD, 4), gateway.FormatUSD(b.EstimatedUSD, 4))
-	}
-	tw.Flush()
+	printUsage(stdout, out.Budgets)
 	fmt.Fprintf(stdout, "Costs use list prices as of %s unless gateway.prices overrides them.\n", out.PricesAsOf)
 	fmt.Fprintln(stdout, "ESTIMATED USD is the part of the spend priced from token counts the gateway estimated (upstreams that reported no usage).")
 	return 0
+}
+
+// printUsage writes the budgets as a table whose amounts all have
+// usdDecimals decimals and are aligned on the right, so that their
+// decimal points line up.
+func printUsage(w io.Writer, budgets []gateway.BudgetStatus) {
+	header := []string{"LIMIT USD", "SPENT USD", "LEFT USD", "ESTIMATED USD"}
+	amounts := make([][]string, len(budgets))
+	width := make([]int, len(header))
+	for i, h := range header {
+		width[i] = len(h)
+	}
+	for i, b := range budgets {
+		amounts[i] = []string{
+			gateway.FormatUSD(b.LimitUSD, usdDecimals), gateway.FormatUSD(b.SpentUSD, usdDecimals),
+			gateway.FormatUSD(b.RemainingUSD, usdDecimals), gateway.FormatUSD(b.EstimatedUSD, usdDecimals),
+		}
+		for j, a := range amounts[i] {
+			width[j] = max(width[j], len(a))
+		}
+	}
+	right := func(cells []string) string {
+		padded := make([]string, len(cells))
+		for j, c := range cells {
+			padded[j] = fmt.Sprintf("%*s", width[j], c)
+		}
+		return strings.Join(padded, "\t")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "BUDGET\tTOKEN\tALIAS\tWINDOW\t%s\n", right(header))
+	for i, b := range budgets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Name, orDash(b.Token), orDash(b.Alias), b.Window, right(amounts[i]))
+	}
+	tw.Flush()
 }
