@@ -60,3 +60,21 @@ func TestClientCertificateFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestClientTimeoutFlag: -timeout 0 or below is refused naming the flag,
+// before any call: the client read 0 as 10s and a negative timeout as
+// none, so "vigil llm usage -timeout -1s" waited forever.
+func TestClientTimeoutFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"llm", "usage", "-timeout", "-1s"},
+		{"llm", "usage", "-timeout", "0"},
+		{"status", "-timeout", "-5s"},
+		{"models", "-timeout", "0s"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append(args, "-http-addr", "127.0.0.1:1"), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-timeout") || !strings.Contains(stderr.String(), "want a positive duration") || strings.Contains(stderr.String(), "cannot reach") {
+			t.Errorf("vigil %s: exit %d, stderr %q; want exit 2 naming -timeout", strings.Join(args, " "), code, stderr.String())
+		}
+	}
+}

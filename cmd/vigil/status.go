@@ -34,6 +34,11 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 		if envErr != nil {
 			return nil, envErr
 		}
+		// The client reads 0 as its default and a negative timeout as
+		// none at all: neither is what was typed.
+		if *timeout <= 0 {
+			return nil, fmt.Errorf("-timeout %s: want a positive duration, such as 10s", *timeout)
+		}
 		cfg := client.Config{Addr: *addr, Token: env.Token, CAFile: *caFile, ClientCert: *clientCert, ClientKey: *clientKey, Timeout: *timeout}
 		if *tokenFile != "" {
 			b, err := os.ReadFile(*tokenFile)
