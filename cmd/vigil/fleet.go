@@ -206,13 +206,17 @@ Ask the whole fleet.
 Subcommands:
   stats MODEL   merged latency quantiles, error rate and node count of MODEL
                 over every node that serves it (a vigil-stats serf query)`
-	if len(args) == 0 || args[0] != "stats" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		w, code := stderr, 2
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		if len(args) > 0 {
 			w, code = stdout, 0
 		}
 		fmt.Fprintf(w, "Usage: vigil fleet stats MODEL [flags]\n%s\n", help)
 		return code
+	}
+	if args[0] != "stats" {
+		fmt.Fprintf(stderr, "vigil fleet: unknown subcommand %q (want stats)\n", args[0])
+		return 2
 	}
 	fs := newFlags("fleet stats", "fleet stats MODEL [flags]", help, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")

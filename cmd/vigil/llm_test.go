@@ -60,10 +60,11 @@ func TestLLMUsageTable(t *testing.T) {
 	}
 }
 
-// TestLLMSubcommandErrors: "vigil llm" alone prints the subcommands on
+// TestLLMAndFleetSubcommandErrors: "vigil llm" alone prints the subcommands on
 // stderr and exits 2, an unknown subcommand is named (both printed a bare
-// usage line), and -help prints the usage on stdout.
-func TestLLMSubcommandErrors(t *testing.T) {
+// usage line), and -help prints the usage on stdout. vigil fleet, with one
+// subcommand too, printed its usage for an unknown one without naming it.
+func TestLLMAndFleetSubcommandErrors(t *testing.T) {
 	for _, c := range []struct {
 		args      []string
 		code      int
@@ -73,6 +74,9 @@ func TestLLMSubcommandErrors(t *testing.T) {
 		{[]string{"llm", "usgae"}, 2, "", `vigil llm: unknown subcommand "usgae" (want usage)`},
 		{[]string{"llm", "help"}, 2, "", `vigil llm: unknown subcommand "help" (want usage)`},
 		{[]string{"llm", "-help"}, 0, "usage   each gateway budget", ""},
+		{[]string{"fleet"}, 2, "", "stats MODEL   merged latency"},
+		{[]string{"fleet", "stat", "m"}, 2, "", `vigil fleet: unknown subcommand "stat" (want stats)`},
+		{[]string{"fleet", "--help"}, 0, "stats MODEL   merged latency", ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(c.args, &stdout, &stderr)
