@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,30 +27,22 @@ func startAdaptiveGateway(t *testing.T) adaptiveEnv {
 	ant := anthropicstub.New("claude-opus-4-7", "claude-sonnet-4-6")
 	srv := httptest.NewServer(ant)
 	t.Cleanup(srv.Close)
-	cfg := filepath.Join(gs.dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: app, scope: write, secret: `+gwWriteToken+`}
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-plugins:
-  dirs: [`+gs.pluginDir+`]
-  start: boot
-gateway:
+	e := gs.start(t, gatewayConfig{
+		tokens: []string{"app", "viewer"},
+		gateway: `gateway:
   request_timeout: 30s
   retry: {max_attempts: 2, base_backoff: 1ms, max_backoff: 5ms}
   providers:
     - name: anthropic-summarized
       plugin: anthropic
-      base_url: `+srv.URL+`
+      base_url: ` + srv.URL + `
       options: {thinking_display: summarized}
     - name: anthropic-auto
       plugin: anthropic
-      base_url: `+srv.URL+`
+      base_url: ` + srv.URL + `
     - name: anthropic-budget
       plugin: anthropic
-      base_url: `+srv.URL+`
+      base_url: ` + srv.URL + `
       options: {thinking: budget}
   models:
     - name: opus
@@ -64,11 +55,9 @@ gateway:
       targets: [{provider: anthropic-budget, model: claude-sonnet-4-6}]
     - name: opus-budget
       targets: [{provider: anthropic-budget, model: claude-opus-4-7}]
-`)
-	a := startAgent(t, nil, "-config", cfg)
-	base := "http://" + a.addr
-	waitHealthy(t, base, gwReadToken)
-	return adaptiveEnv{&gatewayEnv{stub: gs.stub, ant: ant, base: base, a: a}}
+`})
+	e.ant = ant
+	return adaptiveEnv{e}
 }
 
 // chatAnswer is a whole chat completion's first choice, with the

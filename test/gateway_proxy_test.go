@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -61,30 +60,19 @@ func TestGatewayUpstreamThroughProxy(t *testing.T) {
 	port := gs.stubURL[strings.LastIndexByte(gs.stubURL, ':')+1:]
 	upstream := "http://llm-upstream.invalid:" + port
 
-	cfg := filepath.Join(gs.dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-    - {name: llmapp, scope: llm, secret: `+gwLLMToken+`}
-plugins:
-  dirs: [`+gs.pluginDir+`]
-  start: boot
-  env:
-    openai: ["HTTP_PROXY=`+proxySrv.URL+`"]
-gateway:
+	e := gs.start(t, gatewayConfig{
+		tokens:    []string{"viewer", "llmapp"},
+		pluginEnv: map[string][]string{"openai": {"HTTP_PROXY=" + proxySrv.URL}},
+		// Set for the agent only: were plugins to inherit it, the request
+		// would go to a port where nothing listens.
+		env: []string{"HTTP_PROXY=http://127.0.0.1:9"},
+		gateway: `gateway:
   providers:
-    - {name: egress, plugin: openai, base_url: "`+upstream+`/v1", api_key_file: `+gs.keyFile+`}
+    - {name: egress, plugin: openai, base_url: "` + upstream + `/v1", api_key_file: ` + gs.keyFile + `}
   models:
     - name: default
       targets: [{provider: egress, model: gpt-test}]
-`)
-	// Set for the agent only: were plugins to inherit it, the request
-	// would go to a port where nothing listens.
-	a := startAgent(t, []string{"HTTP_PROXY=http://127.0.0.1:9"}, "-config", cfg)
-	e := &gatewayEnv{stub: gs.stub, base: "http://" + a.addr, a: a}
-	waitHealthy(t, e.base, gwReadToken)
+`})
 
 	resp, body := e.post(t, "/chat/completions", gwLLMToken, chatJSON("default", "through the proxy", ""))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "through the proxy") {

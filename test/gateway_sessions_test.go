@@ -19,7 +19,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,34 +60,22 @@ func TestGatewaySessions(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	cfg := filepath.Join(gs.dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(gs.dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: llmapp, scope: llm, secret: `+gwLLMToken+`}
-    - {name: app, scope: write, secret: `+gwWriteToken+`}
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-plugins:
-  dirs: [`+gs.pluginDir+`]
-  start: boot
-gateway:
+	e := gs.start(t, gatewayConfig{
+		tokens: []string{"llmapp", "app", "viewer"},
+		gateway: `gateway:
   request_timeout: 30s
   providers:
     - name: up
       plugin: openai
-      base_url: `+up.URL+`/v1
-      api_key_file: `+gs.keyFile+`
+      base_url: ` + up.URL + `/v1
+      api_key_file: ` + gs.keyFile + `
   models:
     - name: chat
       targets: [{provider: up, model: gpt-test}]
     - name: endless
       targets: [{provider: up, model: gpt-endless}]
-`)
-	a := startAgent(t, nil, "-config", cfg)
-	base := "http://" + a.addr
-	waitHealthy(t, base, gwReadToken)
-	e := &gatewayEnv{stub: gs.stub, base: base, a: a}
+`})
+	a, base := e.a, e.base
 
 	t.Run("client closes mid-stream", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", base+"/openai/v1/chat/completions", strings.NewReader(chatJSON("endless", "go on", `,"stream":true`)))

@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +62,7 @@ func providerPlugins(t *testing.T) string {
 // OpenAI-wire stub (key sk-stub-key) serving models, and a temporary
 // directory holding the provider plugins (plugins/, trusted by a
 // catalog.json as a package would) and the stub's key file (openai.key).
+// Its start method runs the agent with the test's gatewayConfig.
 type gatewaySetup struct {
 	stub                    *openaistub.Server
 	stubURL                 string // base URL, without /v1
@@ -80,6 +84,71 @@ func newGatewaySetup(t *testing.T, models ...string) gatewaySetup {
 	s.keyFile = filepath.Join(s.dir, "openai.key")
 	writeFile(t, s.keyFile, "sk-stub-key\n")
 	return s
+}
+
+// gatewayConfig is what a gateway test's agent config says beyond what
+// every one shares; gatewaySetup.start renders the shared part (data_dir
+// and the config file in the setup's directory, the API on a loopback
+// port, the setup's plugin directory started at boot).
+type gatewayConfig struct {
+	// tokens are the API tokens the agent accepts, in config order, by
+	// name: app (scope write, gwWriteToken), viewer (read, gwReadToken),
+	// llmapp (llm, gwLLMToken). start waits for health with viewer's.
+	tokens []string
+	// pluginEnv is plugins.env: environment for the named plugins.
+	pluginEnv map[string][]string
+	// gateway is the gateway section, "gateway:" line included, as YAML
+	// to append to the config unchanged.
+	gateway string
+	// env is added to the agent's own environment.
+	env []string
+}
+
+// gwTokens are the API tokens a gatewayConfig names.
+var gwTokens = map[string]string{
+	"app":    "{name: app, scope: write, secret: " + gwWriteToken + "}",
+	"viewer": "{name: viewer, scope: read, secret: " + gwReadToken + "}",
+	"llmapp": "{name: llmapp, scope: llm, secret: " + gwLLMToken + "}",
+}
+
+// yaml renders the whole agent config for a setup's directory and
+// plugin directory.
+func (c gatewayConfig) yaml(t *testing.T, dir, pluginDir string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "data_dir: %s\napi:\n  addr: 127.0.0.1:0\n  tokens:\n", filepath.Join(dir, "data"))
+	for _, name := range c.tokens {
+		tok, ok := gwTokens[name]
+		if !ok {
+			t.Fatalf("gatewayConfig: no API token named %q", name)
+		}
+		fmt.Fprintf(&b, "    - %s\n", tok)
+	}
+	fmt.Fprintf(&b, "plugins:\n  dirs: [%s]\n  start: boot\n", pluginDir)
+	if len(c.pluginEnv) > 0 {
+		b.WriteString("  env:\n")
+		for _, plugin := range slices.Sorted(maps.Keys(c.pluginEnv)) {
+			vars := make([]string, len(c.pluginEnv[plugin]))
+			for i, v := range c.pluginEnv[plugin] {
+				vars[i] = strconv.Quote(v)
+			}
+			fmt.Fprintf(&b, "    %s: [%s]\n", plugin, strings.Join(vars, ", "))
+		}
+	}
+	b.WriteString(c.gateway)
+	return b.String()
+}
+
+// start writes the agent config c describes as vigil.yaml in the setup's
+// directory, runs the agent with it, and waits until it is healthy.
+func (s gatewaySetup) start(t *testing.T, c gatewayConfig) *gatewayEnv {
+	t.Helper()
+	cfg := filepath.Join(s.dir, "vigil.yaml")
+	writeFile(t, cfg, c.yaml(t, s.dir, s.pluginDir))
+	a := startAgent(t, c.env, "-config", cfg)
+	e := &gatewayEnv{stub: s.stub, base: "http://" + a.addr, a: a}
+	waitHealthy(t, e.base, gwReadToken)
+	return e
 }
 
 // installProviders copies the provider plugins into a fresh plugin
@@ -126,26 +195,17 @@ type gatewayEnv struct {
 func startGateway(t *testing.T) *gatewayEnv {
 	t.Helper()
 	gs := newGatewaySetup(t, "gpt-test", "gpt-backup", "gpt-long", "gpt-solo", "gpt-down", "gpt-cut", "emb-test", "o4-mini")
-	stub, dir, pdir, keyFile := gs.stub, gs.dir, gs.pluginDir, gs.keyFile
 	ant := anthropicstub.New("claude-test")
 	ant.APIKey = "sk-ant-stub"
 	antSrv := httptest.NewServer(ant)
 	t.Cleanup(antSrv.Close)
 
-	antKey := filepath.Join(dir, "anthropic.key")
+	antKey := filepath.Join(gs.dir, "anthropic.key")
 	writeFile(t, antKey, "sk-ant-stub\n")
-	cfg := filepath.Join(dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: app, scope: write, secret: `+gwWriteToken+`}
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-    - {name: llmapp, scope: llm, secret: `+gwLLMToken+`}
-plugins:
-  dirs: [`+pdir+`]
-  start: boot
-gateway:
+	e := gs.start(t, gatewayConfig{
+		tokens: []string{"app", "viewer", "llmapp"},
+		env:    []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"},
+		gateway: `gateway:
   request_timeout: 30s
   retry: {max_attempts: 3, base_backoff: 1ms, max_backoff: 5ms}
   breaker: {consecutive_failures: 4, open_for: 1h}
@@ -157,13 +217,13 @@ gateway:
   providers:
     - name: openai-main
       plugin: openai
-      base_url: `+gs.stubURL+`/v1
-      api_key_file: `+keyFile+`
+      base_url: ` + gs.stubURL + `/v1
+      api_key_file: ` + gs.keyFile + `
       timeout: 1s
       max_concurrency: 8
     - name: local-vllm
       plugin: openai
-      base_url: `+gs.stubURL+`/v1
+      base_url: ` + gs.stubURL + `/v1
       api_key_env: VIGIL_TEST_STUB_KEY
       timeout: 5s
     - name: local-embed
@@ -171,8 +231,8 @@ gateway:
       options: {dimensions: 64}
     - name: anthropic-main
       plugin: anthropic
-      base_url: `+antSrv.URL+`
-      api_key_file: `+antKey+`
+      base_url: ` + antSrv.URL + `
+      api_key_file: ` + antKey + `
   models:
     - name: default
       targets:
@@ -203,11 +263,9 @@ gateway:
       targets:
         - {provider: anthropic-main, model: claude-test}
         - {provider: openai-main, model: gpt-test}
-`)
-	a := startAgent(t, []string{"VIGIL_TEST_STUB_KEY=sk-stub-key"}, "-config", cfg)
-	base := "http://" + a.addr
-	waitHealthy(t, base, gwReadToken)
-	return &gatewayEnv{stub: stub, ant: ant, base: base, a: a}
+`})
+	e.ant = ant
+	return e
 }
 
 func (e *gatewayEnv) post(t *testing.T, path, token, body string) (*http.Response, []byte) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,25 +18,17 @@ import (
 // shortened conversation, and /metrics stays promtool-clean.
 func TestGatewayTokens(t *testing.T) {
 	gs := newGatewaySetup(t, "gpt-4o-mini", "gpt-4o", "gpt-4.1")
-	stub, dir, pdir, keyFile := gs.stub, gs.dir, gs.pluginDir, gs.keyFile
-	cfg := filepath.Join(dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
-api:
-  addr: 127.0.0.1:0
-  tokens:
-    - {name: app, scope: write, secret: `+gwWriteToken+`}
-    - {name: viewer, scope: read, secret: `+gwReadToken+`}
-plugins:
-  dirs: [`+pdir+`]
-  start: boot
-gateway:
+	stub := gs.stub
+	e := gs.start(t, gatewayConfig{
+		tokens: []string{"app", "viewer"},
+		gateway: `gateway:
   request_timeout: 30s
   cache: {enabled: false}
   providers:
     - name: openai-main
       plugin: openai
-      base_url: `+gs.stubURL+`/v1
-      api_key_file: `+keyFile+`
+      base_url: ` + gs.stubURL + `/v1
+      api_key_file: ` + gs.keyFile + `
   models:
     - name: quiet
       targets: [{provider: openai-main, model: gpt-4o-mini}]
@@ -49,10 +40,7 @@ gateway:
     - name: trim
       truncation: drop_oldest
       targets: [{provider: openai-main, model: gpt-4o, context_window: 60}]
-`)
-	a := startAgent(t, nil, "-config", cfg)
-	e := &gatewayEnv{stub: stub, base: "http://" + a.addr, a: a}
-	waitHealthy(t, e.base, gwReadToken)
+`})
 	const chat = "/v1/chat/completions"
 
 	t.Run("estimated usage", func(t *testing.T) {
