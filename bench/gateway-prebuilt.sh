@@ -9,8 +9,9 @@
 # build puts stripped binaries of vigil, the openai plugin, the stub, the
 # proxy and vegeta into the folder, with this script; BASE_REV adds a second
 # vigil and plugin built from that git revision (base/). run drives direct,
-# proxy and each agent at RATE req/s for DUR s, ROUNDS rounds interleaved,
-# and prints p50/p99 and CPU per request (the agent's plus its plugin's),
+# proxy, proxy2 (a second proxy in front of the first: a path through two
+# processes, as vigil's) and each agent at RATE req/s for DUR s, ROUNDS
+# rounds interleaved, and prints p50/p99 and CPU per request (the agent's plus its plugin's),
 # and in each round the plugin hop's reference, a bare gRPC round trip
 # between two processes at the same rate (bench/gateway/hop);
 # the median ratios to the proxy are left to the reader, as in
@@ -89,6 +90,13 @@ stub=$(waitfile "$tmp/stub.addr")
 proxy_pid=$!
 pids="$pids $proxy_pid"
 proxy=$(waitfile "$tmp/proxy.addr")
+# proxy2: a second proxy in front of the first, the reference for a path
+# through two processes (as vigil's: agent and plugin); -read-body: see
+# bench/gateway/proxy.
+"$B/proxy" -read-body -upstream "http://$proxy" >"$tmp/proxy2.addr" 2>"$tmp/proxy2.err" &
+proxy2_pid=$!
+pids="$pids $proxy2_pid"
+proxy2=$(waitfile "$tmp/proxy2.addr")
 
 # start_agent NAME ENV: an agent with the gateway in front of the stub,
 # from base/ for NAME base, else from bin/.
@@ -140,6 +148,7 @@ url() {
 	case $1 in
 	direct) echo "http://$stub/v1/chat/completions" ;;
 	proxy) echo "http://$proxy/v1/chat/completions" ;;
+	proxy2) echo "http://$proxy2/v1/chat/completions" ;;
 	*) cat "$tmp/$1/url" ;;
 	esac
 }
@@ -154,7 +163,7 @@ plugin_pid() {
 }
 # Warm up every path; the agents' plugins start at boot, and the first
 # requests wait for them.
-for p in direct proxy $names; do
+for p in direct proxy proxy2 $names; do
 	printf 'POST %s\nContent-Type: application/json\n@%s\n' "$(url "$p")" "$tmp/body.json" >"$tmp/t.$p"
 	i=0
 	until "$V" attack -rate=200/s -duration=2s -targets="$tmp/t.$p" | "$V" report -type=json |
@@ -165,6 +174,7 @@ for p in direct proxy $names; do
 done
 watch_direct=$stub_pid
 watch_proxy=$proxy_pid
+watch_proxy2="$proxy2_pid $proxy_pid"
 for n in $names; do
 	pp=$(plugin_pid "$n")
 	[ -n "$pp" ] || { echo "no plugin process for agent $n" >&2; exit 1; }
@@ -179,7 +189,7 @@ hz=$(getconf CLK_TCK)
 echo "run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), rate $RATE/s for ${DUR}s x $ROUNDS rounds; agents: $AGENTS"
 printf '%-5s %-8s %8s %8s %8s %12s\n' round path p50_us p99_us success cpu_us/req
 for r in $(seq "$ROUNDS"); do
-	for p in direct proxy $names; do
+	for p in direct proxy proxy2 $names; do
 		eval "w=\$watch_$p"
 		# shellcheck disable=SC2086
 		t0=$(ticks $w)

@@ -4,6 +4,8 @@
 # driven three ways in one run:
 #   direct  client -> stub
 #   proxy   client -> bench/gateway/proxy (httputil.ReverseProxy) -> stub
+#   proxy2  client -> proxy -> proxy -> stub (two processes in the path,
+#           as vigil has; fixed rate only)
 #   vigil   client -> vigil agent /openai/v1 -> openai plugin (gRPC) -> stub
 # first at a fixed rate with vegeta (RATE req/s for DURATION s), then at
 # saturation with wrk (4 and 32 connections, WRK_DURATION s each).
@@ -67,10 +69,11 @@ targets() { # targets URL: a vegeta target file
 }
 url_direct="http://$stub/v1/chat/completions"
 url_proxy="http://$proxy/v1/chat/completions"
+url_proxy2="http://$proxy2/v1/chat/completions"
 url_vigil="http://$vigil/openai/v1/chat/completions"
 
 # Warm up every path (and start the plugin).
-for u in "$url_direct" "$url_proxy" "$url_vigil"; do
+for u in "$url_direct" "$url_proxy" "$url_proxy2" "$url_vigil"; do
 	targets "$u"
 	"$VEGETA" attack -rate=100/s -duration=2s -targets="$tmp/targets" | "$VEGETA" report -type=json >"$tmp/warm.json"
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["success"]==1 else "warm-up failed: %s" % r)' "$tmp/warm.json"
@@ -81,12 +84,13 @@ hz=$(getconf CLK_TCK)
 
 echo "run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), rate $RATE/s for ${DURATION}s" >&2
 printf '%-7s %9s %9s %9s %9s %8s %12s\n' path p50_ms p99_ms add_p50 add_p99 success cpu_us/req
-for name in direct proxy vigil; do
+for name in direct proxy proxy2 vigil; do
 	eval "u=\$url_$name"
 	targets "$u"
 	case $name in
 	direct) watch="$stub_pid" ;;
 	proxy) watch="$proxy_pid" ;;
+	proxy2) watch="$proxy2_pid $proxy_pid" ;;
 	vigil) watch="$agent_pid $plugin_pid" ;;
 	esac
 	t0=$(ticks $watch)
@@ -121,7 +125,7 @@ fi
 python3 - "$tmp" "$hz" <<'PY'
 import json, sys
 tmp, hz = sys.argv[1], int(sys.argv[2])
-res = {n: json.load(open(f"{tmp}/{n}.json")) for n in ("direct", "proxy", "vigil")}
+res = {n: json.load(open(f"{tmp}/{n}.json")) for n in ("direct", "proxy", "proxy2", "vigil")}
 d50, d99 = res["direct"]["latencies"]["50th"], res["direct"]["latencies"]["99th"]
 for n, r in res.items():
     p50, p99 = r["latencies"]["50th"], r["latencies"]["99th"]
@@ -130,16 +134,17 @@ for n, r in res.items():
     add50 = "-" if n == "direct" else "%.3f" % ((p50 - d50) / 1e6)
     add99 = "-" if n == "direct" else "%.3f" % ((p99 - d99) / 1e6)
     print("%-7s %9.3f %9.3f %9s %9s %8.4f %12.1f" % (n, p50 / 1e6, p99 / 1e6, add50, add99, r["success"], cpu))
-print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; vigil = agent + openai plugin)")
+print("(cpu_us/req: direct = the stub itself; proxy = the proxy process; proxy2 = both proxies; vigil = agent + openai plugin)")
 hop = json.load(open(f"{tmp}/hop.json"))
 print("hop     %9.3f %9.3f   bare gRPC round trip between two processes (unix socket, mTLS), %d calls; server CPU %.0f us/call"
       % (hop["p50_us"] / 1e3, hop["p99_us"] / 1e3, hop["requests"], hop["server_cpu_us"]))
-pa99 = (res["proxy"]["latencies"]["99th"] - d99) / 1e6
-va99 = (res["vigil"]["latencies"]["99th"] - d99) / 1e6
-pcpu = int(open(f"{tmp}/proxy.ticks").read()) / res["proxy"]["requests"]
-vcpu = int(open(f"{tmp}/vigil.ticks").read()) / res["vigil"]["requests"]
+add99 = {n: (res[n]["latencies"]["99th"] - d99) / 1e6 for n in ("proxy", "proxy2", "vigil")}
+cpu = {n: int(open(f"{tmp}/{n}.ticks").read()) / res[n]["requests"] for n in ("proxy", "proxy2", "vigil")}
+pa99, va99 = add99["proxy"], add99["vigil"]
 print("vigil/proxy: CPU per request %.2fx; added p99 %.2fx; added p99 / (proxy's added p99 + the hop's p99) %.2fx"
-      % (vcpu / pcpu, va99 / pa99, va99 / (pa99 + hop["p99_us"] / 1e3)))
+      % (cpu["vigil"] / cpu["proxy"], va99 / pa99, va99 / (pa99 + hop["p99_us"] / 1e3)))
+print("vigil/proxy2: CPU per request %.2fx; added p99 %.2fx   (proxy2/proxy: CPU %.2fx, added p99 %.2fx)"
+      % (cpu["vigil"] / cpu["proxy2"], va99 / add99["proxy2"], cpu["proxy2"] / cpu["proxy"], add99["proxy2"] / pa99))
 PY
 rss "" $agent_pid $plugin_pid
 rss_detail $agent_pid $plugin_pid

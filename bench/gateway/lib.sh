@@ -29,8 +29,10 @@ wait_line() {
 	head -n1 "$1"
 }
 
-# gw_start_upstreams: builds and starts the stub and the minimal proxy in
-# front of it; sets stub, proxy (addresses), stub_pid and proxy_pid.
+# gw_start_upstreams: builds and starts the stub, the minimal proxy in
+# front of it, and a second proxy in front of that one (proxy2, the
+# reference for a path through two processes); sets stub, proxy, proxy2
+# (addresses), stub_pid, proxy_pid and proxy2_pid.
 gw_start_upstreams() {
 	(cd "$root" && go build -trimpath -o "$tmp/stub" ./bench/gateway/stub && go build -trimpath -o "$tmp/proxy" ./bench/gateway/proxy)
 	"$tmp/stub" >"$tmp/stub.addr" 2>"$tmp/stub.err" &
@@ -41,6 +43,10 @@ gw_start_upstreams() {
 	proxy_pid=$!
 	pids="$pids $proxy_pid"
 	proxy=$(wait_line "$tmp/proxy.addr")
+	"$tmp/proxy" -read-body -upstream "http://$proxy" >"$tmp/proxy2.addr" 2>"$tmp/proxy2.err" &
+	proxy2_pid=$!
+	pids="$pids $proxy2_pid"
+	proxy2=$(wait_line "$tmp/proxy2.addr")
 }
 
 # gw_start_agent DIR ENV: starts DIR/vigil (built by gw_build) with the
