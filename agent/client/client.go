@@ -212,6 +212,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 		if errors.As(err, &certErr) {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (its certificate is not trusted: give the CA that signed it with -ca-file or %s)", c.addr, err, EnvCAFile)
 		}
+		if errors.Is(err, http.ErrSchemeMismatch) {
+			return 0, fmt.Errorf("cannot reach the agent at %s: it answers plain HTTP, not TLS: give the address with http:// or none (-http-addr or %s)", c.addr, EnvAddr)
+		}
 		if hint := c.clientCertHint(ctx, err); hint != "" {
 			return 0, fmt.Errorf("cannot reach the agent at %s: %w (%s)", c.addr, err, hint)
 		}

@@ -75,6 +75,19 @@ func TestTLSMistakesSayWhatToDo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "https://") {
 		t.Errorf("http to an https agent: error = %v; want a hint to use https://", err)
 	}
+
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer plain.Close()
+	c, err = New(Config{Addr: "https://" + strings.TrimPrefix(plain.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(context.Background(), "/v1/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "plain HTTP") || !strings.Contains(err.Error(), "http://") || strings.Contains(err.Error(), "is it running?") {
+		t.Errorf("https to a plain-HTTP agent: error = %v; want a hint to use http://", err)
+	}
 }
 
 // pki is a throwaway CA with the files a mutual-TLS test needs.

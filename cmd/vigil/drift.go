@@ -137,6 +137,9 @@ error. See docs/drift.md.`, stdout, stderr)
 	if *format != "table" && *format != "json" {
 		return fail("-format %q: want table or json", *format)
 	}
+	if *timeout <= 0 {
+		return fail("-timeout %s: want a positive duration, such as 5m", *timeout)
+	}
 	if *method == "auto" && (len(params) > 0 || threshold.set) {
 		return fail("-param and -threshold need an explicit -method: auto may pick a different method per column")
 	}

@@ -131,3 +131,15 @@ func TestStatusNoTrailingSpaces(t *testing.T) {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
+
+// drift compare has a -timeout of its own: zero or below is refused as the
+// agent commands' is, before any file is read.
+func TestDriftCompareTimeoutFlag(t *testing.T) {
+	for _, v := range []string{"0", "-1s"} {
+		var out, errb bytes.Buffer
+		code := run([]string{"drift", "compare", "-reference", "/nonexistent/r.csv", "-current", "/nonexistent/c.csv", "-timeout", v}, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "-timeout") || !strings.Contains(errb.String(), "want a positive duration") {
+			t.Errorf("-timeout %s: exit %d, stderr %q", v, code, errb.String())
+		}
+	}
+}
