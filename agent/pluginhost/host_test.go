@@ -534,7 +534,14 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 		"exits":        "#!/bin/sh\nexit 3\n",
 		"wrong-proto":  "#!/bin/sh\necho '1|7|unix|/nonexistent|grpc|'\n",
 		// The handshake never comes; the child sleep must die with it.
-		"hangs": "#!/bin/sh\nsleep 301.25 &\nsleep 301.5\n",
+		"hangs": "#!/bin/sh\necho 'waiting for /models/m.bin' >&2\nsleep 301.25 &\nsleep 301.5\n",
+		// What a zipapp plugin prints under a Python without Debian's
+		// python3-grpcio.
+		"python-no-grpc": "#!/bin/sh\ncat >&2 <<'EOF'\nTraceback (most recent call last):\n  File \"/p/vigil_plugin/_errors.py\", line 3, in <module>\nModuleNotFoundError: No module named 'grpc'\nEOF\nexit 1\n",
+		// A Go panic before Serve: the panic line, not the stack trace's last.
+		"go-panic": "#!/bin/sh\ncat >&2 <<'EOF'\npanic: open /etc/mine.yaml: no such file or directory\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:12 +0x1d\nEOF\nexit 2\n",
+		// A structured log line: its message.
+		"slog-error": "#!/bin/sh\necho '{\"time\":\"2026-11-27T21:00:00Z\",\"level\":\"ERROR\",\"msg\":\"cannot start: token missing\"}' >&2\nexit 1\n",
 	}
 	for name, body := range scripts {
 		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755)
@@ -554,9 +561,21 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 			t.Errorf("%s: %v; want one line saying %q", name, err, want)
 		}
 	}
+	// A plugin that fails on its own before the handshake is quoted:
+	// its author needs its error, not to hear it is no plugin.
+	for name, want := range map[string]string{
+		"python-no-grpc": `exited (exit status 1) without printing the plugin handshake; its standard error ended with "ModuleNotFoundError: No module named 'grpc'"`,
+		"go-panic":       `exited (exit status 2) without printing the plugin handshake; its standard error ended with "panic: open /etc/mine.yaml: no such file or directory"`,
+		"slog-error":     `exited (exit status 1) without printing the plugin handshake; its standard error ended with "cannot start: token missing"`,
+	} {
+		_, err := h.Register(context.Background(), filepath.Join(dir, name), "")
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "not a Vigil plugin") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line saying %s", name, err, want)
+		}
+	}
 	start := time.Now()
 	_, err := h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
-	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") {
+	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") || !strings.Contains(err.Error(), `its standard error ended with "waiting for /models/m.bin"`) {
 		t.Errorf("hanging binary: %v", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
