@@ -831,6 +831,39 @@ func TestConfigureRejected(t *testing.T) {
 	}
 }
 
+// TestConfigureErrorsNamed: a rejected configuration names each key where
+// the operator set it, also for a plugin that takes none (a Go SDK plugin
+// without sdk.Configurer given a gateway entry's base_url), and an error
+// about no one key names the section without a dangling dot.
+func TestConfigureErrorsNamed(t *testing.T) {
+	dir := install(t, "detector", "provider")
+	cfg := testConfig(dir)
+	cfg.Config = map[string]map[string]any{"test-detector": {"reject_whole": true}}
+	h := newHost(t, cfg, "")
+	for _, k := range []string{"detector", "provider"} {
+		if _, err := h.Register(context.Background(), filepath.Join(dir, "test-"+k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.SetInstances([]Instance{{Name: "prov-a", Plugin: "test-provider", ConfigKey: "gateway.providers[0]",
+		Config: map[string]any{"base_url": "http://127.0.0.1:1/v1", "timeout": "5s"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := detect(h, &sdk.DetectRequest{Method: "mean"})
+	if want := "plugins.config.test-detector: rejects the configuration as a whole"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("whole configuration rejected: %v; want %q", err, want)
+	}
+	err = h.WithProvider(context.Background(), "prov-a", "Models", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	for _, want := range []string{"gateway.providers[0].base_url: this plugin takes no configuration", "gateway.providers[0].timeout: this plugin takes no configuration"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("configuration given to a plugin that takes none: %v; want %q", err, want)
+		}
+	}
+}
+
 // TestDevDirAndBootStart: in dev mode the build's plugin directory is
 // trusted as it is, and boot start runs every plugin without a call.
 func TestDevDirAndBootStart(t *testing.T) {

@@ -414,6 +414,10 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			proc.stop(m.log)
 			msg := ""
 			for _, fe := range ferrs {
+				if fe.Field == "" { // the configuration as a whole
+					msg += fmt.Sprintf("; %s: %s", m.configKey(), fe.Message)
+					continue
+				}
 				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), fe.Field, fe.Message)
 			}
 			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)

@@ -326,3 +326,17 @@ func TestPythonKill9DuringCalls(t *testing.T) {
 		t.Errorf("restarts = %d, want 1", after.Restarts)
 	}
 }
+
+// TestPythonConfigureWithoutOverride: a Python plugin that does not
+// override configure names each key it is given, as a Go one does.
+func TestPythonConfigureWithoutOverride(t *testing.T) {
+	h, _ := pyHost(t, "py-test", func(c *Config) {
+		c.Config = map[string]map[string]any{"py-test": {"colour": "red", "alpha": 0.1}}
+	})
+	_, err := pyDetect(h, "py-test", &sdk.DetectRequest{Method: "mean"})
+	for _, want := range []string{"plugins.config.py-test.alpha: this plugin takes no configuration", "plugins.config.py-test.colour: this plugin takes no configuration"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("configuration given to a Python plugin that takes none: %v; want %q", err, want)
+		}
+	}
+}

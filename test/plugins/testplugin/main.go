@@ -134,6 +134,10 @@ func (detector) Configure(cfg map[string]any) []sdk.FieldError {
 			if _, ok := v.(string); !ok {
 				errs = append(errs, sdk.FieldError{Field: k, Message: "must be a string"})
 			}
+		case "reject_whole":
+			// An error about no one key, as a plugin in another
+			// language may send.
+			errs = append(errs, sdk.FieldError{Message: "rejects the configuration as a whole"})
 		default:
 			errs = append(errs, sdk.FieldError{Field: k, Message: "unknown key"})
 		}
