@@ -46,6 +46,7 @@ var faults = map[string]string{
 	"":                 "none: keeps the contract",
 	"hang-by-hand":     "run without the handshake cookie, hangs instead of exiting",
 	"bad-version":      "reports version \"latest\"",
+	"long-name":        "reports a name of 64 characters, one more than the agent takes",
 	"config-required":  "rejects an empty configuration",
 	"orphan":           "leaves a child process running when it exits",
 	"bad-describe":     "detector: a method without data types",
@@ -90,6 +91,9 @@ func main() {
 	}
 	if name == "" {
 		name = "test-" + kind
+	}
+	if fault == "long-name" {
+		name = strings.Repeat("n", 64)
 	}
 	info := sdk.Info{Name: name, Version: version, Capabilities: []string{"test"}}
 	switch kind {
