@@ -514,6 +514,36 @@ func TestBrokenPackageCatalogNamed(t *testing.T) {
 	}
 }
 
+// TestPackageEntryShadowedByRegistered: a package's binary whose name the
+// operator registered for another file says so, instead of sending the
+// operator to register it (which would replace the other).
+func TestPackageEntryShadowedByRegistered(t *testing.T) {
+	dir := install(t, "detector")
+	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "pkg-detector"))
+	sum, err := fileSHA256(filepath.Join(dir, "pkg-detector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detector", "file": "pkg-detector", "sha256": "`+sum+`"}]}`), 0o644)
+	cfg := testConfig(dir)
+	h := newHost(t, cfg, "")
+	if s := status(t, h, "test-detector"); s.Source != "package" || s.Path != filepath.Join(dir, "pkg-detector") {
+		t.Fatalf("before registering: %+v", s)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	h.Reload(cfg)
+	if s := status(t, h, "test-detector"); s.Source != "registered" || s.Path != filepath.Join(dir, "test-detector") {
+		t.Errorf("the registered plugin does not win: %+v", s)
+	}
+	s := status(t, h, "pkg-detector")
+	want := `its entry in ` + filepath.Join(dir, "catalog.json") + ` names it "test-detector", and the plugin registered under that name is ` + filepath.Join(dir, "test-detector")
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, want) || !strings.Contains(s.LastError, "vigil plugins unregister test-detector") {
+		t.Errorf("shadowed package binary: %+v; want a last error saying %q", s, want)
+	}
+}
+
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")
