@@ -340,3 +340,33 @@ func TestPythonConfigureWithoutOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestPythonCheckFinite: vp.check_finite answers every value that is not
+// a finite number with a FieldError naming it, strings included (a
+// categorical sample given to a numeric method), as its docstring says;
+// a TypeError would reach the agent as class internal.
+func TestPythonCheckFinite(t *testing.T) {
+	pythonPlugins(t) // Debian's grpcio is there
+	script := `
+import math, sys
+import vigil_plugin as vp
+for values, want in [([1.0, 2, -3.5], None), ([], "current"), ([1.0, math.nan], "current[1]"),
+                     ([math.inf], "current[0]"), (["DE", "FR"], "current[0]"), ([1.0, True], "current[1]"),
+                     ([1.0, None], "current[1]")]:
+    try:
+        vp.check_finite("current", values)
+        got = None
+    except vp.FieldError as e:
+        got = e.field
+    except Exception as e:
+        got = "%s: %s" % (type(e).__name__, e)
+    if got != want:
+        print("check_finite(%r): got %r, want a FieldError naming %r" % (values, got, want))
+        sys.exit(1)
+`
+	cmd := exec.Command(pythonInterpreter, "-c", script)
+	cmd.Env = append(os.Environ(), "PYTHONPATH=../../sdk/python")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%v: %s", err, out)
+	}
+}

@@ -249,6 +249,9 @@ def check_finite(field, values):
     if not values:
         raise FieldError(field, "sample is empty")
     for i, x in enumerate(values):
-        if not math.isfinite(x):
+        # A string (a categorical sample handed to a numeric method) is
+        # bad input too, not a TypeError that would reach the agent as
+        # class internal.
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise FieldError("%s[%d]" % (field, i),
-                             "value is %r; only finite numbers are accepted" % x)
+                             "value is %r; only finite numbers are accepted" % (x,))
