@@ -875,8 +875,12 @@ func TestConfigureErrorsNamed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := h.SetInstances([]Instance{{Name: "prov-a", Plugin: "test-provider", ConfigKey: "gateway.providers[0]",
-		Config: map[string]any{"base_url": "http://127.0.0.1:1/v1", "timeout": "5s"}}}); err != nil {
+	if err := h.SetInstances([]Instance{
+		{Name: "prov-a", Plugin: "test-provider", ConfigKey: "gateway.providers[0]",
+			Config: map[string]any{"base_url": "http://127.0.0.1:1/v1", "timeout": "5s"}},
+		{Name: "prov-b", Plugin: "test-provider", ConfigKey: "gateway.providers[1]",
+			Config: map[string]any{"api_key": "sk-1"}, SetBy: map[string]string{"api_key": "api_key_env"}},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := detect(h, &sdk.DetectRequest{Method: "mean"})
@@ -891,6 +895,14 @@ func TestConfigureErrorsNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("configuration given to a plugin that takes none: %v; want %q", err, want)
 		}
+	}
+	// A key the operator set under another name is named by that one.
+	err = h.WithProvider(context.Background(), "prov-b", "Models", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	if want := "gateway.providers[1].api_key_env (the api_key it set): this plugin takes no configuration"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a key set through api_key_env rejected: %v; want %q", err, want)
 	}
 }
 

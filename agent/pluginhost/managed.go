@@ -66,6 +66,7 @@ type managed struct {
 	instanceOf  string
 	config      map[string]any
 	cfgKey      string
+	setBy       map[string]string // an instance's Instance.SetBy
 	callTimeout time.Duration
 }
 
@@ -418,7 +419,11 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 					msg += fmt.Sprintf("; %s: %s", m.configKey(), fe.Message)
 					continue
 				}
-				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), fe.Field, fe.Message)
+				field := fe.Field
+				if k, ok := m.setBy[field]; ok {
+					field = fmt.Sprintf("%s (the %s it set)", k, field)
+				}
+				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), field, fe.Message)
 			}
 			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)
 		}
