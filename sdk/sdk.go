@@ -61,7 +61,7 @@ var Kinds = []Kind{KindDetector, KindProvider, KindVectorStore}
 
 // Info describes a plugin. Serve fills in the kind and contract version.
 type Info struct {
-	// Name is the plugin's own name, such as "ks" or "openai": 1 to 64 of
+	// Name is the plugin's own name, such as "ks" or "openai": 1 to 63 of
 	// a-z, 0-9, '.', '_' and '-', starting with a letter or digit (the
 	// agent refuses to register any other).
 	Name string
