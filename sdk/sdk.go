@@ -61,9 +61,12 @@ var Kinds = []Kind{KindDetector, KindProvider, KindVectorStore}
 
 // Info describes a plugin. Serve fills in the kind and contract version.
 type Info struct {
-	// Name is the plugin's own name, such as "ks" or "openai".
+	// Name is the plugin's own name, such as "ks" or "openai": 1 to 63 of
+	// a-z, 0-9, '.', '_' and '-', starting with a letter or digit (the
+	// agent refuses to register any other).
 	Name string
-	// Version is the plugin's release, free-form (semver recommended).
+	// Version is the plugin's release, a semantic version such as "1.2.3"
+	// (the conformance kit's info check fails on anything else).
 	Version string
 	// Capabilities are optional features, named per kind in docs/plugins.md.
 	Capabilities []string
@@ -77,8 +80,14 @@ type FieldError struct {
 
 // Configurer is implemented by plugins that take configuration. The agent
 // calls Configure once after start (and again after a restart) with the
-// plugin's section of the agent's config file. Return every problem; an
-// empty result accepts the configuration.
+// plugin's section of the agent's config file (plugins.config.<name>, or
+// for a provider run by the LLM gateway its gateway.providers entry: see
+// docs/plugins.md, "Settings a provider instance receives"). Values are
+// JSON's: string, float64 (every number), bool, nil, []any and
+// map[string]any. Return every problem, each naming its key in Field (an
+// empty Field is the configuration as a whole); an empty result accepts
+// the configuration. A plugin that does not implement Configurer accepts
+// only an empty configuration.
 type Configurer interface {
 	Configure(config map[string]any) []FieldError
 }

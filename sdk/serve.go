@@ -11,11 +11,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,10 +278,13 @@ func (s *infoServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, e
 func (s *infoServer) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
 	c, ok := s.impl.(Configurer)
 	if !ok {
-		if len(req.GetConfig().GetFields()) > 0 {
-			return &pb.ConfigureResponse{Errors: []*pb.FieldError{{Field: "", Message: "this plugin takes no configuration"}}}, nil
+		// Each key is named, so the agent's error points at the line of
+		// its config to remove (gateway.providers[0].base_url: ...).
+		var out pb.ConfigureResponse
+		for _, k := range slices.Sorted(maps.Keys(req.GetConfig().GetFields())) {
+			out.Errors = append(out.Errors, &pb.FieldError{Field: k, Message: "this plugin takes no configuration"})
 		}
-		return &pb.ConfigureResponse{}, nil
+		return &out, nil
 	}
 	var out pb.ConfigureResponse
 	for _, fe := range c.Configure(req.GetConfig().AsMap()) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vigilml/vigil/internal/testutil"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
@@ -182,5 +184,54 @@ func TestControllerShutdownStopsOpenCalls(t *testing.T) {
 	}
 	if _, err := stream.Recv(); err == nil {
 		t.Error("the open call survived the stop")
+	}
+}
+
+type takesGreeting struct{}
+
+func (takesGreeting) Configure(config map[string]any) []FieldError {
+	if _, ok := config["greeting"].(string); !ok && len(config) > 0 {
+		return []FieldError{{Field: "greeting", Message: "must be a string"}}
+	}
+	return nil
+}
+
+// TestConfigureWithoutConfigurer: a plugin that takes no configuration
+// accepts an empty one and names each key it is given, so that the agent
+// points at the lines to remove rather than at the section.
+func TestConfigureWithoutConfigurer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		impl   any
+		config map[string]any
+		want   []string // "field: message"
+	}{
+		{"none, empty", struct{}{}, nil, nil},
+		{"none, keys", struct{}{}, map[string]any{"timeout": "5s", "base_url": "http://x"},
+			[]string{"base_url: this plugin takes no configuration", "timeout: this plugin takes no configuration"}},
+		{"configurer, accepted", takesGreeting{}, map[string]any{"greeting": "hi"}, nil},
+		{"configurer, rejected", takesGreeting{}, map[string]any{"greeting": 5.0}, []string{"greeting: must be a string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var req pb.ConfigureRequest
+			if tc.config != nil {
+				s, err := structpb.NewStruct(tc.config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Config = s
+			}
+			resp, err := (&infoServer{impl: tc.impl}).Configure(context.Background(), &req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, fe := range resp.GetErrors() {
+				got = append(got, fe.GetField()+": "+fe.GetMessage())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("field errors %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -212,9 +212,13 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 			}
 			conf["headers"] = h
 		}
+		var setBy map[string]string
+		if p.APIKeyEnv != "" {
+			setBy = map[string]string{"api_key": "api_key_env"}
+		}
 		g.instances = append(g.instances, pluginhost.Instance{
 			Name: p.Name, Plugin: p.Plugin, Config: conf,
-			ConfigKey: fmt.Sprintf("gateway.providers[%d]", i),
+			ConfigKey: fmt.Sprintf("gateway.providers[%d]", i), SetBy: setBy,
 			// The request deadline bounds calls; a stream may last that long.
 			CallTimeout: cfg.RequestTimeout,
 		})

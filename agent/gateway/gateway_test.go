@@ -707,6 +707,20 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "gateway.providers[0].api_key_env") {
 		t.Fatalf("unset key env: %v", err)
 	}
+	// The key read from api_key_env reaches the plugin as api_key; a
+	// rejection of it names api_key_env, the key the operator wrote.
+	g, err := New(Config{Providers: []Provider{{Name: "p", Plugin: "openai", APIKeyEnv: "MY_KEY"}, {Name: "q", Plugin: "openai", APIKeyFile: "/k"}}},
+		fleet{}, nil, nil, func(k string) (string, bool) { return "sk-1", k == "MY_KEY" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts := g.Instances()
+	if insts[0].Config["api_key"] != "sk-1" || insts[0].SetBy["api_key"] != "api_key_env" {
+		t.Errorf("instance of a provider with api_key_env: %+v", insts[0])
+	}
+	if _, ok := insts[1].Config["api_key"]; ok || len(insts[1].SetBy) != 0 {
+		t.Errorf("instance of a provider with api_key_file: %+v", insts[1])
+	}
 }
 
 var _ http.Handler = http.HandlerFunc((&Gateway{}).HandleChat)

@@ -176,7 +176,14 @@ func (h *Host) discover() error {
 			byName[e.Name] = e
 		}
 	}
+	// A package's binary whose name the operator registered for another
+	// file is not trusted; saying only that it is unregistered would send
+	// the operator to register it, which would replace the other.
+	shadowed := map[string]Entry{} // package binary's path -> the registered entry
 	for _, e := range entries {
+		if pe, ok := byName[e.Name]; ok && pe.Path != e.Path {
+			shadowed[pe.Path] = e
+		}
 		byName[e.Name] = e // what the operator registered wins over the package
 	}
 	if h.devDir != "" {
@@ -221,6 +228,10 @@ func (h *Host) discover() error {
 				// The likely cause is the package's catalog, not a
 				// missing registration.
 				reason = fmt.Sprintf("not trusted: the directory's catalog.json is ignored (%v); fix it, or run `vigil plugins register %s`", err, p)
+			}
+			if r, ok := shadowed[p]; ok {
+				reason = fmt.Sprintf("not trusted: its entry in %s names it %q, and the plugin registered under that name is %s, which wins; run `vigil plugins unregister %s` and reload the agent to trust this one",
+					filepath.Join(d, "catalog.json"), r.Name, r.Path, r.Name)
 			}
 			plugins[name] = newManaged(h, Entry{Name: name, Path: p}, StateUntrusted, reason)
 		}

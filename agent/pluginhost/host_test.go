@@ -514,6 +514,36 @@ func TestBrokenPackageCatalogNamed(t *testing.T) {
 	}
 }
 
+// TestPackageEntryShadowedByRegistered: a package's binary whose name the
+// operator registered for another file says so, instead of sending the
+// operator to register it (which would replace the other).
+func TestPackageEntryShadowedByRegistered(t *testing.T) {
+	dir := install(t, "detector")
+	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "pkg-detector"))
+	sum, err := fileSHA256(filepath.Join(dir, "pkg-detector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detector", "file": "pkg-detector", "sha256": "`+sum+`"}]}`), 0o644)
+	cfg := testConfig(dir)
+	h := newHost(t, cfg, "")
+	if s := status(t, h, "test-detector"); s.Source != "package" || s.Path != filepath.Join(dir, "pkg-detector") {
+		t.Fatalf("before registering: %+v", s)
+	}
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	h.Reload(cfg)
+	if s := status(t, h, "test-detector"); s.Source != "registered" || s.Path != filepath.Join(dir, "test-detector") {
+		t.Errorf("the registered plugin does not win: %+v", s)
+	}
+	s := status(t, h, "pkg-detector")
+	want := `its entry in ` + filepath.Join(dir, "catalog.json") + ` names it "test-detector", and the plugin registered under that name is ` + filepath.Join(dir, "test-detector")
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, want) || !strings.Contains(s.LastError, "vigil plugins unregister test-detector") {
+		t.Errorf("shadowed package binary: %+v; want a last error saying %q", s, want)
+	}
+}
+
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")
@@ -534,7 +564,14 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 		"exits":        "#!/bin/sh\nexit 3\n",
 		"wrong-proto":  "#!/bin/sh\necho '1|7|unix|/nonexistent|grpc|'\n",
 		// The handshake never comes; the child sleep must die with it.
-		"hangs": "#!/bin/sh\nsleep 301.25 &\nsleep 301.5\n",
+		"hangs": "#!/bin/sh\necho 'waiting for /models/m.bin' >&2\nsleep 301.25 &\nsleep 301.5\n",
+		// What a zipapp plugin prints under a Python without Debian's
+		// python3-grpcio.
+		"python-no-grpc": "#!/bin/sh\ncat >&2 <<'EOF'\nTraceback (most recent call last):\n  File \"/p/vigil_plugin/_errors.py\", line 3, in <module>\nModuleNotFoundError: No module named 'grpc'\nEOF\nexit 1\n",
+		// A Go panic before Serve: the panic line, not the stack trace's last.
+		"go-panic": "#!/bin/sh\ncat >&2 <<'EOF'\npanic: open /etc/mine.yaml: no such file or directory\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:12 +0x1d\nEOF\nexit 2\n",
+		// A structured log line: its message.
+		"slog-error": "#!/bin/sh\necho '{\"time\":\"2026-11-27T21:00:00Z\",\"level\":\"ERROR\",\"msg\":\"cannot start: token missing\"}' >&2\nexit 1\n",
 	}
 	for name, body := range scripts {
 		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755)
@@ -554,9 +591,21 @@ func TestBrokenBinariesFailClearly(t *testing.T) {
 			t.Errorf("%s: %v; want one line saying %q", name, err, want)
 		}
 	}
+	// A plugin that fails on its own before the handshake is quoted:
+	// its author needs its error, not to hear it is no plugin.
+	for name, want := range map[string]string{
+		"python-no-grpc": `exited (exit status 1) without printing the plugin handshake; its standard error ended with "ModuleNotFoundError: No module named 'grpc'"`,
+		"go-panic":       `exited (exit status 2) without printing the plugin handshake; its standard error ended with "panic: open /etc/mine.yaml: no such file or directory"`,
+		"slog-error":     `exited (exit status 1) without printing the plugin handshake; its standard error ended with "cannot start: token missing"`,
+	} {
+		_, err := h.Register(context.Background(), filepath.Join(dir, name), "")
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "not a Vigil plugin") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line saying %s", name, err, want)
+		}
+	}
 	start := time.Now()
 	_, err := h.Register(context.Background(), filepath.Join(dir, "hangs"), "")
-	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") {
+	if err == nil || !strings.Contains(err.Error(), "did not complete the plugin handshake") || !strings.Contains(err.Error(), `its standard error ended with "waiting for /models/m.bin"`) {
 		t.Errorf("hanging binary: %v", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -809,6 +858,51 @@ func TestConfigureRejected(t *testing.T) {
 	_, err := detect(h, &sdk.DetectRequest{Method: "mean"})
 	if err == nil || !strings.Contains(err.Error(), "plugins.config.test-detector.greeting: must be a string") {
 		t.Errorf("bad plugin config: %v", err)
+	}
+}
+
+// TestConfigureErrorsNamed: a rejected configuration names each key where
+// the operator set it, also for a plugin that takes none (a Go SDK plugin
+// without sdk.Configurer given a gateway entry's base_url), and an error
+// about no one key names the section without a dangling dot.
+func TestConfigureErrorsNamed(t *testing.T) {
+	dir := install(t, "detector", "provider")
+	cfg := testConfig(dir)
+	cfg.Config = map[string]map[string]any{"test-detector": {"reject_whole": true}}
+	h := newHost(t, cfg, "")
+	for _, k := range []string{"detector", "provider"} {
+		if _, err := h.Register(context.Background(), filepath.Join(dir, "test-"+k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.SetInstances([]Instance{
+		{Name: "prov-a", Plugin: "test-provider", ConfigKey: "gateway.providers[0]",
+			Config: map[string]any{"base_url": "http://127.0.0.1:1/v1", "timeout": "5s"}},
+		{Name: "prov-b", Plugin: "test-provider", ConfigKey: "gateway.providers[1]",
+			Config: map[string]any{"api_key": "sk-1"}, SetBy: map[string]string{"api_key": "api_key_env"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := detect(h, &sdk.DetectRequest{Method: "mean"})
+	if want := "plugins.config.test-detector: rejects the configuration as a whole"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("whole configuration rejected: %v; want %q", err, want)
+	}
+	err = h.WithProvider(context.Background(), "prov-a", "Models", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	for _, want := range []string{"gateway.providers[0].base_url: this plugin takes no configuration", "gateway.providers[0].timeout: this plugin takes no configuration"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("configuration given to a plugin that takes none: %v; want %q", err, want)
+		}
+	}
+	// A key the operator set under another name is named by that one.
+	err = h.WithProvider(context.Background(), "prov-b", "Models", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	if want := "gateway.providers[1].api_key_env (the api_key it set): this plugin takes no configuration"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a key set through api_key_env rejected: %v; want %q", err, want)
 	}
 }
 

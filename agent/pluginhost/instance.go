@@ -23,6 +23,10 @@ type Instance struct {
 	// ConfigKey is where Config comes from in the agent's configuration
 	// (such as "gateway.providers[1]"), to name a rejected field.
 	ConfigKey string
+	// SetBy names, for a Config key the operator did not write as such,
+	// the key that set it (the gateway's "api_key" comes from
+	// "api_key_env"), so that a rejection names the operator's key.
+	SetBy map[string]string
 	// CallTimeout, when positive, replaces plugins.call_timeout for calls
 	// into this instance (long streams need more than a detector call).
 	CallTimeout time.Duration
@@ -93,6 +97,7 @@ func (h *Host) addInstancesLocked(only string) []*managed {
 		}
 		m.callTimeout = in.CallTimeout
 		m.cfgKey = in.ConfigKey
+		m.setBy = in.SetBy
 		h.plugins[in.Name] = m
 	}
 	return replaced

@@ -16,6 +16,43 @@ type stderrLogger struct {
 	logger *slog.Logger
 	mu     sync.Mutex
 	buf    bytes.Buffer
+	// last and panicked are the last message logged and the last one that
+	// starts a Go panic or fatal error, for lastWords.
+	last, panicked string
+}
+
+// maxLastWords bounds the message lastWords returns.
+const maxLastWords = 300
+
+// lastWords is what best explains why a plugin that wrote to standard
+// error stopped: the line that starts a Go panic or fatal error (the stack
+// trace follows it), else the last message (the exception line that
+// closes a Python traceback, a "cannot open config" before an exit). Empty
+// when the plugin wrote nothing. It is what a start error quotes, since
+// the whole output is only in the agent's log.
+func (w *stderrLogger) lastWords() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.last
+	if w.panicked != "" {
+		s = w.panicked
+	}
+	if len(s) > maxLastWords {
+		s = strings.ToValidUTF8(s[:maxLastWords], "") + "..."
+	}
+	return s
+}
+
+// remember notes msg for lastWords; w.mu is held.
+func (w *stderrLogger) remember(msg string) {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return
+	}
+	w.last = msg
+	if strings.HasPrefix(msg, "panic: ") || strings.HasPrefix(msg, "fatal error: ") {
+		w.panicked = msg
+	}
 }
 
 // maxLogLine bounds the part of a plugin's stderr line held while waiting
@@ -57,6 +94,7 @@ func (w *stderrLogger) log(line []byte) {
 		msg, _ := firstString(rec, "msg", "@message", "message")
 		lvl, _ := firstString(rec, "level", "@level")
 		if msg != "" {
+			w.remember(msg)
 			attrs := make([]any, 0, 2*len(rec))
 			for k, v := range rec {
 				switch k {
@@ -74,6 +112,7 @@ func (w *stderrLogger) log(line []byte) {
 			return
 		}
 	}
+	w.remember(string(line))
 	w.logger.Info(string(line))
 }
 

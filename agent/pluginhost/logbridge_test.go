@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,30 @@ func TestStderrLoggerBoundsAnEndlessLine(t *testing.T) {
 	}
 	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 1<<20/maxLogLine {
 		t.Errorf("%d records for 1 MiB of one line, want one per %d bytes", n, maxLogLine)
+	}
+}
+
+func TestStderrLoggerLastWords(t *testing.T) {
+	long := strings.Repeat("é", maxLastWords) // two bytes each: cut inside one
+	for _, tc := range []struct {
+		name, stderr, want string
+	}{
+		{"nothing", "", ""},
+		{"blank lines", "\n  \n", ""},
+		{"last line", "loading\ncannot open /etc/mine.yaml\n", "cannot open /etc/mine.yaml"},
+		{"python traceback", "Traceback (most recent call last):\n  File \"x.py\", line 1\nImportError: no grpc\n", "ImportError: no grpc"},
+		{"go panic, not its stack", "panic: boom [recovered]\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:3 +0x1\n", "panic: boom [recovered]"},
+		{"go fatal error", "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n", "fatal error: all goroutines are asleep - deadlock!"},
+		{"json record", `{"level":"ERROR","msg":"no token"}` + "\n", "no token"},
+		{"unfinished line", "first\nsecond without newline", "first"},
+		{"long", "x" + long + "\n", "x" + strings.Repeat("é", maxLastWords/2-1) + "..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &stderrLogger{logger: slog.New(slog.DiscardHandler)}
+			w.Write([]byte(tc.stderr))
+			if got := w.lastWords(); got != tc.want {
+				t.Errorf("lastWords() = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -66,6 +66,7 @@ type managed struct {
 	instanceOf  string
 	config      map[string]any
 	cfgKey      string
+	setBy       map[string]string // an instance's Instance.SetBy
 	callTimeout time.Duration
 }
 
@@ -414,7 +415,15 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			proc.stop(m.log)
 			msg := ""
 			for _, fe := range ferrs {
-				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), fe.Field, fe.Message)
+				if fe.Field == "" { // the configuration as a whole
+					msg += fmt.Sprintf("; %s: %s", m.configKey(), fe.Message)
+					continue
+				}
+				field := fe.Field
+				if k, ok := m.setBy[field]; ok {
+					field = fmt.Sprintf("%s (the %s it set)", k, field)
+				}
+				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), field, fe.Message)
 			}
 			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)
 		}
@@ -455,6 +464,7 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 		// If the agent dies (even by SIGKILL), the kernel kills the plugin.
 		Pdeathsig: syscall.SIGKILL,
 	}
+	stderr := &stderrLogger{logger: log}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginMap(),
@@ -464,7 +474,7 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AutoMTLS:         true,
 		StartTimeout:     h.config().StartTimeout,
-		Stderr:           &stderrLogger{logger: log},
+		Stderr:           stderr,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "go-plugin",
 			Level:      hclog.Warn,
@@ -480,8 +490,9 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 	}
 	proc := &process{client: client, rpc: rpc, cmd: cmd, pid: pid}
 	if err != nil {
+		// Once stopped, go-plugin has read all of the plugin's stderr.
 		proc.stop(log)
-		return nil, describeStartError(path, err)
+		return nil, describeStartError(path, err, cmd.ProcessState, stderr.lastWords())
 	}
 	return proc, nil
 }
@@ -490,7 +501,17 @@ func (h *Host) spawn(path string, sum []byte, args, env []string, log *slog.Logg
 // longer matches its catalog entry: no restart can fix that.
 var errBinaryChanged = errors.New("SHA-256 does not match the catalog")
 
-func describeStartError(path string, err error) error {
+// describeStartError turns go-plugin's start error into one line saying
+// what the binary did. A plugin that wrote to standard error before it
+// exited or hung most likely failed on its own (a Python plugin without
+// python3-grpcio, a Go panic, a missing file), so the error quotes its
+// last words (lastWords) and its exit status rather than calling it no
+// plugin at all; the whole output is in the agent's log under its name.
+func describeStartError(path string, err error, ps *os.ProcessState, lastWords string) error {
+	said := ""
+	if lastWords != "" {
+		said = fmt.Sprintf("; its standard error ended with %q (all of it is in the agent's log under the plugin's name)", lastWords)
+	}
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("%s: %w", path, errBinaryChanged)
@@ -501,8 +522,15 @@ func describeStartError(path string, err error) error {
 	const notPlugin = "; plugins are built against github.com/vigilml/vigil/sdk"
 	switch {
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return fmt.Errorf("%s did not complete the plugin handshake within plugins.start_timeout; it hangs or is not a Vigil plugin", path)
+		return fmt.Errorf("%s did not complete the plugin handshake within plugins.start_timeout; it hangs or is not a Vigil plugin%s", path, said)
 	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"), strings.Contains(msg, "plugin exited before we could connect"):
+		if said != "" {
+			status := ""
+			if ps != nil {
+				status = " (" + ps.String() + ")"
+			}
+			return fmt.Errorf("%s exited%s without printing the plugin handshake%s", path, status, said)
+		}
 		return fmt.Errorf("%s is not a Vigil plugin built with this contract (handshake failed: it exited or closed standard output without printing the handshake)%s", path, notPlugin)
 	case strings.HasPrefix(msg, "Unrecognized remote plugin message: "):
 		// go-plugin appends a many-line diagnosis; the first line is

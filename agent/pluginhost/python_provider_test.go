@@ -8,10 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,6 +266,77 @@ func TestPythonProviderConfig(t *testing.T) {
 	for _, want := range []string{"plugins.config.py-openai.base_url", "plugins.config.py-openai.timeout", "plugins.config.py-openai.colour"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v; want it to name %s", err, want)
+		}
+	}
+}
+
+// TestPythonProviderAsGatewayInstance: the example provider takes every
+// key a gateway.providers entry hands over, in the form the gateway sends
+// it (timeout as a Go duration, the key read from api_key_env as api_key,
+// headers, max_concurrency as a number), and uses them upstream.
+func TestPythonProviderAsGatewayInstance(t *testing.T) {
+	stub := openaistub.New("gpt-test", "text-embedding-test")
+	stub.APIKey = "sk-from-env"
+	// The most requests the upstream saw at once, for max_concurrency.
+	var inFlight, peak atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		stub.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	base := srv.URL + "/v1"
+	h, _ := pyHost(t, "py-openai", nil)
+	err := h.SetInstances([]Instance{{Name: "local-vllm", Plugin: "py-openai", ConfigKey: "gateway.providers[0]", Config: map[string]any{
+		"base_url": base, "timeout": "1m30s", "api_key": "sk-from-env", "max_concurrency": 1.0,
+		"headers": map[string]any{"OpenAI-Organization": "org-1"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three chats at once, each held up by the upstream: with
+	// max_concurrency 1 the upstream sees them one after another.
+	stub.Fail("gpt-test", openaistub.Fault{Delay: 200 * time.Millisecond}, openaistub.Fault{Delay: 200 * time.Millisecond}, openaistub.Fault{Delay: 200 * time.Millisecond})
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			errs <- h.WithProvider(context.Background(), "local-vllm", "test", func(ctx context.Context, c sdk.ProviderClient) error {
+				resp, err := c.Chat(ctx, &pb.ChatRequest{Model: "gpt-test", Messages: []*pb.Message{{Role: "user", Content: "hello"}}})
+				if err == nil && resp.GetContent() == "" {
+					err = errors.New("empty answer: " + resp.String())
+				}
+				return err
+			})
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("chat through an instance configured as the gateway does: %v", err)
+		}
+	}
+	if p := peak.Load(); p != 1 {
+		t.Errorf("the upstream saw %d requests at once; max_concurrency is 1", p)
+	}
+	if got := stub.LastHeaders().Get("OpenAI-Organization"); got != "org-1" {
+		t.Errorf("upstream got OpenAI-Organization %q, want org-1", got)
+	}
+
+	// Bad values name the entry's keys.
+	err = h.SetInstances([]Instance{{Name: "bad-vllm", Plugin: "py-openai", ConfigKey: "gateway.providers[1]", Config: map[string]any{
+		"base_url": base, "timeout": "soon", "max_concurrency": 0.5, "headers": map[string]any{"Authorization": "Bearer x"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.WithProvider(context.Background(), "bad-vllm", "test", func(ctx context.Context, c sdk.ProviderClient) error {
+		_, err := c.Models(ctx)
+		return err
+	})
+	for _, want := range []string{"gateway.providers[1].timeout: 'soon' is not a duration", "gateway.providers[1].max_concurrency:", "gateway.providers[1].headers.Authorization: is set by the plugin"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v; want it to say %q", err, want)
 		}
 	}
 }

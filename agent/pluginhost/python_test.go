@@ -326,3 +326,47 @@ func TestPythonKill9DuringCalls(t *testing.T) {
 		t.Errorf("restarts = %d, want 1", after.Restarts)
 	}
 }
+
+// TestPythonConfigureWithoutOverride: a Python plugin that does not
+// override configure names each key it is given, as a Go one does.
+func TestPythonConfigureWithoutOverride(t *testing.T) {
+	h, _ := pyHost(t, "py-test", func(c *Config) {
+		c.Config = map[string]map[string]any{"py-test": {"colour": "red", "alpha": 0.1}}
+	})
+	_, err := pyDetect(h, "py-test", &sdk.DetectRequest{Method: "mean"})
+	for _, want := range []string{"plugins.config.py-test.alpha: this plugin takes no configuration", "plugins.config.py-test.colour: this plugin takes no configuration"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("configuration given to a Python plugin that takes none: %v; want %q", err, want)
+		}
+	}
+}
+
+// TestPythonCheckFinite: vp.check_finite answers every value that is not
+// a finite number with a FieldError naming it, strings included (a
+// categorical sample given to a numeric method), as its docstring says;
+// a TypeError would reach the agent as class internal.
+func TestPythonCheckFinite(t *testing.T) {
+	pythonPlugins(t) // Debian's grpcio is there
+	script := `
+import math, sys
+import vigil_plugin as vp
+for values, want in [([1.0, 2, -3.5], None), ([], "current"), ([1.0, math.nan], "current[1]"),
+                     ([math.inf], "current[0]"), (["DE", "FR"], "current[0]"), ([1.0, True], "current[1]"),
+                     ([1.0, None], "current[1]")]:
+    try:
+        vp.check_finite("current", values)
+        got = None
+    except vp.FieldError as e:
+        got = e.field
+    except Exception as e:
+        got = "%s: %s" % (type(e).__name__, e)
+    if got != want:
+        print("check_finite(%r): got %r, want a FieldError naming %r" % (values, got, want))
+        sys.exit(1)
+`
+	cmd := exec.Command(pythonInterpreter, "-c", script)
+	cmd.Env = append(os.Environ(), "PYTHONPATH=../../sdk/python")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%v: %s", err, out)
+	}
+}

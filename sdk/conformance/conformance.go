@@ -341,7 +341,8 @@ func (r *runner) launch(path string) error {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	// As the agent's catalog takes them (agent/pluginhost).
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	semverRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
 )
 
@@ -360,7 +361,7 @@ func (r *runner) info() (sdk.Kind, error) {
 	r.rep.Name, r.rep.Kind, r.rep.Version = info.GetName(), info.GetKind(), info.GetVersion()
 	var problems []string
 	if !nameRE.MatchString(info.GetName()) {
-		problems = append(problems, fmt.Sprintf("name %q is not valid (1-64 of a-z 0-9 . _ -, starting with a letter or digit)", info.GetName()))
+		problems = append(problems, fmt.Sprintf("name %q is not valid (1-63 of a-z 0-9 . _ -, starting with a letter or digit)", info.GetName()))
 	}
 	kind := sdk.Kind(info.GetKind())
 	known := false

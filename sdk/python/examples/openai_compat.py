@@ -21,19 +21,32 @@ Pack and register it:
     /usr/bin/python3 sdk/python/pack.py sdk/python/examples/openai_compat.py -o py-openai
     vigil plugins register ./py-openai
 
-and configure it under plugins.config.py-openai:
+and use it through the gateway, whose gateway.providers entries hand it
+their settings (docs/plugins.md, "Settings a provider instance receives"):
 
-    base_url: http://127.0.0.1:8000/v1   # required
-    api_key_file: /etc/vigil/upstream.key  # optional; sent as a bearer token
-    timeout: 60                          # seconds per call (default 60)
+    gateway:
+      providers:
+        - name: local-vllm
+          plugin: py-openai
+          base_url: http://127.0.0.1:8000/v1   # required
+          api_key_file: /etc/vigil/upstream.key  # optional; sent as a bearer token
+          # api_key_env: VLLM_KEY              # or: the agent hands over the key
+          timeout: 60s                         # per upstream call (default 60s)
+          max_concurrency: 16                  # upstream calls at once (default 64)
+          headers: {OpenAI-Organization: org-1}
+
+The same keys work under plugins.config.py-openai for the plugin run
+under its own name; there timeout may also be a number of seconds.
 
 Models: GET {base_url}/models lists ids only, so a model whose id contains
 "embed" is offered for embeddings and every other one for chat, as the Go
 plugin does.
 """
 
+import contextlib
 import json
 import logging
+import re
 import socket
 import threading
 import urllib.error
@@ -60,16 +73,38 @@ CAPABILITIES = ["chat", "stream", "embeddings", "tools", "images", "files", "pen
 
 
 class Config:
-    def __init__(self, base_url="", api_key="", timeout=60.0):
+    def __init__(self, base_url="", api_key="", timeout=60.0, max_concurrency=64, headers=None):
         self.base_url = base_url
         self.api_key = api_key
         self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        # max_concurrency's slots: held from the request until its answer
+        # is read (a stream's whole length).
+        self.slots = threading.BoundedSemaphore(max_concurrency)
+        self.headers = headers or {}
+
+
+# A Go duration, as the agent sends gateway.providers[].timeout ("1m0s").
+_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(s):
+    """The seconds of a Go duration string such as "1m30s" or "500ms";
+    None when s is not one."""
+    if not isinstance(s, str) or not s or _DURATION.sub("", s) != "":
+        return None
+    total = 0.0
+    for part in _DURATION.findall(s):
+        num = part.rstrip("nsuµmh")
+        total += float(num) * _UNIT_SECONDS[part[len(num):]]
+    return total
 
 
 def parse_config(cfg):
     """Return (Config, [FieldError])."""
     errs = []
-    known = {"base_url", "api_key_file", "timeout"}
+    known = {"base_url", "api_key", "api_key_file", "timeout", "max_concurrency", "headers"}
     for k in sorted(set(cfg) - known):
         errs.append(vp.FieldError(k, "unknown key; this plugin takes %s" % ", ".join(sorted(known))))
     c = Config()
@@ -78,7 +113,15 @@ def parse_config(cfg):
         errs.append(vp.FieldError("base_url", "must be an http:// or https:// URL"))
     elif base:
         c.base_url = base.rstrip("/")
-    if "api_key_file" in cfg:
+    if "api_key" in cfg and "api_key_file" in cfg:
+        errs.append(vp.FieldError("api_key_file", "set only one of api_key_file and the key itself (api_key_env)"))
+    if "api_key" in cfg:
+        # The agent read it from its environment (api_key_env).
+        if not isinstance(cfg["api_key"], str) or not cfg["api_key"].strip():
+            errs.append(vp.FieldError("api_key", "must be a non-empty string"))
+        else:
+            c.api_key = cfg["api_key"].strip()
+    elif "api_key_file" in cfg:
         try:
             with open(cfg["api_key_file"]) as f:
                 c.api_key = f.read().strip()
@@ -86,10 +129,30 @@ def parse_config(cfg):
             errs.append(vp.FieldError("api_key_file", "cannot read it: %s" % e))
     if "timeout" in cfg:
         t = cfg["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
-            errs.append(vp.FieldError("timeout", "must be a number of seconds in (0, 3600]"))
+        secs = duration_seconds(t) if isinstance(t, str) else t
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
+            errs.append(vp.FieldError("timeout", "%r is not a duration such as 60s (or a number of seconds) in (0, 1h]" % (t,)))
         else:
-            c.timeout = float(t)
+            c.timeout = float(secs)
+    if "max_concurrency" in cfg:
+        n = cfg["max_concurrency"]
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or not 1 <= n <= 100000:
+            errs.append(vp.FieldError("max_concurrency", "%r is not a whole number from 1 to 100000" % (n,)))
+        else:
+            c.max_concurrency = int(n)
+            c.slots = threading.BoundedSemaphore(c.max_concurrency)
+    if "headers" in cfg:
+        h = cfg["headers"]
+        if not isinstance(h, dict):
+            errs.append(vp.FieldError("headers", "must be a map of header names to strings"))
+        else:
+            for k, v in sorted(h.items()):
+                if k.lower() in ("authorization", "content-type"):
+                    errs.append(vp.FieldError("headers.%s" % k, "is set by the plugin; use api_key_file for the key"))
+                elif not isinstance(v, str):
+                    errs.append(vp.FieldError("headers.%s" % k, "must be a string"))
+                else:
+                    c.headers[k] = v
     return c, errs
 
 
@@ -275,15 +338,27 @@ class OpenAICompat(vp.Provider):
     def _config(self):
         with self._lock:
             if not self._cfg.base_url:
-                raise vp.FieldError("base_url", "not configured: set plugins.config.<name>.base_url")
+                raise vp.FieldError("base_url", "not configured: set base_url in the gateway.providers entry")
             return self._cfg
 
-    def _open(self, method, path, body=None):
-        """Send one request; return the open response or raise the
-        contract's error."""
+    @contextlib.contextmanager
+    def _call(self, method, path, body=None):
+        """Send one request within a max_concurrency slot; yield the open
+        response, or raise the contract's error."""
         cfg = self._config()
+        if not cfg.slots.acquire(timeout=cfg.timeout):
+            raise vp.PluginError(vp.TIMEOUT, "all %d upstream slots (max_concurrency) stayed busy for %gs" % (cfg.max_concurrency, cfg.timeout))
+        try:
+            with self._open(cfg, method, path, body) as resp:
+                yield resp
+        finally:
+            cfg.slots.release()
+
+    def _open(self, cfg, method, path, body):
         data = json.dumps(body).encode() if body is not None else None
         r = urllib.request.Request(cfg.base_url + path, data=data, method=method)
+        for k, v in cfg.headers.items():
+            r.add_header(k, v)
         r.add_header("Accept", "application/json")
         if data is not None:
             r.add_header("Content-Type", "application/json")
@@ -299,7 +374,7 @@ class OpenAICompat(vp.Provider):
             raise vp.PluginError(vp.UNAVAILABLE, "cannot reach the upstream: %s" % e) from None
 
     def _json(self, method, path, body=None):
-        with self._open(method, path, body) as resp:
+        with self._call(method, path, body) as resp:
             raw = resp.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise vp.PluginError(vp.UNAVAILABLE, "upstream answer is larger than %d bytes" % MAX_BODY)
@@ -338,7 +413,7 @@ class OpenAICompat(vp.Provider):
 
     def chat_stream(self, req):
         finish, usage, done, first = "", None, False, True
-        with self._open("POST", "/chat/completions", _request_body(req, True)) as resp:
+        with self._call("POST", "/chat/completions", _request_body(req, True)) as resp:
             for line in resp:
                 line = line.strip()
                 if not line.startswith(b"data:"):
@@ -393,4 +468,4 @@ class OpenAICompat(vp.Provider):
 
 
 if __name__ == "__main__":
-    vp.serve_provider(vp.Info("py-openai", "1.1.0", capabilities=CAPABILITIES), OpenAICompat())
+    vp.serve_provider(vp.Info("py-openai", "1.2.0", capabilities=CAPABILITIES), OpenAICompat())

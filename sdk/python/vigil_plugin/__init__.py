@@ -172,9 +172,7 @@ class Detector:
         """Take the plugin's section of the agent's configuration (a dict).
         Return a list of FieldError, empty to accept. The default accepts
         only an empty configuration."""
-        if config:
-            return [FieldError("", "this plugin takes no configuration")]
-        return []
+        return [FieldError(k, "this plugin takes no configuration") for k in sorted(config)]
 
     def describe(self):
         """Return the list of Method offered."""
@@ -207,9 +205,7 @@ class Provider:
         Return a list of FieldError, empty to accept. The default accepts
         only an empty configuration. It is called after every start, first
         with what the agent's config holds."""
-        if config:
-            return [FieldError("", "this plugin takes no configuration")]
-        return []
+        return [FieldError(k, "this plugin takes no configuration") for k in sorted(config)]
 
     def models(self):
         """Return the list of pb.ModelInfo offered (id, context_window,
@@ -253,6 +249,9 @@ def check_finite(field, values):
     if not values:
         raise FieldError(field, "sample is empty")
     for i, x in enumerate(values):
-        if not math.isfinite(x):
+        # A string (a categorical sample handed to a numeric method) is
+        # bad input too, not a TypeError that would reach the agent as
+        # class internal.
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise FieldError("%s[%d]" % (field, i),
-                             "value is %r; only finite numbers are accepted" % x)
+                             "value is %r; only finite numbers are accepted" % (x,))

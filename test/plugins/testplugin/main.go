@@ -46,6 +46,7 @@ var faults = map[string]string{
 	"":                 "none: keeps the contract",
 	"hang-by-hand":     "run without the handshake cookie, hangs instead of exiting",
 	"bad-version":      "reports version \"latest\"",
+	"long-name":        "reports a name of 64 characters, one more than the agent takes",
 	"config-required":  "rejects an empty configuration",
 	"orphan":           "leaves a child process running when it exits",
 	"bad-describe":     "detector: a method without data types",
@@ -91,6 +92,9 @@ func main() {
 	if name == "" {
 		name = "test-" + kind
 	}
+	if fault == "long-name" {
+		name = strings.Repeat("n", 64)
+	}
 	info := sdk.Info{Name: name, Version: version, Capabilities: []string{"test"}}
 	switch kind {
 	case "detector":
@@ -134,6 +138,10 @@ func (detector) Configure(cfg map[string]any) []sdk.FieldError {
 			if _, ok := v.(string); !ok {
 				errs = append(errs, sdk.FieldError{Field: k, Message: "must be a string"})
 			}
+		case "reject_whole":
+			// An error about no one key, as a plugin in another
+			// language may send.
+			errs = append(errs, sdk.FieldError{Message: "rejects the configuration as a whole"})
 		default:
 			errs = append(errs, sdk.FieldError{Field: k, Message: "unknown key"})
 		}

@@ -146,11 +146,13 @@ func (*InfoRequest) Descriptor() ([]byte, []int) {
 
 type InfoResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is the plugin's own name, such as "ks" or "pgvector".
+	// name is the plugin's own name, such as "ks" or "pgvector": 1 to 63 of
+	// a-z, 0-9, ".", "_" and "-", starting with a letter or digit.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// kind is "detector", "provider" or "vectorstore".
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	// version is the plugin's release, free-form (semver recommended).
+	// version is the plugin's release, a semantic version such as "1.2.3"
+	// (the conformance kit's info check fails on anything else).
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// contract_version is the contract the plugin was built against (1).
 	ContractVersion uint32 `protobuf:"varint,4,opt,name=contract_version,json=contractVersion,proto3" json:"contract_version,omitempty"`
