@@ -68,8 +68,19 @@ type Info struct {
 	// Version is the plugin's release, a semantic version such as "1.2.3"
 	// (the conformance kit's info check fails on anything else).
 	Version string
-	// Capabilities are optional features, named per kind in docs/plugins.md.
+	// Capabilities are optional features, named per kind in docs/plugins.md;
+	// a provider's are among ProviderCapabilities (the conformance kit's info
+	// check fails on any other name: a misspelt one is never looked at).
 	Capabilities []string
+}
+
+// ProviderCapabilities are the capability names a provider may declare in
+// this version of the contract (docs/plugins.md, "Capabilities"). Detectors
+// and vector stores have none defined; what they declare is shown, not
+// used.
+var ProviderCapabilities = []string{
+	"chat", "stream", "embeddings", "count_tokens",
+	"images", "files", "tools", "logprobs", "penalties", "reasoning_effort", "openai_params",
 }
 
 // FieldError is one problem with a plugin's configuration.

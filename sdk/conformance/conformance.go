@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -376,6 +377,13 @@ func (r *runner) info() (sdk.Kind, error) {
 	}
 	if !semverRE.MatchString(info.GetVersion()) {
 		problems = append(problems, fmt.Sprintf("version %q is not a semantic version such as 1.2.3", info.GetVersion()))
+	}
+	if kind == sdk.KindProvider {
+		for _, c := range info.GetCapabilities() {
+			if !slices.Contains(sdk.ProviderCapabilities, c) {
+				problems = append(problems, fmt.Sprintf("capability %q is not a provider capability (want any of %s): the agent never looks at it; a plugin newer than this kit may know more, then update the kit (vigil)", c, strings.Join(sdk.ProviderCapabilities, ", ")))
+			}
+		}
 	}
 	if info.GetContractVersion() != sdk.ContractVersion {
 		problems = append(problems, fmt.Sprintf("contract_version is %d, expected %d", info.GetContractVersion(), sdk.ContractVersion))

@@ -123,6 +123,7 @@ func TestChecksFail(t *testing.T) {
 		{variant{"detector", "hang-by-hand"}, "refuses-to-run-by-hand", "did not exit within 5s"},
 		{variant{"detector", "bad-version"}, "info", `version "latest" is not a semantic version`},
 		{variant{"detector", "long-name"}, "info", `is not valid (1-63 of a-z`},
+		{variant{"provider", "bad-capability"}, "info", `capability "tool" is not a provider capability`},
 		{variant{"detector", "config-required"}, "configure-empty", "greeting: is required"},
 		{variant{"detector", "orphan"}, "shutdown", "still running after it exited"},
 		{variant{"detector", "bad-describe"}, "detector/describe", "must list the data types"},

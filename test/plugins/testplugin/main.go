@@ -47,6 +47,7 @@ var faults = map[string]string{
 	"hang-by-hand":     "run without the handshake cookie, hangs instead of exiting",
 	"bad-version":      "reports version \"latest\"",
 	"long-name":        "reports a name of 64 characters, one more than the agent takes",
+	"bad-capability":   "declares a provider capability that does not exist (tool for tools)",
 	"config-required":  "rejects an empty configuration",
 	"orphan":           "leaves a child process running when it exits",
 	"bad-describe":     "detector: a method without data types",
@@ -96,10 +97,17 @@ func main() {
 		name = strings.Repeat("n", 64)
 	}
 	info := sdk.Info{Name: name, Version: version, Capabilities: []string{"test"}}
+	if fault == "bad-capability" {
+		info.Capabilities = []string{"chat", "tool"}
+	}
 	switch kind {
 	case "detector":
 		sdk.ServeDetector(info, detector{})
 	case "provider":
+		if fault != "bad-capability" {
+			// Providers' capabilities are a fixed set (the kit checks).
+			info.Capabilities = []string{"chat", "stream", "embeddings"}
+		}
 		sdk.ServeProvider(info, provider{})
 	case "vectorstore":
 		sdk.ServeVectorStore(info, newMemStore())
