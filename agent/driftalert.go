@@ -31,7 +31,7 @@ func (d driftAlerts) DriftFindings() []alert.DriftFinding {
 			out = append(out, alert.DriftFinding{
 				Model: ev.Model, Version: ev.Version, Feature: f.Feature, Method: f.Method,
 				Statistic: f.Statistic, PValue: p, Threshold: thr, Critical: crit,
-				Severity: sev, EvaluatedAt: f.EvaluatedAt,
+				Severity: sev, EvaluatedAt: f.EvaluatedAt, Samples: f.CurrentN,
 			})
 		}
 	}

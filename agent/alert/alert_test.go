@@ -345,8 +345,8 @@ func TestDriftRule(t *testing.T) {
 	setFinding := func(sev string, stat float64, pv *float64) {
 		fd.mu.Lock()
 		fd.findings = []DriftFinding{
-			{Model: "fraud", Version: "v1", Feature: "amount", Method: "psi", Statistic: stat, Threshold: 0.1, Severity: sev, EvaluatedAt: clk.Now()},
-			{Model: "fraud", Version: "v1", Feature: "age", Method: "ks", Statistic: 0.3, PValue: pv, Threshold: 0.05, Severity: sev, EvaluatedAt: clk.Now()},
+			{Model: "fraud", Version: "v1", Feature: "amount", Method: "psi", Statistic: stat, Threshold: 0.1, Severity: sev, EvaluatedAt: clk.Now(), Samples: 1000},
+			{Model: "fraud", Version: "v1", Feature: "age", Method: "ks", Statistic: 0.3, PValue: pv, Threshold: 0.05, Severity: sev, EvaluatedAt: clk.Now(), Samples: 800},
 		}
 		fd.mu.Unlock()
 	}
@@ -389,6 +389,10 @@ func TestDriftRule(t *testing.T) {
 				}
 				if a.Value != want {
 					t.Errorf("evalStep %d %s: value %v, want %v (threshold %v)", i, feature, a.Value, want, a.Threshold)
+				}
+				// samples: the current window's values the finding rests on.
+				if wantN := map[string]uint64{"amount": 1000, "age": 800}[feature]; a.Samples != wantN {
+					t.Errorf("evalStep %d %s: samples %d, want %d", i, feature, a.Samples, wantN)
 				}
 			}
 		}

@@ -26,6 +26,10 @@ type DriftFinding struct {
 	// Severity is ok, warning, critical or insufficient_data.
 	Severity    string
 	EvaluatedAt time.Time
+	// Samples is how many values of the feature the current window held
+	// when it was evaluated: what the finding rests on, reported as the
+	// alert's samples.
+	Samples int
 }
 
 // Drift severities.
@@ -223,7 +227,7 @@ func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 			// The value is what the threshold is compared with: the
 			// p-value for a test (drift when it is below), else the
 			// statistic (drift when above).
-			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold}
+			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold, Samples: uint64(max(f.Samples, 0))}
 			if f.PValue != nil {
 				c.Value = *f.PValue
 			}
