@@ -399,6 +399,35 @@ func TestDriftRule(t *testing.T) {
 	}
 }
 
+// TestDriftDescriptionRawPValue: a warning from a p-value test is a raw
+// p-value below the threshold whose corrected one is not; the alert's value
+// is the corrected p-value, so the description names both, or the reader
+// sees a value above the threshold and no reason for the warning.
+func TestDriftDescriptionRawPValue(t *testing.T) {
+	fd := &fakeDrift{}
+	m, _, clk := newTestManager(t, Config{}, fd)
+	p := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		raw, adj *float64
+		want     string
+	}{
+		{p(0.041), p(0.123), "chisquare statistic 8.255, p-value 0.041 before the multiple-testing correction, 0.123 after (threshold 0.05); drift engine severity warning"},
+		{nil, p(0.03), "chisquare statistic 8.255, p-value 0.03 (threshold 0.05); drift engine severity warning"},
+		{p(0.03), p(0.03), "chisquare statistic 8.255, p-value 0.03 (threshold 0.05); drift engine severity warning"},
+	} {
+		clk.Advance(15 * time.Second)
+		fd.mu.Lock()
+		fd.findings = []DriftFinding{{Model: "fraud", Version: "v1", Feature: "country", Method: "chisquare", Statistic: 8.255,
+			PValue: tc.adj, RawPValue: tc.raw, Threshold: 0.05, Severity: "warning", EvaluatedAt: clk.Now(), Samples: 1000}}
+		fd.mu.Unlock()
+		m.Evaluate()
+		a := find(m, RuleDrift, "fraud", "v1", "country")
+		if a == nil || a.Value != *tc.adj || !strings.HasPrefix(a.Description, tc.want) {
+			t.Errorf("raw %v adjusted %v: alert %+v, want value %v and a description starting %q", tc.raw, *tc.adj, a, *tc.adj, tc.want)
+		}
+	}
+}
+
 func TestAccuracyDropRule(t *testing.T) {
 	cfg := Config{Rules: Rules{AccuracyDrop: RuleConfig{For: ptr(time.Duration(0))}}}
 	acc := func(a float64, n uint64) observe.WindowStats {
