@@ -119,7 +119,14 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("request body ends in the middle of a JSON value")
 	case errors.As(err, &syntaxErr):
-		return BadRequest("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+		// NaN, Infinity and -Infinity are what Python's json.dumps writes
+		// for non-finite floats; say so rather than only "invalid
+		// character 'N'".
+		hint := ""
+		if m := syntaxErr.Error(); strings.Contains(m, "invalid character 'N'") || strings.Contains(m, "invalid character 'I'") {
+			hint = " (NaN and Infinity are not JSON, and non-finite numbers are refused: Python's json.dumps writes them unless allow_nan=False)"
+		}
+		return BadRequest("invalid JSON at byte %d: %v%s", syntaxErr.Offset, syntaxErr, hint)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {

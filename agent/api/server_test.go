@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -265,6 +266,29 @@ func TestContentEncoding(t *testing.T) {
 		_ = json.Unmarshal(b, &e)
 		if resp.StatusCode != tc.status || (tc.status == 415 && (e.Error.Code != CodeUnsupportedMedia || !strings.Contains(e.Error.Message, tc.message))) {
 			t.Errorf("Content-Encoding %q: %d %s, want %d %s", tc.encoding, resp.StatusCode, b, tc.status, tc.message)
+		}
+	}
+}
+
+// TestDecodeJSONNonFinite: the literals NaN and Infinity, which Python's
+// json module writes, are refused with a hint saying what they are.
+func TestDecodeJSONNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		hint bool
+	}{
+		{`{"n": NaN}`, true},
+		{`{"n": Infinity}`, true},
+		{`{"n": -Infinity}`, true},
+		{`{"n": nope}`, false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/thing", strings.NewReader(tc.body))
+		var v map[string]any
+		err := DecodeJSON(r, &v)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "invalid JSON at byte") ||
+			strings.Contains(e.Message, "NaN and Infinity are not JSON") != tc.hint {
+			t.Errorf("%s: %v, want a 400 with the hint: %v", tc.body, err, tc.hint)
 		}
 	}
 }
