@@ -278,7 +278,11 @@ func (a *Agent) handlePinReference(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusCreated, info)
 }
 
-// parseTime reads an RFC 3339 string or Unix milliseconds.
+// parseTime reads an RFC 3339 string or Unix milliseconds. A positive
+// number below 1e11 (before March 1973 in milliseconds) is refused as Unix
+// seconds sent by mistake, as observation timestamps are, rather than
+// searched as a range in 1970 that can hold nothing; 0 stays "from the
+// beginning".
 func parseTime(field string, raw json.RawMessage) (time.Time, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return time.Time{}, fmt.Errorf("field %s is required", field)
@@ -294,6 +298,9 @@ func parseTime(field string, raw json.RawMessage) (time.Time, error) {
 	var ms float64
 	if err := json.Unmarshal(raw, &ms); err != nil || math.IsNaN(ms) || ms < 0 || ms > 1e15 {
 		return time.Time{}, fmt.Errorf("field %s: want an RFC 3339 time or Unix milliseconds", field)
+	}
+	if ms > 0 && ms < 1e11 {
+		return time.Time{}, fmt.Errorf("field %s: %s looks like Unix seconds: send Unix milliseconds", field, raw)
 	}
 	return time.UnixMilli(int64(ms)), nil
 }

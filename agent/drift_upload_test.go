@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilml/vigil/agent/observe"
 )
@@ -22,5 +23,36 @@ func TestUploadRefusesNonFiniteStrings(t *testing.T) {
 	vs, err := parseValues("features.x", json.RawMessage(`[1,"DE","nano","Infinite"]`), cfg, 100, false)
 	if err != nil || len(vs) != 4 {
 		t.Errorf("ordinary strings: %v %v", vs, err)
+	}
+}
+
+// TestReferenceRangeTimes: from and to of a reference range are RFC 3339
+// or Unix milliseconds; a number that looks like Unix seconds is refused
+// with a hint instead of being searched as a range in January 1970.
+func TestReferenceRangeTimes(t *testing.T) {
+	for _, tc := range []struct {
+		raw     string
+		want    time.Time
+		wantErr string
+	}{
+		{`"2026-11-20T00:00:00Z"`, time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), ""},
+		{`1764201600000`, time.UnixMilli(1764201600000), ""},
+		{`0`, time.UnixMilli(0), ""},
+		{`1764201600`, time.Time{}, "field from: 1764201600 looks like Unix seconds: send Unix milliseconds"},
+		{`1764201600.5`, time.Time{}, "looks like Unix seconds"},
+		{`-1`, time.Time{}, "want an RFC 3339 time or Unix milliseconds"},
+		{`"2026-11-20"`, time.Time{}, "is not an RFC 3339 time"},
+		{`null`, time.Time{}, "field from is required"},
+	} {
+		got, err := parseTime("from", json.RawMessage(tc.raw))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: %v, %v; want an error containing %q", tc.raw, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("%s: %v, %v; want %v", tc.raw, got, err, tc.want)
+		}
 	}
 }

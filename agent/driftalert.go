@@ -24,14 +24,14 @@ func (d driftAlerts) DriftFindings() []alert.DriftFinding {
 			if f.PValue == nil && f.WarningThreshold != nil {
 				thr, crit = *f.WarningThreshold, f.Threshold
 			}
-			p := f.PValue
+			p, raw := f.PValue, (*float64)(nil)
 			if f.AdjustedPValue != nil {
-				p = f.AdjustedPValue
+				p, raw = f.AdjustedPValue, f.PValue
 			}
 			out = append(out, alert.DriftFinding{
 				Model: ev.Model, Version: ev.Version, Feature: f.Feature, Method: f.Method,
-				Statistic: f.Statistic, PValue: p, Threshold: thr, Critical: crit,
-				Severity: sev, EvaluatedAt: f.EvaluatedAt,
+				Statistic: f.Statistic, PValue: p, RawPValue: raw, Threshold: thr, Critical: crit,
+				Severity: sev, EvaluatedAt: f.EvaluatedAt, Samples: f.CurrentN,
 			})
 		}
 	}

@@ -50,6 +50,9 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // readBatch reads a JSON or NDJSON request body; release returns its
 // buffer once the body has been parsed.
 func readBatch(r *http.Request) (body []byte, ndjson bool, release func(), err error) {
+	if err := api.CheckContentEncoding(r); err != nil {
+		return nil, false, nil, err
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, perr := mime.ParseMediaType(ct)
 		switch {

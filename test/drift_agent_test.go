@@ -162,6 +162,8 @@ telemetry:
 plugins:
   dirs: [`+pdir+`]
   crash_budget: 100
+alerts:
+  interval: 100ms
 drift:
   interval: 1h
   reference_size: 1000
@@ -240,6 +242,24 @@ models:
 			t.Errorf("%s: p %v adjusted %v", f.Feature, f.PValue, f.AdjustedPValue)
 		}
 	}
+
+	// The drift alert of a critical feature says what it rests on: the
+	// current window's values (samples), and which test (method).
+	waitFor(t, func() bool {
+		var ab alertsBody
+		if code := doJSON(t, "GET", base+"/v1/alerts?state=firing", nil, &ab); code != 200 {
+			t.Fatalf("GET /v1/alerts: %d", code)
+		}
+		for _, al := range ab.Alerts {
+			if al.Rule == "drift" && al.Labels["feature"] == "amount" {
+				if al.Severity != "critical" || al.Labels["method"] != "ks" || al.Samples != 1000 {
+					t.Fatalf("drift alert of amount: %+v, want critical, method ks, samples 1000", al)
+				}
+				return true
+			}
+		}
+		return false
+	}, "a firing drift alert for amount")
 
 	// GET shows the same; history keeps both evaluations.
 	var cur struct {

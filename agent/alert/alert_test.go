@@ -345,8 +345,8 @@ func TestDriftRule(t *testing.T) {
 	setFinding := func(sev string, stat float64, pv *float64) {
 		fd.mu.Lock()
 		fd.findings = []DriftFinding{
-			{Model: "fraud", Version: "v1", Feature: "amount", Method: "psi", Statistic: stat, Threshold: 0.1, Severity: sev, EvaluatedAt: clk.Now()},
-			{Model: "fraud", Version: "v1", Feature: "age", Method: "ks", Statistic: 0.3, PValue: pv, Threshold: 0.05, Severity: sev, EvaluatedAt: clk.Now()},
+			{Model: "fraud", Version: "v1", Feature: "amount", Method: "psi", Statistic: stat, Threshold: 0.1, Severity: sev, EvaluatedAt: clk.Now(), Samples: 1000},
+			{Model: "fraud", Version: "v1", Feature: "age", Method: "ks", Statistic: 0.3, PValue: pv, Threshold: 0.05, Severity: sev, EvaluatedAt: clk.Now(), Samples: 800},
 		}
 		fd.mu.Unlock()
 	}
@@ -390,7 +390,40 @@ func TestDriftRule(t *testing.T) {
 				if a.Value != want {
 					t.Errorf("evalStep %d %s: value %v, want %v (threshold %v)", i, feature, a.Value, want, a.Threshold)
 				}
+				// samples: the current window's values the finding rests on.
+				if wantN := map[string]uint64{"amount": 1000, "age": 800}[feature]; a.Samples != wantN {
+					t.Errorf("evalStep %d %s: samples %d, want %d", i, feature, a.Samples, wantN)
+				}
 			}
+		}
+	}
+}
+
+// TestDriftDescriptionRawPValue: a warning from a p-value test is a raw
+// p-value below the threshold whose corrected one is not; the alert's value
+// is the corrected p-value, so the description names both, or the reader
+// sees a value above the threshold and no reason for the warning.
+func TestDriftDescriptionRawPValue(t *testing.T) {
+	fd := &fakeDrift{}
+	m, _, clk := newTestManager(t, Config{}, fd)
+	p := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		raw, adj *float64
+		want     string
+	}{
+		{p(0.041), p(0.123), "chisquare statistic 8.255, p-value 0.041 before the multiple-testing correction, 0.123 after (threshold 0.05); drift engine severity warning"},
+		{nil, p(0.03), "chisquare statistic 8.255, p-value 0.03 (threshold 0.05); drift engine severity warning"},
+		{p(0.03), p(0.03), "chisquare statistic 8.255, p-value 0.03 (threshold 0.05); drift engine severity warning"},
+	} {
+		clk.Advance(15 * time.Second)
+		fd.mu.Lock()
+		fd.findings = []DriftFinding{{Model: "fraud", Version: "v1", Feature: "country", Method: "chisquare", Statistic: 8.255,
+			PValue: tc.adj, RawPValue: tc.raw, Threshold: 0.05, Severity: "warning", EvaluatedAt: clk.Now(), Samples: 1000}}
+		fd.mu.Unlock()
+		m.Evaluate()
+		a := find(m, RuleDrift, "fraud", "v1", "country")
+		if a == nil || a.Value != *tc.adj || !strings.HasPrefix(a.Description, tc.want) {
+			t.Errorf("raw %v adjusted %v: alert %+v, want value %v and a description starting %q", tc.raw, *tc.adj, a, *tc.adj, tc.want)
 		}
 	}
 }

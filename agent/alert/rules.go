@@ -17,7 +17,11 @@ type DriftFinding struct {
 	// PValue is nil for methods without one. When set, Threshold is the
 	// significance level the p-value is compared with; otherwise it is the
 	// statistic's warning threshold.
-	PValue    *float64
+	PValue *float64
+	// RawPValue is the p-value before the multiple-testing correction,
+	// when it differs from PValue: a warning is a raw p-value below the
+	// threshold whose corrected one is not, and the description says so.
+	RawPValue *float64
 	Threshold float64
 	// Critical is, for methods without a p-value, the statistic's
 	// critical threshold (0 when unknown): the threshold reported with a
@@ -26,6 +30,10 @@ type DriftFinding struct {
 	// Severity is ok, warning, critical or insufficient_data.
 	Severity    string
 	EvaluatedAt time.Time
+	// Samples is how many values of the feature the current window held
+	// when it was evaluated: what the finding rests on, reported as the
+	// alert's samples.
+	Samples int
 }
 
 // Drift severities.
@@ -223,7 +231,7 @@ func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 			// The value is what the threshold is compared with: the
 			// p-value for a test (drift when it is below), else the
 			// statistic (drift when above).
-			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold}
+			c := Condition{Labels: labels, Value: f.Statistic, Threshold: f.Threshold, Samples: uint64(max(f.Samples, 0))}
 			if f.PValue != nil {
 				c.Value = *f.PValue
 			}
@@ -233,7 +241,11 @@ func (m *Manager) conditions(cur map[string]*tracked) map[string]pendingCond {
 			}
 			c.Summary = fmt.Sprintf("feature %s of %s %s drifted (%s)", f.Feature, f.Model, f.Version, f.Method)
 			if f.PValue != nil {
-				c.Description = fmt.Sprintf("%s statistic %.4g, p-value %.3g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, *f.PValue, c.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
+				p := fmt.Sprintf("p-value %.3g", *f.PValue)
+				if f.RawPValue != nil && *f.RawPValue != *f.PValue {
+					p = fmt.Sprintf("p-value %.3g before the multiple-testing correction, %.3g after", *f.RawPValue, *f.PValue)
+				}
+				c.Description = fmt.Sprintf("%s statistic %.4g, %s (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, p, c.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
 			} else {
 				c.Description = fmt.Sprintf("%s statistic %.4g (threshold %g); drift engine severity %s at %s.", f.Method, f.Statistic, c.Threshold, f.Severity, f.EvaluatedAt.UTC().Format(time.RFC3339))
 			}

@@ -65,11 +65,25 @@ func WriteError(w http.ResponseWriter, err error) {
 	WriteJSON(w, e.Status, map[string]*Error{"error": e})
 }
 
+// CheckContentEncoding refuses a request body sent with a content coding
+// (Content-Encoding: gzip, say) with 415, as RFC 9110 asks: the API reads
+// bodies as they are, and would otherwise answer "invalid JSON at byte 0"
+// about the compressed bytes.
+func CheckContentEncoding(r *http.Request) error {
+	if ce := strings.TrimSpace(r.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Encoding %q is not supported; send the body uncompressed", ce)
+	}
+	return nil
+}
+
 // DecodeJSON reads the request body as one JSON value into v. Unknown fields
 // are rejected so that a typo in a field name is an error, not a silent
 // default. The body size limit is enforced by the server; exceeding it
 // returns a 413 *Error.
 func DecodeJSON(r *http.Request, v any) error {
+	if err := CheckContentEncoding(r); err != nil {
+		return err
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -105,7 +119,14 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return BadRequest("request body ends in the middle of a JSON value")
 	case errors.As(err, &syntaxErr):
-		return BadRequest("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+		// NaN, Infinity and -Infinity are what Python's json.dumps writes
+		// for non-finite floats; say so rather than only "invalid
+		// character 'N'".
+		hint := ""
+		if m := syntaxErr.Error(); strings.Contains(m, "invalid character 'N'") || strings.Contains(m, "invalid character 'I'") {
+			hint = " (NaN and Infinity are not JSON, and non-finite numbers are refused: Python's json.dumps writes them unless allow_nan=False)"
+		}
+		return BadRequest("invalid JSON at byte %d: %v%s", syntaxErr.Offset, syntaxErr, hint)
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {

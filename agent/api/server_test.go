@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,6 +227,69 @@ func TestUnsupportedMediaType(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 415 {
 		t.Errorf("status = %d, want 415", resp.StatusCode)
+	}
+}
+
+// TestContentEncoding: a compressed body is refused with 415 naming the
+// coding, not misread as invalid JSON; identity (or none) is read as is.
+func TestContentEncoding(t *testing.T) {
+	_, ts, _ := newTestServer(t, false)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"n": 1}`))
+	zw.Close()
+	for _, tc := range []struct {
+		encoding string
+		body     []byte
+		status   int
+		message  string
+	}{
+		{"", []byte(`{"n": 1}`), 202, ""},
+		{"identity", []byte(`{"n": 1}`), 202, ""},
+		{"gzip", gz.Bytes(), 415, `Content-Encoding "gzip" is not supported; send the body uncompressed`},
+		{"br", []byte(`{"n": 1}`), 415, `Content-Encoding "br"`},
+	} {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/thing", bytes.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.encoding != "" {
+			req.Header.Set("Content-Encoding", tc.encoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		if resp.StatusCode != tc.status || (tc.status == 415 && (e.Error.Code != CodeUnsupportedMedia || !strings.Contains(e.Error.Message, tc.message))) {
+			t.Errorf("Content-Encoding %q: %d %s, want %d %s", tc.encoding, resp.StatusCode, b, tc.status, tc.message)
+		}
+	}
+}
+
+// TestDecodeJSONNonFinite: the literals NaN and Infinity, which Python's
+// json module writes, are refused with a hint saying what they are.
+func TestDecodeJSONNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		hint bool
+	}{
+		{`{"n": NaN}`, true},
+		{`{"n": Infinity}`, true},
+		{`{"n": -Infinity}`, true},
+		{`{"n": nope}`, false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/thing", strings.NewReader(tc.body))
+		var v map[string]any
+		err := DecodeJSON(r, &v)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "invalid JSON at byte") ||
+			strings.Contains(e.Message, "NaN and Infinity are not JSON") != tc.hint {
+			t.Errorf("%s: %v, want a 400 with the hint: %v", tc.body, err, tc.hint)
+		}
 	}
 }
 

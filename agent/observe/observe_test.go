@@ -182,6 +182,26 @@ func TestThroughput(t *testing.T) {
 	}
 }
 
+// TestThroughputFutureFirst: a version whose first observation is stamped
+// ahead of the agent's clock (within observe.max_future_skew) counts it as
+// now for throughput too, instead of reporting 0 requests per second for a
+// window that holds requests; a burst just received divides by 1 s.
+func TestThroughputFutureFirst(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Config{}, c)
+	o := obsAt(c, "m", "v", 1)
+	o.UnixMs += (2 * time.Minute).Milliseconds()
+	ingest(t, s, o, obsAt(c, "m", "v", 1))
+	st := stats(t, s, "m", "v", time.Minute)
+	if st.Requests != 2 || st.RequestsPerSecond != 2 {
+		t.Errorf("requests %d, rps %v; want 2 and 2 (%+v)", st.Requests, st.RequestsPerSecond, st)
+	}
+	c.add(4 * time.Second)
+	if st := stats(t, s, "m", "v", time.Minute); st.RequestsPerSecond != 0.5 {
+		t.Errorf("4 s later: rps %v, want 0.5 (%+v)", st.RequestsPerSecond, st)
+	}
+}
+
 func TestLabelsAndAccuracy(t *testing.T) {
 	c := newClock()
 	s := openTest(t, Config{}, c)

@@ -171,7 +171,7 @@ type WindowStats struct {
 	// ErrorRate is Errors/Requests; nil without requests.
 	ErrorRate *float64 `json:"error_rate"`
 	// RequestsPerSecond is Requests over the covered span (from the later
-	// of From and the pair's first observation, to To).
+	// of From and the pair's first observation, to To), at least 1 s.
 	RequestsPerSecond float64 `json:"requests_per_second"`
 	// Latency percentiles in milliseconds from the merged sketch; nil when
 	// no observation in the window carried latency_ms.
@@ -222,9 +222,13 @@ func (w *pairWindows) stats(win time.Duration, now time.Time, firstMs int64) Win
 		er := float64(st.Errors) / float64(st.Requests)
 		st.ErrorRate = &er
 	}
-	start := max(from, firstMs)
-	if span := float64(nowMs-start) / 1000; span > 0 {
-		st.RequestsPerSecond = float64(st.Requests) / max(span, 1)
+	// A first observation stamped ahead of the agent's clock (within
+	// observe.max_future_skew) counts as now, as it does in the buckets;
+	// the span is at least a second, so that a burst just received does
+	// not read as thousands per second.
+	start := max(from, min(firstMs, nowMs))
+	if st.Requests > 0 {
+		st.RequestsPerSecond = float64(st.Requests) / max(float64(nowMs-start)/1000, 1)
 	}
 	if merged != nil {
 		st.Sketch = merged
