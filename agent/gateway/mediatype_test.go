@@ -40,3 +40,25 @@ func TestContentTypeRefused(t *testing.T) {
 		t.Errorf("Application/JSON; charset=UTF-8: %d %s, want 200", w.Code, w.Body)
 	}
 }
+
+// TestContentEncodingRefused: a compressed body is 415 naming the coding,
+// as the agent's own API answers it, not "invalid JSON" about its first
+// byte; identity is no coding.
+func TestContentEncodingRefused(t *testing.T) {
+	h := newHarness(t, testCfg())
+	r := httptest.NewRequest("POST", "/chat", strings.NewReader("\x1f\x8b\x08\x00garbage"))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Encoding", "gzip")
+	w := httptest.NewRecorder()
+	h.g.HandleChat(w, r)
+	if e := errBody(t, w); w.Code != 415 || e.Code != "unsupported_media_type" || !strings.Contains(e.Message, `"gzip"`) {
+		t.Errorf("gzip body: %d %+v, want 415 naming gzip", w.Code, e)
+	}
+	r = httptest.NewRequest("POST", "/chat", strings.NewReader(chatBody("chain", "")))
+	r.Header.Set("Content-Encoding", "identity")
+	w = httptest.NewRecorder()
+	h.g.HandleChat(w, r)
+	if w.Code != 200 {
+		t.Errorf("Content-Encoding identity: %d %s, want 200", w.Code, w.Body)
+	}
+}

@@ -120,6 +120,13 @@ func decode(r *http.Request, v any) *Error {
 			return e
 		}
 	}
+	// A compressed body would otherwise be "invalid JSON" about its first
+	// byte; RFC 9110 answers an unsupported content coding with 415.
+	if ce := strings.TrimSpace(r.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		e := invalid("", "Content-Encoding %q is not supported; send the body uncompressed", ce)
+		e.Status, e.Code = http.StatusUnsupportedMediaType, "unsupported_media_type"
+		return e
+	}
 	// The body is read whole before it is decoded: a json.Decoder reading
 	// the connection grows its buffer whenever the body comes in more than
 	// one read, as it does from most clients (2 KB allocated for a
