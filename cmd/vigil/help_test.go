@@ -91,6 +91,26 @@ func TestTableCommandsTakeText(t *testing.T) {
 	}
 }
 
+// The other way round: the commands whose text output is "text" take
+// "table", alerts' and drift's name for it, and print text.
+func TestTextCommandsTakeTable(t *testing.T) {
+	for _, full := range [][]string{
+		{"models", "-format", "table", "-http-addr", "127.0.0.1:1"},
+		{"status", "-format", "table", "-http-addr", "127.0.0.1:1"},
+		{"plugins", "list", "-format", "table", "-http-addr", "127.0.0.1:1"},
+	} {
+		var out, errb bytes.Buffer
+		run(full, &out, &errb)
+		if strings.Contains(errb.String(), "-format") || !strings.Contains(errb.String(), "cannot reach") {
+			t.Errorf("vigil %s: %s", strings.Join(full, " "), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"version", "-format", "table"}, &out, &errb); code != 0 || strings.HasPrefix(strings.TrimSpace(out.String()), "{") {
+		t.Errorf("vigil version -format table: exit %d, %q %q; want the text output", code, out.String(), errb.String())
+	}
+}
+
 // Trouble (bad arguments, an agent that cannot be reached or answers an
 // error) exits 2 from every command; 1 is kept for findings.
 func TestTroubleExits2(t *testing.T) {

@@ -166,5 +166,9 @@ func checkFormat(fs *flag.FlagSet) error {
 	if slices.Contains(allowed, f.Value.String()) {
 		return nil
 	}
+	if f.Value.String() == "table" && slices.Contains(allowed, "text") {
+		// alerts' and drift's name for it; they take text in turn.
+		return f.Value.Set("text")
+	}
 	return fmt.Errorf("-format %q: want %s", f.Value.String(), list)
 }
