@@ -244,8 +244,15 @@ func (a *Agent) handlePinReference(w http.ResponseWriter, r *http.Request) {
 	case ranged:
 		from, ferr := parseTime("from", req.From)
 		to, terr := parseTime("to", req.To)
-		if e := errors.Join(ferr, terr); e != nil {
-			api.WriteError(w, api.BadRequest("%v", e))
+		if ferr != nil || terr != nil {
+			// Both named on one line: a JSON message holds no newlines.
+			var msgs []string
+			for _, e := range []error{ferr, terr} {
+				if e != nil {
+					msgs = append(msgs, e.Error())
+				}
+			}
+			api.WriteError(w, api.BadRequest("%s", strings.Join(msgs, "; ")))
 			return
 		}
 		if !to.After(from) {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +56,28 @@ func TestReferenceRangeTimes(t *testing.T) {
 		if err != nil || !got.Equal(tc.want) {
 			t.Errorf("%s: %v, %v; want %v", tc.raw, got, err, tc.want)
 		}
+	}
+}
+
+// TestReferenceRangeBothBad: with from and to both wrong, the 400 names
+// both on one line (a JSON message, read on a terminal by vigil).
+func TestReferenceRangeBothBad(t *testing.T) {
+	a, _, _ := newTestAgent(t)
+	ts := httptest.NewServer(a.API())
+	defer ts.Close()
+	resp, err := http.Post(ts.URL+"/v1/models/m/reference", "application/json", strings.NewReader(`{"version":"v1","from":"yesterday","to":1764201600}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	m := body.Error.Message
+	if resp.StatusCode != 400 || !strings.Contains(m, "field from") || !strings.Contains(m, "field to") || strings.Contains(m, "\n") {
+		t.Errorf("%d %q; want 400 naming from and to on one line", resp.StatusCode, m)
 	}
 }
