@@ -25,6 +25,44 @@ type Provider interface {
 	CountTokens(ctx context.Context, req *pb.CountTokensRequest) (*pb.CountTokensResponse, error)
 }
 
+// UnsupportedProvider answers every Provider method with an Unsupported
+// error naming the method, as the Python SDK's defaults do. Embed it in a
+// provider and write only the methods it offers:
+//
+//	type embedder struct{ sdk.UnsupportedProvider }
+//
+//	func (embedder) Models(ctx context.Context) (*pb.ModelsResponse, error) { ... }
+//	func (embedder) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) { ... }
+//
+// Models is still needed in practice: with no models the agent has nothing
+// to route to it, and the conformance kit fails the plugin.
+type UnsupportedProvider struct{}
+
+// Models answers Unsupported.
+func (UnsupportedProvider) Models(context.Context) (*pb.ModelsResponse, error) {
+	return nil, Errorf(Unsupported, "this provider does not list its models")
+}
+
+// Chat answers Unsupported.
+func (UnsupportedProvider) Chat(context.Context, *pb.ChatRequest) (*pb.ChatResponse, error) {
+	return nil, Errorf(Unsupported, "this provider has no chat")
+}
+
+// ChatStream answers Unsupported.
+func (UnsupportedProvider) ChatStream(context.Context, *pb.ChatRequest, func(*pb.ChatEvent) error) error {
+	return Errorf(Unsupported, "this provider has no streaming chat")
+}
+
+// Embed answers Unsupported.
+func (UnsupportedProvider) Embed(context.Context, *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	return nil, Errorf(Unsupported, "this provider has no embeddings")
+}
+
+// CountTokens answers Unsupported: the agent then estimates.
+func (UnsupportedProvider) CountTokens(context.Context, *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {
+	return nil, Errorf(Unsupported, "this provider does not count tokens")
+}
+
 // ProviderClient is the host's handle on a provider plugin.
 type ProviderClient interface {
 	Base
