@@ -286,6 +286,9 @@ func (h *Host) devEntries() []Entry {
 			continue
 		}
 		info, err := h.probe(p, sum)
+		if err == nil && !nameRE.MatchString(info.name) {
+			err = fmt.Errorf("plugin name %q is not valid (1-63 of lower-case letters, digits, '.', '_', '-', starting with a letter or digit)", info.name)
+		}
 		if err != nil {
 			h.logger.Warn("dev plugin directory: skipping a binary that is not a working plugin", "path", p, "err", err)
 			continue
@@ -318,9 +321,6 @@ func (h *Host) probe(path, sum string) (probed, error) {
 	info, err := disp.(sdk.Base).Info(ctx)
 	if err != nil {
 		return probed{}, fmt.Errorf("the plugin's Info call failed: %w", err)
-	}
-	if !nameRE.MatchString(info.GetName()) {
-		return probed{}, fmt.Errorf("plugin name %q is not valid (lower-case letters, digits, '.', '_', '-')", info.GetName())
 	}
 	kindOK := false
 	for _, k := range sdk.Kinds {
@@ -357,11 +357,13 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if name == "" {
+	switch {
+	case name != "" && !nameRE.MatchString(name):
+		return Entry{}, fmt.Errorf("plugin name %q is not valid (1-63 of lower-case letters, digits, '.', '_', '-', starting with a letter or digit)", name)
+	case name == "" && !nameRE.MatchString(info.name):
+		return Entry{}, fmt.Errorf("the plugin calls itself %q, which is not a valid plugin name (1-63 of lower-case letters, digits, '.', '_', '-', starting with a letter or digit): register it under another with vigil plugins register -name (the API's \"name\")", info.name)
+	case name == "":
 		name = info.name
-	}
-	if !nameRE.MatchString(name) {
-		return Entry{}, fmt.Errorf("plugin name %q is not valid (lower-case letters, digits, '.', '_', '-')", name)
 	}
 	e := Entry{Name: name, Kind: info.kind, Path: abs, SHA256: sum, Version: info.version, Source: "registered", RegisteredAt: time.Now().UTC()}
 	if err := h.cat.put(ctx, e); err != nil {

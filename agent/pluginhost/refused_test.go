@@ -321,3 +321,27 @@ func TestInstanceOfPackagePluginReplacedNamesCatalog(t *testing.T) {
 	}
 	checkRefusedAtOnce(t, h, "det-a", "detector", filepath.Join(dir, "catalog.json"), "reinstall the package")
 }
+
+// TestRegisterInvalidOwnName: a plugin whose own name the agent does not
+// take (64 characters) is registered under another with -name, and
+// without one the refusal says to give one.
+func TestRegisterInvalidOwnName(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "longname")
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.kind=detector -X main.fault=long-name", "-o", bin, "../../test/plugins/testplugin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	h := newHost(t, testConfig(dir), "")
+	_, err := h.Register(context.Background(), bin, "")
+	if err == nil || !strings.Contains(err.Error(), "not a valid plugin name") || !strings.Contains(err.Error(), "-name") {
+		t.Fatalf("register without a name: %v; want a refusal that points at -name", err)
+	}
+	e, err := h.Register(context.Background(), bin, "short")
+	if err != nil || e.Name != "short" {
+		t.Fatalf("register -name short: %+v, %v", e, err)
+	}
+	if _, err := h.Register(context.Background(), bin, "Bad Name"); err == nil || !strings.Contains(err.Error(), `"Bad Name" is not valid`) {
+		t.Errorf("register -name 'Bad Name': %v; want it refused", err)
+	}
+}
