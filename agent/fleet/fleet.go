@@ -565,6 +565,12 @@ func (f *Fleet) Leave(ctx context.Context) error {
 	f.mu.Lock()
 	f.leaving = true
 	f.mu.Unlock()
+	if f.serf.State() == serf.SerfShutdown {
+		// Gossip already stopped by itself (a lost name conflict): there
+		// is nothing to leave, and serf's Leave would fail the agent's
+		// shutdown with "Leave called after Shutdown".
+		return f.Shutdown()
+	}
 	alone := true
 	for _, m := range f.serf.Members() {
 		if m.Name != f.opts.NodeName && m.Status == serf.StatusAlive {

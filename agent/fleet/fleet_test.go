@@ -313,6 +313,11 @@ func TestNameConflict(t *testing.T) {
 	if dup1.Status().Failed {
 		t.Errorf("the original dup stopped too: %+v", dup1.Status())
 	}
+	// Stopping the agent afterwards (SIGTERM) is a clean stop, not an
+	// error from leaving a serf that has already shut down.
+	if err := dup2.Leave(context.Background()); err != nil {
+		t.Errorf("Leave after gossip stopped on a name conflict: %v", err)
+	}
 }
 
 // TestRetryJoin starts a node whose retry_join target is not up yet: it
