@@ -228,6 +228,11 @@ func TestKeyRotation(t *testing.T) {
 		t.Error("installing a malformed key succeeded")
 	}
 	nk := newKey(t)
+	// Using a key before installing it is refused here with the next step,
+	// not reported as a failure by every node.
+	if _, err := nodes[0].Keyring(KeyUse, nk); !errors.Is(err, ErrKeyNotInstalled) || !strings.Contains(err.Error(), "vigil keyring install") {
+		t.Errorf("using a key not installed: %v, want ErrKeyNotInstalled naming vigil keyring install", err)
+	}
 	for _, op := range []KeyringOp{KeyInstall, KeyUse, KeyRemove} {
 		key := nk
 		if op == KeyRemove {
@@ -245,6 +250,11 @@ func TestKeyRotation(t *testing.T) {
 	// reported by every node.
 	if _, err := nodes[0].Keyring(KeyRemove, nk); !errors.Is(err, ErrPrimaryKey) {
 		t.Errorf("removing the primary key: %v, want ErrPrimaryKey", err)
+	}
+	// Removing a key no node holds (a typo, or a second remove) is an
+	// error, not "done on 3 of 3 nodes".
+	if _, err := nodes[0].Keyring(KeyRemove, old); !errors.Is(err, ErrKeyNotInstalled) {
+		t.Errorf("removing a key no node has: %v, want ErrKeyNotInstalled", err)
 	}
 	res, err := nodes[2].Keyring(KeyList, "")
 	if err != nil {
@@ -550,5 +560,52 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
 		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
+	}
+}
+
+// TestKeyringIncomplete checks what a keyring command that did not reach
+// every alive node says: the nodes that reported errors by name, and how
+// many did not answer, instead of serf's "2/3 nodes reported success".
+func TestKeyringIncomplete(t *testing.T) {
+	serfErr := errors.New("2/3 nodes reported success")
+	for _, tc := range []struct {
+		name     string
+		res      KeyringResult
+		err      error
+		want     []string
+		wantNone []string
+	}{
+		{name: "complete", res: KeyringResult{Nodes: 3, Responses: 3}},
+		{name: "one silent", res: KeyringResult{Nodes: 3, Responses: 2}, err: serfErr,
+			want:     []string{"keyring list: 1 of 3 alive nodes did not answer in time", "run it again"},
+			wantNone: []string{"reported success", "reported errors"}},
+		{name: "errors and silent", res: KeyringResult{Nodes: 3, Responses: 2, Errors: 1, Messages: map[string]string{"n2": "requested key is not in the keyring"}},
+			err:  errors.New("1/3 nodes reported failure"),
+			want: []string{"1 of 3 nodes reported errors (n2: requested key is not in the keyring)", "1 of 3 alive nodes did not answer"}},
+		{name: "other serf error", res: KeyringResult{Nodes: 3, Responses: 3}, err: errors.New("boom"),
+			want: []string{"keyring list: boom"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := incomplete(KeyList, tc.res, tc.err)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("err = nil")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to contain %q", err, w)
+				}
+			}
+			for _, w := range tc.wantNone {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it without %q", err, w)
+				}
+			}
+		})
 	}
 }

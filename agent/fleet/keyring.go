@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/serf/serf"
 )
@@ -16,6 +18,12 @@ var ErrNotEncrypted = errors.New("gossip encryption is not enabled on this node 
 // ErrPrimaryKey is returned when asked to remove the key this node
 // encrypts with; serf would refuse it on every node.
 var ErrPrimaryKey = errors.New("the key is the primary (encrypting) key and cannot be removed: make another key primary first with vigil keyring use")
+
+// ErrKeyNotInstalled is returned when asked to use a key this node does
+// not have, or to remove a key no node has: serf would report the first
+// as a failure on every node and do nothing for the second while
+// answering "done", so a mistyped key would look removed.
+var ErrKeyNotInstalled = errors.New("the key is not installed")
 
 // KeyringResult is the fleet's answer to a keyring operation.
 type KeyringResult struct {
@@ -62,6 +70,17 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		if op == KeyRemove && f.ring != nil && bytes.Equal(k, f.ring.GetPrimaryKey()) {
 			return KeyringResult{}, ErrPrimaryKey
 		}
+		if op == KeyUse && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
+			return KeyringResult{}, fmt.Errorf("%w on this node: install it first with vigil keyring install, then use it", ErrKeyNotInstalled)
+		}
+		if op == KeyRemove && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
+			// Another node may still hold it (an earlier remove that did
+			// not reach every node): ask them before calling it a typo.
+			resp, err := f.serf.KeyManager().ListKeys()
+			if err == nil && resp != nil && resp.Keys[base64.StdEncoding.EncodeToString(k)] == 0 {
+				return KeyringResult{}, fmt.Errorf("%w on any node, so there is nothing to remove (vigil keyring list shows the installed keys)", ErrKeyNotInstalled)
+			}
+		}
 	}
 	km := f.serf.KeyManager()
 	var (
@@ -93,17 +112,37 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		}
 	}
 	f.m.keyringOps.WithLabelValues(string(op)).Inc()
-	if err != nil {
-		return res, fmt.Errorf("keyring %s: %w%s", op, err, nodeMessages(res.Messages))
-	}
-	if res.Responses < res.Nodes {
-		return res, fmt.Errorf("keyring %s: only %d of %d nodes answered; run it again once they are reachable", op, res.Responses, res.Nodes)
+	if err := incomplete(op, res, err); err != nil {
+		return res, err
 	}
 	if op != KeyList && len(res.NotAsked) > 0 {
 		f.logger.Warn("keyring change did not reach the failed or left members", "op", string(op), "not_asked", res.NotAsked)
 	}
-	f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
+	if op != KeyList {
+		f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
+	}
 	return res, nil
+}
+
+// incomplete says why a keyring operation did not reach every alive node:
+// which nodes reported errors and how many did not answer, in place of
+// serf's "2/3 nodes reported success", or nil when it did.
+func incomplete(op KeyringOp, res KeyringResult, err error) error {
+	silent := res.Nodes - res.Responses
+	switch {
+	case res.Errors == 0 && silent <= 0 && err == nil:
+		return nil
+	case res.Errors == 0 && silent <= 0:
+		return fmt.Errorf("keyring %s: %w", op, err)
+	}
+	var parts []string
+	if res.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d nodes reported errors%s", res.Errors, res.Nodes, nodeMessages(res.Messages)))
+	}
+	if silent > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d alive nodes did not answer in time (serf does not say which; vigil members lists the alive ones)", silent, res.Nodes))
+	}
+	return fmt.Errorf("keyring %s: %s; run it again once every alive node answers", op, strings.Join(parts, "; "))
 }
 
 func nodeMessages(m map[string]string) string {
