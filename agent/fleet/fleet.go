@@ -44,6 +44,10 @@ type Fleet struct {
 	serf    *serf.Serf
 	events  chan serf.Event
 	keyring string              // keyring file path
+	// keyIgnored is set when the configured key is not in the keyring
+	// file, which wins: after a rotation that is expected, but after a
+	// first start with a wrong key it is what keeps the node out.
+	keyIgnored bool
 	ring    *memberlist.Keyring // nil without encryption
 	m       *metrics
 
@@ -244,7 +248,8 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 		f.logger.Info("gossip is encrypted with the keyring file although no gossip.encrypt_key is set; to turn encryption off, delete the keyring file on every node", "keyring_file", f.keyring)
 	}
 	if configured != nil && !containsKey(keys, configured) {
-		f.logger.Warn("gossip.encrypt_key is not in the keyring file, which records key rotations; using the keyring file", "keyring_file", f.keyring)
+		f.keyIgnored = true
+		f.logger.Warn(f.keySource()+" is not in the keyring file, which records key rotations; using the keyring file (expected after a rotation; if the configured key is the fleet's current one, delete the keyring file and restart)", "keyring_file", f.keyring)
 	}
 	kr, err := memberlist.NewKeyring(keys, keys[0])
 	if err != nil {
@@ -315,7 +320,26 @@ const rejoinNoAnswer = "no member recorded in the snapshot answered"
 // rejoinKeyMismatch is the join error of a rejoin from the snapshot that
 // failed on the key.
 func (f *Fleet) rejoinKeyMismatch() string {
-	return "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
+	return "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): " + f.keyHint()
+}
+
+// keySource names where this node's configured key comes from.
+func (f *Fleet) keySource() string {
+	if f.cfg.EncryptKey == "" && f.cfg.EncryptKeyFile != "" {
+		return "gossip.encrypt_key_file " + f.cfg.EncryptKeyFile
+	}
+	return "gossip.encrypt_key"
+}
+
+// keyHint says what to check, and what to do, when this node's key does
+// not match the fleet's. A fixed key file alone does not help while the
+// keyring file, which wins, still holds the wrong key.
+func (f *Fleet) keyHint() string {
+	hint := "check " + f.keySource() + " and the keyring file " + f.keyring
+	if f.keyIgnored {
+		return hint + "; the configured key is not in the keyring file, which wins: if the configured key is the fleet's current one, delete the keyring file and restart"
+	}
+	return hint + "; if the fleet's key was rotated while this node was down, configure the current key, delete the keyring file and restart"
 }
 
 // SetSummarySource sets where the models and the health summary come from;
@@ -419,9 +443,9 @@ func (f *Fleet) explainJoin(err error) error {
 	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
 		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere, or remove it here and delete the keyring file %s, which keeps encryption on", msg, f.keyring)
 	case strings.Contains(low, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file %s", msg, f.keyring)
+		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): %s", msg, f.keyHint())
 	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
-		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", msg)
+		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (%s)", msg, f.keyHint())
 	}
 	return errors.New(msg)
 }

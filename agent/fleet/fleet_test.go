@@ -609,3 +609,60 @@ func TestKeyringIncomplete(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongKeyFixedInConfig: a node first started with a wrong key file
+// keeps that key in its keyring file, which wins over the corrected key
+// file at the next start. Its join error says so and what to do (delete
+// the keyring file), and naming the key file it reads; once the keyring
+// file is deleted it joins.
+func TestWrongKeyFixedInConfig(t *testing.T) {
+	fleetKey := newKey(t)
+	a := startNode(t, "a", func(c *Config) { c.EncryptKey = fleetKey })
+	dir := t.TempDir()
+	keyFile := dir + "/gossip.key"
+	start := func(key string) *Fleet {
+		t.Helper()
+		if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKeyFile = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), keyFile
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	b := start(newKey(t))
+	err := b.Join([]string{a.addr})
+	if err == nil {
+		t.Fatal("join with a wrong key succeeded")
+	}
+	if want := "check gossip.encrypt_key_file " + keyFile; !strings.Contains(err.Error(), want) {
+		t.Errorf("join error = %q, want it to name the key file (%q)", err, want)
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = start(fleetKey) // the operator fixes the key file
+	err = b.Join([]string{a.addr})
+	if err == nil {
+		t.Fatal("join succeeded although the keyring file holds the wrong key")
+	}
+	if want := "the configured key is not in the keyring file, which wins: if the configured key is the fleet's current one, delete the keyring file and restart"; !strings.Contains(err.Error(), want) {
+		t.Errorf("join error = %q, want %q", err, want)
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.Remove(b.keyring); err != nil {
+		t.Fatal(err)
+	}
+	b = start(fleetKey)
+	defer b.Shutdown()
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatalf("join after deleting the keyring file: %v", err)
+	}
+}
