@@ -43,13 +43,13 @@ type Fleet struct {
 	logger  *slog.Logger
 	serf    *serf.Serf
 	events  chan serf.Event
-	keyring string              // keyring file path
+	keyring string // keyring file path
 	// keyIgnored is set when the configured key is not in the keyring
 	// file, which wins: after a rotation that is expected, but after a
 	// first start with a wrong key it is what keeps the node out.
 	keyIgnored bool
-	ring    *memberlist.Keyring // nil without encryption
-	m       *metrics
+	ring       *memberlist.Keyring // nil without encryption
+	m          *metrics
 
 	mu         sync.Mutex
 	role       string
