@@ -77,6 +77,13 @@ func TestLLMAndFleetSubcommandErrors(t *testing.T) {
 		{[]string{"fleet"}, 2, "", "stats MODEL   merged latency"},
 		{[]string{"fleet", "stat", "m"}, 2, "", `vigil fleet: unknown subcommand "stat" (want stats)`},
 		{[]string{"fleet", "--help"}, 0, "stats MODEL   merged latency", ""},
+		// vigil keyring said "want 1 argument(s), got 0" and showed
+		// "[KEY]" in every subcommand's usage, list included.
+		{[]string{"keyring", "install"}, 2, "", "vigil keyring install: want the KEY, base64 as vigil keyring list shows it (vigil keygen makes a new one)"},
+		{[]string{"keyring", "use", "a", "b"}, 2, "", `vigil keyring use: want one KEY, got 2 arguments: ["a" "b"]`},
+		{[]string{"keyring", "list", "x"}, 2, "", `vigil keyring list: takes no arguments, got ["x"]`},
+		{[]string{"keyring", "list", "-help"}, 0, "Usage: vigil keyring list [flags]", ""},
+		{[]string{"keyring", "remove", "-help"}, 0, "Usage: vigil keyring remove KEY [flags]", ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(c.args, &stdout, &stderr)
