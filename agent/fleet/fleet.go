@@ -381,7 +381,11 @@ func (f *Fleet) Start(ctx context.Context) {
 func (f *Fleet) joinLoop(ctx context.Context) {
 	if len(f.cfg.Join) > 0 {
 		if err := f.Join(f.cfg.Join); err != nil {
-			f.logger.Warn("could not join the fleet; running alone", "join", f.cfg.Join, "err", err)
+			hint := "running alone until another node joins this one; gossip.retry_join keeps trying in the background"
+			if len(f.cfg.RetryJoin) > 0 {
+				hint = "running alone; gossip.retry_join keeps trying"
+			}
+			f.logger.Warn("could not join the fleet; "+hint, "join", f.cfg.Join, "err", err)
 		}
 	}
 	if len(f.cfg.RetryJoin) == 0 {
