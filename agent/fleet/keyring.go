@@ -20,9 +20,7 @@ var ErrNotEncrypted = errors.New("gossip encryption is not enabled on this node 
 var ErrPrimaryKey = errors.New("the key is the primary (encrypting) key and cannot be removed: make another key primary first with vigil keyring use")
 
 // ErrKeyNotInstalled is returned when asked to use a key this node does
-// not have, or to remove a key no node has: serf would report the first
-// as a failure on every node and do nothing for the second while
-// answering "done", so a mistyped key would look removed.
+// not have: serf would report it as a failure on every node.
 var ErrKeyNotInstalled = errors.New("the key is not installed")
 
 // KeyringResult is the fleet's answer to a keyring operation.
@@ -38,6 +36,11 @@ type KeyringResult struct {
 	Errors    int `json:"errors"`
 	// Messages holds each node's error or warning, by node name.
 	Messages map[string]string `json:"messages,omitempty"`
+	// Absent is set by a remove of a key that no node has: nothing was
+	// done. serf would answer "done" all the same, so a mistyped key would
+	// look removed; an earlier remove that did finish is the other cause
+	// (running a step again is safe).
+	Absent bool `json:"absent,omitempty"`
 	// NotAsked maps the members serf did not ask, because they are failed
 	// or left, to that status: a change does not reach them, and once
 	// the old key is removed they cannot rejoin without the new key file.
@@ -75,10 +78,12 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		}
 		if op == KeyRemove && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
 			// Another node may still hold it (an earlier remove that did
-			// not reach every node): ask them before calling it a typo.
+			// not reach every node): ask them all.
 			resp, err := f.serf.KeyManager().ListKeys()
 			if err == nil && resp != nil && resp.Keys[base64.StdEncoding.EncodeToString(k)] == 0 {
-				return KeyringResult{}, fmt.Errorf("%w on any node, so there is nothing to remove (vigil keyring list shows the installed keys)", ErrKeyNotInstalled)
+				res := KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Absent: true}
+				f.notAsked(&res)
+				return res, nil
 			}
 		}
 	}
@@ -103,14 +108,7 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if resp != nil {
 		res = KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Messages: resp.Messages}
 	}
-	for _, m := range f.serf.Members() {
-		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
-			if res.NotAsked == nil {
-				res.NotAsked = map[string]string{}
-			}
-			res.NotAsked[m.Name] = m.Status.String()
-		}
-	}
+	f.notAsked(&res)
 	f.m.keyringOps.WithLabelValues(string(op)).Inc()
 	if err := incomplete(op, res, err); err != nil {
 		return res, err
@@ -122,6 +120,18 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
 	}
 	return res, nil
+}
+
+// notAsked records the members serf's key manager does not ask.
+func (f *Fleet) notAsked(res *KeyringResult) {
+	for _, m := range f.serf.Members() {
+		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
+			if res.NotAsked == nil {
+				res.NotAsked = map[string]string{}
+			}
+			res.NotAsked[m.Name] = m.Status.String()
+		}
+	}
 }
 
 // incomplete says why a keyring operation did not reach every alive node:

@@ -108,6 +108,10 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		return printJSON(stdout, res)
 	}
 	defer printNotAsked(stdout, res.NotAsked)
+	if res.Absent {
+		fmt.Fprintf(stdout, "%s: no node has this key; nothing done (already removed, or mistyped: vigil keyring list shows the installed keys)\n", sub)
+		return 0
+	}
 	if op != fleet.KeyList {
 		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
 		return 0
