@@ -280,10 +280,21 @@ func writeKeyring(path string, keys [][]byte) error {
 }
 
 // watchLog notices, in serf's and memberlist's log lines, what they report
-// only there: a node name conflict and messages no key could decrypt.
-func (f *Fleet) watchLog(level slog.Level, msg string) {
+// only there: a node name conflict and messages no key could decrypt. It
+// returns the level to log the line at.
+func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 	low := strings.ToLower(msg)
 	switch {
+	case strings.Contains(low, "shutdown without a leave"):
+		// A stop with nobody to tell (Leave skips the broadcast when this
+		// node is alone) is no cause for a warning; a shutdown that was
+		// not asked for keeps it.
+		f.mu.Lock()
+		leaving := f.leaving
+		f.mu.Unlock()
+		if leaving {
+			return slog.LevelDebug
+		}
 	case strings.Contains(low, "node name conflicts with another node"):
 		f.mu.Lock()
 		f.conflict = msg
@@ -311,6 +322,7 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		f.mu.Unlock()
 		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
+	return level
 }
 
 // rejoinNoAnswer is the join error of a rejoin from the snapshot that no

@@ -331,6 +331,9 @@ func TestNameConflict(t *testing.T) {
 	if err := dup2.Leave(context.Background()); err != nil {
 		t.Errorf("Leave after gossip stopped on a name conflict: %v", err)
 	}
+	if !strings.Contains(dup2.logs.String(), `level=WARN msg="Shutdown without a Leave"`) {
+		t.Errorf("the shutdown on a lost name conflict is not a warning:\n%s", dup2.logs)
+	}
 }
 
 // TestJoinFailedSaysWhatNext: a node whose gossip.join finds nobody says
@@ -343,6 +346,26 @@ func TestJoinFailedSaysWhatNext(t *testing.T) {
 	waitFor(t, 10*time.Second, "the failed join to be logged", func() bool { return strings.Contains(a.logs.String(), want) })
 	if st := a.Status(); st.OK || !strings.Contains(st.Reason, "join failed: ") || !strings.Contains(st.Reason, nobody) {
 		t.Errorf("status = %+v, want degraded naming %s", st, nobody)
+	}
+}
+
+// TestLeaveAloneNoWarning: a node alone in its fleet stops without the
+// leave broadcast, and serf's "Shutdown without a Leave" warning, logged at
+// every such graceful stop, is not one; a shutdown nobody asked for keeps
+// the warning (see TestNameConflict's log).
+func TestLeaveAloneNoWarning(t *testing.T) {
+	a := startNode(t, "a", nil)
+	if err := a.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, "Shutdown without a Leave") {
+		t.Fatalf("serf did not log its shutdown:\n%s", logs)
+	}
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Shutdown without a Leave") && !strings.Contains(l, "level=DEBUG") {
+			t.Errorf("a graceful stop of a lone node logs %q", l)
+		}
 	}
 }
 
