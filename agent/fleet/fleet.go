@@ -330,9 +330,24 @@ func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 const rejoinNoAnswer = "no member recorded in the snapshot answered"
 
 // rejoinKeyMismatch is the join error of a rejoin from the snapshot that
-// failed on the key.
+// failed on the key: a key that no longer matches, or one side encrypting
+// and the other not (a fleet turning encryption on, node by node).
 func (f *Fleet) rejoinKeyMismatch() string {
-	return "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): " + f.keyHint()
+	return "rejoin from the snapshot: " + f.keyProblem(strings.ToLower(f.decryptErr))
+}
+
+// keyProblem explains the key problem that low (a lower-cased join error
+// or memberlist log line) names, or returns "" when it names none.
+func (f *Fleet) keyProblem(low string) string {
+	switch {
+	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
+		return "the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key"
+	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
+		return "this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere (nodes restarted with it form a fleet of their own until the last one is), or remove it here and delete the keyring file " + f.keyring + ", which keeps encryption on"
+	case strings.Contains(low, "decrypt"):
+		return "the gossip encryption key does not match the fleet's (messages cannot be decrypted): " + f.keyHint()
+	}
+	return ""
 }
 
 // keySource names where this node's configured key comes from.
@@ -453,14 +468,13 @@ func (f *Fleet) explainJoin(err error) error {
 	msg = strings.TrimPrefix(msg, "* ")
 	low := strings.ToLower(msg)
 	encrypted := f.serf.EncryptionEnabled()
-	switch {
-	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
-		return fmt.Errorf("%s: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", msg)
-	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
-		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere, or remove it here and delete the keyring file %s, which keeps encryption on", msg, f.keyring)
-	case strings.Contains(low, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): %s", msg, f.keyHint())
-	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
+	if p := f.keyProblem(low); p != "" {
+		return fmt.Errorf("%s: %s", msg, p)
+	}
+	if p := f.keyProblem(strings.ToLower(f.decryptErr)); p != "" {
+		return fmt.Errorf("%s: %s", msg, p)
+	}
+	if encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")) {
 		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (%s)", msg, f.keyHint())
 	}
 	return errors.New(msg)

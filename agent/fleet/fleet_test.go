@@ -705,3 +705,52 @@ func TestWrongKeyFixedInConfig(t *testing.T) {
 		t.Fatalf("join after deleting the keyring file: %v", err)
 	}
 }
+
+// TestRejoinEncryptedToPlain: a fleet turning encryption on restarts node
+// by node, and the first one restarted with a key fails to rejoin the
+// plain members of its snapshot. Its status said "the gossip encryption
+// key does not match the fleet's" and told it to delete its keyring file
+// after a rotation; it now says the others do not encrypt.
+func TestRejoinEncryptedToPlain(t *testing.T) {
+	a := startNode(t, "a", nil)
+	dir := t.TempDir()
+	var bAddr string
+	start := func(key string) (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		bAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", bAddr, key
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Start(context.Background())
+		return f, logs
+	}
+	b, _ := start("")
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, logs := start(newKey(t)) // no join: the snapshot names a
+	defer b.Shutdown()
+	var st Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = b.Status()
+		if !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's status never said why the rejoin failed: %+v\nb's log:\n%s", st, logs)
+		}
+		_ = a.Join([]string{bAddr}) // fails: b encrypts, a does not
+		time.Sleep(100 * time.Millisecond)
+	}
+	if want := "this node encrypts gossip but the other nodes do not"; !strings.Contains(st.Reason, want) || strings.Contains(st.Reason, "does not match") {
+		t.Errorf("status = %q, want %q and no key mismatch", st.Reason, want)
+	}
+}
