@@ -60,7 +60,9 @@ const (
 
 // Keyring runs op across the live fleet through serf's key manager: install
 // adds a key everywhere, use makes it the primary (encrypting) key, remove
-// drops it. It fails when any node did not apply it, naming them.
+// drops it (a key no alive node has: nothing is done and the result says
+// Absent). It fails when any node did not apply it, naming those that
+// reported errors and counting those that did not answer.
 func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if !f.serf.EncryptionEnabled() {
 		return KeyringResult{}, ErrNotEncrypted
