@@ -408,7 +408,7 @@ func (f *Fleet) Start(ctx context.Context) {
 func (f *Fleet) joinLoop(ctx context.Context) {
 	if len(f.cfg.Join) > 0 {
 		if err := f.Join(f.cfg.Join); err != nil {
-			hint := "running alone until another node joins this one; gossip.retry_join keeps trying in the background"
+			hint := "running alone until another node joins this one (set gossip.retry_join to keep trying)"
 			if len(f.cfg.RetryJoin) > 0 {
 				hint = "running alone; gossip.retry_join keeps trying"
 			}

@@ -342,7 +342,7 @@ func TestNameConflict(t *testing.T) {
 func TestJoinFailedSaysWhatNext(t *testing.T) {
 	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	a := startNode(t, "a", func(c *Config) { c.Join = []string{nobody} })
-	want := "could not join the fleet; running alone until another node joins this one; gossip.retry_join keeps trying in the background"
+	want := "could not join the fleet; running alone until another node joins this one (set gossip.retry_join to keep trying)"
 	waitFor(t, 10*time.Second, "the failed join to be logged", func() bool { return strings.Contains(a.logs.String(), want) })
 	if st := a.Status(); st.OK || !strings.Contains(st.Reason, "join failed: ") || !strings.Contains(st.Reason, nobody) {
 		t.Errorf("status = %+v, want degraded naming %s", st, nobody)
