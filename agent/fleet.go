@@ -193,7 +193,7 @@ func (a *Agent) keyringOp(w http.ResponseWriter, op fleet.KeyringOp, key string)
 		return
 	}
 	res, err := a.fleet.Keyring(op, key)
-	if errors.Is(err, fleet.ErrPrimaryKey) {
+	if errors.Is(err, fleet.ErrPrimaryKey) || errors.Is(err, fleet.ErrKeyNotInstalled) {
 		api.WriteError(w, api.BadRequest("field key: %v", err))
 		return
 	}

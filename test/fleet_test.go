@@ -323,6 +323,12 @@ func TestFleetNameConflictAPI(t *testing.T) {
 	if err := c.Converged(); err != nil {
 		t.Errorf("the duplicate disturbed the fleet: %v", err)
 	}
+	// Stopping it is a clean stop: it exited 1 with "agent stopped with
+	// errors: Leave called after Shutdown".
+	dup.Stop()
+	if err := dup.ExitErr(); err != nil || strings.Contains(dup.Output(), "Leave called after Shutdown") {
+		t.Errorf("SIGTERM to the stopped duplicate: %v\n%s", err, dup.Output())
+	}
 }
 
 // TestFleetStatsCLIWaitsForTheQuery: gossip.query_timeout may be up to 1m,

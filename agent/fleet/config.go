@@ -100,13 +100,13 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, a := range c.Join {
-		if strings.TrimSpace(a) == "" {
-			bad(fmt.Sprintf("join[%d]", i), "must not be empty")
+		if err := checkJoinAddr(a); err != nil {
+			bad(fmt.Sprintf("join[%d]", i), "%v", err)
 		}
 	}
 	for i, a := range c.RetryJoin {
-		if strings.TrimSpace(a) == "" {
-			bad(fmt.Sprintf("retry_join[%d]", i), "must not be empty")
+		if err := checkJoinAddr(a); err != nil {
+			bad(fmt.Sprintf("retry_join[%d]", i), "%v", err)
 		}
 	}
 	if c.RetryInterval <= 0 {
@@ -149,6 +149,42 @@ func (c Config) Validate() error {
 		bad("profile", "%q is not lan or local", c.Profile)
 	}
 	return errors.Join(errs...)
+}
+
+// checkJoinAddr checks an address to join as memberlist will read it:
+// host:port, [IPv6]:port, or a host or bare IPv6 address without a port
+// (then this node's gossip port is used). A typo such as "10.0.3.10:79466"
+// or "10.0.3.10;7946" would otherwise only show as a failed join.
+func checkJoinAddr(a string) error {
+	if strings.TrimSpace(a) == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.TrimSpace(a) != a || strings.ContainsAny(a, " \t;,") {
+		return fmt.Errorf("%q is not one address: give each as its own list item, host:port", a)
+	}
+	// memberlist's rule: one colon, or a bracketed host followed by one,
+	// means a port; more colons without brackets are a bare IPv6 address.
+	hasPort := strings.Count(a, ":") == 1
+	if strings.LastIndex(a, "[") == 0 {
+		hasPort = strings.LastIndex(a, ":") > strings.LastIndex(a, "]")
+	}
+	if !hasPort {
+		if strings.Contains(a, ":") && net.ParseIP(strings.Trim(a, "[]")) == nil {
+			return fmt.Errorf("%q is not host:port", a)
+		}
+		return nil
+	}
+	host, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", a, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", a)
+	}
+	if port, err := strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+		return fmt.Errorf("%q: the port must be a number from 1 to 65535", a)
+	}
+	return nil
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -43,9 +43,13 @@ type Fleet struct {
 	logger  *slog.Logger
 	serf    *serf.Serf
 	events  chan serf.Event
-	keyring string              // keyring file path
-	ring    *memberlist.Keyring // nil without encryption
-	m       *metrics
+	keyring string // keyring file path
+	// keyIgnored is set when the configured key is not in the keyring
+	// file, which wins: after a rotation that is expected, but after a
+	// first start with a wrong key it is what keeps the node out.
+	keyIgnored bool
+	ring       *memberlist.Keyring // nil without encryption
+	m          *metrics
 
 	mu         sync.Mutex
 	role       string
@@ -244,7 +248,8 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 		f.logger.Info("gossip is encrypted with the keyring file although no gossip.encrypt_key is set; to turn encryption off, delete the keyring file on every node", "keyring_file", f.keyring)
 	}
 	if configured != nil && !containsKey(keys, configured) {
-		f.logger.Warn("gossip.encrypt_key is not in the keyring file, which records key rotations; using the keyring file", "keyring_file", f.keyring)
+		f.keyIgnored = true
+		f.logger.Warn(f.keySource()+" is not in the keyring file, which records key rotations; using the keyring file (expected after a rotation; if the configured key is the fleet's current one, delete the keyring file and restart)", "keyring_file", f.keyring)
 	}
 	kr, err := memberlist.NewKeyring(keys, keys[0])
 	if err != nil {
@@ -275,10 +280,21 @@ func writeKeyring(path string, keys [][]byte) error {
 }
 
 // watchLog notices, in serf's and memberlist's log lines, what they report
-// only there: a node name conflict and messages no key could decrypt.
-func (f *Fleet) watchLog(level slog.Level, msg string) {
+// only there: a node name conflict and messages no key could decrypt. It
+// returns the level to log the line at.
+func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 	low := strings.ToLower(msg)
 	switch {
+	case strings.Contains(low, "shutdown without a leave"):
+		// A stop with nobody to tell (Leave skips the broadcast when this
+		// node is alone) is no cause for a warning; a shutdown that was
+		// not asked for keeps it.
+		f.mu.Lock()
+		leaving := f.leaving
+		f.mu.Unlock()
+		if leaving {
+			return slog.LevelDebug
+		}
 	case strings.Contains(low, "node name conflicts with another node"):
 		f.mu.Lock()
 		f.conflict = msg
@@ -306,6 +322,7 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 		f.mu.Unlock()
 		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
+	return level
 }
 
 // rejoinNoAnswer is the join error of a rejoin from the snapshot that no
@@ -313,9 +330,43 @@ func (f *Fleet) watchLog(level slog.Level, msg string) {
 const rejoinNoAnswer = "no member recorded in the snapshot answered"
 
 // rejoinKeyMismatch is the join error of a rejoin from the snapshot that
-// failed on the key.
+// failed on the key: a key that no longer matches, or one side encrypting
+// and the other not (a fleet turning encryption on, node by node).
 func (f *Fleet) rejoinKeyMismatch() string {
-	return "rejoin from the snapshot: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file " + f.keyring
+	return "rejoin from the snapshot: " + f.keyProblem(strings.ToLower(f.decryptErr))
+}
+
+// keyProblem explains the key problem that low (a lower-cased join error
+// or memberlist log line) names, or returns "" when it names none.
+func (f *Fleet) keyProblem(low string) string {
+	switch {
+	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
+		return "the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key"
+	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
+		return "this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere (nodes restarted with it form a fleet of their own until the last one is), or remove it here and delete the keyring file " + f.keyring + ", which keeps encryption on"
+	case strings.Contains(low, "decrypt"):
+		return "the gossip encryption key does not match the fleet's (messages cannot be decrypted): " + f.keyHint()
+	}
+	return ""
+}
+
+// keySource names where this node's configured key comes from.
+func (f *Fleet) keySource() string {
+	if f.cfg.EncryptKey == "" && f.cfg.EncryptKeyFile != "" {
+		return "gossip.encrypt_key_file " + f.cfg.EncryptKeyFile
+	}
+	return "gossip.encrypt_key"
+}
+
+// keyHint says what to check, and what to do, when this node's key does
+// not match the fleet's. A fixed key file alone does not help while the
+// keyring file, which wins, still holds the wrong key.
+func (f *Fleet) keyHint() string {
+	hint := "check " + f.keySource() + " and the keyring file " + f.keyring
+	if f.keyIgnored {
+		return hint + "; the configured key is not in the keyring file, which wins: if the configured key is the fleet's current one, delete the keyring file and restart"
+	}
+	return hint + "; if the fleet's key was rotated while this node was down, configure the current key, delete the keyring file and restart"
 }
 
 // SetSummarySource sets where the models and the health summary come from;
@@ -357,7 +408,11 @@ func (f *Fleet) Start(ctx context.Context) {
 func (f *Fleet) joinLoop(ctx context.Context) {
 	if len(f.cfg.Join) > 0 {
 		if err := f.Join(f.cfg.Join); err != nil {
-			f.logger.Warn("could not join the fleet; running alone", "join", f.cfg.Join, "err", err)
+			hint := "running alone until another node joins this one (set gossip.retry_join to keep trying)"
+			if len(f.cfg.RetryJoin) > 0 {
+				hint = "running alone; gossip.retry_join keeps trying"
+			}
+			f.logger.Warn("could not join the fleet; "+hint, "join", f.cfg.Join, "err", err)
 		}
 	}
 	if len(f.cfg.RetryJoin) == 0 {
@@ -413,15 +468,14 @@ func (f *Fleet) explainJoin(err error) error {
 	msg = strings.TrimPrefix(msg, "* ")
 	low := strings.ToLower(msg)
 	encrypted := f.serf.EncryptionEnabled()
-	switch {
-	case strings.Contains(low, "remote state is encrypted and encryption is not configured"):
-		return fmt.Errorf("%s: the other nodes encrypt gossip but this node has no key: set gossip.encrypt_key to the fleet's key", msg)
-	case strings.Contains(low, "encryption is configured but remote state is not encrypted"):
-		return fmt.Errorf("%s: this node encrypts gossip but the other nodes do not: set gossip.encrypt_key everywhere, or remove it here and delete the keyring file %s, which keeps encryption on", msg, f.keyring)
-	case strings.Contains(low, "decrypt") || f.decryptErr != "":
-		return fmt.Errorf("%s: the gossip encryption key does not match the fleet's (messages cannot be decrypted): check gossip.encrypt_key and the keyring file %s", msg, f.keyring)
-	case encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")):
-		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (check gossip.encrypt_key and the keyring)", msg)
+	if p := f.keyProblem(low); p != "" {
+		return fmt.Errorf("%s: %s", msg, p)
+	}
+	if p := f.keyProblem(strings.ToLower(f.decryptErr)); p != "" {
+		return fmt.Errorf("%s: %s", msg, p)
+	}
+	if encrypted && (strings.Contains(low, "eof") || strings.Contains(low, "reset by peer") || strings.Contains(low, "i/o timeout")) {
+		return fmt.Errorf("%s: the remote node closed the connection; most likely it could not decrypt this node's messages: the gossip encryption key does not match the fleet's (%s)", msg, f.keyHint())
 	}
 	return errors.New(msg)
 }
@@ -565,6 +619,12 @@ func (f *Fleet) Leave(ctx context.Context) error {
 	f.mu.Lock()
 	f.leaving = true
 	f.mu.Unlock()
+	if f.serf.State() == serf.SerfShutdown {
+		// Gossip already stopped by itself (a lost name conflict): there
+		// is nothing to leave, and serf's Leave would fail the agent's
+		// shutdown with "Leave called after Shutdown".
+		return f.Shutdown()
+	}
 	alone := true
 	for _, m := range f.serf.Members() {
 		if m.Name != f.opts.NodeName && m.Status == serf.StatusAlive {

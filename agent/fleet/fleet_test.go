@@ -228,6 +228,11 @@ func TestKeyRotation(t *testing.T) {
 		t.Error("installing a malformed key succeeded")
 	}
 	nk := newKey(t)
+	// Using a key before installing it is refused here with the next step,
+	// not reported as a failure by every node.
+	if _, err := nodes[0].Keyring(KeyUse, nk); !errors.Is(err, ErrKeyNotInstalled) || !strings.Contains(err.Error(), "vigil keyring install") {
+		t.Errorf("using a key not installed: %v, want ErrKeyNotInstalled naming vigil keyring install", err)
+	}
 	for _, op := range []KeyringOp{KeyInstall, KeyUse, KeyRemove} {
 		key := nk
 		if op == KeyRemove {
@@ -245,6 +250,14 @@ func TestKeyRotation(t *testing.T) {
 	// reported by every node.
 	if _, err := nodes[0].Keyring(KeyRemove, nk); !errors.Is(err, ErrPrimaryKey) {
 		t.Errorf("removing the primary key: %v, want ErrPrimaryKey", err)
+	}
+	// Removing a key no node holds (a typo, or a step run again) does
+	// nothing and says so, rather than "done on 3 of 3 nodes".
+	if res, err := nodes[0].Keyring(KeyRemove, old); err != nil || !res.Absent || res.Nodes != 3 || res.Keys[nk] != 3 {
+		t.Errorf("removing a key no node has: %+v, %v; want Absent, with the keys of 3 nodes", res, err)
+	}
+	if res, err := nodes[0].Keyring(KeyRemove, newKey(t)); err != nil || !res.Absent {
+		t.Errorf("removing a key never installed: %+v, %v; want Absent", res, err)
 	}
 	res, err := nodes[2].Keyring(KeyList, "")
 	if err != nil {
@@ -312,6 +325,47 @@ func TestNameConflict(t *testing.T) {
 	}
 	if dup1.Status().Failed {
 		t.Errorf("the original dup stopped too: %+v", dup1.Status())
+	}
+	// Stopping the agent afterwards (SIGTERM) is a clean stop, not an
+	// error from leaving a serf that has already shut down.
+	if err := dup2.Leave(context.Background()); err != nil {
+		t.Errorf("Leave after gossip stopped on a name conflict: %v", err)
+	}
+	if !strings.Contains(dup2.logs.String(), `level=WARN msg="Shutdown without a Leave"`) {
+		t.Errorf("the shutdown on a lost name conflict is not a warning:\n%s", dup2.logs)
+	}
+}
+
+// TestJoinFailedSaysWhatNext: a node whose gossip.join finds nobody says
+// that it runs alone and that retry_join is what keeps trying (join is
+// tried once).
+func TestJoinFailedSaysWhatNext(t *testing.T) {
+	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a := startNode(t, "a", func(c *Config) { c.Join = []string{nobody} })
+	want := "could not join the fleet; running alone until another node joins this one (set gossip.retry_join to keep trying)"
+	waitFor(t, 10*time.Second, "the failed join to be logged", func() bool { return strings.Contains(a.logs.String(), want) })
+	if st := a.Status(); st.OK || !strings.Contains(st.Reason, "join failed: ") || !strings.Contains(st.Reason, nobody) {
+		t.Errorf("status = %+v, want degraded naming %s", st, nobody)
+	}
+}
+
+// TestLeaveAloneNoWarning: a node alone in its fleet stops without the
+// leave broadcast, and serf's "Shutdown without a Leave" warning, logged at
+// every such graceful stop, is not one; a shutdown nobody asked for keeps
+// the warning (see TestNameConflict's log).
+func TestLeaveAloneNoWarning(t *testing.T) {
+	a := startNode(t, "a", nil)
+	if err := a.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, "Shutdown without a Leave") {
+		t.Fatalf("serf did not log its shutdown:\n%s", logs)
+	}
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Shutdown without a Leave") && !strings.Contains(l, "level=DEBUG") {
+			t.Errorf("a graceful stop of a lone node logs %q", l)
+		}
 	}
 }
 
@@ -545,5 +599,158 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
 		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
+	}
+}
+
+// TestKeyringIncomplete checks what a keyring command that did not reach
+// every alive node says: the nodes that reported errors by name, and how
+// many did not answer, instead of serf's "2/3 nodes reported success".
+func TestKeyringIncomplete(t *testing.T) {
+	serfErr := errors.New("2/3 nodes reported success")
+	for _, tc := range []struct {
+		name     string
+		res      KeyringResult
+		err      error
+		want     []string
+		wantNone []string
+	}{
+		{name: "complete", res: KeyringResult{Nodes: 3, Responses: 3}},
+		{name: "one silent", res: KeyringResult{Nodes: 3, Responses: 2}, err: serfErr,
+			want:     []string{"keyring list: 1 of 3 alive nodes did not answer in time", "run it again"},
+			wantNone: []string{"reported success", "reported errors"}},
+		{name: "errors and silent", res: KeyringResult{Nodes: 3, Responses: 2, Errors: 1, Messages: map[string]string{"n2": "requested key is not in the keyring"}},
+			err:  errors.New("1/3 nodes reported failure"),
+			want: []string{"1 of 3 nodes reported errors (n2: requested key is not in the keyring)", "1 of 3 alive nodes did not answer"}},
+		{name: "other serf error", res: KeyringResult{Nodes: 3, Responses: 3}, err: errors.New("boom"),
+			want: []string{"keyring list: boom"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := incomplete(KeyList, tc.res, tc.err)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("err = nil")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to contain %q", err, w)
+				}
+			}
+			for _, w := range tc.wantNone {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it without %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestWrongKeyFixedInConfig: a node first started with a wrong key file
+// keeps that key in its keyring file, which wins over the corrected key
+// file at the next start. Its join error says so and what to do (delete
+// the keyring file), and naming the key file it reads; once the keyring
+// file is deleted it joins.
+func TestWrongKeyFixedInConfig(t *testing.T) {
+	fleetKey := newKey(t)
+	a := startNode(t, "a", func(c *Config) { c.EncryptKey = fleetKey })
+	dir := t.TempDir()
+	keyFile := dir + "/gossip.key"
+	start := func(key string) *Fleet {
+		t.Helper()
+		if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKeyFile = true, "local", fmt.Sprintf("127.0.0.1:%d", freePort(t)), keyFile
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	b := start(newKey(t))
+	err := b.Join([]string{a.addr})
+	if err == nil {
+		t.Fatal("join with a wrong key succeeded")
+	}
+	if want := "check gossip.encrypt_key_file " + keyFile; !strings.Contains(err.Error(), want) {
+		t.Errorf("join error = %q, want it to name the key file (%q)", err, want)
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = start(fleetKey) // the operator fixes the key file
+	err = b.Join([]string{a.addr})
+	if err == nil {
+		t.Fatal("join succeeded although the keyring file holds the wrong key")
+	}
+	if want := "the configured key is not in the keyring file, which wins: if the configured key is the fleet's current one, delete the keyring file and restart"; !strings.Contains(err.Error(), want) {
+		t.Errorf("join error = %q, want %q", err, want)
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.Remove(b.keyring); err != nil {
+		t.Fatal(err)
+	}
+	b = start(fleetKey)
+	defer b.Shutdown()
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatalf("join after deleting the keyring file: %v", err)
+	}
+}
+
+// TestRejoinEncryptedToPlain: a fleet turning encryption on restarts node
+// by node, and the first one restarted with a key fails to rejoin the
+// plain members of its snapshot. Its status said "the gossip encryption
+// key does not match the fleet's" and told it to delete its keyring file
+// after a rotation; it now says the others do not encrypt.
+func TestRejoinEncryptedToPlain(t *testing.T) {
+	a := startNode(t, "a", nil)
+	dir := t.TempDir()
+	var bAddr string
+	start := func(key string) (*Fleet, *lineLog) {
+		cfg := DefaultConfig()
+		bAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", bAddr, key
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Start(context.Background())
+		return f, logs
+	}
+	b, _ := start("")
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, logs := start(newKey(t)) // no join: the snapshot names a
+	defer b.Shutdown()
+	var st Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = b.Status()
+		if !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's status never said why the rejoin failed: %+v\nb's log:\n%s", st, logs)
+		}
+		_ = a.Join([]string{bAddr}) // fails: b encrypts, a does not
+		time.Sleep(100 * time.Millisecond)
+	}
+	if want := "this node encrypts gossip but the other nodes do not"; !strings.Contains(st.Reason, want) || strings.Contains(st.Reason, "does not match") {
+		t.Errorf("status = %q, want %q and no key mismatch", st.Reason, want)
 	}
 }

@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/serf/serf"
 )
@@ -16,6 +18,10 @@ var ErrNotEncrypted = errors.New("gossip encryption is not enabled on this node 
 // ErrPrimaryKey is returned when asked to remove the key this node
 // encrypts with; serf would refuse it on every node.
 var ErrPrimaryKey = errors.New("the key is the primary (encrypting) key and cannot be removed: make another key primary first with vigil keyring use")
+
+// ErrKeyNotInstalled is returned when asked to use a key this node does
+// not have: serf would report it as a failure on every node.
+var ErrKeyNotInstalled = errors.New("the key is not installed")
 
 // KeyringResult is the fleet's answer to a keyring operation.
 type KeyringResult struct {
@@ -30,6 +36,11 @@ type KeyringResult struct {
 	Errors    int `json:"errors"`
 	// Messages holds each node's error or warning, by node name.
 	Messages map[string]string `json:"messages,omitempty"`
+	// Absent is set by a remove of a key that no node has: nothing was
+	// done. serf would answer "done" all the same, so a mistyped key would
+	// look removed; an earlier remove that did finish is the other cause
+	// (running a step again is safe).
+	Absent bool `json:"absent,omitempty"`
 	// NotAsked maps the members serf did not ask, because they are failed
 	// or left, to that status: a change does not reach them, and once
 	// the old key is removed they cannot rejoin without the new key file.
@@ -49,7 +60,9 @@ const (
 
 // Keyring runs op across the live fleet through serf's key manager: install
 // adds a key everywhere, use makes it the primary (encrypting) key, remove
-// drops it. It fails when any node did not apply it, naming them.
+// drops it (a key no alive node has: nothing is done and the result says
+// Absent). It fails when any node did not apply it, naming those that
+// reported errors and counting those that did not answer.
 func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if !f.serf.EncryptionEnabled() {
 		return KeyringResult{}, ErrNotEncrypted
@@ -61,6 +74,19 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		}
 		if op == KeyRemove && f.ring != nil && bytes.Equal(k, f.ring.GetPrimaryKey()) {
 			return KeyringResult{}, ErrPrimaryKey
+		}
+		if op == KeyUse && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
+			return KeyringResult{}, fmt.Errorf("%w on this node: install it first with vigil keyring install, then use it", ErrKeyNotInstalled)
+		}
+		if op == KeyRemove && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
+			// Another node may still hold it (an earlier remove that did
+			// not reach every node): ask them all.
+			resp, err := f.serf.KeyManager().ListKeys()
+			if err == nil && resp != nil && resp.Keys[base64.StdEncoding.EncodeToString(k)] == 0 {
+				res := KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Absent: true}
+				f.notAsked(&res)
+				return res, nil
+			}
 		}
 	}
 	km := f.serf.KeyManager()
@@ -84,6 +110,22 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if resp != nil {
 		res = KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Messages: resp.Messages}
 	}
+	f.notAsked(&res)
+	f.m.keyringOps.WithLabelValues(string(op)).Inc()
+	if err := incomplete(op, res, err); err != nil {
+		return res, err
+	}
+	if op != KeyList && len(res.NotAsked) > 0 {
+		f.logger.Warn("keyring change did not reach the failed or left members", "op", string(op), "not_asked", res.NotAsked)
+	}
+	if op != KeyList {
+		f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
+	}
+	return res, nil
+}
+
+// notAsked records the members serf's key manager does not ask.
+func (f *Fleet) notAsked(res *KeyringResult) {
 	for _, m := range f.serf.Members() {
 		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
 			if res.NotAsked == nil {
@@ -92,18 +134,27 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 			res.NotAsked[m.Name] = m.Status.String()
 		}
 	}
-	f.m.keyringOps.WithLabelValues(string(op)).Inc()
-	if err != nil {
-		return res, fmt.Errorf("keyring %s: %w%s", op, err, nodeMessages(res.Messages))
+}
+
+// incomplete says why a keyring operation did not reach every alive node:
+// which nodes reported errors and how many did not answer, in place of
+// serf's "2/3 nodes reported success", or nil when it did.
+func incomplete(op KeyringOp, res KeyringResult, err error) error {
+	silent := res.Nodes - res.Responses
+	switch {
+	case res.Errors == 0 && silent <= 0 && err == nil:
+		return nil
+	case res.Errors == 0 && silent <= 0:
+		return fmt.Errorf("keyring %s: %w", op, err)
 	}
-	if res.Responses < res.Nodes {
-		return res, fmt.Errorf("keyring %s: only %d of %d nodes answered; run it again once they are reachable", op, res.Responses, res.Nodes)
+	var parts []string
+	if res.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d nodes reported errors%s", res.Errors, res.Nodes, nodeMessages(res.Messages)))
 	}
-	if op != KeyList && len(res.NotAsked) > 0 {
-		f.logger.Warn("keyring change did not reach the failed or left members", "op", string(op), "not_asked", res.NotAsked)
+	if silent > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d alive nodes did not answer in time (serf does not say which; vigil members lists the alive ones)", silent, res.Nodes))
 	}
-	f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
-	return res, nil
+	return fmt.Errorf("keyring %s: %s; run it again once every alive node answers", op, strings.Join(parts, "; "))
 }
 
 func nodeMessages(m map[string]string) string {

@@ -12,8 +12,8 @@ import (
 type logBridge struct {
 	logger *slog.Logger
 	// onLine, when set, sees every line (the fleet watches for decryption
-	// failures and name conflicts).
-	onLine func(level slog.Level, msg string)
+	// failures and name conflicts) and returns the level to log it at.
+	onLine func(level slog.Level, msg string) slog.Level
 }
 
 // newStdLogger returns a *log.Logger that writes through b.
@@ -56,7 +56,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 		}
 		level, component, msg := parseLine(line)
 		if b.onLine != nil {
-			b.onLine(level, msg)
+			level = b.onLine(level, msg)
 		}
 		if !b.logger.Enabled(context.Background(), level) {
 			continue

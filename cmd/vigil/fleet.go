@@ -63,7 +63,11 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		fmt.Fprintf(stderr, "vigil keyring: unknown subcommand %q (want list, install, use or remove)\n", sub)
 		return 2
 	}
-	fs := newFlags("keyring "+sub, "keyring "+sub+" [KEY] [flags]", help, stdout, stderr)
+	usage := "keyring " + sub + " KEY [flags]"
+	if op == fleet.KeyList {
+		usage = "keyring list [flags]"
+	}
+	fs := newFlags("keyring "+sub, usage, help, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {
@@ -73,8 +77,16 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 	if op == fleet.KeyList {
 		want = 0
 	}
-	if fs.NArg() != want {
-		fmt.Fprintf(stderr, "vigil keyring %s: want %d argument(s), got %d\n", sub, want, fs.NArg())
+	switch {
+	case fs.NArg() == want:
+	case want == 0:
+		fmt.Fprintf(stderr, "vigil keyring list: takes no arguments, got %q\n", fs.Args())
+		return 2
+	case fs.NArg() == 0:
+		fmt.Fprintf(stderr, "vigil keyring %s: want the KEY, base64 as vigil keyring list shows it (vigil keygen makes a new one)\n", sub)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "vigil keyring %s: want one KEY, got %d arguments: %q\n", sub, fs.NArg(), fs.Args())
 		return 2
 	}
 	c, err := newClient()
@@ -96,6 +108,10 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		return printJSON(stdout, res)
 	}
 	defer printNotAsked(stdout, res.NotAsked)
+	if res.Absent {
+		fmt.Fprintf(stdout, "%s: no node has this key; nothing done (already removed, or mistyped: vigil keyring list shows the installed keys)\n", sub)
+		return 0
+	}
 	if op != fleet.KeyList {
 		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
 		return 0
@@ -121,7 +137,7 @@ status (alive, leaving, left, failed) and tags (role, agent version, models
 served, health summary: g=GPU utilization %, p=worst p95 ms, e=worst error
 rate, d=drifting features, a=alerts).`, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")
-	detailed := fs.Bool("detailed", false, "show each decoded tag on its own line, and the serf protocol")
+	detailed := fs.Bool("detailed", false, "show each tag on its own line, the models decoded, and the serf protocol")
 	status := fs.String("status", "", "only members with this `status` (alive, leaving, left, failed)")
 	newClient := clientFlags(fs)
 	if code, done := parseFlags(fs, args, stdout); done {

@@ -77,6 +77,13 @@ func TestLLMAndFleetSubcommandErrors(t *testing.T) {
 		{[]string{"fleet"}, 2, "", "stats MODEL   merged latency"},
 		{[]string{"fleet", "stat", "m"}, 2, "", `vigil fleet: unknown subcommand "stat" (want stats)`},
 		{[]string{"fleet", "--help"}, 0, "stats MODEL   merged latency", ""},
+		// vigil keyring said "want 1 argument(s), got 0" and showed
+		// "[KEY]" in every subcommand's usage, list included.
+		{[]string{"keyring", "install"}, 2, "", "vigil keyring install: want the KEY, base64 as vigil keyring list shows it (vigil keygen makes a new one)"},
+		{[]string{"keyring", "use", "a", "b"}, 2, "", `vigil keyring use: want one KEY, got 2 arguments: ["a" "b"]`},
+		{[]string{"keyring", "list", "x"}, 2, "", `vigil keyring list: takes no arguments, got ["x"]`},
+		{[]string{"keyring", "list", "-help"}, 0, "Usage: vigil keyring list [flags]", ""},
+		{[]string{"keyring", "remove", "-help"}, 0, "Usage: vigil keyring remove KEY [flags]", ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(c.args, &stdout, &stderr)
@@ -85,5 +92,28 @@ func TestLLMAndFleetSubcommandErrors(t *testing.T) {
 			t.Errorf("vigil %s: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
 				strings.Join(c.args, " "), code, stdout.String(), stderr.String(), c.code, c.out, c.errs)
 		}
+	}
+}
+
+// TestKeyringRemoveAbsent: removing a key no node has printed "remove:
+// done on 3 of 3 nodes", so a mistyped key looked removed; it now says
+// nothing was done and why, and still exits 0 (running a rotation step
+// again is safe).
+func TestKeyringRemoveAbsent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/fleet/keyring" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"keys":{"l0a64WDoinJF67RzrHqy4BObFGPXeZ6Iar1plcaAOKA=":3},"primary_keys":{"l0a64WDoinJF67RzrHqy4BObFGPXeZ6Iar1plcaAOKA=":3},
+			"nodes":3,"responses":3,"errors":0,"absent":true}`))
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"keyring", "remove", "wViWbAZYt8tceKgbgXBUaU0RuwknqfacbtMmx4szqjU=", "-http-addr", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr)
+	want := "remove: no node has this key; nothing done (already removed, or mistyped: vigil keyring list shows the installed keys)\n"
+	if code != 0 || stdout.String() != want || stderr.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, stdout %q", code, stdout.String(), stderr.String(), want)
 	}
 }

@@ -355,7 +355,7 @@ func (n *Node) startOnce() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited during start-up (%v):\n%s", n.Name, n.exitErr(), n.Output())
+			return fmt.Errorf("%s exited during start-up (%v):\n%s", n.Name, n.ExitErr(), n.Output())
 		default:
 		}
 		resp, err := http.Get(n.API + "/v1/health")
@@ -368,7 +368,9 @@ func (n *Node) startOnce() error {
 	return fmt.Errorf("%s did not serve its API within 20s:\n%s", n.Name, n.Output())
 }
 
-func (n *Node) exitErr() error {
+// ExitErr is how the node's last process ended: nil for exit status 0
+// (or while it runs), else cmd.Wait's error.
+func (n *Node) ExitErr() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.err
