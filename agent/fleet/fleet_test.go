@@ -72,6 +72,24 @@ func (l *lineLog) String() string {
 }
 
 // startNode runs a real serf member on a free loopback port.
+// restartableNode starts node name with gossip key key (none when empty)
+// on a fresh loopback port, keeping its state in dir so that a test can
+// stop it and start it again there; it logs at debug into logs. The test
+// stops it.
+func restartableNode(t *testing.T, name, dir, key string) (f *Fleet, logs *lineLog, addr string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", addr, key
+	logs = &lineLog{}
+	f, err := New(cfg, Options{NodeName: name, DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(context.Background())
+	return f, logs, addr
+}
+
 func startNode(t *testing.T, name string, mod func(*Config)) *testNode {
 	t.Helper()
 	port := freePort(t)
@@ -545,16 +563,8 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	a := startNode(t, "a", func(c *Config) { c.EncryptKey = old })
 	dir := t.TempDir()
 	var bAddr string
-	start := func() (*Fleet, *lineLog) {
-		cfg := DefaultConfig()
-		bAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", bAddr, old
-		logs := &lineLog{}
-		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Start(context.Background())
+	start := func() (f *Fleet, logs *lineLog) {
+		f, logs, bAddr = restartableNode(t, "b", dir, old)
 		return f, logs
 	}
 	b, _ := start()
@@ -715,16 +725,8 @@ func TestRejoinEncryptedToPlain(t *testing.T) {
 	a := startNode(t, "a", nil)
 	dir := t.TempDir()
 	var bAddr string
-	start := func(key string) (*Fleet, *lineLog) {
-		cfg := DefaultConfig()
-		bAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		cfg.Enabled, cfg.Profile, cfg.Bind, cfg.EncryptKey = true, "local", bAddr, key
-		logs := &lineLog{}
-		f, err := New(cfg, Options{NodeName: "b", DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Start(context.Background())
+	start := func(key string) (f *Fleet, logs *lineLog) {
+		f, logs, bAddr = restartableNode(t, "b", dir, key)
 		return f, logs
 	}
 	b, _ := start("")

@@ -42,12 +42,7 @@ Drift detection.
   vigil drift compare [flags]
             compare a reference CSV with a current CSV, column by column,
             with the detector plugins (no running agent needed)`
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		w, code := stderr, 2
-		if len(args) > 0 {
-			w, code = stdout, 0
-		}
-		fmt.Fprintf(w, "Usage: vigil drift MODEL [flags] | vigil drift compare [flags]\n%s\n", help)
+	if code, done := groupHelp(args, "vigil drift MODEL [flags] | vigil drift compare [flags]", help, stdout, stderr); done {
 		return code
 	}
 	switch args[0] {

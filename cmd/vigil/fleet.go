@@ -47,12 +47,7 @@ Subcommands:
   remove KEY    drop KEY from every node's keyring (not the primary key)
 
 Rotation: vigil keygen, install the new key, use it, remove the old one.`
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		w, code := stderr, 2
-		if len(args) > 0 {
-			w, code = stdout, 0
-		}
-		fmt.Fprintf(w, "Usage: vigil keyring <list|install|use|remove> [KEY] [flags]\n%s\n", help)
+	if code, done := groupHelp(args, "vigil keyring <list|install|use|remove> [KEY] [flags]", help, stdout, stderr); done {
 		return code
 	}
 	sub, args := args[0], args[1:]
@@ -222,12 +217,7 @@ Ask the whole fleet.
 Subcommands:
   stats MODEL   merged latency quantiles, error rate and node count of MODEL
                 over every node that serves it (a vigil-stats serf query)`
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		w, code := stderr, 2
-		if len(args) > 0 {
-			w, code = stdout, 0
-		}
-		fmt.Fprintf(w, "Usage: vigil fleet stats MODEL [flags]\n%s\n", help)
+	if code, done := groupHelp(args, "vigil fleet stats MODEL [flags]", help, stdout, stderr); done {
 		return code
 	}
 	if args[0] != "stats" {

@@ -22,12 +22,7 @@ The LLM gateway, through a running agent.
 
 Subcommands:
   usage   each gateway budget: window, limit, spend and remainder in USD`
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		w, code := stderr, 2
-		if len(args) > 0 {
-			w, code = stdout, 0
-		}
-		fmt.Fprintf(w, "Usage: vigil llm usage [flags]\n%s\n", help)
+	if code, done := groupHelp(args, "vigil llm usage [flags]", help, stdout, stderr); done {
 		return code
 	}
 	if args[0] != "usage" {

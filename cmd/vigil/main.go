@@ -150,6 +150,22 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, do
 	return 0, false
 }
 
+// groupHelp answers a command group called bare (vigil plugins) or asked
+// for help (vigil plugins -help): its usage line and help, on stderr with
+// exit status 2 for the bare call, a usage error, and on stdout with 0 when
+// asked for. done is false when args name a subcommand.
+func groupHelp(args []string, usage, help string, stdout, stderr io.Writer) (code int, done bool) {
+	if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "--help" {
+		return 0, false
+	}
+	w, code := stderr, 2
+	if len(args) > 0 {
+		w, code = stdout, 0
+	}
+	fmt.Fprintf(w, "Usage: %s\n%s\n", usage, help)
+	return code, true
+}
+
 // checkFormat refuses a -format value that the flag's usage does not list
 // (every command writes it as "output `format`: text, csv or json"), so that
 // a typo is an error rather than the default output.

@@ -26,13 +26,7 @@ Subcommands:
   restart NAME              restart a plugin now and reset its crash budget
   check PATH [-kind K]      run the conformance kit against a plugin binary
                             (no agent needed); exit 1 when a check fails`
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		w := stderr
-		code := 2
-		if len(args) > 0 {
-			w, code = stdout, 0
-		}
-		fmt.Fprintf(w, "Usage: vigil plugins <list|register|unregister|restart|check> [flags]\n%s\n", help)
+	if code, done := groupHelp(args, "vigil plugins <list|register|unregister|restart|check> [flags]", help, stdout, stderr); done {
 		return code
 	}
 	sub, args := args[0], args[1:]
