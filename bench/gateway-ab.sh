@@ -25,24 +25,11 @@ RATE=${RATE:-200}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-VEGETA=${VEGETA:-$root/.tools/vegeta}
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
-if [ ! -x "$VEGETA" ]; then
-	(cd "$root" && GOBIN="$root/.tools" go install github.com/tsenart/vegeta/v12@v12.13.0)
-fi
-
-echo "building $BASE and the working tree..." >&2
 # shellcheck source=bench/gateway/lib.sh
 . "$root/bench/gateway/lib.sh"
+gw_init
+
+echo "building $BASE and the working tree..." >&2
 mkdir -p "$tmp/src-base"
 (cd "$root" && git archive "$BASE" | tar -x -C "$tmp/src-base")
 head_tags=$GW_TAGS

@@ -13,46 +13,16 @@ set -eu
 RATE=${RATE:-500}
 DURATION=${DURATION:-15}
 root=$(cd "$(dirname "$0")/.." && pwd)
-VEGETA=${VEGETA:-$root/.tools/vegeta}
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
-if [ ! -x "$VEGETA" ]; then
-	(cd "$root" && GOBIN="$root/.tools" go install github.com/tsenart/vegeta/v12@v12.13.0)
-fi
-echo "building..." >&2
 # shellcheck source=bench/gateway/lib.sh
 . "$root/bench/gateway/lib.sh"
+gw_init
+echo "building..." >&2
 gw_build "$root" "$tmp" '"GODEBUG=gctrace=1"'
 gw_start_upstreams
 
 # The agent logs at info so that the plugin's gctrace lines (its stderr)
 # come through; every stderr line is stamped with the time it was read.
-cat >"$tmp/vigil.yaml" <<YAML
-data_dir: $tmp/data
-log_format: json
-log_level: info
-api:
-  addr: 127.0.0.1:0
-telemetry:
-  gpu:
-    enabled: false
-plugins:
-  dirs: [$tmp/plugins]
-gateway:
-  providers:
-    - {name: bench, plugin: openai, base_url: "http://$stub/v1", max_concurrency: 512}
-  models:
-    - name: bench-model
-      targets: [{provider: bench, model: bench-model}]
-YAML
+gw_config "$tmp" info
 (GODEBUG=gctrace=1 "$tmp/vigil" agent -config "$tmp/vigil.yaml" 2>&1 >"$tmp/vigil.out" |
 	python3 -u -c 'import sys, time
 for l in sys.stdin: sys.stdout.write("%.6f %s" % (time.time(), l)); sys.stdout.flush()' >"$tmp/gc.log") &

@@ -34,26 +34,12 @@ RATE=${RATE:-500}
 DURATION=${DURATION:-20}
 WRK_DURATION=${WRK_DURATION:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
-VEGETA=${VEGETA:-$root/.tools/vegeta}
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
-if [ ! -x "$VEGETA" ]; then
-	echo "installing vegeta into $root/.tools ..." >&2
-	(cd "$root" && GOBIN="$root/.tools" go install github.com/tsenart/vegeta/v12@v12.13.0)
-fi
-
-echo "building..." >&2
 # shellcheck source=bench/gateway/lib.sh
 . "$root/bench/gateway/lib.sh"
+gw_init
+
+echo "building..." >&2
 # PLUGIN_ENV: extra environment of the plugin as JSON strings, such as
 # '"GOMAXPROCS=1"'; AGENT_ENV: of the agent, such as GOMAXPROCS=1.
 gw_build "$root" "$tmp" "${PLUGIN_ENV:-}"

@@ -1,5 +1,27 @@
-# lib.sh: the parts bench/gateway.sh and bench/gateway-ab.sh share.
-# Sourced, not run; expects $root, $tmp and $pids to be set by the caller.
+# lib.sh: the parts bench/gateway.sh, gateway-ab.sh and gateway-gctail.sh
+# share. Sourced, not run; expects $root to be set by the caller, and
+# gw_init called before the rest.
+
+# gw_init: the scratch folder ($tmp, removed on exit), the PIDs to stop on
+# exit ($pids), python3 checked, and vegeta ($VEGETA, default
+# .tools/vegeta) installed from the module proxy when missing.
+gw_init() {
+	VEGETA=${VEGETA:-$root/.tools/vegeta}
+	tmp=$(mktemp -d)
+	pids=""
+	trap gw_cleanup EXIT INT TERM
+	command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
+	if [ ! -x "$VEGETA" ]; then
+		echo "installing vegeta into $root/.tools ..." >&2
+		(cd "$root" && GOBIN="$root/.tools" go install github.com/tsenart/vegeta/v12@v12.13.0)
+	fi
+}
+
+gw_cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
 
 # Build tags of both binaries, as the Makefile sets them (grpcnotrace: see
 # the Makefile and bench/README.md, "Fifth pass"); GW_TAGS= builds without.
@@ -49,14 +71,14 @@ gw_start_upstreams() {
 	proxy2=$(wait_line "$tmp/proxy2.addr")
 }
 
-# gw_start_agent DIR ENV: starts DIR/vigil (built by gw_build) with the
-# gateway in front of the stub and ENV added to its environment; writes
-# its PID to DIR/pid and its API address to DIR/addr.
-gw_start_agent() {
+# gw_config DIR LEVEL: DIR/vigil.yaml, an agent with its data in DIR, its
+# plugins in DIR/plugins, logging at LEVEL, and the gateway in front of the
+# stub.
+gw_config() {
 	cat >"$1/vigil.yaml" <<YAML
 data_dir: $1/data
 log_format: json
-log_level: warn
+log_level: $2
 api:
   addr: 127.0.0.1:0
 telemetry:
@@ -71,6 +93,13 @@ gateway:
     - name: bench-model
       targets: [{provider: bench, model: bench-model}]
 YAML
+}
+
+# gw_start_agent DIR ENV: starts DIR/vigil (built by gw_build) with the
+# gateway in front of the stub and ENV added to its environment; writes
+# its PID to DIR/pid and its API address to DIR/addr.
+gw_start_agent() {
+	gw_config "$1" warn
 	# shellcheck disable=SC2086
 	env $2 "$1/vigil" agent -config "$1/vigil.yaml" >"$1/vigil.out" 2>"$1/vigil.err" &
 	echo $! >"$1/pid"
