@@ -72,6 +72,17 @@ func (l *lineLog) String() string {
 }
 
 // startNode runs a real serf member on a free loopback port.
+// waitJoinSeen waits until a node's own event handler has seen member
+// join (its log says so). Serf hands an event to its snapshot writer before
+// it reaches the handler: a node that leaves before then may restart with
+// no one in its snapshot to rejoin.
+func waitJoinSeen(t *testing.T, logs *lineLog, member string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the node to see "+member+" join", func() bool {
+		return strings.Contains(logs.String(), "event=member-join member="+member+" ")
+	})
+}
+
 // restartableNode starts node name with gossip key key (none when empty)
 // on a fresh loopback port, keeping its state in dir so that a test can
 // stop it and start it again there; it logs at debug into logs. The test
@@ -567,11 +578,12 @@ func TestRejoinWithStaleKey(t *testing.T) {
 		f, logs, bAddr = restartableNode(t, "b", dir, old)
 		return f, logs
 	}
-	b, _ := start()
+	b, blogs := start()
 	if err := b.Join([]string{a.addr}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	waitJoinSeen(t, blogs, "a")
 	if err := b.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -729,11 +741,12 @@ func TestRejoinEncryptedToPlain(t *testing.T) {
 		f, logs, bAddr = restartableNode(t, "b", dir, key)
 		return f, logs
 	}
-	b, _ := start("")
+	b, blogs := start("")
 	if err := b.Join([]string{a.addr}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	waitJoinSeen(t, blogs, "a")
 	if err := b.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
