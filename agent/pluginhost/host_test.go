@@ -518,7 +518,12 @@ func TestBrokenPackageCatalogNamed(t *testing.T) {
 // operator registered for another file says so, instead of sending the
 // operator to register it (which would replace the other).
 func TestPackageEntryShadowedByRegistered(t *testing.T) {
-	dir := install(t, "detector")
+	// Two copies of the test detector, which calls itself test-detector:
+	// one named so by the package's catalog.json, the other registered
+	// under its own name. (Neither file is called test-detector, or the
+	// untrusted listing of that file would be a third test-detector.)
+	dir := t.TempDir()
+	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "own-detector"))
 	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "pkg-detector"))
 	sum, err := fileSHA256(filepath.Join(dir, "pkg-detector"))
 	if err != nil {
@@ -530,15 +535,15 @@ func TestPackageEntryShadowedByRegistered(t *testing.T) {
 	if s := status(t, h, "test-detector"); s.Source != "package" || s.Path != filepath.Join(dir, "pkg-detector") {
 		t.Fatalf("before registering: %+v", s)
 	}
-	if _, err := h.Register(context.Background(), filepath.Join(dir, "test-detector"), ""); err != nil {
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "own-detector"), ""); err != nil {
 		t.Fatal(err)
 	}
 	h.Reload(cfg)
-	if s := status(t, h, "test-detector"); s.Source != "registered" || s.Path != filepath.Join(dir, "test-detector") {
+	if s := status(t, h, "test-detector"); s.Source != "registered" || s.Path != filepath.Join(dir, "own-detector") {
 		t.Errorf("the registered plugin does not win: %+v", s)
 	}
 	s := status(t, h, "pkg-detector")
-	want := `its entry in ` + filepath.Join(dir, "catalog.json") + ` names it "test-detector", and the plugin registered under that name is ` + filepath.Join(dir, "test-detector")
+	want := `its entry in ` + filepath.Join(dir, "catalog.json") + ` names it "test-detector", and the plugin registered under that name is ` + filepath.Join(dir, "own-detector")
 	if s.State != StateUntrusted || !strings.Contains(s.LastError, want) || !strings.Contains(s.LastError, "vigil plugins unregister test-detector") {
 		t.Errorf("shadowed package binary: %+v; want a last error saying %q", s, want)
 	}
