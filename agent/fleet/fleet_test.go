@@ -83,6 +83,26 @@ func waitJoinSeen(t *testing.T, logs *lineLog, member string) {
 	})
 }
 
+// waitRejoinReason waits until b's status is not OK and its reason holds
+// want, and returns it. Meanwhile a keeps joining b, which fails (their
+// keys differ): b learns the cause from a message it cannot read, which
+// serf's own rejoin does not always get back on a busy machine.
+func waitRejoinReason(t *testing.T, a *testNode, b *Fleet, bAddr string, logs *lineLog, want string) Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := b.Status()
+		if !st.OK && strings.Contains(st.Reason, want) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's status never said %q: %+v\nb's log:\n%s", want, st, logs)
+		}
+		_ = a.Join([]string{bAddr})
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // restartableNode starts node name with gossip key key (none when empty)
 // on a fresh loopback port, keeping its state in dir so that a test can
 // stop it and start it again there; it logs at debug into logs. The test
@@ -606,19 +626,7 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	// time out first), so a, which holds only the new key, also reaches
 	// out to b: b cannot decrypt that, and its status must then name the
 	// key.
-	var st Status
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st = b.Status()
-		if !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: the gossip encryption key does not match") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b's status never named the key: %+v\nb's log:\n%s", st, logs)
-		}
-		_ = a.Join([]string{bAddr}) // fails: the keys differ
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRejoinReason(t, a, b, bAddr, logs, "join failed: rejoin from the snapshot: the gossip encryption key does not match")
 	if !strings.Contains(logs.String(), "could not rejoin the fleet from the snapshot") {
 		t.Errorf("the log does not say why the rejoin failed:\n%s", logs)
 	}
@@ -752,19 +760,7 @@ func TestRejoinEncryptedToPlain(t *testing.T) {
 	}
 	b, logs := start(newKey(t)) // no join: the snapshot names a
 	defer b.Shutdown()
-	var st Status
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st = b.Status()
-		if !st.OK && strings.Contains(st.Reason, "join failed: rejoin from the snapshot: ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b's status never said why the rejoin failed: %+v\nb's log:\n%s", st, logs)
-		}
-		_ = a.Join([]string{bAddr}) // fails: b encrypts, a does not
-		time.Sleep(100 * time.Millisecond)
-	}
+	st := waitRejoinReason(t, a, b, bAddr, logs, "join failed: rejoin from the snapshot: ")
 	if want := "this node encrypts gossip but the other nodes do not"; !strings.Contains(st.Reason, want) || strings.Contains(st.Reason, "does not match") {
 		t.Errorf("status = %q, want %q and no key mismatch", st.Reason, want)
 	}
