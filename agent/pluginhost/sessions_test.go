@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,7 +119,9 @@ func waitAtMost(t *testing.T, what string, limit int, count func() int) {
 		n = count()
 	}
 	if n > limit {
-		t.Errorf("%s: %d, want at most %d", what, n, limit)
+		var dump strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+		t.Errorf("%s: %d, want at most %d; this process's goroutines:\n%s", what, n, limit, dump.String())
 	}
 }
 
@@ -212,10 +215,12 @@ func TestSessionsAbandonedDoNotAccumulate(t *testing.T) {
 	}
 	wg.Wait()
 	// The one session of the first call (pluginGoroutines') is idle; the
-	// slack covers the runtime's and gRPC's own.
+	// slack covers the runtime's and gRPC's own (in the host, where the
+	// test runs, it once came to 18 on a busy machine). A leak per
+	// abandoned call would be 200.
 	const slack = 16
 	waitAtMost(t, "plugin goroutines after 200 abandoned calls", pluginBase+slack, func() int { return pluginGoroutines(t, h) })
-	waitAtMost(t, "host goroutines after 200 abandoned calls", hostBase+slack, runtime.NumGoroutine)
+	waitAtMost(t, "host goroutines after 200 abandoned calls", hostBase+2*slack, runtime.NumGoroutine)
 }
 
 // TestSessionsAcrossRestarts: with idle sessions in the pool, a restart by
