@@ -72,15 +72,24 @@ func (l *lineLog) String() string {
 }
 
 // startNode runs a real serf member on a free loopback port.
-// waitJoinSeen waits until a node's own event handler has seen member
-// join (its log says so). Serf hands an event to its snapshot writer before
-// it reaches the handler: a node that leaves before then may restart with
-// no one in its snapshot to rejoin.
-func waitJoinSeen(t *testing.T, logs *lineLog, member string) {
+// joinThenLeave starts node b in dir with gossip key key, joins it to a,
+// and has it leave once its own event handler has seen a join (its log
+// says so): serf hands an event to its snapshot writer before the handler,
+// so b's snapshot then names a to rejoin. A node that left sooner could
+// restart with no one to rejoin.
+func joinThenLeave(t *testing.T, a *testNode, dir, key string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the node to see "+member+" join", func() bool {
-		return strings.Contains(logs.String(), "event=member-join member="+member+" ")
+	b, logs, _ := restartableNode(t, "b", dir, key)
+	if err := b.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	waitFor(t, 10*time.Second, "b to see a join", func() bool {
+		return strings.Contains(logs.String(), "event=member-join member=a ")
 	})
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitRejoinReason waits until b's status is not OK and its reason holds
@@ -593,20 +602,7 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	old := newKey(t)
 	a := startNode(t, "a", func(c *Config) { c.EncryptKey = old })
 	dir := t.TempDir()
-	var bAddr string
-	start := func() (f *Fleet, logs *lineLog) {
-		f, logs, bAddr = restartableNode(t, "b", dir, old)
-		return f, logs
-	}
-	b, blogs := start()
-	if err := b.Join([]string{a.addr}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
-	waitJoinSeen(t, blogs, "a")
-	if err := b.Leave(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	joinThenLeave(t, a, dir, old)
 	nk := newKey(t)
 	for _, op := range []KeyringOp{KeyInstall, KeyUse} {
 		if _, err := a.Keyring(op, nk); err != nil {
@@ -616,7 +612,7 @@ func TestRejoinWithStaleKey(t *testing.T) {
 	if _, err := a.Keyring(KeyRemove, old); err != nil {
 		t.Fatal(err)
 	}
-	b, logs := start() // no join: the snapshot names a
+	b, logs, bAddr := restartableNode(t, "b", dir, old) // no join: the snapshot names a
 	defer b.Shutdown()
 	waitFor(t, 10*time.Second, "the rejoin (in the background) to fail", func() bool {
 		return strings.Contains(logs.String(), "Failed to re-join any previously known node")
@@ -744,21 +740,8 @@ func TestWrongKeyFixedInConfig(t *testing.T) {
 func TestRejoinEncryptedToPlain(t *testing.T) {
 	a := startNode(t, "a", nil)
 	dir := t.TempDir()
-	var bAddr string
-	start := func(key string) (f *Fleet, logs *lineLog) {
-		f, logs, bAddr = restartableNode(t, "b", dir, key)
-		return f, logs
-	}
-	b, blogs := start("")
-	if err := b.Join([]string{a.addr}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
-	waitJoinSeen(t, blogs, "a")
-	if err := b.Leave(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	b, logs := start(newKey(t)) // no join: the snapshot names a
+	joinThenLeave(t, a, dir, "")
+	b, logs, bAddr := restartableNode(t, "b", dir, newKey(t)) // no join: the snapshot names a
 	defer b.Shutdown()
 	st := waitRejoinReason(t, a, b, bAddr, logs, "join failed: rejoin from the snapshot: ")
 	if want := "this node encrypts gossip but the other nodes do not"; !strings.Contains(st.Reason, want) || strings.Contains(st.Reason, "does not match") {
