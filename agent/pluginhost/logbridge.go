@@ -112,8 +112,9 @@ func (w *stderrLogger) log(line []byte) {
 			return
 		}
 	}
-	w.remember(string(line))
-	w.logger.Info(string(line))
+	msg := string(line)
+	w.remember(msg)
+	w.logger.Info(msg)
 }
 
 func firstString(m map[string]any, keys ...string) (string, bool) {
