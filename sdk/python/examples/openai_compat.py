@@ -342,19 +342,22 @@ class OpenAICompat(vp.Provider):
             return self._cfg
 
     @contextlib.contextmanager
-    def _call(self, method, path, body=None):
+    def _call(self, ctx, method, path, body=None):
         """Send one request within a max_concurrency slot; yield the open
-        response, or raise the contract's error."""
+        response, or raise the contract's error. The wait for a slot and
+        the upstream call end by the configured timeout or the agent's
+        deadline (ctx, a vp.Call), whichever comes first."""
         cfg = self._config()
-        if not cfg.slots.acquire(timeout=cfg.timeout):
-            raise vp.PluginError(vp.TIMEOUT, "all %d upstream slots (max_concurrency) stayed busy for %gs" % (cfg.max_concurrency, cfg.timeout))
+        timeout = ctx.timeout(cfg.timeout)
+        if not cfg.slots.acquire(timeout=timeout):
+            raise vp.PluginError(vp.TIMEOUT, "all %d upstream slots (max_concurrency) stayed busy for %gs" % (cfg.max_concurrency, timeout))
         try:
-            with self._open(cfg, method, path, body) as resp:
+            with self._open(cfg, timeout, method, path, body) as resp:
                 yield resp
         finally:
             cfg.slots.release()
 
-    def _open(self, cfg, method, path, body):
+    def _open(self, cfg, timeout, method, path, body):
         data = json.dumps(body).encode() if body is not None else None
         r = urllib.request.Request(cfg.base_url + path, data=data, method=method)
         for k, v in cfg.headers.items():
@@ -365,16 +368,16 @@ class OpenAICompat(vp.Provider):
         if cfg.api_key:
             r.add_header("Authorization", "Bearer " + cfg.api_key)
         try:
-            return urllib.request.urlopen(r, timeout=cfg.timeout)
+            return urllib.request.urlopen(r, timeout=timeout)
         except urllib.error.HTTPError as e:
             raise _upstream_error(e.code, e.read(MAX_BODY), e.headers) from None
         except (socket.timeout, TimeoutError) as e:
-            raise vp.PluginError(vp.TIMEOUT, "upstream did not answer within %gs: %s" % (cfg.timeout, e)) from None
+            raise vp.PluginError(vp.TIMEOUT, "upstream did not answer within %gs: %s" % (timeout, e)) from None
         except (urllib.error.URLError, OSError) as e:
             raise vp.PluginError(vp.UNAVAILABLE, "cannot reach the upstream: %s" % e) from None
 
-    def _json(self, method, path, body=None):
-        with self._call(method, path, body) as resp:
+    def _json(self, ctx, method, path, body=None):
+        with self._call(ctx, method, path, body) as resp:
             raw = resp.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise vp.PluginError(vp.UNAVAILABLE, "upstream answer is larger than %d bytes" % MAX_BODY)
@@ -383,19 +386,21 @@ class OpenAICompat(vp.Provider):
         except ValueError as e:
             raise vp.PluginError(vp.UNAVAILABLE, "upstream answer is not JSON: %s" % e) from None
 
-    def models(self):
+    # Each method takes ctx (a vp.Call): the agent's deadline bounds the
+    # upstream call.
+    def models(self, ctx):
         out = []
-        for m in self._json("GET", "/models").get("data") or []:
+        for m in self._json(ctx, "GET", "/models").get("data") or []:
             mid = m.get("id") or ""
             if mid:
                 embed = "embed" in mid
                 out.append(pb.ModelInfo(id=mid, chat=not embed, embeddings=embed))
         return out
 
-    def chat(self, req):
+    def chat(self, req, ctx):
         # An assistant message's thinking_blocks (Anthropic's) are not
         # sent: _request_body builds each message from its own fields.
-        ans = self._json("POST", "/chat/completions", _request_body(req, False))
+        ans = self._json(ctx, "POST", "/chat/completions", _request_body(req, False))
         try:
             choice = ans["choices"][0]
             msg = choice.get("message") or {}
@@ -411,9 +416,9 @@ class OpenAICompat(vp.Provider):
             _usage(ans["usage"], out.usage)
         return out
 
-    def chat_stream(self, req):
+    def chat_stream(self, req, ctx):
         finish, usage, done, first = "", None, False, True
-        with self._call("POST", "/chat/completions", _request_body(req, True)) as resp:
+        with self._call(ctx, "POST", "/chat/completions", _request_body(req, True)) as resp:
             for line in resp:
                 line = line.strip()
                 if not line.startswith(b"data:"):
@@ -449,13 +454,13 @@ class OpenAICompat(vp.Provider):
             _usage(usage, last.usage)
         yield last
 
-    def embed(self, req):
+    def embed(self, req, ctx):
         if not req.input:
             raise vp.FieldError("input", "at least one input is required")
         body = {"model": req.model, "input": list(req.input)}
         if req.HasField("dimensions"):
             body["dimensions"] = req.dimensions
-        ans = self._json("POST", "/embeddings", body)
+        ans = self._json(ctx, "POST", "/embeddings", body)
         data = sorted(ans.get("data") or [], key=lambda d: d.get("index", 0))
         if len(data) != len(req.input):
             raise vp.PluginError(vp.UNAVAILABLE, "upstream returned %d embeddings for %d inputs" % (len(data), len(req.input)))

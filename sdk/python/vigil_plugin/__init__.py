@@ -45,6 +45,12 @@ It needs Debian's python3-grpcio and python3-protobuf under
 logging module (to standard error): the agent copies each line into its own
 log. Never print to standard output, which carries the handshake.
 
+Deadlines and cancellation: a method that takes one more parameter than
+the base class's (``def chat(self, req, ctx)``, ``def detect(self, req,
+ctx)``) gets a Call: ``ctx.time_remaining()``, ``ctx.timeout(default)``
+for an upstream call's own timeout, ``ctx.cancelled()``, and
+``ctx.wait(seconds)``, a sleep that ends when the agent gives up.
+
 Errors: raise PluginError(class, message) or FieldError(field, message)
 (class invalid_request); the SDK sends the class in the trailers the agent
 reads (vigil-error-class, vigil-retry-after-ms, vigil-error-field) with the
@@ -75,7 +81,7 @@ from ._errors import (  # noqa: E402
     UNSUPPORTED,
     INTERNAL,
 )
-from ._server import serve_detector, serve_provider, CONTRACT_VERSION, CHUNK_VALUES  # noqa: E402
+from ._server import serve_detector, serve_provider, Call, CONTRACT_VERSION, CHUNK_VALUES, _invoke  # noqa: E402
 from vigil.plugin.v1 import provider_pb2 as pb  # noqa: E402  (the provider contract's messages)
 
 NUMERIC = "numeric"
@@ -85,7 +91,7 @@ P_VALUE_BELOW = "p_value_below"
 
 __all__ = [
     "Info", "Method", "Param", "DetectRequest", "Result", "Detector",
-    "Provider", "pb", "serve_provider",
+    "Provider", "pb", "serve_provider", "Call",
     "PluginError", "FieldError", "serve_detector", "check_finite",
     "NUMERIC", "CATEGORICAL", "STATISTIC_ABOVE", "P_VALUE_BELOW",
     "INVALID_REQUEST", "RATE_LIMITED", "OVERLOADED", "CONTEXT_LENGTH_EXCEEDED",
@@ -217,12 +223,12 @@ class Provider:
         tool_calls, finish_reason, usage)."""
         raise PluginError(UNSUPPORTED, "this provider does not offer chat")
 
-    def chat_stream(self, req):
+    def chat_stream(self, req, ctx=None):
         """Yield pb.ChatEvent as the answer comes: content in delta, tool
         calls as tool_calls deltas; the last event carries finish_reason
-        and usage. The default calls chat and yields its answer as one
-        delta, then the final event."""
-        resp = self.chat(req)
+        and usage. The default calls chat (with ctx, when chat takes it)
+        and yields its answer as one delta, then the final event."""
+        resp = _invoke(self.chat, ctx, req)
         first = pb.ChatEvent(id=resp.id, model=resp.model, delta=resp.content)
         for i, tc in enumerate(resp.tool_calls):
             first.tool_calls.add(index=i, id=tc.id, name=tc.name, arguments=tc.arguments)

@@ -8,6 +8,7 @@ needed at run time.
 
 import base64
 import datetime
+import inspect
 import json
 import logging
 import math
@@ -158,6 +159,63 @@ def _typed_stream(name, fn):
     return handler
 
 
+class Call:
+    """What a handler may know about the call it serves: the agent's
+    deadline and whether the agent has given up on it.
+
+    A method that takes one more parameter than the base class's (``def
+    chat(self, req, ctx)``, ``def models(self, ctx)``) gets one; a method
+    without it is called as before. The agent gives up when its own client
+    goes away or ``plugins.call_timeout`` (or the gateway's
+    ``request_timeout``) passes; past that point nothing the handler
+    returns reaches anyone, so stop and free the thread.
+    """
+
+    def __init__(self, context):
+        self._context = context
+        self._ended = threading.Event()
+        if not context.add_callback(self._ended.set):
+            self._ended.set()  # the call had already ended
+
+    def time_remaining(self):
+        """Seconds left before the agent's deadline (0 once it passed), or
+        None when the call has no deadline."""
+        left = self._context.time_remaining()
+        return None if left is None else max(0.0, left)
+
+    def timeout(self, default):
+        """The smaller of default and the time left, for an upstream
+        call's own timeout: ``urlopen(r, timeout=ctx.timeout(60))``."""
+        left = self.time_remaining()
+        return default if left is None else min(default, left)
+
+    def cancelled(self):
+        """True once the agent has given up on the call (or it ended)."""
+        return self._ended.is_set() or not self._context.is_active()
+
+    def wait(self, seconds):
+        """Sleep up to seconds, as a backoff between upstream tries; return
+        True at once if the agent gives up meanwhile, False otherwise."""
+        return self._ended.wait(seconds)
+
+
+def _takes_ctx(fn, nargs):
+    """Whether a bound method accepts a Call after its nargs arguments."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) > nargs
+
+
+def _invoke(fn, ctx, *args):
+    """Call fn with args, and with ctx too when fn takes it."""
+    if ctx is not None and _takes_ctx(fn, len(args)):
+        return fn(*args, ctx)
+    return fn(*args)
+
+
 def _unary(name, fn, req_type, resp_type):
     return grpc.unary_unary_rpc_method_handler(
         _typed(name, fn), request_deserializer=req_type.FromString, response_serializer=resp_type.SerializeToString)
@@ -182,6 +240,18 @@ class _PluginServices:
     def __init__(self, info, impl):
         self.info = info
         self.impl = impl
+        self._with_ctx = {}
+
+    def _call(self, method, context, *args):
+        """impl.method(*args), with a Call when the method takes one (looked
+        up once per method)."""
+        fn = getattr(self.impl, method)
+        takes = self._with_ctx.get(method)
+        if takes is None:
+            takes = self._with_ctx[method] = _takes_ctx(fn, len(args))
+        if takes:
+            return fn(*args, Call(context))
+        return fn(*args)
 
     def Info(self, request, context):
         return plugin_pb2.InfoResponse(
@@ -271,7 +341,7 @@ class _DetectorServices(_PluginServices):
             reference=ref_num if dt == "numeric" else ref_cat,
             current=cur_num if dt == "numeric" else cur_cat,
         )
-        res = self.impl.detect(req)
+        res = self._call("detect", context, req)
 
         problems = []
         if not _finite(res.statistic):
@@ -319,7 +389,7 @@ class _ProviderServices(_PluginServices):
     kind = "provider"
 
     def Models(self, request, context):
-        models = self.impl.models()
+        models = self._call("models", context)
         if isinstance(models, provider_pb2.ModelsResponse):
             return models
         out = provider_pb2.ModelsResponse()
@@ -328,17 +398,17 @@ class _ProviderServices(_PluginServices):
         return out
 
     def Chat(self, request, context):
-        return _expect("chat()", self.impl.chat(request), provider_pb2.ChatResponse)
+        return _expect("chat()", self._call("chat", context, request), provider_pb2.ChatResponse)
 
     def ChatStream(self, request, context):
-        for ev in self.impl.chat_stream(request):
+        for ev in self._call("chat_stream", context, request):
             yield _expect("chat_stream()", ev, provider_pb2.ChatEvent)
 
     def Embed(self, request, context):
-        return _expect("embed()", self.impl.embed(request), provider_pb2.EmbedResponse)
+        return _expect("embed()", self._call("embed", context, request), provider_pb2.EmbedResponse)
 
     def CountTokens(self, request, context):
-        return _expect("count_tokens()", self.impl.count_tokens(request), provider_pb2.CountTokensResponse)
+        return _expect("count_tokens()", self._call("count_tokens", context, request), provider_pb2.CountTokensResponse)
 
     def handlers(self):
         stream = grpc.unary_stream_rpc_method_handler(

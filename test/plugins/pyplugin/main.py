@@ -13,6 +13,7 @@ refuse it)."""
 
 import math
 import os
+import threading
 import time
 
 import grpc
@@ -50,12 +51,34 @@ elif FAULT:
 
 
 class Faulty(vp.Detector):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting = 0  # "wait" calls in progress
+        self.waits_cut = 0  # "wait" calls that ended because the agent gave up
+
     def describe(self):
         return [vp.Method("echo", data_types=[vp.NUMERIC, vp.CATEGORICAL], default_threshold=1.0,
-                          params=[vp.Param("do", "", "misbehave: rate_limited, overloaded, bug, nan, sleep")])]
+                          params=[vp.Param("do", "", "misbehave: rate_limited, overloaded, bug, nan, sleep; "
+                                           "or look at the call: deadline, wait, waiting, waits_cut")])]
 
-    def detect(self, req):
+    def detect(self, req, ctx):
         do = req.params.get("do", "")
+        if do == "deadline":  # statistic: the seconds left, -1 for no deadline
+            left = ctx.time_remaining()
+            return vp.Result(statistic=-1.0 if left is None else left, threshold=1.0, drifted=False,
+                             details={"timeout_60": ctx.timeout(60), "cancelled": ctx.cancelled()})
+        if do == "wait":  # wait up to seconds, or until the agent gives up
+            with self.lock:
+                self.waiting += 1
+            cut = ctx.wait(req.params.get("seconds", 30.0))
+            with self.lock:
+                self.waiting -= 1
+                self.waits_cut += cut
+            return vp.Result(statistic=0.0, threshold=1.0, drifted=False)
+        if do in ("waiting", "waits_cut"):
+            with self.lock:
+                n = self.waiting if do == "waiting" else self.waits_cut
+            return vp.Result(statistic=float(n), threshold=1.0, drifted=False)
         if do == "rate_limited":
             raise vp.PluginError(vp.RATE_LIMITED, "slow down", retry_after=1.5)
         if do == "overloaded":
