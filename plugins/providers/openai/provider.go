@@ -91,21 +91,7 @@ func (e apiError) code() string {
 
 // classify maps an upstream HTTP error to the contract's classes.
 func classify(status int, h http.Header, body []byte) error {
-	var env struct {
-		Error *apiError `json:"error"`
-	}
-	msg := strings.TrimSpace(string(body))
-	var ae apiError
-	if json.Unmarshal(body, &env) == nil && env.Error != nil {
-		ae = *env.Error
-		msg = ae.Message
-	} else {
-		// Some servers (older vLLM, TGI) answer {"message": ..., "object": "error"}.
-		var flat apiError
-		if json.Unmarshal(body, &flat) == nil && flat.Message != "" {
-			ae, msg = flat, flat.Message
-		}
-	}
+	ae, msg := parseAPIError(body)
 	if len(msg) > 512 {
 		msg = msg[:512] + "..."
 	}
@@ -115,7 +101,7 @@ func classify(status int, h http.Header, body []byte) error {
 	switch {
 	case status == 400 || status == 413 || status == 422:
 		e.Class = sdk.InvalidRequest
-		if code == "context_length_exceeded" || strings.Contains(strings.ToLower(ae.Message), "maximum context length") {
+		if tooLong(code, typ, ae.Message) {
 			e.Class = sdk.ContextLengthExceeded
 		}
 		if p, ok := ae.Param.(string); ok {
@@ -144,6 +130,68 @@ func classify(status int, h http.Header, body []byte) error {
 		e.RetryAfter = retryAfter(h, time.Now())
 	}
 	return e
+}
+
+// parseAPIError reads an error body in the shapes OpenAI-compatible
+// servers use: OpenAI's {"error": {...}} (also llama.cpp's and newer
+// vLLM's), a flat {"message": ..., "type": ...} (older vLLM), and TGI's
+// {"error": "...", "error_type": "..."}. The message is the body itself
+// when none of them fits.
+func parseAPIError(body []byte) (apiError, string) {
+	var env struct {
+		Error     json.RawMessage `json:"error"`
+		ErrorType string          `json:"error_type"`
+		apiError
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return apiError{}, strings.TrimSpace(string(body))
+	}
+	var ae apiError
+	var text string
+	switch {
+	case len(env.Error) > 0 && env.Error[0] == '{' && json.Unmarshal(env.Error, &ae) == nil && ae.Message != "":
+		return ae, ae.Message
+	case len(env.Error) > 0 && env.Error[0] == '"' && json.Unmarshal(env.Error, &text) == nil && text != "":
+		return apiError{Message: text, Type: env.ErrorType}, text
+	case env.Message != "":
+		return env.apiError, env.Message
+	}
+	return apiError{}, strings.TrimSpace(string(body))
+}
+
+// tooLongPhrases are how OpenAI-compatible servers say that a prompt does
+// not fit the model's context, lower-cased. Servers that give no code say
+// it only in the message.
+var tooLongPhrases = []string{
+	"maximum context length",                        // OpenAI, vLLM before V1
+	"is longer than the maximum model length",       // vLLM V1 ("The decoder prompt (length N) is longer ...")
+	"is longer than the model's context length",     // SGLang
+	"exceeds the available context size",            // llama.cpp server, LM Studio
+	"maximum prompt length is",                      // xAI
+	"`inputs` tokens + `max_new_tokens` must be <=", // TGI
+	"`inputs` must have less than",                  // TGI
+	"please reduce the length of the messages",      // Groq
+}
+
+// tooLong says whether an upstream's 400 means the prompt does not fit the
+// model's context (class context_length_exceeded, which sends the request
+// to the alias's context_window_fallback).
+func tooLong(code, typ, message string) bool {
+	if code == "context_length_exceeded" || typ == "exceed_context_size_error" {
+		return true
+	}
+	m := strings.ToLower(message)
+	// vLLM says "encoder prompt" when a multimodal input outgrows the
+	// encoder's cache: a longer context would not help.
+	if strings.Contains(m, "encoder prompt") && !strings.Contains(m, "decoder prompt") {
+		return false
+	}
+	for _, p := range tooLongPhrases {
+		if strings.Contains(m, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryAfter reads retry-after-ms (OpenAI), then retry-after (seconds or

@@ -319,3 +319,51 @@ func TestServiceTierCarried(t *testing.T) {
 		t.Fatalf("stream: %v %v", tiers, err)
 	}
 }
+
+// TestClassifyServersErrorBodies: the error bodies of OpenAI-compatible
+// servers, as they send them, get the right class and a readable message;
+// a prompt too long for the model is context_length_exceeded whichever
+// way the server says it.
+func TestClassifyServersErrorBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		class      sdk.Class
+		message    string // what the error's message must contain
+	}{
+		{"openai", `{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
+			400, sdk.ContextLengthExceeded, "maximum context length is 128000"},
+		{"vllm before V1 (flat)", `{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}`,
+			400, sdk.ContextLengthExceeded, "4096 tokens"},
+		{"vllm V1", `{"error":{"message":"The decoder prompt (length 9254) is longer than the maximum model length of 4096. Make sure that max_model_len is no smaller than the number of text tokens.","type":"BadRequestError","param":null,"code":400}}`,
+			400, sdk.ContextLengthExceeded, "decoder prompt (length 9254)"},
+		{"vllm encoder cache", `{"error":{"message":"The encoder prompt (length 9000) is longer than the maximum model length of 8192.","type":"BadRequestError","param":null,"code":400}}`,
+			400, sdk.InvalidRequest, "encoder prompt"},
+		{"llama.cpp", `{"error":{"code":400,"message":"request (4476 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":4476,"n_ctx":4096}}`,
+			400, sdk.ContextLengthExceeded, "request (4476 tokens)"},
+		{"sglang", `{"object":"error","message":"The input (9000 tokens) is longer than the model's context length (8192 tokens).","type":"BadRequestError","param":null,"code":400}`,
+			400, sdk.ContextLengthExceeded, "input (9000 tokens)"},
+		{"tgi total", `{"error":"Input validation error: ` + "`inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 500 `max_new_tokens`" + `","error_type":"validation"}`,
+			422, sdk.ContextLengthExceeded, "Input validation error"},
+		{"tgi input", `{"error":"Input validation error: ` + "`inputs` must have less than 4095 tokens. Given: 5000" + `","error_type":"validation"}`,
+			422, sdk.ContextLengthExceeded, "less than 4095 tokens"},
+		{"tgi other", `{"error":"Input validation error: ` + "`temperature` must be strictly positive" + `","error_type":"validation"}`,
+			422, sdk.InvalidRequest, "`temperature` must be strictly positive"},
+		{"tgi overloaded", `{"error":"Model is overloaded","error_type":"overloaded"}`,
+			429, sdk.RateLimited, "Model is overloaded"},
+		{"plain text", "upstream connect error", 502, sdk.Unavailable, "upstream connect error"},
+		{"other 400", `{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":null}}`,
+			400, sdk.InvalidRequest, "Invalid value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := classify(tc.status, http.Header{}, []byte(tc.body))
+			if sdk.ClassOf(err) != tc.class {
+				t.Errorf("class %s, want %s (%v)", sdk.ClassOf(err), tc.class, err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.message) || strings.Contains(msg, `"error`) {
+				t.Errorf("message %q: want it to hold %q and no JSON", msg, tc.message)
+			}
+		})
+	}
+}
