@@ -313,7 +313,7 @@ func TestFleetNameConflictAPI(t *testing.T) {
 	})
 	for _, path := range []string{"/v1/fleet/members", "/v1/fleet/models/llama/stats"} {
 		err := dup.GetJSON(path, &struct{}{})
-		if err == nil || !strings.Contains(err.Error(), ": 409 ") || !strings.Contains(err.Error(), `"gossip_stopped"`) || !strings.Contains(err.Error(), `another node has the name \"node-1\"`) {
+		if err == nil || !strings.Contains(err.Error(), ": 409 ") || !strings.Contains(err.Error(), `"gossip_stopped"`) || !strings.Contains(err.Error(), `node name node-1 is in use by `) {
 			t.Errorf("GET %s on the stopped duplicate: %v", path, err)
 		}
 	}
