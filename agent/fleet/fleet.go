@@ -75,7 +75,8 @@ type Fleet struct {
 	wg     sync.WaitGroup
 }
 
-// ErrNameConflict is returned when another live node has this node's name.
+// ErrNameConflict is matched by StopErr's error when gossip stopped because
+// another live node has this node's name (serf's conflict vote was lost).
 var ErrNameConflict = errors.New("node name conflict")
 
 // New creates the serf member and binds its ports; Start joins the fleet.
@@ -517,7 +518,7 @@ func (f *Fleet) eventLoop(ctx context.Context) {
 			f.mu.Unlock()
 			switch {
 			case leaving:
-			case conflict != "":
+			case errors.Is(why, ErrNameConflict):
 				f.logger.Error(why.Error(), "node_name", f.opts.NodeName, "detail", conflict)
 			default:
 				f.logger.Error(why.Error())
