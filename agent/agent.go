@@ -253,16 +253,25 @@ func (a *Agent) Subsystems() []SubsystemStatus {
 
 // Health runs every check and returns the failing ones by name.
 func (a *Agent) Health(ctx context.Context) map[string]string {
+	failing := map[string]string{}
+	for name, err := range a.health(ctx) {
+		failing[name] = err.Error()
+	}
+	return failing
+}
+
+// health runs every check and returns the errors of the failing ones.
+func (a *Agent) health(ctx context.Context) map[string]error {
 	a.mu.Lock()
 	checks := make(map[string]func(context.Context) error, len(a.checks))
 	for k, v := range a.checks {
 		checks[k] = v
 	}
 	a.mu.Unlock()
-	failing := map[string]string{}
+	failing := map[string]error{}
 	for name, check := range checks {
 		if err := check(ctx); err != nil {
-			failing[name] = err.Error()
+			failing[name] = err
 		}
 	}
 	return failing

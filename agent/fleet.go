@@ -62,8 +62,21 @@ func (a *Agent) openFleet() error {
 		}
 		return s
 	})
+	a.addCheck("gossip", a.checkGossip)
 	a.fleetRoutes()
 	return nil
+}
+
+// checkGossip fails once gossip, configured and started, has stopped by
+// itself: the node is out of the fleet (others see it failed, queries and
+// tags no longer reach it) while the agent runs on. A stop on a lost name
+// conflict is marked as one a restart cannot fix (see restartCannotFix).
+func (a *Agent) checkGossip(context.Context) error {
+	err := a.fleet.StopErr()
+	if errors.Is(err, fleet.ErrNameConflict) {
+		return restartCannotFixError{err}
+	}
+	return err
 }
 
 // fleetWindow is the window of observations behind the health tags and

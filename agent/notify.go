@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +23,8 @@ import (
 // systemd kills and restarts it (Restart=on-failure). A single failing
 // check skips one ping and is logged; it takes failures for the whole
 // WatchdogSec before systemd acts. Checks that a restart cannot fix should
-// therefore report through /v1/status rather than fail /v1/health, or be
-// listed in restartCannotFix.
+// therefore report through /v1/status rather than fail /v1/health, be
+// listed in restartCannotFix, or return a restartCannotFixError.
 type systemdNotifier struct {
 	logger *slog.Logger
 	health func(context.Context) map[string]string
@@ -114,15 +116,33 @@ func (n *systemdNotifier) Stopping() {
 // withhold watchdog pings, because a restart does not cure them: a full or
 // failing disk (store) stays so, and systemd would restart the agent over
 // it until StartLimitBurst gives up on the unit, taking the live /metrics
-// down with it.
+// down with it. A check whose failures differ returns a
+// restartCannotFixError for those a restart cannot cure.
 var restartCannotFix = []string{"store"}
 
-// watchdogHealth is Health without the checks in restartCannotFix: what
-// gates the systemd watchdog pings.
+// restartCannotFixError marks a failure of a check that a restart does not
+// cure although the check's other failures it does. The gossip check uses
+// it for a lost name conflict: the restarted agent comes back with the
+// same node_name, rejoins from its snapshot and contests the name again,
+// so it loses again (restarted until StartLimitBurst gives up on the unit)
+// or wins and stops the other node's gossip instead; only a unique
+// node_name fixes it. Any other stop of gossip a restart does fix: the
+// agent rejoins the fleet from its snapshot.
+type restartCannotFixError struct{ error }
+
+func (e restartCannotFixError) Unwrap() error { return e.error }
+
+// watchdogHealth is Health without the checks in restartCannotFix and the
+// failures marked restartCannotFixError: what gates the systemd watchdog
+// pings.
 func (a *Agent) watchdogHealth(ctx context.Context) map[string]string {
-	failing := a.Health(ctx)
-	for _, name := range restartCannotFix {
-		delete(failing, name)
+	failing := map[string]string{}
+	for name, err := range a.health(ctx) {
+		var cannot restartCannotFixError
+		if slices.Contains(restartCannotFix, name) || errors.As(err, &cannot) {
+			continue
+		}
+		failing[name] = err.Error()
 	}
 	return failing
 }

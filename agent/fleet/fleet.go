@@ -51,17 +51,22 @@ type Fleet struct {
 	ring       *memberlist.Keyring // nil without encryption
 	m          *metrics
 
-	mu         sync.Mutex
-	role       string
-	summary    func() Summary
-	stats      StatsSource
-	lastJoin   time.Time
-	joinErr    string
-	joined     int // nodes contacted by the last successful join
-	conflict   string
-	decryptErr string
-	tagBytes   int
-	leaving    bool
+	mu       sync.Mutex
+	role     string
+	summary  func() Summary
+	stats    StatsSource
+	lastJoin time.Time
+	joinErr  string
+	joined   int // nodes contacted by the last successful join
+	conflict string
+	// conflictAddr is the address of the other node with this node's
+	// name, from serf's conflict log line; lostVote is set when serf lost
+	// the name conflict vote, which it follows with its own shutdown.
+	conflictAddr string
+	lostVote     bool
+	decryptErr   string
+	tagBytes     int
+	leaving      bool
 	// serfSetTags is serf's SetTags; tests replace it.
 	serfSetTags func(map[string]string) error
 
@@ -70,7 +75,8 @@ type Fleet struct {
 	wg     sync.WaitGroup
 }
 
-// ErrNameConflict is returned when another live node has this node's name.
+// ErrNameConflict is matched by StopErr's error when gossip stopped because
+// another live node has this node's name (serf's conflict vote was lost).
 var ErrNameConflict = errors.New("node name conflict")
 
 // New creates the serf member and binds its ports; Start joins the fleet.
@@ -298,6 +304,12 @@ func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 	case strings.Contains(low, "node name conflicts with another node"):
 		f.mu.Lock()
 		f.conflict = msg
+		f.conflictAddr = conflictAddr(msg)
+		f.mu.Unlock()
+	case strings.Contains(low, "minority in name conflict resolution"):
+		// serf shuts itself down right after this line.
+		f.mu.Lock()
+		f.lostVote = true
 		f.mu.Unlock()
 	case strings.Contains(low, "could decrypt") || strings.Contains(low, "encryption is configured but remote state is not encrypted") ||
 		strings.Contains(low, "remote state is encrypted and encryption is not configured"):
@@ -323,6 +335,18 @@ func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 		f.logger.Warn("could not rejoin the fleet from the snapshot", "err", joinErr)
 	}
 	return level
+}
+
+// conflictAddr returns the other node's address from serf's line "Node
+// name conflicts with another node at 10.0.0.2:7946. Names must be
+// unique! ...", or "" when the line has none.
+func conflictAddr(msg string) string {
+	_, rest, ok := strings.Cut(msg, "another node at ")
+	if !ok {
+		return ""
+	}
+	addr, _, _ := strings.Cut(rest, " ")
+	return strings.TrimSuffix(addr, ".")
 }
 
 // rejoinNoAnswer is the join error of a rejoin from the snapshot that no
@@ -490,13 +514,14 @@ func (f *Fleet) eventLoop(ctx context.Context) {
 			stopped = nil
 			f.mu.Lock()
 			leaving, conflict := f.leaving, f.conflict
+			why := f.stopError()
 			f.mu.Unlock()
 			switch {
 			case leaving:
-			case conflict != "":
-				f.logger.Error("gossip stopped: another node in the fleet has this node's name; set a unique node_name and restart", "node_name", f.opts.NodeName, "detail", conflict)
+			case errors.Is(why, ErrNameConflict):
+				f.logger.Error(why.Error(), "node_name", f.opts.NodeName, "detail", conflict)
 			default:
-				f.logger.Error("gossip stopped unexpectedly; restart the agent to rejoin the fleet")
+				f.logger.Error(why.Error())
 			}
 		case e := <-f.events:
 			f.m.events.WithLabelValues(eventLabel(e)).Inc()
@@ -729,11 +754,7 @@ func (f *Fleet) Status() Status {
 	}
 	if stopped {
 		st.OK, st.Failed = false, true
-		if f.conflict != "" {
-			parts = append(parts, "stopped: another node has the name "+strconv.Quote(f.opts.NodeName)+" (set a unique node_name)")
-		} else {
-			parts = append(parts, "stopped")
-		}
+		parts = append(parts, f.stopError().Error())
 	} else if f.conflict != "" {
 		st.OK = false
 		parts = append(parts, "name conflict: "+f.conflict)
@@ -746,23 +767,56 @@ func (f *Fleet) Status() Status {
 	return st
 }
 
-// Stopped says why gossip stopped by itself (a name conflict lost), or ""
-// while it runs or when the agent is leaving: the members it last knew
-// are stale, and queries reach nobody.
+// Stopped says why gossip stopped by itself (a name conflict lost, or any
+// other serf shutdown the agent did not ask for), or "" while it runs or
+// when the agent is leaving: the members it last knew are stale, and
+// queries reach nobody.
 func (f *Fleet) Stopped() string {
+	if err := f.StopErr(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// StopErr is Stopped as an error, nil while gossip runs or when the agent
+// is leaving. After a lost name conflict it matches ErrNameConflict: only
+// a unique node_name fixes that, not a restart.
+func (f *Fleet) StopErr() error {
 	if f.serf.State() != serf.SerfShutdown {
-		return ""
+		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch {
-	case f.leaving:
-		return ""
-	case f.conflict != "":
-		return "gossip stopped on this node: another node has the name " + strconv.Quote(f.opts.NodeName) + "; set a unique node_name and restart"
+	if f.leaving {
+		return nil
 	}
-	return "gossip stopped on this node; restart the agent to rejoin the fleet"
+	return f.stopError()
 }
+
+// stopError says why serf stopped without being asked to. Called with f.mu
+// held.
+func (f *Fleet) stopError() error {
+	if !f.lostVote {
+		return &stopError{msg: "gossip stopped unexpectedly (serf shut down while the agent runs); restart the agent to rejoin the fleet"}
+	}
+	by := f.conflictAddr
+	if by == "" {
+		by = "another node"
+	}
+	return &stopError{conflict: true, msg: "gossip stopped: node name " + f.opts.NodeName + " is in use by " + by +
+		" (this node lost serf's name conflict vote); set a unique node_name and restart"}
+}
+
+// stopError is why gossip stopped by itself.
+type stopError struct {
+	msg      string
+	conflict bool
+}
+
+func (e *stopError) Error() string { return e.msg }
+
+// Is makes a stop on a lost name conflict match ErrNameConflict.
+func (e *stopError) Is(target error) bool { return e.conflict && target == ErrNameConflict }
 
 // Serf exposes the serf instance to the agent's later subsystems (canary
 // rollouts use user events and queries).

@@ -372,11 +372,17 @@ func TestNameConflict(t *testing.T) {
 	t.Logf("join of the second dup: %v", err)
 	waitFor(t, 20*time.Second, "the newcomer to stop", func() bool { return dup2.Status().Failed })
 	st := dup2.Status()
-	if !strings.Contains(st.Reason, "another node has the name") || strings.Contains(st.Reason, "alive") {
-		t.Errorf("status = %+v, want the reason without the stale member counts", st)
+	want := "gossip stopped: node name dup is in use by " + dup1.addr + " "
+	if !strings.Contains(st.Reason, want) || strings.Contains(st.Reason, "alive") {
+		t.Errorf("status = %+v, want the reason (%q...) without the stale member counts", st, want)
 	}
-	if why := dup2.Stopped(); !strings.Contains(why, `another node has the name "dup"`) {
-		t.Errorf("Stopped() = %q", why)
+	if why := dup2.Stopped(); !strings.Contains(why, want) || !strings.Contains(why, "set a unique node_name") {
+		t.Errorf("Stopped() = %q, want %q...", why, want)
+	}
+	// A restart does not cure it (the agent's health check tells the
+	// systemd watchdog so): the error says it is a name conflict.
+	if err := dup2.StopErr(); !errors.Is(err, ErrNameConflict) {
+		t.Errorf("StopErr() = %v, want it to match ErrNameConflict", err)
 	}
 	if why := dup1.Stopped(); why != "" {
 		t.Errorf("the original dup says it stopped: %q", why)
@@ -391,6 +397,33 @@ func TestNameConflict(t *testing.T) {
 	}
 	if !strings.Contains(dup2.logs.String(), `level=WARN msg="Shutdown without a Leave"`) {
 		t.Errorf("the shutdown on a lost name conflict is not a warning:\n%s", dup2.logs)
+	}
+}
+
+// TestUnexpectedStop: serf shutting down while the agent runs, without a
+// leave or shutdown asked for, is a stop with a reason a restart can fix;
+// a leave is not a stop at all.
+func TestUnexpectedStop(t *testing.T) {
+	a := startNode(t, "a", nil)
+	if err := a.StopErr(); err != nil {
+		t.Fatalf("StopErr() of a running node = %v", err)
+	}
+	if err := a.Serf().Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	err := a.StopErr()
+	if err == nil || !strings.Contains(err.Error(), "gossip stopped unexpectedly") || errors.Is(err, ErrNameConflict) {
+		t.Errorf("StopErr() after serf shut down by itself = %v, want an unexpected stop, not a name conflict", err)
+	}
+	if st := a.Status(); !st.Failed || !strings.Contains(st.Reason, "gossip stopped unexpectedly") {
+		t.Errorf("status = %+v, want failed with the reason", st)
+	}
+	b := startNode(t, "b", nil)
+	if err := b.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StopErr(); err != nil {
+		t.Errorf("StopErr() after a leave = %v, want nil", err)
 	}
 }
 

@@ -31,8 +31,24 @@ var levelPrefixes = []struct {
 	{"[ERROR]", slog.LevelError},
 }
 
+// quietLines are serf's routine lines that it logs above their worth, by
+// message prefix, with the level to log them at instead.
+var quietLines = []struct {
+	prefix string
+	level  slog.Level
+}{
+	// A late answer or ack (past the query's timeout, or a relayed copy
+	// of one already counted) to a query of this node's: routine on every
+	// node that asks, and nothing to act on. The asker already reports
+	// the nodes that did not answer in time (fleet stats' missing).
+	{"reply for non-running query", slog.LevelDebug},
+	// Every node logs each vigil keyring list at info; listing changes
+	// nothing (install, use and remove stay at info).
+	{"Received list-keys query", slog.LevelDebug},
+}
+
 // parseLine splits one log line into its level and message. A line without
-// a known prefix is logged at info.
+// a known prefix is logged at info; quietLines are lowered.
 func parseLine(line string) (slog.Level, string, string) {
 	line = strings.TrimSpace(line)
 	level := slog.LevelInfo
@@ -45,6 +61,12 @@ func parseLine(line string) (slog.Level, string, string) {
 	component := ""
 	if c, rest, ok := strings.Cut(line, ": "); ok && (c == "serf" || c == "memberlist") {
 		component, line = c, rest
+	}
+	for _, q := range quietLines {
+		if strings.HasPrefix(line, q.prefix) {
+			level = min(level, q.level)
+			break
+		}
 	}
 	return level, component, line
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -158,6 +159,8 @@ type FleetStats struct {
 	P50Ms     *float64 `json:"p50_ms"`
 	P95Ms     *float64 `json:"p95_ms"`
 	P99Ms     *float64 `json:"p99_ms"`
+	// Asked is the number of alive members the query went to.
+	Asked int `json:"asked"`
 	// Answered lists the nodes with data; NotServing the nodes that
 	// answered without it; Missing the alive nodes that did not answer
 	// before the timeout; Invalid the nodes whose answer was unreadable.
@@ -165,7 +168,29 @@ type FleetStats struct {
 	NotServing []string `json:"not_serving"`
 	Missing    []string `json:"missing"`
 	Invalid    []string `json:"invalid,omitempty"`
-	TookMs     float64  `json:"took_ms"`
+	// NotAsked maps the members the query did not go to, because they
+	// are failed or left, to that status, as KeyringResult does: whatever
+	// they served is not in the numbers.
+	NotAsked map[string]string `json:"not_asked,omitempty"`
+	TookMs   float64           `json:"took_ms"`
+}
+
+// Incomplete says which alive nodes the numbers lack, or returns nil when
+// every alive node asked answered: those that did not answer in time and
+// those whose answer was unreadable. Failed and left members (NotAsked)
+// do not make an answer incomplete.
+func (s FleetStats) Incomplete() error {
+	var parts []string
+	if len(s.Missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d alive nodes did not answer in time (%s)", len(s.Missing), s.Asked, strings.Join(s.Missing, ", ")))
+	}
+	if len(s.Invalid) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d alive nodes answered unreadably (%s)", len(s.Invalid), s.Asked, strings.Join(s.Invalid, ", ")))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("fleet stats %s: incomplete: %s; the numbers cover only the nodes that answered; run it again once every alive node answers", s.Model, strings.Join(parts, "; "))
 }
 
 // Stats asks every alive node for model's statistics and merges them.
@@ -179,9 +204,16 @@ func (f *Fleet) Stats(ctx context.Context, model string) (FleetStats, error) {
 	}
 	start := time.Now()
 	alive := map[string]bool{}
+	var notAsked map[string]string
 	for _, m := range f.serf.Members() {
-		if m.Status == serf.StatusAlive {
+		switch m.Status {
+		case serf.StatusAlive:
 			alive[m.Name] = true
+		case serf.StatusFailed, serf.StatusLeft:
+			if notAsked == nil {
+				notAsked = map[string]string{}
+			}
+			notAsked[m.Name] = m.Status.String()
 		}
 	}
 	f.m.queries.WithLabelValues(StatsQuery).Inc()
@@ -189,7 +221,7 @@ func (f *Fleet) Stats(ctx context.Context, model string) (FleetStats, error) {
 	if err != nil {
 		return FleetStats{}, fmt.Errorf("fleet stats query: %w", err)
 	}
-	out := FleetStats{Model: model, RelativeAccuracy: StatsAccuracy, Answered: []string{}, NotServing: []string{}, Missing: []string{}}
+	out := FleetStats{Model: model, RelativeAccuracy: StatsAccuracy, Asked: len(alive), Answered: []string{}, NotServing: []string{}, Missing: []string{}, NotAsked: notAsked}
 	merged := ddsketch.NewDDSketch(statsMapping(), store.NewDenseStore(), store.NewDenseStore())
 	seen := map[string]bool{}
 	ch := resp.ResponseCh()

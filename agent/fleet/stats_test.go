@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,25 +100,107 @@ func TestFleetStatsMerge(t *testing.T) {
 		}
 	}
 
-	// A node that dies is listed as missing once it stops answering. (On a
-	// loaded machine a live node's answer can miss the query's deadline
-	// too; it is then asked again, up to three times.)
+	// A node that dies is listed as missing once it stops answering, or
+	// as not asked once the others mark it failed. (On a loaded machine a
+	// live node's answer can miss the query's deadline too; it is then
+	// asked again, up to three times.)
 	nodes[3].Shutdown()
 	for try := 1; ; try++ {
 		st, err = nodes[0].Stats(context.Background(), "llama")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Missing) == 1 && st.Missing[0] == "n3" && st.Nodes == 3 {
+		gone := slices.Equal(st.Missing, []string{"n3"}) || (len(st.Missing) == 0 && st.NotAsked["n3"] == "failed")
+		if gone && st.Nodes == 3 {
 			break
 		}
-		if !slices.Contains(st.Missing, "n3") || try == 3 {
-			t.Fatalf("after n3 died (try %d): answered %v missing %v not serving %v took %vms", try, st.Answered, st.Missing, st.NotServing, st.TookMs)
+		if !slices.Contains(st.Missing, "n3") && st.NotAsked["n3"] == "" || try == 3 {
+			t.Fatalf("after n3 died (try %d): answered %v missing %v not serving %v not asked %v took %vms", try, st.Answered, st.Missing, st.NotServing, st.NotAsked, st.TookMs)
 		}
 		t.Logf("try %d: a live node's answer came late too: missing %v", try, st.Missing)
 	}
 	if _, err := nodes[0].Stats(context.Background(), ""); err == nil {
 		t.Error("empty model accepted")
+	}
+}
+
+// stuckStats is a StatsSource that does not answer until released: its
+// node stays alive but misses every query's deadline.
+type stuckStats struct{ release chan struct{} }
+
+func (s stuckStats) ModelStats(string) (ModelStats, bool) {
+	<-s.release
+	return ModelStats{}, false
+}
+
+// TestFleetStatsIncomplete: vigil fleet stats said nothing of failed and
+// left members and exited 0 when an alive node did not answer. The answer
+// now names the failed and left members it did not ask, lists the alive
+// node that did not answer as missing, and says it is incomplete.
+func TestFleetStatsIncomplete(t *testing.T) {
+	asker := startNode(t, "asker", func(c *Config) { c.QueryTimeout = 500 * time.Millisecond })
+	asker.SetStatsSource(fixedStats{model: "llama", lat: []float64{10, 20}, requests: 2})
+	stuck := startNode(t, "stuck", nil)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before stuck's shutdown, which waits for its event loop
+	stuck.SetStatsSource(stuckStats{release: release})
+	gone := startNode(t, "gone", nil)
+	dead := startNode(t, "dead", nil)
+	for _, n := range []*testNode{stuck, gone, dead} {
+		if err := n.Join([]string{asker.addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "4 alive", func() bool { return aliveCount(asker.Fleet) == 4 })
+	if err := gone.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dead.Shutdown() // no leave: the others mark it failed
+	waitFor(t, 20*time.Second, "gone left and dead failed", func() bool {
+		st := map[string]string{}
+		for _, m := range asker.Members() {
+			st[m.Name] = m.Status
+		}
+		return st["gone"] == "left" && st["dead"] == "failed"
+	})
+	st, err := asker.Stats(context.Background(), "llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Asked != 2 || !slices.Equal(st.Answered, []string{"asker"}) || !slices.Equal(st.Missing, []string{"stuck"}) || st.Requests != 2 ||
+		len(st.NotAsked) != 2 || st.NotAsked["gone"] != "left" || st.NotAsked["dead"] != "failed" {
+		t.Errorf("stats = %+v, want asker's answer, stuck missing, gone and dead not asked", st)
+	}
+	err = st.Incomplete()
+	if want := "fleet stats llama: incomplete: 1 of 2 alive nodes did not answer in time (stuck)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Incomplete() = %v, want %q...", err, want)
+	}
+}
+
+// TestFleetStatsIncompleteMessage covers the other cases of Incomplete.
+func TestFleetStatsIncompleteMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   FleetStats
+		want string
+	}{
+		{name: "complete", st: FleetStats{Model: "m", Asked: 2, Answered: []string{"a", "b"}}},
+		{name: "failed and left do not count", st: FleetStats{Model: "m", Asked: 1, Answered: []string{"a"}, NotAsked: map[string]string{"b": "failed", "c": "left"}}},
+		{name: "unreadable", st: FleetStats{Model: "m", Asked: 3, Answered: []string{"a"}, Missing: []string{"b"}, Invalid: []string{"c"}},
+			want: "fleet stats m: incomplete: 1 of 3 alive nodes did not answer in time (b); 1 of 3 alive nodes answered unreadably (c); the numbers cover only the nodes that answered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.st.Incomplete()
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Incomplete() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Incomplete() = %v, want %q...", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"math"
@@ -99,6 +100,12 @@ func TestParseLogLine(t *testing.T) {
 		{"[ERR] memberlist: failed to receive", slog.LevelError, "memberlist", "failed to receive"},
 		{"[INFO] serf: EventMemberJoin: a 127.0.0.1", slog.LevelInfo, "serf", "EventMemberJoin: a 127.0.0.1"},
 		{"no prefix at all", slog.LevelInfo, "", "no prefix at all"},
+		// serf's routine noise, lowered to debug.
+		{"[WARN] serf: reply for non-running query (LTime: 7, ID: 42) From: n2", slog.LevelDebug, "serf", "reply for non-running query (LTime: 7, ID: 42) From: n2"},
+		{"[INFO] serf: Received list-keys query", slog.LevelDebug, "serf", "Received list-keys query"},
+		// Their neighbours keep their level.
+		{"[WARN] serf: query reply ID mismatch (Local: 1, Response: 2)", slog.LevelWarn, "serf", "query reply ID mismatch (Local: 1, Response: 2)"},
+		{"[INFO] serf: Received install-key query", slog.LevelInfo, "serf", "Received install-key query"},
 	}
 	for _, c := range cases {
 		level, comp, msg := parseLine(c.in)
@@ -136,5 +143,30 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := DecodeKey("not base64"); err == nil {
 		t.Error("bad base64 accepted")
+	}
+}
+
+// TestLogBridgeQuietLines: serf's "reply for non-running query" (WARN) and
+// "Received list-keys query" (INFO), logged on every node, reach the
+// agent's log at debug only, as the rest of the bridge's lines keep theirs.
+func TestLogBridgeQuietLines(t *testing.T) {
+	var out bytes.Buffer
+	std := newStdLogger(&logBridge{logger: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	std.Print("[WARN] serf: reply for non-running query (LTime: 7, ID: 42) From: n2")
+	std.Print("[INFO] serf: Received list-keys query")
+	std.Print("[INFO] serf: Received install-key query")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		`level=DEBUG msg="reply for non-running query`,
+		`level=DEBUG msg="Received list-keys query"`,
+		`level=INFO msg="Received install-key query"`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("logged %d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %q, want %q", i, lines[i], w)
+		}
 	}
 }

@@ -216,7 +216,14 @@ Ask the whole fleet.
 
 Subcommands:
   stats MODEL   merged latency quantiles, error rate and node count of MODEL
-                over every node that serves it (a vigil-stats serf query)`
+                over every node that serves it (a vigil-stats serf query)
+
+Failed and left members are not asked (they are named; what they served is
+not counted). Exit status: 0 when every alive node answered; 1 when the
+answer is incomplete (an alive node did not answer within
+gossip.query_timeout, or its answer was unreadable): the answers that came
+are printed and the nodes that did not answer named; 2 when the agent could
+not be asked.`
 	if code, done := groupHelp(args, "vigil fleet stats MODEL [flags]", help, stdout, stderr); done {
 		return code
 	}
@@ -250,8 +257,10 @@ Subcommands:
 		fmt.Fprintf(stderr, "vigil fleet stats: %v\n", err)
 		return 2
 	}
+	incomplete := st.Incomplete()
 	if *format == "json" {
-		return printJSON(stdout, st)
+		printJSON(stdout, st)
+		return statsExit(stderr, incomplete)
 	}
 	ms := func(v *float64) string {
 		if v == nil {
@@ -278,8 +287,34 @@ Subcommands:
 	if len(st.Missing) > 0 {
 		fmt.Fprintf(tw, "No answer in time:\t%s\n", strings.Join(st.Missing, ", "))
 	}
+	if len(st.Invalid) > 0 {
+		fmt.Fprintf(tw, "Unreadable answer:\t%s\n", strings.Join(st.Invalid, ", "))
+	}
+	if len(st.NotAsked) > 0 {
+		fmt.Fprintf(tw, "Not asked:\t%s\n", notAskedList(st.NotAsked))
+	}
 	tw.Flush()
-	return 0
+	return statsExit(stderr, incomplete)
+}
+
+// statsExit says on stderr why a fleet stats answer is incomplete and
+// returns the exit status: 1 when it is, else 0.
+func statsExit(stderr io.Writer, incomplete error) int {
+	if incomplete == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "vigil %v\n", incomplete)
+	return 1
+}
+
+// notAskedList names the failed and left members, with their status.
+func notAskedList(notAsked map[string]string) string {
+	names := make([]string, 0, len(notAsked))
+	for n, st := range notAsked {
+		names = append(names, n+" ("+st+")")
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // printNotAsked names the members a keyring command did not reach.
@@ -287,10 +322,5 @@ func printNotAsked(w io.Writer, notAsked map[string]string) {
 	if len(notAsked) == 0 {
 		return
 	}
-	names := make([]string, 0, len(notAsked))
-	for n, st := range notAsked {
-		names = append(names, n+" ("+st+")")
-	}
-	sort.Strings(names)
-	fmt.Fprintf(w, "not asked: %s: these nodes keep their old keys; once the old key is removed, give them the new key file and delete their serf/keyring.json before they start\n", strings.Join(names, ", "))
+	fmt.Fprintf(w, "not asked: %s: these nodes keep their old keys; once the old key is removed, give them the new key file and delete their serf/keyring.json before they start\n", notAskedList(notAsked))
 }
