@@ -23,8 +23,9 @@
 // getter returns ok false and records nothing, and the caller keeps its
 // default.
 //
-// The wording of the messages is part of this package's contract: tests
-// of plugins and of the agent may match it.
+// The messages are tested word for word, and the Python SDK's
+// vigil_plugin.providerconf words its own the same way: tests of plugins
+// and of the agent may match them.
 package providerconf
 
 import (
