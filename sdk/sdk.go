@@ -98,7 +98,10 @@ type FieldError struct {
 // map[string]any. Return every problem, each naming its key in Field (an
 // empty Field is the configuration as a whole); an empty result accepts
 // the configuration. A plugin that does not implement Configurer accepts
-// only an empty configuration.
+// only an empty configuration. Package sdk/providerconf reads the map with
+// typed getters that name the key in each problem, and reads the settings
+// of a gateway.providers entry (base_url, api_key, timeout, ...) in one
+// call.
 type Configurer interface {
 	Configure(config map[string]any) []FieldError
 }

@@ -34,7 +34,7 @@ func startStub(t *testing.T) (*openaistub.Server, string) {
 func TestPythonProviderRoundTrip(t *testing.T) {
 	stub, base := startStub(t)
 	h, _ := pyHost(t, "py-openai", func(c *Config) {
-		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": 10}}
+		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": "10s"}}
 	})
 	ctx := context.Background()
 	with := func(fn func(ctx context.Context, c sdk.ProviderClient) error) error {
@@ -145,7 +145,7 @@ func TestPythonProviderParams(t *testing.T) {
 	stub, base := startStub(t)
 	stub.Models = append(stub.Models, "o4-mini")
 	h, _ := pyHost(t, "py-openai", func(c *Config) {
-		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": 10}}
+		c.Config = map[string]map[string]any{"py-openai": {"base_url": base, "timeout": "10s"}}
 	})
 	ctx := context.Background()
 	chat := func(req *pb.ChatRequest, stream bool) (string, error) {
@@ -334,7 +334,7 @@ func TestPythonProviderAsGatewayInstance(t *testing.T) {
 		_, err := c.Models(ctx)
 		return err
 	})
-	for _, want := range []string{"gateway.providers[1].timeout: 'soon' is not a duration", "gateway.providers[1].max_concurrency:", "gateway.providers[1].headers.Authorization: is set by the plugin"} {
+	for _, want := range []string{`gateway.providers[1].timeout: "soon" is not a positive duration such as 60s`, "gateway.providers[1].max_concurrency:", "gateway.providers[1].headers.Authorization: is set by the plugin"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v; want it to say %q", err, want)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/sdk/providerconf"
 )
 
 const (
@@ -49,53 +49,41 @@ func defaultConfig() config {
 
 func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, []sdk.FieldError) {
 	c := defaultConfig()
-	o := upstream.NewOptions(m)
-	o.Known("base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "anthropic_version", "default_max_tokens", "thinking", "thinking_display")
-	if s, ok := o.Str("base_url"); ok {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			o.Bad("base_url", "%q is not an http(s) URL", s)
-		} else {
-			c.baseURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(s, "/"), "/v1"), "/")
-		}
-	}
-	c.apiKey = o.APIKey(getenv)
-	if d, ok := o.Duration("timeout"); ok {
-		c.timeout = d
-	}
-	if s, ok := o.Str("anthropic_version"); ok {
+	r := providerconf.New(m)
+	r.LookupEnv = getenv
+	r.Known(append(providerconf.HTTPKeys(), "anthropic_version", "default_max_tokens", "thinking", "thinking_display")...)
+	h := r.HTTP(providerconf.HTTP{BaseURL: c.baseURL, Timeout: c.timeout, MaxConcurrency: c.maxConcurrency}, "x-api-key", "anthropic-version", "Content-Type")
+	// The plugin's paths start with /v1: a base_url copied from an
+	// OpenAI-style setting (".../v1") is taken too.
+	c.baseURL = strings.TrimRight(strings.TrimSuffix(h.BaseURL, "/v1"), "/")
+	c.apiKey, c.timeout, c.maxConcurrency, c.headers = h.APIKey, h.Timeout, h.MaxConcurrency, h.Headers
+	if s, ok := r.String("anthropic_version"); ok {
 		if s == "" {
-			o.Bad("anthropic_version", "must not be empty")
+			r.Bad("anthropic_version", "must not be empty")
 		} else {
 			c.version = s
 		}
 	}
-	if v, ok := o.Whole("max_concurrency", 1, 100000); ok {
-		c.maxConcurrency = v
-	}
-	if v, ok := o.Whole("default_max_tokens", 1, 1<<20); ok {
+	if v, ok := r.Int("default_max_tokens", 1, 1<<20); ok {
 		c.defaultMaxTokens = int32(v)
 	}
-	if s, ok := o.Str("thinking"); ok {
+	if s, ok := r.String("thinking"); ok {
 		switch s {
 		case thinkingAuto, thinkingAdaptive, thinkingBudget:
 			c.thinkingMode = s
 		default:
-			o.Bad("thinking", "%q is not auto (adaptive thinking for the models known to take it, budget_tokens for the others), adaptive or budget", s)
+			r.Bad("thinking", "%q is not auto (adaptive thinking for the models known to take it, budget_tokens for the others), adaptive or budget", s)
 		}
 	}
-	if s, ok := o.Str("thinking_display"); ok {
+	if s, ok := r.String("thinking_display"); ok {
 		switch s {
 		case "summarized", "omitted":
 			c.thinkingDisplay = s
 		default:
-			o.Bad("thinking_display", "%q is not summarized or omitted (leave it unset for the model's default)", s)
+			r.Bad("thinking_display", "%q is not summarized or omitted (leave it unset for the model's default)", s)
 		}
 	}
-	if h, ok := o.Headers("headers", "is set by the plugin", "x-api-key", "anthropic-version", "Content-Type"); ok {
-		c.headers = h
-	}
-	return c, o.Errors()
+	return c, r.Errors()
 }
 
 type state struct {

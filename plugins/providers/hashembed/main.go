@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/sdk/providerconf"
 )
 
 var version = "0.1.0"
@@ -46,27 +46,19 @@ type provider struct {
 
 // Configure takes one optional key, dimensions (default 256).
 func (p *provider) Configure(m map[string]any) []sdk.FieldError {
-	var errs []sdk.FieldError
+	r := providerconf.New(m)
+	r.Known("dimensions")
 	dims := 256
-	for k, v := range m {
-		switch k {
-		case "dimensions":
-			f, ok := v.(float64)
-			if !ok || f != math.Trunc(f) || f < 1 || f > maxDimensions {
-				errs = append(errs, sdk.FieldError{Field: k, Message: fmt.Sprintf("must be a whole number from 1 to %d, got %v", maxDimensions, v)})
-				continue
-			}
-			dims = int(f)
-		default:
-			errs = append(errs, sdk.FieldError{Field: k, Message: "unknown key (known: dimensions)"})
-		}
+	if n, ok := r.Int("dimensions", 1, maxDimensions); ok {
+		dims = n
 	}
-	if len(errs) == 0 {
-		p.mu.Lock()
-		p.dims = dims
-		p.mu.Unlock()
+	if errs := r.Errors(); len(errs) > 0 {
+		return errs
 	}
-	return errs
+	p.mu.Lock()
+	p.dims = dims
+	p.mu.Unlock()
+	return nil
 }
 
 func (p *provider) dimensions() int {

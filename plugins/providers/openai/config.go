@@ -1,11 +1,10 @@
 package main
 
 import (
-	"strings"
 	"time"
 
-	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
+	"github.com/vigilml/vigil/sdk/providerconf"
 )
 
 // config is the plugin's configuration, handed over by Configure.
@@ -38,31 +37,21 @@ const (
 // arrive as float64 (they travel as a protobuf Struct).
 func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, []sdk.FieldError) {
 	c := defaultConfig()
-	o := upstream.NewOptions(m)
-	o.Known("base_url", "api_key", "api_key_file", "api_key_env", "timeout", "max_concurrency", "headers", "stream_usage", "structured_output")
-	if s, ok := o.URL("base_url"); ok {
-		c.baseURL = strings.TrimRight(s, "/")
-	}
-	c.apiKey = o.APIKey(getenv)
-	if d, ok := o.Duration("timeout"); ok {
-		c.timeout = d
-	}
-	if n, ok := o.Whole("max_concurrency", 1, 100000); ok {
-		c.maxConcurrency = n
-	}
-	if b, ok := o.Bool("stream_usage"); ok {
+	r := providerconf.New(m)
+	r.LookupEnv = getenv
+	r.Known(append(providerconf.HTTPKeys(), "stream_usage", "structured_output")...)
+	h := r.HTTP(providerconf.HTTP{BaseURL: c.baseURL, Timeout: c.timeout, MaxConcurrency: c.maxConcurrency}, "Authorization", "Content-Type")
+	c.baseURL, c.apiKey, c.timeout, c.maxConcurrency, c.headers = h.BaseURL, h.APIKey, h.Timeout, h.MaxConcurrency, h.Headers
+	if b, ok := r.Bool("stream_usage"); ok {
 		c.streamUsage = b
 	}
-	if v, ok := o.Str("structured_output"); ok {
+	if v, ok := r.String("structured_output"); ok {
 		switch v {
 		case structuredNative, structuredJSONObject, structuredPrompt:
 			c.structured = v
 		default:
-			o.Bad("structured_output", "%q is not native, json_object or prompt", v)
+			r.Bad("structured_output", "%q is not native, json_object or prompt", v)
 		}
 	}
-	if h, ok := o.Headers("headers", "is set by the plugin; use api_key_file for the key", "Authorization", "Content-Type"); ok {
-		c.headers = h
-	}
-	return c, o.Errors()
+	return c, r.Errors()
 }

@@ -36,7 +36,9 @@ their settings (docs/plugins.md, "Settings a provider instance receives"):
           headers: {OpenAI-Organization: org-1}
 
 The same keys work under plugins.config.py-openai for the plugin run
-under its own name; there timeout may also be a number of seconds.
+under its own name, and api_key_env there names a variable of the
+plugin's own environment (plugins.env). The settings are read with
+vigil_plugin.providerconf, whose problems read as the Go plugins' do.
 
 Models: GET {base_url}/models lists ids only, so a model whose id contains
 "embed" is offered for embeddings and every other one for chat, as the Go
@@ -46,13 +48,13 @@ plugin does.
 import contextlib
 import json
 import logging
-import re
 import socket
 import threading
 import urllib.error
 import urllib.request
 
 import vigil_plugin as vp
+from vigil_plugin import providerconf
 
 pb = vp.pb
 log = logging.getLogger("openai_compat")
@@ -73,87 +75,29 @@ CAPABILITIES = ["chat", "stream", "embeddings", "tools", "images", "files", "pen
 
 
 class Config:
-    def __init__(self, base_url="", api_key="", timeout=60.0, max_concurrency=64, headers=None):
-        self.base_url = base_url
-        self.api_key = api_key
-        self.timeout = timeout
-        self.max_concurrency = max_concurrency
+    """The settings of one instance: providerconf.HTTP's, plus the slots
+    that bound the calls in flight."""
+
+    def __init__(self, http=None):
+        http = http or providerconf.HTTP()
+        self.base_url = http.base_url
+        self.api_key = http.api_key
+        self.timeout = http.timeout  # seconds
+        self.max_concurrency = http.max_concurrency
         # max_concurrency's slots: held from the request until its answer
         # is read (a stream's whole length).
-        self.slots = threading.BoundedSemaphore(max_concurrency)
-        self.headers = headers or {}
-
-
-# A Go duration, as the agent sends gateway.providers[].timeout ("1m0s").
-_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(s):
-    """The seconds of a Go duration string such as "1m30s" or "500ms";
-    None when s is not one."""
-    if not isinstance(s, str) or not s or _DURATION.sub("", s) != "":
-        return None
-    total = 0.0
-    for part in _DURATION.findall(s):
-        num = part.rstrip("nsuµmh")
-        total += float(num) * _UNIT_SECONDS[part[len(num):]]
-    return total
+        self.slots = threading.BoundedSemaphore(self.max_concurrency)
+        self.headers = http.headers
 
 
 def parse_config(cfg):
-    """Return (Config, [FieldError])."""
-    errs = []
-    known = {"base_url", "api_key", "api_key_file", "timeout", "max_concurrency", "headers"}
-    for k in sorted(set(cfg) - known):
-        errs.append(vp.FieldError(k, "unknown key; this plugin takes %s" % ", ".join(sorted(known))))
-    c = Config()
-    base = cfg.get("base_url", "")
-    if base and not (isinstance(base, str) and base.startswith(("http://", "https://"))):
-        errs.append(vp.FieldError("base_url", "must be an http:// or https:// URL"))
-    elif base:
-        c.base_url = base.rstrip("/")
-    if "api_key" in cfg and "api_key_file" in cfg:
-        errs.append(vp.FieldError("api_key_file", "set only one of api_key_file and the key itself (api_key_env)"))
-    if "api_key" in cfg:
-        # The agent read it from its environment (api_key_env).
-        if not isinstance(cfg["api_key"], str) or not cfg["api_key"].strip():
-            errs.append(vp.FieldError("api_key", "must be a non-empty string"))
-        else:
-            c.api_key = cfg["api_key"].strip()
-    elif "api_key_file" in cfg:
-        try:
-            with open(cfg["api_key_file"]) as f:
-                c.api_key = f.read().strip()
-        except (OSError, TypeError) as e:
-            errs.append(vp.FieldError("api_key_file", "cannot read it: %s" % e))
-    if "timeout" in cfg:
-        t = cfg["timeout"]
-        secs = duration_seconds(t) if isinstance(t, str) else t
-        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
-            errs.append(vp.FieldError("timeout", "%r is not a duration such as 60s (or a number of seconds) in (0, 1h]" % (t,)))
-        else:
-            c.timeout = float(secs)
-    if "max_concurrency" in cfg:
-        n = cfg["max_concurrency"]
-        if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or not 1 <= n <= 100000:
-            errs.append(vp.FieldError("max_concurrency", "%r is not a whole number from 1 to 100000" % (n,)))
-        else:
-            c.max_concurrency = int(n)
-            c.slots = threading.BoundedSemaphore(c.max_concurrency)
-    if "headers" in cfg:
-        h = cfg["headers"]
-        if not isinstance(h, dict):
-            errs.append(vp.FieldError("headers", "must be a map of header names to strings"))
-        else:
-            for k, v in sorted(h.items()):
-                if k.lower() in ("authorization", "content-type"):
-                    errs.append(vp.FieldError("headers.%s" % k, "is set by the plugin; use api_key_file for the key"))
-                elif not isinstance(v, str):
-                    errs.append(vp.FieldError("headers.%s" % k, "must be a string"))
-                else:
-                    c.headers[k] = v
-    return c, errs
+    """Return (Config, [FieldError]): the keys a gateway.providers entry
+    hands over, read with the SDK's providerconf so that problems are
+    worded as the Go plugins word them."""
+    r = providerconf.Reader(cfg)
+    r.known(*providerconf.HTTP_KEYS)
+    h = r.http(providerconf.HTTP(timeout=60.0, max_concurrency=64), reserved_headers=("Authorization", "Content-Type"))
+    return Config(h), r.errors
 
 
 def _upstream_error(status, body, headers):

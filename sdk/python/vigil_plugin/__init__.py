@@ -56,6 +56,12 @@ Errors: raise PluginError(class, message) or FieldError(field, message)
 reads (vigil-error-class, vigil-retry-after-ms, vigil-error-field) with the
 matching gRPC status. Any other exception reaches the agent as class
 internal; the plugin keeps serving.
+
+Configuration: vigil_plugin.providerconf reads configure()'s dict with
+typed getters that return every problem as a FieldError naming its key,
+worded as the Go SDK's sdk/providerconf words it, and reads the settings a
+gateway.providers entry hands a provider (base_url, api_key, timeout,
+max_concurrency, headers) in one call.
 """
 
 import math
@@ -83,6 +89,7 @@ from ._errors import (  # noqa: E402
 )
 from ._server import serve_detector, serve_provider, Call, CONTRACT_VERSION, CHUNK_VALUES, _invoke  # noqa: E402
 from vigil.plugin.v1 import provider_pb2 as pb  # noqa: E402  (the provider contract's messages)
+from . import providerconf  # noqa: E402  (typed configure() getters, as the Go SDK's sdk/providerconf)
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -91,7 +98,7 @@ P_VALUE_BELOW = "p_value_below"
 
 __all__ = [
     "Info", "Method", "Param", "DetectRequest", "Result", "Detector",
-    "Provider", "pb", "serve_provider", "Call",
+    "Provider", "pb", "serve_provider", "Call", "providerconf",
     "PluginError", "FieldError", "serve_detector", "check_finite",
     "NUMERIC", "CATEGORICAL", "STATISTIC_ABOVE", "P_VALUE_BELOW",
     "INVALID_REQUEST", "RATE_LIMITED", "OVERLOADED", "CONTEXT_LENGTH_EXCEEDED",

@@ -2,8 +2,9 @@
 // a client sized to the concurrency limit, the concurrency slots
 // themselves, a watchdog that cancels a call gone quiet, one Call that
 // strings them together with typed transport errors, an Endpoint that
-// builds and sends the JSON requests of one configured upstream, and a
-// reader for the plugins' options.
+// builds and sends the JSON requests of one configured upstream, and the
+// prompt instructions for JSON answers. Their options are read with the
+// public sdk/providerconf, as a third party's provider reads its own.
 package upstream
 
 import (
@@ -13,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,39 +70,6 @@ func (w *Watchdog) Stop() { w.t.Stop() }
 
 // Fired says whether the watchdog cancelled the call.
 func (w *Watchdog) Fired() bool { return w != nil && w.fired.Load() }
-
-// APIKey reads the upstream's key from exactly one of the plugin options
-// api_key, api_key_file (a file holding the key) or api_key_env (the name
-// of a variable in the plugin's environment). str reads a string option,
-// getenv looks a variable up, and bad records a field error. An empty
-// result with no error means no key was configured.
-func APIKey(str func(key string) (string, bool), getenv func(string) (string, bool), bad func(field, format string, args ...any)) string {
-	var key string
-	n := 0
-	if s, ok := str("api_key"); ok && s != "" {
-		key, n = s, n+1
-	}
-	if s, ok := str("api_key_file"); ok && s != "" {
-		n++
-		b, err := os.ReadFile(s)
-		if err != nil {
-			bad("api_key_file", "cannot read the key: %v", err)
-		} else if key = strings.TrimSpace(string(b)); key == "" {
-			bad("api_key_file", "%s is empty", s)
-		}
-	}
-	if s, ok := str("api_key_env"); ok && s != "" {
-		n++
-		v, found := getenv(s)
-		if key = strings.TrimSpace(v); !found || key == "" {
-			bad("api_key_env", "environment variable %s is not set or empty in the plugin's environment", s)
-		}
-	}
-	if n > 1 {
-		bad("api_key", "set at most one of api_key, api_key_file and api_key_env")
-	}
-	return key
-}
 
 // Period is the silence after which the watchdog fires.
 func (w *Watchdog) Period() time.Duration { return w.d }

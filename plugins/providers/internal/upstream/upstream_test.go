@@ -13,56 +13,6 @@ import (
 	"github.com/vigilml/vigil/sdk"
 )
 
-func TestOptions(t *testing.T) {
-	o := NewOptions(map[string]any{
-		"name": "x", "count": float64(3), "frac": 2.5, "flag": "yes", "wait": "soon",
-		"headers": map[string]any{"X-Ok": "1", "Authorization": "Bearer k", "Bad Name": "v"}, "extra": true,
-	})
-	o.Known("name", "count", "frac", "flag", "wait", "headers")
-	if s, ok := o.Str("name"); !ok || s != "x" {
-		t.Errorf("Str: %q %v", s, ok)
-	}
-	if n, ok := o.Whole("count", 1, 10); !ok || n != 3 {
-		t.Errorf("Whole: %d %v", n, ok)
-	}
-	if _, ok := o.Whole("frac", 1, 10); ok {
-		t.Error("2.5 is not whole")
-	}
-	if _, ok := o.Bool("flag"); ok {
-		t.Error(`"yes" is not a bool`)
-	}
-	if _, ok := o.Duration("wait"); ok {
-		t.Error(`"soon" is not a duration`)
-	}
-	if _, ok := o.Str("missing"); ok {
-		t.Error("missing key read as set")
-	}
-	h, ok := o.Headers("headers", "is set by the plugin", "authorization")
-	if !ok || len(h) != 1 || h["X-Ok"] != "1" {
-		t.Errorf("Headers: %v %v", h, ok)
-	}
-	got := map[string]string{}
-	for _, e := range o.Errors() {
-		got[e.Field] = e.Message
-	}
-	want := map[string]string{
-		"extra":                 "unknown key (known: name, count, frac, flag, wait, headers)",
-		"frac":                  "must be a whole number from 1 to 10, got 2.5",
-		"flag":                  "must be true or false, got yes",
-		"wait":                  `"soon" is not a positive duration such as 60s`,
-		"headers.Authorization": "is set by the plugin",
-		"headers.Bad Name":      "is not a valid header",
-	}
-	if len(got) != len(want) {
-		t.Errorf("errors %v, want %v", got, want)
-	}
-	for f, m := range want {
-		if got[f] != m {
-			t.Errorf("%s: %q, want %q", f, got[f], m)
-		}
-	}
-}
-
 func TestCall(t *testing.T) {
 	slow := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
