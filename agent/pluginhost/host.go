@@ -15,7 +15,9 @@
 // process. It starts the plugin (at boot or on first use), pings it, and
 // after a crash, hang or failed health check restarts it with exponential
 // backoff and jitter. More than plugins.crash_budget crashes within
-// plugins.crash_window mark it failed until restarted by hand. Plugins run
+// plugins.crash_window mark it failed until restarted by hand; a plugin
+// that rejects its configuration is failed at once (a restart would hand
+// it the same configuration) until a reload or a restart. Plugins run
 // in their own process group, which is killed whole when they stop, and
 // the kernel kills them if the agent dies. Every call has a deadline; a call
 // to a plugin that is down fails at once with an sdk.Error of class
