@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
 // Options are what the agent hands the host besides its configuration.
@@ -111,6 +112,11 @@ func New(cfg Config, opts Options) (*Host, error) {
 
 // Start launches every trusted plugin when plugins.start is boot; with
 // lazy start each plugin starts on its first use.
+//
+// A plugin that runs as instances (a provider behind gateway.providers
+// entries) is not started itself: its instances are its processes, and
+// nothing calls the plugin under its own name, so a process of its own
+// would sit idle. A call by its name still starts it.
 func (h *Host) Start() {
 	if h.config().Start != "boot" {
 		return
@@ -118,8 +124,22 @@ func (h *Host) Start() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.plugins {
+		if m.instanceOf == "" && h.hasInstancesLocked(m.entry.Name) {
+			continue
+		}
 		m.ensureRunning()
 	}
+}
+
+// hasInstancesLocked reports whether instances of the named plugin are
+// declared. h.mu is held.
+func (h *Host) hasInstancesLocked(plugin string) bool {
+	for _, in := range h.instances {
+		if in.Plugin == plugin {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops every plugin, killing their process groups, and closes the
@@ -385,9 +405,9 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 		s.stopAndWait()
 	}
 	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
-	if h.config().Start == "boot" {
-		m.ensureRunning()
-	}
+	// With boot start, the plugin starts now, or its instances do (see
+	// Start).
+	h.Start()
 	return e, nil
 }
 
@@ -571,18 +591,34 @@ func (h *Host) Capabilities(name string) (caps []string, known bool) {
 // List returns every plugin, sorted by name.
 func (h *Host) List() []Status {
 	var out []Status
-	for _, m := range h.snapshot() {
+	all := h.snapshot()
+	// A plugin that runs only as instances (see Start) has not started
+	// itself: what it declares is what its instances, the same binary,
+	// declared.
+	learned := map[string]*pb.InfoResponse{}
+	for _, m := range all {
+		m.mu.Lock()
+		if m.instanceOf != "" && m.info != nil {
+			learned[m.instanceOf+"\x00"+m.entry.SHA256] = m.info
+		}
+		m.mu.Unlock()
+	}
+	for _, m := range all {
 		m.mu.Lock()
 		s := Status{
 			Name: m.entry.Name, Kind: m.entry.Kind, Version: m.entry.Version, Path: m.entry.Path,
 			SHA256: m.entry.SHA256, Source: m.entry.Source, State: m.state, PID: m.pid,
 			StartedAt: m.startedAt, Restarts: m.restarts, LastError: m.lastErr,
 		}
-		if m.info != nil {
-			s.Capabilities = m.info.GetCapabilities()
+		info := m.info
+		if info == nil && m.instanceOf == "" {
+			info = learned[m.entry.Name+"\x00"+m.entry.SHA256]
 		}
-		if m.info != nil && m.info.GetVersion() != "" {
-			s.Version = m.info.GetVersion()
+		if info != nil {
+			s.Capabilities = info.GetCapabilities()
+		}
+		if info != nil && info.GetVersion() != "" {
+			s.Version = info.GetVersion()
 		}
 		if m.state != StateRunning {
 			s.StartedAt = time.Time{}
