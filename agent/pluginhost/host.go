@@ -625,7 +625,12 @@ func (h *Host) List() []Status {
 		}
 		m.mu.Unlock()
 		if s.State == StateUntrusted {
-			s.Name = filepath.Base(s.Path)
+			// An untrusted binary has no plugin name yet (it gets one
+			// when registered). Its file name would be ambiguous: a
+			// trusted plugin, or an instance, may have that name, and so
+			// may a file in another plugin directory. Its path contains
+			// a '/', which no name of a plugin or instance does.
+			s.Name = s.Path
 		}
 		out = append(out, s)
 	}
