@@ -69,6 +69,10 @@ type Host struct {
 	// a registered entry.
 	catalogPath string
 
+	// where says where a key of the agent's configuration was set
+	// ("FILE:LINE"), for errors about a plugin's settings; see SetWhere.
+	where atomic.Pointer[func(key string) string]
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -76,6 +80,24 @@ type Host struct {
 	mu        sync.Mutex
 	plugins   map[string]*managed
 	instances []Instance
+}
+
+// SetWhere tells the host where the keys of the agent's configuration
+// are set (the file and line of plugins.config.NAME.FIELD or
+// gateway.providers[i]), so that a setting a plugin rejects is named with
+// its place. fn returns "" for a key it does not know. Call it again with
+// the new configuration's before Reload.
+func (h *Host) SetWhere(fn func(key string) string) { h.where.Store(&fn) }
+
+// whereSet is the prefix of an error about key: where it is set
+// ("FILE:LINE: "), or "" when that is not known.
+func (h *Host) whereSet(key string) string {
+	if fn := h.where.Load(); fn != nil {
+		if w := (*fn)(key); w != "" {
+			return w + ": "
+		}
+	}
+	return ""
 }
 
 // config is the configuration now in force.

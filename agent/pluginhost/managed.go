@@ -421,7 +421,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			if isConfigRejection(err) {
 				var se *sdk.Error
 				errors.As(err, &se)
-				key := m.configKey()
+				key := m.h.whereSet(m.configKey()) + m.configKey()
 				if se.Field != "" {
 					key = m.fieldKey(se.Field)
 				}
@@ -434,7 +434,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			msg := ""
 			for _, fe := range ferrs {
 				if fe.Field == "" { // the configuration as a whole
-					msg += fmt.Sprintf("; %s: %s", m.configKey(), fe.Message)
+					msg += fmt.Sprintf("; %s: %s", m.h.whereSet(m.configKey())+m.configKey(), fe.Message)
 					continue
 				}
 				msg += fmt.Sprintf("; %s: %s", m.fieldKey(fe.Field), fe.Message)
@@ -467,12 +467,15 @@ func isConfigRejection(err error) bool {
 
 // fieldKey names one field of the plugin's configuration where the
 // operator set it: plugins.config.NAME.FIELD, gateway.providers[i].FIELD,
-// or for a key set under another name (api_key from api_key_env) that one.
+// or for a key set under another name (api_key from api_key_env) that
+// one; prefixed with the file and line that set it, when known.
 func (m *managed) fieldKey(field string) string {
+	key := m.configKey() + "." + field
 	if k, ok := m.setBy[field]; ok {
+		key = m.configKey() + "." + k
 		field = fmt.Sprintf("%s (the %s it set)", k, field)
 	}
-	return m.configKey() + "." + field
+	return m.h.whereSet(key) + m.configKey() + "." + field
 }
 
 // rejectionHint says what to do about a rejected configuration.
