@@ -471,6 +471,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 		a.opts.Level.Set(lvl)
 	}
 	a.api.Reload(next.API)
+	a.plugins.SetWhere(next.Where)
 	a.plugins.Reload(next.Plugins)
 	a.reloadFleet(*next)
 

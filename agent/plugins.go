@@ -38,6 +38,9 @@ func (a *Agent) openPlugins() error {
 	if err != nil {
 		return err
 	}
+	// A setting a plugin rejects is named with the file and line that
+	// set it.
+	h.SetWhere(a.cfg.Where)
 	a.plugins = h
 	a.setStatus("plugins", func() SubsystemStatus {
 		counts := map[pluginhost.State]int{}

@@ -85,6 +85,20 @@ func (l *Loaded) where(key string) position {
 	return position{}
 }
 
+// Where says where key (or its nearest parent) was set, as "FILE:LINE",
+// "environment NAME" or "command line"; empty when it was not set (a
+// default) or is unknown.
+func (l *Loaded) Where(key string) string {
+	if l == nil {
+		return ""
+	}
+	p := l.where(key)
+	if p.line > 0 {
+		return fmt.Sprintf("%s:%d", p.file, p.line)
+	}
+	return p.file
+}
+
 // Options say how to build a configuration.
 type Options struct {
 	// Path is a YAML file or a directory of *.yaml files; empty for none.

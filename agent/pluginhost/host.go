@@ -15,7 +15,9 @@
 // process. It starts the plugin (at boot or on first use), pings it, and
 // after a crash, hang or failed health check restarts it with exponential
 // backoff and jitter. More than plugins.crash_budget crashes within
-// plugins.crash_window mark it failed until restarted by hand. Plugins run
+// plugins.crash_window mark it failed until restarted by hand; a plugin
+// that rejects its configuration is failed at once (a restart would hand
+// it the same configuration) until a reload or a restart. Plugins run
 // in their own process group, which is killed whole when they stop, and
 // the kernel kills them if the agent dies. Every call has a deadline; a call
 // to a plugin that is down fails at once with an sdk.Error of class
@@ -39,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilml/vigil/sdk"
+	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
 // Options are what the agent hands the host besides its configuration.
@@ -66,6 +69,10 @@ type Host struct {
 	// a registered entry.
 	catalogPath string
 
+	// where says where a key of the agent's configuration was set
+	// ("FILE:LINE"), for errors about a plugin's settings; see SetWhere.
+	where atomic.Pointer[func(key string) string]
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -73,6 +80,24 @@ type Host struct {
 	mu        sync.Mutex
 	plugins   map[string]*managed
 	instances []Instance
+}
+
+// SetWhere tells the host where the keys of the agent's configuration
+// are set (the file and line of plugins.config.NAME.FIELD or
+// gateway.providers[i]), so that a setting a plugin rejects is named with
+// its place. fn returns "" for a key it does not know. Call it again with
+// the new configuration's before Reload.
+func (h *Host) SetWhere(fn func(key string) string) { h.where.Store(&fn) }
+
+// whereSet is the prefix of an error about key: where it is set
+// ("FILE:LINE: "), or "" when that is not known.
+func (h *Host) whereSet(key string) string {
+	if fn := h.where.Load(); fn != nil {
+		if w := (*fn)(key); w != "" {
+			return w + ": "
+		}
+	}
+	return ""
 }
 
 // config is the configuration now in force.
@@ -109,6 +134,11 @@ func New(cfg Config, opts Options) (*Host, error) {
 
 // Start launches every trusted plugin when plugins.start is boot; with
 // lazy start each plugin starts on its first use.
+//
+// A plugin that runs as instances (a provider behind gateway.providers
+// entries) is not started itself: its instances are its processes, and
+// nothing calls the plugin under its own name, so a process of its own
+// would sit idle. A call by its name still starts it.
 func (h *Host) Start() {
 	if h.config().Start != "boot" {
 		return
@@ -116,8 +146,22 @@ func (h *Host) Start() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.plugins {
+		if m.instanceOf == "" && h.hasInstancesLocked(m.entry.Name) {
+			continue
+		}
 		m.ensureRunning()
 	}
+}
+
+// hasInstancesLocked reports whether instances of the named plugin are
+// declared. h.mu is held.
+func (h *Host) hasInstancesLocked(plugin string) bool {
+	for _, in := range h.instances {
+		if in.Plugin == plugin {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops every plugin, killing their process groups, and closes the
@@ -383,9 +427,9 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 		s.stopAndWait()
 	}
 	h.logger.Info("plugin registered", "plugin", name, "kind", e.Kind, "path", abs, "sha256", sum)
-	if h.config().Start == "boot" {
-		m.ensureRunning()
-	}
+	// With boot start, the plugin starts now, or its instances do (see
+	// Start).
+	h.Start()
 	return e, nil
 }
 
@@ -569,25 +613,46 @@ func (h *Host) Capabilities(name string) (caps []string, known bool) {
 // List returns every plugin, sorted by name.
 func (h *Host) List() []Status {
 	var out []Status
-	for _, m := range h.snapshot() {
+	all := h.snapshot()
+	// A plugin that runs only as instances (see Start) has not started
+	// itself: what it declares is what its instances, the same binary,
+	// declared.
+	learned := map[string]*pb.InfoResponse{}
+	for _, m := range all {
+		m.mu.Lock()
+		if m.instanceOf != "" && m.info != nil {
+			learned[m.instanceOf+"\x00"+m.entry.SHA256] = m.info
+		}
+		m.mu.Unlock()
+	}
+	for _, m := range all {
 		m.mu.Lock()
 		s := Status{
 			Name: m.entry.Name, Kind: m.entry.Kind, Version: m.entry.Version, Path: m.entry.Path,
 			SHA256: m.entry.SHA256, Source: m.entry.Source, State: m.state, PID: m.pid,
 			StartedAt: m.startedAt, Restarts: m.restarts, LastError: m.lastErr,
 		}
-		if m.info != nil {
-			s.Capabilities = m.info.GetCapabilities()
+		info := m.info
+		if info == nil && m.instanceOf == "" {
+			info = learned[m.entry.Name+"\x00"+m.entry.SHA256]
 		}
-		if m.info != nil && m.info.GetVersion() != "" {
-			s.Version = m.info.GetVersion()
+		if info != nil {
+			s.Capabilities = info.GetCapabilities()
+		}
+		if info != nil && info.GetVersion() != "" {
+			s.Version = info.GetVersion()
 		}
 		if m.state != StateRunning {
 			s.StartedAt = time.Time{}
 		}
 		m.mu.Unlock()
 		if s.State == StateUntrusted {
-			s.Name = filepath.Base(s.Path)
+			// An untrusted binary has no plugin name yet (it gets one
+			// when registered). Its file name would be ambiguous: a
+			// trusted plugin, or an instance, may have that name, and so
+			// may a file in another plugin directory. Its path contains
+			// a '/', which no name of a plugin or instance does.
+			s.Name = s.Path
 		}
 		out = append(out, s)
 	}

@@ -508,7 +508,7 @@ func TestBrokenPackageCatalogNamed(t *testing.T) {
 	dir := install(t, "detector")
 	os.WriteFile(filepath.Join(dir, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detectors", "file": "test-detector", "sha256": "`+strings.Repeat("ab", 32)+`"}]}`), 0o644)
 	h := newHost(t, testConfig(dir), "")
-	s := status(t, h, "test-detector")
+	s := status(t, h, filepath.Join(dir, "test-detector"))
 	if s.State != StateUntrusted || !strings.Contains(s.LastError, "catalog.json is ignored") || !strings.Contains(s.LastError, `kind "detectors"`) {
 		t.Errorf("binary of a directory with a broken catalog.json: %+v", s)
 	}
@@ -520,8 +520,7 @@ func TestBrokenPackageCatalogNamed(t *testing.T) {
 func TestPackageEntryShadowedByRegistered(t *testing.T) {
 	// Two copies of the test detector, which calls itself test-detector:
 	// one named so by the package's catalog.json, the other registered
-	// under its own name. (Neither file is called test-detector, or the
-	// untrusted listing of that file would be a third test-detector.)
+	// under its own name.
 	dir := t.TempDir()
 	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "own-detector"))
 	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "pkg-detector"))
@@ -542,7 +541,7 @@ func TestPackageEntryShadowedByRegistered(t *testing.T) {
 	if s := status(t, h, "test-detector"); s.Source != "registered" || s.Path != filepath.Join(dir, "own-detector") {
 		t.Errorf("the registered plugin does not win: %+v", s)
 	}
-	s := status(t, h, "pkg-detector")
+	s := status(t, h, filepath.Join(dir, "pkg-detector"))
 	want := `its entry in ` + filepath.Join(dir, "catalog.json") + ` names it "test-detector", and the plugin registered under that name is ` + filepath.Join(dir, "own-detector")
 	if s.State != StateUntrusted || !strings.Contains(s.LastError, want) || !strings.Contains(s.LastError, "vigil plugins unregister test-detector") {
 		t.Errorf("shadowed package binary: %+v; want a last error saying %q", s, want)
@@ -552,7 +551,7 @@ func TestPackageEntryShadowedByRegistered(t *testing.T) {
 func TestUntrustedAndOutsideDirs(t *testing.T) {
 	dir := install(t, "detector")
 	h := newHost(t, testConfig(dir), "")
-	s := status(t, h, "test-detector")
+	s := status(t, h, filepath.Join(dir, "test-detector"))
 	if s.State != StateUntrusted || !strings.Contains(s.LastError, "vigil plugins register") {
 		t.Errorf("unregistered binary: %+v", s)
 	}
@@ -1095,5 +1094,51 @@ func TestEnvOfOrder(t *testing.T) {
 	}
 	if got := envOf(cfg, Entry{Name: "ks"}, ""); len(got) != 0 {
 		t.Errorf("unconfigured plugin: %q", got)
+	}
+}
+
+// TestUntrustedNamedLikeTrustedPlugin: an untrusted binary whose file name
+// is a trusted plugin's name is listed under its path, so the listing has
+// one row by that name, the trusted plugin's, and a lookup by the name
+// finds it; two untrusted files of one name in two directories are two
+// names too.
+func TestUntrustedNamedLikeTrustedPlugin(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	copyFile(t, builtPlugins["detector"], filepath.Join(dir, "own-detector"))
+	// Not the registered binary: another one, under the registered name.
+	copyFile(t, builtPlugins["provider"], filepath.Join(dir, "test-detector"))
+	copyFile(t, builtPlugins["vectorstore"], filepath.Join(other, "test-detector"))
+	cfg := testConfig(dir)
+	cfg.Dirs = append(cfg.Dirs, other)
+	h := newHost(t, cfg, "")
+	if _, err := h.Register(context.Background(), filepath.Join(dir, "own-detector"), ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"registered", "reloaded"} {
+		names := map[string][]Status{}
+		for _, s := range h.List() {
+			names[s.Name] = append(names[s.Name], s)
+		}
+		for name, rows := range names {
+			if len(rows) > 1 {
+				t.Errorf("%s: %d rows named %q: %+v", when, len(rows), name, rows)
+			}
+		}
+		if rows := names["test-detector"]; len(rows) == 0 || rows[0].Source != "registered" || rows[0].Path != filepath.Join(dir, "own-detector") {
+			t.Errorf("%s: the row named test-detector: %+v; want the registered plugin", when, rows)
+		}
+		for _, p := range []string{filepath.Join(dir, "test-detector"), filepath.Join(other, "test-detector")} {
+			if s := status(t, h, p); s.State != StateUntrusted || s.Path != p {
+				t.Errorf("%s: the untrusted binary %s: %+v", when, p, s)
+			}
+		}
+		h.Reload(cfg)
+	}
+	// A lookup by the name reaches the trusted plugin.
+	if err := h.Restart("test-detector"); err != nil {
+		t.Fatalf("restart test-detector: %v", err)
+	}
+	if s := waitState(t, h, "test-detector", StateRunning); s.Kind != "detector" {
+		t.Errorf("test-detector after a restart: %+v", s)
 	}
 }

@@ -34,7 +34,7 @@ const (
 	StateStarting  State = "starting"  // launching and handshaking
 	StateRunning   State = "running"   // serving calls
 	StateBackoff   State = "backoff"   // crashed; waiting to restart
-	StateFailed    State = "failed"    // crash budget spent; down until restarted by hand
+	StateFailed    State = "failed"    // crash budget spent, or configuration rejected; down until restarted or reloaded
 	StateUntrusted State = "untrusted" // found in a plugin directory but never registered
 	StateRefused   State = "refused"   // registered, but the binary changed or is outside the plugin directories
 )
@@ -178,7 +178,16 @@ func (m *managed) supervise() {
 			m.mu.Unlock()
 			return
 		}
-		if !m.crashed(err) {
+		var rej *configRejection
+		if errors.As(err, &rej) {
+			// A restart would hand the plugin the same configuration:
+			// failed now, and tried again on a reload (which may bring a
+			// new configuration) or a restart by hand.
+			msg := rej.msg + "; " + m.rejectionHint()
+			m.log.Error("plugin failed: it rejected its configuration", "err", rej.msg)
+			m.setState(StateFailed, msg)
+		}
+		if rej != nil || !m.crashed(err) {
 			// Budget spent: stay down until a restart request.
 			select {
 			case <-ctx.Done():
@@ -409,6 +418,15 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 		ferrs, err := base.Configure(cctx, conf)
 		if err != nil {
 			proc.stop(m.log)
+			if isConfigRejection(err) {
+				var se *sdk.Error
+				errors.As(err, &se)
+				key := m.h.whereSet(m.configKey()) + m.configKey()
+				if se.Field != "" {
+					key = m.fieldKey(se.Field)
+				}
+				return nil, &configRejection{fmt.Sprintf("plugin rejected its configuration (%s); %s: %s", se.Class, key, se.Message)}
+			}
 			return nil, fmt.Errorf("the plugin's Configure call failed: %w", err)
 		}
 		if len(ferrs) > 0 {
@@ -416,22 +434,59 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 			msg := ""
 			for _, fe := range ferrs {
 				if fe.Field == "" { // the configuration as a whole
-					msg += fmt.Sprintf("; %s: %s", m.configKey(), fe.Message)
+					msg += fmt.Sprintf("; %s: %s", m.h.whereSet(m.configKey())+m.configKey(), fe.Message)
 					continue
 				}
-				field := fe.Field
-				if k, ok := m.setBy[field]; ok {
-					field = fmt.Sprintf("%s (the %s it set)", k, field)
-				}
-				msg += fmt.Sprintf("; %s.%s: %s", m.configKey(), field, fe.Message)
+				msg += fmt.Sprintf("; %s: %s", m.fieldKey(fe.Field), fe.Message)
 			}
-			return nil, fmt.Errorf("plugin rejected its configuration%s", msg)
+			return nil, &configRejection{"plugin rejected its configuration" + msg}
 		}
 	}
 	m.mu.Lock()
 	m.info, m.client, m.pid, m.startedAt = info, raw, proc.pid, time.Now()
 	m.mu.Unlock()
 	return proc, nil
+}
+
+// configRejection is a start that failed because the plugin rejected its
+// configuration (field errors from Configure, or a Configure call that
+// failed with class invalid_request or auth). No restart can fix that: the
+// plugin is failed at once, until a reload or a restart by hand.
+type configRejection struct{ msg string }
+
+func (r *configRejection) Error() string { return r.msg }
+
+// isConfigRejection reports whether a failed Configure call is the
+// plugin saying no to its configuration (class invalid_request or auth),
+// which it would say again after a restart, rather than a failure that may
+// pass (class unavailable when it crashed in the call, timeout, internal).
+func isConfigRejection(err error) bool {
+	var se *sdk.Error
+	return errors.As(err, &se) && (se.Class == sdk.InvalidRequest || se.Class == sdk.Auth)
+}
+
+// fieldKey names one field of the plugin's configuration where the
+// operator set it: plugins.config.NAME.FIELD, gateway.providers[i].FIELD,
+// or for a key set under another name (api_key from api_key_env) that
+// one; prefixed with the file and line that set it, when known.
+func (m *managed) fieldKey(field string) string {
+	key := m.configKey() + "." + field
+	if k, ok := m.setBy[field]; ok {
+		key = m.configKey() + "." + k
+		field = fmt.Sprintf("%s (the %s it set)", k, field)
+	}
+	return m.h.whereSet(key) + m.configKey() + "." + field
+}
+
+// rejectionHint says what to do about a rejected configuration.
+func (m *managed) rejectionHint() string {
+	if m.instanceOf != "" {
+		// Its settings are fixed when the agent starts; what they point
+		// at (an api_key_file, the upstream's account) may be fixed
+		// without a restart.
+		return fmt.Sprintf("not restarted, since the plugin would reject the same settings again: fix them and restart the agent, or fix what they refer to and reload the agent (SIGHUP) or run `vigil plugins restart %s`", m.entry.Name)
+	}
+	return fmt.Sprintf("not restarted, since the plugin would reject the same configuration again: fix it and reload the agent (SIGHUP), or fix what it refers to and run `vigil plugins restart %s`", m.entry.Name)
 }
 
 // envOf is a plugin's environment beyond the minimal one: its catalog
