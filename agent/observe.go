@@ -99,14 +99,12 @@ func (a *Agent) writeItemError(w http.ResponseWriter, err error) bool {
 		status, code, reason = http.StatusUnprocessableEntity, "limit_exceeded", "limit"
 	}
 	a.observe.Reject(reason)
-	body := map[string]any{"code": code, "message": err.Error()}
+	e := api.Errorf(status, code, "%s", err.Error())
+	e.Field = ie.Field
 	if ie.Index >= 0 {
-		body["index"] = ie.Index
+		e.Index = &ie.Index
 	}
-	if ie.Field != "" {
-		body["field"] = ie.Field
-	}
-	api.WriteJSON(w, status, map[string]any{"error": body})
+	api.WriteError(w, e)
 	return true
 }
 
