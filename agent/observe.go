@@ -34,6 +34,9 @@ func (a *Agent) openObserve() error {
 	})
 	a.api.HandleFunc("POST /v1/observations", api.Write, a.handleObservations)
 	a.api.HandleFunc("POST /v1/labels", api.Write, a.handleLabels)
+	// A body refused on its Content-Length counts as one refused while
+	// read (readBatch) does.
+	a.api.OnTooLarge(func() { s.Reject("invalid") }, "POST /v1/observations", "POST /v1/labels")
 	a.api.HandleFunc("GET /v1/models", api.Read, a.handleModels)
 	a.api.HandleFunc("GET /v1/models/{model}/stats", api.Read, a.handleModelStats)
 	return nil
