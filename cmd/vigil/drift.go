@@ -106,7 +106,7 @@ Exit status: 0 when no column drifted, 1 when at least one did, 2 on
 error. See docs/drift.md.`, stdout, stderr)
 	method := fs.String("method", "auto", "detector `method`: ks, psi, chisquare, wasserstein, jensenshannon or auto; with -detector, one the plugin offers (default: its name)")
 	detector := fs.String("detector", "", "detector plugin `name` to run, a third party's: trusted by the SHA-256 that its directory's catalog.json or -sha256 pins (default: the built-in plugin named like the method)")
-	pin := fs.String("sha256", "", "SHA-256 (`hex`) to trust the -detector binary PLUGIN_DIR/NAME by when no catalog.json lists it")
+	pin := fs.String("sha256", "", "SHA-256 (`hex`) to trust the -detector binary by when no catalog.json lists it: PLUGIN_DIR/NAME, or else the file with this hash")
 	refPath := fs.String("reference", "", "reference CSV `file` (required)")
 	curPath := fs.String("current", "", "current CSV `file` (required)")
 	var columns, params multiFlag
