@@ -230,7 +230,7 @@ func (a *Agent) handlePinReference(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Version == "" {
-		api.WriteError(w, api.BadRequest("field version is required: a reference belongs to one model version"))
+		api.WriteError(w, api.BadField("version", -1, "field version is required: a reference belongs to one model version"))
 		return
 	}
 	upload := req.Features != nil || len(req.Prediction) > 0
@@ -245,18 +245,26 @@ func (a *Agent) handlePinReference(w http.ResponseWriter, r *http.Request) {
 		from, ferr := parseTime("from", req.From)
 		to, terr := parseTime("to", req.To)
 		if ferr != nil || terr != nil {
-			// Both named on one line: a JSON message holds no newlines.
+			// Both named on one line: a JSON message holds no newlines;
+			// the field member names the first.
 			var msgs []string
-			for _, e := range []error{ferr, terr} {
-				if e != nil {
-					msgs = append(msgs, e.Error())
+			field := ""
+			for _, e := range []struct {
+				name string
+				err  error
+			}{{"from", ferr}, {"to", terr}} {
+				if e.err != nil {
+					msgs = append(msgs, e.err.Error())
+					if field == "" {
+						field = e.name
+					}
 				}
 			}
-			api.WriteError(w, api.BadRequest("%s", strings.Join(msgs, "; ")))
+			api.WriteError(w, api.BadField(field, -1, "%s", strings.Join(msgs, "; ")))
 			return
 		}
 		if !to.After(from) {
-			api.WriteError(w, api.BadRequest("field to must be after from"))
+			api.WriteError(w, api.BadField("to", -1, "field to must be after from"))
 			return
 		}
 		info, err = a.drift.PinRange(r.Context(), model, req.Version, from, to)
@@ -316,11 +324,11 @@ func parseTime(field string, raw json.RawMessage) (time.Time, error) {
 func parseValues(field string, raw json.RawMessage, cfg observe.Config, maxValues int, allowNull bool) ([]observe.Value, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, api.BadRequest("field %s: want an array of numbers or strings", field)
+		return nil, api.BadField(field, -1, "field %s: want an array of numbers or strings", field)
 	}
 	out := make([]observe.Value, 0, len(items))
 	if len(items) > maxValues {
-		return nil, api.BadRequest("field %s: %d values, more than drift.max_reference_values (%d)", field, len(items), maxValues)
+		return nil, api.BadField(field, -1, "field %s: %d values, more than drift.max_reference_values (%d)", field, len(items), maxValues)
 	}
 	for i, it := range items {
 		var s string
@@ -328,21 +336,21 @@ func parseValues(field string, raw json.RawMessage, cfg observe.Config, maxValue
 		switch {
 		case string(it) == "null":
 			if !allowNull {
-				return nil, api.BadRequest("field %s[%d]: null is not a value", field, i)
+				return nil, api.BadField(field, i, "field %s[%d]: null is not a value", field, i)
 			}
 			out = append(out, observe.Value{})
 		case json.Unmarshal(it, &s) == nil:
 			if len(s) > cfg.MaxStringBytes {
-				return nil, api.BadRequest("field %s[%d]: string longer than observe.max_string_bytes (%d)", field, i, cfg.MaxStringBytes)
+				return nil, api.BadField(field, i, "field %s[%d]: string longer than observe.max_string_bytes (%d)", field, i, cfg.MaxStringBytes)
 			}
 			if observe.SpellsNonFinite(s) { // as observations do
-				return nil, api.BadRequest("field %s[%d]: must be a finite number, got %q (NaN and ±Infinity are rejected, as are numbers beyond float64's range)", field, i, s)
+				return nil, api.BadField(field, i, "field %s[%d]: must be a finite number, got %q (NaN and ±Infinity are rejected, as are numbers beyond float64's range)", field, i, s)
 			}
 			out = append(out, observe.Str(s))
 		case json.Unmarshal(it, &f) == nil && !math.IsNaN(f) && !math.IsInf(f, 0):
 			out = append(out, observe.Num(f))
 		default:
-			return nil, api.BadRequest("field %s[%d]: want a finite number or a string, got %s", field, i, truncate(string(it), 40))
+			return nil, api.BadField(field, i, "field %s[%d]: want a finite number or a string, got %s", field, i, truncate(string(it), 40))
 		}
 	}
 	return out, nil
@@ -364,14 +372,14 @@ func parseSample(req referenceRequest, cfg observe.Config, maxValues int) (drift
 	sort.Strings(names)
 	for _, f := range names {
 		if f == "" || len(f) > cfg.MaxNameBytes {
-			return s, api.BadRequest("field features: feature name %q must be 1 to %d bytes", f, cfg.MaxNameBytes)
+			return s, api.BadField("features", -1, "field features: feature name %q must be 1 to %d bytes", f, cfg.MaxNameBytes)
 		}
 		vs, err := parseValues("features."+f, req.Features[f], cfg, maxValues, false)
 		if err != nil {
 			return s, err
 		}
 		if len(vs) == 0 {
-			return s, api.BadRequest("field features.%s: empty sample", f)
+			return s, api.BadField("features."+f, -1, "field features.%s: empty sample", f)
 		}
 		s.Features[f] = vs
 	}
@@ -384,19 +392,19 @@ func parseSample(req referenceRequest, cfg observe.Config, maxValues int) (drift
 	}
 	if len(req.Label) > 0 {
 		if s.Prediction == nil {
-			return s, api.BadRequest("field label needs prediction: labels are compared with the predictions, item by item")
+			return s, api.BadField("label", -1, "field label needs prediction: labels are compared with the predictions, item by item")
 		}
 		vs, err := parseValues("label", req.Label, cfg, maxValues, true)
 		if err != nil {
 			return s, err
 		}
 		if len(vs) != len(s.Prediction) {
-			return s, api.BadRequest("field label: %d labels for %d predictions; use null for an unlabelled item", len(vs), len(s.Prediction))
+			return s, api.BadField("label", -1, "field label: %d labels for %d predictions; use null for an unlabelled item", len(vs), len(s.Prediction))
 		}
 		s.Labels = vs
 	}
 	if len(s.Features) == 0 && len(s.Prediction) == 0 {
-		return s, api.BadRequest("field features: the sample has no values")
+		return s, api.BadField("features", -1, "field features: the sample has no values")
 	}
 	return s, nil
 }

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,98 @@ func TestReferenceRangeBothBad(t *testing.T) {
 	m := body.Error.Message
 	if resp.StatusCode != 400 || !strings.Contains(m, "field from") || !strings.Contains(m, "field to") || strings.Contains(m, "\n") {
 		t.Errorf("%d %q; want 400 naming from and to on one line", resp.StatusCode, m)
+	}
+}
+
+// TestReferenceUploadErrorMembers: a refused reference upload carries the
+// offending field (and, for one value of a list, its index) as members of
+// the error, as a refused observation batch does, besides the message.
+func TestReferenceUploadErrorMembers(t *testing.T) {
+	a, _, _ := newTestAgent(t)
+	ts := httptest.NewServer(a.API())
+	defer ts.Close()
+	idx := func(i int) *int { return &i }
+	for _, tc := range []struct {
+		body  string
+		field string
+		index *int
+	}{
+		{`{"features": {"amount": [1]}}`, "version", nil},
+		{`{"version": 7, "features": {"amount": [1]}}`, "version", nil},
+		{`{"version": "v1", "features": {"amount": [1, 2, true]}}`, "features.amount", idx(2)},
+		{`{"version": "v1", "features": {"amount": [1, "NaN"]}}`, "features.amount", idx(1)},
+		{`{"version": "v1", "features": {"amount": 5}}`, "features.amount", nil},
+		{`{"version": "v1", "features": {"amount": []}}`, "features.amount", nil},
+		{`{"version": "v1", "features": {"": [1]}}`, "features", nil},
+		{`{"version": "v1", "prediction": [0, null]}`, "prediction", idx(1)},
+		{`{"version": "v1", "prediction": [0, 1], "label": [0]}`, "label", nil},
+		{`{"version": "v1", "features": {"a": [1]}, "label": [0]}`, "label", nil},
+		{`{"version": "v1", "from": "2026-11-20T00:00:00Z", "to": "2026-11-19T00:00:00Z"}`, "to", nil},
+		{`{"version": "v1", "from": "yesterday", "to": 1764201600000}`, "from", nil},
+		{`{"version": "v1", "from": "yesterday", "to": 1764201600}`, "from", nil},
+	} {
+		resp, err := http.Post(ts.URL+"/v1/models/m/reference", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error map[string]json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatalf("%s: %v in %s", tc.body, err, raw)
+		}
+		e := body.Error
+		var field string
+		_ = json.Unmarshal(e["field"], &field)
+		if resp.StatusCode != 400 || string(e["code"]) != `"invalid_request"` || field != tc.field || !strings.Contains(string(e["message"]), tc.field) {
+			t.Errorf("%s: %d %s; want 400 invalid_request with field %q named in the message too", tc.body, resp.StatusCode, raw, tc.field)
+		}
+		switch raw, ok := e["index"]; {
+		case tc.index == nil && ok:
+			t.Errorf("%s: index %s, want none", tc.body, raw)
+		case tc.index != nil && string(raw) != strconv.Itoa(*tc.index):
+			t.Errorf("%s: index %s, want %d", tc.body, raw, *tc.index)
+		}
+	}
+}
+
+// TestObservationErrorMembers: a refused observation batch names the item
+// and the field as members (the shape reference uploads share); an error
+// about the whole body has neither.
+func TestObservationErrorMembers(t *testing.T) {
+	a, _, _ := newTestAgent(t)
+	ts := httptest.NewServer(a.API())
+	defer ts.Close()
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`[{"model": "m"}, {"model": "m", "features": {"age": "NaN"}}]`, `{"code":"invalid_request","field":"features.age","index":1}`},
+		{`{"nope": 1}`, `{"code":"invalid_request"}`},
+	} {
+		resp, err := http.Post(ts.URL+"/v1/observations", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error map[string]any `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := body.Error["message"].(string); !ok {
+			t.Errorf("%s: no message in %v", tc.body, body.Error)
+		}
+		delete(body.Error, "message")
+		got, _ := json.Marshal(body.Error)
+		if resp.StatusCode != 400 || string(got) != tc.want {
+			t.Errorf("%s: %d %s, want 400 %s", tc.body, resp.StatusCode, got, tc.want)
+		}
 	}
 }

@@ -34,6 +34,9 @@ func (a *Agent) openObserve() error {
 	})
 	a.api.HandleFunc("POST /v1/observations", api.Write, a.handleObservations)
 	a.api.HandleFunc("POST /v1/labels", api.Write, a.handleLabels)
+	// A body refused on its Content-Length counts as one refused while
+	// read (readBatch) does.
+	a.api.OnTooLarge(func() { s.Reject("invalid") }, "POST /v1/observations", "POST /v1/labels")
 	a.api.HandleFunc("GET /v1/models", api.Read, a.handleModels)
 	a.api.HandleFunc("GET /v1/models/{model}/stats", api.Read, a.handleModelStats)
 	return nil
@@ -99,14 +102,12 @@ func (a *Agent) writeItemError(w http.ResponseWriter, err error) bool {
 		status, code, reason = http.StatusUnprocessableEntity, "limit_exceeded", "limit"
 	}
 	a.observe.Reject(reason)
-	body := map[string]any{"code": code, "message": err.Error()}
+	e := api.Errorf(status, code, "%s", err.Error())
+	e.Field = ie.Field
 	if ie.Index >= 0 {
-		body["index"] = ie.Index
+		e.Index = &ie.Index
 	}
-	if ie.Field != "" {
-		body["field"] = ie.Field
-	}
-	api.WriteJSON(w, status, map[string]any{"error": body})
+	api.WriteError(w, e)
 	return true
 }
 

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,7 +254,7 @@ func TestDriftCompareErrors(t *testing.T) {
 		{[]string{"-reference", ref, "-current", badRow}, badRow + ":3:"},
 		{[]string{"-reference", ref, "-current", nan, "-column", "y"}, nan + ":3: column \"y\": \"NaN\" is not a finite number"},
 		{[]string{"-reference", ref, "-current", other}, "has no column \"x\""},
-		{[]string{"-reference", ref, "-current", cur, "-method", "ks", "-column", "colour"}, "data_type"},
+		{[]string{"-reference", ref, "-current", cur, "-method", "ks", "-column", "colour"}, `column "colour" is categorical, but detector "ks" (method ks) takes numeric data only`},
 		{[]string{"-reference", ref, "-current", cur, "-method", "psi", "-param", "bins=1"}, "params.bins"},
 		{[]string{"-reference", ref, "-current", cur, "-method", "nope"}, "-method \"nope\""},
 		{[]string{"-reference", ref, "-current", cur, "-threshold", "0.1"}, "need an explicit -method"},
@@ -279,4 +280,70 @@ func TestDriftCompareErrors(t *testing.T) {
 	if _, errOut, code := runExit(t, exe, "drift", "model-x", "model-y"); code != 2 || !strings.Contains(errOut, "exactly one MODEL") {
 		t.Errorf("vigil drift model-x model-y: exit %d %s", code, errOut)
 	}
+}
+
+// TestDriftCompareThirdParty: -detector runs a third party's detector
+// plugin (the SDK's mean-shift example) only by a pinned SHA-256: the one
+// its directory's catalog.json records, or -sha256; an unpinned binary is
+// refused with what to do instead. The method and the column's data type
+// are checked against the plugin's Describe before any value is sent.
+func TestDriftCompareThirdParty(t *testing.T) {
+	exe := installDrift(t)
+	dir := t.TempDir()
+	ref, cur := writeDriftCSVs(t, dir)
+	plugDir := filepath.Join(t.TempDir(), "plugins")
+	bin := filepath.Join(plugDir, "mean-shift")
+	if out, err := exec.Command("go", "build", "-o", bin, "../sdk/examples/meanshift").CombinedOutput(); err != nil {
+		t.Fatalf("build mean-shift: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(b))
+	base := []string{"drift", "compare", "-reference", ref, "-current", cur, "-plugin-dir", plugDir, "-detector", "mean-shift"}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-method", "mean_shift", "-column", "x"}, "is not trusted"},
+		{[]string{"-method", "mean_shift", "-column", "x"}, "-sha256"},
+		{[]string{"-method", "mean_shift", "-column", "x", "-sha256", strings.Repeat("a", 64)}, "refusing to run it"},
+		{[]string{"-method", "mean_shift", "-column", "colour", "-sha256", sum}, `column "colour" is categorical, but detector "mean-shift" (method mean_shift) takes numeric data only`},
+		{[]string{"-column", "x", "-sha256", sum}, `detector "mean-shift" offers no method "mean-shift" (it offers: mean_shift)`},
+	} {
+		out, errOut, code := runExit(t, exe, append(base, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q (want exit 2 and %q); stdout %q", tc.args, code, errOut, tc.want, out)
+		}
+	}
+
+	check := func(what string, args ...string) {
+		t.Helper()
+		out, errOut, code := runExit(t, exe, append(append(base, "-method", "mean_shift", "-threshold", "0.1", "-column", "x", "-column", "y", "-format", "json"), args...)...)
+		var rows []driftRow
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 1 {
+			t.Fatalf("%s: exit %d (want 1), %v\nstdout:\n%s\nstderr:\n%s", what, code, err, out, errOut)
+		}
+		if len(rows) != 2 || rows[0].Method != "mean_shift" || !rows[0].Drifted || rows[1].Drifted {
+			t.Errorf("%s: %+v, want x drifted and y not, by mean_shift", what, rows)
+		}
+	}
+	check("pinned by -sha256", "-sha256", strings.ToUpper(sum))
+	// Registered plugins' files are often named otherwise: the pinned hash
+	// finds the binary in the plugin directory.
+	otherDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(otherDir, "vigil-detector-mean-shift"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check("found by its -sha256", "-plugin-dir", otherDir, "-sha256", sum)
+	if _, errOut, code := runExit(t, exe, "drift", "compare", "-reference", ref, "-current", cur, "-plugin-dir", otherDir, "-detector", "mean-shift", "-method", "mean_shift", "-sha256", strings.Repeat("b", 64)); code != 2 || !strings.Contains(errOut, "no file there is named mean-shift or has the SHA-256") {
+		t.Errorf("no file with the pinned hash: exit %d, %s", code, errOut)
+	}
+	cat := `{"version":1,"plugins":[{"name":"mean-shift","kind":"detector","file":"mean-shift","sha256":"` + sum + `"}]}`
+	if err := os.WriteFile(filepath.Join(plugDir, "catalog.json"), []byte(cat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("pinned by catalog.json")
 }

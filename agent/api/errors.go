@@ -26,11 +26,19 @@ const (
 )
 
 // Error is an API error: an HTTP status and the body
-// {"error":{"code":"...","message":"..."}}.
+// {"error":{"code":"...","message":"..."}}, plus "index" and "field" when
+// the error is about one value of the request body.
 type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Index is the 0-based position of the offending item in its list
+	// (an observation in a batch, a value in an uploaded sample); nil
+	// when the error is not about one item.
+	Index *int `json:"index,omitempty"`
+	// Field names the offending field, such as "features.age"; empty when
+	// the error is not about one field. The message names it too.
+	Field string `json:"field,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -43,6 +51,17 @@ func Errorf(status int, code, format string, args ...any) *Error {
 // BadRequest is a 400 with code invalid_request.
 func BadRequest(format string, args ...any) *Error {
 	return Errorf(http.StatusBadRequest, CodeInvalidRequest, format, args...)
+}
+
+// BadField is a 400 with code invalid_request about field, and about the
+// item at index of its list when index is not negative.
+func BadField(field string, index int, format string, args ...any) *Error {
+	e := BadRequest(format, args...)
+	e.Field = field
+	if index >= 0 {
+		e.Index = &index
+	}
+	return e
 }
 
 // WriteJSON writes v as JSON with the given status.
@@ -132,8 +151,11 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "(top level)"
 		}
-		return BadRequest("field %s: expected %s, got JSON %s", field, typeErr.Type, typeErr.Value)
+		e := BadRequest("field %s: expected %s, got JSON %s", field, typeErr.Type, typeErr.Value)
+		e.Field = typeErr.Field
+		return e
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// No field member: the decoder names the key without its path.
 		return BadRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return BadRequest("invalid JSON: %v", err)

@@ -114,6 +114,9 @@ type Server struct {
 	// ownDeadline holds the route patterns whose handlers bound their own
 	// time (api.request_timeout does not apply); set before Serve.
 	ownDeadline map[string]bool
+	// tooLarge holds, by route pattern, what to call when the server
+	// refuses a body on its Content-Length; set before Serve.
+	tooLarge map[string]func()
 
 	srv       *http.Server
 	listeners []net.Listener
@@ -209,6 +212,21 @@ func (s *Server) OwnDeadline(patterns ...string) {
 	}
 	for _, p := range patterns {
 		s.ownDeadline[p] = true
+	}
+}
+
+// OnTooLarge makes the server call count when it refuses a request to a
+// route registered under one of these patterns because its Content-Length
+// is over api.max_body_bytes. That happens before the route's token check
+// and handler run, so a handler that counts the 413s it finds while
+// reading the body (observations) sees these through count. Call it before
+// Serve.
+func (s *Server) OnTooLarge(count func(), patterns ...string) {
+	if s.tooLarge == nil {
+		s.tooLarge = map[string]func(){}
+	}
+	for _, p := range patterns {
+		s.tooLarge[p] = count
 	}
 }
 
@@ -322,6 +340,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	limit := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
+		if count := s.tooLarge[pattern]; count != nil {
+			count()
+		}
 		s.writeErr(rec, r, Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body of %d bytes is larger than the limit of %d bytes (api.max_body_bytes)", r.ContentLength, limit))
 		return
 	}

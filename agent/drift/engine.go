@@ -289,6 +289,7 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 	defer e.evalMu.Unlock()
 	var out []Evaluation
 	var problems []string
+	descs := newDescriptions(e.det)
 	for _, k := range e.knownVersions(model, version) {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -303,7 +304,7 @@ func (e *Engine) Evaluate(ctx context.Context, model, version string) ([]Evaluat
 		if err := e.joinLabels(ctx, vs); err != nil {
 			problems = append(problems, fmt.Sprintf("%s/%s: join labels to the reference: %v", k.model, k.version, err))
 		}
-		ev := e.evaluateVersion(ctx, vs)
+		ev := e.evaluateVersion(ctx, vs, descs)
 		for _, f := range ev.Features {
 			if f.Error != "" {
 				problems = append(problems, fmt.Sprintf("%s/%s feature %s: %s", k.model, k.version, f.Feature, f.Error))
@@ -412,7 +413,7 @@ func (e *Engine) modelConf(model string) (ModelConfig, Correction, int) {
 	return mc, corr, minS
 }
 
-func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluation {
+func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState, descs *descriptions) *Evaluation {
 	start := time.Now()
 	now := e.now().UTC()
 	mc, corr, minSamples := e.modelConf(vs.key.model)
@@ -483,6 +484,16 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState) *Evaluat
 				return
 			}
 			defer func() { <-sem }()
+			// A feature of a type the method does not declare is not
+			// sent: not every plugin checks, and one that does not would
+			// answer about values it cannot compare. When Describe fails,
+			// Detect says why (missing, crashed plugin).
+			if desc, err := descs.get(ctx, plugin); err == nil {
+				if err := checkDataType(desc, vs.key.model, plugin, req); err != nil {
+					ev.Features[i].Error = err.Error()
+					return
+				}
+			}
 			resp, err := e.det.Detect(ctx, plugin, req)
 			if err == nil && (resp == nil || math.IsNaN(resp.GetStatistic()) || (resp.PValue != nil && (math.IsNaN(resp.GetPValue()) || resp.GetPValue() < 0 || resp.GetPValue() > 1))) {
 				err = fmt.Errorf("plugin %q answered an invalid result (statistic %v, p-value %v)", plugin, resp.GetStatistic(), resp.PValue)

@@ -104,9 +104,11 @@ type Source interface {
 	Models(win time.Duration) []observe.ModelInfo
 }
 
-// Detectors runs one detector call in the named plugin.
+// Detectors runs one detector call in the named plugin, and asks a plugin
+// which methods it offers and the data types each takes.
 type Detectors interface {
 	Detect(ctx context.Context, plugin string, req *sdk.DetectRequest) (*pb.DetectResponse, error)
+	Describe(ctx context.Context, plugin string) (*pb.DescribeResponse, error)
 }
 
 // HostDetectors calls detectors through the agent's plugin host, within
@@ -120,6 +122,16 @@ func (d hostDetectors) Detect(ctx context.Context, plugin string, req *sdk.Detec
 	err := d.h.WithDetector(ctx, plugin, "Detect", func(ctx context.Context, c sdk.DetectorClient) error {
 		var err error
 		resp, err = c.Detect(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+func (d hostDetectors) Describe(ctx context.Context, plugin string) (*pb.DescribeResponse, error) {
+	var resp *pb.DescribeResponse
+	err := d.h.WithDetector(ctx, plugin, "Describe", func(ctx context.Context, c sdk.DetectorClient) error {
+		var err error
+		resp, err = c.Describe(ctx)
 		return err
 	})
 	return resp, err

@@ -39,7 +39,7 @@ var (
 	descObs = prometheus.NewDesc("vigil_observe_observations_total",
 		"Observations stored durably since the agent started.", nil, nil)
 	descRejected = prometheus.NewDesc("vigil_observe_rejected_requests_total",
-		"Observation and label requests refused, by reason: invalid (400), limit (a capacity limit), store (the write failed).",
+		"Observation and label requests refused, by reason: invalid (400, 413, 415), limit (a capacity limit), store (the write failed).",
 		[]string{"reason"}, nil)
 	descEvicted = prometheus.NewDesc("vigil_observe_evicted_observations_total",
 		"Stored observations deleted by retention or observe.max_bytes since the agent started.", nil, nil)

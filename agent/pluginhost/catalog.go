@@ -175,3 +175,9 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// ReadPackageCatalog reads the catalog.json of a plugin directory, with the
+// agent's rules (format version, names, kinds, hashes, files inside the
+// directory, env entries), for commands that launch plugins without an
+// agent (vigil drift compare). A missing file is no error: nil entries.
+func ReadPackageCatalog(dir string) ([]Entry, error) { return readPackageCatalog(dir) }

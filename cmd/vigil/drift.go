@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,9 +98,15 @@ Methods: ks, psi, chisquare, wasserstein, jensenshannon, or auto: ks for a
 numeric column when both samples have at most 10,000 values, psi when
 larger; chisquare for a categorical column.
 
+A third party's detector plugin runs with -detector NAME (and -method, by
+default NAME), only when its SHA-256 is pinned, as the agent requires: by
+the catalog.json of its plugin directory, or by -sha256.
+
 Exit status: 0 when no column drifted, 1 when at least one did, 2 on
 error. See docs/drift.md.`, stdout, stderr)
-	method := fs.String("method", "auto", "detector `method`: ks, psi, chisquare, wasserstein, jensenshannon or auto")
+	method := fs.String("method", "auto", "detector `method`: ks, psi, chisquare, wasserstein, jensenshannon or auto; with -detector, one the plugin offers (default: its name)")
+	detector := fs.String("detector", "", "detector plugin `name` to run, a third party's: trusted by the SHA-256 that its directory's catalog.json or -sha256 pins (default: the built-in plugin named like the method)")
+	pin := fs.String("sha256", "", "SHA-256 (`hex`) to trust the -detector binary by when no catalog.json lists it: PLUGIN_DIR/NAME, or else the file with this hash")
 	refPath := fs.String("reference", "", "reference CSV `file` (required)")
 	curPath := fs.String("current", "", "current CSV `file` (required)")
 	var columns, params multiFlag
@@ -108,7 +115,7 @@ error. See docs/drift.md.`, stdout, stderr)
 	var threshold optFloat
 	fs.Var(&threshold, "threshold", "override the method's default `threshold` (not with auto)")
 	format := fs.String("format", "table", "output `format`: table, text (the same) or json")
-	pluginDir := fs.String("plugin-dir", "", "`directory` of the detector plugins (default: plugins/ beside the vigil binary, then /usr/lib/vigil/plugins)")
+	pluginDir := fs.String("plugin-dir", "", "`directory` of the detector plugins (default: plugins/ beside the vigil binary, then /usr/lib/vigil/plugins; for -detector also /etc/vigil/plugins.d)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this `duration`")
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
@@ -123,8 +130,17 @@ error. See docs/drift.md.`, stdout, stderr)
 	if *refPath == "" || *curPath == "" {
 		return fail("-reference and -current are required")
 	}
-	if *method != "auto" && !contains(driftMethods, *method) {
-		return fail("-method %q: want one of %s or auto", *method, strings.Join(driftMethods, ", "))
+	switch {
+	case *pin != "" && *detector == "":
+		return fail("-sha256 pins the plugin that -detector names; give -detector too")
+	case *pin != "" && !sha256RE.MatchString(strings.ToLower(*pin)):
+		return fail("-sha256 %q: want 64 hexadecimal digits", *pin)
+	case *detector != "" && !pluginNameRE.MatchString(*detector):
+		return fail("-detector %q: want a plugin name (1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", *detector)
+	case *detector != "" && *method == "auto":
+		*method = *detector // the agent's default: the method named like the plugin
+	case *detector == "" && *method != "auto" && !contains(driftMethods, *method):
+		return fail("-method %q: want one of %s or auto; a third party's method needs -detector (its plugin)", *method, strings.Join(driftMethods, ", "))
 	}
 	if *format == "text" { // the other commands' name for it
 		*format = "table"
@@ -156,7 +172,7 @@ error. See docs/drift.md.`, stdout, stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	runner := &detectorRunner{dir: *pluginDir, stderr: stderr}
+	runner := &detectorRunner{dir: *pluginDir, pin: strings.ToLower(*pin), stderr: stderr}
 	defer runner.close()
 
 	var results []DriftResult
@@ -175,8 +191,15 @@ error. See docs/drift.md.`, stdout, stderr)
 			t := threshold.v
 			req.Threshold = &t
 		}
-		c, err := runner.client(m)
+		plugin := m
+		if *detector != "" {
+			plugin = *detector
+		}
+		c, err := runner.client(plugin)
 		if err != nil {
+			return fail("%v", err)
+		}
+		if err := runner.checkMethod(ctx, plugin, req); err != nil {
 			return fail("%v", err)
 		}
 		resp, err := c.Detect(ctx, req)
@@ -395,12 +418,29 @@ func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
 	return req, nil
 }
 
+var (
+	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+)
+
 // detectorRunner starts detector plugins on demand, one process each.
 type detectorRunner struct {
-	dir     string
+	dir string
+	// pin is -sha256: the hash a third party's binary must have when no
+	// catalog.json lists it.
+	pin     string
 	stderr  io.Writer
 	clients map[string]*plugin.Client
 	dets    map[string]sdk.DetectorClient
+	descs   map[string]*pb.DescribeResponse
+}
+
+// launch is a plugin binary to start: its path, the SHA-256 it is trusted
+// by, and the arguments and environment its catalog entry gives.
+type launch struct {
+	path      string
+	sum       []byte
+	args, env []string
 }
 
 // pluginDirs are where the plugins are looked for, in order.
@@ -418,10 +458,161 @@ func (r *detectorRunner) pluginDirs() []string {
 	return append(dirs, "/usr/lib/vigil/plugins")
 }
 
-// find returns the plugin binary for name and its SHA-256. Where the
+// find returns how to start the plugin called name: a built-in one by its
+// file name (findBuiltin), anyone else's only by a pinned SHA-256
+// (findTrusted).
+func (r *detectorRunner) find(name string) (launch, error) {
+	if !contains(driftMethods, name) {
+		return r.findTrusted(name)
+	}
+	path, sum, err := r.findBuiltin(name)
+	if err == nil && r.pin != "" && hex.EncodeToString(sum) != r.pin {
+		return launch{}, fmt.Errorf("%s has SHA-256 %s, not the %s that -sha256 pins; refusing to run it", path, hex.EncodeToString(sum), r.pin)
+	}
+	return launch{path: path, sum: sum}, err
+}
+
+// trustedDirs are where a third party's detector is looked for: the agent's
+// default plugin directories, after plugins/ beside the vigil binary.
+func (r *detectorRunner) trustedDirs() []string {
+	if r.dir != "" {
+		return []string{r.dir}
+	}
+	dirs := r.pluginDirs()
+	for _, d := range pluginhost.DefaultDirs {
+		if !contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// findTrusted finds a third party's detector plugin as the agent trusts
+// one: by the SHA-256 that a catalog.json in its directory records for
+// its name, or else by the SHA-256 that -sha256 pins, for the file
+// DIR/NAME or, when there is none, the file with that hash.
+// The agent's own catalog (vigil plugins register) lives in its data
+// directory, which a running agent holds locked; -sha256 stands in for it.
+func (r *detectorRunner) findTrusted(name string) (launch, error) {
+	dirs := r.trustedDirs()
+	unlisted := "" // a file of that name that no catalog lists
+	for _, d := range dirs {
+		entries, err := pluginhost.ReadPackageCatalog(d)
+		if err != nil {
+			return launch{}, err
+		}
+		for _, e := range entries {
+			if e.Name != name {
+				continue
+			}
+			cat := filepath.Join(d, "catalog.json")
+			if e.Kind != string(sdk.KindDetector) {
+				return launch{}, fmt.Errorf("%s lists %q as a %s plugin, not a detector", cat, name, e.Kind)
+			}
+			sum, err := fileSum(e.Path)
+			if err != nil {
+				return launch{}, err
+			}
+			if got := hex.EncodeToString(sum); got != e.SHA256 {
+				return launch{}, fmt.Errorf("%s does not match the SHA-256 in %s (it is %s, the catalog has %s); refusing to run it", e.Path, cat, got, e.SHA256)
+			}
+			if r.pin != "" && r.pin != e.SHA256 {
+				return launch{}, fmt.Errorf("-sha256 %s differs from the SHA-256 that %s records for %q (%s); refusing to run it", r.pin, cat, name, e.SHA256)
+			}
+			return launch{path: e.Path, sum: sum, args: e.Args, env: e.Env}, nil
+		}
+		if unlisted == "" {
+			p := filepath.Join(d, name)
+			if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
+				unlisted = p
+			}
+		}
+	}
+	switch {
+	case unlisted == "" && r.pin == "":
+		return launch{}, fmt.Errorf("detector plugin %q not found: no catalog.json in %s lists it and no file there has its name; point -plugin-dir at its directory, or pass -sha256 to find its binary by its hash", name, strings.Join(dirs, ", "))
+	case r.pin == "":
+		return launch{}, fmt.Errorf("detector plugin %q (%s) is not trusted: no catalog.json in its directory lists it, and vigil drift compare runs a third party's plugin only by a pinned SHA-256, as the agent does. Pass -sha256 with the hash you trust (`vigil plugins list -format json` shows the one a running agent registered; `sha256sum %s` computes it), or compare inside the agent (models.<model>.features.<feature>.detector: %s)", name, unlisted, unlisted, name)
+	case unlisted != "":
+		sum, err := fileSum(unlisted)
+		if err != nil {
+			return launch{}, err
+		}
+		if got := hex.EncodeToString(sum); got != r.pin {
+			return launch{}, fmt.Errorf("%s has SHA-256 %s, not the %s that -sha256 pins; refusing to run it", unlisted, got, r.pin)
+		}
+		return launch{path: unlisted, sum: sum}, nil
+	}
+	// A registered plugin's file is often named otherwise (a registration
+	// may name it): the pinned hash finds it in the plugin directories.
+	for _, d := range dirs {
+		des, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, de := range des {
+			if !de.Type().IsRegular() || de.Name() == "catalog.json" {
+				continue
+			}
+			p := filepath.Join(d, de.Name())
+			if sum, err := fileSum(p); err == nil && hex.EncodeToString(sum) == r.pin {
+				return launch{path: p, sum: sum}, nil
+			}
+		}
+	}
+	return launch{}, fmt.Errorf("detector plugin %q not found: no catalog.json in %s lists it, and no file there is named %s or has the SHA-256 %s that -sha256 pins", name, strings.Join(dirs, ", "), name, r.pin)
+}
+
+func fileSum(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// checkMethod refuses, before any value is sent, a method the plugin does
+// not offer and a column of a data type the method does not declare, as
+// the agent does; a method that declares no types is left to the plugin.
+func (r *detectorRunner) checkMethod(ctx context.Context, name string, req *sdk.DetectRequest) error {
+	desc, ok := r.descs[name]
+	if !ok {
+		var err error
+		if desc, err = r.dets[name].Describe(ctx); err != nil {
+			return fmt.Errorf("detector %q: Describe: %v", name, err)
+		}
+		if r.descs == nil {
+			r.descs = map[string]*pb.DescribeResponse{}
+		}
+		r.descs[name] = desc
+	}
+	var offered []string
+	for _, m := range desc.GetMethods() {
+		offered = append(offered, m.GetName())
+		if m.GetName() != req.Method {
+			continue
+		}
+		var takes []string
+		for _, t := range m.GetDataTypes() {
+			if t == req.DataType {
+				return nil
+			}
+			takes = append(takes, strings.ToLower(t.String()))
+		}
+		if len(takes) == 0 {
+			return nil
+		}
+		kind := strings.ToLower(req.DataType.String())
+		return fmt.Errorf("column %q is %s, but detector %q (method %s) takes %s data only; compare it with a method that takes %s data (-column picks the columns)", req.Feature, kind, name, req.Method, strings.Join(takes, " or "), kind)
+	}
+	return fmt.Errorf("detector %q offers no method %q (it offers: %s); name one with -method", name, req.Method, strings.Join(offered, ", "))
+}
+
+// findBuiltin returns the plugin binary for name and its SHA-256. Where the
 // directory has a package catalog.json naming the plugin, the binary must
 // match the hash recorded there.
-func (r *detectorRunner) find(name string) (string, []byte, error) {
+func (r *detectorRunner) findBuiltin(name string) (string, []byte, error) {
 	dirs := r.pluginDirs()
 	for _, d := range dirs {
 		p := filepath.Join(d, name)
@@ -450,17 +641,18 @@ func (r *detectorRunner) find(name string) (string, []byte, error) {
 	return "", nil, fmt.Errorf("detector plugin %q not found in %s (build it with `make build`, or point -plugin-dir at the plugins)", name, strings.Join(dirs, ", "))
 }
 
-// client returns a connection to the plugin serving method.
-func (r *detectorRunner) client(method string) (sdk.DetectorClient, error) {
-	if c, ok := r.dets[method]; ok {
+// client returns a connection to the detector plugin called name.
+func (r *detectorRunner) client(name string) (sdk.DetectorClient, error) {
+	if c, ok := r.dets[name]; ok {
 		return c, nil
 	}
-	path, sum, err := r.find(method)
+	l, err := r.find(name)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path)
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}
+	path, sum := l.path, l.sum
+	cmd := exec.Command(path, l.args...)
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}, l.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -478,7 +670,7 @@ func (r *detectorRunner) client(method string) (sdk.DetectorClient, error) {
 	if r.clients == nil {
 		r.clients, r.dets = map[string]*plugin.Client{}, map[string]sdk.DetectorClient{}
 	}
-	r.clients[method] = client
+	r.clients[name] = client
 	rpc, err := client.Client()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %v", path, err)
@@ -498,7 +690,7 @@ func (r *detectorRunner) client(method string) (sdk.DetectorClient, error) {
 	if info.GetKind() != string(sdk.KindDetector) {
 		return nil, fmt.Errorf("%s is a %s plugin, not a detector", path, info.GetKind())
 	}
-	r.dets[method] = det
+	r.dets[name] = det
 	return det, nil
 }
 
