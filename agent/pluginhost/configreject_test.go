@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -116,5 +117,27 @@ func TestConfigureRejectionClasses(t *testing.T) {
 		if got != tc.reject {
 			t.Errorf("Configure failing with %v: a rejection = %v, want %v", tc.err, got, tc.reject)
 		}
+	}
+}
+
+// TestPythonConfigureRaisesClass: a Python plugin whose configure raises
+// class auth (its key refused) is failed at once, as one that returns
+// field errors; one that raises class unavailable is retried as a crash.
+func TestPythonConfigureRaisesClass(t *testing.T) {
+	h, _ := pyHost(t, "py-test", func(c *Config) {
+		c.Start = "boot"
+		c.CrashBudget = 100
+		c.Config = map[string]map[string]any{"py-test": {"raise": "auth"}}
+	})
+	checkFailedAtOnce(t, h, "py-test", "configure raised class auth")
+
+	retried := *h.cfg.Load()
+	retried.Config = map[string]map[string]any{"py-test": {"raise": "unavailable"}}
+	h.Reload(retried)
+	for i := 0; i < 400 && status(t, h, "py-test").Restarts == 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := status(t, h, "py-test"); s.Restarts == 0 || !strings.Contains(s.LastError, "configure raised class unavailable") {
+		t.Errorf("a Configure failing with class unavailable was not retried: %+v", s)
 	}
 }

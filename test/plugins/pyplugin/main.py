@@ -56,6 +56,13 @@ class Faulty(vp.Detector):
         self.waiting = 0  # "wait" calls in progress
         self.waits_cut = 0  # "wait" calls that ended because the agent gave up
 
+    def configure(self, config):
+        # {"raise": CLASS} fails the Configure call itself with that class,
+        # as a plugin that checks its key against its upstream may.
+        if "raise" in config:
+            raise vp.PluginError(config["raise"], "configure raised class %s" % config["raise"])
+        return super().configure(config)
+
     def describe(self):
         return [vp.Method("echo", data_types=[vp.NUMERIC, vp.CATEGORICAL], default_threshold=1.0,
                           params=[vp.Param("do", "", "misbehave: rate_limited, overloaded, bug, nan, sleep; "
