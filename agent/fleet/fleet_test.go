@@ -715,7 +715,7 @@ func TestKeyringIncomplete(t *testing.T) {
 	}{
 		{name: "complete", res: KeyringResult{Nodes: 3, Responses: 3}},
 		{name: "one silent", res: KeyringResult{Nodes: 3, Responses: 2}, err: serfErr,
-			want:     []string{"keyring list: 1 of 3 alive nodes did not answer in time", "run it again"},
+			want:     []string{"keyring list: incomplete: 1 of 3 alive nodes did not answer in time", "run it again"},
 			wantNone: []string{"reported success", "reported errors"}},
 		{name: "errors and silent", res: KeyringResult{Nodes: 3, Responses: 2, Errors: 1, Messages: map[string]string{"n2": "requested key is not in the keyring"}},
 			err:  errors.New("1/3 nodes reported failure"),
