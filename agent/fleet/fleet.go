@@ -377,8 +377,9 @@ func conflictAddr(msg string) string {
 	return strings.TrimSuffix(addr, ".")
 }
 
-// voteCount returns the "[2 / 3]" (votes for this node's address / all
-// answers) of serf's vote result line, or "" when it has none.
+// voteCount returns the "2 / 3" (votes for this node's address / all
+// answers) of serf's vote result line "... resolution [2 / 3]", or "" when
+// it has none.
 func voteCount(msg string) string {
 	i := strings.LastIndex(msg, "[")
 	if i < 0 || !strings.HasSuffix(msg, "]") {
