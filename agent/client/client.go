@@ -72,6 +72,9 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// Body is the answer as it came, for errors that carry more than the
+	// error object (keyring_incomplete holds the partial result).
+	Body []byte
 }
 
 func (e *APIError) Error() string {
@@ -236,7 +239,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any, okSta
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		apiErr := &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer))}
+		apiErr := &APIError{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(answer)), Body: answer}
 		switch {
 		case json.Unmarshal(answer, &e) == nil && e.Error.Code != "":
 			apiErr.Code, apiErr.Message = e.Error.Code, e.Error.Message

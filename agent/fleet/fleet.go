@@ -64,9 +64,13 @@ type Fleet struct {
 	// the name conflict vote, which it follows with its own shutdown.
 	conflictAddr string
 	lostVote     bool
-	decryptErr   string
-	tagBytes     int
-	leaving      bool
+	// votes counts serf's name conflict votes under way (one per conflict
+	// line: serf starts one each time); the conflict is over for this
+	// node once it has won them all.
+	votes      int
+	decryptErr string
+	tagBytes   int
+	leaving    bool
 	// serfSetTags is serf's SetTags; tests replace it.
 	serfSetTags func(map[string]string) error
 
@@ -302,14 +306,38 @@ func (f *Fleet) watchLog(level slog.Level, msg string) slog.Level {
 			return slog.LevelDebug
 		}
 	case strings.Contains(low, "node name conflicts with another node"):
+		// serf starts a vote on which of the two keeps the name.
 		f.mu.Lock()
 		f.conflict = msg
 		f.conflictAddr = conflictAddr(msg)
+		f.votes++
 		f.mu.Unlock()
+	case strings.Contains(low, "majority in name conflict resolution"):
+		// This node keeps the name; the other one lost the vote and stops
+		// gossiping, so the conflict is over here once no other vote is
+		// under way.
+		f.mu.Lock()
+		f.votes = max(f.votes-1, 0)
+		won := f.votes == 0 && f.conflict != ""
+		by := f.conflictAddr
+		if won {
+			f.conflict = ""
+		}
+		f.mu.Unlock()
+		if won {
+			f.logger.Info("node name conflict resolved: this node won serf's name conflict vote and keeps its node_name; the other node with this name stops gossiping (set a unique node_name there)",
+				"node_name", f.opts.NodeName, "other", by, "vote", voteCount(msg))
+		}
 	case strings.Contains(low, "minority in name conflict resolution"):
 		// serf shuts itself down right after this line.
 		f.mu.Lock()
 		f.lostVote = true
+		f.votes = max(f.votes-1, 0)
+		f.mu.Unlock()
+	case strings.Contains(low, "failed to start name resolution query"):
+		// No vote: the conflict stays unresolved.
+		f.mu.Lock()
+		f.votes = max(f.votes-1, 0)
 		f.mu.Unlock()
 	case strings.Contains(low, "could decrypt") || strings.Contains(low, "encryption is configured but remote state is not encrypted") ||
 		strings.Contains(low, "remote state is encrypted and encryption is not configured"):
@@ -347,6 +375,17 @@ func conflictAddr(msg string) string {
 	}
 	addr, _, _ := strings.Cut(rest, " ")
 	return strings.TrimSuffix(addr, ".")
+}
+
+// voteCount returns the "2 / 3" (votes for this node's address / all
+// answers) of serf's vote result line "... resolution [2 / 3]", or "" when
+// it has none.
+func voteCount(msg string) string {
+	i := strings.LastIndex(msg, "[")
+	if i < 0 || !strings.HasSuffix(msg, "]") {
+		return ""
+	}
+	return strings.Trim(msg[i:], "[]")
 }
 
 // rejoinNoAnswer is the join error of a rejoin from the snapshot that no

@@ -400,6 +400,46 @@ func TestNameConflict(t *testing.T) {
 	}
 }
 
+// TestNameConflictWon: a node that a newcomer with its name joins directly
+// sees the conflict too and wins serf's vote; the newcomer stops. The
+// conflict is then over for the winner: its status turned "name
+// conflict" for good, although nothing was left to fix there. It is ok
+// again, and its log says what happened.
+func TestNameConflictWon(t *testing.T) {
+	a := startNode(t, "a", nil)
+	dup1 := startNode(t, "dup", nil)
+	if err := dup1.Join([]string{a.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "2 alive", func() bool { return aliveCount(a.Fleet) == 2 })
+	dup2 := startNode(t, "dup", nil)
+	err := dup2.Join([]string{dup1.addr})
+	t.Logf("join of the second dup: %v", err)
+	waitFor(t, 20*time.Second, "the newcomer to stop", func() bool { return dup2.Status().Failed })
+	waitFor(t, 20*time.Second, "the original to win the vote", func() bool {
+		return strings.Contains(dup1.logs.String(), "majority in name conflict resolution")
+	})
+	if !strings.Contains(dup1.logs.String(), "Node name conflicts with another node at "+dup2.addr) {
+		t.Fatalf("the original never saw the conflict:\n%s", dup1.logs)
+	}
+	// serf may still hand it a late copy of the newcomer's alive message,
+	// which starts another vote that it wins as well.
+	waitFor(t, 20*time.Second, "the winner's status to be ok", func() bool { return dup1.Status().OK })
+	if st := dup1.Status(); st.Failed || strings.Contains(st.Reason, "conflict") {
+		t.Errorf("the winner's status = %+v, want ok without the conflict", st)
+	}
+	want := `msg="node name conflict resolved: this node won serf's name conflict vote and keeps its node_name; `
+	if !strings.Contains(dup1.logs.String(), want) || !strings.Contains(dup1.logs.String(), "other="+dup2.addr) || !strings.Contains(dup1.logs.String(), `vote="`) {
+		t.Errorf("the winner's log does not say it won against %s:\n%s", dup2.addr, dup1.logs)
+	}
+	if why := dup1.Stopped(); why != "" {
+		t.Errorf("the winner says it stopped: %q", why)
+	}
+	if err := dup2.StopErr(); !errors.Is(err, ErrNameConflict) {
+		t.Errorf("the loser's StopErr() = %v, want it to match ErrNameConflict", err)
+	}
+}
+
 // TestUnexpectedStop: serf shutting down while the agent runs, without a
 // leave or shutdown asked for, is a stop with a reason a restart can fix;
 // a leave is not a stop at all.
@@ -675,7 +715,7 @@ func TestKeyringIncomplete(t *testing.T) {
 	}{
 		{name: "complete", res: KeyringResult{Nodes: 3, Responses: 3}},
 		{name: "one silent", res: KeyringResult{Nodes: 3, Responses: 2}, err: serfErr,
-			want:     []string{"keyring list: 1 of 3 alive nodes did not answer in time", "run it again"},
+			want:     []string{"keyring list: incomplete: 1 of 3 alive nodes did not answer in time", "run it again"},
 			wantNone: []string{"reported success", "reported errors"}},
 		{name: "errors and silent", res: KeyringResult{Nodes: 3, Responses: 2, Errors: 1, Messages: map[string]string{"n2": "requested key is not in the keyring"}},
 			err:  errors.New("1/3 nodes reported failure"),

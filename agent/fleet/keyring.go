@@ -154,7 +154,7 @@ func incomplete(op KeyringOp, res KeyringResult, err error) error {
 	if silent > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d alive nodes did not answer in time (serf does not say which; vigil members lists the alive ones)", silent, res.Nodes))
 	}
-	return fmt.Errorf("keyring %s: %s; run it again once every alive node answers", op, strings.Join(parts, "; "))
+	return fmt.Errorf("keyring %s: incomplete: %s; run it again once every alive node answers", op, strings.Join(parts, "; "))
 }
 
 func nodeMessages(m map[string]string) string {

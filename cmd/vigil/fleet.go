@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/vigilml/vigil/agent/client"
 	"github.com/vigilml/vigil/agent/fleet"
 )
 
@@ -46,7 +49,14 @@ Subcommands:
   use KEY       make KEY the primary key that encrypts, on every node
   remove KEY    drop KEY from every node's keyring (not the primary key)
 
-Rotation: vigil keygen, install the new key, use it, remove the old one.`
+Rotation: vigil keygen, install the new key, use it, remove the old one.
+
+Failed and left members are not asked (they are named; they keep their old
+keys). Exit status: 0 when every alive node answered and applied it; 2 when
+the answer is incomplete (an alive node reported an error or did not answer
+in time; serf does not say which one was silent): what the nodes that
+answered said is printed, then the error, and the step should be run again;
+2 also when the agent could not be asked or refused the request.`
 	if code, done := groupHelp(args, "vigil keyring <list|install|use|remove> [KEY] [flags]", help, stdout, stderr); done {
 		return code
 	}
@@ -95,21 +105,74 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 	} else {
 		_, err = c.Do(context.Background(), http.MethodPost, "/v1/fleet/keyring", map[string]string{"op": sub, "key": fs.Arg(0)}, &res)
 	}
+	var incomplete error
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
-		return 2
+		partial, ok := keyringPartial(err)
+		if !ok {
+			fmt.Fprintf(stderr, "vigil keyring %s: %v\n", sub, err)
+			return 2
+		}
+		// The agent answered 502 keyring_incomplete with what the nodes
+		// that answered said: print it as a complete answer, then why it
+		// is not one.
+		res, incomplete = partial, err
 	}
 	if *format == "json" {
-		return printJSON(stdout, res)
+		printJSON(stdout, res)
+		return keyringExit(stderr, incomplete)
 	}
-	defer printNotAsked(stdout, res.NotAsked)
-	if res.Absent {
-		fmt.Fprintf(stdout, "%s: no node has this key; nothing done (already removed, or mistyped: vigil keyring list shows the installed keys)\n", sub)
+	printKeyring(stdout, op, res)
+	if incomplete != nil {
+		printKeyringMissing(stdout, res)
+	}
+	printNotAsked(stdout, res.NotAsked)
+	return keyringExit(stderr, incomplete)
+}
+
+// keyringPartial returns the partial result of a keyring answer that did
+// not reach every alive node (502 keyring_incomplete), or false when err
+// is another error.
+func keyringPartial(err error) (fleet.KeyringResult, bool) {
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "keyring_incomplete" {
+		return fleet.KeyringResult{}, false
+	}
+	var body struct {
+		Result *fleet.KeyringResult `json:"result"`
+	}
+	// No node asked (the query could not be sent): nothing to print.
+	if json.Unmarshal(apiErr.Body, &body) != nil || body.Result == nil || body.Result.Nodes == 0 {
+		return fleet.KeyringResult{}, false
+	}
+	return *body.Result, true
+}
+
+// keyringExit says on stderr why a keyring answer is incomplete (the
+// agent's message: "keyring install: incomplete: ...") and returns the
+// exit status: 2 when it is, else 0.
+func keyringExit(stderr io.Writer, incomplete error) int {
+	if incomplete == nil {
 		return 0
+	}
+	msg := incomplete.Error()
+	var apiErr *client.APIError
+	if errors.As(incomplete, &apiErr) {
+		msg = apiErr.Message
+	}
+	fmt.Fprintf(stderr, "vigil %s\n", msg)
+	return 2
+}
+
+// printKeyring prints a keyring answer as text: the keys (list), how many
+// nodes applied the change, or that no node has the key to remove.
+func printKeyring(stdout io.Writer, op fleet.KeyringOp, res fleet.KeyringResult) {
+	if res.Absent {
+		fmt.Fprintf(stdout, "%s: no node has this key; nothing done (already removed, or mistyped: vigil keyring list shows the installed keys)\n", op)
+		return
 	}
 	if op != fleet.KeyList {
-		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", sub, res.Responses-res.Errors, res.Nodes)
-		return 0
+		fmt.Fprintf(stdout, "%s: done on %d of %d nodes\n", op, res.Responses-res.Errors, res.Nodes)
+		return
 	}
 	keys := make([]string, 0, len(res.Keys))
 	for k := range res.Keys {
@@ -122,7 +185,32 @@ Rotation: vigil keygen, install the new key, use it, remove the old one.`
 		fmt.Fprintf(tw, "%s\t%d/%d\t%d\n", k, res.Keys[k], res.Nodes, res.PrimaryKeys[k])
 	}
 	tw.Flush()
-	return 0
+}
+
+// printKeyringMissing names the nodes of an incomplete keyring answer that
+// reported errors, with their messages, and counts the alive nodes that
+// did not answer in time (serf does not name them).
+func printKeyringMissing(w io.Writer, res fleet.KeyringResult) {
+	names := make([]string, 0, len(res.Messages))
+	for n := range res.Messages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	msgs := make([]string, len(names))
+	for i, n := range names {
+		msgs[i] = n + ": " + res.Messages[n]
+	}
+	switch {
+	case res.Errors > 0 && len(msgs) > 0:
+		fmt.Fprintf(w, "errors: %d of %d nodes (%s)\n", res.Errors, res.Nodes, strings.Join(msgs, "; "))
+	case res.Errors > 0:
+		fmt.Fprintf(w, "errors: %d of %d nodes\n", res.Errors, res.Nodes)
+	case len(msgs) > 0:
+		fmt.Fprintf(w, "messages: %s\n", strings.Join(msgs, "; "))
+	}
+	if silent := res.Nodes - res.Responses; silent > 0 {
+		fmt.Fprintf(w, "no answer in time: %d of %d alive nodes (serf does not say which; vigil members lists the alive ones)\n", silent, res.Nodes)
+	}
 }
 
 func runMembers(args []string, stdout, stderr io.Writer) int {
