@@ -109,7 +109,7 @@ func TestPluginConfigRejectedNamesFileAndReloads(t *testing.T) {
 		}
 		return cfg
 	}
-	a, err := New(load("5"), Options{Level: new(slog.LevelVar)})
+	a, err := New(load("5"), Options{Dev: true, Level: new(slog.LevelVar)}) // dev: a taken gossip port is no error
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,18 @@ func devAgent(t *testing.T, plugins ...string) *agentProc {
 	for _, p := range plugins {
 		copyFile(filepath.Join(providerPlugins(t), p), filepath.Join(bin, "plugins", p))
 	}
-	return startAgentBin(t, filepath.Join(bin, "vigil"), nil, "-dev", "-data-dir", filepath.Join(dir, "data"), "-http-addr", "127.0.0.1:0")
+	// plugins.dirs names an empty directory, so that plugins a vigil
+	// package installed on this host (/usr/lib/vigil/plugins) are not
+	// found: the test's plugins are only those beside its binary.
+	none := filepath.Join(dir, "no-system-plugins")
+	if err := os.Mkdir(none, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte("plugins:\n  dirs: ["+none+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startAgentBin(t, filepath.Join(bin, "vigil"), nil, "-dev", "-config", cfg, "-data-dir", filepath.Join(dir, "data"), "-http-addr", "127.0.0.1:0")
 }
 
 // gatewayState is the gateway subsystem's state and reason in /v1/status.

@@ -74,6 +74,10 @@ func pyHost(t *testing.T, name string, cfg func(*Config)) (*Host, string) {
 	dir := t.TempDir()
 	copyFile(t, bins[name], filepath.Join(dir, name))
 	c := testConfig(dir)
+	// A Python plugin starts an interpreter, unpacks its zipapp and makes
+	// a certificate: on a loaded 2-core machine that took over the 5 s
+	// the Go plugins' tests allow.
+	c.StartTimeout = 30 * time.Second
 	if cfg != nil {
 		cfg(&c)
 	}
