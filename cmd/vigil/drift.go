@@ -381,7 +381,7 @@ func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
 			if cell == "" {
 				continue
 			}
-			if _, err := strconv.ParseFloat(cell, 64); err != nil {
+			if _, ok := parseCSVNumber(cell); !ok {
 				numeric = false
 			}
 		}
@@ -405,7 +405,7 @@ func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
 				*side.cats = append(*side.cats, cell)
 				continue
 			}
-			v, _ := strconv.ParseFloat(cell, 64)
+			v, _ := parseCSVNumber(cell)
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return nil, fmt.Errorf("%s:%d: column %q: %q is not a finite number", side.f.path, side.f.lines[k], name, cell)
 			}
@@ -416,6 +416,18 @@ func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// parseCSVNumber reads a numeric cell with strconv.ParseFloat. A number
+// too large for a float64 (1e400) reads as ±Inf, as numpy and pandas read
+// it, so that the column stays numeric and the value is reported as not
+// finite, instead of making the whole column categorical.
+func parseCSVNumber(cell string) (float64, bool) {
+	v, err := strconv.ParseFloat(cell, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	return v, true
 }
 
 var (
