@@ -46,3 +46,32 @@ models:
 		}
 	}
 }
+
+// TestDriftSwitchesAreIndependent: turning the automatic reference off,
+// in a file or the environment, leaves drift evaluation on, and the other
+// way round (the two defaults once shared one *bool, so auto_reference:
+// false switched the whole drift engine off).
+func TestDriftSwitchesAreIndependent(t *testing.T) {
+	for _, tc := range []struct {
+		name, body  string
+		env         map[string]string
+		enabled, ar bool
+	}{
+		{name: "file auto_reference", body: "drift:\n  auto_reference: false\n", enabled: true, ar: false},
+		{name: "file enabled", body: "drift:\n  enabled: false\n", enabled: false, ar: true},
+		{name: "env auto_reference", body: "log_level: info\n", env: map[string]string{"VIGIL_DRIFT_AUTO_REFERENCE": "false"}, enabled: true, ar: false},
+		{name: "env enabled", body: "log_level: info\n", env: map[string]string{"VIGIL_DRIFT_ENABLED": "false"}, enabled: false, ar: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "vigil.yaml", tc.body)
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			l, err := Load(Options{Path: p, Env: lookup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *l.Drift.Enabled != tc.enabled || *l.Drift.AutoReference != tc.ar {
+				t.Fatalf("drift.enabled=%v drift.auto_reference=%v; want %v %v", *l.Drift.Enabled, *l.Drift.AutoReference, tc.enabled, tc.ar)
+			}
+		})
+	}
+}

@@ -99,13 +99,16 @@ type Models map[string]ModelConfig
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	t := true
+	// Two variables, not one: the config loader writes a file's or the
+	// environment's value through these pointers, so a shared one would
+	// make auto_reference: false turn drift off as well.
+	enabled, autoRef := true, true
 	return Config{
-		Enabled:            &t,
+		Enabled:            &enabled,
 		Interval:           30 * time.Second,
 		CurrentWindow:      1000,
 		ReferenceSize:      1000,
-		AutoReference:      &t,
+		AutoReference:      &autoRef,
 		MaxReferenceValues: 100_000,
 		MinSamples:         100,
 		Correction:         string(Bonferroni),

@@ -76,6 +76,10 @@ type versionState struct {
 	// extendTried is when late features were last looked for in the
 	// stored observations (extendAutoReference).
 	extendTried time.Time
+	// mixedWarned holds the features already logged as categorical
+	// though mostly numbers, so that the warning is logged once, not
+	// every evaluation.
+	mixedWarned map[string]bool
 }
 
 // Open opens (creating if needed) the drift file at cfg.Path and loads the
@@ -459,6 +463,9 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState, descs *d
 		*r = FeatureResult{Feature: p.name, ReferenceN: len(p.ref), CurrentN: len(p.cur), EvaluatedAt: now}
 		req := buildRequest(p)
 		r.Categorical = req.DataType == pb.DataType_CATEGORICAL
+		if r.Categorical {
+			e.warnMixed(vs, p)
+		}
 		plugin := p.conf.Detector
 		if plugin == "" {
 			plugin = AutoMethod(r.Categorical, len(p.ref), len(p.cur))
@@ -523,6 +530,44 @@ func errString(err error) string {
 // buildRequest turns the two samples into a detect request: categorical
 // when any value of either is a string (numbers then compare by their
 // canonical text), numeric otherwise.
+// warnMixed logs, once per feature of a version, a categorical feature
+// most of whose values are numbers: a string such as "missing" sent in a
+// numeric feature makes it categorical, and chisquare then pools its many
+// distinct numbers into one column and finds no drift however far they
+// moved, which the results alone do not show.
+func (e *Engine) warnMixed(vs *versionState, p *featurePlan) {
+	var numbers, total int
+	first := ""
+	for _, side := range [][]observe.Value{p.ref, p.cur} {
+		for _, v := range side {
+			total++
+			switch {
+			case v.Kind == observe.KindNumber:
+				numbers++
+			case first == "":
+				first = v.String()
+			}
+		}
+	}
+	if 2*numbers <= total {
+		return
+	}
+	vs.mu.Lock()
+	warned := vs.mixedWarned[p.name]
+	if !warned {
+		if vs.mixedWarned == nil {
+			vs.mixedWarned = map[string]bool{}
+		}
+		vs.mixedWarned[p.name] = true
+	}
+	vs.mu.Unlock()
+	if warned {
+		return
+	}
+	e.log.Warn("drift feature is categorical though most of its values are numbers: a string in a numeric feature makes it categorical, and chisquare then finds no drift in the numbers; leave missing numbers out of the observation",
+		"model", vs.key.model, "version", vs.key.version, "feature", p.name, "numbers", numbers, "values", total, "first_string", first)
+}
+
 func buildRequest(p *featurePlan) *sdk.DetectRequest {
 	cat := false
 	for _, side := range [][]observe.Value{p.ref, p.cur} {

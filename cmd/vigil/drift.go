@@ -178,9 +178,12 @@ error. See docs/drift.md.`, stdout, stderr)
 	var results []DriftResult
 	drifted := false
 	for _, col := range columns {
-		req, err := columnRequest(col, ref, cur)
+		req, warning, err := columnRequest(col, ref, cur)
 		if err != nil {
 			return fail("%v", err)
+		}
+		if warning != "" {
+			fmt.Fprintf(stderr, "vigil drift compare: warning: %s\n", warning)
 		}
 		m := *method
 		if m == "auto" {
@@ -361,32 +364,47 @@ func (f *csvFile) column(name string) (int, error) {
 }
 
 // columnRequest builds the detect request for one column, deciding its
-// data type from both files.
-func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
+// data type from both files. warning is not empty when the column is
+// categorical although most of its cells are numbers: a missing-value
+// marker such as "NA" then turns a numeric column into categories, and
+// chisquare pools its many distinct values into one column and reports no
+// drift, so the user is told which cell did it.
+func columnRequest(name string, ref, cur *csvFile) (req *sdk.DetectRequest, warning string, err error) {
 	ri, err := ref.column(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ci, err := cur.column(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	numeric := true
+	var cells, numbers int
+	var firstText string
 	for _, side := range []struct {
 		f *csvFile
 		i int
 	}{{ref, ri}, {cur, ci}} {
-		for _, row := range side.f.rows {
+		for k, row := range side.f.rows {
 			cell := strings.TrimSpace(row[side.i])
 			if cell == "" {
 				continue
 			}
-			if _, err := strconv.ParseFloat(cell, 64); err != nil {
-				numeric = false
+			cells++
+			if _, ok := parseCSVNumber(cell); ok {
+				numbers++
+				continue
 			}
+			if numeric {
+				firstText = fmt.Sprintf("%s:%d holds %q", side.f.path, side.f.lines[k], cell)
+			}
+			numeric = false
 		}
 	}
-	req := &sdk.DetectRequest{DataType: pb.DataType_CATEGORICAL}
+	if !numeric && 2*numbers > cells {
+		warning = fmt.Sprintf("column %q is categorical (every value a category) because %s, not a number, though %d of its %d values are numbers; if such cells are missing values, leave them empty", name, firstText, numbers, cells)
+	}
+	req = &sdk.DetectRequest{DataType: pb.DataType_CATEGORICAL}
 	if numeric {
 		req.DataType = pb.DataType_NUMERIC
 	}
@@ -405,17 +423,29 @@ func columnRequest(name string, ref, cur *csvFile) (*sdk.DetectRequest, error) {
 				*side.cats = append(*side.cats, cell)
 				continue
 			}
-			v, _ := strconv.ParseFloat(cell, 64)
+			v, _ := parseCSVNumber(cell)
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("%s:%d: column %q: %q is not a finite number", side.f.path, side.f.lines[k], name, cell)
+				return nil, "", fmt.Errorf("%s:%d: column %q: %q is not a finite number", side.f.path, side.f.lines[k], name, cell)
 			}
 			*side.nums = append(*side.nums, v)
 		}
 		if len(*side.nums)+len(*side.cats) == 0 {
-			return nil, fmt.Errorf("%s: column %q has no values", side.f.path, name)
+			return nil, "", fmt.Errorf("%s: column %q has no values", side.f.path, name)
 		}
 	}
-	return req, nil
+	return req, warning, nil
+}
+
+// parseCSVNumber reads a numeric cell with strconv.ParseFloat. A number
+// too large for a float64 (1e400) reads as ±Inf, as numpy and pandas read
+// it, so that the column stays numeric and the value is reported as not
+// finite, instead of making the whole column categorical.
+func parseCSVNumber(cell string) (float64, bool) {
+	v, err := strconv.ParseFloat(cell, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	return v, true
 }
 
 var (
