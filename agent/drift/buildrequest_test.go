@@ -72,8 +72,17 @@ func TestEngineWarnsOfStringsInNumericFeature(t *testing.T) {
 	}
 	e.Add(obs)
 	for range 2 {
-		if _, err := e.Evaluate(ctx, "", ""); err != nil {
+		evs, err := e.Evaluate(ctx, "", "")
+		if err != nil {
 			t.Fatal(err)
+		}
+		// Every evaluation's result carries the warning, for those who
+		// read the API rather than the log.
+		for _, f := range evs[0].Features {
+			if mixed := f.Feature == "amount"; mixed != (f.Warning != "") ||
+				mixed && !strings.Contains(f.Warning, `strings such as "missing", though 39 of its 40 values are numbers`) {
+				t.Errorf("feature %s: warning %q", f.Feature, f.Warning)
+			}
 		}
 	}
 	out := logBuf.String()

@@ -464,7 +464,7 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState, descs *d
 		req := buildRequest(p)
 		r.Categorical = req.DataType == pb.DataType_CATEGORICAL
 		if r.Categorical {
-			e.warnMixed(vs, p)
+			r.Warning = e.mixedWarning(vs, p)
 		}
 		plugin := p.conf.Detector
 		if plugin == "" {
@@ -527,15 +527,13 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// buildRequest turns the two samples into a detect request: categorical
-// when any value of either is a string (numbers then compare by their
-// canonical text), numeric otherwise.
-// warnMixed logs, once per feature of a version, a categorical feature
-// most of whose values are numbers: a string such as "missing" sent in a
-// numeric feature makes it categorical, and chisquare then pools its many
-// distinct numbers into one column and finds no drift however far they
-// moved, which the results alone do not show.
-func (e *Engine) warnMixed(vs *versionState, p *featurePlan) {
+// mixedWarning says so when a categorical feature has mostly numbers
+// among its values: a string such as "missing" sent in a numeric feature
+// makes it categorical, and chisquare then pools its many distinct numbers
+// into one column and finds no drift however far they moved. The warning
+// goes into the feature's result at every evaluation, and into the log
+// once per feature of a version.
+func (e *Engine) mixedWarning(vs *versionState, p *featurePlan) string {
 	var numbers, total int
 	first := ""
 	for _, side := range [][]observe.Value{p.ref, p.cur} {
@@ -550,8 +548,9 @@ func (e *Engine) warnMixed(vs *versionState, p *featurePlan) {
 		}
 	}
 	if 2*numbers <= total {
-		return
+		return ""
 	}
+	warning := fmt.Sprintf("compared as categories because of strings such as %q, though %d of its %d values are numbers: the numbers' drift is not measured; leave a missing number out of the observation instead of sending a string", first, numbers, total)
 	vs.mu.Lock()
 	warned := vs.mixedWarned[p.name]
 	if !warned {
@@ -562,11 +561,16 @@ func (e *Engine) warnMixed(vs *versionState, p *featurePlan) {
 	}
 	vs.mu.Unlock()
 	if warned {
-		return
+		return warning
 	}
 	e.log.Warn("drift feature is categorical though most of its values are numbers: a string in a numeric feature makes it categorical, and chisquare then finds no drift in the numbers; leave missing numbers out of the observation",
 		"model", vs.key.model, "version", vs.key.version, "feature", p.name, "numbers", numbers, "values", total, "first_string", first)
+	return warning
 }
+
+// buildRequest turns the two samples into a detect request: categorical
+// when any value of either is a string (numbers then compare by their
+// canonical text), numeric otherwise.
 
 func buildRequest(p *featurePlan) *sdk.DetectRequest {
 	cat := false

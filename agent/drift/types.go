@@ -51,6 +51,9 @@ type FeatureResult struct {
 	// Error says why the detector gave no answer (missing or crashed
 	// plugin, rejected input); empty otherwise.
 	Error string `json:"error,omitempty"`
+	// Warning says why an answer may mislead: a feature of numbers
+	// compared as categories because some values were strings.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Evaluation is one drift evaluation of one model version.

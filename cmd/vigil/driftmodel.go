@@ -122,6 +122,11 @@ See docs/drift.md.`, stdout, stderr)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", f.Feature, orDash(f.Method), stat, num(f.PValue), num(f.AdjustedPValue),
 				thr, f.Severity, f.ReferenceN, f.CurrentN, orDash(f.Error))
 		}
+		for _, f := range v.Features {
+			if f.Warning != "" {
+				fmt.Fprintf(tw, "  warning: %s: %s\n", f.Feature, f.Warning)
+			}
+		}
 	}
 	tw.Flush()
 	return code
