@@ -28,3 +28,20 @@ func TestHandlerErrorClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestClassOfMatchesTheWire: ClassOf of a handler's error, as a plugin's
+// own unit test would ask it, is the class the agent receives.
+func TestClassOfMatchesTheWire(t *testing.T) {
+	for _, err := range []error{
+		context.Canceled,
+		fmt.Errorf("read stream: %w", context.Canceled),
+		context.DeadlineExceeded,
+		errors.New("boom"),
+		FieldErrorf("messages", "empty"),
+	} {
+		wire := ClassOf(fromStatus(toStatus(context.Background(), err), nil))
+		if got := ClassOf(err); got != wire {
+			t.Errorf("ClassOf(%v) = %s, but the agent receives %s", err, got, wire)
+		}
+	}
+}
