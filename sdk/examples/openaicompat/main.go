@@ -7,7 +7,7 @@
 //   - settings read with sdk/providerconf: the keys every gateway.providers
 //     entry may carry (base_url, api_key / api_key_file, timeout,
 //     max_concurrency, headers) plus options of its own (chat_model,
-//     embedding_model, embedding_dimensions, context_window);
+//     embedding_model, embedding_dimensions);
 //   - sdk.UnsupportedProvider for the call it does not offer (CountTokens:
 //     the agent then estimates);
 //   - the upstream's HTTP errors mapped to the contract's classes (classify),
@@ -50,7 +50,6 @@ type settings struct {
 	chatModel       string
 	embedModel      string
 	embedDimensions int
-	contextWindow   int
 	client          *http.Client
 	slots           chan struct{} // max_concurrency
 }
@@ -70,7 +69,7 @@ type provider struct {
 }
 
 // ownKeys are the plugin's options (gateway.providers[].options).
-var ownKeys = []string{"chat_model", "embedding_model", "embedding_dimensions", "context_window"}
+var ownKeys = []string{"chat_model", "embedding_model", "embedding_dimensions"}
 
 // Configure reads a gateway.providers entry's settings. It may be called
 // more than once (the conformance kit sends a second configuration), and
@@ -88,9 +87,6 @@ func (p *provider) Configure(m map[string]any) []sdk.FieldError {
 	}
 	if v, ok := r.Int("embedding_dimensions", 1, 65536); ok {
 		s.embedDimensions = v
-	}
-	if v, ok := r.Int("context_window", 1, 10_000_000); ok {
-		s.contextWindow = v
 	}
 	if s.chatModel == "" && s.embedModel == "" {
 		r.Bad("chat_model", "and embedding_model are both empty: the plugin would offer no model")
@@ -125,11 +121,14 @@ func (p *provider) settings() *settings {
 	return p.cur
 }
 
+// Models lists the configured models, for the conformance kit (which calls
+// them) and other tools. The agent's gateway does not call it: it sends each
+// request to the model its gateway.models target names.
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.settings()
 	var out pb.ModelsResponse
 	if s.chatModel != "" {
-		out.Models = append(out.Models, &pb.ModelInfo{Id: s.chatModel, Chat: true, ContextWindow: int32(s.contextWindow)})
+		out.Models = append(out.Models, &pb.ModelInfo{Id: s.chatModel, Chat: true})
 	}
 	if s.embedModel != "" {
 		out.Models = append(out.Models, &pb.ModelInfo{Id: s.embedModel, Embeddings: true, EmbeddingDimensions: int32(s.embedDimensions)})

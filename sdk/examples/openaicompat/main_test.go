@@ -74,7 +74,7 @@ func TestConfigureProblems(t *testing.T) {
 	}{
 		{"empty", nil, nil},
 		{"unknown key", map[string]any{"modle": "x"}, []sdk.FieldError{{Field: "modle",
-			Message: "unknown key (known: base_url, api_key, api_key_file, api_key_env, timeout, max_concurrency, headers, chat_model, embedding_model, embedding_dimensions, context_window)"}}},
+			Message: "unknown key (known: base_url, api_key, api_key_file, api_key_env, timeout, max_concurrency, headers, chat_model, embedding_model, embedding_dimensions)"}}},
 		{"every problem at once", map[string]any{"timeout": "soon", "embedding_dimensions": 0.5, "headers": map[string]any{"Authorization": "Bearer x"}},
 			[]sdk.FieldError{
 				{Field: "timeout", Message: `"soon" is not a positive duration such as 60s`},
@@ -166,13 +166,13 @@ func TestUpstreamErrors(t *testing.T) {
 
 func TestChatAndEmbed(t *testing.T) {
 	s, url := stub(t)
-	p := configured(t, url, map[string]any{"context_window": 128000.0})
+	p := configured(t, url, nil)
 	models, err := p.Models(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []*pb.ModelInfo{
-		{Id: "gpt-4o-mini", Chat: true, ContextWindow: 128000},
+		{Id: "gpt-4o-mini", Chat: true},
 		{Id: "text-embedding-3-small", Embeddings: true, EmbeddingDimensions: 8},
 	}
 	if len(models.Models) != 2 || models.Models[0].String() != want[0].String() || models.Models[1].String() != want[1].String() {
