@@ -17,7 +17,8 @@
 //     two streamed chunks), not as a cap on a long stream;
 //   - max_concurrency as a bound on the upstream calls in flight.
 //
-// It carries text messages only and declares no capability beyond chat,
+// It carries text messages (and response_format) only, and declares no
+// capability beyond chat,
 // stream and embeddings, so the gateway sends it no tools, images, files or
 // logprobs (docs/plugins.md, "Capabilities"). docs/plugins.md, "Writing a
 // plugin in Go", walks through it; main_test.go runs the conformance kit
@@ -136,9 +137,9 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	return &out, nil
 }
 
-// chatBody is the upstream request for req. Only text is carried: the
-// gateway sends no parts, tools or logprobs to a plugin that does not
-// declare them.
+// chatBody is the upstream request for req: text messages, the sampling
+// parameters and response_format. The gateway sends no parts, tools or
+// logprobs to a plugin that does not declare them.
 func chatBody(req *pb.ChatRequest, stream bool) (map[string]any, error) {
 	if len(req.GetMessages()) == 0 {
 		return nil, sdk.FieldErrorf("messages", "at least one message is required")
@@ -166,6 +167,22 @@ func chatBody(req *pb.ChatRequest, stream bool) (map[string]any, error) {
 	}
 	if req.Seed != nil {
 		body["seed"] = req.GetSeed()
+	}
+	// The gateway checks the answer against the schema itself, but only
+	// an upstream that was given it can keep to it.
+	switch f := req.GetResponseFormat(); f {
+	case "text", "json_object":
+		body["response_format"] = map[string]any{"type": f}
+	case "json_schema":
+		if !json.Valid([]byte(req.GetJsonSchema())) {
+			return nil, sdk.FieldErrorf("response_format.json_schema.schema", "is not JSON")
+		}
+		name := req.GetJsonSchemaName()
+		if name == "" {
+			name = "response"
+		}
+		body["response_format"] = map[string]any{"type": f, "json_schema": map[string]any{
+			"name": name, "schema": json.RawMessage(req.GetJsonSchema()), "strict": req.GetJsonSchemaStrict()}}
 	}
 	if stream {
 		body["stream"] = true

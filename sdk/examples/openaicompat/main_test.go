@@ -204,6 +204,18 @@ func TestChatAndEmbed(t *testing.T) {
 		t.Errorf("stream_options %v, want include_usage", so)
 	}
 
+	schema := `{"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"]}`
+	resp, err = p.Chat(context.Background(), &pb.ChatRequest{Model: "gpt-4o-mini", Messages: []*pb.Message{{Role: "user", Content: "hi"}},
+		ResponseFormat: "json_schema", JsonSchema: schema, JsonSchemaName: "reply", JsonSchemaStrict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, _ := s.LastRequest("/v1/chat/completions", "gpt-4o-mini")["response_format"].(map[string]any)
+	js, _ := rf["json_schema"].(map[string]any)
+	if rf["type"] != "json_schema" || js["name"] != "reply" || js["strict"] != true || js["schema"] == nil {
+		t.Fatalf("response_format sent upstream: %v", rf)
+	}
+
 	emb, err := p.Embed(context.Background(), &pb.EmbedRequest{Model: "text-embedding-3-small", Input: []string{"a", "b"}})
 	if err != nil {
 		t.Fatal(err)
