@@ -8,6 +8,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
@@ -254,5 +256,49 @@ func TestCancelEndsUpstreamCall(t *testing.T) {
 	defer cancel()
 	if _, err := p.Chat(ctx, chatReq("gpt-4o-mini", "again")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamTimeoutIsSilence: timeout bounds the upstream's silence
+// between chunks, not the whole stream: a stream that keeps talking for
+// longer than timeout is whole, one that stops talking ends with class
+// timeout.
+func TestStreamTimeoutIsSilence(t *testing.T) {
+	const chunks = 30
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		for i := range chunks {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"w%d \"}}]}\n\n", i)
+			fl.Flush()
+			if strings.Contains(r.Header.Get("X-Case"), "stall") {
+				<-r.Context().Done() // silent after the first chunk
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		name   string
+		events int
+		class  sdk.Class
+	}{
+		{"talking", chunks + 1, ""},
+		{"stall", 1, sdk.Timeout},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// 30 chunks 50ms apart take 1.5s, longer than timeout.
+			p := configured(t, srv.URL, map[string]any{"timeout": "1s", "headers": map[string]any{"X-Case": c.name}})
+			events := 0
+			err := p.ChatStream(context.Background(), chatReq("m", "hi"), func(*pb.ChatEvent) error {
+				events++
+				return nil
+			})
+			if events != c.events || sdk.ClassOf(err) != c.class {
+				t.Fatalf("%d events, error %v; want %d events and class %q", events, err, c.events, c.class)
+			}
+		})
 	}
 }
