@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -211,6 +212,9 @@ func TestChatAndEmbed(t *testing.T) {
 		ResponseFormat: "json_schema", JsonSchema: schema, JsonSchemaName: "reply", JsonSchemaStrict: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !json.Valid([]byte(resp.Content)) {
+		t.Errorf("answer to a json_schema request %q is not JSON", resp.Content)
 	}
 	rf, _ := s.LastRequest("/v1/chat/completions", "gpt-4o-mini")["response_format"].(map[string]any)
 	js, _ := rf["json_schema"].(map[string]any)
