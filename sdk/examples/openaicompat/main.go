@@ -1,8 +1,8 @@
 // Command openaicompat is a small, complete LLM provider plugin: chat
 // (whole and streamed) and embeddings against any server that speaks
-// OpenAI's HTTP API (vLLM, llama.cpp, Ollama, OpenAI itself). It is the Go
-// counterpart of sdk/python/examples/openai_compat.py and shows what a
-// third party's provider needs and nothing more:
+// OpenAI's HTTP API (vLLM, llama.cpp, Ollama, OpenAI itself): a smaller,
+// text-only Go counterpart of sdk/python/examples/openai_compat.py that
+// shows what a third party's provider needs and nothing more:
 //
 //   - settings read with sdk/providerconf: the keys every gateway.providers
 //     entry may carry (base_url, api_key / api_key_file, timeout,
