@@ -130,7 +130,9 @@ func FieldErrorf(field, format string, args ...any) *Error {
 }
 
 // ClassOf returns err's class: its own if it is (or wraps) an *Error,
-// Timeout for context deadlines, Internal otherwise. nil has no class.
+// Timeout for a context that ended (deadline or cancellation), Internal
+// otherwise. nil has no class. For a handler's error it is the class the
+// agent receives.
 func ClassOf(err error) Class {
 	if err == nil {
 		return ""
@@ -139,7 +141,7 @@ func ClassOf(err error) Class {
 	if errors.As(err, &e) {
 		return e.Class
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return Timeout
 	}
 	return Internal

@@ -34,8 +34,10 @@ type Provider interface {
 //	func (embedder) Models(ctx context.Context) (*pb.ModelsResponse, error) { ... }
 //	func (embedder) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) { ... }
 //
-// Models is still needed in practice: with no models the agent has nothing
-// to route to it, and the conformance kit fails the plugin.
+// Models is still needed in practice: the conformance kit exercises the
+// models it lists and fails a provider that lists none. The agent's gateway
+// does not call it: it sends each request to the model its gateway.models
+// target names, with that target's context window, not ModelInfo's.
 type UnsupportedProvider struct{}
 
 // Models answers Unsupported.

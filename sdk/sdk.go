@@ -18,9 +18,18 @@
 // apart.
 //
 // Errors: return an *Error with a Class (InvalidRequest, RateLimited, ...)
-// so the agent can act on it: retry, fall back or give up. Any other error
-// reaches the agent as class internal. A panic in a handler is caught and
-// returned as class internal; the plugin keeps serving.
+// so the agent can act on it: retry, fall back or give up. A handler's
+// error that is (or wraps) context.DeadlineExceeded or context.Canceled,
+// such as an HTTP client's once the call's ctx has ended, reaches the agent
+// as class timeout; any other error as class internal. A panic in a
+// handler is caught and returned as class internal; the plugin keeps
+// serving.
+//
+// Settings: package sdk/providerconf reads the map a Configurer gets.
+// Testing: package sdk/conformance runs a built plugin as the agent does
+// and checks the contract (also as "vigil plugins check"). Complete
+// examples: sdk/examples/meanshift (a detector) and sdk/examples/openaicompat
+// (an LLM provider in front of an OpenAI-compatible HTTP API).
 //
 // Logging: write to standard error (log/slog's default handler does).
 // go-plugin forwards each line into the agent's log under the plugin's name.

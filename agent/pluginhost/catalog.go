@@ -153,7 +153,7 @@ func readPackageCatalog(dir string) ([]Entry, error) {
 		for _, kv := range p.Env {
 			// The same rules as plugins.env: the handshake's variables
 			// are not the catalog's to set.
-			if err := checkEnv(kv); err != nil {
+			if err := CheckEnv(kv); err != nil {
 				return nil, fmt.Errorf("%s: plugin %q: env entry %q: %v", filepath.Join(dir, "catalog.json"), p.Name, kv, err)
 			}
 		}

@@ -92,7 +92,7 @@ func (c Config) Validate() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Env)) {
 		for i, kv := range c.Env[name] {
-			if err := checkEnv(kv); err != nil {
+			if err := CheckEnv(kv); err != nil {
 				bad(fmt.Sprintf("env.%s[%d]", name, i), "%v", err)
 			}
 		}
@@ -100,8 +100,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkEnv checks one KEY=VALUE of plugins.env.
-func checkEnv(kv string) error {
+// CheckEnv checks one KEY=VALUE for a plugin's environment (plugins.env, a
+// catalog entry's env, vigil plugins check -env).
+func CheckEnv(kv string) error {
 	key, _, ok := strings.Cut(kv, "=")
 	switch {
 	case !ok || key == "":

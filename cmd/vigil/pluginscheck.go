@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/sdk"
 	"github.com/vigilml/vigil/sdk/conformance"
 )
@@ -27,6 +28,14 @@ per check with the reason; exits 1 when a check fails.`, stdout, stderr)
 	format := fs.String("format", "text", "output `format`: text or json")
 	configFile := fs.String("config", "", "JSON `file` with a configuration object to send after the empty one (for a plugin that needs settings to work)")
 	timeout := fs.Duration("call-timeout", 30*time.Second, "deadline of each call into the plugin")
+	var env []string
+	fs.Func("env", "an environment variable `KEY=VALUE` for the plugin process, as plugins.env gives it in the agent (repeatable; the plugin inherits no other but PATH, LANG and HOME)", func(kv string) error {
+		if err := pluginhost.CheckEnv(kv); err != nil {
+			return err
+		}
+		env = append(env, kv)
+		return nil
+	})
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
@@ -38,7 +47,7 @@ per check with the reason; exits 1 when a check fails.`, stdout, stderr)
 		fmt.Fprintf(stderr, "vigil plugins check: -format: %q is not text or json\n", *format)
 		return 2
 	}
-	opts := conformance.Options{CallTimeout: *timeout}
+	opts := conformance.Options{CallTimeout: *timeout, Env: env}
 	switch k := sdk.Kind(*kind); k {
 	case "", sdk.KindDetector, sdk.KindProvider, sdk.KindVectorStore:
 		opts.Kind = k

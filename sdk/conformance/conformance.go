@@ -200,9 +200,25 @@ func (r *runner) check(name string, fn func() error) bool {
 		res.Status, res.Reason = Skip, string(skip)
 	case err != nil:
 		res.Status, res.Reason = Fail, err.Error()
+		if r.opts.Config == nil && needsSettings(err) {
+			res.Reason += "; " + settingsHint
+		}
 	}
 	r.rep.Results = append(r.rep.Results, res)
 	return res.Status != Fail
+}
+
+// settingsHint is added to a failure that a plugin run without settings
+// may owe to their absence: a provider in front of an upstream needs its
+// base_url or API key, which only Options.Config (-config) gives it.
+const settingsHint = "no configuration was given: if the plugin needs settings (an API key, a base_url), give them with -config FILE (Options.Config in Go)"
+
+// needsSettings reports whether a call failed with a class that a missing
+// setting causes: auth (no key), or unavailable (no upstream at the
+// default address).
+func needsSettings(err error) bool {
+	var e *sdk.Error
+	return errors.As(err, &e) && (e.Class == sdk.Auth || e.Class == sdk.Unavailable)
 }
 
 // call bounds one call with the call timeout.

@@ -139,6 +139,10 @@ func TestChecksFail(t *testing.T) {
 		{variant{"provider", "bad-embed"}, "provider/embed", "differ in dimension"},
 		{variant{"provider", "untyped"}, "provider/chat-unknown-model", "got class internal"},
 		{variant{"provider", "ignore-cancel"}, "provider/chat-stream-cancelled", "got no answer within the call timeout"},
+		// A provider that needs settings, checked without them: the
+		// failure says how to give them.
+		{variant{"provider", "needs-key"}, "provider/chat", "no configuration was given: if the plugin needs settings (an API key, a base_url), give them with -config FILE (Options.Config in Go)"},
+		{variant{"provider", "needs-key"}, "provider/embed", "give them with -config FILE"},
 		{variant{"vectorstore", "bad-order"}, "vectorstore/query-order/cosine", "not ordered best first"},
 		{variant{"vectorstore", "ignore-filter"}, "vectorstore/filter-eq", "matched [r1 r2 r3 r4 r5]"},
 		{variant{"vectorstore", "untyped"}, "vectorstore/unknown-collection", "got class internal"},
@@ -188,6 +192,18 @@ func TestChecksFail(t *testing.T) {
 			}
 			t.Fatalf("check %s did not run; results: %+v", c.check, rep.Results)
 		})
+	}
+}
+
+// TestNeedsSettings: the provider that needs an API key conforms once it
+// is given one, and its failures then carry no hint about settings.
+func TestNeedsSettings(t *testing.T) {
+	rep := conformance.Check(context.Background(), built[variant{"provider", ""}], conformance.Options{
+		Kind: sdk.KindProvider, Env: []string{"TESTPLUGIN_FAULT=needs-key"}, Config: map[string]any{"api_key": "k"}})
+	for _, r := range rep.Results {
+		if r.Status == conformance.Fail {
+			t.Errorf("%s failed: %s", r.Name, r.Reason)
+		}
 	}
 }
 

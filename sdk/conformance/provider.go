@@ -23,7 +23,7 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		defer cancel()
 		resp, err := p.Models(c)
 		if err != nil {
-			return fmt.Errorf("the Models call failed: %v", err)
+			return fmt.Errorf("the Models call failed: %w", err)
 		}
 		if len(resp.GetModels()) == 0 {
 			return errors.New("the Models call lists no models")
@@ -58,7 +58,7 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		maxTokens := int32(32)
 		resp, err := p.Chat(c, &pb.ChatRequest{Model: chatModel.GetId(), Messages: userMessage("Reply with the single word: ready"), MaxTokens: &maxTokens})
 		if err != nil {
-			return fmt.Errorf("the Chat call with model %q failed: %v", chatModel.GetId(), err)
+			return fmt.Errorf("the Chat call with model %q failed: %w", chatModel.GetId(), err)
 		}
 		if strings.TrimSpace(resp.GetContent()) == "" {
 			return errors.New("the Chat call answered with empty content")
@@ -80,7 +80,7 @@ func (r *runner) provider(p sdk.ProviderClient) {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("the ChatStream call with model %q failed after %d events: %v", chatModel.GetId(), len(events), err)
+			return fmt.Errorf("the ChatStream call with model %q failed after %d events: %w", chatModel.GetId(), len(events), err)
 		}
 		if len(events) == 0 {
 			return errors.New("the ChatStream call sent no events")
@@ -138,7 +138,7 @@ func (r *runner) provider(p sdk.ProviderClient) {
 		inputs := []string{"the first text", "a second, longer text to embed", "third"}
 		resp, err := p.Embed(c, &pb.EmbedRequest{Model: embedModel.GetId(), Input: inputs})
 		if err != nil {
-			return fmt.Errorf("the Embed call with model %q failed: %v", embedModel.GetId(), err)
+			return fmt.Errorf("the Embed call with model %q failed: %w", embedModel.GetId(), err)
 		}
 		if len(resp.GetEmbeddings()) != len(inputs) {
 			return fmt.Errorf("the Embed call of %d inputs returned %d vectors", len(inputs), len(resp.GetEmbeddings()))
@@ -216,7 +216,7 @@ func (r *runner) chatAfterCancel(p sdk.ProviderClient, model string) error {
 	})
 	cancel()
 	if err != nil && !errors.Is(err, errStopStream) {
-		return fmt.Errorf("the ChatStream call with model %q failed before its first event: %v", model, err)
+		return fmt.Errorf("the ChatStream call with model %q failed before its first event: %w", model, err)
 	}
 	if events == 0 {
 		return errors.New("the ChatStream call sent no events")
@@ -228,7 +228,7 @@ func (r *runner) chatAfterCancel(p sdk.ProviderClient, model string) error {
 		if c2.Err() != nil {
 			return fmt.Errorf("after a ChatStream was cancelled at its first event, a Chat call got no answer within the call timeout (%s): the cancelled call's handler must stop when its ctx ends and release what it holds", r.opts.CallTimeout)
 		}
-		return fmt.Errorf("after a ChatStream was cancelled at its first event, a Chat call failed: %v", err)
+		return fmt.Errorf("after a ChatStream was cancelled at its first event, a Chat call failed: %w", err)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -58,6 +59,7 @@ var faults = map[string]string{
 	"small-limit":      "detector: fails on samples of more than 65,536 values",
 	"crash-on-invalid": "detector: exits on invalid input",
 	"no-usage":         "provider: the stream's last event has no usage",
+	"needs-key":        "provider: every call answers class auth until Configure gives it an api_key",
 	"bad-embed":        "provider: vectors of differing dimensions",
 	"untyped":          "provider, vector store: plain errors (class internal) for unknown models and collections",
 	"ignore-cancel":    "provider: a ChatStream cancelled after its first event runs on, holding the lock every chat call takes",
@@ -107,6 +109,10 @@ func main() {
 		if fault != "bad-capability" {
 			// Providers' capabilities are a fixed set (the kit checks).
 			info.Capabilities = []string{"chat", "stream", "embeddings"}
+		}
+		if fault == "needs-key" {
+			sdk.ServeProvider(info, &keyedProvider{})
+			return
 		}
 		sdk.ServeProvider(info, provider{})
 	case "vectorstore":
@@ -319,6 +325,55 @@ func slow(ctx context.Context, model string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// keyedProvider is a provider that needs an API key (fault needs-key), as
+// one in front of a real upstream does: unconfigured, its calls answer
+// class auth.
+type keyedProvider struct {
+	provider
+	key atomic.Bool
+}
+
+func (p *keyedProvider) Configure(cfg map[string]any) []sdk.FieldError {
+	var errs []sdk.FieldError
+	for k, v := range cfg {
+		if s, ok := v.(string); k != "api_key" || !ok || s == "" {
+			errs = append(errs, sdk.FieldError{Field: k, Message: "unknown key, or an empty api_key"})
+		}
+	}
+	if len(errs) == 0 && len(cfg) > 0 {
+		p.key.Store(true)
+	}
+	return errs
+}
+
+func (p *keyedProvider) authorized() error {
+	if !p.key.Load() {
+		return sdk.Errorf(sdk.Auth, "upstream HTTP 401: no API key configured")
+	}
+	return nil
+}
+
+func (p *keyedProvider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatResponse, error) {
+	if err := p.authorized(); err != nil {
+		return nil, err
+	}
+	return p.provider.Chat(ctx, req)
+}
+
+func (p *keyedProvider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
+	if err := p.authorized(); err != nil {
+		return err
+	}
+	return p.provider.ChatStream(ctx, req, send)
+}
+
+func (p *keyedProvider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedResponse, error) {
+	if err := p.authorized(); err != nil {
+		return nil, err
+	}
+	return p.provider.Embed(ctx, req)
 }
 
 func (provider) Models(context.Context) (*pb.ModelsResponse, error) {
