@@ -24,21 +24,29 @@ func TestDriftModelShowsWarnings(t *testing.T) {
 			{Feature: "country", Detector: "chisquare", Method: "chisquare", Categorical: true, Severity: "ok", ReferenceN: 20, CurrentN: 20, EvaluatedAt: now},
 		},
 	}}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/models/fraud/drift" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(answer)
-	}))
-	defer srv.Close()
+	addr := jsonAgent(t, "/v1/models/fraud/drift", func() any { return answer })
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"drift", "fraud", "-http-addr", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"drift", "fraud", "-http-addr", addr}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
 	if !strings.Contains(out, "  warning: amount: "+warning) || strings.Count(out, "warning:") != 1 {
 		t.Errorf("output does not give amount's warning once:\n%s", out)
 	}
+}
+
+// jsonAgent is a stand-in for an agent's API that answers GET path with
+// the JSON of answer() and 404 elsewhere; it returns its host:port.
+func jsonAgent(t *testing.T, path string, answer func() any) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(answer())
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -24,16 +24,7 @@ func TestFleetStatsIncomplete(t *testing.T) {
 	partial.Missing = []string{"n2"}
 	partial.NotAsked = map[string]string{"n3": "failed", "n4": "left"}
 	var answer fleet.FleetStats
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/fleet/models/llama/stats" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(answer)
-	}))
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	addr := jsonAgent(t, "/v1/fleet/models/llama/stats", func() any { return answer })
 	for _, tc := range []struct {
 		name     string
 		st       fleet.FleetStats
