@@ -462,6 +462,13 @@ chain:
 					if try+1 >= r.MaxAttempts {
 						continue
 					}
+					if t.br.current() == open {
+						// This failure opened the circuit (or a half-open
+						// probe failed): the retry would be refused, so
+						// waiting first only delays the next target.
+						try = r.MaxAttempts
+						continue
+					}
 					wait, ok := g.backoff(ctx, err, try)
 					if !ok {
 						try = r.MaxAttempts // next target

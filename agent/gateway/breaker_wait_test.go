@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+)
+
+// A failure that opens the target's circuit moves on at once: waiting out
+// a backoff or the upstream's Retry-After first would only delay the
+// fallback (or the single target's 503), since the circuit then refuses
+// the retry anyway.
+func TestNoWaitOnceTheCircuitOpens(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func() error
+	}{
+		{"backoff", func() error { return sdk.Errorf(sdk.Unavailable, "down") }},
+		{"retry-after", func() error {
+			return &sdk.Error{Class: sdk.Overloaded, Message: "busy", RetryAfter: 2 * time.Second}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCfg()
+			cfg.Breaker.ConsecutiveFailures = 2
+			h := newHarness(t, cfg)
+			h.a.fail("m1", tc.err(), tc.err())
+			w := h.do(t, "/chat", chatBody("chain", ""))
+			if w.Code != 200 || h.a.count("m1") != 2 || h.b.count("m2") != 1 {
+				t.Fatalf("status %d, calls m1 %d m2 %d: %s", w.Code, h.a.count("m1"), h.b.count("m2"), w.Body)
+			}
+			// One wait, between the two calls to m1; none after the second
+			// failure opened m1's circuit.
+			if len(h.sleeps) != 1 {
+				t.Fatalf("waits %v, want one (before the second call to m1)", h.sleeps)
+			}
+		})
+	}
+}
+
+// A half-open probe that fails opens the circuit again; the request does
+// not wait before finding that out, and its error names the upstream's
+// failure rather than the circuit.
+func TestFailedProbeDoesNotWait(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	h.clk.Add(cfg.Breaker.OpenFor)
+	h.sleeps = nil
+	h.a.fail("solo", &sdk.Error{Class: sdk.Overloaded, Message: "still busy", RetryAfter: 3 * time.Second})
+	w := h.do(t, "/chat", chatBody("single", ""))
+	if w.Code != 503 || h.a.count("solo") != 3 || len(h.sleeps) != 0 {
+		t.Fatalf("status %d, calls %d, waits %v: %s", w.Code, h.a.count("solo"), h.sleeps, w.Body)
+	}
+	if e := errBody(t, w); !strings.Contains(e.Message, "still busy") || w.Header().Get("x-vigil-attempts") != "1" {
+		t.Fatalf("error %+v, attempts %s", e, w.Header().Get("x-vigil-attempts"))
+	}
+}
