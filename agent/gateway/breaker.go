@@ -147,6 +147,27 @@ func (b *breaker) lastError() string {
 	return b.lastFailure
 }
 
+// reopensIn is how long until the circuit lets a call through again: the
+// rest of open_for while open, a second while a half-open probe is out
+// (its outcome decides), 0 when closed. It becomes the Retry-After of a
+// request refused by the circuit.
+func (b *breaker) reopensIn() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case open:
+		if left := b.cfg.OpenFor - b.now().Sub(b.openedAt); left > 0 {
+			return left
+		}
+		return 0
+	case halfOpen:
+		if b.probing {
+			return time.Second
+		}
+	}
+	return 0
+}
+
 // current returns the state for metrics and status, advancing an open
 // circuit whose wait is over to half-open in what it reports only.
 func (b *breaker) current() circuitState {

@@ -63,3 +63,26 @@ func TestFailedProbeDoesNotWait(t *testing.T) {
 		t.Fatalf("error %+v, attempts %s", e, w.Header().Get("x-vigil-attempts"))
 	}
 }
+
+// A request refused by an open circuit says when to come back: the rest
+// of open_for, as Retry-After, so that a client's retry reaches the probe
+// rather than the same refusal.
+func TestOpenCircuitRetryAfter(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	cfg.Breaker.OpenFor = 15 * time.Second
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 || w.Header().Get("Retry-After") != "" {
+		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	h.clk.Add(5 * time.Second)
+	w := h.do(t, "/chat", chatBody("single", ""))
+	if w.Code != 503 || w.Header().Get("x-vigil-attempts") != "0" || w.Header().Get("Retry-After") != "10" {
+		t.Fatalf("open circuit: status %d, attempts %s, Retry-After %q: %s", w.Code, w.Header().Get("x-vigil-attempts"), w.Header().Get("Retry-After"), w.Body)
+	}
+	if h.a.count("solo") != 2 {
+		t.Fatalf("calls %d", h.a.count("solo"))
+	}
+}

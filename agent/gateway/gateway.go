@@ -364,7 +364,10 @@ func errCircuitOpen(t *target) error {
 	if last := t.br.lastError(); last != "" {
 		msg += "; the last: " + last
 	}
-	return &sdk.Error{Class: sdk.Unavailable, Message: msg}
+	// RetryAfter tells a client (the OpenAI SDKs honour Retry-After)
+	// when the circuit will let a probe through, instead of retrying into
+	// it at once.
+	return &sdk.Error{Class: sdk.Unavailable, Message: msg, RetryAfter: t.br.reopensIn()}
 }
 
 // attemptFunc makes one call to a target. started is true when bytes of
