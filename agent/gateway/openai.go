@@ -1338,7 +1338,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var priced bool
 	toolCalls := ans.calls.list()
 	usage, estimated := fit.chatUsage(o.target, ans.usage, answerText(ans.content.String(), toolCalls))
-	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: a trailer (below)
+	g.spendAs(ctx, o, usage, estimated, &usd, &priced)
+	if priced {
+		// Too late for a header: the trailer declared at the first byte.
+		// Set before the output check, since an answer that fails it is
+		// charged all the same.
+		w.Header().Set(costHeader, formatUSD(usd))
+	}
 	if what := check.applies(toolCalls); what != "" {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails its check (the response format,
@@ -1356,9 +1362,6 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	// The usage reports what the upstream reported or, when it reported
 	// nothing, the gateway's count, marked "estimated": true.
-	if priced {
-		w.Header().Set(costHeader, formatUSD(usd)) // sent as the trailer declared above
-	}
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
