@@ -204,9 +204,9 @@ func (g *Gateway) charge(ctx context.Context, alias string, usd float64) {
 // unpricedBudgets names the budgets that can never be charged: no target
 // of the aliases they apply to (and of those aliases' context-window
 // fallbacks) has a price, so every answer costs nothing to them. Prices
-// match the configured upstream model name exactly, so a dated or newer
-// name ("gpt-4o-2024-08-06", "claude-sonnet-4-5") missing from the table
-// leaves a budget silently open.
+// match the configured upstream model name, or that name without a
+// trailing date (priceOf), so a newer name missing from the table
+// ("gpt-4.2") would leave a budget silently open.
 func unpricedBudgets(cfg Config, prices map[string]Price) []string {
 	models := make(map[string]Model, len(cfg.Models))
 	for _, m := range cfg.Models {
