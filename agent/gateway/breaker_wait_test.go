@@ -86,3 +86,48 @@ func TestOpenCircuitRetryAfter(t *testing.T) {
 		t.Fatalf("calls %d", h.a.count("solo"))
 	}
 }
+
+// vigil_llm_circuit_state reads what the breaker says at scrape time, as
+// /v1/status does: once open_for has passed, an open circuit is half-open
+// (the next call probes) even if no request came by to notice.
+func TestCircuitGaugeAtScrape(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	h.do(t, "/chat", chatBody("single", ""))
+	scrape := func() float64 {
+		t.Helper()
+		mfs, err := h.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "vigil_llm_circuit_state" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["provider"] == "pa" && labels["model"] == "solo" {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatal("no vigil_llm_circuit_state for pa/solo")
+		return 0
+	}
+	if v := scrape(); v != float64(open) || len(h.g.OpenCircuits()) != 1 {
+		t.Fatalf("after the failures: gauge %v, open circuits %v", v, h.g.OpenCircuits())
+	}
+	h.clk.Add(cfg.Breaker.OpenFor)
+	if v := scrape(); v != float64(halfOpen) || len(h.g.OpenCircuits()) != 0 {
+		t.Fatalf("after open_for: gauge %v, open circuits %v", v, h.g.OpenCircuits())
+	}
+	if h.a.count("solo") != 2 {
+		t.Fatalf("calls %d", h.a.count("solo"))
+	}
+}

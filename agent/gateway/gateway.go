@@ -255,6 +255,9 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
+	if reg != nil {
+		reg.MustRegister(freshCircuits{g.m.circuit, g})
+	}
 	for _, w := range unpricedBudgets(cfg, g.prices) {
 		logger.Warn(w)
 	}
