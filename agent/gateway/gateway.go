@@ -433,6 +433,17 @@ chain:
 						return out
 					}
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
+					if started {
+						// A stream cut by the gateway's own deadline while
+						// the upstream was still sending: the upstream
+						// answered, so it counts as a success, not as a
+						// failure that long answers would pile up.
+						t.br.record(false)
+						t.circuit.Set(float64(t.br.current()))
+						g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
+						out.err = err
+						return out
+					}
 				}
 				t.br.record(unhealthy(class))
 				if unhealthy(class) {
