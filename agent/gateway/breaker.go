@@ -122,9 +122,10 @@ func (b *breaker) record(failure bool) {
 	}
 }
 
-// forgo gives back a call allow admitted that never reached the upstream
-// (the plugin host refused it): it counts neither way, and in half-open
-// the next call may probe.
+// forgo gives back a call allow admitted that tells nothing about the
+// upstream (the plugin host refused it, or the client went away before
+// any answer): it counts neither way, and in half-open the next call may
+// probe.
 func (b *breaker) forgo() {
 	b.mu.Lock()
 	if b.state == halfOpen {

@@ -427,8 +427,15 @@ chain:
 				if err != nil && ctx.Err() != nil {
 					class = sdk.Timeout
 					if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-						// The client went away: the upstream is not to blame.
-						t.br.record(false)
+						// The client went away: the upstream is not to
+						// blame, nor shown healthy unless it had begun to
+						// answer (a half-open probe abandoned on a hung
+						// upstream must not close the circuit).
+						if started {
+							t.br.record(false)
+						} else {
+							t.br.forgo()
+						}
 						out.err = err
 						return out
 					}
