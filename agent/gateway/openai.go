@@ -756,7 +756,8 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *alias, cr
 	defer cancel()
 	key := g.cacheKeyFor(r, a, creq)
 	exchangeOf(ctx).setCache(cacheLabel(key))
-	if e := g.overBudget(ctx, a.name); e != nil {
+	ctx, e := g.overBudget(ctx, a.name)
+	if e != nil {
 		if !g.inCache(key) {
 			g.count(wr.endpoint(false), outcome{alias: a.name}, e.Status, start)
 			wr.fail(w, e)
@@ -1509,8 +1510,9 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 	defer cancel()
 	exchangeOf(ctx).setCache(cacheBypass)
-	if e := g.overBudget(ctx, a.name); e != nil {
-		fail(a.name, e)
+	ctx, over := g.overBudget(ctx, a.name)
+	if over != nil {
+		fail(a.name, over)
 		return
 	}
 	var resp *pb.EmbedResponse
