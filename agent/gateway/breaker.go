@@ -122,9 +122,10 @@ func (b *breaker) record(failure bool) {
 	}
 }
 
-// forgo gives back a call allow admitted that never reached the upstream
-// (the plugin host refused it): it counts neither way, and in half-open
-// the next call may probe.
+// forgo gives back a call allow admitted that tells nothing about the
+// upstream (the plugin host refused it, or the client went away before
+// any answer): it counts neither way, and in half-open the next call may
+// probe.
 func (b *breaker) forgo() {
 	b.mu.Lock()
 	if b.state == halfOpen {
@@ -145,6 +146,27 @@ func (b *breaker) lastError() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lastFailure
+}
+
+// reopensIn is how long until the circuit lets a call through again: the
+// rest of open_for while open, a second while a half-open probe is out
+// (its outcome decides), 0 when closed. It becomes the Retry-After of a
+// request refused by the circuit.
+func (b *breaker) reopensIn() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case open:
+		if left := b.cfg.OpenFor - b.now().Sub(b.openedAt); left > 0 {
+			return left
+		}
+		return 0
+	case halfOpen:
+		if b.probing {
+			return time.Second
+		}
+	}
+	return 0
 }
 
 // current returns the state for metrics and status, advancing an open

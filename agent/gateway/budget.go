@@ -159,6 +159,21 @@ func (l *ledger) charge(name string, usd float64) {
 // tokenKey carries the API token's name in a request's context.
 type tokenKey struct{}
 
+// budgetAliasKey carries the alias a request asked for, whose budgets it
+// was checked against; set by overBudget.
+type budgetAliasKey struct{}
+
+// budgetAlias is the alias whose budgets a request's spend is charged to:
+// the one it asked for and was checked against, even when its
+// context_window_fallback answered (answering is the alias of the answer,
+// used when the request was never checked).
+func budgetAlias(ctx context.Context, answering string) string {
+	if a, ok := ctx.Value(budgetAliasKey{}).(string); ok {
+		return a
+	}
+	return answering
+}
+
 // matching returns the budgets that apply to a request with this token on
 // this alias.
 func (g *Gateway) matching(token, alias string) []Budget {
@@ -172,22 +187,25 @@ func (g *Gateway) matching(token, alias string) []Budget {
 }
 
 // overBudget returns the error for the first applicable budget that is
-// spent, or nil.
-func (g *Gateway) overBudget(ctx context.Context, alias string) *Error {
+// spent, or nil. The returned context carries alias, so that the
+// request's spend is charged to the budgets it was checked against.
+func (g *Gateway) overBudget(ctx context.Context, alias string) (context.Context, *Error) {
+	ctx = context.WithValue(ctx, budgetAliasKey{}, alias)
 	if g.ledger == nil {
-		return nil
+		return ctx, nil
 	}
 	token, _ := ctx.Value(tokenKey{}).(string)
 	for _, b := range g.matching(token, alias) {
 		spent := g.ledger.spent(b.Name, budgetWindows[b.Window])
 		if spent >= b.USD {
 			g.m.budgetRejections.WithLabelValues(b.Name).Inc()
-			return &Error{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded",
+			e := &Error{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded",
 				Message: fmt.Sprintf("budget %q (USD %s per %s) is spent: USD %s in the last %s; it frees up as that spend ages out of the window", b.Name, FormatUSD(b.USD, 2), b.Window, FormatUSD(spent, 4), b.Window),
 				noRetry: true}
+			return ctx, e
 		}
 	}
-	return nil
+	return ctx, nil
 }
 
 // charge books usd against every budget that applies.
@@ -204,9 +222,9 @@ func (g *Gateway) charge(ctx context.Context, alias string, usd float64) {
 // unpricedBudgets names the budgets that can never be charged: no target
 // of the aliases they apply to (and of those aliases' context-window
 // fallbacks) has a price, so every answer costs nothing to them. Prices
-// match the configured upstream model name exactly, so a dated or newer
-// name ("gpt-4o-2024-08-06", "claude-sonnet-4-5") missing from the table
-// leaves a budget silently open.
+// match the configured upstream model name, or that name without a
+// trailing date (priceOf), so a newer name missing from the table
+// ("gpt-4.2") would leave a budget silently open.
 func unpricedBudgets(cfg Config, prices map[string]Price) []string {
 	models := make(map[string]Model, len(cfg.Models))
 	for _, m := range cfg.Models {

@@ -255,6 +255,9 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		g.aliases[m.Name] = a
 		g.names = append(g.names, m.Name)
 	}
+	if reg != nil {
+		reg.MustRegister(freshCircuits{g.m.circuit, g})
+	}
 	for _, w := range unpricedBudgets(cfg, g.prices) {
 		logger.Warn(w)
 	}
@@ -364,7 +367,10 @@ func errCircuitOpen(t *target) error {
 	if last := t.br.lastError(); last != "" {
 		msg += "; the last: " + last
 	}
-	return &sdk.Error{Class: sdk.Unavailable, Message: msg}
+	// RetryAfter tells a client (the OpenAI SDKs honour Retry-After)
+	// when the circuit will let a probe through, instead of retrying into
+	// it at once.
+	return &sdk.Error{Class: sdk.Unavailable, Message: msg, RetryAfter: t.br.reopensIn()}
 }
 
 // attemptFunc makes one call to a target. started is true when bytes of
@@ -421,12 +427,30 @@ chain:
 				if err != nil && ctx.Err() != nil {
 					class = sdk.Timeout
 					if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-						// The client went away: the upstream is not to blame.
-						t.br.record(false)
+						// The client went away: the upstream is not to
+						// blame, nor shown healthy unless it had begun to
+						// answer (a half-open probe abandoned on a hung
+						// upstream must not close the circuit).
+						if started {
+							t.br.record(false)
+						} else {
+							t.br.forgo()
+						}
 						out.err = err
 						return out
 					}
 					err = &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf("gateway.request_timeout %s passed: %v", g.cfg.RequestTimeout, err)}
+					if started {
+						// A stream cut by the gateway's own deadline while
+						// the upstream was still sending: the upstream
+						// answered, so it counts as a success, not as a
+						// failure that long answers would pile up.
+						t.br.record(false)
+						t.circuit.Set(float64(t.br.current()))
+						g.m.attempts.WithLabelValues(a.name, t.provider, t.model, string(class)).Inc()
+						out.err = err
+						return out
+					}
 				}
 				t.br.record(unhealthy(class))
 				if unhealthy(class) {
@@ -460,6 +484,13 @@ chain:
 						return out
 					}
 					if try+1 >= r.MaxAttempts {
+						continue
+					}
+					if t.br.current() == open {
+						// This failure opened the circuit (or a half-open
+						// probe failed): the retry would be refused, so
+						// waiting first only delays the next target.
+						try = r.MaxAttempts
 						continue
 					}
 					wait, ok := g.backoff(ctx, err, try)

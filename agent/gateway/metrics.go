@@ -105,8 +105,26 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 	}, inFlight)
 	if reg != nil {
 		reg.MustRegister(m.obsDropped, m.shed, m.inFlight)
-		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.circuit, m.validations,
+		reg.MustRegister(m.cost, m.budgetRejections, m.requests, m.attempts, m.duration, m.ttft, m.tokens, m.validations,
 			m.cacheRequests, m.cacheBytes, m.cacheEvictions, m.cacheDropped)
 	}
 	return m
+}
+
+// freshCircuits collects the circuit gauge after setting it from the
+// breakers, so that a scrape sees an open circuit turn half-open once
+// open_for has passed, as /v1/status does, and not only when a request
+// next reaches the target.
+type freshCircuits struct {
+	*prometheus.GaugeVec
+	g *Gateway
+}
+
+func (f freshCircuits) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range f.g.names {
+		for _, t := range f.g.aliases[n].targets {
+			t.circuit.Set(float64(t.br.current()))
+		}
+	}
+	f.GaugeVec.Collect(ch)
 }

@@ -756,7 +756,8 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *alias, cr
 	defer cancel()
 	key := g.cacheKeyFor(r, a, creq)
 	exchangeOf(ctx).setCache(cacheLabel(key))
-	if e := g.overBudget(ctx, a.name); e != nil {
+	ctx, e := g.overBudget(ctx, a.name)
+	if e != nil {
 		if !g.inCache(key) {
 			g.count(wr.endpoint(false), outcome{alias: a.name}, e.Status, start)
 			wr.fail(w, e)
@@ -1338,7 +1339,13 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var priced bool
 	toolCalls := ans.calls.list()
 	usage, estimated := fit.chatUsage(o.target, ans.usage, answerText(ans.content.String(), toolCalls))
-	g.spendAs(ctx, o, usage, estimated, &usd, &priced) // too late for a header: a trailer (below)
+	g.spendAs(ctx, o, usage, estimated, &usd, &priced)
+	if priced {
+		// Too late for a header: the trailer declared at the first byte.
+		// Set before the output check, since an answer that fails it is
+		// charged all the same.
+		w.Header().Set(costHeader, formatUSD(usd))
+	}
 	if what := check.applies(toolCalls); what != "" {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails its check (the response format,
@@ -1356,9 +1363,6 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	}
 	// The usage reports what the upstream reported or, when it reported
 	// nothing, the gateway's count, marked "estimated": true.
-	if priced {
-		w.Header().Set(costHeader, formatUSD(usd)) // sent as the trailer declared above
-	}
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
@@ -1506,8 +1510,9 @@ func (g *Gateway) HandleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(g.withToken(r), g.cfg.RequestTimeout)
 	defer cancel()
 	exchangeOf(ctx).setCache(cacheBypass)
-	if e := g.overBudget(ctx, a.name); e != nil {
-		fail(a.name, e)
+	ctx, over := g.overBudget(ctx, a.name)
+	if over != nil {
+		fail(a.name, over)
 		return
 	}
 	var resp *pb.EmbedResponse

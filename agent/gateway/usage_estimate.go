@@ -70,9 +70,10 @@ func (g *Gateway) spendAs(ctx context.Context, o outcome, u *pb.Usage, estimated
 		*total += usd
 		*priced = true
 		ex.addCost(usd)
-		g.charge(ctx, o.alias, usd)
+		alias := budgetAlias(ctx, o.alias)
+		g.charge(ctx, alias, usd)
 		if estimated {
-			g.chargeEstimated(ctx, o.alias, usd)
+			g.chargeEstimated(ctx, alias, usd)
 		}
 	}
 }

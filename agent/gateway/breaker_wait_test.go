@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+)
+
+// A failure that opens the target's circuit moves on at once: waiting out
+// a backoff or the upstream's Retry-After first would only delay the
+// fallback (or the single target's 503), since the circuit then refuses
+// the retry anyway.
+func TestNoWaitOnceTheCircuitOpens(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func() error
+	}{
+		{"backoff", func() error { return sdk.Errorf(sdk.Unavailable, "down") }},
+		{"retry-after", func() error {
+			return &sdk.Error{Class: sdk.Overloaded, Message: "busy", RetryAfter: 2 * time.Second}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCfg()
+			cfg.Breaker.ConsecutiveFailures = 2
+			h := newHarness(t, cfg)
+			h.a.fail("m1", tc.err(), tc.err())
+			w := h.do(t, "/chat", chatBody("chain", ""))
+			if w.Code != 200 || h.a.count("m1") != 2 || h.b.count("m2") != 1 {
+				t.Fatalf("status %d, calls m1 %d m2 %d: %s", w.Code, h.a.count("m1"), h.b.count("m2"), w.Body)
+			}
+			// One wait, between the two calls to m1; none after the second
+			// failure opened m1's circuit.
+			if len(h.sleeps) != 1 {
+				t.Fatalf("waits %v, want one (before the second call to m1)", h.sleeps)
+			}
+		})
+	}
+}
+
+// A half-open probe that fails opens the circuit again; the request does
+// not wait before finding that out, and its error names the upstream's
+// failure rather than the circuit.
+func TestFailedProbeDoesNotWait(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	h.clk.Add(cfg.Breaker.OpenFor)
+	h.sleeps = nil
+	h.a.fail("solo", &sdk.Error{Class: sdk.Overloaded, Message: "still busy", RetryAfter: 3 * time.Second})
+	w := h.do(t, "/chat", chatBody("single", ""))
+	if w.Code != 503 || h.a.count("solo") != 3 || len(h.sleeps) != 0 {
+		t.Fatalf("status %d, calls %d, waits %v: %s", w.Code, h.a.count("solo"), h.sleeps, w.Body)
+	}
+	if e := errBody(t, w); !strings.Contains(e.Message, "still busy") || w.Header().Get("x-vigil-attempts") != "1" {
+		t.Fatalf("error %+v, attempts %s", e, w.Header().Get("x-vigil-attempts"))
+	}
+}
+
+// A request refused by an open circuit says when to come back: the rest
+// of open_for, as Retry-After, so that a client's retry reaches the probe
+// rather than the same refusal.
+func TestOpenCircuitRetryAfter(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	cfg.Breaker.OpenFor = 15 * time.Second
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 || w.Header().Get("Retry-After") != "" {
+		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	h.clk.Add(5 * time.Second)
+	w := h.do(t, "/chat", chatBody("single", ""))
+	if w.Code != 503 || w.Header().Get("x-vigil-attempts") != "0" || w.Header().Get("Retry-After") != "10" {
+		t.Fatalf("open circuit: status %d, attempts %s, Retry-After %q: %s", w.Code, w.Header().Get("x-vigil-attempts"), w.Header().Get("Retry-After"), w.Body)
+	}
+	if h.a.count("solo") != 2 {
+		t.Fatalf("calls %d", h.a.count("solo"))
+	}
+}
+
+// vigil_llm_circuit_state reads what the breaker says at scrape time, as
+// /v1/status does: once open_for has passed, an open circuit is half-open
+// (the next call probes) even if no request came by to notice.
+func TestCircuitGaugeAtScrape(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	h := newHarness(t, cfg)
+	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
+	h.do(t, "/chat", chatBody("single", ""))
+	scrape := func() float64 {
+		t.Helper()
+		mfs, err := h.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "vigil_llm_circuit_state" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["provider"] == "pa" && labels["model"] == "solo" {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		t.Fatal("no vigil_llm_circuit_state for pa/solo")
+		return 0
+	}
+	if v := scrape(); v != float64(open) || len(h.g.OpenCircuits()) != 1 {
+		t.Fatalf("after the failures: gauge %v, open circuits %v", v, h.g.OpenCircuits())
+	}
+	h.clk.Add(cfg.Breaker.OpenFor)
+	if v := scrape(); v != float64(halfOpen) || len(h.g.OpenCircuits()) != 0 {
+		t.Fatalf("after open_for: gauge %v, open circuits %v", v, h.g.OpenCircuits())
+	}
+	if h.a.count("solo") != 2 {
+		t.Fatalf("calls %d", h.a.count("solo"))
+	}
+}
