@@ -131,3 +131,36 @@ func TestCircuitGaugeAtScrape(t *testing.T) {
 		t.Fatalf("calls %d", h.a.count("solo"))
 	}
 }
+
+// When every target's circuit is open, no upstream is called: the answer
+// says so, and its Retry-After is when the first circuit lets a probe
+// through, not the last one skipped.
+func TestAllCircuitsOpenRetryAfterSoonest(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	cfg.Breaker.OpenFor = 15 * time.Second
+	h := newHarness(t, cfg)
+	down := sdk.Errorf(sdk.Unavailable, "down")
+	h.a.fail("m1", down, down) // pa/m1 opens now; pb/m2 answers
+	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 200 {
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	h.clk.Add(5 * time.Second)
+	h.b.fail("m2", down, down) // pb/m2 opens 5 s later
+	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 503 {
+		t.Fatalf("second request: %d %s", w.Code, w.Body)
+	}
+	calls := h.a.count("m1") + h.b.count("m2")
+	w := h.do(t, "/chat", chatBody("chain", ""))
+	if w.Code != 503 || w.Header().Get("x-vigil-attempts") != "0" || w.Header().Get("Retry-After") != "10" {
+		t.Fatalf("every circuit open: status %d, attempts %s, Retry-After %q (pa/m1 reopens in 10 s, pb/m2 in 15 s): %s",
+			w.Code, w.Header().Get("x-vigil-attempts"), w.Header().Get("Retry-After"), w.Body)
+	}
+	if !strings.Contains(w.Body.String(), "no upstream called: the circuit breaker of every target is open (the first lets a call through in 10s)") {
+		t.Errorf("message: %s", w.Body)
+	}
+	if n := h.a.count("m1") + h.b.count("m2"); n != calls {
+		t.Errorf("%d upstream calls with every circuit open", n-calls)
+	}
+}

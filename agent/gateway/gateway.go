@@ -349,6 +349,10 @@ type outcome struct {
 	// pass (an unhealthy class, an open circuit): a retry by the client
 	// may then succeed.
 	transient bool
+	// openSkips counts the targets skipped because their circuit was
+	// open; reopens is the soonest any of them lets a probe through.
+	openSkips int
+	reopens   time.Duration
 }
 
 // classed is err's message led by its class, once.
@@ -404,6 +408,10 @@ chain:
 			for try := 0; try < r.MaxAttempts; try++ {
 				if !t.br.allow() {
 					out.err, out.transient = errCircuitOpen(t), true
+					if in := t.br.reopensIn(); out.openSkips == 0 || in < out.reopens {
+						out.reopens = in
+					}
+					out.openSkips++
 					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "circuit_open").Inc()
 					break
 				}

@@ -257,6 +257,13 @@ func upstreamError(o outcome) *Error {
 	if se != nil && status == http.StatusServiceUnavailable {
 		e.retryAfter = se.RetryAfter
 	}
+	if o.attempts == 0 && o.openSkips > 0 {
+		// No upstream was called: every target's circuit is open. The
+		// client may come back when the first of them lets a probe
+		// through, not when the last one skipped does.
+		e.Message = fmt.Sprintf("alias %q: no upstream called: the circuit breaker of every target is open (the first lets a call through in %s); last skipped: %s", o.alias, o.reopens.Round(time.Second), msg)
+		e.retryAfter = o.reopens
+	}
 	switch class {
 	case sdk.Auth, sdk.QuotaExhausted, sdk.NotFound:
 		// The upstream refuses for a reason a retry does not change (a
