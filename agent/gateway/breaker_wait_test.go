@@ -44,15 +44,12 @@ func TestNoWaitOnceTheCircuitOpens(t *testing.T) {
 // not wait before finding that out, and its error names the upstream's
 // failure rather than the circuit.
 func TestFailedProbeDoesNotWait(t *testing.T) {
-	cfg := testCfg()
-	cfg.Retry.MaxAttempts = 2
-	cfg.Breaker.ConsecutiveFailures = 2
-	h := newHarness(t, cfg)
+	h := twoStrikes(t, 0)
 	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
 	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	h.clk.Add(cfg.Breaker.OpenFor)
+	h.clk.Add(h.g.cfg.Breaker.OpenFor)
 	h.sleeps = nil
 	h.a.fail("solo", &sdk.Error{Class: sdk.Overloaded, Message: "still busy", RetryAfter: 3 * time.Second})
 	w := h.do(t, "/chat", chatBody("single", ""))
@@ -68,11 +65,7 @@ func TestFailedProbeDoesNotWait(t *testing.T) {
 // of open_for, as Retry-After, so that a client's retry reaches the probe
 // rather than the same refusal.
 func TestOpenCircuitRetryAfter(t *testing.T) {
-	cfg := testCfg()
-	cfg.Retry.MaxAttempts = 2
-	cfg.Breaker.ConsecutiveFailures = 2
-	cfg.Breaker.OpenFor = 15 * time.Second
-	h := newHarness(t, cfg)
+	h := twoStrikes(t, 15*time.Second)
 	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
 	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 || w.Header().Get("Retry-After") != "" {
 		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
@@ -91,10 +84,7 @@ func TestOpenCircuitRetryAfter(t *testing.T) {
 // /v1/status does: once open_for has passed, an open circuit is half-open
 // (the next call probes) even if no request came by to notice.
 func TestCircuitGaugeAtScrape(t *testing.T) {
-	cfg := testCfg()
-	cfg.Retry.MaxAttempts = 2
-	cfg.Breaker.ConsecutiveFailures = 2
-	h := newHarness(t, cfg)
+	h := twoStrikes(t, 0)
 	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
 	h.do(t, "/chat", chatBody("single", ""))
 	scrape := func() float64 {
@@ -123,7 +113,7 @@ func TestCircuitGaugeAtScrape(t *testing.T) {
 	if v := scrape(); v != float64(open) || len(h.g.OpenCircuits()) != 1 {
 		t.Fatalf("after the failures: gauge %v, open circuits %v", v, h.g.OpenCircuits())
 	}
-	h.clk.Add(cfg.Breaker.OpenFor)
+	h.clk.Add(h.g.cfg.Breaker.OpenFor)
 	if v := scrape(); v != float64(halfOpen) || len(h.g.OpenCircuits()) != 0 {
 		t.Fatalf("after open_for: gauge %v, open circuits %v", v, h.g.OpenCircuits())
 	}
@@ -136,11 +126,7 @@ func TestCircuitGaugeAtScrape(t *testing.T) {
 // says so, and its Retry-After is when the first circuit lets a probe
 // through, not the last one skipped.
 func TestAllCircuitsOpenRetryAfterSoonest(t *testing.T) {
-	cfg := testCfg()
-	cfg.Retry.MaxAttempts = 2
-	cfg.Breaker.ConsecutiveFailures = 2
-	cfg.Breaker.OpenFor = 15 * time.Second
-	h := newHarness(t, cfg)
+	h := twoStrikes(t, 15*time.Second)
 	down := sdk.Errorf(sdk.Unavailable, "down")
 	h.a.fail("m1", down, down) // pa/m1 opens now; pb/m2 answers
 	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 200 {
@@ -163,4 +149,18 @@ func TestAllCircuitsOpenRetryAfterSoonest(t *testing.T) {
 	if n := h.a.count("m1") + h.b.count("m2"); n != calls {
 		t.Errorf("%d upstream calls with every circuit open", n-calls)
 	}
+}
+
+// twoStrikes is a harness whose targets get two attempts and whose
+// circuits open after two failures in a row, for openFor (the default
+// when 0).
+func twoStrikes(t *testing.T, openFor time.Duration) *harness {
+	t.Helper()
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 2
+	if openFor > 0 {
+		cfg.Breaker.OpenFor = openFor
+	}
+	return newHarness(t, cfg)
 }
