@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +13,8 @@ import (
 )
 
 // CheckFiles reads what subsystems read only when the agent starts, and
-// whose absence then stops the start: the forwarder's secrets and TLS
-// files, the alert receivers' token files and variables, and the gateway
+// whose absence then stops the start: the API's TLS certificate, key and
+// client CA bundle, the forwarder's secrets and TLS files, the alert receivers' token files and variables, and the gateway
 // providers' key variables. Each problem names the file and line of its
 // key. Load does not do this, so that a reload is not refused while such a
 // file is being replaced; `vigil config validate` does, so that it does not
@@ -23,6 +25,7 @@ func (l *Loaded) CheckFiles(env func(string) (string, bool)) error {
 		env = os.LookupEnv
 	}
 	errs := l.keyedErrors(l.Forward.CheckFiles())
+	errs = append(errs, l.checkAPITLS()...)
 	for _, list := range []struct {
 		key       string
 		receivers []alert.Receiver
@@ -52,6 +55,28 @@ func (l *Loaded) CheckFiles(env func(string) (string, bool)) error {
 		return errs
 	}
 	return nil
+}
+
+// checkAPITLS loads api.tls as the API server does when it starts to
+// listen: the certificate with its key, and the client CA bundle.
+func (l *Loaded) checkAPITLS() Errors {
+	c := l.API.TLS
+	var errs Errors
+	if c.CertFile != "" && c.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+			errs = append(errs, l.errAt("api.tls.cert_file", "cannot load the certificate %s and key %s: %v", c.CertFile, c.KeyFile, err))
+		}
+	}
+	if f := c.ClientCAFile; f != "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case err != nil:
+			errs = append(errs, l.errAt("api.tls.client_ca_file", "cannot read %s: %v", f, pathErr(err)))
+		case !x509.NewCertPool().AppendCertsFromPEM(b):
+			errs = append(errs, l.errAt("api.tls.client_ca_file", "%s holds no PEM certificates", f))
+		}
+	}
+	return errs
 }
 
 // pathErr drops the operation and path that a *fs.PathError repeats.
