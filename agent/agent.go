@@ -471,6 +471,13 @@ func (a *Agent) Reload(next *config.Loaded) {
 		a.opts.Level.Set(lvl)
 	}
 	a.api.Reload(next.API)
+	// A renewed certificate is written over the running files (api.tls
+	// paths themselves change only on restart): serve it from now on.
+	if changed, err := a.api.ReloadCertificate(); err != nil {
+		a.logger.Error("reload: cannot read the API TLS certificate again; still serving the running one", "err", err.Error())
+	} else if changed {
+		a.logger.Info("API TLS certificate reloaded", "cert_file", prev.API.TLS.CertFile)
+	}
 	a.plugins.SetWhere(next.Where)
 	a.plugins.Reload(next.Plugins)
 	a.reloadFleet(*next)
