@@ -31,7 +31,9 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 	clientKey := fs.String("client-key", env.ClientKey, "private key `file` (PEM) of -client-cert (env "+client.EnvClientKey+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the agent")
 	return func() (*client.Client, error) {
-		if envErr != nil {
+		// FromEnv fails only on VIGIL_TOKEN_FILE, which -token-file
+		// overrides.
+		if envErr != nil && *tokenFile == "" {
 			return nil, envErr
 		}
 		// The client reads 0 as its default and a negative timeout as
@@ -46,6 +48,9 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 				return nil, fmt.Errorf("token file: %w", err)
 			}
 			cfg.Token = strings.TrimSpace(string(b))
+			if cfg.Token == "" {
+				return nil, fmt.Errorf("token file %s is empty", *tokenFile)
+			}
 		}
 		return client.New(cfg)
 	}
