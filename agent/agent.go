@@ -458,7 +458,8 @@ func (a *Agent) Reload(next *config.Loaded) {
 	changed := config.Diff(prev.Config, next.Config)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)
 	driftApplied := a.reloadDrift(changed, next.Config)
-	var applied, ignored []string
+	applied := []string{} // logged as [], not null, when nothing changed
+	var ignored []string
 	for _, key := range changed {
 		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) ||
 			(driftApplied && driftReloadable(key)) {

@@ -315,6 +315,10 @@ api:
 		t.Errorf("vigil status over unix socket: code %d, out %s", code, out)
 	}
 
+	// A reload that changes nothing says so with an empty list (not null).
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(a.stderr.String(), `"msg":"configuration reloaded","applied":[]`) }, "a reload log line with an empty applied list")
+
 	// Reload: the log level changes at once; the address change waits for
 	// a restart and says so.
 	writeFile(t, filepath.Join(confDir, "20-site.yaml"), "log_level: debug\napi:\n  addr: 127.0.0.1:1\n")
