@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/vigilml/vigil/agent/alert"
@@ -14,7 +15,7 @@ import (
 
 // CheckFiles reads what subsystems read only when the agent starts, and
 // whose absence then stops the start: the API's TLS certificate, key and
-// client CA bundle, the forwarder's secrets and TLS files, the alert receivers' token files and variables, and the gateway
+// client CA bundle, the directory of its unix socket, the forwarder's secrets and TLS files, the alert receivers' token files and variables, and the gateway
 // providers' key variables. Each problem names the file and line of its
 // key. Load does not do this, so that a reload is not refused while such a
 // file is being replaced; `vigil config validate` does, so that it does not
@@ -26,6 +27,16 @@ func (l *Loaded) CheckFiles(env func(string) (string, bool)) error {
 	}
 	errs := l.keyedErrors(l.Forward.CheckFiles())
 	errs = append(errs, l.checkAPITLS()...)
+	if sock := l.API.UnixSocket; sock != "" {
+		d := filepath.Dir(sock)
+		if st, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, l.errAt("api.unix_socket", "directory %s does not exist (systemd creates /run/vigil for vigil.service; without systemd create it: install -d -o vigil -g vigil -m 0750 %s)", d, d))
+		} else if err != nil {
+			errs = append(errs, l.errAt("api.unix_socket", "directory %s: %v", d, pathErr(err)))
+		} else if !st.IsDir() {
+			errs = append(errs, l.errAt("api.unix_socket", "%s is not a directory", d))
+		}
+	}
 	for _, list := range []struct {
 		key       string
 		receivers []alert.Receiver

@@ -181,3 +181,38 @@ func writeSelfSigned(t *testing.T, dir string) (cert, key string) {
 	key = writeFile(t, dir, "api-key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
 	return cert, key
 }
+
+// TestCheckFilesUnixSocketDir checks api.unix_socket's directory, which the
+// agent needs when it starts listening: /run/vigil exists only when systemd
+// made it for vigil.service (RuntimeDirectory), so an agent run by hand
+// with the packaged example failed to start after validate called it valid.
+func TestCheckFilesUnixSocketDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, sock, want string
+	}{
+		{"existing dir", filepath.Join(dir, "api.sock"), ""},
+		{"missing dir", filepath.Join(dir, "run", "vigil", "api.sock"),
+			"vigil.yaml:3: api.unix_socket: directory " + filepath.Join(dir, "run", "vigil") + " does not exist"},
+		{"file as dir", filepath.Join(dir, "vigil.yaml", "api.sock"),
+			"vigil.yaml:3: api.unix_socket: " + filepath.Join(dir, "vigil.yaml") + " is not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, "vigil.yaml", "api:\n  addr: 127.0.0.1:0\n  unix_socket: "+tc.sock+"\n")
+			l, err := Load(Options{Path: p, Env: noEnv})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			err = l.CheckFiles(noEnv)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckFiles: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v; want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
