@@ -7,8 +7,10 @@ package datadir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +49,9 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 		return nil, fmt.Errorf("data dir %s: %w", path, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, permissionError(abs, "cannot create it", err)
+		}
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	st, err := os.Stat(abs)
@@ -64,6 +69,9 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 	lockPath := filepath.Join(abs, LockFile)
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, permissionError(abs, "cannot create its lock file "+LockFile, err)
+		}
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -83,6 +91,45 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 		}
 	}
 	return &Dir{Path: abs, lock: f}, nil
+}
+
+// permissionError explains a data dir this process may not write: who runs
+// the agent, who owns the directory (or the nearest one that exists), and
+// what to do. The common case is a directory made by root for an agent
+// that runs as vigil.
+func permissionError(dir, what string, err error) error {
+	owner := dir
+	for {
+		if _, serr := os.Stat(owner); serr == nil || filepath.Dir(owner) == owner {
+			break
+		}
+		owner = filepath.Dir(owner)
+	}
+	me := userName(os.Geteuid())
+	msg := fmt.Sprintf("data dir %s: %s: %v; the agent runs as %s", dir, what, unwrapPath(err), me)
+	if st, serr := os.Stat(owner); serr == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			msg += fmt.Sprintf(" but %s is owned by %s, mode %#o", owner, userName(int(sys.Uid)), st.Mode().Perm())
+		}
+	}
+	return errors.New(msg + fmt.Sprintf("; give the directory to the agent's user (chown -R %s %s) or choose another data dir (-data-dir or data_dir)", me, dir))
+}
+
+// userName is uid's login name, or the number when it has none.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(uid)
+}
+
+// unwrapPath drops the operation and path that a *fs.PathError repeats.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func readPID(lockPath string) int {
