@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/vigilml/vigil/agent/alert"
 )
@@ -27,6 +28,9 @@ func (l *Loaded) CheckFiles(env func(string) (string, bool)) error {
 	}
 	errs := l.keyedErrors(l.Forward.CheckFiles())
 	errs = append(errs, l.checkAPITLS()...)
+	if e := l.checkDataDir(); e != nil {
+		errs = append(errs, e)
+	}
 	if sock := l.API.UnixSocket; sock != "" {
 		d := filepath.Dir(sock)
 		if st, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
@@ -88,6 +92,36 @@ func (l *Loaded) checkAPITLS() Errors {
 		}
 	}
 	return errs
+}
+
+// checkDataDir checks data_dir as far as it exists: the path, or the
+// nearest path above it that exists, must be a directory. Whether it is
+// writable depends on the user the agent will run as, which validate does
+// not know; the agent names the owner and the fix when it is not.
+func (l *Loaded) checkDataDir() *Error {
+	if l.DataDir == "" {
+		return nil
+	}
+	p, err := filepath.Abs(l.DataDir)
+	if err != nil {
+		return nil
+	}
+	for {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && !st.IsDir():
+			return l.errAt("data_dir", "%s is not a directory", p)
+		case err == nil:
+			return nil
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
 }
 
 // pathErr drops the operation and path that a *fs.PathError repeats.

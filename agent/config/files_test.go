@@ -216,3 +216,37 @@ func TestCheckFilesUnixSocketDir(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckFilesDataDir checks data_dir, which the agent creates and locks
+// first thing at start: a path through a regular file, or a data_dir that
+// is a file, cannot work, and validate says so with the key's line.
+func TestCheckFilesDataDir(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "plain", "x")
+	for _, tc := range []struct {
+		name, dataDir, want string
+	}{
+		{"existing", dir, ""},
+		{"to be created", filepath.Join(dir, "new", "data"), ""},
+		{"a file", file, "vigil.yaml:1: data_dir: " + file + " is not a directory"},
+		{"under a file", filepath.Join(file, "data"), "vigil.yaml:1: data_dir: " + file + " is not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, "vigil.yaml", "data_dir: "+tc.dataDir+"\n")
+			l, err := Load(Options{Path: p, Env: noEnv})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			err = l.CheckFiles(noEnv)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckFiles: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v; want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
