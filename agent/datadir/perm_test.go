@@ -67,3 +67,47 @@ func TestPermissionError(t *testing.T) {
 		t.Errorf("missing directory: error does not name the nearest existing one %s:\n%s", dir, got)
 	}
 }
+
+// TestPermissionErrorNamesTheRefusedFile: when the refused path exists (a
+// lock file left by an agent run as root), its owner is named, not the
+// directory's, which may well belong to the agent's user.
+func TestPermissionErrorNamesTheRefusedFile(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, LockFile)
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	me := userName(os.Geteuid())
+	got := permissionError(dir, "cannot open its lock file vigil.lock", &fs.PathError{Op: "open", Path: lock, Err: syscall.EACCES}).Error()
+	if want := "but " + lock + " is owned by " + me + ", mode 0600"; !strings.Contains(got, want) {
+		t.Errorf("error lacks %q:\n%s", want, got)
+	}
+}
+
+// TestWarnsWhenRootRunsInAnotherUsersDir checks the warning for root
+// running the agent in a data dir that another user owns (vigil's
+// /var/lib/vigil), whose files would then be root's; and none for the
+// owner itself.
+func TestWarnsWhenRootRunsInAnotherUsersDir(t *testing.T) {
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	warnRootInOthersDir(logger, dir, st, 0)
+	if !strings.Contains(logs.String(), "running as root in a data dir owned by") || !strings.Contains(logs.String(), "run the agent as") {
+		t.Errorf("root in another user's dir: no warning; logs: %s", logs.String())
+	}
+	logs.Reset()
+	warnRootInOthersDir(logger, dir, st, int(st.Sys().(*syscall.Stat_t).Uid))
+	if logs.Len() != 0 {
+		t.Errorf("the owner itself was warned: %s", logs.String())
+	}
+}
