@@ -458,7 +458,8 @@ func (a *Agent) Reload(next *config.Loaded) {
 	changed := config.Diff(prev.Config, next.Config)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)
 	driftApplied := a.reloadDrift(changed, next.Config)
-	var applied, ignored []string
+	applied := []string{} // logged as [], not null, when nothing changed
+	var ignored []string
 	for _, key := range changed {
 		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) ||
 			(driftApplied && driftReloadable(key)) {
@@ -471,6 +472,13 @@ func (a *Agent) Reload(next *config.Loaded) {
 		a.opts.Level.Set(lvl)
 	}
 	a.api.Reload(next.API)
+	// A renewed certificate is written over the running files (api.tls
+	// paths themselves change only on restart): serve it from now on.
+	if changed, err := a.api.ReloadCertificate(); err != nil {
+		a.logger.Error("reload: cannot read the API TLS certificate again; still serving the running one", "err", err.Error())
+	} else if changed {
+		a.logger.Info("API TLS certificate reloaded", "cert_file", prev.API.TLS.CertFile)
+	}
 	a.plugins.SetWhere(next.Where)
 	a.plugins.Reload(next.Plugins)
 	a.reloadFleet(*next)

@@ -315,6 +315,10 @@ api:
 		t.Errorf("vigil status over unix socket: code %d, out %s", code, out)
 	}
 
+	// A reload that changes nothing says so with an empty list (not null).
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(a.stderr.String(), `"msg":"configuration reloaded","applied":[]`) }, "a reload log line with an empty applied list")
+
 	// Reload: the log level changes at once; the address change waits for
 	// a restart and says so.
 	writeFile(t, filepath.Join(confDir, "20-site.yaml"), "log_level: debug\napi:\n  addr: 127.0.0.1:1\n")
@@ -406,6 +410,61 @@ func TestTLS(t *testing.T) {
 	cmd = exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("status trusted an unknown CA: %s", out)
+	}
+}
+
+// TestTLSCertificateReload renews the agent's certificate in place (new
+// files over the running api.tls paths, as certbot or cert-manager do) and
+// checks that SIGHUP serves the new one without a restart, and that a
+// broken renewal keeps the running certificate and says why.
+func TestTLSCertificateReload(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, certFile, keyFile := agentCert(t, dir)
+	cfg := filepath.Join(dir, "vigil.yaml")
+	writeFile(t, cfg, fmt.Sprintf("data_dir: %s\napi:\n  addr: 127.0.0.1:0\n  tls:\n    cert_file: %s\n    key_file: %s\n", filepath.Join(dir, "data"), certFile, keyFile))
+	a := startAgent(t, nil, "-config", cfg)
+	status := func(ca string) (string, error) {
+		out, err := exec.Command(vigilBin, "status", "-http-addr", "https://"+a.addr, "-ca-file", ca).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := status(oldCA); err != nil {
+		t.Fatalf("status with the first CA: %v\n%s", err, out)
+	}
+
+	renewed := filepath.Join(dir, "renewed")
+	if err := os.Mkdir(renewed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newCA, newCert, newKey := agentCert(t, renewed)
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, to, string(b))
+	}
+	copyFile(newCert, certFile)
+	copyFile(newKey, keyFile)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(a.stderr.String(), "API TLS certificate reloaded") }, "the certificate reload log line")
+	if out, err := status(newCA); err != nil {
+		t.Errorf("status with the renewed certificate's CA after SIGHUP: %v\n%s", err, out)
+	}
+	if out, err := status(oldCA); err == nil {
+		t.Errorf("the old certificate is still served after SIGHUP:\n%s", out)
+	}
+
+	// A renewal caught half way (a new certificate, the old key) is not
+	// served: the running certificate stays.
+	_, otherCert, _ := agentCert(t, t.TempDir())
+	copyFile(otherCert, certFile)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool {
+		return strings.Contains(a.stderr.String(), "cannot read the API TLS certificate again; still serving the running one")
+	}, "the failed certificate reload log line")
+	if out, err := status(newCA); err != nil {
+		t.Errorf("status after a failed certificate reload: %v\n%s", err, out)
 	}
 }
 

@@ -11,6 +11,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -24,6 +25,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +103,9 @@ type Server struct {
 	logger  *slog.Logger
 	mux     *http.ServeMux
 	current atomic.Pointer[settings]
+	// cert is the TLS certificate served, swapped by ReloadCertificate so
+	// that a renewed certificate needs no restart; nil without TLS.
+	cert atomic.Pointer[tls.Certificate]
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -455,7 +460,13 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("API listen on %s: %w", s.cfg.Addr, err)
 		}
 		if s.cfg.TLS.Enabled() {
-			tc, err := tlsConfig(s.cfg.TLS)
+			cert, err := loadCertificate(s.cfg.TLS)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			s.cert.Store(cert)
+			tc, err := tlsConfig(s.cfg.TLS, s.currentCertificate)
 			if err != nil {
 				ln.Close()
 				return err
@@ -478,12 +489,42 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-func tlsConfig(c config.TLS) (*tls.Config, error) {
+// loadCertificate reads the certificate and key of api.tls.
+func loadCertificate(c config.TLS) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("API TLS: load api.tls.cert_file %s and key_file %s: %w", c.CertFile, c.KeyFile, err)
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	return &cert, nil
+}
+
+func (s *Server) currentCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert.Load(), nil
+}
+
+// ReloadCertificate reads the running api.tls.cert_file and key_file again
+// (a renewed certificate written over the old files) and serves them from
+// the next handshake on. It reports whether the certificate changed; on an
+// error (a file half written, a key that is not the certificate's) the
+// running certificate stays. Without TLS it does nothing.
+func (s *Server) ReloadCertificate() (changed bool, err error) {
+	old := s.cert.Load()
+	if old == nil {
+		return false, nil
+	}
+	cert, err := loadCertificate(s.cfg.TLS)
+	if err != nil {
+		return false, err
+	}
+	if len(cert.Certificate) == len(old.Certificate) && slices.EqualFunc(cert.Certificate, old.Certificate, bytes.Equal) {
+		return false, nil
+	}
+	s.cert.Store(cert)
+	return true, nil
+}
+
+func tlsConfig(c config.TLS, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert}
 	if c.ClientCAFile != "" {
 		pem, err := os.ReadFile(c.ClientCAFile)
 		if err != nil {

@@ -397,6 +397,9 @@ func FromEnv() (Config, error) {
 				return cfg, fmt.Errorf("%s: %w", EnvTokenFile, err)
 			}
 			cfg.Token = strings.TrimSpace(string(b))
+			if cfg.Token == "" {
+				return cfg, fmt.Errorf("%s: %s is empty", EnvTokenFile, f)
+			}
 		}
 	}
 	return cfg, nil

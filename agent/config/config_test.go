@@ -82,6 +82,11 @@ func TestLoadErrors(t *testing.T) {
 		want []string // substrings of the error
 	}{
 		{"unknown top-level key", "node_name: a\nlog_levl: debug\n", []string{"vigil.yaml:2: log_levl: unknown key", `did you mean "log_level"`}},
+		// Keys are lower case with underscores: a key written in capitals
+		// or with dashes gets the real one suggested.
+		{"upper-case key", "API:\n  addr: 127.0.0.1:1\n", []string{`vigil.yaml:1: API: unknown key "API" (did you mean "api"?)`}},
+		{"dashed key", "api:\n  request-timeout: 5s\n", []string{`vigil.yaml:2: api.request-timeout: unknown key "request-timeout" (did you mean "request_timeout"?)`}},
+		{"shouted key", "LOG_LEVEL: debug\n", []string{`(did you mean "log_level"?)`}},
 		{"unknown nested key", "api:\n  addr: 127.0.0.1:1\n  max_body_byte: 1MiB\n", []string{"vigil.yaml:3: api.max_body_byte: unknown key", `"max_body_bytes"`}},
 		{"bad duration", "shutdown_timeout: ten seconds\n", []string{"vigil.yaml:1: shutdown_timeout: invalid duration \"ten seconds\""}},
 		{"duration without unit", "api:\n  request_timeout: 30\n", []string{"vigil.yaml:2: api.request_timeout: invalid duration \"30\""}},
@@ -94,6 +99,7 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax error", "api:\n  addr: [\n", []string{"vigil.yaml:", "invalid YAML"}},
 		{"two documents", "log_level: info\n---\nlog_level: debug\n", []string{"more than one YAML document"}},
 		{"bad enum", "log_level: verbose\n", []string{"vigil.yaml:1: log_level: \"verbose\" is not one of"}},
+		{"addr with a scheme", "api:\n  addr: https://127.0.0.1:7070\n", []string{`vigil.yaml:2: api.addr: "https://127.0.0.1:7070" is not host:port: write the address to listen on without a scheme`, "https comes from api.tls"}},
 		{"remote without tokens", "api:\n  addr: 0.0.0.0:7070\n", []string{"vigil.yaml:2: api.addr:", "no api.tokens"}},
 		{"token scope", "api:\n  tokens:\n    - name: x\n      scope: admin\n      secret: 0123456789abcdefgh\n", []string{"vigil.yaml:4: api.tokens[0].scope: \"admin\" is not read, write or llm"}},
 		{"budget for no token", "gateway:\n  budgets:\n    - name: b\n      token: ghost\n      window: 1d\n      usd: 5\n", []string{"vigil.yaml:4: gateway.budgets[0].token: \"ghost\" is not the name of any api.tokens entry"}},

@@ -523,6 +523,9 @@ func typeName(t reflect.Type) string {
 // suggest returns the known key closest to name, if any is close enough to
 // be a likely typo.
 func suggest(name string, fields map[string]int) string {
+	// Keys are lower case with underscores; compare a key written in
+	// capitals or with dashes (API, LOG_LEVEL, request-timeout) as such.
+	name = strings.ReplaceAll(strings.ToLower(name), "-", "_")
 	best, bestDist := "", 3
 	for k := range fields {
 		if dist := levenshtein(name, k); dist < bestDist || (dist == bestDist && k < best) {

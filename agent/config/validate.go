@@ -89,6 +89,9 @@ func (l *Loaded) validate() Errors {
 	if a.Addr != "" {
 		host, port, err := net.SplitHostPort(a.Addr)
 		switch {
+		case strings.Contains(a.Addr, "://"):
+			// The CLI's form (VIGIL_HTTP_ADDR) is not the listener's.
+			add("api.addr", "%q is not host:port: write the address to listen on without a scheme, such as 0.0.0.0:7070 (https comes from api.tls; unix sockets from api.unix_socket)", a.Addr)
 		case err != nil:
 			add("api.addr", "%q is not host:port: %v", a.Addr, err)
 		case port == "":

@@ -6,8 +6,9 @@ import (
 )
 
 // SecretWarnings lists secrets that every user of the host can read: a
-// secret file (api.tokens[].secret_file, gossip.encrypt_key_file, the
-// forwarder's and the alert receivers' token and password files) with read
+// secret file (api.tokens[].secret_file, the TLS private keys of the API and
+// the forwarder, gossip.encrypt_key_file, the forwarder's and the alert
+// receivers' token and password files) with read
 // permission for others, and an inline secret (api.tokens[].secret,
 // gossip.encrypt_key) written in a configuration file with read permission
 // for others (the packaged /etc/vigil/vigil.yaml is 0644). Each names the
@@ -40,11 +41,13 @@ func (l *Loaded) SecretWarnings() []string {
 			inline(key+".secret", t.Secret)
 		}
 	}
+	file("api.tls.key_file", l.API.TLS.KeyFile)
 	inline("gossip.encrypt_key", l.Gossip.EncryptKey)
 	file("gossip.encrypt_key_file", l.Gossip.EncryptKeyFile)
 	for i, r := range l.Forward.RemoteWrite {
 		file(fmt.Sprintf("forward.remote_write[%d].bearer_token_file", i), r.BearerTokenFile)
 		file(fmt.Sprintf("forward.remote_write[%d].basic_auth.password_file", i), r.BasicAuth.PasswordFile)
+		file(fmt.Sprintf("forward.remote_write[%d].tls.key_file", i), r.TLS.KeyFile)
 	}
 	for i, r := range l.Alerts.Alertmanagers {
 		file(fmt.Sprintf("alerts.alertmanagers[%d].bearer_token_file", i), r.BearerTokenFile)

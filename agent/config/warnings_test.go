@@ -52,3 +52,49 @@ func TestSecretWarnings(t *testing.T) {
 		t.Errorf("private files: warnings %v", w)
 	}
 }
+
+// TestSecretWarningsTLSKeys checks the private keys of TLS: api.tls.key_file
+// and a remote_write entry's tls.key_file are secrets like tokens, and a
+// copy left readable by every user (cp keeps no 0600) is warned about.
+func TestSecretWarningsTLSKeys(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeSelfSigned(t, dir)
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, dir, "vigil.yaml", `api:
+  addr: 127.0.0.1:0
+  tls:
+    cert_file: `+cert+`
+    key_file: `+key+`
+forward:
+  remote_write:
+    - name: central
+      url: https://127.0.0.1:9090/api/v1/write
+      tls:
+        cert_file: `+cert+`
+        key_file: `+key+`
+`)
+	l, err := Load(Options{Path: p, Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(l.SecretWarnings(), "\n")
+	for _, want := range []string{
+		"vigil.yaml:5: api.tls.key_file: " + key + " is readable by every user (mode 0644)",
+		"vigil.yaml:12: forward.remote_write[0].tls.key_file: " + key + " is readable by every user (mode 0644)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "cert_file") {
+		t.Errorf("a certificate, which is public, is warned about:\n%s", got)
+	}
+	if err := os.Chmod(key, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.SecretWarnings(); len(w) != 0 {
+		t.Errorf("private key: warnings %v", w)
+	}
+}

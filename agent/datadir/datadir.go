@@ -7,8 +7,10 @@ package datadir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +49,9 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 		return nil, fmt.Errorf("data dir %s: %w", path, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, permissionError(abs, "cannot create it", err)
+		}
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	st, err := os.Stat(abs)
@@ -56,6 +61,7 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("data dir %s exists and is not a directory", abs)
 	}
+	warnRootInOthersDir(logger, abs, st, os.Geteuid())
 	// Group access is how the packages share the dir with the vigil group
 	// (StateDirectoryMode=0750); only other users' access is a concern.
 	if perm := st.Mode().Perm(); perm&0o007 != 0 && logger != nil {
@@ -64,6 +70,9 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 	lockPath := filepath.Join(abs, LockFile)
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, permissionError(abs, "cannot open its lock file "+LockFile, err)
+		}
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -83,6 +92,66 @@ func Open(path string, logger *slog.Logger) (*Dir, error) {
 		}
 	}
 	return &Dir{Path: abs, lock: f}, nil
+}
+
+// permissionError explains a data dir this process may not write: who runs
+// the agent, who owns the directory (or the nearest one that exists), and
+// what to do. The common case is a directory made by root for an agent
+// that runs as vigil.
+func permissionError(dir, what string, err error) error {
+	// The path refused (a lock file a root-run agent left), or the
+	// nearest directory of it that exists.
+	owner := dir
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path != "" {
+		owner = pe.Path
+	}
+	for {
+		if _, serr := os.Stat(owner); serr == nil || filepath.Dir(owner) == owner {
+			break
+		}
+		owner = filepath.Dir(owner)
+	}
+	me := userName(os.Geteuid())
+	msg := fmt.Sprintf("data dir %s: %s: %v; the agent runs as %s", dir, what, unwrapPath(err), me)
+	if st, serr := os.Stat(owner); serr == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			msg += fmt.Sprintf(" but %s is owned by %s, mode %#o", owner, userName(int(sys.Uid)), st.Mode().Perm())
+		}
+	}
+	return errors.New(msg + fmt.Sprintf("; give the directory to the agent's user (chown -R %s %s) or choose another data dir (-data-dir or data_dir)", me, dir))
+}
+
+// warnRootInOthersDir warns when root runs the agent in a data dir that
+// another user owns (the packaged /var/lib/vigil, owned by vigil): the
+// files it creates are root's, and the agent run as that user later cannot
+// open them. A warning, not a refusal: a container may run as root on a
+// volume owned by someone else on purpose.
+func warnRootInOthersDir(logger *slog.Logger, dir string, st fs.FileInfo, euid int) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if logger == nil || euid != 0 || !ok || sys.Uid == 0 {
+		return
+	}
+	owner := userName(int(sys.Uid))
+	logger.Warn(fmt.Sprintf("running as root in a data dir owned by %s: files created now belong to root, and an agent run as %s later cannot open them; run the agent as %s", owner, owner, owner),
+		"path", dir)
+}
+
+// userName is uid's login name, or the number when it has none.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(uid)
+}
+
+// unwrapPath drops the operation and path that a *fs.PathError repeats.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func readPID(lockPath string) int {

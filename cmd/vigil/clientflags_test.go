@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +77,51 @@ func TestClientTimeoutFlag(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), "-timeout") || !strings.Contains(stderr.String(), "want a positive duration") || strings.Contains(stderr.String(), "cannot reach") {
 			t.Errorf("vigil %s: exit %d, stderr %q; want exit 2 naming -timeout", strings.Join(args, " "), code, stderr.String())
 		}
+	}
+}
+
+// TestClientTokenFile: -token-file overrides VIGIL_TOKEN_FILE (so a stale
+// variable naming a missing file does not stop a command given a good
+// file), and an empty token file, from either, is an error naming the
+// file, not a request without a token answered by a 401 that tells to set
+// a token.
+func TestClientTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "ops.token")
+	empty := filepath.Join(dir, "empty.token")
+	if err := os.WriteFile(good, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, envFile string
+		args          []string
+		want          string // error text; empty: no error
+	}{
+		{"flag over a missing env file", filepath.Join(dir, "missing"), []string{"-token-file", good}, ""},
+		{"env file", good, nil, ""},
+		{"missing env file", filepath.Join(dir, "missing"), nil, client.EnvTokenFile + ": open " + filepath.Join(dir, "missing")},
+		{"empty flag file", "", []string{"-token-file", empty}, "token file " + empty + " is empty"},
+		{"empty env file", empty, nil, client.EnvTokenFile + ": " + empty + " is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(client.EnvToken, "")
+			t.Setenv(client.EnvTokenFile, tc.envFile)
+			fs := flag.NewFlagSet("status", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			newClient := clientFlags(fs)
+			if err := fs.Parse(append(tc.args, "-http-addr", "127.0.0.1:1")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := newClient()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("error %v; want none", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v; want one containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -31,7 +31,9 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 	clientKey := fs.String("client-key", env.ClientKey, "private key `file` (PEM) of -client-cert (env "+client.EnvClientKey+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the agent")
 	return func() (*client.Client, error) {
-		if envErr != nil {
+		// FromEnv fails only on VIGIL_TOKEN_FILE, which -token-file
+		// overrides.
+		if envErr != nil && *tokenFile == "" {
 			return nil, envErr
 		}
 		// The client reads 0 as its default and a negative timeout as
@@ -46,6 +48,9 @@ func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 				return nil, fmt.Errorf("token file: %w", err)
 			}
 			cfg.Token = strings.TrimSpace(string(b))
+			if cfg.Token == "" {
+				return nil, fmt.Errorf("token file %s is empty", *tokenFile)
+			}
 		}
 		return client.New(cfg)
 	}
@@ -112,7 +117,7 @@ func printStatus(w io.Writer, st agent.Status, health string, failing map[string
 	fmt.Fprintf(tw, "Version:\t%s (%s)\n", st.Version.Version, st.Version.Revision)
 	fmt.Fprintf(tw, "Uptime:\t%s (since %s)\n", (time.Duration(st.UptimeSeconds) * time.Second).String(), st.StartedAt.Format(time.RFC3339))
 	fmt.Fprintf(tw, "Data dir:\t%s\n", st.DataDir)
-	fmt.Fprintf(tw, "API:\t%s (%s)\n", strings.Join(st.API.Addresses, ", "), apiSecurity(st.API))
+	fmt.Fprintf(tw, "API:\t%s (%s)\n", strings.Join(cliAddresses(st.API), ", "), apiSecurity(st.API))
 	fmt.Fprintf(tw, "Health:\t%s\n", health)
 	tw.Flush()
 	if len(failing) > 0 {
@@ -138,6 +143,24 @@ func printStatus(w io.Writer, st agent.Status, health string, failing map[string
 	for line := range strings.Lines(table.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
+}
+
+// cliAddresses gives the API's addresses as -http-addr and VIGIL_HTTP_ADDR
+// take them: /v1/status names the TCP listener tcp://host:port, which the
+// CLI does not take, and would not say that it needs https://.
+func cliAddresses(a agent.APIStatus) []string {
+	out := make([]string, 0, len(a.Addresses))
+	for _, addr := range a.Addresses {
+		if hostport, ok := strings.CutPrefix(addr, "tcp://"); ok {
+			scheme := "http://"
+			if a.TLS {
+				scheme = "https://" // TLS is on the TCP listener only
+			}
+			addr = scheme + hostport
+		}
+		out = append(out, addr)
+	}
+	return out
 }
 
 // apiSecurity says how the API is protected: TLS or not, and tokens, or

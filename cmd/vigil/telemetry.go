@@ -152,6 +152,7 @@ store.retention). With -step, points are aggregated per step with -agg
 histogram's or summary's *_count, *_sum or *_bucket, and the average
 otherwise), each stamped at the start of its step; the start of -since is
 rounded down to a multiple of the step, so the steps fall on round times.
+The table shows times in the local time zone (TZ); CSV and JSON in UTC.
 
 Examples:
   vigil query vigil_gpu_utilization_ratio -match gpu=0 -since 15m -step 1m
