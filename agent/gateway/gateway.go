@@ -75,6 +75,9 @@ type Gateway struct {
 	// inFlight counts the chat and embeddings requests being served
 	// (gateway.max_in_flight).
 	inFlight atomic.Int64
+	// slots bounds each provider entry's calls in flight to its
+	// max_concurrency (providers without one are left to the plugin).
+	slots map[string]providerSlots
 	// TokenName names the API token a request was made with (for
 	// budgets); the agent sets it to api.TokenName.
 	TokenName func(*http.Request) string
@@ -204,6 +207,10 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		}
 		if p.MaxConcurrency > 0 {
 			conf["max_concurrency"] = float64(p.MaxConcurrency)
+			if g.slots == nil {
+				g.slots = map[string]providerSlots{}
+			}
+			g.slots[p.Name] = providerSlots{c: make(chan struct{}, p.MaxConcurrency), key: fmt.Sprintf("gateway.providers[%d].max_concurrency", i)}
 		}
 		if len(p.Headers) > 0 {
 			h := map[string]any{}
@@ -364,6 +371,36 @@ func classed(class sdk.Class, err error) string {
 	return msg
 }
 
+// providerSlots are a provider entry's max_concurrency slots; key names
+// the setting in errors.
+type providerSlots struct {
+	c   chan struct{}
+	key string
+}
+
+// acquire takes one of the provider's slots, waiting until ctx ends;
+// release gives it back. A provider without slots (no max_concurrency
+// set, so the plugin's own default bounds its calls) never waits.
+func (s providerSlots) acquire(ctx context.Context, provider string) (release func(), err error) {
+	if s.c == nil {
+		return func() {}, nil
+	}
+	// A free slot is taken even when ctx has just ended (a select with
+	// both ready would pick either).
+	select {
+	case s.c <- struct{}{}:
+		return func() { <-s.c }, nil
+	default:
+	}
+	select {
+	case s.c <- struct{}{}:
+		return func() { <-s.c }, nil
+	case <-ctx.Done():
+		return nil, &sdk.Error{Class: sdk.Timeout, Message: fmt.Sprintf(
+			"provider %s: all %d slots (%s) stayed busy with its other calls until the request ended; no upstream call made (%v)", provider, cap(s.c), s.key, ctx.Err())}
+	}
+}
+
 // errCircuitOpen is the error recorded for a target skipped because its
 // circuit is open.
 func errCircuitOpen(t *target) error {
@@ -416,8 +453,21 @@ chain:
 					break
 				}
 				t.circuit.Set(float64(t.br.current()))
+				release, err := g.slots[t.provider].acquire(ctx, t.provider)
+				if err != nil {
+					// Every slot stayed busy with this provider's other
+					// calls until the request ended: congestion here,
+					// not an upstream failure, so the circuit is left
+					// alone and no upstream was called.
+					t.br.forgo()
+					t.circuit.Set(float64(t.br.current()))
+					g.m.attempts.WithLabelValues(a.name, t.provider, t.model, "slots_busy").Inc()
+					out.err, out.exhausted = err, true
+					return out
+				}
 				out.attempts++
 				started, err := call(ctx, t, out.attempts)
+				release()
 				if errors.Is(err, sdk.ErrNotServing) {
 					// The plugin host refused the call without making it
 					// (plugin refused, failed or untrusted): retries cannot

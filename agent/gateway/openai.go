@@ -257,6 +257,11 @@ func upstreamError(o outcome) *Error {
 	if se != nil && status == http.StatusServiceUnavailable {
 		e.retryAfter = se.RetryAfter
 	}
+	if o.attempts == 0 && o.openSkips == 0 {
+		// Nothing was sent upstream (every slot of the provider stayed
+		// busy): the message says so rather than count failed attempts.
+		e.Message = fmt.Sprintf("alias %q: no upstream called: %s", o.alias, msg)
+	}
 	if o.attempts == 0 && o.openSkips > 0 {
 		// No upstream was called: every target's circuit is open. The
 		// client may come back when the first of them lets a probe
