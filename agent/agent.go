@@ -479,6 +479,11 @@ func (a *Agent) Reload(next *config.Loaded) {
 	} else if changed {
 		a.logger.Info("API TLS certificate reloaded", "cert_file", prev.API.TLS.CertFile)
 	}
+	if changed, err := a.api.ReloadClientCA(); err != nil {
+		a.logger.Error("reload: cannot read the API's client CA again; still verifying clients against the running one", "err", err.Error())
+	} else if changed {
+		a.logger.Info("API TLS client CA reloaded", "client_ca_file", prev.API.TLS.ClientCAFile)
+	}
 	a.plugins.SetWhere(next.Where)
 	a.plugins.Reload(next.Plugins)
 	a.reloadFleet(*next)

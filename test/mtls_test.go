@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -84,5 +85,17 @@ func TestTLSClientCertificates(t *testing.T) {
 	code, out = vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert)
 	if code != 2 || !strings.Contains(out, "-client-key") {
 		t.Errorf("status with -client-cert only: exit %d:\n%s", code, out)
+	}
+
+	// The client CA rotated in place: SIGHUP verifies clients against the
+	// new one, without a restart.
+	testutil.WriteCert(t, filepath.Join(dir, "client-ca.pem"), otherCA)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(a.stderr.String(), "API TLS client CA reloaded") }, "the client CA reload log line")
+	if code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", strangerCert, "-client-key", strangerKey); code != 0 {
+		t.Errorf("status with a certificate of the new client CA after SIGHUP: exit %d:\n%s", code, out)
+	}
+	if code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert, "-client-key", cliKey); code != 2 || !strings.Contains(out, "unknown certificate authority") {
+		t.Errorf("status with a certificate of the old client CA after SIGHUP: exit %d:\n%s", code, out)
 	}
 }

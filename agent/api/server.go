@@ -106,6 +106,10 @@ type Server struct {
 	// cert is the TLS certificate served, swapped by ReloadCertificate so
 	// that a renewed certificate needs no restart; nil without TLS.
 	cert atomic.Pointer[tls.Certificate]
+	// clientCAs verifies client certificates (api.tls.client_ca_file),
+	// swapped by ReloadClientCA; clientCAPEM is the file as last read.
+	clientCAs   atomic.Pointer[x509.CertPool]
+	clientCAPEM []byte
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -466,7 +470,7 @@ func (s *Server) Listen() error {
 				return err
 			}
 			s.cert.Store(cert)
-			tc, err := tlsConfig(s.cfg.TLS, s.currentCertificate)
+			tc, err := s.tlsConfig()
 			if err != nil {
 				ln.Close()
 				return err
@@ -523,21 +527,61 @@ func (s *Server) ReloadCertificate() (changed bool, err error) {
 	return true, nil
 }
 
-func tlsConfig(c config.TLS, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.currentCertificate}
+	if s.cfg.TLS.ClientCAFile != "" {
+		pem, pool, err := loadClientCA(s.cfg.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("API TLS: read api.tls.client_ca_file: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("API TLS: api.tls.client_ca_file %s holds no PEM certificates", c.ClientCAFile)
-		}
+		s.clientCAPEM = pem
+		s.clientCAs.Store(pool)
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		// Each handshake verifies against the pool as last loaded, so
+		// that ReloadClientCA takes effect without a restart.
+		base := tc.Clone()
+		tc.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientCAs = s.clientCAs.Load()
+			return c, nil
+		}
 	}
 	return tc, nil
+}
+
+// loadClientCA reads api.tls.client_ca_file.
+func loadClientCA(c config.TLS) ([]byte, *x509.CertPool, error) {
+	pem, err := os.ReadFile(c.ClientCAFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("API TLS: read api.tls.client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("API TLS: api.tls.client_ca_file %s holds no PEM certificates", c.ClientCAFile)
+	}
+	return pem, pool, nil
+}
+
+// ReloadClientCA reads the running api.tls.client_ca_file again (a CA
+// added or rotated in place) and verifies client certificates against it
+// from the next handshake on. It reports whether the file changed; on an
+// error the running CAs stay. Without client certificates it does
+// nothing. Called from the reload goroutine only.
+func (s *Server) ReloadClientCA() (changed bool, err error) {
+	if s.clientCAs.Load() == nil {
+		return false, nil
+	}
+	pem, pool, err := loadClientCA(s.cfg.TLS)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Equal(pem, s.clientCAPEM) {
+		return false, nil
+	}
+	s.clientCAPEM = pem
+	s.clientCAs.Store(pool)
+	return true, nil
 }
 
 // listenUnix listens on path, replacing a stale socket left by a crash but

@@ -27,8 +27,9 @@ Run the Vigil agent in the foreground until SIGINT or SIGTERM.
 VIGIL_* environment variables override file settings (VIGIL_LOG_LEVEL,
 VIGIL_API_ADDR, ...); the flags below override both. SIGHUP re-reads the
 configuration: the log level, API tokens, access log, TLS certificate
-(renewed in place), gossip role, plugin settings, alert rules and
-receivers, and most drift and per-model settings change at once; other
+and client CA (renewed in place), gossip role, plugin settings, alert
+rules and receivers, and most drift and per-model settings change at
+once; other
 changes are logged as needing a restart (the list is in
 docs/configuration.md, "Reloading"). A SIGHUP received while the agent
 starts becomes a reload once it runs.`, stdout, stderr)
