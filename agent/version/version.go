@@ -5,8 +5,10 @@ package version
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set at link time: -X github.com/vigilml/vigil/agent/version.Version=...
@@ -71,4 +73,20 @@ func (i Info) String() string {
 		rev = rev[:12]
 	}
 	return fmt.Sprintf("vigil %s (revision %s, built %s, %s, %s)", i.Version, rev, i.BuildDate, i.GoVersion, i.Platform)
+}
+
+// semverRE is what a plugin's Info.version must look like (the
+// conformance kit checks the same).
+var semverRE = regexp.MustCompile(`^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
+
+// Plugin is the build's version as Vigil's own plugins report it in
+// Info.version: a semantic version (git describe's v0.2.0-3-gabc123 as
+// 0.2.0-3-gabc123, a Go pseudo-version likewise), or 0.0.0-dev for a build
+// that carries none, so that every plugin of one build says the same.
+func Plugin() string {
+	v := strings.TrimPrefix(Get().Version, "v")
+	if !semverRE.MatchString(v) {
+		return "0.0.0-dev"
+	}
+	return v
 }

@@ -7,14 +7,13 @@
 package main
 
 import (
+	"github.com/vigilml/vigil/agent/version"
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 )
 
-var version = "0.1.0"
-
 func main() {
 	// One P unless GOMAXPROCS is set: see upstream.DefaultProcs.
 	upstream.LimitProcs()
-	sdk.ServeProvider(sdk.Info{Name: "anthropic", Version: version, Capabilities: []string{"chat", "stream", "count_tokens", "tools", "images", "files", "reasoning_effort"}}, newProvider())
+	sdk.ServeProvider(sdk.Info{Name: "anthropic", Version: version.Plugin(), Capabilities: []string{"chat", "stream", "count_tokens", "tools", "images", "files", "reasoning_effort"}}, newProvider())
 }

@@ -16,12 +16,11 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/vigilml/vigil/agent/version"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 	"github.com/vigilml/vigil/sdk/providerconf"
 )
-
-var version = "0.1.0"
 
 // Model is the one model this plugin serves.
 const Model = "hashembed-v1"
@@ -36,7 +35,7 @@ const (
 )
 
 func main() {
-	sdk.ServeProvider(sdk.Info{Name: "hashembed", Version: version, Capabilities: []string{"embeddings"}}, &provider{dims: 256})
+	sdk.ServeProvider(sdk.Info{Name: "hashembed", Version: version.Plugin(), Capabilities: []string{"embeddings"}}, &provider{dims: 256})
 }
 
 type provider struct {

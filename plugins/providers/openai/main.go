@@ -6,14 +6,13 @@
 package main
 
 import (
+	"github.com/vigilml/vigil/agent/version"
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 )
 
-var version = "0.1.0"
-
 func main() {
 	// One P unless GOMAXPROCS is set: see upstream.DefaultProcs.
 	upstream.LimitProcs()
-	sdk.ServeProvider(sdk.Info{Name: "openai", Version: version, Capabilities: []string{"chat", "stream", "embeddings", "tools", "images", "files", "logprobs", "penalties", "reasoning_effort", "openai_params"}}, newProvider())
+	sdk.ServeProvider(sdk.Info{Name: "openai", Version: version.Plugin(), Capabilities: []string{"chat", "stream", "embeddings", "tools", "images", "files", "logprobs", "penalties", "reasoning_effort", "openai_params"}}, newProvider())
 }

@@ -91,11 +91,7 @@ func New(methods ...Method) *Detector { return &Detector{methods: methods} }
 
 // Serve runs the plugin; call it from main.
 func Serve(name string, methods ...Method) {
-	v := version.Get().Version
-	if v == "" {
-		v = "0.0.0-dev"
-	}
-	sdk.ServeDetector(sdk.Info{Name: name, Version: v}, New(methods...))
+	sdk.ServeDetector(sdk.Info{Name: name, Version: version.Plugin()}, New(methods...))
 }
 
 // Describe lists the methods.
