@@ -179,6 +179,8 @@ type runner struct {
 	client *plugin.Client
 	rpc    plugin.ClientProtocol
 	pid    int
+	// hinted: a failure already carries settingsHint (it is given once).
+	hinted bool
 }
 
 // check runs one named check and records its outcome.
@@ -200,16 +202,17 @@ func (r *runner) check(name string, fn func() error) bool {
 		res.Status, res.Reason = Skip, string(skip)
 	case err != nil:
 		res.Status, res.Reason = Fail, err.Error()
-		if r.opts.Config == nil && needsSettings(err) {
+		if r.opts.Config == nil && !r.hinted && needsSettings(err) {
 			res.Reason += "; " + settingsHint
+			r.hinted = true
 		}
 	}
 	r.rep.Results = append(r.rep.Results, res)
 	return res.Status != Fail
 }
 
-// settingsHint is added to a failure that a plugin run without settings
-// may owe to their absence: a provider in front of an upstream needs its
+// settingsHint is added to the first failure that a plugin run without
+// settings may owe to their absence: a provider in front of an upstream needs its
 // base_url or API key, which only Options.Config (-config) gives it.
 const settingsHint = "no configuration was given: if the plugin needs settings (an API key, a base_url), give them with -config FILE (Options.Config in Go)"
 

@@ -142,7 +142,7 @@ func TestChecksFail(t *testing.T) {
 		// A provider that needs settings, checked without them: the
 		// failure says how to give them.
 		{variant{"provider", "needs-key"}, "provider/chat", "no configuration was given: if the plugin needs settings (an API key, a base_url), give them with -config FILE (Options.Config in Go)"},
-		{variant{"provider", "needs-key"}, "provider/embed", "give them with -config FILE"},
+		{variant{"provider", "needs-key"}, "provider/embed", "no API key configured"}, // the hint was given once, above
 		{variant{"vectorstore", "bad-order"}, "vectorstore/query-order/cosine", "not ordered best first"},
 		{variant{"vectorstore", "ignore-filter"}, "vectorstore/filter-eq", "matched [r1 r2 r3 r4 r5]"},
 		{variant{"vectorstore", "untyped"}, "vectorstore/unknown-collection", "got class internal"},
@@ -197,6 +197,26 @@ func TestChecksFail(t *testing.T) {
 
 // TestNeedsSettings: the provider that needs an API key conforms once it
 // is given one, and its failures then carry no hint about settings.
+// TestSettingsHintOnce: a provider run without the settings it needs
+// fails every call, and the hint to give them is in the first failure
+// only, not repeated on every line of the report.
+func TestSettingsHintOnce(t *testing.T) {
+	rep := conformance.Check(context.Background(), built[variant{"provider", ""}], conformance.Options{
+		Kind: sdk.KindProvider, Env: []string{"TESTPLUGIN_FAULT=needs-key"}})
+	failed, hinted := 0, 0
+	for _, r := range rep.Results {
+		if r.Status == conformance.Fail {
+			failed++
+			if strings.Contains(r.Reason, "give them with -config FILE") {
+				hinted++
+			}
+		}
+	}
+	if failed < 2 || hinted != 1 {
+		t.Errorf("%d failures, %d with the settings hint; want several, one", failed, hinted)
+	}
+}
+
 func TestNeedsSettings(t *testing.T) {
 	rep := conformance.Check(context.Background(), built[variant{"provider", ""}], conformance.Options{
 		Kind: sdk.KindProvider, Env: []string{"TESTPLUGIN_FAULT=needs-key"}, Config: map[string]any{"api_key": "k"}})
