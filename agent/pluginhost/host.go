@@ -184,9 +184,17 @@ func (h *Host) dirs() []string {
 // inDirs reports whether path lies directly in one of the plugin
 // directories, after resolving symbolic links.
 func (h *Host) inDirs(path string) bool {
+	_, ok := h.inDir(path)
+	return ok
+}
+
+// inDir returns the path of the file path resolves to, in the plugin
+// directory holding it as that directory is configured, and whether there
+// is one.
+func (h *Host) inDir(path string) (string, bool) {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return false
+		return "", false
 	}
 	for _, d := range h.dirs() {
 		rd, err := filepath.EvalSymlinks(d)
@@ -194,10 +202,10 @@ func (h *Host) inDirs(path string) bool {
 			continue
 		}
 		if filepath.Dir(real) == rd {
-			return true
+			return filepath.Join(d, filepath.Base(real)), true
 		}
 	}
-	return false
+	return "", false
 }
 
 // discover builds the plugin list from the catalog, the package catalogs
@@ -390,9 +398,15 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return Entry{}, fmt.Errorf("register %s: %w", abs, err)
 	}
-	if !h.inDirs(abs) {
+	// The catalog keeps the binary's path in the plugin directory, not the
+	// path asked for: a symbolic link elsewhere (in /tmp, say) stays under
+	// the control of whoever made it, who could point it at another binary
+	// between the checksum and a launch.
+	inDir, ok := h.inDir(abs)
+	if !ok {
 		return Entry{}, fmt.Errorf("%s is outside the plugin directories (%s): copy it into one of them, or add its directory to plugins.dirs", abs, strings.Join(h.dirs(), ", "))
 	}
+	abs = inDir
 	sum, err := fileSHA256(abs)
 	if err != nil {
 		return Entry{}, err

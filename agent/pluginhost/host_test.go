@@ -1142,3 +1142,28 @@ func TestUntrustedNamedLikeTrustedPlugin(t *testing.T) {
 		t.Errorf("test-detector after a restart: %+v", s)
 	}
 }
+
+// A plugin registered through a symbolic link outside the plugin
+// directories is recorded under its path in the directory: the link
+// stays under the control of whoever made it, who could otherwise point
+// it at another binary after registration.
+func TestRegisterThroughSymlinkRecordsPathInDir(t *testing.T) {
+	dir := install(t, "detector")
+	real := filepath.Join(dir, "test-detector")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t, testConfig(dir), "")
+	e, err := h.Register(context.Background(), link, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := real
+	if e.Path != want {
+		t.Errorf("registered path = %s, want the path in the plugin directory %s", e.Path, want)
+	}
+	if s := status(t, h, e.Name); s.Path != want {
+		t.Errorf("listed path = %s, want %s", s.Path, want)
+	}
+}
