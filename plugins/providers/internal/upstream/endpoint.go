@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/vigilml/vigil/sdk"
@@ -70,7 +71,34 @@ func (e *Endpoint) Do(ctx context.Context, method, path string, body any) (*http
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, e.Classify(resp.StatusCode, resp.Header, b)
+		return nil, e.Classify(resp.StatusCode, resp.Header, e.redact(b))
 	}
 	return resp, nil
+}
+
+// credentialHeaders carry the upstream API key: OpenAI's Authorization
+// (after its scheme), Anthropic's x-api-key, Azure OpenAI's api-key.
+var credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+
+// redact replaces the API key in an upstream's error body before it is
+// classified: a server or proxy that quotes the rejected key ("Incorrect
+// API key provided: sk-...") would otherwise hand the operator's key to
+// every client of the gateway, in the error it answers with. Values
+// shorter than 8 bytes are left alone: they are no real key, and
+// replacing them would garble the message.
+func (e *Endpoint) redact(body []byte) []byte {
+	for _, name := range credentialHeaders {
+		for _, v := range e.Header.Values(name) {
+			if name == "Authorization" {
+				if _, cred, ok := strings.Cut(v, " "); ok {
+					v = cred
+				}
+			}
+			v = strings.TrimSpace(v)
+			if len(v) >= 8 {
+				body = bytes.ReplaceAll(body, []byte(v), []byte("[redacted]"))
+			}
+		}
+	}
+	return body
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,4 +59,37 @@ func TestEndpointDo(t *testing.T) {
 		t.Errorf("failure: err %v, classified %d %q", err, status, body)
 	}
 	<-got
+}
+
+// TestEndpointRedactsKeyInErrors: an upstream that quotes the rejected
+// API key in its error body does not get it to Classify, whose message
+// the gateway answers its clients with.
+func TestEndpointRedactsKeyInErrors(t *testing.T) {
+	const key = "sk-proj-0123456789abcdef"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		echoed := r.Header.Get("Authorization") + " " + r.Header.Get("X-Api-Key") + " " + r.Header.Get("Api-Key")
+		http.Error(w, `{"error":{"message":"Incorrect API key provided: `+echoed+`"}}`, http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct{ header, value string }{
+		{"Authorization", "Bearer " + key},
+		{"x-api-key", key},
+		{"api-key", key},
+	} {
+		t.Run(tc.header, func(t *testing.T) {
+			h := http.Header{}
+			h.Set(tc.header, tc.value)
+			var body string
+			e := NewEndpoint(srv.URL, 1, time.Second, h, func(_ int, _ http.Header, b []byte) error {
+				body = string(b)
+				return errors.New("classified")
+			})
+			if _, err := e.Do(context.Background(), http.MethodGet, "/", nil); err == nil {
+				t.Fatal("no error for a 401")
+			}
+			if strings.Contains(body, key) || !strings.Contains(body, "[redacted]") {
+				t.Errorf("body classified: %s", body)
+			}
+		})
+	}
 }
