@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -256,6 +257,8 @@ func (h *Host) discover() error {
 			state, reason = StateRefused, fmt.Sprintf("cannot read %s: %v", e.Path, err)
 		case !h.inDirs(e.Path):
 			state, reason = StateRefused, fmt.Sprintf("%s is outside the plugin directories (%s)", e.Path, strings.Join(h.dirs(), ", "))
+		case e.Source != "dev" && othersCanReplace(e.Path) != nil:
+			state, reason = StateRefused, othersCanReplace(e.Path).Error()
 		case sum != e.SHA256:
 			state, reason = StateRefused, changedMessage(e, sum)
 		}
@@ -313,6 +316,33 @@ func short(sum string) string {
 		return sum[:12]
 	}
 	return sum
+}
+
+// othersCanReplace says why a user other than root and the agent's own
+// could change the binary at path (its owner, anyone for a file or a
+// directory writable by every user), or nil. go-plugin checks the SHA-256
+// by reading the file and then executes it by path: whoever can write
+// either could swap the binary in between, so the pin would not hold.
+func othersCanReplace(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, neither root nor the agent's user (uid %d), who could replace it between its SHA-256 check and its launch: make root its owner (install -o root -m 0755)", real, sys.Uid, os.Geteuid())
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("%s is writable by every user (mode %#o), who could replace it between its SHA-256 check and its launch: chmod o-w it", real, st.Mode().Perm())
+	}
+	dir := filepath.Dir(real)
+	if dst, err := os.Stat(dir); err == nil && dst.Mode().Perm()&0o002 != 0 && dst.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("%s is in %s, which every user may write (mode %#o, no sticky bit), so anyone could replace it between its SHA-256 check and its launch: chmod o-w the directory", real, dir, dst.Mode().Perm())
+	}
+	return nil
 }
 
 func isExecutable(de os.DirEntry) bool {
@@ -407,6 +437,9 @@ func (h *Host) Register(ctx context.Context, path, name string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%s is outside the plugin directories (%s): copy it into one of them, or add its directory to plugins.dirs", abs, strings.Join(h.dirs(), ", "))
 	}
 	abs = inDir
+	if err := othersCanReplace(abs); err != nil {
+		return Entry{}, err
+	}
 	sum, err := fileSHA256(abs)
 	if err != nil {
 		return Entry{}, err

@@ -1167,3 +1167,52 @@ func TestRegisterThroughSymlinkRecordsPathInDir(t *testing.T) {
 		t.Errorf("listed path = %s, want %s", s.Path, want)
 	}
 }
+
+// A binary that users other than root and the agent's own could replace
+// (writable by every user, or in a directory every user may write) is not
+// trusted: go-plugin checks its SHA-256 and then executes it by path, and
+// the swap could happen in between.
+func TestRegisterRefusesBinaryOthersCanReplace(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		fileMode, dirM os.FileMode
+		want           string
+	}{
+		{"file writable by every user", 0o757, 0o755, "writable by every user"},
+		{"directory writable by every user", 0o755, 0o777, "which every user may write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := install(t, "detector")
+			bin := filepath.Join(dir, "test-detector")
+			if err := os.Chmod(bin, tc.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tc.dirM); err != nil {
+				t.Fatal(err)
+			}
+			h := newHost(t, testConfig(dir), "")
+			_, err := h.Register(context.Background(), bin, "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("register: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	// Registered while safe, then made writable: refused at its next
+	// launch.
+	dir := install(t, "detector")
+	bin := filepath.Join(dir, "test-detector")
+	h := newHost(t, testConfig(dir), "")
+	e, err := h.Register(context.Background(), bin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Restart(e.Name); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitState(t, h, e.Name, StateRefused); !strings.Contains(s.LastError, "writable by every user") {
+		t.Errorf("launched after chmod o+w: %+v", s)
+	}
+}

@@ -389,6 +389,11 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog entry: %w", err)
 	}
+	if m.trust().Source != "dev" {
+		if err := othersCanReplace(e.Path); err != nil {
+			return nil, &refusal{err.Error()}
+		}
+	}
 	proc, err := m.h.spawn(e.Path, sum, e.Args, envOf(m.h.config(), e, m.instanceOf), m.log)
 	if err != nil {
 		return nil, err
