@@ -37,6 +37,7 @@ func vigil(t *testing.T, args ...string) (string, error) {
 type pluginList struct {
 	Plugins []struct {
 		Name     string `json:"name"`
+		Path     string `json:"path"`
 		Kind     string `json:"kind"`
 		State    string `json:"state"`
 		Source   string `json:"source"`
@@ -87,14 +88,32 @@ plugins:
 	if out, err := vigil(t, "plugins", "register", outside, "-http-addr", a.addr); err == nil || !strings.Contains(out, "plugin director") {
 		t.Errorf("register outside the plugin dirs: %v\n%s", err, out)
 	}
-	out, err = vigil(t, "plugins", "register", bin, "-http-addr", a.addr)
+	// A binary every user may write could be swapped between its
+	// checksum and its launch: refused.
+	if err := os.Chmod(bin, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vigil(t, "plugins", "register", bin, "-http-addr", a.addr); err == nil || !strings.Contains(out, "writable by every user") {
+		t.Errorf("register a binary writable by every user: %v\n%s", err, out)
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Registered through a symbolic link outside the plugin directories,
+	// it is recorded (and launched) as the binary in the directory, not
+	// as the link, which its owner could point elsewhere.
+	link := filepath.Join(dir, "link-to-detector")
+	if err := os.Symlink(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	out, err = vigil(t, "plugins", "register", link, "-http-addr", a.addr)
 	if err != nil || !strings.Contains(out, "Registered test-detector") {
 		t.Fatalf("vigil plugins register: %v\n%s", err, out)
 	}
 	var pid int
 	waitFor(t, func() bool {
 		for _, p := range listPlugins(t, base).Plugins {
-			if p.Name == "test-detector" && p.State == "running" && p.Kind == "detector" {
+			if p.Name == "test-detector" && p.State == "running" && p.Kind == "detector" && p.Path == bin {
 				pid = p.PID
 				return true
 			}
