@@ -118,7 +118,15 @@ class Info:
 
 
 class Param:
-    """A parameter a method takes, with its default."""
+    """A parameter a method takes, with its default.
+
+    The SDK fills req.params with every declared default before detect
+    runs, so detect reads req.params["name"] without a fallback of its
+    own. A parameter the method does not declare is refused (class
+    invalid_request, field params.NAME: "unknown parameter for method M
+    (it takes parameters: ...)"), and so is a value of another type than
+    a number or bool default's; a default of None takes any value and is
+    absent from req.params when not given."""
 
     def __init__(self, name, default=None, description=""):
         self.name = name
@@ -149,7 +157,9 @@ class Method:
 class DetectRequest:
     """One drift test. reference and current are lists of floats for
     numeric data and lists of str for categorical data. threshold is None
-    when the agent wants the method's default."""
+    when the agent wants the method's default. params is a dict: the
+    method's Param defaults, overridden by the parameters sent (numbers
+    arrive as float)."""
 
     def __init__(self, method, data_type, threshold, params, feature,
                  reference, current):

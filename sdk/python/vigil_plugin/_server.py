@@ -341,6 +341,9 @@ class _DetectorServices(_PluginServices):
             reference=ref_num if dt == "numeric" else ref_cat,
             current=cur_num if dt == "numeric" else cur_cat,
         )
+        m = self._methods().get(req.method)
+        if m is not None:
+            req.params = _method_params(m, req.params)
         res = self._call("detect", context, req)
 
         problems = []
@@ -375,6 +378,34 @@ class _DetectorServices(_PluginServices):
                 "Detect": detect,
             }),
         ]
+
+
+def _method_params(method, given):
+    """The params of a Detect call to a method that describe() lists: each
+    declared Param's default, overridden by what was given. A key the method
+    does not declare, or a value of another type than its default's (a
+    number, true or false), is a FieldError naming params.KEY, worded as
+    Vigil's own detectors word it; so a mistyped parameter name is an error,
+    not a silent default."""
+    known = {p.name: p for p in method.params}
+    out = {p.name: p.default for p in method.params if p.default is not None}
+    for k in sorted(given):
+        v = given[k]
+        field = "params." + k
+        p = known.get(k)
+        if p is None:
+            takes = "parameters: " + ", ".join(known) if known else "no parameters"
+            raise FieldError(field, "unknown parameter for method %s (it takes %s)" % (method.name, takes))
+        if isinstance(p.default, bool):
+            if not isinstance(v, bool):
+                raise FieldError(field, "must be true or false, not %r" % (v,))
+        elif isinstance(p.default, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise FieldError(field, "must be a number, not %r" % (v,))
+            if not math.isfinite(v):
+                raise FieldError(field, "must be a finite number, not %r" % (v,))
+        out[k] = v
+    return out
 
 
 def _expect(what, value, cls):
