@@ -92,9 +92,11 @@ class DetectParams(unittest.TestCase):
 
     def test_wrong_types(self):
         _, trailers, details = self.detect("scaled", {"scale": "big"})
-        self.assertEqual((trailers.get("vigil-error-field"), details), ("params.scale", "must be a number, not 'big'"))
+        self.assertEqual((trailers.get("vigil-error-field"), details), ("params.scale", 'must be a number, not "big"'))
         _, trailers, details = self.detect("scaled", {"robust": 1.0})
         self.assertEqual((trailers.get("vigil-error-field"), details), ("params.robust", "must be true or false, not 1.0"))
+        _, trailers, details = self.detect("scaled", {"scale": True})
+        self.assertEqual((trailers.get("vigil-error-field"), details), ("params.scale", "must be a number, not true"))
 
 
 if __name__ == "__main__":

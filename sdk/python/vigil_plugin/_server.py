@@ -398,10 +398,10 @@ def _method_params(method, given):
             raise FieldError(field, "unknown parameter for method %s (it takes %s)" % (method.name, takes))
         if isinstance(p.default, bool):
             if not isinstance(v, bool):
-                raise FieldError(field, "must be true or false, not %r" % (v,))
+                raise FieldError(field, "must be true or false, not %s" % json.dumps(v))
         elif isinstance(p.default, (int, float)):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise FieldError(field, "must be a number, not %r" % (v,))
+                raise FieldError(field, "must be a number, not %s" % json.dumps(v))
             if not math.isfinite(v):
                 raise FieldError(field, "must be a finite number, not %r" % (v,))
         out[k] = v
