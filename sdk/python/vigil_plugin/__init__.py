@@ -72,6 +72,19 @@ import sys
 # they live in _gen, which also works inside a zipapp.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gen"))
 
+# The SDK runs on Debian's packages; say which, and under which Python,
+# rather than a bare "No module named 'grpc'" (a pyenv or venv python3
+# cannot import them, and pack.py --python may name one).
+for _mod, _pkg in (("grpc", "python3-grpcio"), ("google.protobuf", "python3-protobuf"),
+                   ("cryptography", "python3-cryptography")):
+    try:
+        __import__(_mod)
+    except ImportError as _e:
+        raise ImportError(
+            "vigil_plugin needs the module %s, from Debian's %s (apt-get install python3-grpcio "
+            "python3-protobuf python3-cryptography), under /usr/bin/python3; this is %s, which cannot "
+            "import it: %s" % (_mod, _pkg, sys.executable or "an unknown interpreter", _e)) from _e
+
 from ._errors import (  # noqa: E402
     PluginError,
     FieldError,
