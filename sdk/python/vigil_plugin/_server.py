@@ -185,9 +185,13 @@ class Call:
 
     def timeout(self, default):
         """The smaller of default and the time left, for an upstream
-        call's own timeout: ``urlopen(r, timeout=ctx.timeout(60))``."""
+        call's own timeout: ``urlopen(r, timeout=ctx.timeout(60))``. A
+        default of None (no timeout of the plugin's own) gives the time
+        left, None when the call has no deadline either."""
         left = self.time_remaining()
-        return default if left is None else min(default, left)
+        if left is None:
+            return default
+        return left if default is None else min(default, left)
 
     def cancelled(self):
         """True once the agent has given up on the call (or it ended)."""
