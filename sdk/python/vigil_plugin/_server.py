@@ -361,7 +361,6 @@ class _DetectorServices(_PluginServices):
             raise PluginError(INTERNAL, "the detector produced an invalid result: " + ", ".join(problems))
         direction = res.direction
         if direction is None:
-            m = self._methods().get(req.method)
             direction = m.direction if m else "statistic_above"
         out = detector_pb2.DetectResponse(
             method=res.method or req.method, statistic=float(res.statistic), threshold=float(res.threshold),
