@@ -99,5 +99,37 @@ class DetectParams(unittest.TestCase):
         self.assertEqual((trailers.get("vigil-error-field"), details), ("params.scale", "must be a number, not true"))
 
 
+class _BadDetails(vp.Detector):
+    def __init__(self, details):
+        self.details = details
+
+    def describe(self):
+        return [vp.Method("m")]
+
+    def detect(self, req):
+        return vp.Result(statistic=0.1, threshold=0.5, drifted=False, details=self.details)
+
+
+class DetectDetails(unittest.TestCase):
+    def detect(self, details):
+        svc = _server._DetectorServices(vp.Info("d", "1.0.0"), _BadDetails(details))
+        ctx = _Context()
+        try:
+            _server._typed("Detect", svc.Detect)(_chunks("m"), ctx)
+        except _Abort:
+            return dict(ctx.trailers).get("vigil-error-class"), ctx.details
+        return None, None
+
+    def test_named(self):
+        tail = "; details hold numbers, strings, bools, None, lists and dicts with string keys"
+        pre = "the detector produced an invalid result: "
+        self.assertEqual(self.detect({"bins": [1, {2, 3}]}), ("internal", pre + "details.bins[1] is a set" + tail))
+        self.assertEqual(self.detect({"edges": {3: "x"}}),
+                         ("internal", pre + "details.edges has the key 3, a int (keys must be strings)" + tail))
+
+    def test_json_like(self):
+        self.assertEqual(self.detect({"a": [1, 2.5, None, True, "x", {"b": []}], "c": (1, 2)}), (None, None))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -232,6 +232,37 @@ def _struct(d):
     return s
 
 
+def _not_json_like(value, path):
+    """The first value under path that a google.protobuf.Struct cannot hold
+    (what Result.details becomes), as "PATH is a TYPE", or None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _not_json_like(v, "%s[%d]" % (path, i))
+            if bad:
+                return bad
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return "%s has the key %r, a %s (keys must be strings)" % (path, k, type(k).__name__)
+            bad = _not_json_like(v, "%s.%s" % (path, k))
+            if bad:
+                return bad
+        return None
+    return "%s is a %s" % (path, type(value).__name__)
+
+
+def _lists(value):
+    """value with every tuple made a list, which a Struct holds."""
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
 def _finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -357,6 +388,9 @@ class _DetectorServices(_PluginServices):
             problems.append("threshold %r" % (res.threshold,))
         if res.p_value is not None and not (_finite(res.p_value) and 0 <= res.p_value <= 1):
             problems.append("p-value %r" % (res.p_value,))
+        bad = _not_json_like(res.details, "details")
+        if bad:
+            problems.append(bad + "; details hold numbers, strings, bools, None, lists and dicts with string keys")
         if problems:
             raise PluginError(INTERNAL, "the detector produced an invalid result: " + ", ".join(problems))
         direction = res.direction
@@ -364,7 +398,7 @@ class _DetectorServices(_PluginServices):
             direction = m.direction if m else "statistic_above"
         out = detector_pb2.DetectResponse(
             method=res.method or req.method, statistic=float(res.statistic), threshold=float(res.threshold),
-            direction=_DIRECTIONS[direction], drifted=bool(res.drifted), details=_struct(res.details))
+            direction=_DIRECTIONS[direction], drifted=bool(res.drifted), details=_struct(_lists(res.details)))
         if res.p_value is not None:
             out.p_value = float(res.p_value)
         return out
