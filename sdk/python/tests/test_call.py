@@ -46,3 +46,29 @@ class CallTimeout(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class _Checking(vp.Provider):
+    """configure with a Call, as a plugin that checks its key upstream."""
+
+    def __init__(self):
+        self.got = None
+
+    def configure(self, config, ctx):
+        self.got = (config, ctx.timeout(60))
+        return [vp.FieldError("api_key", "refused upstream")]
+
+
+class ConfigureCall(unittest.TestCase):
+    def test_configure_gets_call(self):
+        from google.protobuf import struct_pb2
+        from vigil_plugin import _server
+        from vigil.plugin.v1 import plugin_pb2
+
+        impl = _Checking()
+        svc = _server._ProviderServices(vp.Info("p", "1.0.0"), impl)
+        cfg = struct_pb2.Struct()
+        cfg.update({"api_key": "sk"})
+        out = svc.Configure(plugin_pb2.ConfigureRequest(config=cfg), _Context(7.0))
+        self.assertEqual(impl.got, ({"api_key": "sk"}, 7.0))
+        self.assertEqual([(e.field, e.message) for e in out.errors], [("api_key", "refused upstream")])

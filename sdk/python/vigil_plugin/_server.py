@@ -295,7 +295,7 @@ class _PluginServices:
 
     def Configure(self, request, context):
         config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
-        errs = self.impl.configure(config) or []
+        errs = self._call("configure", context, config) or []
         out = plugin_pb2.ConfigureResponse()
         for e in errs:
             if isinstance(e, PluginError):
