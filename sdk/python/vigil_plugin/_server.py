@@ -164,7 +164,8 @@ class Call:
     deadline and whether the agent has given up on it.
 
     A method that takes one more parameter than the base class's (``def
-    chat(self, req, ctx)``, ``def models(self, ctx)``) gets one; a method
+    chat(self, req, ctx)``, ``def models(self, ctx)``, ``def
+    configure(self, config, ctx)``) gets one; a method
     without it is called as before. The agent gives up when its own client
     goes away or ``plugins.call_timeout`` (or the gateway's
     ``request_timeout``) passes; past that point nothing the handler
