@@ -27,5 +27,26 @@ class MissingPackages(unittest.TestCase):
         self.assertEqual((p.returncode, p.stderr), (0, ""))
 
 
+
+class PrintBeforeServe(unittest.TestCase):
+    """Started by the agent, a print after importing vigil_plugin (at
+    module level, before serve) goes to standard error, not before the
+    handshake line on standard output."""
+
+    def run_print(self, env):
+        return subprocess.run([sys.executable, "-c", "import vigil_plugin; print('loading')"], cwd=SDK,
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    def test_started_by_agent(self):
+        env = dict(os.environ, VIGIL_PLUGIN="7c1b0e8e-vigil-plugin-contract")
+        p = self.run_print(env)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", "loading\n"))
+
+    def test_imported_elsewhere(self):
+        env = {k: v for k, v in os.environ.items() if k != "VIGIL_PLUGIN"}
+        p = self.run_print(env)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "loading\n", ""))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -47,6 +47,14 @@ HEALTH_SERVICE = "plugin"
 
 log = logging.getLogger("vigil_plugin")
 
+# Started by the agent, standard output carries the handshake line only:
+# keep it for that, and send the plugin's own prints (a module-level
+# print after `import vigil_plugin`, too) to standard error, the log.
+_handshake_out = None
+if os.environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE:
+    _handshake_out = sys.stdout
+    sys.stdout = sys.stderr
+
 _DATA_TYPES = {"numeric": detector_pb2.NUMERIC, "categorical": detector_pb2.CATEGORICAL}
 _DATA_TYPE_NAMES = {v: k for k, v in _DATA_TYPES.items()}
 _DIRECTIONS = {"statistic_above": detector_pb2.STATISTIC_ABOVE, "p_value_below": detector_pb2.P_VALUE_BELOW}
@@ -595,8 +603,9 @@ def _serve(services, max_workers):
     line = "%d|%d|unix|%s|grpc" % (CORE_PROTOCOL_VERSION, CONTRACT_VERSION, sock)
     if cert_field:
         line += "|" + cert_field
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    out = _handshake_out or sys.stdout
+    out.write(line + "\n")
+    out.flush()
     # Standard output has done its job; a stray print goes to the log.
     sys.stdout = sys.stderr
 
