@@ -43,7 +43,9 @@ generated from sdk/proto/vigil/plugin/v1/provider.proto)::
 It needs Debian's python3-grpcio and python3-protobuf under
 /usr/bin/python3, and python3-cryptography for the certificate. Log with the
 logging module (to standard error): the agent copies each line into its own
-log. Never print to standard output, which carries the handshake.
+log. Standard output carries the handshake: under the agent, a print after
+`import vigil_plugin` goes to standard error (the log); one before it
+breaks the handshake.
 
 Deadlines and cancellation: a method that takes one more parameter than
 the base class's (``def chat(self, req, ctx)``, ``def detect(self, req,
