@@ -522,6 +522,10 @@ func (e *Engine) evaluateVersion(ctx context.Context, vs *versionState, descs *d
 func errString(err error) string {
 	var se *sdk.Error
 	if errors.As(err, &se) {
+		if se.Field != "" {
+			// The field a plugin names (params.bins) says what to fix.
+			return fmt.Sprintf("%s (%s): %s", se.Class, se.Field, se.Message)
+		}
 		return fmt.Sprintf("%s: %s", se.Class, se.Message)
 	}
 	return err.Error()

@@ -223,6 +223,14 @@ func New(cfg Config, providers Providers, logger *slog.Logger, reg prometheus.Re
 		if p.APIKeyEnv != "" {
 			setBy = map[string]string{"api_key": "api_key_env"}
 		}
+		// An options key reaches the plugin as it is; a rejection of it
+		// names it where the operator wrote it, under options.
+		for k := range p.Options {
+			if setBy == nil {
+				setBy = map[string]string{}
+			}
+			setBy[k] = "options." + k
+		}
 		g.instances = append(g.instances, pluginhost.Instance{
 			Name: p.Name, Plugin: p.Plugin, Config: conf,
 			ConfigKey: fmt.Sprintf("gateway.providers[%d]", i), SetBy: setBy,

@@ -709,7 +709,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	// The key read from api_key_env reaches the plugin as api_key; a
 	// rejection of it names api_key_env, the key the operator wrote.
-	g, err := New(Config{Providers: []Provider{{Name: "p", Plugin: "openai", APIKeyEnv: "MY_KEY"}, {Name: "q", Plugin: "openai", APIKeyFile: "/k"}}},
+	g, err := New(Config{Providers: []Provider{{Name: "p", Plugin: "openai", APIKeyEnv: "MY_KEY"}, {Name: "q", Plugin: "openai", APIKeyFile: "/k"},
+		{Name: "r", Plugin: "openai", Options: map[string]any{"organization": "o"}}}},
 		fleet{}, nil, nil, func(k string) (string, bool) { return "sk-1", k == "MY_KEY" })
 	if err != nil {
 		t.Fatal(err)
@@ -720,6 +721,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, ok := insts[1].Config["api_key"]; ok || len(insts[1].SetBy) != 0 {
 		t.Errorf("instance of a provider with api_key_file: %+v", insts[1])
+	}
+	// An options key's rejection names it under options.
+	if insts[2].Config["organization"] != "o" || insts[2].SetBy["organization"] != "options.organization" {
+		t.Errorf("instance of a provider with options: %+v", insts[2])
 	}
 }
 

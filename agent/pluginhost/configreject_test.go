@@ -82,14 +82,15 @@ func TestInstanceConfigureRejectedFailsAtOnce(t *testing.T) {
 	}
 	if err := h.SetInstances([]Instance{
 		{Name: "det-ok", Plugin: "test-detector", Config: map[string]any{"greeting": "hi"}, ConfigKey: "gateway.providers[0]"},
-		{Name: "det-bad", Plugin: "test-detector", Config: map[string]any{"greeting": 5.0, "colour": "blue"}, ConfigKey: "gateway.providers[1]"},
+		{Name: "det-bad", Plugin: "test-detector", Config: map[string]any{"greeting": 5.0, "colour": "blue"}, ConfigKey: "gateway.providers[1]",
+			SetBy: map[string]string{"colour": "options.colour"}}, // as the gateway sets it for an options key
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// The first call starts the instance (lazy start) and fails with the
 	// rejection; no restart follows.
 	h.WithDetector(context.Background(), "det-bad", "Describe", func(ctx context.Context, c sdk.DetectorClient) error { return nil })
-	checkFailedAtOnce(t, h, "det-bad", "gateway.providers[1].greeting: must be a string", "gateway.providers[1].colour: unknown key", "restart the agent")
+	checkFailedAtOnce(t, h, "det-bad", "gateway.providers[1].greeting: must be a string", "gateway.providers[1].options.colour: unknown key", "restart the agent")
 	if err := h.WithDetector(context.Background(), "det-ok", "Describe", func(ctx context.Context, c sdk.DetectorClient) error {
 		_, err := c.Describe(ctx)
 		return err

@@ -478,7 +478,11 @@ func (m *managed) fieldKey(field string) string {
 	key := m.configKey() + "." + field
 	if k, ok := m.setBy[field]; ok {
 		key = m.configKey() + "." + k
-		field = fmt.Sprintf("%s (the %s it set)", k, field)
+		if strings.HasSuffix(k, "."+field) {
+			field = k // the same key, deeper: options.colour
+		} else {
+			field = fmt.Sprintf("%s (the %s it set)", k, field)
+		}
 	}
 	return m.h.whereSet(key) + m.configKey() + "." + field
 }

@@ -43,7 +43,9 @@ generated from sdk/proto/vigil/plugin/v1/provider.proto)::
 It needs Debian's python3-grpcio and python3-protobuf under
 /usr/bin/python3, and python3-cryptography for the certificate. Log with the
 logging module (to standard error): the agent copies each line into its own
-log. Never print to standard output, which carries the handshake.
+log. Standard output carries the handshake: under the agent, a print after
+`import vigil_plugin` goes to standard error (the log); one before it
+breaks the handshake.
 
 Deadlines and cancellation: a method that takes one more parameter than
 the base class's (``def chat(self, req, ctx)``, ``def detect(self, req,
@@ -71,6 +73,19 @@ import sys
 # The generated protobuf modules import each other as vigil.plugin.v1.*;
 # they live in _gen, which also works inside a zipapp.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gen"))
+
+# The SDK runs on Debian's packages; say which, and under which Python,
+# rather than a bare "No module named 'grpc'" (a pyenv or venv python3
+# cannot import them, and pack.py --python may name one).
+for _mod, _pkg in (("grpc", "python3-grpcio"), ("google.protobuf", "python3-protobuf"),
+                   ("cryptography", "python3-cryptography")):
+    try:
+        __import__(_mod)
+    except ImportError as _e:
+        raise ImportError(
+            "vigil_plugin needs the module %s, from Debian's %s (apt-get install python3-grpcio "
+            "python3-protobuf python3-cryptography), under /usr/bin/python3; this is %s, which cannot "
+            "import it: %s" % (_mod, _pkg, sys.executable or "an unknown interpreter", _e)) from _e
 
 from ._errors import (  # noqa: E402
     PluginError,
@@ -118,7 +133,15 @@ class Info:
 
 
 class Param:
-    """A parameter a method takes, with its default."""
+    """A parameter a method takes, with its default.
+
+    The SDK fills req.params with every declared default before detect
+    runs, so detect reads req.params["name"] without a fallback of its
+    own. A parameter the method does not declare is refused (class
+    invalid_request, field params.NAME: "unknown parameter for method M
+    (it takes parameters: ...)"), and so is a value of another type than
+    a number or bool default's; a default of None takes any value and is
+    absent from req.params when not given."""
 
     def __init__(self, name, default=None, description=""):
         self.name = name
@@ -149,7 +172,9 @@ class Method:
 class DetectRequest:
     """One drift test. reference and current are lists of floats for
     numeric data and lists of str for categorical data. threshold is None
-    when the agent wants the method's default."""
+    when the agent wants the method's default. params is a dict: the
+    method's Param defaults, overridden by the parameters sent (numbers
+    arrive as float)."""
 
     def __init__(self, method, data_type, threshold, params, feature,
                  reference, current):

@@ -47,6 +47,14 @@ HEALTH_SERVICE = "plugin"
 
 log = logging.getLogger("vigil_plugin")
 
+# Started by the agent, standard output carries the handshake line only:
+# keep it for that, and send the plugin's own prints (a module-level
+# print after `import vigil_plugin`, too) to standard error, the log.
+_handshake_out = None
+if os.environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE:
+    _handshake_out = sys.stdout
+    sys.stdout = sys.stderr
+
 _DATA_TYPES = {"numeric": detector_pb2.NUMERIC, "categorical": detector_pb2.CATEGORICAL}
 _DATA_TYPE_NAMES = {v: k for k, v in _DATA_TYPES.items()}
 _DIRECTIONS = {"statistic_above": detector_pb2.STATISTIC_ABOVE, "p_value_below": detector_pb2.P_VALUE_BELOW}
@@ -164,7 +172,8 @@ class Call:
     deadline and whether the agent has given up on it.
 
     A method that takes one more parameter than the base class's (``def
-    chat(self, req, ctx)``, ``def models(self, ctx)``) gets one; a method
+    chat(self, req, ctx)``, ``def models(self, ctx)``, ``def
+    configure(self, config, ctx)``) gets one; a method
     without it is called as before. The agent gives up when its own client
     goes away or ``plugins.call_timeout`` (or the gateway's
     ``request_timeout``) passes; past that point nothing the handler
@@ -185,9 +194,13 @@ class Call:
 
     def timeout(self, default):
         """The smaller of default and the time left, for an upstream
-        call's own timeout: ``urlopen(r, timeout=ctx.timeout(60))``."""
+        call's own timeout: ``urlopen(r, timeout=ctx.timeout(60))``. A
+        default of None (no timeout of the plugin's own) gives the time
+        left, None when the call has no deadline either."""
         left = self.time_remaining()
-        return default if left is None else min(default, left)
+        if left is None:
+            return default
+        return left if default is None else min(default, left)
 
     def cancelled(self):
         """True once the agent has given up on the call (or it ended)."""
@@ -228,6 +241,37 @@ def _struct(d):
     return s
 
 
+def _not_json_like(value, path):
+    """The first value under path that a google.protobuf.Struct cannot hold
+    (what Result.details becomes), as "PATH is a TYPE", or None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _not_json_like(v, "%s[%d]" % (path, i))
+            if bad:
+                return bad
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return "%s has the key %r, a %s (keys must be strings)" % (path, k, type(k).__name__)
+            bad = _not_json_like(v, "%s.%s" % (path, k))
+            if bad:
+                return bad
+        return None
+    return "%s is a %s" % (path, type(value).__name__)
+
+
+def _lists(value):
+    """value with every tuple made a list, which a Struct holds."""
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
 def _finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -260,7 +304,7 @@ class _PluginServices:
 
     def Configure(self, request, context):
         config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
-        errs = self.impl.configure(config) or []
+        errs = self._call("configure", context, config) or []
         out = plugin_pb2.ConfigureResponse()
         for e in errs:
             if isinstance(e, PluginError):
@@ -341,6 +385,9 @@ class _DetectorServices(_PluginServices):
             reference=ref_num if dt == "numeric" else ref_cat,
             current=cur_num if dt == "numeric" else cur_cat,
         )
+        m = self._methods().get(req.method)
+        if m is not None:
+            req.params = _method_params(m, req.params)
         res = self._call("detect", context, req)
 
         problems = []
@@ -350,15 +397,17 @@ class _DetectorServices(_PluginServices):
             problems.append("threshold %r" % (res.threshold,))
         if res.p_value is not None and not (_finite(res.p_value) and 0 <= res.p_value <= 1):
             problems.append("p-value %r" % (res.p_value,))
+        bad = _not_json_like(res.details, "details")
+        if bad:
+            problems.append(bad + "; details hold numbers, strings, bools, None, lists and dicts with string keys")
         if problems:
             raise PluginError(INTERNAL, "the detector produced an invalid result: " + ", ".join(problems))
         direction = res.direction
         if direction is None:
-            m = self._methods().get(req.method)
             direction = m.direction if m else "statistic_above"
         out = detector_pb2.DetectResponse(
             method=res.method or req.method, statistic=float(res.statistic), threshold=float(res.threshold),
-            direction=_DIRECTIONS[direction], drifted=bool(res.drifted), details=_struct(res.details))
+            direction=_DIRECTIONS[direction], drifted=bool(res.drifted), details=_struct(_lists(res.details)))
         if res.p_value is not None:
             out.p_value = float(res.p_value)
         return out
@@ -375,6 +424,34 @@ class _DetectorServices(_PluginServices):
                 "Detect": detect,
             }),
         ]
+
+
+def _method_params(method, given):
+    """The params of a Detect call to a method that describe() lists: each
+    declared Param's default, overridden by what was given. A key the method
+    does not declare, or a value of another type than its default's (a
+    number, true or false), is a FieldError naming params.KEY, worded as
+    Vigil's own detectors word it; so a mistyped parameter name is an error,
+    not a silent default."""
+    known = {p.name: p for p in method.params}
+    out = {p.name: p.default for p in method.params if p.default is not None}
+    for k in sorted(given):
+        v = given[k]
+        field = "params." + k
+        p = known.get(k)
+        if p is None:
+            takes = "parameters: " + ", ".join(known) if known else "no parameters"
+            raise FieldError(field, "unknown parameter for method %s (it takes %s)" % (method.name, takes))
+        if isinstance(p.default, bool):
+            if not isinstance(v, bool):
+                raise FieldError(field, "must be true or false, not %s" % json.dumps(v))
+        elif isinstance(p.default, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise FieldError(field, "must be a number, not %s" % json.dumps(v))
+            if not math.isfinite(v):
+                raise FieldError(field, "must be a finite number, not %r" % (v,))
+        out[k] = v
+    return out
 
 
 def _expect(what, value, cls):
@@ -526,8 +603,9 @@ def _serve(services, max_workers):
     line = "%d|%d|unix|%s|grpc" % (CORE_PROTOCOL_VERSION, CONTRACT_VERSION, sock)
     if cert_field:
         line += "|" + cert_field
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    out = _handshake_out or sys.stdout
+    out.write(line + "\n")
+    out.flush()
     # Standard output has done its job; a stray print goes to the log.
     sys.stdout = sys.stderr
 

@@ -66,7 +66,8 @@ class Faulty(vp.Detector):
     def describe(self):
         return [vp.Method("echo", data_types=[vp.NUMERIC, vp.CATEGORICAL], default_threshold=1.0,
                           params=[vp.Param("do", "", "misbehave: rate_limited, overloaded, bug, nan, sleep; "
-                                           "or look at the call: deadline, wait, waiting, waits_cut")])]
+                                           "or look at the call: deadline, wait, waiting, waits_cut"),
+                                  vp.Param("seconds", None, "how long sleep and wait take")])]
 
     def detect(self, req, ctx):
         do = req.params.get("do", "")
