@@ -293,8 +293,15 @@ class OpenAICompat(vp.Provider):
         deadline (ctx, a vp.Call), whichever comes first."""
         cfg = self._config()
         timeout = ctx.timeout(cfg.timeout)
+        if timeout <= 0:
+            # (urlopen would take 0 as "non-blocking", not as "no time")
+            raise vp.PluginError(vp.TIMEOUT, "the agent's deadline passed before the upstream call")
         if not cfg.slots.acquire(timeout=timeout):
             raise vp.PluginError(vp.TIMEOUT, "all %d upstream slots (max_concurrency) stayed busy for %gs" % (cfg.max_concurrency, timeout))
+        timeout = ctx.timeout(cfg.timeout)  # less the wait for a slot
+        if timeout <= 0:
+            cfg.slots.release()
+            raise vp.PluginError(vp.TIMEOUT, "the agent's deadline passed while waiting for an upstream slot")
         try:
             with self._open(cfg, timeout, method, path, body) as resp:
                 yield resp
