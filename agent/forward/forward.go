@@ -251,9 +251,18 @@ func (u *upstream) run(ctx context.Context) {
 	defer u.setState(StateStopped)
 	var cur store.Cursor
 	for attempt := 0; ; attempt++ {
-		c, _, err := u.st.LoadCursor(u.cursorName)
+		c, saved, err := u.st.LoadCursor(u.cursorName)
 		if err == nil {
 			cur = c
+			if !saved {
+				// A new upstream starts from the beginning. Save that now:
+				// the store counts the samples it evicts before a saved
+				// cursor read them, and an upstream that is down from the
+				// start would otherwise have none to count against, so
+				// everything evicted before its first accepted batch would
+				// be lost without a trace in vigil_forward_dropped_samples_total.
+				u.saveCursor(cur)
+			}
 			break
 		}
 		u.setError(StateError, fmt.Errorf("load cursor: %w", err))
@@ -322,6 +331,10 @@ func (u *upstream) run(ctx context.Context) {
 				u.saveCursorAs(u.cursorName+inflightSuffix, next)
 			}
 			u.oldestMs.Store(b.minT)
+			// The batch is in memory from here on: if the store evicts it
+			// while it is retried, it is still sent (and counted as sent),
+			// so the store must not count it as evicted too.
+			u.st.Hold(u.cursorName, next)
 			if !u.send(ctx, b) {
 				return // ctx ended: the batch is sent again next time
 			}
