@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,13 +108,19 @@ func New(cfg Config, st *store.Store, logger *slog.Logger, reg prometheus.Regist
 		}, []string{"upstream"}),
 	}
 	ua := "vigil/" + userAgentVersion()
+	var ext []label
+	for _, k := range slices.Sorted(maps.Keys(cfg.ExternalLabels)) {
+		ext = append(ext, label{k, cfg.ExternalLabels[k]})
+	}
 	for i, rw := range cfg.RemoteWrite {
 		rw = rw.withDefaults()
 		c, err := newClient(rw, ua)
 		if err != nil {
 			return nil, fmt.Errorf("forward.remote_write[%d] (%s): %w", i, rw.Name, err)
 		}
-		f.ups = append(f.ups, newUpstream(rw, c, st, f.log, f.batchDur.WithLabelValues(rw.Name)))
+		u := newUpstream(rw, c, st, f.log, f.batchDur.WithLabelValues(rw.Name))
+		u.ext = ext
+		f.ups = append(f.ups, u)
 	}
 	if reg != nil {
 		if err := reg.Register(f); err != nil {
@@ -161,6 +169,7 @@ func (f *Forwarder) Status() []UpstreamStatus {
 // and the metrics collector.
 type upstream struct {
 	cfg        RemoteWrite
+	ext        []label // forward.external_labels, sorted
 	cursorName string
 	displayURL string
 	c          *client
@@ -277,6 +286,7 @@ func (u *upstream) run(ctx context.Context) {
 	replay := u.replayCount(cur)
 
 	b := newBatch()
+	b.ext = u.ext
 	readErrs := 0
 	for ctx.Err() == nil {
 		wake := u.st.Notify()

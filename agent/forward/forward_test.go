@@ -690,3 +690,40 @@ func TestEvictedBeforeFirstAcceptedBatchAreCounted(t *testing.T) {
 		t.Errorf("/v1/forward says %d evicted, the metric %v", got, evicted)
 	}
 }
+
+// forward.external_labels are added to every series sent, except where
+// the series has that label itself, so the agents of a fleet that share a
+// receiver do not write into one another's series.
+func TestExternalLabels(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	appendSeries(t, st, "0", time.Now().Add(-time.Minute), 5)
+	rc := newReceiver(t, false)
+	cfg := Config{RemoteWrite: []RemoteWrite{testRemoteWrite(rc.srv.URL)}, ExternalLabels: map[string]string{"node": "gpu-node-17", "gpu": "not-this"}}
+	f, err := New(cfg, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	waitFor(t, 5*time.Second, "5 samples", func() bool { d, _ := rc.accepted(); return d == 5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := "__name__=gpu_util,gpu=0,host=h1,node=gpu-node-17"
+	for _, r := range rc.requests() {
+		for _, s := range r.series {
+			if got := seriesString(s.labels); got != want {
+				t.Errorf("series sent as %s, want %s", got, want)
+			}
+		}
+	}
+
+	for _, bad := range []map[string]string{{"__x": "a"}, {"1x": "a"}, {"node": ""}} {
+		cfg.ExternalLabels = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "forward.external_labels") {
+			t.Errorf("Validate(%v) = %v, want an error naming forward.external_labels", bad, err)
+		}
+	}
+}
