@@ -129,7 +129,12 @@ func (a *Agent) openForwarder() error {
 		})
 		return nil
 	}
-	f, err := forward.New(a.cfg.Forward, a.store, a.logger.With("subsystem", "forward"), a.reg)
+	fcfg := a.cfg.Forward
+	if fcfg.ExternalLabels == nil {
+		// Keep the series of the fleet's agents apart at a shared receiver.
+		fcfg.ExternalLabels = map[string]string{"node": a.cfg.NodeName}
+	}
+	f, err := forward.New(fcfg, a.store, a.logger.With("subsystem", "forward"), a.reg)
 	if err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}

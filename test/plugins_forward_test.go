@@ -218,7 +218,7 @@ func TestDevModeTrustsBuildPlugins(t *testing.T) {
 
 // TestAgentForwardsToPrometheus runs an agent with simulated GPUs that
 // forwards to a real Prometheus by remote write, and finds the GPU series
-// in Prometheus with their labels.
+// in Prometheus with their labels, two agents of one fleet side by side.
 func TestAgentForwardsToPrometheus(t *testing.T) {
 	prom, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -248,8 +248,13 @@ func TestAgentForwardsToPrometheus(t *testing.T) {
 		}
 	}()
 
-	cfg := filepath.Join(dir, "vigil.yaml")
-	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
+	// Two agents of one fleet share the receiver; their simulated GPUs
+	// have the same uuids, so only forward.external_labels (by default
+	// node: <node_name>) keeps their series apart.
+	var bases []string
+	for _, node := range []string{"node-a", "node-b"} {
+		cfg := filepath.Join(dir, node+".yaml")
+		writeFile(t, cfg, "node_name: "+node+"\ndata_dir: "+filepath.Join(dir, node)+`
 api:
   addr: 127.0.0.1:0
 telemetry:
@@ -263,9 +268,10 @@ forward:
       min_backoff: 100ms
       max_backoff: 1s
 `)
-	a := startAgent(t, nil, "-config", cfg)
-	base := "http://" + a.addr
-	waitHealthy(t, base, "")
+		a := startAgent(t, nil, "-config", cfg)
+		bases = append(bases, "http://"+a.addr)
+		waitHealthy(t, bases[len(bases)-1], "")
+	}
 
 	waitForWithin(t, time.Minute, func() bool {
 		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(`vigil_gpu_power_watts{gpu="1"}`))
@@ -281,17 +287,31 @@ forward:
 				} `json:"result"`
 			} `json:"data"`
 		}
-		return json.Unmarshal(body, &r) == nil && len(r.Data.Result) == 1 && r.Data.Result[0].Metric["uuid"] != ""
-	}, "simulated GPU power in Prometheus")
+		if json.Unmarshal(body, &r) != nil || len(r.Data.Result) != 2 {
+			return false
+		}
+		nodes := map[string]bool{}
+		for _, res := range r.Data.Result {
+			if res.Metric["uuid"] != "" {
+				nodes[res.Metric["node"]] = true
+			}
+		}
+		return nodes["node-a"] && nodes["node-b"]
+	}, "simulated GPU power of both nodes in Prometheus, labelled with their node")
 
-	var fw struct {
-		Upstreams []struct {
-			Name string `json:"name"`
-			Up   bool   `json:"up"`
-		} `json:"upstreams"`
-	}
-	_, body := get(t, base+"/v1/forward", "")
-	if err := json.Unmarshal(body, &fw); err != nil || len(fw.Upstreams) != 1 || fw.Upstreams[0].Name != "local-prom" || !fw.Upstreams[0].Up {
-		t.Errorf("/v1/forward: %v %s", err, body)
+	for _, base := range bases {
+		var fw struct {
+			Upstreams []struct {
+				Name    string            `json:"name"`
+				Up      bool              `json:"up"`
+				Dropped map[string]uint64 `json:"samples_dropped"`
+			} `json:"upstreams"`
+		}
+		_, body := get(t, base+"/v1/forward", "")
+		if err := json.Unmarshal(body, &fw); err != nil || len(fw.Upstreams) != 1 || fw.Upstreams[0].Name != "local-prom" || !fw.Upstreams[0].Up {
+			t.Errorf("/v1/forward: %v %s", err, body)
+		} else if n := fw.Upstreams[0].Dropped["rejected"]; n != 0 {
+			t.Errorf("%s: %d samples rejected by Prometheus (the nodes wrote into one another's series?): %s", base, n, body)
+		}
 	}
 }

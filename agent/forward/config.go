@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +20,14 @@ import (
 // remote_write entries (the default) nothing is forwarded.
 type Config struct {
 	RemoteWrite []RemoteWrite `yaml:"remote_write" json:"remote_write"`
+	// ExternalLabels are added to every series sent (unless the series has
+	// a label of that name already), as Prometheus' own external_labels,
+	// so that the series of the agents of a fleet that write to one
+	// receiver stay apart. Without it they would be one series, and the
+	// receiver refuses the interleaved samples as out of order. The agent
+	// sets {node: <node_name>} when the key is absent; an explicit empty
+	// map adds none.
+	ExternalLabels map[string]string `yaml:"external_labels" json:"external_labels,omitempty"`
 }
 
 // RemoteWrite is one upstream that receives every sample of the store by
@@ -180,6 +190,14 @@ var reservedHeaders = map[string]bool{
 // are not opened here; New reads them.
 func (c Config) Validate() error {
 	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(c.ExternalLabels)) {
+		switch {
+		case !validLabelName(k) || strings.HasPrefix(k, "__"):
+			errs = append(errs, fmt.Errorf("forward.external_labels: %q is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", k))
+		case c.ExternalLabels[k] == "":
+			errs = append(errs, fmt.Errorf("forward.external_labels.%s: must not be empty", k))
+		}
+	}
 	names := map[string]int{}
 	for i, r := range c.RemoteWrite {
 		bad := func(field, format string, args ...any) {

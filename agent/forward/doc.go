@@ -65,7 +65,10 @@
 //     {reason="http_4xx"}.
 //   - Samples that the store evicts (retention, max_bytes) before the
 //     cursor reached them are lost to that upstream; the store counts them
-//     per cursor and the forwarder reports them as
+//     per cursor (the forwarder saves its cursor when it starts, so an
+//     upstream down since it was configured counts them too; a batch
+//     already read and being retried is sent from memory and is not
+//     counted as evicted) and the forwarder reports them as
 //     vigil_forward_dropped_samples_total{reason="evicted"} (the same
 //     number as vigil_store_evicted_unforwarded_samples_total
 //     {cursor="forward/<name>"}; the store also lists the

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,13 +108,19 @@ func New(cfg Config, st *store.Store, logger *slog.Logger, reg prometheus.Regist
 		}, []string{"upstream"}),
 	}
 	ua := "vigil/" + userAgentVersion()
+	var ext []label
+	for _, k := range slices.Sorted(maps.Keys(cfg.ExternalLabels)) {
+		ext = append(ext, label{k, cfg.ExternalLabels[k]})
+	}
 	for i, rw := range cfg.RemoteWrite {
 		rw = rw.withDefaults()
 		c, err := newClient(rw, ua)
 		if err != nil {
 			return nil, fmt.Errorf("forward.remote_write[%d] (%s): %w", i, rw.Name, err)
 		}
-		f.ups = append(f.ups, newUpstream(rw, c, st, f.log, f.batchDur.WithLabelValues(rw.Name)))
+		u := newUpstream(rw, c, st, f.log, f.batchDur.WithLabelValues(rw.Name))
+		u.ext = ext
+		f.ups = append(f.ups, u)
 	}
 	if reg != nil {
 		if err := reg.Register(f); err != nil {
@@ -161,6 +169,7 @@ func (f *Forwarder) Status() []UpstreamStatus {
 // and the metrics collector.
 type upstream struct {
 	cfg        RemoteWrite
+	ext        []label // forward.external_labels, sorted
 	cursorName string
 	displayURL string
 	c          *client
@@ -251,9 +260,18 @@ func (u *upstream) run(ctx context.Context) {
 	defer u.setState(StateStopped)
 	var cur store.Cursor
 	for attempt := 0; ; attempt++ {
-		c, _, err := u.st.LoadCursor(u.cursorName)
+		c, saved, err := u.st.LoadCursor(u.cursorName)
 		if err == nil {
 			cur = c
+			if !saved {
+				// A new upstream starts from the beginning. Save that now:
+				// the store counts the samples it evicts before a saved
+				// cursor read them, and an upstream that is down from the
+				// start would otherwise have none to count against, so
+				// everything evicted before its first accepted batch would
+				// be lost without a trace in vigil_forward_dropped_samples_total.
+				u.saveCursor(cur)
+			}
 			break
 		}
 		u.setError(StateError, fmt.Errorf("load cursor: %w", err))
@@ -268,6 +286,7 @@ func (u *upstream) run(ctx context.Context) {
 	replay := u.replayCount(cur)
 
 	b := newBatch()
+	b.ext = u.ext
 	readErrs := 0
 	for ctx.Err() == nil {
 		wake := u.st.Notify()
@@ -322,6 +341,10 @@ func (u *upstream) run(ctx context.Context) {
 				u.saveCursorAs(u.cursorName+inflightSuffix, next)
 			}
 			u.oldestMs.Store(b.minT)
+			// The batch is in memory from here on: if the store evicts it
+			// while it is retried, it is still sent (and counted as sent),
+			// so the store must not count it as evicted too.
+			u.st.Hold(u.cursorName, next)
 			if !u.send(ctx, b) {
 				return // ctx ended: the batch is sent again next time
 			}

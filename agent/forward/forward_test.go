@@ -183,15 +183,18 @@ func TestRetryOn5xxAnd429HonouringRetryAfter(t *testing.T) {
 			return true
 		}
 		// While the upstream fails the cursor must not move.
-		if _, ok, _ := st.LoadCursor("forward/test"); ok {
-			t.Errorf("cursor saved after a failed request %d", n)
+		if c, ok, _ := st.LoadCursor("forward/test"); ok && c != (store.Cursor{}) {
+			t.Errorf("cursor moved to %+v after a failed request %d", c, n)
 		}
 		return false
 	}
 	logs := &logBuf{}
 	r := startForwarder(t, st, newLogger(logs), testRemoteWrite(rc.srv.URL))
 	waitFor(t, 10*time.Second, "the batch accepted", func() bool { d, _ := rc.accepted(); return d == 50 })
-	waitFor(t, 5*time.Second, "cursor saved", func() bool { _, ok, _ := st.LoadCursor("forward/test"); return ok })
+	waitFor(t, 5*time.Second, "cursor saved", func() bool {
+		c, ok, _ := st.LoadCursor("forward/test")
+		return ok && c != (store.Cursor{})
+	})
 
 	reqs := rc.requests()
 	if len(reqs) != 4 {
@@ -419,8 +422,8 @@ func TestNetworkErrorsRetryUntilTheUpstreamComes(t *testing.T) {
 	if lag := r.metric(t, "vigil_forward_lag_seconds", "test"); lag <= 0 {
 		t.Errorf("lag = %v while nothing was accepted", lag)
 	}
-	if _, ok, _ := st.LoadCursor("forward/test"); ok {
-		t.Error("cursor saved though nothing was accepted")
+	if c, ok, _ := st.LoadCursor("forward/test"); ok && c != (store.Cursor{}) {
+		t.Errorf("cursor moved to %+v though nothing was accepted", c)
 	}
 }
 
@@ -592,8 +595,10 @@ func TestRestartAfterAcceptedButUnsavedBatch(t *testing.T) {
 	r.stop(t) // the "crash": the cursor was never saved
 	hold.Store(false)
 	close(release)
-	if _, ok, _ := st.LoadCursor("forward/test"); ok {
-		t.Fatal("cursor saved without a 2xx")
+	// The cursor is saved at the start (store.Cursor{}) when the
+	// forwarder begins; it must not have moved without a 2xx.
+	if c, ok, _ := st.LoadCursor("forward/test"); ok && c != (store.Cursor{}) {
+		t.Fatalf("cursor moved to %+v without a 2xx", c)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -609,5 +614,116 @@ func TestRestartAfterAcceptedButUnsavedBatch(t *testing.T) {
 	}
 	if s := r.f.Status()[0]; s.SamplesSent != 50 || s.SamplesDropped["rejected"] != 50 {
 		t.Errorf("status = %+v", s)
+	}
+}
+
+// An upstream that has never accepted a batch has no saved cursor of its
+// own. Samples the store evicts during that outage must still count as
+// vigil_forward_dropped_samples_total{reason="evicted"}: every appended
+// sample is either accepted upstream or counted as dropped.
+func TestEvictedBeforeFirstAcceptedBatchAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := store.DefaultConfig()
+	cfg.Path = filepath.Join(dir, "vigil.db")
+	cfg.MaxBytes = 1 << 20
+	cfg.Partition = time.Minute
+	rc := newReceiver(t, false)
+	var down atomic.Bool
+	down.Store(true)
+	rc.answer = func(n int, r *request, w http.ResponseWriter) bool {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return false
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	rw := testRemoteWrite(rc.srv.URL)
+
+	// The upstream is down from the first request on; a short first batch
+	// (fewer samples than batch_max_samples) is in flight.
+	st, err := store.Open(cfg, nil)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	start := time.Now().Add(-20 * time.Minute)
+	appendSeries(t, st, "0", start, 10)
+	r := startForwarder(t, st, nil, rw)
+	waitFor(t, 5*time.Second, "retries", func() bool { return r.f.Status()[0].State == StateRetrying })
+
+	// Far more than store.max_bytes over 20 one-minute partitions.
+	const perMinute, minutes = 30000, 20
+	appended := 10
+	for m := range minutes {
+		batch := make([]store.Sample, 0, perMinute)
+		for i := range perMinute {
+			batch = append(batch, store.Sample{
+				Name:   "gpu_util",
+				Labels: store.Labels{{Name: "gpu", Value: "1"}, {Name: "host", Value: "h1"}},
+				Time:   start.Add(time.Duration(m)*time.Minute + time.Duration(i)*time.Millisecond),
+				Value:  float64(i) * 1.000123456789, // values that do not compress
+			})
+		}
+		if err := st.Append(context.Background(), batch); err != nil {
+			t.Fatalf("append minute %d: %v", m, err)
+		}
+		appended += len(batch)
+	}
+	// A commit that passes store.max_bytes evicts the oldest partitions.
+	if st.EvictedSamples() == 0 {
+		fi, _ := os.Stat(cfg.Path)
+		t.Fatalf("the store evicted nothing from a %d-byte file; the test needs a backlog over store.max_bytes", fi.Size())
+	}
+	down.Store(false)
+	waitFor(t, 10*time.Second, "caught up", func() bool {
+		s := r.f.Status()[0]
+		return s.State == StateIdle
+	})
+	accepted, _ := rc.accepted()
+	evicted := r.metric(t, "vigil_forward_dropped_samples_total", "test", "evicted")
+	if accepted+int(evicted) != appended {
+		t.Errorf("%d accepted + %v counted as evicted = %d, want the %d appended, each counted once (store evicted %d)",
+			accepted, evicted, accepted+int(evicted), appended, st.EvictedSamples())
+	}
+	if got := r.f.Status()[0].SamplesDropped[reasonEvicted]; got != uint64(evicted) {
+		t.Errorf("/v1/forward says %d evicted, the metric %v", got, evicted)
+	}
+}
+
+// forward.external_labels are added to every series sent, except where
+// the series has that label itself, so the agents of a fleet that share a
+// receiver do not write into one another's series.
+func TestExternalLabels(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	appendSeries(t, st, "0", time.Now().Add(-time.Minute), 5)
+	rc := newReceiver(t, false)
+	cfg := Config{RemoteWrite: []RemoteWrite{testRemoteWrite(rc.srv.URL)}, ExternalLabels: map[string]string{"node": "gpu-node-17", "gpu": "not-this"}}
+	f, err := New(cfg, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	waitFor(t, 5*time.Second, "5 samples", func() bool { d, _ := rc.accepted(); return d == 5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := "__name__=gpu_util,gpu=0,host=h1,node=gpu-node-17"
+	for _, r := range rc.requests() {
+		for _, s := range r.series {
+			if got := seriesString(s.labels); got != want {
+				t.Errorf("series sent as %s, want %s", got, want)
+			}
+		}
+	}
+
+	for _, bad := range []map[string]string{{"__x": "a"}, {"1x": "a"}, {"node": ""}} {
+		cfg.ExternalLabels = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "forward.external_labels") {
+			t.Errorf("Validate(%v) = %v, want an error naming forward.external_labels", bad, err)
+		}
 	}
 }

@@ -59,6 +59,8 @@ type batch struct {
 	free    []*series
 
 	raw, compressed []byte // reused encode buffers
+
+	ext []label // external labels, sorted by name
 }
 
 func newBatch() *batch { return &batch{index: map[string]int{}} }
@@ -120,7 +122,7 @@ func (b *batch) add(smp store.Sample, maxBytes int) (ok, invalid bool) {
 			s = &series{}
 		}
 		var ok bool
-		s.labels, ok = promLabels(s.labels[:0], smp.Name, smp.Labels)
+		s.labels, ok = promLabels(s.labels[:0], smp.Name, smp.Labels, b.ext)
 		if !ok {
 			b.free = append(b.free, s)
 			return true, true
@@ -150,7 +152,7 @@ func (b *batch) add(smp store.Sample, maxBytes int) (ok, invalid bool) {
 // treats them as absent), everything sorted by name. A __name__ label in
 // the store's labels is ignored in favour of the sample's Name. ok is
 // false when a label name is not a valid Prometheus label name.
-func promLabels(dst []label, name string, ls store.Labels) ([]label, bool) {
+func promLabels(dst []label, name string, ls store.Labels, ext []label) ([]label, bool) {
 	dst = append(dst, label{metricNameLabel, name})
 	for _, l := range ls {
 		if l.Value == "" || l.Name == metricNameLabel {
@@ -160,6 +162,12 @@ func promLabels(dst []label, name string, ls store.Labels) ([]label, bool) {
 			return dst, false
 		}
 		dst = append(dst, label{l.Name, l.Value})
+	}
+	own := len(dst)
+	for _, e := range ext {
+		if !slices.ContainsFunc(dst[:own], func(l label) bool { return l.name == e.name }) {
+			dst = append(dst, e)
+		}
 	}
 	// The store keeps labels sorted, so only __name__ may be out of place
 	// (it sorts after upper-case names).

@@ -76,7 +76,7 @@ func (s *Store) maintain(now time.Time) {
 		if len(old) == 0 {
 			return nil
 		}
-		cursors := loadCursors(tx)
+		cursors := s.countingCursors(tx)
 		for _, k := range old {
 			if err := s.dropPartition(tx, parts, k, cursors, &ev); err != nil {
 				return err
@@ -186,7 +186,7 @@ func (s *Store) commitEviction(ev eviction, reason string, now time.Time) {
 func (s *Store) evictBytes(tx *bolt.Tx, need int64, ev *eviction) error {
 	parts := tx.Bucket(bucketParts)
 	pageSize := int64(s.db.Info().PageSize)
-	cursors := loadCursors(tx)
+	cursors := s.countingCursors(tx)
 	var keys [][]byte
 	_ = parts.ForEachBucket(func(k []byte) error { keys = append(keys, k); return nil })
 	for len(keys) > 1 && need > 0 {

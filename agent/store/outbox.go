@@ -133,6 +133,37 @@ func (s *Store) SaveCursor(ctx context.Context, name string, c Cursor) error {
 	}, 1)
 }
 
+// Hold tells the store that the reader saving its cursor under name holds
+// the samples before c in memory (a batch read but not yet accepted, so
+// its saved cursor is still behind it). Samples before c that are evicted
+// from now on are not counted as evicted before that cursor read them: the
+// reader sends them from memory, and counts them itself (sent, or given up
+// on). Without it, a batch that is being retried through an outage and is
+// evicted meanwhile would count both as evicted and as sent. A position
+// at or behind the saved cursor changes nothing. Hold is not persisted.
+func (s *Store) Hold(name string, c Cursor) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if s.held == nil {
+		s.held = map[string]Cursor{}
+	}
+	s.held[name] = c
+}
+
+// countingCursors returns the saved cursors that evictions are counted
+// against, each moved up to the position its reader holds (Hold).
+func (s *Store) countingCursors(tx *bolt.Tx) map[string]Cursor {
+	m := loadCursors(tx)
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	for name, h := range s.held {
+		if c, ok := m[name]; ok && (h.Seq > c.Seq || h.Seq == c.Seq && h.Off > c.Off) {
+			m[name] = h
+		}
+	}
+	return m
+}
+
 // LoadCursor returns the cursor saved under name; ok is false (and c the
 // zero Cursor, the beginning) when none was saved.
 func (s *Store) LoadCursor(name string) (c Cursor, ok bool, err error) {

@@ -70,6 +70,11 @@ type Store struct {
 	limitLogged     time.Time
 	limitSuppressed int
 
+	// held: per cursor name, the position up to which its reader holds
+	// the samples in memory (see Hold).
+	heldMu sync.Mutex
+	held   map[string]Cursor
+
 	partitions atomic.Int64
 	m          *metrics
 	notify     notifier // woken after each commit that appended samples
