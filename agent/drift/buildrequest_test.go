@@ -1,17 +1,16 @@
 package drift
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigilml/vigil/agent/observe"
+	"github.com/vigilml/vigil/internal/testutil"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 )
 
@@ -42,7 +41,7 @@ func TestBuildRequestCategoryText(t *testing.T) {
 // feature that is categories throughout.
 func TestEngineWarnsOfStringsInNumericFeature(t *testing.T) {
 	ctx := context.Background()
-	var logBuf syncBuffer
+	var logBuf testutil.SyncBuffer
 	det := &lenientDetectors{}
 	models := Models{"fraud": {Features: map[string]FeatureConfig{
 		"amount":  {Detector: "mean-shift", Method: "any"},
@@ -97,22 +96,4 @@ func TestEngineWarnsOfStringsInNumericFeature(t *testing.T) {
 	if strings.Contains(out, "feature=country") {
 		t.Errorf("warned of a categorical feature:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the engine's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
