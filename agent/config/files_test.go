@@ -198,21 +198,7 @@ func TestCheckFilesUnixSocketDir(t *testing.T) {
 			"vigil.yaml:3: api.unix_socket: " + filepath.Join(dir, "vigil.yaml") + " is not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, dir, "vigil.yaml", "api:\n  addr: 127.0.0.1:0\n  unix_socket: "+tc.sock+"\n")
-			l, err := Load(Options{Path: p, Env: noEnv})
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
-			err = l.CheckFiles(noEnv)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("CheckFiles: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %v; want one containing %q", err, tc.want)
-			}
+			wantCheckFiles(t, dir, "api:\n  addr: 127.0.0.1:0\n  unix_socket: "+tc.sock+"\n", tc.want)
 		})
 	}
 }
@@ -232,21 +218,27 @@ func TestCheckFilesDataDir(t *testing.T) {
 		{"under a file", filepath.Join(file, "data"), "vigil.yaml:1: data_dir: " + file + " is not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, dir, "vigil.yaml", "data_dir: "+tc.dataDir+"\n")
-			l, err := Load(Options{Path: p, Env: noEnv})
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
-			err = l.CheckFiles(noEnv)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("CheckFiles: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %v; want one containing %q", err, tc.want)
-			}
+			wantCheckFiles(t, dir, "data_dir: "+tc.dataDir+"\n", tc.want)
 		})
+	}
+}
+
+// wantCheckFiles loads yaml as dir/vigil.yaml and checks that CheckFiles
+// passes (want empty) or fails with an error containing want.
+func wantCheckFiles(t *testing.T, dir, yaml, want string) {
+	t.Helper()
+	l, err := Load(Options{Path: writeFile(t, dir, "vigil.yaml", yaml), Env: noEnv})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	err = l.CheckFiles(noEnv)
+	if want == "" {
+		if err != nil {
+			t.Fatalf("CheckFiles: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v; want one containing %q", err, want)
 	}
 }

@@ -16,18 +16,7 @@ import (
 // reads as 0, as there.
 func TestColumnRequestNumbersOutOfRange(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) *csvFile {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := readCSV(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
+	write := func(name, body string) *csvFile { return writeCSV(t, dir, name, body) }
 	cur := write("cur.csv", "x\n1\n2\n4\n")
 	for _, tc := range []struct {
 		cell, wantErr string
@@ -60,18 +49,7 @@ func TestColumnRequestNumbersOutOfRange(t *testing.T) {
 // (with a few numeric codes) and a numeric one get no warning.
 func TestColumnRequestWarnsOfTextInNumbers(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) *csvFile {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := readCSV(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
+	write := func(name, body string) *csvFile { return writeCSV(t, dir, name, body) }
 	for _, tc := range []struct {
 		ref, cur, want string
 	}{
@@ -90,4 +68,18 @@ func TestColumnRequestWarnsOfTextInNumbers(t *testing.T) {
 			t.Errorf("%q / %q: data type %v; want categorical", tc.ref, tc.cur, req.DataType)
 		}
 	}
+}
+
+// writeCSV writes body as dir/name and reads it as the command does.
+func writeCSV(t *testing.T, dir, name, body string) *csvFile {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readCSV(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

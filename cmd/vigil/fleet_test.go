@@ -46,19 +46,7 @@ func TestFleetStatsIncomplete(t *testing.T) {
 			answer = tc.st
 			var stdout, stderr bytes.Buffer
 			code := run([]string{"fleet", "stats", "llama", "-http-addr", addr, "-format", tc.format}, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
-			}
-			for _, w := range tc.stdout {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
-				}
-			}
-			for _, w := range tc.noStdout {
-				if strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout has %q:\n%s", w, stdout.String())
-				}
-			}
+			wantRun(t, code, tc.code, stdout.String(), stderr.String(), tc.stdout, tc.noStdout)
 			if tc.stderr == "" && stderr.Len() != 0 || !strings.Contains(stderr.String(), tc.stderr) {
 				t.Errorf("stderr = %q, want %q", stderr.String(), tc.stderr)
 			}
@@ -137,22 +125,29 @@ func TestKeyringIncomplete(t *testing.T) {
 			status, answer = tc.status, tc.answer
 			var stdout, stderr bytes.Buffer
 			code := run(append(append([]string{"keyring"}, tc.args...), "-http-addr", addr), &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
-			}
-			for _, w := range tc.stdout {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
-				}
-			}
-			for _, w := range tc.noStdout {
-				if strings.Contains(stdout.String(), w) {
-					t.Errorf("stdout has %q:\n%s", w, stdout.String())
-				}
-			}
+			wantRun(t, code, tc.code, stdout.String(), stderr.String(), tc.stdout, tc.noStdout)
 			if tc.stderr == "" && stderr.Len() != 0 || !strings.HasPrefix(stderr.String(), tc.stderr) {
 				t.Errorf("stderr = %q, want %q", stderr.String(), tc.stderr)
 			}
 		})
+	}
+}
+
+// wantRun checks a command's exit status and that its standard output
+// holds every string of has and none of hasNot.
+func wantRun(t *testing.T, code, wantCode int, stdout, stderr string, has, hasNot []string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit %d, want %d; stderr %q", code, wantCode, stderr)
+	}
+	for _, w := range has {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, stdout)
+		}
+	}
+	for _, w := range hasNot {
+		if strings.Contains(stdout, w) {
+			t.Errorf("stdout has %q:\n%s", w, stdout)
+		}
 	}
 }
