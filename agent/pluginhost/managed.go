@@ -88,6 +88,9 @@ func newManaged(h *Host, e Entry, state State, reason string) *managed {
 }
 
 func (m *managed) setState(s State, errMsg string) {
+	// vigil_plugin_up first, the state second: whoever sees the new state
+	// (a status request, a test waiting for it) finds the gauge agreeing.
+	m.setUp(s)
 	m.mu.Lock()
 	m.state = s
 	if errMsg != "" {
@@ -96,6 +99,10 @@ func (m *managed) setState(s State, errMsg string) {
 	close(m.ready)
 	m.ready = make(chan struct{})
 	m.mu.Unlock()
+}
+
+// setUp sets vigil_plugin_up for state s.
+func (m *managed) setUp(s State) {
 	if m.isRetired() {
 		// Replaced (registered again, reloaded) or unregistered: the
 		// successor under the same name owns the series; without one the
