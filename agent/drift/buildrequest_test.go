@@ -3,7 +3,6 @@ package drift
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -48,11 +47,7 @@ func TestEngineWarnsOfStringsInNumericFeature(t *testing.T) {
 		"country": {Detector: "mean-shift", Method: "any"},
 	}}}
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	e, err := Open(Config{Path: filepath.Join(t.TempDir(), "drift.db"), MinSamples: 10, CurrentWindow: 100}, models, Options{Detectors: det, Seed: 1, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := smallEngine(t, models, Options{Detectors: det, Logger: log})
 	sample := Sample{Features: map[string][]observe.Value{}}
 	var obs []observe.Observation
 	for i := range 20 {

@@ -53,11 +53,7 @@ func TestEngineRefusesUndeclaredDataType(t *testing.T) {
 		"country": {Detector: "mean-shift", Method: "shift"},
 		"channel": {Detector: "mean-shift", Method: "any"},
 	}}}
-	e, err := Open(Config{Path: filepath.Join(t.TempDir(), "drift.db"), MinSamples: 10, CurrentWindow: 100}, models, Options{Detectors: det, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := smallEngine(t, models, Options{Detectors: det})
 	sample := Sample{Features: map[string][]observe.Value{}}
 	var obs []observe.Observation
 	for i := range 20 {
@@ -118,4 +114,18 @@ func TestEngineDataTypeThroughPluginHost(t *testing.T) {
 	if got["amount"] != "ok" {
 		t.Errorf("amount: %q", got["amount"])
 	}
+}
+
+// smallEngine opens an engine on a fresh file that evaluates from 10
+// values a window (current windows of 100), with a fixed seed; it is
+// closed when the test ends.
+func smallEngine(t *testing.T, models Models, opts Options) *Engine {
+	t.Helper()
+	opts.Seed = 1
+	e, err := Open(Config{Path: filepath.Join(t.TempDir(), "drift.db"), MinSamples: 10, CurrentWindow: 100}, models, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }

@@ -2,7 +2,6 @@ package drift
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,12 +32,7 @@ func TestEngineErrorNamesPluginField(t *testing.T) {
 	models := Models{"fraud": {Features: map[string]FeatureConfig{
 		"amount": {Detector: "mean-shift", Method: "shift", Params: map[string]any{"scael": 2.0}},
 	}}}
-	e, err := Open(Config{Path: filepath.Join(t.TempDir(), "drift.db"), MinSamples: 10, CurrentWindow: 100}, models,
-		Options{Detectors: refusingDetectors{}, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := smallEngine(t, models, Options{Detectors: refusingDetectors{}})
 	sample := Sample{Features: map[string][]observe.Value{}}
 	var obs []observe.Observation
 	for i := range 20 {
