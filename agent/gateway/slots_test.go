@@ -16,7 +16,7 @@ import (
 // slotted is a provider plugin as the shipped ones are: one slot per
 // max_concurrency, a call waiting for a slot until its context ends and
 // then failing with class timeout. Its streams send one delta and hold on
-// until hold is closed.
+// until hold is closed and the request's deadline has passed.
 type slotted struct {
 	*scripted
 	slots chan struct{}
@@ -53,7 +53,10 @@ func (s *slotted) ChatStream(ctx context.Context, req *pb.ChatRequest, send func
 	if err := send(&pb.ChatEvent{Delta: "a long answer", Model: req.GetModel()}); err != nil {
 		return err
 	}
+	// Held until the test lets go and the gateway's own deadline has cut
+	// the stream, as a long answer is (so it counts as no failure).
 	<-s.hold
+	<-ctx.Done()
 	return sdk.Errorf(sdk.Timeout, "stream: %v", ctx.Err())
 }
 
