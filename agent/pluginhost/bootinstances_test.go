@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,4 +73,42 @@ func (m *managed) isRunning() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.running
+}
+
+// TestLazyStartsInstancesWithTheAgent: with plugins.start: lazy, the
+// gateway's provider instances still start with the agent (their first
+// request should not pay a process start, and a configuration they
+// reject should show at start), while a plugin that nothing has called,
+// and the instances' own plugin, stay stopped until used.
+func TestLazyStartsInstancesWithTheAgent(t *testing.T) {
+	dir := install(t, "provider", "detector", "vectorstore")
+	cfg := testConfig(dir)
+	cfg.Start = "lazy"
+	h := newHost(t, cfg, "")
+	for _, k := range []string{"provider", "detector", "vectorstore"} {
+		if _, err := h.Register(context.Background(), filepath.Join(dir, "test-"+k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.SetInstances([]Instance{
+		{Name: "prov-a", Plugin: "test-provider", ConfigKey: "gateway.providers[0]"},
+		{Name: "det-bad", Plugin: "test-detector", ConfigKey: "gateway.providers[1]", Config: map[string]any{"greeting": 5.0}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	a := waitState(t, h, "prov-a", StateRunning)
+	if a.PID == 0 || !alive(a.PID) {
+		t.Fatalf("prov-a: %+v; want a running process", a)
+	}
+	// The rejected configuration is known before any call.
+	bad := waitState(t, h, "det-bad", StateFailed)
+	if !strings.Contains(bad.LastError, "gateway.providers[1].greeting: must be a string") {
+		t.Errorf("det-bad's error %q does not name the setting", bad.LastError)
+	}
+	for _, name := range []string{"test-provider", "test-detector", "test-vectorstore"} {
+		if s := status(t, h, name); s.State != StateStopped || s.PID != 0 {
+			t.Errorf("%s started with lazy start and no call: %+v", name, s)
+		}
+	}
 }

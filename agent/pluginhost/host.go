@@ -133,21 +133,25 @@ func New(cfg Config, opts Options) (*Host, error) {
 	return h, nil
 }
 
-// Start launches every trusted plugin when plugins.start is boot; with
-// lazy start each plugin starts on its first use.
+// Start launches the plugin instances (gateway.providers entries) in
+// either mode, and every other trusted plugin too when plugins.start is
+// boot; with lazy start those start on their first use.
+//
+// Instances start with the agent even when lazy: each is configured to
+// serve, so its first request should not wait for a process to start
+// (about a second for a Python plugin), and a configuration it rejects
+// should show when the agent starts, not at that request.
 //
 // A plugin that runs as instances (a provider behind gateway.providers
 // entries) is not started itself: its instances are its processes, and
 // nothing calls the plugin under its own name, so a process of its own
 // would sit idle. A call by its name still starts it.
 func (h *Host) Start() {
-	if h.config().Start != "boot" {
-		return
-	}
+	boot := h.config().Start == "boot"
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.plugins {
-		if m.instanceOf == "" && h.hasInstancesLocked(m.entry.Name) {
+		if m.instanceOf == "" && (!boot || h.hasInstancesLocked(m.entry.Name)) {
 			continue
 		}
 		m.ensureRunning()
