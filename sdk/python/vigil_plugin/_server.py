@@ -302,9 +302,14 @@ class _PluginServices:
             name=self.info.name, kind=self.kind, version=self.info.version,
             contract_version=CONTRACT_VERSION, capabilities=self.info.capabilities)
 
+    # The pool the calls run on (a _Pool), set by _serve.
+    pool = None
+
     def Configure(self, request, context):
         config = json_format.MessageToDict(request.config) if request.HasField("config") else {}
         errs = self._call("configure", context, config) or []
+        if not errs:
+            self._size_pool(config)
         out = plugin_pb2.ConfigureResponse()
         for e in errs:
             if isinstance(e, PluginError):
@@ -313,6 +318,14 @@ class _PluginServices:
                 field, message = e
                 out.errors.add(field=field, message=message)
         return out
+
+    def _size_pool(self, config):
+        """Grows the pool to the calls the agent may send at once: a
+        gateway entry's max_concurrency (which the agent holds to), plus
+        room for its health checks. The pool is never shrunk."""
+        n = config.get("max_concurrency")
+        if self.pool is not None and isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1:
+            self.pool.at_least(int(n) + _POOL_HEADROOM)
 
     def plugin_handler(self):
         return grpc.method_handlers_generic_handler("vigil.plugin.v1.Plugin", {
@@ -554,19 +567,46 @@ def serve_detector(info, detector, max_workers=8):
 
 def serve_provider(info, provider, max_workers=32):
     """Serve provider (a Provider) as a provider plugin until the agent
-    stops it. Calls run on a pool of max_workers threads (a streamed chat
-    holds one for its whole length), so size it to the concurrency the
-    agent's gateway.providers[].max_concurrency allows. Call it from the
+    stops it. Calls run on a pool of at least max_workers threads (a
+    streamed chat holds one for its whole length); when the agent's
+    configuration sets max_concurrency (a gateway.providers entry), the
+    pool grows to it, so that every call the gateway lets through has a
+    thread. Threads start only as calls need them. Call it from the
     plugin's main; it does not return."""
     _serve(_ProviderServices(info, provider), max_workers)
+
+
+# Threads beyond max_concurrency: the agent's health checks, and a call
+# whose answer is still being sent when the next one comes.
+_POOL_HEADROOM = 4
+
+
+class _Pool(futures.ThreadPoolExecutor):
+    """A thread pool whose bound can be raised once the plugin knows its
+    max_concurrency (from Configure, after the server has started)."""
+
+    def at_least(self, n):
+        # ThreadPoolExecutor starts a thread per submitted call while it has
+        # fewer than _max_workers and none idle (CPython 3.8 and later), so
+        # raising the bound is all it takes.
+        with self._shutdown_lock:
+            if n > self._max_workers:
+                log.debug("call pool grown to %d threads", n)
+                self._max_workers = n
+
+    @property
+    def max_workers(self):
+        return self._max_workers
 
 
 def _serve(services, max_workers):
     _refuse_unless_started_by_agent()
     _setup_logging()
 
+    pool = _Pool(max_workers=max_workers, thread_name_prefix="rpc")
+    services.pool = pool
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        pool,
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     done = threading.Event()
