@@ -277,23 +277,8 @@ func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		secret, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "this API needs a token: send Authorization: Bearer <token>"))
-			return
-		}
-		got := sha256.Sum256([]byte(secret))
-		var match *token
-		for i := range tokens {
-			// Compare every token so timing does not tell which one matched.
-			if subtle.ConstantTimeCompare(got[:], tokens[i].hash[:]) == 1 {
-				match = &tokens[i]
-			}
-		}
+		match := s.authenticate(w, r, tokens)
 		if match == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
-			s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid"))
 			return
 		}
 		if !match.grants.allows(scope) {
@@ -306,6 +291,30 @@ func (s *Server) authorize(scope Scope, h http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), tokenNameKey, match.name)
 		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, tokenScopeKey, match.scope)))
 	})
+}
+
+// authenticate returns the token r carries, or answers 401 and returns
+// nil when it carries none of tokens.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, tokens []token) *token {
+	secret, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+		s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "this API needs a token: send Authorization: Bearer <token>"))
+		return nil
+	}
+	got := sha256.Sum256([]byte(secret))
+	var match *token
+	for i := range tokens {
+		// Compare every token so timing does not tell which one matched.
+		if subtle.ConstantTimeCompare(got[:], tokens[i].hash[:]) == 1 {
+			match = &tokens[i]
+		}
+	}
+	if match == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
+		s.writeErr(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid"))
+	}
+	return match
 }
 
 func bearer(r *http.Request) (string, bool) {
@@ -363,6 +372,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if pattern == "" {
+		// Which paths and methods exist is told only to a valid token (of
+		// any scope), as a route's own answer would be.
+		if tokens := s.current.Load().tokens; len(tokens) > 0 && s.authenticate(rec, r, tokens) == nil {
+			return
+		}
 		s.notFound(rec, r)
 		return
 	}

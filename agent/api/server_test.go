@@ -104,7 +104,12 @@ func TestAuthScopes(t *testing.T) {
 		{"write token reads", "GET", "/v1/thing", writeSecret, "", 200, ""},
 		{"read token writes", "POST", "/v1/thing", readSecret, `{"n":1}`, 403, CodeForbidden},
 		{"write token writes", "POST", "/v1/thing", writeSecret, `{"n":1}`, 202, ""},
-		{"no token on unknown path", "GET", "/v1/nope", "", "", 404, CodeNotFound},
+		// Which routes exist is told only to a valid token.
+		{"no token on unknown path", "GET", "/v1/nope", "", "", 401, CodeUnauthorized},
+		{"wrong token on unknown path", "GET", "/v1/nope", "not-a-real-token-at-all", "", 401, CodeUnauthorized},
+		{"read token on unknown path", "GET", "/v1/nope", readSecret, "", 404, CodeNotFound},
+		{"no token, wrong method", "DELETE", "/v1/thing", "", "", 401, CodeUnauthorized},
+		{"read token, wrong method", "DELETE", "/v1/thing", readSecret, "", 405, CodeMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,6 +401,7 @@ func TestErrorShape(t *testing.T) {
 		{"/openai/v1/thing", "wrong-token-0123456789", 401, "x_unauthorized"},
 		{"/openai/v1/thing", readSecret, 403, "x_forbidden"},
 		{"/openai/v1/nothing", readSecret, 404, "x_not_found"},
+		{"/openai/v1/nothing", "", 401, "x_unauthorized"},
 		{"/v1/thing", "", 401, CodeUnauthorized},
 		{"/v1/thing", readSecret, 403, CodeForbidden},
 	} {
