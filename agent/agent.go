@@ -96,8 +96,10 @@ type Agent struct {
 	gateway   *gateway.Gateway
 	alerts    *alert.Manager
 	alertKV   *store.KV // the alerts' state across restarts
-	stopBg    context.CancelFunc
-	bg        sync.WaitGroup
+	// storeRefusals logs observations and labels the store refused.
+	storeRefusals refusalLog
+	stopBg        context.CancelFunc
+	bg            sync.WaitGroup
 
 	mu     sync.Mutex
 	cfg    *config.Loaded

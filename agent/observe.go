@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"sync"
@@ -117,7 +118,7 @@ func (a *Agent) writeStoreError(w http.ResponseWriter, r *http.Request, what str
 		return
 	}
 	a.observe.Reject("store")
-	a.logger.Error(what+" not stored", "err", err)
+	a.storeRefusals.refused(a.logger, what, err)
 	api.WriteError(w, api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "%s were not stored: %v", what, err))
 }
 
@@ -140,7 +141,45 @@ func (a *Agent) handleObservations(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	a.storeRefusals.stored(a.logger)
 	api.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(obs)})
+}
+
+// refusalLog logs the store's refusals of observations and labels once
+// per episode: the first at error level, the rest at debug (each request
+// still has its access-log line and its count in
+// vigil_observe_rejected_requests_total{reason="store"}), and the end of
+// the episode, with how many requests it refused, at info. A full disk
+// would otherwise log a line per request.
+type refusalLog struct {
+	mu    sync.Mutex
+	n     int // requests refused in the episode; 0: none going on
+	first time.Time
+}
+
+func (l *refusalLog) refused(log *slog.Logger, what string, err error) {
+	l.mu.Lock()
+	n := l.n
+	l.n++
+	if n == 0 {
+		l.first = time.Now()
+	}
+	l.mu.Unlock()
+	if n == 0 {
+		log.Error(what+" not stored; further refusals are logged at debug level until a write succeeds", "err", err)
+		return
+	}
+	log.Debug(what+" not stored", "err", err)
+}
+
+func (l *refusalLog) stored(log *slog.Logger) {
+	l.mu.Lock()
+	n, since := l.n, l.first
+	l.n = 0
+	l.mu.Unlock()
+	if n > 0 {
+		log.Info("observations and labels are stored again", "refused_requests", n, "since", since.Format(time.RFC3339))
+	}
 }
 
 // LabelsResponse is the body of a 202 from POST /v1/labels.
@@ -169,6 +208,7 @@ func (a *Agent) handleLabels(w http.ResponseWriter, r *http.Request) {
 		a.writeStoreError(w, r, "labels", err)
 		return
 	}
+	a.storeRefusals.stored(a.logger)
 	out := LabelsResponse{Results: res}
 	if out.Results == nil {
 		out.Results = []observe.LabelResult{}
