@@ -96,6 +96,9 @@ type Agent struct {
 	gateway   *gateway.Gateway
 	alerts    *alert.Manager
 	alertKV   *store.KV // the alerts' state across restarts
+	// corrupt reports the copies of the agent's files moved aside as
+	// corrupt; each opener adds its file.
+	corrupt corruptFiles
 	// storeRefusals logs observations and labels the store refused.
 	storeRefusals refusalLog
 	stopBg        context.CancelFunc
@@ -141,6 +144,7 @@ func New(cfg *config.Loaded, opts Options) (*Agent, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
+		&a.corrupt,
 	)
 
 	a.api = api.New(cfg.API, a.logger.With("subsystem", "api"), a.reg)

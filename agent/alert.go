@@ -58,6 +58,7 @@ func (a *Agent) openAlerts() error {
 	if a.drift != nil {
 		opts.Drift = driftAlerts{a.drift}
 	}
+	a.corrupt.watch(filepath.Join(a.dir.Path, alertStateFile))
 	kv, err := store.OpenKV(filepath.Join(a.dir.Path, alertStateFile), a.logger.With("subsystem", "alerts"))
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

@@ -38,6 +38,7 @@ func (a *Agent) openDrift() error {
 		}
 		return nil
 	}
+	a.corrupt.watch(cfg.Path)
 	e, err := drift.Open(cfg, a.cfg.Models, drift.Options{
 		Logger:    a.logger.With("subsystem", "drift"),
 		Source:    a.observe,

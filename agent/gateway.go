@@ -43,9 +43,11 @@ func (a *Agent) openGateway() error {
 		g.RecordObservations(a.observe)
 		// The response cache and the spend ledger live in their own files,
 		// so their writes never wait for the sample store's.
+		a.corrupt.watch(a.dir.Join("llm-cache.db"))
 		if err := g.OpenCache(a.dir.Join("llm-cache.db")); err != nil {
 			return err
 		}
+		a.corrupt.watch(a.dir.Join("llm-spend.db"))
 		if err := g.OpenLedger(a.dir.Join("llm-spend.db")); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 // maintenance.
 func (a *Agent) openObserve() error {
 	cfg := a.cfg.Observe.WithDataDir(a.dir.Path)
+	a.corrupt.watch(cfg.Path)
 	s, err := observe.Open(cfg, observe.Options{Logger: a.logger.With("subsystem", "observe")})
 	if err != nil {
 		return err

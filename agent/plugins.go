@@ -29,6 +29,7 @@ func DevPluginDir() string {
 
 // openPlugins prepares the plugin host; Run starts the plugins.
 func (a *Agent) openPlugins() error {
+	a.corrupt.watch(a.dir.Join("plugins.db"))
 	h, err := pluginhost.New(a.cfg.Plugins, pluginhost.Options{
 		CatalogPath: a.dir.Join("plugins.db"),
 		DevDir:      a.opts.DevPluginDir,

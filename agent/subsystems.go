@@ -24,6 +24,7 @@ type sinkState struct {
 // openStore opens the sample store in the data directory.
 func (a *Agent) openStore() error {
 	cfg := a.cfg.Store.WithDataDir(a.dir.Path)
+	a.corrupt.watch(cfg.Path)
 	st, err := store.Open(cfg, a.logger.With("subsystem", "store"))
 	if err != nil {
 		return fmt.Errorf("open sample store: %w", err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,8 +52,8 @@ type catalog struct {
 	kv *store.KV
 }
 
-func openCatalog(path string) (*catalog, error) {
-	kv, err := store.OpenKV(path, nil)
+func openCatalog(path string, logger *slog.Logger) (*catalog, error) {
+	kv, err := store.OpenKV(path, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open plugin catalog: %w", err)
 	}

@@ -109,7 +109,7 @@ func New(cfg Config, opts Options) (*Host, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	cat, err := openCatalog(opts.CatalogPath)
+	cat, err := openCatalog(opts.CatalogPath, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
