@@ -111,6 +111,9 @@ func TestLoadErrors(t *testing.T) {
 		{"store section checked", "store:\n  partition: 7h\n", []string{"vigil.yaml:2: store.partition: must divide 24h"}},
 		{"store size", "store:\n  max_bytes: 1KiB\n", []string{"vigil.yaml:2: store.max_bytes: must be at least 1MiB"}},
 		{"several errors at once", "foo: 1\nbar: 2\n", []string{"vigil.yaml:1: foo:", "vigil.yaml:2: bar:"}},
+		// A secret that cannot be read does not hide the value errors:
+		// both are reported in one go.
+		{"secret and value errors at once", "log_level: verbose\napi:\n  tokens:\n    - name: x\n      scope: read\n      secret_env: VIGIL_TEST_UNSET_TOKEN\n", []string{"vigil.yaml:6: api.tokens[0].secret_env: environment variable VIGIL_TEST_UNSET_TOKEN is not set", `vigil.yaml:1: log_level: "verbose" is not one of`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -155,10 +155,12 @@ func Load(opts Options) (*Loaded, error) {
 			l.pos[key] = position{file: "command line"}
 		}
 	}
-	if errs := l.resolveSecrets(lookup); len(errs) > 0 {
-		return nil, errs
-	}
-	if errs := l.validate(); len(errs) > 0 {
+	// A secret that cannot be read leaves its token's Secret empty, which
+	// validate does not judge, so both kinds of problem are reported in
+	// one go rather than the value errors only once the secrets load.
+	errs := l.resolveSecrets(lookup)
+	errs = append(errs, l.validate()...)
+	if len(errs) > 0 {
 		return nil, errs
 	}
 	return l, nil

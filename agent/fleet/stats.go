@@ -203,19 +203,7 @@ func (f *Fleet) Stats(ctx context.Context, model string) (FleetStats, error) {
 		timeout = time.Until(dl)
 	}
 	start := time.Now()
-	alive := map[string]bool{}
-	var notAsked map[string]string
-	for _, m := range f.serf.Members() {
-		switch m.Status {
-		case serf.StatusAlive:
-			alive[m.Name] = true
-		case serf.StatusFailed, serf.StatusLeft:
-			if notAsked == nil {
-				notAsked = map[string]string{}
-			}
-			notAsked[m.Name] = m.Status.String()
-		}
-	}
+	alive, notAsked := queryAudience(f.serf.Members())
 	f.m.queries.WithLabelValues(StatsQuery).Inc()
 	resp, err := f.serf.Query(StatsQuery, []byte(model), &serf.QueryParam{Timeout: timeout})
 	if err != nil {
@@ -289,6 +277,29 @@ loop:
 	}
 	out.TookMs = float64(time.Since(start).Microseconds()) / 1000
 	return out, nil
+}
+
+// queryAudience sorts members into those a serf query goes to, which must
+// answer for the result to be complete, and those it does not (failed and
+// left, by status). A member still "leaving" is asked: serf's query reaches
+// it while memberlist holds it alive, and a node may stay "leaving" in one
+// member's view long after it came back (a member restarted from a
+// snapshot that recorded its leave), so leaving it out would drop it from
+// the answer without a word.
+func queryAudience(members []serf.Member) (asked map[string]bool, notAsked map[string]string) {
+	asked = map[string]bool{}
+	for _, m := range members {
+		switch m.Status {
+		case serf.StatusAlive, serf.StatusLeaving:
+			asked[m.Name] = true
+		case serf.StatusFailed, serf.StatusLeft:
+			if notAsked == nil {
+				notAsked = map[string]string{}
+			}
+			notAsked[m.Name] = m.Status.String()
+		}
+	}
+	return asked, notAsked
 }
 
 func round3(v float64) *float64 {

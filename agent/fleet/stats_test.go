@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/hashicorp/serf/serf"
 )
 
 // fixedStats is a StatsSource over fixed latencies, as observe would keep
@@ -244,4 +245,25 @@ func TestStatsAnswerFits(t *testing.T) {
 		t.Fatalf("typical: %d bytes, %v", len(b), err)
 	}
 	t.Logf("answer: %d bytes for one decade", len(b))
+}
+
+// TestQueryAudience: a member that a node still lists as "leaving" (one it
+// restarted from a snapshot that recorded the other's graceful leave, while
+// the other came back) is asked and waited for like an alive one; before,
+// it was neither asked, missing nor "not asked", and vanished from the
+// answer without a word.
+func TestQueryAudience(t *testing.T) {
+	members := []serf.Member{
+		{Name: "up", Status: serf.StatusAlive},
+		{Name: "back", Status: serf.StatusLeaving},
+		{Name: "gone", Status: serf.StatusLeft},
+		{Name: "dead", Status: serf.StatusFailed},
+	}
+	asked, notAsked := queryAudience(members)
+	if len(asked) != 2 || !asked["up"] || !asked["back"] {
+		t.Errorf("asked = %v, want up and back", asked)
+	}
+	if len(notAsked) != 2 || notAsked["gone"] != "left" || notAsked["dead"] != "failed" {
+		t.Errorf("not asked = %v, want gone (left) and dead (failed)", notAsked)
+	}
 }

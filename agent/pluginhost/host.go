@@ -243,10 +243,17 @@ func (h *Host) discover() error {
 		}
 		byName[e.Name] = e // what the operator registered wins over the package
 	}
+	// Dev mode's build fills only the names nothing else trusts. A build
+	// whose name is taken (a host with the package installed, say) is
+	// listed as untrusted; saying it is unregistered would send the
+	// developer to register it, which would replace the other by name.
+	devShadowed := map[string]Entry{} // dev binary's path -> the entry that wins
 	if h.devDir != "" {
 		for _, e := range h.devEntries() {
-			if _, ok := byName[e.Name]; !ok {
+			if other, ok := byName[e.Name]; !ok {
 				byName[e.Name] = e
+			} else if other.Path != e.Path {
+				devShadowed[e.Path] = other
 			}
 		}
 	}
@@ -287,6 +294,15 @@ func (h *Host) discover() error {
 				// The likely cause is the package's catalog, not a
 				// missing registration.
 				reason = fmt.Sprintf("not trusted: the directory's catalog.json is ignored (%v); fix it, or run `vigil plugins register %s`", err, p)
+			}
+			if w, ok := devShadowed[p]; ok {
+				if w.Source == "package" {
+					reason = fmt.Sprintf("not used: plugin %q is the package's %s (catalog.json), which wins over dev mode's build; to run this build, leave %s out of plugins.dirs",
+						w.Name, w.Path, filepath.Dir(w.Path))
+				} else {
+					reason = fmt.Sprintf("not used: plugin %q is registered as %s, which wins over dev mode's build; run `vigil plugins unregister %s` and reload the agent to run this build",
+						w.Name, w.Path, w.Name)
+				}
 			}
 			if r, ok := shadowed[p]; ok {
 				reason = fmt.Sprintf("not trusted: its entry in %s names it %q, and the plugin registered under that name is %s, which wins; run `vigil plugins unregister %s` and reload the agent to trust this one",

@@ -926,6 +926,31 @@ func TestDevDirAndBootStart(t *testing.T) {
 	}
 }
 
+// TestDevBuildShadowedByPackage: in dev mode on a host where the package
+// is installed, a plugin name the package's catalog.json trusts keeps the
+// packaged binary, and the dev build of that name says so rather than
+// sending the developer to register it (which would replace the package's
+// plugin by name).
+func TestDevBuildShadowedByPackage(t *testing.T) {
+	dev := install(t, "detector")
+	pkg := t.TempDir()
+	copyFile(t, builtPlugins["detector"], filepath.Join(pkg, "pkg-detector"))
+	sum, err := fileSHA256(filepath.Join(pkg, "pkg-detector"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(pkg, "catalog.json"), []byte(`{"version": 1, "plugins": [{"name": "test-detector", "kind": "detector", "file": "pkg-detector", "sha256": "`+sum+`"}]}`), 0o644)
+	h := newHost(t, testConfig(pkg), dev)
+	if s := status(t, h, "test-detector"); s.Source != "package" || s.Path != filepath.Join(pkg, "pkg-detector") {
+		t.Fatalf("the package's plugin does not keep its name: %+v", s)
+	}
+	s := status(t, h, filepath.Join(dev, "test-detector"))
+	want := `plugin "test-detector" is the package's ` + filepath.Join(pkg, "pkg-detector") + ` (catalog.json), which wins over dev mode's build`
+	if s.State != StateUntrusted || !strings.Contains(s.LastError, want) || strings.Contains(s.LastError, "vigil plugins register") {
+		t.Errorf("shadowed dev build: %+v; want a last error saying %q and no advice to register it", s, want)
+	}
+}
+
 // TestInstances runs two instances of one plugin binary, each with its own
 // configuration and process, beside an instance of a plugin that is not
 // installed.

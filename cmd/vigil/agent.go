@@ -29,8 +29,7 @@ VIGIL_API_ADDR, ...); the flags below override both. SIGHUP re-reads the
 configuration: the log level, API tokens, access log, TLS certificate
 and client CA (renewed in place), gossip role, plugin settings, alert
 rules and receivers, and most drift and per-model settings change at
-once; other
-changes are logged as needing a restart (the list is in
+once; other changes are logged as needing a restart (the list is in
 docs/configuration.md, "Reloading"). A SIGHUP received while the agent
 starts becomes a reload once it runs.`, stdout, stderr)
 	dev := fs.Bool("dev", false, "run on embedded development defaults")

@@ -86,7 +86,7 @@ healthy, 1 when it answered but is unhealthy, 2 when it could not be asked.`, st
 	}
 	var health struct {
 		Status string            `json:"status"`
-		Checks map[string]string `json:"checks"`
+		Checks map[string]string `json:"checks,omitempty"`
 	}
 	code, err := c.Get(ctx, "/v1/health", &health, http.StatusServiceUnavailable)
 	if err != nil {
