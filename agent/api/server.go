@@ -398,13 +398,26 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.writeErr(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no API endpoint %s %s; see docs/api.md", r.Method, r.URL.Path))
 }
 
+// methodLabel bounds the method label of vigil_http_requests_total: HTTP's
+// methods as they are, any other method "other". Requests to no route are
+// counted before any token check, so the method as sent would let anyone
+// who reaches the port add a series with every request.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 func (s *Server) observe(r *http.Request, rec *recorder, route string, start time.Time) {
 	elapsed := time.Since(start)
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	s.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	s.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
 	s.duration.WithLabelValues(route).Observe(elapsed.Seconds())
 
 	level := slog.LevelDebug

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -308,6 +309,30 @@ func TestRequestMetrics(t *testing.T) {
 # TYPE vigil_http_requests_total counter
 vigil_http_requests_total{code="200",handler="GET /v1/thing",method="GET"} 2
 vigil_http_requests_total{code="404",handler="unmatched",method="GET"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vigil_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRequestMetricsMethodBounded: a request's method becomes a label value
+// only when it is one of HTTP's methods; any other is "other". The label
+// took the method as sent, so a client, even one without a token (requests
+// to no route are answered before the token check), could add a series to
+// /metrics with every request, each invented method one more.
+func TestRequestMetricsMethodBounded(t *testing.T) {
+	_, ts, reg := newTestServer(t, true)
+	for i := range 20 {
+		do(t, fmt.Sprintf("X-INVENTED-%d", i), ts.URL+"/v1/thing", "", "")
+		do(t, fmt.Sprintf("X-INVENTED-%d", i), ts.URL+"/nowhere", "", "")
+	}
+	do(t, "DELETE", ts.URL+"/v1/thing", writeSecret, "")
+	want := `
+# HELP vigil_http_requests_total HTTP requests served by the agent API, by route, method and status code.
+# TYPE vigil_http_requests_total counter
+vigil_http_requests_total{code="404",handler="unmatched",method="other"} 20
+vigil_http_requests_total{code="405",handler="unmatched",method="DELETE"} 1
+vigil_http_requests_total{code="405",handler="unmatched",method="other"} 20
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vigil_http_requests_total"); err != nil {
 		t.Error(err)

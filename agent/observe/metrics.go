@@ -9,19 +9,19 @@ import (
 
 var (
 	descLatency = prometheus.NewDesc("vigil_model_latency_seconds",
-		"Latency of a model version: quantiles over the sliding window named by the window label (DDSketch, 1% relative accuracy; NaN when no observation in the window carried latency_ms); _count and _sum are cumulative, the same under every window label.",
+		"Latency of a model version: quantiles over the sliding window named by the window label (DDSketch, 1% relative accuracy; NaN when no observation in the window carried latency_ms); _count and _sum are cumulative since the agent started, the same under every window label.",
 		[]string{"model", "version", "window"}, nil)
 	descRequests = prometheus.NewDesc("vigil_model_requests_total",
-		"Observations of a model version: those kept in the store when the agent started plus those received since.",
+		"Observations of a model version received since the agent started (GET /v1/models also counts those kept in the store).",
 		[]string{"model", "version"}, nil)
 	descErrors = prometheus.NewDesc("vigil_model_errors_total",
 		"Observations of a model version that were errors (error: true or status 500-599), counted like vigil_model_requests_total.",
 		[]string{"model", "version"}, nil)
 	descLabelled = prometheus.NewDesc("vigil_model_labelled_predictions_total",
-		"Predictions of a model version that received a ground-truth label.",
+		"Predictions of a model version that received a ground-truth label since the agent started.",
 		[]string{"model", "version"}, nil)
 	descCorrect = prometheus.NewDesc("vigil_model_correct_predictions_total",
-		"Labelled predictions of a model version that equalled their label.",
+		"Labelled predictions of a model version that equalled their label, since the agent started.",
 		[]string{"model", "version"}, nil)
 	descRate = prometheus.NewDesc("vigil_model_requests_per_second",
 		"Observations per second of a model version over a sliding window.",
@@ -64,10 +64,10 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range pairs {
 		p.mu.Lock()
 		m, v := p.key.model, p.key.version
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(p.total), m, v)
-		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(p.errors), m, v)
-		ch <- prometheus.MustNewConstMetric(descLabelled, prometheus.CounterValue, float64(p.labelled), m, v)
-		ch <- prometheus.MustNewConstMetric(descCorrect, prometheus.CounterValue, float64(p.correct), m, v)
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(p.run.total), m, v)
+		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(p.run.errors), m, v)
+		ch <- prometheus.MustNewConstMetric(descLabelled, prometheus.CounterValue, float64(p.run.labelled), m, v)
+		ch <- prometheus.MustNewConstMetric(descCorrect, prometheus.CounterValue, float64(p.run.correct), m, v)
 		for _, w := range Windows {
 			st := p.win.stats(w, now, p.firstMs)
 			wn := WindowName(w)
@@ -85,7 +85,7 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 					qs[Quantiles[i]] = *q / 1000
 				}
 			}
-			ch <- prometheus.MustNewConstSummary(descLatency, p.latCount, p.latSum/1000, qs, m, v, wn)
+			ch <- prometheus.MustNewConstSummary(descLatency, p.run.latCount, p.run.latSum/1000, qs, m, v, wn)
 		}
 		p.mu.Unlock()
 	}

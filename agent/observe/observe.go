@@ -55,14 +55,25 @@ type pairState struct {
 	labelled, correct uint64
 	latCount          uint64
 	latSum            float64 // ms
-	win               pairWindows
-	rebuiltTotals     bool
-	labelID           uint32 // see labelIndex.byID; guarded by its mu
+	// run counts only what this process received (batches stored and
+	// labels matched since Open): the counters on /metrics. The totals
+	// above also count the records the store held at start, for the API;
+	// as counters they would fall after a restart that followed an
+	// eviction, which Prometheus takes for a reset and adds whole to rate().
+	run           runCounts
+	win           pairWindows
+	rebuiltTotals bool
+	labelID       uint32 // see labelIndex.byID; guarded by its mu
 	// reservedMs is the agent's clock when a batch last reserved the pair
 	// (stored under Service.mu, read or write), so that Maintain does not
 	// forget a pair whose batch is being stored: a fresh one has no
 	// lastMs yet, and an idle one is being revived.
 	reservedMs atomic.Int64
+}
+
+type runCounts struct {
+	total, errors, labelled, correct, latCount uint64
+	latSum                                     float64 // ms
 }
 
 type counters struct {
@@ -246,9 +257,10 @@ func newPairState(k pairKey) *pairState {
 	return &pairState{key: k, win: newPairWindows(), firstMs: -1}
 }
 
-// apply folds a stored batch into the stats. index: whether request IDs go
-// into the label index (not during the rebuild, which fills it itself).
-func (s *Service) apply(nowMs int64, sums []pairSummary, states []*pairState, obs []Observation, index bool) {
+// apply folds a stored batch into the stats. live: a batch just received,
+// not one read back by the rebuild: its request IDs go into the label index
+// (the rebuild fills it itself) and it counts in the since-start counters.
+func (s *Service) apply(nowMs int64, sums []pairSummary, states []*pairState, obs []Observation, live bool) {
 	cur := -1
 	var p *pairState
 	var toIndex []indexed
@@ -284,8 +296,24 @@ func (s *Service) apply(nowMs int64, sums []pairSummary, states []*pairState, ob
 				}
 			}
 		}
+		if live {
+			p.run.total++
+			if o.Error {
+				p.run.errors++
+			}
+			if o.HasLatency {
+				p.run.latCount++
+				p.run.latSum += o.LatencyMs
+			}
+			if !o.Label.IsNone() && !o.Prediction.IsNone() {
+				p.run.labelled++
+				if o.Prediction.Equal(o.Label) {
+					p.run.correct++
+				}
+			}
+		}
 		p.win.add(min(o.UnixMs, nowMs), o)
-		if index && o.RequestID != "" && !o.Prediction.IsNone() {
+		if live && o.RequestID != "" && !o.Prediction.IsNone() {
 			toIndex = append(toIndex, indexed{i, p})
 		}
 	}
@@ -578,8 +606,10 @@ func (s *Service) AddLabels(ctx context.Context, labels []Label) ([]LabelResult,
 		}
 		p.mu.Lock()
 		p.labelled++
+		p.run.labelled++
 		if outs[i].correct {
 			p.correct++
+			p.run.correct++
 		}
 		p.win.addLabel(now.UnixMilli(), outs[i].correct)
 		p.mu.Unlock()

@@ -21,7 +21,9 @@ import (
 type ModelServer struct {
 	Name string `json:"name"`
 	// PIDs are the matching processes; empty when none is running.
-	PIDs       []int     `json:"pids"`
+	PIDs []int `json:"pids"`
+	// CPUSeconds is the current processes' lifetime CPU time, which falls
+	// when one exits; vigil_model_server_cpu_seconds_total does not.
 	CPUSeconds float64   `json:"cpu_seconds"`
 	RSSBytes   uint64    `json:"rss_bytes"`
 	Threads    int       `json:"threads"`
@@ -40,7 +42,7 @@ type HeldGPU struct {
 var (
 	mMSUp      = newDef("vigil_model_server_up", "1 when at least one process of the configured model server was found.", gaugeT, "name")
 	mMSProcs   = newDef("vigil_model_server_processes", "Processes found for the model server.", gaugeT, "name")
-	mMSCPU     = newDef("vigil_model_server_cpu_seconds_total", "User and system CPU time of the model server's current processes.", counterT, "name")
+	mMSCPU     = newDef("vigil_model_server_cpu_seconds_total", "User and system CPU time the model server's processes used since the agent started, those that exited since included.", counterT, "name")
 	mMSRSS     = newDef("vigil_model_server_resident_memory_bytes", "Resident memory of the model server's processes.", gaugeT, "name")
 	mMSThreads = newDef("vigil_model_server_threads", "Threads of the model server's processes.", gaugeT, "name")
 	mMSFDs     = newDef("vigil_model_server_open_fds", "Open file descriptors of the model server's processes.", gaugeT, "name")
@@ -56,12 +58,44 @@ type processCollector struct {
 	// cgroupRoot is where cgroup.procs files are looked up (tests change it).
 	cgroupRoot string
 
+	// selfCreatedMs is the agent's start time as the kernel reports it (to
+	// compare with other processes' at the same resolution): CPU a process
+	// used before it is not counted. primed says whether the first tick ran
+	// (its processes count from then); cpu is each model server's account,
+	// by name. All three belong to update's goroutine.
+	selfCreatedMs int64
+	primed        bool
+	cpu           map[string]*cpuAccount
+
 	mu   sync.Mutex
 	snap []ModelServer
 }
 
+// cpuAccount keeps a model server's CPU counter from falling while its
+// processes come and go. A plain sum over the current processes fell by
+// an exited process's CPU time, to a value Prometheus takes for a counter
+// reset and adds whole to rate(): a spike of the other processes' lifetime
+// CPU. So each process adds what it used since it was last seen; the
+// processes of the first tick count from then, a process found later and
+// started after the agent adds its whole CPU time; and one that exits keeps
+// what it added (up to its last tick).
+type cpuAccount struct {
+	total float64
+	last  map[procKey]float64 // CPU seconds of each process at its last tick
+}
+
+// procKey tells a process from a later one given the same pid.
+type procKey struct {
+	pid       int
+	createdMs int64
+}
+
 func newProcessCollector(cfg HostConfig, gpuProcs func() map[int][]gpuHold, log *slog.Logger) *processCollector {
-	return &processCollector{cfg: cfg, gpuProcs: gpuProcs, log: log, cgroupRoot: "/sys/fs/cgroup"}
+	p := &processCollector{cfg: cfg, gpuProcs: gpuProcs, log: log, cgroupRoot: "/sys/fs/cgroup", cpu: map[string]*cpuAccount{}}
+	if self, err := process.NewProcess(int32(os.Getpid())); err == nil {
+		p.selfCreatedMs, _ = self.CreateTime()
+	}
+	return p
 }
 
 func (p *processCollector) name() string            { return "process" }
@@ -92,6 +126,12 @@ func (p *processCollector) update(ctx context.Context, now time.Time) ([]point, 
 			errs = append(errs, fmt.Errorf("%s: %w", pc.Name, err))
 		}
 		gpuMem := map[int]*HeldGPU{}
+		acct := p.cpu[pc.Name]
+		if acct == nil {
+			acct = &cpuAccount{last: map[procKey]float64{}}
+			p.cpu[pc.Name] = acct
+		}
+		seen := make(map[procKey]float64, len(pids))
 		for _, pid := range pids {
 			proc, err := process.NewProcessWithContext(ctx, int32(pid))
 			if err != nil {
@@ -99,7 +139,18 @@ func (p *processCollector) update(ctx context.Context, now time.Time) ([]point, 
 			}
 			ms.PIDs = append(ms.PIDs, pid)
 			if t, err := proc.TimesWithContext(ctx); err == nil {
-				ms.CPUSeconds += t.User + t.System
+				cpu := t.User + t.System
+				ms.CPUSeconds += cpu
+				// An unknown start time (0) counts from now on, like a
+				// process older than the agent.
+				created, _ := proc.CreateTimeWithContext(ctx)
+				k := procKey{pid, created}
+				if prev, ok := acct.last[k]; ok {
+					acct.total += max(cpu-prev, 0)
+				} else if p.primed && created >= p.selfCreatedMs {
+					acct.total += cpu
+				}
+				seen[k] = cpu
 			}
 			if m, err := proc.MemoryInfoWithContext(ctx); err == nil {
 				ms.RSSBytes += m.RSS
@@ -119,6 +170,7 @@ func (p *processCollector) update(ctx context.Context, now time.Time) ([]point, 
 				g.UsedMemoryBytes += h.memory
 			}
 		}
+		acct.last = seen
 		sort.Ints(ms.PIDs)
 		for _, g := range gpuMem {
 			ms.GPUs = append(ms.GPUs, *g)
@@ -130,13 +182,14 @@ func (p *processCollector) update(ctx context.Context, now time.Time) ([]point, 
 		pts = append(pts, pt(mMSUp, b2f(len(ms.PIDs) > 0), n), pt(mMSProcs, float64(len(ms.PIDs)), n))
 		if len(ms.PIDs) > 0 {
 			pts = append(pts,
-				pt(mMSCPU, ms.CPUSeconds, n), pt(mMSRSS, float64(ms.RSSBytes), n),
+				pt(mMSCPU, acct.total, n), pt(mMSRSS, float64(ms.RSSBytes), n),
 				pt(mMSThreads, float64(ms.Threads), n), pt(mMSFDs, float64(ms.OpenFDs), n))
 		}
 		for _, g := range ms.GPUs {
 			pts = append(pts, pt(mMSGPUMem, float64(g.UsedMemoryBytes), n, strconv.Itoa(g.Index), g.UUID))
 		}
 	}
+	p.primed = true
 	p.mu.Lock()
 	p.snap = out
 	p.mu.Unlock()
