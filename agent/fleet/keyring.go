@@ -81,15 +81,20 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		if op == KeyRemove && f.ring != nil && !containsKey(f.ring.GetKeys(), k) {
 			// Another node may still hold it (an earlier remove that did
 			// not reach every node): ask them all.
+			members := f.serf.Members()
 			resp, err := f.serf.KeyManager().ListKeys()
 			if err == nil && resp != nil && resp.Keys[base64.StdEncoding.EncodeToString(k)] == 0 {
 				res := KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Absent: true}
-				f.notAsked(&res)
+				_, res.NotAsked = queryAudience(members)
 				return res, nil
 			}
 		}
 	}
 	km := f.serf.KeyManager()
+	// Who is not asked is read before the query: a member found failed
+	// while it runs was asked (and is counted as silent), so it must not
+	// be listed as not asked too.
+	members := f.serf.Members()
 	var (
 		resp *serf.KeyResponse
 		err  error
@@ -110,7 +115,7 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 	if resp != nil {
 		res = KeyringResult{Keys: resp.Keys, PrimaryKeys: resp.PrimaryKeys, Nodes: resp.NumNodes, Responses: resp.NumResp, Errors: resp.NumErr, Messages: resp.Messages}
 	}
-	f.notAsked(&res)
+	_, res.NotAsked = queryAudience(members)
 	f.m.keyringOps.WithLabelValues(string(op)).Inc()
 	if err := incomplete(op, res, err); err != nil {
 		return res, err
@@ -122,18 +127,6 @@ func (f *Fleet) Keyring(op KeyringOp, key string) (KeyringResult, error) {
 		f.logger.Info("keyring changed across the fleet", "op", string(op), "nodes", res.Nodes)
 	}
 	return res, nil
-}
-
-// notAsked records the members serf's key manager does not ask.
-func (f *Fleet) notAsked(res *KeyringResult) {
-	for _, m := range f.serf.Members() {
-		if m.Status == serf.StatusFailed || m.Status == serf.StatusLeft {
-			if res.NotAsked == nil {
-				res.NotAsked = map[string]string{}
-			}
-			res.NotAsked[m.Name] = m.Status.String()
-		}
-	}
 }
 
 // incomplete says why a keyring operation did not reach every alive node:
