@@ -547,6 +547,29 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
+// TestInheritedThresholdErrorOnce: a global warning above the built-in
+// critical is reported at the global key, and not again at each model
+// that sets nothing for the rule but, say, its min_samples.
+func TestInheritedThresholdErrorOnce(t *testing.T) {
+	c := DefaultConfig()
+	c.Rules.LatencyP95.Warning = ptr(5000.0)
+	c.Models = map[string]Rules{
+		"quiet": {LatencyP95: RuleConfig{MinSamples: ptr(5)}},
+		"own":   {LatencyP95: RuleConfig{Critical: ptr(4000.0)}},
+	}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "alerts.rules.latency_p95.critical") {
+		t.Fatalf("error %v; want the global key's", err)
+	}
+	if strings.Contains(err.Error(), "models.quiet") {
+		t.Errorf("a model that sets no threshold got the global error again: %v", err)
+	}
+	// A model that sets a threshold of its own is checked with it.
+	if !strings.Contains(err.Error(), "alerts.models.own.latency_p95.critical: 4000 is below warning 5000") {
+		t.Errorf("error %v; want the model's own key too", err)
+	}
+}
+
 func TestBearerTokenEnv(t *testing.T) {
 	cfg := Config{Webhooks: []Receiver{{URL: "http://127.0.0.1:1/hook", BearerTokenEnv: "HOOK_TOKEN"}}}
 	_, err := New(cfg, Options{Stats: &fakeStats{}, Env: func(string) (string, bool) { return "", false }})

@@ -324,11 +324,17 @@ func (c Config) Validate() error {
 	}
 	for _, m := range append([]string{""}, models...) {
 		for _, name := range []string{RuleLatencyP95, RuleErrorRate, RuleAccuracyDrop} {
-			e := c.RuleFor(name, m)
 			key := "rules." + name
 			if m != "" {
+				// A model that sets none of these for the rule inherits
+				// the global values, whose error is reported once, above.
+				r := c.Models[m]
+				if rc := r.get(name); rc.Warning == nil && rc.Critical == nil && rc.Resolve == nil && rc.Hysteresis == nil {
+					continue
+				}
 				key = "models." + m + "." + name
 			}
+			e := c.RuleFor(name, m)
 			if e.Critical < e.Warning {
 				bad(key+".critical", "%g is below warning %g; critical must be at least warning", e.Critical, e.Warning)
 			}
