@@ -160,7 +160,7 @@ EOF
 
 step "binary: build info and hardening"
 /usr/bin/vigil version | tee "$tmp/version"
-grep -Eq '^vigil [0-9][^ ]* \(revision [0-9a-f]{12}, built [0-9]{4}-[0-9]{2}-[0-9]{2}T[^,]*, go1\.[0-9]+' "$tmp/version" ||
+grep -Eq '^vigil v?[0-9][^ ]* \(revision [0-9a-f]{12}, built [0-9]{4}-[0-9]{2}-[0-9]{2}T[^,]*, go1\.[0-9]+' "$tmp/version" ||
 	fail "vigil version lacks version, revision, build date or Go version"
 readelf -h /usr/bin/vigil | grep -q 'Type:.*DYN' || fail "not PIE"
 readelf -l /usr/bin/vigil | grep -q GNU_RELRO || fail "no RELRO segment"
