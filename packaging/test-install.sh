@@ -12,7 +12,8 @@
 # conffile, plugin catalog, binary hardening and `vigil version`,
 # systemd-analyze on the installed unit, the installed agent run by hand as
 # the vigil user (setpriv) with the installed config, a reinstall that keeps a local
-# conffile edit, dpkg -r (data kept), dpkg -P (data and user gone), and
+# conffile edit and tells to restart that agent, dpkg -r (stops the agent,
+# keeps data), dpkg -P (data and user gone), and
 # `rpm -qlp` on the .rpm. At the end it prints what it could not exercise.
 set -eu
 
@@ -160,7 +161,7 @@ EOF
 
 step "binary: build info and hardening"
 /usr/bin/vigil version | tee "$tmp/version"
-grep -Eq '^vigil [0-9][^ ]* \(revision [0-9a-f]{12}, built [0-9]{4}-[0-9]{2}-[0-9]{2}T[^,]*, go1\.[0-9]+' "$tmp/version" ||
+grep -Eq '^vigil v?[0-9][^ ]* \(revision [0-9a-f]{12}, built [0-9]{4}-[0-9]{2}-[0-9]{2}T[^,]*, go1\.[0-9]+' "$tmp/version" ||
 	fail "vigil version lacks version, revision, build date or Go version"
 readelf -h /usr/bin/vigil | grep -q 'Type:.*DYN' || fail "not PIE"
 readelf -l /usr/bin/vigil | grep -q GNU_RELRO || fail "no RELRO segment"
@@ -180,27 +181,34 @@ exposure=$(sed -n 's/.*Overall exposure level for vigil.service: \([0-9.]*\).*/\
 awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "exposure $exposure > 2.0"
 ok "systemd-analyze security --offline=yes: exposure $exposure"
 
+# start_agent runs the installed agent by hand as vigil with the installed
+# config on a free port, as docs/install.md says to without systemd, and
+# waits until it answers; $agent_pid and $port are set.
+start_agent() {
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	# setpriv execs the agent as vigil (with its groups) in this very process,
+	# so $! is the agent and the SIGTERM below reaches it directly; runuser
+	# would sit in between as a parent that fields the signal itself.
+	VIGIL_API_ADDR="127.0.0.1:$port" setpriv --reuid=vigil --regid=vigil --init-groups --inh-caps=-all \
+		/usr/bin/vigil agent -config /etc/vigil/vigil.yaml \
+		>"$tmp/agent.out" 2>"$tmp/agent.err" &
+	agent_pid=$!
+	healthy=""
+	i=0
+	while [ $i -lt 100 ]; do
+		if /usr/bin/vigil status -http-addr "127.0.0.1:$port" >"$tmp/status" 2>&1; then healthy=1; break; fi
+		kill -0 "$agent_pid" 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ -z "$healthy" ]; then
+		cat "$tmp/agent.out" "$tmp/agent.err" "$tmp/status" >&2
+		fail "the installed agent did not become healthy"
+	fi
+}
+
 step "installed agent, run by hand as vigil with /etc/vigil/vigil.yaml"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# setpriv execs the agent as vigil (with its groups) in this very process,
-# so $! is the agent and the SIGTERM below reaches it directly; runuser
-# would sit in between as a parent that fields the signal itself.
-VIGIL_API_ADDR="127.0.0.1:$port" setpriv --reuid=vigil --regid=vigil --init-groups --inh-caps=-all \
-	/usr/bin/vigil agent -config /etc/vigil/vigil.yaml \
-	>"$tmp/agent.out" 2>"$tmp/agent.err" &
-agent_pid=$!
-healthy=""
-i=0
-while [ $i -lt 100 ]; do
-	if /usr/bin/vigil status -http-addr "127.0.0.1:$port" >"$tmp/status" 2>&1; then healthy=1; break; fi
-	kill -0 "$agent_pid" 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ -z "$healthy" ]; then
-	cat "$tmp/agent.out" "$tmp/agent.err" "$tmp/status" >&2
-	fail "the installed agent did not become healthy"
-fi
+start_agent
 cat "$tmp/status"
 body=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/v1/health').read().decode())")
 echo "$body" | grep -q '"status": *"ok"' || fail "/v1/health: $body"
@@ -214,15 +222,36 @@ ok "agent stopped cleanly on SIGTERM"
 echo "data" >/var/lib/vigil/keep-me
 chown vigil:vigil /var/lib/vigil/keep-me
 
-step "reinstall (upgrade path) keeps a local conffile edit"
+step "reinstall (upgrade path) keeps a local conffile edit, tells to restart an agent started by hand"
 echo "# local edit by test-install" >>/etc/vigil/vigil.yaml
-dpkg -i "$deb" >/dev/null
+start_agent
+dpkg -i "$deb" >"$tmp/reinstall.log"
+cat "$tmp/reinstall.log"
 grep -q '^# local edit by test-install' /etc/vigil/vigil.yaml || fail "reinstall replaced the edited conffile"
 [ -f /var/lib/vigil/keep-me ] || fail "reinstall lost data"
 ok "conffile edit and data kept across reinstall"
+# Without systemd nothing can start the agent again, so an upgrade leaves
+# it running (on the old binary) and must say so.
+kill -0 "$agent_pid" 2>/dev/null || fail "the upgrade stopped an agent it cannot start again"
+grep -q "still running the previous binary" "$tmp/reinstall.log" ||
+	fail "the upgrade did not say that the agent started without systemd still runs the previous binary"
+ok "agent started by hand left running, with a notice to restart it"
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "agent exited non-zero after SIGTERM"
+agent_pid=""
 
-step "dpkg -r: data, configuration and user kept"
-dpkg -r vigil >/dev/null
+step "dpkg -r: stops an agent started by hand; data, configuration and user kept"
+# Removing the binary under a running agent would leave it running from a
+# deleted file, and a later purge could then neither delete the vigil user
+# (userdel refuses while it owns a process) nor stop it writing to the
+# deleted /var/lib/vigil.
+start_agent
+dpkg -r vigil >"$tmp/remove.log"
+cat "$tmp/remove.log"
+grep -q "stopped the vigil agent" "$tmp/remove.log" || fail "dpkg -r did not say it stopped the running agent"
+wait "$agent_pid" || fail "agent exited non-zero when dpkg -r stopped it"
+agent_pid=""
+ok "the agent started by hand was stopped cleanly (exit 0)"
 [ ! -e /usr/bin/vigil ] || fail "/usr/bin/vigil left after remove"
 [ ! -e /usr/lib/systemd/system/vigil.service ] || fail "unit left after remove"
 [ -f /var/lib/vigil/keep-me ] || fail "remove deleted /var/lib/vigil"
