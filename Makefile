@@ -38,7 +38,18 @@ NFPM_VERSION        := v2.45.2
 ARCH        ?= amd64
 DIST        := dist
 STAGE       := $(DIST)/stage-$(ARCH)
-PKG_VERSION := $(patsubst v%,%,$(VERSION))
+# The package version, from git describe: a tag's v0.2.0 is 0.2.0; a build
+# N commits after it (v0.2.0-N-gHASH, -dirty) is 0.2.0+N.gHASH, which dpkg
+# and rpm sort after 0.2.0 and before the next release (as a pre-release,
+# 0.2.0~N-gHASH, it would sort before the tag it follows, and a package
+# manager would call the newer build a downgrade); a pre-release tag
+# v0.3.0-rc.1 stays one (0.3.0~rc.1 in the .deb), and so does 0.1.0-dev,
+# the version of builds before the first tag. packaging/changelog.sh writes
+# the changelog entry for DEB_VERSION.
+PKG_VERSION := $(shell echo '$(VERSION)' | sed -E -e 's/^v//' \
+	-e 's/^([0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?)-([0-9]+)-g([0-9a-f]+)/\1+\3.g\4/' \
+	-e 's/^([^+]*)-dirty$$/\1+dirty/' -e 's/^(.*\+.*)-dirty$$/\1.dirty/')
+DEB_VERSION := $(shell echo '$(PKG_VERSION)' | sed -e 's/-/~/')
 # Stripped (-s -w), PIE, RELRO (-z relro, through the external linker), with
 # the same build info as `make build`. Lazy binding (-z lazy), not full RELRO
 # (-z now): go-nvml leaves every nvml* symbol undefined until it dlopens
@@ -55,7 +66,7 @@ CC_arm64    := aarch64-linux-gnu-gcc
 # Plugin folders with a main package: plugins/<kind>/<name>/main.go
 PLUGINS := $(patsubst %/main.go,%,$(wildcard plugins/*/*/main.go))
 
-.PHONY: help build run test test-deps test-package package lint tools bench clean proto proto-check protoc-deps
+.PHONY: help build run test test-deps test-package package pkg-version lint tools bench clean proto proto-check protoc-deps
 
 help: ## Show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -124,12 +135,15 @@ package: $(TOOLS)/nfpm ## Build dist/vigil_*.deb and dist/vigil-*.rpm (ARCH=amd6
 		CGO_ENABLED=1 GOOS=linux GOARCH=$(ARCH) CC=$(CC_$(ARCH)) $(GO) build $(RELEASE_FLAGS) -o $(STAGE)/plugins/$$(basename $$p) ./$$p || exit 1; \
 	done
 	packaging/gen-catalog.sh $(STAGE)/plugins > $(STAGE)/catalog.json && mv $(STAGE)/catalog.json $(STAGE)/plugins/catalog.json
-	gzip -9n < packaging/debian/changelog > $(STAGE)/changelog.gz
+	packaging/changelog.sh '$(DEB_VERSION)' | gzip -9n > $(STAGE)/changelog.gz
 	gzip -9n < packaging/vigil.1 > $(STAGE)/vigil.1.gz
 	@for fmt in deb rpm; do \
 		VIGIL_VERSION=$(PKG_VERSION) VIGIL_ARCH=$(ARCH) VIGIL_STAGE=$(STAGE) \
 			$(TOOLS)/nfpm package --config packaging/nfpm.yaml --packager $$fmt --target $(DIST)/ || exit 1; \
 	done
+
+pkg-version: ## Print the package version this tree builds (PKG_VERSION) and the .deb's (DEB_VERSION)
+	@echo "PKG_VERSION=$(PKG_VERSION) DEB_VERSION=$(DEB_VERSION)"
 
 test-package: package ## As root: lintian, install, run, remove and purge the .deb on this machine (changes the system)
 	VIGIL_PACKAGE_TEST=1 packaging/test-install.sh $(DIST)

@@ -133,6 +133,9 @@ for f in changelog.gz copyright install.md configuration.md; do
 	[ -s /usr/share/doc/vigil/$f ] || fail "/usr/share/doc/vigil/$f missing"
 done
 zcat /usr/share/doc/vigil/changelog.gz | head -n 1 | grep -q '^vigil (' || fail "changelog.gz is not a Debian changelog"
+debver=$(dpkg-deb -f "$deb" Version)
+zcat /usr/share/doc/vigil/changelog.gz | head -n 1 | grep -qF "vigil ($debver) " ||
+	fail "changelog.gz starts with $(zcat /usr/share/doc/vigil/changelog.gz | head -n 1), not the package's version $debver"
 ok "docs: changelog.gz, copyright, install.md, configuration.md"
 python3 -m json.tool /usr/share/vigil/grafana/vigil-agent.json >/dev/null || fail "dashboard JSON is invalid"
 ok "Grafana dashboard installed and valid JSON"

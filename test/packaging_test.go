@@ -131,3 +131,58 @@ func TestDashboardQueries(t *testing.T) {
 		t.Errorf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
 	}
 }
+
+// TestPackageVersionsSort: the package versions `make package` derives
+// from git describe sort, by dpkg's rules, in the order the builds were
+// made: a build after a tag is newer than the tag (a package manager
+// would otherwise call it a downgrade), and older than the next
+// pre-release and release. The changelog a package installs starts with
+// the .deb's own version.
+func TestPackageVersionsSort(t *testing.T) {
+	dpkg, err := exec.LookPath("dpkg")
+	if err != nil {
+		t.Fatal("dpkg not found: this test needs Debian's dpkg")
+	}
+	describe := []string{
+		"0.1.0-dev", // before the first tag
+		"v0.2.0",
+		"v0.2.0-3-gabc1234",
+		"v0.2.0-3-gabc1234-dirty",
+		"v0.2.0-12-g0123456",
+		"v0.3.0-rc.1",
+		"v0.3.0-rc.1-2-gdeadbee",
+		"v0.3.0-rc.2",
+		"v0.3.0",
+	}
+	line := regexp.MustCompile(`^PKG_VERSION=(\S+) DEB_VERSION=(\S+)$`)
+	var debs []string
+	for _, v := range describe {
+		out, err := exec.Command("make", "-s", "-C", "..", "pkg-version", "VERSION="+v).CombinedOutput()
+		m := line.FindStringSubmatch(strings.TrimSpace(string(out)))
+		if err != nil || m == nil {
+			t.Fatalf("make pkg-version VERSION=%s: %v\n%s", v, err, out)
+		}
+		debs = append(debs, m[2])
+		// The changelog starts with that version.
+		cl, err := exec.Command("sh", "../packaging/changelog.sh", m[2]).Output()
+		if err != nil || !strings.HasPrefix(string(cl), "vigil ("+m[2]+") unstable; urgency=medium\n") {
+			t.Errorf("changelog for %s starts %q (%v)", m[2], firstLine(cl), err)
+		}
+	}
+	for i := 1; i < len(debs); i++ {
+		if err := exec.Command(dpkg, "--compare-versions", debs[i-1], "lt", debs[i]).Run(); err != nil {
+			t.Errorf("dpkg does not sort %s (from %s) before %s (from %s)", debs[i-1], describe[i-1], debs[i], describe[i])
+		}
+	}
+	// A build of a changed tree at a tag is newer than the tag.
+	out, err := exec.Command("make", "-s", "-C", "..", "pkg-version", "VERSION=v0.2.0-dirty").CombinedOutput()
+	if m := line.FindStringSubmatch(strings.TrimSpace(string(out))); err != nil || m == nil ||
+		exec.Command(dpkg, "--compare-versions", "0.2.0", "lt", m[2]).Run() != nil {
+		t.Errorf("v0.2.0-dirty gives %q (%v); want a version after 0.2.0", out, err)
+	}
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	return s
+}
