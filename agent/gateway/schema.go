@@ -147,6 +147,7 @@ func compileSchema(text string) (*jsonschema.Schema, error) {
 	// table refuses every URL that is not inside the schema itself.
 	c.UseLoader(jsonschema.SchemeURLLoader{})
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseRegexpEngine(compilePattern)
 	if err := c.AddResource(schemaURL, doc); err != nil {
 		return nil, fmt.Errorf("the schema cannot be used: %v", err)
 	}
