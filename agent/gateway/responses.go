@@ -65,6 +65,10 @@ type responsesRequest struct {
 	Store              json.RawMessage `json:"store"`
 	Truncation         json.RawMessage `json:"truncation"`
 	PreviousResponseID json.RawMessage `json:"previous_response_id"`
+	// MaxToolCalls caps OpenAI's built-in tool calls, which the gateway
+	// does not serve: checked, echoed, no effect (maxToolCalls).
+	MaxToolCalls json.RawMessage `json:"max_tool_calls"`
+	maxToolCalls *int64
 	// Refused when set (not null): decoded to say why.
 	Conversation         json.RawMessage `json:"conversation"`
 	Background           json.RawMessage `json:"background"`
@@ -111,6 +115,13 @@ func (req *responsesRequest) refusals() *Error {
 		if v.(bool) {
 			return invalid("background", "background: true is not supported: %s, so there would be nothing to poll; leave it out and wait for the answer (or stream it)", notStored)
 		}
+	}
+	if !isNull(req.MaxToolCalls) {
+		var n int64
+		if json.Unmarshal(req.MaxToolCalls, &n) != nil || n < 0 {
+			return invalid("max_tool_calls", "max_tool_calls must be a non-negative integer, got %s", compactJSON(req.MaxToolCalls))
+		}
+		req.maxToolCalls = &n
 	}
 	if !isNull(req.Truncation) {
 		var s string
@@ -1276,6 +1287,7 @@ type responseJSON struct {
 	IncompleteDetails  *incompleteJSON    `json:"incomplete_details"`
 	Instructions       *string            `json:"instructions"`
 	MaxOutputTokens    *int32             `json:"max_output_tokens"`
+	MaxToolCalls       *int64             `json:"max_tool_calls"`
 	Model              string             `json:"model"`
 	Output             []any              `json:"output"`
 	ParallelToolCalls  bool               `json:"parallel_tool_calls"`
@@ -1353,7 +1365,7 @@ func responseUsageOf(u *usageJSON, estimated bool) *responseUsageJSON {
 func (rw *responsesAPI) object(created int64, model string) *responseJSON {
 	req := rw.req
 	r := &responseJSON{ID: newID("resp_"), Object: "response", CreatedAt: created, Status: "in_progress", Model: model,
-		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens,
+		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens, MaxToolCalls: req.maxToolCalls,
 		Truncation: "disabled", Tools: rw.echoTools, User: req.User, Metadata: rw.metadata, Store: rw.store,
 		Text: textEcho{Format: json.RawMessage(`{"type":"text"}`)}, ToolChoice: json.RawMessage(`"auto"`)}
 	if req.Instructions != nil {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/json"
+	"strconv"
 	"testing"
 
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
@@ -67,5 +69,45 @@ func TestResponsesStreamInterleavedCalls(t *testing.T) {
 				t.Fatalf("output %v", out)
 			}
 		})
+	}
+}
+
+// TestResponsesMaxToolCalls: max_tool_calls caps OpenAI's built-in tool
+// calls (web search, file search, ...), which the gateway does not serve,
+// so it is accepted with no effect, as OpenAI takes it with function tools
+// only (the Vercel AI SDK sends it for providerOptions.openai.maxToolCalls),
+// and echoed in the Response; a value that is not a non-negative integer
+// is a 400 naming it.
+func TestResponsesMaxToolCalls(t *testing.T) {
+	h := newHarness(t, testCfg())
+	for _, stream := range []bool{false, true} {
+		body := `{"model":"single","input":"x","max_tool_calls":3,"stream":` + strconv.FormatBool(stream) + `}`
+		w := h.responses(t, body)
+		if w.Code != 200 {
+			t.Fatalf("stream %v: %d %s", stream, w.Code, w.Body)
+		}
+		var r map[string]any
+		if stream {
+			r = streamed(t, w)
+		} else if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r["max_tool_calls"] != float64(3) {
+			t.Fatalf("stream %v: max_tool_calls echoed as %v", stream, r["max_tool_calls"])
+		}
+	}
+	var r map[string]any
+	w := h.responses(t, `{"model":"single","input":"x"}`)
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := r["max_tool_calls"]; !ok || v != nil {
+		t.Fatalf("max_tool_calls without one: %v %v", v, ok)
+	}
+	for _, bad := range []string{`-1`, `1.5`, `"3"`, `true`} {
+		w := h.responses(t, `{"model":"single","input":"x","max_tool_calls":`+bad+`}`)
+		if e := errBody(t, w); w.Code != 400 || e.Param == nil || *e.Param != "max_tool_calls" {
+			t.Fatalf("max_tool_calls %s: %d %+v", bad, w.Code, e)
+		}
 	}
 }
