@@ -1255,6 +1255,11 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	if ans.reasoning != "" || len(ans.thinking) > 0 {
 		r.Output = append(r.Output, reasoningItem(newID("rs_"), ans.reasoning, ans.thinking, rw.req.encrypted))
 	}
+	if ans.content == "" {
+		// A refusal is carried as the message's text here (not yet as
+		// OpenAI's refusal content part), as in a stream (refusal).
+		ans.content = ans.refusal
+	}
 	if ans.content != "" || len(ans.calls) == 0 {
 		m := messageItem(newID("msg_"), ans.content, itemStatus(r.Status))
 		if ans.logprobsAsked {
@@ -1737,6 +1742,10 @@ func (s *responseEvents) finish(reason string) error {
 }
 
 func (s *responseEvents) tier(t string) { s.tierSeen = t }
+
+// refusal writes a piece of a refusal as text: the Responses API's
+// refusal content part is not built yet.
+func (s *responseEvents) refusal(text string) error { return s.delta(text, nil, nil) }
 
 // fail sends an error event (with OpenAI's documented fields and the
 // nested error object that the SDKs raise as an APIError) and then

@@ -158,6 +158,14 @@ func compileSchema(text string) (*jsonschema.Schema, error) {
 	return sch, nil
 }
 
+// refused says an answer is a refusal (OpenAI's message.refusal) and
+// nothing else: not the answer a response_format asks for, and so not
+// checked against it, as OpenAI's strict structured outputs give a
+// refusal instead of JSON.
+func refused(content, refusal string, calls int) bool {
+	return refusal != "" && content == "" && calls == 0
+}
+
 // applies says which check an answer with these calls gets: the response
 // format for an answer without calls, the strict tools' schemas for one
 // that calls a strict tool, "" for none.
