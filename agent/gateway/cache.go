@@ -66,11 +66,13 @@ type cacheWrite struct {
 
 // cachedAnswer is what the cache stores per key.
 type cachedAnswer struct {
-	Created      int64      `json:"created"`
-	Expires      int64      `json:"expires"`
-	Provider     string     `json:"provider"`
-	Model        string     `json:"model"`
-	Content      string     `json:"content"`
+	Created  int64  `json:"created"`
+	Expires  int64  `json:"expires"`
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Content  string `json:"content"`
+	// Refusal is the model's refusal, given instead of content.
+	Refusal      string     `json:"refusal,omitempty"`
 	FinishReason string     `json:"finish_reason"`
 	Usage        *usageJSON `json:"usage,omitempty"`
 	// UsageEstimated: Usage was counted by the gateway (usage_estimate.go).

@@ -802,8 +802,10 @@ type wire interface {
 type answer struct {
 	// id is the upstream's id for it ("" when none, or from the cache).
 	id, model, content, finish string
-	calls                      []*pb.ToolCall
-	usage                      *usageJSON
+	// refusal is the model's refusal, given instead of content.
+	refusal string
+	calls   []*pb.ToolCall
+	usage   *usageJSON
 	// logprobs are the answer's, when the request asked for them.
 	logprobsAsked bool
 	logprobs      []*pb.TokenLogprob
@@ -837,6 +839,8 @@ type streamEncoder interface {
 	// reasoning writes a piece of the answer's reasoning text and
 	// completed thinking blocks (either may be empty).
 	reasoning(text string, blocks []*pb.ThinkingBlock) error
+	// refusal writes a piece of the model's refusal.
+	refusal(text string) error
 	// err is the first write error (the client went away).
 	err() error
 }
@@ -858,6 +862,15 @@ func (chatAPI) whole(w http.ResponseWriter, ans answer) {
 		id = newID("chatcmpl-")
 	}
 	c := completion(id, ans.model, ans.content, ans.calls, ans.finish, ans.usage)
+	if ans.refusal != "" {
+		// OpenAI's refusal: message.refusal, content null unless the
+		// upstream gave content too.
+		m := &c.Choices[0].Message
+		m.Refusal = &ans.refusal
+		if ans.content == "" {
+			m.Content = nil
+		}
+	}
 	c.Choices[0].Logprobs = logprobsOut(ans.logprobsAsked, ans.logprobs)
 	c.ServiceTier = ans.serviceTier
 	c.Choices[0].Message.ReasoningContent = ans.reasoning
@@ -924,6 +937,15 @@ func (c *chatChunks) delta(text string, calls []*pb.ToolCallDelta, lps []*pb.Tok
 	return c.out.event(m)
 }
 
+// refusal writes a delta with a piece of the refusal, as OpenAI streams
+// message.refusal.
+func (c *chatChunks) refusal(text string) error {
+	if text == "" {
+		return nil
+	}
+	return c.out.event(c.chunk(map[string]any{"refusal": text}, nil))
+}
+
 func (c *chatChunks) finish(reason string) error {
 	return c.out.event(c.chunk(map[string]any{}, reason))
 }
@@ -977,7 +999,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		setCost(w, 0, true) // nothing was spent upstream
 		setUsageHeader(w, hit.UsageEstimated)
 		g.count(endpoint, o, http.StatusOK, start)
-		wr.whole(w, answer{model: hit.Model, content: hit.Content, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage,
+		wr.whole(w, answer{model: hit.Model, content: hit.Content, refusal: hit.Refusal, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage,
 			reasoning: hit.ReasoningContent, thinking: hit.thinkingBlocks()})
 		return
 	}
@@ -1005,12 +1027,12 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	// tool calls, and against the strict tools' schemas when it calls one
 	// of them (outputCheck.applies).
 	var invalidWhat string
-	if what := check.applies(resp.GetToolCalls()); o.err == nil && what != "" {
+	if what := check.applies(resp.GetToolCalls()); o.err == nil && what != "" && !refused(resp.GetContent(), resp.GetRefusal(), len(resp.GetToolCalls())) {
 		if why := check.verify(resp.GetContent(), resp.GetToolCalls()); why != nil {
 			// One repair attempt, quoting the validation error, through
 			// the same routing (it may land on another target).
 			g.logger.Info("answer failed validation; asking once more", "request_id", requestID(w), "alias", o.alias, "target", o.target.String(), "check", what, "err", why)
-			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
+			u, est := fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent()+resp.GetRefusal(), resp.GetToolCalls()))
 			g.spendAs(ctx, o, u, est, &usd, &priced)
 			first := o.attempts
 			fit = g.newFit(repairRequest(creq, resp, why))
@@ -1020,7 +1042,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 				// The second answer may be of the other kind (calls
 				// instead of content): it gets the check that applies
 				// to it, or none.
-				if invalidWhat = check.applies(resp.GetToolCalls()); invalidWhat != "" {
+				if invalidWhat = check.applies(resp.GetToolCalls()); invalidWhat != "" && !refused(resp.GetContent(), resp.GetRefusal(), len(resp.GetToolCalls())) {
 					invalidErr = check.verify(resp.GetContent(), resp.GetToolCalls())
 				}
 				if invalidErr == nil {
@@ -1038,7 +1060,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	var usage *pb.Usage
 	var estimated bool
 	if o.err == nil {
-		usage, estimated = fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent(), resp.GetToolCalls()))
+		usage, estimated = fit.chatUsage(o.target, resp.GetUsage(), answerText(resp.GetContent()+resp.GetRefusal(), resp.GetToolCalls()))
 		setUsageHeader(w, estimated)
 	}
 	if invalidErr != nil {
@@ -1064,11 +1086,11 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	finish := finishOr(resp.GetFinishReason(), len(resp.GetToolCalls()) > 0)
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), Refusal: resp.GetRefusal(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
 			ToolCalls: cacheToolCalls(resp.GetToolCalls()), ReasoningContent: resp.GetReasoningContent(), ThinkingBlocks: cacheThinking(resp.GetThinkingBlocks())})
 	}
 	g.count(endpoint, o, http.StatusOK, start)
-	wr.whole(w, answer{id: resp.GetId(), model: model, content: resp.GetContent(), calls: resp.GetToolCalls(), finish: finish, usage: usageOf(usage),
+	wr.whole(w, answer{id: resp.GetId(), model: model, content: resp.GetContent(), refusal: resp.GetRefusal(), calls: resp.GetToolCalls(), finish: finish, usage: usageOf(usage),
 		logprobsAsked: creq.GetLogprobs(), logprobs: resp.GetLogprobs(), serviceTier: resp.GetServiceTier(),
 		reasoning: resp.GetReasoningContent(), thinking: resp.GetThinkingBlocks()})
 }
@@ -1202,6 +1224,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	// the heap: one allocation, not one each).
 	var ans struct {
 		content strings.Builder
+		refusal strings.Builder
 		calls   toolCallBuilder
 		// serviceTier is the tier the upstream's events say it used.
 		serviceTier string
@@ -1235,6 +1258,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		_ = out.reasoning(hit.ReasoningContent, nil)
 		_ = out.reasoning("", hit.thinkingBlocks())
 		_ = out.delta(hit.Content, nil, nil)
+		_ = out.refusal(hit.Refusal)
 		// Each tool call as OpenAI streams one: id and name first, then
 		// the arguments.
 		for i, c := range hit.ToolCalls {
@@ -1253,6 +1277,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		started := false
 		ans.usage, ans.model, ans.serviceTier = nil, t.model, ""
 		ans.content.Reset()
+		ans.refusal.Reset()
 		ans.calls.reset()
 		ans.reasoning.Reset()
 		ans.thinking = nil
@@ -1272,7 +1297,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 						out.tier(st)
 					}
 				}
-				if ev.GetDelta() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 &&
+				if ev.GetDelta() == "" && ev.GetRefusal() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 &&
 					ev.GetReasoningContent() == "" && len(ev.GetThinkingBlocks()) == 0 {
 					return nil
 				}
@@ -1309,6 +1334,12 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				}
 				if err := out.delta(ev.GetDelta(), ev.GetToolCalls(), ev.GetLogprobs()); err != nil {
 					return err
+				}
+				if r := ev.GetRefusal(); r != "" {
+					ans.refusal.WriteString(r)
+					if err := out.refusal(r); err != nil {
+						return err
+					}
 				}
 				if f := ev.GetFinishReason(); f != "" {
 					ans.finishReason = f
@@ -1350,7 +1381,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	var usd float64
 	var priced bool
 	toolCalls := ans.calls.list()
-	usage, estimated := fit.chatUsage(o.target, ans.usage, answerText(ans.content.String(), toolCalls))
+	usage, estimated := fit.chatUsage(o.target, ans.usage, answerText(ans.content.String()+ans.refusal.String(), toolCalls))
 	g.spendAs(ctx, o, usage, estimated, &usd, &priced)
 	if priced {
 		// Too late for a header: the trailer declared at the first byte.
@@ -1358,7 +1389,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		// charged all the same.
 		w.Header().Set(costHeader, formatUSD(usd))
 	}
-	if what := check.applies(toolCalls); what != "" {
+	if what := check.applies(toolCalls); what != "" && !refused(ans.content.String(), ans.refusal.String(), len(toolCalls)) {
 		// What was streamed cannot be taken back, so there is no repair
 		// attempt; an answer that fails its check (the response format,
 		// or a strict tool's schema) ends with an error event instead of
@@ -1377,7 +1408,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	// nothing, the gateway's count, marked "estimated": true.
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
-		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
+		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), Refusal: ans.refusal.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
 			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls),
 			ReasoningContent: ans.reasoning.String(), ThinkingBlocks: cacheThinking(ans.thinking)})
 	}

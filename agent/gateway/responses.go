@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ type responsesRequest struct {
 	Store              json.RawMessage `json:"store"`
 	Truncation         json.RawMessage `json:"truncation"`
 	PreviousResponseID json.RawMessage `json:"previous_response_id"`
+	// MaxToolCalls caps OpenAI's built-in tool calls, which the gateway
+	// does not serve: checked, echoed, no effect (maxToolCalls).
+	MaxToolCalls json.RawMessage `json:"max_tool_calls"`
+	maxToolCalls *int64
 	// Refused when set (not null): decoded to say why.
 	Conversation         json.RawMessage `json:"conversation"`
 	Background           json.RawMessage `json:"background"`
@@ -110,6 +115,13 @@ func (req *responsesRequest) refusals() *Error {
 		if v.(bool) {
 			return invalid("background", "background: true is not supported: %s, so there would be nothing to poll; leave it out and wait for the answer (or stream it)", notStored)
 		}
+	}
+	if !isNull(req.MaxToolCalls) {
+		var n int64
+		if json.Unmarshal(req.MaxToolCalls, &n) != nil || n < 0 {
+			return invalid("max_tool_calls", "max_tool_calls must be a non-negative integer, got %s", compactJSON(req.MaxToolCalls))
+		}
+		req.maxToolCalls = &n
 	}
 	if !isNull(req.Truncation) {
 		var s string
@@ -1243,6 +1255,11 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	if ans.reasoning != "" || len(ans.thinking) > 0 {
 		r.Output = append(r.Output, reasoningItem(newID("rs_"), ans.reasoning, ans.thinking, rw.req.encrypted))
 	}
+	if ans.content == "" {
+		// A refusal is carried as the message's text here (not yet as
+		// OpenAI's refusal content part), as in a stream (refusal).
+		ans.content = ans.refusal
+	}
 	if ans.content != "" || len(ans.calls) == 0 {
 		m := messageItem(newID("msg_"), ans.content, itemStatus(r.Status))
 		if ans.logprobsAsked {
@@ -1275,6 +1292,7 @@ type responseJSON struct {
 	IncompleteDetails  *incompleteJSON    `json:"incomplete_details"`
 	Instructions       *string            `json:"instructions"`
 	MaxOutputTokens    *int32             `json:"max_output_tokens"`
+	MaxToolCalls       *int64             `json:"max_tool_calls"`
 	Model              string             `json:"model"`
 	Output             []any              `json:"output"`
 	ParallelToolCalls  bool               `json:"parallel_tool_calls"`
@@ -1352,7 +1370,7 @@ func responseUsageOf(u *usageJSON, estimated bool) *responseUsageJSON {
 func (rw *responsesAPI) object(created int64, model string) *responseJSON {
 	req := rw.req
 	r := &responseJSON{ID: newID("resp_"), Object: "response", CreatedAt: created, Status: "in_progress", Model: model,
-		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens,
+		Output: []any{}, ParallelToolCalls: true, Temperature: req.Temperature, TopP: req.TopP, MaxOutputTokens: req.MaxOutputTokens, MaxToolCalls: req.maxToolCalls,
 		Truncation: "disabled", Tools: rw.echoTools, User: req.User, Metadata: rw.metadata, Store: rw.store,
 		Text: textEcho{Format: json.RawMessage(`{"type":"text"}`)}, ToolChoice: json.RawMessage(`"auto"`)}
 	if req.Instructions != nil {
@@ -1543,6 +1561,12 @@ type streamCall struct {
 	index int
 	item  *callItemJSON
 	args  strings.Builder
+	// announced: its output_item.added was sent; held are its argument
+	// fragments not sent yet (it began while another call was streamed).
+	announced bool
+	held      []string
+	// done: its output_item.done was sent.
+	done bool
 }
 
 // named writes one event, with its type as the SSE event name and its
@@ -1595,17 +1619,49 @@ func (s *responseEvents) closeOpen(status string) error {
 		s.items[idx] = item
 		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": item})
 	}
+	// The call being streamed ends here, then each call that began
+	// behind it is sent whole, in output order (see delta).
+	open := make([]*streamCall, 0, len(s.calls))
 	for _, c := range s.calls {
-		if c.index != idx {
-			continue
+		if !c.done {
+			open = append(open, c)
 		}
+	}
+	slices.SortFunc(open, func(a, b *streamCall) int { return a.index - b.index })
+	for _, c := range open {
+		if !c.announced {
+			if err := s.announce(c); err != nil {
+				return err
+			}
+			for _, a := range c.held {
+				if err := s.argsDelta(c, a); err != nil {
+					return err
+				}
+			}
+			c.held = nil
+		}
+		c.done = true
 		c.item.Arguments, c.item.Status = c.args.String(), status
-		if err := s.named("response.function_call_arguments.done", map[string]any{"item_id": c.item.ID, "output_index": idx, "name": c.item.Name, "arguments": c.item.Arguments}); err != nil {
+		if err := s.named("response.function_call_arguments.done", map[string]any{"item_id": c.item.ID, "output_index": c.index, "name": c.item.Name, "arguments": c.item.Arguments}); err != nil {
 			return err
 		}
-		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": c.item})
+		if err := s.named("response.output_item.done", map[string]any{"output_index": c.index, "item": c.item}); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// announce sends a call's output_item.added.
+func (s *responseEvents) announce(c *streamCall) error {
+	c.announced = true
+	added := *c.item
+	added.Arguments, added.Status = "", "in_progress"
+	return s.named("response.output_item.added", map[string]any{"output_index": c.index, "item": &added})
+}
+
+func (s *responseEvents) argsDelta(c *streamCall, a string) error {
+	return s.named("response.function_call_arguments.delta", map[string]any{"item_id": c.item.ID, "output_index": c.index, "delta": a})
 }
 
 func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, lps []*pb.TokenLogprob) error {
@@ -1643,21 +1699,35 @@ func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, lps []*pb
 	for _, d := range calls {
 		c := s.calls[d.GetIndex()]
 		if c == nil {
-			if err := s.closeOpen("completed"); err != nil {
-				return err
+			// A message or reasoning item ends where a call begins. The
+			// first call is streamed as it comes; a call that begins while
+			// another is streamed is held and sent whole when that one
+			// ends (closeOpen), since an upstream may interleave parallel
+			// calls' fragments and a call's item is done only once its
+			// arguments are all in. An upstream that sends its calls one
+			// after the other so gets OpenAI's order of events.
+			if s.open >= 0 && (s.isText || s.rs != nil && s.open == s.rs.index) {
+				if err := s.closeOpen("completed"); err != nil {
+					return err
+				}
 			}
 			c = &streamCall{index: len(s.items), item: callItem(newID("fc_"), d.GetId(), d.GetName(), "", "in_progress")}
 			s.calls[d.GetIndex()] = c
 			s.items = append(s.items, c.item)
-			s.open, s.isText = c.index, false
-			added := *c.item
-			if err := s.named("response.output_item.added", map[string]any{"output_index": c.index, "item": &added}); err != nil {
-				return err
+			if s.open < 0 {
+				s.open, s.isText = c.index, false
+				if err := s.announce(c); err != nil {
+					return err
+				}
 			}
 		}
 		if a := d.GetArguments(); a != "" {
 			c.args.WriteString(a)
-			if err := s.named("response.function_call_arguments.delta", map[string]any{"item_id": c.item.ID, "output_index": c.index, "delta": a}); err != nil {
+			if !c.announced {
+				c.held = append(c.held, a)
+				continue
+			}
+			if err := s.argsDelta(c, a); err != nil {
 				return err
 			}
 		}
@@ -1672,6 +1742,10 @@ func (s *responseEvents) finish(reason string) error {
 }
 
 func (s *responseEvents) tier(t string) { s.tierSeen = t }
+
+// refusal writes a piece of a refusal as text: the Responses API's
+// refusal content part is not built yet.
+func (s *responseEvents) refusal(text string) error { return s.delta(text, nil, nil) }
 
 // fail sends an error event (with OpenAI's documented fields and the
 // nested error object that the SDKs raise as an APIError) and then

@@ -147,6 +147,7 @@ func compileSchema(text string) (*jsonschema.Schema, error) {
 	// table refuses every URL that is not inside the schema itself.
 	c.UseLoader(jsonschema.SchemeURLLoader{})
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseRegexpEngine(compilePattern)
 	if err := c.AddResource(schemaURL, doc); err != nil {
 		return nil, fmt.Errorf("the schema cannot be used: %v", err)
 	}
@@ -155,6 +156,14 @@ func compileSchema(text string) (*jsonschema.Schema, error) {
 		return nil, fmt.Errorf("the schema does not compile (JSON Schema 2020-12 unless $schema says otherwise; $ref may only point inside the schema): %s", clip(err.Error()))
 	}
 	return sch, nil
+}
+
+// refused says an answer is a refusal (OpenAI's message.refusal) and
+// nothing else: not the answer a response_format asks for, and so not
+// checked against it, as OpenAI's strict structured outputs give a
+// refusal instead of JSON.
+func refused(content, refusal string, calls int) bool {
+	return refusal != "" && content == "" && calls == 0
 }
 
 // applies says which check an answer with these calls gets: the response

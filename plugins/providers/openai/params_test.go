@@ -225,7 +225,8 @@ func TestLogprobsIgnoredUpstream(t *testing.T) {
 
 // TestLogprobsOfARefusal: a refusal carries no content logprobs (OpenAI
 // puts its tokens' under logprobs.refusal, which the contract does not
-// carry); it is passed on, not taken for an upstream without logprobs.
+// carry); it is passed on as the answer's refusal, not as content, and
+// not taken for an upstream without logprobs.
 func TestLogprobsOfARefusal(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body map[string]any
@@ -254,11 +255,15 @@ func TestLogprobsOfARefusal(t *testing.T) {
 	req := chatReq("m")
 	req.Logprobs = true
 	resp, err := p.Chat(context.Background(), req)
-	if err != nil || resp.GetContent() != "No" || len(resp.GetLogprobs()) != 0 {
+	if err != nil || resp.GetRefusal() != "No" || resp.GetContent() != "" || len(resp.GetLogprobs()) != 0 {
 		t.Fatalf("whole: %v %v", resp, err)
 	}
-	text := ""
-	if err := p.ChatStream(context.Background(), req, func(ev *pb.ChatEvent) error { text += ev.GetDelta(); return nil }); err != nil || text != "No" {
-		t.Fatalf("streamed: %q %v", text, err)
+	text, refusal := "", ""
+	if err := p.ChatStream(context.Background(), req, func(ev *pb.ChatEvent) error {
+		text += ev.GetDelta()
+		refusal += ev.GetRefusal()
+		return nil
+	}); err != nil || refusal != "No" || text != "" {
+		t.Fatalf("streamed: refusal %q, content %q, %v", refusal, text, err)
 	}
 }

@@ -536,14 +536,14 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream answered with no choices")
 	}
 	c := out.Choices[0]
-	content := ""
-	switch {
-	case c.Message.Content != nil:
+	content, refusal := "", ""
+	if c.Message.Content != nil {
 		content = *c.Message.Content
-	case c.Message.Refusal != nil:
-		content = *c.Message.Refusal
 	}
-	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier,
+	if c.Message.Refusal != nil {
+		refusal = *c.Message.Refusal
+	}
+	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, Refusal: refusal, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier,
 		ReasoningContent: c.Message.text()}
 	if req.GetLogprobs() {
 		if resp.Logprobs, err = c.Logprobs.proto(); err != nil {
@@ -698,7 +698,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto(), ServiceTier: c.ServiceTier}
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
-		out.Delta = ch.Delta.Content + ch.Delta.Refusal
+		out.Delta, out.Refusal = ch.Delta.Content, ch.Delta.Refusal
 		out.ReasoningContent = ch.Delta.text()
 		if ch.FinishReason != nil {
 			out.FinishReason = *ch.FinishReason
@@ -714,7 +714,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 			return nil, noLogprobs()
 		}
 	}
-	if out.Delta == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.ReasoningContent == "" {
+	if out.Delta == "" && out.Refusal == "" && out.FinishReason == "" && out.Usage == nil && len(out.ToolCalls) == 0 && len(out.Logprobs) == 0 && out.ReasoningContent == "" {
 		return nil, nil
 	}
 	return out, nil

@@ -1486,8 +1486,12 @@ type ChatResponse struct {
 	// thinking_blocks are the answer's signed reasoning blocks, in order
 	// (Anthropic), to be sent back with the assistant message.
 	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,10,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// refusal is the model's refusal message (OpenAI's message.refusal),
+	// given instead of content: a refusal is not the answer a
+	// response_format asks for, and the gateway does not check it as one.
+	Refusal       string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatResponse) Reset() {
@@ -1590,6 +1594,13 @@ func (x *ChatResponse) GetThinkingBlocks() []*ThinkingBlock {
 	return nil
 }
 
+func (x *ChatResponse) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
+}
+
 type ChatEvent struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Delta        string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
@@ -1612,8 +1623,11 @@ type ChatEvent struct {
 	// anthropic plugin sends an answer's leading blocks together in one
 	// event, when the first block that is not reasoning starts.
 	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,10,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// refusal is a piece of the model's refusal message (OpenAI's
+	// delta.refusal), in the order it comes.
+	Refusal       string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatEvent) Reset() {
@@ -1714,6 +1728,13 @@ func (x *ChatEvent) GetThinkingBlocks() []*ThinkingBlock {
 		return x.ThinkingBlocks
 	}
 	return nil
+}
+
+func (x *ChatEvent) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
 }
 
 type EmbedRequest struct {
@@ -2113,7 +2134,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
 	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\x12<\n" +
 	"\x1aaccepted_prediction_tokens\x18\x06 \x01(\x05R\x18acceptedPredictionTokens\x12<\n" +
-	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xaf\x03\n" +
+	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xc9\x03\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -2126,7 +2147,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\fservice_tier\x18\b \x01(\tR\vserviceTier\x12+\n" +
 	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
 	"\x0fthinking_blocks\x18\n" +
-	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\"\xad\x03\n" +
+	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\x12\x18\n" +
+	"\arefusal\x18\v \x01(\tR\arefusal\"\xc7\x03\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
@@ -2139,7 +2161,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\fservice_tier\x18\b \x01(\tR\vserviceTier\x12+\n" +
 	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
 	"\x0fthinking_blocks\x18\n" +
-	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\"n\n" +
+	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\x12\x18\n" +
+	"\arefusal\x18\v \x01(\tR\arefusal\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
