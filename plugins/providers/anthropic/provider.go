@@ -18,6 +18,7 @@ import (
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 	"github.com/vigilml/vigil/sdk/providerconf"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 const (
@@ -88,7 +89,7 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 
 type state struct {
 	cfg config
-	*upstream.Endpoint
+	*providerhttp.Endpoint
 }
 
 type provider struct {
@@ -110,7 +111,7 @@ func newState(c config) *state {
 	for k, v := range c.headers {
 		h.Set(k, v)
 	}
-	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
+	return &state{cfg: c, Endpoint: providerhttp.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -190,7 +191,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 }
 
 // decode reads one JSON body of at most maxBody bytes.
-func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
+func decode(r io.Reader, v any) error { return providerhttp.DecodeJSON(r, maxBody, v) }
 
 // messagesBody is the Messages API request for req. Anthropic has no
 // response_format: a JSON answer is asked for in the system prompt (the
@@ -354,7 +355,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.Call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
 		return readStream(resp, w, send)
 	})
 }
@@ -380,7 +381,7 @@ type streamCall struct {
 // the message ends), so that a client that keeps only the last
 // thinking_blocks it saw, and one that joins them all, both hold the
 // list to send back.
-func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
+func readStream(resp *http.Response, w *providerhttp.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
 	calls := map[int]*streamCall{} // by Anthropic's block index
@@ -538,7 +539,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return upstream.TransportError(err, w)
+		return providerhttp.TransportError(err, w)
 	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before message_stop: the response is truncated")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 // maxBody caps what the plugin reads of one upstream response (a whole
@@ -34,7 +35,7 @@ const (
 // so a reconfiguration never changes a call half-way.
 type state struct {
 	cfg config
-	*upstream.Endpoint
+	*providerhttp.Endpoint
 }
 
 type provider struct {
@@ -56,7 +57,7 @@ func newState(c config) *state {
 	for k, v := range c.headers {
 		h.Set(k, v)
 	}
-	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
+	return &state{cfg: c, Endpoint: providerhttp.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -238,7 +239,7 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 }
 
 // decode reads one JSON body of at most maxBody bytes.
-func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
+func decode(r io.Reader, v any) error { return providerhttp.DecodeJSON(r, maxBody, v) }
 
 // chatRequest is OpenAI's chat.completions request: a struct, not a map,
 // since one is encoded for every call.
@@ -600,7 +601,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
 		return readStream(resp, w, req.GetLogprobs(), send)
 	})
 }
@@ -608,7 +609,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 // readStream passes a chat.completions event stream on as ChatEvents.
 // With logprobs asked for, a content chunk without them is an upstream
 // that does not offer them: class unsupported.
-func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
+func readStream(resp *http.Response, w *providerhttp.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -670,7 +671,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return upstream.TransportError(err, w)
+		return providerhttp.TransportError(err, w)
 	}
 	if data.String() == "[DONE]" {
 		// The body ended right after "data: [DONE]", without the blank
