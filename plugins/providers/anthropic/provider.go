@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -131,7 +130,8 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
-// classify maps an Anthropic error answer to the contract's classes.
+// classify maps an Anthropic error answer to the contract's classes: the
+// status's (providerhttp.ClassForStatus), refined with what the body says.
 func classify(status int, h http.Header, body []byte) error {
 	var env struct {
 		Error *apiError `json:"error"`
@@ -145,49 +145,27 @@ func classify(status int, h http.Header, body []byte) error {
 		msg = msg[:512] + "..."
 	}
 	lower := strings.ToLower(ae.Message)
-	e := &sdk.Error{Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
+	e := &sdk.Error{Class: providerhttp.ClassForStatus(status), Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
 	billing := strings.Contains(lower, "credit balance") || strings.Contains(lower, "spend limit") || strings.Contains(lower, "billing")
 	switch {
 	case billing && (status == 400 || status == 402 || status == 403 || status == 429):
 		e.Class = sdk.QuotaExhausted
 	case status == 400 || status == 413 || status == 422:
-		e.Class = sdk.InvalidRequest
 		if strings.Contains(lower, "prompt is too long") || strings.Contains(lower, "context window") {
 			e.Class = sdk.ContextLengthExceeded
 		}
-	case status == 401 || status == 403:
-		e.Class = sdk.Auth
-	case status == 402:
-		e.Class = sdk.QuotaExhausted
-	case status == 404:
-		e.Class = sdk.NotFound
-	case status == 408 || status == 504:
-		e.Class = sdk.Timeout
-	case status == 429:
-		e.Class = sdk.RateLimited
-	case status == 529 || status == 503 || ae.Type == "overloaded_error":
+	case ae.Type == "overloaded_error" && (e.Class == sdk.Unavailable || e.Class == sdk.InvalidRequest):
+		// Anthropic's overloaded_error, under a status that says less.
 		e.Class = sdk.Overloaded
-	case status >= 500:
-		e.Class = sdk.Unavailable
-	default:
+	case status == 409:
+		// Anthropic sends no 409: one from something in between is
+		// taken as the plugin always took it, as the client's.
 		e.Class = sdk.InvalidRequest
 	}
 	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
-		e.RetryAfter = retryAfter(h, time.Now())
+		e.RetryAfter = providerhttp.RetryAfter(h, time.Now())
 	}
 	return e
-}
-
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
-			return time.Duration(s * float64(time.Second))
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
-	}
-	return 0
 }
 
 // decode reads one JSON body of at most maxBody bytes.

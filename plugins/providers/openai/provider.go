@@ -90,7 +90,8 @@ func (e apiError) code() string {
 	return ""
 }
 
-// classify maps an upstream HTTP error to the contract's classes.
+// classify maps an upstream HTTP error to the contract's classes: the
+// status's (providerhttp.ClassForStatus), refined with what the body says.
 func classify(status int, h http.Header, body []byte) error {
 	ae, msg := parseAPIError(body)
 	if len(msg) > 512 {
@@ -98,10 +99,9 @@ func classify(status int, h http.Header, body []byte) error {
 	}
 	msg = fmt.Sprintf("upstream HTTP %d: %s", status, msg)
 	code, typ := ae.code(), ae.Type
-	e := &sdk.Error{Message: msg}
+	e := &sdk.Error{Class: providerhttp.ClassForStatus(status), Message: msg}
 	switch {
 	case status == 400 || status == 413 || status == 422:
-		e.Class = sdk.InvalidRequest
 		if tooLong(code, typ, ae.Message) {
 			e.Class = sdk.ContextLengthExceeded
 		}
@@ -109,26 +109,14 @@ func classify(status int, h http.Header, body []byte) error {
 			e.Field = p
 		}
 	case status == 401 || status == 403:
-		e.Class = sdk.Auth
-	case status == 402 || code == "insufficient_quota" || typ == "insufficient_quota":
+		// auth, whatever the body says
+	case code == "insufficient_quota" || typ == "insufficient_quota":
+		// OpenAI answers an exhausted quota with a 429, which waiting
+		// does not cure.
 		e.Class = sdk.QuotaExhausted
-	case status == 404:
-		e.Class = sdk.NotFound
-	case status == 408:
-		e.Class = sdk.Timeout
-	case status == 429:
-		e.Class = sdk.RateLimited
-	case status == 503 || status == 529:
-		e.Class = sdk.Overloaded
-	case status == 504:
-		e.Class = sdk.Timeout
-	case status >= 500 || status == 409:
-		e.Class = sdk.Unavailable
-	default:
-		e.Class = sdk.InvalidRequest
 	}
 	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
-		e.RetryAfter = retryAfter(h, time.Now())
+		e.RetryAfter = providerhttp.RetryAfter(h, time.Now())
 	}
 	return e
 }
@@ -193,25 +181,6 @@ func tooLong(code, typ, message string) bool {
 		}
 	}
 	return false
-}
-
-// retryAfter reads retry-after-ms (OpenAI), then retry-after (seconds or
-// an HTTP date). Zero when absent or unusable.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
-			return time.Duration(s * float64(time.Second))
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
-	}
-	return 0
 }
 
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
