@@ -30,9 +30,10 @@
 //     not parse class unavailable (DecodeJSON). The only exception is a
 //     streamed read's own errors (Call.Stream), which include the agent's
 //     send errors and are returned as they are;
-//   - the upstream API key never reaches a client through an error: an
-//     error body that quotes it is redacted (RedactCredentials) before
-//     Classify sees it.
+//   - an error body that quotes the credentials the Endpoint sends (a
+//     server or proxy echoing a rejected API key) has them replaced
+//     (RedactCredentials) before Classify sees it, so the key does not
+//     reach the gateway's clients in an error message.
 //
 // ClassForStatus, RetryAfter and StatusError are usable on their own by a
 // provider that makes its requests itself. The package depends on the
