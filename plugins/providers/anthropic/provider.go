@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 	"github.com/vigilml/vigil/sdk/providerconf"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 const (
@@ -88,7 +88,7 @@ func parseConfig(m map[string]any, getenv func(string) (string, bool)) (config, 
 
 type state struct {
 	cfg config
-	*upstream.Endpoint
+	*providerhttp.Endpoint
 }
 
 type provider struct {
@@ -110,7 +110,7 @@ func newState(c config) *state {
 	for k, v := range c.headers {
 		h.Set(k, v)
 	}
-	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
+	return &state{cfg: c, Endpoint: providerhttp.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -130,7 +130,8 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
-// classify maps an Anthropic error answer to the contract's classes.
+// classify maps an Anthropic error answer to the contract's classes: the
+// status's (providerhttp.ClassForStatus), refined with what the body says.
 func classify(status int, h http.Header, body []byte) error {
 	var env struct {
 		Error *apiError `json:"error"`
@@ -144,53 +145,31 @@ func classify(status int, h http.Header, body []byte) error {
 		msg = msg[:512] + "..."
 	}
 	lower := strings.ToLower(ae.Message)
-	e := &sdk.Error{Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
+	e := &sdk.Error{Class: providerhttp.ClassForStatus(status), Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
 	billing := strings.Contains(lower, "credit balance") || strings.Contains(lower, "spend limit") || strings.Contains(lower, "billing")
 	switch {
 	case billing && (status == 400 || status == 402 || status == 403 || status == 429):
 		e.Class = sdk.QuotaExhausted
 	case status == 400 || status == 413 || status == 422:
-		e.Class = sdk.InvalidRequest
 		if strings.Contains(lower, "prompt is too long") || strings.Contains(lower, "context window") {
 			e.Class = sdk.ContextLengthExceeded
 		}
-	case status == 401 || status == 403:
-		e.Class = sdk.Auth
-	case status == 402:
-		e.Class = sdk.QuotaExhausted
-	case status == 404:
-		e.Class = sdk.NotFound
-	case status == 408 || status == 504:
-		e.Class = sdk.Timeout
-	case status == 429:
-		e.Class = sdk.RateLimited
-	case status == 529 || status == 503 || ae.Type == "overloaded_error":
+	case ae.Type == "overloaded_error" && (e.Class == sdk.Unavailable || e.Class == sdk.InvalidRequest):
+		// Anthropic's overloaded_error, under a status that says less.
 		e.Class = sdk.Overloaded
-	case status >= 500:
-		e.Class = sdk.Unavailable
-	default:
+	case status == 409:
+		// Anthropic sends no 409: one from something in between is
+		// taken as the plugin always took it, as the client's.
 		e.Class = sdk.InvalidRequest
 	}
 	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
-		e.RetryAfter = retryAfter(h, time.Now())
+		e.RetryAfter = providerhttp.RetryAfter(h, time.Now())
 	}
 	return e
 }
 
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
-			return time.Duration(s * float64(time.Second))
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
-	}
-	return 0
-}
-
 // decode reads one JSON body of at most maxBody bytes.
-func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
+func decode(r io.Reader, v any) error { return providerhttp.DecodeJSON(r, maxBody, v) }
 
 // messagesBody is the Messages API request for req. Anthropic has no
 // response_format: a JSON answer is asked for in the system prompt (the
@@ -354,7 +333,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.Call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/v1/messages", body, true).Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
 		return readStream(resp, w, send)
 	})
 }
@@ -380,7 +359,7 @@ type streamCall struct {
 // the message ends), so that a client that keeps only the last
 // thinking_blocks it saw, and one that joins them all, both hold the
 // list to send back.
-func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEvent) error) error {
+func readStream(resp *http.Response, w *providerhttp.Watchdog, send func(*pb.ChatEvent) error) error {
 	var id, model, stop string
 	var u usage
 	calls := map[int]*streamCall{} // by Anthropic's block index
@@ -538,7 +517,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, send func(*pb.ChatEve
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return upstream.TransportError(err, w)
+		return providerhttp.TransportError(err, w)
 	}
 	return sdk.Errorf(sdk.Unavailable, "upstream stream ended before message_stop: the response is truncated")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/vigilml/vigil/plugins/providers/internal/upstream"
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 // maxBody caps what the plugin reads of one upstream response (a whole
@@ -34,7 +35,7 @@ const (
 // so a reconfiguration never changes a call half-way.
 type state struct {
 	cfg config
-	*upstream.Endpoint
+	*providerhttp.Endpoint
 }
 
 type provider struct {
@@ -56,7 +57,7 @@ func newState(c config) *state {
 	for k, v := range c.headers {
 		h.Set(k, v)
 	}
-	return &state{cfg: c, Endpoint: upstream.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
+	return &state{cfg: c, Endpoint: providerhttp.NewEndpoint(c.baseURL, c.maxConcurrency, c.timeout, h, classify)}
 }
 
 // Configure implements sdk.Configurer.
@@ -89,7 +90,8 @@ func (e apiError) code() string {
 	return ""
 }
 
-// classify maps an upstream HTTP error to the contract's classes.
+// classify maps an upstream HTTP error to the contract's classes: the
+// status's (providerhttp.ClassForStatus), refined with what the body says.
 func classify(status int, h http.Header, body []byte) error {
 	ae, msg := parseAPIError(body)
 	if len(msg) > 512 {
@@ -97,10 +99,9 @@ func classify(status int, h http.Header, body []byte) error {
 	}
 	msg = fmt.Sprintf("upstream HTTP %d: %s", status, msg)
 	code, typ := ae.code(), ae.Type
-	e := &sdk.Error{Message: msg}
+	e := &sdk.Error{Class: providerhttp.ClassForStatus(status), Message: msg}
 	switch {
 	case status == 400 || status == 413 || status == 422:
-		e.Class = sdk.InvalidRequest
 		if tooLong(code, typ, ae.Message) {
 			e.Class = sdk.ContextLengthExceeded
 		}
@@ -108,26 +109,14 @@ func classify(status int, h http.Header, body []byte) error {
 			e.Field = p
 		}
 	case status == 401 || status == 403:
-		e.Class = sdk.Auth
-	case status == 402 || code == "insufficient_quota" || typ == "insufficient_quota":
+		// auth, whatever the body says
+	case code == "insufficient_quota" || typ == "insufficient_quota":
+		// OpenAI answers an exhausted quota with a 429, which waiting
+		// does not cure.
 		e.Class = sdk.QuotaExhausted
-	case status == 404:
-		e.Class = sdk.NotFound
-	case status == 408:
-		e.Class = sdk.Timeout
-	case status == 429:
-		e.Class = sdk.RateLimited
-	case status == 503 || status == 529:
-		e.Class = sdk.Overloaded
-	case status == 504:
-		e.Class = sdk.Timeout
-	case status >= 500 || status == 409:
-		e.Class = sdk.Unavailable
-	default:
-		e.Class = sdk.InvalidRequest
 	}
 	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
-		e.RetryAfter = retryAfter(h, time.Now())
+		e.RetryAfter = providerhttp.RetryAfter(h, time.Now())
 	}
 	return e
 }
@@ -194,25 +183,6 @@ func tooLong(code, typ, message string) bool {
 	return false
 }
 
-// retryAfter reads retry-after-ms (OpenAI), then retry-after (seconds or
-// an HTTP date). Zero when absent or unusable.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && s < 1e6 {
-			return time.Duration(s * float64(time.Second))
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
-	}
-	return 0
-}
-
 func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 	s := p.state()
 	var body struct {
@@ -238,7 +208,7 @@ func (p *provider) Models(ctx context.Context) (*pb.ModelsResponse, error) {
 }
 
 // decode reads one JSON body of at most maxBody bytes.
-func decode(r io.Reader, v any) error { return upstream.DecodeJSON(r, maxBody, v) }
+func decode(r io.Reader, v any) error { return providerhttp.DecodeJSON(r, maxBody, v) }
 
 // chatRequest is OpenAI's chat.completions request: a struct, not a map,
 // since one is encoded for every call.
@@ -600,7 +570,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	if err != nil {
 		return err
 	}
-	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *upstream.Watchdog) error {
+	return s.Call(http.MethodPost, "/chat/completions", body, true).Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
 		return readStream(resp, w, req.GetLogprobs(), send)
 	})
 }
@@ -608,7 +578,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 // readStream passes a chat.completions event stream on as ChatEvents.
 // With logprobs asked for, a content chunk without them is an upstream
 // that does not offer them: class unsupported.
-func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
+func readStream(resp *http.Response, w *providerhttp.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder
@@ -670,7 +640,7 @@ func readStream(resp *http.Response, w *upstream.Watchdog, logprobs bool, send f
 		if errors.Is(err, bufio.ErrTooLong) {
 			return sdk.Errorf(sdk.Unavailable, "upstream sent an SSE line longer than %d bytes", maxLine)
 		}
-		return upstream.TransportError(err, w)
+		return providerhttp.TransportError(err, w)
 	}
 	if data.String() == "[DONE]" {
 		// The body ended right after "data: [DONE]", without the blank

@@ -10,12 +10,15 @@
 //     embedding_model, embedding_dimensions);
 //   - sdk.UnsupportedProvider for the call it does not offer (CountTokens:
 //     the agent then estimates);
-//   - the upstream's HTTP errors mapped to the contract's classes (classify),
-//     with Retry-After and the field a 400 names;
-//   - the call's ctx passed to every upstream request, and timeout applied as
-//     the longest silence of the upstream (before its headers, and between
-//     two streamed chunks), not as a cap on a long stream;
-//   - max_concurrency as a bound on the upstream calls in flight.
+//   - the HTTP plumbing from sdk/providerhttp: an Endpoint per
+//     configuration whose Calls pass the call's ctx to the upstream request,
+//     apply timeout as the longest silence of the upstream (before its
+//     headers, and between two streamed chunks), not as a cap on a long
+//     stream, bound the calls in flight by max_concurrency, and give every
+//     failure a class;
+//   - the upstream's HTTP errors mapped to the contract's classes (classify:
+//     providerhttp.StatusError, with Retry-After, refined with what the
+//     body says, and the field a 400 names).
 //
 // It carries text messages (and response_format) only, and declares no
 // capability beyond chat,
@@ -27,14 +30,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,17 +41,20 @@ import (
 	"github.com/vigilml/vigil/sdk"
 	pb "github.com/vigilml/vigil/sdk/proto/vigil/plugin/v1"
 	"github.com/vigilml/vigil/sdk/providerconf"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
+// maxBody caps what the plugin reads of one whole answer.
+const maxBody = 64 << 20
+
 // settings is one accepted configuration. Configure replaces it whole, so
-// a call in flight keeps the settings it started with.
+// a call in flight keeps the settings (and the endpoint) it started with.
 type settings struct {
 	http            providerconf.HTTP
 	chatModel       string
 	embedModel      string
 	embedDimensions int
-	client          *http.Client
-	slots           chan struct{} // max_concurrency
+	upstream        *providerhttp.Endpoint
 }
 
 // defaults is what a plugin given no settings uses (configure-empty).
@@ -102,12 +104,18 @@ func (p *provider) Configure(m map[string]any) []sdk.FieldError {
 	return nil
 }
 
-// init makes what the settings need to call the upstream.
+// init makes the endpoint the settings call: their base URL, the headers
+// every request carries, and a client and max_concurrency slots of its
+// own.
 func (s *settings) init() {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = s.http.MaxConcurrency
-	s.client = &http.Client{Transport: tr}
-	s.slots = make(chan struct{}, s.http.MaxConcurrency)
+	h := http.Header{}
+	for k, v := range s.http.Headers {
+		h.Set(k, v)
+	}
+	if s.http.APIKey != "" {
+		h.Set("Authorization", "Bearer "+s.http.APIKey)
+	}
+	s.upstream = providerhttp.NewEndpoint(s.http.BaseURL, s.http.MaxConcurrency, s.http.Timeout, h, classify)
 }
 
 // settings returns the configuration in force: the defaults until the
@@ -220,8 +228,8 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		} `json:"choices"`
 		Usage *usage `json:"usage"`
 	}
-	err = p.call(ctx, "/chat/completions", body, func(resp *http.Response, _ func()) error {
-		return decode(resp.Body, &out)
+	err = p.settings().upstream.Call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
+		return providerhttp.DecodeJSON(resp.Body, maxBody, &out)
 	})
 	if err != nil {
 		return nil, err
@@ -235,18 +243,21 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 
 // ChatStream reads the upstream's server-sent events. Every send error is
 // returned as it is: it means the agent has gone (the call's ctx ends too).
+// An error reading the stream gets its class from TransportError: timeout
+// when the upstream went silent for longer than timeout.
 func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	body, err := chatBody(req, true)
 	if err != nil {
 		return err
 	}
-	return p.call(ctx, "/chat/completions", body, func(resp *http.Response, kick func()) error {
+	call := p.settings().upstream.Call(http.MethodPost, "/chat/completions", body, true)
+	return call.Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
 		var finish string
 		var last *usage
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
-			kick() // the upstream spoke: restart the silence timer
+			w.Kick() // the upstream spoke: restart the silence timer
 			data, ok := strings.CutPrefix(sc.Text(), "data:")
 			if !ok {
 				continue // comments, event names, blank lines
@@ -291,7 +302,7 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return sdk.Errorf(sdk.Unavailable, "reading the upstream's stream: %v", err)
+			return providerhttp.TransportError(err, w)
 		}
 		return sdk.Errorf(sdk.Unavailable, "the upstream's stream ended without data: [DONE]")
 	})
@@ -302,9 +313,10 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 		return nil, sdk.FieldErrorf("input", "at least one input is required")
 	}
 	body := map[string]any{"model": req.GetModel(), "input": req.GetInput(), "encoding_format": "float"}
+	s := p.settings()
 	if req.Dimensions != nil {
 		body["dimensions"] = req.GetDimensions()
-	} else if d := p.settings().embedDimensions; d > 0 && req.GetModel() == p.settings().embedModel {
+	} else if d := s.embedDimensions; d > 0 && req.GetModel() == s.embedModel {
 		body["dimensions"] = d // the dimension Models advertises
 	}
 	var out struct {
@@ -315,8 +327,8 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 		} `json:"data"`
 		Usage *usage `json:"usage"`
 	}
-	err := p.call(ctx, "/embeddings", body, func(resp *http.Response, _ func()) error {
-		return decode(resp.Body, &out)
+	err := s.upstream.Call(http.MethodPost, "/embeddings", body, true).Do(ctx, func(resp *http.Response) error {
+		return providerhttp.DecodeJSON(resp.Body, maxBody, &out)
 	})
 	if err != nil {
 		return nil, err
@@ -334,88 +346,18 @@ func (p *provider) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedRe
 	return &pb.EmbedResponse{Model: out.Model, Embeddings: embs, Usage: out.Usage.pb()}, nil
 }
 
-// decode reads a whole JSON answer; one that does not parse is the
-// upstream's fault (class unavailable: the gateway may retry elsewhere).
-func decode(r io.Reader, v any) error {
-	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(v); err != nil {
-		return sdk.Errorf(sdk.Unavailable, "the upstream's answer is not the JSON expected: %v", err)
-	}
-	return nil
-}
-
-// errSilent ends an upstream call that said nothing for timeout.
-var errSilent = errors.New("upstream silent")
-
-// call sends body to the upstream's path and hands a 2xx response to read,
-// with kick to call whenever the upstream sends something (a streamed
-// chunk). It bounds the calls in flight, cancels the request when ctx ends
-// (the agent gave up) or the upstream stays silent for longer than
-// timeout, and types every failure with a class. read returns an
-// *sdk.Error for what the upstream got wrong, and a send error as it is.
-func (p *provider) call(ctx context.Context, path string, body any, read func(resp *http.Response, kick func()) error) error {
-	s := p.settings()
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-ctx.Done():
-		return sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy: %v", cap(s.slots), ctx.Err())
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return sdk.Errorf(sdk.Internal, "encode the request: %v", err)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	silent := time.AfterFunc(s.http.Timeout, func() { cancel(errSilent) })
-	defer silent.Stop()
-	kick := func() { silent.Reset(s.http.Timeout) }
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.http.BaseURL+path, bytes.NewReader(b))
-	if err != nil {
-		return sdk.Errorf(sdk.Internal, "build the request: %v", err)
-	}
-	for k, v := range s.http.Headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.http.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+s.http.APIKey)
-	}
-	resp, err := s.client.Do(req)
-	if err == nil {
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			return classify(resp.StatusCode, resp.Header, raw, time.Now())
-		}
-		kick()
-		err = read(resp, kick)
-	}
-	switch {
-	case err == nil:
-		return nil
-	case context.Cause(ctx) == errSilent:
-		return sdk.Errorf(sdk.Timeout, "the upstream said nothing for %s (timeout)", s.http.Timeout)
-	case ctx.Err() != nil:
-		// The agent gave up (its deadline passed, or its client went
-		// away). The class matters little: nobody waits for the answer.
-		return sdk.Errorf(sdk.Timeout, "the call ended before the upstream answered: %v", context.Cause(ctx))
-	case resp == nil:
-		return sdk.Errorf(sdk.Unavailable, "the upstream could not be reached: %v", err)
-	}
-	return err
-}
-
 // classify maps an upstream's HTTP error to the contract's classes, which
 // decide what the gateway does next (docs/gateway.md, "Routing, retries
 // and fallback"): invalid_request answers the client at once, rate_limited
 // and overloaded are retried after RetryAfter, auth and not_found move on
-// to the next target.
-func classify(status int, h http.Header, body []byte, now time.Time) error {
+// to the next target. The status gives the class (StatusError, which
+// also reads Retry-After); OpenAI's error object refines it. The
+// Endpoint has already replaced the API key in body, should the upstream
+// quote it.
+func classify(status int, h http.Header, body []byte) error {
 	var env struct {
 		Error struct {
 			Message string `json:"message"`
-			Type    string `json:"type"`
 			Code    any    `json:"code"`
 			Param   any    `json:"param"`
 		} `json:"error"`
@@ -427,51 +369,18 @@ func classify(status int, h http.Header, body []byte, now time.Time) error {
 	if len(msg) > 300 {
 		msg = msg[:300] + "..."
 	}
-	e := &sdk.Error{Message: fmt.Sprintf("upstream HTTP %d: %s", status, msg)}
+	e := providerhttp.StatusError(status, h, fmt.Sprintf("upstream HTTP %d: %s", status, msg))
 	code, _ := env.Error.Code.(string)
 	switch {
 	case code == "context_length_exceeded":
-		e.Class = sdk.ContextLengthExceeded
-	case code == "insufficient_quota" || status == 402:
-		e.Class = sdk.QuotaExhausted
-	case status == 400 || status == 413 || status == 422:
-		e.Class = sdk.InvalidRequest
-		e.Field, _ = env.Error.Param.(string)
-	case status == 401 || status == 403:
-		e.Class = sdk.Auth
-	case status == 404:
-		e.Class = sdk.NotFound
-	case status == 408 || status == 504:
-		e.Class = sdk.Timeout
-	case status == 429:
-		e.Class = sdk.RateLimited
-	case status == 503 || status == 529:
-		e.Class = sdk.Overloaded
-	case status >= 500:
-		e.Class = sdk.Unavailable
-	default:
-		e.Class = sdk.InvalidRequest
-	}
-	if e.Class == sdk.RateLimited || e.Class == sdk.Overloaded {
-		e.RetryAfter = retryAfter(h, now)
+		e.Class = sdk.ContextLengthExceeded // to the alias's context_window_fallback
+	case code == "insufficient_quota":
+		// OpenAI says so with a 429, but waiting does not cure it.
+		e.Class, e.RetryAfter = sdk.QuotaExhausted, 0
+	case e.Class == sdk.InvalidRequest:
+		e.Field, _ = env.Error.Param.(string) // OpenAI names the parameter
 	}
 	return e
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date) and OpenAI's
-// retry-after-ms; zero when the upstream gave none.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if ms, err := strconv.ParseFloat(h.Get("retry-after-ms"), 64); err == nil && ms > 0 {
-		return time.Duration(ms * float64(time.Millisecond))
-	}
-	v := h.Get("retry-after")
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 func main() {

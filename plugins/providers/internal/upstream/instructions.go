@@ -1,3 +1,9 @@
+// Package upstream holds what Vigil's own provider plugins (openai,
+// anthropic) share beyond the public sdk/providerhttp: the prompt
+// instructions for JSON answers and the GOMAXPROCS default of a plugin
+// that mostly waits on its upstream. The HTTP plumbing itself (endpoint,
+// slots, watchdog, error classes) is sdk/providerhttp, which third-party
+// providers use too.
 package upstream
 
 // JSONObjectInstruction and SchemaInstruction are appended to the system

@@ -1,4 +1,4 @@
-package upstream
+package providerhttp
 
 import (
 	"context"
@@ -89,6 +89,25 @@ func TestEndpointRedactsKeyInErrors(t *testing.T) {
 			}
 			if strings.Contains(body, key) || !strings.Contains(body, "[redacted]") {
 				t.Errorf("body classified: %s", body)
+			}
+		})
+	}
+}
+
+func TestRedactCredentials(t *testing.T) {
+	for _, c := range []struct {
+		name, header, value, body, want string
+	}{
+		{"bearer key", "Authorization", "Bearer sk-0123456789", "bad key sk-0123456789.", "bad key [redacted]."},
+		{"x-api-key, every copy", "X-Api-Key", "sk-ant-abcdefgh", "sk-ant-abcdefgh != sk-ant-abcdefgh", "[redacted] != [redacted]"},
+		{"short value left alone", "Api-Key", "abc", "abc is not a key", "abc is not a key"},
+		{"other headers left alone", "X-Team", "machine-learning", "team machine-learning", "team machine-learning"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			h.Set(c.header, c.value)
+			if got := string(RedactCredentials([]byte(c.body), h)); got != c.want {
+				t.Errorf("RedactCredentials(%q) with %s: %s = %q, want %q", c.body, c.header, c.value, got, c.want)
 			}
 		})
 	}

@@ -1,0 +1,138 @@
+package providerhttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vigilml/vigil/sdk"
+)
+
+// Endpoint is one configured upstream JSON API: where requests go, the
+// headers every request carries (authentication, API version, the
+// operator's extra headers), and how a failed answer maps to the
+// contract's classes. A provider makes one per configuration and
+// replaces it whole when reconfigured, so a call in flight keeps the
+// endpoint it started with; its fields are not changed after first use.
+type Endpoint struct {
+	Client  *http.Client
+	Slots   Slots
+	Timeout time.Duration
+	BaseURL string
+	Header  http.Header
+	// Classify turns a non-2xx answer (status, headers and at most 1 MiB
+	// of body, credentials redacted) into the error Do returns: an
+	// *sdk.Error with the class that fits, which a provider refines with
+	// what its upstream says in the body (a prompt too long for the
+	// model's context, an exhausted quota). nil: DefaultClassify.
+	Classify func(status int, h http.Header, body []byte) error
+}
+
+// NewEndpoint returns an endpoint for baseURL with a client
+// (NewHTTPClient) and slots sized to maxConcurrency; timeout is the
+// longest silence of the upstream. classify may be nil (DefaultClassify).
+func NewEndpoint(baseURL string, maxConcurrency int, timeout time.Duration, header http.Header, classify func(status int, h http.Header, body []byte) error) *Endpoint {
+	return &Endpoint{Client: NewHTTPClient(maxConcurrency, timeout), Slots: NewSlots(maxConcurrency), Timeout: timeout,
+		BaseURL: baseURL, Header: header, Classify: classify}
+}
+
+// Call is one call of method to BaseURL+path with body (nil: none),
+// encoded as JSON. A slotted call takes one of the endpoint's slots (the
+// calls that make the upstream work: chat, embeddings); an unslotted one
+// does not (listing models).
+func (e *Endpoint) Call(method, path string, body any, slotted bool) Call {
+	c := Call{Timeout: e.Timeout, Send: func(ctx context.Context) (*http.Response, error) {
+		return e.Do(ctx, method, path, body)
+	}}
+	if slotted {
+		c.Slots = e.Slots
+	}
+	return c
+}
+
+// Do sends one JSON request with the endpoint's headers (and
+// Content-Type: application/json when there is a body) and returns the
+// response when it is a 2xx; the caller closes its body. Any other status
+// becomes the error Classify makes of it. A request that cannot be
+// encoded is class invalid_request; an error of the exchange itself is
+// returned as the client gave it, for TransportError (Call applies it).
+func (e *Endpoint) Do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, sdk.Errorf(sdk.InvalidRequest, "encode request: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.BaseURL+path, rd)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.Internal, "build request: %v", err)
+	}
+	req.Header = e.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		classify := e.Classify
+		if classify == nil {
+			classify = DefaultClassify
+		}
+		return nil, classify(resp.StatusCode, resp.Header, RedactCredentials(b, e.Header))
+	}
+	return resp, nil
+}
+
+// DefaultClassify is the Classify of an Endpoint that sets none: the
+// class of the status (ClassForStatus) with its Retry-After, and the
+// body's text, cut to 512 bytes, as the message.
+func DefaultClassify(status int, h http.Header, body []byte) error {
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	return StatusError(status, h, fmt.Sprintf("upstream HTTP %d: %s", status, msg))
+}
+
+// credentialHeaders carry the upstream API key: OpenAI's Authorization
+// (after its scheme), Anthropic's x-api-key, Azure OpenAI's api-key.
+var credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+
+// RedactCredentials replaces, in an upstream's error body, every
+// credential the request carried in h: the value of Authorization (after
+// its scheme, "Bearer "), X-Api-Key and Api-Key, each with "[redacted]".
+// A server or proxy that quotes the rejected key ("Incorrect API key
+// provided: sk-...") would otherwise hand the operator's key to every
+// client of the gateway, in the error it answers with. Values shorter
+// than 8 bytes are left alone: they are no real key, and replacing them
+// would garble the message. Endpoint.Do applies it before Classify.
+func RedactCredentials(body []byte, h http.Header) []byte {
+	for _, name := range credentialHeaders {
+		for _, v := range h.Values(name) {
+			if name == "Authorization" {
+				if _, cred, ok := strings.Cut(v, " "); ok {
+					v = cred
+				}
+			}
+			v = strings.TrimSpace(v)
+			if len(v) >= 8 {
+				body = bytes.ReplaceAll(body, []byte(v), []byte("[redacted]"))
+			}
+		}
+	}
+	return body
+}
