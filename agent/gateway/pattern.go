@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/dlclark/regexp2/v2"
@@ -34,19 +35,39 @@ func compilePattern(s string) (jsonschema.Regexp, error) {
 		return nil, err
 	}
 	re2.MatchTimeout = patternMatchTimeout
-	return (*ecmaPattern)(re2), nil
+	return &ecmaPattern{re: re2}, nil
 }
 
+// maxSlowMatches is how many matches of one pattern may run into
+// patternMatchTimeout before the pattern is no longer matched at all
+// (every string passes). Compiled schemas are cached and shared, so this
+// bounds what a pattern that backtracks without end can cost the agent
+// over its life to about a third of a second, whatever the number of
+// strings an answer holds or of requests that send the pattern: without
+// it, an answer of 10,000 strings could hold a core for 1,000 s.
+const maxSlowMatches = 3
+
 // ecmaPattern is a regexp2 pattern as the schema validator uses it.
-type ecmaPattern regexp2.Regexp
+type ecmaPattern struct {
+	re   *regexp2.Regexp
+	slow atomic.Int32 // matches that ran into patternMatchTimeout
+}
 
 // MatchString reports whether s contains a match. A match that runs past
 // patternMatchTimeout counts as one: the gateway cannot tell, and an
 // answer is not refused for the pattern's cost (the upstream was given
-// the schema and holds the answer to it, or not, itself).
+// the schema and holds the answer to it, or not, itself). After
+// maxSlowMatches such matches the pattern passes every string unmatched.
 func (p *ecmaPattern) MatchString(s string) bool {
-	ok, err := (*regexp2.Regexp)(p).MatchString(s)
-	return ok || err != nil
+	if p.slow.Load() >= maxSlowMatches {
+		return true
+	}
+	ok, err := p.re.MatchString(s)
+	if err != nil {
+		p.slow.Add(1)
+		return true
+	}
+	return ok
 }
 
-func (p *ecmaPattern) String() string { return (*regexp2.Regexp)(p).String() }
+func (p *ecmaPattern) String() string { return p.re.String() }

@@ -62,3 +62,34 @@ func TestSchemaPatternsAreECMAScript(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowPatternStopsBeingMatched: a pattern that backtracks without end
+// runs into the match timeout at most maxSlowMatches times; after that
+// every string passes unmatched, so an answer of many strings (or many
+// requests sending the pattern: compiled schemas are shared) cannot hold
+// a core for the timeout once per string.
+func TestSlowPatternStopsBeingMatched(t *testing.T) {
+	re, err := compilePattern(`^(?!b)(a+)+$`) // a lookahead: regexp2, not RE2
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := re.(*ecmaPattern)
+	if !ok {
+		t.Fatalf("compiled as %T; want the backtracking engine", re)
+	}
+	if !p.MatchString("aaa") || p.MatchString("baa") {
+		t.Fatal("the pattern does not match as written")
+	}
+	evil := strings.Repeat("a", 40) + "!"
+	for i := range 10 {
+		if !p.MatchString(evil) {
+			t.Fatalf("match %d: a slow match was held against the string", i)
+		}
+	}
+	if got := p.slow.Load(); got != maxSlowMatches {
+		t.Errorf("%d matches ran into the timeout; want %d, then none", got, maxSlowMatches)
+	}
+	if !p.MatchString("baa") {
+		t.Error("after its slow matches the pattern is still matched")
+	}
+}
