@@ -58,7 +58,8 @@ func TestWebhookRetries(t *testing.T) {
 		defer mu.Unlock()
 		attempts++
 		if attempts <= 2 {
-			http.Error(w, "try later", http.StatusServiceUnavailable)
+			// Quoting the credential, as some proxies do.
+			http.Error(w, "try later; you sent "+r.Header.Get("Authorization"), http.StatusServiceUnavailable)
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -103,6 +104,9 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	if strings.Contains(rs[0].LastError, "SECRETPATH") {
 		t.Errorf("the error shows the URL's path: %q", rs[0].LastError)
+	}
+	if strings.Contains(rs[0].LastError, "s3cret-token") || !strings.Contains(rs[0].LastError, "[redacted]") {
+		t.Errorf("the error quotes the receiver's token: %q", rs[0].LastError)
 	}
 }
 
