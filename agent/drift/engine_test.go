@@ -385,6 +385,44 @@ func TestEngineJoinsLaterLabels(t *testing.T) {
 	}
 }
 
+// TestPinRangeCountsEarlierLabels: a reference pinned from a time range
+// counts the labels posted before the pin in its answer, not only from
+// the next evaluation on.
+func TestPinRangeCountsEarlierLabels(t *testing.T) {
+	ctx := context.Background()
+	rg := newRig(t)
+	e := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 100}, nil)
+	r := rand.New(rand.NewPCG(3, 4))
+	obs := batch(r, 50, 0)
+	for i := range obs {
+		obs[i].Label = observe.Value{}
+		obs[i].RequestID = fmt.Sprintf("req-%d", i)
+		obs[i].Prediction = observe.Num(1)
+	}
+	if err := rg.obs.Ingest(ctx, obs); err != nil {
+		t.Fatal(err)
+	}
+	var ls []observe.Label
+	for i := range 20 {
+		ls = append(ls, observe.Label{RequestID: fmt.Sprintf("req-%d", i), Value: observe.Num(float64(i % 2))})
+	}
+	if _, err := rg.obs.AddLabels(ctx, ls); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.PinRange(ctx, "fraud", "v1", time.Unix(0, 0), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Observations != 50 || info.Labelled != 20 || info.Correct != 10 {
+		t.Fatalf("pinned: %d observations, %d labelled, %d correct; want 50, 20, 10", info.Observations, info.Labelled, info.Correct)
+	}
+	// The next evaluation does not count them twice.
+	evs, _ := e.Evaluate(ctx, "fraud", "v1")
+	if evs[0].ReferenceLabelled != 20 || *evs[0].ReferenceAccuracy != 0.5 {
+		t.Fatalf("evaluation: %d labelled, accuracy %v", evs[0].ReferenceLabelled, *evs[0].ReferenceAccuracy)
+	}
+}
+
 // TestEngineForgetsIdleVersions: once observe forgets a version (idle for
 // observe.retention), its automatic reference and history go too; a
 // reference pinned by upload stays.

@@ -211,10 +211,17 @@ func (e *Engine) pin(ctx context.Context, r *reference) (ReferenceInfo, error) {
 	if err := e.kv.Put(ctx, bucketReferences, refKey(k), b); err != nil {
 		return ReferenceInfo{}, fmt.Errorf("store reference: %w", err)
 	}
-	info := r.info() // before r is shared
 	vs := e.state(k)
 	vs.mu.Lock()
 	vs.ref = r
+	vs.mu.Unlock()
+	// Labels posted before the pin count at once, not from the next
+	// evaluation on, so the answer's labelled is what the reference holds.
+	if err := e.joinLabels(ctx, vs); err != nil {
+		e.log.Warn("joining stored labels to a new reference failed; the next evaluation tries again", "model", r.model, "version", r.version, "err", err)
+	}
+	vs.mu.Lock()
+	info := r.info()
 	vs.mu.Unlock()
 	e.log.Info("drift reference pinned", "model", r.model, "version", r.version, "source", r.source, "observations", r.observations, "features", len(r.features))
 	return info, nil
