@@ -1258,7 +1258,7 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	}
 	if ans.content != "" || ans.refusal != "" || len(ans.calls) == 0 {
 		m := messageItem(newID("msg_"), ans.content, ans.refusal, itemStatus(r.Status))
-		if ans.logprobsAsked && m.Content[0].Type == "output_text" {
+		if ans.logprobsAsked && m.Content[0].Type == partText {
 			m.Content[0].Logprobs = responseLogprobs(ans.logprobs)
 		}
 		r.Output = append(r.Output, m)
