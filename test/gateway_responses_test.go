@@ -18,8 +18,9 @@ import (
 // other SDK tests) against the real openai plugin and test/openaistub,
 // and one case through the anthropic plugin and test/anthropicstub:
 // responses.create with output_text, instructions, function tools over two
-// turns, text.format json_schema, responses.stream and create({stream:
-// true}), a mid-stream cut, previous_response_id over three turns and in
+// turns, text.format json_schema, a refusal (responses.parse and
+// responses.stream: the refusal content part, output_parsed null),
+// responses.stream and create({stream: true}), a mid-stream cut, previous_response_id over three turns and in
 // a tool loop, 404 for an unknown model and for
 // responses.retrieve/delete, 400s. It then checks what reached the
 // upstreams: the chat request each Responses request became.

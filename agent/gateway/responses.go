@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -1255,14 +1256,9 @@ func (rw *responsesAPI) whole(w http.ResponseWriter, ans answer) {
 	if ans.reasoning != "" || len(ans.thinking) > 0 {
 		r.Output = append(r.Output, reasoningItem(newID("rs_"), ans.reasoning, ans.thinking, rw.req.encrypted))
 	}
-	if ans.content == "" {
-		// A refusal is carried as the message's text here (not yet as
-		// OpenAI's refusal content part), as in a stream (refusal).
-		ans.content = ans.refusal
-	}
-	if ans.content != "" || len(ans.calls) == 0 {
-		m := messageItem(newID("msg_"), ans.content, itemStatus(r.Status))
-		if ans.logprobsAsked {
+	if ans.content != "" || ans.refusal != "" || len(ans.calls) == 0 {
+		m := messageItem(newID("msg_"), ans.content, ans.refusal, itemStatus(r.Status))
+		if ans.logprobsAsked && m.Content[0].Type == partText {
 			m.Content[0].Logprobs = responseLogprobs(ans.logprobs)
 		}
 		r.Output = append(r.Output, m)
@@ -1448,16 +1444,40 @@ func itemStatus(responseStatus string) string {
 	return "completed"
 }
 
-// outputText is an output_text content part.
-type outputText struct {
-	Type        string                    `json:"type"`
-	Text        string                    `json:"text"`
-	Annotations []any                     `json:"annotations"`
-	Logprobs    []openaiwire.TokenLogprob `json:"logprobs"`
+// contentPart is a content part of an output message: output_text, or
+// refusal (a model's refusal, given instead of the answer), which OpenAI
+// keeps apart so that clients (the SDKs' responses.parse) do not take it
+// for the answer and output_text leaves it out.
+type contentPart struct {
+	Type string // "output_text" or "refusal"
+	// Text is the text, or the refusal.
+	Text string
+	// Logprobs are an output_text's.
+	Logprobs []openaiwire.TokenLogprob
 }
 
-func newOutputText(text string) outputText {
-	return outputText{Type: "output_text", Text: text, Annotations: []any{}, Logprobs: []openaiwire.TokenLogprob{}}
+const (
+	partText    = "output_text"
+	partRefusal = "refusal"
+)
+
+func (p contentPart) MarshalJSON() ([]byte, error) {
+	if p.Type == partRefusal {
+		return json.Marshal(struct {
+			Type    string `json:"type"`
+			Refusal string `json:"refusal"`
+		}{p.Type, p.Text})
+	}
+	lps := p.Logprobs
+	if lps == nil {
+		lps = []openaiwire.TokenLogprob{}
+	}
+	return json.Marshal(struct {
+		Type        string                    `json:"type"`
+		Text        string                    `json:"text"`
+		Annotations []any                     `json:"annotations"`
+		Logprobs    []openaiwire.TokenLogprob `json:"logprobs"`
+	}{p.Type, p.Text, []any{}, lps})
 }
 
 // responseLogprobs are tokens' logprobs as the Responses API writes them:
@@ -1478,17 +1498,26 @@ func responseLogprobs(lps []*pb.TokenLogprob) []openaiwire.TokenLogprob {
 }
 
 type messageItemJSON struct {
-	ID      string       `json:"id"`
-	Type    string       `json:"type"`
-	Status  string       `json:"status"`
-	Role    string       `json:"role"`
-	Content []outputText `json:"content"`
+	ID      string        `json:"id"`
+	Type    string        `json:"type"`
+	Status  string        `json:"status"`
+	Role    string        `json:"role"`
+	Content []contentPart `json:"content"`
 }
 
-func messageItem(id, text, status string) *messageItemJSON {
-	m := &messageItemJSON{ID: id, Type: "message", Status: status, Role: "assistant", Content: []outputText{}}
-	if status != "in_progress" {
-		m.Content = append(m.Content, newOutputText(text))
+// messageItem is an output message: its text (an output_text part, empty
+// if there is neither text nor refusal), then its refusal (a refusal
+// part). In progress, it has no parts yet.
+func messageItem(id, text, refusal, status string) *messageItemJSON {
+	m := &messageItemJSON{ID: id, Type: "message", Status: status, Role: "assistant", Content: []contentPart{}}
+	if status == "in_progress" {
+		return m
+	}
+	if text != "" || refusal == "" {
+		m.Content = append(m.Content, contentPart{Type: partText, Text: text})
+	}
+	if refusal != "" {
+		m.Content = append(m.Content, contentPart{Type: partRefusal, Text: refusal})
 	}
 	return m
 }
@@ -1517,7 +1546,8 @@ func (rw *responsesAPI) events(w http.ResponseWriter, creq *pb.ChatRequest, _ bo
 
 // responseEvents streams a Response as OpenAI does: response.created and
 // response.in_progress; per output item output_item.added, its content
-// (content_part.added, output_text.delta..., output_text.done,
+// (per content part content_part.added, output_text.delta...,
+// output_text.done or refusal.delta..., refusal.done, then
 // content_part.done for a message; function_call_arguments.delta...,
 // .done for a function call) and output_item.done; then
 // response.completed (or response.incomplete) with the whole Response,
@@ -1530,17 +1560,21 @@ type responseEvents struct {
 	seq   int
 	resp  *responseJSON
 	items []any
-	// open is the output index of the item being written (-1: none);
-	// text is the open message's text so far.
+	// open is the output index of the item being written (-1: none).
+	// Of the open message, parts are the content parts done, part the
+	// type of the one being written ("" none) and text its text so far.
 	open         int
 	isText       bool
+	parts        []contentPart
+	part         string
 	text         strings.Builder
 	msgID        string
 	calls        map[int32]*streamCall
 	finishReason string
 	tierSeen     string
 	// logprobs says the request asked for them; lps are the open
-	// message's so far, pending those not yet sent with a text delta.
+	// output_text part's so far, pending those not yet sent with a text
+	// delta.
 	logprobs bool
 	lps      []openaiwire.TokenLogprob
 	pending  []*pb.TokenLogprob
@@ -1548,13 +1582,81 @@ type responseEvents struct {
 	rs *streamReasoning
 }
 
-// textItem is the open message as an item with status.
+// textItem is the open message as an item with status: its parts done
+// and the one being written.
 func (s *responseEvents) textItem(status string) *messageItemJSON {
-	item := messageItem(s.msgID, s.text.String(), status)
-	if len(item.Content) > 0 && s.lps != nil {
-		item.Content[0].Logprobs = s.lps
+	item := messageItem(s.msgID, "", "", "in_progress")
+	item.Status = status
+	item.Content = append(item.Content, s.parts...)
+	if s.part != "" {
+		item.Content = append(item.Content, s.openPart())
 	}
 	return item
+}
+
+// openPart is the content part being written, as it is so far.
+func (s *responseEvents) openPart() contentPart {
+	p := contentPart{Type: s.part, Text: s.text.String()}
+	if s.part == partText {
+		p.Logprobs = s.lps
+	}
+	return p
+}
+
+// startPart opens a content part of type typ in the open message (after
+// ending the one being written, if of another type).
+func (s *responseEvents) startPart(typ string) error {
+	if s.part == typ {
+		return nil
+	}
+	if err := s.endPart(); err != nil {
+		return err
+	}
+	s.part = typ
+	s.text.Reset()
+	s.lps = nil
+	return s.named("response.content_part.added", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": len(s.parts), "part": contentPart{Type: typ}})
+}
+
+// endPart ends the content part being written: output_text.done (or
+// refusal.done) and content_part.done.
+func (s *responseEvents) endPart() error {
+	if s.part == "" {
+		return nil
+	}
+	p := s.openPart()
+	s.part = ""
+	at := map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": len(s.parts)}
+	done := map[string]any{"text": p.Text, "logprobs": p.Logprobs}
+	typ := "response.output_text.done"
+	if p.Type == partRefusal {
+		typ, done = "response.refusal.done", map[string]any{"refusal": p.Text}
+	}
+	if p.Type == partText && p.Logprobs == nil {
+		done["logprobs"] = []openaiwire.TokenLogprob{}
+	}
+	maps.Copy(done, at)
+	if err := s.named(typ, done); err != nil {
+		return err
+	}
+	s.parts = append(s.parts, p)
+	at["part"] = p
+	return s.named("response.content_part.done", at)
+}
+
+// startMessage opens a message item, unless one is being written.
+func (s *responseEvents) startMessage() error {
+	if s.open >= 0 && s.isText {
+		return nil
+	}
+	if err := s.closeOpen("completed"); err != nil {
+		return err
+	}
+	s.open, s.isText, s.msgID = len(s.items), true, newID("msg_")
+	s.parts, s.part = nil, ""
+	item := messageItem(s.msgID, "", "", "in_progress")
+	s.items = append(s.items, item)
+	return s.named("response.output_item.added", map[string]any{"output_index": s.open, "item": item})
 }
 
 type streamCall struct {
@@ -1603,19 +1705,16 @@ func (s *responseEvents) closeOpen(status string) error {
 		return nil
 	}
 	idx := s.open
-	s.open = -1
 	if s.rs != nil && idx == s.rs.index {
+		s.open = -1
 		return s.closeReasoning()
 	}
 	if s.isText {
+		if err := s.endPart(); err != nil {
+			return err
+		}
+		s.open = -1
 		item := s.textItem(status)
-		part := item.Content[0]
-		if err := s.named("response.output_text.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "text": part.Text, "logprobs": part.Logprobs}); err != nil {
-			return err
-		}
-		if err := s.named("response.content_part.done", map[string]any{"item_id": s.msgID, "output_index": idx, "content_index": 0, "part": part}); err != nil {
-			return err
-		}
 		s.items[idx] = item
 		return s.named("response.output_item.done", map[string]any{"output_index": idx, "item": item})
 	}
@@ -1669,21 +1768,11 @@ func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, lps []*pb
 		s.pending = append(s.pending, lps...)
 	}
 	if text != "" {
-		if s.open < 0 || !s.isText {
-			if err := s.closeOpen("completed"); err != nil {
-				return err
-			}
-			s.open, s.isText, s.msgID = len(s.items), true, newID("msg_")
-			s.text.Reset()
-			s.lps = nil
-			item := messageItem(s.msgID, "", "in_progress")
-			s.items = append(s.items, item)
-			if err := s.named("response.output_item.added", map[string]any{"output_index": s.open, "item": item}); err != nil {
-				return err
-			}
-			if err := s.named("response.content_part.added", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "part": newOutputText("")}); err != nil {
-				return err
-			}
+		if err := s.startMessage(); err != nil {
+			return err
+		}
+		if err := s.startPart(partText); err != nil {
+			return err
 		}
 		s.text.WriteString(text)
 		sent := []openaiwire.TokenLogprob{}
@@ -1692,7 +1781,7 @@ func (s *responseEvents) delta(text string, calls []*pb.ToolCallDelta, lps []*pb
 			s.pending = s.pending[:0]
 			s.lps = append(s.lps, sent...)
 		}
-		if err := s.named("response.output_text.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": 0, "delta": text, "logprobs": sent}); err != nil {
+		if err := s.named("response.output_text.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": len(s.parts), "delta": text, "logprobs": sent}); err != nil {
 			return err
 		}
 	}
@@ -1743,9 +1832,21 @@ func (s *responseEvents) finish(reason string) error {
 
 func (s *responseEvents) tier(t string) { s.tierSeen = t }
 
-// refusal writes a piece of a refusal as text: the Responses API's
-// refusal content part is not built yet.
-func (s *responseEvents) refusal(text string) error { return s.delta(text, nil, nil) }
+// refusal writes a piece of a refusal, as OpenAI streams one: in the
+// open message's refusal part (response.refusal.delta).
+func (s *responseEvents) refusal(text string) error {
+	if text == "" {
+		return nil
+	}
+	if err := s.startMessage(); err != nil {
+		return err
+	}
+	if err := s.startPart(partRefusal); err != nil {
+		return err
+	}
+	s.text.WriteString(text)
+	return s.named("response.refusal.delta", map[string]any{"item_id": s.msgID, "output_index": s.open, "content_index": len(s.parts), "delta": text})
+}
 
 // fail sends an error event (with OpenAI's documented fields and the
 // nested error object that the SDKs raise as an APIError) and then
@@ -1784,7 +1885,7 @@ func (s *responseEvents) end(u *usageJSON, estimated bool, serviceTier string) {
 	r := *s.resp
 	r.Status, r.IncompleteDetails, r.Output = status, incomplete, s.output()
 	if !answered(r.Output) {
-		r.Output = append(r.Output, messageItem(newID("msg_"), "", itemStatus(status)))
+		r.Output = append(r.Output, messageItem(newID("msg_"), "", "", itemStatus(status)))
 	}
 	r.Usage = responseUsageOf(u, estimated)
 	if serviceTier == "" {

@@ -19,7 +19,9 @@
 // message before it, and a call that no tool message answers, are 400s,
 // as OpenAI's.
 // With PreambleTrigger in the last user message, an answer with calls
-// has text too (Preamble), before them.
+// has text too (Preamble), before them. With RefusalTrigger there, the
+// answer is a refusal (Refusal) as OpenAI gives one: message.refusal with
+// content null, a stream's delta.refusal in pieces, and no calls.
 //
 // Image parts (image_url, in user messages only) are checked as OpenAI
 // checks them and read as "[image TYPE N bytes]" for a base64 data: URL
@@ -359,7 +361,10 @@ func (s *Server) chat(w http.ResponseWriter, body map[string]any, model string, 
 	ct := len(strings.Fields(content))
 	message := map[string]any{"role": "assistant", "content": content, "refusal": nil}
 	finish := "stop"
-	if calls := toolCalls(body); len(calls) > 0 {
+	if refuses(body) {
+		content, ct = Refusal, len(strings.Fields(Refusal))
+		message["content"], message["refusal"] = nil, Refusal
+	} else if calls := toolCalls(body); len(calls) > 0 {
 		message["content"], finish, ct = nil, "tool_calls", 0
 		if pre := preamble(body); pre != "" {
 			message["content"], ct = pre, len(strings.Fields(pre))
@@ -431,7 +436,13 @@ func (s *Server) stream(w http.ResponseWriter, body map[string]any, model string
 	deltas := make([]map[string]any, 0, len(words))
 	first := map[string]any{"role": "assistant", "content": "", "refusal": nil}
 	ct := len(strings.Fields(content))
-	if calls := toolCalls(body); len(calls) > 0 {
+	if refuses(body) {
+		first["content"], first["refusal"] = nil, ""
+		content, ct = Refusal, len(strings.Fields(Refusal))
+		for _, word := range strings.SplitAfter(Refusal, " ") {
+			deltas = append(deltas, map[string]any{"refusal": word})
+		}
+	} else if calls := toolCalls(body); len(calls) > 0 {
 		// OpenAI's shape: the first call's id, type and name with the
 		// role, then argument fragments; each further call opens with
 		// its own id, type and name under the next index.
@@ -615,6 +626,25 @@ const PreambleTrigger = "[preamble]"
 
 // Preamble is the text of an answer with PreambleTrigger.
 const Preamble = "Let me look that up."
+
+// RefusalTrigger, in the last user message, makes the answer a refusal
+// (Refusal) instead of content: OpenAI's message.refusal, content null,
+// which a model gives instead of the JSON a json_schema response_format
+// asks for.
+const RefusalTrigger = "[refuse]"
+
+// Refusal is the refusal of an answer with RefusalTrigger.
+const Refusal = "I can't help with that."
+
+// refuses says the last message holds RefusalTrigger.
+func refuses(body map[string]any) bool {
+	msgs, _ := body["messages"].([]any)
+	if len(msgs) == 0 {
+		return false
+	}
+	last, _ := msgs[len(msgs)-1].(map[string]any)
+	return strings.Contains(contentText(last["content"]), RefusalTrigger)
+}
 
 // preamble is the answer's text before its calls: Preamble when the last
 // message holds PreambleTrigger, else "".

@@ -12,7 +12,11 @@ metadata, ...: merged into the request body; a key the plugin sets
 itself is refused). It declares
 the matching capabilities (images, files, penalties, reasoning_effort,
 openai_params), so the gateway sends it such requests. It does not carry
-logprobs back, and does not declare that capability.
+logprobs back, and does not declare that capability. A model's refusal
+(OpenAI's message.refusal, a stream's delta.refusal) is carried back in
+the contract's refusal field, not as content, so that the gateway hands
+it to clients as a refusal and does not check it against the request's
+response_format.
 
 It is the Python counterpart of plugins/providers/openai, smaller: no
 connection pool (one connection per call), no structured_output modes.
@@ -358,7 +362,8 @@ class OpenAICompat(vp.Provider):
         except (KeyError, IndexError, TypeError):
             raise vp.PluginError(vp.UNAVAILABLE, "upstream answer has no choices") from None
         out = pb.ChatResponse(id=ans.get("id") or "", model=ans.get("model") or req.model,
-                              content=msg.get("content") or "", finish_reason=choice.get("finish_reason") or "stop")
+                              content=msg.get("content") or "", refusal=msg.get("refusal") or "",
+                              finish_reason=choice.get("finish_reason") or "stop")
         for tc in msg.get("tool_calls") or []:
             fn = tc.get("function") or {}
             out.tool_calls.add(id=tc.get("id") or "", name=fn.get("name") or "", arguments=fn.get("arguments") or "")
@@ -388,14 +393,15 @@ class OpenAICompat(vp.Provider):
                     usage = chunk["usage"]
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
-                    ev = pb.ChatEvent(delta=delta.get("content") or "", reasoning_content=_reasoning(delta))
+                    ev = pb.ChatEvent(delta=delta.get("content") or "", refusal=delta.get("refusal") or "",
+                                      reasoning_content=_reasoning(delta))
                     for tc in delta.get("tool_calls") or []:
                         fn = tc.get("function") or {}
                         ev.tool_calls.add(index=int(tc.get("index") or 0), id=tc.get("id") or "",
                                           name=fn.get("name") or "", arguments=fn.get("arguments") or "")
                     if first:
                         ev.id, ev.model, first = chunk.get("id") or "", chunk.get("model") or req.model, False
-                    if ev.delta or ev.tool_calls or ev.id or ev.reasoning_content:
+                    if ev.delta or ev.refusal or ev.tool_calls or ev.id or ev.reasoning_content:
                         yield ev
                     finish = choice.get("finish_reason") or finish
         if not done:
@@ -424,4 +430,4 @@ class OpenAICompat(vp.Provider):
 
 
 if __name__ == "__main__":
-    vp.serve_provider(vp.Info("py-openai", "1.2.0", capabilities=CAPABILITIES), OpenAICompat())
+    vp.serve_provider(vp.Info("py-openai", "1.3.0", capabilities=CAPABILITIES), OpenAICompat())

@@ -9,6 +9,7 @@
 // and node exits non-zero.
 import assert from 'node:assert/strict';
 import { APIError, BadRequestError, NotFoundError } from 'openai';
+import { makeParseableTextFormat } from 'openai/lib/parser';
 import { client, exchanges, check, done } from './harness.mjs';
 
 const model = 'default';
@@ -115,6 +116,50 @@ await check('text.format json_schema', async () => {
   assert.deepEqual(JSON.parse(res.output_text), { answer: 'structured' });
   assert.equal(res.text.format.type, 'json_schema');
   assert.equal(res.text.format.name, 'reply');
+});
+
+// A refusal (the stub's, with "[refuse]" in the input) is OpenAI's
+// refusal content part, not output_text: responses.parse with a parseable
+// text.format (makeParseableTextFormat, what zodTextFormat builds) gives
+// output_parsed null and the refusal, whole and streamed.
+await check('a refusal: responses.parse and responses.stream', async () => {
+  const text = {
+    format: makeParseableTextFormat(
+      { type: 'json_schema', name: 'reply', strict: true, schema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false } },
+      (content) => JSON.parse(content),
+    ),
+  };
+  const refusalPart = { type: 'refusal', refusal: "I can't help with that." };
+  // A plain answer parses (the format is parseable indeed).
+  const ok = await client.responses.parse({ model, input: 'parse me', text });
+  assert.deepEqual(ok.output_parsed, { answer: 'parse me' });
+
+  const res = await client.responses.parse({ model, input: 'please [refuse] this', text });
+  assert.equal(res.status, 'completed');
+  assert.equal(res.output_parsed, null);
+  assert.equal(res.output_text, '');
+  assert.equal(res.output.length, 1);
+  assert.deepEqual(res.output[0].content, [refusalPart]);
+
+  const deltas = [];
+  const types = [];
+  const final = await client.responses
+    .stream({ model, input: 'please [refuse] that', text })
+    .on('event', (e) => types.push(e.type))
+    .on('response.refusal.delta', (e) => {
+      assert.equal(e.content_index, 0);
+      deltas.push(e.delta);
+    })
+    .finalResponse();
+  assert.ok(deltas.length > 1, `${deltas.length} refusal deltas`);
+  assert.equal(deltas.join(''), refusalPart.refusal);
+  assert.ok(!types.includes('response.output_text.delta'), `${types}`);
+  for (const t of ['response.content_part.added', 'response.refusal.done', 'response.content_part.done', 'response.output_item.done']) {
+    assert.equal(types.filter((x) => x === t).length, 1, `${t} in ${types}`);
+  }
+  assert.equal(final.output_parsed, null);
+  assert.equal(final.output_text, '');
+  assert.deepEqual(final.output[0].content, [refusalPart]);
 });
 
 await check('responses.stream: deltas and the final response', async () => {
