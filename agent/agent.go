@@ -462,12 +462,15 @@ func (a *Agent) Reload(next *config.Loaded) {
 	}
 
 	changed := config.Diff(prev.Config, next.Config)
+	// The API's TLS files first: a new path is applied when its file
+	// loads (see reloadTLS), and is then no change needing a restart.
+	tlsApplied := a.reloadTLS(prev.API.TLS, next.API.TLS)
 	alertsApplied := a.reloadAlerts(changed, next.Alerts)
 	driftApplied := a.reloadDrift(changed, next.Config)
 	applied := []string{} // logged as [], not null, when nothing changed
 	var ignored []string
 	for _, key := range changed {
-		if reloadable[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) ||
+		if reloadable[key] || tlsApplied[key] || strings.HasPrefix(key, "plugins.") || (alertsApplied && strings.HasPrefix(key, "alerts.")) ||
 			(driftApplied && driftReloadable(key)) {
 			applied = append(applied, key)
 		} else {
@@ -478,18 +481,6 @@ func (a *Agent) Reload(next *config.Loaded) {
 		a.opts.Level.Set(lvl)
 	}
 	a.api.Reload(next.API)
-	// A renewed certificate is written over the running files (api.tls
-	// paths themselves change only on restart): serve it from now on.
-	if changed, err := a.api.ReloadCertificate(); err != nil {
-		a.logger.Error("reload: cannot read the API TLS certificate again; still serving the running one", "err", err.Error())
-	} else if changed {
-		a.logger.Info("API TLS certificate reloaded", "cert_file", prev.API.TLS.CertFile)
-	}
-	if changed, err := a.api.ReloadClientCA(); err != nil {
-		a.logger.Error("reload: cannot read the API's client CA again; still verifying clients against the running one", "err", err.Error())
-	} else if changed {
-		a.logger.Info("API TLS client CA reloaded", "client_ca_file", prev.API.TLS.ClientCAFile)
-	}
 	a.plugins.SetWhere(next.Where)
 	a.plugins.Reload(next.Plugins)
 	a.reloadFleet(*next)
@@ -500,6 +491,10 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.LogLevel = next.LogLevel
 	kept.API.Tokens = next.API.Tokens
 	kept.API.AccessLog = next.API.AccessLog
+	if prev.API.TLS.Enabled() {
+		files := a.api.TLSFiles()
+		kept.API.TLS.CertFile, kept.API.TLS.KeyFile, kept.API.TLS.ClientCAFile = files.CertFile, files.KeyFile, files.ClientCAFile
+	}
 	kept.Plugins = next.Plugins
 	kept.Gossip.Role = next.Gossip.Role
 	if alertsApplied {
@@ -519,6 +514,38 @@ func (a *Agent) Reload(next *config.Loaded) {
 	if len(ignored) > 0 {
 		a.logger.Warn("some configuration changes need a restart to take effect; the agent keeps the running values", "keys", ignored)
 	}
+}
+
+// reloadTLS reads the API's TLS certificate and client CA again, from the
+// paths of the new configuration: a renewed certificate written over the
+// running files or to new ones, a rotated CA. It returns the api.tls path
+// keys it applied. A file that does not load leaves the running
+// certificate (or CA) and its path in place. Turning TLS or client
+// certificates on or off still takes a restart.
+func (a *Agent) reloadTLS(prev, next config.TLS) map[string]bool {
+	applied := map[string]bool{}
+	if changed, err := a.api.ReloadCertificate(next); err != nil {
+		a.logger.Error("reload: cannot read the API TLS certificate; still serving the running one", "cert_file", next.CertFile, "key_file", next.KeyFile, "err", err.Error())
+	} else {
+		if files := a.api.TLSFiles(); prev.Enabled() && next.Enabled() {
+			applied["api.tls.cert_file"] = files.CertFile == next.CertFile
+			applied["api.tls.key_file"] = files.KeyFile == next.KeyFile
+		}
+		if changed {
+			a.logger.Info("API TLS certificate reloaded", "cert_file", next.CertFile)
+		}
+	}
+	if changed, err := a.api.ReloadClientCA(next); err != nil {
+		a.logger.Error("reload: cannot read the API's client CA; still verifying clients against the running one", "client_ca_file", next.ClientCAFile, "err", err.Error())
+	} else {
+		if prev.ClientCAFile != "" && next.ClientCAFile != "" {
+			applied["api.tls.client_ca_file"] = a.api.TLSFiles().ClientCAFile == next.ClientCAFile
+		}
+		if changed {
+			a.logger.Info("API TLS client CA reloaded", "client_ca_file", next.ClientCAFile)
+		}
+	}
+	return applied
 }
 
 // Registry is the agent's metrics registry, for subsystems to register with.

@@ -98,4 +98,27 @@ func TestTLSClientCertificates(t *testing.T) {
 	if code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert, "-client-key", cliKey); code != 2 || !strings.Contains(out, "unknown certificate authority") {
 		t.Errorf("status with a certificate of the old client CA after SIGHUP: exit %d:\n%s", code, out)
 	}
+
+	// New paths: a new server certificate (from another CA) and the first
+	// client CA again, in files of their own. SIGHUP serves and verifies
+	// them, without a restart and without calling the keys restart-only.
+	newDir := filepath.Join(dir, "renewed")
+	if err := os.Mkdir(newDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newCA, newCert, newKey := agentCert(t, newDir)
+	testutil.WriteCert(t, filepath.Join(newDir, "clients.pem"), clientCA)
+	writeFile(t, cfg, fmt.Sprintf("data_dir: %s\napi:\n  addr: 127.0.0.1:0\n  tls:\n    cert_file: %s\n    key_file: %s\n    client_ca_file: %s\n",
+		filepath.Join(dir, "data"), newCert, newKey, filepath.Join(newDir, "clients.pem")))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Count(a.stderr.String(), "API TLS client CA reloaded") == 2 }, "the second client CA reload")
+	if code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", newCA, "-client-cert", cliCert, "-client-key", cliKey); code != 0 {
+		t.Errorf("status against the new certificate, with the new client CA's certificate: exit %d:\n%s", code, out)
+	}
+	if code, out := vigil(nil, "status", "-http-addr", addr, "-ca-file", caFile, "-client-cert", cliCert, "-client-key", cliKey); code != 2 {
+		t.Errorf("the old server CA still verifies the agent after its certificate moved: exit %d:\n%s", code, out)
+	}
+	if log := a.stderr.String(); strings.Contains(log, "need a restart") {
+		t.Errorf("new api.tls paths were called restart-only:\n%s", log)
+	}
 }

@@ -110,6 +110,10 @@ type Server struct {
 	// swapped by ReloadClientCA; clientCAPEM is the file as last read.
 	clientCAs   atomic.Pointer[x509.CertPool]
 	clientCAPEM []byte
+	// tlsFiles are the api.tls files in use: cfg.TLS at start, then what
+	// the reloads took. Read and written by Listen and the reload
+	// goroutine only.
+	tlsFiles config.TLS
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -491,6 +495,7 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("API listen on %s: %w", s.cfg.Addr, err)
 		}
 		if s.cfg.TLS.Enabled() {
+			s.tlsFiles = s.cfg.TLS
 			cert, err := loadCertificate(s.cfg.TLS)
 			if err != nil {
 				ln.Close()
@@ -533,26 +538,32 @@ func (s *Server) currentCertificate(*tls.ClientHelloInfo) (*tls.Certificate, err
 	return s.cert.Load(), nil
 }
 
-// ReloadCertificate reads the running api.tls.cert_file and key_file again
-// (a renewed certificate written over the old files) and serves them from
-// the next handshake on. It reports whether the certificate changed; on an
-// error (a file half written, a key that is not the certificate's) the
-// running certificate stays. Without TLS it does nothing.
-func (s *Server) ReloadCertificate() (changed bool, err error) {
+// ReloadCertificate reads api.tls.cert_file and key_file again, from the
+// paths in next (the running ones, or new ones a reload gives: a renewed
+// certificate written over the old files or beside them), and serves them
+// from the next handshake on. It reports whether the certificate changed;
+// on an error (a file missing or half written, a key that is not the
+// certificate's) the running certificate and paths stay. Without TLS it
+// does nothing: turning TLS on or off takes a restart.
+func (s *Server) ReloadCertificate(next config.TLS) (changed bool, err error) {
 	old := s.cert.Load()
-	if old == nil {
+	if old == nil || !next.Enabled() {
 		return false, nil
 	}
-	cert, err := loadCertificate(s.cfg.TLS)
+	cert, err := loadCertificate(next)
 	if err != nil {
 		return false, err
 	}
+	s.tlsFiles.CertFile, s.tlsFiles.KeyFile = next.CertFile, next.KeyFile
 	if len(cert.Certificate) == len(old.Certificate) && slices.EqualFunc(cert.Certificate, old.Certificate, bytes.Equal) {
 		return false, nil
 	}
 	s.cert.Store(cert)
 	return true, nil
 }
+
+// TLSFiles returns the api.tls files in use, after the reloads.
+func (s *Server) TLSFiles() config.TLS { return s.tlsFiles }
 
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.currentCertificate}
@@ -590,19 +601,21 @@ func loadClientCA(c config.TLS) ([]byte, *x509.CertPool, error) {
 	return pem, pool, nil
 }
 
-// ReloadClientCA reads the running api.tls.client_ca_file again (a CA
-// added or rotated in place) and verifies client certificates against it
-// from the next handshake on. It reports whether the file changed; on an
-// error the running CAs stay. Without client certificates it does
-// nothing. Called from the reload goroutine only.
-func (s *Server) ReloadClientCA() (changed bool, err error) {
-	if s.clientCAs.Load() == nil {
+// ReloadClientCA reads api.tls.client_ca_file again, from the path in
+// next (the running one, or a new one a reload gives), and verifies
+// client certificates against it from the next handshake on. It reports
+// whether the CAs changed; on an error the running CAs and path stay.
+// Without client certificates it does nothing: requiring them, or no
+// longer, takes a restart. Called from the reload goroutine only.
+func (s *Server) ReloadClientCA(next config.TLS) (changed bool, err error) {
+	if s.clientCAs.Load() == nil || next.ClientCAFile == "" {
 		return false, nil
 	}
-	pem, pool, err := loadClientCA(s.cfg.TLS)
+	pem, pool, err := loadClientCA(next)
 	if err != nil {
 		return false, err
 	}
+	s.tlsFiles.ClientCAFile = next.ClientCAFile
 	if bytes.Equal(pem, s.clientCAPEM) {
 		return false, nil
 	}
