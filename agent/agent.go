@@ -491,8 +491,7 @@ func (a *Agent) Reload(next *config.Loaded) {
 	kept.LogLevel = next.LogLevel
 	kept.API.Tokens = next.API.Tokens
 	kept.API.AccessLog = next.API.AccessLog
-	if prev.API.TLS.Enabled() {
-		files := a.api.TLSFiles()
+	if files := a.api.TLSFiles(); files.Enabled() { // TLS is served: its files as reloaded
 		kept.API.TLS.CertFile, kept.API.TLS.KeyFile, kept.API.TLS.ClientCAFile = files.CertFile, files.KeyFile, files.ClientCAFile
 	}
 	kept.Plugins = next.Plugins
