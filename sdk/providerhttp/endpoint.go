@@ -108,22 +108,44 @@ func DefaultClassify(status int, h http.Header, body []byte) error {
 	return StatusError(status, h, fmt.Sprintf("upstream HTTP %d: %s", status, msg))
 }
 
-// credentialHeaders carry the upstream API key: OpenAI's Authorization
-// (after its scheme), Anthropic's x-api-key, Azure OpenAI's api-key.
-var credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+// credentialWords mark a header that carries a credential: its
+// lower-cased name contains one of them. That covers OpenAI's
+// Authorization, Anthropic's x-api-key, Azure's api-key and
+// Ocp-Apim-Subscription-Key, Google's x-goog-api-key, and the header of
+// a third party's own upstream (X-Acme-Token, X-Auth-Token, ...), which
+// a provider built on Endpoint gets redacted without saying so.
+var credentialWords = []string{"auth", "key", "token", "secret", "passw", "cookie", "credential"}
+
+// isCredentialHeader says whether the header name carries a credential.
+func isCredentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // RedactCredentials replaces, in an upstream's error body, every
-// credential the request carried in h: the value of Authorization (after
-// its scheme, "Bearer "), X-Api-Key and Api-Key, each with "[redacted]".
-// A server or proxy that quotes the rejected key ("Incorrect API key
-// provided: sk-...") would otherwise hand the operator's key to every
-// client of the gateway, in the error it answers with. Values shorter
-// than 8 bytes are left alone: they are no real key, and replacing them
-// would garble the message. Endpoint.Do applies it before Classify.
+// credential the request carried in h with "[redacted]": the value of
+// each header whose name says it carries one (it contains "auth", "key",
+// "token", "secret", "passw", "cookie" or "credential", in any case:
+// Authorization and Proxy-Authorization after their scheme, "Bearer ",
+// X-Api-Key, Api-Key, X-Goog-Api-Key, a custom X-Acme-Token). A server
+// or proxy that quotes the rejected key ("Incorrect API key provided:
+// sk-...") would otherwise hand the operator's key to every client of
+// the gateway, in the error it answers with. Other headers (a version,
+// a team name) are left alone, and so are values shorter than 8 bytes:
+// they are no real key, and replacing them would garble the message.
+// Endpoint.Do applies it before Classify.
 func RedactCredentials(body []byte, h http.Header) []byte {
-	for _, name := range credentialHeaders {
-		for _, v := range h.Values(name) {
-			if name == "Authorization" {
+	for name, vs := range h {
+		if !isCredentialHeader(name) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.Contains(strings.ToLower(name), "authorization") {
 				if _, cred, ok := strings.Cut(v, " "); ok {
 					v = cred
 				}

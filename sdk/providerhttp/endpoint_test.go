@@ -67,14 +67,22 @@ func TestEndpointDo(t *testing.T) {
 func TestEndpointRedactsKeyInErrors(t *testing.T) {
 	const key = "sk-proj-0123456789abcdef"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		echoed := r.Header.Get("Authorization") + " " + r.Header.Get("X-Api-Key") + " " + r.Header.Get("Api-Key")
-		http.Error(w, `{"error":{"message":"Incorrect API key provided: `+echoed+`"}}`, http.StatusUnauthorized)
+		var echoed []string
+		for _, vs := range r.Header {
+			echoed = append(echoed, vs...)
+		}
+		http.Error(w, `{"error":{"message":"Incorrect API key provided: `+strings.Join(echoed, " ")+`"}}`, http.StatusUnauthorized)
 	}))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct{ header, value string }{
 		{"Authorization", "Bearer " + key},
 		{"x-api-key", key},
 		{"api-key", key},
+		// A third party's upstream authenticates with a header of its own.
+		{"X-Acme-Token", key},
+		{"x-goog-api-key", key},
+		{"Ocp-Apim-Subscription-Key", key},
+		{"Proxy-Authorization", "Basic " + key},
 	} {
 		t.Run(tc.header, func(t *testing.T) {
 			h := http.Header{}
@@ -102,6 +110,11 @@ func TestRedactCredentials(t *testing.T) {
 		{"x-api-key, every copy", "X-Api-Key", "sk-ant-abcdefgh", "sk-ant-abcdefgh != sk-ant-abcdefgh", "[redacted] != [redacted]"},
 		{"short value left alone", "Api-Key", "abc", "abc is not a key", "abc is not a key"},
 		{"other headers left alone", "X-Team", "machine-learning", "team machine-learning", "team machine-learning"},
+		{"version header left alone", "Anthropic-Version", "2023-06-01", "anthropic-version 2023-06-01 is unknown", "anthropic-version 2023-06-01 is unknown"},
+		{"custom token header", "X-Acme-Token", "acme-0123456789", "bad token acme-0123456789", "bad token [redacted]"},
+		{"auth token header", "X-Auth-Token", "tok-0123456789", "token tok-0123456789 expired", "token [redacted] expired"},
+		{"secret header", "X-Client-Secret", "s3cr3t-value", "secret s3cr3t-value", "secret [redacted]"},
+		{"proxy authorization after its scheme", "Proxy-Authorization", "Basic dXNlcjpwYXNzd29yZA==", "Basic dXNlcjpwYXNzd29yZA== refused", "Basic [redacted] refused"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := http.Header{}
