@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +30,9 @@ type Endpoint struct {
 	// of body, credentials redacted) into the error Do returns: an
 	// *sdk.Error with the class that fits, which a provider refines with
 	// what its upstream says in the body (a prompt too long for the
-	// model's context, an exhausted quota). nil: DefaultClassify.
+	// model's context, an exhausted quota). nil: DefaultClassify. An
+	// error it returns without a class gets the status's
+	// (StatusError, with its message); nil from it, DefaultClassify's.
 	Classify func(status int, h http.Header, body []byte) error
 }
 
@@ -92,9 +95,27 @@ func (e *Endpoint) Do(ctx context.Context, method, path string, body any) (*http
 		if classify == nil {
 			classify = DefaultClassify
 		}
-		return nil, classify(resp.StatusCode, resp.Header, RedactCredentials(b, e.Header))
+		return nil, classified(classify, resp.StatusCode, resp.Header, RedactCredentials(b, e.Header))
 	}
 	return resp, nil
+}
+
+// classified is classify's error for a non-2xx answer, never nil and
+// always with a class: a Classify that returns nil gets
+// DefaultClassify's error, and one that returns an error without a class
+// (errors.New, fmt.Errorf) gets the status's class and Retry-After
+// (StatusError) with its message, so that a 429 is still retried after
+// the wait rather than taken for a failed connection.
+func classified(classify func(int, http.Header, []byte) error, status int, h http.Header, body []byte) error {
+	err := classify(status, h, body)
+	if err == nil {
+		return DefaultClassify(status, h, body)
+	}
+	var se *sdk.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	return StatusError(status, h, err.Error())
 }
 
 // DefaultClassify is the Classify of an Endpoint that sets none: the

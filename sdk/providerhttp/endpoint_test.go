@@ -3,12 +3,15 @@ package providerhttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilml/vigil/sdk"
 )
 
 // TestEndpointDo: every request carries the endpoint's headers (and
@@ -31,7 +34,7 @@ func TestEndpointDo(t *testing.T) {
 	t.Cleanup(srv.Close)
 	h := http.Header{}
 	h.Set("Authorization", "Bearer k")
-	errClassified := errors.New("classified")
+	errClassified := sdk.Errorf(sdk.InvalidRequest, "classified")
 	var status int
 	var body string
 	e := NewEndpoint(srv.URL, 2, time.Second, h, func(s int, _ http.Header, b []byte) error {
@@ -121,6 +124,42 @@ func TestRedactCredentials(t *testing.T) {
 			h.Set(c.header, c.value)
 			if got := string(RedactCredentials([]byte(c.body), h)); got != c.want {
 				t.Errorf("RedactCredentials(%q) with %s: %s = %q, want %q", c.body, c.header, c.value, got, c.want)
+			}
+		})
+	}
+}
+
+// TestEndpointClassifyWithoutClass: a Classify that returns nil or an
+// error without a class (errors.New, fmt.Errorf) still gets a non-2xx
+// answer the status's class and Retry-After, rather than a nil response
+// (a panic in Call) or class unavailable with a message about a failed
+// connection.
+func TestEndpointClassifyWithoutClass(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, `{"fault":"throttled"}`, http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name     string
+		classify func(int, http.Header, []byte) error
+		message  string
+	}{
+		{"nil", func(int, http.Header, []byte) error { return nil }, `upstream HTTP 429: {"fault":"throttled"}`},
+		{"plain error", func(s int, _ http.Header, b []byte) error { return fmt.Errorf("acme said %s", b) }, `acme said {"fault":"throttled"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEndpoint(srv.URL, 1, time.Second, nil, tc.classify)
+			err := e.Call(http.MethodPost, "/v2/generate", map[string]int{}, true).Do(context.Background(), func(*http.Response) error {
+				t.Error("read called for a 429")
+				return nil
+			})
+			var se *sdk.Error
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want an *sdk.Error", err)
+			}
+			if se.Class != sdk.RateLimited || se.RetryAfter != 2*time.Second || !strings.Contains(se.Message, tc.message) {
+				t.Errorf("err = %s %v %q, want rate_limited 2s containing %q", se.Class, se.RetryAfter, se.Message, tc.message)
 			}
 		})
 	}
