@@ -38,7 +38,10 @@ type Endpoint struct {
 
 // NewEndpoint returns an endpoint for baseURL with a client
 // (NewHTTPClient) and slots sized to maxConcurrency; timeout is the
-// longest silence of the upstream. classify may be nil (DefaultClassify).
+// longest silence of the upstream. Zero (or less) for either means no
+// bound, as for Go's own timeouts; give the plugin's defaults for both
+// (providerconf.HTTP leaves them as the defaults say when the settings
+// do not set them). classify may be nil (DefaultClassify).
 func NewEndpoint(baseURL string, maxConcurrency int, timeout time.Duration, header http.Header, classify func(status int, h http.Header, body []byte) error) *Endpoint {
 	return &Endpoint{Client: NewHTTPClient(maxConcurrency, timeout), Slots: NewSlots(maxConcurrency), Timeout: timeout,
 		BaseURL: baseURL, Header: header, Classify: classify}
