@@ -123,11 +123,11 @@ func classified(classify func(int, http.Header, []byte) error, status int, h htt
 
 // DefaultClassify is the Classify of an Endpoint that sets none: the
 // class of the status (ClassForStatus) with its Retry-After, and the
-// body's text, cut to 512 bytes, as the message.
+// body's text, cut to 512 bytes (between characters), as the message.
 func DefaultClassify(status int, h http.Header, body []byte) error {
 	msg := strings.TrimSpace(string(body))
 	if len(msg) > 512 {
-		msg = msg[:512] + "..."
+		msg = strings.ToValidUTF8(msg[:512], "") + "..." // not in a character
 	}
 	return StatusError(status, h, fmt.Sprintf("upstream HTTP %d: %s", status, msg))
 }
