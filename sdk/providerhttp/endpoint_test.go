@@ -164,3 +164,54 @@ func TestEndpointClassifyWithoutClass(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointRedirectKeepsCredentialsHome: an upstream that redirects to
+// another host does not get the endpoint's credentials sent there (Go's
+// client drops only Authorization and Cookie; a custom X-Acme-Token or
+// Anthropic's x-api-key would follow the redirect), while a redirect on
+// the same host keeps them.
+func TestEndpointRedirectKeepsCredentialsHome(t *testing.T) {
+	seen := make(chan http.Header, 4)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		io.WriteString(w, "{}")
+	}))
+	t.Cleanup(other.Close)
+	var home *httptest.Server
+	home = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/v2/generate", http.StatusTemporaryRedirect)
+		case "/here":
+			http.Redirect(w, r, home.URL+"/v2/generate", http.StatusTemporaryRedirect)
+		default:
+			seen <- r.Header.Clone()
+			io.WriteString(w, "{}")
+		}
+	}))
+	t.Cleanup(home.Close)
+	// httptest servers share 127.0.0.1; name the other one differently.
+	other.URL = strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	h := http.Header{}
+	h.Set("X-Acme-Token", "acme-0123456789")
+	h.Set("X-Api-Key", "sk-ant-0123456789")
+	h.Set("X-Team", "ml")
+	e := NewEndpoint(home.URL, 1, 5*time.Second, h, nil)
+	for _, tc := range []struct {
+		path string
+		keep bool
+	}{{"/away", false}, {"/here", true}} {
+		resp, err := e.Do(context.Background(), http.MethodPost, tc.path, map[string]int{"a": 1})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		resp.Body.Close()
+		got := <-seen
+		if kept := got.Get("X-Acme-Token") != "" || got.Get("X-Api-Key") != ""; kept != tc.keep {
+			t.Errorf("redirect %s: credentials sent on = %v, want %v (headers %v)", tc.path, kept, tc.keep, got)
+		}
+		if got.Get("X-Team") != "ml" {
+			t.Errorf("redirect %s: other headers dropped: %v", tc.path, got)
+		}
+	}
+}

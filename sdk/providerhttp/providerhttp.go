@@ -58,11 +58,34 @@ import (
 // per host, too few for a plugin with many calls in flight) and waits at
 // most timeout for the response headers of each request. The deadline of
 // a whole call comes from the caller's context, not from the client.
+//
+// It follows at most 10 redirects, as Go's client does, but one to
+// another host (host and port) goes without the request's credential
+// headers (those RedactCredentials knows, X-Api-Key and a custom
+// X-Acme-Token as well as Authorization): Go's client drops only
+// Authorization and Cookie, so the key of an upstream that
+// authenticates with a header of its own would otherwise be sent
+// wherever that upstream, or a proxy in front of it, redirects.
 func NewHTTPClient(maxConcurrency int, timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = maxConcurrency
 	tr.ResponseHeaderTimeout = timeout
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: keepCredentialsHome}
+}
+
+// keepCredentialsHome is NewHTTPClient's CheckRedirect.
+func keepCredentialsHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host {
+		for name := range req.Header {
+			if isCredentialHeader(name) {
+				req.Header.Del(name)
+			}
+		}
+	}
+	return nil
 }
 
 // Slots bounds the calls in flight to one upstream: the max_concurrency
