@@ -20,6 +20,10 @@ import (
 // contract's classes. A provider makes one per configuration and
 // replaces it whole when reconfigured, so a call in flight keeps the
 // endpoint it started with; its fields are not changed after first use.
+//
+// NewEndpoint fills every field; in an Endpoint written as a literal, a
+// nil Client is a shared NewHTTPClient(0, 0), nil Slots and a zero
+// Timeout bound nothing, and a nil Header sends no headers of its own.
 type Endpoint struct {
 	Client  *http.Client
 	Slots   Slots
@@ -35,6 +39,9 @@ type Endpoint struct {
 	// (StatusError, with its message); nil from it, DefaultClassify's.
 	Classify func(status int, h http.Header, body []byte) error
 }
+
+// defaultClient is the Client of an Endpoint that sets none.
+var defaultClient = NewHTTPClient(0, 0)
 
 // NewEndpoint returns an endpoint for baseURL with a client
 // (NewHTTPClient) and slots sized to maxConcurrency; timeout is the
@@ -87,7 +94,11 @@ func (e *Endpoint) Do(ctx context.Context, method, path string, body any) (*http
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := e.Client.Do(req)
+	client := e.Client
+	if client == nil {
+		client = defaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

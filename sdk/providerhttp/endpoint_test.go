@@ -215,3 +215,22 @@ func TestEndpointRedirectKeepsCredentialsHome(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointLiteral: an Endpoint written as a literal, without
+// NewEndpoint (no Client, no Slots, no Timeout), calls its upstream with
+// Go's default client, no slot bound and no silence bound, rather than
+// panicking on a nil client.
+func TestEndpointLiteral(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	e := &Endpoint{BaseURL: srv.URL}
+	var out struct{ OK bool }
+	err := e.Call(http.MethodGet, "/", nil, true).Do(context.Background(), func(resp *http.Response) error {
+		return DecodeJSON(resp.Body, 1<<10, &out)
+	})
+	if err != nil || !out.OK {
+		t.Fatalf("Do: %v %+v", err, out)
+	}
+}
