@@ -98,7 +98,8 @@ type Slots chan struct{}
 func NewSlots(n int) Slots { return make(Slots, max(n, 0)) }
 
 // Acquire takes a slot, waiting for one until ctx ends; then it fails with
-// an *sdk.Error of class timeout. On success the caller calls release when
+// an *sdk.Error of class timeout, saying whether the deadline passed or
+// the call was cancelled. On success the caller calls release when
 // its upstream call is over. Slots with no capacity bound nothing: Acquire
 // returns at once.
 func (s Slots) Acquire(ctx context.Context) (release func(), err error) {
@@ -109,6 +110,10 @@ func (s Slots) Acquire(ctx context.Context) (release func(), err error) {
 	case s <- struct{}{}:
 		return func() { <-s }, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The agent gave up on the call (its client went away).
+			return nil, sdk.Errorf(sdk.Timeout, "call cancelled while waiting for one of %d upstream slots (max_concurrency)", cap(s))
+		}
 		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", cap(s))
 	}
 }

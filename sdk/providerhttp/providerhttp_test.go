@@ -60,8 +60,14 @@ func TestCall(t *testing.T) {
 	cancel()
 	sent := false
 	err = Call{Slots: slots, Timeout: time.Minute, Send: func(context.Context) (*http.Response, error) { sent = true; return nil, errors.New("no") }}.Do(ctx, nil)
-	if sdk.ClassOf(err) != sdk.Timeout || sent {
-		t.Errorf("busy slots: %v (sent %v)", err, sent)
+	if sdk.ClassOf(err) != sdk.Timeout || sent || !strings.Contains(err.Error(), "cancelled while waiting for one of 1 upstream slots") {
+		t.Errorf("busy slots, call cancelled: %v (sent %v)", err, sent)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now())
+	defer cancel()
+	err = Call{Slots: slots, Timeout: time.Minute, Send: func(context.Context) (*http.Response, error) { sent = true; return nil, errors.New("no") }}.Do(ctx, nil)
+	if sdk.ClassOf(err) != sdk.Timeout || sent || !strings.Contains(err.Error(), "all 1 upstream slots (max_concurrency) stayed busy until the deadline") {
+		t.Errorf("busy slots, deadline: %v (sent %v)", err, sent)
 	}
 	<-slots
 	// Stream hands read's own errors back untouched.
