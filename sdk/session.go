@@ -153,7 +153,10 @@ func sessionMethod(method string) string {
 	return "/vigil.plugin.v1.Provider/" + method
 }
 
-// errorReply is the session form of toStatus: err as a done reply.
+// errorReply is the session form of toStatus: err as a done reply. Its
+// strings are made valid UTF-8, which protobuf requires: a message cut in
+// the middle of a character (an upstream's error body) would otherwise
+// fail to marshal, break the session and lose the error's class.
 func errorReply(ctx context.Context, err error) *pb.SessionReply {
 	e := asError(ctx, err)
 	class := pb.ErrorClass(pb.ErrorClass_value[strings.ToUpper(string(e.Class))])
@@ -162,8 +165,8 @@ func errorReply(ctx context.Context, err error) *pb.SessionReply {
 	}
 	return &pb.SessionReply{Done: true, Reply: &pb.SessionReply_Error{Error: &pb.SessionError{
 		Class:        class,
-		Message:      e.Message,
-		Field:        e.Field,
+		Message:      strings.ToValidUTF8(e.Message, "\uFFFD"),
+		Field:        strings.ToValidUTF8(e.Field, "\uFFFD"),
 		RetryAfterMs: e.RetryAfter.Milliseconds(),
 	}}}
 }

@@ -58,29 +58,62 @@ import (
 // per host, too few for a plugin with many calls in flight) and waits at
 // most timeout for the response headers of each request. The deadline of
 // a whole call comes from the caller's context, not from the client.
+//
+// It follows at most 10 redirects, as Go's client does, but one to
+// another host (host and port) goes without the request's credential
+// headers (those RedactCredentials knows, X-Api-Key and a custom
+// X-Acme-Token as well as Authorization): Go's client drops only
+// Authorization and Cookie, so the key of an upstream that
+// authenticates with a header of its own would otherwise be sent
+// wherever that upstream, or a proxy in front of it, redirects.
 func NewHTTPClient(maxConcurrency int, timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = maxConcurrency
 	tr.ResponseHeaderTimeout = timeout
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: keepCredentialsHome}
+}
+
+// keepCredentialsHome is NewHTTPClient's CheckRedirect.
+func keepCredentialsHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host {
+		for name := range req.Header {
+			if isCredentialHeader(name) {
+				req.Header.Del(name)
+			}
+		}
+	}
+	return nil
 }
 
 // Slots bounds the calls in flight to one upstream: the max_concurrency
-// setting of a gateway.providers entry. Its zero value (nil) is not
-// usable; make one with NewSlots.
+// setting of a gateway.providers entry. Make one with NewSlots; its zero
+// value (nil), like NewSlots(0), bounds nothing.
 type Slots chan struct{}
 
-// NewSlots returns n slots.
-func NewSlots(n int) Slots { return make(Slots, n) }
+// NewSlots returns n slots; n <= 0 means no bound (a max_concurrency the
+// plugin's defaults and its settings left at zero).
+func NewSlots(n int) Slots { return make(Slots, max(n, 0)) }
 
 // Acquire takes a slot, waiting for one until ctx ends; then it fails with
-// an *sdk.Error of class timeout. On success the caller calls release when
-// its upstream call is over.
+// an *sdk.Error of class timeout, saying whether the deadline passed or
+// the call was cancelled. On success the caller calls release when
+// its upstream call is over. Slots with no capacity bound nothing: Acquire
+// returns at once.
 func (s Slots) Acquire(ctx context.Context) (release func(), err error) {
+	if cap(s) == 0 {
+		return func() {}, nil
+	}
 	select {
 	case s <- struct{}{}:
 		return func() { <-s }, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The agent gave up on the call (its client went away).
+			return nil, sdk.Errorf(sdk.Timeout, "call cancelled while waiting for one of %d upstream slots (max_concurrency)", cap(s))
+		}
 		return nil, sdk.Errorf(sdk.Timeout, "all %d upstream slots (max_concurrency) stayed busy until the deadline", cap(s))
 	}
 }
@@ -88,26 +121,37 @@ func (s Slots) Acquire(ctx context.Context) (release func(), err error) {
 // Watchdog cancels a call that goes quiet for longer than its period: it
 // is how a plugin's timeout bounds the upstream's silence rather than the
 // length of a call. Kick restarts the clock; a streamed read calls it on
-// every chunk. A nil *Watchdog has not fired.
+// every chunk. A nil *Watchdog has not fired. One of period 0 or less
+// never fires: no silence bound, as Go's zero timeouts mean.
 type Watchdog struct {
 	t     *time.Timer
 	fired atomic.Bool
 	d     time.Duration
 }
 
-// NewWatchdog starts a watchdog that calls cancel after d of silence.
-// Stop it when the call is over.
+// NewWatchdog starts a watchdog that calls cancel after d of silence
+// (never when d <= 0). Stop it when the call is over.
 func NewWatchdog(d time.Duration, cancel context.CancelFunc) *Watchdog {
 	w := &Watchdog{d: d}
-	w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
+	if d > 0 {
+		w.t = time.AfterFunc(d, func() { w.fired.Store(true); cancel() })
+	}
 	return w
 }
 
 // Kick restarts the clock: the upstream has just said something.
-func (w *Watchdog) Kick() { w.t.Reset(w.d) }
+func (w *Watchdog) Kick() {
+	if w != nil && w.t != nil {
+		w.t.Reset(w.d)
+	}
+}
 
 // Stop stops the watchdog; it does not fire afterwards.
-func (w *Watchdog) Stop() { w.t.Stop() }
+func (w *Watchdog) Stop() {
+	if w != nil && w.t != nil {
+		w.t.Stop()
+	}
+}
 
 // Fired says whether the watchdog cancelled the call.
 func (w *Watchdog) Fired() bool { return w != nil && w.fired.Load() }
@@ -149,7 +193,7 @@ func TransportError(err error, w *Watchdog) error {
 //   - Slots bounds the calls in flight; nil: the call takes no slot (as a
 //     cheap call such as listing models need not).
 //   - Timeout is the watchdog's period: the longest silence of the
-//     upstream.
+//     upstream; zero (the zero Call's): no bound.
 //   - Send makes the request with the context it is given (which the
 //     watchdog cancels) and returns the response only when it is a 2xx,
 //     and otherwise an error with a class (Endpoint.Do does both).

@@ -60,8 +60,14 @@ func TestCall(t *testing.T) {
 	cancel()
 	sent := false
 	err = Call{Slots: slots, Timeout: time.Minute, Send: func(context.Context) (*http.Response, error) { sent = true; return nil, errors.New("no") }}.Do(ctx, nil)
-	if sdk.ClassOf(err) != sdk.Timeout || sent {
-		t.Errorf("busy slots: %v (sent %v)", err, sent)
+	if sdk.ClassOf(err) != sdk.Timeout || sent || !strings.Contains(err.Error(), "cancelled while waiting for one of 1 upstream slots") {
+		t.Errorf("busy slots, call cancelled: %v (sent %v)", err, sent)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now())
+	defer cancel()
+	err = Call{Slots: slots, Timeout: time.Minute, Send: func(context.Context) (*http.Response, error) { sent = true; return nil, errors.New("no") }}.Do(ctx, nil)
+	if sdk.ClassOf(err) != sdk.Timeout || sent || !strings.Contains(err.Error(), "all 1 upstream slots (max_concurrency) stayed busy until the deadline") {
+		t.Errorf("busy slots, deadline: %v (sent %v)", err, sent)
 	}
 	<-slots
 	// Stream hands read's own errors back untouched.
@@ -78,4 +84,51 @@ func TestCall(t *testing.T) {
 	if sdk.ClassOf(err) != sdk.Unavailable {
 		t.Errorf("refused: %v", err)
 	}
+}
+
+// TestZeroLimits: an endpoint made from settings that leave timeout and
+// max_concurrency at zero (a plugin whose defaults forgot them) calls
+// its upstream with no silence bound and no slot bound, as Go's own
+// zero timeouts mean, rather than failing every call at once (a
+// watchdog of period 0) or after waiting out the deadline (zero slots).
+func TestZeroLimits(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "{\"piece\":\"a\"}\n{\"done\":true}\n")
+	}))
+	t.Cleanup(srv.Close)
+	e := NewEndpoint(srv.URL, 0, 0, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out struct{ Piece string }
+	err := e.Call(http.MethodPost, "/v2/generate", map[string]any{}, true).Do(ctx, func(resp *http.Response) error {
+		line, _, _ := strings.Cut(mustRead(t, resp.Body), "\n")
+		return DecodeJSON(strings.NewReader(line), 1<<10, &out)
+	})
+	if err != nil || out.Piece != "a" {
+		t.Fatalf("Do with zero timeout and max_concurrency: %v %+v", err, out)
+	}
+	err = e.Call(http.MethodPost, "/v2/generate", map[string]any{}, true).Stream(ctx, func(resp *http.Response, w *Watchdog) error {
+		w.Kick()
+		mustRead(t, resp.Body)
+		w.Kick()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Stream with zero timeout and max_concurrency: %v", err)
+	}
+	w := NewWatchdog(0, func() { t.Error("a watchdog of period 0 fired") })
+	w.Kick()
+	w.Stop()
+	if w.Fired() {
+		t.Error("a watchdog of period 0 says it fired")
+	}
+}
+
+func mustRead(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

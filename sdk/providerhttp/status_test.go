@@ -2,8 +2,10 @@ package providerhttp
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigilml/vigil/sdk"
 )
@@ -81,5 +83,19 @@ func TestStatusError(t *testing.T) {
 		if e.Class != c.class || e.RetryAfter != c.after || e.Message != "upstream said no" {
 			t.Errorf("StatusError(%d) = %+v, want class %s, retry after %s", c.status, e, c.class, c.after)
 		}
+	}
+}
+
+// TestDefaultClassifyCutsWholeCharacters: a long error body is cut to 512
+// bytes without splitting a character, so the message stays valid UTF-8.
+func TestDefaultClassifyCutsWholeCharacters(t *testing.T) {
+	body := "x" + strings.Repeat("é", 600)
+	err := DefaultClassify(http.StatusTooManyRequests, http.Header{}, []byte(body))
+	se, ok := err.(*sdk.Error)
+	if !ok || se.Class != sdk.RateLimited {
+		t.Fatalf("DefaultClassify = %v", err)
+	}
+	if !utf8.ValidString(se.Message) || !strings.HasSuffix(se.Message, "é...") || len(se.Message) > len("upstream HTTP 429: ")+512+3 {
+		t.Errorf("message %q (%d bytes) is not the body cut at a character", se.Message[len(se.Message)-10:], len(se.Message))
 	}
 }
