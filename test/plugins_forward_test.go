@@ -225,28 +225,7 @@ func TestAgentForwardsToPrometheus(t *testing.T) {
 		t.Fatal("prometheus not found: install Debian's prometheus package (`make test-deps` does it as root)")
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	promAddr := l.Addr().String()
-	l.Close()
-	writeFile(t, filepath.Join(dir, "prometheus.yml"), "global:\n  scrape_interval: 1h\n")
-	pc := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver", "--log.level=warn")
-	plog := &testutil.SyncBuffer{}
-	pc.Stdout, pc.Stderr = plog, plog
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		pc.Process.Signal(syscall.SIGTERM)
-		pc.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", plog)
-		}
-	}()
+	promAddr := startPrometheus(t, prom, dir, "global:\n  scrape_interval: 1h\n", "--web.enable-remote-write-receiver")
 
 	// Two agents of one fleet share the receiver; their simulated GPUs
 	// have the same uuids, so only forward.external_labels (by default
@@ -314,4 +293,35 @@ forward:
 			t.Errorf("%s: %d samples rejected by Prometheus (the nodes wrote into one another's series?): %s", base, n, body)
 		}
 	}
+}
+
+// startPrometheus runs the prometheus binary at prom on a free loopback
+// port, with config as dir/prometheus.yml, its storage under dir and the
+// extra flags, until the test ends (its log is shown if the test failed),
+// and returns its address.
+func startPrometheus(t *testing.T, prom, dir, config string, extra ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), config)
+	args := append([]string{"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path=" + filepath.Join(dir, "prom"), "--web.listen-address=" + addr, "--log.level=warn"}, extra...)
+	pc := exec.Command(prom, args...)
+	plog := &testutil.SyncBuffer{}
+	pc.Stdout, pc.Stderr = plog, plog
+	if err := pc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pc.Process.Signal(syscall.SIGTERM)
+		pc.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", plog)
+		}
+	})
+	return addr
 }

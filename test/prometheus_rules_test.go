@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,11 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vigilml/vigil/internal/testutil"
 )
 
 // docsRules returns the YAML block of docs/metrics.md's "Prometheus rules"
@@ -143,13 +139,7 @@ forward:
 	base := "http://" + a.addr
 	waitHealthy(t, base, "")
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	promAddr := l.Addr().String()
-	l.Close()
-	writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
+	promAddr := startPrometheus(t, prom, dir, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [%s]
@@ -157,20 +147,6 @@ scrape_configs:
   - job_name: vigil
     static_configs: [{targets: ['%s']}]
 `, filepath.Join(dir, "rules.yml"), a.addr))
-	pc := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr, "--log.level=warn")
-	plog := &testutil.SyncBuffer{}
-	pc.Stdout, pc.Stderr = plog, plog
-	if err := pc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		pc.Process.Signal(syscall.SIGTERM)
-		pc.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", plog)
-		}
-	}()
 	query := func(q string) []promSample {
 		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
 		if err != nil {
