@@ -461,7 +461,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	copyFile(otherCert, certFile)
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, func() bool {
-		return strings.Contains(a.stderr.String(), "cannot read the API TLS certificate again; still serving the running one")
+		return strings.Contains(a.stderr.String(), "cannot read the API TLS certificate; still serving the running one")
 	}, "the failed certificate reload log line")
 	if out, err := status(newCA); err != nil {
 		t.Errorf("status after a failed certificate reload: %v\n%s", err, out)
