@@ -346,13 +346,7 @@ func TestEngineJoinsLaterLabels(t *testing.T) {
 	rg := newRig(t)
 	cfg := Config{ReferenceSize: 100, CurrentWindow: 100}
 	e := rg.open(t, cfg, nil)
-	r := rand.New(rand.NewPCG(9, 9))
-	obs := batch(r, 200, 0)
-	for i := range obs {
-		obs[i].Label = observe.Value{}
-		obs[i].RequestID = fmt.Sprintf("req-%d", i)
-		obs[i].Prediction = observe.Num(1)
-	}
+	obs := unlabelled(batch(rand.New(rand.NewPCG(9, 9)), 200, 0))
 	if err := rg.obs.Ingest(ctx, obs); err != nil {
 		t.Fatal(err)
 	}
@@ -385,6 +379,17 @@ func TestEngineJoinsLaterLabels(t *testing.T) {
 	}
 }
 
+// unlabelled makes obs observations whose labels come later: no inline
+// label, request IDs req-0, req-1, ..., and prediction 1.
+func unlabelled(obs []observe.Observation) []observe.Observation {
+	for i := range obs {
+		obs[i].Label = observe.Value{}
+		obs[i].RequestID = fmt.Sprintf("req-%d", i)
+		obs[i].Prediction = observe.Num(1)
+	}
+	return obs
+}
+
 // TestPinRangeCountsEarlierLabels: a reference pinned from a time range
 // counts the labels posted before the pin in its answer, not only from
 // the next evaluation on.
@@ -392,13 +397,7 @@ func TestPinRangeCountsEarlierLabels(t *testing.T) {
 	ctx := context.Background()
 	rg := newRig(t)
 	e := rg.open(t, Config{ReferenceSize: 100, CurrentWindow: 100}, nil)
-	r := rand.New(rand.NewPCG(3, 4))
-	obs := batch(r, 50, 0)
-	for i := range obs {
-		obs[i].Label = observe.Value{}
-		obs[i].RequestID = fmt.Sprintf("req-%d", i)
-		obs[i].Prediction = observe.Num(1)
-	}
+	obs := unlabelled(batch(rand.New(rand.NewPCG(3, 4)), 50, 0))
 	if err := rg.obs.Ingest(ctx, obs); err != nil {
 		t.Fatal(err)
 	}

@@ -4,34 +4,14 @@ contract's refusal field, not as content: the gateway hands a refusal to
 clients as OpenAI does and does not check it against response_format."""
 
 import http.server
-import importlib.util
 import json
-import os
 import threading
 import unittest
 
 import vigil_plugin as vp
+from _support import FakeContext, load_example
 
-SDK = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFUSAL = "I can't help with that."
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("openai_compat", os.path.join(SDK, "examples", "openai_compat.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-class _Context:
-    def add_callback(self, fn):
-        return True
-
-    def is_active(self):
-        return True
-
-    def time_remaining(self):
-        return 10.0
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -71,16 +51,16 @@ class Refusal(unittest.TestCase):
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.addCleanup(self.srv.server_close)
         self.addCleanup(self.srv.shutdown)
-        self.p = _example().OpenAICompat()
+        self.p = load_example().OpenAICompat()
         self.assertEqual(self.p.configure({"base_url": "http://127.0.0.1:%d/v1" % self.srv.server_port}), [])
         self.req = vp.pb.ChatRequest(model="gpt-test", messages=[vp.pb.Message(role="user", content="help me")])
 
     def test_whole(self):
-        out = self.p.chat(self.req, vp.Call(_Context()))
+        out = self.p.chat(self.req, vp.Call(FakeContext(10.0)))
         self.assertEqual((out.refusal, out.content, out.finish_reason), (REFUSAL, "", "stop"))
 
     def test_stream(self):
-        events = list(self.p.chat_stream(self.req, vp.Call(_Context())))
+        events = list(self.p.chat_stream(self.req, vp.Call(FakeContext(10.0))))
         self.assertEqual("".join(ev.refusal for ev in events), REFUSAL)
         self.assertEqual([ev.refusal for ev in events if ev.refusal], ["I can't ", "help with that."])
         self.assertEqual("".join(ev.delta for ev in events), "")

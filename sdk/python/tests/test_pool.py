@@ -7,17 +7,7 @@ import unittest
 import vigil_plugin as vp
 from vigil_plugin import _server
 from vigil.plugin.v1 import plugin_pb2
-
-
-class _Context:
-    def add_callback(self, fn):
-        return True
-
-    def is_active(self):
-        return True
-
-    def time_remaining(self):
-        return None
+from _support import FakeContext
 
 
 class _Provider(vp.Provider):
@@ -31,7 +21,7 @@ class _Provider(vp.Provider):
 def _configure(services, config):
     req = plugin_pb2.ConfigureRequest()
     req.config.update(config)
-    return services.Configure(req, _Context())
+    return services.Configure(req, FakeContext())
 
 
 class PoolGrows(unittest.TestCase):
