@@ -88,22 +88,12 @@ func TestRefusal(t *testing.T) {
 					if ev[len(ev)-1] != "[DONE]" {
 						t.Fatalf("round %d: stream ends with %s", round, ev[len(ev)-1])
 					}
-					for _, e := range ev[:len(ev)-1] {
-						var c struct {
-							Choices []struct {
-								Delta map[string]any `json:"delta"`
-							} `json:"choices"`
-						}
-						if err := json.Unmarshal([]byte(e), &c); err != nil {
-							t.Fatal(err)
-						}
-						if len(c.Choices) == 0 {
-							continue
-						}
-						if s, ok := c.Choices[0].Delta["content"].(string); ok {
+					deltas, _ := streamDeltas(t, w.Body.String())
+					for _, d := range deltas {
+						if s, ok := d["content"].(string); ok {
 							content += s
 						}
-						if s, ok := c.Choices[0].Delta["refusal"].(string); ok {
+						if s, ok := d["refusal"].(string); ok {
 							refusal += s
 						}
 					}

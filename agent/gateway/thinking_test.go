@@ -58,29 +58,17 @@ var wantBlocksJSON = []any{
 // thinking_blocks (joined) and content.
 func streamedReasoning(t *testing.T, body string) (reasoning string, blocks []any, content string, blockChunks int) {
 	t.Helper()
-	for _, ev := range readSSE(t, body) {
-		if ev == "[DONE]" {
-			continue
+	deltas, _ := streamDeltas(t, body)
+	for _, d := range deltas {
+		if r, ok := d["reasoning_content"].(string); ok {
+			reasoning += r
 		}
-		var c struct {
-			Choices []struct {
-				Delta map[string]any `json:"delta"`
-			} `json:"choices"`
+		if b, ok := d["thinking_blocks"].([]any); ok {
+			blocks = append(blocks, b...)
+			blockChunks++
 		}
-		if err := json.Unmarshal([]byte(ev), &c); err != nil {
-			t.Fatal(err)
-		}
-		for _, ch := range c.Choices {
-			if r, ok := ch.Delta["reasoning_content"].(string); ok {
-				reasoning += r
-			}
-			if b, ok := ch.Delta["thinking_blocks"].([]any); ok {
-				blocks = append(blocks, b...)
-				blockChunks++
-			}
-			if s, ok := ch.Delta["content"].(string); ok {
-				content += s
-			}
+		if s, ok := d["content"].(string); ok {
+			content += s
 		}
 	}
 	return
