@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigilml/vigil/agent/version"
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 const (
@@ -311,11 +312,9 @@ func (r *receiver) post(ctx context.Context, body []byte) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	if len(tok) >= 4 {
-		// A receiver that quotes the token it refused would otherwise put
-		// it in the log and in GET /v1/alerts, which a read token sees.
-		msg = bytes.ReplaceAll(msg, []byte(tok), []byte("[redacted]"))
-	}
+	// A receiver that quotes the token it refused would otherwise put it
+	// in the log and in GET /v1/alerts, which a read token sees.
+	msg = providerhttp.RedactCredentials(msg, req.Header)
 	e := fmt.Errorf("POST %s: %s: %s", redactURL(r.url), resp.Status, strings.TrimSpace(string(msg)))
 	if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
 		return fmt.Errorf("%w (%w)", e, errPermanent)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigilml/vigil/sdk/providerhttp"
 )
 
 // maxRetryAfter caps a Retry-After the receiver asks for. A Retry-After
@@ -177,10 +179,9 @@ func (c *client) post(ctx context.Context, body []byte, now time.Time) (res resu
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	var secrets []string // quoted back by a receiver, they are redacted
+	var password string // quoted back by a receiver, it is redacted
 	if c.token != nil {
 		tok, err := c.token.get()
-		secrets = append(secrets, tok)
 		secretErr = err
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -188,8 +189,7 @@ func (c *client) post(ctx context.Context, body []byte, now time.Time) (res resu
 		pw, err := c.password.get()
 		secretErr = err
 		req.SetBasicAuth(c.username, pw)
-		_, cred, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-		secrets = append(secrets, pw, cred)
+		password = pw
 	}
 
 	resp, err := c.http.Do(req)
@@ -218,7 +218,15 @@ func (c *client) post(ctx context.Context, body []byte, now time.Time) (res resu
 	default: // 1xx after the final answer, 3xx (redirects are not followed)
 		res.outcome, res.reason = outcomeDrop, "http_other"
 	}
-	res.err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(redactSecrets(msg, secrets...))))
+	// A receiver (or a proxy) that quotes the credential it refused would
+	// otherwise put it in the log and the forward status, which a read
+	// token sees: the headers' credentials, and the basic-auth password
+	// as typed.
+	msg = providerhttp.RedactCredentials(msg, req.Header)
+	if len(password) >= 4 {
+		msg = bytes.ReplaceAll(msg, []byte(password), []byte("[redacted]"))
+	}
+	res.err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	if res.outcome == outcomeRetry {
 		res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
@@ -264,19 +272,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// redactSecrets replaces each secret (the bearer token, the basic-auth
-// password and its encoded header value) in a receiver's answer with
-// "[redacted]": a receiver or a proxy that quotes the credential it
-// refused would otherwise put it in the log and in the forward status,
-// which a read token can see. Secrets shorter than 4 bytes are left
-// alone, as replacing them would garble the message.
-func redactSecrets(msg []byte, secrets ...string) []byte {
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = bytes.ReplaceAll(msg, []byte(s), []byte("[redacted]"))
-		}
-	}
-	return msg
 }
