@@ -63,12 +63,13 @@ func TestFailedProbeDoesNotWait(t *testing.T) {
 
 // A request refused by an open circuit says when to come back: the rest
 // of open_for, as Retry-After, so that a client's retry reaches the probe
-// rather than the same refusal.
+// rather than the same refusal. So does the request whose own failures
+// opened the circuit.
 func TestOpenCircuitRetryAfter(t *testing.T) {
 	h := twoStrikes(t, 15*time.Second)
 	h.a.fail("solo", sdk.Errorf(sdk.Unavailable, "down"), sdk.Errorf(sdk.Unavailable, "down"))
-	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 || w.Header().Get("Retry-After") != "" {
-		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	if w := h.do(t, "/chat", chatBody("single", "")); w.Code != 503 || w.Header().Get("Retry-After") != "15" {
+		t.Fatalf("the failures that opened the circuit: status %d, Retry-After %q, want 503 and 15: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
 	h.clk.Add(5 * time.Second)
 	w := h.do(t, "/chat", chatBody("single", ""))
@@ -134,8 +135,8 @@ func TestAllCircuitsOpenRetryAfterSoonest(t *testing.T) {
 	}
 	h.clk.Add(5 * time.Second)
 	h.b.fail("m2", down, down) // pb/m2 opens 5 s later
-	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 503 {
-		t.Fatalf("second request: %d %s", w.Code, w.Body)
+	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 503 || w.Header().Get("Retry-After") != "10" {
+		t.Fatalf("second request, which opened the last circuit: %d, Retry-After %q (want 10: pa/m1 reopens first) %s", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
 	calls := h.a.count("m1") + h.b.count("m2")
 	w := h.do(t, "/chat", chatBody("chain", ""))
@@ -163,4 +164,28 @@ func twoStrikes(t *testing.T, openFor time.Duration) *harness {
 		cfg.Breaker.OpenFor = openFor
 	}
 	return newHarness(t, cfg)
+}
+
+// A request that opened one circuit while another target of the alias
+// stays closed gets no Retry-After from the circuits: the closed target
+// may answer the client's next try at once.
+func TestClosedTargetNoCircuitRetryAfter(t *testing.T) {
+	cfg := testCfg()
+	cfg.Retry.MaxAttempts = 2
+	cfg.Breaker.ConsecutiveFailures = 3
+	h := newHarness(t, cfg)
+	down := sdk.Errorf(sdk.Unavailable, "down")
+	h.a.fail("m1", down, down, down) // two failures now, the third opens pa/m1
+	h.b.fail("m2", down)             // fails, then answers: its count starts again
+	if w := h.do(t, "/chat", chatBody("chain", "")); w.Code != 200 {
+		t.Fatalf("first request: %d %s", w.Code, w.Body)
+	}
+	h.b.fail("m2", down, down) // two failures: closed still
+	w := h.do(t, "/chat", chatBody("chain", ""))
+	if w.Code != 503 || w.Header().Get("Retry-After") != "" {
+		t.Fatalf("pa/m1 open, pb/m2 closed: status %d, Retry-After %q, want 503 without: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if got := h.g.OpenCircuits(); len(got) != 1 {
+		t.Fatalf("open circuits %v, want pa/m1 only", got)
+	}
 }

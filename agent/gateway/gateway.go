@@ -368,6 +368,10 @@ type outcome struct {
 	// open; reopens is the soonest any of them lets a probe through.
 	openSkips int
 	reopens   time.Duration
+	// closedIn, when every target of the alias failed or was skipped, is
+	// how long until the first of their circuits lets a call through, if
+	// all are open now; 0 otherwise.
+	closedIn time.Duration
 }
 
 // classed is err's message led by its class, once.
@@ -574,8 +578,27 @@ chain:
 			}
 		}
 		out.exhausted = true
+		out.closedIn = closedIn(a.targets)
 		return out
 	}
+}
+
+// closedIn is how long until the first of targets lets a call through
+// again when every one's circuit is open now, else 0. A request whose own
+// failures opened the last circuits has its client told to come back then,
+// as the requests refused by the open circuits after it are.
+func closedIn(targets []*target) time.Duration {
+	var soonest time.Duration
+	for i, t := range targets {
+		in := t.br.reopensIn()
+		if in <= 0 {
+			return 0
+		}
+		if i == 0 || in < soonest {
+			soonest = in
+		}
+	}
+	return soonest
 }
 
 // backoff is the wait before retry number try+1 of the same target, and

@@ -257,6 +257,11 @@ func upstreamError(o outcome) *Error {
 	if se != nil && status == http.StatusServiceUnavailable {
 		e.retryAfter = se.RetryAfter
 	}
+	if status == http.StatusServiceUnavailable && o.closedIn > e.retryAfter {
+		// The failures of this request opened the last circuits: a client
+		// retrying sooner would only be refused by them.
+		e.retryAfter = o.closedIn
+	}
 	if o.attempts == 0 && o.openSkips == 0 {
 		// Nothing was sent upstream (every slot of the provider stayed
 		// busy): the message says so rather than count failed attempts.
