@@ -347,3 +347,79 @@ func TestDriftCompareThirdParty(t *testing.T) {
 	}
 	check("pinned by catalog.json")
 }
+
+// TestDriftCompareRegistered: -registered runs a third party's detector as
+// the running agent trusts it after `vigil plugins register`: at the
+// registered path, by the registered SHA-256 (the agent's catalog is locked
+// while it runs, so the command asks the agent). A binary changed since
+// its registration, a name the agent does not have, or one it trusts
+// otherwise is refused.
+func TestDriftCompareRegistered(t *testing.T) {
+	exe := installDrift(t)
+	dir := t.TempDir()
+	ref, cur := writeDriftCSVs(t, dir)
+	pdir := filepath.Join(dir, "plugins")
+	bin := filepath.Join(pdir, "vigil-detector-mean-shift")
+	if out, err := exec.Command("go", "build", "-o", bin, "../sdk/examples/meanshift").CombinedOutput(); err != nil {
+		t.Fatalf("build mean-shift: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "vigil.yaml")
+	writeFile(t, cfg, "data_dir: "+filepath.Join(dir, "data")+`
+api:
+  addr: 127.0.0.1:0
+plugins:
+  dirs: [`+pdir+`]
+`)
+	a := startAgent(t, nil, "-config", cfg)
+	waitHealthy(t, "http://"+a.addr, "")
+	compare := func(name string, extra ...string) (string, string, int) {
+		t.Helper()
+		args := []string{"drift", "compare", "-reference", ref, "-current", cur, "-detector", name, "-method", "mean_shift",
+			"-threshold", "0.1", "-column", "x", "-column", "y", "-format", "json", "-http-addr", a.addr}
+		return runExit(t, exe, append(args, extra...)...)
+	}
+
+	// In the agent's plugin directory but not registered: the agent lists
+	// it untrusted, by its file name.
+	if _, errOut, code := compare("mean-shift", "-registered"); code != 2 || !strings.Contains(errOut, `has no plugin named "mean-shift"`) {
+		t.Errorf("before register: exit %d, %s", code, errOut)
+	}
+	if out, err := vigil(t, "plugins", "register", bin, "-http-addr", a.addr); err != nil {
+		t.Fatalf("vigil plugins register: %v\n%s", err, out)
+	}
+	out, errOut, code := compare("mean-shift", "-registered")
+	var rows []driftRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 1 {
+		t.Fatalf("registered: exit %d (want 1), %v\nstdout:\n%s\nstderr:\n%s", code, err, out, errOut)
+	}
+	if len(rows) != 2 || !rows[0].Drifted || rows[1].Drifted || !strings.Contains(errOut, "registered as \"mean-shift\" with the agent") {
+		t.Errorf("registered: %+v, stderr %q; want x drifted and y not, and the binary named", rows, errOut)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"nosuch", []string{"-registered"}, `has no plugin named "nosuch"`},
+		{"mean-shift", []string{"-registered", "-sha256", strings.Repeat("a", 64)}, "give one"},
+	} {
+		if _, errOut, code := compare(tc.name, tc.extra...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s %v: exit %d, stderr %q (want exit 2 and %q)", tc.name, tc.extra, code, errOut, tc.want)
+		}
+	}
+	if _, errOut, code := runExit(t, exe, "drift", "compare", "-reference", ref, "-current", cur, "-registered"); code != 2 || !strings.Contains(errOut, "give -detector too") {
+		t.Errorf("-registered without -detector: exit %d, %s", code, errOut)
+	}
+
+	// Changed since its registration: refused, saying how to trust it.
+	f, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	if _, errOut, code := compare("mean-shift", "-registered"); code != 2 || !strings.Contains(errOut, "refusing to run it") || !strings.Contains(errOut, "vigil plugins register "+bin) {
+		t.Errorf("changed binary: exit %d, %s", code, errOut)
+	}
+}

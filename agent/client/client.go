@@ -67,6 +67,9 @@ type Client struct {
 	http      *http.Client
 }
 
+// Addr is the agent's address as given, for messages.
+func (c *Client) Addr() string { return c.addr }
+
 // APIError is an error the agent answered with.
 type APIError struct {
 	Status  int

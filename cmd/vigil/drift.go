@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/vigilml/vigil/agent/client"
 	"github.com/vigilml/vigil/agent/drift"
 	"github.com/vigilml/vigil/agent/pluginhost"
 	"github.com/vigilml/vigil/sdk"
@@ -100,13 +101,17 @@ larger; chisquare for a categorical column.
 
 A third party's detector plugin runs with -detector NAME (and -method, by
 default NAME), only when its SHA-256 is pinned, as the agent requires: by
-the catalog.json of its plugin directory, or by -sha256.
+the catalog.json of its plugin directory, by -sha256, or, with -registered,
+by what the running agent recorded at vigil plugins register.
 
 Exit status: 0 when no column drifted, 1 when at least one did, 2 on
 error. See docs/drift.md.`, stdout, stderr)
 	method := fs.String("method", "auto", "detector `method`: ks, psi, chisquare, wasserstein, jensenshannon or auto; with -detector, one the plugin offers (default: its name)")
 	detector := fs.String("detector", "", "detector plugin `name` to run, a third party's: trusted by the SHA-256 that its directory's catalog.json or -sha256 pins (default: the built-in plugin named like the method)")
 	pin := fs.String("sha256", "", "SHA-256 (`hex`) to trust the -detector binary by when no catalog.json lists it: PLUGIN_DIR/NAME, or else the file with this hash")
+	registered := fs.Bool("registered", false, "trust the -detector binary as the running agent does: by the path and SHA-256 that vigil plugins register recorded for it (asks the agent at -http-addr)")
+	agentWait := 10 * time.Second
+	newClient := agentFlags(fs, &agentWait)
 	refPath := fs.String("reference", "", "reference CSV `file` (required)")
 	curPath := fs.String("current", "", "current CSV `file` (required)")
 	var columns, params multiFlag
@@ -133,6 +138,10 @@ error. See docs/drift.md.`, stdout, stderr)
 	switch {
 	case *pin != "" && *detector == "":
 		return fail("-sha256 pins the plugin that -detector names; give -detector too")
+	case *registered && *detector == "":
+		return fail("-registered trusts the plugin that -detector names; give -detector too")
+	case *registered && *pin != "":
+		return fail("-registered and -sha256 both say which binary to trust; give one")
 	case *pin != "" && !sha256RE.MatchString(strings.ToLower(*pin)):
 		return fail("-sha256 %q: want 64 hexadecimal digits", *pin)
 	case *detector != "" && !pluginNameRE.MatchString(*detector):
@@ -173,6 +182,9 @@ error. See docs/drift.md.`, stdout, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	runner := &detectorRunner{dir: *pluginDir, pin: strings.ToLower(*pin), stderr: stderr}
+	if *registered {
+		runner.agent = newClient
+	}
 	defer runner.close()
 
 	var results []DriftResult
@@ -458,7 +470,10 @@ type detectorRunner struct {
 	dir string
 	// pin is -sha256: the hash a third party's binary must have when no
 	// catalog.json lists it.
-	pin     string
+	pin string
+	// agent, for -registered, asks the running agent for a plugin's
+	// registration.
+	agent   func() (*client.Client, error)
 	stderr  io.Writer
 	clients map[string]*plugin.Client
 	dets    map[string]sdk.DetectorClient
@@ -522,8 +537,12 @@ func (r *detectorRunner) trustedDirs() []string {
 // its name, or else by the SHA-256 that -sha256 pins, for the file
 // DIR/NAME or, when there is none, the file with that hash.
 // The agent's own catalog (vigil plugins register) lives in its data
-// directory, which a running agent holds locked; -sha256 stands in for it.
+// directory, which a running agent holds locked: -registered asks the
+// agent instead (findRegistered), or -sha256 stands in for it.
 func (r *detectorRunner) findTrusted(name string) (launch, error) {
+	if r.agent != nil {
+		return r.findRegistered(name)
+	}
 	dirs := r.trustedDirs()
 	unlisted := "" // a file of that name that no catalog lists
 	for _, d := range dirs {
@@ -562,7 +581,7 @@ func (r *detectorRunner) findTrusted(name string) (launch, error) {
 	case unlisted == "" && r.pin == "":
 		return launch{}, fmt.Errorf("detector plugin %q not found: no catalog.json in %s lists it and no file there has its name; point -plugin-dir at its directory, or pass -sha256 to find its binary by its hash", name, strings.Join(dirs, ", "))
 	case r.pin == "":
-		return launch{}, fmt.Errorf("detector plugin %q (%s) is not trusted: no catalog.json in its directory lists it, and vigil drift compare runs a third party's plugin only by a pinned SHA-256, as the agent does. Pass -sha256 with the hash you trust (`vigil plugins list -format json` shows the one a running agent registered; `sha256sum %s` computes it), or compare inside the agent (models.<model>.features.<feature>.detector: %s)", name, unlisted, unlisted, name)
+		return launch{}, fmt.Errorf("detector plugin %q (%s) is not trusted: no catalog.json in its directory lists it, and vigil drift compare runs a third party's plugin only by a pinned SHA-256, as the agent does. Pass -registered to trust it as the running agent does after `vigil plugins register`, or -sha256 with the hash you trust (`sha256sum %s` computes it), or compare inside the agent (models.<model>.features.<feature>.detector: %s)", name, unlisted, unlisted, name)
 	case unlisted != "":
 		sum, err := fileSum(unlisted)
 		if err != nil {
@@ -591,6 +610,52 @@ func (r *detectorRunner) findTrusted(name string) (launch, error) {
 		}
 	}
 	return launch{}, fmt.Errorf("detector plugin %q not found: no catalog.json in %s lists it, and no file there is named %s or has the SHA-256 %s that -sha256 pins", name, strings.Join(dirs, ", "), name, r.pin)
+}
+
+// findRegistered finds a third party's detector plugin as the running
+// agent trusts it after `vigil plugins register`: at the path and by the
+// SHA-256 that its catalog records. The catalog itself (plugins.db in the
+// agent's data directory) is locked while the agent runs, so the agent is
+// asked.
+func (r *detectorRunner) findRegistered(name string) (launch, error) {
+	c, err := r.agent()
+	if err != nil {
+		return launch{}, err
+	}
+	var list struct {
+		Plugins []pluginhost.Status `json:"plugins"`
+	}
+	if _, err := c.Get(context.Background(), "/v1/plugins", &list); err != nil {
+		return launch{}, fmt.Errorf("-registered: asking the agent for its plugins: %w", err)
+	}
+	for _, p := range list.Plugins {
+		if p.Name != name {
+			continue
+		}
+		if p.Source != "registered" {
+			return launch{}, fmt.Errorf("-registered: the agent at %s does not trust plugin %q by a registration (its trust: %s); register it with `vigil plugins register PATH`, or trust it by its catalog.json or -sha256", c.Addr(), name, sourceOr(p.Source, "none, "+string(p.State)))
+		}
+		if p.Kind != "" && p.Kind != string(sdk.KindDetector) {
+			return launch{}, fmt.Errorf("-registered: plugin %q is registered as a %s plugin, not a detector", name, p.Kind)
+		}
+		sum, err := fileSum(p.Path)
+		if err != nil {
+			return launch{}, fmt.Errorf("-registered: plugin %q: %w", name, err)
+		}
+		if got := hex.EncodeToString(sum); got != p.SHA256 {
+			return launch{}, fmt.Errorf("%s has SHA-256 %s, not the %s registered for %q with the agent; refusing to run it (`vigil plugins register %s` trusts the new binary)", p.Path, got, p.SHA256, name, p.Path)
+		}
+		fmt.Fprintf(r.stderr, "vigil drift compare: running %s, registered as %q with the agent at %s (SHA-256 %s)\n", p.Path, name, c.Addr(), p.SHA256[:12])
+		return launch{path: p.Path, sum: sum}, nil
+	}
+	return launch{}, fmt.Errorf("-registered: the agent at %s has no plugin named %q (`vigil plugins list` shows those it has, an unregistered binary by its file name; `vigil plugins register PATH` trusts one)", c.Addr(), name)
+}
+
+func sourceOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func fileSum(path string) ([]byte, error) {

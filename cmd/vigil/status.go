@@ -23,13 +23,18 @@ import (
 // The token is read from the environment or a file, never from a flag
 // value, so it does not show in `ps`.
 func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
+	return agentFlags(fs, fs.Duration("timeout", 10*time.Second, "how long to wait for the agent"))
+}
+
+// agentFlags adds clientFlags' flags but -timeout, for a command whose
+// -timeout means more than the wait for the agent; timeout is the wait.
+func agentFlags(fs *flag.FlagSet, timeout *time.Duration) func() (*client.Client, error) {
 	env, envErr := client.FromEnv()
 	addr := fs.String("http-addr", env.Addr, "agent `address`: host:port, https://host:port or unix:///path (env "+client.EnvAddr+")")
 	tokenFile := fs.String("token-file", "", "read the API token from this `file` (env "+client.EnvToken+" or "+client.EnvTokenFile+")")
 	caFile := fs.String("ca-file", env.CAFile, "CA `file` to verify an https agent (env "+client.EnvCAFile+")")
 	clientCert := fs.String("client-cert", env.ClientCert, "client certificate `file` (PEM) for an agent that requires one, with -client-key (env "+client.EnvClientCert+")")
 	clientKey := fs.String("client-key", env.ClientKey, "private key `file` (PEM) of -client-cert (env "+client.EnvClientKey+")")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the agent")
 	return func() (*client.Client, error) {
 		// FromEnv fails only on VIGIL_TOKEN_FILE, which -token-file
 		// overrides.
