@@ -77,6 +77,9 @@ type cachedAnswer struct {
 	Usage        *usageJSON `json:"usage,omitempty"`
 	// UsageEstimated: Usage was counted by the gateway (usage_estimate.go).
 	UsageEstimated bool `json:"usage_estimated,omitempty"`
+	// SystemFingerprint is the upstream's, when it gave one: the cached
+	// answer came from that configuration.
+	SystemFingerprint string `json:"system_fingerprint,omitempty"`
 	// ToolCalls are the answer's tool calls, in order.
 	ToolCalls []cachedToolCall `json:"tool_calls,omitempty"`
 	// ReasoningContent and ThinkingBlocks are the answer's reasoning

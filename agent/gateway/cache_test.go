@@ -45,6 +45,13 @@ func TestCache(t *testing.T) {
 	if !strings.Contains(w2.Body.String(), `"content":"hi from solo"`) || !strings.Contains(w2.Body.String(), `"total_tokens":6`) {
 		t.Fatalf("cached answer: %s", w2.Body)
 	}
+	// The upstream's system_fingerprint comes with the answer, and with
+	// the cached answer, which that configuration produced.
+	for _, w := range []*httptest.ResponseRecorder{w1, w2} {
+		if !strings.Contains(w.Body.String(), `"system_fingerprint":"fp_scripted"`) {
+			t.Errorf("system_fingerprint not carried (cache %s): %s", w.Header().Get("x-vigil-cache"), w.Body)
+		}
+	}
 	if testutil.ToFloat64(h.g.m.cacheRequests.WithLabelValues("single", "hit")) != 1 || testutil.ToFloat64(h.g.m.cacheRequests.WithLabelValues("single", "miss")) != 1 {
 		t.Fatal("hit and miss not counted")
 	}
@@ -73,6 +80,11 @@ func TestCache(t *testing.T) {
 	ev := readSSE(t, w.Body.String())
 	if h.a.count("solo") != 6 || w.Header().Get("x-vigil-cache") != "hit" || ev[len(ev)-1] != "[DONE]" || !strings.Contains(w.Body.String(), `"content":"hi from solo"`) || !strings.Contains(ev[len(ev)-2], `"usage":{"prompt_tokens":3`) {
 		t.Fatalf("stream from cache: calls %d: %q", h.a.count("solo"), ev)
+	}
+	for _, e := range ev[:len(ev)-1] {
+		if !strings.Contains(e, `"system_fingerprint":"fp_scripted"`) {
+			t.Errorf("a chunk re-streamed from the cache lacks the system_fingerprint: %s", e)
+		}
 	}
 
 	// Durable: a new gateway on the same file serves it.

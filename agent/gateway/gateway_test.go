@@ -121,7 +121,8 @@ func (s *scripted) Chat(_ context.Context, req *pb.ChatRequest) (*pb.ChatRespons
 		s.mu.Unlock()
 		return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: text, ToolCalls: calls, FinishReason: "tool_calls", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6}}, nil
 	}
-	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6, CachedPromptTokens: 1}}, nil
+	return &pb.ChatResponse{Id: "x", Model: req.GetModel(), Content: s.answer(req), FinishReason: "stop", Usage: &pb.Usage{PromptTokens: 3, CompletionTokens: 3, TotalTokens: 6, CachedPromptTokens: 1},
+		SystemFingerprint: "fp_scripted"}, nil
 }
 func (s *scripted) ChatStream(_ context.Context, req *pb.ChatRequest, send func(*pb.ChatEvent) error) error {
 	if err := s.next(req.GetModel()); err != nil {

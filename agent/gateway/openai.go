@@ -815,6 +815,8 @@ type answer struct {
 	logprobsAsked bool
 	logprobs      []*pb.TokenLogprob
 	serviceTier   string
+	// fingerprint is the upstream's system_fingerprint, when it gave one.
+	fingerprint string
 	// reasoning and thinking are the answer's reasoning text and signed
 	// reasoning blocks (thinking.go), when the upstream gave them.
 	reasoning string
@@ -839,8 +841,9 @@ type streamEncoder interface {
 	// estimated when the gateway counted it, and the tier the upstream
 	// used.
 	end(u *usageJSON, estimated bool, serviceTier string)
-	// tier is the service tier the upstream says it uses, once known.
-	tier(serviceTier string)
+	// upstream is the service tier the upstream says it uses and its
+	// system_fingerprint, once known.
+	upstream(serviceTier, fingerprint string)
 	// reasoning writes a piece of the answer's reasoning text and
 	// completed thinking blocks (either may be empty).
 	reasoning(text string, blocks []*pb.ThinkingBlock) error
@@ -878,6 +881,9 @@ func (chatAPI) whole(w http.ResponseWriter, ans answer) {
 	}
 	c.Choices[0].Logprobs = logprobsOut(ans.logprobsAsked, ans.logprobs)
 	c.ServiceTier = ans.serviceTier
+	if ans.fingerprint != "" {
+		c.SystemFingerprint = &ans.fingerprint
+	}
 	c.Choices[0].Message.ReasoningContent = ans.reasoning
 	c.Choices[0].Message.ThinkingBlocks = thinkingBlocksOut(ans.thinking)
 	writeJSON(w, http.StatusOK, c)
@@ -896,12 +902,15 @@ func (chatAPI) events(w http.ResponseWriter, creq *pb.ChatRequest, includeUsage 
 type chatChunks struct {
 	out                    sse
 	id, model, serviceTier string
+	// fingerprint is the upstream's system_fingerprint, repeated in every
+	// chunk as OpenAI does; null until known.
+	fingerprint            any
 	created                int64
 	includeUsage, logprobs bool
 }
 
 func (c *chatChunks) chunk(delta map[string]any, finish any) map[string]any {
-	m := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model, "system_fingerprint": nil,
+	m := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model, "system_fingerprint": c.fingerprint,
 		"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
 	if c.includeUsage {
 		m["usage"] = nil
@@ -965,7 +974,7 @@ func (c *chatChunks) fail(e *Error) {
 func (c *chatChunks) end(u *usageJSON, estimated bool, serviceTier string) {
 	if u != nil && c.includeUsage {
 		last := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model,
-			"system_fingerprint": nil, "choices": []any{}, "usage": streamUsage{u, estimated}}
+			"system_fingerprint": c.fingerprint, "choices": []any{}, "usage": streamUsage{u, estimated}}
 		if serviceTier != "" {
 			last["service_tier"] = serviceTier
 		}
@@ -974,7 +983,12 @@ func (c *chatChunks) end(u *usageJSON, estimated bool, serviceTier string) {
 	c.out.done()
 }
 
-func (c *chatChunks) tier(s string) { c.serviceTier = s }
+func (c *chatChunks) upstream(tier, fingerprint string) {
+	c.serviceTier = tier
+	if fingerprint != "" {
+		c.fingerprint = fingerprint
+	}
+}
 
 // reasoning writes a delta with reasoning_content (a piece of the
 // reasoning text) and/or thinking_blocks (completed blocks), LiteLLM's
@@ -1005,7 +1019,7 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 		setUsageHeader(w, hit.UsageEstimated)
 		g.count(endpoint, o, http.StatusOK, start)
 		wr.whole(w, answer{model: hit.Model, content: hit.Content, refusal: hit.Refusal, calls: hit.toolCalls(), finish: hit.FinishReason, usage: hit.Usage,
-			reasoning: hit.ReasoningContent, thinking: hit.thinkingBlocks()})
+			fingerprint: hit.SystemFingerprint, reasoning: hit.ReasoningContent, thinking: hit.thinkingBlocks()})
 		return
 	}
 	var resp *pb.ChatResponse
@@ -1092,12 +1106,12 @@ func (g *Gateway) chat(ctx context.Context, w http.ResponseWriter, a *alias, cre
 	model := modelOr(resp.GetModel(), o.target.model)
 	if key != "" {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: model, Content: resp.GetContent(), Refusal: resp.GetRefusal(), FinishReason: finish, Usage: usageOf(usage), UsageEstimated: estimated,
-			ToolCalls: cacheToolCalls(resp.GetToolCalls()), ReasoningContent: resp.GetReasoningContent(), ThinkingBlocks: cacheThinking(resp.GetThinkingBlocks())})
+			SystemFingerprint: resp.GetSystemFingerprint(), ToolCalls: cacheToolCalls(resp.GetToolCalls()), ReasoningContent: resp.GetReasoningContent(), ThinkingBlocks: cacheThinking(resp.GetThinkingBlocks())})
 	}
 	g.count(endpoint, o, http.StatusOK, start)
 	wr.whole(w, answer{id: resp.GetId(), model: model, content: resp.GetContent(), refusal: resp.GetRefusal(), calls: resp.GetToolCalls(), finish: finish, usage: usageOf(usage),
 		logprobsAsked: creq.GetLogprobs(), logprobs: resp.GetLogprobs(), serviceTier: resp.GetServiceTier(),
-		reasoning: resp.GetReasoningContent(), thinking: resp.GetThinkingBlocks()})
+		fingerprint: resp.GetSystemFingerprint(), reasoning: resp.GetReasoningContent(), thinking: resp.GetThinkingBlocks()})
 }
 
 // completionJSON is a chat.completion object with one choice; a struct,
@@ -1231,8 +1245,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		content strings.Builder
 		refusal strings.Builder
 		calls   toolCallBuilder
-		// serviceTier is the tier the upstream's events say it used.
-		serviceTier string
+		// serviceTier is the tier the upstream's events say it used;
+		// fingerprint its system_fingerprint.
+		serviceTier, fingerprint string
 		// reasoning and thinking are the answer's reasoning text and
 		// thinking blocks, for the cache.
 		reasoning strings.Builder
@@ -1258,6 +1273,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
+		out.upstream("", hit.SystemFingerprint)
 		_ = out.begin(hit.Model, hit.Content == "" && len(hit.ToolCalls) > 0)
 		// The reasoning first, as it came: its text, then its blocks.
 		_ = out.reasoning(hit.ReasoningContent, nil)
@@ -1280,7 +1296,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	fit := g.newFit(creq)
 	o = g.route(ctx, requestID(w), a, func(ctx context.Context, t *target, attempt int) (bool, error) {
 		started := false
-		ans.usage, ans.model, ans.serviceTier = nil, t.model, ""
+		ans.usage, ans.model, ans.serviceTier, ans.fingerprint = nil, t.model, "", ""
 		ans.content.Reset()
 		ans.refusal.Reset()
 		ans.calls.reset()
@@ -1296,10 +1312,15 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 				if ev.GetUsage() != nil {
 					ans.usage = ev.GetUsage()
 				}
-				if st := ev.GetServiceTier(); st != "" {
-					ans.serviceTier = st
+				if st, fp := ev.GetServiceTier(), ev.GetSystemFingerprint(); st != "" || fp != "" {
+					if st != "" {
+						ans.serviceTier = st
+					}
+					if fp != "" {
+						ans.fingerprint = fp
+					}
 					if started {
-						out.tier(st)
+						out.upstream(ans.serviceTier, ans.fingerprint)
 					}
 				}
 				if ev.GetDelta() == "" && ev.GetRefusal() == "" && ev.GetFinishReason() == "" && len(ev.GetToolCalls()) == 0 && len(ev.GetLogprobs()) == 0 &&
@@ -1321,7 +1342,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 					ttft := time.Since(start)
 					g.m.ttft.WithLabelValues(a.name).Observe(ttft.Seconds())
 					exchangeOf(ctx).firstToken(ttft)
-					out.tier(ans.serviceTier)
+					out.upstream(ans.serviceTier, ans.fingerprint)
 					if err := out.begin(ans.model, ev.GetDelta() == "" && len(ev.GetToolCalls()) > 0); err != nil {
 						return err
 					}
@@ -1414,7 +1435,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, a *alias, c
 	out.end(usageOf(usage), estimated, ans.serviceTier)
 	if key != "" && out.err() == nil {
 		g.cache.put(key, cachedAnswer{Provider: o.target.provider, Model: ans.model, Content: ans.content.String(), Refusal: ans.refusal.String(), FinishReason: finishOr(ans.finishReason, len(toolCalls) > 0),
-			Usage: usageOf(usage), UsageEstimated: estimated, ToolCalls: cacheToolCalls(toolCalls),
+			Usage: usageOf(usage), UsageEstimated: estimated, SystemFingerprint: ans.fingerprint, ToolCalls: cacheToolCalls(toolCalls),
 			ReasoningContent: ans.reasoning.String(), ThinkingBlocks: cacheThinking(ans.thinking)})
 	}
 	g.count(endpoint, o, http.StatusOK, start)

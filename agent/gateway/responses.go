@@ -1830,7 +1830,7 @@ func (s *responseEvents) finish(reason string) error {
 	return s.closeOpen(itemStatus(status))
 }
 
-func (s *responseEvents) tier(t string) { s.tierSeen = t }
+func (s *responseEvents) upstream(t, _ string) { s.tierSeen = t }
 
 // refusal writes a piece of a refusal, as OpenAI streams one: in the
 // open message's refusal part (response.refusal.delta).

@@ -493,8 +493,9 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 			Logprobs     *choiceLogprobs `json:"logprobs"`
 			FinishReason string          `json:"finish_reason"`
 		} `json:"choices"`
-		Usage       *usage `json:"usage"`
-		ServiceTier string `json:"service_tier"`
+		Usage             *usage `json:"usage"`
+		ServiceTier       string `json:"service_tier"`
+		SystemFingerprint string `json:"system_fingerprint"`
 	}
 	err = s.Call(http.MethodPost, "/chat/completions", body, true).Do(ctx, func(resp *http.Response) error {
 		return decode(resp.Body, &out)
@@ -514,7 +515,7 @@ func (p *provider) Chat(ctx context.Context, req *pb.ChatRequest) (*pb.ChatRespo
 		refusal = *c.Message.Refusal
 	}
 	resp := &pb.ChatResponse{Id: out.ID, Model: out.Model, Content: content, Refusal: refusal, FinishReason: c.FinishReason, Usage: out.Usage.proto(), ServiceTier: out.ServiceTier,
-		ReasoningContent: c.Message.text()}
+		SystemFingerprint: out.SystemFingerprint, ReasoningContent: c.Message.text()}
 	if req.GetLogprobs() {
 		if resp.Logprobs, err = c.Logprobs.proto(); err != nil {
 			return nil, err
@@ -544,9 +545,10 @@ type chunk struct {
 		Logprobs     *choiceLogprobs `json:"logprobs"`
 		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
-	Usage       *usage    `json:"usage"`
-	ServiceTier string    `json:"service_tier"`
-	Error       *apiError `json:"error"`
+	Usage             *usage    `json:"usage"`
+	ServiceTier       string    `json:"service_tier"`
+	SystemFingerprint string    `json:"system_fingerprint"`
+	Error             *apiError `json:"error"`
 }
 
 // toolCallDelta is a streamed piece of a tool call: index, id, type and
@@ -665,7 +667,7 @@ func parseChunk(ev string, logprobs bool) (*pb.ChatEvent, error) {
 	if c.Error != nil {
 		return nil, sdk.Errorf(sdk.Unavailable, "upstream failed mid-stream: %s", c.Error.Message)
 	}
-	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto(), ServiceTier: c.ServiceTier}
+	out := &pb.ChatEvent{Id: c.ID, Model: c.Model, Usage: c.Usage.proto(), ServiceTier: c.ServiceTier, SystemFingerprint: c.SystemFingerprint}
 	if len(c.Choices) > 0 {
 		ch := c.Choices[0]
 		out.Delta, out.Refusal = ch.Delta.Content, ch.Delta.Refusal

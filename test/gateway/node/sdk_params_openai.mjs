@@ -226,6 +226,8 @@ await check('OpenAI parameters passed through to the upstream', async () => {
   // What the upstream answers because of them comes back: the tier it
   // used, and how much of the prediction it accepted.
   assert.equal(r.service_tier, 'flex');
+  // The upstream's system_fingerprint, as it gave it.
+  assert.equal(r.system_fingerprint, 'fp_stub');
   assert.equal(r.usage.completion_tokens_details.accepted_prediction_tokens, 4);
   assert.equal(r.usage.completion_tokens_details.rejected_prediction_tokens, 0);
   const stream = await client.chat.completions.create({
@@ -239,13 +241,17 @@ await check('OpenAI parameters passed through to the upstream', async () => {
   let text = '';
   let usage = null;
   const tiers = new Set();
+  const fingerprints = new Set();
   for await (const c of stream) {
     text += c.choices[0]?.delta?.content ?? '';
     if (c.usage) usage = c.usage;
     tiers.add(c.service_tier);
+    fingerprints.add(c.system_fingerprint);
   }
   assert.equal(text, 'echo: pass these through streamed');
   assert.deepEqual([...tiers], ['default']);
+  // In every chunk, the usage chunk too, as OpenAI sends it.
+  assert.deepEqual([...fingerprints], ['fp_stub']);
   // "them" is not in the answer: rejected, and billed as a completion token.
   assert.equal(usage.completion_tokens_details.accepted_prediction_tokens, 2);
   assert.equal(usage.completion_tokens_details.rejected_prediction_tokens, 1);

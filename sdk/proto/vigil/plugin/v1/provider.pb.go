@@ -1489,9 +1489,12 @@ type ChatResponse struct {
 	// refusal is the model's refusal message (OpenAI's message.refusal),
 	// given instead of content: a refusal is not the answer a
 	// response_format asks for, and the gateway does not check it as one.
-	Refusal       string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refusal string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// system_fingerprint identifies the upstream's backend configuration
+	// (OpenAI's system_fingerprint), when it gives one.
+	SystemFingerprint string `protobuf:"bytes,12,opt,name=system_fingerprint,json=systemFingerprint,proto3" json:"system_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ChatResponse) Reset() {
@@ -1601,6 +1604,13 @@ func (x *ChatResponse) GetRefusal() string {
 	return ""
 }
 
+func (x *ChatResponse) GetSystemFingerprint() string {
+	if x != nil {
+		return x.SystemFingerprint
+	}
+	return ""
+}
+
 type ChatEvent struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Delta        string                 `protobuf:"bytes,1,opt,name=delta,proto3" json:"delta,omitempty"`
@@ -1625,9 +1635,12 @@ type ChatEvent struct {
 	ThinkingBlocks []*ThinkingBlock `protobuf:"bytes,10,rep,name=thinking_blocks,json=thinkingBlocks,proto3" json:"thinking_blocks,omitempty"`
 	// refusal is a piece of the model's refusal message (OpenAI's
 	// delta.refusal), in the order it comes.
-	Refusal       string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refusal string `protobuf:"bytes,11,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// system_fingerprint identifies the upstream's backend configuration,
+	// when it gives one (OpenAI repeats it in every chunk).
+	SystemFingerprint string `protobuf:"bytes,12,opt,name=system_fingerprint,json=systemFingerprint,proto3" json:"system_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ChatEvent) Reset() {
@@ -1733,6 +1746,13 @@ func (x *ChatEvent) GetThinkingBlocks() []*ThinkingBlock {
 func (x *ChatEvent) GetRefusal() string {
 	if x != nil {
 		return x.Refusal
+	}
+	return ""
+}
+
+func (x *ChatEvent) GetSystemFingerprint() string {
+	if x != nil {
+		return x.SystemFingerprint
 	}
 	return ""
 }
@@ -2134,7 +2154,7 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x14cached_prompt_tokens\x18\x04 \x01(\x05R\x12cachedPromptTokens\x12)\n" +
 	"\x10reasoning_tokens\x18\x05 \x01(\x05R\x0freasoningTokens\x12<\n" +
 	"\x1aaccepted_prediction_tokens\x18\x06 \x01(\x05R\x18acceptedPredictionTokens\x12<\n" +
-	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xc9\x03\n" +
+	"\x1arejected_prediction_tokens\x18\a \x01(\x05R\x18rejectedPredictionTokens\"\xf8\x03\n" +
 	"\fChatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -2148,7 +2168,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
 	"\x0fthinking_blocks\x18\n" +
 	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\x12\x18\n" +
-	"\arefusal\x18\v \x01(\tR\arefusal\"\xc7\x03\n" +
+	"\arefusal\x18\v \x01(\tR\arefusal\x12-\n" +
+	"\x12system_fingerprint\x18\f \x01(\tR\x11systemFingerprint\"\xf6\x03\n" +
 	"\tChatEvent\x12\x14\n" +
 	"\x05delta\x18\x01 \x01(\tR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x02 \x01(\tR\ffinishReason\x12,\n" +
@@ -2162,7 +2183,8 @@ const file_vigil_plugin_v1_provider_proto_rawDesc = "" +
 	"\x11reasoning_content\x18\t \x01(\tR\x10reasoningContent\x12G\n" +
 	"\x0fthinking_blocks\x18\n" +
 	" \x03(\v2\x1e.vigil.plugin.v1.ThinkingBlockR\x0ethinkingBlocks\x12\x18\n" +
-	"\arefusal\x18\v \x01(\tR\arefusal\"n\n" +
+	"\arefusal\x18\v \x01(\tR\arefusal\x12-\n" +
+	"\x12system_fingerprint\x18\f \x01(\tR\x11systemFingerprint\"n\n" +
 	"\fEmbedRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05input\x18\x02 \x03(\tR\x05input\x12#\n" +
