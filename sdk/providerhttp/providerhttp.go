@@ -146,6 +146,30 @@ func (w *Watchdog) Kick() {
 	}
 }
 
+// Hold runs f with the clock stopped and restarts it when f returns.
+// Wrap what hands a chunk on to the agent in it: while the agent (a slow
+// client behind it) is not taking chunks, the upstream is not silent, it
+// is held back, and that time must not count as its silence. A watchdog
+// that fired before Hold stays fired; Hold does not run f then.
+func (w *Watchdog) Hold(f func() error) error {
+	if w == nil || w.t == nil {
+		return f()
+	}
+	if !w.t.Stop() && w.fired.Load() {
+		return TransportError(context.Canceled, w)
+	}
+	defer w.Kick()
+	return f()
+}
+
+// Paused returns send wrapped in w.Hold: a stream reader calls it for
+// every event it passes on, so that only the upstream's silence counts.
+//
+//	send = providerhttp.Paused(w, send)
+func Paused[T any](w *Watchdog, send func(T) error) func(T) error {
+	return func(ev T) error { return w.Hold(func() error { return send(ev) }) }
+}
+
 // Stop stops the watchdog; it does not fire afterwards.
 func (w *Watchdog) Stop() {
 	if w != nil && w.t != nil {

@@ -1,6 +1,7 @@
 package providerhttp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -131,4 +132,58 @@ func mustRead(t *testing.T, r io.Reader) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestWatchdogHold: time spent handing a chunk on to the agent (a slow
+// client behind it) is not upstream silence: a stream whose every send
+// blocks for several watchdog periods completes, while an upstream that
+// goes quiet between chunks is still cut after one period.
+func TestWatchdogHold(t *testing.T) {
+	quiet := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 3 {
+			if i == 2 && r.URL.Path == "/quiet" {
+				<-quiet
+			}
+			io.WriteString(w, "chunk\n")
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	defer close(quiet)
+	call := func(path string) Call {
+		return Call{Timeout: 50 * time.Millisecond, Send: func(ctx context.Context) (*http.Response, error) {
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+			return srv.Client().Do(req)
+		}}
+	}
+	read := func(got *int) func(*http.Response, *Watchdog) error {
+		return func(resp *http.Response, w *Watchdog) error {
+			send := Paused(w, func(string) error {
+				time.Sleep(200 * time.Millisecond) // four periods: the agent is slow to take it
+				*got++
+				return nil
+			})
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				w.Kick()
+				if err := send(sc.Text()); err != nil {
+					return err
+				}
+			}
+			if err := sc.Err(); err != nil {
+				return TransportError(err, w)
+			}
+			return nil
+		}
+	}
+	var got int
+	if err := call("/").Stream(context.Background(), read(&got)); err != nil || got != 3 {
+		t.Fatalf("slow agent: %v after %d chunks, want all 3 and no error", err, got)
+	}
+	got = 0
+	err := call("/quiet").Stream(context.Background(), read(&got))
+	if sdk.ClassOf(err) != sdk.Timeout || !strings.Contains(err.Error(), "within timeout 50ms") || got != 2 {
+		t.Fatalf("quiet upstream: %v after %d chunks, want a timeout after 2", err, got)
+	}
 }

@@ -360,6 +360,8 @@ type streamCall struct {
 // thinking_blocks it saw, and one that joins them all, both hold the
 // list to send back.
 func readStream(resp *http.Response, w *providerhttp.Watchdog, send func(*pb.ChatEvent) error) error {
+	// Time the agent takes to take an event is not upstream silence.
+	send = providerhttp.Paused(w, send)
 	var id, model, stop string
 	var u usage
 	calls := map[int]*streamCall{} // by Anthropic's block index

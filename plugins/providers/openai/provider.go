@@ -581,6 +581,8 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 // With logprobs asked for, a content chunk without them is an upstream
 // that does not offer them: class unsupported.
 func readStream(resp *http.Response, w *providerhttp.Watchdog, logprobs bool, send func(*pb.ChatEvent) error) error {
+	// Time the agent takes to take an event is not upstream silence.
+	send = providerhttp.Paused(w, send)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var data strings.Builder

@@ -252,6 +252,9 @@ func (p *provider) ChatStream(ctx context.Context, req *pb.ChatRequest, send fun
 	}
 	call := p.settings().upstream.Call(http.MethodPost, "/chat/completions", body, true)
 	return call.Stream(ctx, func(resp *http.Response, w *providerhttp.Watchdog) error {
+		// The time the agent (a slow client behind it) takes to take an
+		// event is not upstream silence: the watchdog is held meanwhile.
+		send := providerhttp.Paused(w, send)
 		var finish string
 		var last *usage
 		sc := bufio.NewScanner(resp.Body)
