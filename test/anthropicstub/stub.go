@@ -104,7 +104,10 @@ type Fault struct {
 	// Type (defaults by status) and Message.
 	Status        int
 	Type, Message string
-	RetryAfter    string
+	// ErrorCode, when set, is sent as error.details.error_code (as on a
+	// spend-limit 429: enforced_spend_limit_reached).
+	ErrorCode  string
+	RetryAfter string
 	// StreamErrorAfter, for a stream, sends an error event after this many
 	// content deltas (text, or a tool call's input fragments).
 	StreamErrorAfter int
@@ -158,10 +161,14 @@ func (s *Server) LastRequest(path, model string) map[string]any {
 	return s.requests[path+" "+model]
 }
 
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
+func writeError(w http.ResponseWriter, status int, typ, msg string, code ...string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}})
+	e := map[string]any{"type": typ, "message": msg}
+	if len(code) > 0 && code[0] != "" {
+		e["details"] = map[string]any{"error_code": code[0]}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "error", "error": e})
 }
 
 func defaultType(status int) string {
@@ -231,7 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if msg == "" {
 				msg = fmt.Sprintf("injected fault: HTTP %d", f.Status)
 			}
-			writeError(w, f.Status, typ, msg)
+			writeError(w, f.Status, typ, msg, f.ErrorCode)
 			return
 		}
 		if !s.known(model) {

@@ -128,6 +128,12 @@ func (p *provider) state() *state { return p.st.Load() }
 type apiError struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
+	// Details.ErrorCode refines some types: enforced_spend_limit_reached
+	// on a rate_limit_error is the organisation's monthly spend limit,
+	// which no wait lifts.
+	Details struct {
+		ErrorCode string `json:"error_code"`
+	} `json:"details"`
 }
 
 // classify maps an Anthropic error answer to the contract's classes: the
@@ -146,10 +152,20 @@ func classify(status int, h http.Header, body []byte) error {
 	}
 	lower := strings.ToLower(ae.Message)
 	e := &sdk.Error{Class: providerhttp.ClassForStatus(status), Message: fmt.Sprintf("upstream HTTP %d %s: %s", status, ae.Type, msg)}
-	billing := strings.Contains(lower, "credit balance") || strings.Contains(lower, "spend limit") || strings.Contains(lower, "billing")
+	code := strings.ToLower(ae.Details.ErrorCode)
+	billing := strings.Contains(lower, "credit balance") || strings.Contains(lower, "spend limit") || strings.Contains(lower, "billing") ||
+		strings.Contains(code, "spend_limit") || strings.Contains(code, "credit")
+	if code != "" {
+		e.Message += " (" + ae.Details.ErrorCode + ")"
+	}
 	switch {
-	case billing && (status == 400 || status == 402 || status == 403 || status == 429):
+	case ae.Type == "billing_error" || billing && (status == 400 || status == 402 || status == 403 || status == 429):
+		// Spend limits and billing: a retry fails until someone pays or
+		// raises the limit.
 		e.Class = sdk.QuotaExhausted
+	case ae.Type == "timeout_error":
+		// Anthropic gave up on the request itself (504).
+		e.Class = sdk.Timeout
 	case status == 400 || status == 413 || status == 422:
 		if strings.Contains(lower, "prompt is too long") || strings.Contains(lower, "context window") {
 			e.Class = sdk.ContextLengthExceeded

@@ -92,6 +92,12 @@ func TestErrorClasses(t *testing.T) {
 		{anthropicstub.Fault{Status: 429, RetryAfter: "7"}, sdk.RateLimited, 7 * time.Second},
 		{anthropicstub.Fault{Status: 429, Message: "You have reached your specified workspace API spend limit"}, sdk.QuotaExhausted, 0},
 		{anthropicstub.Fault{Status: 400, Message: "Your credit balance is too low to access the Anthropic API"}, sdk.QuotaExhausted, 0},
+		// The monthly spend limit, told by its error code, with a
+		// retry-after that no wait honours: not retried.
+		{anthropicstub.Fault{Status: 429, RetryAfter: "60", Message: "You have reached your organization's usage limit.", ErrorCode: "enforced_spend_limit_reached"}, sdk.QuotaExhausted, 0},
+		{anthropicstub.Fault{Status: 402, Type: "billing_error", Message: "Payment required"}, sdk.QuotaExhausted, 0},
+		{anthropicstub.Fault{Status: 504, Type: "timeout_error", Message: "Request timed out"}, sdk.Timeout, 0},
+		{anthropicstub.Fault{Status: 500, Type: "timeout_error", Message: "Request timed out"}, sdk.Timeout, 0},
 		{anthropicstub.Fault{Status: 400, Message: "prompt is too long: 210000 tokens > 200000 maximum"}, sdk.ContextLengthExceeded, 0},
 		{anthropicstub.Fault{Status: 400}, sdk.InvalidRequest, 0},
 		{anthropicstub.Fault{Status: 401}, sdk.Auth, 0},
