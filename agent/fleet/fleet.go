@@ -121,7 +121,20 @@ func New(cfg Config, opts Options) (*Fleet, error) {
 	}
 	f.serf = s
 	f.serfSetTags = s.SetTags
+	if f.ring == nil && !loopbackBind(cfg.Bind) {
+		f.logger.Warn("gossip is not encrypted and listens where other hosts reach it: any of them can join the fleet and read its tags and model stats; set gossip.encrypt_key_file (docs/fleet.md)", "bind", cfg.Bind)
+	}
 	return f, nil
+}
+
+// loopbackBind reports whether gossip.bind is a loopback address.
+func loopbackBind(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (f *Fleet) path(p string) string {

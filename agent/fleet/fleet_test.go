@@ -858,3 +858,28 @@ func TestKeyringFileModeTightened(t *testing.T) {
 		t.Errorf("keyring file mode after install = %o, want 600", m)
 	}
 }
+
+// TestPlainGossipBeyondLoopbackWarned: gossip without a key on an address
+// other hosts reach lets any of them join and read the fleet's tags and
+// model stats; the agent says so at start. On loopback it does not.
+func TestPlainGossipBeyondLoopbackWarned(t *testing.T) {
+	for bind, warn := range map[string]bool{
+		fmt.Sprintf("0.0.0.0:%d", freePort(t)):   true,
+		fmt.Sprintf("127.0.0.1:%d", freePort(t)): false,
+	} {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind = true, "local", bind
+		if warn {
+			cfg.Advertise = "127.0.0.1:" + bind[strings.LastIndex(bind, ":")+1:]
+		}
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "a", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Shutdown()
+		if got := strings.Contains(logs.String(), "gossip is not encrypted"); got != warn {
+			t.Errorf("bind %s: warned = %v, want %v:\n%s", bind, got, warn, logs)
+		}
+	}
+}
