@@ -332,7 +332,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // ServeHTTP runs the common request pipeline around the routes: panic
-// recovery, body limit, timeout, metrics and the access log.
+// recovery, the refusal of browser requests (refuseBrowser), body limit,
+// timeout, metrics and the access log.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
