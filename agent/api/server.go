@@ -332,7 +332,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // ServeHTTP runs the common request pipeline around the routes: panic
-// recovery, body limit, timeout, metrics and the access log.
+// recovery, the refusal of browser requests (refuseBrowser), body limit,
+// timeout, metrics and the access log.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
@@ -360,6 +361,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r, rec, route, start)
 	}()
 
+	if e := s.refuseBrowser(r); e != nil {
+		s.writeErr(rec, r, e)
+		return
+	}
 	limit := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
 		if count := s.tooLarge[pattern]; count != nil {
@@ -385,6 +390,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// crossOrigin refuses state-changing requests that a browser sends from
+// another origin (Sec-Fetch-Site, or else Origin against Host): a web page
+// may send a form or a bodyless POST to 127.0.0.1 without a preflight.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// refuseBrowser returns the error that refuses r when a web page, rather
+// than a client of the API, sent it: a cross-origin write (CSRF), or, when
+// the API has no tokens, a request on a loopback listener addressed to a
+// name that is not a loopback one (DNS rebinding: the page's own host
+// name, resolved to 127.0.0.1, makes it same-origin with the API).
+func (s *Server) refuseBrowser(r *http.Request) *Error {
+	if err := crossOrigin.Check(r); err != nil {
+		return Errorf(http.StatusForbidden, CodeForbidden, "cross-origin request refused: a web page on another site sent %s %s through a browser (%v); the API takes writes from API clients and same-origin pages only", r.Method, r.URL.Path, err)
+	}
+	if len(s.current.Load().tokens) > 0 || r.Host == "" {
+		return nil
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if !ok || !local.IP.IsLoopback() {
+		return nil
+	}
+	if !loopbackHost(r.Host) {
+		return Errorf(http.StatusForbidden, CodeForbidden, "Host %q is not a loopback name: an API without api.tokens on a loopback address answers only requests addressed to 127.0.0.1, [::1] or localhost (this refuses web pages that rebind their own name to 127.0.0.1); address the agent so, or configure api.tokens", r.Host)
+	}
+	return nil
+}
+
+// loopbackHost reports whether a Host header names a loopback address:
+// a loopback IP literal or localhost, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // notFound answers a request no route matched: 405 with Allow when the path

@@ -316,3 +316,30 @@ func TestEnvErrorNamesTheVariable(t *testing.T) {
 		t.Errorf("error = %v; want it to name VIGIL_API_REQUEST_TIMEOUT, not the file", err)
 	}
 }
+
+// TestSecretValueNotInErrors: an unquoted secret that YAML reads as a
+// number or a boolean is an error that does not repeat the value (it ends
+// up in the agent's log and in vigil config validate's output).
+func TestSecretValueNotInErrors(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vigil.yaml")
+	yml := "api:\n  tokens:\n    - {name: a, scope: read, secret: 98765432109876543210}\n" +
+		"gossip:\n  encrypt_key: 1234567890123456\n"
+	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(Options{Path: p, Env: func(string) (string, bool) { return "", false }})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, secret := range []string{"98765432109876543210", "9.876", "1234567890123456"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("error repeats the secret %s: %s", secret, msg)
+		}
+	}
+	for _, want := range []string{"api.tokens[0].secret: expected a string", "gossip.encrypt_key: expected a string", "quote it"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+}

@@ -400,8 +400,19 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, key string) {
 		return
 	}
 	if err := setScalar(v, n.Value, n.ShortTag()); err != nil {
+		if secretKey(key) {
+			// The message would repeat the value: name its type only.
+			d.fail(n, key, "expected %s, got %s (quote it if it is meant as text; the value is a secret, so it is not shown)", typeName(v.Type()), strings.TrimPrefix(n.ShortTag(), "!!"))
+			return
+		}
 		d.fail(n, key, "%v", err)
 	}
+}
+
+// secretKey reports whether the value of key is a secret written inline,
+// which an error message must not repeat.
+func secretKey(key string) bool {
+	return strings.HasSuffix(key, ".secret") || key == "gossip.encrypt_key"
 }
 
 // setScalar parses s into v. tag is the YAML tag the value resolved to, or

@@ -8,7 +8,8 @@ import (
 // SecretWarnings lists secrets that every user of the host can read: a
 // secret file (api.tokens[].secret_file, the TLS private keys of the API and
 // the forwarder, gossip.encrypt_key_file, the forwarder's and the alert
-// receivers' token and password files) with read
+// receivers' token and password files, the gateway providers'
+// api_key_file) with read
 // permission for others, and an inline secret (api.tokens[].secret,
 // gossip.encrypt_key) written in a configuration file with read permission
 // for others (the packaged /etc/vigil/vigil.yaml is 0644). Each names the
@@ -54,6 +55,9 @@ func (l *Loaded) SecretWarnings() []string {
 	}
 	for i, r := range l.Alerts.Webhooks {
 		file(fmt.Sprintf("alerts.webhooks[%d].bearer_token_file", i), r.BearerTokenFile)
+	}
+	for i, p := range l.Gateway.Providers {
+		file(fmt.Sprintf("gateway.providers[%d].api_key_file", i), p.APIKeyFile)
 	}
 	return out
 }

@@ -98,3 +98,28 @@ forward:
 		t.Errorf("private key: warnings %v", w)
 	}
 }
+
+// TestSecretWarningsProviderKey: a gateway provider's api_key_file holds an
+// upstream API key (money spent on the operator's account); a copy every
+// user can read is warned about like the other secret files.
+func TestSecretWarningsProviderKey(t *testing.T) {
+	dir := t.TempDir()
+	key := writeFile(t, dir, "openai.key", "sk-0123456789abcdef\n")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, dir, "vigil.yaml", `gateway:
+  providers:
+    - {name: oa, plugin: openai, api_key_file: `+key+`}
+  models:
+    - {name: m, targets: [{provider: oa, model: x}]}
+`)
+	l, err := Load(Options{Path: p, Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "vigil.yaml:3: gateway.providers[0].api_key_file: " + key + " is readable by every user (mode 0644)"
+	if got := strings.Join(l.SecretWarnings(), "\n"); !strings.Contains(got, want) {
+		t.Errorf("warnings lack %q:\n%s", want, got)
+	}
+}

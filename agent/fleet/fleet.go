@@ -121,7 +121,20 @@ func New(cfg Config, opts Options) (*Fleet, error) {
 	}
 	f.serf = s
 	f.serfSetTags = s.SetTags
+	if f.ring == nil && !loopbackBind(cfg.Bind) {
+		f.logger.Warn("gossip is not encrypted and listens where other hosts reach it: any of them can join the fleet and read its tags and model stats; set gossip.encrypt_key_file (docs/fleet.md)", "bind", cfg.Bind)
+	}
 	return f, nil
+}
+
+// loopbackBind reports whether gossip.bind is a loopback address.
+func loopbackBind(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (f *Fleet) path(p string) string {
@@ -236,6 +249,9 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 	case err != nil:
 		return nil, fmt.Errorf("gossip.keyring_file: %w", err)
 	}
+	if err := f.tightenKeyringMode(); err != nil {
+		return nil, err
+	}
 	var encoded []string
 	if err := json.Unmarshal(b, &encoded); err != nil {
 		return nil, fmt.Errorf("gossip.keyring_file: %s is not a JSON list of base64 keys: %v", f.keyring, err)
@@ -266,6 +282,25 @@ func (f *Fleet) loadKeyring() (*memberlist.Keyring, error) {
 		return nil, fmt.Errorf("gossip.keyring_file: %w", err)
 	}
 	return kr, nil
+}
+
+// tightenKeyringMode makes an existing keyring file 0600: it holds the
+// fleet's keys, and serf rewrites it on every rotation with the mode it
+// already has (a backup restored with cp, or a file seeded by hand, would
+// stay readable by every user).
+func (f *Fleet) tightenKeyringMode() error {
+	st, err := os.Stat(f.keyring)
+	if err != nil {
+		return fmt.Errorf("gossip.keyring_file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(f.keyring, 0o600); err != nil {
+		return fmt.Errorf("gossip.keyring_file: %s is readable by other users (mode %04o) and its mode cannot be set to 0600: %w", f.keyring, st.Mode().Perm(), err)
+	}
+	f.logger.Warn("the gossip keyring file was readable by other users; its mode is now 0600 (the fleet's keys may have been read: rotate them with vigil keyring)", "keyring_file", f.keyring, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	return nil
 }
 
 func containsKey(keys [][]byte, k []byte) bool {

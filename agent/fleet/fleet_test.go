@@ -821,3 +821,65 @@ func TestRejoinEncryptedToPlain(t *testing.T) {
 		t.Errorf("status = %q, want %q and no key mismatch", st.Reason, want)
 	}
 }
+
+// TestKeyringFileModeTightened: a keyring file readable by other users (a
+// backup restored with cp, a file seeded by hand) holds the fleet's keys;
+// the agent makes it 0600 at start, says so, and serf's rewrites on a
+// rotation keep that mode.
+func TestKeyringFileModeTightened(t *testing.T) {
+	dir := t.TempDir()
+	key := newKey(t)
+	f, _, _ := restartableNode(t, "a", dir, key)
+	if err := f.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.keyring, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, logs, _ := restartableNode(t, "a", dir, key)
+	defer f.Shutdown()
+	mode := func() os.FileMode {
+		st, err := os.Stat(f.keyring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	if m := mode(); m != 0o600 {
+		t.Errorf("keyring file mode at start = %o, want 600", m)
+	}
+	if !strings.Contains(logs.String(), "readable by other users") || !strings.Contains(logs.String(), f.keyring) {
+		t.Errorf("log does not say the keyring file's mode was tightened:\n%s", logs)
+	}
+	if _, err := f.Keyring(KeyInstall, newKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o600 {
+		t.Errorf("keyring file mode after install = %o, want 600", m)
+	}
+}
+
+// TestPlainGossipBeyondLoopbackWarned: gossip without a key on an address
+// other hosts reach lets any of them join and read the fleet's tags and
+// model stats; the agent says so at start. On loopback it does not.
+func TestPlainGossipBeyondLoopbackWarned(t *testing.T) {
+	for bind, warn := range map[string]bool{
+		fmt.Sprintf("0.0.0.0:%d", freePort(t)):   true,
+		fmt.Sprintf("127.0.0.1:%d", freePort(t)): false,
+	} {
+		cfg := DefaultConfig()
+		cfg.Enabled, cfg.Profile, cfg.Bind = true, "local", bind
+		if warn {
+			cfg.Advertise = "127.0.0.1:" + bind[strings.LastIndex(bind, ":")+1:]
+		}
+		logs := &lineLog{}
+		f, err := New(cfg, Options{NodeName: "a", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Shutdown()
+		if got := strings.Contains(logs.String(), "gossip is not encrypted"); got != warn {
+			t.Errorf("bind %s: warned = %v, want %v:\n%s", bind, got, warn, logs)
+		}
+	}
+}
