@@ -277,6 +277,7 @@ func (h *Host) discover() error {
 			h.logger.Warn("plugin refused", "plugin", name, "reason", reason)
 		}
 		plugins[name] = newManaged(h, e, state, reason)
+		plugins[name].fileRefused = state == StateRefused // every check above is of the file
 	}
 	for _, d := range h.dirs() {
 		des, err := os.ReadDir(d)
@@ -572,9 +573,24 @@ func (h *Host) Restart(name string) error {
 		return noPluginError(name)
 	}
 	m.mu.Lock()
-	state := m.state
+	state, fileRefused := m.state, m.fileRefused
 	m.crashes = nil
 	m.mu.Unlock()
+	if state == StateRefused && fileRefused {
+		// Refused for its binary's file, which the operator may have
+		// fixed since (a file mode, the trusted binary put back): look at
+		// the plugins again, as a reload does, rather than repeat the old
+		// reason until a SIGHUP. What the plugin says of itself (its
+		// contract, its kind) cannot change without a new binary.
+		h.Reload(*h.config())
+		h.mu.Lock()
+		m, ok = h.plugins[name]
+		h.mu.Unlock()
+		if !ok {
+			return noPluginError(name)
+		}
+		state = m.stateNow()
+	}
 	switch state {
 	case StateUntrusted, StateRefused:
 		return fmt.Errorf("plugin %q is %s: %s", name, state, m.lastErrLocked())

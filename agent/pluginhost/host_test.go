@@ -1240,4 +1240,17 @@ func TestRegisterRefusesBinaryOthersCanReplace(t *testing.T) {
 	if s := waitState(t, h, e.Name, StateRefused); !strings.Contains(s.LastError, "writable by every user") {
 		t.Errorf("launched after chmod o+w: %+v", s)
 	}
+	// A restart while the cause remains says why, again.
+	if err := h.Restart(e.Name); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+		t.Errorf("restart while still writable by every user: %v", err)
+	}
+	// Once the operator has fixed the mode, a restart looks again and
+	// starts it, with no SIGHUP needed.
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Restart(e.Name); err != nil {
+		t.Fatalf("restart after chmod o-w: %v", err)
+	}
+	waitState(t, h, e.Name, StateRunning)
 }

@@ -61,6 +61,8 @@ type managed struct {
 	wake      chan struct{}
 	running   bool // supervisor goroutine started
 	retired   bool // replaced by a new entry: the supervisor exits
+	// fileRefused: refused for its binary's file (see refusal.file).
+	fileRefused bool
 
 	// Set for instances (see Instance); fixed once created.
 	instanceOf  string
@@ -182,6 +184,7 @@ func (m *managed) supervise() {
 			m.setState(StateRefused, ref.msg)
 			m.mu.Lock()
 			m.running = false
+			m.fileRefused = ref.file
 			m.mu.Unlock()
 			return
 		}
@@ -235,11 +238,19 @@ var errRestartRequested = errors.New("restart requested")
 
 // refusal is a launch that no restart can fix: the plugin is refused
 // instead of retried.
-type refusal struct{ msg string }
+type refusal struct {
+	msg string
+	// file says the binary's file is the cause (removed, unreadable,
+	// changed, writable by others): fixing the file lets a restart start
+	// it again, unlike what the plugin says of itself.
+	file bool
+}
 
 func (r *refusal) Error() string { return r.msg }
 
-func refusalf(format string, args ...any) *refusal { return &refusal{fmt.Sprintf(format, args...)} }
+func refusalf(format string, args ...any) *refusal {
+	return &refusal{msg: fmt.Sprintf(format, args...)}
+}
 
 // binaryRefusal checks the plugin's binary is still the one its catalog
 // entry trusts: it returns why not (removed, unreadable, another SHA-256),
@@ -249,11 +260,11 @@ func (m *managed) binaryRefusal() *refusal {
 	sum, err := fileSHA256(e.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &refusal{fmt.Sprintf("cannot read %s: no such file or directory (removed after the agent trusted it); put it back and reload the agent (SIGHUP)", e.Path)}
+		return &refusal{msg: fmt.Sprintf("cannot read %s: no such file or directory (removed after the agent trusted it); put it back and restart the plugin (vigil plugins restart) or reload the agent (SIGHUP)", e.Path), file: true}
 	case err != nil:
-		return &refusal{fmt.Sprintf("cannot read %s: %v", e.Path, err)}
+		return &refusal{msg: fmt.Sprintf("cannot read %s: %v", e.Path, err), file: true}
 	case sum != e.SHA256:
-		return &refusal{changedMessage(m.trust(), sum)}
+		return &refusal{msg: changedMessage(m.trust(), sum), file: true}
 	}
 	return nil
 }
@@ -398,7 +409,7 @@ func (m *managed) launch(ctx context.Context) (*process, error) {
 	}
 	if m.trust().Source != "dev" {
 		if err := othersCanReplace(e.Path); err != nil {
-			return nil, &refusal{err.Error()}
+			return nil, &refusal{msg: err.Error(), file: true}
 		}
 	}
 	proc, err := m.h.spawn(e.Path, sum, e.Args, envOf(m.h.config(), e, m.instanceOf), m.log)
