@@ -63,6 +63,29 @@
 //     401 and 403 are rejections too, as in Prometheus' own remote write,
 //     so a wrong credential drops data: watch vigil_forward_failures_total
 //     {reason="http_4xx"}.
+//   - Prometheus checks "out of bounds" against one time for all series, so
+//     in a batch refused as too old the refused samples are its oldest, and
+//     the batch that straddles that bound at the end of a long outage holds
+//     newer samples it would take. On 400 "out of bounds" the forwarder sends
+//     the batch again from its second-oldest sample time on, then from the
+//     third ..., oldest first, until one is accepted; only the part before it
+//     counts as rejected. It cannot bisect: Prometheus stores an accepted
+//     request, after which the older samples of its series are refused as out
+//     of order, so only refused requests (rolled back, nothing stored) can
+//     probe. To keep a long run of batches that are entirely too old at one
+//     request each, only a batch whose newest sample is less than 1h1m old is
+//     searched (Prometheus takes samples up to 1h, half its 2h head block,
+//     behind the newest one it has, which is about now when other nodes write
+//     to it; the minute is for clocks that disagree), with at most 16 more
+//     requests per batch (spread evenly over its sample times when it has
+//     more than 17). The refused probes count in vigil_forward_failures_total
+//     {reason="http_4xx"}. What is still lost: a straddling batch whose
+//     newest sample is older than 1h1m (a receiver whose newest sample lags
+//     the clock, e.g. one only this agent writes to, has an older bound),
+//     and, with more than 17 sample times in a batch, up to one probe step's
+//     samples. Other 400s ("out of order", a credential) drop the batch
+//     without a search, so a batch sent again after a crash costs one request
+//     as before.
 //   - Samples that the store evicts (retention, max_bytes) before the
 //     cursor reached them are lost to that upstream; the store counts them
 //     per cursor (the forwarder saves its cursor when it starts, so an

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +206,7 @@ type upstream struct {
 	invalidLogged bool
 	saveFailing   bool
 	secretFailing bool
+	part          *batch // the part of a refused batch sendNewest sends
 }
 
 func newUpstream(rw RemoteWrite, c *client, st *store.Store, log *slog.Logger, dur prometheus.Observer) *upstream {
@@ -459,11 +462,101 @@ func (u *upstream) read(cur store.Cursor, n int, b *batch) (next store.Cursor, i
 }
 
 // send posts b until it is accepted or rejected for good (true), or ctx
-// ends (false).
+// ends (false). When Prometheus refuses it for holding samples older than
+// its head block, the newest part of it that it takes is delivered (see
+// sendNewest); the rest is counted as rejected.
 func (u *upstream) send(ctx context.Context, b *batch) bool {
-	body := b.encode()
 	n := b.samples
 	u.setState(StateSending)
+	res, ok := u.deliver(ctx, b.encode())
+	if !ok {
+		return false
+	}
+	if res.outcome == outcomeSent {
+		u.accepted(n)
+		return true
+	}
+	u.refused(res)
+	sent := 0
+	if tooOld(res) {
+		if sent, ok = u.sendNewest(ctx, b); !ok {
+			return false
+		}
+	}
+	rejected := n - sent
+	if u.rejectEpisode == 0 {
+		u.log.Warn("upstream rejected a batch; dropping it (further rejections are counted, not logged, until a batch is accepted)",
+			"status", res.status, "samples", n, "delivered_newest", sent, "err", res.err)
+	}
+	u.countDropped(reasonRejected, rejected)
+	u.rejectEpisode++
+	u.rejectSamples += rejected
+	if sent > 0 {
+		u.accepted(sent)
+	}
+	return true
+}
+
+// tooOld reports Prometheus' answer to a request holding a sample older
+// than its head block accepts: 400 "out of bounds".
+func tooOld(res result) bool {
+	return res.status == http.StatusBadRequest && res.err != nil && strings.Contains(res.err.Error(), "out of bounds")
+}
+
+// searchMaxAge bounds the batches sendNewest searches: Prometheus takes
+// samples up to half its 2h head block (1h) behind the newest sample it
+// has, which for a receiver that other nodes keep writing to is about
+// now, so a refused batch whose newest sample is older than that (plus a
+// minute for clocks that disagree) holds nothing it would take.
+const searchMaxAge = time.Hour + time.Minute
+
+// maxSearchProbes bounds the requests sendNewest spends on one batch.
+const maxSearchProbes = 16
+
+// sendNewest delivers the newest part of b that the receiver takes after
+// it refused b as too old (Prometheus refuses a whole request when one
+// sample in it is, rolling the rest back). Prometheus' bound is one time
+// for every series, so the refused samples are the batch's oldest: it
+// sends b again from its second-oldest sample time on, then from the
+// third ..., oldest first, until a request is accepted (at most
+// maxSearchProbes requests, spread evenly over b's sample times when it
+// has more). It cannot bisect: an accepted request is stored, and the
+// older samples of its series could never be added after it (Prometheus
+// refuses them as out of order), so only refusals may be used to probe.
+// Only a batch whose newest sample is younger than searchMaxAge is
+// searched, so a long run of batches that are entirely too old still
+// costs one request each. It returns the samples delivered, and false
+// when ctx ended.
+func (u *upstream) sendNewest(ctx context.Context, b *batch) (int, bool) {
+	ts := b.times()
+	if len(ts) < 2 || u.now().Sub(time.UnixMilli(ts[len(ts)-1])) > searchMaxAge {
+		return 0, true
+	}
+	step := (len(ts) - 2 + maxSearchProbes) / maxSearchProbes // ceil((len-1)/max)
+	if u.part == nil {
+		u.part = newBatch()
+	}
+	for i := step; i < len(ts); i += step {
+		b.since(ts[i], u.part)
+		res, ok := u.deliver(ctx, u.part.encode())
+		if !ok {
+			return 0, false
+		}
+		if res.outcome == outcomeSent {
+			return u.part.samples, true
+		}
+		u.refused(res)
+		if !tooOld(res) {
+			return 0, true
+		}
+	}
+	return 0, true
+}
+
+// deliver posts body, retrying 5xx, 429, network errors and timeouts with
+// backoff, until the receiver accepts or refuses it for good (res.outcome
+// is outcomeSent or outcomeDrop), or ctx ends (false).
+func (u *upstream) deliver(ctx context.Context, body []byte) (result, bool) {
 	for attempt := 0; ; attempt++ {
 		start := u.now()
 		res, secretErr := u.c.post(ctx, body, start)
@@ -473,53 +566,48 @@ func (u *upstream) send(ctx context.Context, b *batch) bool {
 		}
 		u.secretFailing = secretErr != nil
 		if ctx.Err() != nil && res.outcome != outcomeSent {
-			return false
+			return res, false
 		}
-		switch res.outcome {
-		case outcomeSent:
-			u.up.Store(true)
-			u.sent.Add(uint64(n))
-			u.handled.Add(uint64(n))
-			u.mu.Lock()
-			u.lastOK = u.now()
-			u.mu.Unlock()
-			u.endEpisodes()
-			return true
-
-		case outcomeDrop:
-			u.up.Store(false)
-			u.failures[res.reason].Add(1)
-			u.countDropped(reasonRejected, n)
-			u.setError(StateSending, res.err)
-			if u.rejectEpisode == 0 {
-				u.log.Warn("upstream rejected a batch; dropping it (further rejections are counted, not logged, until a batch is accepted)",
-					"status", res.status, "samples", n, "err", res.err)
-			}
-			u.rejectEpisode++
-			u.rejectSamples += n
-			return true
-
-		case outcomeRetry:
-			u.up.Store(false)
-			u.failures[res.reason].Add(1)
-			wait := u.backoff(attempt)
-			if res.retryAfter > 0 {
-				wait = min(res.retryAfter, max(maxRetryAfter, u.cfg.MaxBackoff))
-			}
-			u.setError(StateRetrying, res.err)
-			if u.retryEpisode == 0 {
-				u.retryStart = start
-				u.log.Warn("sending failed; retrying with backoff (logged once until it recovers)",
-					"status", res.status, "reason", res.reason, "err", res.err, "retry_in", wait.Round(time.Millisecond))
-			}
-			u.retryEpisode++
-			if !sleep(ctx, wait) {
-				return false
-			}
-			u.retries[res.reason].Add(1)
-			u.setState(StateSending)
+		if res.outcome != outcomeRetry {
+			return res, true
 		}
+		u.up.Store(false)
+		u.failures[res.reason].Add(1)
+		wait := u.backoff(attempt)
+		if res.retryAfter > 0 {
+			wait = min(res.retryAfter, max(maxRetryAfter, u.cfg.MaxBackoff))
+		}
+		u.setError(StateRetrying, res.err)
+		if u.retryEpisode == 0 {
+			u.retryStart = start
+			u.log.Warn("sending failed; retrying with backoff (logged once until it recovers)",
+				"status", res.status, "reason", res.reason, "err", res.err, "retry_in", wait.Round(time.Millisecond))
+		}
+		u.retryEpisode++
+		if !sleep(ctx, wait) {
+			return res, false
+		}
+		u.retries[res.reason].Add(1)
+		u.setState(StateSending)
 	}
+}
+
+// accepted counts n samples taken by the receiver.
+func (u *upstream) accepted(n int) {
+	u.up.Store(true)
+	u.sent.Add(uint64(n))
+	u.handled.Add(uint64(n))
+	u.mu.Lock()
+	u.lastOK = u.now()
+	u.mu.Unlock()
+	u.endEpisodes()
+}
+
+// refused records a request the receiver refused for good.
+func (u *upstream) refused(res result) {
+	u.up.Store(false)
+	u.failures[res.reason].Add(1)
+	u.setError(StateSending, res.err)
 }
 
 // endEpisodes logs the end of retry and rejection episodes after a 2xx.

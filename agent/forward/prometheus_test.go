@@ -311,3 +311,85 @@ func TestForwardToRealPrometheusAcrossOutage(t *testing.T) {
 		t.Errorf("Prometheus took a batch mixing old and new samples (status %d, new sample stored %v): update the package doc", res.status, len(mixed) > 0)
 	}
 }
+
+// TestForwardDeliversTheNewerPartOfABatchPrometheusRefusesAsTooOld: after
+// a long outage the backlog reaches further back than a real Prometheus
+// takes (an hour behind the newest sample it has, written here by
+// "another node"), so it refuses, whole, every request holding a sample
+// older than that. The batch that straddles that bound must still deliver
+// its newer samples, and the long run of batches that are entirely too
+// old must not cost more than a request each.
+func TestForwardDeliversTheNewerPartOfABatchPrometheusRefusesAsTooOld(t *testing.T) {
+	prom := newPrometheus(t)
+	now := time.Now().Truncate(time.Second)
+	rw := RemoteWrite{Name: "prom", URL: prom.writeURL(), MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+		Timeout: 5 * time.Second, BatchMaxSamples: 7 * nTooOldSeries}
+
+	// Another node keeps Prometheus' newest sample at now.
+	c, err := newClient(rw.withDefaults(), "vigil/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := newBatch()
+	live.reset()
+	live.add(store.Sample{Name: "vigil_e2e_live", Time: now, Value: 1}, 1<<20)
+	if res, _ := c.post(context.Background(), live.encode(), time.Now()); res.outcome != outcomeSent {
+		t.Fatalf("live sample: status %d: %v", res.status, res.err)
+	}
+
+	st := openStore(t, t.TempDir())
+	tick := func(ts time.Time) {
+		t.Helper()
+		b := make([]store.Sample, nTooOldSeries)
+		for i := range b {
+			b[i] = store.Sample{Name: "vigil_e2e_old", Labels: store.Labels{{Name: "series", Value: strconv.Itoa(i)}}, Time: ts, Value: float64(ts.Unix() % 1000)}
+		}
+		if err := st.Append(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 100 batches of 7 ticks, about two hours old: entirely too old.
+	const oldBatches = 100
+	for k := range 7 * oldBatches {
+		tick(now.Add(-2*time.Hour + time.Duration(k)*time.Second))
+	}
+	// Then 30 ticks 10s apart from 61m55s ago: the first 12 are older
+	// than the bound (now - 1h), the 13th (59m55s ago) is not. The
+	// second batch of these holds ticks 7 to 13: 5 too old, 2 not.
+	const ticks, firstGood = 30, 12
+	for k := range ticks {
+		tick(now.Add(-62*time.Minute + 5*time.Second + time.Duration(k)*10*time.Second))
+	}
+
+	r := startForwarder(t, st, nil, rw)
+	waitFor(t, 30*time.Second, "forwarder to catch up", func() bool {
+		s := r.f.Status()[0]
+		return s.State == StateIdle && s.PendingSamples != nil && *s.PendingSamples == 0
+	})
+	s := r.f.Status()[0]
+	wantSent := (ticks - firstGood) * nTooOldSeries
+	wantRejected := (7*oldBatches + firstGood) * nTooOldSeries
+	if s.SamplesSent != uint64(wantSent) || s.SamplesDropped["rejected"] != uint64(wantRejected) {
+		t.Errorf("sent %d, rejected %d; want %d and %d", s.SamplesSent, s.SamplesDropped["rejected"], wantSent, wantRejected)
+	}
+	counts, err := prom.query("count_over_time(vigil_e2e_old[3h])")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nTooOldSeries {
+		if got := counts[strconv.Itoa(i)]; got != ticks-firstGood {
+			t.Errorf("series %d: %v samples in Prometheus, want %d (every tick newer than the bound); all: %v", i, got, ticks-firstGood, counts)
+			break
+		}
+	}
+	// One refused request per batch that is entirely too old and over an
+	// hour and a minute old; the two refused batches younger than that
+	// are searched (at most 6 more requests each).
+	refused := r.metric(t, "vigil_forward_failures_total", "prom", "http_4xx")
+	t.Logf("refused requests: %v for %d refused batches", refused, oldBatches+2)
+	if refused < oldBatches+2 || refused > oldBatches+2+2*6 {
+		t.Errorf("%v refused requests, want %d to %d", refused, oldBatches+2, oldBatches+2+2*6)
+	}
+}
+
+const nTooOldSeries = 20

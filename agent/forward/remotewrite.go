@@ -147,6 +147,54 @@ func (b *batch) add(smp store.Sample, maxBytes int) (ok, invalid bool) {
 	return true, false
 }
 
+// times returns the batch's distinct sample times in ms, oldest first.
+func (b *batch) times() []int64 {
+	var ts []int64
+	for _, s := range b.series {
+		for _, smp := range s.samples {
+			ts = append(ts, smp.t)
+		}
+	}
+	slices.Sort(ts)
+	return slices.Compact(ts)
+}
+
+// since makes dst a copy of b holding only the samples at or after t (ms),
+// series in the same order.
+func (b *batch) since(t int64, dst *batch) {
+	dst.reset()
+	dst.ext = b.ext
+	for _, s := range b.series {
+		var d *series
+		for _, smp := range s.samples {
+			if smp.t < t {
+				continue
+			}
+			if d == nil {
+				if n := len(dst.free); n > 0 {
+					d, dst.free = dst.free[n-1], dst.free[:n-1]
+				} else {
+					d = &series{}
+				}
+				d.labels = append(d.labels[:0], s.labels...)
+				d.samples = d.samples[:0]
+				d.size = 0
+				for _, l := range d.labels {
+					d.size += 1 + protowire.SizeVarint(uint64(labelSize(l))) + labelSize(l)
+				}
+				dst.series = append(dst.series, d)
+			}
+			d.samples = append(d.samples, smp)
+			d.size += sampleSize(smp) + 1 + 1
+			dst.samples++
+			dst.minT = min(dst.minT, smp.t)
+		}
+	}
+	for _, d := range dst.series {
+		dst.size += sizeField(d.size)
+	}
+}
+
 // promLabels returns the series' labels as Prometheus wants them: the
 // metric name as __name__, labels with empty values left out (Prometheus
 // treats them as absent), everything sorted by name. A __name__ label in
