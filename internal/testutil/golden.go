@@ -139,14 +139,19 @@ func (g Golden) Check(t testing.TB, dump string, update bool) {
 		t.Fatalf("the schema version changed (now %s; %s was made with %s): regenerate it with `%s` so that it guards the new encoding",
 			g.versions(), g.File, made, g.Regen)
 	case old != dump:
-		t.Fatalf("the on-disk encoding of %s changed but its schema version is still %s: bump it "+
-			"(older agents then refuse the file instead of misreading it) and regenerate with `%s`. "+
+		bump := "bump it"
+		if len(g.Versions) > 1 {
+			bump = "bump the one that covers what changed"
+		}
+		t.Fatalf("the on-disk encoding of %s changed but its schema version is still %s: %s "+
+			"(older agents then refuse the data instead of misreading it) and regenerate with `%s`. "+
 			"If only this test's input changed, regenerate without a bump.\nfirst difference (%s):\n%s",
-			g.What, g.versions(), g.Regen, g.File, firstDiff(old, dump))
+			g.What, g.versions(), bump, g.Regen, g.File, firstDiff(old, dump))
 	}
 }
 
-// firstDiff shows the first line where want and got differ.
+// firstDiff shows the first line where want and got differ; a long line
+// is cut to the neighbourhood of its first differing byte.
 func firstDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < max(len(w), len(g)); i++ {
@@ -158,8 +163,25 @@ func firstDiff(want, got string) string {
 			gl = g[i]
 		}
 		if wl != gl {
-			return fmt.Sprintf("  golden: %s\n  now:    %s", wl, gl)
+			at := 0
+			for at < min(len(wl), len(gl)) && wl[at] == gl[at] {
+				at++
+			}
+			return fmt.Sprintf("  golden: %s\n  now:    %s", around(wl, at), around(gl, at))
 		}
 	}
 	return "(none)"
+}
+
+// around cuts line to at most 80 bytes before at and 120 from it.
+func around(line string, at int) string {
+	from, to := max(at-80, 0), min(at+120, len(line))
+	out := line[from:to]
+	if from > 0 {
+		out = "..." + out
+	}
+	if to < len(line) {
+		out += "..."
+	}
+	return out
 }
