@@ -3,6 +3,8 @@ package alert
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -38,10 +40,13 @@ type savedAlert struct {
 	PrevSeverity Severity  `json:"prev_severity,omitempty"`
 }
 
-// encodeState is the snapshot of the alerts, taken under m.mu.
+// encodeState is the snapshot of the alerts, taken under m.mu. Alerts
+// are listed by identity, so that the same state always encodes to the
+// same bytes (the golden encoding test compares them).
 func (m *Manager) encodeState(now time.Time) ([]byte, error) {
 	s := snapshot{Version: snapshotVersion, SavedAt: now.UTC(), Alerts: make([]savedAlert, 0, len(m.alerts))}
-	for _, t := range m.alerts {
+	for _, k := range slices.Sorted(maps.Keys(m.alerts)) {
+		t := m.alerts[k]
 		s.Alerts = append(s.Alerts, savedAlert{Alert: t.Alert, Identity: t.labels, CritSince: t.critSince, PrevSeverity: t.prevSeverity})
 	}
 	return json.Marshal(s)

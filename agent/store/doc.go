@@ -76,6 +76,34 @@
 // "cursors". A record encodes its samples as series id, time delta and the
 // 8-byte value: about 11-14 bytes per sample before bbolt's page overhead.
 //
+// # Changing an encoding
+//
+// A downgrade is safe only because an older agent refuses a file stamped
+// with a newer schema version (SchemaError) instead of misreading it. So
+// every change of the bytes written, by the store itself or by a
+// subsystem into its KV file (a JSON field name, a byte order, a key
+// layout), must bump the version: schemaVersion (store.go) for the sample
+// file, KVSchemaVersion (kv.go) for KV files, or a version the subsystem
+// keeps inside its own values where it has one (the alert snapshot's).
+// Golden encoding tests guard this: each writes fixed input through the
+// real write path at a fixed clock, dumps every bucket
+// (testutil.DumpBolt) and compares the dump with testdata/golden/*.txt in
+// its package, which records the versions it was made with. A different
+// dump under the same versions fails with "the on-disk encoding of ...
+// changed but its schema version is still N: bump it"; after a bump,
+// regenerate with
+//
+//	go test ./agent/store -run TestGoldenEncoding -update
+//
+// (and likewise in agent, agent/gateway, agent/observe, agent/drift and
+// agent/pluginhost, for alerts.db, llm-cache.db, llm-spend.db,
+// observations.db, drift.db and plugins.db). Regenerate without a
+// bump only when the test's input changed, not the encoding. Note for the
+// first bump: Open stamps the version only when it creates a file, so a
+// file created by an older version keeps its older stamp after a newer
+// agent writes to it; the bump must also restamp such files on open, or
+// a downgrade after the upgrade misreads them.
+//
 // # Not guaranteed
 //
 // Samples are not deduplicated on write; Query keeps the last appended of

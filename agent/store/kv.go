@@ -36,7 +36,12 @@ type KV struct {
 	closeErr  error
 }
 
-const kvSchemaVersion uint32 = 1
+// KVSchemaVersion is the layout version written to every KV file. It
+// covers what the subsystems store in their KV files too: an older agent
+// refuses a file stamped with a newer version (SchemaError) instead of
+// misreading it, so bump it whenever the bytes a subsystem writes change
+// meaning (each subsystem's golden test, TestGoldenEncoding, says when).
+const KVSchemaVersion uint32 = 1
 
 // kvMetaBucket holds the schema version; bucket names starting with "__"
 // are reserved.
@@ -87,14 +92,14 @@ func (k *KV) init(db *bolt.DB) error {
 			if meta, err = tx.CreateBucket(kvMetaBucket); err != nil {
 				return err
 			}
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, kvSchemaVersion))
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, KVSchemaVersion))
 		}
 		v := meta.Get(keySchema)
 		if len(v) != 4 {
 			return corrupt("schema version missing or malformed")
 		}
-		if ver := binary.BigEndian.Uint32(v); ver > kvSchemaVersion {
-			return &SchemaError{Path: k.path, Found: ver, Supported: kvSchemaVersion}
+		if ver := binary.BigEndian.Uint32(v); ver > KVSchemaVersion {
+			return &SchemaError{Path: k.path, Found: ver, Supported: KVSchemaVersion}
 		}
 		return nil
 	})

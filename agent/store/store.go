@@ -16,7 +16,8 @@ import (
 )
 
 // schemaVersion is the layout version written to the meta bucket. Bump it
-// (and teach initFile to migrate) whenever the layout changes.
+// (and teach initFile to migrate) whenever the layout changes;
+// TestGoldenEncoding fails when the bytes written change without a bump.
 const schemaVersion uint32 = 1
 
 // Top-level buckets of the sample file.
