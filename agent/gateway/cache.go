@@ -222,8 +222,9 @@ func (c *Cache) Close() error {
 
 // cacheKey hashes everything that shapes an answer. Upstream-specific
 // parts (which target answered) are not in it: an alias's answer is
-// cached for the alias.
-func cacheKey(alias string, req *pb.ChatRequest) string {
+// cached for the alias. scope, when not empty, keeps the answer to the
+// requests of the same scope (the API token, under cache.scope: token).
+func cacheKey(alias, scope string, req *pb.ChatRequest) string {
 	type call struct{ ID, Name, Arguments string }
 	type part struct {
 		Type, Text, Image, Detail string
@@ -263,7 +264,8 @@ func cacheKey(alias string, req *pb.ChatRequest) string {
 		PresencePen, FrequencyPen *float64 `json:",omitempty"`
 		Reasoning                 string   `json:",omitempty"`
 		OpenAI                    string   `json:",omitempty"`
-	}{V: 1, Alias: alias, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(),
+		Scope                     string   `json:",omitempty"`
+	}{V: 1, Alias: alias, Scope: scope, Temperature: req.Temperature, TopP: req.TopP, MaxTokens: req.MaxTokens, Stop: req.GetStop(),
 		Seed: req.Seed, Format: req.GetResponseFormat(), Schema: req.GetJsonSchema(), SchName: req.GetJsonSchemaName(), Strict: req.GetJsonSchemaStrict(),
 		ToolChoice: req.GetToolChoice(), ToolFunc: req.GetToolChoiceFunction(), Parallel: req.ParallelToolCalls,
 		MaxCompletion: req.MaxCompletionTokens, PresencePen: req.PresencePenalty, FrequencyPen: req.FrequencyPenalty, Reasoning: req.GetReasoningEffort(),

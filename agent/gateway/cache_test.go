@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -118,5 +119,44 @@ func TestCacheByteCap(t *testing.T) {
 	h.doHeader(t, chatBody("single", `,"temperature":0,"seed":0`), nil)
 	if h.a.count("solo") != calls+1 {
 		t.Fatalf("eviction order: %d calls after %d", h.a.count("solo"), calls)
+	}
+}
+
+// With cache.scope: token, an answer is served only to requests made with
+// the token that filled it: another token's identical request is a miss
+// (and tells it nothing of what others asked). Shared, the default, serves
+// it to every token.
+func TestCacheScopeToken(t *testing.T) {
+	for _, tc := range []struct {
+		scope      string
+		otherCalls int // upstream calls after the other token's request
+		otherCache string
+	}{
+		{CacheShared, 1, "hit"},
+		{CacheByToken, 2, "miss"},
+	} {
+		cfg := testCfg()
+		cfg.Cache.Scope = tc.scope
+		h := newHarness(t, cfg)
+		withCache(t, h, filepath.Join(t.TempDir(), "llm-cache.db"))
+		h.g.TokenName = func(r *http.Request) string { return r.Header.Get("X-Test-Token") }
+		det := chatBody("single", `,"temperature":0`)
+		as := func(token string) *httptest.ResponseRecorder {
+			return h.doHeader(t, det, map[string]string{"X-Test-Token": token})
+		}
+		if w := as("app-a"); w.Header().Get("x-vigil-cache") != "miss" {
+			t.Fatalf("%s: first request: %v", tc.scope, w.Header())
+		}
+		if w := as("app-a"); w.Header().Get("x-vigil-cache") != "hit" || h.a.count("solo") != 1 {
+			t.Fatalf("%s: same token again: %v, calls %d", tc.scope, w.Header(), h.a.count("solo"))
+		}
+		if w := as("app-b"); w.Header().Get("x-vigil-cache") != tc.otherCache || h.a.count("solo") != tc.otherCalls {
+			t.Errorf("%s: another token: cache %s, calls %d; want %s, %d", tc.scope, w.Header().Get("x-vigil-cache"), h.a.count("solo"), tc.otherCache, tc.otherCalls)
+		}
+	}
+	cfg := testCfg()
+	cfg.Cache.Scope = "tenant"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `cache.scope: must be shared or token, got "tenant"`) {
+		t.Errorf("bad scope: %v", err)
 	}
 }

@@ -53,6 +53,12 @@ type Budget struct {
 // budgetWindows are the windows a budget may use.
 var budgetWindows = map[string]time.Duration{"1h": time.Hour, "1d": 24 * time.Hour, "30d": 30 * 24 * time.Hour}
 
+// Cache scopes (CacheConfig.Scope).
+const (
+	CacheShared  = "shared"
+	CacheByToken = "token"
+)
+
 // CacheConfig is the exact-match response cache.
 type CacheConfig struct {
 	Enabled bool `yaml:"enabled"`
@@ -60,6 +66,10 @@ type CacheConfig struct {
 	TTL time.Duration `yaml:"ttl"`
 	// MaxBytes caps the cache file's entries; the oldest go first.
 	MaxBytes units.Bytes `yaml:"max_bytes"`
+	// Scope is who shares an answer: "shared" (every token; the key is
+	// the alias, messages and parameters) or "token" (only requests made
+	// with the same API token).
+	Scope string `yaml:"scope"`
 }
 
 // Provider is one provider plugin instance.
@@ -146,7 +156,7 @@ func DefaultConfig() Config {
 		RequestTimeout: 60 * time.Second,
 		Retry:          Retry{MaxAttempts: 3, BaseBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxRetryAfter: 10 * time.Second},
 		Breaker:        Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Window: 30 * time.Second, OpenFor: 15 * time.Second},
-		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20},
+		Cache:          CacheConfig{Enabled: true, TTL: time.Hour, MaxBytes: 64 << 20, Scope: CacheShared},
 		Observations:   ObservationsConfig{Enabled: true, QueueSize: 4096},
 		MaxInFlight:    256,
 		Responses:      defaultResponsesConfig(),
@@ -314,6 +324,9 @@ func (c Config) Validate() error {
 		if c.Cache.MaxBytes <= 0 {
 			bad("cache.max_bytes", "must be positive")
 		}
+	}
+	if c.Cache.Scope != CacheShared && c.Cache.Scope != CacheByToken {
+		bad("cache.scope", "must be %s or %s, got %q", CacheShared, CacheByToken, c.Cache.Scope)
 	}
 	if c.MaxInFlight < 0 {
 		bad("max_in_flight", "must not be negative (0: no cap), got %d", c.MaxInFlight)

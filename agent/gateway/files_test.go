@@ -124,7 +124,7 @@ func TestFilesInCacheKeyAndTokens(t *testing.T) {
 	other := "data:application/pdf;base64," + base64.StdEncoding.EncodeToString([]byte(tinyPDF+" "))
 	keys := map[string]bool{}
 	for _, r := range []*pb.ChatRequest{{Messages: []*pb.Message{{Role: "user", Content: "x"}}}, msg(pdfDataURL, "a.pdf"), msg(other, "a.pdf"), msg(pdfDataURL, "b.pdf")} {
-		keys[cacheKey("a", r)] = true
+		keys[cacheKey("a", "", r)] = true
 	}
 	if len(keys) != 4 {
 		t.Fatalf("%d distinct keys for 4 requests", len(keys))

@@ -44,7 +44,7 @@ func TestGoldenEncodingCache(t *testing.T) {
 		{Role: "system", Content: "be brief"},
 		{Role: "user", Content: "weather?", Parts: []*pb.ContentPart{{Type: "text", Text: "weather?"}}},
 	}, Tools: []*pb.Tool{{Name: "get_weather", Description: "weather", Parameters: `{"type":"object"}`}}}
-	h.g.cache.put(cacheKey("chain", req), cachedAnswer{
+	h.g.cache.put(cacheKey("chain", "", req), cachedAnswer{
 		Provider: "pa", Model: "m1", Content: "", Refusal: "no", FinishReason: "tool_calls",
 		Usage: &usageJSON{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7,
 			PromptTokensDetails: &promptDetails{CachedTokens: 1}, CompletionTokensDetails: &completionDetails{ReasoningTokens: 2}},

@@ -105,7 +105,7 @@ func TestImagesInCacheKeyAndTokens(t *testing.T) {
 	}
 	keys := map[string]bool{}
 	for _, r := range []*pb.ChatRequest{{Messages: []*pb.Message{{Role: "user", Content: "x"}}}, msg("https://a.test/1.png", ""), msg("https://a.test/2.png", ""), msg("https://a.test/1.png", "low")} {
-		keys[cacheKey("a", r)] = true
+		keys[cacheKey("a", "", r)] = true
 	}
 	if len(keys) != 4 {
 		t.Fatalf("%d distinct keys for 4 requests", len(keys))

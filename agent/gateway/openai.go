@@ -361,7 +361,13 @@ func (g *Gateway) cacheKeyFor(r *http.Request, a *alias, req *pb.ChatRequest) st
 			return ""
 		}
 	}
-	return cacheKey(a.name, req)
+	token := ""
+	if g.cfg.Cache.Scope == CacheByToken && g.TokenName != nil {
+		// Answers are kept apart by token: a hit tells no token what
+		// another one asked.
+		token = "token:" + g.TokenName(r)
+	}
+	return cacheKey(a.name, token, req)
 }
 
 // cached looks key up, counting the hit or miss.

@@ -326,10 +326,10 @@ func TestParamsInCacheKey(t *testing.T) {
 	}
 	// The key of base as computed before these fields existed: answers
 	// cached then are still found.
-	if k, before := cacheKey("x", base()), "d0b4560a9f6589e86205ad36af83be0ce4a630bc750c236d244d86924ea5263a"; k != before {
+	if k, before := cacheKey("x", "", base()), "d0b4560a9f6589e86205ad36af83be0ce4a630bc750c236d244d86924ea5263a"; k != before {
 		t.Errorf("the key of a request without the new fields changed: %s, was %s", k, before)
 	}
-	keys := map[string]string{cacheKey("x", base()): "none"}
+	keys := map[string]string{cacheKey("x", "", base()): "none"}
 	for name, change := range map[string]func(r *pb.ChatRequest){
 		"max_completion_tokens": func(r *pb.ChatRequest) { r.MaxCompletionTokens = i32(5) },
 		"presence_penalty":      func(r *pb.ChatRequest) { r.PresencePenalty = ptr(1) },
@@ -340,7 +340,7 @@ func TestParamsInCacheKey(t *testing.T) {
 	} {
 		r := base()
 		change(r)
-		k := cacheKey("x", r)
+		k := cacheKey("x", "", r)
 		if other, dup := keys[k]; dup {
 			t.Errorf("%s and %s have the same cache key", name, other)
 		}

@@ -137,14 +137,14 @@ func TestOpenAIParamsInCacheKey(t *testing.T) {
 	}
 	// The same key as TestParamsInCacheKey's: computed before any of the
 	// newer fields existed.
-	if k, before := cacheKey("x", base()), "d0b4560a9f6589e86205ad36af83be0ce4a630bc750c236d244d86924ea5263a"; k != before {
+	if k, before := cacheKey("x", "", base()), "d0b4560a9f6589e86205ad36af83be0ce4a630bc750c236d244d86924ea5263a"; k != before {
 		t.Errorf("the key of a request without openai_params changed: %s, was %s", k, before)
 	}
-	keys := map[string]string{cacheKey("x", base()): "none"}
+	keys := map[string]string{cacheKey("x", "", base()): "none"}
 	for _, p := range []string{`{"store":true}`, `{"store":false}`, `{"metadata":{"a":"b"}}`, `{"metadata":{"a":"c"}}`, `{"logit_bias":{"1":5}}`} {
 		r := base()
 		r.OpenaiParams = p
-		k := cacheKey("x", r)
+		k := cacheKey("x", "", r)
 		if other, dup := keys[k]; dup {
 			t.Errorf("%s and %s have the same cache key", p, other)
 		}

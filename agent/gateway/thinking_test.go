@@ -159,11 +159,11 @@ func TestThinkingBlocksIn(t *testing.T) {
 		t.Fatalf("nulls: %d %s", w.Code, w.Body)
 	}
 
-	base := cacheKey("a", mustContract(t, assistantTurn("")))
-	if k := cacheKey("a", mustContract(t, assistantTurn(`,"reasoning_content":"why"`))); k != base {
+	base := cacheKey("a", "", mustContract(t, assistantTurn("")))
+	if k := cacheKey("a", "", mustContract(t, assistantTurn(`,"reasoning_content":"why"`))); k != base {
 		t.Fatal("reasoning_content changed the cache key: it is not sent upstream")
 	}
-	if k := cacheKey("a", mustContract(t, assistantTurn(blocks))); k == base {
+	if k := cacheKey("a", "", mustContract(t, assistantTurn(blocks))); k == base {
 		t.Fatal("thinking_blocks are not in the cache key")
 	}
 }

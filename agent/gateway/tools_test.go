@@ -237,16 +237,16 @@ func TestToolAnswersCached(t *testing.T) {
 		},
 		"tool_call_id": func(r *pb.ChatRequest) { r.Messages[0].ToolCallId = "c" },
 	}
-	keys := map[string]string{cacheKey("x", base): "none"}
+	keys := map[string]string{cacheKey("x", "", base): "none"}
 	for name, change := range variants {
 		r := &pb.ChatRequest{Messages: []*pb.Message{{Role: "user", Content: "hi"}}}
 		change(r)
-		k := cacheKey("x", r)
+		k := cacheKey("x", "", r)
 		if other, dup := keys[k]; dup {
 			t.Errorf("%s and %s have the same cache key", name, other)
 		}
 		keys[k] = name
-		if cacheKey("x", r) != k {
+		if cacheKey("x", "", r) != k {
 			t.Errorf("%s: the key is not stable", name)
 		}
 	}
